@@ -1,0 +1,133 @@
+"""Builds the Application: settings, rate limits, handlers, the sweep, and the resources
+opened at start (database, delivery worker) and closed at stop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from telegram import LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
+
+import handlers
+from bot.clock import Clock, SystemClock
+from bot.config import Config
+from bot.delivery import Delivery
+from bot.i18n import Texts
+from bot.matters import Matters
+from bot.services import Services
+from bot.storage import Store
+from bot.tree import Tree
+from escalation import sweep, weekly
+from escalation.policy import Rules
+
+log = logging.getLogger(__name__)
+
+
+def build_application(config: Config, token: str, clock: Clock | None = None) -> Application:
+    limits = config.telegram.rate_limit
+    builder = (
+        ApplicationBuilder()
+        .token(token)
+        .defaults(
+            Defaults(
+                parse_mode=ParseMode.HTML,
+                tzinfo=config.tz,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+            )
+        )
+        .rate_limiter(
+            AIORateLimiter(
+                overall_max_rate=limits.overall_per_second,
+                overall_time_period=1,
+                group_max_rate=limits.group_per_minute,
+                group_time_period=60,
+                max_retries=limits.max_retries,
+            )
+        )
+        .post_init(_open)
+        .post_stop(_stop_workers)
+        .post_shutdown(_close)
+    )
+    if config.telegram.base_url:
+        builder = builder.base_url(config.telegram.base_url)
+    if config.telegram.base_file_url:
+        builder = builder.base_file_url(config.telegram.base_file_url)
+    app = builder.build()
+    tree = Tree(config)
+    app.bot_data["config"] = config
+    app.bot_data["tree"] = tree
+    app.bot_data["clock"] = clock or SystemClock()
+    handlers.register(app, tree)
+    assert app.job_queue is not None, "install python-telegram-bot[job-queue]"
+    app.job_queue.run_repeating(_sweep_job, interval=config.sweep_interval, first=0.1, name="sweep")
+    return app
+
+
+async def _open(app: Application) -> None:
+    config: Config = app.bot_data["config"]
+    tree: Tree = app.bot_data["tree"]
+    clock: Clock = app.bot_data["clock"]
+    store = await Store.open(config.database)
+    async with store.read() as tx:
+        tree.set_bindings(await tx.bindings())
+    texts = Texts(config.language, config.tz)
+    delivery = Delivery(app.bot, store, tree, texts, clock)
+    store.on_enqueue = delivery.wake
+    app.bot_data["services"] = Services(
+        config=config,
+        tree=tree,
+        texts=texts,
+        clock=clock,
+        store=store,
+        matters=Matters(store, tree, texts, clock, Rules.from_config(config.deadlines)),
+        delivery=delivery,
+        weekly_trigger=config.weekly_trigger(),
+    )
+    delivery.start()
+    log.info("tierbot started: %d units, database %s", sum(1 for _ in tree.units()), config.database)
+
+
+async def _stop_workers(app: Application) -> None:
+    svc: Services | None = app.bot_data.get("services")
+    if svc is not None:
+        await svc.delivery.stop()
+
+
+async def _close(app: Application) -> None:
+    svc: Services | None = app.bot_data.pop("services", None)
+    if svc is not None:
+        await svc.store.close()
+
+
+async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = context.application.bot_data.get("services")
+    if svc is None:
+        return
+    now = svc.clock.now()
+    await sweep.sweep(svc.store, svc.tree, svc.texts, now)
+    await weekly.send_due(svc.store, svc.tree, svc.texts, svc.weekly_trigger, now)
+
+
+@asynccontextmanager
+async def running(app: Application, poll_timeout: int | None = None) -> AsyncIterator[Application]:
+    """Start and stop the Application in the order ``run_polling`` does, inside an event
+    loop the caller owns (tests, the demo)."""
+    config: Config = app.bot_data["config"]
+    await app.initialize()
+    await _open(app)
+    assert app.updater is not None
+    await app.updater.start_polling(
+        poll_interval=0, timeout=config.telegram.poll_timeout if poll_timeout is None else poll_timeout
+    )
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.updater.stop()
+        await app.stop()
+        await _stop_workers(app)
+        await app.shutdown()
+        await _close(app)

@@ -1,0 +1,91 @@
+"""The ``tierbot`` command: run, check-config, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from bot.config import ConfigError, load_config
+from bot.tree import Tree
+
+TOKEN_VARIABLE = "TELEGRAM_BOT_TOKEN"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tierbot", description="Three-tier community governance bot.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the bot (long polling)")
+    run.add_argument("--config", default="config.yaml", help="path to config.yaml")
+    check = commands.add_parser("check-config", help="validate a config file and print the tree")
+    check.add_argument("path", nargs="?", default="config.yaml")
+    demo = commands.add_parser("demo", help="play a short scenario against a local fake Telegram, no token needed")
+    demo.add_argument("--config", default=None, help="config to take the town from (default: the bundled sample)")
+    args = parser.parse_args(argv)
+
+    if args.command == "check-config":
+        return _check_config(args.path)
+    if args.command == "run":
+        return _run(args.config)
+    from bot import demo as demo_module
+
+    return asyncio.run(demo_module.main(args.config))
+
+
+def _check_config(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(describe_tree(Tree(config)))
+    d = config.deadlines
+    print(
+        f"\ndeadlines (claim / resolve): unit {d.unit.claim:g}s / {d.unit.resolve:g}s · "
+        f"community {d.community.claim:g}s / {d.community.resolve:g}s · "
+        f"station {d.station.claim:g}s / {d.station.resolve:g}s, repeat every {d.station.repeat:g}s"
+    )
+    print(f"weekly summary: {config.weekly_summary} ({config.timezone}) · language: {config.language}")
+    print("config OK")
+    return 0
+
+
+def describe_tree(tree: Tree) -> str:
+    def line(node_id: str, depth: int) -> list[str]:
+        node = tree.nodes[node_id]
+        chat = tree.chat_of(node.id)
+        people = ", ".join(p.name or str(p.id) for p in node.leaders)
+        kind = f" [{node.kind}]" if node.kind else ""
+        where = f" chat {chat}" if chat else " (no chat yet: /bind)"
+        branch = "  " * depth + ("└ " if depth else "")
+        out = [f"{branch}{node.name} ({node.id}, tier {node.tier}){kind}{where} · {people}"]
+        for child in node.children:
+            out += line(child, depth + 1)
+        return out
+
+    return "\n".join(line(tree.station.id, 0))
+
+
+def _run(config_path: str) -> int:
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    token = os.environ.get(TOKEN_VARIABLE, "").strip()
+    if not token:
+        print(
+            f"tierbot: set the bot token in the environment variable {TOKEN_VARIABLE} "
+            "(from @BotFather); it is never read from the config file.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    from bot.app import build_application
+
+    app = build_application(config, token)
+    app.run_polling(timeout=config.telegram.poll_timeout, allowed_updates=["message", "callback_query"])
+    return 0

@@ -1,0 +1,293 @@
+"""config.yaml: the town's tree, its deadlines and the bot's settings.
+
+Validated with pydantic; every error is reported as the key path in the file and what
+was expected there, e.g. ``station.communities[1].units[0].heads: expected a list of
+user ids``. Unknown keys are errors, not ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from apscheduler.triggers.cron import CronTrigger
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class ConfigError(Exception):
+    """config.yaml is missing, unreadable or invalid; the message lists every problem."""
+
+
+def parse_duration(value: Any) -> float:
+    """``"30s"``, ``"10m"``, ``"2h"``, ``"3d"`` → seconds."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            if seconds > 0:
+                return seconds
+    raise ValueError("a duration such as \"30s\", \"10m\", \"2h\" or \"3d\"")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def _person(value: Any) -> Any:
+    # A leader is written either as a bare user id or as {id: ..., name: ...}.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"id": value}
+    if isinstance(value, dict):
+        return value
+    raise ValueError("a Telegram user id (a whole number) or {id: ..., name: ...}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Person(_Strict):
+    id: int = Field(gt=0, description="a Telegram user id (a positive whole number)")
+    name: str | None = Field(None, description="a display name")
+    dm: bool = Field(False, description="true or false (also send escalations by private message)")
+
+
+People = Annotated[
+    list[Annotated[Person, BeforeValidator(_person)]],
+    Field(description="a list of user ids"),
+]
+
+
+class UnitKind(StrEnum):
+    """The four kinds of unit by physical space (domain.md)."""
+
+    village = "village"  # 村居
+    estate = "estate"  # 小区
+    enterprise = "enterprise"  # 企业
+    street = "street"  # 街区
+
+
+_NODE_ID = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="an id of letters, digits, - or _ (at most 32)")
+_CHAT_ID = Field(None, description="a Telegram chat id (a whole number, negative for groups)")
+
+
+class Unit(_Strict):
+    """Tier 3: a building, a village small group, a shop street, a production line."""
+
+    id: str = _NODE_ID
+    name: str = Field(min_length=1, description="a name")
+    kind: UnitKind = Field(description="one of village, estate, enterprise, street")
+    chat_id: int | None = _CHAT_ID
+    heads: People
+
+
+class Community(_Strict):
+    """Tier 2: a village, estate, enterprise or street block with its police officer and secretary."""
+
+    id: str = _NODE_ID
+    name: str = Field(min_length=1, description="a name")
+    kind: UnitKind = Field(description="one of village, estate, enterprise, street")
+    chat_id: int | None = _CHAT_ID
+    police: People
+    secretaries: People
+    units: list[Unit] = Field(min_length=1, description="a list of at least one unit")
+
+
+class Station(_Strict):
+    """Tier 1: the police station, covering the whole town."""
+
+    id: str = _NODE_ID
+    name: str = Field(min_length=1, description="a name")
+    chat_id: int | None = _CHAT_ID
+    staff: People
+    communities: list[Community] = Field(min_length=1, description="a list of at least one community")
+
+
+class TierDeadlines(_Strict):
+    claim: Duration = Field(description='a duration such as "2h"')
+    resolve: Duration = Field(description='a duration such as "1d"')
+
+    @model_validator(mode="after")
+    def _resolve_not_before_claim(self) -> TierDeadlines:
+        if self.resolve < self.claim:
+            raise ValueError("resolve to be at least as long as claim")
+        return self
+
+
+class StationDeadlines(TierDeadlines):
+    repeat: Duration = Field(description='a duration such as "2h" (re-ping interval at the top)')
+
+
+class Deadlines(_Strict):
+    unit: TierDeadlines
+    community: TierDeadlines
+    station: StationDeadlines
+
+
+class RateLimit(_Strict):
+    overall_per_second: float = Field(30, gt=0, description="messages per second, overall")
+    group_per_minute: float = Field(20, gt=0, description="messages per minute to one group")
+    max_retries: int = Field(3, ge=0, le=20, description="how often to retry after a 429 (0-20)")
+
+
+class TelegramSettings(_Strict):
+    base_url: str | None = Field(None, description="a Bot API base URL such as http://127.0.0.1:8081/bot")
+    base_file_url: str | None = Field(None, description="a Bot API file URL")
+    poll_timeout: int = Field(30, ge=0, le=60, description="long-polling timeout in seconds (0-60)")
+    rate_limit: RateLimit = RateLimit()
+
+
+class Config(_Strict):
+    language: str = Field("zh", pattern=r"^(zh|en)$", description="zh or en")
+    timezone: str = Field("Asia/Shanghai", description="an IANA time zone such as Asia/Shanghai")
+    database: str = Field("data/tierbot.sqlite3", min_length=1, description="a file path")
+    sweep_interval: Duration = Field(30.0, description='a duration such as "30s"')
+    weekly_summary: str = Field("mon 09:00", description='a day and time such as "mon 09:00"')
+    telegram: TelegramSettings = TelegramSettings()
+    deadlines: Deadlines
+    station: Station
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("an IANA time zone such as Asia/Shanghai") from None
+        return value
+
+    @field_validator("weekly_summary")
+    @classmethod
+    def _day_and_time(cls, value: str) -> str:
+        parse_weekly(value)
+        return value
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Config:
+        seen: set[str] = set()
+        for node_id in [self.station.id] + [
+            n.id for c in self.station.communities for n in (c, *c.units)
+        ]:
+            if node_id in seen:
+                raise ValueError(f"every node id to be unique, but {node_id!r} is used twice")
+            seen.add(node_id)
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def weekly_trigger(self) -> CronTrigger:
+        day, hour, minute = parse_weekly(self.weekly_summary)
+        return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=self.tz)
+
+
+def parse_weekly(value: str) -> tuple[str, int, int]:
+    """``"mon 09:00"`` → ("mon", 9, 0)."""
+    match = re.fullmatch(r"\s*([a-z]{3})\s+(\d{1,2}):(\d{2})\s*", value.lower())
+    if match and match.group(1) in _DAYS:
+        hour, minute = int(match.group(2)), int(match.group(3))
+        if hour < 24 and minute < 60:
+            return match.group(1), hour, minute
+    raise ValueError('a day and time such as "mon 09:00"')
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate config.yaml; raise ConfigError naming every wrong key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: Any, source: str = "config") -> Config:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level")
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(err) for err in exc.errors()]
+        raise ConfigError(f"{source}: {len(lines)} problem(s)\n" + "\n".join(lines)) from None
+
+
+def _describe(err: Any) -> str:
+    loc = [part for part in err["loc"] if not _is_validator_tag(part)]
+    path = _format_path(loc) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    expected = _expected_at(loc)
+    if kind == "value_error":
+        # Our own validators phrase the expectation; pydantic prefixes "Value error, ".
+        expected = str(err["msg"]).removeprefix("Value error, ")
+    elif expected is None:
+        expected = str(err["msg"]).lower()
+    got = f", got {err['input']!r}" if "input" in err and not isinstance(err["input"], dict | list) else ""
+    return f"{path}: expected {expected}{got}"
+
+
+def _is_validator_tag(part: Any) -> bool:
+    # pydantic adds function names ("function-before[...]") to the location of wrapped types.
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+
+
+def _format_path(loc: list[Any]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _expected_at(loc: list[Any]) -> str | None:
+    """The description of the field that ``loc`` points into, for a readable message."""
+    model: Any = Config
+    info = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return info.description if info else None
+        info = fields[part]
+        model = _inner_model(info.annotation)
+    if info is None:
+        return None
+    if loc and isinstance(loc[-1], int) and model is Person:
+        return Person.model_fields["id"].description
+    return info.description
+
+
+def _inner_model(annotation: Any) -> Any:
+    """list[Unit] → Unit; Annotated[list[Annotated[Person, ...]], ...] → Person."""
+    for _ in range(6):
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            return annotation
+        args = getattr(annotation, "__args__", None) or getattr(annotation, "__origin__", None)
+        if args is None:
+            return None
+        annotation = args[0] if isinstance(args, tuple) else args
+        meta_origin = getattr(annotation, "__origin__", None)
+        if meta_origin is not None and not hasattr(annotation, "__args__"):
+            annotation = meta_origin
+    return None

@@ -1,0 +1,43 @@
+"""Look up user-facing text by key, in the chat's language, with named parameters.
+
+Parameters are inserted as given: callers escape user text (``html.escape``) before it
+gets here, because templates themselves carry HTML.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from bot.locale import en, zh
+
+CATALOGS: dict[str, dict[str, str]] = {"zh": zh.MESSAGES, "en": en.MESSAGES}
+
+
+class Texts:
+    def __init__(self, language: str, tz: ZoneInfo) -> None:
+        self.language = language
+        self.tz = tz
+        self._messages = CATALOGS[language]
+
+    def __call__(self, key: str, **params: object) -> str:
+        return self._messages[key].format(**params)
+
+    def duration(self, seconds: float) -> str:
+        """2小时15分 / 2 h 15 min: the two largest units, rounded down."""
+        seconds = max(0, int(seconds))
+        units = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+        first = next((i for i, (_, size) in enumerate(units) if seconds >= size), len(units) - 1)
+        parts = []
+        for unit, size in units[first : first + 2]:
+            count, seconds = divmod(seconds, size)
+            if count or not parts:
+                parts.append(self(f"dur.{unit}", n=count))
+        return self("dur.sep").join(parts)
+
+    def time(self, ts: float) -> str:
+        """A moment as people in the town read it: month-day hour:minute, local time."""
+        return datetime.fromtimestamp(ts, self.tz).strftime("%m-%d %H:%M")
+
+    def date(self, ts: float) -> str:
+        return datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m-%d")

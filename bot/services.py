@@ -1,0 +1,35 @@
+"""The objects handlers and jobs share, opened at start; kept in ``bot_data["services"]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apscheduler.triggers.cron import CronTrigger
+from telegram.ext import ContextTypes
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.delivery import Delivery
+from bot.i18n import Texts
+from bot.matters import Matters
+from bot.storage import Store
+from bot.tree import Tree
+
+
+@dataclass
+class Services:
+    config: Config
+    tree: Tree
+    texts: Texts
+    clock: Clock
+    store: Store
+    matters: Matters
+    delivery: Delivery
+    weekly_trigger: CronTrigger
+
+
+def services(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    return context.application.bot_data["services"]
+
+
+

@@ -1,0 +1,121 @@
+"""The town as a tree: station (tier 1) → communities (tier 2) → units (tier 3).
+
+Built once from the config; plain data with lookups, no I/O. Chat bindings made at run
+time with /bind are kept in the database and laid over the config's chat ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from bot.config import Config, Person
+
+STATION, COMMUNITY, UNIT = 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    name: str
+    tier: int
+    kind: str | None
+    parent_id: str | None
+    config_chat_id: int | None
+    leaders: tuple[Person, ...]
+    children: tuple[str, ...] = field(default=())
+
+
+class Tree:
+    def __init__(self, config: Config) -> None:
+        st = config.station
+        nodes: dict[str, Node] = {}
+        for community in st.communities:
+            for unit in community.units:
+                nodes[unit.id] = Node(
+                    unit.id, unit.name, UNIT, unit.kind.value, community.id, unit.chat_id,
+                    tuple(unit.heads),
+                )
+            nodes[community.id] = Node(
+                community.id, community.name, COMMUNITY, community.kind.value, st.id,
+                community.chat_id, tuple(community.police) + tuple(community.secretaries),
+                tuple(u.id for u in community.units),
+            )
+        nodes[st.id] = Node(
+            st.id, st.name, STATION, None, None, st.chat_id, tuple(st.staff),
+            tuple(c.id for c in st.communities),
+        )
+        self.nodes = nodes
+        self.station = nodes[st.id]
+        self._bound: dict[int, str] = {}
+        self._chat_of: dict[str, int] = {}
+        self.set_bindings({})
+
+    # --- chats ---------------------------------------------------------------------
+    def set_bindings(self, bindings: dict[int, str]) -> None:
+        """Chat → node bindings from the database, laid over the config's chat ids."""
+        chat_of = {n.id: n.config_chat_id for n in self.nodes.values() if n.config_chat_id}
+        for chat_id, node_id in bindings.items():
+            if node_id in self.nodes:
+                chat_of[node_id] = chat_id
+        self._chat_of = chat_of
+        self._bound = {chat: node for node, chat in chat_of.items()}
+
+    def node_for_chat(self, chat_id: int) -> Node | None:
+        node_id = self._bound.get(chat_id)
+        return self.nodes[node_id] if node_id else None
+
+    def chat_of(self, node_id: str) -> int | None:
+        return self._chat_of.get(node_id)
+
+    # --- structure -----------------------------------------------------------------
+    def get(self, node_id: str) -> Node | None:
+        return self.nodes.get(node_id)
+
+    def lineage(self, node_id: str) -> list[Node]:
+        """The node and its ancestors, bottom up: unit, community, station."""
+        out: list[Node] = []
+        current: str | None = node_id
+        while current is not None:
+            node = self.nodes[current]
+            out.append(node)
+            current = node.parent_id
+        return out
+
+    def at_tier(self, unit_id: str, tier: int) -> Node:
+        """The node responsible for a unit's matter at ``tier``."""
+        return next(n for n in self.lineage(unit_id) if n.tier == tier)
+
+    def contains(self, ancestor_id: str, node_id: str) -> bool:
+        return any(n.id == ancestor_id for n in self.lineage(node_id))
+
+    def units_under(self, node_id: str) -> list[Node]:
+        node = self.nodes[node_id]
+        if node.tier == UNIT:
+            return [node]
+        return [u for child in node.children for u in self.units_under(child)]
+
+    def units(self) -> Iterator[Node]:
+        return (n for n in self.nodes.values() if n.tier == UNIT)
+
+    def communities(self) -> Iterator[Node]:
+        return (n for n in self.nodes.values() if n.tier == COMMUNITY)
+
+    # --- people --------------------------------------------------------------------
+    def may_act(self, user_id: int, unit_id: str) -> bool:
+        """Unit heads and every leader above the unit may act on its matters."""
+        return any(p.id == user_id for n in self.lineage(unit_id) for p in n.leaders)
+
+    def leads(self, user_id: int, node_id: str) -> bool:
+        """Whether the user leads this node or one above it."""
+        return self.may_act(user_id, node_id)
+
+    def is_leader(self, user_id: int) -> bool:
+        return any(p.id == user_id for n in self.nodes.values() for p in n.leaders)
+
+    def person_name(self, user_id: int) -> str | None:
+        for node in self.nodes.values():
+            for person in node.leaders:
+                if person.id == user_id and person.name:
+                    return person.name
+        return None

@@ -1,0 +1,80 @@
+"""Chats and the tree: /bind, /chatid, /help, /summary, and answers outside the tree."""
+
+from __future__ import annotations
+
+import logging
+from html import escape
+
+from telegram import Update
+from telegram.constants import ChatType
+from telegram.ext import ContextTypes
+
+from escalation import summary, weekly
+from handlers.common import actor, chat_node, reply, services
+
+log = logging.getLogger(__name__)
+
+
+async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/bind <node-id>: a leader of that node (or above) makes this chat its group."""
+    svc = services(context)
+    chat = update.effective_chat
+    assert chat is not None
+    if not context.args or len(context.args) != 1 or chat.type == ChatType.PRIVATE:
+        example = next(svc.tree.units()).id
+        await reply(update, svc.texts("usage.bind", example=escape(example)))
+        return
+    node = svc.tree.get(context.args[0])
+    if node is None:
+        ids = ", ".join(escape(n) for n in svc.tree.nodes)
+        await reply(update, svc.texts("bind.unknown", node_id=escape(context.args[0][:40]), ids=ids))
+        return
+    user = actor(update)
+    if not svc.tree.leads(user.id, node.id):
+        await reply(update, svc.texts("bind.not_allowed", node=escape(node.name)))
+        return
+    async with svc.store.transaction() as tx:
+        await tx.bind_chat(chat.id, node.id, user.id, svc.clock.now())
+        bindings = await tx.bindings()
+    svc.tree.set_bindings(bindings)
+    await reply(update, svc.texts("bind.done", node=escape(node.name), tier=svc.texts(f"tier.{node.tier}")))
+
+
+async def chat_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/chatid: anyone, anywhere; what a leader needs to put the chat in config.yaml."""
+    chat = update.effective_chat
+    assert chat is not None
+    await reply(update, services(context).texts("chatid", chat_id=chat.id))
+
+
+async def help_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    await reply(update, services(context).texts("help"))
+
+
+async def not_bound(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Work commands in a chat outside the tree: nothing is logged, but say why."""
+    await reply(update, services(context).texts("err.not_bound"))
+
+
+async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/summary: the last seven days for this chat's node, as the weekly one would read."""
+    svc = services(context)
+    node = chat_node(update, context)
+    assert node is not None
+    end = svc.clock.now()
+    start = end - weekly.WEEK
+    units = await weekly.figures_for(svc.store, svc.tree, start, end)
+    for text in summary.render(node, svc.tree, units, svc.texts, start, end):
+        await reply(update, text)
+
+
+async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Log with the traceback first; then a short apology where someone is waiting."""
+    log.error("error while handling an update", exc_info=context.error)
+    if isinstance(update, Update) and update.effective_message is not None:
+        svc = context.application.bot_data.get("services")
+        if svc is not None:
+            try:
+                await update.effective_message.reply_text(svc.texts("err.internal"))
+            except Exception:  # the chat may be the problem; the log has it
+                log.debug("could not apologise", exc_info=True)

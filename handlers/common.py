@@ -1,0 +1,88 @@
+"""Shared by the handlers: chat filters, who is acting, and replying."""
+
+from __future__ import annotations
+
+from html import escape
+
+from telegram import Message, Update
+from telegram.ext import ContextTypes, filters
+
+from bot.matters import Actor, Outcome, Result
+from bot.services import Services, services
+from bot.tree import UNIT, Node, Tree
+
+__all__ = [
+    "BoundChat", "UnitChat", "actor", "chat_node", "command_text", "matter_number", "refusal", "reply", "services",
+]
+
+
+class BoundChat(filters.MessageFilter):
+    """Messages in a chat that belongs to the tree (bound in config or with /bind)."""
+
+    def __init__(self, tree: Tree) -> None:
+        super().__init__(name="BoundChat")
+        self.tree = tree
+
+    def filter(self, message: Message) -> bool:
+        return self.tree.node_for_chat(message.chat.id) is not None
+
+
+class UnitChat(filters.MessageFilter):
+    """Messages in a tier-3 unit's group: where residents report."""
+
+    def __init__(self, tree: Tree) -> None:
+        super().__init__(name="UnitChat")
+        self.tree = tree
+
+    def filter(self, message: Message) -> bool:
+        node = self.tree.node_for_chat(message.chat.id)
+        return node is not None and node.tier == UNIT
+
+
+def actor(update: Update) -> Actor:
+    user = update.effective_user
+    assert user is not None
+    return Actor(user.id, user.full_name or (f"@{user.username}" if user.username else str(user.id)))
+
+
+def chat_node(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Node | None:
+    chat = update.effective_chat
+    return services(context).tree.node_for_chat(chat.id) if chat else None
+
+
+def matter_number(word: str | None) -> int | None:
+    """'12' or '#12' → 12; anything else → None."""
+    word = (word or "").lstrip("#＃")
+    return int(word) if word.isdigit() and len(word) < 10 else None
+
+
+def command_text(message: Message) -> str:
+    """The text after the command word, newlines kept (``context.args`` splits them away)."""
+    text = message.text or message.caption or ""
+    parts = text.split(maxsplit=1)
+    return parts[1].strip() if len(parts) > 1 else ""
+
+
+def refusal(svc: Services, result: Result, matter_id: int) -> str:
+    """The polite answer for an outcome other than OK."""
+    t = svc.texts
+    matter = result.matter
+    match result.outcome:
+        case Outcome.NOT_FOUND:
+            return t("err.no_matter", id=matter_id)
+        case Outcome.OTHER_UNIT:
+            unit = svc.tree.nodes[matter.unit_id].name if matter else "?"
+            return t("err.other_unit", id=matter_id, unit=escape(unit))
+        case Outcome.NOT_ALLOWED:
+            return t("err.not_allowed")
+        case Outcome.ALREADY_CLAIMED:
+            return t("err.already_claimed", id=matter_id, who=escape((matter.claimed_by_name if matter else "") or ""))
+        case Outcome.ALREADY_RESOLVED:
+            return t("err.already_resolved", id=matter_id)
+    return t("err.internal")
+
+
+async def reply(update: Update, text: str, **kwargs: object) -> None:
+    message = update.effective_message
+    if message is not None:
+        await message.reply_text(text, do_quote=True, **kwargs)  # type: ignore[arg-type]

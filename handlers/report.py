@@ -1,0 +1,94 @@
+"""Residents report matters in their unit's group: /report, a photo captioned /report, a
+message starting with 上报 or #纠纷, or the answer to "what happened?"."""
+
+from __future__ import annotations
+
+import re
+
+from telegram import ForceReply, Update
+from telegram.ext import ContextTypes
+
+from bot import render
+from bot.matters import MAX_TEXT
+from bot.tree import UNIT
+from handlers.common import actor, chat_node, command_text, reply, services
+
+KEYWORD = re.compile(r"^\s*(?:上报|#纠纷)[\s:：,，]*")
+CAPTION_COMMAND = re.compile(r"^/report(?:@(\w+))?(?:\s|$)", re.IGNORECASE)
+PROMPT_TTL = 15 * 60  # seconds an unanswered "what happened?" stays open
+
+
+async def report_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/report <what happened>; /report alone asks and takes the reply."""
+    message = update.effective_message
+    assert message is not None
+    text = command_text(message)
+    if text:
+        await _log(update, context, text)
+        return
+    svc = services(context)
+    user = actor(update)
+    async with svc.store.transaction() as tx:
+        await tx.set_prompt(message.chat_id, user.id, svc.clock.now())
+    await reply(
+        update,
+        svc.texts("report.ask", user=render.mention(user.id, user.name)),
+        reply_markup=ForceReply(selective=True),
+    )
+
+
+async def report_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A photo whose caption starts with /report (or /report@thisbot)."""
+    message = update.effective_message
+    assert message is not None and message.photo
+    match = CAPTION_COMMAND.match(message.caption or "")
+    if match is None or (match.group(1) and match.group(1).lower() != (context.bot.username or "").lower()):
+        return
+    text = command_text(message) or services(context).texts("report.photo_only")
+    await _log(update, context, text, photo_file_id=message.photo[-1].file_id)
+
+
+async def report_keyword(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """上报 … / #纠纷 … in a group where the bot sees all messages."""
+    message = update.effective_message
+    assert message is not None and message.text
+    await _log(update, context, KEYWORD.sub("", message.text, count=1))
+
+
+async def prompt_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A resident's next message after "what happened?" is their report."""
+    message = update.effective_message
+    assert message is not None and message.text
+    svc = services(context)
+    async with svc.store.transaction() as tx:
+        answered = await tx.take_prompt(message.chat_id, actor(update).id, svc.clock.now() - PROMPT_TTL)
+    if answered:
+        await _log(update, context, message.text)
+
+
+async def report_elsewhere(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/report outside a unit group: say where to report instead of logging nothing silently."""
+    svc = services(context)
+    node = chat_node(update, context)
+    if node is None:
+        await reply(update, svc.texts("report.unbound"))
+    else:
+        await reply(update, svc.texts("report.not_unit", tier=svc.texts(f"tier.{node.tier}")))
+
+
+async def _log(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, photo_file_id: str | None = None
+) -> None:
+    svc = services(context)
+    message = update.effective_message
+    unit = chat_node(update, context)
+    assert message is not None and unit is not None and unit.tier == UNIT
+    text = text.strip()
+    if not text:
+        await reply(update, svc.texts("report.empty"))
+        return
+    if len(text) > MAX_TEXT:
+        await reply(update, svc.texts("report.too_long", max=MAX_TEXT))
+        return
+    # The card is the answer: the delivery worker posts it as a reply to this message.
+    await svc.matters.report(unit, message.chat_id, actor(update), text, message.message_id, photo_file_id)
