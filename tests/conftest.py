@@ -114,6 +114,10 @@ class Running:
 
         return await self.api.wait_for(found, within)
 
+    def count_bot(self, chat_id: int, contains: str) -> int:
+        """How many bot messages in the chat contain ``contains`` (as people see them)."""
+        return sum(contains in (m.text or "") for m in self.api.bot_messages(chat_id))
+
     async def settle(self) -> None:
         """Let queued updates, sweeps and deliveries run to completion."""
         import asyncio
@@ -122,7 +126,7 @@ class Running:
             await asyncio.sleep(0.3)
             async with self.svc.store.read() as tx:
                 pending = await tx.outbox_due(self.clock.now() + 1e9, limit=1)
-            if not pending:
+            if not pending and not self.api.pending_updates():
                 return
 
 

@@ -1,0 +1,796 @@
+"""In-process fake of the Telegram Bot API for tests and ``tierbot demo`` (stdlib only).
+
+Point PTB at it with ``ApplicationBuilder().base_url(api.base_url)``; it speaks just enough
+HTTP/1.1 (keep-alive, Content-Length bodies) for httpx, decodes form, JSON and multipart
+bodies, keeps chats/messages in memory and lets tests inject updates and faults. Errors look
+like Telegram's (``{"ok": false, "error_code": 400, "description": "Bad Request: ..."}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import html
+import json
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from http.client import responses
+from typing import Any, Self
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+_logger = logging.getLogger(__name__)
+_RAW_KEYS = {"text", "caption", "data", "callback_data", "title", "description", "parse_mode",
+             "callback_query_id", "file_id", "language_code", "action", "url", "query",
+             "photo", "document"}
+_HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
+              "span", "tg-spoiler", "tg-emoji", "blockquote"}
+_TAG_RE = re.compile(r"<(/?)([a-zA-Z][\w-]*)[^<>]*>|<")
+_COMMAND_RE = re.compile(r"/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?")
+
+
+class ApiError(Exception):
+    """A Telegram-style error answer (status + description)."""
+
+    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+        super().__init__(description)
+        self.status, self.description, self.retry_after = status, description, retry_after
+
+    def payload(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"ok": False, "error_code": self.status,
+                                "description": self.description}
+        if self.retry_after is not None:
+            body["parameters"] = {"retry_after": self.retry_after}
+        return body
+
+
+@dataclass
+class Upload:
+    """A file received in a multipart request."""
+
+    filename: str
+    content: bytes
+
+
+@dataclass
+class Call:
+    """One request received by the server (status 0 = connection dropped)."""
+
+    method: str
+    params: dict[str, Any]
+    at: float
+    status: int = 200
+    fault: bool = False
+
+
+@dataclass
+class Msg:
+    """Current state of one message in a chat.
+
+    ``text`` is the text or caption as users see it (HTML tags stripped, entities unescaped),
+    ``source`` is what was sent (with markup), ``raw`` the Telegram Message JSON.
+    """
+
+    message_id: int
+    chat_id: int
+    from_bot: bool
+    text: str | None
+    source: str | None = None
+    sender: str = ""
+    date: int = 0
+    reply_markup: dict[str, Any] | None = None
+    reply_to: int | None = None
+    edits: int = 0
+    parse_mode: str | None = None
+    deleted: bool = False
+    photo: bool = False
+    document_name: str | None = None
+    document_bytes: bytes | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class _Fault:
+    method: str
+    chat_id: int | None
+    times: int
+    error: ApiError | None  # None means: drop the connection
+
+
+def plain_text(text: str | None, parse_mode: str | None) -> str | None:
+    """Strip HTML tags and unescape entities, like the text Telegram shows."""
+    if text is None or (parse_mode or "").upper() != "HTML":
+        return text
+    return html.unescape(re.sub(r"<[^>]*>", "", text))
+
+
+def _check_html(text: str) -> None:
+    stack: list[str] = []
+    for m in _TAG_RE.finditer(text):
+        if m[2] is None or m[2].lower() not in _HTML_TAGS:
+            raise ApiError(400, "Bad Request: can't parse entities: unsupported start tag "
+                                f"{m[0]!r} at byte offset {len(text[:m.start()].encode())}")
+        name = m[2].lower()
+        if not m[1]:
+            stack.append(name)
+        elif not stack or stack.pop() != name:
+            raise ApiError(400, f"Bad Request: can't parse entities: unexpected end tag {name!r}")
+    if stack:
+        raise ApiError(400, "Bad Request: can't parse entities: can't find end tag "
+                            f"corresponding to start tag {stack[-1]!r}")
+
+
+def _decode(key: str, value: Any) -> Any:
+    """Turn a form-encoded parameter back into a Python value."""
+    if not isinstance(value, str) or key in _RAW_KEYS:
+        return value
+    if re.fullmatch(r"-?\d+", value):
+        return int(value)
+    if re.fullmatch(r"-?\d+\.\d*", value):
+        return float(value)
+    if value in ("true", "false"):
+        return value == "true"
+    if value[:1] in "[{":
+        with contextlib.suppress(ValueError):
+            return json.loads(value)
+    return value
+
+
+def _parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
+    m = re.search(r'boundary="?([^";]+)"?', content_type)
+    if not m:
+        raise ValueError("multipart body without boundary")
+    params: dict[str, Any] = {}
+    for part in (b"\r\n" + body).split(b"\r\n--" + m[1].encode())[1:]:
+        if part.startswith(b"--"):
+            break
+        head, sep, data = part.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        disposition = head.decode("utf-8", "replace")
+        name = re.search(r'(?<![\w-])name="([^"]*)"', disposition)
+        if not sep or not name:
+            raise ValueError("malformed multipart part")
+        filename = re.search(r'filename="([^"]*)"', disposition)
+        if filename:
+            params[name[1]] = Upload(unquote(filename[1]), data)
+        else:
+            params[name[1]] = data.decode("utf-8")
+    return params
+
+
+def buttons(msg: Msg | dict[str, Any] | None) -> list[tuple[str, str]]:
+    """(text, callback_data) of every inline button of a message or reply_markup dict."""
+    markup = msg.reply_markup if isinstance(msg, Msg) else msg
+    rows = (markup or {}).get("inline_keyboard") or []
+    return [(b.get("text", ""), b.get("callback_data") or b.get("url") or "")
+            for row in rows for b in row]
+
+
+class FakeBotApi:
+    """A fake Telegram Bot API server running in the caller's event loop."""
+
+    def __init__(self, bot_username: str = "tierbot_demo_bot", bot_id: int = 100000001,
+                 bot_name: str = "Tierbot", clock: Callable[[], float] = time.time) -> None:
+        """``clock`` gives message dates (seconds since the epoch)."""
+        self.clock = clock
+        self.bot_user: dict[str, Any] = {"id": bot_id, "is_bot": True, "first_name": bot_name,
+                                         "username": bot_username}
+        self.calls: list[Call] = []
+        self.callback_answers: list[dict[str, Any]] = []
+        self.port = 0
+        self.host = "127.0.0.1"
+        self._server: asyncio.Server | None = None
+        self._conns: dict[asyncio.Task[None], bool] = {}  # task -> busy with a request
+        self._closing = False
+        self._event = asyncio.Event()
+        self._chats: dict[int, dict[str, Any]] = {}
+        self._kicked: dict[int, str] = {}
+        self._msgs: dict[int, dict[int, Msg]] = {}
+        self._updates: list[dict[str, Any]] = []
+        self._next_update = 1
+        self._callback_ids: set[str] = set()
+        self._files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, content)
+        self._commands: dict[str, list[Any]] = {}
+        self._faults: list[_Fault] = []
+        self._counter = 0
+        self._polls = 0  # getUpdates requests so far; a newer one terminates an older one
+        handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "getMe": self._get_me,
+            "getUpdates": self._get_updates,
+            "deleteWebhook": self._delete_webhook,
+            "getWebhookInfo": lambda p: {"url": "", "has_custom_certificate": False,
+                                         "pending_update_count": len(self._updates)},
+            "setMyCommands": self._set_commands,
+            "deleteMyCommands": self._set_commands,
+            "getMyCommands": lambda p: self._commands.get(self._scope(p), []),
+            "sendMessage": self._send_message,
+            "sendPhoto": self._send_media,
+            "sendDocument": self._send_media,
+            "editMessageText": self._edit,
+            "editMessageReplyMarkup": self._edit,
+            "deleteMessage": self._delete_message,
+            "answerCallbackQuery": self._answer_callback,
+            "sendChatAction": lambda p: bool(self._chat(p["chat_id"], write=True)),
+            "getChat": self._get_chat,
+            "getFile": self._get_file,
+            "leaveChat": self._leave_chat,
+            "forwardMessage": lambda p: self._forward(p, copying=False),
+            "copyMessage": lambda p: self._forward(p, copying=True),
+        }
+        self._methods = {name.lower(): handler for name, handler in handlers.items()}
+
+    # ----------------------------------------------------------------- lifecycle
+    @property
+    def bot_username(self) -> str:
+        return str(self.bot_user["username"])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        return f"http://{self.host}:{self.port}/file/bot"
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
+        """Listen on host:port (0 = any free port)."""
+        self._closing, self._event = False, asyncio.Event()
+        self._server = await asyncio.start_server(self._serve, host, port, limit=1 << 16)
+        self.host, self.port = host, self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        """Close the server; pending long polls answer [] at once, idle connections close."""
+        self._closing = True
+        self._notify()
+        if self._server is not None:
+            self._server.close()
+        for task, busy in list(self._conns.items()):
+            if not busy:
+                task.cancel()
+        if self._conns:
+            _, pending = await asyncio.wait(list(self._conns), timeout=0.5)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # ----------------------------------------------------------------- chats & injection
+    def add_chat(self, chat_id: int, title: str | None = None, type: str | None = None) -> dict[str, Any]:
+        """Make a chat known (and the bot a member of it)."""
+        kind = type or ("supergroup" if chat_id < 0 else "private")
+        chat: dict[str, Any] = {"id": chat_id, "type": kind}
+        if kind == "private":
+            chat["first_name"] = title or f"User {chat_id}"
+        else:
+            chat["title"] = title or f"Group {chat_id}"
+        self._chats[chat_id] = chat
+        self._kicked.pop(chat_id, None)
+        self._msgs.setdefault(chat_id, {})
+        return chat
+
+    def remove_bot_from(self, chat_id: int) -> None:
+        """Kick the bot: later sends to this chat fail with 403."""
+        kind = self._chat(chat_id)["type"]
+        self._kicked[chat_id] = ("Forbidden: bot was blocked by the user" if kind == "private"
+                                 else f"Forbidden: bot was kicked from the {kind} chat")
+
+    @staticmethod
+    def user(user_id: int, first_name: str, username: str | None = None,
+             language_code: str = "zh-hans") -> dict[str, Any]:
+        """A Telegram User dict."""
+        user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name,
+                                "language_code": language_code}
+        if username:
+            user["username"] = username
+        return user
+
+    def push_update(self, update: dict[str, Any]) -> int:
+        """Queue a raw update (update_id is assigned when missing); returns its id."""
+        update = copy.deepcopy(update)
+        update.setdefault("update_id", self._next_update)
+        self._next_update = max(self._next_update, update["update_id"]) + 1
+        self._updates.append(update)
+        self._notify()
+        return int(update["update_id"])
+
+    def send_text(self, chat_id: int, from_user: dict[str, Any], text: str,
+                  reply_to_message_id: int | None = None) -> dict[str, Any]:
+        """A user writes ``text`` in a chat; returns the Message dict."""
+        msg = self._store(self._user_chat(chat_id, from_user), from_user, text=text,
+                          reply_to=reply_to_message_id, entities=self._command_entity(text))
+        self.push_update({"message": msg.raw})
+        return msg.raw
+
+    def send_photo(self, chat_id: int, from_user: dict[str, Any], caption: str | None = None,
+                   file_id: str | None = None, reply_to_message_id: int | None = None,
+                   content: bytes = b"\xff\xd8\xff\xe0fake-jpeg") -> dict[str, Any]:
+        """A user sends a photo (optionally with a caption); returns the Message dict."""
+        file_id = file_id or f"photo{self._tick()}"
+        msg = self._store(self._user_chat(chat_id, from_user), from_user, caption=caption,
+                          reply_to=reply_to_message_id, entities=self._command_entity(caption),
+                          media=self._photo_media(file_id, content))
+        self.push_update({"message": msg.raw})
+        return msg.raw
+
+    def press_button(self, chat_id: int, from_user: dict[str, Any], message_id: int,
+                     data: str) -> str:
+        """A user presses an inline button on a stored message; returns the query id."""
+        msg = self._msgs.get(chat_id, {}).get(message_id)
+        if msg is None or msg.deleted:
+            raise ValueError(f"no message {message_id} in chat {chat_id}")
+        query_id = f"cq{self._tick()}"
+        self._callback_ids.add(query_id)
+        self.push_update({"callback_query": {"id": query_id, "from": from_user, "data": data,
+                                             "chat_instance": str(chat_id), "message": msg.raw}})
+        return query_id
+
+    # ----------------------------------------------------------------- observing
+    def messages(self, chat_id: int) -> list[Msg]:
+        """All messages of a chat in order (deleted ones keep ``deleted=True``)."""
+        return list(self._msgs.get(chat_id, {}).values())
+
+    def bot_messages(self, chat_id: int) -> list[Msg]:
+        """Messages the bot sent to a chat."""
+        return [m for m in self.messages(chat_id) if m.from_bot]
+
+    buttons = staticmethod(buttons)
+
+    def pending_updates(self) -> list[dict[str, Any]]:
+        """Updates not yet confirmed by a getUpdates offset (delivered or not)."""
+        return list(self._updates)
+
+    def calls_to(self, method: str) -> list[Call]:
+        """Recorded calls of one Bot API method (case-insensitive)."""
+        return [c for c in self.calls if c.method.lower() == method.lower()]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> Awaitable[Any]:
+        """Await the first truthy ``predicate()``, re-checked after every handled request.
+
+        Raises AssertionError (listing the last calls) after ``timeout`` seconds.
+        """
+        return self._wait_for(predicate, timeout)
+
+    async def _wait_for(self, predicate: Callable[[], Any], within: float) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            event = self._event
+            value = predicate()
+            if value:
+                return value
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                recent = "\n".join(f"  {c.method} {c.status} {c.params}"[:200]
+                                   for c in self.calls[-8:]) or "  (none)"
+                raise AssertionError(f"wait_for({getattr(predicate, '__qualname__', predicate)})"
+                                     f" timed out after {within}s; last calls:\n{recent}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(remaining, 0.05))
+
+    def fail(self, method: str, *, chat_id: int | None = None, times: int = 1,
+             status: int = 429, retry_after: int | None = None,
+             description: str | None = None, drop: bool = False) -> None:
+        """Make the next ``times`` matching calls (``method="*"`` = any) fail or drop."""
+        if status == 429 and retry_after is None:
+            retry_after = 1
+        default = {429: f"Too Many Requests: retry after {retry_after}",
+                   403: "Forbidden: bot was blocked by the user", 400: "Bad Request"}
+        error = None if drop else ApiError(
+            status, description or default.get(status) or responses.get(status, "Error"), retry_after)
+        self._faults.append(_Fault(method.lower(), chat_id, times, error))
+
+    def transcript(self, chat_ids: list[int] | None = None,
+                   names: dict[int, str] | None = None) -> str:
+        """Human-readable log of chats (HTML stripped, buttons and edits shown)."""
+        names = names or {}
+        out: list[str] = []
+        for chat_id in chat_ids if chat_ids is not None else list(self._msgs):
+            chat = self._chats.get(chat_id, {})
+            title = names.get(chat_id) or chat.get("title") or chat.get("first_name") or ""
+            out.append(f"== {title} ({chat_id}) ==")
+            for m in self.messages(chat_id):
+                who = ("🤖 " + names.get(int(self.bot_user["id"]), "bot") if m.from_bot
+                       else names.get(m.raw["from"]["id"], m.sender))
+                body = m.text or ""
+                if m.photo:
+                    body = "📷 " + body
+                if m.document_name is not None:
+                    body = f"📎 {m.document_name} ({len(m.document_bytes or b'')} bytes) {body}"
+                marks = (f"↩#{m.reply_to} " if m.reply_to else "") + ("(deleted) " if m.deleted
+                                                                       else "")
+                stamp = time.strftime("%H:%M:%S", time.localtime(m.date))
+                first, *rest = f"{marks}{body.strip()}".split("\n")
+                out.append(f"[{stamp}] #{m.message_id} {who}: {first}"
+                           + (" (edited)" if m.edits else ""))
+                rows = (m.reply_markup or {}).get("inline_keyboard") or []
+                out += ["    " + line for line in rest]
+                out += ["    " + " ".join(f"[{b.get('text', '')}]" for b in row) for row in rows]
+            out.append("")
+        return "\n".join(out).rstrip() + "\n"
+
+    # ----------------------------------------------------------------- HTTP plumbing
+    def _notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    def _tick(self) -> int:
+        self._counter += 1
+        return self._counter
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._conns[task] = False
+        try:
+            while not self._closing:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                except asyncio.LimitOverrunError:
+                    await self._send(writer, 400, ApiError(400, "Bad Request: header").payload())
+                    return
+                self._conns[task] = True
+                try:
+                    verb, target, headers = self._parse_head(head)
+                    body = await self._read_body(reader, headers)
+                except (ValueError, UnicodeDecodeError, asyncio.IncompleteReadError) as exc:
+                    await self._send(writer, 400, ApiError(400, f"Bad Request: {exc}").payload())
+                    return
+                answer = await self._dispatch(verb, target, headers, body)
+                self._notify()
+                if answer is None:  # injected drop
+                    return
+                await self._send(writer, *answer, close=self._closing)
+                if headers.get("connection", "").lower() == "close":
+                    return
+                self._conns[task] = False
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # a cancelled connection callback would make asyncio log a spurious error
+        finally:
+            self._conns.pop(task, None)
+            writer.close()
+
+    @staticmethod
+    def _parse_head(head: bytes) -> tuple[str, str, dict[str, str]]:
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            raise ValueError("malformed request line")
+        headers = {}
+        for line in lines[1:]:
+            if line:
+                key, sep, value = line.partition(":")
+                if not sep:
+                    raise ValueError("malformed header")
+                headers[key.strip().lower()] = value.strip()
+        return parts[0].upper(), parts[1], headers
+
+    @staticmethod
+    async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str]) -> bytes:
+        if "transfer-encoding" in headers:
+            raise ValueError("chunked bodies are not supported")
+        length = int(headers.get("content-length") or 0)
+        if not 0 <= length <= 100 << 20:
+            raise ValueError("bad Content-Length")
+        return await reader.readexactly(length)
+
+    @staticmethod
+    async def _send(writer: asyncio.StreamWriter, status: int, payload: dict | bytes,
+                    close: bool = False) -> None:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        ctype = "application/octet-stream" if isinstance(payload, bytes) else "application/json"
+        head = (f"HTTP/1.1 {status} {responses.get(status, 'Error')}\r\nContent-Type: {ctype}\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: {'close' if close else 'keep-alive'}"
+                "\r\n\r\n")
+        writer.write(head.encode() + body)
+        await writer.drain()
+
+    async def _dispatch(self, verb: str, target: str, headers: dict[str, str],
+                        body: bytes) -> tuple[int, dict | bytes] | None:
+        url = urlsplit(target)
+        path = unquote(url.path)
+        if verb == "GET" and (m := re.fullmatch(r"/file/bot[^/]+/(.+)", path)):
+            self.calls.append(Call("downloadFile", {"file_path": m[1]}, time.monotonic()))
+            found = [data for fpath, data in self._files.values() if fpath == m[1]]
+            return (200, found[0]) if found else (404, ApiError(404, "Not Found").payload())
+        m = re.fullmatch(r"/bot[^/]+/(\w+)", path)
+        call = Call(m[1] if m else path, {}, time.monotonic(), 404)
+        self.calls.append(call)
+        if not m:
+            return 404, ApiError(404, "Not Found").payload()
+        try:
+            ctype = headers.get("content-type", "")
+            raw: dict[str, Any] = dict(parse_qsl(url.query))
+            if ctype.startswith("multipart/form-data"):
+                raw.update(_parse_multipart(body, ctype))
+            elif ctype.startswith("application/json") and body:
+                raw.update(json.loads(body))
+            elif body:
+                raw.update(parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                                     strict_parsing=True))
+            call.params = {k: _decode(k, v) for k, v in raw.items()}
+        except (ValueError, TypeError, AttributeError) as exc:
+            call.status = 400
+            return 400, ApiError(400, f"Bad Request: can't parse request body: {exc}").payload()
+        fault = self._take_fault(call)
+        if fault and fault.error is None:
+            call.status = 0
+            return None  # the caller closes the connection without answering
+        try:
+            if fault and fault.error:
+                raise fault.error
+            result = await self._run(call)
+            answer: tuple[int, dict | bytes] = (200, {"ok": True, "result": result})
+        except ApiError as err:
+            answer = (err.status, err.payload())
+        except Exception as exc:  # never let a bug in a handler kill the server
+            _logger.exception("fake Bot API failed to handle %s", call.method)
+            answer = (500, ApiError(500, f"Internal Server Error: {exc!r}").payload())
+        call.status = answer[0]
+        return answer
+
+    def _take_fault(self, call: Call) -> _Fault | None:
+        for fault in self._faults:
+            if fault.method in (call.method.lower(), "*") and fault.chat_id in (
+                    None, call.params.get("chat_id")):
+                fault.times -= 1
+                if fault.times <= 0:
+                    self._faults.remove(fault)
+                call.fault = True
+                return fault
+        return None
+
+    async def _run(self, call: Call) -> Any:
+        handler = self._methods.get(call.method.lower())
+        if handler is None:
+            raise ApiError(404, "Not Found")
+        try:
+            result = handler(call.params)
+        except KeyError as exc:
+            raise ApiError(400, f"Bad Request: parameter {exc} is required") from None
+        return await result if asyncio.iscoroutine(result) else result
+
+    # ----------------------------------------------------------------- state helpers
+    def _chat(self, chat_id: Any, write: bool = False) -> dict[str, Any]:
+        chat = self._chats.get(chat_id) if isinstance(chat_id, int) else None
+        if chat is None:
+            raise ApiError(400, "Bad Request: chat not found")
+        if write and chat_id in self._kicked:
+            raise ApiError(403, self._kicked[chat_id])
+        return chat
+
+    def _user_chat(self, chat_id: int, from_user: dict[str, Any]) -> dict[str, Any]:
+        if chat_id not in self._chats:
+            self.add_chat(chat_id, None if chat_id < 0 else from_user.get("first_name"))
+        return self._chats[chat_id]
+
+    def _command_entity(self, text: str | None) -> list[dict[str, Any]] | None:
+        m = _COMMAND_RE.match(text or "")
+        return [{"type": "bot_command", "offset": 0, "length": m.end()}] if m else None
+
+    def _photo_media(self, file_id: str, content: bytes) -> dict[str, Any]:
+        self._files[file_id] = (f"photos/{file_id}.jpg", content)
+        self._files[file_id + "s"] = (f"photos/{file_id}s.jpg", content)
+        return {"photo": [{"file_id": file_id + "s", "file_unique_id": f"u{file_id}s",
+                           "width": 90, "height": 90, "file_size": len(content)},
+                          {"file_id": file_id, "file_unique_id": f"u{file_id}",
+                           "width": 800, "height": 600, "file_size": len(content)}]}
+
+    def _store(self, chat: dict[str, Any], sender: dict[str, Any], *, text: str | None = None,
+               caption: str | None = None, parse_mode: str | None = None,
+               entities: list[Any] | None = None, reply_markup: dict[str, Any] | None = None,
+               reply_to: int | None = None, media: dict[str, Any] | None = None) -> Msg:
+        msgs = self._msgs.setdefault(chat["id"], {})
+        from_bot = sender["id"] == self.bot_user["id"]
+        raw: dict[str, Any] = {"message_id": max(msgs, default=0) + 1, "date": int(self.clock()),
+                               "chat": chat, "from": sender, **(media or {})}
+        key, source = ("text", text) if text is not None else ("caption", caption)
+        if source is not None:
+            raw[key] = plain_text(source, parse_mode)
+        if entities:
+            raw["entities" if key == "text" else "caption_entities"] = entities
+        if reply_markup and "inline_keyboard" in reply_markup:
+            raw["reply_markup"] = reply_markup
+        target = msgs.get(reply_to) if reply_to else None
+        if target is not None:
+            raw["reply_to_message"] = {k: v for k, v in target.raw.items()
+                                       if k != "reply_to_message"}
+        document = (media or {}).get("document")
+        msg = Msg(raw["message_id"], chat["id"], from_bot, raw.get(key), source,
+                  sender.get("first_name", ""), raw["date"], reply_markup,
+                  reply_to if target else None, parse_mode=parse_mode, photo="photo" in raw,
+                  document_name=document and document.get("file_name"),
+                  document_bytes=document and self._files[document["file_id"]][1], raw=raw)
+        msgs[msg.message_id] = msg
+        return msg
+
+    def _message(self, chat_id: Any, message_id: Any, what: str) -> Msg:
+        msg = self._msgs.get(chat_id, {}).get(message_id)
+        if msg is None or msg.deleted:
+            raise ApiError(400, f"Bad Request: message to {what} not found")
+        return msg
+
+    def _reply_target(self, p: dict[str, Any]) -> int | None:
+        params = p.get("reply_parameters") or {}
+        target = params.get("message_id") or p.get("reply_to_message_id")
+        if target and target not in self._msgs.get(p["chat_id"], {}) and not (
+                params.get("allow_sending_without_reply") or p.get("allow_sending_without_reply")):
+            raise ApiError(400, "Bad Request: message to be replied not found")
+        return target
+
+    def _text_arg(self, p: dict[str, Any], key: str, required: bool) -> str | None:
+        text = p.get(key)
+        if required and not (text or "").strip():
+            raise ApiError(400, "Bad Request: message text is empty")
+        if text and len(text) > (4096 if key == "text" else 1024):
+            raise ApiError(400, f"Bad Request: message {key} is too long")
+        if text and (p.get("parse_mode") or "").upper() == "HTML":
+            _check_html(text)
+        return text
+
+    # ----------------------------------------------------------------- Bot API methods
+    def _get_me(self, p: dict[str, Any]) -> dict[str, Any]:
+        return {**self.bot_user, "can_join_groups": True, "can_read_all_group_messages": False,
+                "supports_inline_queries": False}
+
+    async def _get_updates(self, p: dict[str, Any]) -> list[dict[str, Any]]:
+        offset, limit = int(p.get("offset") or 0), min(max(int(p.get("limit") or 100), 1), 100)
+        if offset > 0:
+            self._updates = [u for u in self._updates if u["update_id"] >= offset]
+        elif offset < 0:
+            self._updates = self._updates[offset:]
+        allowed = p.get("allowed_updates") or []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + float(p.get("timeout") or 0)
+        self._polls += 1
+        me = self._polls
+        self._notify()  # wake an older long poll so that it ends with 409
+        while True:
+            if me != self._polls:
+                raise ApiError(409, "Conflict: terminated by other getUpdates request; make "
+                                    "sure that only one bot instance is running")
+            event = self._event
+            ready = [u for u in self._updates if not allowed or any(k in u for k in allowed)]
+            remaining = deadline - loop.time()
+            if ready or self._closing or remaining <= 0:
+                return ready[:limit]
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), remaining)
+
+    def _delete_webhook(self, p: dict[str, Any]) -> bool:
+        if p.get("drop_pending_updates"):
+            self._updates.clear()
+        return True
+
+    @staticmethod
+    def _scope(p: dict[str, Any]) -> str:
+        return json.dumps([p.get("scope") or {"type": "default"}, p.get("language_code") or ""])
+
+    def _set_commands(self, p: dict[str, Any]) -> bool:
+        self._commands[self._scope(p)] = p.get("commands") or []
+        return True
+
+    def _send_message(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(p["chat_id"], write=True)
+        text = self._text_arg(p, "text", required=True)
+        msg = self._store(chat, self.bot_user, text=text, parse_mode=p.get("parse_mode"),
+                          entities=p.get("entities"), reply_markup=p.get("reply_markup"),
+                          reply_to=self._reply_target(p))
+        return msg.raw
+
+    def _send_media(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(p["chat_id"], write=True)
+        kind = "photo" if "photo" in p else "document"
+        source = p[kind]
+        if isinstance(source, Upload):
+            file_id, name, content = f"{kind}{self._tick()}", source.filename, source.content
+        elif source in self._files:
+            file_id, (path, content) = source, self._files[source]
+            name = path.rsplit("/", 1)[-1]
+        else:
+            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        if kind == "photo":
+            media = self._photo_media(file_id, content)
+        else:
+            self._files[file_id] = (f"documents/{name}", content)
+            media = {"document": {"file_id": file_id, "file_unique_id": f"u{file_id}",
+                                  "file_name": name, "file_size": len(content)}}
+        msg = self._store(chat, self.bot_user, caption=self._text_arg(p, "caption", False),
+                          parse_mode=p.get("parse_mode"), entities=p.get("caption_entities"),
+                          reply_markup=p.get("reply_markup"), reply_to=self._reply_target(p),
+                          media=media)
+        return msg.raw
+
+    def _edit(self, p: dict[str, Any]) -> dict[str, Any]:
+        if "inline_message_id" in p:
+            raise ApiError(400, "Bad Request: inline messages are not supported by the fake")
+        self._chat(p["chat_id"], write=True)
+        msg = self._message(p["chat_id"], p["message_id"], "edit")
+        if not msg.from_bot:
+            raise ApiError(400, "Bad Request: message can't be edited")
+        markup = p.get("reply_markup")
+        text, parse_mode = msg.source, msg.parse_mode
+        if "text" in p:
+            if "text" not in msg.raw:
+                raise ApiError(400, "Bad Request: there is no text in the message to edit")
+            text, parse_mode = self._text_arg(p, "text", required=True), p.get("parse_mode")
+        if (text, parse_mode, markup) == (msg.source, msg.parse_mode, msg.reply_markup):
+            raise ApiError(400, "Bad Request: message is not modified: specified new message "
+                                "content and reply markup are exactly the same as a current "
+                                "content and reply markup of the message")
+        msg.source, msg.parse_mode, msg.reply_markup = text, parse_mode, markup
+        msg.text = plain_text(text, parse_mode)
+        msg.edits += 1
+        msg.raw["edit_date"] = int(self.clock())
+        msg.raw.pop("reply_markup", None)
+        if markup and "inline_keyboard" in markup:
+            msg.raw["reply_markup"] = markup
+        if "text" in p:
+            msg.raw["text"] = msg.text
+            msg.raw.pop("entities", None)
+            if p.get("entities"):
+                msg.raw["entities"] = p["entities"]
+        return msg.raw
+
+    def _delete_message(self, p: dict[str, Any]) -> bool:
+        self._chat(p["chat_id"], write=True)
+        self._message(p["chat_id"], p["message_id"], "delete").deleted = True
+        return True
+
+    def _answer_callback(self, p: dict[str, Any]) -> bool:
+        if p["callback_query_id"] not in self._callback_ids:
+            raise ApiError(400, "Bad Request: query is too old and response timeout expired "
+                                "or query ID is invalid")
+        self._callback_ids.discard(p["callback_query_id"])
+        self.callback_answers.append({"callback_query_id": p["callback_query_id"],
+                                      "text": p.get("text"),
+                                      "show_alert": bool(p.get("show_alert"))})
+        return True
+
+    def _get_chat(self, p: dict[str, Any]) -> dict[str, Any]:
+        gifts = dict.fromkeys(("unlimited_gifts", "limited_gifts", "unique_gifts",
+                               "premium_subscription", "gifts_from_channels"), False)
+        return {**self._chat(p["chat_id"]), "accent_color_id": 0, "max_reaction_count": 11,
+                "accepted_gift_types": gifts}
+
+    def _get_file(self, p: dict[str, Any]) -> dict[str, Any]:
+        if p["file_id"] not in self._files:
+            raise ApiError(400, "Bad Request: invalid file_id")
+        path, content = self._files[p["file_id"]]
+        return {"file_id": p["file_id"], "file_unique_id": f"u{p['file_id']}",
+                "file_size": len(content), "file_path": path}
+
+    def _leave_chat(self, p: dict[str, Any]) -> bool:
+        kind = self._chat(p["chat_id"], write=True)["type"]
+        self._kicked[p["chat_id"]] = f"Forbidden: bot is not a member of the {kind} chat"
+        return True
+
+    def _forward(self, p: dict[str, Any], copying: bool) -> dict[str, Any]:
+        chat = self._chat(p["chat_id"], write=True)
+        self._chat(p["from_chat_id"])
+        src = self._message(p["from_chat_id"], p["message_id"], "copy" if copying else "forward")
+        media = {k: v for k, v in src.raw.items() if k in ("photo", "document")}
+        if not copying:
+            media["forward_origin"] = {"type": "user", "sender_user": src.raw["from"],
+                                       "date": src.date}
+        if copying and "caption" in p:
+            caption, parse_mode = self._text_arg(p, "caption", False), p.get("parse_mode")
+        else:
+            caption, parse_mode = src.source, src.parse_mode
+        text_kw = {"caption" if "text" not in src.raw else "text": caption}
+        msg = self._store(chat, self.bot_user, parse_mode=parse_mode,
+                          reply_markup=p.get("reply_markup") if copying else None,
+                          reply_to=self._reply_target(p), media=media, **text_kw)
+        return {"message_id": msg.message_id} if copying else msg.raw
