@@ -71,8 +71,9 @@ async def _open(app: Application) -> None:
     tree: Tree = app.bot_data["tree"]
     clock: Clock = app.bot_data["clock"]
     store = await Store.open(config.database)
-    async with store.read() as tx:
+    async with store.transaction() as tx:
         tree.set_bindings(await tx.bindings())
+        first_started = await tx.first_started(clock.now())
     texts = Texts(config.language, config.tz)
     delivery = Delivery(app.bot, store, tree, texts, clock)
     store.on_enqueue = delivery.wake
@@ -85,6 +86,7 @@ async def _open(app: Application) -> None:
         matters=Matters(store, tree, texts, clock, Rules.from_config(config.deadlines)),
         delivery=delivery,
         weekly_trigger=config.weekly_trigger(),
+        first_started=first_started,
     )
     delivery.start()
     log.info("tierbot started: %d units, database %s", sum(1 for _ in tree.units()), config.database)
@@ -108,7 +110,7 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     now = svc.clock.now()
     await sweep.sweep(svc.store, svc.tree, svc.texts, now)
-    await weekly.send_due(svc.store, svc.tree, svc.texts, svc.weekly_trigger, now)
+    await weekly.send_due(svc.store, svc.tree, svc.texts, svc.weekly_trigger, now, since=svc.first_started)
 
 
 @asynccontextmanager

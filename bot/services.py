@@ -26,6 +26,7 @@ class Services:
     matters: Matters
     delivery: Delivery
     weekly_trigger: CronTrigger
+    first_started: float  # summaries due before the bot ever ran are not "missed"
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:

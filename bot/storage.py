@@ -112,6 +112,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (chat_id, user_id)
     );
 
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+
     CREATE TABLE schedule_runs (
         name TEXT NOT NULL,
         period TEXT NOT NULL,
@@ -482,6 +487,12 @@ class Tx:
         return cur.rowcount == 1
 
     # --- schedules ---------------------------------------------------------------
+    async def first_started(self, now: float) -> float:
+        """When this database first served a bot (set once, at the first start)."""
+        await self._conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('first_started', ?)", (repr(now),))
+        (value,) = await self._one("SELECT value FROM meta WHERE key = 'first_started'")
+        return float(value)
+
     async def schedule_ran(self, name: str, period: str) -> bool:
         row = await self._one(
             "SELECT 1 FROM schedule_runs WHERE name = ? AND period = ?", (name, period)

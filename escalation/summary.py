@@ -94,7 +94,7 @@ def render(node: Node, tree: Tree, units: dict[str, Figures], t: Texts, start: f
     )
     total = rollup(tree, node.id, units)
     lines = [
-        t(title_key, node=escape(node.name), start=t.date(start), end=t.date(end - 1)),
+        t(title_key, node=escape(node.name), start=t.time(start), end=t.time(end)),
         _figures_line(total, t),
         _medians_line(total, t),
     ]

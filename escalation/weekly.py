@@ -40,10 +40,15 @@ async def figures_for(store: Store, tree: Tree, start: float, end: float) -> dic
     return summary.unit_figures(facts, escalated, [u.id for u in tree.units()], start, end)
 
 
-async def send_due(store: Store, tree: Tree, texts: Texts, trigger: CronTrigger, now: float) -> bool:
-    """Queue this week's summaries if they are due and not yet sent; True if queued."""
+async def send_due(
+    store: Store, tree: Tree, texts: Texts, trigger: CronTrigger, now: float, since: float = 0.0
+) -> bool:
+    """Queue this week's summaries if they are due and not yet sent; True if queued.
+
+    ``since`` is when the bot first ran: a summary due before then was never missed (a
+    bot installed on a Monday afternoon does not open with last week's empty figures)."""
     fire = last_fire(trigger, now)
-    if fire is None or now - fire > CATCH_UP:
+    if fire is None or now - fire > CATCH_UP or fire < since:
         return False
     period = datetime.fromtimestamp(fire, UTC).isoformat()
     async with store.read() as tx:

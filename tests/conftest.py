@@ -87,6 +87,10 @@ def town(**overrides: Any) -> dict[str, Any]:
     return raw
 
 
+def parse_town(**overrides: Any) -> Config:
+    return parse_config(town(**overrides))
+
+
 @dataclass
 class Running:
     app: Application
