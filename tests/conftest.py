@@ -19,6 +19,7 @@ from bot.clock import ManualClock
 from bot.config import Config, parse_config
 from bot.fakeapi import FakeBotApi
 
+ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-TOKEN"
 TZ = ZoneInfo("Asia/Shanghai")
 # Tuesday 24 November 2026, 10:00 in the town: more than a day after Monday's 09:00

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import time
 from collections.abc import AsyncIterator
@@ -148,7 +149,7 @@ async def test_injected_faults(api: FakeBotApi, bot: Bot) -> None:
     api.fail("sendMessage", retry_after=1)
     with pytest.raises(RetryAfter) as caught:
         await bot.send_message(GROUP, "a")
-    assert caught.value.retry_after == 1
+    assert caught.value.retry_after == dt.timedelta(seconds=1)  # PTB_TIMEDELTA is on (bot/__init__.py)
     api.fail("sendMessage", chat_id=GROUP, status=500)
     with pytest.raises(NetworkError, match="Internal Server Error"):
         await bot.send_message(GROUP, "b")
