@@ -48,7 +48,12 @@ MIGRATIONS: list[str] = [
         resolved_by_name TEXT,
         resolution TEXT,
         card_chat_id INTEGER,
-        card_message_id INTEGER
+        card_message_id INTEGER,
+        category TEXT NOT NULL DEFAULT 'other',
+        urgent INTEGER NOT NULL DEFAULT 0,
+        private INTEGER NOT NULL DEFAULT 0,
+        rating TEXT,
+        rated_at REAL
     );
     CREATE INDEX matters_due ON matters(next_due) WHERE next_due IS NOT NULL;
     CREATE INDEX matters_unit_state ON matters(unit_id, state);
@@ -160,6 +165,11 @@ class Matter:
     resolution: str | None
     card_chat_id: int | None
     card_message_id: int | None
+    category: str = "other"  # a key of the category list (issue: categories and urgency)
+    urgent: bool = False
+    private: bool = False  # reported privately: the unit group sees only that it exists
+    rating: str | None = None  # the reporter's satisfaction: satisfied / basic / unsatisfied
+    rated_at: float | None = None
 
     @property
     def clock(self) -> Clock:
@@ -212,6 +222,8 @@ _MATTER_SELECT = "SELECT " + ", ".join(_MATTER_COLUMNS) + " FROM matters"
 def _matter(row: Sequence[Any]) -> Matter:
     matter = Matter(*row)
     matter.state = State(matter.state)
+    matter.urgent = bool(matter.urgent)
+    matter.private = bool(matter.private)
     return matter
 
 
