@@ -16,6 +16,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.delivery import Delivery
 from bot.i18n import Texts
+from bot.inbox import InboxRequest, replay
 from bot.matters import Matters
 from bot.services import Services
 from bot.storage import Store
@@ -47,6 +48,7 @@ def build_application(config: Config, token: str, clock: Clock | None = None) ->
                 max_retries=limits.max_retries,
             )
         )
+        .get_updates_request(InboxRequest())
         .post_init(_open)
         .post_stop(_stop_workers)
         .post_shutdown(_close)
@@ -89,6 +91,10 @@ async def _open(app: Application) -> None:
         first_started=first_started,
     )
     delivery.start()
+    request = app.bot._request[0]  # PTB keeps (getUpdates request, other requests)
+    if isinstance(request, InboxRequest):
+        request.store = store
+    await replay(app, store)
     log.info("tierbot started: %d units, database %s", sum(1 for _ in tree.units()), config.database)
 
 

@@ -194,6 +194,9 @@ class FakeBotApi:
         self._files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, content)
         self._commands: dict[str, list[Any]] = {}
         self._faults: list[_Fault] = []
+        # Called with every parsed call before it runs; returning True drops the call
+        # unanswered and unexecuted (crash tests kill the bot process from here).
+        self.on_call: Callable[[Call], bool | None] | None = None
         self._counter = 0
         self._polls = 0  # getUpdates requests so far; a newer one terminates an older one
         handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
@@ -524,6 +527,9 @@ class FakeBotApi:
         except (ValueError, TypeError, AttributeError) as exc:
             call.status = 400
             return 400, ApiError(400, f"Bad Request: can't parse request body: {exc}").payload()
+        if self.on_call is not None and self.on_call(call):
+            call.status = 0
+            return None  # the hook chose to drop this call unanswered and unexecuted
         fault = self._take_fault(call)
         if fault and fault.error is None:
             call.status = 0

@@ -69,6 +69,7 @@ class Matters:
         text: str,
         message_id: int | None,
         photo_file_id: str | None = None,
+        answers_prompt: bool = False,
     ) -> Matter:
         assert unit.tier == UNIT
         now = self.clock.now()
@@ -92,6 +93,8 @@ class Matters:
             await tx.add_event(matter_id, now, "reported", actor_id=reporter.id, actor_name=reporter.name, tier=UNIT)
             if photo_file_id:
                 await tx.add_attachment(matter_id, "photo", photo_file_id, reporter.id, now)
+            if answers_prompt:
+                await tx.take_prompt(chat_id, reporter.id, 0.0)
             await tx.enqueue(
                 f"card:{matter_id}:new", chat_id, now, kind="card", matter_id=matter_id, reply_to=message_id
             )

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,11 @@ from typing import Any
 import aiosqlite
 
 from escalation.policy import Clock, Rules, State
+
+# The Telegram update being handled in this task (see bot/inbox.py). A write transaction
+# committed while it is set marks that update done, so its effects and "done" commit
+# together. Handlers therefore make one write transaction per update: their effect.
+current_update: ContextVar[int | None] = ContextVar("current_update", default=None)
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: list[str] = [
@@ -116,6 +123,14 @@ MIGRATIONS: list[str] = [
         asked_at REAL NOT NULL,
         PRIMARY KEY (chat_id, user_id)
     );
+
+    CREATE TABLE inbox (
+        update_id INTEGER PRIMARY KEY,
+        payload TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        done_at REAL
+    );
+    CREATE INDEX inbox_pending ON inbox(update_id) WHERE done_at IS NULL;
 
     CREATE TABLE meta (
         key TEXT PRIMARY KEY,
@@ -232,6 +247,7 @@ class Store:
         self._conn = conn
         self._lock = asyncio.Lock()
         self.on_enqueue: Callable[[], None] | None = None  # told after a commit that queued messages
+        self.marked_done: set[int] = set()  # updates whose effect transaction has committed
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -278,10 +294,15 @@ class Store:
             tx = Tx(self._conn)
             try:
                 yield tx
+                update_id = current_update.get()
+                if update_id is not None:
+                    await tx.inbox_done(update_id, time.time())
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
+            if update_id is not None:
+                self.marked_done.add(update_id)
         if tx.enqueued and self.on_enqueue is not None:
             self.on_enqueue()
 
@@ -490,6 +511,12 @@ class Tx:
             (chat_id, user_id, now),
         )
 
+    async def has_prompt(self, chat_id: int, user_id: int, since: float) -> bool:
+        row = await self._one(
+            "SELECT 1 FROM prompts WHERE chat_id = ? AND user_id = ? AND asked_at >= ?", (chat_id, user_id, since)
+        )
+        return row is not None
+
     async def take_prompt(self, chat_id: int, user_id: int, since: float) -> bool:
         """Consume a pending prompt asked after ``since``."""
         cur = await self._conn.execute(
@@ -517,6 +544,32 @@ class Tx:
             (name, period, now),
         )
         return cur.rowcount == 1
+
+    # --- inbox -------------------------------------------------------------------
+    async def inbox_add(self, updates: list[tuple[int, str]]) -> None:
+        now = time.time()
+        await self._conn.executemany(
+            "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
+            [(update_id, payload, now) for update_id, payload in updates],
+        )
+
+    async def inbox_done(self, update_id: int, now: float) -> None:
+        await self._conn.execute(
+            "UPDATE inbox SET done_at = ? WHERE update_id = ? AND done_at IS NULL", (now, update_id)
+        )
+
+    async def inbox_is_done(self, update_id: int) -> bool:
+        row = await self._one("SELECT done_at FROM inbox WHERE update_id = ?", (update_id,))
+        return row is not None and row[0] is not None
+
+    async def inbox_pending(self) -> list[tuple[int, str]]:
+        return await self._all("SELECT update_id, payload FROM inbox WHERE done_at IS NULL ORDER BY update_id")
+
+    async def inbox_prune(self, before: float) -> None:
+        """Forget updates done long ago; the newest is kept so ids stay known."""
+        await self._conn.execute(
+            "DELETE FROM inbox WHERE done_at < ? AND update_id < (SELECT max(update_id) FROM inbox)", (before,)
+        )
 
     # --- summaries ---------------------------------------------------------------
     async def summary_facts(self, start: float, end: float) -> list[SummaryFacts]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram import Update
+from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
 
+from bot import inbox
 from bot.tree import Tree
 from handlers import chats, matters, report
 from handlers.common import BoundChat, UnitChat
@@ -39,4 +41,8 @@ def register(app: Application, tree: Tree) -> None:
             CommandHandler(work, chats.not_bound),
         ]
     )
+    # Around everything: skip updates already done (a replay after a crash), and mark done
+    # those whose handlers changed nothing. See bot/inbox.py.
+    app.add_handler(TypeHandler(Update, inbox.open_update), group=-1)
+    app.add_handler(TypeHandler(Update, inbox.close_update), group=1)
     app.add_error_handler(chats.on_error)

@@ -60,10 +60,10 @@ async def prompt_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     message = update.effective_message
     assert message is not None and message.text
     svc = services(context)
-    async with svc.store.transaction() as tx:
-        answered = await tx.take_prompt(message.chat_id, actor(update).id, svc.clock.now() - PROMPT_TTL)
-    if answered:
-        await _log(update, context, message.text)
+    async with svc.store.read() as tx:
+        asked = await tx.has_prompt(message.chat_id, actor(update).id, svc.clock.now() - PROMPT_TTL)
+    if asked:  # the report's own transaction consumes the question
+        await _log(update, context, message.text, answers_prompt=True)
 
 
 async def report_elsewhere(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -77,7 +77,11 @@ async def report_elsewhere(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 
 
 async def _log(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, photo_file_id: str | None = None
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    text: str,
+    photo_file_id: str | None = None,
+    answers_prompt: bool = False,
 ) -> None:
     svc = services(context)
     message = update.effective_message
@@ -91,4 +95,6 @@ async def _log(
         await reply(update, svc.texts("report.too_long", max=MAX_TEXT))
         return
     # The card is the answer: the delivery worker posts it as a reply to this message.
-    await svc.matters.report(unit, message.chat_id, actor(update), text, message.message_id, photo_file_id)
+    await svc.matters.report(
+        unit, message.chat_id, actor(update), text, message.message_id, photo_file_id, answers_prompt
+    )
