@@ -76,6 +76,7 @@ async def _open(app: Application) -> None:
     async with store.transaction() as tx:
         tree.set_bindings(await tx.bindings())
         first_started = await tx.first_started(clock.now())
+        await tx.outbox_retry_now(clock.now())
     texts = Texts(config.language, config.tz)
     delivery = Delivery(app.bot, store, tree, texts, clock)
     store.on_enqueue = delivery.wake

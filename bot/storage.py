@@ -451,6 +451,12 @@ class Tx:
         (at,) = await self._one("SELECT min(not_before) FROM outbox WHERE state = 'pending'")
         return at
 
+    async def outbox_retry_now(self, now: float) -> None:
+        """At start: whatever was waiting for a retry is tried again at once."""
+        await self._conn.execute(
+            "UPDATE outbox SET not_before = ? WHERE state = 'pending' AND not_before > ?", (now, now)
+        )
+
     async def outbox_done(self, item_id: int, now: float, message_id: int | None) -> None:
         await self._conn.execute(
             "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ? WHERE id = ?",
