@@ -22,7 +22,7 @@ from bot.services import Services
 from bot.storage import Store
 from bot.tree import Tree
 from escalation import sweep, weekly
-from escalation.policy import Rules
+from escalation.notify import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,9 @@ async def _open(app: Application) -> None:
         tree.set_bindings(await tx.bindings())
         first_started = await tx.first_started(clock.now())
         await tx.outbox_retry_now(clock.now())
-    texts = Texts(config.language, config.tz)
+    texts = Texts(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
     delivery = Delivery(app.bot, store, tree, texts, clock)
+    notifier = Notifier(tree, texts, config)
     store.on_enqueue = delivery.wake
     app.bot_data["services"] = Services(
         config=config,
@@ -86,7 +87,8 @@ async def _open(app: Application) -> None:
         texts=texts,
         clock=clock,
         store=store,
-        matters=Matters(store, tree, texts, clock, Rules.from_config(config.deadlines)),
+        matters=Matters(store, tree, texts, clock, config, notifier),
+        notifier=notifier,
         delivery=delivery,
         weekly_trigger=config.weekly_trigger(),
         first_started=first_started,
@@ -116,7 +118,7 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     if svc is None:
         return
     now = svc.clock.now()
-    await sweep.sweep(svc.store, svc.tree, svc.texts, now)
+    await sweep.sweep(svc.store, svc.notifier, now)
     await weekly.send_due(svc.store, svc.tree, svc.texts, svc.weekly_trigger, now, since=svc.first_started)
 
 

@@ -25,6 +25,8 @@ from pydantic import (
     model_validator,
 )
 
+from escalation.policy import Rules, TierRule
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -139,6 +141,72 @@ class Deadlines(_Strict):
     station: StationDeadlines
 
 
+class CategoryDeadlines(_Strict):
+    """Per-category windows; a tier left out keeps the tier's default."""
+
+    unit: TierDeadlines | None = None
+    community: TierDeadlines | None = None
+    station: TierDeadlines | None = None
+
+
+class Category(_Strict):
+    key: str = Field(pattern=r"^[a-z0-9_]{1,20}$", description="a short key of a-z, 0-9 or _ (at most 20)")
+    zh: str = Field(min_length=1, max_length=20, description="the Chinese name (at most 20 characters)")
+    en: str = Field(min_length=1, max_length=30, description="the English name (at most 30 characters)")
+    urgent: bool = Field(False, description="true or false")
+    deadlines: CategoryDeadlines | None = None
+
+
+DEFAULT_CATEGORIES = [
+    Category(key="neighbour", zh="邻里纠纷", en="Neighbours"),
+    Category(key="family", zh="家庭纠纷", en="Family"),
+    Category(key="landlord", zh="房东租客", en="Landlord & tenant"),
+    Category(key="wages", zh="劳资纠纷", en="Wages"),
+    Category(key="property", zh="物业纠纷", en="Property management"),
+    Category(key="safety", zh="安全隐患", en="Safety hazard", urgent=True),
+    Category(key="fraud", zh="诈骗", en="Fraud", urgent=True),
+    Category(key="order", zh="治安", en="Public order"),
+    Category(key="traffic", zh="交通", en="Traffic"),
+    Category(key="help", zh="求助", en="Help request"),
+    Category(key="other", zh="其他", en="Other"),
+]
+
+
+class Reminders(_Strict):
+    before: Duration | None = Field(None, description='a duration such as "1h" (remind this long before a deadline)')
+
+
+class Idle(_Strict):
+    """A claimed matter with no news: remind the claimer, then release the claim."""
+
+    remind_after: Duration | None = Field(None, description='a duration such as "1d"')
+    release_after: Duration | None = Field(None, description='a duration such as "4h"')
+
+
+class DutyShift(_Strict):
+    """One entry of the station's weekly rotation (值班)."""
+
+    user: int = Field(gt=0, description="a Telegram user id of station staff")
+    days: list[str] = Field(min_length=1, description="a list of days such as [mon, tue]")
+    start: str = Field("00:00", alias="from", description='a time such as "08:00"')
+    end: str = Field("24:00", alias="to", description='a time such as "20:00" (or "24:00")')
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        if any(day not in _DAYS for day in value):
+            raise ValueError("a list of days from mon, tue, wed, thu, fri, sat, sun")
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        parse_clock(value)
+        return value
+
+
 class RateLimit(_Strict):
     overall_per_second: float = Field(30, gt=0, description="messages per second, overall")
     group_per_minute: float = Field(20, gt=0, description="messages per minute to one group")
@@ -158,9 +226,31 @@ class Config(_Strict):
     database: str = Field("data/tierbot.sqlite3", min_length=1, description="a file path")
     sweep_interval: Duration = Field(30.0, description='a duration such as "30s"')
     weekly_summary: str = Field("mon 09:00", description='a day and time such as "mon 09:00"')
+    quiet_hours: str | None = Field(None, description='a span such as "22:00-07:00"')
     telegram: TelegramSettings = TelegramSettings()
     deadlines: Deadlines
+    reminders: Reminders = Reminders()
+    idle: Idle = Idle()
+    categories: list[Category] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
+    duty: list[DutyShift] = Field(default_factory=list, description="a list of shifts")
     station: Station
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_span(value)
+        return value
+
+    @field_validator("categories")
+    @classmethod
+    def _categories(cls, value: list[Category]) -> list[Category]:
+        keys = [c.key for c in value]
+        if len(set(keys)) != len(keys):
+            raise ValueError("category keys to be unique")
+        if "other" not in keys:
+            raise ValueError('a category with key "other" (where uncategorised matters go)')
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -178,6 +268,14 @@ class Config(_Strict):
         return value
 
     @model_validator(mode="after")
+    def _duty_is_station_staff(self) -> Config:
+        staff = {p.id for p in self.station.staff}
+        for shift in self.duty:
+            if shift.user not in staff:
+                raise ValueError(f"duty users to be station staff, but {shift.user} is not in station.staff")
+        return self
+
+    @model_validator(mode="after")
     def _unique_ids(self) -> Config:
         seen: set[str] = set()
         for node_id in [self.station.id] + [
@@ -192,9 +290,55 @@ class Config(_Strict):
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def category(self, key: str) -> Category:
+        """The category with this key; an unknown key (since removed from config) is "other"."""
+        by_key = {c.key: c for c in self.categories}
+        return by_key.get(key) or by_key["other"]
+
+    def rules_for(self, category_key: str = "other") -> Rules:
+        """The rules a new matter of this category starts with (then copied onto it)."""
+        d = self.deadlines
+        own = self.category(category_key).deadlines or CategoryDeadlines()
+        unit, community, station = own.unit or d.unit, own.community or d.community, own.station or d.station
+        return Rules(
+            tiers={
+                3: TierRule(unit.claim, unit.resolve),
+                2: TierRule(community.claim, community.resolve),
+                1: TierRule(station.claim, station.resolve),
+            },
+            repeat=d.station.repeat,
+            remind_before=self.reminders.before,
+            idle_remind=self.idle.remind_after,
+            idle_unclaim=self.idle.release_after,
+        )
+
     def weekly_trigger(self) -> CronTrigger:
         day, hour, minute = parse_weekly(self.weekly_summary)
         return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=self.tz)
+
+
+def parse_clock(value: str) -> int:
+    """``"08:30"`` → minutes after midnight; ``"24:00"`` is the end of the day."""
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)
+    if match:
+        hour, minute = int(match.group(1)), int(match.group(2))
+        if (hour < 24 and minute < 60) or (hour == 24 and minute == 0):
+            return hour * 60 + minute
+    raise ValueError('a time such as "08:00"')
+
+
+def parse_span(value: str) -> tuple[int, int]:
+    """``"22:00-07:00"`` → (1320, 420) minutes; it may run past midnight."""
+    parts = value.split("-")
+    if len(parts) == 2:
+        try:
+            start, end = parse_clock(parts[0]), parse_clock(parts[1])
+        except ValueError:
+            pass
+        else:
+            if start != end:
+                return start, end
+    raise ValueError('a span such as "22:00-07:00"')
 
 
 def parse_weekly(value: str) -> tuple[str, int, int]:

@@ -15,10 +15,18 @@ CATALOGS: dict[str, dict[str, str]] = {"zh": zh.MESSAGES, "en": en.MESSAGES}
 
 
 class Texts:
-    def __init__(self, language: str, tz: ZoneInfo) -> None:
+    def __init__(self, language: str, tz: ZoneInfo, categories: dict[str, tuple[str, str]] | None = None) -> None:
         self.language = language
         self.tz = tz
         self._messages = CATALOGS[language]
+        self._categories = categories or {"other": ("其他", "Other")}  # key → (zh, en), in config order
+
+    def category(self, key: str) -> str:
+        zh, en = self._categories.get(key) or self._categories.get("other") or (key, key)
+        return zh if self.language == "zh" else en
+
+    def category_keys(self) -> list[str]:
+        return list(self._categories)
 
     def __call__(self, key: str, **params: object) -> str:
         return self._messages[key].format(**params)

@@ -1,4 +1,5 @@
-"""What people do to matters: report, claim, resolve, note.
+"""What people do to matters: report, categorise, claim, note, resolve, close, suspend,
+resume, escalate, return, take over, reopen.
 
 Each action re-reads the matter inside its transaction, checks it against the rules, and
 writes the change, its timeline event and the notifications it causes together — so a
@@ -8,17 +9,21 @@ Handlers call these and turn the outcome into a reply.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from html import escape
+from typing import Any
 
 from bot import render
 from bot.clock import Clock
+from bot.config import Config
 from bot.i18n import Texts
-from bot.storage import Matter, Store, Tx
-from bot.tree import UNIT, Node, Tree
+from bot.storage import Matter, Store, Tx, clock_columns
+from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation import policy
-from escalation.policy import Rules, State
+from escalation.notify import Notifier, Ping
+from escalation.policy import CLOSED, State
 
 MAX_TEXT = 1500  # characters in a report, resolution or note; keeps every card in one message
 
@@ -35,7 +40,12 @@ class Outcome(StrEnum):
     OTHER_UNIT = "other_unit"
     NOT_ALLOWED = "not_allowed"
     ALREADY_CLAIMED = "already_claimed"
-    ALREADY_RESOLVED = "already_resolved"
+    ALREADY_RESOLVED = "already_resolved"  # closed in any way
+    AT_TOP = "at_top"  # cannot escalate past the station
+    AT_UNIT = "at_unit"  # cannot return below the unit
+    NOT_CLOSED = "not_closed"  # only a closed matter can be reopened
+    NOT_SUSPENDED = "not_suspended"
+    SUSPENDED = "suspended"
 
 
 @dataclass(frozen=True)
@@ -54,13 +64,17 @@ class Ack:
 
 
 class Matters:
-    def __init__(self, store: Store, tree: Tree, texts: Texts, clock: Clock, rules: Rules) -> None:
+    def __init__(
+        self, store: Store, tree: Tree, texts: Texts, clock: Clock, config: Config, notifier: Notifier
+    ) -> None:
         self.store = store
         self.tree = tree
         self.t = texts
         self.clock = clock
-        self.rules = rules  # the chain new matters start with (copied onto each)
+        self.config = config
+        self.notifier = notifier
 
+    # --- residents -----------------------------------------------------------------
     async def report(
         self,
         unit: Node,
@@ -73,7 +87,8 @@ class Matters:
     ) -> Matter:
         assert unit.tier == UNIT
         now = self.clock.now()
-        clock = policy.Clock(State.OPEN, UNIT, now)
+        rules = self.config.rules_for("other")  # a category picked later brings its own
+        clock = policy.arrive(UNIT, now)
         async with self.store.transaction() as tx:
             matter_id = await tx.insert_matter(
                 unit_id=unit.id,
@@ -82,13 +97,10 @@ class Matters:
                 reporter_id=reporter.id,
                 reporter_name=reporter.name,
                 text=text,
-                state=State.OPEN.value,
-                tier=UNIT,
                 top_tier=UNIT,
-                tier_since=now,
-                next_due=policy.next_check(clock, self.rules),
-                rules=self.rules.to_json(),
+                rules=rules.to_json(),
                 created_at=now,
+                **clock_columns(clock, rules),
             )
             await tx.add_event(matter_id, now, "reported", actor_id=reporter.id, actor_name=reporter.name, tier=UNIT)
             if photo_file_id:
@@ -102,107 +114,260 @@ class Matters:
         assert matter is not None
         return matter
 
-    async def claim(self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None) -> Result:
-        async with self.store.transaction() as tx:
-            matter, refusal = await self._load(tx, matter_id, actor, chat)
-            if refusal:
-                return refusal
-            assert matter is not None
-            if matter.state == State.CLAIMED:
-                return Result(Outcome.ALREADY_CLAIMED, matter)
-            now = self.clock.now()
-            clock = policy.Clock(State.CLAIMED, matter.tier, matter.tier_since, matter.last_ping_at)
+    async def categorize(self, matter_id: int, actor: Actor, chat: Node, key: str) -> Result:
+        """The reporter or a head picks the category. Its deadlines replace the defaults
+        (counted from the report), and an urgent one alerts tiers 2 and 1 at once."""
+
+        async def change(tx: Tx, matter: Matter, now: float) -> None:
+            category = self.config.category(key)
+            rules = self.config.rules_for(category.key)
+            event = await self._event(tx, matter, now, "categorized", actor, category.zh)
             await tx.update_matter(
-                matter.id,
-                state=State.CLAIMED.value,
-                claimed_by=actor.id,
-                claimed_by_name=actor.name,
-                claimed_at=now,
-                first_claimed_at=matter.first_claimed_at or now,
-                next_due=policy.next_check(clock, matter.policy_rules),
+                matter.id, category=category.key, category_set=1, urgent=int(category.urgent),
+                rules=rules.to_json(), next_due=policy.next_check(matter.clock, rules),
+            )
+            await self._refresh_card(tx, matter, now, event)
+            if category.urgent and not matter.urgent:
+                updated = await tx.matter(matter.id)
+                assert updated is not None
+                pings = [Ping(updated, "urgent", tier, "urgent", event) for tier in (COMMUNITY, STATION)]
+                await self.notifier.send(tx, pings, now, may_hold=False)
+                await tx.enqueue(
+                    f"urgent110:{matter.id}", matter.chat_id, now, matter_id=matter.id,
+                    text=self.t("notify.urgent", reporter=render.mention(matter.reporter_id, matter.reporter_name)),
+                    reply_to=matter.report_message_id,
+                )
+
+        return await self._act(matter_id, actor, chat, change, who=_REPORTER_OR_HEAD)
+
+    # --- heads and leaders ---------------------------------------------------------
+    async def claim(self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None) -> Result:
+        async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
+            if matter.state == State.CLAIMED:
+                return Outcome.ALREADY_CLAIMED
+            clock = policy.claimed(matter.clock, now)
+            await tx.update_matter(
+                matter.id, claimed_by=actor.id, claimed_by_name=actor.name, claimed_at=now,
+                first_claimed_at=matter.first_claimed_at or now, **clock_columns(clock, matter.policy_rules),
             )
             event = await self._event(tx, matter, now, "claimed", actor)
             await self._refresh_card(tx, matter, now, event)
-            if actor.id != matter.reporter_id:
-                await self._tell_reporter(
-                    tx, matter, now, event,
-                    self.t("notify.claimed", reporter=render.mention(matter.reporter_id, matter.reporter_name),
-                           id=matter.id, who=escape(actor.name)),
-                )
+            await self._tell_reporter(tx, matter, actor, now, event, "notify.claimed")
             await self._ack(tx, ack, now, self.t("ok.claimed", id=matter.id))
-            return Result(Outcome.OK, await tx.matter(matter.id))
+            return None
+
+        return await self._act(matter_id, actor, chat, change)
+
+    async def note(self, matter_id: int, actor: Actor, chat: Node, text: str, ack: Ack | None = None) -> Result:
+        async def change(tx: Tx, matter: Matter, now: float) -> None:
+            clock = policy.noted(matter.clock, now)
+            await tx.update_matter(matter.id, **clock_columns(clock, matter.policy_rules))
+            await self._event(tx, matter, now, "note", actor, text)
+            await self._ack(tx, ack, now, self.t("ok.note", id=matter.id))
+
+        return await self._act(matter_id, actor, chat, change)
 
     async def resolve(
         self, matter_id: int, actor: Actor, chat: Node, resolution: str = "", ack: Ack | None = None
     ) -> Result:
-        async with self.store.transaction() as tx:
-            matter, refusal = await self._load(tx, matter_id, actor, chat)
-            if refusal:
-                return refusal
-            assert matter is not None
-            now = self.clock.now()
-            await tx.update_matter(
-                matter.id,
-                state=State.RESOLVED.value,
-                resolved_at=now,
-                resolved_by=actor.id,
-                resolved_by_name=actor.name,
-                resolution=resolution or None,
-                first_claimed_at=matter.first_claimed_at or now,
-                next_due=None,
-            )
-            event = await self._event(tx, matter, now, "resolved", actor, resolution or None)
-            await self._refresh_card(tx, matter, now, event)
-            if actor.id != matter.reporter_id:
-                reporter = render.mention(matter.reporter_id, matter.reporter_name)
-                who = escape(actor.name)
-                text = (
-                    self.t("notify.resolved_with", reporter=reporter, id=matter.id, who=who,
-                           resolution=escape(resolution))
-                    if resolution
-                    else self.t("notify.resolved", reporter=reporter, id=matter.id, who=who)
-                )
-                await self._tell_reporter(tx, matter, now, event, text)
-            await self._ack(tx, ack, now, self.t("ok.resolved", id=matter.id))
-            return Result(Outcome.OK, await tx.matter(matter.id))
+        return await self._close(matter_id, actor, chat, State.RESOLVED, resolution, ack)
 
-    async def note(self, matter_id: int, actor: Actor, chat: Node, text: str, ack: Ack | None = None) -> Result:
-        async with self.store.transaction() as tx:
-            matter, refusal = await self._load(tx, matter_id, actor, chat)
-            if refusal:
-                return refusal
-            assert matter is not None
-            now = self.clock.now()
-            await self._event(tx, matter, now, "note", actor, text)
-            await self._ack(tx, ack, now, self.t("ok.note", id=matter.id))
-            return Result(Outcome.OK, matter)
+    async def close(
+        self, matter_id: int, actor: Actor, chat: Node, state: State, reason: str, ack: Ack | None = None
+    ) -> Result:
+        """无法解决 (unresolvable) or 转交 (referred), with a reason: closed, never "resolved"."""
+        assert state in (State.UNRESOLVABLE, State.REFERRED)
+        return await self._close(matter_id, actor, chat, state, reason, ack)
+
+    async def _close(
+        self, matter_id: int, actor: Actor, chat: Node, state: State, text: str, ack: Ack | None
+    ) -> Result:
+        async def change(tx: Tx, matter: Matter, now: float) -> None:
+            values: dict[str, Any] = {"state": state.value, "closed_at": now, "next_due": None,
+                                      "suspended_at": None, "suspended_until": None}
+            if state == State.RESOLVED:
+                values.update(resolved_at=now, resolved_by=actor.id, resolved_by_name=actor.name,
+                              resolution=text or None, first_claimed_at=matter.first_claimed_at or now)
+            else:
+                values.update(close_reason=text, resolved_by=actor.id, resolved_by_name=actor.name)
+            await tx.update_matter(matter.id, **values)
+            event = await self._event(tx, matter, now, state.value, actor, text or None)
+            await self._refresh_card(tx, matter, now, event)
+            key = {State.RESOLVED: "notify.resolved_with" if text else "notify.resolved",
+                   State.UNRESOLVABLE: "notify.unresolvable", State.REFERRED: "notify.referred"}[state]
+            await self._tell_reporter(tx, matter, actor, now, event, key, text=escape(text))
+            await self._ack(tx, ack, now, self.t(f"ok.{state.value}", id=matter.id))
+
+        return await self._act(matter_id, actor, chat, change)
+
+    async def suspend(
+        self, matter_id: int, actor: Actor, chat: Node, until: float, reason: str, ack: Ack | None = None
+    ) -> Result:
+        """挂起: the clocks stop until ``until`` (or /resume)."""
+
+        async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
+            if matter.suspended_until is not None:
+                return Outcome.SUSPENDED
+            clock = policy.suspend(matter.clock, now, until)
+            await tx.update_matter(matter.id, **clock_columns(clock, matter.policy_rules))
+            event = await self._event(tx, matter, now, "suspended", actor, f"{self.t.date(until)} {reason}")
+            await self._refresh_card(tx, matter, now, event)
+            await self._ack(tx, ack, now, self.t("ok.suspended", id=matter.id, until=self.t.date(until)))
+            return None
+
+        return await self._act(matter_id, actor, chat, change)
+
+    async def resume(self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None) -> Result:
+        async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
+            if matter.suspended_until is None:
+                return Outcome.NOT_SUSPENDED
+            clock = policy.resume(matter.clock, now)
+            await tx.update_matter(matter.id, **clock_columns(clock, matter.policy_rules))
+            event = await self._event(tx, matter, now, "resumed", actor)
+            await self._refresh_card(tx, matter, now, event)
+            await self._ack(tx, ack, now, self.t("ok.resumed", id=matter.id))
+            return None
+
+        return await self._act(matter_id, actor, chat, change)
+
+    async def escalate(self, matter_id: int, actor: Actor, chat: Node, reason: str, ack: Ack | None = None) -> Result:
+        """疑难会商: a head sends the matter up at once."""
+
+        async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
+            if matter.tier == STATION:
+                return Outcome.AT_TOP
+            await self._move(tx, matter, actor, now, matter.tier - 1, "escalated", reason, claimed=False)
+            await self._ack(tx, ack, now, self.t("ok.escalated", id=matter.id, tier=self.t(f"tier.{matter.tier - 1}")))
+            return None
+
+        return await self._act(matter_id, actor, chat, change)
+
+    async def return_down(
+        self, matter_id: int, actor: Actor, chat: Node, instructions: str, ack: Ack | None = None
+    ) -> Result:
+        """A tier-2 or tier-1 leader hands the matter back one tier down, with new deadlines."""
+
+        async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
+            if matter.tier == UNIT:
+                return Outcome.AT_UNIT
+            await self._move(tx, matter, actor, now, matter.tier + 1, "returned", instructions, claimed=False)
+            await self._ack(tx, ack, now, self.t("ok.returned", id=matter.id, tier=self.t(f"tier.{matter.tier + 1}")))
+            return None
+
+        return await self._act(matter_id, actor, chat, change, who=self._leader_tier)
+
+    async def takeover(self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None) -> Result:
+        """The caller's tier becomes responsible, and the caller has it."""
+
+        async def change(tx: Tx, matter: Matter, now: float) -> None:
+            tier = self._leader_tier(actor.id, matter.unit_id)
+            assert tier is not None
+            await self._move(tx, matter, actor, now, tier, "taken_over", None, claimed=True)
+            await self._ack(tx, ack, now, self.t("ok.taken_over", id=matter.id))
+
+        return await self._act(matter_id, actor, chat, change, who=self._leader_tier)
+
+    async def reopen(self, matter_id: int, actor: Actor, chat: Node, why: str, ack: Ack | None = None) -> Result:
+        """The reporter or a head reopens a closed matter: back to the unit, fresh deadlines."""
+
+        async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
+            if not matter.closed:
+                return Outcome.NOT_CLOSED
+            clock = policy.arrive(UNIT, now)
+            await tx.update_matter(
+                matter.id, closed_at=None, resolved_at=None, resolved_by=None, resolved_by_name=None,
+                resolution=None, close_reason=None, claimed_by=None, claimed_by_name=None, claimed_at=None,
+                **clock_columns(clock, matter.policy_rules),
+            )
+            event = await self._event(tx, matter, now, "reopened", actor, why, tier=UNIT)
+            await self._refresh_card(tx, matter, now, event)
+            await self._ack(tx, ack, now, self.t("ok.reopened", id=matter.id))
+            return None
+
+        return await self._act(matter_id, actor, chat, change, who=_REPORTER_OR_HEAD, when_closed=True)
 
     # --- shared steps --------------------------------------------------------------
-    async def _load(self, tx: Tx, matter_id: int, actor: Actor, chat: Node) -> tuple[Matter | None, Result | None]:
-        """The matter, or why the actor may not act on it from this chat."""
-        matter = await tx.matter(matter_id)
-        if matter is None:
-            return None, Result(Outcome.NOT_FOUND)
-        if not self.tree.contains(chat.id, matter.unit_id):
-            return matter, Result(Outcome.OTHER_UNIT, matter)
-        if not self.tree.may_act(actor.id, matter.unit_id):
-            return matter, Result(Outcome.NOT_ALLOWED, matter)
-        if matter.state == State.RESOLVED:
-            return matter, Result(Outcome.ALREADY_RESOLVED, matter)
-        return matter, None
+    async def _act(
+        self,
+        matter_id: int,
+        actor: Actor,
+        chat: Node,
+        change: Callable[[Tx, Matter, float], Awaitable[Outcome | None]],
+        who: Callable[[Matter, int], bool] | Callable[[int, str], int | None] | None = None,
+        when_closed: bool = False,
+    ) -> Result:
+        """Load, check scope and permission, apply ``change`` — all in one transaction."""
+        async with self.store.transaction() as tx:
+            matter = await tx.matter(matter_id)
+            if matter is None:
+                return Result(Outcome.NOT_FOUND)
+            if not self.tree.contains(chat.id, matter.unit_id):
+                return Result(Outcome.OTHER_UNIT, matter)
+            if not self._allowed(who, matter, actor):
+                return Result(Outcome.NOT_ALLOWED, matter)
+            if matter.closed and not when_closed:
+                return Result(Outcome.ALREADY_RESOLVED, matter)
+            refusal = await change(tx, matter, self.clock.now())
+            if refusal is not None:
+                return Result(refusal, matter)
+            return Result(Outcome.OK, await tx.matter(matter.id))
+
+    def _allowed(self, who: Any, matter: Matter, actor: Actor) -> bool:
+        if who is None:
+            return self.tree.may_act(actor.id, matter.unit_id)
+        if who is _REPORTER_OR_HEAD:
+            return actor.id == matter.reporter_id or self.tree.may_act(actor.id, matter.unit_id)
+        return who(actor.id, matter.unit_id) is not None
+
+    def _leader_tier(self, user_id: int, unit_id: str) -> int | None:
+        """The highest tier above the unit that this user leads (2 or 1), if any."""
+        tiers = [
+            n.tier for n in self.tree.lineage(unit_id) if n.tier < UNIT and any(p.id == user_id for p in n.leaders)
+        ]
+        return min(tiers) if tiers else None
+
+    async def _move(
+        self, tx: Tx, matter: Matter, actor: Actor, now: float, tier: int, kind: str, note: str | None, claimed: bool
+    ) -> None:
+        """Hand the matter to ``tier`` with fresh windows, and tell that tier."""
+        clock = policy.arrive(tier, now)
+        values: dict[str, Any] = {}
+        if claimed:
+            clock = policy.claimed(clock, now)
+            values = {"claimed_by": actor.id, "claimed_by_name": actor.name, "claimed_at": now,
+                      "first_claimed_at": matter.first_claimed_at or now}
+        if tier < matter.tier:
+            values.update(top_tier=min(matter.top_tier, tier), escalated_at=matter.escalated_at or now)
+        await tx.update_matter(matter.id, **values, **clock_columns(clock, matter.policy_rules))
+        event = await self._event(tx, matter, now, kind, actor, note, tier=tier)
+        await self._refresh_card(tx, matter, now, event)
+        if not claimed:
+            updated = await tx.matter(matter.id)
+            assert updated is not None
+            await self.notifier.send(tx, [Ping(updated, kind, tier, kind, event, note)], now, may_hold=False)
 
     async def _event(
-        self, tx: Tx, matter: Matter, now: float, kind: str, actor: Actor, detail: str | None = None
+        self, tx: Tx, matter: Matter, now: float, kind: str, actor: Actor, detail: str | None = None,
+        tier: int | None = None,
     ) -> int:
         return await tx.add_event(
-            matter.id, now, kind, actor_id=actor.id, actor_name=actor.name, tier=matter.tier, detail=detail
+            matter.id, now, kind, actor_id=actor.id, actor_name=actor.name,
+            tier=tier if tier is not None else matter.tier, detail=detail,
         )
 
     async def _refresh_card(self, tx: Tx, matter: Matter, now: float, event: int) -> None:
         # Rendered at delivery time, so several quick changes still end in the latest state.
         await tx.enqueue(f"card:{matter.id}:e{event}", matter.chat_id, now, kind="card", matter_id=matter.id)
 
-    async def _tell_reporter(self, tx: Tx, matter: Matter, now: float, event: int, text: str) -> None:
+    async def _tell_reporter(
+        self, tx: Tx, matter: Matter, actor: Actor, now: float, event: int, key: str, **params: str
+    ) -> None:
+        if actor.id == matter.reporter_id:
+            return
+        text = self.t(
+            key, reporter=render.mention(matter.reporter_id, matter.reporter_name), id=matter.id,
+            who=escape(actor.name), resolution=params.get("text", ""), **params,
+        )
         await tx.enqueue(
             f"reporter:{matter.id}:e{event}", matter.chat_id, now, matter_id=matter.id,
             text=text, reply_to=matter.report_message_id,
@@ -211,3 +376,7 @@ class Matters:
     async def _ack(self, tx: Tx, ack: Ack | None, now: float, text: str) -> None:
         if ack is not None:
             await tx.enqueue(f"ack:{ack.update_id}", ack.chat_id, now, text=text, reply_to=ack.message_id)
+
+
+_REPORTER_OR_HEAD = object()  # a permission: the reporter, or whoever may act on the unit
+__all__ = ["CLOSED", "MAX_TEXT", "Ack", "Actor", "Matters", "Outcome", "Result"]

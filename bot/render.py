@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from html import escape, unescape
+from typing import Any
 
 from bot.config import Person
 from bot.i18n import Texts
@@ -23,18 +24,22 @@ Keyboard = list[list[tuple[str, str]]]  # rows of (label, callback data)
 SNIPPET = 300  # how much of a report escalations and lists quote; /show has it all
 
 
-def callback(action: str, matter_id: int) -> str:
-    return f"{CALLBACK_VERSION}:{action}:{matter_id}"
+def callback(action: str, matter_id: int, arg: str | None = None) -> str:
+    return f"{CALLBACK_VERSION}:{action}:{matter_id}" + (f":{arg}" if arg else "")
 
 
-def parse_callback(data: str | None) -> tuple[str, int] | None:
-    """``v1:claim:42`` → ("claim", 42); anything else (old, forged) → None."""
+ACTIONS = ("claim", "resolve", "cat")
+
+
+def parse_callback(data: str | None) -> tuple[str, int, str | None] | None:
+    """``v1:claim:42`` → ("claim", 42, None); ``v1:cat:42:fraud`` → ("cat", 42, "fraud");
+    anything else (old, forged) → None."""
     parts = (data or "").split(":")
-    if len(parts) != 3 or parts[0] != CALLBACK_VERSION or not parts[2].isdigit():
+    if len(parts) not in (3, 4) or parts[0] != CALLBACK_VERSION or not parts[2].isdigit():
         return None
-    if parts[1] not in ("claim", "resolve"):
+    if parts[1] not in ACTIONS or (parts[1] == "cat") != (len(parts) == 4):
         return None
-    return parts[1], int(parts[2])
+    return parts[1], int(parts[2]), parts[3] if len(parts) == 4 else None
 
 
 def plain(html_text: str, limit: int = 200) -> str:
@@ -59,36 +64,53 @@ def snippet(text: str, limit: int = SNIPPET) -> str:
 def card(matter: Matter, tree: Tree, t: Texts, attachments: int = 0) -> tuple[str, Keyboard]:
     unit = tree.nodes[matter.unit_id]
     rules = matter.policy_rules
+    category = t.category(matter.category) + (" 🚨" if matter.urgent else "")
     lines = [
         t("card.title", id=matter.id, unit=escape(unit.name)),
         escape(matter.text),
         "",
+        t("card.category", category=category),
         t("card.reporter", reporter=mention(matter.reporter_id, matter.reporter_name)),
         t("card.heads", heads=people(unit.leaders)),
     ]
     if attachments:
         lines.append(t("card.photos", count=attachments))
-    if matter.state == State.RESOLVED:
-        lines.append(t("card.resolved", who=escape(matter.resolved_by_name or ""), at=t.time(matter.resolved_at or 0)))
+    if matter.closed:
+        who, at = escape(matter.resolved_by_name or ""), t.time(matter.closed_at or matter.resolved_at or 0)
+        lines.append(t(f"card.{matter.state}", who=who, at=at))
         if matter.resolution:
             lines.append(t("card.resolution", text=escape(matter.resolution)))
+        if matter.close_reason:
+            lines.append(t("card.close_reason", text=escape(matter.close_reason)))
         return "\n".join(lines), []
     lines.append(t("card.state", state=t(f"state.{matter.state}")))
     if matter.state == State.CLAIMED:
         lines.append(t("card.claimed_by", who=escape(matter.claimed_by_name or "")))
     if matter.tier < 3:
         lines.append(t("card.at_tier", tier=t(f"tier.{matter.tier}")))
+    if matter.suspended_until is not None:
+        lines.append(t("card.suspended", until=t.date(matter.suspended_until)))
+        return "\n".join(lines), action_buttons(matter, t)
     claim_due = policy.claim_due(matter.clock, rules)
     if claim_due is not None:
         lines.append(t("card.claim_due", at=t.time(claim_due)))
     resolve_due = policy.resolve_due(matter.clock, rules)
     if resolve_due is not None:
         lines.append(t("card.resolve_due", at=t.time(resolve_due)))
-    return "\n".join(lines), action_buttons(matter, t)
+    keyboard = action_buttons(matter, t)
+    if not matter.category_set:
+        lines.append(t("card.pick_category"))
+        keyboard += category_buttons(matter, t)
+    return "\n".join(lines), keyboard
+
+
+def category_buttons(matter: Matter, t: Texts, per_row: int = 4) -> Keyboard:
+    buttons = [(t.category(key), callback("cat", matter.id, key)) for key in t.category_keys()]
+    return [buttons[i : i + per_row] for i in range(0, len(buttons), per_row)]
 
 
 def action_buttons(matter: Matter, t: Texts, takeover: bool = False) -> Keyboard:
-    if matter.state == State.RESOLVED:
+    if matter.closed:
         return []
     row = []
     if matter.state == State.OPEN:
@@ -97,29 +119,99 @@ def action_buttons(matter: Matter, t: Texts, takeover: bool = False) -> Keyboard
     return [row]
 
 
-def escalation(
-    matter: Matter, taken: policy.Step, tree: Tree, t: Texts, now: float
+def pings(
+    batch: list[Any], tree: Tree, t: Texts, now: float, leaders: list[Person], on_watch: list[int]
 ) -> tuple[str, Keyboard]:
-    """The message a higher tier gets when a matter reaches it, or is still overdue there."""
-    unit = tree.nodes[matter.unit_id]
-    community = tree.at_tier(matter.unit_id, 2)
-    tier_node = tree.at_tier(matter.unit_id, taken.to_tier)
-    reason = t(f"reason.{taken.reason}")
-    if taken.action == policy.Action.ESCALATE:
-        title = t("esc.title", id=matter.id, tier=t(f"tier.{taken.to_tier}"), reason=reason)
+    """One message for one chat about one or several matters (see escalation/notify.py)."""
+    lines: list[str] = []
+    if len(batch) == 1:
+        ping = batch[0]
+        matter = ping.matter
+        unit = tree.nodes[matter.unit_id]
+        community = tree.at_tier(matter.unit_id, 2)
+        lines += [
+            ping_title(ping, t, now),
+            t("esc.unit", unit=escape(unit.name), community=escape(community.name)),
+            t("esc.category", category=t.category(matter.category)),
+            t("esc.reporter", reporter=mention(matter.reporter_id, matter.reporter_name)),
+            t("esc.text", text=snippet(matter.text)),
+            t("esc.waited", waited=t.duration(now - matter.created_at)),
+        ]
+        if ping.note:
+            lines.append(t("esc.note", note=snippet(ping.note)))
+        if matter.claimed_by_name and matter.state == State.OPEN:
+            lines.append(t("esc.claimed_before", who=escape(matter.claimed_by_name)))
+        if ping.kind == "idle" and matter.claimed_by:
+            lines.append(t("esc.idle_who", who=mention(matter.claimed_by, matter.claimed_by_name)))
     else:
-        title = t("esc.reping", id=matter.id, reason=reason, overdue=t.duration(now - taken.overdue_since))
-    lines = [
-        title,
-        t("esc.unit", unit=escape(unit.name), community=escape(community.name)),
-        t("esc.reporter", reporter=mention(matter.reporter_id, matter.reporter_name)),
-        t("esc.text", text=snippet(matter.text)),
-        t("esc.waited", waited=t.duration(now - matter.created_at)),
-    ]
-    if matter.claimed_by_name and matter.state == State.OPEN:
-        lines.append(t("esc.claimed_before", who=escape(matter.claimed_by_name)))
-    lines.append(t("esc.leaders", leaders=people(tier_node.leaders)))
-    return "\n".join(lines), action_buttons(matter, t, takeover=True)
+        lines.append(t("esc.digest", count=len(batch)))
+        for ping in batch:
+            unit = tree.nodes[ping.matter.unit_id]
+            lines.append(f"• {ping_title(ping, t, now)} · {escape(unit.name)}：{snippet(ping.matter.text, 40)}")
+    if on_watch:
+        lines.append(t("esc.on_duty", who="、".join(mention(uid, _name(tree, uid)) for uid in on_watch)))
+    if leaders:
+        lines.append(t("esc.leaders", leaders=people(leaders[:MAX_MENTIONS])))
+    keyboard: Keyboard = []
+    seen: set[int] = set()
+    for ping in batch:
+        matter = ping.matter
+        if matter.id in seen or matter.closed or len(keyboard) >= MAX_BUTTON_ROWS:
+            continue
+        seen.add(matter.id)
+        row = action_buttons(matter, t, takeover=True)
+        keyboard += [[(f"{label} #{matter.id}", data) for label, data in r] for r in row] if len(batch) > 1 else row
+    return "\n".join(lines), keyboard
+
+
+MAX_MENTIONS = 40  # Telegram notifies nobody in a message with more than 50 mentions
+MAX_BUTTON_ROWS = 8
+
+
+def ping_title(ping: Any, t: Texts, now: float) -> str:
+    matter = ping.matter
+    tier = t(f"tier.{ping.tier}")
+    reason = t(f"reason.{ping.reason}") if ping.reason in REASONS else ""
+    match ping.kind:
+        case "escalated":
+            return t("esc.title", id=matter.id, tier=tier, reason=reason or t("reason.manual"))
+        case "reping":
+            return t("esc.reping", id=matter.id, reason=reason, overdue=t.duration(now - overdue_since(matter, now)))
+        case "remind":
+            return t("esc.remind", id=matter.id, reason=reason, at=t.time(_next_deadline(matter, now)))
+        case "idle":
+            return t("esc.idle", id=matter.id)
+        case "unclaimed":
+            return t("esc.released", id=matter.id)
+        case "returned":
+            return t("esc.returned", id=matter.id, tier=tier)
+        case "resumed":
+            return t("esc.resumed", id=matter.id)
+        case "urgent":
+            return t("esc.urgent", id=matter.id, category=t.category(matter.category))
+    return t("esc.title", id=matter.id, tier=tier, reason=reason)
+
+
+REASONS = ("unclaimed", "unresolved", "idle", "suspension_over")
+
+
+def overdue_since(matter: Matter, now: float) -> float:
+    """When the earliest passed deadline of its current tier passed (``now`` if none has)."""
+    rules = matter.policy_rules
+    passed = [d for d in (policy.claim_due(matter.clock, rules), policy.resolve_due(matter.clock, rules))
+              if d is not None and d <= now]
+    return min(passed) if passed else now
+
+
+def _next_deadline(matter: Matter, now: float) -> float:
+    rules = matter.policy_rules
+    dues = [d for d in (policy.claim_due(matter.clock, rules), policy.resolve_due(matter.clock, rules)) if d]
+    upcoming = [d for d in dues if d >= now]
+    return min(upcoming or dues or [now])
+
+
+def _name(tree: Tree, user_id: int) -> str:
+    return tree.person_name(user_id) or str(user_id)
 
 
 def matter_list(node_name: str, matters: list[Matter], tree: Tree, t: Texts, now: float, limit: int = 30) -> str:

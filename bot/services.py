@@ -14,6 +14,7 @@ from bot.i18n import Texts
 from bot.matters import Matters
 from bot.storage import Store
 from bot.tree import Tree
+from escalation.notify import Notifier
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Services:
     store: Store
     matters: Matters
     delivery: Delivery
+    notifier: Notifier
     weekly_trigger: CronTrigger
     first_started: float  # summaries due before the bot ever ran are not "missed"
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiosqlite
 
-from escalation.policy import Clock, Rules, State
+from escalation.policy import CLOSED, Clock, Rules, State, next_check
 
 # The Telegram update being handled in this task (see bot/inbox.py). A write transaction
 # committed while it is set marks that update done, so its effects and "done" commit
@@ -60,12 +60,22 @@ MIGRATIONS: list[str] = [
         urgent INTEGER NOT NULL DEFAULT 0,
         private INTEGER NOT NULL DEFAULT 0,
         rating TEXT,
-        rated_at REAL
+        rated_at REAL,
+        category_set INTEGER NOT NULL DEFAULT 0,
+        claim_since REAL,
+        reminded_upto REAL,
+        last_activity_at REAL,
+        idle_reminded_at REAL,
+        suspended_at REAL,
+        suspended_until REAL,
+        closed_at REAL,
+        close_reason TEXT
     );
     CREATE INDEX matters_due ON matters(next_due) WHERE next_due IS NOT NULL;
     CREATE INDEX matters_unit_state ON matters(unit_id, state);
     CREATE INDEX matters_created ON matters(created_at);
     CREATE INDEX matters_open_or_resolved ON matters(resolved_at);
+    CREATE INDEX matters_closed ON matters(closed_at);
 
     CREATE TABLE events (
         id INTEGER PRIMARY KEY,
@@ -123,6 +133,37 @@ MIGRATIONS: list[str] = [
         asked_at REAL NOT NULL,
         PRIMARY KEY (chat_id, user_id)
     );
+
+    CREATE TABLE held_pings (
+        id INTEGER PRIMARY KEY,
+        chat_id INTEGER NOT NULL,
+        matter_id INTEGER NOT NULL REFERENCES matters(id),
+        kind TEXT NOT NULL,
+        tier INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        at REAL NOT NULL,
+        release_at REAL NOT NULL
+    );
+    CREATE INDEX held_pings_release ON held_pings(release_at);
+
+    CREATE TABLE users (
+        user_id INTEGER PRIMARY KEY,
+        name TEXT,
+        private_chat INTEGER NOT NULL DEFAULT 0,
+        language TEXT,
+        updated_at REAL
+    );
+
+    CREATE TABLE duty_overrides (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        name TEXT,
+        start REAL NOT NULL,
+        until REAL NOT NULL,
+        set_by INTEGER,
+        set_at REAL NOT NULL
+    );
+    CREATE INDEX duty_overrides_until ON duty_overrides(until);
 
     CREATE TABLE inbox (
         update_id INTEGER PRIMARY KEY,
@@ -185,10 +226,27 @@ class Matter:
     private: bool = False  # reported privately: the unit group sees only that it exists
     rating: str | None = None  # the reporter's satisfaction: satisfied / basic / unsatisfied
     rated_at: float | None = None
+    category_set: bool = False  # someone picked the category (else it shows as "other")
+    claim_since: float | None = None
+    reminded_upto: float | None = None
+    last_activity_at: float | None = None
+    idle_reminded_at: float | None = None
+    suspended_at: float | None = None
+    suspended_until: float | None = None
+    closed_at: float | None = None  # resolved, unresolvable, referred or cancelled
+    close_reason: str | None = None
 
     @property
     def clock(self) -> Clock:
-        return Clock(State(self.state), self.tier, self.tier_since, self.last_ping_at)
+        return Clock(
+            State(self.state), self.tier, self.tier_since, self.claim_since, self.last_ping_at,
+            self.reminded_upto, self.last_activity_at, self.idle_reminded_at, self.suspended_at,
+            self.suspended_until,
+        )
+
+    @property
+    def closed(self) -> bool:
+        return self.state in CLOSED
 
     @property
     def policy_rules(self) -> Rules:
@@ -228,6 +286,26 @@ class SummaryFacts:
     first_claimed_at: float | None
     resolved_at: float | None
     escalated_at: float | None
+    closed_at: float | None = None  # resolved or otherwise closed; resolved_at only when resolved
+
+
+@dataclass
+class HeldPing:
+    id: int
+    chat_id: int
+    matter_id: int
+    kind: str
+    tier: int
+    reason: str
+
+
+@dataclass
+class DutyOverride:
+    """Someone took the station's watch with /duty, until ``until``."""
+
+    user_id: int
+    start: float
+    until: float
 
 
 _MATTER_COLUMNS = [f.name for f in fields(Matter)]
@@ -239,7 +317,25 @@ def _matter(row: Sequence[Any]) -> Matter:
     matter.state = State(matter.state)
     matter.urgent = bool(matter.urgent)
     matter.private = bool(matter.private)
+    matter.category_set = bool(matter.category_set)
     return matter
+
+
+def clock_columns(clock: Clock, rules: Rules) -> dict[str, Any]:
+    """The matter columns a clock maps to, with the sweep's next look."""
+    return {
+        "state": clock.state.value,
+        "tier": clock.tier,
+        "tier_since": clock.tier_since,
+        "claim_since": clock.claim_since,
+        "last_ping_at": clock.last_ping_at,
+        "reminded_upto": clock.reminded_upto,
+        "last_activity_at": clock.last_activity_at,
+        "idle_reminded_at": clock.idle_reminded_at,
+        "suspended_at": clock.suspended_at,
+        "suspended_until": clock.suspended_until,
+        "next_due": next_check(clock, rules),
+    }
 
 
 class Store:
@@ -362,7 +458,7 @@ class Tx:
     async def open_matters(self, unit_ids: Sequence[str]) -> list[Matter]:
         marks = ", ".join("?" for _ in unit_ids)
         rows = await self._all(
-            f"{_MATTER_SELECT} WHERE unit_id IN ({marks}) AND state != 'resolved' ORDER BY id",
+            f"{_MATTER_SELECT} WHERE unit_id IN ({marks}) AND state IN ('open', 'claimed') ORDER BY id",
             tuple(unit_ids),
         )
         return [_matter(r) for r in rows]
@@ -551,6 +647,52 @@ class Tx:
         )
         return cur.rowcount == 1
 
+    # --- quiet hours ---------------------------------------------------------------
+    async def hold_ping(
+        self, chat_id: int, matter_id: int, kind: str, tier: int, reason: str, now: float, release_at: float
+    ) -> None:
+        await self._conn.execute(
+            "INSERT INTO held_pings (chat_id, matter_id, kind, tier, reason, at, release_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (chat_id, matter_id, kind, tier, reason, now, release_at),
+        )
+
+    async def held_pings_due(self, now: float) -> list[HeldPing]:
+        rows = await self._all(
+            "SELECT id, chat_id, matter_id, kind, tier, reason FROM held_pings WHERE release_at <= ? ORDER BY id",
+            (now,),
+        )
+        return [HeldPing(*r) for r in rows]
+
+    async def drop_held_pings(self, ids: list[int]) -> None:
+        await self._conn.executemany("DELETE FROM held_pings WHERE id = ?", [(i,) for i in ids])
+
+    # --- people ------------------------------------------------------------------
+    async def set_private_chat(self, user_id: int, name: str, now: float) -> None:
+        """The user opened a private chat with the bot (/start): DMs can reach them."""
+        await self._conn.execute(
+            "INSERT INTO users (user_id, name, private_chat, updated_at) VALUES (?, ?, 1, ?) "
+            "ON CONFLICT(user_id) DO UPDATE SET name = excluded.name, private_chat = 1, "
+            "updated_at = excluded.updated_at",
+            (user_id, name, now),
+        )
+
+    async def has_private_chat(self, user_id: int) -> bool:
+        row = await self._one("SELECT private_chat FROM users WHERE user_id = ?", (user_id,))
+        return bool(row and row[0])
+
+    async def add_duty_override(self, user_id: int, name: str, start: float, until: float, by: int) -> None:
+        await self._conn.execute(
+            "INSERT INTO duty_overrides (user_id, name, start, until, set_by, set_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (user_id, name, start, until, by, start),
+        )
+
+    async def duty_overrides(self, now: float) -> list[DutyOverride]:
+        rows = await self._all(
+            "SELECT user_id, start, until FROM duty_overrides WHERE until > ? ORDER BY set_at, id", (now,)
+        )
+        return [DutyOverride(*r) for r in rows]
+
     # --- inbox -------------------------------------------------------------------
     async def inbox_add(self, updates: list[tuple[int, str]]) -> None:
         now = time.time()
@@ -582,8 +724,8 @@ class Tx:
         """Matters that existed at some point in [start, end): created before the end
         and not resolved before the start."""
         rows = await self._all(
-            "SELECT unit_id, created_at, first_claimed_at, resolved_at, escalated_at "
-            "FROM matters WHERE created_at < ? AND (resolved_at IS NULL OR resolved_at >= ?)",
+            "SELECT unit_id, created_at, first_claimed_at, resolved_at, escalated_at, closed_at "
+            "FROM matters WHERE created_at < ? AND (closed_at IS NULL OR closed_at >= ?)",
             (end, start),
         )
         return [SummaryFacts(*r) for r in rows]

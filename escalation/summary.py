@@ -62,7 +62,8 @@ def unit_figures(
         if f.resolved_at is not None and start <= f.resolved_at < end:
             fig.resolved += 1
             fig.resolve_times.append(f.resolved_at - f.created_at)
-        if f.created_at < end and (f.resolved_at is None or f.resolved_at >= end):
+        closed_at = f.closed_at if f.closed_at is not None else f.resolved_at
+        if f.created_at < end and (closed_at is None or closed_at >= end):
             fig.open += 1
             if f.escalated_at is not None and f.escalated_at < end:
                 fig.overdue += 1

@@ -1,4 +1,4 @@
-"""The periodic sweep: escalate or re-ping every matter whose deadline has passed.
+"""The periodic sweep: carry out every step whose time has come.
 
 It reads only what is due (an index on ``next_due``), re-checks each matter inside the
 transaction that acts on it, and writes the change, its timeline event and its messages
@@ -8,36 +8,40 @@ restart a matter that fell due while the bot was down is handled exactly once.
 
 from __future__ import annotations
 
-from bot import render
-from bot.i18n import Texts
-from bot.storage import Store
-from bot.tree import Tree
+from typing import Any
+
+from bot.storage import Store, clock_columns
 from escalation import policy
+from escalation.notify import Notifier, Ping
+from escalation.policy import Action
 
 BATCH = 200
 
+# What each step is called in the timeline, what the ping says, and whether the card changes.
+_STEPS: dict[Action, tuple[str, str, bool]] = {
+    Action.ESCALATE: ("escalated", "escalated", True),
+    Action.REPING: ("reping", "reping", False),
+    Action.REMIND: ("reminded", "remind", False),
+    Action.IDLE_REMIND: ("idle_reminded", "idle", False),
+    Action.UNCLAIM: ("released", "unclaimed", True),
+    Action.RESUME: ("resumed", "resumed", True),
+}
 
-def target_chat(tree: Tree, unit_id: str, tier: int) -> int | None:
-    """The chat of the node responsible at ``tier``; if it has none, the nearest above."""
-    for level in range(tier, 0, -1):
-        chat = tree.chat_of(tree.at_tier(unit_id, level).id)
-        if chat is not None:
-            return chat
-    return None
 
-
-async def sweep(store: Store, tree: Tree, texts: Texts, now: float) -> int:
+async def sweep(store: Store, notifier: Notifier, now: float) -> int:
     """Carry out every step due at ``now``; returns how many were taken."""
+    async with store.transaction() as tx:
+        await notifier.release(tx, now)  # what quiet hours held, if they are over
     taken_total = 0
     while True:
-        taken, seen = await _sweep_batch(store, tree, texts, now)
+        taken, seen = await _sweep_batch(store, notifier, now)
         taken_total += taken
         if seen < BATCH:
             return taken_total
 
 
-async def _sweep_batch(store: Store, tree: Tree, texts: Texts, now: float) -> tuple[int, int]:
-    taken_count = 0
+async def _sweep_batch(store: Store, notifier: Notifier, now: float) -> tuple[int, int]:
+    pings: list[Ping] = []
     async with store.transaction() as tx:
         due = await tx.due_matters(now, BATCH)
         for matter in due:
@@ -46,35 +50,18 @@ async def _sweep_batch(store: Store, tree: Tree, texts: Texts, now: float) -> tu
             if taken is None:  # next_due was ahead of the policy; put it right
                 await tx.update_matter(matter.id, next_due=policy.next_check(matter.clock, rules))
                 continue
-            clock = policy.after(matter.clock, taken, now)
-            changes: dict[str, object] = {
-                "state": clock.state.value,
-                "tier": clock.tier,
-                "tier_since": clock.tier_since,
-                "last_ping_at": clock.last_ping_at,
-                "next_due": policy.next_check(clock, rules),
-            }
-            escalated = taken.action == policy.Action.ESCALATE
-            if escalated:
-                changes["top_tier"] = min(matter.top_tier, clock.tier)
-                changes["escalated_at"] = matter.escalated_at or now
+            event_kind, ping_kind, card_changes = _STEPS[taken.action]
+            changes: dict[str, Any] = clock_columns(policy.after(matter.clock, taken, now), rules)
+            if taken.action == Action.ESCALATE:
+                changes.update(top_tier=min(matter.top_tier, taken.to_tier), escalated_at=matter.escalated_at or now)
             await tx.update_matter(matter.id, **changes)
             event = await tx.add_event(
-                matter.id, now, "escalated" if escalated else "reping",
-                tier=taken.to_tier, detail=texts(f"reason.{taken.reason}"),
+                matter.id, now, event_kind, tier=taken.to_tier, detail=notifier.t(f"reason.{taken.reason}")
             )
+            if card_changes:  # the unit's card shows where the matter now stands
+                await tx.enqueue(f"card:{matter.id}:e{event}", matter.chat_id, now, kind="card", matter_id=matter.id)
             updated = await tx.matter(matter.id)
             assert updated is not None
-            chat = target_chat(tree, matter.unit_id, taken.to_tier)
-            if chat is not None:
-                text, keyboard = render.escalation(updated, taken, tree, texts, now)
-                await tx.enqueue(
-                    f"esc:{matter.id}:e{event}", chat, now, matter_id=matter.id, text=text,
-                    markup=keyboard,
-                )
-            if escalated:  # the unit's card shows where the matter now stands
-                await tx.enqueue(
-                    f"card:{matter.id}:e{event}", matter.chat_id, now, kind="card", matter_id=matter.id
-                )
-            taken_count += 1
-    return taken_count, len(due)
+            pings.append(Ping(updated, ping_kind, taken.to_tier, taken.reason.value, event))
+        await notifier.send(tx, pings, now)
+    return len(pings), len(due)

@@ -7,17 +7,18 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 
 from bot import inbox
 from bot.tree import Tree
-from handlers import chats, matters, report
+from handlers import chats, duty, matters, report
 from handlers.common import BoundChat, UnitChat
 
 
 def register(app: Application, tree: Tree) -> None:
     bound, unit = BoundChat(tree), UnitChat(tree)
-    work = ["claim", "resolve", "note", "list", "show", "summary"]
+    work = [*matters.COMMANDS, "list", "show", "summary", "duty"]
     app.add_handlers(
         [
             # Anyone, any chat.
-            CommandHandler(["start", "help"], chats.help_text),
+            CommandHandler("start", chats.start),
+            CommandHandler("help", chats.help_text),
             CommandHandler("chatid", chats.chat_id),
             CommandHandler("bind", chats.bind),
             # Residents report in their unit's group…
@@ -29,13 +30,17 @@ def register(app: Application, tree: Tree) -> None:
             MessageHandler(filters.TEXT & ~filters.COMMAND & unit, report.prompt_answer),
             # …and are told where to go when they try elsewhere.
             CommandHandler("report", report.report_elsewhere),
-            # Heads and leaders work matters from their own chats.
-            CommandHandler("claim", matters.claim, filters=bound),
-            CommandHandler("resolve", matters.resolve, filters=bound),
-            CommandHandler("note", matters.note, filters=bound),
+            # Heads and leaders work matters from their own chats: /claim N, /resolve N …,
+            # /note, /close (无法解决), /refer (转交), /suspend, /resume, /escalate, /return,
+            # /takeover, /reopen.
+            *[CommandHandler(name, matters.matter_command(name), filters=bound) for name in matters.COMMANDS],
             CommandHandler("list", matters.list_open, filters=bound),
             CommandHandler("show", matters.show, filters=bound),
             CommandHandler("summary", chats.summary_now, filters=bound),
+            # The station's watch.
+            CommandHandler("duty", duty.show_or_set, filters=bound),
+            CallbackQueryHandler(duty.take_button, pattern=f"^{duty.TAKE_WATCH}$"),
+            # Buttons on cards and escalations (claim, resolve, category); stale ones get a toast.
             CallbackQueryHandler(matters.button),
             # Work commands in a chat outside the tree: nothing is logged.
             CommandHandler(work, chats.not_bound),

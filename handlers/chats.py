@@ -47,6 +47,17 @@ async def chat_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await reply(update, services(context).texts("chatid", chat_id=chat.id))
 
 
+async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/start: in a private chat, remember that this person can be reached by DM."""
+    chat = update.effective_chat
+    if chat is not None and chat.type == ChatType.PRIVATE:
+        svc = services(context)
+        user = actor(update)
+        async with svc.store.transaction() as tx:
+            await tx.set_private_chat(user.id, user.name, svc.clock.now())
+    await help_text(update, context)
+
+
 async def help_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await reply(update, services(context).texts("help"))
 

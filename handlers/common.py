@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from html import escape
+from zoneinfo import ZoneInfo
 
 from telegram import Message, Update
 from telegram.ext import ContextTypes, filters
 
+from bot.config import parse_duration
 from bot.matters import Actor, Outcome, Result
 from bot.services import Services, services
 from bot.tree import UNIT, Node, Tree
 
 __all__ = [
-    "BoundChat", "UnitChat", "actor", "chat_node", "command_text", "matter_number", "refusal", "reply", "services",
+    "BoundChat", "UnitChat", "actor", "chat_node", "command_text", "matter_number", "parse_until", "refusal", "reply",
+    "services",
 ]
 
 
@@ -79,7 +83,38 @@ def refusal(svc: Services, result: Result, matter_id: int) -> str:
             return t("err.already_claimed", id=matter_id, who=escape((matter.claimed_by_name if matter else "") or ""))
         case Outcome.ALREADY_RESOLVED:
             return t("err.already_resolved", id=matter_id)
+        case Outcome.AT_TOP:
+            return t("err.at_top", id=matter_id)
+        case Outcome.AT_UNIT:
+            return t("err.at_unit", id=matter_id)
+        case Outcome.NOT_CLOSED:
+            return t("err.not_closed", id=matter_id)
+        case Outcome.NOT_SUSPENDED:
+            return t("err.not_suspended", id=matter_id)
+        case Outcome.SUSPENDED:
+            return t("err.suspended", id=matter_id)
     return t("err.internal")
+
+
+def parse_until(word: str, now: float, tz: ZoneInfo) -> float | None:
+    """When a suspension ends: a date (2026-12-01, 12-01: 08:00 that day, local time) or a
+    duration from now (3d, 12h). None if it is neither, or not in the future."""
+    try:
+        return now + parse_duration(word)
+    except ValueError:
+        pass
+    today = datetime.fromtimestamp(now, tz)
+    for pattern in ("%Y-%m-%d", "%m-%d"):
+        try:
+            day = datetime.strptime(word, pattern)
+        except ValueError:
+            continue
+        year = day.year if pattern == "%Y-%m-%d" else today.year
+        until = datetime(year, day.month, day.day, 8, 0, tzinfo=tz).timestamp()
+        if pattern == "%m-%d" and until <= now:
+            until = datetime(year + 1, day.month, day.day, 8, 0, tzinfo=tz).timestamp()
+        return until if until > now else None
+    return None
 
 
 async def reply(update: Update, text: str, **kwargs: object) -> None:

@@ -1,15 +1,21 @@
-"""Heads and leaders work matters: /claim, /resolve, /note, /list, /show and the buttons."""
+"""Heads and leaders work matters: the "/command N" family, /list, /show and the buttons."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import Enum
 from html import escape
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot import render
-from bot.matters import MAX_TEXT, Ack, Outcome
-from handlers.common import actor, chat_node, command_text, matter_number, refusal, reply, services
+from bot.matters import MAX_TEXT, Ack, Actor, Outcome, Result
+from bot.services import Services
+from bot.tree import Node
+from escalation.policy import State
+from handlers.common import actor, chat_node, command_text, matter_number, parse_until, refusal, reply, services
 
 
 def _ack(update: Update) -> Ack:
@@ -18,58 +24,85 @@ def _ack(update: Update) -> Ack:
     return Ack(message.chat_id, message.message_id, update.update_id)
 
 
-async def claim(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/claim N"""
-    svc = services(context)
-    number = matter_number(context.args[0] if context.args else None)
-    if number is None or len(context.args or []) != 1:
-        await reply(update, svc.texts("usage.claim"))
-        return
-    node = chat_node(update, context)
-    assert node is not None
-    result = await svc.matters.claim(number, actor(update), node, ack=_ack(update))
-    if result.outcome != Outcome.OK:
-        await reply(update, refusal(svc, result, number))
+class Words(Enum):
+    """What a command takes after the matter number."""
+
+    NONE = "none"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
 
 
-async def resolve(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/resolve N <what was done>"""
-    svc = services(context)
-    message = update.effective_message
-    assert message is not None
-    number = matter_number(context.args[0] if context.args else None)
-    if number is None:
-        await reply(update, svc.texts("usage.resolve"))
-        return
-    resolution = command_text(message).split(maxsplit=1)[1:] or [""]
-    if len(resolution[0]) > MAX_TEXT:
-        await reply(update, svc.texts("err.text_too_long", max=MAX_TEXT))
-        return
-    node = chat_node(update, context)
-    assert node is not None
-    result = await svc.matters.resolve(number, actor(update), node, resolution[0].strip(), ack=_ack(update))
-    if result.outcome != Outcome.OK:
-        await reply(update, refusal(svc, result, number))
+Act = Callable[[Services, int, Actor, Node, str, Ack], Awaitable[Result | None]]
 
 
-async def note(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/note N <progress>"""
-    svc = services(context)
-    message = update.effective_message
-    assert message is not None
-    number = matter_number(context.args[0] if context.args else None)
-    text = (command_text(message).split(maxsplit=1)[1:] or [""])[0].strip()
-    if number is None or not text:
-        await reply(update, svc.texts("usage.note"))
-        return
-    if len(text) > MAX_TEXT:
-        await reply(update, svc.texts("err.text_too_long", max=MAX_TEXT))
-        return
-    node = chat_node(update, context)
-    assert node is not None
-    result = await svc.matters.note(number, actor(update), node, text, ack=_ack(update))
-    if result.outcome != Outcome.OK:
-        await reply(update, refusal(svc, result, number))
+@dataclass(frozen=True)
+class MatterCommand:
+    words: Words
+    act: Act
+
+
+async def _suspend(svc: Services, number: int, who: Actor, node: Node, text: str, ack: Ack) -> Result | None:
+    when, _, reason = text.partition(" ")
+    until = parse_until(when, svc.clock.now(), svc.config.tz)
+    if until is None or not reason.strip():
+        return None
+    return await svc.matters.suspend(number, who, node, until, reason.strip(), ack=ack)
+
+
+# Every "/command N [words]" a head or leader gives about one matter.
+COMMANDS: dict[str, MatterCommand] = {
+    "claim": MatterCommand(Words.NONE, lambda s, n, a, node, _, ack: s.matters.claim(n, a, node, ack=ack)),
+    "resolve": MatterCommand(Words.OPTIONAL, lambda s, n, a, node, x, ack: s.matters.resolve(n, a, node, x, ack=ack)),
+    "note": MatterCommand(Words.REQUIRED, lambda s, n, a, node, x, ack: s.matters.note(n, a, node, x, ack=ack)),
+    "close": MatterCommand(
+        Words.REQUIRED, lambda s, n, a, node, x, ack: s.matters.close(n, a, node, State.UNRESOLVABLE, x, ack=ack)
+    ),
+    "refer": MatterCommand(
+        Words.REQUIRED, lambda s, n, a, node, x, ack: s.matters.close(n, a, node, State.REFERRED, x, ack=ack)
+    ),
+    "suspend": MatterCommand(Words.REQUIRED, _suspend),
+    "resume": MatterCommand(Words.NONE, lambda s, n, a, node, _, ack: s.matters.resume(n, a, node, ack=ack)),
+    "escalate": MatterCommand(
+        Words.REQUIRED, lambda s, n, a, node, x, ack: s.matters.escalate(n, a, node, x, ack=ack)
+    ),
+    "return": MatterCommand(
+        Words.REQUIRED, lambda s, n, a, node, x, ack: s.matters.return_down(n, a, node, x, ack=ack)
+    ),
+    "takeover": MatterCommand(Words.NONE, lambda s, n, a, node, _, ack: s.matters.takeover(n, a, node, ack=ack)),
+    "reopen": MatterCommand(Words.REQUIRED, lambda s, n, a, node, x, ack: s.matters.reopen(n, a, node, x, ack=ack)),
+}
+
+
+def matter_command(name: str) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]:
+    """The handler for ``/name N [words]``: parse, check, act, and answer any refusal."""
+    command = COMMANDS[name]
+
+    async def handle(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        svc = services(context)
+        message = update.effective_message
+        assert message is not None
+        number = matter_number(context.args[0] if context.args else None)
+        words = (command_text(message).split(maxsplit=1)[1:] or [""])[0].strip()
+        if (
+            number is None
+            or (command.words == Words.NONE and words)
+            or (command.words == Words.REQUIRED and not words)
+        ):
+            await reply(update, svc.texts(f"usage.{name}"))
+            return
+        if len(words) > MAX_TEXT:
+            await reply(update, svc.texts("err.text_too_long", max=MAX_TEXT))
+            return
+        node = chat_node(update, context)
+        assert node is not None
+        result = await command.act(svc, number, actor(update), node, words, _ack(update))
+        if result is None:
+            await reply(update, svc.texts(f"usage.{name}"))
+        elif result.outcome != Outcome.OK:
+            await reply(update, refusal(svc, result, number))
+
+    handle.__name__ = f"{name}_command"
+    return handle
 
 
 async def list_open(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -115,13 +148,17 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if parsed is None or node is None:
         await query.answer(render.plain(svc.texts("err.stale_button")), show_alert=True)
         return
-    action, number = parsed
+    action, number, arg = parsed
     if action == "claim":
         result = await svc.matters.claim(number, actor(update), node)
-    else:
+        done = svc.texts("ok.claimed", id=number)
+    elif action == "resolve":
         result = await svc.matters.resolve(number, actor(update), node)
+        done = svc.texts("ok.resolved", id=number)
+    else:
+        result = await svc.matters.categorize(number, actor(update), node, arg or "other")
+        done = svc.texts("ok.categorized", id=number, category=svc.texts.category(arg or "other"))
     if result.outcome == Outcome.OK:
-        done = "ok.claimed" if action == "claim" else "ok.resolved"
-        await query.answer(render.plain(svc.texts(done, id=number)))
+        await query.answer(render.plain(done))
     else:
         await query.answer(render.plain(refusal(svc, result, number)), show_alert=True)

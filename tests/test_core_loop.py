@@ -53,7 +53,10 @@ async def test_report_gets_a_card_with_heads_deadlines_and_buttons(make_bot: Any
         assert "楼道堆放杂物，有消防隐患" in text
         assert "蒋建国" in text and f"tg://user?id={HEAD1}" in card.source  # the head is mentioned
         assert "认领期限：11-24 11:00" in text and "解决期限：11-25 10:00" in text
-        assert buttons(card) == [("认领 Claim", "v1:claim:1"), ("解决 Resolve", "v1:resolve:1")]
+        assert buttons(card)[:2] == [("认领 Claim", "v1:claim:1"), ("解决 Resolve", "v1:resolve:1")]
+        categories = buttons(card)[2:]  # until someone picks one
+        assert ("邻里纠纷", "v1:cat:1:neighbour") in categories and ("其他", "v1:cat:1:other") in categories
+        assert "类别：其他" in text
         await bot.settle()
         matter = await matter_state(bot, 1)
         assert matter.state == State.OPEN and matter.unit_id == "u1" and matter.reporter_id == RESIDENT
@@ -75,7 +78,8 @@ async def test_claim_by_button_then_resolve_by_command(make_bot: Any) -> None:
         assert f"tg://user?id={RESIDENT}" in notice.source  # the reporter is told, by mention
         assert any(a.get("text") == "已认领事项 #1" for a in bot.api.callback_answers)
         await bot.api.wait_for(lambda: "处理中" in text_of(card))
-        assert card.edits >= 1 and buttons(card) == [("解决 Resolve", "v1:resolve:1")]
+        assert card.edits >= 1 and buttons(card)[0] == ("解决 Resolve", "v1:resolve:1")
+        assert ("认领 Claim", "v1:claim:1") not in buttons(card)
 
         bot.say(U1_CHAT, HEAD1, "/resolve 1 已上门清理，消除隐患")
         await bot.wait_bot(U1_CHAT, "已由 用户31 解决：已上门清理，消除隐患")

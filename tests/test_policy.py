@@ -2,7 +2,22 @@
 
 from __future__ import annotations
 
-from escalation.policy import Action, Clock, Reason, Rules, State, TierRule, after, next_check, step
+from escalation.policy import (
+    Action,
+    Clock,
+    Reason,
+    Rules,
+    State,
+    TierRule,
+    after,
+    arrive,
+    claimed,
+    next_check,
+    noted,
+    resume,
+    step,
+    suspend,
+)
 
 H = 3600.0
 RULES = Rules(
@@ -35,7 +50,7 @@ def test_claimed_but_unresolved_goes_up_at_the_resolve_deadline() -> None:
 def test_each_tier_uses_its_own_windows_from_arrival() -> None:
     arrived = T0 + 5 * H
     at_community = after(Clock(State.OPEN, 3, T0), step(Clock(State.OPEN, 3, T0), RULES, arrived), arrived)
-    assert at_community == Clock(State.OPEN, 2, arrived, None)
+    assert at_community == arrive(2, arrived)
     assert next_check(at_community, RULES) == arrived + 2 * H  # the community's claim window
     taken = step(at_community, RULES, arrived + 2 * H)
     assert taken is not None and taken.to_tier == 1
@@ -63,7 +78,7 @@ def test_a_late_sweep_acts_once_and_schedules_from_now() -> None:
     # The bot was down for two days: the unit's deadline passed long ago.
     late = T0 + 48 * H
     taken = step(Clock(State.OPEN, 3, T0), RULES, late)
-    assert taken is not None and taken.to_tier == 2 and taken.overdue_since == T0 + 1 * H
+    assert taken is not None and taken.to_tier == 2 and taken.at == T0 + 1 * H
     moved = after(Clock(State.OPEN, 3, T0), taken, late)
     assert step(moved, RULES, late) is None  # one step, not a cascade to the station
 
@@ -77,3 +92,71 @@ def test_nothing_is_due_after_resolve() -> None:
 
 def test_rules_survive_the_snapshot_round_trip() -> None:
     assert Rules.from_json(RULES.to_json()) == RULES
+
+
+# --- reminders, idle claims, suspension ----------------------------------------------
+REMINDING = Rules(tiers=RULES.tiers, repeat=RULES.repeat, remind_before=0.5 * H, idle_remind=4 * H, idle_unclaim=2 * H)
+
+
+def test_a_reminder_comes_before_each_deadline_once() -> None:
+    clock = arrive(3, T0)
+    first = step(clock, REMINDING, T0 + 0.5 * H)
+    assert first is not None and first.action == Action.REMIND and first.deadline == T0 + 1 * H
+    reminded = after(clock, first, T0 + 0.5 * H)
+    assert step(reminded, REMINDING, T0 + 0.9 * H) is None  # once per deadline
+    # Claimed in time: the next reminder is for the resolve deadline, half an hour before it.
+    working = claimed(reminded, T0 + 0.9 * H)
+    assert next_check(working, REMINDING) == min(T0 + 23.5 * H, T0 + 0.9 * H + 4 * H)
+
+
+def test_no_reminder_when_the_window_is_shorter_than_the_lead() -> None:
+    short = Rules(tiers={3: TierRule(0.25 * H, 24 * H), 2: RULES.tiers[2], 1: RULES.tiers[1]}, repeat=H,
+                  remind_before=0.5 * H)
+    taken = step(arrive(3, T0), short, T0 + 0.25 * H)
+    assert taken is not None and taken.action == Action.ESCALATE
+
+
+def test_an_overdue_deadline_beats_the_reminder_it_missed() -> None:
+    taken = step(arrive(3, T0), REMINDING, T0 + 5 * H)  # the bot was down through both
+    assert taken is not None and taken.action == Action.ESCALATE
+
+
+def test_an_idle_claim_reminds_the_claimer_then_is_released() -> None:
+    working = claimed(arrive(3, T0), T0 + 0.2 * H)
+    quiet = working
+    nudge = step(quiet, REMINDING, T0 + 4.2 * H)
+    assert nudge is not None and nudge.action == Action.IDLE_REMIND
+    nudged = after(quiet, nudge, T0 + 4.2 * H)
+    assert step(nudged, REMINDING, T0 + 6.1 * H) is None
+    release = step(nudged, REMINDING, T0 + 6.2 * H)
+    assert release is not None and release.action == Action.UNCLAIM
+    released = after(nudged, release, T0 + 6.2 * H)
+    assert released.state == State.OPEN and released.claim_since == T0 + 6.2 * H
+    # The claim window restarts; the resolve window still counts from arrival.
+    assert next_check(released, Rules(RULES.tiers, RULES.repeat)) == T0 + 7.2 * H
+
+
+def test_a_note_counts_as_news() -> None:
+    working = claimed(arrive(3, T0), T0)
+    busy = noted(working, T0 + 3 * H)
+    taken = step(busy, REMINDING, T0 + 4.5 * H)
+    assert taken is None or taken.action != Action.IDLE_REMIND
+    assert step(busy, REMINDING, T0 + 7 * H).action == Action.IDLE_REMIND  # type: ignore[union-attr]
+
+
+def test_suspension_stops_the_clocks_and_resumes_where_they_stood() -> None:
+    clock = arrive(3, T0)
+    paused = suspend(clock, T0 + 0.5 * H, until=T0 + 48 * H)
+    assert next_check(paused, RULES) == T0 + 48 * H  # nothing falls due while suspended
+    assert step(paused, RULES, T0 + 47 * H) is None
+    wake = step(paused, RULES, T0 + 48 * H)
+    assert wake is not None and wake.action == Action.RESUME
+    resumed = after(paused, wake, T0 + 48 * H)
+    assert resumed.suspended_until is None
+    # Half an hour of the claim window was used before the pause; half an hour remains.
+    assert next_check(resumed, RULES) == T0 + 48.5 * H
+    assert resume(resumed, T0 + 50 * H) == resumed  # resuming twice changes nothing
+
+
+def test_rules_include_reminders_and_idle_in_the_snapshot() -> None:
+    assert Rules.from_json(REMINDING.to_json()) == REMINDING

@@ -1,0 +1,93 @@
+"""Who hears of a matter, where, and when.
+
+A ping tells a tier's chat about a matter: it climbed there, is still overdue, a deadline
+is near, a claim went idle, it was returned, or it is urgent. Pings to one chat in one
+go become one message. In quiet hours, pings for non-urgent matters are held and released
+together at the end, one message per chat. Tier-1 pings name the officer on duty; leaders
+who asked for it (``dm: true``) and have opened a private chat with the bot get a copy.
+Everything is queued inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from bot import render
+from bot.config import Config, parse_span
+from bot.i18n import Texts
+from bot.storage import Matter, Tx
+from bot.tree import STATION, Tree
+from escalation import duty, quiet
+
+
+@dataclass(frozen=True)
+class Ping:
+    matter: Matter  # as it stands after the change
+    kind: str  # escalated, reping, remind, idle, unclaimed, resumed, returned, urgent
+    tier: int  # the tier being told
+    reason: str  # unclaimed, unresolved, idle, …: a key under "reason."
+    event_id: int
+    note: str | None = None  # a person's words: a reason, instructions (escaped when shown)
+
+
+def target_chat(tree: Tree, unit_id: str, tier: int) -> int | None:
+    """The chat of the node responsible at ``tier``; if it has none, the nearest above."""
+    for level in range(tier, 0, -1):
+        chat = tree.chat_of(tree.at_tier(unit_id, level).id)
+        if chat is not None:
+            return chat
+    return None
+
+
+class Notifier:
+    def __init__(self, tree: Tree, texts: Texts, config: Config) -> None:
+        self.tree = tree
+        self.t = texts
+        self.config = config
+        self.quiet_span = parse_span(config.quiet_hours) if config.quiet_hours else None
+
+    async def send(self, tx: Tx, pings: list[Ping], now: float, may_hold: bool = True) -> None:
+        """Queue ``pings``: grouped per chat, held in quiet hours unless urgent."""
+        hold_until = quiet.quiet_until(now, self.quiet_span, self.config.tz) if may_hold else None
+        by_chat: dict[int, list[Ping]] = defaultdict(list)
+        for ping in pings:
+            chat = target_chat(self.tree, ping.matter.unit_id, ping.tier)
+            if chat is None:
+                continue
+            if hold_until is not None and not ping.matter.urgent:
+                await tx.hold_ping(chat, ping.matter.id, ping.kind, ping.tier, ping.reason, now, hold_until)
+            else:
+                by_chat[chat].append(ping)
+        for chat, chat_pings in by_chat.items():
+            await self._queue(tx, chat, chat_pings, now)
+
+    async def release(self, tx: Tx, now: float) -> int:
+        """Send what quiet hours held, one message per chat. Returns how many pings."""
+        held = await tx.held_pings_due(now)
+        if not held:
+            return 0
+        by_chat: dict[int, list[Ping]] = defaultdict(list)
+        for row in held:
+            matter = await tx.matter(row.matter_id)
+            if matter is not None and not matter.closed:  # settled overnight: nothing to say
+                by_chat[row.chat_id].append(Ping(matter, row.kind, row.tier, row.reason, row.id))
+        for chat, chat_pings in by_chat.items():
+            await self._queue(tx, chat, chat_pings, now, key_prefix="held")
+        await tx.drop_held_pings([row.id for row in held])
+        return len(held)
+
+    async def _queue(self, tx: Tx, chat: int, pings: list[Ping], now: float, key_prefix: str = "ping") -> None:
+        node = self.tree.node_for_chat(chat)
+        tier = node.tier if node else pings[0].tier
+        leaders = list(node.leaders) if node else []
+        on_watch: list[int] = []
+        if tier == STATION:
+            on_watch = duty.on_duty(self.config.duty, await tx.duty_overrides(now), now, self.config.tz)
+        text, keyboard = render.pings(pings, self.tree, self.t, now, leaders, on_watch)
+        key = f"{key_prefix}:{chat}:" + ",".join(f"{p.matter.id}e{p.event_id}" for p in pings[:20])
+        await tx.enqueue(key, chat, now, matter_id=pings[0].matter.id, text=text, markup=keyboard)
+        # Copies by private message: the group stays the source of truth.
+        for person in leaders:
+            if person.dm and await tx.has_private_chat(person.id):
+                await tx.enqueue(f"dm:{person.id}:{key}", person.id, now, text=text, markup=keyboard)

@@ -1,0 +1,100 @@
+"""The station's watch (值班值守): /duty shows it; /duty <who> or the button changes it."""
+
+from __future__ import annotations
+
+from html import escape
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
+from telegram.ext import ContextTypes
+
+from bot import render
+from bot.services import Services
+from escalation import duty
+from handlers.common import actor, reply, services
+
+TAKE_WATCH = f"{render.CALLBACK_VERSION}:duty"
+
+
+def _staff_name(svc: Services, user_id: int) -> str:
+    return svc.tree.person_name(user_id) or str(user_id)
+
+
+async def _roster_text(svc: Services) -> str:
+    now = svc.clock.now()
+    async with svc.store.read() as tx:
+        overrides = await tx.duty_overrides(now)
+    t = svc.texts
+    current = duty.on_duty(svc.config.duty, overrides, now, svc.config.tz)
+    lines = [t("duty.now", who="、".join(render.mention(u, _staff_name(svc, u)) for u in current) or t("duty.nobody"))]
+    upcoming = duty.next_watch(svc.config.duty, now, svc.config.tz)
+    if upcoming is not None:
+        who = render.mention(upcoming.user_id, _staff_name(svc, upcoming.user_id))
+        lines.append(t("duty.next", who=who, at=t.time(upcoming.start)))
+    return "\n".join(lines)
+
+
+async def show_or_set(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/duty: who is on watch now and next. /duty <who>: station staff hand the watch over."""
+    svc = services(context)
+    message = update.effective_message
+    assert message is not None
+    target = _target(svc, message, context.args or [])
+    if target is None and context.args:
+        await reply(update, svc.texts("duty.unknown"))
+        return
+    if target is not None:
+        await _take(update, svc, target)
+        return
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(svc.texts("button.take_watch"), callback_data=TAKE_WATCH)]])
+    await reply(update, await _roster_text(svc), reply_markup=keyboard)
+
+
+async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """我来值班: a station staff member takes the watch now."""
+    svc = services(context)
+    query = update.callback_query
+    assert query is not None
+    user = actor(update)
+    if not _is_staff(svc, user.id):
+        await query.answer(render.plain(svc.texts("duty.not_staff")), show_alert=True)
+        return
+    await _set(svc, user.id, user.id)
+    await query.answer(render.plain(svc.texts("duty.taken", who=escape(_staff_name(svc, user.id)))))
+    if query.message is not None and isinstance(query.message, Message):
+        await query.message.reply_text(await _roster_text(svc))
+
+
+async def _take(update: Update, svc: Services, target: int) -> None:
+    user = actor(update)
+    if not _is_staff(svc, user.id) or not _is_staff(svc, target):
+        await reply(update, svc.texts("duty.not_staff"))
+        return
+    await _set(svc, target, user.id)
+    await reply(update, await _roster_text(svc))
+
+
+async def _set(svc: Services, user_id: int, by: int) -> None:
+    now = svc.clock.now()
+    until = duty.watch_end(svc.config.duty, now, svc.config.tz)
+    async with svc.store.transaction() as tx:
+        await tx.add_duty_override(user_id, _staff_name(svc, user_id), now, until, by)
+
+
+def _is_staff(svc: Services, user_id: int) -> bool:
+    return any(p.id == user_id for p in svc.tree.station.leaders)
+
+
+def _target(svc: Services, message: Message, args: list[str]) -> int | None:
+    """Whom /duty names: a reply, a mention, a user id, or a staff member's name."""
+    if message.reply_to_message and message.reply_to_message.from_user and not args:
+        return None  # a bare /duty in reply to someone still just shows the roster
+    for entity in message.entities or ():
+        if entity.type == MessageEntity.TEXT_MENTION and entity.user:
+            return entity.user.id
+    if not args:
+        return None
+    word = args[0].lstrip("@")
+    if word.isdigit():
+        return int(word)
+    staff = {p.name: p.id for p in svc.tree.station.leaders if p.name}
+    return staff.get(word)
