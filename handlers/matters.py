@@ -8,6 +8,7 @@ from enum import Enum
 from html import escape
 
 from telegram import Update
+from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot import render
@@ -145,6 +146,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert query is not None
     parsed = render.parse_callback(query.data)
     node = chat_node(update, context)
+    chat = update.effective_chat
+    if node is None and chat is not None and chat.type == ChatType.PRIVATE:
+        node = svc.tree.station  # a leader's DM copy: permission alone decides, as in the group
     if parsed is None or node is None:
         await query.answer(render.plain(svc.texts("err.stale_button")), show_alert=True)
         return
