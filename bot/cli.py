@@ -9,6 +9,7 @@ import os
 import sys
 
 from bot.config import ConfigError, load_config
+from bot.i18n import Texts
 from bot.tree import Tree
 
 TOKEN_VARIABLE = "TELEGRAM_BOT_TOKEN"
@@ -41,13 +42,16 @@ def _check_config(path: str) -> int:
         print(exc, file=sys.stderr)
         return 1
     print(describe_tree(Tree(config)))
-    d = config.deadlines
+    d, say = config.deadlines, Texts("en", config.tz).duration
     print(
-        f"\ndeadlines (claim / resolve): unit {d.unit.claim:g}s / {d.unit.resolve:g}s · "
-        f"community {d.community.claim:g}s / {d.community.resolve:g}s · "
-        f"station {d.station.claim:g}s / {d.station.resolve:g}s, repeat every {d.station.repeat:g}s"
+        f"\ndeadlines (claim / resolve): unit {say(d.unit.claim)} / {say(d.unit.resolve)} · "
+        f"community {say(d.community.claim)} / {say(d.community.resolve)} · "
+        f"station {say(d.station.claim)} / {say(d.station.resolve)}, re-ping every {say(d.station.repeat)}"
     )
-    print(f"weekly summary: {config.weekly_summary} ({config.timezone}) · language: {config.language}")
+    urgent = [c.zh for c in config.categories if c.urgent]
+    print(f"categories: {', '.join(c.zh for c in config.categories)} (urgent: {', '.join(urgent) or 'none'})")
+    print(f"weekly summary: {config.weekly_summary} ({config.timezone}) · language: {config.language}"
+          f" · quiet hours: {config.quiet_hours or 'none'} · duty shifts: {len(config.duty)}")
     print("config OK")
     return 0
 

@@ -122,3 +122,18 @@ def test_run_without_a_token_says_so_and_exits_2() -> None:
     assert "TELEGRAM_BOT_TOKEN" in done.stderr
     done = tierbot("run", "--config", "config.yaml", env={"TELEGRAM_BOT_TOKEN": "   "})
     assert done.returncode == 2
+
+
+def test_escalation_settings_are_checked_too() -> None:
+    message = errors_of(town(
+        quiet_hours="late",
+        reminders={"before": "soon"},
+        categories=[{"key": "fraud", "zh": "诈骗", "en": "Fraud"}],
+        duty=[{"user": 999, "days": ["mon", "someday"], "from": "8am"}],
+    ))
+    assert 'quiet_hours: expected a span such as "22:00-07:00", got \'late\'' in message
+    assert "reminders.before: expected a duration" in message
+    assert 'categories: expected a category with key "other"' in message
+    assert "duty[0].days: expected a list of days from mon" in message
+    assert 'duty[0].from: expected a time such as "08:00"' in message
+    assert "duty users to be station staff" in errors_of(town(duty=[{"user": 999, "days": ["mon"]}]))

@@ -160,3 +160,60 @@ def test_suspension_stops_the_clocks_and_resumes_where_they_stood() -> None:
 
 def test_rules_include_reminders_and_idle_in_the_snapshot() -> None:
     assert Rules.from_json(REMINDING.to_json()) == REMINDING
+
+
+# --- quiet hours, the duty roster, category rules (pure, with time passed in) -----------
+def test_quiet_hours_across_midnight() -> None:
+    from datetime import datetime
+
+    from bot.config import parse_span
+    from escalation.quiet import quiet_until
+    from tests.conftest import TZ
+
+    span = parse_span("22:00-07:00")
+    at = lambda h, m=0, d=24: datetime(2026, 11, d, h, m, tzinfo=TZ).timestamp()  # noqa: E731
+    assert quiet_until(at(21, 59), span, TZ) is None
+    assert quiet_until(at(22, 0), span, TZ) == at(7, 0, 25)
+    assert quiet_until(at(3, 30, 25), span, TZ) == at(7, 0, 25)
+    assert quiet_until(at(7, 0, 25), span, TZ) is None
+    assert quiet_until(at(12, 0), parse_span("12:00-13:30"), TZ) == at(13, 30)
+    assert quiet_until(at(12, 0), None, TZ) is None
+
+
+def test_the_duty_roster_with_an_override() -> None:
+    from datetime import datetime
+
+    from bot.config import DutyShift
+    from bot.storage import DutyOverride
+    from escalation.duty import next_watch, on_duty, watch_end
+    from tests.conftest import TZ
+
+    week = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+    shifts = [DutyShift(user=1, days=week, start="08:00", end="20:00"),
+              DutyShift(user=2, days=week, start="20:00", end="08:00")]
+    noon = datetime(2026, 11, 24, 12, 0, tzinfo=TZ).timestamp()
+    night = datetime(2026, 11, 25, 2, 0, tzinfo=TZ).timestamp()
+    assert on_duty(shifts, [], noon, TZ) == [1]
+    assert on_duty(shifts, [], night, TZ) == [2]  # the night shift runs past midnight
+    upcoming = next_watch(shifts, noon, TZ)
+    assert upcoming is not None and upcoming.user_id == 2
+    assert upcoming.start == datetime(2026, 11, 24, 20, 0, tzinfo=TZ).timestamp()
+    end = watch_end(shifts, noon, TZ)
+    assert end == upcoming.start
+    assert on_duty(shifts, [DutyOverride(3, noon, end)], noon + 60, TZ) == [3]
+    assert on_duty(shifts, [DutyOverride(3, noon, end)], end + 60, TZ) == [2]
+    assert on_duty([], [], noon, TZ) == []
+
+
+def test_a_category_brings_its_own_deadlines_and_keeps_the_rest() -> None:
+    from tests.conftest import parse_town
+
+    config = parse_town(categories=[
+        {"key": "fraud", "zh": "诈骗", "en": "Fraud", "urgent": True,
+         "deadlines": {"unit": {"claim": "10m", "resolve": "2h"}}},
+        {"key": "other", "zh": "其他", "en": "Other"},
+    ], reminders={"before": "15m"})
+    fraud, other = config.rules_for("fraud"), config.rules_for("other")
+    assert fraud.tiers[3] == TierRule(600, 7200) and fraud.tiers[2] == other.tiers[2]
+    assert other.tiers[3] == TierRule(3600, 86400) and fraud.remind_before == 900
+    assert config.rules_for("gone-from-config") == other  # an unknown key is "other"
