@@ -15,7 +15,7 @@ import handlers
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.delivery import Delivery
-from bot.i18n import Texts
+from bot.i18n import Languages
 from bot.inbox import InboxRequest, replay
 from bot.matters import Matters
 from bot.services import Services
@@ -77,17 +77,20 @@ async def _open(app: Application) -> None:
         tree.set_bindings(await tx.bindings())
         first_started = await tx.first_started(clock.now())
         await tx.outbox_retry_now(clock.now())
-    texts = Texts(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
-    delivery = Delivery(app.bot, store, tree, texts, clock)
-    notifier = Notifier(tree, texts, config)
+    langs = Languages(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
+    async with store.read() as tx:
+        langs.load(await tx.chat_languages())
+    delivery = Delivery(app.bot, store, tree, langs, clock)
+    notifier = Notifier(tree, langs, config)
     store.on_enqueue = delivery.wake
     app.bot_data["services"] = Services(
         config=config,
         tree=tree,
-        texts=texts,
+        texts=langs.for_chat(None),
+        langs=langs,
         clock=clock,
         store=store,
-        matters=Matters(store, tree, texts, clock, config, notifier),
+        matters=Matters(store, tree, langs, clock, config, notifier),
         notifier=notifier,
         delivery=delivery,
         weekly_trigger=config.weekly_trigger(),
@@ -119,7 +122,7 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     now = svc.clock.now()
     await sweep.sweep(svc.store, svc.notifier, now)
-    await weekly.send_due(svc.store, svc.tree, svc.texts, svc.weekly_trigger, now, since=svc.first_started)
+    await weekly.send_due(svc.store, svc.tree, svc.langs, svc.weekly_trigger, now, since=svc.first_started)
 
 
 @asynccontextmanager

@@ -24,7 +24,7 @@ from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, Tele
 
 from bot import render
 from bot.clock import Clock
-from bot.i18n import Texts
+from bot.i18n import Languages
 from bot.storage import OutboxItem, Store
 from bot.tree import Tree
 
@@ -58,11 +58,11 @@ def _gone(exc: TelegramError) -> bool:
 
 
 class Delivery:
-    def __init__(self, bot: Bot, store: Store, tree: Tree, texts: Texts, clock: Clock) -> None:
+    def __init__(self, bot: Bot, store: Store, tree: Tree, langs: Languages, clock: Clock) -> None:
         self.bot = bot
         self.store = store
         self.tree = tree
-        self.t = texts
+        self.langs = langs
         self.clock = clock
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -154,7 +154,7 @@ class Delivery:
             attachments = await tx.attachment_count(item.matter_id or 0)
         if matter is None:
             return None
-        text, keyboard = render.card(matter, self.tree, self.t, attachments)
+        text, keyboard = render.card(matter, self.tree, self.langs.for_chat(matter.chat_id), attachments)
         if matter.card_message_id is not None and matter.card_chat_id is not None:
             try:
                 await self.bot.edit_message_text(
@@ -191,5 +191,7 @@ class Delivery:
                 node = self.tree.node_for_chat(chat_id)
                 await tx.enqueue(
                     f"unreachable:{chat_id}:{int(now)}", station_chat, now,
-                    text=self.t("unreachable", node=escape(node.name if node else "?"), chat_id=chat_id),
+                    text=self.langs.for_chat(station_chat)(
+                        "unreachable", node=escape(node.name if node else "?"), chat_id=chat_id
+                    ),
                 )

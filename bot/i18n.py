@@ -49,3 +49,40 @@ class Texts:
 
     def date(self, ts: float) -> str:
         return datetime.fromtimestamp(ts, self.tz).strftime("%Y-%m-%d")
+
+
+class Languages:
+    """Which language each chat reads: its own setting (/lang), else — for a reply to a
+    person — their Telegram language, else the configured default."""
+
+    def __init__(self, default: str, tz: ZoneInfo, categories: dict[str, tuple[str, str]] | None = None) -> None:
+        self.default = default
+        self.texts = {lang: Texts(lang, tz, categories) for lang in CATALOGS}
+        self._chats: dict[int, str] = {}
+
+    def load(self, chat_languages: dict[int, str]) -> None:
+        self._chats = {chat: lang for chat, lang in chat_languages.items() if lang in self.texts}
+
+    def set_chat(self, chat_id: int, language: str) -> None:
+        self._chats[chat_id] = language
+
+    def get(self, language: str | None) -> Texts:
+        return self.texts.get(language or self.default) or self.texts[self.default]
+
+    def for_chat(self, chat_id: int | None) -> Texts:
+        return self.get(self._chats.get(chat_id) if chat_id is not None else None)
+
+    def for_user(self, chat_id: int | None, language_code: str | None) -> Texts:
+        if chat_id is not None and chat_id in self._chats:
+            return self.texts[self._chats[chat_id]]
+        return self.get(user_language(language_code))
+
+
+def user_language(language_code: str | None) -> str | None:
+    """Telegram's language_code (e.g. "zh-hans", "en-US") → a catalog we have, or None."""
+    code = (language_code or "").lower()
+    if code.startswith("zh"):
+        return "zh"
+    if code.startswith("en"):
+        return "en"
+    return None

@@ -18,7 +18,7 @@ from typing import Any
 from bot import render
 from bot.clock import Clock
 from bot.config import Config
-from bot.i18n import Texts
+from bot.i18n import Languages, Texts
 from bot.storage import Matter, Store, Tx, clock_columns
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation import policy
@@ -56,20 +56,21 @@ class Result:
 
 @dataclass(frozen=True)
 class Ack:
-    """Where to confirm a command: the chat and the command's message."""
+    """Where to confirm a command: the chat, the command's message, and in what language."""
 
     chat_id: int
     message_id: int
     update_id: int
+    language: str | None = None
 
 
 class Matters:
     def __init__(
-        self, store: Store, tree: Tree, texts: Texts, clock: Clock, config: Config, notifier: Notifier
+        self, store: Store, tree: Tree, langs: Languages, clock: Clock, config: Config, notifier: Notifier
     ) -> None:
         self.store = store
         self.tree = tree
-        self.t = texts
+        self.langs = langs
         self.clock = clock
         self.config = config
         self.notifier = notifier
@@ -134,7 +135,9 @@ class Matters:
                 await self.notifier.send(tx, pings, now, may_hold=False)
                 await tx.enqueue(
                     f"urgent110:{matter.id}", matter.chat_id, now, matter_id=matter.id,
-                    text=self.t("notify.urgent", reporter=render.mention(matter.reporter_id, matter.reporter_name)),
+                    text=self.langs.for_chat(matter.chat_id)(
+                        "notify.urgent", reporter=render.mention(matter.reporter_id, matter.reporter_name)
+                    ),
                     reply_to=matter.report_message_id,
                 )
 
@@ -153,7 +156,7 @@ class Matters:
             event = await self._event(tx, matter, now, "claimed", actor)
             await self._refresh_card(tx, matter, now, event)
             await self._tell_reporter(tx, matter, actor, now, event, "notify.claimed")
-            await self._ack(tx, ack, now, self.t("ok.claimed", id=matter.id))
+            await self._ack(tx, ack, now, "ok.claimed", id=matter.id)
             return None
 
         return await self._act(matter_id, actor, chat, change)
@@ -163,7 +166,7 @@ class Matters:
             clock = policy.noted(matter.clock, now)
             await tx.update_matter(matter.id, **clock_columns(clock, matter.policy_rules))
             await self._event(tx, matter, now, "note", actor, text)
-            await self._ack(tx, ack, now, self.t("ok.note", id=matter.id))
+            await self._ack(tx, ack, now, "ok.note", id=matter.id)
 
         return await self._act(matter_id, actor, chat, change)
 
@@ -196,7 +199,7 @@ class Matters:
             key = {State.RESOLVED: "notify.resolved_with" if text else "notify.resolved",
                    State.UNRESOLVABLE: "notify.unresolvable", State.REFERRED: "notify.referred"}[state]
             await self._tell_reporter(tx, matter, actor, now, event, key, text=escape(text))
-            await self._ack(tx, ack, now, self.t(f"ok.{state.value}", id=matter.id))
+            await self._ack(tx, ack, now, f"ok.{state.value}", id=matter.id)
 
         return await self._act(matter_id, actor, chat, change)
 
@@ -210,9 +213,10 @@ class Matters:
                 return Outcome.SUSPENDED
             clock = policy.suspend(matter.clock, now, until)
             await tx.update_matter(matter.id, **clock_columns(clock, matter.policy_rules))
-            event = await self._event(tx, matter, now, "suspended", actor, f"{self.t.date(until)} {reason}")
+            day = self.langs.for_chat(None).date(until)
+            event = await self._event(tx, matter, now, "suspended", actor, f"{day} {reason}")
             await self._refresh_card(tx, matter, now, event)
-            await self._ack(tx, ack, now, self.t("ok.suspended", id=matter.id, until=self.t.date(until)))
+            await self._ack(tx, ack, now, "ok.suspended", id=matter.id, until=lambda t: t.date(until))
             return None
 
         return await self._act(matter_id, actor, chat, change)
@@ -225,7 +229,7 @@ class Matters:
             await tx.update_matter(matter.id, **clock_columns(clock, matter.policy_rules))
             event = await self._event(tx, matter, now, "resumed", actor)
             await self._refresh_card(tx, matter, now, event)
-            await self._ack(tx, ack, now, self.t("ok.resumed", id=matter.id))
+            await self._ack(tx, ack, now, "ok.resumed", id=matter.id)
             return None
 
         return await self._act(matter_id, actor, chat, change)
@@ -237,7 +241,7 @@ class Matters:
             if matter.tier == STATION:
                 return Outcome.AT_TOP
             await self._move(tx, matter, actor, now, matter.tier - 1, "escalated", reason, claimed=False)
-            await self._ack(tx, ack, now, self.t("ok.escalated", id=matter.id, tier=self.t(f"tier.{matter.tier - 1}")))
+            await self._ack(tx, ack, now, "ok.escalated", id=matter.id, tier=_tier(matter.tier - 1))
             return None
 
         return await self._act(matter_id, actor, chat, change)
@@ -251,7 +255,7 @@ class Matters:
             if matter.tier == UNIT:
                 return Outcome.AT_UNIT
             await self._move(tx, matter, actor, now, matter.tier + 1, "returned", instructions, claimed=False)
-            await self._ack(tx, ack, now, self.t("ok.returned", id=matter.id, tier=self.t(f"tier.{matter.tier + 1}")))
+            await self._ack(tx, ack, now, "ok.returned", id=matter.id, tier=_tier(matter.tier + 1))
             return None
 
         return await self._act(matter_id, actor, chat, change, who=self._leader_tier)
@@ -263,7 +267,7 @@ class Matters:
             tier = self._leader_tier(actor.id, matter.unit_id)
             assert tier is not None
             await self._move(tx, matter, actor, now, tier, "taken_over", None, claimed=True)
-            await self._ack(tx, ack, now, self.t("ok.taken_over", id=matter.id))
+            await self._ack(tx, ack, now, "ok.taken_over", id=matter.id)
 
         return await self._act(matter_id, actor, chat, change, who=self._leader_tier)
 
@@ -281,7 +285,7 @@ class Matters:
             )
             event = await self._event(tx, matter, now, "reopened", actor, why, tier=UNIT)
             await self._refresh_card(tx, matter, now, event)
-            await self._ack(tx, ack, now, self.t("ok.reopened", id=matter.id))
+            await self._ack(tx, ack, now, "ok.reopened", id=matter.id)
             return None
 
         return await self._act(matter_id, actor, chat, change, who=_REPORTER_OR_HEAD, when_closed=True)
@@ -364,7 +368,7 @@ class Matters:
     ) -> None:
         if actor.id == matter.reporter_id:
             return
-        text = self.t(
+        text = self.langs.for_chat(matter.chat_id)(
             key, reporter=render.mention(matter.reporter_id, matter.reporter_name), id=matter.id,
             who=escape(actor.name), resolution=params.get("text", ""), **params,
         )
@@ -373,9 +377,16 @@ class Matters:
             text=text, reply_to=matter.report_message_id,
         )
 
-    async def _ack(self, tx: Tx, ack: Ack | None, now: float, text: str) -> None:
+    async def _ack(self, tx: Tx, ack: Ack | None, now: float, key: str, **params: object) -> None:
         if ack is not None:
-            await tx.enqueue(f"ack:{ack.update_id}", ack.chat_id, now, text=text, reply_to=ack.message_id)
+            t = self.langs.get(ack.language)
+            # A parameter may depend on the language: then it is a function of the texts.
+            texts = {name: value(t) if callable(value) else value for name, value in params.items()}
+            await tx.enqueue(f"ack:{ack.update_id}", ack.chat_id, now, text=t(key, **texts), reply_to=ack.message_id)
+
+
+def _tier(tier: int) -> Callable[[Texts], str]:
+    return lambda t: t(f"tier.{tier}")
 
 
 _REPORTER_OR_HEAD = object()  # a permission: the reporter, or whoever may act on the unit

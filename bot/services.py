@@ -10,7 +10,7 @@ from telegram.ext import ContextTypes
 from bot.clock import Clock
 from bot.config import Config
 from bot.delivery import Delivery
-from bot.i18n import Texts
+from bot.i18n import Languages, Texts
 from bot.matters import Matters
 from bot.storage import Store
 from bot.tree import Tree
@@ -21,7 +21,8 @@ from escalation.notify import Notifier
 class Services:
     config: Config
     tree: Tree
-    texts: Texts
+    texts: Texts  # the configured default language, for text not addressed to a chat
+    langs: Languages  # per chat / per person: use texts_for() in handlers
     clock: Clock
     store: Store
     matters: Matters

@@ -124,7 +124,8 @@ MIGRATIONS: list[str] = [
         node_id TEXT,
         bound_by INTEGER,
         bound_at REAL,
-        unreachable_at REAL
+        unreachable_at REAL,
+        language TEXT
     );
 
     CREATE TABLE prompts (
@@ -591,6 +592,17 @@ class Tx:
     async def bindings(self) -> dict[int, str]:
         rows = await self._all("SELECT chat_id, node_id FROM chats WHERE node_id IS NOT NULL")
         return {chat_id: node_id for chat_id, node_id in rows}
+
+    async def set_chat_language(self, chat_id: int, language: str) -> None:
+        await self._conn.execute(
+            "INSERT INTO chats (chat_id, language) VALUES (?, ?) "
+            "ON CONFLICT(chat_id) DO UPDATE SET language = excluded.language",
+            (chat_id, language),
+        )
+
+    async def chat_languages(self) -> dict[int, str]:
+        rows = await self._all("SELECT chat_id, language FROM chats WHERE language IS NOT NULL")
+        return {chat_id: language for chat_id, language in rows}
 
     async def mark_unreachable(self, chat_id: int, now: float) -> bool:
         """Returns True only the first time, so the station is told once."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from bot import render
 from bot.config import Config, parse_span
-from bot.i18n import Texts
+from bot.i18n import Languages
 from bot.storage import Matter, Tx
 from bot.tree import STATION, Tree
 from escalation import duty, quiet
@@ -41,9 +41,9 @@ def target_chat(tree: Tree, unit_id: str, tier: int) -> int | None:
 
 
 class Notifier:
-    def __init__(self, tree: Tree, texts: Texts, config: Config) -> None:
+    def __init__(self, tree: Tree, langs: Languages, config: Config) -> None:
         self.tree = tree
-        self.t = texts
+        self.langs = langs
         self.config = config
         self.quiet_span = parse_span(config.quiet_hours) if config.quiet_hours else None
 
@@ -84,7 +84,7 @@ class Notifier:
         on_watch: list[int] = []
         if tier == STATION:
             on_watch = duty.on_duty(self.config.duty, await tx.duty_overrides(now), now, self.config.tz)
-        text, keyboard = render.pings(pings, self.tree, self.t, now, leaders, on_watch)
+        text, keyboard = render.pings(pings, self.tree, self.langs.for_chat(chat), now, leaders, on_watch)
         key = f"{key_prefix}:{chat}:" + ",".join(f"{p.matter.id}e{p.event_id}" for p in pings[:20])
         await tx.enqueue(key, chat, now, matter_id=pings[0].matter.id, text=text, markup=keyboard)
         # Copies by private message: the group stays the source of truth.

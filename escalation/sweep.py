@@ -55,9 +55,8 @@ async def _sweep_batch(store: Store, notifier: Notifier, now: float) -> tuple[in
             if taken.action == Action.ESCALATE:
                 changes.update(top_tier=min(matter.top_tier, taken.to_tier), escalated_at=matter.escalated_at or now)
             await tx.update_matter(matter.id, **changes)
-            event = await tx.add_event(
-                matter.id, now, event_kind, tier=taken.to_tier, detail=notifier.t(f"reason.{taken.reason}")
-            )
+            reason = notifier.langs.for_chat(None)(f"reason.{taken.reason}")
+            event = await tx.add_event(matter.id, now, event_kind, tier=taken.to_tier, detail=reason)
             if card_changes:  # the unit's card shows where the matter now stands
                 await tx.enqueue(f"card:{matter.id}:e{event}", matter.chat_id, now, kind="card", matter_id=matter.id)
             updated = await tx.matter(matter.id)

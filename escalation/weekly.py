@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.i18n import Texts
+from bot.i18n import Languages
 from bot.storage import Store
 from bot.tree import Tree
 from escalation import summary
@@ -41,7 +41,7 @@ async def figures_for(store: Store, tree: Tree, start: float, end: float) -> dic
 
 
 async def send_due(
-    store: Store, tree: Tree, texts: Texts, trigger: CronTrigger, now: float, since: float = 0.0
+    store: Store, tree: Tree, langs: Languages, trigger: CronTrigger, now: float, since: float = 0.0
 ) -> bool:
     """Queue this week's summaries if they are due and not yet sent; True if queued.
 
@@ -63,6 +63,6 @@ async def send_due(
             chat = tree.chat_of(node.id)
             if chat is None:
                 continue
-            for part, text in enumerate(summary.render(node, tree, units, texts, start, end)):
+            for part, text in enumerate(summary.render(node, tree, units, langs.for_chat(chat), start, end)):
                 await tx.enqueue(f"{SCHEDULE}:{period}:{node.id}:{part}", chat, now, text=text)
     return True

@@ -10,7 +10,7 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from escalation import summary, weekly
-from handlers.common import actor, chat_node, reply, services
+from handlers.common import actor, chat_node, reply, services, texts_for
 
 log = logging.getLogger(__name__)
 
@@ -22,22 +22,23 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert chat is not None
     if not context.args or len(context.args) != 1 or chat.type == ChatType.PRIVATE:
         example = next(svc.tree.units()).id
-        await reply(update, svc.texts("usage.bind", example=escape(example)))
+        await reply(update, texts_for(update, context)("usage.bind", example=escape(example)))
         return
     node = svc.tree.get(context.args[0])
     if node is None:
         ids = ", ".join(escape(n) for n in svc.tree.nodes)
-        await reply(update, svc.texts("bind.unknown", node_id=escape(context.args[0][:40]), ids=ids))
+        await reply(update, texts_for(update, context)("bind.unknown", node_id=escape(context.args[0][:40]), ids=ids))
         return
     user = actor(update)
     if not svc.tree.leads(user.id, node.id):
-        await reply(update, svc.texts("bind.not_allowed", node=escape(node.name)))
+        await reply(update, texts_for(update, context)("bind.not_allowed", node=escape(node.name)))
         return
     async with svc.store.transaction() as tx:
         await tx.bind_chat(chat.id, node.id, user.id, svc.clock.now())
         bindings = await tx.bindings()
     svc.tree.set_bindings(bindings)
-    await reply(update, svc.texts("bind.done", node=escape(node.name), tier=svc.texts(f"tier.{node.tier}")))
+    t = texts_for(update, context)
+    await reply(update, t("bind.done", node=escape(node.name), tier=t(f"tier.{node.tier}")))
 
 
 async def chat_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -75,7 +76,7 @@ async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     end = svc.clock.now()
     start = end - weekly.WEEK
     units = await weekly.figures_for(svc.store, svc.tree, start, end)
-    for text in summary.render(node, svc.tree, units, svc.texts, start, end):
+    for text in summary.render(node, svc.tree, units, texts_for(update, context), start, end):
         await reply(update, text)
 
 
@@ -86,6 +87,6 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         svc = context.application.bot_data.get("services")
         if svc is not None:
             try:
-                await update.effective_message.reply_text(svc.texts("err.internal"))
+                await update.effective_message.reply_text(texts_for(update, context)("err.internal"))
             except Exception:  # the chat may be the problem; the log has it
                 log.debug("could not apologise", exc_info=True)

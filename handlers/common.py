@@ -10,13 +10,14 @@ from telegram import Message, Update
 from telegram.ext import ContextTypes, filters
 
 from bot.config import parse_duration
+from bot.i18n import Texts
 from bot.matters import Actor, Outcome, Result
 from bot.services import Services, services
 from bot.tree import UNIT, Node, Tree
 
 __all__ = [
     "BoundChat", "UnitChat", "actor", "chat_node", "command_text", "matter_number", "parse_until", "refusal", "reply",
-    "services",
+    "services", "texts_for",
 ]
 
 
@@ -67,9 +68,17 @@ def command_text(message: Message) -> str:
     return parts[1].strip() if len(parts) > 1 else ""
 
 
-def refusal(svc: Services, result: Result, matter_id: int) -> str:
+def texts_for(update: object, context: ContextTypes.DEFAULT_TYPE) -> Texts:
+    """The language to answer this update in: the chat's, else the person's, else the default."""
+    langs = services(context).langs
+    if not isinstance(update, Update):
+        return langs.for_chat(None)
+    chat, user = update.effective_chat, update.effective_user
+    return langs.for_user(chat.id if chat else None, user.language_code if user else None)
+
+
+def refusal(svc: Services, t: Texts, result: Result, matter_id: int) -> str:
     """The polite answer for an outcome other than OK."""
-    t = svc.texts
     matter = result.matter
     match result.outcome:
         case Outcome.NOT_FOUND:

@@ -8,9 +8,10 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, Messag
 from telegram.ext import ContextTypes
 
 from bot import render
+from bot.i18n import Texts
 from bot.services import Services
 from escalation import duty
-from handlers.common import actor, reply, services
+from handlers.common import actor, reply, services, texts_for
 
 TAKE_WATCH = f"{render.CALLBACK_VERSION}:duty"
 
@@ -19,11 +20,10 @@ def _staff_name(svc: Services, user_id: int) -> str:
     return svc.tree.person_name(user_id) or str(user_id)
 
 
-async def _roster_text(svc: Services) -> str:
+async def _roster_text(svc: Services, t: Texts) -> str:
     now = svc.clock.now()
     async with svc.store.read() as tx:
         overrides = await tx.duty_overrides(now)
-    t = svc.texts
     current = duty.on_duty(svc.config.duty, overrides, now, svc.config.tz)
     lines = [t("duty.now", who="、".join(render.mention(u, _staff_name(svc, u)) for u in current) or t("duty.nobody"))]
     upcoming = duty.next_watch(svc.config.duty, now, svc.config.tz)
@@ -40,13 +40,14 @@ async def show_or_set(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     assert message is not None
     target = _target(svc, message, context.args or [])
     if target is None and context.args:
-        await reply(update, svc.texts("duty.unknown"))
+        await reply(update, texts_for(update, context)("duty.unknown"))
         return
     if target is not None:
-        await _take(update, svc, target)
+        await _take(update, context, svc, target)
         return
-    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(svc.texts("button.take_watch"), callback_data=TAKE_WATCH)]])
-    await reply(update, await _roster_text(svc), reply_markup=keyboard)
+    label = texts_for(update, context)("button.take_watch")
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=TAKE_WATCH)]])
+    await reply(update, await _roster_text(svc, texts_for(update, context)), reply_markup=keyboard)
 
 
 async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -56,21 +57,22 @@ async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     assert query is not None
     user = actor(update)
     if not _is_staff(svc, user.id):
-        await query.answer(render.plain(svc.texts("duty.not_staff")), show_alert=True)
+        await query.answer(render.plain(texts_for(update, context)("duty.not_staff")), show_alert=True)
         return
     await _set(svc, user.id, user.id)
-    await query.answer(render.plain(svc.texts("duty.taken", who=escape(_staff_name(svc, user.id)))))
+    taken = texts_for(update, context)("duty.taken", who=escape(_staff_name(svc, user.id)))
+    await query.answer(render.plain(taken))
     if query.message is not None and isinstance(query.message, Message):
-        await query.message.reply_text(await _roster_text(svc))
+        await query.message.reply_text(await _roster_text(svc, texts_for(update, context)))
 
 
-async def _take(update: Update, svc: Services, target: int) -> None:
+async def _take(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services, target: int) -> None:
     user = actor(update)
     if not _is_staff(svc, user.id) or not _is_staff(svc, target):
-        await reply(update, svc.texts("duty.not_staff"))
+        await reply(update, texts_for(update, context)("duty.not_staff"))
         return
     await _set(svc, target, user.id)
-    await reply(update, await _roster_text(svc))
+    await reply(update, await _roster_text(svc, texts_for(update, context)))
 
 
 async def _set(svc: Services, user_id: int, by: int) -> None:

@@ -16,13 +16,23 @@ from bot.matters import MAX_TEXT, Ack, Actor, Outcome, Result
 from bot.services import Services
 from bot.tree import Node
 from escalation.policy import State
-from handlers.common import actor, chat_node, command_text, matter_number, parse_until, refusal, reply, services
+from handlers.common import (
+    actor,
+    chat_node,
+    command_text,
+    matter_number,
+    parse_until,
+    refusal,
+    reply,
+    services,
+    texts_for,
+)
 
 
-def _ack(update: Update) -> Ack:
+def _ack(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Ack:
     message = update.effective_message
     assert message is not None
-    return Ack(message.chat_id, message.message_id, update.update_id)
+    return Ack(message.chat_id, message.message_id, update.update_id, texts_for(update, context).language)
 
 
 class Words(Enum):
@@ -89,18 +99,18 @@ def matter_command(name: str) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], A
             or (command.words == Words.NONE and words)
             or (command.words == Words.REQUIRED and not words)
         ):
-            await reply(update, svc.texts(f"usage.{name}"))
+            await reply(update, texts_for(update, context)(f"usage.{name}"))
             return
         if len(words) > MAX_TEXT:
-            await reply(update, svc.texts("err.text_too_long", max=MAX_TEXT))
+            await reply(update, texts_for(update, context)("err.text_too_long", max=MAX_TEXT))
             return
         node = chat_node(update, context)
         assert node is not None
-        result = await command.act(svc, number, actor(update), node, words, _ack(update))
+        result = await command.act(svc, number, actor(update), node, words, _ack(update, context))
         if result is None:
-            await reply(update, svc.texts(f"usage.{name}"))
+            await reply(update, texts_for(update, context)(f"usage.{name}"))
         elif result.outcome != Outcome.OK:
-            await reply(update, refusal(svc, result, number))
+            await reply(update, refusal(svc, texts_for(update, context), result, number))
 
     handle.__name__ = f"{name}_command"
     return handle
@@ -114,7 +124,7 @@ async def list_open(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     units = [u.id for u in svc.tree.units_under(node.id)]
     async with svc.store.read() as tx:
         matters = await tx.open_matters(units)
-    await reply(update, render.matter_list(node.name, matters, svc.tree, svc.texts, svc.clock.now()))
+    await reply(update, render.matter_list(node.name, matters, svc.tree, texts_for(update, context), svc.clock.now()))
 
 
 async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -122,7 +132,7 @@ async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     number = matter_number(context.args[0] if context.args else None)
     if number is None:
-        await reply(update, svc.texts("usage.show"))
+        await reply(update, texts_for(update, context)("usage.show"))
         return
     node = chat_node(update, context)
     assert node is not None
@@ -131,12 +141,12 @@ async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         events = await tx.events(number) if matter else []
         attachments = await tx.attachment_count(number) if matter else 0
     if matter is None:
-        await reply(update, svc.texts("err.no_matter", id=number))
+        await reply(update, texts_for(update, context)("err.no_matter", id=number))
     elif not svc.tree.contains(node.id, matter.unit_id):
         unit = escape(svc.tree.nodes[matter.unit_id].name)
-        await reply(update, svc.texts("err.other_unit", id=number, unit=unit))
+        await reply(update, texts_for(update, context)("err.other_unit", id=number, unit=unit))
     else:
-        await reply(update, render.details(matter, events, svc.tree, svc.texts, attachments))
+        await reply(update, render.details(matter, events, svc.tree, texts_for(update, context), attachments))
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -150,19 +160,20 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if node is None and chat is not None and chat.type == ChatType.PRIVATE:
         node = svc.tree.station  # a leader's DM copy: permission alone decides, as in the group
     if parsed is None or node is None:
-        await query.answer(render.plain(svc.texts("err.stale_button")), show_alert=True)
+        await query.answer(render.plain(texts_for(update, context)("err.stale_button")), show_alert=True)
         return
     action, number, arg = parsed
     if action == "claim":
         result = await svc.matters.claim(number, actor(update), node)
-        done = svc.texts("ok.claimed", id=number)
+        done = texts_for(update, context)("ok.claimed", id=number)
     elif action == "resolve":
         result = await svc.matters.resolve(number, actor(update), node)
-        done = svc.texts("ok.resolved", id=number)
+        done = texts_for(update, context)("ok.resolved", id=number)
     else:
         result = await svc.matters.categorize(number, actor(update), node, arg or "other")
-        done = svc.texts("ok.categorized", id=number, category=svc.texts.category(arg or "other"))
+        t = texts_for(update, context)
+        done = t("ok.categorized", id=number, category=t.category(arg or "other"))
     if result.outcome == Outcome.OK:
         await query.answer(render.plain(done))
     else:
-        await query.answer(render.plain(refusal(svc, result, number)), show_alert=True)
+        await query.answer(render.plain(refusal(svc, texts_for(update, context), result, number)), show_alert=True)

@@ -11,7 +11,7 @@ from telegram.ext import ContextTypes
 from bot import render
 from bot.matters import MAX_TEXT
 from bot.tree import UNIT
-from handlers.common import actor, chat_node, command_text, reply, services
+from handlers.common import actor, chat_node, command_text, reply, services, texts_for
 
 KEYWORD = re.compile(r"^\s*(?:上报|#纠纷)[\s:：,，]*")
 CAPTION_COMMAND = re.compile(r"^/report(?:@(\w+))?(?:\s|$)", re.IGNORECASE)
@@ -32,7 +32,7 @@ async def report_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await tx.set_prompt(message.chat_id, user.id, svc.clock.now())
     await reply(
         update,
-        svc.texts("report.ask", user=render.mention(user.id, user.name)),
+        texts_for(update, context)("report.ask", user=render.mention(user.id, user.name)),
         reply_markup=ForceReply(selective=True),
     )
 
@@ -68,12 +68,12 @@ async def prompt_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 async def report_elsewhere(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/report outside a unit group: say where to report instead of logging nothing silently."""
-    svc = services(context)
+    t = texts_for(update, context)
     node = chat_node(update, context)
     if node is None:
-        await reply(update, svc.texts("report.unbound"))
+        await reply(update, t("report.unbound"))
     else:
-        await reply(update, svc.texts("report.not_unit", tier=svc.texts(f"tier.{node.tier}")))
+        await reply(update, t("report.not_unit", tier=t(f"tier.{node.tier}")))
 
 
 async def _log(
@@ -89,10 +89,10 @@ async def _log(
     assert message is not None and unit is not None and unit.tier == UNIT
     text = text.strip()
     if not text:
-        await reply(update, svc.texts("report.empty"))
+        await reply(update, texts_for(update, context)("report.empty"))
         return
     if len(text) > MAX_TEXT:
-        await reply(update, svc.texts("report.too_long", max=MAX_TEXT))
+        await reply(update, texts_for(update, context)("report.too_long", max=MAX_TEXT))
         return
     # The card is the answer: the delivery worker posts it as a reply to this message.
     await svc.matters.report(
