@@ -183,6 +183,12 @@ class Idle(_Strict):
     release_after: Duration | None = Field(None, description='a duration such as "4h"')
 
 
+class Satisfaction(_Strict):
+    """After a resolve the reporter is asked to rate it (群众满意度)."""
+
+    ask_for: Duration = Field(3 * 86400.0, description='a duration such as "3d" (how long a rating may be given)')
+
+
 class DutyShift(_Strict):
     """One entry of the station's weekly rotation (值班)."""
 
@@ -231,6 +237,7 @@ class Config(_Strict):
     deadlines: Deadlines
     reminders: Reminders = Reminders()
     idle: Idle = Idle()
+    satisfaction: Satisfaction = Satisfaction()
     categories: list[Category] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
     duty: list[DutyShift] = Field(default_factory=list, description="a list of shifts")
     station: Station

@@ -31,6 +31,7 @@ from bot.tree import Tree
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
+MEDIA = ("photo", "voice", "location")
 IDLE_WAIT = 1.0  # look again at least this often, for retries that fall due
 
 
@@ -39,7 +40,15 @@ def keyboard_markup(rows: list | None) -> InlineKeyboardMarkup | None:
     if not rows:
         return None
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(label, callback_data=data) for label, data in row] for row in rows]
+        [
+            [
+                InlineKeyboardButton(label, url=data.removeprefix(render.URL_PREFIX))
+                if data.startswith(render.URL_PREFIX)
+                else InlineKeyboardButton(label, callback_data=data)
+                for label, data in row
+            ]
+            for row in rows
+        ]
     )
 
 
@@ -122,6 +131,8 @@ class Delivery:
         try:
             if item.kind == "card":
                 message_id = await self._send_card(item)
+            elif item.kind in MEDIA:
+                message_id = (await self._send_media(item)).message_id
             else:
                 keyboard = json.loads(item.markup) if item.markup else None
                 message_id = (await self._send(item.chat_id, item.text or "", keyboard, item.reply_to)).message_id
@@ -147,6 +158,15 @@ class Delivery:
             chat_id, text, reply_markup=keyboard_markup(keyboard), reply_parameters=reply
         )
 
+    async def _send_media(self, item: OutboxItem) -> Message:
+        """A photo or voice note by Telegram file id, or a location ("lat,lon")."""
+        reply = ReplyParameters(item.reply_to, allow_sending_without_reply=True) if item.reply_to else None
+        if item.kind == "location":
+            latitude, longitude = (float(x) for x in (item.media or "0,0").split(","))
+            return await self.bot.send_location(item.chat_id, latitude, longitude, reply_parameters=reply)
+        send = self.bot.send_photo if item.kind == "photo" else self.bot.send_voice
+        return await send(item.chat_id, item.media or "", caption=item.text, reply_parameters=reply)
+
     async def _send_card(self, item: OutboxItem) -> int | None:
         """Send the matter's card the first time, edit it in place after that."""
         async with self.store.read() as tx:
@@ -154,7 +174,12 @@ class Delivery:
             attachments = await tx.attachment_count(item.matter_id or 0)
         if matter is None:
             return None
-        text, keyboard = render.card(matter, self.tree, self.langs.for_chat(matter.chat_id), attachments)
+        in_group = matter.chat_id != matter.reporter_id  # a private report's card may live with its reporter
+        text, keyboard = render.card(
+            matter, self.tree, self.langs.for_chat(matter.chat_id), attachments,
+            redact=matter.private and in_group,
+            private_link=render.private_link(self.bot.username, matter.unit_id) if in_group else None,
+        )
         if matter.card_message_id is not None and matter.card_chat_id is not None:
             try:
                 await self.bot.edit_message_text(

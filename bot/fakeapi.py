@@ -211,6 +211,8 @@ class FakeBotApi:
             "sendMessage": self._send_message,
             "sendPhoto": self._send_media,
             "sendDocument": self._send_media,
+            "sendVoice": self._send_voice,
+            "sendLocation": self._send_location,
             "editMessageText": self._edit,
             "editMessageReplyMarkup": self._edit,
             "deleteMessage": self._delete_message,
@@ -326,6 +328,23 @@ class FakeBotApi:
         self.push_update({"message": msg.raw})
         return msg.raw
 
+    def send_voice(self, chat_id: int, from_user: dict[str, Any], file_id: str | None = None,
+                   reply_to_message_id: int | None = None) -> dict[str, Any]:
+        """A user sends a voice note; returns the Message dict."""
+        file_id = file_id or f"voice{self._tick()}"
+        msg = self._store(self._user_chat(chat_id, from_user), from_user, reply_to=reply_to_message_id,
+                          media=self._voice_media(file_id))
+        self.push_update({"message": msg.raw})
+        return msg.raw
+
+    def send_location(self, chat_id: int, from_user: dict[str, Any], latitude: float, longitude: float,
+                      reply_to_message_id: int | None = None) -> dict[str, Any]:
+        """A user shares a location; returns the Message dict."""
+        msg = self._store(self._user_chat(chat_id, from_user), from_user, reply_to=reply_to_message_id,
+                          media={"location": {"latitude": latitude, "longitude": longitude}})
+        self.push_update({"message": msg.raw})
+        return msg.raw
+
     def press_button(self, chat_id: int, from_user: dict[str, Any], message_id: int,
                      data: str) -> str:
         """A user presses an inline button on a stored message; returns the query id."""
@@ -408,6 +427,10 @@ class FakeBotApi:
                 body = m.text or ""
                 if m.photo:
                     body = "📷 " + body
+                if "voice" in m.raw:
+                    body = "🎤 " + body
+                if "location" in m.raw:
+                    body = "📍 {latitude:.4f},{longitude:.4f} ".format(**m.raw["location"]) + body
                 if m.document_name is not None:
                     body = f"📎 {m.document_name} ({len(m.document_bytes or b'')} bytes) {body}"
                 marks = (f"↩#{m.reply_to} " if m.reply_to else "") + ("(deleted) " if m.deleted
@@ -717,6 +740,36 @@ class FakeBotApi:
                           parse_mode=p.get("parse_mode"), entities=p.get("caption_entities"),
                           reply_markup=p.get("reply_markup"), reply_to=self._reply_target(p),
                           media=media)
+        return msg.raw
+
+    def _voice_media(self, file_id: str, content: bytes = b"OggS-fake-voice") -> dict[str, Any]:
+        self._files.setdefault(file_id, (f"voice/{file_id}.ogg", content))
+        return {"voice": {"file_id": file_id, "file_unique_id": f"u{file_id}", "duration": 3,
+                          "mime_type": "audio/ogg", "file_size": len(content)}}
+
+    def _send_voice(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(p["chat_id"], write=True)
+        source = p["voice"]
+        if isinstance(source, Upload):
+            file_id = f"voice{self._tick()}"
+            self._files[file_id] = (f"voice/{source.filename}", source.content)
+        elif source in self._files:
+            file_id = source
+        else:
+            raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
+        msg = self._store(chat, self.bot_user, caption=self._text_arg(p, "caption", False),
+                          parse_mode=p.get("parse_mode"), reply_markup=p.get("reply_markup"),
+                          reply_to=self._reply_target(p), media=self._voice_media(file_id))
+        return msg.raw
+
+    def _send_location(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(p["chat_id"], write=True)
+        try:
+            location = {"latitude": float(p["latitude"]), "longitude": float(p["longitude"])}
+        except (KeyError, TypeError, ValueError):
+            raise ApiError(400, "Bad Request: wrong latitude or longitude") from None
+        msg = self._store(chat, self.bot_user, reply_markup=p.get("reply_markup"),
+                          reply_to=self._reply_target(p), media={"location": location})
         return msg.raw
 
     def _edit(self, p: dict[str, Any]) -> dict[str, Any]:

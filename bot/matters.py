@@ -25,7 +25,7 @@ from escalation import policy
 from escalation.notify import Notifier, Ping
 from escalation.policy import CLOSED, State
 
-MAX_TEXT = 1500  # characters in a report, resolution or note; keeps every card in one message
+MAX_TEXT = 4000  # characters in a report, resolution or note (Telegram's own limit is 4,096)
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,8 @@ class Outcome(StrEnum):
     NOT_CLOSED = "not_closed"  # only a closed matter can be reopened
     NOT_SUSPENDED = "not_suspended"
     SUSPENDED = "suspended"
+    RATED = "rated"  # already rated, or not resolved: nothing to rate
+    EXPIRED = "expired"  # asked too long ago
 
 
 @dataclass(frozen=True)
@@ -85,35 +87,62 @@ class Matters:
         message_id: int | None,
         photo_file_id: str | None = None,
         answers_prompt: bool = False,
+        private: bool = False,
     ) -> Matter:
+        """Log a report. A private one (私下反映) comes from the reporter's private chat
+        (``chat_id``): the unit group gets a card without the text, the heads a copy by DM,
+        the community the full text in its own chat, and the reporter a receipt."""
         assert unit.tier == UNIT
         now = self.clock.now()
         rules = self.config.rules_for("other")  # a category picked later brings its own
         clock = policy.arrive(UNIT, now)
+        card_chat = (self.tree.chat_of(unit.id) or chat_id) if private else chat_id
         async with self.store.transaction() as tx:
             matter_id = await tx.insert_matter(
                 unit_id=unit.id,
-                chat_id=chat_id,
-                report_message_id=message_id,
+                chat_id=card_chat,
+                report_message_id=None if private else message_id,
                 reporter_id=reporter.id,
                 reporter_name=reporter.name,
                 text=text,
                 top_tier=UNIT,
                 rules=rules.to_json(),
                 created_at=now,
+                private=int(private),
                 **clock_columns(clock, rules),
             )
-            await tx.add_event(matter_id, now, "reported", actor_id=reporter.id, actor_name=reporter.name, tier=UNIT)
+            event = await tx.add_event(
+                matter_id, now, "reported", actor_id=reporter.id, actor_name=reporter.name, tier=UNIT
+            )
             if photo_file_id:
                 await tx.add_attachment(matter_id, "photo", photo_file_id, reporter.id, now)
             if answers_prompt:
                 await tx.take_prompt(chat_id, reporter.id, 0.0)
             await tx.enqueue(
-                f"card:{matter_id}:new", chat_id, now, kind="card", matter_id=matter_id, reply_to=message_id
+                f"card:{matter_id}:new", card_chat, now, kind="card", matter_id=matter_id,
+                reply_to=None if private else message_id,
             )
             matter = await tx.matter(matter_id)
-        assert matter is not None
+            assert matter is not None
+            if private:
+                await self._private_copies(tx, matter, now, event, chat_id, message_id)
         return matter
+
+    async def _private_copies(
+        self, tx: Tx, matter: Matter, now: float, event: int, private_chat: int, message_id: int | None
+    ) -> None:
+        t = self.langs.for_chat(private_chat)
+        await tx.enqueue(
+            f"receipt:{matter.id}", private_chat, now, matter_id=matter.id, reply_to=message_id,
+            text=t("private.receipt", id=matter.id, unit=escape(self.tree.nodes[matter.unit_id].name)),
+        )
+        unit = self.tree.nodes[matter.unit_id]
+        for head in unit.leaders:
+            if head.id != matter.reporter_id and await tx.has_private_chat(head.id):
+                text, keyboard = render.card(matter, self.tree, self.langs.for_chat(head.id))
+                await tx.enqueue(f"dmcard:{matter.id}:{head.id}", head.id, now, matter_id=matter.id,
+                                 text=text, markup=keyboard)
+        await self.notifier.send(tx, [Ping(matter, "private", COMMUNITY, "private", event)], now)
 
     async def categorize(self, matter_id: int, actor: Actor, chat: Node, key: str) -> Result:
         """The reporter or a head picks the category. Its deadlines replace the defaults
@@ -199,6 +228,8 @@ class Matters:
             key = {State.RESOLVED: "notify.resolved_with" if text else "notify.resolved",
                    State.UNRESOLVABLE: "notify.unresolvable", State.REFERRED: "notify.referred"}[state]
             await self._tell_reporter(tx, matter, actor, now, event, key, text=escape(text))
+            if state == State.RESOLVED and actor.id != matter.reporter_id:
+                await self._ask_rating(tx, matter, now, event)
             await self._ack(tx, ack, now, f"ok.{state.value}", id=matter.id)
 
         return await self._act(matter_id, actor, chat, change)
@@ -277,25 +308,112 @@ class Matters:
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
             if not matter.closed:
                 return Outcome.NOT_CLOSED
-            clock = policy.arrive(UNIT, now)
-            await tx.update_matter(
-                matter.id, closed_at=None, resolved_at=None, resolved_by=None, resolved_by_name=None,
-                resolution=None, close_reason=None, claimed_by=None, claimed_by_name=None, claimed_at=None,
-                **clock_columns(clock, matter.policy_rules),
-            )
-            event = await self._event(tx, matter, now, "reopened", actor, why, tier=UNIT)
-            await self._refresh_card(tx, matter, now, event)
+            await self._reopen(tx, matter, actor, now, why)
             await self._ack(tx, ack, now, "ok.reopened", id=matter.id)
             return None
 
         return await self._act(matter_id, actor, chat, change, who=_REPORTER_OR_HEAD, when_closed=True)
+
+    async def _reopen(self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str) -> None:
+        clock = policy.arrive(UNIT, now)
+        await tx.update_matter(
+            matter.id, closed_at=None, resolved_at=None, resolved_by=None, resolved_by_name=None,
+            resolution=None, close_reason=None, claimed_by=None, claimed_by_name=None, claimed_at=None,
+            **clock_columns(clock, matter.policy_rules),
+        )
+        event = await self._event(tx, matter, now, "reopened", actor, why, tier=UNIT)
+        await self._refresh_card(tx, matter, now, event)
+
+    # --- the reporter's own ----------------------------------------------------------
+    async def cancel(self, matter_id: int, actor: Actor, chat: Node | None, ack: Ack | None = None) -> Result:
+        """The reporter withdraws their open matter; it stays in the timeline."""
+
+        async def change(tx: Tx, matter: Matter, now: float) -> None:
+            await tx.update_matter(matter.id, state=State.CANCELLED.value, closed_at=now, next_due=None,
+                                   suspended_at=None, suspended_until=None)
+            event = await self._event(tx, matter, now, "cancelled", actor)
+            await self._refresh_card(tx, matter, now, event)
+            await self._ack(tx, ack, now, "ok.cancelled", id=matter.id)
+
+        return await self._act(matter_id, actor, chat, change, who=_REPORTER)
+
+    async def rate(self, matter_id: int, actor: Actor, rating: str, ask_why_in: int | None = None) -> Result:
+        """群众满意度: the reporter rates a resolved matter; 不满意 reopens it, tells the
+        heads, and (in chat ``ask_why_in``) waits for the reporter's reason."""
+        async with self.store.transaction() as tx:
+            matter = await tx.matter(matter_id)
+            if matter is None:
+                return Result(Outcome.NOT_FOUND)
+            if actor.id != matter.reporter_id:
+                return Result(Outcome.NOT_ALLOWED, matter)
+            now = self.clock.now()
+            if matter.state != State.RESOLVED or matter.rating is not None:
+                return Result(Outcome.RATED, matter)
+            if now > (matter.resolved_at or now) + self.config.satisfaction.ask_for:
+                return Result(Outcome.EXPIRED, matter)
+            await tx.update_matter(matter.id, rating=rating, rated_at=now)
+            t = self.langs.for_chat(None)
+            event = await self._event(tx, matter, now, "rated", actor, t(f"rating.{rating}"))
+            if rating == RATING_UNSATISFIED:
+                await self._reopen(tx, matter, actor, now, t("rating.unsatisfied"))
+                heads = self.tree.nodes[matter.unit_id]
+                chat = matter.chat_id
+                text = self.langs.for_chat(chat)(
+                    "notify.unsatisfied", id=matter.id, heads=render.people(heads.leaders)
+                )
+                await tx.enqueue(f"unsatisfied:{matter.id}:e{event}", chat, now, matter_id=matter.id, text=text)
+                if ask_why_in is not None:
+                    await tx.set_prompt(ask_why_in, actor.id, now, kind="unsatisfied", matter_id=matter.id)
+            await self._refresh_card(tx, matter, now, event)
+            return Result(Outcome.OK, await tx.matter(matter.id))
+
+    async def explain(self, matter_id: int, actor: Actor, chat_id: int, why: str) -> Result:
+        """The reporter's reason for 不满意: into the timeline, and to the heads."""
+        async with self.store.transaction() as tx:
+            matter = await tx.matter(matter_id)
+            await tx.take_prompt(chat_id, actor.id, 0.0)
+            if matter is None or actor.id != matter.reporter_id:
+                return Result(Outcome.NOT_ALLOWED, matter)
+            now = self.clock.now()
+            event = await self._event(tx, matter, now, "note", actor, why)
+            # A private matter's words go to the heads privately, never to the unit group.
+            heads = [p.id for p in self.tree.nodes[matter.unit_id].leaders]
+            chats = [h for h in heads if await tx.has_private_chat(h)] if matter.private else [matter.chat_id]
+            for chat in chats:
+                text = self.langs.for_chat(chat)("notify.unsatisfied_why", id=matter.id, text=escape(why))
+                await tx.enqueue(f"why:{matter.id}:e{event}:{chat}", chat, now, matter_id=matter.id, text=text)
+            return Result(Outcome.OK, matter)
+
+    async def attach(
+        self, matter_id: int, actor: Actor, chat: Node | None, kind: str, file_id: str, ack: Ack | None = None
+    ) -> Result:
+        """A photo, voice note or location added to a matter by its reporter or a head."""
+
+        async def change(tx: Tx, matter: Matter, now: float) -> None:
+            await tx.add_attachment(matter.id, kind, file_id, actor.id, now)
+            event = await self._event(tx, matter, now, "attached", actor, kind)
+            await self._refresh_card(tx, matter, now, event)
+            await self._ack(tx, ack, now, "ok.attached", id=matter.id)
+
+        return await self._act(matter_id, actor, chat, change, who=_REPORTER_OR_HEAD, when_closed=True)
+
+    async def _ask_rating(self, tx: Tx, matter: Matter, now: float, event: int) -> None:
+        chat = matter.reporter_id if matter.private else matter.chat_id
+        t = self.langs.for_chat(chat)
+        keyboard = [[(t(f"rating.{r}"), render.callback("rate", matter.id, r)) for r in RATINGS]]
+        await tx.enqueue(
+            f"rate:{matter.id}:e{event}", chat, now, matter_id=matter.id, markup=keyboard,
+            reply_to=None if matter.private else matter.report_message_id,
+            text=t("rating.ask", reporter=render.mention(matter.reporter_id, matter.reporter_name), id=matter.id,
+                   days=t.duration(self.config.satisfaction.ask_for)),
+        )
 
     # --- shared steps --------------------------------------------------------------
     async def _act(
         self,
         matter_id: int,
         actor: Actor,
-        chat: Node,
+        chat: Node | None,
         change: Callable[[Tx, Matter, float], Awaitable[Outcome | None]],
         who: Callable[[Matter, int], bool] | Callable[[int, str], int | None] | None = None,
         when_closed: bool = False,
@@ -305,7 +423,7 @@ class Matters:
             matter = await tx.matter(matter_id)
             if matter is None:
                 return Result(Outcome.NOT_FOUND)
-            if not self.tree.contains(chat.id, matter.unit_id):
+            if chat is not None and not self.tree.contains(chat.id, matter.unit_id):
                 return Result(Outcome.OTHER_UNIT, matter)
             if not self._allowed(who, matter, actor):
                 return Result(Outcome.NOT_ALLOWED, matter)
@@ -321,6 +439,8 @@ class Matters:
             return self.tree.may_act(actor.id, matter.unit_id)
         if who is _REPORTER_OR_HEAD:
             return actor.id == matter.reporter_id or self.tree.may_act(actor.id, matter.unit_id)
+        if who is _REPORTER:
+            return actor.id == matter.reporter_id
         return who(actor.id, matter.unit_id) is not None
 
     def _leader_tier(self, user_id: int, unit_id: str) -> int | None:
@@ -368,13 +488,15 @@ class Matters:
     ) -> None:
         if actor.id == matter.reporter_id:
             return
-        text = self.langs.for_chat(matter.chat_id)(
+        text = self.langs.for_chat(matter.reporter_id if matter.private else matter.chat_id)(
             key, reporter=render.mention(matter.reporter_id, matter.reporter_name), id=matter.id,
             who=escape(actor.name), resolution=params.get("text", ""), **params,
         )
+        # A private reporter hears back in private; others in their group, under their report.
+        chat = matter.reporter_id if matter.private else matter.chat_id
         await tx.enqueue(
-            f"reporter:{matter.id}:e{event}", matter.chat_id, now, matter_id=matter.id,
-            text=text, reply_to=matter.report_message_id,
+            f"reporter:{matter.id}:e{event}", chat, now, matter_id=matter.id,
+            text=text, reply_to=None if matter.private else matter.report_message_id,
         )
 
     async def _ack(self, tx: Tx, ack: Ack | None, now: float, key: str, **params: object) -> None:
@@ -390,4 +512,7 @@ def _tier(tier: int) -> Callable[[Texts], str]:
 
 
 _REPORTER_OR_HEAD = object()  # a permission: the reporter, or whoever may act on the unit
-__all__ = ["CLOSED", "MAX_TEXT", "Ack", "Actor", "Matters", "Outcome", "Result"]
+_REPORTER = object()  # a permission: the reporter alone
+RATINGS = ("satisfied", "basic", "unsatisfied")  # 满意 / 基本满意 / 不满意
+RATING_UNSATISFIED = "unsatisfied"
+__all__ = ["CLOSED", "MAX_TEXT", "RATINGS", "Ack", "Actor", "Matters", "Outcome", "Result"]

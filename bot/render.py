@@ -28,7 +28,8 @@ def callback(action: str, matter_id: int, arg: str | None = None) -> str:
     return f"{CALLBACK_VERSION}:{action}:{matter_id}" + (f":{arg}" if arg else "")
 
 
-ACTIONS = ("claim", "resolve", "cat")
+ACTIONS = ("claim", "resolve", "cat", "rate")
+WITH_ARG = ("cat", "rate")
 
 
 def parse_callback(data: str | None) -> tuple[str, int, str | None] | None:
@@ -37,7 +38,7 @@ def parse_callback(data: str | None) -> tuple[str, int, str | None] | None:
     parts = (data or "").split(":")
     if len(parts) not in (3, 4) or parts[0] != CALLBACK_VERSION or not parts[2].isdigit():
         return None
-    if parts[1] not in ACTIONS or (parts[1] == "cat") != (len(parts) == 4):
+    if parts[1] not in ACTIONS or (parts[1] in WITH_ARG) != (len(parts) == 4):
         return None
     return parts[1], int(parts[2]), parts[3] if len(parts) == 4 else None
 
@@ -52,8 +53,16 @@ def mention(user_id: int, name: str | None) -> str:
     return f'<a href="tg://user?id={user_id}">{escape(name or str(user_id))}</a>'
 
 
-def people(persons: tuple[Person, ...] | list[Person]) -> str:
-    return "、".join(mention(p.id, p.name) for p in persons) or "—"
+def people(persons: tuple[Person, ...] | list[Person], limit: int = 40) -> str:
+    """Mentions, at most ``limit`` (Telegram notifies nobody past 50 in one message)."""
+    shown = "、".join(mention(p.id, p.name) for p in persons[:limit]) or "—"
+    return shown + (f" +{len(persons) - limit}" if len(persons) > limit else "")
+
+
+def fit(text: str, limit: int) -> str:
+    """User text cut cleanly to ``limit`` characters, then escaped (the full text stays in
+    the database and /show)."""
+    return escape(text if len(text) <= limit else text[: limit - 1].rstrip() + "…")
 
 
 def snippet(text: str, limit: int = SNIPPET) -> str:
@@ -61,18 +70,36 @@ def snippet(text: str, limit: int = SNIPPET) -> str:
     return escape(text if len(text) <= limit else text[: limit - 1] + "…")
 
 
-def card(matter: Matter, tree: Tree, t: Texts, attachments: int = 0) -> tuple[str, Keyboard]:
+CARD_TEXT = 2500  # of a report on its card; the rest of the card needs the other 1,500
+SHOW_TEXT = 3800  # of a report in /show, whose timeline goes into a second message if need be
+
+
+def card(
+    matter: Matter,
+    tree: Tree,
+    t: Texts,
+    attachments: int = 0,
+    redact: bool = False,
+    private_link: str | None = None,
+    text_limit: int = CARD_TEXT,
+) -> tuple[str, Keyboard]:
+    """A matter's card. ``redact``: a private matter as its unit group sees it — that it
+    exists and where it stands, not what it says or who said it. ``private_link``: the
+    deep link under every unit card for reporting privately."""
     unit = tree.nodes[matter.unit_id]
     rules = matter.policy_rules
     category = t.category(matter.category) + (" 🚨" if matter.urgent else "")
-    lines = [
-        t("card.title", id=matter.id, unit=escape(unit.name)),
-        escape(matter.text),
-        "",
-        t("card.category", category=category),
-        t("card.reporter", reporter=mention(matter.reporter_id, matter.reporter_name)),
-        t("card.heads", heads=people(unit.leaders)),
-    ]
+    if redact:
+        lines = [t("card.title", id=matter.id, unit=escape(unit.name)), t("card.private"), ""]
+    else:
+        lines = [
+            t("card.title", id=matter.id, unit=escape(unit.name)),
+            fit(matter.text, text_limit) + (t("card.more", id=matter.id) if len(matter.text) > text_limit else ""),
+            "",
+            t("card.category", category=category),
+            t("card.reporter", reporter=mention(matter.reporter_id, matter.reporter_name)),
+        ]
+    lines.append(t("card.heads", heads=people(unit.leaders)))
     if attachments:
         lines.append(t("card.photos", count=attachments))
     if matter.closed:
@@ -98,10 +125,20 @@ def card(matter: Matter, tree: Tree, t: Texts, attachments: int = 0) -> tuple[st
     if resolve_due is not None:
         lines.append(t("card.resolve_due", at=t.time(resolve_due)))
     keyboard = action_buttons(matter, t)
-    if not matter.category_set:
+    if not matter.category_set and not redact:
         lines.append(t("card.pick_category"))
         keyboard += category_buttons(matter, t)
+    if private_link:
+        keyboard.append([(t("button.private"), URL_PREFIX + private_link)])
     return "\n".join(lines), keyboard
+
+
+URL_PREFIX = "url:"  # a keyboard entry whose data starts so is a link button, not a callback
+
+
+def private_link(bot_username: str | None, unit_id: str) -> str | None:
+    """The deep link that opens a private report to this unit (私下反映)."""
+    return f"https://t.me/{bot_username}?start=p_{unit_id}" if bot_username else None
 
 
 def category_buttons(matter: Matter, t: Texts, per_row: int = 4) -> Keyboard:
@@ -120,23 +157,28 @@ def action_buttons(matter: Matter, t: Texts, takeover: bool = False) -> Keyboard
 
 
 def pings(
-    batch: list[Any], tree: Tree, t: Texts, now: float, leaders: list[Person], on_watch: list[int]
+    batch: list[Any], tree: Tree, t: Texts, now: float, leaders: list[Person], on_watch: list[int],
+    redact: bool = False,
 ) -> tuple[str, Keyboard]:
-    """One message for one chat about one or several matters (see escalation/notify.py)."""
+    """One message for one chat about one or several matters (see escalation/notify.py).
+    ``redact``: the chat is a unit group, which sees no text of private matters."""
     lines: list[str] = []
     if len(batch) == 1:
         ping = batch[0]
         matter = ping.matter
         unit = tree.nodes[matter.unit_id]
         community = tree.at_tier(matter.unit_id, 2)
+        hidden = redact and matter.private
         lines += [
             ping_title(ping, t, now),
             t("esc.unit", unit=escape(unit.name), community=escape(community.name)),
             t("esc.category", category=t.category(matter.category)),
-            t("esc.reporter", reporter=mention(matter.reporter_id, matter.reporter_name)),
-            t("esc.text", text=snippet(matter.text)),
+            t("card.private") if hidden else t("esc.reporter", reporter=mention(matter.reporter_id,
+                                                                                matter.reporter_name)),
             t("esc.waited", waited=t.duration(now - matter.created_at)),
         ]
+        if not hidden:
+            lines.insert(4, t("esc.text", text=snippet(matter.text)))
         if ping.note:
             lines.append(t("esc.note", note=snippet(ping.note)))
         if matter.claimed_by_name and matter.state == State.OPEN:
@@ -147,7 +189,8 @@ def pings(
         lines.append(t("esc.digest", count=len(batch)))
         for ping in batch:
             unit = tree.nodes[ping.matter.unit_id]
-            lines.append(f"• {ping_title(ping, t, now)} · {escape(unit.name)}：{snippet(ping.matter.text, 40)}")
+            text = t("card.private") if redact and ping.matter.private else snippet(ping.matter.text, 40)
+            lines.append(f"• {ping_title(ping, t, now)} · {escape(unit.name)}：{text}")
     if on_watch:
         lines.append(t("esc.on_duty", who="、".join(mention(uid, _name(tree, uid)) for uid in on_watch)))
     if leaders:
@@ -189,6 +232,8 @@ def ping_title(ping: Any, t: Texts, now: float) -> str:
             return t("esc.resumed", id=matter.id)
         case "urgent":
             return t("esc.urgent", id=matter.id, category=t.category(matter.category))
+        case "private":
+            return t("esc.private", id=matter.id)
     return t("esc.title", id=matter.id, tier=tier, reason=reason)
 
 
@@ -214,7 +259,9 @@ def _name(tree: Tree, user_id: int) -> str:
     return tree.person_name(user_id) or str(user_id)
 
 
-def matter_list(node_name: str, matters: list[Matter], tree: Tree, t: Texts, now: float, limit: int = 30) -> str:
+def matter_list(
+    node_name: str, matters: list[Matter], tree: Tree, t: Texts, now: float, limit: int = 30, redact: bool = False
+) -> str:
     """/list: open matters, overdue first, then oldest first."""
     if not matters:
         return t("list.empty", node=escape(node_name))
@@ -232,7 +279,7 @@ def matter_list(node_name: str, matters: list[Matter], tree: Tree, t: Texts, now
                 state=t(f"state.{m.state}"),
                 overdue=t("list.overdue") if overdue(m) else "",
                 unit=escape(tree.nodes[m.unit_id].name),
-                text=snippet(m.text, 40),
+                text=t("card.private") if redact and m.private else snippet(m.text, 40),
                 age=t.duration(now - m.created_at),
             )
         )
@@ -241,9 +288,13 @@ def matter_list(node_name: str, matters: list[Matter], tree: Tree, t: Texts, now
     return "\n".join(lines)
 
 
-def details(matter: Matter, events: list[Event], tree: Tree, t: Texts, attachments: int) -> str:
+def details(
+    matter: Matter, events: list[Event], tree: Tree, t: Texts, attachments: int, redact: bool = False
+) -> str:
     """/show N: the card, where it stands, the rules it runs under and its timeline."""
-    text, _ = card(matter, tree, t, attachments)
+    text, _ = card(matter, tree, t, attachments, redact=redact, text_limit=SHOW_TEXT)
+    if redact:
+        return text
     rules = matter.policy_rules
     d = t.duration
     lines = [

@@ -109,6 +109,7 @@ MIGRATIONS: list[str] = [
         text TEXT,
         markup TEXT,
         reply_to INTEGER,
+        media TEXT,
         state TEXT NOT NULL DEFAULT 'pending',
         attempts INTEGER NOT NULL DEFAULT 0,
         not_before REAL NOT NULL,
@@ -132,6 +133,10 @@ MIGRATIONS: list[str] = [
         chat_id INTEGER NOT NULL,
         user_id INTEGER NOT NULL,
         asked_at REAL NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'report',
+        unit_id TEXT,
+        matter_id INTEGER,
+        draft TEXT,
         PRIMARY KEY (chat_id, user_id)
     );
 
@@ -270,12 +275,13 @@ class OutboxItem:
     id: int
     key: str
     chat_id: int
-    kind: str  # "message" (text as stored) or "card" (a matter's card, sent or edited)
+    kind: str  # "message" (text as stored), "card" (a matter's card, sent or edited), or media
     matter_id: int | None
-    text: str | None
+    text: str | None  # a message's text, a medium's caption
     markup: str | None
     reply_to: int | None
     attempts: int
+    media: str | None = None  # a photo's or voice note's file id, a location's "lat,lon"
 
 
 @dataclass
@@ -288,6 +294,17 @@ class SummaryFacts:
     resolved_at: float | None
     escalated_at: float | None
     closed_at: float | None = None  # resolved or otherwise closed; resolved_at only when resolved
+
+
+@dataclass
+class Prompt:
+    """What the bot is waiting for from a person in a chat."""
+
+    kind: str  # "report": what happened? · "private": a private report to unit_id ·
+    # "choose_unit": which unit (draft holds the text) · "unsatisfied": why (matter_id)
+    unit_id: str | None
+    matter_id: int | None
+    draft: str | None
 
 
 @dataclass
@@ -464,12 +481,6 @@ class Tx:
         )
         return [_matter(r) for r in rows]
 
-    async def matter_by_report(self, chat_id: int, message_id: int) -> Matter | None:
-        row = await self._one(
-            f"{_MATTER_SELECT} WHERE chat_id = ? AND report_message_id = ?", (chat_id, message_id)
-        )
-        return _matter(row) if row else None
-
     # --- timeline ----------------------------------------------------------------
     async def add_event(
         self,
@@ -500,6 +511,7 @@ class Tx:
     async def add_attachment(
         self, matter_id: int, kind: str, file_id: str, added_by: int, at: float
     ) -> None:
+        """A photo, voice note (Telegram file ids) or location ("lat,lon") on a matter."""
         await self._conn.execute(
             "INSERT INTO attachments (matter_id, kind, file_id, added_by, at) VALUES (?, ?, ?, ?, ?)",
             (matter_id, kind, file_id, added_by, at),
@@ -521,16 +533,17 @@ class Tx:
         text: str | None = None,
         markup: list[list[tuple[str, str]]] | None = None,
         reply_to: int | None = None,
+        media: str | None = None,
     ) -> bool:
         """Queue a notification; a key already queued is ignored (so retries never
         queue twice). Returns whether it was new."""
         cur = await self._conn.execute(
             "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, text, markup, "
-            "reply_to, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "reply_to, media, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key, chat_id, kind, matter_id, text,
                 json.dumps(markup, ensure_ascii=False) if markup else None,
-                reply_to, now, now,
+                reply_to, media, now, now,
             ),
         )
         self.enqueued = self.enqueued or cur.rowcount == 1
@@ -538,7 +551,7 @@ class Tx:
 
     async def outbox_due(self, now: float, limit: int = 50) -> list[OutboxItem]:
         rows = await self._all(
-            "SELECT id, key, chat_id, kind, matter_id, text, markup, reply_to, attempts "
+            "SELECT id, key, chat_id, kind, matter_id, text, markup, reply_to, attempts, media "
             "FROM outbox WHERE state = 'pending' AND not_before <= ? ORDER BY id LIMIT ?",
             (now, limit),
         )
@@ -619,17 +632,33 @@ class Tx:
         return {r[0] for r in rows}
 
     # --- "/report" alone: waiting for the text -----------------------------------
-    async def set_prompt(self, chat_id: int, user_id: int, now: float) -> None:
+    async def set_prompt(
+        self,
+        chat_id: int,
+        user_id: int,
+        now: float,
+        kind: str = "report",
+        unit_id: str | None = None,
+        matter_id: int | None = None,
+        draft: str | None = None,
+    ) -> None:
+        """Remember that the bot asked this person something in this chat (one at a time)."""
         await self._conn.execute(
-            "INSERT OR REPLACE INTO prompts (chat_id, user_id, asked_at) VALUES (?, ?, ?)",
-            (chat_id, user_id, now),
+            "INSERT OR REPLACE INTO prompts (chat_id, user_id, asked_at, kind, unit_id, matter_id, draft) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (chat_id, user_id, now, kind, unit_id, matter_id, draft),
         )
 
-    async def has_prompt(self, chat_id: int, user_id: int, since: float) -> bool:
+    async def prompt(self, chat_id: int, user_id: int, since: float) -> Prompt | None:
         row = await self._one(
-            "SELECT 1 FROM prompts WHERE chat_id = ? AND user_id = ? AND asked_at >= ?", (chat_id, user_id, since)
+            "SELECT kind, unit_id, matter_id, draft FROM prompts WHERE chat_id = ? AND user_id = ? AND asked_at >= ?",
+            (chat_id, user_id, since),
         )
-        return row is not None
+        return Prompt(*row) if row else None
+
+    async def has_prompt(self, chat_id: int, user_id: int, since: float) -> bool:
+        found = await self.prompt(chat_id, user_id, since)
+        return found is not None and found.kind == "report"
 
     async def take_prompt(self, chat_id: int, user_id: int, since: float) -> bool:
         """Consume a pending prompt asked after ``since``."""
@@ -638,6 +667,33 @@ class Tx:
             (chat_id, user_id, since),
         )
         return cur.rowcount == 1
+
+    # --- a person's own matters, and what is attached ----------------------------
+    async def matters_of(self, reporter_id: int, limit: int = 20) -> list[Matter]:
+        rows = await self._all(
+            f"{_MATTER_SELECT} WHERE reporter_id = ? ORDER BY id DESC LIMIT ?", (reporter_id, limit)
+        )
+        return [_matter(r) for r in rows]
+
+    async def reported_units(self, reporter_id: int) -> list[str]:
+        rows = await self._all(
+            "SELECT unit_id FROM matters WHERE reporter_id = ? GROUP BY unit_id ORDER BY max(id) DESC LIMIT 8",
+            (reporter_id,),
+        )
+        return [r[0] for r in rows]
+
+    async def matter_by_message(self, chat_id: int, message_id: int) -> Matter | None:
+        """The matter whose card, or whose report, is this message."""
+        row = await self._one(
+            f"{_MATTER_SELECT} WHERE (card_chat_id = ? AND card_message_id = ?) "
+            "OR (chat_id = ? AND report_message_id = ?)",
+            (chat_id, message_id, chat_id, message_id),
+        )
+        return _matter(row) if row else None
+
+    async def attachments(self, matter_id: int) -> list[tuple[str, str]]:
+        """(kind, file id or "lat,lon") of everything attached to a matter, oldest first."""
+        return await self._all("SELECT kind, file_id FROM attachments WHERE matter_id = ? ORDER BY id", (matter_id,))
 
     # --- schedules ---------------------------------------------------------------
     async def first_started(self, now: float) -> float:

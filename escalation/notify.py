@@ -17,7 +17,7 @@ from bot import render
 from bot.config import Config, parse_span
 from bot.i18n import Languages
 from bot.storage import Matter, Tx
-from bot.tree import STATION, Tree
+from bot.tree import STATION, UNIT, Tree
 from escalation import duty, quiet
 
 
@@ -29,6 +29,10 @@ class Ping:
     reason: str  # unclaimed, unresolved, idle, …: a key under "reason."
     event_id: int
     note: str | None = None  # a person's words: a reason, instructions (escaped when shown)
+
+
+MAX_ATTACHMENTS = 5  # forwarded per matter with a ping; /show lists them all
+MAX_FORWARDED_MATTERS = 3  # a digest of many matters forwards the first few's attachments
 
 
 def target_chat(tree: Tree, unit_id: str, tier: int) -> int | None:
@@ -84,9 +88,17 @@ class Notifier:
         on_watch: list[int] = []
         if tier == STATION:
             on_watch = duty.on_duty(self.config.duty, await tx.duty_overrides(now), now, self.config.tz)
-        text, keyboard = render.pings(pings, self.tree, self.langs.for_chat(chat), now, leaders, on_watch)
+        unit_group = node is not None and node.tier == UNIT  # sees no text of private matters
+        text, keyboard = render.pings(pings, self.tree, self.langs.for_chat(chat), now, leaders, on_watch,
+                                      redact=unit_group)
         key = f"{key_prefix}:{chat}:" + ",".join(f"{p.matter.id}e{p.event_id}" for p in pings[:20])
         await tx.enqueue(key, chat, now, matter_id=pings[0].matter.id, text=text, markup=keyboard)
+        if not unit_group:  # photos, voice notes and places travel up with the matter
+            for ping in pings[:MAX_FORWARDED_MATTERS]:
+                attached = await tx.attachments(ping.matter.id)
+                for index, (kind, media) in enumerate(attached[:MAX_ATTACHMENTS]):
+                    await tx.enqueue(f"{key}:{ping.matter.id}:a{index}", chat, now, kind=kind,
+                                     matter_id=ping.matter.id, media=media, text=f"#{ping.matter.id}")
         # Copies by private message: the group stays the source of truth.
         for person in leaders:
             if person.dm and await tx.has_private_chat(person.id):

@@ -7,7 +7,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 
 from bot import inbox
 from bot.tree import Tree
-from handlers import chats, duty, matters, report
+from handlers import chats, duty, matters, people, report
 from handlers.common import BoundChat, UnitChat
 
 
@@ -28,8 +28,19 @@ def register(app: Application, tree: Tree) -> None:
             MessageHandler(filters.TEXT & ~filters.COMMAND & filters.Regex(report.KEYWORD) & unit,
                            report.report_keyword),
             MessageHandler(filters.TEXT & ~filters.COMMAND & unit, report.prompt_answer),
+            # …or privately (私下反映): a deep link or /report in a private chat, then the text.
+            CommandHandler("report", people.report_private, filters=filters.ChatType.PRIVATE),
+            CallbackQueryHandler(people.choose_unit, pattern=f"^{people.UNIT_CHOICE}"),
+            MessageHandler(((filters.TEXT & ~filters.COMMAND) | filters.PHOTO) & filters.ChatType.PRIVATE,
+                           people.private_message),
             # …and are told where to go when they try elsewhere.
             CommandHandler("report", report.report_elsewhere),
+            # Photos, voice notes and places replying to a card (or captioned #N) join the matter.
+            MessageHandler((filters.PHOTO | filters.VOICE | filters.LOCATION) & (bound | filters.ChatType.PRIVATE),
+                           people.attachment),
+            # A resident's own matters.
+            CommandHandler("my", people.my_matters),
+            CommandHandler("cancel", people.cancel),
             # Heads and leaders work matters from their own chats: /claim N, /resolve N …,
             # /note, /close (无法解决), /refer (转交), /suspend, /resume, /escalate, /return,
             # /takeover, /reopen.

@@ -10,6 +10,7 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from escalation import summary, weekly
+from handlers import people
 from handlers.common import actor, chat_node, reply, services, texts_for
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,11 @@ async def chat_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/start: in a private chat, remember that this person can be reached by DM."""
+    """/start: in a private chat, remember that this person can be reached by DM; with a
+    deep link from a unit card (私下反映), begin a private report."""
     chat = update.effective_chat
+    if chat is not None and chat.type == ChatType.PRIVATE and await people.start_private(update, context):
+        return
     if chat is not None and chat.type == ChatType.PRIVATE:
         svc = services(context)
         user = actor(update)

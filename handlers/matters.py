@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -14,8 +15,11 @@ from telegram.ext import ContextTypes
 from bot import render
 from bot.matters import MAX_TEXT, Ack, Actor, Outcome, Result
 from bot.services import Services
-from bot.tree import Node
+from bot.tree import UNIT, Node
+from escalation.notify import MAX_ATTACHMENTS
 from escalation.policy import State
+from escalation.summary import split_message
+from handlers import people
 from handlers.common import (
     actor,
     chat_node,
@@ -124,29 +128,49 @@ async def list_open(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     units = [u.id for u in svc.tree.units_under(node.id)]
     async with svc.store.read() as tx:
         matters = await tx.open_matters(units)
-    await reply(update, render.matter_list(node.name, matters, svc.tree, texts_for(update, context), svc.clock.now()))
+    text = render.matter_list(
+        node.name, matters, svc.tree, texts_for(update, context), svc.clock.now(), redact=node.tier == UNIT
+    )
+    await reply(update, text)
 
 
 async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/show N: details, the rules it runs under, and its timeline."""
+    """/show N: details, the rules it runs under, its timeline, and what is attached."""
     svc = services(context)
+    t = texts_for(update, context)
     number = matter_number(context.args[0] if context.args else None)
     if number is None:
-        await reply(update, texts_for(update, context)("usage.show"))
+        await reply(update, t("usage.show"))
         return
     node = chat_node(update, context)
     assert node is not None
     async with svc.store.read() as tx:
         matter = await tx.matter(number)
         events = await tx.events(number) if matter else []
-        attachments = await tx.attachment_count(number) if matter else 0
+        attached = await tx.attachments(number) if matter else []
     if matter is None:
-        await reply(update, texts_for(update, context)("err.no_matter", id=number))
-    elif not svc.tree.contains(node.id, matter.unit_id):
-        unit = escape(svc.tree.nodes[matter.unit_id].name)
-        await reply(update, texts_for(update, context)("err.other_unit", id=number, unit=unit))
-    else:
-        await reply(update, render.details(matter, events, svc.tree, texts_for(update, context), attachments))
+        await reply(update, t("err.no_matter", id=number))
+        return
+    if not svc.tree.contains(node.id, matter.unit_id):
+        await reply(update, t("err.other_unit", id=number, unit=escape(svc.tree.nodes[matter.unit_id].name)))
+        return
+    redact = matter.private and node.tier == UNIT  # a unit group sees no private text
+    text = render.details(matter, events, svc.tree, t, len(attached), redact=redact)
+    if attached and not redact:
+        kinds = Counter(kind for kind, _ in attached)
+        text += "\n" + t("show.attachments", items=" · ".join(f"{t(f'attachment.{k}')} {n}" for k, n in kinds.items()))
+    for part in split_message(text.split("\n")):
+        await reply(update, part)
+    message = update.effective_message
+    for kind, media in ([] if redact else attached[:MAX_ATTACHMENTS]):
+        assert message is not None
+        if kind == "location":
+            latitude, longitude = (float(x) for x in media.split(","))
+            await message.reply_location(latitude, longitude)
+        elif kind == "voice":
+            await message.reply_voice(media, caption=f"#{matter.id}")
+        else:
+            await message.reply_photo(media, caption=f"#{matter.id}")
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -169,6 +193,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     elif action == "resolve":
         result = await svc.matters.resolve(number, actor(update), node)
         done = texts_for(update, context)("ok.resolved", id=number)
+    elif action == "rate":
+        await people.rate(update, context, number, arg or "")
+        return
     else:
         result = await svc.matters.categorize(number, actor(update), node, arg or "other")
         t = texts_for(update, context)

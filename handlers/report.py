@@ -61,9 +61,13 @@ async def prompt_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     assert message is not None and message.text
     svc = services(context)
     async with svc.store.read() as tx:
-        asked = await tx.has_prompt(message.chat_id, actor(update).id, svc.clock.now() - PROMPT_TTL)
-    if asked:  # the report's own transaction consumes the question
+        asked = await tx.prompt(message.chat_id, actor(update).id, svc.clock.now() - PROMPT_TTL)
+    if asked is None:
+        return
+    if asked.kind == "report":  # the report's own transaction consumes the question
         await _log(update, context, message.text, answers_prompt=True)
+    elif asked.kind == "unsatisfied" and asked.matter_id:
+        await svc.matters.explain(asked.matter_id, actor(update), message.chat_id, message.text[:MAX_TEXT])
 
 
 async def report_elsewhere(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

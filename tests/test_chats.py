@@ -72,7 +72,7 @@ async def test_photo_with_report_caption_and_report_at_botname(make_bot: Any) ->
 
 async def test_over_long_and_empty_reports_get_a_polite_answer(make_bot: Any) -> None:
     async with make_bot() as bot:
-        bot.say(U1_CHAT, RESIDENT, "/report " + "很长" * 1000)
+        bot.say(U1_CHAT, RESIDENT, "/report " + "很长" * 2001)
         await bot.wait_bot(U1_CHAT, "内容太长了")
         bot.say(U1_CHAT, RESIDENT, "上报")
         await bot.wait_bot(U1_CHAT, "请写明发生了什么")
@@ -171,3 +171,18 @@ async def test_stale_or_forged_buttons_get_a_clear_toast(make_bot: Any) -> None:
         bot.api.press_button(U1_CHAT, bot.user(HEAD1), card.message_id, "v1:claim:1")
         await bot.api.wait_for(lambda: len(bot.api.callback_answers) == 3)
         assert "已经解决了" in bot.api.callback_answers[-1]["text"]
+
+
+async def test_a_long_report_is_cut_cleanly_on_its_card_and_whole_in_show(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        long_text = "".join(f"第{i}句话，情况比较复杂。" for i in range(250))  # about 3,300 characters
+        bot.say(U1_CHAT, RESIDENT, "/report " + long_text)
+        card = await bot.wait_bot(U1_CHAT, "事项 #1")
+        assert len(card.text) <= 4096 and "……（全文见 /show 1）" in card.text
+        assert long_text[:2000] in card.text
+        async with bot.svc.store.read() as tx:
+            assert (await tx.matter(1)).text == long_text  # the whole text is kept
+        bot.say(U1_CHAT, HEAD1, "/show 1")
+        await bot.wait_bot(U1_CHAT, "时间线")
+        shown = "".join(m.text for m in bot.api.bot_messages(U1_CHAT)[1:])
+        assert long_text in shown and all(len(m.text) <= 4096 for m in bot.api.bot_messages(U1_CHAT))

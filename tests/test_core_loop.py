@@ -87,9 +87,11 @@ async def test_claim_by_button_then_resolve_by_command(make_bot: Any) -> None:
         assert "处理结果：已上门清理，消除隐患" in text_of(card)
         matter = await matter_state(bot, 1)
         assert matter.state == State.RESOLVED and matter.resolution == "已上门清理，消除隐患"
-        # The card, the reporter told twice, and the /resolve command confirmed: nothing more.
+        # The card, the reporter told twice and asked to rate, and the /resolve confirmed.
         await bot.settle()
-        assert len(bot.api.bot_messages(U1_CHAT)) == 4
+        assert len(bot.api.bot_messages(U1_CHAT)) == 5
+        ask = await bot.wait_bot(U1_CHAT, "请评价处理结果")
+        assert [label for label, _ in buttons(ask)] == ["满意", "基本满意", "不满意"]
         async with bot.svc.store.read() as tx:
             kinds = [e.kind for e in await tx.events(1)]
         assert kinds == ["reported", "claimed", "resolved"]

@@ -1,0 +1,225 @@
+"""The residents' own side: private reports (私下反映), photos, voice notes and places
+added to a matter, ratings (群众满意度), /my and /cancel."""
+
+from __future__ import annotations
+
+from html import escape
+
+from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatType
+from telegram.ext import ContextTypes
+
+from bot import render
+from bot.matters import MAX_TEXT, Ack, Outcome
+from bot.services import Services
+from bot.tree import UNIT, Node
+from handlers.common import actor, chat_node, matter_number, refusal, reply, services, texts_for
+from handlers.report import PROMPT_TTL
+
+UNIT_CHOICE = f"{render.CALLBACK_VERSION}:pu:"  # + unit id: "this private report is about that unit"
+DEEP_LINK = "p_"  # /start p_<unit id>: the 私下反映 button under every unit card
+
+
+# --- private reports ---------------------------------------------------------------
+async def start_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """/start p_<unit>: begin a private report to that unit. False if not such a link."""
+    args = context.args or []
+    if not args or not args[0].startswith(DEEP_LINK):
+        return False
+    svc = services(context)
+    unit = svc.tree.get(args[0].removeprefix(DEEP_LINK))
+    if unit is None or unit.tier != UNIT:
+        return False
+    await _ask_private(update, context, svc, unit)
+    return True
+
+
+async def report_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/report in a private chat: which unit is it about? (the text, if any, waits)."""
+    svc = services(context)
+    message = update.effective_message
+    assert message is not None
+    text = (message.text or "").split(maxsplit=1)[1:]
+    user = actor(update)
+    async with svc.store.transaction() as tx:
+        await tx.set_prompt(message.chat_id, user.id, svc.clock.now(), kind="choose_unit",
+                            draft=text[0].strip() if text else None)
+        recent = await tx.reported_units(user.id)
+    units = [svc.tree.nodes[u] for u in recent if u in svc.tree.nodes]
+    units += [u for u in svc.tree.units() if svc.tree.may_act(user.id, u.id) and u not in units]
+    await reply(update, texts_for(update, context)("private.choose"), reply_markup=_unit_buttons(units[:8]))
+
+
+async def choose_unit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A unit picked for a private report."""
+    svc = services(context)
+    query = update.callback_query
+    assert query is not None
+    unit = svc.tree.get((query.data or "").removeprefix(UNIT_CHOICE))
+    if unit is None or unit.tier != UNIT:
+        await query.answer(render.plain(texts_for(update, context)("err.stale_button")), show_alert=True)
+        return
+    await query.answer()
+    message = update.effective_message
+    assert message is not None
+    async with svc.store.read() as tx:
+        pending = await tx.prompt(message.chat_id, actor(update).id, svc.clock.now() - PROMPT_TTL)
+    if pending is not None and pending.kind == "choose_unit" and pending.draft:
+        await _log_private(update, context, svc, unit, pending.draft, None, answers_prompt=True)
+    else:
+        await _ask_private(update, context, svc, unit)
+
+
+async def private_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Text or a photo in a private chat: the report asked for, a unit name to search for,
+    or why a resolved matter was unsatisfying."""
+    svc = services(context)
+    message = update.effective_message
+    assert message is not None
+    user = actor(update)
+    async with svc.store.read() as tx:
+        pending = await tx.prompt(message.chat_id, user.id, svc.clock.now() - PROMPT_TTL)
+    text = (message.text or message.caption or "").strip()
+    photo = message.photo[-1].file_id if message.photo else None
+    if pending is None:
+        await reply(update, texts_for(update, context)("private.welcome"))
+    elif pending.kind == "private" and pending.unit_id in svc.tree.nodes:
+        await _log_private(update, context, svc, svc.tree.nodes[pending.unit_id], text, photo, answers_prompt=True)
+    elif pending.kind == "choose_unit" and text:
+        found = [u for u in svc.tree.units() if text in u.name][:8]
+        t = texts_for(update, context)
+        if found:
+            await reply(update, t("private.choose"), reply_markup=_unit_buttons(found))
+        else:
+            await reply(update, t("private.no_match", query=escape(text[:40])))
+    elif pending.kind == "unsatisfied" and pending.matter_id and text:
+        await svc.matters.explain(pending.matter_id, user, message.chat_id, text[:MAX_TEXT])
+
+
+async def _ask_private(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services, unit: Node) -> None:
+    message = update.effective_message
+    assert message is not None
+    user = actor(update)
+    async with svc.store.transaction() as tx:
+        await tx.set_private_chat(user.id, user.name, svc.clock.now())
+        await tx.set_prompt(message.chat_id, user.id, svc.clock.now(), kind="private", unit_id=unit.id)
+    await message.reply_text(texts_for(update, context)("private.start", unit=escape(unit.name)),
+                             reply_markup=ForceReply())
+
+
+async def _log_private(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services, unit: Node, text: str,
+    photo: str | None, answers_prompt: bool,
+) -> None:
+    t = texts_for(update, context)
+    message = update.effective_message
+    assert message is not None
+    if not text and photo:
+        text = t("report.photo_only")
+    if not text:
+        await message.reply_text(t("report.empty"))
+        return
+    if len(text) > MAX_TEXT:
+        await message.reply_text(t("report.too_long", max=MAX_TEXT))
+        return
+    user = actor(update)
+    reply_id = message.message_id if message.chat.type == ChatType.PRIVATE and message.text else None
+    await svc.matters.report(unit, message.chat_id, user, text, reply_id, photo, answers_prompt, private=True)
+
+
+def _unit_buttons(units: list[Node]) -> InlineKeyboardMarkup | None:
+    if not units:
+        return None
+    return InlineKeyboardMarkup([[InlineKeyboardButton(u.name, callback_data=UNIT_CHOICE + u.id)] for u in units])
+
+
+# --- photos, voice notes, places -----------------------------------------------------
+async def attachment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A photo, voice note or location replying to a matter's card (or its report), or a
+    photo captioned #N: attached to that matter."""
+    svc = services(context)
+    message = update.effective_message
+    assert message is not None
+    number = matter_number((message.caption or "").split(maxsplit=1)[0] if message.caption else None)
+    async with svc.store.read() as tx:
+        target = (
+            await tx.matter_by_message(message.chat_id, message.reply_to_message.message_id)
+            if message.reply_to_message
+            else None
+        )
+    if target is None and number is None:
+        return  # a photo in the group about something else
+    kind, media = _medium(message)
+    chat = chat_node(update, context)
+    result = await svc.matters.attach(
+        target.id if target else number or 0, actor(update), chat, kind, media,
+        ack=Ack(message.chat_id, message.message_id, update.update_id, texts_for(update, context).language),
+    )
+    if result.outcome != Outcome.OK:
+        await reply(update, refusal(svc, texts_for(update, context), result, result.matter.id if result.matter else 0))
+
+
+def _medium(message: Message) -> tuple[str, str]:
+    if message.photo:
+        return "photo", message.photo[-1].file_id
+    if message.voice:
+        return "voice", message.voice.file_id
+    assert message.location is not None
+    return "location", f"{message.location.latitude},{message.location.longitude}"
+
+
+# --- ratings -----------------------------------------------------------------------
+async def rate(update: Update, context: ContextTypes.DEFAULT_TYPE, number: int, rating: str) -> None:
+    """满意 / 基本满意 / 不满意 under a resolved matter (called by the button handler)."""
+    svc = services(context)
+    query = update.callback_query
+    assert query is not None and query.message is not None
+    t = texts_for(update, context)
+    result = await svc.matters.rate(number, actor(update), rating, ask_why_in=query.message.chat.id)
+    if result.outcome != Outcome.OK:
+        key = {Outcome.NOT_ALLOWED: "rating.not_yours", Outcome.EXPIRED: "rating.expired"}.get(
+            result.outcome, "rating.done"
+        )
+        await query.answer(render.plain(t(key)), show_alert=True)
+        return
+    await query.answer(render.plain(t("rating.thanks", rating=t(f"rating.{rating}"))))
+    if isinstance(query.message, Message):
+        await query.message.edit_text(t("rating.thanks", rating=t(f"rating.{rating}")))
+        if rating == "unsatisfied":
+            await query.message.reply_text(t("rating.why", id=number), reply_markup=ForceReply(selective=True))
+
+
+# --- one's own matters ---------------------------------------------------------------
+async def my_matters(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/my: the caller's matters and where they stand (private ones only in private)."""
+    svc = services(context)
+    t = texts_for(update, context)
+    chat = update.effective_chat
+    in_private = chat is not None and chat.type == ChatType.PRIVATE
+    async with svc.store.read() as tx:
+        mine = [m for m in await tx.matters_of(actor(update).id) if in_private or not m.private]
+    if not mine:
+        await reply(update, t("my.empty"))
+        return
+    lines = [t("my.header", count=len(mine))] + [
+        t("my.item", id=m.id, state=t(f"state.{m.state}"), unit=escape(svc.tree.nodes[m.unit_id].name),
+          text=render.snippet(m.text, 30))
+        for m in mine
+    ]
+    await reply(update, "\n".join(lines))
+
+
+async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/cancel N: the reporter withdraws their own open matter."""
+    svc = services(context)
+    t = texts_for(update, context)
+    message = update.effective_message
+    assert message is not None
+    number = matter_number(context.args[0] if context.args else None)
+    if number is None:
+        await reply(update, t("usage.cancel"))
+        return
+    ack = Ack(message.chat_id, message.message_id, update.update_id, t.language)
+    result = await svc.matters.cancel(number, actor(update), chat_node(update, context), ack=ack)
+    if result.outcome != Outcome.OK:
+        await reply(update, refusal(svc, t, result, number))
