@@ -54,6 +54,11 @@ async def main(config_path: str | None = None) -> int:
                 say(f"{RESIDENT_WANG[1]} reports a fire hazard in {unit_a.name}")
                 api.send_text(unit_a.chat_id or 0, wang, "/report 3号楼楼道堆放大量纸箱杂物，有消防隐患")
                 card = await _wait_card(api, unit_a.chat_id or 0)
+                say("she taps 安全隐患 under the card: urgent, so the community and the station hear at once")
+                safety = next((data for label, data in buttons(card) if data.endswith(":safety")), None)
+                if safety:
+                    api.press_button(unit_a.chat_id or 0, wang, card.message_id, safety)
+                    await api.wait_for(lambda: _has(api, st.chat_id, "紧急事项"))
                 say(f"{RESIDENT_LIU[1]} reports a noise dispute in {unit_b.name}; nobody will answer it")
                 api.send_text(unit_b.chat_id or 0, liu, "上报 楼上邻居连续一周深夜装修，协商无果")
                 await _wait_card(api, unit_b.chat_id or 0)
@@ -64,6 +69,11 @@ async def main(config_path: str | None = None) -> int:
                 await api.wait_for(lambda: "处理中" in (card.text or ""))
                 api.send_text(unit_a.chat_id or 0, head_user, "/resolve 1 已联系物业清理楼道，消除隐患")
                 await api.wait_for(lambda: not buttons(card))
+                ask = await api.wait_for(lambda: next(
+                    (m for m in api.bot_messages(unit_a.chat_id or 0) if "请评价" in (m.text or "")), None))
+                say(f"{RESIDENT_WANG[1]} rates it 满意 (群众满意度)")
+                api.press_button(unit_a.chat_id or 0, wang, ask.message_id, buttons(ask)[0][1])
+                await api.wait_for(lambda: "感谢" in (ask.text or ""))
 
                 d = config.deadlines
                 say(f"matter #2 waits: {d.unit.claim:g}s to the community, {d.community.claim:g}s more to the station")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from html import escape
 
-from telegram import Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
+from bot import render
+from bot.tree import UNIT
 from escalation import summary, weekly
 from handlers import people
 from handlers.common import actor, chat_node, reply, services, texts_for
@@ -64,7 +66,12 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def help_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await reply(update, services(context).texts("help"))
+    """/help in the reader's language; in a unit group, with the 私下反映 button."""
+    t = texts_for(update, context)
+    node = chat_node(update, context)
+    link = render.private_link(context.bot.username, node.id) if node and node.tier == UNIT else None
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(t("button.private"), url=link)]]) if link else None
+    await reply(update, t("help"), reply_markup=keyboard)
 
 
 async def not_bound(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

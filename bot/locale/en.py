@@ -92,7 +92,8 @@ MESSAGES: dict[str, str] = {
     "summary.none": "—",
     "help": (
         "<b>Three-tier governance bot</b>\n"
-        "Residents: /report what happened (or a message starting with 上报)\n"
+        "Residents: /report what happened (or a message starting with 上报) · /my your matters · /cancel N\n"
+        "For what you would rather not post here, tap “report privately” below: only heads and leaders read it.\n"
         "Heads: /claim N · /resolve N what was done · /note N progress · /list · /show N\n"
         "Closing and pausing: /close N why · /refer N where · /suspend N date why · /resume N\n"
         "Up and down: /escalate N why · /return N instructions · /takeover N · /reopen N why\n"

@@ -102,7 +102,8 @@ MESSAGES: dict[str, str] = {
     # help
     "help": (
         "<b>三级联动治理机器人</b>\n"
-        "居民：/report 事项内容（或发送以“上报”开头的消息）\n"
+        "居民：/report 事项内容（或发送以“上报”开头的消息）· /my 我反映的事项 · /cancel 编号 撤回\n"
+        "不便公开的事情，请点下方“私下反映”按钮，只有负责人和上级能看到。\n"
         "负责人：/claim 编号 · /resolve 编号 处理结果 · /note 编号 进展 · /list · /show 编号\n"
         "办结与暂停：/close 编号 原因（无法解决）· /refer 编号 去向（转交）· /suspend 编号 日期 原因 · /resume 编号\n"
         "上下协同：/escalate 编号 原因 · /return 编号 意见 · /takeover 编号 · /reopen 编号 原因\n"
