@@ -111,6 +111,9 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     now = svc.clock.now()
     await sweep.sweep(svc.store, svc.tree, svc.texts, now)
     await weekly.send_due(svc.store, svc.tree, svc.texts, svc.weekly_trigger, now, since=svc.first_started)
+    await weekly.send_monthly_due(
+        svc.store, svc.tree, svc.texts, svc.config.monthly_trigger(), now, since=svc.first_started
+    )
 
 
 @asynccontextmanager

@@ -204,15 +204,22 @@ class OutboxItem:
     attempts: int
 
 
-@dataclass
+@dataclass(slots=True)
 class SummaryFacts:
-    """One matter as the weekly summary sees it."""
+    """One matter as the weekly summary and the bulletins see it."""
 
     unit_id: str
     created_at: float
     first_claimed_at: float | None
     resolved_at: float | None
-    escalated_at: float | None
+    escalated_at: float | None  # the first escalation (the first missed deadline)
+    id: int = 0
+    category: str = "other"
+    top_tier: int = 3
+    reached_community_at: float | None = None  # first escalated to tier 2
+    reached_station_at: float | None = None  # first escalated to tier 1
+    rating: str | None = None
+    rated_at: float | None = None
 
 
 _MATTER_COLUMNS = [f.name for f in fields(Matter)]
@@ -520,12 +527,19 @@ class Tx:
 
     # --- summaries ---------------------------------------------------------------
     async def summary_facts(self, start: float, end: float) -> list[SummaryFacts]:
-        """Matters that existed at some point in [start, end): created before the end
-        and not resolved before the start."""
+        """Matters that existed at some point in [start, end) — created before the end
+        and not resolved before the start — and matters rated in it."""
+        escalated_to = (
+            "CASE WHEN m.escalated_at IS NULL THEN NULL ELSE (SELECT min(e.at) FROM events e "
+            "WHERE e.matter_id = m.id AND e.kind = 'escalated' AND e.tier = {tier}) END"
+        )
         rows = await self._all(
-            "SELECT unit_id, created_at, first_claimed_at, resolved_at, escalated_at "
-            "FROM matters WHERE created_at < ? AND (resolved_at IS NULL OR resolved_at >= ?)",
-            (end, start),
+            "SELECT m.unit_id, m.created_at, m.first_claimed_at, m.resolved_at, m.escalated_at, "
+            "m.id, m.category, m.top_tier, "
+            f"{escalated_to.format(tier=2)}, {escalated_to.format(tier=1)}, m.rating, m.rated_at "
+            "FROM matters m WHERE (m.created_at < ? AND (m.resolved_at IS NULL OR m.resolved_at >= ?)) "
+            "OR (m.rated_at >= ? AND m.rated_at < ?)",
+            (end, start, start, end),
         )
         return [SummaryFacts(*r) for r in rows]
 
@@ -538,3 +552,22 @@ class Tx:
             (start, end),
         )
         return {unit_id: count for unit_id, count in rows}
+
+    # --- bulletins and ledgers (issue 5) -------------------------------------------
+    async def weekly_new_by_category(self, start: float, weeks: int) -> list[tuple[str, str, int, int]]:
+        """(unit, category, week index from ``start``, matters reported) for ``weeks``
+        weeks of seven days from ``start``: the bulletin chart's history."""
+        rows = await self._all(
+            "SELECT unit_id, category, CAST((created_at - ?) / 604800 AS INTEGER) AS week, count(*) "
+            "FROM matters WHERE created_at >= ? AND created_at < ? GROUP BY unit_id, category, week",
+            (start, start, start + weeks * 604800.0),
+        )
+        return [(unit, category, int(week), int(count)) for unit, category, week, count in rows]
+
+    async def ledger_matters(self, start: float, end: float) -> list[Matter]:
+        """Every matter that existed at some point in [start, end), by number: the ledger."""
+        rows = await self._all(
+            f"{_MATTER_SELECT} WHERE created_at < ? AND (resolved_at IS NULL OR resolved_at >= ?) ORDER BY id",
+            (end, start),
+        )
+        return [_matter(r) for r in rows]

@@ -9,8 +9,8 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from escalation import summary, weekly
 from handlers.common import actor, chat_node, reply, services
+from reports import bulletin, service
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ async def chat_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def help_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await reply(update, services(context).texts("help"))
+    texts = services(context).texts
+    await reply(update, texts("help") + "\n" + texts("help.reports"))
 
 
 async def not_bound(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -57,14 +58,14 @@ async def not_bound(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/summary: the last seven days for this chat's node, as the weekly one would read."""
+    """/summary: the last seven days for this chat's node (against the seven before),
+    as the weekly bulletin reads."""
     svc = services(context)
     node = chat_node(update, context)
     assert node is not None
-    end = svc.clock.now()
-    start = end - weekly.WEEK
-    units = await weekly.figures_for(svc.store, svc.tree, start, end)
-    for text in summary.render(node, svc.tree, units, svc.texts, start, end):
+    period = bulletin.weekly_period(svc.clock.now(), kind=bulletin.Kind.RECENT)
+    figures = await service.period_figures(svc.store, svc.tree, period, history=False)
+    for text in bulletin.render(node, svc.tree, figures, svc.texts, period):
         await reply(update, text)
 
 

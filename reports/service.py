@@ -1,0 +1,81 @@
+"""Gathering a period's figures from the database and queueing bulletins in the outbox.
+
+The bulletins' texts go out as ordinary messages; a community's or the station's chart
+goes as an outbox item of kind "chart" whose text holds JSON ``{"caption", "chart"}``:
+the delivery worker draws the PNG when it sends it, so drawing is paced with the sends
+(AIORateLimiter) and a bulletin's chart is queued, like its text, exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+
+from bot.config import Config
+from bot.i18n import Texts
+from bot.storage import Store, Tx
+from bot.tree import Node, Tree
+from escalation.summary import unit_figures
+from reports import bulletin, ledger
+from reports.bulletin import CHART_WEEKS, WEEK, Bulletin, Period, PeriodFigures
+from reports.ledger import Ledger
+
+CHART_KIND = "chart"
+
+
+async def period_figures(store: Store, tree: Tree, period: Period, history: bool = True) -> PeriodFigures:
+    """Every unit's figures for the period and the one before (and the chart's history)."""
+    async with store.read() as tx:
+        facts = await tx.summary_facts(period.prev_start, period.end)
+        escalated = await tx.escalated_between(period.start, period.end)
+        escalated_before = await tx.escalated_between(period.prev_start, period.start)
+        weeks = (await tx.weekly_new_by_category(period.end - CHART_WEEKS * WEEK, CHART_WEEKS)
+                 if history else [])
+    unit_ids = [u.id for u in tree.units()]
+    return PeriodFigures(
+        current=unit_figures(facts, escalated, unit_ids, period.start, period.end),
+        previous=unit_figures(facts, escalated_before, unit_ids, period.prev_start, period.start),
+        history=weeks,
+    )
+
+
+def bulletins(tree: Tree, texts: Texts, figs: PeriodFigures, period: Period) -> list[Bulletin]:
+    """The bulletins of every node that has a chat."""
+    nodes = [node for node in tree.nodes.values() if tree.chat_of(node.id) is not None]
+    return bulletin.build(tree, figs, texts, period, nodes)
+
+
+async def enqueue(tx: Tx, tree: Tree, texts: Texts, items: list[Bulletin], period: Period, key: str,
+                  now: float) -> None:
+    """Queue each bulletin's messages, then its chart, to its node's chat."""
+    for item in items:
+        chat = tree.chat_of(item.node_id)
+        if chat is None:
+            continue
+        for part, text in enumerate(item.messages):
+            await tx.enqueue(f"{key}:{item.node_id}:{part}", chat, now, text=text)
+        if item.chart is not None:
+            caption = bulletin.chart_caption(tree.nodes[item.node_id], texts, period)
+            payload = json.dumps({"caption": caption, "chart": item.chart}, ensure_ascii=False)
+            await tx.enqueue(f"{key}:{item.node_id}:chart", chat, now, kind=CHART_KIND, text=payload)
+
+
+async def load_ledger(store: Store, tree: Tree, node: Node, start: float, end: float) -> Ledger:
+    """The ledger of ``node`` for [start, end): its matters and its units' figures."""
+    async with store.read() as tx:
+        matters = await tx.ledger_matters(start, end)
+    period = Period("ledger", start, end, start - (end - start))
+    figures = await period_figures(store, tree, period, history=False)
+    return Ledger(node, start, end, ledger.select(matters, tree, node), figures)
+
+
+async def export_file(config: Config, node_id: str, start: float, end: float, csv: bool) -> tuple[bytes, int]:
+    """``tierbot export``: the ledger as XLSX (or CSV) bytes, and how many matters it holds."""
+    tree = Tree(config)
+    texts = Texts(config.language, config.tz)
+    store = await Store.open(config.database)
+    try:
+        data = await load_ledger(store, tree, tree.nodes[node_id], start, end)
+    finally:
+        await store.close()
+    content = ledger.to_csv(data, tree, texts) if csv else ledger.to_xlsx(data, tree, texts)
+    return content, len(data.matters)
