@@ -6,6 +6,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 
 from bot.tree import Tree
 from handlers import chats, matters, report
+from handlers import reports as report_handlers
 from handlers.common import BoundChat, UnitChat
 
 
@@ -35,6 +36,11 @@ def register(app: Application, tree: Tree) -> None:
             CommandHandler("show", matters.show, filters=bound),
             CommandHandler("summary", chats.summary_now, filters=bound),
             CallbackQueryHandler(matters.button),
+            # --- Reports leaders read (issue 5): ledgers from a community's or the station's
+            # group; outside the tree the usual "not bound" answer.
+            CommandHandler("export", report_handlers.export, filters=bound),
+            CommandHandler("export", chats.not_bound),
+            # --- end of reports
             # Work commands in a chat outside the tree: nothing is logged.
             CommandHandler(work, chats.not_bound),
         ]
