@@ -112,7 +112,8 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     await sweep.sweep(svc.store, svc.tree, svc.texts, now)
     await weekly.send_due(svc.store, svc.tree, svc.texts, svc.weekly_trigger, now, since=svc.first_started)
     await weekly.send_monthly_due(
-        svc.store, svc.tree, svc.texts, svc.config.monthly_trigger(), now, since=svc.first_started
+        svc.store, svc.tree, svc.texts, svc.config.monthly_trigger(), now, since=svc.first_started,
+        weekly_trigger=svc.weekly_trigger,
     )
 
 

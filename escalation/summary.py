@@ -12,7 +12,9 @@ Figures for a period [start, end):
 - resolved in the unit (小事不出村): resolved in the period without ever leaving the unit;
 - unclaimed up: matters that went up to the community in the period before anyone in the
   unit claimed them (a unit that lets matters sit is named in the station's bulletin);
-- satisfaction: the reporters' ratings given in the period; the rate is
+- satisfaction: the reporters' ratings given in the period (of the matters the period's
+  facts hold: resolved since the period before began, or open — a rating given more than a
+  period after its matter was resolved is not counted); the rate is
   (satisfied + basic) / rated, as 群众满意度 is usually counted;
 - by category: matters reported in the period, per category key;
 - at the station: matters open at the end that had reached the station, with when.
@@ -120,42 +122,37 @@ def unit_figures(
     """Every unit's figures; units without matters get zeros, not absence."""
     out = {unit_id: Figures(escalated=escalated.get(unit_id, 0)) for unit_id in unit_ids}
     for f in facts:
-        fig = out.get(f.unit_id)
-        if fig is None:  # a unit since removed from config.yaml
-            continue
-        created, resolved = f.created_at, f.resolved_at
-        if created >= end:
+        # One unpacking per matter: a big town's week is a quarter of a million of them.
+        (unit_id, created, claimed, resolved, escalated_at, matter_id, category, top_tier, to_community,
+         to_station, rating, rated_at) = f
+        fig = out.get(unit_id)
+        if fig is None or created >= end:  # a unit since removed from config.yaml; a later matter
             continue
         if created >= start:
             fig.new += 1
-            fig.categories[f.category] = fig.categories.get(f.category, 0) + 1
+            fig.categories[category] = fig.categories.get(category, 0) + 1
         if resolved is None or resolved >= end:
             fig.open += 1
-            escalated_at = f.escalated_at
             if escalated_at is not None and escalated_at < end:
                 fig.overdue += 1
-                if f.reached_station_at is not None and f.reached_station_at < end:
-                    fig.at_station.append(
-                        AtStation(f.id, f.unit_id, f.category, created, f.reached_station_at)
-                    )
+                if to_station is not None and to_station < end:
+                    fig.at_station.append(AtStation(matter_id, unit_id, category, created, to_station))
         elif resolved >= start:
             fig.resolved += 1
             fig.resolve_times.append(resolved - created)
-            if f.top_tier == UNIT:
+            if top_tier == UNIT:
                 fig.resolved_in_unit += 1
-        claimed = f.first_claimed_at
         if claimed is not None and start <= claimed < end:
             fig.claim_times.append(claimed - created)
-        if f.escalated_at is not None:
-            to_community = f.reached_community_at
+        if escalated_at is not None:
             if to_community is not None and start <= to_community < end:
                 fig.to_community += 1
                 if claimed is None or claimed > to_community:
                     fig.unclaimed_up += 1
-            if f.reached_station_at is not None and start <= f.reached_station_at < end:
+            if to_station is not None and start <= to_station < end:
                 fig.to_station += 1
-        if f.rated_at is not None and f.rating and start <= f.rated_at < end:
-            fig.ratings[f.rating] = fig.ratings.get(f.rating, 0) + 1
+        if rated_at is not None and rating and start <= rated_at < end:
+            fig.ratings[rating] = fig.ratings.get(rating, 0) + 1
     return out
 
 

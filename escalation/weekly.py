@@ -9,6 +9,7 @@ goes out once when it is back (if within its catch-up window), and never twice.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
@@ -51,13 +52,18 @@ async def send_due(
 
 
 async def send_monthly_due(
-    store: Store, tree: Tree, texts: Texts, trigger: CronTrigger, now: float, since: float = 0.0
+    store: Store, tree: Tree, texts: Texts, trigger: CronTrigger, now: float, since: float = 0.0,
+    weekly_trigger: CronTrigger | None = None,
 ) -> bool:
-    """Queue last month's bulletins on the 1st, once; True if queued."""
+    """Queue last month's bulletins on the 1st, once; True if queued. The chart's weeks
+    are the weekly bulletin's (``weekly_trigger``) up to the month's end."""
     fire = last_fire(trigger, now, lookback=32 * 86400.0)
     if fire is None or now - fire > MONTHLY_CATCH_UP or fire < since:
         return False
-    return await _send(store, tree, texts, MONTHLY, fire, bulletin.monthly_period(fire, texts.tz), now)
+    period = bulletin.monthly_period(fire, texts.tz)
+    if weekly_trigger is not None:
+        period = replace(period, chart_end=last_fire(weekly_trigger, period.end))
+    return await _send(store, tree, texts, MONTHLY, fire, period, now)
 
 
 async def _send(store: Store, tree: Tree, texts: Texts, schedule: str, fire: float, period: Period,
@@ -66,7 +72,7 @@ async def _send(store: Store, tree: Tree, texts: Texts, schedule: str, fire: flo
     async with store.read() as tx:
         if await tx.schedule_ran(schedule, key):
             return False
-    figures = await service.period_figures(store, tree, period)
+    figures = await service.period_figures(store, tree, period, now=now)
     items = service.bulletins(tree, texts, figures, period)
     async with store.transaction() as tx:
         if not await tx.mark_schedule(schedule, key, now):

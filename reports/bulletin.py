@@ -12,12 +12,14 @@ from __future__ import annotations
 from calendar import monthrange
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from html import escape
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.i18n import Texts
 from bot.tree import COMMUNITY, STATION, Node, Tree
-from escalation.summary import Figures, rank, rollup, split_message
+from escalation.summary import Figures, rank, split_message
 from reports import stars as star_rating
 
 WEEK = 7 * 86400.0
@@ -44,6 +46,13 @@ class Period:
     end: float
     prev_start: float
     month: tuple[int, int] | None = None  # (year, month) of a monthly bulletin
+    chart_end: float | None = None  # the chart's last week ends here (a weekly bulletin's moment)
+
+    def chart_weeks(self) -> list[float]:
+        """The ends of the chart's CHART_WEEKS weeks, oldest first. They are the weekly
+        bulletin's weeks, so a monthly chart shows the same bars as the weekly ones."""
+        anchor = self.chart_end if self.chart_end is not None else self.end
+        return [anchor - (CHART_WEEKS - 1 - i) * WEEK for i in range(CHART_WEEKS)]
 
 
 def weekly_period(end: float, kind: str = Kind.WEEKLY) -> Period:
@@ -73,12 +82,53 @@ def month_period(year: int, month: int, tz: ZoneInfo) -> Period:
 @dataclass
 class PeriodFigures:
     """Every unit's figures for the period and the one before, and the chart's history:
-    (unit, category, week index, matters reported) over CHART_WEEKS weeks ending at the
-    period's end."""
+    for each of its CHART_WEEKS weeks, oldest first, (unit, category, matters reported)."""
 
     current: dict[str, Figures]
     previous: dict[str, Figures]
-    history: list[tuple[str, str, int, int]] = field(default_factory=list)
+    history: list[list[Any]] = field(default_factory=list)
+    _totals: dict[tuple[str, bool], Figures] = field(default_factory=dict, repr=False)
+    _stars: dict[str, int | None] = field(default_factory=dict, repr=False)
+    _by_node: dict[str, dict[str, list[int]]] | None = field(default=None, repr=False)
+
+    def total(self, tree: Tree, node_id: str, previous: bool = False) -> Figures:
+        """A node's figures (its units' summed), computed once."""
+        key = (node_id, previous)
+        if key not in self._totals:
+            units = self.previous if previous else self.current
+            node = tree.nodes[node_id]
+            if node.tier == COMMUNITY or node.tier == STATION:
+                total = Figures()
+                for child in node.children:
+                    total.add(self.total(tree, child, previous))
+                self._totals[key] = total
+            else:
+                self._totals[key] = units[node_id]
+        return self._totals[key]
+
+    def stars(self, unit_id: str) -> int | None:
+        if unit_id not in self._stars:
+            self._stars[unit_id] = star_rating.stars(self.current[unit_id])
+        return self._stars[unit_id]
+
+    def weekly_by_category(self, tree: Tree, node_id: str) -> dict[str, list[int]]:
+        """category → matters reported per chart week, for a community or the station."""
+        if self._by_node is None:
+            parent = {u.id: u.parent_id or "" for u in tree.units()}
+            summed: dict[tuple[str, str, int], int] = {}
+            for week, counts in enumerate(self.history[:CHART_WEEKS]):
+                for unit_id, category, count in counts:
+                    community = parent.get(unit_id)
+                    if community is not None:
+                        key = (community, category, week)
+                        summed[key] = summed.get(key, 0) + count
+            by_node: dict[str, dict[str, list[int]]] = {}
+            station = tree.station.id
+            for (community, category, week), count in summed.items():
+                for node in (community, station):
+                    by_node.setdefault(node, {}).setdefault(category, [0] * CHART_WEEKS)[week] += count
+            self._by_node = by_node
+        return self._by_node.get(node_id, {})
 
 
 @dataclass
@@ -89,6 +139,7 @@ class Bulletin:
 
 
 # --- words ---------------------------------------------------------------------------
+@lru_cache(maxsize=1024)
 def category_name(key: str, t: Texts) -> str:
     """The category's name in the chat's language; an unknown key is shown as it is."""
     try:
@@ -188,11 +239,11 @@ def _legend(period: Period, t: Texts) -> str:
 # --- the bulletins ---------------------------------------------------------------------
 def render(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, period: Period) -> list[str]:
     """The bulletin a node's chat gets, as messages within Telegram's length limit."""
-    cur = rollup(tree, node.id, figs.current)
-    prev = rollup(tree, node.id, figs.previous)
+    cur = figs.total(tree, node.id)
+    prev = figs.total(tree, node.id, previous=True)
     lines = [_title(node, period, t), *figure_lines(cur, prev, t, period)]
     if node.tier not in (COMMUNITY, STATION):
-        lines.append(t("bulletin.stars", stars=star_rating.show(star_rating.stars(cur))))
+        lines.append(t("bulletin.stars", stars=star_rating.show(figs.stars(node.id))))
     lines.append(_legend(period, t))
     if node.tier == COMMUNITY:
         lines += ["", t("bulletin.ranking")]
@@ -215,8 +266,9 @@ def _unit_label(unit: Node, tree: Tree, with_community: bool) -> str:
 
 
 def ranked_units(node: Node, tree: Tree, figs: PeriodFigures) -> list[tuple[str, int | None]]:
+    """The node's units by stars (most first), ties by the figures' ranking, unrated last."""
     units = {u.id: figs.current[u.id] for u in tree.units_under(node.id)}
-    return star_rating.ranked(units, rank(units))
+    return star_rating.ranked(units, rank(units), figs.stars)
 
 
 def _ranking(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, with_community: bool) -> list[str]:
@@ -242,8 +294,8 @@ def _ranking(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, with_communi
 
 
 def _community_row(community: Node, tree: Tree, figs: PeriodFigures, t: Texts) -> str:
-    cur = rollup(tree, community.id, figs.current)
-    counts = [c for c in (star_rating.stars(figs.current[u.id]) for u in tree.units_under(community.id)) if c]
+    cur = figs.total(tree, community.id)
+    counts = [c for c in (figs.stars(u.id) for u in tree.units_under(community.id)) if c]
     average = f"{sum(counts) / len(counts):.1f}" if counts else t("summary.none")
     return t("bulletin.community_row", community=escape(community.name), new=cur.new, resolved=cur.resolved,
              open=cur.open, overdue=cur.overdue, in_unit=rate_with_change(cur.in_unit_rate, None, t),
@@ -297,12 +349,8 @@ def chart_spec(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, period: Pe
     week over CHART_WEEKS weeks stacked by category, and a bar per unit of resolved vs
     open (every unit up to CHART_UNITS, else the best and the worst by stars). Plain
     JSON-able data, so it can wait in the outbox."""
-    under = {u.id for u in tree.units_under(node.id)}
-    weeks = [period.end - (CHART_WEEKS - i) * WEEK for i in range(CHART_WEEKS)]
-    per_category: dict[str, list[int]] = {}
-    for unit_id, category, week, count in figs.history:
-        if unit_id in under and 0 <= week < CHART_WEEKS:
-            per_category.setdefault(category, [0] * CHART_WEEKS)[week] += count
+    weeks = [end - WEEK for end in period.chart_weeks()]
+    per_category = figs.weekly_by_category(tree, node.id)
     ordered = sorted(per_category.items(), key=lambda item: (item[0] == OTHER, -sum(item[1]), item[0]))
     if len(ordered) > CHART_CATEGORIES:  # the smallest, and "other" itself, drawn as one "other"
         rest = [sum(values) for values in zip(*(v for _, v in ordered[CHART_CATEGORIES - 1 :]), strict=True)]

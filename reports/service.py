@@ -8,40 +8,87 @@ the delivery worker draws the PNG when it sends it, so drawing is paced with the
 
 from __future__ import annotations
 
+import gc
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from bot.config import Config
 from bot.i18n import Texts
 from bot.storage import Store, Tx
 from bot.tree import Node, Tree
-from escalation.summary import unit_figures
+from escalation.summary import Figures, unit_figures
 from reports import bulletin, ledger
-from reports.bulletin import CHART_WEEKS, WEEK, Bulletin, Period, PeriodFigures
+from reports.bulletin import WEEK, Bulletin, Period, PeriodFigures
 from reports.ledger import Ledger
 
 CHART_KIND = "chart"
 
 
-async def period_figures(store: Store, tree: Tree, period: Period, history: bool = True) -> PeriodFigures:
-    """Every unit's figures for the period and the one before (and the chart's history)."""
-    async with store.read() as tx:
-        facts = await tx.summary_facts(period.prev_start, period.end)
-        escalated = await tx.escalated_between(period.start, period.end)
-        escalated_before = await tx.escalated_between(period.prev_start, period.start)
-        weeks = (await tx.weekly_new_by_category(period.end - CHART_WEEKS * WEEK, CHART_WEEKS)
-                 if history else [])
-    unit_ids = [u.id for u in tree.units()]
-    return PeriodFigures(
-        current=unit_figures(facts, escalated, unit_ids, period.start, period.end),
-        previous=unit_figures(facts, escalated_before, unit_ids, period.prev_start, period.start),
-        history=weeks,
-    )
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a big town's bulletins allocate a quarter of a
+    million small objects and no cycles, and the collector would walk them again and again
+    (a quarter of the time). Restored afterwards; cycles made meanwhile are found then."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+async def period_figures(store: Store, tree: Tree, period: Period, history: bool = True,
+                         now: float | None = None) -> PeriodFigures:
+    """Every unit's figures for the period and the one before, and (``history``) the
+    chart's weeks. Weeks that ended by ``now`` are counted once and kept."""
+    with gc_paused():
+        async with store.read() as tx:
+            facts = await tx.summary_facts(period.prev_start, period.end)
+            escalated = await tx.escalated_between(period.start, period.end)
+            escalated_before = await tx.escalated_between(period.prev_start, period.start)
+        unit_ids = [u.id for u in tree.units()]
+        current = unit_figures(facts, escalated, unit_ids, period.start, period.end)
+        previous = unit_figures(facts, escalated_before, unit_ids, period.prev_start, period.start)
+        del facts
+    known = {}
+    if period.end - period.start == WEEK:  # every matter reported in these two weeks is in the facts
+        known = {period.end: _reported(current), period.start: _reported(previous)}
+    return PeriodFigures(current, previous, await chart_history(store, period, now, known) if history else [])
+
+
+def _reported(units: dict[str, Figures]) -> list[Any]:
+    return [(unit_id, category, n) for unit_id, fig in units.items() for category, n in fig.categories.items()]
+
+
+async def chart_history(
+    store: Store, period: Period, now: float | None, known: dict[float, list[Any]] | None = None
+) -> list[list[Any]]:
+    """For each of the chart's CHART_WEEKS weeks, (unit, category, matters reported);
+    ``known`` weeks (by their end) are taken as given."""
+    out: list[list[Any]] = []
+    for week_end in period.chart_weeks():
+        async with store.read() as tx:
+            counts = await tx.week_counts(week_end)
+        if counts is None:
+            counts = (known or {}).get(week_end)
+            if counts is None:
+                async with store.read() as tx:
+                    counts = list(await tx.count_week(week_end - WEEK, week_end))
+            if now is not None and week_end <= now:  # a week that is over never changes
+                async with store.transaction() as tx:
+                    await tx.save_week_counts(week_end, counts)
+        out.append(counts)
+    return out
 
 
 def bulletins(tree: Tree, texts: Texts, figs: PeriodFigures, period: Period) -> list[Bulletin]:
     """The bulletins of every node that has a chat."""
     nodes = [node for node in tree.nodes.values() if tree.chat_of(node.id) is not None]
-    return bulletin.build(tree, figs, texts, period, nodes)
+    with gc_paused():
+        return bulletin.build(tree, figs, texts, period, nodes)
 
 
 async def enqueue(tx: Tx, tree: Tree, texts: Texts, items: list[Bulletin], period: Period, key: str,

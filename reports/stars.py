@@ -13,6 +13,8 @@ A unit with nothing to judge (no matter reported, resolved, open or rated) gets 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from escalation.summary import Figures
 
 WEIGHTS = {"on_time": 0.5, "in_unit": 0.3, "satisfaction": 0.2}
@@ -53,9 +55,11 @@ def show(count: int | None, none: str = "—") -> str:
     return "★" * count + "☆" * (MAX_STARS - count)
 
 
-def ranked(units: dict[str, Figures], tie_break: list[str]) -> list[tuple[str, int | None]]:
+def ranked(
+    units: dict[str, Figures], tie_break: list[str], stars_of: Callable[[str], int | None] | None = None
+) -> list[tuple[str, int | None]]:
     """Units by stars, most first; ties keep the order of ``tie_break`` (the figures'
-    ranking); units without stars last."""
+    ranking); units without stars last. ``stars_of`` may supply (cached) stars."""
     place = {unit_id: i for i, unit_id in enumerate(tie_break)}
-    rated = [(unit_id, stars(fig)) for unit_id, fig in units.items()]
+    rated = [(unit_id, stars_of(unit_id) if stars_of else stars(fig)) for unit_id, fig in units.items()]
     return sorted(rated, key=lambda item: (item[1] is None, -(item[1] or 0), place.get(item[0], len(place))))

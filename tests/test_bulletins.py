@@ -178,7 +178,8 @@ def test_the_chart_is_a_png_whose_font_covers_every_label() -> None:
                   "traffic", "help", "other", "petition"]  # "petition" has no name: shown as its key
     facts = [fact(i, f"g{i % 30}", categories[i % 12], START + i * 60, resolved=START + i * 90 if i % 3 else None)
              for i in range(240)]
-    history = [(f"g{i % 30}", categories[i % 12], i % 8, 1 + i % 4) for i in range(200)]
+    history = [[(f"g{i % 30}", categories[i % 12], 1 + i % 4) for i in range(200) if i % 8 == week]
+               for week in range(bulletin.CHART_WEEKS)]
     unit_ids = [u.id for u in tree.units()]
     figs = PeriodFigures(unit_figures(facts, {}, unit_ids, START, END), unit_figures(facts, {}, unit_ids, 0, START),
                          history)
@@ -187,7 +188,7 @@ def test_the_chart_is_a_png_whose_font_covers_every_label() -> None:
     # Twelve categories: seven drawn, the rest (with "other") summed as one "其他".
     assert len(spec["series"]) == bulletin.CHART_CATEGORIES and spec["series"][-1]["label"] == "其他"
     assert [s["label"] for s in spec["series"]].count("其他") == 1
-    assert sum(map(sum, (s["values"] for s in spec["series"]))) == sum(c for *_, c in history)
+    assert sum(map(sum, (s["values"] for s in spec["series"]))) == sum(c for week in history for *_, c in week)
     # Thirty units: the best ten and the worst ten, with a gap between.
     assert len(spec["units"]) == 21 and spec["units"][10]["gap"]
     assert spec["units"][0]["label"].endswith("★★★★★")
