@@ -55,7 +55,10 @@ def _check_config(path: str) -> int:
         f"community {d.community.claim:g}s / {d.community.resolve:g}s · "
         f"station {d.station.claim:g}s / {d.station.resolve:g}s, repeat every {d.station.repeat:g}s"
     )
-    print(f"weekly summary: {config.weekly_summary} ({config.timezone}) · language: {config.language}")
+    print(
+        f"weekly bulletin: {config.weekly_summary} · monthly bulletin: the 1st at {config.monthly_bulletin} "
+        f"({config.timezone}) · language: {config.language}"
+    )
     print("config OK")
     return 0
 
