@@ -101,8 +101,22 @@ def render_png(spec: dict[str, Any]) -> bytes:
         return _render(spec)
 
 
+def _literal(text: str) -> str:
+    """matplotlib reads text between two $ as mathematics; a unit's name is not."""
+    return text.replace("$", r"\$")
+
+
+def _literal_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    out = {key: _literal(value) if isinstance(value, str) else value for key, value in spec.items()}
+    out["weeks"] = [_literal(w) for w in spec["weeks"]]
+    out["series"] = [{**s, "label": _literal(s["label"])} for s in spec["series"]]
+    out["units"] = [{**u, "label": _literal(u["label"])} for u in spec["units"]]
+    return out
+
+
 def _render(spec: dict[str, Any]) -> bytes:
     font = _setup()
+    spec = _literal_spec(spec)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
