@@ -9,7 +9,6 @@ the matters still open at the station and the units that let matters go up uncla
 
 from __future__ import annotations
 
-from calendar import monthrange
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -70,13 +69,6 @@ def monthly_period(fire: float, tz: ZoneInfo) -> Period:
     prev_start = datetime(before.year, before.month, 1, tzinfo=tz)
     return Period(Kind.MONTHLY, start.timestamp(), this_month.timestamp(), prev_start.timestamp(),
                   month=(last.year, last.month))
-
-
-def month_period(year: int, month: int, tz: ZoneInfo) -> Period:
-    """A calendar month (for ledgers and tests)."""
-    days = monthrange(year, month)[1]
-    start = datetime(year, month, 1, tzinfo=tz)
-    return monthly_period((start + timedelta(days=days)).timestamp(), tz)
 
 
 @dataclass
