@@ -123,6 +123,10 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     now = svc.clock.now()
     await sweep.sweep(svc.store, svc.notifier, now)
     await weekly.send_due(svc.store, svc.tree, svc.langs, svc.weekly_trigger, now, since=svc.first_started)
+    await weekly.send_monthly_due(
+        svc.store, svc.tree, svc.langs, svc.config.monthly_trigger(), now, since=svc.first_started,
+        weekly_trigger=svc.weekly_trigger,
+    )
 
 
 @asynccontextmanager

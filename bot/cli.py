@@ -24,12 +24,20 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("path", nargs="?", default="config.yaml")
     demo = commands.add_parser("demo", help="play a short scenario against a local fake Telegram, no token needed")
     demo.add_argument("--config", default=None, help="config to take the town from (default: the bundled sample)")
+    export = commands.add_parser("export", help="write the ledger (台账) of a period to .xlsx or .csv")
+    export.add_argument("--config", default="config.yaml", help="path to config.yaml")
+    export.add_argument("--from", dest="first", required=True, metavar="DATE", help="first day, YYYY-MM-DD")
+    export.add_argument("--to", dest="last", required=True, metavar="DATE", help="last day, YYYY-MM-DD")
+    export.add_argument("--out", required=True, metavar="FILE", help="FILE.xlsx or FILE.csv (UTF-8 with BOM)")
+    export.add_argument("--node", default=None, help="a community or unit id (default: the whole town)")
     args = parser.parse_args(argv)
 
     if args.command == "check-config":
         return _check_config(args.path)
     if args.command == "run":
         return _run(args.config)
+    if args.command == "export":
+        return _export(args)
     from bot import demo as demo_module
 
     return asyncio.run(demo_module.main(args.config))
@@ -50,8 +58,9 @@ def _check_config(path: str) -> int:
     )
     urgent = [c.zh for c in config.categories if c.urgent]
     print(f"categories: {', '.join(c.zh for c in config.categories)} (urgent: {', '.join(urgent) or 'none'})")
-    print(f"weekly summary: {config.weekly_summary} ({config.timezone}) · language: {config.language}"
-          f" · quiet hours: {config.quiet_hours or 'none'} · duty shifts: {len(config.duty)}")
+    print(f"weekly bulletin: {config.weekly_summary} · monthly bulletin: the 1st at {config.monthly_bulletin} "
+          f"({config.timezone}) · language: {config.language}")
+    print(f"quiet hours: {config.quiet_hours or 'none'} · duty shifts: {len(config.duty)}")
     print("config OK")
     return 0
 
@@ -92,4 +101,38 @@ def _run(config_path: str) -> int:
 
     app = build_application(config, token)
     app.run_polling(timeout=config.telegram.poll_timeout, allowed_updates=["message", "callback_query"])
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """``tierbot export``: the same ledger /export sends, from the database on disk."""
+    from pathlib import Path
+
+    from escalation.reports import ledger, service
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    out = Path(args.out)
+    if out.suffix.lower() not in (".xlsx", ".csv"):
+        print("tierbot export: --out must end in .xlsx or .csv", file=sys.stderr)
+        return 2
+    try:
+        start, end = ledger.date_range(args.first, args.last, config.tz)
+    except ValueError as exc:
+        print(f"tierbot export: {exc}", file=sys.stderr)
+        return 2
+    node_id = args.node or config.station.id
+    if node_id not in Tree(config).nodes:
+        print(f"tierbot export: no node {node_id!r} in {args.config}", file=sys.stderr)
+        return 2
+    if not Path(config.database).is_file():
+        print(f"tierbot export: no database at {config.database}", file=sys.stderr)
+        return 1
+    content, count = asyncio.run(service.export_file(config, node_id, start, end, csv=out.suffix.lower() == ".csv"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(content)
+    print(f"{out}: {count} matter(s), {args.first} to {args.last} ({config.timezone})")
     return 0

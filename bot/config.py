@@ -233,6 +233,7 @@ class Config(_Strict):
     sweep_interval: Duration = Field(30.0, description='a duration such as "30s"')
     weekly_summary: str = Field("mon 09:00", description='a day and time such as "mon 09:00"')
     quiet_hours: str | None = Field(None, description='a span such as "22:00-07:00"')
+    monthly_bulletin: str = Field("09:00", description='a time of day such as "09:00"')
     telegram: TelegramSettings = TelegramSettings()
     deadlines: Deadlines
     reminders: Reminders = Reminders()
@@ -272,6 +273,12 @@ class Config(_Strict):
     @classmethod
     def _day_and_time(cls, value: str) -> str:
         parse_weekly(value)
+        return value
+
+    @field_validator("monthly_bulletin")
+    @classmethod
+    def _time_of_day(cls, value: str) -> str:
+        parse_time_of_day(value)
         return value
 
     @model_validator(mode="after")
@@ -322,6 +329,21 @@ class Config(_Strict):
     def weekly_trigger(self) -> CronTrigger:
         day, hour, minute = parse_weekly(self.weekly_summary)
         return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=self.tz)
+
+    def monthly_trigger(self) -> CronTrigger:
+        """The 1st of every month at ``monthly_bulletin``, local time."""
+        hour, minute = parse_time_of_day(self.monthly_bulletin)
+        return CronTrigger(day=1, hour=hour, minute=minute, timezone=self.tz)
+
+
+def parse_time_of_day(value: str) -> tuple[int, int]:
+    """``"09:00"`` → (9, 0): when the monthly bulletin goes out on the 1st of the month."""
+    match = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*", value)
+    if match:
+        hour, minute = int(match.group(1)), int(match.group(2))
+        if hour < 24 and minute < 60:
+            return hour, minute
+    raise ValueError('a time of day such as "09:00" (the monthly bulletin goes out on the 1st of each month)')
 
 
 def parse_clock(value: str) -> int:

@@ -128,11 +128,18 @@ class Delivery:
     async def _deliver(self, item: OutboxItem) -> float | None:
         """Send one item; None when it is done with, else when to try again."""
         now = self.clock.now()
+        photo = None
+        if item.kind == "chart":  # a bulletin's chart: drawn now, so drawing is paced with sending
+            photo = await self._draw_chart(item)
+            if photo is None:
+                return None
         try:
             if item.kind == "card":
                 message_id = await self._send_card(item)
             elif item.kind in MEDIA:
                 message_id = (await self._send_media(item)).message_id
+            elif photo is not None:
+                message_id = (await self.bot.send_photo(item.chat_id, photo[0], caption=photo[1])).message_id
             else:
                 keyboard = json.loads(item.markup) if item.markup else None
                 message_id = (await self._send(item.chat_id, item.text or "", keyboard, item.reply_to)).message_id
@@ -220,3 +227,18 @@ class Delivery:
                         "unreachable", node=escape(node.name if node else "?"), chat_id=chat_id
                     ),
                 )
+
+    async def _draw_chart(self, item: OutboxItem) -> tuple[bytes, str] | None:
+        """The PNG and caption of a chart item; None (and the item failed) if it cannot be
+        drawn, since drawing it again would fail the same way."""
+        from escalation.reports import charts  # matplotlib loads only when a chart is due
+
+        try:
+            payload = json.loads(item.text or "{}")
+            png = await asyncio.to_thread(charts.render_png, payload["chart"])
+        except Exception as exc:
+            log.exception("outbox %s: cannot draw the chart", item.key)
+            async with self.store.transaction() as tx:
+                await tx.outbox_failed(item.id, f"chart: {exc!r}")
+            return None
+        return png, str(payload.get("caption") or "")

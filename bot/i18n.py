@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bot.config import DEFAULT_CATEGORIES
 from bot.locale import en, zh
 
 CATALOGS: dict[str, dict[str, str]] = {"zh": zh.MESSAGES, "en": en.MESSAGES}
@@ -19,7 +20,8 @@ class Texts:
         self.language = language
         self.tz = tz
         self._messages = CATALOGS[language]
-        self._categories = categories or {"other": ("其他", "Other")}  # key → (zh, en), in config order
+        # key → (zh, en), in config order; by default the domain's eleven
+        self._categories = categories or {c.key: (c.zh, c.en) for c in DEFAULT_CATEGORIES}
 
     def category(self, key: str) -> str:
         zh, en = self._categories.get(key) or self._categories.get("other") or (key, key)

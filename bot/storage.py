@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 
@@ -191,6 +191,16 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (name, period)
     );
     """,
+    # 2 (issue 5, bulletins): matters reported per unit and category in each bulletin week,
+    # counted once when a chart first needs that week (a week's reports never change), so a
+    # chart's eight weeks do not re-count a big town's history every time. ``counts`` is
+    # JSON: [[unit_id, category, reported], ...].
+    """
+    CREATE TABLE week_counts (
+        week_end REAL PRIMARY KEY,
+        counts TEXT NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -284,16 +294,23 @@ class OutboxItem:
     media: str | None = None  # a photo's or voice note's file id, a location's "lat,lon"
 
 
-@dataclass
-class SummaryFacts:
-    """One matter as the weekly summary sees it."""
+class SummaryFacts(NamedTuple):
+    """One matter as the weekly summary and the bulletins see it (a tuple: a big town's
+    week is a quarter of a million of them)."""
 
     unit_id: str
     created_at: float
     first_claimed_at: float | None
     resolved_at: float | None
-    escalated_at: float | None
-    closed_at: float | None = None  # resolved or otherwise closed; resolved_at only when resolved
+    escalated_at: float | None  # the first escalation (the first missed deadline)
+    id: int = 0
+    category: str = "other"
+    top_tier: int = 3
+    reached_community_at: float | None = None  # first escalated to tier 2
+    reached_station_at: float | None = None  # first escalated to tier 1
+    rating: str | None = None
+    rated_at: float | None = None
+    closed_at: float | None = None  # resolved or otherwise closed (resolved_at: resolved only)
 
 
 @dataclass
@@ -790,13 +807,42 @@ class Tx:
     # --- summaries ---------------------------------------------------------------
     async def summary_facts(self, start: float, end: float) -> list[SummaryFacts]:
         """Matters that existed at some point in [start, end): created before the end
-        and not resolved before the start."""
-        rows = await self._all(
-            "SELECT unit_id, created_at, first_claimed_at, resolved_at, escalated_at, closed_at "
-            "FROM matters WHERE created_at < ? AND (closed_at IS NULL OR closed_at >= ?)",
-            (end, start),
+        and not resolved before the start (with their ratings, whenever given)."""
+        # INDEXED BY: without it SQLite looks a matter's escalations up by kind alone, and
+        # a town's week takes minutes instead of a fraction of a second.
+        escalated_to = (
+            "CASE WHEN m.escalated_at IS NULL THEN NULL ELSE (SELECT min(e.at) FROM events e "
+            "INDEXED BY events_matter WHERE e.matter_id = m.id AND e.kind = 'escalated' AND e.tier = {tier}) END"
         )
-        return [SummaryFacts(*r) for r in rows]
+        columns = (
+            "m.unit_id, m.created_at, m.first_claimed_at, m.resolved_at, m.escalated_at, m.id, m.category, "
+            f"m.top_tier, {escalated_to.format(tier=2)}, {escalated_to.format(tier=1)}, m.rating, m.rated_at, "
+            "m.closed_at"
+        )
+        # Matters are numbered in the order they are reported: those reported since the
+        # start are read in one sequential pass; older ones (closed since the start, or
+        # still open) through the closed_at index. Each part applies the whole condition,
+        # so the split is exact whatever the order; it only makes a big town fast.
+        first = await self._first_reported_since(start)
+        rows = await self._all(
+            f"SELECT {columns} FROM matters m WHERE m.id >= ? AND +m.created_at < ? "
+            "AND (m.closed_at IS NULL OR m.closed_at >= ?) "
+            f"UNION ALL SELECT {columns} FROM matters m INDEXED BY matters_closed "
+            "WHERE m.closed_at >= ? AND m.id < ? AND m.created_at < ? "
+            f"UNION ALL SELECT {columns} FROM matters m INDEXED BY matters_closed "
+            "WHERE m.closed_at IS NULL AND m.id < ? AND m.created_at < ?",
+            (first, end, start, start, first, end, first, end),
+        )
+        return list(map(SummaryFacts._make, rows))
+
+    async def _first_reported_since(self, at: float) -> int:
+        """The number of the first matter reported at or after ``at`` (or the next number)."""
+        (first,) = await self._one(
+            "SELECT coalesce((SELECT min(id) FROM matters WHERE created_at >= ?), "
+            "(SELECT coalesce(max(id), 0) + 1 FROM matters))",
+            (at,),
+        )
+        return int(first)
 
     async def escalated_between(self, start: float, end: float) -> dict[str, int]:
         """Per unit, how many matters were escalated in [start, end)."""
@@ -807,3 +853,36 @@ class Tx:
             (start, end),
         )
         return {unit_id: count for unit_id, count in rows}
+
+    # --- bulletins and ledgers (issue 5) -------------------------------------------
+    async def week_counts(self, week_end: float) -> list[list[Any]] | None:
+        """(unit, category, matters reported) in the week ending at ``week_end``, as
+        counted before; None if that week has not been counted yet."""
+        row = await self._one("SELECT counts FROM week_counts WHERE week_end = ?", (week_end,))
+        return None if row is None else json.loads(row[0])
+
+    async def count_week(self, start: float, end: float) -> list[tuple[str, str, int]]:
+        """(unit, category, matters reported) in [start, end), counted now."""
+        first = await self._first_reported_since(start)
+        rows = await self._all(
+            "SELECT unit_id, category, count(*) FROM ("
+            "SELECT unit_id, category FROM matters WHERE id >= ? AND +created_at >= ? AND +created_at < ? "
+            "UNION ALL SELECT unit_id, category FROM matters WHERE id < ? AND created_at >= ? AND created_at < ?"
+            ") GROUP BY unit_id, category",
+            (first, start, end, first, start, end),
+        )
+        return [(unit, category, int(n)) for unit, category, n in rows]
+
+    async def save_week_counts(self, week_end: float, counts: list[tuple[str, str, int]]) -> None:
+        await self._conn.execute(
+            "INSERT OR IGNORE INTO week_counts (week_end, counts) VALUES (?, ?)",
+            (week_end, json.dumps(counts, ensure_ascii=False, separators=(",", ":"))),
+        )
+
+    async def ledger_matters(self, start: float, end: float) -> list[Matter]:
+        """Every matter that existed at some point in [start, end), by number: the ledger."""
+        rows = await self._all(
+            f"{_MATTER_SELECT} WHERE created_at < ? AND (closed_at IS NULL OR closed_at >= ?) ORDER BY id",
+            (end, start),
+        )
+        return [_matter(r) for r in rows]

@@ -1,4 +1,5 @@
-"""Weekly figures per unit, rolled up per community and for the town, and their text.
+"""Figures per unit for a period, rolled up per community and for the town (pure).
+The bulletins that show them are in reports/bulletin.py.
 
 Figures for a period [start, end):
 - new: reported in the period;  resolved: resolved in the period;
@@ -6,18 +7,26 @@ Figures for a period [start, end):
 - overdue: open at the end and escalated at least once (it missed a deadline);
 - escalated: matters escalated at least once during the period;
 - median time to claim / to resolve: over matters first claimed / resolved in the period,
-  measured from the report.
+  measured from the report;
+- to community / to station: matters that first reached tier 2 / tier 1 in the period;
+- resolved in the unit (小事不出村): resolved in the period without ever leaving the unit;
+- unclaimed up: matters that went up to the community in the period before anyone in the
+  unit claimed them (a unit that lets matters sit is named in the station's bulletin);
+- satisfaction: the reporters' ratings given in the period (of the matters the period's
+  facts hold: resolved since the period before began, or open — a rating given more than a
+  period after its matter was resolved is not counted); the rate is
+  (satisfied + basic) / rated, as 群众满意度 is usually counted;
+- by category: matters reported in the period, per category key;
+- at the station: matters open at the end that had reached the station, with when.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from html import escape
 from statistics import median
 
-from bot.i18n import Texts
 from bot.storage import SummaryFacts
-from bot.tree import COMMUNITY, STATION, Node, Tree
+from bot.tree import UNIT, Tree
 
 
 @dataclass
@@ -29,6 +38,13 @@ class Figures:
     escalated: int = 0
     claim_times: list[float] = field(default_factory=list)
     resolve_times: list[float] = field(default_factory=list)
+    to_community: int = 0
+    to_station: int = 0
+    resolved_in_unit: int = 0
+    unclaimed_up: int = 0
+    ratings: dict[str, int] = field(default_factory=dict)  # satisfied / basic / unsatisfied → count
+    categories: dict[str, int] = field(default_factory=dict)  # category key → matters reported
+    at_station: list[AtStation] = field(default_factory=list)
 
     @property
     def median_claim(self) -> float | None:
@@ -38,6 +54,38 @@ class Figures:
     def median_resolve(self) -> float | None:
         return median(self.resolve_times) if self.resolve_times else None
 
+    @property
+    def rated(self) -> int:
+        return sum(self.ratings.values())
+
+    @property
+    def satisfaction(self) -> float | None:
+        """(satisfied + basic) / rated; None when nobody rated."""
+        rated = self.rated
+        if not rated:
+            return None
+        return (self.ratings.get("satisfied", 0) + self.ratings.get("basic", 0)) / rated
+
+    @property
+    def in_unit_rate(self) -> float | None:
+        """小事不出村: the share of matters resolved in the period that never left the unit."""
+        return self.resolved_in_unit / self.resolved if self.resolved else None
+
+    @property
+    def judged(self) -> int:
+        """Matters the period's work is judged on: resolved in it, or open at its end."""
+        return self.resolved + self.open
+
+    @property
+    def on_time(self) -> int:
+        """Of those, the ones that never missed a deadline (by the end of the period)."""
+        return self.resolved_in_unit + self.open - self.overdue
+
+    @property
+    def empty(self) -> bool:
+        """Nothing happened and nothing was waiting: there is nothing to judge."""
+        return not (self.new or self.judged or self.rated)
+
     def add(self, other: Figures) -> None:
         self.new += other.new
         self.resolved += other.resolved
@@ -46,6 +94,26 @@ class Figures:
         self.escalated += other.escalated
         self.claim_times += other.claim_times
         self.resolve_times += other.resolve_times
+        self.to_community += other.to_community
+        self.to_station += other.to_station
+        self.resolved_in_unit += other.resolved_in_unit
+        self.unclaimed_up += other.unclaimed_up
+        for rating, count in other.ratings.items():
+            self.ratings[rating] = self.ratings.get(rating, 0) + count
+        for category, count in other.categories.items():
+            self.categories[category] = self.categories.get(category, 0) + count
+        self.at_station += other.at_station
+
+
+@dataclass(frozen=True, slots=True)
+class AtStation:
+    """A matter still open at the end of the period that had gone up to the station."""
+
+    matter_id: int
+    unit_id: str
+    category: str
+    created_at: float
+    reached_station_at: float
 
 
 def unit_figures(
@@ -54,21 +122,38 @@ def unit_figures(
     """Every unit's figures; units without matters get zeros, not absence."""
     out = {unit_id: Figures(escalated=escalated.get(unit_id, 0)) for unit_id in unit_ids}
     for f in facts:
-        fig = out.get(f.unit_id)
-        if fig is None:  # a unit since removed from config.yaml
+        # One unpacking per matter: a big town's week is a quarter of a million of them.
+        (unit_id, created, claimed, resolved, escalated_at, matter_id, category, top_tier, to_community,
+         to_station, rating, rated_at, closed) = f
+        closed = closed if closed is not None else resolved
+        fig = out.get(unit_id)
+        if fig is None or created >= end:  # a unit since removed from config.yaml; a later matter
             continue
-        if start <= f.created_at < end:
+        if created >= start:
             fig.new += 1
-        if f.resolved_at is not None and start <= f.resolved_at < end:
-            fig.resolved += 1
-            fig.resolve_times.append(f.resolved_at - f.created_at)
-        closed_at = f.closed_at if f.closed_at is not None else f.resolved_at
-        if f.created_at < end and (closed_at is None or closed_at >= end):
+            fig.categories[category] = fig.categories.get(category, 0) + 1
+        if closed is None or closed >= end:
             fig.open += 1
-            if f.escalated_at is not None and f.escalated_at < end:
+            if escalated_at is not None and escalated_at < end:
                 fig.overdue += 1
-        if f.first_claimed_at is not None and start <= f.first_claimed_at < end:
-            fig.claim_times.append(f.first_claimed_at - f.created_at)
+                if to_station is not None and to_station < end:
+                    fig.at_station.append(AtStation(matter_id, unit_id, category, created, to_station))
+        elif resolved is not None and start <= resolved < end:  # closed otherwise: never "resolved"
+            fig.resolved += 1
+            fig.resolve_times.append(resolved - created)
+            if top_tier == UNIT:
+                fig.resolved_in_unit += 1
+        if claimed is not None and start <= claimed < end:
+            fig.claim_times.append(claimed - created)
+        if escalated_at is not None:
+            if to_community is not None and start <= to_community < end:
+                fig.to_community += 1
+                if claimed is None or claimed > to_community:
+                    fig.unclaimed_up += 1
+            if to_station is not None and start <= to_station < end:
+                fig.to_station += 1
+        if rated_at is not None and rating and start <= rated_at < end:
+            fig.ratings[rating] = fig.ratings.get(rating, 0) + 1
     return out
 
 
@@ -82,40 +167,6 @@ def rollup(tree: Tree, node_id: str, units: dict[str, Figures]) -> Figures:
 def rank(units: dict[str, Figures]) -> list[str]:
     """Best first: fewest overdue, then fewest escalated, then most resolved, then fewest open."""
     return sorted(units, key=lambda u: (units[u].overdue, units[u].escalated, -units[u].resolved, units[u].open, u))
-
-
-RANK_SHOWN = 10  # a big town's ranking shows the best and the worst this many
-
-
-def render(node: Node, tree: Tree, units: dict[str, Figures], t: Texts, start: float, end: float) -> list[str]:
-    """The summary a node's chat gets, as messages: its own figures, plus its units for
-    tiers 1 and 2."""
-    title_key = {STATION: "summary.station_title", COMMUNITY: "summary.community_title"}.get(
-        node.tier, "summary.unit_title"
-    )
-    total = rollup(tree, node.id, units)
-    lines = [
-        t(title_key, node=escape(node.name), start=t.time(start), end=t.time(end)),
-        _figures_line(total, t),
-        _medians_line(total, t),
-    ]
-    if node.tier == COMMUNITY:
-        lines += ["", t("summary.units")]
-        for unit in tree.units_under(node.id):
-            lines.append(_row(unit.name, units[unit.id], t, rank=""))
-    elif node.tier == STATION:
-        lines += ["", t("summary.ranking")]
-        ranked = list(enumerate(rank({u.id: units[u.id] for u in tree.units_under(node.id)}), 1))
-        if len(ranked) > 3 * RANK_SHOWN:
-            ranked = [*ranked[:RANK_SHOWN], (0, ""), *ranked[-RANK_SHOWN:]]
-        for place, unit_id in ranked:
-            if not place:
-                lines.append("……")
-                continue
-            unit = tree.nodes[unit_id]
-            community = tree.nodes[unit.parent_id or ""]
-            lines.append(_row(f"{community.name} · {unit.name}", units[unit_id], t, rank=f"{place}. "))
-    return split_message(lines)
 
 
 def split_message(lines: list[str], limit: int = 4000) -> list[str]:
@@ -132,20 +183,3 @@ def split_message(lines: list[str], limit: int = 4000) -> list[str]:
     if current:
         messages.append("\n".join(current))
     return messages
-
-
-def _figures_line(fig: Figures, t: Texts) -> str:
-    return t("summary.figures", new=fig.new, resolved=fig.resolved, open=fig.open,
-             overdue=fig.overdue, escalated=fig.escalated)
-
-
-def _medians_line(fig: Figures, t: Texts) -> str:
-    def show(value: float | None) -> str:
-        return t.duration(value) if value is not None else t("summary.none")
-
-    return t("summary.medians", claim=show(fig.median_claim), resolve=show(fig.median_resolve))
-
-
-def _row(name: str, fig: Figures, t: Texts, rank: str) -> str:
-    return t("summary.row", rank=rank, unit=escape(name), new=fig.new, resolved=fig.resolved,
-             open=fig.open, overdue=fig.overdue, escalated=fig.escalated)

@@ -1,13 +1,15 @@
-"""Weekly summaries: when one is due, and sending each exactly once.
+"""Bulletins on a schedule: the weekly one (周报) and the monthly one (月通报), each sent
+exactly once.
 
-The schedule is an APScheduler CronTrigger in the configured timezone. The sweep asks
-``send_due`` each time it runs; the run is recorded in the same transaction that queues
-the messages, so a summary that fell due while the bot was down goes out once when it is
-back (if within ``CATCH_UP``), and never twice.
+The schedules are APScheduler CronTriggers in the configured timezone. The sweep asks
+``send_due`` and ``send_monthly_due`` each time it runs; the run is recorded in the same
+transaction that queues the messages, so a bulletin that fell due while the bot was down
+goes out once when it is back (if within its catch-up window), and never twice.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
@@ -15,17 +17,20 @@ from apscheduler.triggers.cron import CronTrigger
 from bot.i18n import Languages
 from bot.storage import Store
 from bot.tree import Tree
-from escalation import summary
+from escalation.reports import bulletin, service
+from escalation.reports.bulletin import Period
 
-WEEK = 7 * 86400.0
-CATCH_UP = 86400.0  # a summary missed by more than a day is stale; skip it
+WEEK = bulletin.WEEK
+CATCH_UP = 86400.0  # a weekly bulletin missed by more than a day is stale; skip it
+MONTHLY_CATCH_UP = 3 * 86400.0  # a month's bulletin is still worth reading a few days late
 SCHEDULE = "weekly"
+MONTHLY = "monthly"
 
 
-def last_fire(trigger: CronTrigger, now: float) -> float | None:
-    """The latest scheduled moment at or before ``now`` (within the last eight days)."""
+def last_fire(trigger: CronTrigger, now: float, lookback: float = 8 * 86400.0) -> float | None:
+    """The latest scheduled moment at or before ``now`` (within ``lookback``)."""
     now_dt = datetime.fromtimestamp(now, UTC)
-    fire = trigger.get_next_fire_time(None, now_dt - timedelta(days=8))
+    fire = trigger.get_next_fire_time(None, now_dt - timedelta(seconds=lookback))
     latest = None
     while fire is not None and fire <= now_dt:
         latest = fire
@@ -33,36 +38,44 @@ def last_fire(trigger: CronTrigger, now: float) -> float | None:
     return latest.timestamp() if latest else None
 
 
-async def figures_for(store: Store, tree: Tree, start: float, end: float) -> dict[str, summary.Figures]:
-    async with store.read() as tx:
-        facts = await tx.summary_facts(start, end)
-        escalated = await tx.escalated_between(start, end)
-    return summary.unit_figures(facts, escalated, [u.id for u in tree.units()], start, end)
-
-
 async def send_due(
     store: Store, tree: Tree, langs: Languages, trigger: CronTrigger, now: float, since: float = 0.0
 ) -> bool:
-    """Queue this week's summaries if they are due and not yet sent; True if queued.
+    """Queue the week's bulletins if they are due and not yet sent; True if queued.
 
-    ``since`` is when the bot first ran: a summary due before then was never missed (a
+    ``since`` is when the bot first ran: a bulletin due before then was never missed (a
     bot installed on a Monday afternoon does not open with last week's empty figures)."""
     fire = last_fire(trigger, now)
     if fire is None or now - fire > CATCH_UP or fire < since:
         return False
-    period = datetime.fromtimestamp(fire, UTC).isoformat()
+    return await _send(store, tree, langs, SCHEDULE, fire, bulletin.weekly_period(fire), now)
+
+
+async def send_monthly_due(
+    store: Store, tree: Tree, langs: Languages, trigger: CronTrigger, now: float, since: float = 0.0,
+    weekly_trigger: CronTrigger | None = None,
+) -> bool:
+    """Queue last month's bulletins on the 1st, once; True if queued. The chart's weeks
+    are the weekly bulletin's (``weekly_trigger``) up to the month's end."""
+    fire = last_fire(trigger, now, lookback=32 * 86400.0)
+    if fire is None or now - fire > MONTHLY_CATCH_UP or fire < since:
+        return False
+    period = bulletin.monthly_period(fire, langs.get(None).tz)
+    if weekly_trigger is not None:
+        period = replace(period, chart_end=last_fire(weekly_trigger, period.end))
+    return await _send(store, tree, langs, MONTHLY, fire, period, now)
+
+
+async def _send(store: Store, tree: Tree, langs: Languages, schedule: str, fire: float, period: Period,
+                now: float) -> bool:
+    key = datetime.fromtimestamp(fire, UTC).isoformat()
     async with store.read() as tx:
-        if await tx.schedule_ran(SCHEDULE, period):
+        if await tx.schedule_ran(schedule, key):
             return False
-    start, end = fire - WEEK, fire
-    units = await figures_for(store, tree, start, end)
+    figures = await service.period_figures(store, tree, period, now=now)
+    items = service.bulletins(tree, langs, figures, period)
     async with store.transaction() as tx:
-        if not await tx.mark_schedule(SCHEDULE, period, now):
+        if not await tx.mark_schedule(schedule, key, now):
             return False  # another sweep got there first
-        for node in tree.nodes.values():
-            chat = tree.chat_of(node.id)
-            if chat is None:
-                continue
-            for part, text in enumerate(summary.render(node, tree, units, langs.for_chat(chat), start, end)):
-                await tx.enqueue(f"{SCHEDULE}:{period}:{node.id}:{part}", chat, now, text=text)
+        await service.enqueue(tx, tree, langs, items, period, f"{schedule}:{key}", now)
     return True

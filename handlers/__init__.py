@@ -8,6 +8,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 from bot import inbox
 from bot.tree import Tree
 from handlers import chats, duty, matters, people, report
+from handlers import reports as report_handlers
 from handlers.common import BoundChat, UnitChat
 
 
@@ -53,6 +54,11 @@ def register(app: Application, tree: Tree) -> None:
             CallbackQueryHandler(duty.take_button, pattern=f"^{duty.TAKE_WATCH}$"),
             # Buttons on cards and escalations (claim, resolve, category); stale ones get a toast.
             CallbackQueryHandler(matters.button),
+            # --- Reports leaders read (issue 5): ledgers from a community's or the station's
+            # group; outside the tree the usual "not bound" answer.
+            CommandHandler("export", report_handlers.export, filters=bound),
+            CommandHandler("export", chats.not_bound),
+            # --- end of reports
             # Work commands in a chat outside the tree: nothing is logged.
             CommandHandler(work, chats.not_bound),
         ]

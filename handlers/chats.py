@@ -11,7 +11,7 @@ from telegram.ext import ContextTypes
 
 from bot import render
 from bot.tree import UNIT
-from escalation import summary, weekly
+from escalation.reports import bulletin, service
 from handlers import people
 from handlers.common import actor, chat_node, reply, services, texts_for
 
@@ -71,7 +71,7 @@ async def help_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     node = chat_node(update, context)
     link = render.private_link(context.bot.username, node.id) if node and node.tier == UNIT else None
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(t("button.private"), url=link)]]) if link else None
-    await reply(update, t("help"), reply_markup=keyboard)
+    await reply(update, t("help") + "\n" + t("help.reports"), reply_markup=keyboard)
 
 
 async def not_bound(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -80,14 +80,14 @@ async def not_bound(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/summary: the last seven days for this chat's node, as the weekly one would read."""
+    """/summary: the last seven days for this chat's node (against the seven before),
+    as the weekly bulletin reads."""
     svc = services(context)
     node = chat_node(update, context)
     assert node is not None
-    end = svc.clock.now()
-    start = end - weekly.WEEK
-    units = await weekly.figures_for(svc.store, svc.tree, start, end)
-    for text in summary.render(node, svc.tree, units, texts_for(update, context), start, end):
+    period = bulletin.weekly_period(svc.clock.now(), kind=bulletin.Kind.RECENT)
+    figures = await service.period_figures(svc.store, svc.tree, period, history=False)
+    for text in bulletin.render(node, svc.tree, figures, texts_for(update, context), period):
         await reply(update, text)
 
 

@@ -100,22 +100,31 @@ async def test_weekly_summary_numbers_match_the_data(make_bot: Any) -> None:
         bot.clock.set(next_monday_9 + 60)
         unit1 = await bot.wait_bot(U1_CHAT, "周报")
         assert "第一村民小组 周报（11-23 09:00 至 11-30 09:00）" in unit1.text
-        assert "新增 2 · 解决 1 · 未结 1 · 超期 1 · 上报 1" in unit1.text
+        # Each figure with its change from the week before (which was empty).
+        assert "新增 2 ↑2 · 解决 1 ↑1 · 未结 1 ↑1 · 超期 1 ↑1" in unit1.text
+        assert "上报社区 1 ↑1 · 上报派出所 1 ↑1 · 小事不出村 100%" in unit1.text
         assert "认领用时中位数 1小时 · 解决用时中位数 2小时" in unit1.text
+        assert "本期评星：★★★☆☆" in unit1.text
         unit2 = await bot.wait_bot(U2_CHAT, "周报")
-        assert "新增 2 · 解决 0 · 未结 2 · 超期 1 · 上报 1" in unit2.text
+        assert "新增 2 ↑2 · 解决 0 · 未结 2 ↑2 · 超期 1 ↑1" in unit2.text
+        assert "上报社区 1 ↑1 · 上报派出所 0 · 小事不出村 —" in unit2.text
         assert "认领用时中位数 10分 · 解决用时中位数 —" in unit2.text
         unit3 = await bot.wait_bot(U3_CHAT, "周报")
-        assert "新增 0 · 解决 0 · 未结 0 · 超期 0 · 上报 0" in unit3.text
+        assert "新增 0 · 解决 0 · 未结 0 · 超期 0" in unit3.text
+        assert "本期评星：—" in unit3.text
         community = await bot.wait_bot(C1_CHAT, "周报")
-        assert "新增 4 · 解决 1 · 未结 3 · 超期 2 · 上报 2" in community.text
-        assert "第一村民小组：新增 2 / 解决 1 / 未结 1 / 超期 1 / 上报 1" in community.text
-        assert "第二村民小组：新增 2 / 解决 0 / 未结 2 / 超期 1 / 上报 1" in community.text
+        assert "新增 4 ↑4 · 解决 1 ↑1 · 未结 3 ↑3 · 超期 2 ↑2" in community.text
+        assert "1. ★★★☆☆ 第一村民小组：新增 2 / 解决 1 / 未结 1 / 超期 1 / 小事不出村 100%" in community.text
+        assert "2. ★★☆☆☆ 第二村民小组：新增 2 / 解决 0 / 未结 2 / 超期 1 / 小事不出村 —" in community.text
         station = await bot.wait_bot(STATION_CHAT, "全镇周报")
         lines = station.text.splitlines()
         ranked = [line.split("：")[0] for line in lines if line[:2] in ("1.", "2.", "3.", "4.")]
-        assert ranked == ["1. 好派新城社区 · 3幢", "2. 好派新城社区 · 商铺街",
-                          "3. 蒋母塘村 · 第一村民小组", "4. 蒋母塘村 · 第二村民小组"]
+        # Ranked by stars; units with no matters are not rated and come last.
+        assert ranked == ["1. ★★★☆☆ 蒋母塘村 · 第一村民小组", "2. ★★☆☆☆ 蒋母塘村 · 第二村民小组",
+                          "3. — 好派新城社区 · 3幢", "4. — 好派新城社区 · 商铺街"]
+        # 通报: the matter still open at the station, and the unit that let it go up unclaimed.
+        assert "#2 蒋母塘村 · 第一村民小组 · 其他 · 在派出所" in station.text
+        assert "蒋母塘村 · 第一村民小组：1 件无人认领" in station.text
         bot.clock.advance(2 * H)
         await bot.settle()
         assert bot.count_bot(U1_CHAT, "周报") == 1 and bot.count_bot(STATION_CHAT, "全镇周报") == 1

@@ -1,0 +1,163 @@
+"""How long computing every bulletin takes for a big town.
+
+A town of 2,000 units in 100 communities, 100,000 matters reported in the week (and as
+many in each of the seven weeks before, for the comparison and the chart), with
+escalations, ratings and categories. Prints the time to gather the figures and build
+every bulletin (texts and chart descriptions for all 2,101 chats), then, separately, the
+time to queue them and to draw one chart (charts are drawn by the delivery worker as it
+sends them, paced with the sends). Not a test: run it with
+
+    python bench/bulletins.py [--units 2000] [--per-week 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bot.config import parse_config
+from bot.i18n import Texts
+from bot.storage import Store
+from bot.tree import Tree
+from escalation.policy import Rules
+from escalation.reports import bulletin, charts, service
+
+WEEK = 7 * 86400.0
+CATEGORIES = ["neighbour", "family", "landlord", "wages", "property", "safety", "fraud", "order", "traffic",
+              "help", "other"]
+END = 1_796_000_000.0  # a Monday morning in 2026
+
+
+def town(units: int, per_community: int = 20) -> dict:
+    communities = []
+    for c in range(units // per_community):
+        communities.append({
+            "id": f"c{c}", "name": f"第{c}社区", "kind": "village", "chat_id": -100000 - c,
+            "police": [10_000 + c], "secretaries": [20_000 + c],
+            "units": [{"id": f"c{c}u{u}", "name": f"第{c}社区第{u}网格", "kind": "village",
+                       "chat_id": -200000 - c * per_community - u, "heads": [30_000 + c * per_community + u]}
+                      for u in range(per_community)],
+        })
+    return {
+        "database": ":memory:",
+        "deadlines": {"unit": {"claim": "2h", "resolve": "2d"}, "community": {"claim": "4h", "resolve": "3d"},
+                      "station": {"claim": "2h", "resolve": "5d", "repeat": "1d"}},
+        "station": {"id": "st", "name": "苏溪派出所", "chat_id": -1, "staff": [1], "communities": communities},
+    }
+
+
+def populate(path: Path, unit_ids: list[str], per_week: int, weeks: int, rules: str) -> int:
+    """Matters over ``weeks`` weeks up to END, straight through sqlite3 (fast)."""
+    rng = random.Random(5)
+    conn = sqlite3.connect(path)
+    matters, events = [], []
+    matter_id = 0
+    for week in range(weeks):
+        week_start = END - (weeks - week) * WEEK
+        for _ in range(per_week):
+            matter_id += 1
+            unit = rng.choice(unit_ids)
+            created = week_start + rng.random() * WEEK
+            claimed = created + rng.expovariate(1 / 3600)
+            fate = rng.random()
+            top_tier, escalated_at, resolved = 3, None, created + rng.expovariate(1 / 20000)
+            if fate < 0.15:  # up to the community, some to the station
+                escalated_at = created + 7200
+                events.append((matter_id, escalated_at, "escalated", 2))
+                top_tier = 2
+                if fate < 0.03:
+                    events.append((matter_id, escalated_at + 3 * 86400, "escalated", 1))
+                    top_tier = 1
+                resolved = escalated_at + rng.expovariate(1 / 200000)
+            if rng.random() < 0.05 or resolved > END:
+                resolved = None
+            rating = rng.choice(["satisfied", "satisfied", "basic", "unsatisfied"]) if resolved and fate > 0.5 else None
+            state = "resolved" if resolved else "open"
+            matters.append((matter_id, unit, -1, 1, "居民", "事项", state, top_tier, top_tier, created, rules,
+                            created, claimed, escalated_at, resolved, rng.choice(CATEGORIES), rating,
+                            resolved + 3600 if rating and resolved else None))
+    conn.executemany(
+        "INSERT INTO matters (id, unit_id, chat_id, reporter_id, reporter_name, text, state, tier, top_tier, "
+        "tier_since, rules, created_at, first_claimed_at, escalated_at, resolved_at, category, rating, rated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", matters)
+    conn.executemany("INSERT INTO events (matter_id, at, kind, tier) VALUES (?, ?, ?, ?)", events)
+    conn.commit()
+    conn.close()
+    return matter_id
+
+
+async def main(args: argparse.Namespace) -> bytes:
+    """Runs the benchmark; returns the station's chart."""
+    config = parse_config(town(args.units))
+    tree = Tree(config)
+    texts = Texts("zh", config.tz)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bench.sqlite3"
+        store = await Store.open(path)
+        await store.close()
+        began = time.perf_counter()
+        total = populate(path, [u.id for u in tree.units()], args.per_week, args.weeks,
+                         Rules.from_config(config.deadlines).to_json())
+        print(f"town: {args.units} units, {len(list(tree.communities()))} communities; "
+              f"{total:,} matters over {args.weeks} weeks ({time.perf_counter() - began:.1f}s to make)")
+        store = await Store.open(path)
+        period = bulletin.weekly_period(END)
+
+        began = time.perf_counter()
+        await service.period_figures(store, tree, period, now=None)
+        cold = time.perf_counter() - began
+        # A running bot counted the earlier weeks for last week's chart: do that (untimed).
+        await service.period_figures(store, tree, bulletin.weekly_period(END - WEEK), now=END - WEEK)
+
+        began, cpu = time.perf_counter(), time.process_time()
+        figures = await service.period_figures(store, tree, period, now=END)
+        gathered = time.perf_counter() - began
+        items = service.bulletins(tree, texts, figures, period)
+        computed, cpu = time.perf_counter() - began, time.process_time() - cpu
+        week = sum(f.new for f in figures.current.values())
+        messages = sum(len(b.messages) for b in items)
+        charts_count = sum(b.chart is not None for b in items)
+        print(f"computing every bulletin: {computed:.2f}s (figures {gathered:.2f}s, texts and charts "
+              f"{computed - gathered:.2f}s) — {week:,} matters in the week, {len(items)} bulletins, "
+              f"{messages} messages, {charts_count} chart descriptions; CPU time {cpu:.2f}s")
+        print(f"  (the figures on a fresh database, with all {bulletin.CHART_WEEKS} chart weeks still to "
+              f"count: {cold:.2f}s)")
+
+        began = time.perf_counter()
+        async with store.transaction() as tx:
+            await service.enqueue(tx, tree, texts, items, period, "bench", END)
+        print(f"queueing them in the outbox: {time.perf_counter() - began:.2f}s")
+        await store.close()
+
+        station = next(b for b in items if b.node_id == tree.station.id)
+        charts.render_png(station.chart or {})  # the first one loads the font
+        began = time.perf_counter()
+        png = charts.render_png(station.chart or {})
+        per_chart = time.perf_counter() - began
+        print(f"drawing one chart: {per_chart:.2f}s ({len(png) // 1024} KB); {charts_count} charts are drawn "
+              f"by the delivery worker as it sends them, about {charts_count * per_chart:.0f}s in all, "
+              "spread over the sends")
+        print(f"\nthe station's bulletin ({len(station.messages)} message(s)), first part:\n")
+        print(station.messages[0][:1500])
+        return png
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", type=int, default=2000)
+    parser.add_argument("--per-week", type=int, default=100_000)
+    parser.add_argument("--weeks", type=int, default=bulletin.CHART_WEEKS)
+    parser.add_argument("--chart", default=None, help="also write the station's chart to this PNG file")
+    arguments = parser.parse_args()
+    chart = asyncio.run(main(arguments))
+    if arguments.chart:
+        Path(arguments.chart).write_bytes(chart)
+        print(f"\nthe station's chart: {arguments.chart}")

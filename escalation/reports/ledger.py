@@ -1,0 +1,236 @@
+"""Ledgers (台账): every matter under a node in a period, as XLSX (for leaders) or CSV.
+
+The XLSX has a summary sheet (each unit's figures and stars, and the total), a sheet of
+all matters, and a sheet per category; the header row is frozen, columns have widths, and
+times are real Excel datetimes in the town's timezone (Excel has no time zones; the zone
+is named on the summary sheet). The CSV is the all-matters sheet in UTF-8 with a BOM, so
+Excel opens the Chinese correctly. Pure functions: rows in, bytes out.
+
+A matter is in the ledger of [start, end) if it existed then: reported before the end and
+not resolved before the start.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.i18n import Texts
+from bot.storage import Matter
+from bot.tree import Node, Tree
+from escalation.reports import stars as star_rating
+from escalation.reports.bulletin import PeriodFigures, category_name
+from escalation.summary import Figures, rollup
+
+DATE_FORMAT = "yyyy-mm-dd hh:mm"
+MAX_SHEET_NAME = 31  # Excel's limit
+_SHEET_FORBIDDEN = str.maketrans({c: "_" for c in "[]:*?/\\"})
+
+# (catalog key, column width)
+MATTER_COLUMNS = [
+    ("ledger.col.id", 8), ("ledger.col.unit", 20), ("ledger.col.community", 16), ("ledger.col.category", 12),
+    ("ledger.col.reporter", 14), ("ledger.col.reported_at", 17), ("ledger.col.claimed_at", 17),
+    ("ledger.col.resolved_at", 17), ("ledger.col.top_tier", 10), ("ledger.col.state", 10),
+    ("ledger.col.rating", 10), ("ledger.col.resolution", 50),
+]
+DATE_COLUMNS = {5, 6, 7}  # reported, claimed, resolved
+SUMMARY_COLUMNS = [
+    ("ledger.col.community", 16), ("ledger.col.unit", 20), ("ledger.col.stars", 10), ("ledger.col.new", 8),
+    ("ledger.col.resolved", 8), ("ledger.col.open", 8), ("ledger.col.overdue", 8),
+    ("ledger.col.to_community", 10), ("ledger.col.to_station", 10), ("ledger.col.in_unit", 12),
+    ("ledger.col.satisfaction", 12), ("ledger.col.median_claim", 14), ("ledger.col.median_resolve", 14),
+]
+PERCENT_COLUMNS = {9, 10}
+
+
+@dataclass
+class Ledger:
+    node: Node
+    start: float
+    end: float
+    matters: list[Matter]  # under the node, in the period, by number
+    figures: PeriodFigures
+
+
+def select(matters: list[Matter], tree: Tree, node: Node) -> list[Matter]:
+    """The matters of units under ``node``."""
+    under = {u.id for u in tree.units_under(node.id)}
+    return [m for m in matters if m.unit_id in under]
+
+
+def _local(ts: float | None, t: Texts) -> datetime | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, t.tz).replace(tzinfo=None, microsecond=0)
+
+
+def matter_row(m: Matter, tree: Tree, t: Texts) -> list[Any]:
+    unit = tree.nodes.get(m.unit_id)
+    community = tree.nodes.get(unit.parent_id or "") if unit else None
+    return [
+        m.id,
+        unit.name if unit else m.unit_id,
+        community.name if community else "",
+        category_name(m.category, t),
+        t("ledger.private") if m.private else m.reporter_name,
+        _local(m.created_at, t),
+        _local(m.first_claimed_at, t),
+        _local(m.resolved_at, t),
+        t(f"ledger.tier.{m.top_tier}"),
+        t(f"ledger.state.{m.state}"),
+        t(f"ledger.rating.{m.rating}") if m.rating else "",
+        m.resolution or "",
+    ]
+
+
+def _hours(seconds: float | None) -> float | None:
+    return round(seconds / 3600, 1) if seconds is not None else None
+
+
+def summary_row(community: str, unit: str, stars: str, fig: Figures) -> list[Any]:
+    return [community, unit, stars, fig.new, fig.resolved, fig.open, fig.overdue, fig.to_community,
+            fig.to_station, fig.in_unit_rate, fig.satisfaction, _hours(fig.median_claim),
+            _hours(fig.median_resolve)]
+
+
+def summary_rows(ledger: Ledger, tree: Tree, t: Texts) -> list[list[Any]]:
+    rows = []
+    for unit in tree.units_under(ledger.node.id):
+        fig = ledger.figures.current[unit.id]
+        community = tree.nodes[unit.parent_id or ""].name
+        rows.append(summary_row(community, unit.name, star_rating.show(star_rating.stars(fig)), fig))
+    total = rollup(tree, ledger.node.id, ledger.figures.current)
+    rows.append(summary_row(t("ledger.summary_total"), "", "", total))
+    return rows
+
+
+def sheet_name(name: str, taken: set[str]) -> str:
+    base = name.translate(_SHEET_FORBIDDEN).strip("'")[:MAX_SHEET_NAME] or "_"
+    candidate, n = base, 2
+    while candidate.lower() in taken:
+        suffix = f" ({n})"
+        candidate, n = base[: MAX_SHEET_NAME - len(suffix)] + suffix, n + 1
+    taken.add(candidate.lower())
+    return candidate
+
+
+def to_xlsx(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment, Font
+    from openpyxl.utils import get_column_letter
+
+    book = Workbook(write_only=True)  # streams rows: a town's month stays quick and small
+    bold = Font(bold=True)
+    taken: set[str] = set()
+
+    def sheet(title: str, columns: list[tuple[str, int]]) -> Any:
+        ws = book.create_sheet(sheet_name(title, taken))
+        for index, (_, width) in enumerate(columns, 1):
+            ws.column_dimensions[get_column_letter(index)].width = width
+        ws.freeze_panes = "A2"
+        header = []
+        for key, _ in columns:
+            cell = WriteOnlyCell(ws, t(key))
+            cell.font = bold
+            cell.alignment = Alignment(vertical="center")
+            header.append(cell)
+        ws.append(header)
+        return ws
+
+    def styled(ws: Any, values: list[Any], formats: dict[int, str]) -> list[Any]:
+        out: list[Any] = []
+        for index, value in enumerate(values):
+            if index in formats and value is not None:
+                cell = WriteOnlyCell(ws, value)
+                cell.number_format = formats[index]
+                out.append(cell)
+            else:
+                out.append(value)
+        return out
+
+    # Summary first: it is what a leader opens the file for.
+    ws = sheet(t("ledger.sheet_summary"), SUMMARY_COLUMNS)
+    for row in summary_rows(ledger, tree, t):
+        ws.append(styled(ws, row, dict.fromkeys(PERCENT_COLUMNS, "0%")))
+    ws.append([])
+    ws.append([t("ledger.summary_title", node=ledger.node.name)])
+    ws.append([t("ledger.summary_period", start=t.time(ledger.start), end=t.time(ledger.end), tz=t.tz.key)])
+
+    date_formats = dict.fromkeys(DATE_COLUMNS, DATE_FORMAT)
+    rows = [matter_row(m, tree, t) for m in ledger.matters]
+    ws = sheet(t("ledger.sheet_all"), MATTER_COLUMNS)
+    for row in rows:
+        ws.append(styled(ws, row, date_formats))
+    by_category: dict[str, list[list[Any]]] = {}
+    for m, row in zip(ledger.matters, rows, strict=True):
+        by_category.setdefault(m.category, []).append(row)
+    for key in sorted(by_category, key=lambda k: (-len(by_category[k]), k)):
+        ws = sheet(category_name(key, t), MATTER_COLUMNS)
+        for row in by_category[key]:
+            ws.append(styled(ws, row, date_formats))
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def to_csv(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
+    """All matters, UTF-8 with a BOM (Excel then reads the Chinese right)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([t(key) for key, _ in MATTER_COLUMNS])
+    for m in ledger.matters:
+        row = matter_row(m, tree, t)
+        writer.writerow([v.strftime("%Y-%m-%d %H:%M") if isinstance(v, datetime) else v for v in row])
+    return out.getvalue().encode("utf-8-sig")
+
+
+# --- which period: /export week | month | FROM TO, and the command line ------------------
+MAX_DAYS = 366
+RECENT = {"week": 7, "month": 30}  # /export week: the seven days up to now; month: thirty
+
+
+class UsageError(ValueError):
+    """The arguments are not one of the accepted shapes (say how to use it)."""
+
+
+def parse_range(args: list[str], now: float, tz: Any) -> tuple[float, float]:
+    """``["week"]`` → the last 7 days; ``["month"]`` → the last 30 days;
+    ``["2026-11-01", "2026-11-30"]`` → both days whole, local time: [Nov 1 00:00, Dec 1 00:00).
+    Raises UsageError for another shape, ValueError for dates that do not work."""
+    words = [a.strip().lower() for a in args]
+    if len(words) == 1 and words[0] in RECENT:
+        return now - RECENT[words[0]] * 86400.0, now
+    if len(words) != 2:
+        raise UsageError("expected week, month, or two dates")
+    return date_range(words[0], words[1], tz)
+
+
+def date_range(first: str, last: str, tz: Any) -> tuple[float, float]:
+    """Two dates (YYYY-MM-DD), both whole days in local time."""
+    from datetime import date, timedelta
+
+    try:
+        start_day, end_day = date.fromisoformat(first), date.fromisoformat(last)
+    except ValueError:
+        raise ValueError("dates are written YYYY-MM-DD") from None
+    if end_day < start_day or (end_day - start_day).days >= MAX_DAYS:
+        raise ValueError(f"the first date must not be after the second, at most {MAX_DAYS} days apart")
+    start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=tz)
+    after = end_day + timedelta(days=1)
+    end = datetime(after.year, after.month, after.day, tzinfo=tz)
+    return start.timestamp(), end.timestamp()
+
+
+def file_stem(ledger: Ledger, t: Texts) -> str:
+    """台账 file name without extension: node, first and last day (local)."""
+    from datetime import timedelta
+
+    last = datetime.fromtimestamp(ledger.end, t.tz)
+    if last.time() == datetime.min.time():  # a whole-day range ends at midnight after its last day
+        last -= timedelta(days=1)
+    name = t("export.filename", node=ledger.node.name, start=t.date(ledger.start), end=last.strftime("%Y-%m-%d"))
+    return name.translate(str.maketrans({c: "_" for c in '\\/:*?"<>| '}))

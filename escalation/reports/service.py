@@ -1,0 +1,133 @@
+"""Gathering a period's figures from the database and queueing bulletins in the outbox.
+
+The bulletins' texts go out as ordinary messages; a community's or the station's chart
+goes as an outbox item of kind "chart" whose text holds JSON ``{"caption", "chart"}``:
+the delivery worker draws the PNG when it sends it, so drawing is paced with the sends
+(AIORateLimiter) and a bulletin's chart is queued, like its text, exactly once.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from bot.config import Config
+from bot.i18n import Languages, Texts
+from bot.storage import Store, Tx
+from bot.tree import Node, Tree
+from escalation.reports import bulletin, ledger
+from escalation.reports.bulletin import WEEK, Bulletin, Period, PeriodFigures
+from escalation.reports.ledger import Ledger
+from escalation.summary import Figures, unit_figures
+
+CHART_KIND = "chart"
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector: a big town's bulletins allocate a quarter of a
+    million small objects and no cycles, and the collector would walk them again and again
+    (a quarter of the time). Restored afterwards; cycles made meanwhile are found then."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+async def period_figures(store: Store, tree: Tree, period: Period, history: bool = True,
+                         now: float | None = None) -> PeriodFigures:
+    """Every unit's figures for the period and the one before, and (``history``) the
+    chart's weeks. Weeks that ended by ``now`` are counted once and kept."""
+    with gc_paused():
+        async with store.read() as tx:
+            facts = await tx.summary_facts(period.prev_start, period.end)
+            escalated = await tx.escalated_between(period.start, period.end)
+            escalated_before = await tx.escalated_between(period.prev_start, period.start)
+        unit_ids = [u.id for u in tree.units()]
+        current = unit_figures(facts, escalated, unit_ids, period.start, period.end)
+        previous = unit_figures(facts, escalated_before, unit_ids, period.prev_start, period.start)
+        del facts
+    known = {}
+    if period.end - period.start == WEEK:  # every matter reported in these two weeks is in the facts
+        known = {period.end: _reported(current), period.start: _reported(previous)}
+    return PeriodFigures(current, previous, await chart_history(store, period, now, known) if history else [])
+
+
+def _reported(units: dict[str, Figures]) -> list[Any]:
+    return [(unit_id, category, n) for unit_id, fig in units.items() for category, n in fig.categories.items()]
+
+
+async def chart_history(
+    store: Store, period: Period, now: float | None, known: dict[float, list[Any]] | None = None
+) -> list[list[Any]]:
+    """For each of the chart's CHART_WEEKS weeks, (unit, category, matters reported);
+    ``known`` weeks (by their end) are taken as given."""
+    out: list[list[Any]] = []
+    for week_end in period.chart_weeks():
+        async with store.read() as tx:
+            counts = await tx.week_counts(week_end)
+        if counts is None:
+            counts = (known or {}).get(week_end)
+            if counts is None:
+                async with store.read() as tx:
+                    counts = list(await tx.count_week(week_end - WEEK, week_end))
+            if now is not None and week_end <= now:  # a week that is over never changes
+                async with store.transaction() as tx:
+                    await tx.save_week_counts(week_end, counts)
+        out.append(counts)
+    return out
+
+
+def bulletins(tree: Tree, langs: Languages, figs: PeriodFigures, period: Period) -> list[Bulletin]:
+    """The bulletins of every node that has a chat, each in its chat's language."""
+    by_language: dict[str, list[Node]] = {}
+    for node in tree.nodes.values():
+        chat = tree.chat_of(node.id)
+        if chat is not None:
+            by_language.setdefault(langs.for_chat(chat).language, []).append(node)
+    with gc_paused():
+        return [item for language, nodes in by_language.items()
+                for item in bulletin.build(tree, figs, langs.get(language), period, nodes)]
+
+
+async def enqueue(tx: Tx, tree: Tree, langs: Languages, items: list[Bulletin], period: Period, key: str,
+                  now: float) -> None:
+    """Queue each bulletin's messages, then its chart, to its node's chat."""
+    for item in items:
+        chat = tree.chat_of(item.node_id)
+        if chat is None:
+            continue
+        for part, text in enumerate(item.messages):
+            await tx.enqueue(f"{key}:{item.node_id}:{part}", chat, now, text=text)
+        if item.chart is not None:
+            caption = bulletin.chart_caption(tree.nodes[item.node_id], langs.for_chat(chat), period)
+            payload = json.dumps({"caption": caption, "chart": item.chart}, ensure_ascii=False)
+            await tx.enqueue(f"{key}:{item.node_id}:chart", chat, now, kind=CHART_KIND, text=payload)
+
+
+async def load_ledger(store: Store, tree: Tree, node: Node, start: float, end: float) -> Ledger:
+    """The ledger of ``node`` for [start, end): its matters and its units' figures."""
+    async with store.read() as tx:
+        matters = await tx.ledger_matters(start, end)
+    period = Period("ledger", start, end, start - (end - start))
+    figures = await period_figures(store, tree, period, history=False)
+    return Ledger(node, start, end, ledger.select(matters, tree, node), figures)
+
+
+async def export_file(config: Config, node_id: str, start: float, end: float, csv: bool) -> tuple[bytes, int]:
+    """``tierbot export``: the ledger as XLSX (or CSV) bytes, and how many matters it holds."""
+    tree = Tree(config)
+    texts = Texts(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
+    store = await Store.open(config.database)
+    try:
+        data = await load_ledger(store, tree, tree.nodes[node_id], start, end)
+    finally:
+        await store.close()
+    content = ledger.to_csv(data, tree, texts) if csv else ledger.to_xlsx(data, tree, texts)
+    return content, len(data.matters)

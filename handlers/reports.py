@@ -1,0 +1,45 @@
+"""Leaders ask for reports: /export sends the ledger (台账) of their community or town."""
+
+from __future__ import annotations
+
+import asyncio
+from html import escape
+
+from telegram import InputFile, Update
+from telegram.ext import ContextTypes
+
+from bot.tree import UNIT
+from escalation.reports import ledger, service
+from handlers.common import actor, chat_node, reply, services
+
+
+async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/export week | month | FROM TO — in a community's or the station's group, by a
+    leader of it (or above): the ledger as an XLSX file."""
+    svc = services(context)
+    t = svc.texts
+    node = chat_node(update, context)
+    message = update.effective_message
+    assert node is not None and message is not None
+    if node.tier == UNIT:
+        await reply(update, t("export.not_leader_chat"))
+        return
+    if not svc.tree.leads(actor(update).id, node.id):
+        await reply(update, t("export.not_allowed", node=escape(node.name)))
+        return
+    try:
+        start, end = ledger.parse_range(list(context.args or []), svc.clock.now(), svc.config.tz)
+    except ledger.UsageError:
+        await reply(update, t("export.usage"))
+        return
+    except ValueError:
+        await reply(update, t("export.bad_dates", max=ledger.MAX_DAYS))
+        return
+    data = await service.load_ledger(svc.store, svc.tree, node, start, end)
+    content = await asyncio.to_thread(ledger.to_xlsx, data, svc.tree, t)  # a big town's month takes a while
+    await message.reply_document(
+        InputFile(content, filename=f"{ledger.file_stem(data, t)}.xlsx"),
+        caption=t("export.caption", node=escape(node.name), start=t.time(start), end=t.time(end),
+                  count=len(data.matters)),
+        do_quote=True,
+    )
