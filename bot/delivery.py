@@ -9,6 +9,9 @@ sends them through PTB (whose AIORateLimiter keeps within Telegram's limits and 
   messages dropped, and the station told once; the matters keep escalating;
 - chats are served concurrently, each in order, so one slow or broken chat never holds up
   the others.
+
+Kinds: "message" (text as stored), "card" (a matter's card, sent or edited in place),
+"photo" (a Telegram file id in ``media``, the text as its caption).
 """
 
 from __future__ import annotations
@@ -122,6 +125,8 @@ class Delivery:
         try:
             if item.kind == "card":
                 message_id = await self._send_card(item)
+            elif item.kind == "photo":
+                message_id = (await self._send_photo(item)).message_id
             else:
                 keyboard = json.loads(item.markup) if item.markup else None
                 message_id = (await self._send(item.chat_id, item.text or "", keyboard, item.reply_to)).message_id
@@ -145,6 +150,15 @@ class Delivery:
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
         return await self.bot.send_message(
             chat_id, text, reply_markup=keyboard_markup(keyboard), reply_parameters=reply
+        )
+
+    async def _send_photo(self, item: OutboxItem) -> Message:
+        """A photo by Telegram file id, the item's text as its caption."""
+        reply = ReplyParameters(item.reply_to, allow_sending_without_reply=True) if item.reply_to else None
+        keyboard = json.loads(item.markup) if item.markup else None
+        return await self.bot.send_photo(
+            item.chat_id, item.media or "", caption=item.text, reply_markup=keyboard_markup(keyboard),
+            reply_parameters=reply,
         )
 
     async def _send_card(self, item: OutboxItem) -> int | None:

@@ -186,6 +186,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (name, period)
     );
     """,
+    # 2: outbox items may carry a medium (a photo's Telegram file id; its caption is the text).
+    """
+    ALTER TABLE outbox ADD COLUMN media TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -270,12 +274,13 @@ class OutboxItem:
     id: int
     key: str
     chat_id: int
-    kind: str  # "message" (text as stored) or "card" (a matter's card, sent or edited)
+    kind: str  # "message" (text as stored), "card" (a matter's card, sent or edited), or media
     matter_id: int | None
-    text: str | None
+    text: str | None  # a message's text, a medium's caption
     markup: str | None
     reply_to: int | None
     attempts: int
+    media: str | None = None  # a photo's or voice note's file id, a location's "lat,lon"
 
 
 @dataclass
@@ -521,16 +526,17 @@ class Tx:
         text: str | None = None,
         markup: list[list[tuple[str, str]]] | None = None,
         reply_to: int | None = None,
+        media: str | None = None,
     ) -> bool:
         """Queue a notification; a key already queued is ignored (so retries never
         queue twice). Returns whether it was new."""
         cur = await self._conn.execute(
             "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, text, markup, "
-            "reply_to, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "reply_to, media, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key, chat_id, kind, matter_id, text,
                 json.dumps(markup, ensure_ascii=False) if markup else None,
-                reply_to, now, now,
+                reply_to, media, now, now,
             ),
         )
         self.enqueued = self.enqueued or cur.rowcount == 1
@@ -538,7 +544,7 @@ class Tx:
 
     async def outbox_due(self, now: float, limit: int = 50) -> list[OutboxItem]:
         rows = await self._all(
-            "SELECT id, key, chat_id, kind, matter_id, text, markup, reply_to, attempts "
+            "SELECT id, key, chat_id, kind, matter_id, text, markup, reply_to, attempts, media "
             "FROM outbox WHERE state = 'pending' AND not_before <= ? ORDER BY id LIMIT ?",
             (now, limit),
         )
