@@ -185,4 +185,15 @@ MESSAGES: dict[str, str] = {
     "dur.m": "{n}分",
     "dur.s": "{n}秒",
     "dur.sep": "",
+    # the people's side: broadcasts, command menus, languages, help (issue 4)
+    "broadcast.notice": "📢 <b>{node}通知</b>",
+    "broadcast.queued": "📢 通知 #{id} 正在发往 {count} 个单元群，发送完毕后报告结果。",
+    "broadcast.report": "📢 {sender}，通知 #{id} 已发送完毕：送达 {delivered} 个群，未送达 {failed} 个。",
+    "broadcast.failed": "未送达：{units}",
+    "broadcast.failed_more": "……另有 {count} 个",
+    "broadcast.sep": "、",
+    "broadcast.not_allowed": "抱歉，只有派出所和社区的负责人可以在本级群里发布通知。如有事情要反映，请发送 /report 事项内容。",
+    "broadcast.too_long": "通知太长了（最多 {max} 字），请精简后再发。",
+    "broadcast.no_targets": "{node} 下还没有登记群的单元，通知无处可发。请各单元负责人先用 /bind 登记单元群。",
+    "usage.broadcast": "用法：/broadcast 通知内容，例如 /broadcast 近期冒充客服退款的诈骗多发，请勿向陌生人转账。\n也可发送图片并配文 /broadcast 通知内容。通知会发往下辖所有单元群。",
 }
