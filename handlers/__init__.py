@@ -7,7 +7,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 
 from bot import inbox
 from bot.tree import Tree
-from handlers import broadcast, chats, duty, matters, report
+from handlers import broadcast, chats, duty, language, matters, report
 from handlers.common import BoundChat, UnitChat
 
 
@@ -30,6 +30,8 @@ def register(app: Application, tree: Tree) -> None:
             MessageHandler(filters.PHOTO & broadcast.CAPTION & leader, broadcast.send),
             CommandHandler("broadcast", broadcast.refuse),
             MessageHandler(filters.PHOTO & broadcast.CAPTION, broadcast.refuse),
+            # One chat's language: /lang en | zh (a group's leaders; a person in private).
+            CommandHandler("lang", language.lang),
             # --- end of the people's side ------------------------------------------------
             # Residents report in their unit's group…
             CommandHandler("report", report.report_command, filters=unit),

@@ -45,7 +45,7 @@ async def chat_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/chatid: anyone, anywhere; what a leader needs to put the chat in config.yaml."""
     chat = update.effective_chat
     assert chat is not None
-    await reply(update, services(context).texts("chatid", chat_id=chat.id))
+    await reply(update, texts_for(update, context)("chatid", chat_id=chat.id))
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -65,7 +65,7 @@ async def help_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def not_bound(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Work commands in a chat outside the tree: nothing is logged, but say why."""
-    await reply(update, services(context).texts("err.not_bound"))
+    await reply(update, texts_for(update, context)("err.not_bound"))
 
 
 async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -183,4 +183,11 @@ MESSAGES: dict[str, str] = {
     "broadcast.too_long": "That notice is too long (at most {max} characters); please shorten it.",
     "broadcast.no_targets": "No unit below {node} has a registered group yet, so there is nowhere to send the notice. Unit heads can register their groups with /bind.",
     "usage.broadcast": "Usage: /broadcast <notice>, e.g. /broadcast Beware of callers posing as customer service offering refunds; never transfer money to strangers.\nYou can also send a photo captioned /broadcast <notice>. It goes to every unit group below this one.",
+    "usage.lang": "Usage: /lang zh (中文) or /lang en (English)",
+    "lang.current": "Current language: {language}",
+    "lang.set": "✅ This chat now speaks {language}.",
+    "lang.set_private": "✅ I will answer you in {language}.",
+    "lang.not_allowed": "Sorry, only the leaders of this chat's unit or above can change its language.",
+    "lang.name.zh": "Chinese",
+    "lang.name.en": "English",
 }

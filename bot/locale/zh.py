@@ -196,4 +196,11 @@ MESSAGES: dict[str, str] = {
     "broadcast.too_long": "通知太长了（最多 {max} 字），请精简后再发。",
     "broadcast.no_targets": "{node} 下还没有登记群的单元，通知无处可发。请各单元负责人先用 /bind 登记单元群。",
     "usage.broadcast": "用法：/broadcast 通知内容，例如 /broadcast 近期冒充客服退款的诈骗多发，请勿向陌生人转账。\n也可发送图片并配文 /broadcast 通知内容。通知会发往下辖所有单元群。",
+    "usage.lang": "用法：/lang zh（中文）或 /lang en（English）",
+    "lang.current": "当前语言：{language}",
+    "lang.set": "✅ 本群语言已设为{language}。",
+    "lang.set_private": "✅ 以后将用{language}回复您。",
+    "lang.not_allowed": "抱歉，只有本群所属单元及上级的负责人可以更改本群的语言。",
+    "lang.name.zh": "中文",
+    "lang.name.en": "英文",
 }
