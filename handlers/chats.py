@@ -11,6 +11,7 @@ from telegram.ext import ContextTypes
 
 from escalation import summary, weekly
 from handlers.common import actor, chat_node, reply, services, texts_for
+from handlers.help import for_role
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +50,22 @@ async def chat_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/start: in a private chat, remember that this person can be reached by DM."""
+    """/start: in a private chat, remember that this person can be reached by DM, and say
+    what the bot is; in a group, the same as /help."""
     chat = update.effective_chat
     if chat is not None and chat.type == ChatType.PRIVATE:
         svc = services(context)
         user = actor(update)
         async with svc.store.transaction() as tx:
             await tx.set_private_chat(user.id, user.name, svc.clock.now())
+        await reply(update, for_role(update, context, welcome=True))
+        return
     await help_text(update, context)
 
 
 async def help_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    await reply(update, services(context).texts("help"))
+    """/help: by role (resident, unit head, leader), in the asker's language."""
+    await reply(update, for_role(update, context))
 
 
 async def not_bound(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -90,16 +90,6 @@ MESSAGES: dict[str, str] = {
     "summary.ranking": "<b>Units ranked</b> (fewest overdue and escalated, most resolved first)",
     "summary.units": "<b>Units</b>",
     "summary.none": "—",
-    "help": (
-        "<b>Three-tier governance bot</b>\n"
-        "Residents: /report what happened (or a message starting with 上报)\n"
-        "Heads: /claim N · /resolve N what was done · /note N progress · /list · /show N\n"
-        "Closing and pausing: /close N why · /refer N where · /suspend N date why · /resume N\n"
-        "Up and down: /escalate N why · /return N instructions · /takeover N · /reopen N why\n"
-        "Station: /duty shows or takes the watch\n"
-        "Everyone: /summary this week's figures · /chatid this chat's id\n"
-        "Leaders: /bind node-id registers this chat"
-    ),
     "state.unresolvable": "⛔ cannot be resolved here",
     "state.referred": "📤 referred elsewhere",
     "state.cancelled": "↩️ withdrawn",
@@ -190,4 +180,39 @@ MESSAGES: dict[str, str] = {
     "lang.not_allowed": "Sorry, only the leaders of this chat's unit or above can change its language.",
     "lang.name.zh": "Chinese",
     "lang.name.en": "English",
+    "help.resident": (
+        "<b>Report problems in this group</b>: a head will claim and handle them; if nobody does in time, they go to the community and the station.\n"
+        "• /report what happened, e.g. /report Rubbish piled in the stairwell of building 3, a fire hazard\n"
+        "• or a photo captioned /report what happened\n"
+        "• or a message starting with 上报"
+    ),
+    "help.resident_private": (
+        "<b>How to report</b>\n"
+        "In your unit's group (village group, building, shop street) send /report what happened, e.g. /report Rubbish piled in the stairwell of building 3, a fire hazard. "
+        "A head will claim and handle it; if nobody does in time, it goes to the community and the station. You will be told in the group how it goes."
+    ),
+    "help.head": (
+        "<b>Unit heads</b>: tap Claim / Resolve on the card, or send:\n"
+        "• /claim 12 · /resolve 12 mediated, both sides agreed · /note 12 called the landlord, meeting tomorrow\n"
+        "• /list open matters · /show 12 details and timeline · /summary the last seven days\n"
+        "• /close 12 both sides refuse mediation (cannot be resolved here) · /refer 12 sent to the labour inspectorate\n"
+        "• /suspend 12 2026-12-05 waiting for the court · /resume 12\n"
+        "• /escalate 12 several households involved · /reopen 12 it happened again"
+    ),
+    "help.leader": (
+        "<b>Communities and the station</b>: tap Take over / Resolve on an escalation, or send:\n"
+        "• /takeover 12 · /resolve 12 what was done · /return 12 please visit first (hand it back down)\n"
+        "• /broadcast Beware of fake refund calls; never transfer money to strangers — goes to every unit group below; a photo captioned /broadcast works too\n"
+        "• /list open matters below · /show 12 · /summary the last seven days · /duty the watch\n"
+        "• /bind node-id registers this chat"
+    ),
+    "help.unbound": "This chat is not registered yet. A leader can register it with /bind node-id; /chatid shows its id.",
+    "help.footer": "/lang zh for Chinese · /chatid this chat's id · /help this help",
+    "help.footer_private": "/lang zh for Chinese · /help this help",
+    "start.welcome": (
+        "👋 Hello! I am the <b>three-tier governance bot</b>.\n"
+        "In each unit's group I log the disputes, hazards and requests for help residents report, and put them before the unit's heads; "
+        "what they leave unhandled goes up to the community police officer and village secretary, then to the station. "
+        "Communities and the station also send notices to their groups through me."
+    ),
 }

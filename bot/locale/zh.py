@@ -99,17 +99,6 @@ MESSAGES: dict[str, str] = {
     "summary.ranking": "<b>单元排名</b>（超期少、上报少、解决多者靠前）",
     "summary.units": "<b>各单元</b>",
     "summary.none": "—",
-    # help
-    "help": (
-        "<b>三级联动治理机器人</b>\n"
-        "居民：/report 事项内容（或发送以“上报”开头的消息）\n"
-        "负责人：/claim 编号 · /resolve 编号 处理结果 · /note 编号 进展 · /list · /show 编号\n"
-        "办结与暂停：/close 编号 原因（无法解决）· /refer 编号 去向（转交）· /suspend 编号 日期 原因 · /resume 编号\n"
-        "上下协同：/escalate 编号 原因 · /return 编号 意见 · /takeover 编号 · /reopen 编号 原因\n"
-        "派出所：/duty 查看或接班\n"
-        "全部：/summary 本周统计 · /chatid 本群 ID\n"
-        "领导：/bind 节点编号 登记本群"
-    ),
     # categories, states and moves (the escalation issue)
     "state.unresolvable": "⛔ 无法解决",
     "state.referred": "📤 已转交",
@@ -203,4 +192,39 @@ MESSAGES: dict[str, str] = {
     "lang.not_allowed": "抱歉，只有本群所属单元及上级的负责人可以更改本群的语言。",
     "lang.name.zh": "中文",
     "lang.name.en": "英文",
+    "help.resident": (
+        "<b>有事请在本群反映</b>，负责人会认领处理，超时未办会自动上报社区和派出所。\n"
+        "• /report 事项内容，例如 /report 3号楼楼道堆放杂物，有消防隐患\n"
+        "• 或发送照片并配文 /report 事项内容\n"
+        "• 或直接发送以“上报”开头的消息"
+    ),
+    "help.resident_private": (
+        "<b>怎样反映事情</b>\n"
+        "在您所在单元（村民小组、楼栋、商铺街）的群里发送 /report 事项内容，例如 /report 3号楼楼道堆放杂物，有消防隐患。"
+        "负责人会认领处理；超时未办，会自动上报社区和派出所。处理进展会在群里告诉您。"
+    ),
+    "help.head": (
+        "<b>单元负责人</b>：点卡片上的 认领 / 解决，或发送：\n"
+        "• /claim 12 认领 · /resolve 12 已上门调解，双方和解 · /note 12 已联系房东，约明天面谈\n"
+        "• /list 未结事项 · /show 12 详情和时间线 · /summary 近七天统计\n"
+        "• /close 12 双方拒绝调解（无法解决）· /refer 12 已引导至劳动监察大队（转交）\n"
+        "• /suspend 12 2026-12-05 等待法院开庭（挂起）· /resume 12\n"
+        "• /escalate 12 涉及多户，需社区会商 · /reopen 12 问题再次出现"
+    ),
+    "help.leader": (
+        "<b>社区和派出所</b>：上报来的事项点 接手 / 解决，或发送：\n"
+        "• /takeover 12 接手 · /resolve 12 处理结果 · /return 12 请先上门了解情况（退回）\n"
+        "• /broadcast 近期冒充客服退款的诈骗多发，请勿向陌生人转账 —— 发往下辖所有单元群，也可发图片配文 /broadcast\n"
+        "• /list 下辖未结事项 · /show 12 · /summary 近七天统计 · /duty 值班\n"
+        "• /bind 节点编号 登记本群"
+    ),
+    "help.unbound": "本群还没有登记到任何单元。负责人请在群里发送 /bind 节点编号 登记本群；/chatid 查看本群 ID。",
+    "help.footer": "/lang en 切换为英文 · /chatid 本群 ID · /help 帮助",
+    "help.footer_private": "/lang en 切换为英文 · /help 帮助",
+    "start.welcome": (
+        "👋 您好！我是<b>三级联动治理机器人</b>。\n"
+        "我在各单元群里登记居民反映的矛盾纠纷、安全隐患和求助，交给单元负责人认领处理；"
+        "超时未办的，会自动上报社区民警、村书记，再到派出所——“小事不出村、大事不出镇”。"
+        "社区和派出所也通过我向下辖各群发布通知。"
+    ),
 }
