@@ -882,3 +882,19 @@ class Tx:
             "UPDATE broadcasts SET reported_at = ? WHERE id = ? AND reported_at IS NULL", (now, broadcast_id)
         )
         return cur.rowcount == 1
+
+    # --- command menus: what was last set, so a restart does not set 2,000 menus again --
+    async def meta_values(self, prefix: str) -> dict[str, str]:
+        rows = await self._all(
+            "SELECT key, value FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff")
+        )
+        return {key: value for key, value in rows}
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    async def delete_meta(self, prefix: str) -> None:
+        await self._conn.execute("DELETE FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff"))

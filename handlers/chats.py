@@ -9,6 +9,7 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
+from bot.menus import menus
 from escalation import summary, weekly
 from handlers.common import actor, chat_node, reply, services, texts_for
 from handlers.help import for_role
@@ -34,12 +35,18 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not svc.tree.leads(user.id, node.id):
         await reply(update, texts_for(update, context)("bind.not_allowed", node=escape(node.name)))
         return
+    before = svc.tree.chat_of(node.id)
     async with svc.store.transaction() as tx:
         await tx.bind_chat(chat.id, node.id, user.id, svc.clock.now())
         bindings = await tx.bindings()
     svc.tree.set_bindings(bindings)
     t = texts_for(update, context)
     await reply(update, t("bind.done", node=escape(node.name), tier=t(f"tier.{node.tier}")))
+    chat_menus = menus(context)
+    if chat_menus is not None:  # the chat's menu follows its node; a released chat loses its own
+        await chat_menus.set_chat(chat.id)
+        if before is not None and before != chat.id:
+            await chat_menus.clear_chat(before)
 
 
 async def chat_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -1,6 +1,6 @@
 """``/lang en`` / ``/lang zh``: the language of one chat. In a group, only a leader of the
 chat's node (or above) may switch it; in a private chat, the person switches their own.
-Replies, cards and pings in that chat then come in that language."""
+Replies, cards and pings in that chat then come in that language, and so does its menu."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.i18n import CATALOGS, user_language
+from bot.menus import menus
 from handlers.common import actor, reply, services, texts_for
 
 ALIASES = {"中文": "zh", "汉语": "zh", "cn": "zh", "chinese": "zh", "英文": "en", "英语": "en", "english": "en"}
@@ -47,3 +48,6 @@ async def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc.langs.set_chat(chat.id, language)
     t = svc.langs.get(language)
     await reply(update, t("lang.set_private" if private else "lang.set", language=t(f"lang.name.{language}")))
+    chat_menus = menus(context)
+    if chat_menus is not None:  # after the change is committed: the menu is a convenience
+        await chat_menus.set_chat(chat.id)
