@@ -18,6 +18,7 @@ from bot.delivery import Delivery
 from bot.i18n import Languages
 from bot.inbox import InboxRequest, replay
 from bot.matters import Matters
+from bot.menus import Menus, registered_commands
 from bot.services import Services
 from bot.storage import Store
 from bot.tree import Tree
@@ -97,6 +98,10 @@ async def _open(app: Application) -> None:
         first_started=first_started,
     )
     delivery.start()
+    # Command menus per scope and language, in the background: a failure is logged, never fatal.
+    menus = Menus(app.bot, store, tree, langs, registered_commands(app))
+    app.bot_data["menus"] = menus
+    menus.start()
     request = app.bot._request[0]  # PTB keeps (getUpdates request, other requests)
     if isinstance(request, InboxRequest):
         request.store = store
@@ -105,6 +110,9 @@ async def _open(app: Application) -> None:
 
 
 async def _stop_workers(app: Application) -> None:
+    menus: Menus | None = app.bot_data.get("menus")
+    if menus is not None:
+        await menus.stop()
     svc: Services | None = app.bot_data.get("services")
     if svc is not None:
         await svc.delivery.stop()

@@ -8,7 +8,12 @@ sends them through PTB (whose AIORateLimiter keeps within Telegram's limits and 
 - 403 (bot removed) or 400 "chat not found" → the chat is marked unreachable, its pending
   messages dropped, and the station told once; the matters keep escalating;
 - chats are served concurrently, each in order, so one slow or broken chat never holds up
-  the others.
+  the others;
+- a broadcast's delivery report is queued in the transaction that records its last
+  target's outcome (see bot/broadcasts.py).
+
+Kinds: "message" (text as stored), "card" (a matter's card, sent or edited in place),
+"photo" (a Telegram file id in ``media``, the text as its caption).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from html import escape
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot import render
+from bot import broadcasts, render
 from bot.clock import Clock
 from bot.i18n import Languages
 from bot.storage import OutboxItem, Store
@@ -152,11 +157,13 @@ class Delivery:
                 log.error("outbox %s rejected by Telegram: %s", item.key, exc)
                 async with self.store.transaction() as tx:
                     await tx.outbox_failed(item.id, str(exc))
+                    await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
             return None
         except NetworkError as exc:  # includes TimedOut and 5xx answers
             return await self._retry(item, min(MAX_BACKOFF, 2.0**item.attempts), exc)
         async with self.store.transaction() as tx:
             await tx.outbox_done(item.id, now, message_id)
+            await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
         return None
 
     async def _send(self, chat_id: int, text: str, keyboard: list | None, reply_to: int | None) -> Message:
@@ -171,8 +178,10 @@ class Delivery:
         if item.kind == "location":
             latitude, longitude = (float(x) for x in (item.media or "0,0").split(","))
             return await self.bot.send_location(item.chat_id, latitude, longitude, reply_parameters=reply)
+        keyboard = keyboard_markup(json.loads(item.markup) if item.markup else None)
         send = self.bot.send_photo if item.kind == "photo" else self.bot.send_voice
-        return await send(item.chat_id, item.media or "", caption=item.text, reply_parameters=reply)
+        return await send(item.chat_id, item.media or "", caption=item.text, reply_markup=keyboard,
+                          reply_parameters=reply)
 
     async def _send_card(self, item: OutboxItem) -> int | None:
         """Send the matter's card the first time, edit it in place after that."""
@@ -218,6 +227,7 @@ class Delivery:
         async with self.store.transaction() as tx:
             first = await tx.mark_unreachable(chat_id, now)
             await tx.fail_pending_for_chat(chat_id, f"unreachable: {exc}")
+            await broadcasts.settled(tx, self.tree, self.langs, now, chat_id=chat_id)
             station_chat = self.tree.chat_of(self.tree.station.id)
             if first and station_chat is not None and station_chat != chat_id:
                 node = self.tree.node_for_chat(chat_id)

@@ -79,6 +79,14 @@ class Languages:
             return self.texts[self._chats[chat_id]]
         return self.get(user_language(language_code))
 
+    def chat_language(self, chat_id: int) -> str | None:
+        """The language the chat chose with /lang, if it did."""
+        return self._chats.get(chat_id)
+
+    def chats(self) -> list[int]:
+        """The chats that chose a language."""
+        return list(self._chats)
+
 
 def user_language(language_code: str | None) -> str | None:
     """Telegram's language_code (e.g. "zh-hans", "en-US") → a catalog we have, or None."""

@@ -201,6 +201,35 @@ MIGRATIONS: list[str] = [
         counts TEXT NOT NULL
     );
     """,
+    # 3: broadcasts (一点发起、全网响应): a notice from a station or community to its unit
+    # groups, each target's message in the outbox under its own key; the sender's delivery
+    # report is queued once, when the last target's outcome is recorded.
+    """
+    CREATE TABLE broadcasts (
+        id INTEGER PRIMARY KEY,
+        node_id TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        message_id INTEGER,
+        sender_id INTEGER NOT NULL,
+        sender_name TEXT NOT NULL,
+        text TEXT NOT NULL,
+        photo TEXT,
+        language TEXT NOT NULL,
+        targets INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        reported_at REAL
+    );
+    CREATE INDEX broadcasts_unreported ON broadcasts(id) WHERE reported_at IS NULL;
+
+    CREATE TABLE broadcast_targets (
+        broadcast_id INTEGER NOT NULL REFERENCES broadcasts(id),
+        unit_id TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        outbox_key TEXT NOT NULL,
+        PRIMARY KEY (broadcast_id, unit_id)
+    );
+    CREATE INDEX broadcast_targets_chat ON broadcast_targets(chat_id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -341,6 +370,33 @@ class DutyOverride:
     user_id: int
     start: float
     until: float
+
+
+@dataclass
+class Broadcast:
+    """A notice a station or community sent down to its unit groups (/broadcast)."""
+
+    id: int
+    node_id: str
+    chat_id: int  # where it was sent from: the delivery report goes there
+    message_id: int | None  # the /broadcast message, which the report answers
+    sender_id: int
+    sender_name: str
+    text: str
+    photo: str | None  # a Telegram file id
+    language: str  # the sender was answered in it; so is the report
+    targets: int
+    created_at: float
+    reported_at: float | None
+
+
+@dataclass
+class BroadcastOutcome:
+    """Where one target of a broadcast stands: pending, sent or failed."""
+
+    unit_id: str
+    chat_id: int
+    state: str
 
 
 _MATTER_COLUMNS = [f.name for f in fields(Matter)]
@@ -886,3 +942,88 @@ class Tx:
             (end, start),
         )
         return [_matter(r) for r in rows]
+
+    # --- broadcasts (/broadcast) ---------------------------------------------------
+    async def insert_broadcast(
+        self,
+        node_id: str,
+        chat_id: int,
+        message_id: int | None,
+        sender_id: int,
+        sender_name: str,
+        text: str,
+        photo: str | None,
+        language: str,
+        targets: int,
+        now: float,
+    ) -> int:
+        cur = await self._conn.execute(
+            "INSERT INTO broadcasts (node_id, chat_id, message_id, sender_id, sender_name, text, photo, "
+            "language, targets, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (node_id, chat_id, message_id, sender_id, sender_name, text, photo, language, targets, now),
+        )
+        return cur.lastrowid  # type: ignore[return-value]
+
+    async def add_broadcast_target(self, broadcast_id: int, unit_id: str, chat_id: int, outbox_key: str) -> None:
+        await self._conn.execute(
+            "INSERT INTO broadcast_targets (broadcast_id, unit_id, chat_id, outbox_key) VALUES (?, ?, ?, ?)",
+            (broadcast_id, unit_id, chat_id, outbox_key),
+        )
+
+    async def broadcast(self, broadcast_id: int) -> Broadcast | None:
+        row = await self._one(
+            "SELECT id, node_id, chat_id, message_id, sender_id, sender_name, text, photo, language, targets, "
+            "created_at, reported_at FROM broadcasts WHERE id = ?",
+            (broadcast_id,),
+        )
+        return Broadcast(*row) if row else None
+
+    async def broadcast_pending(self, broadcast_id: int) -> bool:
+        """Whether some target of the broadcast has not been tried to the end yet."""
+        row = await self._one(
+            "SELECT 1 FROM broadcast_targets t JOIN outbox o ON o.key = t.outbox_key "
+            "WHERE t.broadcast_id = ? AND o.state = 'pending' LIMIT 1",
+            (broadcast_id,),
+        )
+        return row is not None
+
+    async def broadcast_outcomes(self, broadcast_id: int) -> list[BroadcastOutcome]:
+        """Every target with its outbox state; a target with no outbox row counts as failed."""
+        rows = await self._all(
+            "SELECT t.unit_id, t.chat_id, coalesce(o.state, 'failed') FROM broadcast_targets t "
+            "LEFT JOIN outbox o ON o.key = t.outbox_key WHERE t.broadcast_id = ? ORDER BY t.rowid",
+            (broadcast_id,),
+        )
+        return [BroadcastOutcome(*r) for r in rows]
+
+    async def unreported_broadcasts_to(self, chat_id: int) -> list[int]:
+        """Broadcasts still waiting for their report that have a target in this chat."""
+        rows = await self._all(
+            "SELECT DISTINCT t.broadcast_id FROM broadcast_targets t JOIN broadcasts b ON b.id = t.broadcast_id "
+            "WHERE t.chat_id = ? AND b.reported_at IS NULL ORDER BY t.broadcast_id",
+            (chat_id,),
+        )
+        return [r[0] for r in rows]
+
+    async def mark_broadcast_reported(self, broadcast_id: int, now: float) -> bool:
+        """Returns True only the first time."""
+        cur = await self._conn.execute(
+            "UPDATE broadcasts SET reported_at = ? WHERE id = ? AND reported_at IS NULL", (now, broadcast_id)
+        )
+        return cur.rowcount == 1
+
+    # --- command menus: what was last set, so a restart does not set 2,000 menus again --
+    async def meta_values(self, prefix: str) -> dict[str, str]:
+        rows = await self._all(
+            "SELECT key, value FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff")
+        )
+        return {key: value for key, value in rows}
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self._conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    async def delete_meta(self, prefix: str) -> None:
+        await self._conn.execute("DELETE FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff"))

@@ -7,13 +7,14 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 
 from bot import inbox
 from bot.tree import Tree
-from handlers import chats, duty, matters, people, report
+from handlers import broadcast, chats, duty, language, matters, people, report
 from handlers import reports as report_handlers
 from handlers.common import BoundChat, UnitChat
 
 
 def register(app: Application, tree: Tree) -> None:
     bound, unit = BoundChat(tree), UnitChat(tree)
+    leader = broadcast.LeaderChat(tree)
     work = [*matters.COMMANDS, "list", "show", "summary", "duty"]
     app.add_handlers(
         [
@@ -22,6 +23,17 @@ def register(app: Application, tree: Tree) -> None:
             CommandHandler("help", chats.help_text),
             CommandHandler("chatid", chats.chat_id),
             CommandHandler("bind", chats.bind),
+            # --- The people's side (issue 4) ---------------------------------------------
+            # Notices down the tree (一点发起、全网响应): /broadcast <text>, or a photo captioned
+            # /broadcast, by a leader in their station's or community's group; anyone else,
+            # anywhere else, is politely refused.
+            CommandHandler("broadcast", broadcast.send, filters=leader),
+            MessageHandler(filters.PHOTO & broadcast.CAPTION & leader, broadcast.send),
+            CommandHandler("broadcast", broadcast.refuse),
+            MessageHandler(filters.PHOTO & broadcast.CAPTION, broadcast.refuse),
+            # One chat's language: /lang en | zh (a group's leaders; a person in private).
+            CommandHandler("lang", language.lang),
+            # --- end of the people's side ------------------------------------------------
             # Residents report in their unit's group…
             CommandHandler("report", report.report_command, filters=unit),
             MessageHandler(filters.PHOTO & filters.CaptionRegex(r"(?i)^/report(@\w+)?(\s|$)") & unit,

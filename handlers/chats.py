@@ -10,10 +10,12 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot import render
+from bot.menus import menus
 from bot.tree import UNIT
 from escalation.reports import bulletin, service
 from handlers import people
 from handlers.common import actor, chat_node, reply, services, texts_for
+from handlers.help import for_role
 
 log = logging.getLogger(__name__)
 
@@ -36,24 +38,31 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not svc.tree.leads(user.id, node.id):
         await reply(update, texts_for(update, context)("bind.not_allowed", node=escape(node.name)))
         return
+    before = svc.tree.chat_of(node.id)
     async with svc.store.transaction() as tx:
         await tx.bind_chat(chat.id, node.id, user.id, svc.clock.now())
         bindings = await tx.bindings()
     svc.tree.set_bindings(bindings)
     t = texts_for(update, context)
     await reply(update, t("bind.done", node=escape(node.name), tier=t(f"tier.{node.tier}")))
+    chat_menus = menus(context)
+    if chat_menus is not None:  # the chat's menu follows its node; a released chat loses its own
+        await chat_menus.set_chat(chat.id)
+        if before is not None and before != chat.id:
+            await chat_menus.clear_chat(before)
 
 
 async def chat_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/chatid: anyone, anywhere; what a leader needs to put the chat in config.yaml."""
     chat = update.effective_chat
     assert chat is not None
-    await reply(update, services(context).texts("chatid", chat_id=chat.id))
+    await reply(update, texts_for(update, context)("chatid", chat_id=chat.id))
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/start: in a private chat, remember that this person can be reached by DM; with a
-    deep link from a unit card (私下反映), begin a private report."""
+    """/start: in a private chat, remember that this person can be reached by DM and say
+    what the bot is, or, with a deep link from a unit card (私下反映), begin a private
+    report; in a group, the same as /help."""
     chat = update.effective_chat
     if chat is not None and chat.type == ChatType.PRIVATE and await people.start_private(update, context):
         return
@@ -62,21 +71,24 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         user = actor(update)
         async with svc.store.transaction() as tx:
             await tx.set_private_chat(user.id, user.name, svc.clock.now())
+        await reply(update, for_role(update, context, welcome=True))
+        return
     await help_text(update, context)
 
 
 async def help_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/help in the reader's language; in a unit group, with the 私下反映 button."""
+    """/help: by role (resident, unit head, leader), in the asker's language; in a unit
+    group, with the 私下反映 button."""
     t = texts_for(update, context)
     node = chat_node(update, context)
     link = render.private_link(context.bot.username, node.id) if node and node.tier == UNIT else None
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(t("button.private"), url=link)]]) if link else None
-    await reply(update, t("help") + "\n" + t("help.reports"), reply_markup=keyboard)
+    await reply(update, for_role(update, context), reply_markup=keyboard)
 
 
 async def not_bound(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Work commands in a chat outside the tree: nothing is logged, but say why."""
-    await reply(update, services(context).texts("err.not_bound"))
+    await reply(update, texts_for(update, context)("err.not_bound"))
 
 
 async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -95,3 +95,15 @@ async def test_tierbot_run_serves_a_real_process_and_stops_on_sigterm(api: Any, 
     output = raw_output.decode()
     assert process.returncode == 0, output
     assert "tierbot started" in output
+
+
+async def test_a_queued_photo_is_sent_by_file_id_with_its_caption(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        bot.api.send_photo(U1_CHAT, bot.user(RESIDENT), file_id="ph7")  # a photo Telegram knows
+        async with bot.svc.store.transaction() as tx:
+            await tx.enqueue("test:photo", C1_CHAT, bot.clock.now(), kind="photo", text="<b>井盖</b>丢失", media="ph7")
+        photo = await bot.api.wait_for(lambda: next((m for m in bot.api.bot_messages(C1_CHAT) if m.photo), None))
+        assert photo.text == "井盖丢失" and photo.raw["photo"][-1]["file_id"] == "ph7"
+        await bot.settle()
+        async with bot.svc.store.read() as tx:
+            assert await tx.outbox_due(bot.clock.now(), limit=1) == []

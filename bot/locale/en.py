@@ -85,17 +85,6 @@ MESSAGES: dict[str, str] = {
     "summary.community_title": "📊 <b>{node}: weekly summary</b> ({start} to {end})",
     "summary.station_title": "📊 <b>{node}: town weekly summary</b> ({start} to {end})",
     "summary.none": "—",
-    "help": (
-        "<b>Three-tier governance bot</b>\n"
-        "Residents: /report what happened (or a message starting with 上报) · /my your matters · /cancel N\n"
-        "For what you would rather not post here, tap “report privately” below: only heads and leaders read it.\n"
-        "Heads: /claim N · /resolve N what was done · /note N progress · /list · /show N\n"
-        "Closing and pausing: /close N why · /refer N where · /suspend N date why · /resume N\n"
-        "Up and down: /escalate N why · /return N instructions · /takeover N · /reopen N why\n"
-        "Station: /duty shows or takes the watch\n"
-        "Everyone: /summary this week's figures · /chatid this chat's id\n"
-        "Leaders: /bind node-id registers this chat"
-    ),
     "state.unresolvable": "⛔ cannot be resolved here",
     "state.referred": "📤 referred elsewhere",
     "state.cancelled": "↩️ withdrawn",
@@ -242,7 +231,6 @@ MESSAGES: dict[str, str] = {
     "chart.count": "matters",
     "chart.week_of": "week starting",
     "chart.empty": "no matters",
-    "help.reports": "Leaders (community and station groups): /export week · /export month · /export 2026-11-01 2026-11-30 sends the ledger (Excel)",
     "export.usage": "Usage: /export week (last seven days), /export month (last thirty days) or /export <from> <to>, e.g. /export 2026-11-01 2026-11-30",
     "export.bad_dates": "Those dates do not work: write them year-month-day, the first not after the second, at most {max} days apart, e.g. /export 2026-11-01 2026-11-30",
     "export.not_leader_chat": "Ledgers can be exported only in a community's or the station's group.",
@@ -287,4 +275,86 @@ MESSAGES: dict[str, str] = {
     "ledger.tier.1": "station",
     "ledger.tier.2": "community",
     "ledger.tier.3": "unit",
+    "broadcast.notice": "📢 <b>Notice from {node}</b>",
+    "broadcast.queued": "📢 Notice #{id} is on its way to {count} unit group(s); I will report when it has been sent.",
+    "broadcast.report": "📢 {sender}, notice #{id} has been sent: delivered to {delivered} group(s), failed for {failed}.",
+    "broadcast.failed": "Not delivered: {units}",
+    "broadcast.failed_more": "… and {count} more",
+    "broadcast.sep": ", ",
+    "broadcast.not_allowed": "Sorry, only the leaders of a station or community can send notices, from their own group. To report something, send /report what happened.",
+    "broadcast.too_long": "That notice is too long (at most {max} characters); please shorten it.",
+    "broadcast.no_targets": "No unit below {node} has a registered group yet, so there is nowhere to send the notice. Unit heads can register their groups with /bind.",
+    "usage.broadcast": "Usage: /broadcast <notice>, e.g. /broadcast Beware of callers posing as customer service offering refunds; never transfer money to strangers.\nYou can also send a photo captioned /broadcast <notice>. It goes to every unit group below this one.",
+    "usage.lang": "Usage: /lang zh (中文) or /lang en (English)",
+    "lang.current": "Current language: {language}",
+    "lang.set": "✅ This chat now speaks {language}.",
+    "lang.set_private": "✅ I will answer you in {language}.",
+    "lang.not_allowed": "Sorry, only the leaders of this chat's unit or above can change its language.",
+    "lang.name.zh": "Chinese",
+    "lang.name.en": "English",
+    "help.resident": (
+        "<b>Report problems in this group</b>: a head will claim and handle them; if nobody does in time, they go to the community and the station.\n"
+        "• /report what happened, e.g. /report Rubbish piled in the stairwell of building 3, a fire hazard\n"
+        "• or a photo captioned /report what happened\n"
+        "• or a message starting with 上报\n"
+        "• reply to a matter's card with a photo, voice note or location to add it\n"
+        "• /my your matters · /cancel 12 withdraw your own\n"
+        "For what you would rather not post here (family, fraud, a neighbour in this group), tap “report privately” below: only heads and leaders read it."
+    ),
+    "help.resident_private": (
+        "<b>How to report</b>\n"
+        "In your unit's group (village group, building, shop street) send /report what happened, e.g. /report Rubbish piled in the stairwell of building 3, a fire hazard. "
+        "A head will claim and handle it; if nobody does in time, it goes to the community and the station. You will be told in the group how it goes.\n"
+        "For what should not be posted in a group, send /report here to report privately: only heads and leaders read it, and you hear back here. /my lists your matters."
+    ),
+    "help.head": (
+        "<b>Unit heads</b>: tap Claim / Resolve on the card, or send:\n"
+        "• /claim 12 · /resolve 12 mediated, both sides agreed · /note 12 called the landlord, meeting tomorrow\n"
+        "• /list open matters · /show 12 details and timeline · /summary the last seven days\n"
+        "• /close 12 both sides refuse mediation (cannot be resolved here) · /refer 12 sent to the labour inspectorate\n"
+        "• /suspend 12 2026-12-05 waiting for the court · /resume 12\n"
+        "• /escalate 12 several households involved · /reopen 12 it happened again"
+    ),
+    "help.leader": (
+        "<b>Communities and the station</b>: tap Take over / Resolve on an escalation, or send:\n"
+        "• /takeover 12 · /resolve 12 what was done · /return 12 please visit first (hand it back down)\n"
+        "• /broadcast Beware of fake refund calls; never transfer money to strangers — goes to every unit group below; a photo captioned /broadcast works too\n"
+        "• /list open matters below · /show 12 · /summary the last seven days · /duty the watch\n"
+        "• /export week · /export month · /export 2026-11-01 2026-11-30: the ledger as Excel\n"
+        "• /bind node-id registers this chat"
+    ),
+    "help.unbound": "This chat is not registered yet. A leader can register it with /bind node-id; /chatid shows its id.",
+    "help.footer": "/lang zh for Chinese · /chatid this chat's id · /help this help",
+    "help.footer_private": "/lang zh for Chinese · /help this help",
+    "start.welcome": (
+        "👋 Hello! I am the <b>three-tier governance bot</b>.\n"
+        "In each unit's group I log the disputes, hazards and requests for help residents report, and put them before the unit's heads; "
+        "what they leave unhandled goes up to the community police officer and village secretary, then to the station. "
+        "Communities and the station also send notices to their groups through me."
+    ),
+    "cmd.report": "Report a problem: /report what happened",
+    "cmd.my": "Matters I reported",
+    "cmd.cancel": "Withdraw a matter I reported",
+    "cmd.help": "Help and examples",
+    "cmd.start": "Start",
+    "cmd.lang": "Language: zh / en",
+    "cmd.claim": "Claim a matter: /claim N",
+    "cmd.resolve": "Resolve a matter: /resolve N what was done",
+    "cmd.note": "Add progress: /note N progress",
+    "cmd.list": "Open matters",
+    "cmd.show": "A matter's details: /show N",
+    "cmd.close": "Cannot be resolved here: /close N why",
+    "cmd.refer": "Refer elsewhere: /refer N where",
+    "cmd.suspend": "Suspend: /suspend N date why",
+    "cmd.resume": "Restart the clocks: /resume N",
+    "cmd.escalate": "Ask the tier above: /escalate N why",
+    "cmd.reopen": "Reopen: /reopen N why",
+    "cmd.takeover": "Take a matter over: /takeover N",
+    "cmd.return": "Hand back down: /return N instructions",
+    "cmd.broadcast": "Send a notice to every unit group below",
+    "cmd.duty": "The watch: show or take it",
+    "cmd.summary": "The last seven days",
+    "cmd.export": "Export the ledger (Excel): week / month / two dates",
+    "cmd.bind": "Register this chat: /bind node-id",
+    "cmd.chatid": "This chat's id",
 }

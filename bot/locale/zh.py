@@ -94,18 +94,6 @@ MESSAGES: dict[str, str] = {
     "summary.community_title": "📊 <b>{node} 周报</b>（{start} 至 {end}）",
     "summary.station_title": "📊 <b>{node} 全镇周报</b>（{start} 至 {end}）",
     "summary.none": "—",
-    # help
-    "help": (
-        "<b>三级联动治理机器人</b>\n"
-        "居民：/report 事项内容（或发送以“上报”开头的消息）· /my 我反映的事项 · /cancel 编号 撤回\n"
-        "不便公开的事情，请点下方“私下反映”按钮，只有负责人和上级能看到。\n"
-        "负责人：/claim 编号 · /resolve 编号 处理结果 · /note 编号 进展 · /list · /show 编号\n"
-        "办结与暂停：/close 编号 原因（无法解决）· /refer 编号 去向（转交）· /suspend 编号 日期 原因 · /resume 编号\n"
-        "上下协同：/escalate 编号 原因 · /return 编号 意见 · /takeover 编号 · /reopen 编号 原因\n"
-        "派出所：/duty 查看或接班\n"
-        "全部：/summary 本周统计 · /chatid 本群 ID\n"
-        "领导：/bind 节点编号 登记本群"
-    ),
     # categories, states and moves (the escalation issue)
     "state.unresolvable": "⛔ 无法解决",
     "state.referred": "📤 已转交",
@@ -255,7 +243,6 @@ MESSAGES: dict[str, str] = {
     "chart.count": "件数",
     "chart.week_of": "周起始日",
     "chart.empty": "本期无事项",
-    "help.reports": "领导（社区群、派出所群）：/export week · /export month · /export 2026-11-01 2026-11-30 导出台账（Excel）",
     "export.usage": "用法：/export week（近七天）、/export month（近三十天）或 /export 开始日期 结束日期，例如 /export 2026-11-01 2026-11-30",
     "export.bad_dates": "日期不对：请写成 年-月-日，开始日期不晚于结束日期，且跨度不超过 {max} 天，例如 /export 2026-11-01 2026-11-30",
     "export.not_leader_chat": "台账只能在社区群或派出所群里导出。",
@@ -300,4 +287,87 @@ MESSAGES: dict[str, str] = {
     "ledger.tier.1": "派出所",
     "ledger.tier.2": "社区",
     "ledger.tier.3": "单元",
+    # the people's side: broadcasts, command menus, languages, help (issue 4)
+    "broadcast.notice": "📢 <b>{node}通知</b>",
+    "broadcast.queued": "📢 通知 #{id} 正在发往 {count} 个单元群，发送完毕后报告结果。",
+    "broadcast.report": "📢 {sender}，通知 #{id} 已发送完毕：送达 {delivered} 个群，未送达 {failed} 个。",
+    "broadcast.failed": "未送达：{units}",
+    "broadcast.failed_more": "……另有 {count} 个",
+    "broadcast.sep": "、",
+    "broadcast.not_allowed": "抱歉，只有派出所和社区的负责人可以在本级群里发布通知。如有事情要反映，请发送 /report 事项内容。",
+    "broadcast.too_long": "通知太长了（最多 {max} 字），请精简后再发。",
+    "broadcast.no_targets": "{node} 下还没有登记群的单元，通知无处可发。请各单元负责人先用 /bind 登记单元群。",
+    "usage.broadcast": "用法：/broadcast 通知内容，例如 /broadcast 近期冒充客服退款的诈骗多发，请勿向陌生人转账。\n也可发送图片并配文 /broadcast 通知内容。通知会发往下辖所有单元群。",
+    "usage.lang": "用法：/lang zh（中文）或 /lang en（English）",
+    "lang.current": "当前语言：{language}",
+    "lang.set": "✅ 本群语言已设为{language}。",
+    "lang.set_private": "✅ 以后将用{language}回复您。",
+    "lang.not_allowed": "抱歉，只有本群所属单元及上级的负责人可以更改本群的语言。",
+    "lang.name.zh": "中文",
+    "lang.name.en": "英文",
+    "help.resident": (
+        "<b>有事请在本群反映</b>，负责人会认领处理，超时未办会自动上报社区和派出所。\n"
+        "• /report 事项内容，例如 /report 3号楼楼道堆放杂物，有消防隐患\n"
+        "• 或发送照片并配文 /report 事项内容\n"
+        "• 或直接发送以“上报”开头的消息\n"
+        "• 回复事项卡片发送照片、语音或位置，补充材料\n"
+        "• /my 我反映的事项 · /cancel 12 撤回自己的事项\n"
+        "不便在群里说的（家庭矛盾、被骗、邻居就在群里），请点下方“私下反映”，只有负责人和上级能看到。"
+    ),
+    "help.resident_private": (
+        "<b>怎样反映事情</b>\n"
+        "在您所在单元（村民小组、楼栋、商铺街）的群里发送 /report 事项内容，例如 /report 3号楼楼道堆放杂物，有消防隐患。"
+        "负责人会认领处理；超时未办，会自动上报社区和派出所。处理进展会在群里告诉您。\n"
+        "不便公开的事情，可以在这里发送 /report 私下反映：只有负责人和上级能看到，进展在这里告诉您。/my 查看您反映的事项。"
+    ),
+    "help.head": (
+        "<b>单元负责人</b>：点卡片上的 认领 / 解决，或发送：\n"
+        "• /claim 12 认领 · /resolve 12 已上门调解，双方和解 · /note 12 已联系房东，约明天面谈\n"
+        "• /list 未结事项 · /show 12 详情和时间线 · /summary 近七天统计\n"
+        "• /close 12 双方拒绝调解（无法解决）· /refer 12 已引导至劳动监察大队（转交）\n"
+        "• /suspend 12 2026-12-05 等待法院开庭（挂起）· /resume 12\n"
+        "• /escalate 12 涉及多户，需社区会商 · /reopen 12 问题再次出现"
+    ),
+    "help.leader": (
+        "<b>社区和派出所</b>：上报来的事项点 接手 / 解决，或发送：\n"
+        "• /takeover 12 接手 · /resolve 12 处理结果 · /return 12 请先上门了解情况（退回）\n"
+        "• /broadcast 近期冒充客服退款的诈骗多发，请勿向陌生人转账 —— 发往下辖所有单元群，也可发图片配文 /broadcast\n"
+        "• /list 下辖未结事项 · /show 12 · /summary 近七天统计 · /duty 值班\n"
+        "• /export week · /export month · /export 2026-11-01 2026-11-30 导出台账（Excel）\n"
+        "• /bind 节点编号 登记本群"
+    ),
+    "help.unbound": "本群还没有登记到任何单元。负责人请在群里发送 /bind 节点编号 登记本群；/chatid 查看本群 ID。",
+    "help.footer": "/lang en 切换为英文 · /chatid 本群 ID · /help 帮助",
+    "help.footer_private": "/lang en 切换为英文 · /help 帮助",
+    "start.welcome": (
+        "👋 您好！我是<b>三级联动治理机器人</b>。\n"
+        "我在各单元群里登记居民反映的矛盾纠纷、安全隐患和求助，交给单元负责人认领处理；"
+        "超时未办的，会自动上报社区民警、村书记，再到派出所——“小事不出村、大事不出镇”。"
+        "社区和派出所也通过我向下辖各群发布通知。"
+    ),
+    "cmd.report": "反映事项：/report 发生了什么",
+    "cmd.my": "我反映的事项",
+    "cmd.cancel": "撤回自己反映的事项",
+    "cmd.help": "帮助和示例",
+    "cmd.start": "开始使用",
+    "cmd.lang": "切换语言 zh / en",
+    "cmd.claim": "认领事项：/claim 编号",
+    "cmd.resolve": "解决事项：/resolve 编号 处理结果",
+    "cmd.note": "记录进展：/note 编号 进展",
+    "cmd.list": "未结事项",
+    "cmd.show": "事项详情：/show 编号",
+    "cmd.close": "无法解决：/close 编号 原因",
+    "cmd.refer": "转交：/refer 编号 去向",
+    "cmd.suspend": "挂起：/suspend 编号 日期 原因",
+    "cmd.resume": "恢复计时：/resume 编号",
+    "cmd.escalate": "提请上级会商：/escalate 编号 原因",
+    "cmd.reopen": "重新打开：/reopen 编号 原因",
+    "cmd.takeover": "接手事项：/takeover 编号",
+    "cmd.return": "退回下级：/return 编号 意见",
+    "cmd.broadcast": "向下辖所有单元群发通知",
+    "cmd.duty": "值班：查看或接班",
+    "cmd.summary": "近七天统计",
+    "cmd.export": "导出台账（Excel）：week / month / 两个日期",
+    "cmd.bind": "登记本群：/bind 节点编号",
+    "cmd.chatid": "本群 ID",
 }

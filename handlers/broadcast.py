@@ -1,0 +1,67 @@
+"""Leaders push a notice down the tree (一点发起、全网响应): ``/broadcast <text>``, or a photo
+captioned ``/broadcast <text>``, in a station's or community's group, by its leaders. It
+goes to every unit group below; the sender gets a delivery report (bot/broadcasts.py)."""
+
+from __future__ import annotations
+
+import re
+from html import escape
+
+from telegram import Message, Update
+from telegram.ext import ContextTypes, filters
+
+from bot.broadcasts import MAX_CAPTION, MAX_TEXT, Broadcasts, fits, may_broadcast
+from bot.tree import Tree
+from handlers.common import actor, chat_node, command_text, reply, services, texts_for
+
+CAPTION = filters.CaptionRegex(r"(?i)^/broadcast(@\w+)?(\s|$)")
+_CAPTION_COMMAND = re.compile(r"^/broadcast(?:@(\w+))?(?:\s|$)", re.IGNORECASE)
+
+
+class LeaderChat(filters.MessageFilter):
+    """Messages from a leader of this chat's station or community (or of a node above it)."""
+
+    def __init__(self, tree: Tree) -> None:
+        super().__init__(name="LeaderChat")
+        self.tree = tree
+
+    def filter(self, message: Message) -> bool:
+        user = message.from_user
+        return user is not None and may_broadcast(self.tree, user.id, self.tree.node_for_chat(message.chat.id))
+
+
+def _for_another_bot(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """A caption ``/broadcast@otherbot …`` (CommandHandler checks this for commands)."""
+    match = _CAPTION_COMMAND.match(message.caption or "")
+    return bool(match and match.group(1) and match.group(1).lower() != (context.bot.username or "").lower())
+
+
+async def send(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    message = update.effective_message
+    node = chat_node(update, context)
+    assert message is not None and node is not None
+    if message.photo and _for_another_bot(message, context):
+        return
+    photo = message.photo[-1].file_id if message.photo else None
+    text = command_text(message)
+    t = texts_for(update, context)
+    if not text and photo is None:  # a photo alone is a notice (a poster); words alone must be there
+        await reply(update, t("usage.broadcast"))
+        return
+    if not fits(svc.langs, node, text, photo is not None):
+        await reply(update, t("broadcast.too_long", max=MAX_CAPTION if photo else MAX_TEXT))
+        return
+    queued = await Broadcasts(svc.store, svc.tree, svc.langs, svc.clock).send(
+        node, message.chat_id, message.message_id, actor(update), text, photo, t.language
+    )
+    if queued is None:  # the acknowledgement and the report come through the outbox
+        await reply(update, t("broadcast.no_targets", node=escape(node.name)))
+
+
+async def refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Residents, heads, or any chat but a station's or community's: a polite no."""
+    message = update.effective_message
+    if message is not None and message.photo and _for_another_bot(message, context):
+        return
+    await reply(update, texts_for(update, context)("broadcast.not_allowed"))

@@ -1,0 +1,53 @@
+"""``/lang en`` / ``/lang zh``: the language of one chat. In a group, only a leader of the
+chat's node (or above) may switch it; in a private chat, the person switches their own.
+Replies, cards and pings in that chat then come in that language, and so does its menu."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.constants import ChatType
+from telegram.ext import ContextTypes
+
+from bot.i18n import CATALOGS, user_language
+from bot.menus import menus
+from handlers.common import actor, reply, services, texts_for
+
+ALIASES = {"中文": "zh", "汉语": "zh", "cn": "zh", "chinese": "zh", "英文": "en", "英语": "en", "english": "en"}
+
+
+def parse_language(word: str) -> str | None:
+    word = word.strip().lower()
+    language = ALIASES.get(word) or user_language(word)
+    return language if language in CATALOGS else None
+
+
+async def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    svc = services(context)
+    chat = update.effective_chat
+    assert chat is not None
+    t = texts_for(update, context)
+    args = context.args or []
+    language = parse_language(args[0]) if len(args) == 1 else None
+    if not args:
+        await reply(update, t("lang.current", language=t(f"lang.name.{t.language}")) + "\n" + t("usage.lang"))
+        return
+    if language is None:
+        await reply(update, t("usage.lang"))
+        return
+    private = chat.type == ChatType.PRIVATE
+    if not private:
+        node = svc.tree.node_for_chat(chat.id)
+        if node is None:
+            await reply(update, t("err.not_bound"))
+            return
+        if not svc.tree.leads(actor(update).id, node.id):
+            await reply(update, t("lang.not_allowed"))
+            return
+    async with svc.store.transaction() as tx:
+        await tx.set_chat_language(chat.id, language)
+    svc.langs.set_chat(chat.id, language)
+    t = svc.langs.get(language)
+    await reply(update, t("lang.set_private" if private else "lang.set", language=t(f"lang.name.{language}")))
+    chat_menus = menus(context)
+    if chat_menus is not None:  # after the change is committed: the menu is a convenience
+        await chat_menus.set_chat(chat.id)
