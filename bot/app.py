@@ -27,6 +27,9 @@ from escalation.notify import Notifier
 
 log = logging.getLogger(__name__)
 
+PRUNE_EVERY = 3600.0
+KEEP_DONE = 30 * 86400.0  # handled updates and sent messages are kept this long, for inquiries
+
 
 def build_application(config: Config, token: str, clock: Clock | None = None) -> Application:
     limits = config.telegram.rate_limit
@@ -131,6 +134,11 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     now = svc.clock.now()
     await sweep.sweep(svc.store, svc.notifier, now)
     await weekly.send_due(svc.store, svc.tree, svc.langs, svc.weekly_trigger, now, since=svc.first_started)
+    if now - svc.last_prune > PRUNE_EVERY:  # keep the tables to what is still useful
+        async with svc.store.transaction() as tx:
+            await tx.inbox_prune(now - KEEP_DONE)
+            await tx.outbox_prune(now - KEEP_DONE)
+        svc.last_prune = now
     await weekly.send_monthly_due(
         svc.store, svc.tree, svc.langs, svc.config.monthly_trigger(), now, since=svc.first_started,
         weekly_trigger=svc.weekly_trigger,

@@ -25,7 +25,7 @@ from collections import defaultdict
 from html import escape
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
-from telegram.error import BadRequest, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot import broadcasts, render
 from bot.clock import Clock
@@ -118,7 +118,13 @@ class Delivery:
         by_chat: dict[int, list[OutboxItem]] = defaultdict(list)
         for item in items:
             by_chat[item.chat_id].append(item)
-        await asyncio.gather(*(self._deliver_chat(chat_items) for chat_items in by_chat.values()))
+        # One chat's trouble must not cancel the others' sends half-way (they would be sent again).
+        results = await asyncio.gather(
+            *(self._deliver_chat(chat_items) for chat_items in by_chat.values()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                log.error("delivery to one chat failed", exc_info=result)
         return len(items)
 
     async def _deliver_chat(self, items: list[OutboxItem]) -> None:
@@ -159,8 +165,17 @@ class Delivery:
                     await tx.outbox_failed(item.id, str(exc))
                     await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
             return None
+        except ChatMigrated as exc:  # a group became a supergroup: same group, new id
+            await self._migrated(item.chat_id, exc.new_chat_id)
+            return None
         except NetworkError as exc:  # includes TimedOut and 5xx answers
             return await self._retry(item, min(MAX_BACKOFF, 2.0**item.attempts), exc)
+        except Exception as exc:  # a bug or an answer we do not know: never retry it forever
+            log.exception("outbox %s failed", item.key)
+            async with self.store.transaction() as tx:
+                await tx.outbox_failed(item.id, repr(exc))
+                await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
+            return None
         async with self.store.transaction() as tx:
             await tx.outbox_done(item.id, now, message_id)
             await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
@@ -229,14 +244,24 @@ class Delivery:
             await tx.fail_pending_for_chat(chat_id, f"unreachable: {exc}")
             await broadcasts.settled(tx, self.tree, self.langs, now, chat_id=chat_id)
             station_chat = self.tree.chat_of(self.tree.station.id)
-            if first and station_chat is not None and station_chat != chat_id:
-                node = self.tree.node_for_chat(chat_id)
+            node = self.tree.node_for_chat(chat_id)  # a person who blocked the bot is no group
+            if first and node is not None and station_chat is not None and station_chat != chat_id:
                 await tx.enqueue(
                     f"unreachable:{chat_id}:{int(now)}", station_chat, now,
-                    text=self.langs.for_chat(station_chat)(
-                        "unreachable", node=escape(node.name if node else "?"), chat_id=chat_id
-                    ),
+                    text=self.langs.for_chat(station_chat)("unreachable", node=escape(node.name), chat_id=chat_id),
                 )
+
+    async def _migrated(self, old_chat: int, new_chat: int) -> None:
+        """Follow a group to its new id: bindings, and what waits in the outbox."""
+        log.warning("chat %s moved to %s", old_chat, new_chat)
+        node = self.tree.node_for_chat(old_chat)
+        async with self.store.transaction() as tx:
+            await tx.move_chat(old_chat, new_chat)
+            if node is not None:
+                await tx.bind_chat(new_chat, node.id, 0, self.clock.now())
+            bindings = await tx.bindings()
+        self.tree.set_bindings(bindings)
+        self.langs.move_chat(old_chat, new_chat)
 
     async def _draw_chart(self, item: OutboxItem) -> tuple[bytes, str] | None:
         """The PNG and caption of a chart item; None (and the item failed) if it cannot be

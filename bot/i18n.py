@@ -65,6 +65,10 @@ class Languages:
     def load(self, chat_languages: dict[int, str]) -> None:
         self._chats = {chat: lang for chat, lang in chat_languages.items() if lang in self.texts}
 
+    def move_chat(self, old_chat: int, new_chat: int) -> None:
+        if old_chat in self._chats:
+            self._chats[new_chat] = self._chats.pop(old_chat)
+
     def set_chat(self, chat_id: int, language: str) -> None:
         self._chats[chat_id] = language
 

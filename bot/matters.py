@@ -162,12 +162,14 @@ class Matters:
                 assert updated is not None
                 pings = [Ping(updated, "urgent", tier, "urgent", event) for tier in (COMMUNITY, STATION)]
                 await self.notifier.send(tx, pings, now, may_hold=False)
+                # A private reporter is told in private: the group must not see who it was.
+                chat = matter.reporter_id if matter.private else matter.chat_id
                 await tx.enqueue(
-                    f"urgent110:{matter.id}", matter.chat_id, now, matter_id=matter.id,
-                    text=self.langs.for_chat(matter.chat_id)(
+                    f"urgent110:{matter.id}", chat, now, matter_id=matter.id,
+                    text=self.langs.for_chat(chat)(
                         "notify.urgent", reporter=render.mention(matter.reporter_id, matter.reporter_name)
                     ),
-                    reply_to=matter.report_message_id,
+                    reply_to=None if matter.private else matter.report_message_id,
                 )
 
         return await self._act(matter_id, actor, chat, change, who=_REPORTER_OR_HEAD)
@@ -285,6 +287,8 @@ class Matters:
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
             if matter.tier == UNIT:
                 return Outcome.AT_UNIT
+            if (self._leader_tier(actor.id, matter.unit_id) or UNIT) > matter.tier:
+                return Outcome.NOT_ALLOWED  # a community cannot pull a matter down from the station
             await self._move(tx, matter, actor, now, matter.tier + 1, "returned", instructions, claimed=False)
             await self._ack(tx, ack, now, "ok.returned", id=matter.id, tier=_tier(matter.tier + 1))
             return None
@@ -294,11 +298,14 @@ class Matters:
     async def takeover(self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None) -> Result:
         """The caller's tier becomes responsible, and the caller has it."""
 
-        async def change(tx: Tx, matter: Matter, now: float) -> None:
+        async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
             tier = self._leader_tier(actor.id, matter.unit_id)
             assert tier is not None
+            if tier > matter.tier:
+                return Outcome.NOT_ALLOWED  # a community cannot take a matter from the station
             await self._move(tx, matter, actor, now, tier, "taken_over", None, claimed=True)
             await self._ack(tx, ack, now, "ok.taken_over", id=matter.id)
+            return None
 
         return await self._act(matter_id, actor, chat, change, who=self._leader_tier)
 
@@ -314,13 +321,17 @@ class Matters:
 
         return await self._act(matter_id, actor, chat, change, who=_REPORTER_OR_HEAD, when_closed=True)
 
-    async def _reopen(self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str) -> None:
+    async def _reopen(
+        self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str, keep_rating: bool = False
+    ) -> None:
         clock = policy.arrive(UNIT, now)
         await tx.update_matter(
             matter.id, closed_at=None, resolved_at=None, resolved_by=None, resolved_by_name=None,
             resolution=None, close_reason=None, claimed_by=None, claimed_by_name=None, claimed_at=None,
             **clock_columns(clock, matter.policy_rules),
         )
+        if not keep_rating:  # reopened by hand: its next resolve asks for a fresh rating
+            await tx.update_matter(matter.id, rating=None, rated_at=None)
         event = await self._event(tx, matter, now, "reopened", actor, why, tier=UNIT)
         await self._refresh_card(tx, matter, now, event)
 
@@ -355,7 +366,7 @@ class Matters:
             t = self.langs.for_chat(None)
             event = await self._event(tx, matter, now, "rated", actor, t(f"rating.{rating}"))
             if rating == RATING_UNSATISFIED:
-                await self._reopen(tx, matter, actor, now, t("rating.unsatisfied"))
+                await self._reopen(tx, matter, actor, now, t("rating.unsatisfied"), keep_rating=True)
                 heads = self.tree.nodes[matter.unit_id]
                 chat = matter.chat_id
                 text = self.langs.for_chat(chat)(

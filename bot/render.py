@@ -172,14 +172,14 @@ def pings(
         lines += [
             ping_title(ping, t, now),
             t("esc.unit", unit=escape(unit.name), community=escape(community.name)),
-            t("esc.category", category=t.category(matter.category)),
             t("card.private") if hidden else t("esc.reporter", reporter=mention(matter.reporter_id,
                                                                                 matter.reporter_name)),
             t("esc.waited", waited=t.duration(now - matter.created_at)),
         ]
-        if not hidden:
+        if not hidden:  # a unit group learns nothing of a private matter but that it moves
+            lines.insert(2, t("esc.category", category=t.category(matter.category)))
             lines.insert(4, t("esc.text", text=snippet(matter.text)))
-        if ping.note:
+        if ping.note and not hidden:
             lines.append(t("esc.note", note=snippet(ping.note)))
         if matter.claimed_by_name and matter.state == State.OPEN:
             lines.append(t("esc.claimed_before", who=escape(matter.claimed_by_name)))

@@ -30,6 +30,7 @@ class Services:
     notifier: Notifier
     weekly_trigger: CronTrigger
     first_started: float  # summaries due before the bot ever ran are not "missed"
+    last_prune: float = 0.0  # when old inbox and outbox rows were last cleared
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:

@@ -76,6 +76,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX matters_created ON matters(created_at);
     CREATE INDEX matters_open_or_resolved ON matters(resolved_at);
     CREATE INDEX matters_closed ON matters(closed_at);
+    CREATE INDEX matters_card ON matters(card_chat_id, card_message_id);
+    CREATE INDEX matters_report ON matters(chat_id, report_message_id);
+    CREATE INDEX matters_reporter ON matters(reporter_id);
 
     CREATE TABLE events (
         id INTEGER PRIMARY KEY,
@@ -675,6 +678,16 @@ class Tx:
             (chat_id, node_id, user_id, now),
         )
 
+    async def move_chat(self, old_chat: int, new_chat: int) -> None:
+        """A group's new id (it became a supergroup): pending messages and cards follow it."""
+        await self._conn.execute(
+            "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND state = 'pending'", (new_chat, old_chat)
+        )
+        await self._conn.execute("UPDATE matters SET chat_id = ? WHERE chat_id = ?", (new_chat, old_chat))
+        await self._conn.execute(
+            "UPDATE matters SET card_chat_id = NULL, card_message_id = NULL WHERE card_chat_id = ?", (old_chat,)
+        )
+
     async def bindings(self) -> dict[int, str]:
         rows = await self._all("SELECT chat_id, node_id FROM chats WHERE node_id IS NOT NULL")
         return {chat_id: node_id for chat_id, node_id in rows}
@@ -853,6 +866,10 @@ class Tx:
 
     async def inbox_pending(self) -> list[tuple[int, str]]:
         return await self._all("SELECT update_id, payload FROM inbox WHERE done_at IS NULL ORDER BY update_id")
+
+    async def outbox_prune(self, before: float) -> None:
+        """Forget messages sent or given up on long ago (keys stay unique meanwhile)."""
+        await self._conn.execute("DELETE FROM outbox WHERE state != 'pending' AND created_at < ?", (before,))
 
     async def inbox_prune(self, before: float) -> None:
         """Forget updates done long ago; the newest is kept so ids stay known."""

@@ -75,7 +75,7 @@ class Tree:
     def lineage(self, node_id: str) -> list[Node]:
         """The node and its ancestors, bottom up: unit, community, station."""
         out: list[Node] = []
-        current: str | None = node_id
+        current: str | None = node_id if node_id in self.nodes else None  # gone from config: no one
         while current is not None:
             node = self.nodes[current]
             out.append(node)
@@ -85,6 +85,11 @@ class Tree:
     def at_tier(self, unit_id: str, tier: int) -> Node:
         """The node responsible for a unit's matter at ``tier``."""
         return next(n for n in self.lineage(unit_id) if n.tier == tier)
+
+    def name_of(self, node_id: str) -> str:
+        """A node's name; a node since removed from config.yaml shows its id."""
+        node = self.nodes.get(node_id)
+        return node.name if node else node_id
 
     def contains(self, ancestor_id: str, node_id: str) -> bool:
         return any(n.id == ancestor_id for n in self.lineage(node_id))

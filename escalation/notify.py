@@ -77,7 +77,7 @@ class Notifier:
             if matter is not None and not matter.closed:  # settled overnight: nothing to say
                 by_chat[row.chat_id].append(Ping(matter, row.kind, row.tier, row.reason, row.id))
         for chat, chat_pings in by_chat.items():
-            await self._queue(tx, chat, chat_pings, now, key_prefix="held")
+            await self._queue(tx, chat, chat_pings, now, key_prefix=f"held{int(now)}")  # ids restart
         await tx.drop_held_pings([row.id for row in held])
         return len(held)
 

@@ -8,12 +8,15 @@ restart a matter that fell due while the bot was down is handled exactly once.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bot.storage import Store, clock_columns
 from escalation import policy
 from escalation.notify import Notifier, Ping
 from escalation.policy import Action
+
+log = logging.getLogger(__name__)
 
 BATCH = 200
 
@@ -45,6 +48,11 @@ async def _sweep_batch(store: Store, notifier: Notifier, now: float) -> tuple[in
     async with store.transaction() as tx:
         due = await tx.due_matters(now, BATCH)
         for matter in due:
+            if matter.unit_id not in notifier.tree.nodes:  # its unit was removed from config.yaml
+                log.warning("matter %s belongs to unit %r, no longer in the config; it stops escalating",
+                            matter.id, matter.unit_id)
+                await tx.update_matter(matter.id, next_due=None)
+                continue
             rules = matter.policy_rules
             taken = policy.step(matter.clock, rules, now)
             if taken is None:  # next_due was ahead of the policy; put it right

@@ -35,8 +35,11 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, texts_for(update, context)("bind.unknown", node_id=escape(context.args[0][:40]), ids=ids))
         return
     user = actor(update)
-    if not svc.tree.leads(user.id, node.id):
-        await reply(update, texts_for(update, context)("bind.not_allowed", node=escape(node.name)))
+    current = svc.tree.node_for_chat(chat.id)
+    # Rebinding a chat takes it from its node: only who leads both may do that.
+    if not svc.tree.leads(user.id, node.id) or (current is not None and not svc.tree.leads(user.id, current.id)):
+        denied = current if current is not None and not svc.tree.leads(user.id, current.id) else node
+        await reply(update, texts_for(update, context)("bind.not_allowed", node=escape(denied.name)))
         return
     before = svc.tree.chat_of(node.id)
     async with svc.store.transaction() as tx:

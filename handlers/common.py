@@ -84,7 +84,7 @@ def refusal(svc: Services, t: Texts, result: Result, matter_id: int) -> str:
         case Outcome.NOT_FOUND:
             return t("err.no_matter", id=matter_id)
         case Outcome.OTHER_UNIT:
-            unit = svc.tree.nodes[matter.unit_id].name if matter else "?"
+            unit = svc.tree.name_of(matter.unit_id) if matter else "?"
             return t("err.other_unit", id=matter_id, unit=escape(unit))
         case Outcome.NOT_ALLOWED:
             return t("err.not_allowed")

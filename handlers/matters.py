@@ -152,7 +152,7 @@ async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, t("err.no_matter", id=number))
         return
     if not svc.tree.contains(node.id, matter.unit_id):
-        await reply(update, t("err.other_unit", id=number, unit=escape(svc.tree.nodes[matter.unit_id].name)))
+        await reply(update, t("err.other_unit", id=number, unit=escape(svc.tree.name_of(matter.unit_id))))
         return
     redact = matter.private and node.tier == UNIT  # a unit group sees no private text
     text = render.details(matter, events, svc.tree, t, len(attached), redact=redact)

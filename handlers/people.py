@@ -81,7 +81,9 @@ async def private_message(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         pending = await tx.prompt(message.chat_id, user.id, svc.clock.now() - PROMPT_TTL)
     text = (message.text or message.caption or "").strip()
     photo = message.photo[-1].file_id if message.photo else None
-    if pending is None:
+    if pending is None and photo and (message.reply_to_message or (message.caption or "").startswith("#")):
+        await attachment(update, context)  # e.g. a fraud victim's screenshot for matter #N
+    elif pending is None:
         await reply(update, texts_for(update, context)("private.welcome"))
     elif pending.kind == "private" and pending.unit_id in svc.tree.nodes:
         await _log_private(update, context, svc, svc.tree.nodes[pending.unit_id], text, photo, answers_prompt=True)
@@ -140,7 +142,9 @@ async def attachment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     svc = services(context)
     message = update.effective_message
     assert message is not None
-    number = matter_number((message.caption or "").split(maxsplit=1)[0] if message.caption else None)
+    caption = (message.caption or "").split(maxsplit=1)
+    # Only "#N" names a matter: a caption such as "1 号井盖丢了" is about something else.
+    number = matter_number(caption[0]) if caption and caption[0].startswith(("#", "＃")) else None
     async with svc.store.read() as tx:
         target = (
             await tx.matter_by_message(message.chat_id, message.reply_to_message.message_id)
@@ -202,7 +206,7 @@ async def my_matters(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         await reply(update, t("my.empty"))
         return
     lines = [t("my.header", count=len(mine))] + [
-        t("my.item", id=m.id, state=t(f"state.{m.state}"), unit=escape(svc.tree.nodes[m.unit_id].name),
+        t("my.item", id=m.id, state=t(f"state.{m.state}"), unit=escape(svc.tree.name_of(m.unit_id)),
           text=render.snippet(m.text, 30))
         for m in mine
     ]
