@@ -205,6 +205,25 @@ class OutboxItem:
 
 
 @dataclass
+class Outgoing:
+    """A message to queue (see ``Tx.enqueue``), for queueing several in one go."""
+
+    key: str
+    chat_id: int
+    now: float
+    kind: str = "message"
+    matter_id: int | None = None
+    text: str | None = None
+    markup: list[list[tuple[str, str]]] | None = None
+    reply_to: int | None = None
+
+    def row(self) -> tuple[Any, ...]:
+        markup = json.dumps(self.markup, ensure_ascii=False) if self.markup else None
+        return (self.key, self.chat_id, self.kind, self.matter_id, self.text, markup, self.reply_to,
+                self.now, self.now)
+
+
+@dataclass
 class SummaryFacts:
     """One matter as the weekly summary sees it."""
 
@@ -292,6 +311,12 @@ class Store:
             yield Tx(self._conn)
 
 
+_ENQUEUE = (
+    "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, text, markup, reply_to, not_before, created_at) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
 def _statements(script: str) -> Iterable[str]:
     return (s.strip() for s in script.split(";") if s.strip())
 
@@ -330,6 +355,15 @@ class Tx:
         await self._conn.execute(
             f"UPDATE matters SET {assignments} WHERE id = ?", (*values.values(), matter_id)
         )
+
+    async def update_matters(self, changes: Sequence[tuple[int, dict[str, Any]]]) -> None:
+        """Several matters' changes, in one trip per set of columns changed."""
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for matter_id, values in changes:
+            groups.setdefault(tuple(values), []).append((*values.values(), matter_id))
+        for columns, rows in groups.items():
+            assignments = ", ".join(f"{column} = ?" for column in columns)
+            await self._conn.executemany(f"UPDATE matters SET {assignments} WHERE id = ?", rows)
 
     async def due_matters(self, now: float, limit: int = 500) -> list[Matter]:
         rows = await self._all(
@@ -372,6 +406,22 @@ class Tx:
         )
         return cur.lastrowid  # type: ignore[return-value]
 
+    async def add_events(self, events: Sequence[Event]) -> list[int]:
+        """Several events in two trips; returns their ids, in order. The ids are chosen
+        here, not by SQLite, so that they are known without a trip per event; the write
+        transaction the caller holds keeps them free."""
+        (last,) = await self._one("SELECT coalesce(max(id), 0) FROM events")
+        ids = list(range(last + 1, last + 1 + len(events)))
+        await self._conn.executemany(
+            "INSERT INTO events (id, matter_id, at, actor_id, actor_name, kind, tier, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (i, e.matter_id, e.at, e.actor_id, e.actor_name, e.kind, e.tier, e.detail)
+                for i, e in zip(ids, events, strict=True)
+            ],
+        )
+        return ids
+
     async def events(self, matter_id: int) -> list[Event]:
         rows = await self._all(
             "SELECT matter_id, at, actor_id, actor_name, kind, tier, detail FROM events "
@@ -407,17 +457,18 @@ class Tx:
     ) -> bool:
         """Queue a notification; a key already queued is ignored (so retries never
         queue twice). Returns whether it was new."""
-        cur = await self._conn.execute(
-            "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, text, markup, "
-            "reply_to, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key, chat_id, kind, matter_id, text,
-                json.dumps(markup, ensure_ascii=False) if markup else None,
-                reply_to, now, now,
-            ),
-        )
+        item = Outgoing(key, chat_id, now, kind, matter_id, text, markup, reply_to)
+        cur = await self._conn.execute(_ENQUEUE, item.row())
         self.enqueued = self.enqueued or cur.rowcount == 1
         return cur.rowcount == 1
+
+    async def enqueue_many(self, items: Sequence[Outgoing]) -> int:
+        """Queue several notifications in one trip, as ``enqueue`` would; returns how many were new."""
+        if not items:
+            return 0
+        cur = await self._conn.executemany(_ENQUEUE, [item.row() for item in items])
+        self.enqueued = self.enqueued or cur.rowcount > 0
+        return cur.rowcount
 
     async def outbox_due(self, now: float, limit: int = 50) -> list[OutboxItem]:
         rows = await self._all(

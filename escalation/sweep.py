@@ -8,9 +8,11 @@ restart a matter that fell due while the bot was down is handled exactly once.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bot import render
 from bot.i18n import Texts
-from bot.storage import Store
+from bot.storage import Event, Matter, Outgoing, Store
 from bot.tree import Tree
 from escalation import policy
 
@@ -37,44 +39,49 @@ async def sweep(store: Store, tree: Tree, texts: Texts, now: float) -> int:
 
 
 async def _sweep_batch(store: Store, tree: Tree, texts: Texts, now: float) -> tuple[int, int]:
-    taken_count = 0
+    # Each kind of write goes to the database once for the whole batch, not once per
+    # matter: a trip to SQLite's thread costs more than the SQL itself.
     async with store.transaction() as tx:
         due = await tx.due_matters(now, BATCH)
+        changes: list[tuple[int, dict[str, object]]] = []
+        steps: list[tuple[Matter, policy.Step]] = []  # each matter as it is after its step
         for matter in due:
             rules = matter.policy_rules
             taken = policy.step(matter.clock, rules, now)
             if taken is None:  # next_due was ahead of the policy; put it right
-                await tx.update_matter(matter.id, next_due=policy.next_check(matter.clock, rules))
+                changes.append((matter.id, {"next_due": policy.next_check(matter.clock, rules)}))
                 continue
             clock = policy.after(matter.clock, taken, now)
-            changes: dict[str, object] = {
+            change: dict[str, object] = {
                 "state": clock.state.value,
                 "tier": clock.tier,
                 "tier_since": clock.tier_since,
                 "last_ping_at": clock.last_ping_at,
                 "next_due": policy.next_check(clock, rules),
             }
-            escalated = taken.action == policy.Action.ESCALATE
-            if escalated:
-                changes["top_tier"] = min(matter.top_tier, clock.tier)
-                changes["escalated_at"] = matter.escalated_at or now
-            await tx.update_matter(matter.id, **changes)
-            event = await tx.add_event(
-                matter.id, now, "escalated" if escalated else "reping",
-                tier=taken.to_tier, detail=texts(f"reason.{taken.reason}"),
-            )
-            updated = await tx.matter(matter.id)
-            assert updated is not None
+            if taken.action == policy.Action.ESCALATE:
+                change["top_tier"] = min(matter.top_tier, clock.tier)
+                change["escalated_at"] = matter.escalated_at or now
+            changes.append((matter.id, change))
+            steps.append((replace(matter, **{**change, "state": clock.state}), taken))  # type: ignore[arg-type]
+        await tx.update_matters(changes)
+        events = await tx.add_events([
+            Event(matter.id, now, None, None, _event_kind(taken), taken.to_tier, texts(f"reason.{taken.reason}"))
+            for matter, taken in steps
+        ])
+        messages: list[Outgoing] = []
+        for (matter, taken), event in zip(steps, events, strict=True):
             chat = target_chat(tree, matter.unit_id, taken.to_tier)
             if chat is not None:
-                text, keyboard = render.escalation(updated, taken, tree, texts, now)
-                await tx.enqueue(
-                    f"esc:{matter.id}:e{event}", chat, now, matter_id=matter.id, text=text,
-                    markup=keyboard,
-                )
-            if escalated:  # the unit's card shows where the matter now stands
-                await tx.enqueue(
-                    f"card:{matter.id}:e{event}", matter.chat_id, now, kind="card", matter_id=matter.id
-                )
-            taken_count += 1
-    return taken_count, len(due)
+                text, keyboard = render.escalation(matter, taken, tree, texts, now)
+                messages.append(Outgoing(f"esc:{matter.id}:e{event}", chat, now, matter_id=matter.id, text=text,
+                                         markup=keyboard))
+            if taken.action == policy.Action.ESCALATE:  # the unit's card shows where the matter now stands
+                messages.append(Outgoing(f"card:{matter.id}:e{event}", matter.chat_id, now, kind="card",
+                                         matter_id=matter.id))
+        await tx.enqueue_many(messages)
+    return len(steps), len(due)
+
+
+def _event_kind(taken: policy.Step) -> str:
+    return "escalated" if taken.action == policy.Action.ESCALATE else "reping"
