@@ -55,7 +55,9 @@ def machine() -> str:
 
 
 def header(title: str) -> None:
-    print(f"{title}{' (quick)' if QUICK else ''}\n  machine: {machine()}", flush=True)
+    # Others may share the machine: the load average says how quiet it was.
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+    print(f"{title}{' (quick)' if QUICK else ''}\n  machine: {machine()}; load average {load}", flush=True)
 
 
 def verdict(ok: bool) -> str:
