@@ -350,6 +350,19 @@ class Tx:
         row = await self._one(f"{_MATTER_SELECT} WHERE id = ?", (matter_id,))
         return _matter(row) if row else None
 
+    async def card_matters(self, matter_ids: Sequence[int]) -> dict[int, tuple[Matter, int]]:
+        """Matters with their number of attachments (what their cards show), by id, in one query."""
+        if not matter_ids:
+            return {}
+        marks = ", ".join("?" for _ in matter_ids)
+        rows = await self._all(
+            f"SELECT {', '.join(_MATTER_COLUMNS)}, "
+            "(SELECT count(*) FROM attachments WHERE attachments.matter_id = matters.id) "
+            f"FROM matters WHERE id IN ({marks})",
+            tuple(matter_ids),
+        )
+        return {row[0]: (_matter(row[:-1]), int(row[-1])) for row in rows}
+
     async def update_matter(self, matter_id: int, **values: Any) -> None:
         assignments = ", ".join(f"{column} = ?" for column in values)
         await self._conn.execute(
@@ -486,6 +499,13 @@ class Tx:
         await self._conn.execute(
             "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ? WHERE id = ?",
             (now, message_id, item_id),
+        )
+
+    async def outbox_done_many(self, done: Sequence[tuple[int, float, int | None]]) -> None:
+        """(item id, sent at, message id) for several items, in one trip."""
+        await self._conn.executemany(
+            "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ? WHERE id = ?",
+            [(now, message_id, item_id) for item_id, now, message_id in done],
         )
 
     async def outbox_retry(self, item_id: int, not_before: float, error: str) -> None:
