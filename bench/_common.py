@@ -186,24 +186,25 @@ HISTORY_VERSION = 1  # bump when the generated rows change, so cached copies are
 
 def history(
     raw: dict[str, Any], matters: int, now: float, *, span_days: float = 365, open_share: float = 0.01,
-    due_now: int = 100, seed: int = 6,
+    due_now: int = 100, seed: int = 6, path: Path | None = None,
 ) -> Path:
     """A database of ``matters`` matters reported over the last ``span_days`` for the
     town ``raw``: ``open_share`` of them still open, ``due_now`` of those overdue at
     ``now``; the rest resolved, about one in ten after an escalation. Each matter has
     its timeline events and its sent outbox rows, as the bot would have left them.
 
-    Built once per set of arguments under CACHE; callers copy it (``fresh_copy``)
-    before changing it."""
-    units = len([u for c in raw["station"]["communities"] for u in c["units"]])
-    key = (f"h{HISTORY_VERSION}-s{SCHEMA_VERSION}-{units}u-{matters}-{span_days:g}d-{open_share:g}-{due_now}"
-           f"-{now:.0f}-{seed}")
-    path = CACHE / f"{key}.sqlite3"
-    if path.exists():
-        return path
-    CACHE.mkdir(parents=True, exist_ok=True)
+    Built at ``path`` if given; otherwise once per set of arguments under CACHE, and
+    callers copy it (``fresh_copy``) before changing it."""
+    if path is None:
+        units = len([u for c in raw["station"]["communities"] for u in c["units"]])
+        key = (f"h{HISTORY_VERSION}-s{SCHEMA_VERSION}-{units}u-{matters}-{span_days:g}d-{open_share:g}-{due_now}"
+               f"-{now:.0f}-{seed}")
+        path = CACHE / f"{key}.sqlite3"
+        if path.exists():
+            return path
+    path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
-    for leftover in CACHE.glob(f"{key}.partial*"):
+    for leftover in path.parent.glob(f"{partial.name}*"):
         leftover.unlink()
 
     async def schema() -> None:  # the real schema and migrations, from the store itself
