@@ -24,8 +24,9 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# Every benchmark script; files starting with _ are their shared helpers. BENCH_FLAGS=--quick for small sizes.
 bench: $(STAMP)
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script $(BENCH_FLAGS) || exit 1; done
 
 run: $(STAMP)
 	$(BIN)/tierbot run --config config.yaml

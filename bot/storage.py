@@ -514,13 +514,14 @@ class Tx:
         self._conn = conn
         self.enqueued = False
 
+    # One trip to aiosqlite's thread per query: a cursor would take three (execute, fetch,
+    # close), and the trips, not SQLite, are most of what a query costs here.
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        async with self._conn.execute(sql, params) as cur:
-            return await cur.fetchone()
+        rows = await self._conn.execute_fetchall(sql, params)
+        return next(iter(rows), None)
 
     async def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        async with self._conn.execute(sql, params) as cur:
-            return list(await cur.fetchall())
+        return list(await self._conn.execute_fetchall(sql, params))
 
     # --- matters -----------------------------------------------------------------
     async def insert_matter(self, **values: Any) -> int:

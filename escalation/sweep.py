@@ -9,6 +9,7 @@ restart a matter that fell due while the bot was down is handled exactly once.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from bot.storage import Store, clock_columns
@@ -67,8 +68,9 @@ async def _sweep_batch(store: Store, notifier: Notifier, now: float) -> tuple[in
             event = await tx.add_event(matter.id, now, event_kind, tier=taken.to_tier, detail=reason)
             if card_changes:  # the unit's card shows where the matter now stands
                 await tx.enqueue(f"card:{matter.id}:e{event}", matter.chat_id, now, kind="card", matter_id=matter.id)
-            updated = await tx.matter(matter.id)
-            assert updated is not None
+            # The matter as it now stands, without reading it back: it is what we just wrote.
+            updated = replace(matter, **{k: v for k, v in changes.items() if k != "state"},
+                              state=policy.State(changes["state"]))
             pings.append(Ping(updated, ping_kind, taken.to_tier, taken.reason.value, event))
         await notifier.send(tx, pings, now)
     return len(pings), len(due)

@@ -1,0 +1,100 @@
+"""Intake throughput: N /report messages answered by the real tierbot, against a bare PTB
+Application that only calls sendMessage, measured the same way in the same run.
+
+Both bots long-poll the fake Bot API, which runs in a process of its own
+(bench/_fake_server.py). The N messages are queued on it at once, spread over the units'
+chats; the clock runs from then until the N-th answer reaches it. tierbot's answer is the
+matter's card, which the outbox delivery worker posts as a reply once the report is
+committed to SQLite. Goal: tierbot at least 0.7 × the bare bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import QUICK, TOKEN, FakeServer, chats_of, header, parse, town, unit_chat, verdict
+from telegram import ReplyParameters, Update
+from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
+
+from bot.app import build_application, running
+
+N = 2_000 if QUICK else 10_000
+UNITS = 100
+RESIDENTS = 1_000
+TEXT = "/report 楼道堆放大量纸箱杂物，有消防隐患 {i}"
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _load(server: FakeServer, n: int) -> tuple[float, float, float]:
+    """Queue n reports: seconds until the n-th answer, and the CPU seconds the bot's process
+    and the server spent meanwhile."""
+    chats = [unit_chat(i) for i in range(UNITS)]
+    cpu = _cpu()
+    await server.call("benchPush", chats=chats, n=n, text=TEXT, users=RESIDENTS)
+    done = await server.call("benchWait", count=n, timeout=600)
+    cpu = _cpu() - cpu
+    stats = await server.call("benchStats")
+    assert stats["sent"] == n, f"expected {n} answers, the server saw {stats['sent']}"
+    return done["elapsed"], cpu, done["server_cpu"]
+
+
+async def bare(n: int) -> tuple[float, float, float]:
+    async with FakeServer() as server:
+        await server.call("benchAddChats", chats=[(unit_chat(i), f"第{i + 1}小组") for i in range(UNITS)])
+        app = ApplicationBuilder().token(TOKEN).base_url(server.url + "/bot").build()
+
+        async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            message = update.effective_message
+            assert message is not None
+            reply = ReplyParameters(message.message_id)
+            await context.bot.send_message(message.chat_id, "收到", reply_parameters=reply)
+
+        app.add_handler(MessageHandler(filters.ALL, answer))
+        await app.initialize()
+        assert app.updater is not None
+        await app.updater.start_polling(poll_interval=0, timeout=10)
+        await app.start()
+        try:
+            return await _load(server, n)
+        finally:
+            await app.updater.stop()
+            await app.stop()
+            await app.shutdown()
+
+
+async def tierbot(n: int, folder: Path) -> tuple[float, float, float]:
+    async with FakeServer() as server:
+        raw = town(UNITS, 10, folder / "intake.sqlite3", base_url=server.url)
+        await server.call("benchAddChats", chats=chats_of(raw))
+        app = build_application(parse(raw), TOKEN)
+        async with running(app):
+            return await _load(server, n)
+
+
+def show(name: str, seconds: float, cpu: float, server_cpu: float) -> None:
+    print(f"  {name + ':':37} {N / seconds:5.0f} updates/s  ({seconds:4.1f} s; CPU per update: bot "
+          f"{cpu / N * 1e3:.2f} ms, fake server {server_cpu / N * 1e3:.2f} ms)", flush=True)
+
+
+def main() -> int:
+    header(f"Intake throughput ({N:,} /report updates over {UNITS} unit chats; fake server in its own process)")
+    with tempfile.TemporaryDirectory(prefix="tierbot-bench-") as folder:
+        bare_s, bare_cpu, bare_server = asyncio.run(bare(N))
+        show("bare PTB, handler calls sendMessage", bare_s, bare_cpu, bare_server)
+        tier_s, tier_cpu, tier_server = asyncio.run(tierbot(N, Path(folder)))
+        show("tierbot, report → SQLite → card", tier_s, tier_cpu, tier_server)
+    ratio = bare_s / tier_s
+    print(f"  goal: tierbot ≥ 0.7 × bare: {ratio:.2f}× → {verdict(ratio >= 0.7)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
