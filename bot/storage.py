@@ -542,6 +542,15 @@ class Tx:
             f"UPDATE matters SET {assignments} WHERE id = ?", (*values.values(), matter_id)
         )
 
+    async def update_matters(self, changes: list[tuple[int, dict[str, Any]]]) -> None:
+        """Many matters' changes in as few trips as there are kinds of change (the sweep)."""
+        groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for matter_id, values in changes:
+            groups.setdefault(tuple(values), []).append((*values.values(), matter_id))
+        for columns, rows in groups.items():
+            assignments = ", ".join(f"{column} = ?" for column in columns)
+            await self._conn.executemany(f"UPDATE matters SET {assignments} WHERE id = ?", rows)
+
     async def due_matters(self, now: float, limit: int = 500) -> list[Matter]:
         rows = await self._all(
             f"{_MATTER_SELECT} WHERE next_due IS NOT NULL AND next_due <= ? "
@@ -576,6 +585,13 @@ class Tx:
             (matter_id, at, actor_id, actor_name, kind, tier, detail),
         )
         return cur.lastrowid  # type: ignore[return-value]
+
+    async def add_events(self, events: list[Event]) -> None:
+        """Many timeline rows in one trip (the sweep's; it needs no ids back)."""
+        await self._conn.executemany(
+            "INSERT INTO events (matter_id, at, actor_id, actor_name, kind, tier, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(e.matter_id, e.at, e.actor_id, e.actor_name, e.kind, e.tier, e.detail) for e in events],
+        )
 
     async def events(self, matter_id: int) -> list[Event]:
         rows = await self._all(
@@ -625,6 +641,30 @@ class Tx:
         )
         self.enqueued = self.enqueued or cur.rowcount == 1
         return cur.rowcount == 1
+
+    async def enqueue_cards(self, cards: list[tuple[str, int, int]], now: float) -> None:
+        """Card refreshes (key, chat, matter) in one trip; keys already queued are ignored."""
+        if cards:
+            await self._conn.executemany(
+                "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, not_before, created_at) "
+                "VALUES (?, ?, 'card', ?, ?, ?)",
+                [(key, chat, matter, now, now) for key, chat, matter in cards],
+            )
+            self.enqueued = True
+
+    async def attachments_of(self, matter_ids: list[int]) -> dict[int, list[tuple[str, str]]]:
+        """What is attached to each of these matters, in one query."""
+        if not matter_ids:
+            return {}
+        marks = ", ".join("?" for _ in matter_ids)
+        rows = await self._all(
+            f"SELECT matter_id, kind, file_id FROM attachments WHERE matter_id IN ({marks}) ORDER BY id",
+            tuple(matter_ids),
+        )
+        out: dict[int, list[tuple[str, str]]] = {}
+        for matter_id, kind, file_id in rows:
+            out.setdefault(matter_id, []).append((kind, file_id))
+        return out
 
     async def outbox_due(self, now: float, limit: int = 50) -> list[OutboxItem]:
         rows = await self._all(

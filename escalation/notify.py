@@ -27,7 +27,7 @@ class Ping:
     kind: str  # escalated, reping, remind, idle, unclaimed, resumed, returned, urgent
     tier: int  # the tier being told
     reason: str  # unclaimed, unresolved, idle, …: a key under "reason."
-    event_id: int
+    event_id: int  # unique for this change of this matter: its event id, or the sweep's stamp
     note: str | None = None  # a person's words: a reason, instructions (escaped when shown)
 
 
@@ -94,8 +94,10 @@ class Notifier:
         key = f"{key_prefix}:{chat}:" + ",".join(f"{p.matter.id}e{p.event_id}" for p in pings[:20])
         await tx.enqueue(key, chat, now, matter_id=pings[0].matter.id, text=text, markup=keyboard)
         if not unit_group:  # photos, voice notes and places travel up with the matter
-            for ping in pings[:MAX_FORWARDED_MATTERS]:
-                attached = await tx.attachments(ping.matter.id)
+            forwarded = pings[:MAX_FORWARDED_MATTERS]
+            attached_to = await tx.attachments_of([p.matter.id for p in forwarded])
+            for ping in forwarded:
+                attached = attached_to.get(ping.matter.id, [])
                 for index, (kind, media) in enumerate(attached[:MAX_ATTACHMENTS]):
                     await tx.enqueue(f"{key}:{ping.matter.id}:a{index}", chat, now, kind=kind,
                                      matter_id=ping.matter.id, media=media, text=f"#{ping.matter.id}")

@@ -12,7 +12,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from bot.storage import Store, clock_columns
+from bot.storage import Event, Store, clock_columns
 from escalation import policy
 from escalation.notify import Notifier, Ping
 from escalation.policy import Action
@@ -45,32 +45,42 @@ async def sweep(store: Store, notifier: Notifier, now: float) -> int:
 
 
 async def _sweep_batch(store: Store, notifier: Notifier, now: float) -> tuple[int, int]:
+    """One batch in one transaction, written in a few trips: the sweep runs for the life
+    of the bot, so its cost is per due matter, never per matter in the history."""
     pings: list[Ping] = []
+    changes: list[tuple[int, dict[str, Any]]] = []
+    events: list[Event] = []
+    cards: list[tuple[str, int, int]] = []
+    stamp = int(now * 1000)  # with the matter's id, marks this step's messages uniquely
+    reason_text = notifier.langs.for_chat(None)
     async with store.transaction() as tx:
         due = await tx.due_matters(now, BATCH)
         for matter in due:
             if matter.unit_id not in notifier.tree.nodes:  # its unit was removed from config.yaml
                 log.warning("matter %s belongs to unit %r, no longer in the config; it stops escalating",
                             matter.id, matter.unit_id)
-                await tx.update_matter(matter.id, next_due=None)
+                changes.append((matter.id, {"next_due": None}))
                 continue
             rules = matter.policy_rules
             taken = policy.step(matter.clock, rules, now)
             if taken is None:  # next_due was ahead of the policy; put it right
-                await tx.update_matter(matter.id, next_due=policy.next_check(matter.clock, rules))
+                changes.append((matter.id, {"next_due": policy.next_check(matter.clock, rules)}))
                 continue
             event_kind, ping_kind, card_changes = _STEPS[taken.action]
-            changes: dict[str, Any] = clock_columns(policy.after(matter.clock, taken, now), rules)
+            change: dict[str, Any] = clock_columns(policy.after(matter.clock, taken, now), rules)
             if taken.action == Action.ESCALATE:
-                changes.update(top_tier=min(matter.top_tier, taken.to_tier), escalated_at=matter.escalated_at or now)
-            await tx.update_matter(matter.id, **changes)
-            reason = notifier.langs.for_chat(None)(f"reason.{taken.reason}")
-            event = await tx.add_event(matter.id, now, event_kind, tier=taken.to_tier, detail=reason)
+                change.update(top_tier=min(matter.top_tier, taken.to_tier), escalated_at=matter.escalated_at or now)
+            changes.append((matter.id, change))
+            events.append(Event(matter.id, now, None, None, event_kind, taken.to_tier,
+                                reason_text(f"reason.{taken.reason}")))
             if card_changes:  # the unit's card shows where the matter now stands
-                await tx.enqueue(f"card:{matter.id}:e{event}", matter.chat_id, now, kind="card", matter_id=matter.id)
-            # The matter as it now stands, without reading it back: it is what we just wrote.
-            updated = replace(matter, **{k: v for k, v in changes.items() if k != "state"},
-                              state=policy.State(changes["state"]))
-            pings.append(Ping(updated, ping_kind, taken.to_tier, taken.reason.value, event))
+                cards.append((f"card:{matter.id}:s{stamp}", matter.chat_id, matter.id))
+            # The matter as it now stands, without reading it back: it is what we write.
+            updated = replace(matter, **{k: v for k, v in change.items() if k != "state"},
+                              state=policy.State(change["state"]))
+            pings.append(Ping(updated, ping_kind, taken.to_tier, taken.reason.value, stamp))
+        await tx.update_matters(changes)
+        await tx.add_events(events)
+        await tx.enqueue_cards(cards, now)
         await notifier.send(tx, pings, now)
     return len(pings), len(due)
