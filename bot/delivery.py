@@ -80,6 +80,7 @@ class Delivery:
         self.clock = clock
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._busy: dict[int, asyncio.Task[None]] = {}  # chats being served now
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next idle tick."""
@@ -89,43 +90,51 @@ class Delivery:
         self._task = asyncio.create_task(self._run(), name="tierbot-delivery")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        tasks = [t for t in (self._task, *self._busy.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             try:
-                await self._task
+                await task
             except asyncio.CancelledError:
                 pass
-            self._task = None
+        self._task = None
+        self._busy.clear()
 
     async def _run(self) -> None:
         while True:
             self._wake.clear()
             try:
-                sent = await self.deliver_due()
+                started = await self.deliver_due()
             except Exception:  # never let one bad batch stop delivery for good
                 log.exception("delivery batch failed")
-                sent = 0
-            if not sent:
+                started = 0
+            if not started:
                 try:
                     await asyncio.wait_for(self._wake.wait(), IDLE_WAIT)
                 except TimeoutError:
                     pass
 
     async def deliver_due(self) -> int:
-        """Send everything due now; returns how many items were handled."""
+        """Start sending what is due, one task per chat, each chat in order. A chat already
+        being served (say, waiting out its 20-a-minute limit) is left to its task: others
+        do not wait for it. Returns how many items were started."""
         async with self.store.read() as tx:
-            items = await tx.outbox_due(self.clock.now(), limit=100)
+            items = await tx.outbox_due(self.clock.now(), limit=200, skip_chats=list(self._busy))
         by_chat: dict[int, list[OutboxItem]] = defaultdict(list)
         for item in items:
             by_chat[item.chat_id].append(item)
-        # One chat's trouble must not cancel the others' sends half-way (they would be sent again).
-        results = await asyncio.gather(
-            *(self._deliver_chat(chat_items) for chat_items in by_chat.values()), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                log.error("delivery to one chat failed", exc_info=result)
+        for chat_id, chat_items in by_chat.items():
+            task = asyncio.create_task(self._deliver_chat(chat_items), name=f"tierbot-delivery-{chat_id}")
+            self._busy[chat_id] = task
+            task.add_done_callback(lambda done, chat=chat_id: self._finished(chat, done))
         return len(items)
+
+    def _finished(self, chat_id: int, task: asyncio.Task[None]) -> None:
+        self._busy.pop(chat_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("delivery to chat %s failed", chat_id, exc_info=task.exception())
+        self._wake.set()  # that chat may have more waiting
 
     async def _deliver_chat(self, items: list[OutboxItem]) -> None:
         for index, item in enumerate(items):

@@ -666,11 +666,13 @@ class Tx:
             out.setdefault(matter_id, []).append((kind, file_id))
         return out
 
-    async def outbox_due(self, now: float, limit: int = 50) -> list[OutboxItem]:
+    async def outbox_due(self, now: float, limit: int = 50, skip_chats: Sequence[int] = ()) -> list[OutboxItem]:
+        """What is due to be sent, oldest first, leaving out chats already being served."""
+        skip = f"AND chat_id NOT IN ({', '.join('?' for _ in skip_chats)}) " if skip_chats else ""
         rows = await self._all(
             "SELECT id, key, chat_id, kind, matter_id, text, markup, reply_to, attempts, media "
-            "FROM outbox WHERE state = 'pending' AND not_before <= ? ORDER BY id LIMIT ?",
-            (now, limit),
+            f"FROM outbox WHERE state = 'pending' AND not_before <= ? {skip}ORDER BY id LIMIT ?",
+            (now, *skip_chats, limit),
         )
         return [OutboxItem(*r) for r in rows]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import C1_CHAT, RESIDENT, ROOT, STATION_CHAT, TOKEN, U1_CHAT, add_chats, town
+from tests.conftest import C1_CHAT, RESIDENT, ROOT, STATION_CHAT, TOKEN, U1_CHAT, U2_CHAT, add_chats, town
 
 H = 3600.0
 
@@ -107,3 +107,18 @@ async def test_a_queued_photo_is_sent_by_file_id_with_its_caption(make_bot: Any)
         await bot.settle()
         async with bot.svc.store.read() as tx:
             assert await tx.outbox_due(bot.clock.now(), limit=1) == []
+
+
+async def test_a_chat_waiting_out_its_rate_limit_holds_up_no_other_chat(make_bot: Any) -> None:
+    import time
+
+    async with make_bot() as bot:
+        bot.api.fail("sendMessage", chat_id=U1_CHAT, status=429, retry_after=3)
+        bot.say(U1_CHAT, RESIDENT, "/report 第一组的事")
+        await bot.api.wait_for(lambda: any(c.status == 429 for c in bot.api.calls))
+        started = time.monotonic()
+        bot.say(U2_CHAT, RESIDENT, "/report 第二组的事")
+        await bot.wait_bot(U2_CHAT, "事项 #2")
+        assert time.monotonic() - started < 2.0  # not behind chat 1's three seconds
+        assert bot.count_bot(U1_CHAT, "事项 #1") == 0
+        await bot.wait_bot(U1_CHAT, "事项 #1", within=10)
