@@ -81,6 +81,7 @@ class Delivery:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy: dict[int, asyncio.Task[None]] = {}  # chats being served now
+        self._posted: dict[int, tuple[int, int, int]] = {}  # outbox item → (matter, chat, card message)
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next idle tick."""
@@ -185,7 +186,10 @@ class Delivery:
                 await tx.outbox_failed(item.id, repr(exc))
                 await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
             return None
-        async with self.store.transaction() as tx:
+        posted = self._posted.pop(item.id, None)
+        async with self.store.transaction() as tx:  # a new card's place and "sent", together
+            if posted is not None:
+                await tx.update_matter(posted[0], card_chat_id=posted[1], card_message_id=posted[2])
             await tx.outbox_done(item.id, now, message_id)
             await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
         return None
@@ -210,8 +214,7 @@ class Delivery:
     async def _send_card(self, item: OutboxItem) -> int | None:
         """Send the matter's card the first time, edit it in place after that."""
         async with self.store.read() as tx:
-            matter = await tx.matter(item.matter_id or 0)
-            attachments = await tx.attachment_count(item.matter_id or 0)
+            matter, attachments = await tx.matter_for_card(item.matter_id or 0)
         if matter is None:
             return None
         in_group = matter.chat_id != matter.reporter_id  # a private report's card may live with its reporter
@@ -234,8 +237,7 @@ class Delivery:
                     raise
                 # The card was deleted in the chat: post it again below.
         message = await self._send(matter.chat_id, text, keyboard, item.reply_to or matter.report_message_id)
-        async with self.store.transaction() as tx:
-            await tx.update_matter(matter.id, card_chat_id=message.chat_id, card_message_id=message.message_id)
+        self._posted[item.id] = (matter.id, message.chat_id, message.message_id)  # recorded with the item
         return message.message_id
 
     async def _retry(self, item: OutboxItem, delay: float, exc: Exception) -> float:

@@ -45,10 +45,15 @@ async def open_update(update: object, context: ContextTypes.DEFAULT_TYPE) -> Non
     if not isinstance(update, Update):
         return
     store: Store = context.application.bot_data["services"].store
-    async with store.read() as tx:
-        done = await tx.inbox_is_done(update.update_id)
-    if done:
+    if update.update_id in store.started:  # a replayed update fetched again: once is enough
         raise ApplicationHandlerStop
+    if update.update_id <= store.done_upto:  # only an id a past run saw can be done already
+        async with store.read() as tx:
+            if await tx.inbox_is_done(update.update_id):
+                raise ApplicationHandlerStop
+    if len(store.started) > 100_000:  # duplicates arrive within seconds; forget old ids
+        store.started.clear()
+    store.started.add(update.update_id)
     current_update.set(update.update_id)
 
 
@@ -68,6 +73,7 @@ async def replay(app: Application, store: Store) -> int:
     """Queue, in order, the updates fetched before a crash but never done."""
     async with store.read() as tx:
         pending = await tx.inbox_pending()
+        store.done_upto = await tx.inbox_last_id()
     for _, payload in pending:
         update = Update.de_json(json.loads(payload), app.bot)
         if update is not None:

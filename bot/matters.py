@@ -88,10 +88,11 @@ class Matters:
         photo_file_id: str | None = None,
         answers_prompt: bool = False,
         private: bool = False,
-    ) -> Matter:
+    ) -> int:
         """Log a report. A private one (私下反映) comes from the reporter's private chat
         (``chat_id``): the unit group gets a card without the text, the heads a copy by DM,
-        the community the full text in its own chat, and the reporter a receipt."""
+        the community the full text in its own chat, and the reporter a receipt.
+        Returns the matter's number."""
         assert unit.tier == UNIT
         now = self.clock.now()
         rules = self.config.rules_for("other")  # a category picked later brings its own
@@ -122,11 +123,11 @@ class Matters:
                 f"card:{matter_id}:new", card_chat, now, kind="card", matter_id=matter_id,
                 reply_to=None if private else message_id,
             )
-            matter = await tx.matter(matter_id)
-            assert matter is not None
+            matter = await tx.matter(matter_id) if private else None
             if private:
+                assert matter is not None
                 await self._private_copies(tx, matter, now, event, chat_id, message_id)
-        return matter
+        return matter_id
 
     async def _private_copies(
         self, tx: Tx, matter: Matter, now: float, event: int, private_chat: int, message_id: int | None

@@ -438,6 +438,8 @@ class Store:
         self._lock = asyncio.Lock()
         self.on_enqueue: Callable[[], None] | None = None  # told after a commit that queued messages
         self.marked_done: set[int] = set()  # updates whose effect transaction has committed
+        self.started: set[int] = set()  # updates this run has begun to handle
+        self.done_upto = 0  # the highest update id in the inbox at start: newer ones are new
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -535,6 +537,15 @@ class Tx:
     async def matter(self, matter_id: int) -> Matter | None:
         row = await self._one(f"{_MATTER_SELECT} WHERE id = ?", (matter_id,))
         return _matter(row) if row else None
+
+    async def matter_for_card(self, matter_id: int) -> tuple[Matter | None, int]:
+        """A matter and how many attachments it has (what its card shows), in one query."""
+        row = await self._one(
+            f"SELECT {', '.join(_MATTER_COLUMNS)}, "
+            "(SELECT count(*) FROM attachments WHERE attachments.matter_id = matters.id) FROM matters WHERE id = ?",
+            (matter_id,),
+        )
+        return (_matter(row[:-1]), int(row[-1])) if row else (None, 0)
 
     async def update_matter(self, matter_id: int, **values: Any) -> None:
         assignments = ", ".join(f"{column} = ?" for column in values)
@@ -906,6 +917,10 @@ class Tx:
     async def inbox_is_done(self, update_id: int) -> bool:
         row = await self._one("SELECT done_at FROM inbox WHERE update_id = ?", (update_id,))
         return row is not None and row[0] is not None
+
+    async def inbox_last_id(self) -> int:
+        (last,) = await self._one("SELECT coalesce(max(update_id), 0) FROM inbox")
+        return int(last)
 
     async def inbox_pending(self) -> list[tuple[int, str]]:
         return await self._all("SELECT update_id, payload FROM inbox WHERE done_at IS NULL ORDER BY update_id")
