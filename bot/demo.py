@@ -54,9 +54,12 @@ async def main(config_path: str | None = None) -> int:
                 say(f"{RESIDENT_WANG[1]} reports a fire hazard in {unit_a.name}")
                 api.send_text(unit_a.chat_id or 0, wang, "/report 3号楼楼道堆放大量纸箱杂物，有消防隐患")
                 card = await _wait_card(api, unit_a.chat_id or 0)
-                say("she taps 安全隐患 under the card: urgent, so the community and the station hear at once")
-                safety = next((data for label, data in buttons(card) if data.endswith(":safety")), None)
-                if safety:
+                say("she taps 🏷 分类, then 安全隐患: urgent, so the community and the station hear at once")
+                pick = next((data for _, data in buttons(card) if data.startswith("v1:cats:")), None)
+                if pick:  # 🏷 分类 opens the list on the card; then 安全隐患
+                    api.press_button(unit_a.chat_id or 0, wang, card.message_id, pick)
+                    await api.wait_for(lambda: any(d.endswith(":safety") for _, d in buttons(card)))
+                    safety = next(d for _, d in buttons(card) if d.endswith(":safety"))
                     api.press_button(unit_a.chat_id or 0, wang, card.message_id, safety)
                     await api.wait_for(lambda: _has(api, st.chat_id, "紧急事项"))
                 say(f"{RESIDENT_LIU[1]} reports a noise dispute in {unit_b.name}; nobody will answer it")

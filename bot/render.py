@@ -28,7 +28,7 @@ def callback(action: str, matter_id: int, arg: str | None = None) -> str:
     return f"{CALLBACK_VERSION}:{action}:{matter_id}" + (f":{arg}" if arg else "")
 
 
-ACTIONS = ("claim", "resolve", "cat", "rate")
+ACTIONS = ("claim", "resolve", "cat", "cats", "rate")
 WITH_ARG = ("cat", "rate")
 
 
@@ -126,8 +126,8 @@ def card(
         lines.append(t("card.resolve_due", at=t.time(resolve_due)))
     keyboard = action_buttons(matter, t)
     if not matter.category_set and not redact:
-        lines.append(t("card.pick_category"))
-        keyboard += category_buttons(matter, t)
+        # One button that opens the list: eleven on every card would bury the card.
+        keyboard.append([(t("button.categorize"), callback("cats", matter.id))])
     if private_link:
         keyboard.append([(t("button.private"), URL_PREFIX + private_link)])
     return "\n".join(lines), keyboard
@@ -142,6 +142,7 @@ def private_link(bot_username: str | None, unit_id: str) -> str | None:
 
 
 def category_buttons(matter: Matter, t: Texts, per_row: int = 4) -> Keyboard:
+    """The category list a card shows once its 分类 button is tapped."""
     buttons = [(t.category(key), callback("cat", matter.id, key)) for key in t.category_keys()]
     return [buttons[i : i + per_row] for i in range(0, len(buttons), per_row)]
 

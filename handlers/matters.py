@@ -13,6 +13,7 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot import render
+from bot.delivery import keyboard_markup
 from bot.matters import MAX_TEXT, Ack, Actor, Outcome, Result
 from bot.services import Services
 from bot.tree import UNIT, Node
@@ -173,6 +174,24 @@ async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             await message.reply_photo(media, caption=f"#{matter.id}")
 
 
+async def _show_categories(update: Update, context: ContextTypes.DEFAULT_TYPE, number: int) -> None:
+    """分类 on a card: the card's buttons become the category list (the reporter or a head)."""
+    svc = services(context)
+    query = update.callback_query
+    assert query is not None
+    t = texts_for(update, context)
+    async with svc.store.read() as tx:
+        matter = await tx.matter(number)
+    user = actor(update)
+    if matter is None or matter.closed:
+        await query.answer(render.plain(t("err.stale_button")), show_alert=True)
+    elif user.id != matter.reporter_id and not svc.tree.may_act(user.id, matter.unit_id):
+        await query.answer(render.plain(t("err.not_allowed")), show_alert=True)
+    else:
+        await query.answer(render.plain(t("card.pick_category")))
+        await query.edit_message_reply_markup(keyboard_markup(render.category_buttons(matter, t)))
+
+
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """认领 / 接手 / 解决 on a card or an escalation message."""
     svc = services(context)
@@ -195,6 +214,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         done = texts_for(update, context)("ok.resolved", id=number)
     elif action == "rate":
         await people.rate(update, context, number, arg or "")
+        return
+    elif action == "cats":
+        await _show_categories(update, context, number)
         return
     else:
         result = await svc.matters.categorize(number, actor(update), node, arg or "other")

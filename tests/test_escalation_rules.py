@@ -50,9 +50,10 @@ async def matter(bot: Running, number: int) -> Any:
 async def test_the_reporter_picks_a_category_and_its_deadlines_apply(make_bot: Any) -> None:
     async with make_bot(town(categories=CATEGORIES)) as bot:
         card = await report(bot)
-        assert ("邻里纠纷", "v1:cat:1:neighbour") in buttons(card)
+        bot.api.press_button(U1_CHAT, bot.user(RESIDENT), card.message_id, "v1:cats:1")  # 🏷 分类
+        await bot.api.wait_for(lambda: ("邻里纠纷", "v1:cat:1:neighbour") in buttons(card))
         bot.api.press_button(U1_CHAT, bot.user(RESIDENT2), card.message_id, "v1:cat:1:neighbour")
-        await bot.api.wait_for(lambda: bot.api.callback_answers)
+        await bot.api.wait_for(lambda: len(bot.api.callback_answers) == 2)
         assert bot.api.callback_answers[-1]["show_alert"]  # a neighbour may not categorise it
         bot.api.press_button(U1_CHAT, bot.user(RESIDENT), card.message_id, "v1:cat:1:neighbour")
         await bot.api.wait_for(lambda: "类别：邻里纠纷" in card.text)

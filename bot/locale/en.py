@@ -155,6 +155,7 @@ MESSAGES: dict[str, str] = {
     "button.take_watch": "我来值班 Take the watch",
     "card.private": "🔒 Reported privately: only the heads and leaders above can read it",
     "card.more": "… (in full: /show {id})",
+    "button.categorize": "🏷 分类 Category",
     "button.private": "私下反映 report privately",
     "private.receipt": "Your private report to {unit} is matter #{id}. Only the heads and the leaders above can read it; you will hear about its progress here.",
     "private.start": "You are reporting privately to <b>{unit}</b>. Only the heads and the leaders above can read it. Send what happened (a photo is fine too):",

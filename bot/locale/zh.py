@@ -166,6 +166,7 @@ MESSAGES: dict[str, str] = {
     # the people's side: private reports, ratings, attachments, one's own matters
     "card.private": "🔒 私下反映的事项，内容仅负责人和上级可见",
     "card.more": "……（全文见 /show {id}）",
+    "button.categorize": "🏷 分类 Category",
     "button.private": "私下反映 report privately",
     "private.receipt": "已收到您向 {unit} 私下反映的事项 #{id}。内容只有负责人和上级能看到，处理进展会在这里告诉您。",
     "private.start": "您正在向 <b>{unit}</b> 私下反映。内容只有负责人和上级能看到。请直接发送您要反映的事情（可附照片）：",
