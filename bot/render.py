@@ -195,7 +195,7 @@ def pings(
     if on_watch:
         lines.append(t("esc.on_duty", who="、".join(mention(uid, _name(tree, uid)) for uid in on_watch)))
     if leaders:
-        lines.append(t("esc.leaders", leaders=people(leaders[:MAX_MENTIONS])))
+        lines.append(t("esc.leaders", leaders=people(leaders[:MAX_MENTIONS], limit=MAX_MENTIONS)))
     keyboard: Keyboard = []
     seen: set[int] = set()
     for ping in batch:

@@ -93,6 +93,13 @@ class Notifier:
                                       redact=unit_group)
         key = f"{key_prefix}:{chat}:" + ",".join(f"{p.matter.id}e{p.event_id}" for p in pings[:20])
         await tx.enqueue(key, chat, now, matter_id=pings[0].matter.id, text=text, markup=keyboard)
+        # Telegram notifies nobody in a message with over 50 mentions: the rest of a large
+        # group of leaders is named in follow-ups of at most MAX_MENTIONS each.
+        rest = leaders[render.MAX_MENTIONS :]
+        for part in range(0, len(rest), render.MAX_MENTIONS):
+            names = render.people(rest[part : part + render.MAX_MENTIONS])
+            await tx.enqueue(f"{key}:m{part}", chat, now, matter_id=pings[0].matter.id,
+                             text=self.langs.for_chat(chat)("esc.leaders", leaders=names))
         if not unit_group:  # photos, voice notes and places travel up with the matter
             forwarded = pings[:MAX_FORWARDED_MATTERS]
             attached_to = await tx.attachments_of([p.matter.id for p in forwarded])

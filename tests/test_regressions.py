@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from escalation.policy import State
@@ -66,3 +67,18 @@ async def test_a_matter_of_a_unit_removed_from_config_does_not_stop_the_town(mak
         async with bot.svc.store.read() as tx:
             orphan = await tx.matter(1)
         assert orphan.state == State.OPEN and orphan.next_due is None  # parked, with a warning logged
+
+
+async def test_a_large_group_of_leaders_is_named_in_messages_of_at_most_50_mentions(make_bot: Any) -> None:
+    raw = town()
+    raw["station"]["communities"][0]["police"] = [{"id": 5000 + i, "name": f"民警{i}"} for i in range(90)]
+    async with make_bot(raw) as bot:
+        bot.say(U1_CHAT, RESIDENT, "/report 大事")
+        await bot.wait_bot(U1_CHAT, "事项 #1")
+        bot.clock.advance(1 * H)
+        await bot.wait_bot(C1_CHAT, "上报至社区")
+        await bot.api.wait_for(lambda: len(bot.api.bot_messages(C1_CHAT)) == 3)
+        counts = [m.source.count("tg://user?id=") for m in bot.api.bot_messages(C1_CHAT)]
+        assert all(c <= 50 for c in counts)
+        named = {int(x) for m in bot.api.bot_messages(C1_CHAT) for x in re.findall(r"id=(\d+)", m.source)}
+        assert {5000 + i for i in range(90)} <= named  # every officer is notified
