@@ -156,7 +156,10 @@ if __name__ == "__main__":
     parser.add_argument("--per-week", type=int, default=100_000)
     parser.add_argument("--weeks", type=int, default=bulletin.CHART_WEEKS)
     parser.add_argument("--chart", default=None, help="also write the station's chart to this PNG file")
+    parser.add_argument("--quick", action="store_true", help="a small town (200 units, 10,000 a week)")
     arguments = parser.parse_args()
+    if arguments.quick:
+        arguments.units, arguments.per_week = 200, 10_000
     chart = asyncio.run(main(arguments))
     if arguments.chart:
         Path(arguments.chart).write_bytes(chart)

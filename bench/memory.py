@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -61,8 +62,16 @@ async def run(database: Path) -> dict[str, dict[str, int]]:
         )
         try:
             communities = [community_chat(c) for c in range(COMMUNITIES)]
-            # The first sweep escalates the due matters to their communities' chats.
-            await server.call("benchWait", count=DUE, chats=communities, timeout=300)
+            # The first sweep escalates the due matters to their communities' chats (those due
+            # together share one message per chat, so count the matters named).
+            escalated: set[str] = set()
+            for _ in range(600):
+                sent = await server.call("benchSent", chats=communities)
+                escalated = {n for _, _, text in sent for n in re.findall(r"事项 #(\d+) 上报至", text)}
+                if len(escalated) >= DUE:
+                    break
+                await asyncio.sleep(0.5)
+            assert len(escalated) >= DUE, f"only {len(escalated)} of {DUE} matters escalated"
             seen["after the sweep"] = status(bot.pid)
             await server.call("benchSay", chat=STATION_CHAT, user=STAFF, name="陈所长", text="/summary")
             await server.call("benchWait", count=1, chats=[STATION_CHAT], timeout=300)
