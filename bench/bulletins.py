@@ -24,10 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import parse_config
-from bot.i18n import Texts
+from bot.i18n import Languages
 from bot.storage import Store
 from bot.tree import Tree
-from escalation.policy import Rules
 from escalation.reports import bulletin, charts, service
 
 WEEK = 7 * 86400.0
@@ -98,14 +97,14 @@ async def main(args: argparse.Namespace) -> bytes:
     """Runs the benchmark; returns the station's chart."""
     config = parse_config(town(args.units))
     tree = Tree(config)
-    texts = Texts("zh", config.tz)
+    langs = Languages("zh", config.tz)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "bench.sqlite3"
         store = await Store.open(path)
         await store.close()
         began = time.perf_counter()
         total = populate(path, [u.id for u in tree.units()], args.per_week, args.weeks,
-                         Rules.from_config(config.deadlines).to_json())
+                         config.rules_for("other").to_json())
         print(f"town: {args.units} units, {len(list(tree.communities()))} communities; "
               f"{total:,} matters over {args.weeks} weeks ({time.perf_counter() - began:.1f}s to make)")
         store = await Store.open(path)
@@ -120,7 +119,7 @@ async def main(args: argparse.Namespace) -> bytes:
         began, cpu = time.perf_counter(), time.process_time()
         figures = await service.period_figures(store, tree, period, now=END)
         gathered = time.perf_counter() - began
-        items = service.bulletins(tree, texts, figures, period)
+        items = service.bulletins(tree, langs, figures, period)
         computed, cpu = time.perf_counter() - began, time.process_time() - cpu
         week = sum(f.new for f in figures.current.values())
         messages = sum(len(b.messages) for b in items)
@@ -133,7 +132,7 @@ async def main(args: argparse.Namespace) -> bytes:
 
         began = time.perf_counter()
         async with store.transaction() as tx:
-            await service.enqueue(tx, tree, texts, items, period, "bench", END)
+            await service.enqueue(tx, tree, langs, items, period, "bench", END)
         print(f"queueing them in the outbox: {time.perf_counter() - began:.2f}s")
         await store.close()
 
