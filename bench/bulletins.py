@@ -82,11 +82,11 @@ def populate(path: Path, unit_ids: list[str], per_week: int, weeks: int, rules: 
             state = "resolved" if resolved else "open"
             matters.append((matter_id, unit, -1, 1, "居民", "事项", state, top_tier, top_tier, created, rules,
                             created, claimed, escalated_at, resolved, rng.choice(CATEGORIES), rating,
-                            resolved + 3600 if rating and resolved else None))
+                            resolved + 3600 if rating and resolved else None, resolved))
     conn.executemany(
         "INSERT INTO matters (id, unit_id, chat_id, reporter_id, reporter_name, text, state, tier, top_tier, "
-        "tier_since, rules, created_at, first_claimed_at, escalated_at, resolved_at, category, rating, rated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", matters)
+        "tier_since, rules, created_at, first_claimed_at, escalated_at, resolved_at, category, rating, rated_at, "
+        "closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", matters)
     conn.executemany("INSERT INTO events (matter_id, at, kind, tier) VALUES (?, ?, ?, ?)", events)
     conn.commit()
     conn.close()
