@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from apscheduler.triggers.cron import CronTrigger
 from telegram.ext import ContextTypes
@@ -31,6 +31,7 @@ class Services:
     weekly_trigger: CronTrigger
     first_started: float  # summaries due before the bot ever ran are not "missed"
     last_prune: float = 0.0  # when old inbox and outbox rows were last cleared
+    usernames: dict[str, int] = field(default_factory=dict)  # station staff's @names seen (/duty @name)
 
 
 def services(context: ContextTypes.DEFAULT_TYPE) -> Services:

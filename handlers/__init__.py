@@ -78,5 +78,6 @@ def register(app: Application, tree: Tree) -> None:
     # Around everything: skip updates already done (a replay after a crash), and mark done
     # those whose handlers changed nothing. See bot/inbox.py.
     app.add_handler(TypeHandler(Update, inbox.open_update), group=-1)
+    app.add_handler(TypeHandler(Update, duty.remember_staff), group=-2)  # before the inbox gate
     app.add_handler(TypeHandler(Update, inbox.close_update), group=1)
     app.add_error_handler(chats.on_error)

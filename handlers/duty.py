@@ -99,4 +99,15 @@ def _target(svc: Services, message: Message, args: list[str]) -> int | None:
     if word.isdigit():
         return int(word)
     staff = {p.name: p.id for p in svc.tree.station.leaders if p.name}
-    return staff.get(word)
+    # @username: Telegram gives bots no lookup, so only staff the bot has heard from.
+    return staff.get(word) or svc.usernames.get(word.lower())
+
+
+async def remember_staff(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Station staff's @usernames, as they write, so that "/duty @name" can find them."""
+    user = update.effective_user
+    if user is None or not user.username:
+        return
+    svc = services(context)
+    if any(p.id == user.id for p in svc.tree.station.leaders):
+        svc.usernames[user.username.lower()] = user.id

@@ -286,3 +286,14 @@ async def test_leaders_who_asked_get_escalations_by_dm_too(make_bot: Any) -> Non
         bot.api.press_button(POLICE, bot.user(POLICE, "王警官"), dm.message_id, "v1:claim:1")
         await bot.wait_bot(U1_CHAT, "已由 王警官 认领")
         assert (await matter(bot, 1)).claimed_by == POLICE
+
+
+async def test_duty_can_be_handed_to_a_staff_member_by_username(make_bot: Any) -> None:
+    async with make_bot(duty_town()) as bot:
+        liu = bot.api.user(STAFF2, "刘警官", username="liu_jingguan")
+        bot.api.send_text(STATION_CHAT, liu, "收到")  # the bot hears from 刘警官 once
+        bot.say(STATION_CHAT, STAFF, "/duty @nobody_here")
+        await bot.wait_bot(STATION_CHAT, "没有找到这位值班人员")
+        bot.say(STATION_CHAT, STAFF, "/duty @liu_jingguan")
+        roster = await bot.wait_bot(STATION_CHAT, "当前值班：刘警官")
+        assert f"tg://user?id={STAFF2}" in roster.source
