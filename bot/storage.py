@@ -621,11 +621,6 @@ class Tx:
             (matter_id, kind, file_id, added_by, at),
         )
 
-    async def attachment_count(self, matter_id: int) -> int:
-        (count,) = await self._one("SELECT count(*) FROM attachments WHERE matter_id = ?", (matter_id,))
-        return int(count)
-
-    # --- outbox ------------------------------------------------------------------
     async def enqueue(
         self,
         key: str,
@@ -686,10 +681,6 @@ class Tx:
             (now, *skip_chats, limit),
         )
         return [OutboxItem(*r) for r in rows]
-
-    async def outbox_next_time(self) -> float | None:
-        (at,) = await self._one("SELECT min(not_before) FROM outbox WHERE state = 'pending'")
-        return at
 
     async def outbox_retry_now(self, now: float) -> None:
         """At start: whatever was waiting for a retry is tried again at once."""
@@ -795,10 +786,6 @@ class Tx:
             (chat_id, user_id, since),
         )
         return Prompt(*row) if row else None
-
-    async def has_prompt(self, chat_id: int, user_id: int, since: float) -> bool:
-        found = await self.prompt(chat_id, user_id, since)
-        return found is not None and found.kind == "report"
 
     async def take_prompt(self, chat_id: int, user_id: int, since: float) -> bool:
         """Consume a pending prompt asked after ``since``."""

@@ -115,9 +115,6 @@ class Tree:
         """Whether the user leads this node or one above it."""
         return self.may_act(user_id, node_id)
 
-    def is_leader(self, user_id: int) -> bool:
-        return any(p.id == user_id for n in self.nodes.values() for p in n.leaders)
-
     def person_name(self, user_id: int) -> str | None:
         for node in self.nodes.values():
             for person in node.leaders:
