@@ -11,13 +11,13 @@ from telegram.ext import ContextTypes, filters
 
 from bot.config import parse_duration
 from bot.i18n import Texts
-from bot.matters import Actor, Outcome, Result
+from bot.matters import Ack, Actor, Outcome, Result
 from bot.services import Services, services
 from bot.tree import UNIT, Node, Tree
 
 __all__ = [
-    "BoundChat", "UnitChat", "actor", "chat_node", "command_text", "matter_number", "parse_until", "refusal", "reply",
-    "services", "texts_for",
+    "BoundChat", "UnitChat", "ack_for", "actor", "chat_node", "command_text", "matter_number", "parse_until",
+    "refusal", "reply", "services", "texts_for",
 ]
 
 
@@ -66,6 +66,13 @@ def command_text(message: Message) -> str:
     text = message.text or message.caption or ""
     parts = text.split(maxsplit=1)
     return parts[1].strip() if len(parts) > 1 else ""
+
+
+def ack_for(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Ack:
+    """Where and in what language to confirm the command this update carries."""
+    message = update.effective_message
+    assert message is not None
+    return Ack(message.chat_id, message.message_id, update.update_id, texts_for(update, context).language)
 
 
 def texts_for(update: object, context: ContextTypes.DEFAULT_TYPE) -> Texts:

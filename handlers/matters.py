@@ -22,6 +22,7 @@ from escalation.policy import State
 from escalation.summary import split_message
 from handlers import people
 from handlers.common import (
+    ack_for,
     actor,
     chat_node,
     command_text,
@@ -32,12 +33,6 @@ from handlers.common import (
     services,
     texts_for,
 )
-
-
-def _ack(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Ack:
-    message = update.effective_message
-    assert message is not None
-    return Ack(message.chat_id, message.message_id, update.update_id, texts_for(update, context).language)
 
 
 class Words(Enum):
@@ -111,7 +106,7 @@ def matter_command(name: str) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], A
             return
         node = chat_node(update, context)
         assert node is not None
-        result = await command.act(svc, number, actor(update), node, words, _ack(update, context))
+        result = await command.act(svc, number, actor(update), node, words, ack_for(update, context))
         if result is None:
             await reply(update, texts_for(update, context)(f"usage.{name}"))
         elif result.outcome != Outcome.OK:

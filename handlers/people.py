@@ -10,11 +10,11 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot import render
-from bot.matters import MAX_TEXT, Ack, Outcome
+from bot.matters import MAX_TEXT, Outcome
 from bot.services import Services
 from bot.tree import UNIT, Node
-from handlers.common import actor, chat_node, matter_number, refusal, reply, services, texts_for
-from handlers.report import PROMPT_TTL
+from handlers.common import ack_for, actor, chat_node, matter_number, refusal, reply, services, texts_for
+from handlers.report import PROMPT_TTL, report_text_ok
 
 UNIT_CHOICE = f"{render.CALLBACK_VERSION}:pu:"  # + unit id: "this private report is about that unit"
 DEEP_LINK = "p_"  # /start p_<unit id>: the 私下反映 button under every unit card
@@ -118,11 +118,7 @@ async def _log_private(
     assert message is not None
     if not text and photo:
         text = t("report.photo_only")
-    if not text:
-        await message.reply_text(t("report.empty"))
-        return
-    if len(text) > MAX_TEXT:
-        await message.reply_text(t("report.too_long", max=MAX_TEXT))
+    if not await report_text_ok(update, context, text):
         return
     user = actor(update)
     reply_id = message.message_id if message.chat.type == ChatType.PRIVATE and message.text else None
@@ -157,7 +153,7 @@ async def attachment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     chat = chat_node(update, context)
     result = await svc.matters.attach(
         target.id if target else number or 0, actor(update), chat, kind, media,
-        ack=Ack(message.chat_id, message.message_id, update.update_id, texts_for(update, context).language),
+        ack=ack_for(update, context),
     )
     if result.outcome != Outcome.OK:
         await reply(update, refusal(svc, texts_for(update, context), result, result.matter.id if result.matter else 0))
@@ -223,7 +219,6 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if number is None:
         await reply(update, t("usage.cancel"))
         return
-    ack = Ack(message.chat_id, message.message_id, update.update_id, t.language)
-    result = await svc.matters.cancel(number, actor(update), chat_node(update, context), ack=ack)
+    result = await svc.matters.cancel(number, actor(update), chat_node(update, context), ack=ack_for(update, context))
     if result.outcome != Outcome.OK:
         await reply(update, refusal(svc, t, result, number))

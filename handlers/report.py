@@ -80,6 +80,18 @@ async def report_elsewhere(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         await reply(update, t("report.not_unit", tier=t(f"tier.{node.tier}")))
 
 
+async def report_text_ok(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> bool:
+    """Whether a report's text can be logged; if not, the reporter is told why."""
+    t = texts_for(update, context)
+    if not text:
+        await reply(update, t("report.empty"))
+        return False
+    if len(text) > MAX_TEXT:
+        await reply(update, t("report.too_long", max=MAX_TEXT))
+        return False
+    return True
+
+
 async def _log(
     update: Update,
     context: ContextTypes.DEFAULT_TYPE,
@@ -92,11 +104,7 @@ async def _log(
     unit = chat_node(update, context)
     assert message is not None and unit is not None and unit.tier == UNIT
     text = text.strip()
-    if not text:
-        await reply(update, texts_for(update, context)("report.empty"))
-        return
-    if len(text) > MAX_TEXT:
-        await reply(update, texts_for(update, context)("report.too_long", max=MAX_TEXT))
+    if not await report_text_ok(update, context, text):
         return
     # The card is the answer: the delivery worker posts it as a reply to this message.
     await svc.matters.report(
