@@ -88,8 +88,12 @@ class BenchApi(FakeBotApi):
         chats = set(p.get("chats") or ())
         return [(wall, chat, text) for _, wall, chat, text in self.sent if not chats or chat in chats]
 
-    def _bench_stats(self, p: dict[str, Any]) -> dict[str, int]:
-        return {"sent": len(self.sent), "calls": len(self.calls), "pending_updates": len(self._updates)}
+    def _bench_stats(self, p: dict[str, Any]) -> dict[str, Any]:
+        methods: dict[str, int] = {}
+        for call in self.calls:
+            methods[call.method] = methods.get(call.method, 0) + 1
+        return {"sent": len(self.sent), "calls": len(self.calls), "pending_updates": len(self._updates),
+                "methods": methods}
 
 
 async def main() -> None:

@@ -100,6 +100,11 @@ class Broadcasts:
         return Queued(broadcast_id, len(to))
 
 
+def is_target(key: str) -> bool:
+    """Whether an outbox item is one of a broadcast's messages."""
+    return key.startswith(KEY_PREFIX)
+
+
 async def settled(
     tx: Tx, tree: Tree, langs: Languages, now: float, *, key: str | None = None, chat_id: int | None = None
 ) -> None:

@@ -30,7 +30,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 from bot import broadcasts, render
 from bot.clock import Clock
 from bot.i18n import Languages
-from bot.storage import OutboxItem, Store
+from bot.storage import Matter, OutboxItem, Sent, Store
 from bot.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,6 @@ class Delivery:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy: dict[int, asyncio.Task[None]] = {}  # chats being served now
-        self._posted: dict[int, tuple[int, int, int]] = {}  # outbox item → (matter, chat, card message)
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next idle tick."""
@@ -122,11 +121,13 @@ class Delivery:
         do not wait for it. Returns how many items were started."""
         async with self.store.read() as tx:
             items = await tx.outbox_due(self.clock.now(), limit=200, skip_chats=list(self._busy))
+            # The cards' matters in one query. One changed since is queued again behind.
+            cards = await tx.cards_of(sorted({i.matter_id for i in items if i.kind == "card" and i.matter_id}))
         by_chat: dict[int, list[OutboxItem]] = defaultdict(list)
         for item in items:
             by_chat[item.chat_id].append(item)
         for chat_id, chat_items in by_chat.items():
-            task = asyncio.create_task(self._deliver_chat(chat_items), name=f"tierbot-delivery-{chat_id}")
+            task = asyncio.create_task(self._deliver_chat(chat_items, cards), name=f"tierbot-delivery-{chat_id}")
             self._busy[chat_id] = task
             task.add_done_callback(lambda done, chat=chat_id: self._finished(chat, done))
         return len(items)
@@ -137,16 +138,16 @@ class Delivery:
             log.error("delivery to chat %s failed", chat_id, exc_info=task.exception())
         self._wake.set()  # that chat may have more waiting
 
-    async def _deliver_chat(self, items: list[OutboxItem]) -> None:
+    async def _deliver_chat(self, items: list[OutboxItem], cards: dict[int, tuple[Matter, int]]) -> None:
         for index, item in enumerate(items):
-            retry_at = await self._deliver(item)
+            retry_at = await self._deliver(item, cards)
             if retry_at is not None:  # keep the chat's order: the rest wait behind this one
                 async with self.store.transaction() as tx:
                     for later in items[index + 1 :]:
                         await tx.outbox_retry(later.id, retry_at, f"waiting behind {item.key}")
                 return
 
-    async def _deliver(self, item: OutboxItem) -> float | None:
+    async def _deliver(self, item: OutboxItem, cards: dict[int, tuple[Matter, int]]) -> float | None:
         """Send one item; None when it is done with, else when to try again."""
         now = self.clock.now()
         photo = None
@@ -154,9 +155,10 @@ class Delivery:
             photo = await self._draw_chart(item)
             if photo is None:
                 return None
+        new_card = None
         try:
             if item.kind == "card":
-                message_id = await self._send_card(item)
+                message_id, new_card = await self._send_card(item, cards)
             elif item.kind in MEDIA:
                 message_id = (await self._send_media(item)).message_id
             elif photo is not None:
@@ -186,12 +188,13 @@ class Delivery:
                 await tx.outbox_failed(item.id, repr(exc))
                 await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
             return None
-        posted = self._posted.pop(item.id, None)
-        async with self.store.transaction() as tx:  # a new card's place and "sent", together
-            if posted is not None:
-                await tx.update_matter(posted[0], card_chat_id=posted[1], card_message_id=posted[2])
-            await tx.outbox_done(item.id, now, message_id)
-            await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
+        sent = Sent(item.id, now, message_id, new_card)
+        if broadcasts.is_target(item.key):  # its last outcome may complete the delivery report
+            async with self.store.transaction() as tx:
+                await tx.outbox_sent([sent])
+                await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
+        else:  # recorded with others in the store's next group commit, within milliseconds
+            self.store.queue_sent(sent)
         return None
 
     async def _send(self, chat_id: int, text: str, keyboard: list | None, reply_to: int | None) -> Message:
@@ -211,12 +214,14 @@ class Delivery:
         return await send(item.chat_id, item.media or "", caption=item.text, reply_markup=keyboard,
                           reply_parameters=reply)
 
-    async def _send_card(self, item: OutboxItem) -> int | None:
-        """Send the matter's card the first time, edit it in place after that."""
-        async with self.store.read() as tx:
-            matter, attachments = await tx.matter_for_card(item.matter_id or 0)
+    async def _send_card(
+        self, item: OutboxItem, cards: dict[int, tuple[Matter, int]]
+    ) -> tuple[int | None, tuple[int, int, int] | None]:
+        """Send the matter's card the first time, edit it in place after that. Returns the
+        card's message id and, for a card posted anew, its place (matter, chat, message)."""
+        matter, attachments = cards.get(item.matter_id or 0, (None, 0))
         if matter is None:
-            return None
+            return None, None
         in_group = matter.chat_id != matter.reporter_id  # a private report's card may live with its reporter
         text, keyboard = render.card(
             matter, self.tree, self.langs.for_chat(matter.chat_id), attachments,
@@ -229,16 +234,17 @@ class Delivery:
                     text, chat_id=matter.card_chat_id, message_id=matter.card_message_id,
                     reply_markup=keyboard_markup(keyboard),
                 )
-                return matter.card_message_id
+                return matter.card_message_id, None
             except BadRequest as exc:
                 if "not modified" in str(exc).lower():
-                    return matter.card_message_id
+                    return matter.card_message_id, None
                 if "not found" not in str(exc).lower() or "chat" in str(exc).lower():
                     raise
                 # The card was deleted in the chat: post it again below.
         message = await self._send(matter.chat_id, text, keyboard, item.reply_to or matter.report_message_id)
-        self._posted[item.id] = (matter.id, message.chat_id, message.message_id)  # recorded with the item
-        return message.message_id
+        # Later items of this batch edit this card rather than post another.
+        matter.card_chat_id, matter.card_message_id = message.chat_id, message.message_id
+        return message.message_id, (matter.id, message.chat_id, message.message_id)
 
     async def _retry(self, item: OutboxItem, delay: float, exc: Exception) -> float:
         log.warning("outbox %s: %s; retrying in %.1fs", item.key, exc, delay)

@@ -62,10 +62,9 @@ async def close_update(update: object, context: ContextTypes.DEFAULT_TYPE) -> No
     if not isinstance(update, Update):
         return
     store: Store = context.application.bot_data["services"].store
-    if update.update_id not in store.marked_done:
-        async with store.transaction():
-            pass  # the transaction marks the current update done
-    store.marked_done.discard(update.update_id)
+    if update.update_id not in store.handled:
+        store.queue_done(update.update_id)
+    store.handled.discard(update.update_id)
     current_update.set(None)
 
 

@@ -19,7 +19,7 @@ from bot import render
 from bot.clock import Clock
 from bot.config import Config
 from bot.i18n import Languages, Texts
-from bot.storage import Matter, Store, Tx, clock_columns
+from bot.storage import Matter, QueuedReport, Store, Tx, clock_columns, current_update
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation import policy
 from escalation.notify import Notifier, Ping
@@ -88,30 +88,37 @@ class Matters:
         photo_file_id: str | None = None,
         answers_prompt: bool = False,
         private: bool = False,
-    ) -> int:
-        """Log a report. A private one (私下反映) comes from the reporter's private chat
-        (``chat_id``): the unit group gets a card without the text, the heads a copy by DM,
-        the community the full text in its own chat, and the reporter a receipt.
-        Returns the matter's number."""
+    ) -> None:
+        """Log a report. One from a unit group is queued for the next group commit (see
+        bot/storage.py): its card, posted once it is committed, is the answer. A private
+        one (私下反映) comes from the reporter's private chat (``chat_id``): the unit group
+        gets a card without the text, the heads a copy by DM, the community the full text
+        in its own chat, and the reporter a receipt."""
         assert unit.tier == UNIT
         now = self.clock.now()
         rules = self.config.rules_for("other")  # a category picked later brings its own
         clock = policy.arrive(UNIT, now)
         card_chat = (self.tree.chat_of(unit.id) or chat_id) if private else chat_id
-        async with self.store.transaction() as tx:
-            matter_id = await tx.insert_matter(
-                unit_id=unit.id,
-                chat_id=card_chat,
-                report_message_id=None if private else message_id,
-                reporter_id=reporter.id,
-                reporter_name=reporter.name,
-                text=text,
-                top_tier=UNIT,
-                rules=rules.to_json(),
-                created_at=now,
-                private=int(private),
-                **clock_columns(clock, rules),
+        row = {
+            "unit_id": unit.id,
+            "chat_id": card_chat,
+            "report_message_id": None if private else message_id,
+            "reporter_id": reporter.id,
+            "reporter_name": reporter.name,
+            "text": text,
+            "top_tier": UNIT,
+            "rules": rules.to_json(),
+            "created_at": now,
+            "private": int(private),
+            **clock_columns(clock, rules),
+        }
+        if not private:
+            self.store.queue_report(
+                QueuedReport(current_update.get(), row, message_id, photo_file_id, answers_prompt)
             )
+            return
+        async with self.store.transaction() as tx:
+            matter_id = await tx.insert_matter(**row)
             event = await tx.add_event(
                 matter_id, now, "reported", actor_id=reporter.id, actor_name=reporter.name, tier=UNIT
             )
@@ -119,15 +126,10 @@ class Matters:
                 await tx.add_attachment(matter_id, "photo", photo_file_id, reporter.id, now)
             if answers_prompt:
                 await tx.take_prompt(chat_id, reporter.id, 0.0)
-            await tx.enqueue(
-                f"card:{matter_id}:new", card_chat, now, kind="card", matter_id=matter_id,
-                reply_to=None if private else message_id,
-            )
-            matter = await tx.matter(matter_id) if private else None
-            if private:
-                assert matter is not None
-                await self._private_copies(tx, matter, now, event, chat_id, message_id)
-        return matter_id
+            await tx.enqueue(f"card:{matter_id}:new", card_chat, now, kind="card", matter_id=matter_id)
+            matter = await tx.matter(matter_id)
+            assert matter is not None
+            await self._private_copies(tx, matter, now, event, chat_id, message_id)
 
     async def _private_copies(
         self, tx: Tx, matter: Matter, now: float, event: int, private_chat: int, message_id: int | None

@@ -3,12 +3,22 @@
 One aiosqlite connection, guarded by a lock so that the handlers, the sweep and the
 delivery worker never interleave inside one transaction. Rows become small dataclasses at
 this boundary. Times are unix seconds (UTC).
+
+Group commit: every query is a trip to aiosqlite's thread, and the trips, not SQLite,
+are most of what a write costs. So the two writes that come by the thousand under load,
+a report logged in a unit group and a message marked sent, can be queued instead
+(``queue_report``, ``queue_sent``); whatever is queued is written in one transaction, a
+few trips for any number, as soon as the event loop is free. Every other read or write
+first commits what is queued, so nobody ever sees the store without it. A queued report
+is safe before its commit: its update waits in the inbox, not done, until then.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -21,10 +31,14 @@ import aiosqlite
 
 from escalation.policy import CLOSED, Clock, Rules, State, next_check
 
+log = logging.getLogger(__name__)
+
 # The Telegram update being handled in this task (see bot/inbox.py). A write transaction
 # committed while it is set marks that update done, so its effects and "done" commit
 # together. Handlers therefore make one write transaction per update: their effect.
 current_update: ContextVar[int | None] = ContextVar("current_update", default=None)
+
+REPORTS_PER_INSERT = 200  # rows in one INSERT: well within SQLite's limit on parameters
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: list[str] = [
@@ -406,6 +420,27 @@ _MATTER_COLUMNS = [f.name for f in fields(Matter)]
 _MATTER_SELECT = "SELECT " + ", ".join(_MATTER_COLUMNS) + " FROM matters"
 
 
+@dataclass(frozen=True)
+class QueuedReport:
+    """A report from a unit group, waiting to be committed with those that came with it."""
+
+    update_id: int | None  # marked done in the same transaction
+    matter: dict[str, Any]  # the new matters row
+    reply_to: int | None  # the report's message: its card answers it
+    photo_file_id: str | None = None
+    answers_prompt: bool = False  # it answers "what happened?": that question is consumed
+
+
+@dataclass(frozen=True)
+class Sent:
+    """An outbox item Telegram accepted, waiting to be recorded as sent."""
+
+    item_id: int
+    at: float
+    message_id: int | None
+    card: tuple[int, int, int] | None = None  # a new card: (matter, chat, message), kept on the matter
+
+
 def _matter(row: Sequence[Any]) -> Matter:
     matter = Matter(*row)
     matter.state = State(matter.state)
@@ -437,9 +472,13 @@ class Store:
         self._conn = conn
         self._lock = asyncio.Lock()
         self.on_enqueue: Callable[[], None] | None = None  # told after a commit that queued messages
-        self.marked_done: set[int] = set()  # updates whose effect transaction has committed
+        self.handled: set[int] = set()  # updates whose effects are committed, or queued to be
         self.started: set[int] = set()  # updates this run has begun to handle
         self.done_upto = 0  # the highest update id in the inbox at start: newer ones are new
+        self._reports: list[QueuedReport] = []
+        self._sent: list[Sent] = []
+        self._done: list[int] = []  # updates that changed nothing
+        self._committer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -460,6 +499,7 @@ class Store:
 
     async def close(self) -> None:
         async with self._lock:
+            await self._write_queued()
             await self._conn.close()
 
     async def _migrate(self) -> None:
@@ -482,19 +522,14 @@ class Store:
     async def transaction(self) -> AsyncIterator[Tx]:
         """One write transaction: everything inside commits together or not at all."""
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
-            tx = Tx(self._conn)
-            try:
+            await self._write_queued()
+            update_id = current_update.get()
+            async with self._atomic() as tx:
                 yield tx
-                update_id = current_update.get()
                 if update_id is not None:
-                    await tx.inbox_done(update_id, time.time())
-            except BaseException:
-                await self._conn.execute("ROLLBACK")
-                raise
-            await self._conn.execute("COMMIT")
+                    await tx.inbox_done([update_id], time.time())
             if update_id is not None:
-                self.marked_done.add(update_id)
+                self.handled.add(update_id)
         if tx.enqueued and self.on_enqueue is not None:
             self.on_enqueue()
 
@@ -502,7 +537,84 @@ class Store:
     async def read(self) -> AsyncIterator[Tx]:
         """Queries only; holds the lock so reads never see half a transaction."""
         async with self._lock:
+            await self._write_queued()
             yield Tx(self._conn)
+
+    def queue_report(self, report: QueuedReport) -> None:
+        """Log a group report in the next group commit (see the module's docstring)."""
+        self._reports.append(report)
+        if report.update_id is not None:
+            self.handled.add(report.update_id)
+        self._commit_soon()
+
+    def queue_done(self, update_id: int) -> None:
+        """Mark an update that changed nothing done in the next group commit."""
+        self._done.append(update_id)
+        self.handled.add(update_id)
+        self._commit_soon()
+
+    def queue_sent(self, sent: Sent) -> None:
+        """Record an outbox item as sent in the next group commit."""
+        self._sent.append(sent)
+        self._commit_soon()
+
+    def _commit_soon(self) -> None:
+        if self._committer is None or self._committer.done():
+            # A fresh context: the task must not inherit the handler's current update.
+            self._committer = asyncio.get_running_loop().create_task(
+                self._commit_queued(), name="tierbot-group-commit", context=contextvars.Context()
+            )
+
+    async def _commit_queued(self) -> None:
+        async with self._lock:
+            await self._write_queued()
+
+    async def _write_queued(self) -> None:
+        """Commit whatever is queued, together; the caller holds the lock."""
+        while self._reports or self._sent or self._done:
+            reports, self._reports = self._reports, []
+            sent, self._sent = self._sent, []
+            done, self._done = self._done, []
+            if await self._try_write(reports, sent, done, quiet=True):
+                continue
+            # One bad row must not sink the others: each alone.
+            for report in reports:
+                await self._try_write([report], [], [])
+            for one in sent:
+                await self._try_write([], [one], [])
+            await self._try_write([], [], done)
+
+    async def _try_write(self, reports: list[QueuedReport], sent: list[Sent], done: list[int],
+                         quiet: bool = False) -> bool:
+        try:
+            async with self._atomic() as tx:
+                if reports:
+                    await tx.insert_reports(reports)
+                await tx.inbox_done([r.update_id for r in reports if r.update_id is not None] + done, time.time())
+                if sent:
+                    await tx.outbox_sent(sent)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A report left behind stays in the inbox, not done: the next start tries it again.
+            if not quiet:
+                log.exception("could not commit %s", reports or sent or done)
+            return False
+        if reports and self.on_enqueue is not None:
+            self.on_enqueue()
+        return True
+
+    @asynccontextmanager
+    async def _atomic(self) -> AsyncIterator[Tx]:
+        """BEGIN … COMMIT, or ROLLBACK on any error; the caller holds the lock."""
+        await self._conn.execute("BEGIN IMMEDIATE")
+        tx = Tx(self._conn)
+        try:
+            yield tx
+        except BaseException:
+            await self._conn.execute("ROLLBACK")
+            raise
+        await self._conn.execute("COMMIT")
 
 
 def _statements(script: str) -> Iterable[str]:
@@ -538,14 +650,57 @@ class Tx:
         row = await self._one(f"{_MATTER_SELECT} WHERE id = ?", (matter_id,))
         return _matter(row) if row else None
 
-    async def matter_for_card(self, matter_id: int) -> tuple[Matter | None, int]:
-        """A matter and how many attachments it has (what its card shows), in one query."""
-        row = await self._one(
-            f"SELECT {', '.join(_MATTER_COLUMNS)}, "
-            "(SELECT count(*) FROM attachments WHERE attachments.matter_id = matters.id) FROM matters WHERE id = ?",
-            (matter_id,),
+    async def insert_reports(self, reports: list[QueuedReport]) -> list[int]:
+        """Group reports, each with its "reported" event, photo and card, in a few trips
+        whatever their number. Returns their matters' numbers, in order."""
+        ids: list[int] = []
+        for start in range(0, len(reports), REPORTS_PER_INSERT):
+            chunk = reports[start : start + REPORTS_PER_INSERT]
+            columns = list(chunk[0].matter)
+            row = "(" + ", ".join("?" for _ in columns) + ")"
+            returned = await self._all(
+                f"INSERT INTO matters ({', '.join(columns)}) VALUES {', '.join(row for _ in chunk)} RETURNING id",
+                [r.matter[c] for r in chunk for c in columns],
+            )
+            # New rowids are handed out in insertion order; RETURNING's own order is unspecified.
+            ids.extend(sorted(r[0] for r in returned))
+        pairs = list(zip(ids, reports, strict=True))
+        await self.add_events([
+            Event(i, r.matter["created_at"], r.matter["reporter_id"], r.matter["reporter_name"], "reported",
+                  r.matter["top_tier"], None)
+            for i, r in pairs
+        ])
+        if photos := [(i, r) for i, r in pairs if r.photo_file_id]:
+            await self._conn.executemany(
+                "INSERT INTO attachments (matter_id, kind, file_id, added_by, at) VALUES (?, 'photo', ?, ?, ?)",
+                [(i, r.photo_file_id, r.matter["reporter_id"], r.matter["created_at"]) for i, r in photos],
+            )
+        if answers := [r for r in reports if r.answers_prompt]:
+            await self._conn.executemany(
+                "DELETE FROM prompts WHERE chat_id = ? AND user_id = ?",
+                [(r.matter["chat_id"], r.matter["reporter_id"]) for r in answers],
+            )
+        await self._conn.executemany(
+            "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, reply_to, not_before, created_at) "
+            "VALUES (?, ?, 'card', ?, ?, ?, ?)",
+            [(f"card:{i}:new", r.matter["chat_id"], i, r.reply_to, r.matter["created_at"], r.matter["created_at"])
+             for i, r in pairs],
         )
-        return (_matter(row[:-1]), int(row[-1])) if row else (None, 0)
+        self.enqueued = True
+        return ids
+
+    async def cards_of(self, matter_ids: list[int]) -> dict[int, tuple[Matter, int]]:
+        """Matters and how many attachments each has (what their cards show), in one query."""
+        if not matter_ids:
+            return {}
+        marks = ", ".join("?" for _ in matter_ids)
+        rows = await self._all(
+            f"SELECT {', '.join(_MATTER_COLUMNS)}, "
+            "(SELECT count(*) FROM attachments WHERE attachments.matter_id = matters.id) "
+            f"FROM matters WHERE id IN ({marks})",
+            tuple(matter_ids),
+        )
+        return {row[0]: (_matter(row[:-1]), int(row[-1])) for row in rows}
 
     async def update_matter(self, matter_id: int, **values: Any) -> None:
         assignments = ", ".join(f"{column} = ?" for column in values)
@@ -689,10 +844,19 @@ class Tx:
         )
 
     async def outbox_done(self, item_id: int, now: float, message_id: int | None) -> None:
-        await self._conn.execute(
+        await self.outbox_sent([Sent(item_id, now, message_id)])
+
+    async def outbox_sent(self, sent: list[Sent]) -> None:
+        """Items Telegram accepted, and the places of the new cards among them."""
+        await self._conn.executemany(
             "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ? WHERE id = ?",
-            (now, message_id, item_id),
+            [(s.at, s.message_id, s.item_id) for s in sent],
         )
+        if cards := [s for s in sent if s.card is not None]:
+            await self._conn.executemany(
+                "UPDATE matters SET card_chat_id = ?, card_message_id = ? WHERE id = ?",
+                [(chat, message, matter) for matter, chat, message in (s.card for s in cards if s.card)],
+            )
 
     async def outbox_retry(self, item_id: int, not_before: float, error: str) -> None:
         await self._conn.execute(
@@ -896,10 +1060,12 @@ class Tx:
             [(update_id, payload, now) for update_id, payload in updates],
         )
 
-    async def inbox_done(self, update_id: int, now: float) -> None:
-        await self._conn.execute(
-            "UPDATE inbox SET done_at = ? WHERE update_id = ? AND done_at IS NULL", (now, update_id)
-        )
+    async def inbox_done(self, update_ids: list[int], now: float) -> None:
+        if update_ids:
+            await self._conn.executemany(
+                "UPDATE inbox SET done_at = ? WHERE update_id = ? AND done_at IS NULL",
+                [(now, update_id) for update_id in update_ids],
+            )
 
     async def inbox_is_done(self, update_id: int) -> bool:
         row = await self._one("SELECT done_at FROM inbox WHERE update_id = ?", (update_id,))
