@@ -15,6 +15,7 @@ import handlers
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.delivery import Delivery
+from bot.http import ConnectionsRequest
 from bot.i18n import Languages
 from bot.inbox import InboxRequest, replay
 from bot.matters import Matters
@@ -52,6 +53,7 @@ def build_application(config: Config, token: str, clock: Clock | None = None) ->
                 max_retries=limits.max_retries,
             )
         )
+        .request(ConnectionsRequest(config.telegram.connections))
         .get_updates_request(InboxRequest())
         .post_init(_open)
         .post_stop(_stop_workers)

@@ -223,6 +223,7 @@ class TelegramSettings(_Strict):
     base_url: str | None = Field(None, description="a Bot API base URL such as http://127.0.0.1:8081/bot")
     base_file_url: str | None = Field(None, description="a Bot API file URL")
     poll_timeout: int = Field(30, ge=0, le=60, description="long-polling timeout in seconds (0-60)")
+    connections: int = Field(8, ge=1, le=100, description="Bot API calls in flight at once (1-100)")
     rate_limit: RateLimit = RateLimit()
 
 
