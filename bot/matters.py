@@ -112,21 +112,15 @@ class Matters:
             "private": int(private),
             **clock_columns(clock, rules),
         }
+        report = QueuedReport(
+            current_update.get(), row, None if private else message_id, photo_file_id,
+            chat_id if answers_prompt else None,
+        )
         if not private:
-            self.store.queue_report(
-                QueuedReport(current_update.get(), row, message_id, photo_file_id, answers_prompt)
-            )
+            self.store.queue_report(report)
             return
         async with self.store.transaction() as tx:
-            matter_id = await tx.insert_matter(**row)
-            event = await tx.add_event(
-                matter_id, now, "reported", actor_id=reporter.id, actor_name=reporter.name, tier=UNIT
-            )
-            if photo_file_id:
-                await tx.add_attachment(matter_id, "photo", photo_file_id, reporter.id, now)
-            if answers_prompt:
-                await tx.take_prompt(chat_id, reporter.id, 0.0)
-            await tx.enqueue(f"card:{matter_id}:new", card_chat, now, kind="card", matter_id=matter_id)
+            [(matter_id, event)] = await tx.insert_reports([report])
             matter = await tx.matter(matter_id)
             assert matter is not None
             await self._private_copies(tx, matter, now, event, chat_id, message_id)

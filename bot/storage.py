@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 # together. Handlers therefore make one write transaction per update: their effect.
 current_update: ContextVar[int | None] = ContextVar("current_update", default=None)
 
-REPORTS_PER_INSERT = 200  # rows in one INSERT: well within SQLite's limit on parameters
+ROWS_PER_INSERT = 200  # rows in one INSERT: well within SQLite's limit on parameters
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: list[str] = [
@@ -422,13 +422,14 @@ _MATTER_SELECT = "SELECT " + ", ".join(_MATTER_COLUMNS) + " FROM matters"
 
 @dataclass(frozen=True)
 class QueuedReport:
-    """A report from a unit group, waiting to be committed with those that came with it."""
+    """A report to be logged; from a unit group, it is queued and committed with those that
+    came with it (Store.queue_report)."""
 
     update_id: int | None  # marked done in the same transaction
     matter: dict[str, Any]  # the new matters row
     reply_to: int | None  # the report's message: its card answers it
     photo_file_id: str | None = None
-    answers_prompt: bool = False  # it answers "what happened?": that question is consumed
+    prompt_chat: int | None = None  # it answers "what happened?" asked there: consumed with it
 
 
 @dataclass(frozen=True)
@@ -638,36 +639,18 @@ class Tx:
         return list(await self._conn.execute_fetchall(sql, params))
 
     # --- matters -----------------------------------------------------------------
-    async def insert_matter(self, **values: Any) -> int:
-        columns = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
-        cur = await self._conn.execute(
-            f"INSERT INTO matters ({columns}) VALUES ({marks})", tuple(values.values())
-        )
-        return cur.lastrowid  # type: ignore[return-value]
-
     async def matter(self, matter_id: int) -> Matter | None:
         row = await self._one(f"{_MATTER_SELECT} WHERE id = ?", (matter_id,))
         return _matter(row) if row else None
 
-    async def insert_reports(self, reports: list[QueuedReport]) -> list[int]:
-        """Group reports, each with its "reported" event, photo and card, in a few trips
-        whatever their number. Returns their matters' numbers, in order."""
-        ids: list[int] = []
-        for start in range(0, len(reports), REPORTS_PER_INSERT):
-            chunk = reports[start : start + REPORTS_PER_INSERT]
-            columns = list(chunk[0].matter)
-            row = "(" + ", ".join("?" for _ in columns) + ")"
-            returned = await self._all(
-                f"INSERT INTO matters ({', '.join(columns)}) VALUES {', '.join(row for _ in chunk)} RETURNING id",
-                [r.matter[c] for r in chunk for c in columns],
-            )
-            # New rowids are handed out in insertion order; RETURNING's own order is unspecified.
-            ids.extend(sorted(r[0] for r in returned))
-        pairs = list(zip(ids, reports, strict=True))
-        await self.add_events([
-            Event(i, r.matter["created_at"], r.matter["reporter_id"], r.matter["reporter_name"], "reported",
-                  r.matter["top_tier"], None)
+    async def insert_reports(self, reports: list[QueuedReport]) -> list[tuple[int, int]]:
+        """Reports, each with its "reported" event, photo and card, in a few trips whatever
+        their number. Returns each one's matter and event ids, in order."""
+        matter_ids = await self._insert_many("matters", [r.matter for r in reports])
+        pairs = list(zip(matter_ids, reports, strict=True))
+        event_ids = await self._insert_many("events", [
+            {"matter_id": i, "at": r.matter["created_at"], "actor_id": r.matter["reporter_id"],
+             "actor_name": r.matter["reporter_name"], "kind": "reported", "tier": r.matter["top_tier"]}
             for i, r in pairs
         ])
         if photos := [(i, r) for i, r in pairs if r.photo_file_id]:
@@ -675,10 +658,10 @@ class Tx:
                 "INSERT INTO attachments (matter_id, kind, file_id, added_by, at) VALUES (?, 'photo', ?, ?, ?)",
                 [(i, r.photo_file_id, r.matter["reporter_id"], r.matter["created_at"]) for i, r in photos],
             )
-        if answers := [r for r in reports if r.answers_prompt]:
+        if answers := [r for r in reports if r.prompt_chat is not None]:
             await self._conn.executemany(
                 "DELETE FROM prompts WHERE chat_id = ? AND user_id = ?",
-                [(r.matter["chat_id"], r.matter["reporter_id"]) for r in answers],
+                [(r.prompt_chat, r.matter["reporter_id"]) for r in answers],
             )
         await self._conn.executemany(
             "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, reply_to, not_before, created_at) "
@@ -687,6 +670,21 @@ class Tx:
              for i, r in pairs],
         )
         self.enqueued = True
+        return list(zip(matter_ids, event_ids, strict=True))
+
+    async def _insert_many(self, table: str, rows: list[dict[str, Any]]) -> list[int]:
+        """Rows with the same columns, a few hundred to a statement; their new ids, in order."""
+        ids: list[int] = []
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            chunk = rows[start : start + ROWS_PER_INSERT]
+            columns = list(chunk[0])
+            marks = "(" + ", ".join("?" for _ in columns) + ")"
+            returned = await self._all(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(marks for _ in chunk)} RETURNING id",
+                [row[c] for row in chunk for c in columns],
+            )
+            # New rowids are handed out in insertion order; RETURNING's own order is unspecified.
+            ids.extend(sorted(r[0] for r in returned))
         return ids
 
     async def cards_of(self, matter_ids: list[int]) -> dict[int, tuple[Matter, int]]:
