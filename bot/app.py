@@ -86,7 +86,7 @@ async def _open(app: Application) -> None:
     langs = Languages(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
     async with store.read() as tx:
         langs.load(await tx.chat_languages())
-    delivery = Delivery(app.bot, store, tree, langs, clock)
+    delivery = Delivery(app.bot, store, tree, langs, clock, round(config.telegram.rate_limit.overall_per_second))
     notifier = Notifier(tree, langs, config)
     store.on_enqueue = delivery.wake
     app.bot_data["services"] = Services(

@@ -8,7 +8,8 @@ sends them through PTB (whose AIORateLimiter keeps within Telegram's limits and 
 - 403 (bot removed) or 400 "chat not found" → the chat is marked unreachable, its pending
   messages dropped, and the station told once; the matters keep escalating;
 - chats are served concurrently, each in order, so one slow or broken chat never holds up
-  the others;
+  the others; a broadcast's messages go after everything else, so a card or an
+  escalation never waits behind a town-wide notice;
 - a broadcast's delivery report is queued in the transaction that records its last
   target's outcome (see bot/broadcasts.py).
 
@@ -72,15 +73,21 @@ def _gone(exc: TelegramError) -> bool:
 
 
 class Delivery:
-    def __init__(self, bot: Bot, store: Store, tree: Tree, langs: Languages, clock: Clock) -> None:
+    def __init__(
+        self, bot: Bot, store: Store, tree: Tree, langs: Languages, clock: Clock, bulk_at_once: int = 30
+    ) -> None:
         self.bot = bot
         self.store = store
         self.tree = tree
         self.langs = langs
         self.clock = clock
+        # A broadcast's messages being sent at once: about a second's worth at Telegram's
+        # overall limit, so that a card or an escalation queued meanwhile waits no longer.
+        self.bulk_at_once = max(1, bulk_at_once)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy: dict[int, asyncio.Task[None]] = {}  # chats being served now
+        self._bulk: set[int] = set()  # those of them sending a broadcast's message
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next idle tick."""
@@ -100,6 +107,7 @@ class Delivery:
                 pass
         self._task = None
         self._busy.clear()
+        self._bulk.clear()
 
     async def _run(self) -> None:
         while True:
@@ -120,20 +128,29 @@ class Delivery:
         being served (say, waiting out its 20-a-minute limit) is left to its task: others
         do not wait for it. Returns how many items were started."""
         async with self.store.read() as tx:
-            items = await tx.outbox_due(self.clock.now(), limit=200, skip_chats=list(self._busy))
+            items = await tx.outbox_due(
+                self.clock.now(), limit=200, skip_chats=list(self._busy), bulk_prefix=broadcasts.KEY_PREFIX
+            )
             # The cards' matters in one query. One changed since is queued again behind.
             cards = await tx.cards_of(sorted({i.matter_id for i in items if i.kind == "card" and i.matter_id}))
         by_chat: dict[int, list[OutboxItem]] = defaultdict(list)
-        for item in items:
+        room = self.bulk_at_once - len(self._bulk)
+        for item in items:  # a broadcast's messages come last, and only so many at once
+            if broadcasts.is_target(item.key):
+                if room <= 0:
+                    continue
+                room -= 1
+                self._bulk.add(item.chat_id)
             by_chat[item.chat_id].append(item)
         for chat_id, chat_items in by_chat.items():
             task = asyncio.create_task(self._deliver_chat(chat_items, cards), name=f"tierbot-delivery-{chat_id}")
             self._busy[chat_id] = task
             task.add_done_callback(lambda done, chat=chat_id: self._finished(chat, done))
-        return len(items)
+        return sum(len(chat_items) for chat_items in by_chat.values())
 
     def _finished(self, chat_id: int, task: asyncio.Task[None]) -> None:
         self._busy.pop(chat_id, None)
+        self._bulk.discard(chat_id)
         if not task.cancelled() and task.exception() is not None:
             log.error("delivery to chat %s failed", chat_id, exc_info=task.exception())
         self._wake.set()  # that chat may have more waiting

@@ -165,3 +165,20 @@ async def test_a_notice_telegram_rejects_counts_as_failed(make_bot: Any) -> None
         report = await bot.wait_bot(STATION_CHAT, "已发送完毕")
         assert "送达 0 个群，未送达 3 个" in report.text
         assert "第一村民小组、第二村民小组、3幢" in report.text
+
+
+async def test_a_card_does_not_wait_behind_a_broadcast(make_bot: Any) -> None:
+    """At 4 messages a second, twenty notices take five seconds; a report made meanwhile
+    gets its card within about a second, ahead of the notices still queued."""
+    raw = big_town()
+    raw["telegram"]["rate_limit"]["overall_per_second"] = 4
+    async with make_bot(raw) as bot:
+        bot.say(STATION_CHAT, STAFF, f"/broadcast {NOTICE}")
+        await bot.wait_bot(STATION_CHAT, "通知 #1 正在发往 20 个单元群")
+        bot.say(U3_CHAT, RESIDENT, "/report 路灯不亮")
+        await bot.wait_bot(U3_CHAT, "事项 #1", within=10)
+        notices = sum(1 for chat in [U1_CHAT, U2_CHAT, U3_CHAT, *EXTRA_CHATS]
+                      for m in bot.api.bot_messages(chat) if "苏溪派出所通知" in (m.text or ""))
+        assert notices < 15, f"the card came after {notices} of 20 notices"
+        report = await bot.wait_bot(STATION_CHAT, "已发送完毕", within=15)
+        assert "送达 20 个群" in report.text
