@@ -583,7 +583,8 @@ class Store:
                 await self._try_write([report], [], [])
             for one in sent:
                 await self._try_write([], [one], [])
-            await self._try_write([], [], done)
+            if done:
+                await self._try_write([], [], done)
 
     async def _try_write(self, reports: list[QueuedReport], sent: list[Sent], done: list[int],
                          quiet: bool = False) -> bool:
