@@ -89,6 +89,7 @@ async def _open(app: Application) -> None:
     delivery = Delivery(app.bot, store, tree, langs, clock, round(config.telegram.rate_limit.overall_per_second))
     notifier = Notifier(tree, langs, config)
     store.on_enqueue = delivery.wake
+    store.on_lost = delivery.report_lost
     app.bot_data["services"] = Services(
         config=config,
         tree=tree,

@@ -31,7 +31,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 from bot import broadcasts, render
 from bot.clock import Clock
 from bot.i18n import Languages
-from bot.storage import Matter, OutboxItem, Sent, Store
+from bot.storage import Matter, OutboxItem, QueuedReport, Sent, Store
 from bot.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ class Delivery:
         self._task: asyncio.Task[None] | None = None
         self._busy: dict[int, asyncio.Task[None]] = {}  # chats being served now
         self._bulk: set[int] = set()  # those of them sending a broadcast's message
+        self._apologies: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next idle tick."""
@@ -95,6 +96,22 @@ class Delivery:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tierbot-delivery")
+
+    def report_lost(self, report: QueuedReport) -> None:
+        """A report the database would not take: say so at once, outside the outbox (the
+        database is what failed), so that the reporter knows to try again. Its update stays
+        not-done in the inbox and is handled again at the next start."""
+        chat_id = report.matter["chat_id"]
+        text = self.langs.for_chat(chat_id)("err.internal")
+        task = asyncio.create_task(self._apologise(chat_id, text, report.reply_to))
+        self._apologies.add(task)
+        task.add_done_callback(self._apologies.discard)
+
+    async def _apologise(self, chat_id: int, text: str, reply_to: int | None) -> None:
+        try:
+            await self._send(chat_id, text, None, reply_to)
+        except TelegramError:
+            log.warning("could not tell chat %s that its report was not saved", chat_id, exc_info=True)
 
     async def stop(self) -> None:
         tasks = [t for t in (self._task, *self._busy.values()) if t is not None]

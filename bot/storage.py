@@ -16,9 +16,11 @@ is safe before its commit: its update waits in the inbox, not done, until then.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 # together. Handlers therefore make one write transaction per update: their effect.
 current_update: ContextVar[int | None] = ContextVar("current_update", default=None)
 
+MIN_SQLITE = (3, 35)  # INSERT … RETURNING
 ROWS_PER_INSERT = 200  # rows in one INSERT: well within SQLite's limit on parameters
 
 # Each entry moves the schema one version up; never edit one that has shipped.
@@ -473,6 +476,7 @@ class Store:
         self._conn = conn
         self._lock = asyncio.Lock()
         self.on_enqueue: Callable[[], None] | None = None  # told after a commit that queued messages
+        self.on_lost: Callable[[QueuedReport], None] | None = None  # told of a report that failed to commit
         self.handled: set[int] = set()  # updates whose effects are committed, or queued to be
         self.started: set[int] = set()  # updates this run has begun to handle
         self.done_upto = 0  # the highest update id in the inbox at start: newer ones are new
@@ -483,6 +487,11 @@ class Store:
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise RuntimeError(
+                f"tierbot needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (for RETURNING); "
+                f"this Python has {sqlite3.sqlite_version}"
+            )
         path = Path(path)
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -571,7 +580,23 @@ class Store:
             await self._write_queued()
 
     async def _write_queued(self) -> None:
-        """Commit whatever is queued, together; the caller holds the lock."""
+        """Commit whatever is queued; the caller holds the lock. The write is shielded: a
+        caller cancelled meanwhile (delivery stopping, say) must not take with it what
+        others queued, such as messages Telegram has already accepted."""
+        if not (self._reports or self._sent or self._done):
+            return
+        writing = asyncio.get_running_loop().create_task(self._write_all(), context=contextvars.Context())
+        cancelled = False
+        while not writing.done():
+            try:
+                await asyncio.shield(writing)
+            except asyncio.CancelledError:
+                cancelled = True
+        writing.result()
+        if cancelled:
+            raise asyncio.CancelledError
+
+    async def _write_all(self) -> None:
         while self._reports or self._sent or self._done:
             reports, self._reports = self._reports, []
             sent, self._sent = self._sent, []
@@ -580,7 +605,8 @@ class Store:
                 continue
             # One bad row must not sink the others: each alone.
             for report in reports:
-                await self._try_write([report], [], [])
+                if not await self._try_write([report], [], []) and self.on_lost is not None:
+                    self.on_lost(report)
             for one in sent:
                 await self._try_write([], [one], [])
             if done:
@@ -609,12 +635,14 @@ class Store:
     @asynccontextmanager
     async def _atomic(self) -> AsyncIterator[Tx]:
         """BEGIN … COMMIT, or ROLLBACK on any error; the caller holds the lock."""
-        await self._conn.execute("BEGIN IMMEDIATE")
-        tx = Tx(self._conn)
         try:
-            yield tx
+            await self._conn.execute("BEGIN IMMEDIATE")
+            yield Tx(self._conn)
         except BaseException:
-            await self._conn.execute("ROLLBACK")
+            # Also after a cancel during BEGIN: aiosqlite runs it anyway, and this ROLLBACK,
+            # queued behind it, ends what it began ("no transaction" if it began nothing).
+            with contextlib.suppress(sqlite3.Error):
+                await self._conn.execute("ROLLBACK")
             raise
         await self._conn.execute("COMMIT")
 

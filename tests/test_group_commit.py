@@ -121,3 +121,70 @@ async def test_bot_api_calls_go_through_at_most_the_configured_connections() -> 
         assert peak == 3 and connections == 3
     finally:
         server.close()
+
+
+async def test_a_reader_cancelled_mid_commit_does_not_take_others_writes_with_it(tmp_path: Path) -> None:
+    """Delivery stopping while its read commits the queue (a SIGTERM under load): the sent
+    marks and done marks others queued are committed all the same, at whatever point the
+    cancel lands, and the connection is left ready for the next transaction."""
+    store = await Store.open(tmp_path / "t.sqlite3")
+    try:
+        for point in range(16):
+            update = 100 + point
+            async with store.transaction() as tx:
+                await tx.inbox_add([(update, "{}")])
+            store.queue_report(QueuedReport(None, _row(f"第{point}件"), 7))
+            async with store.read() as tx:
+                (item,) = await tx.outbox_due(2000.0)
+            # Someone holds the store; the reader waits for it; then the marks are queued,
+            # so the reader, not the committer behind it, is the one that writes them.
+            release = asyncio.Event()
+
+            async def holder(release: asyncio.Event = release) -> None:
+                async with store.read():
+                    await release.wait()
+
+            async def reader() -> None:
+                async with store.read():
+                    pass
+
+            held = asyncio.create_task(holder())
+            await asyncio.sleep(0)
+            task = asyncio.create_task(reader())
+            await asyncio.sleep(0)
+            store.queue_sent(Sent(item.id, 2000.0, 55))
+            store.queue_done(update)
+            release.set()
+            await held
+            for _ in range(point):
+                await asyncio.sleep(0.0002)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            async with store.transaction() as tx:  # BEGIN works: nothing was left open
+                assert await tx.outbox_due(2000.0) == [], f"cancelled at step {point}"
+                assert await tx.inbox_is_done(update), f"cancelled at step {point}"
+    finally:
+        await store.close()
+
+
+async def test_a_report_the_database_refuses_gets_an_apology_and_waits_in_the_inbox(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        db = sqlite3.connect(bot.config.database)
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON matters BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+        db.commit()
+        bot.say(U1_CHAT, RESIDENT, "/report 楼道灯坏了")
+        await bot.wait_bot(U1_CHAT, "抱歉，处理时出了点问题")
+        await bot.settle()
+        assert db.execute("SELECT count(*) FROM matters").fetchone()[0] == 0
+        assert db.execute("SELECT count(*) FROM inbox WHERE done_at IS NULL").fetchone()[0] == 1
+        db.close()
+
+
+async def test_an_sqlite_without_returning_is_refused_at_start(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setattr(sqlite3, "sqlite_version_info", (3, 31, 1))
+    try:
+        await Store.open(tmp_path / "t.sqlite3")
+    except RuntimeError as exc:
+        assert "SQLite 3.35 or newer" in str(exc)
+    else:
+        raise AssertionError("an SQLite without RETURNING was accepted")
