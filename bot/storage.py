@@ -5,10 +5,11 @@ delivery worker never interleave inside one transaction. Rows become small datac
 this boundary. Times are unix seconds (UTC).
 
 Group commit: every query is a trip to aiosqlite's thread, and the trips, not SQLite,
-are most of what a write costs. So the two writes that come by the thousand under load,
-a report logged in a unit group and a message marked sent, can be queued instead
-(``queue_report``, ``queue_sent``); whatever is queued is written in one transaction, a
-few trips for any number, as soon as the event loop is free. Every other read or write
+are most of what a write costs. So the writes that come by the thousand under load, a
+report logged in a unit group, a message marked sent and an update that changed nothing
+marked done, are queued instead (``queue_report``, ``queue_sent``, ``queue_done``);
+whatever is queued is written in one transaction, a few trips for any number, as soon as
+the event loop is free. Every other read or write
 first commits what is queued, so nobody ever sees the store without it. A queued report
 is safe before its commit: its update waits in the inbox, not done, until then.
 """
@@ -583,7 +584,7 @@ class Store:
         """Commit whatever is queued; the caller holds the lock. The write is shielded: a
         caller cancelled meanwhile (delivery stopping, say) must not take with it what
         others queued, such as messages Telegram has already accepted."""
-        if not (self._reports or self._sent or self._done):
+        if not self._queued:
             return
         writing = asyncio.get_running_loop().create_task(self._write_all(), context=contextvars.Context())
         cancelled = False
@@ -596,8 +597,12 @@ class Store:
         if cancelled:
             raise asyncio.CancelledError
 
+    @property
+    def _queued(self) -> bool:
+        return bool(self._reports or self._sent or self._done)
+
     async def _write_all(self) -> None:
-        while self._reports or self._sent or self._done:
+        while self._queued:
             reports, self._reports = self._reports, []
             sent, self._sent = self._sent, []
             done, self._done = self._done, []
@@ -692,13 +697,9 @@ class Tx:
                 "DELETE FROM prompts WHERE chat_id = ? AND user_id = ?",
                 [(r.prompt_chat, r.matter["reporter_id"]) for r in answers],
             )
-        await self._conn.executemany(
-            "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, reply_to, not_before, created_at) "
-            "VALUES (?, ?, 'card', ?, ?, ?, ?)",
-            [(f"card:{i}:new", r.matter["chat_id"], i, r.reply_to, r.matter["created_at"], r.matter["created_at"])
-             for i, r in pairs],
+        await self._insert_cards(
+            [(f"card:{i}:new", r.matter["chat_id"], i, r.reply_to, r.matter["created_at"]) for i, r in pairs]
         )
-        self.enqueued = True
         return list(zip(matter_ids, event_ids, strict=True))
 
     async def _insert_many(self, table: str, rows: list[dict[str, Any]]) -> list[int]:
@@ -832,11 +833,16 @@ class Tx:
 
     async def enqueue_cards(self, cards: list[tuple[str, int, int]], now: float) -> None:
         """Card refreshes (key, chat, matter) in one trip; keys already queued are ignored."""
+        await self._insert_cards([(key, chat, matter, None, now) for key, chat, matter in cards])
+
+    async def _insert_cards(self, cards: list[tuple[str, int, int, int | None, float]]) -> None:
+        """Cards to post or refresh, (key, chat, matter, message to answer, when), in one
+        trip; keys already queued are ignored."""
         if cards:
             await self._conn.executemany(
-                "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, not_before, created_at) "
-                "VALUES (?, ?, 'card', ?, ?, ?)",
-                [(key, chat, matter, now, now) for key, chat, matter in cards],
+                "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, reply_to, not_before, created_at) "
+                "VALUES (?, ?, 'card', ?, ?, ?, ?)",
+                [(key, chat, matter, reply_to, at, at) for key, chat, matter, reply_to, at in cards],
             )
             self.enqueued = True
 
@@ -874,9 +880,6 @@ class Tx:
         await self._conn.execute(
             "UPDATE outbox SET not_before = ? WHERE state = 'pending' AND not_before > ?", (now, now)
         )
-
-    async def outbox_done(self, item_id: int, now: float, message_id: int | None) -> None:
-        await self.outbox_sent([Sent(item_id, now, message_id)])
 
     async def outbox_sent(self, sent: list[Sent]) -> None:
         """Items Telegram accepted, and the places of the new cards among them."""
