@@ -196,7 +196,9 @@ def pings(
         for ping in batch:
             unit = tree.nodes[ping.matter.unit_id]
             text = t("card.private") if redact and ping.matter.private else snippet(ping.matter.text, 40)
-            lines.append(f"• {ping_title(ping, t, now)} · {escape(unit.name)}：{text}")
+            paused = ping.matter.suspended_until is not None and not ping.matter.closed
+            suffix = t("list.suspended", until=t.date(ping.matter.suspended_until)) if paused else ""
+            lines.append(f"• {ping_title(ping, t, now)} · {escape(unit.name)}：{text}{suffix}")
     if on_watch:
         lines.append(t("esc.on_duty", who="、".join(mention(uid, _name(tree, uid)) for uid in on_watch)))
     if leaders:
