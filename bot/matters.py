@@ -364,7 +364,10 @@ class Matters:
             await self._ack(tx, ack, now, "ok.cancelled", id=matter.id)
 
         async def held(tx: Tx, matter: Matter, now: float) -> None:
-            # The reporter may not undo what a higher tier handles, but that tier should know.
+            # The reporter may not undo what a higher tier handles, but that tier should know
+            # (once per tier: asking again does not ping it again).
+            if any(e.kind == "cancel_wish" and e.tier == matter.tier for e in await tx.events(matter.id)):
+                return
             event = await self._event(tx, matter, now, "cancel_wish", actor)
             ping = Ping(matter, "cancel_wish", matter.tier, "cancel_wish", event)
             await self.notifier.send(tx, [ping], now, may_hold=False)

@@ -180,6 +180,10 @@ async def test_a_reporter_cannot_withdraw_what_the_community_handles_and_the_com
         await bot.wait_bot(U1_CHAT, "事项 #1 现由社区处理，不能撤回。您希望撤回的意愿已转告社区")
         wish = await bot.wait_bot(C1_CHAT, "报告人希望撤回事项 #1")
         assert "邻居家暴" in wish.text
+        bot.say(U1_CHAT, RESIDENT, "/cancel 1")  # asking again refuses again, and pings nobody again
+        await bot.api.wait_for(lambda: bot.count_bot(U1_CHAT, "不能撤回") == 2)
+        await bot.settle()
+        assert bot.count_bot(C1_CHAT, "报告人希望撤回") == 1
         assert (await matter(bot, 1)).state == State.OPEN
 
 
