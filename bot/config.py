@@ -189,6 +189,23 @@ class Satisfaction(_Strict):
     ask_for: Duration = Field(3 * 86400.0, description='a duration such as "3d" (how long a rating may be given)')
 
 
+class Suspend(_Strict):
+    """Bounds on 挂起: how long at most, and past how long the tier above is told."""
+
+    max: Duration = Field(30 * 86400.0, description='a duration such as "30d" (the longest suspension)')
+    notify_above: Duration = Field(
+        7 * 86400.0, description='a duration such as "7d" (a longer suspension is told to the tier above)'
+    )
+
+
+class Escalation(_Strict):
+    """Who may settle a matter that has gone up (see bot/authority.py)."""
+
+    resolve_from_below: bool = Field(
+        True, description="true or false (a lower tier may resolve a matter held above; the holder is told)"
+    )
+
+
 class DutyShift(_Strict):
     """One entry of the station's weekly rotation (值班)."""
 
@@ -240,6 +257,8 @@ class Config(_Strict):
     reminders: Reminders = Reminders()
     idle: Idle = Idle()
     satisfaction: Satisfaction = Satisfaction()
+    suspend: Suspend = Suspend()
+    escalation: Escalation = Escalation()
     categories: list[Category] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
     duty: list[DutyShift] = Field(default_factory=list, description="a list of shifts")
     station: Station

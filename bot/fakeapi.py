@@ -300,6 +300,22 @@ class FakeBotApi:
             user["username"] = username
         return user
 
+    # Telegram's stand-ins when a message is not sent as a person.
+    ANONYMOUS_ADMIN_ID = 1087968824  # @GroupAnonymousBot, "Group": an admin posting as the group
+    CHANNEL_BOT_ID = 777000  # "Telegram": a linked channel's post forwarded into its discussion group
+
+    def anonymous_admin(self, chat_id: int, text: str) -> dict[str, Any]:
+        """An admin of the group posts ``text`` anonymously, as the group itself."""
+        group = self._user_chat(chat_id, {})
+        user = {"id": self.ANONYMOUS_ADMIN_ID, "is_bot": True, "first_name": "Group",
+                "username": "GroupAnonymousBot"}
+        return self.send_text(chat_id, user, text, sender_chat=dict(group))
+
+    def channel_post(self, chat_id: int, channel_id: int, title: str, text: str) -> dict[str, Any]:
+        """A post of the linked channel ``channel_id`` arrives in the group ``chat_id``."""
+        user = {"id": self.CHANNEL_BOT_ID, "is_bot": False, "first_name": "Telegram"}
+        return self.send_text(chat_id, user, text, sender_chat={"id": channel_id, "type": "channel", "title": title})
+
     def push_update(self, update: dict[str, Any]) -> int:
         """Queue a raw update (update_id is assigned when missing); returns its id."""
         update = copy.deepcopy(update)
@@ -310,10 +326,13 @@ class FakeBotApi:
         return int(update["update_id"])
 
     def send_text(self, chat_id: int, from_user: dict[str, Any], text: str,
-                  reply_to_message_id: int | None = None) -> dict[str, Any]:
-        """A user writes ``text`` in a chat; returns the Message dict."""
+                  reply_to_message_id: int | None = None,
+                  sender_chat: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A user writes ``text`` in a chat; returns the Message dict. ``sender_chat``: the
+        chat the message is sent on behalf of (see ``anonymous_admin`` and ``channel_post``)."""
         msg = self._store(self._user_chat(chat_id, from_user), from_user, text=text,
-                          reply_to=reply_to_message_id, entities=self._command_entity(text))
+                          reply_to=reply_to_message_id, entities=self._command_entity(text),
+                          sender_chat=sender_chat)
         self.push_update({"message": msg.raw})
         return msg.raw
 
@@ -620,11 +639,14 @@ class FakeBotApi:
     def _store(self, chat: dict[str, Any], sender: dict[str, Any], *, text: str | None = None,
                caption: str | None = None, parse_mode: str | None = None,
                entities: list[Any] | None = None, reply_markup: dict[str, Any] | None = None,
-               reply_to: int | None = None, media: dict[str, Any] | None = None) -> Msg:
+               reply_to: int | None = None, media: dict[str, Any] | None = None,
+               sender_chat: dict[str, Any] | None = None) -> Msg:
         msgs = self._msgs.setdefault(chat["id"], {})
         from_bot = sender["id"] == self.bot_user["id"]
         raw: dict[str, Any] = {"message_id": max(msgs, default=0) + 1, "date": int(self.clock()),
                                "chat": chat, "from": sender, **(media or {})}
+        if sender_chat is not None:
+            raw["sender_chat"] = sender_chat
         key, source = ("text", text) if text is not None else ("caption", caption)
         if source is not None:
             raw[key] = plain_text(source, parse_mode)

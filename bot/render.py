@@ -50,6 +50,8 @@ def plain(html_text: str, limit: int = 200) -> str:
 
 
 def mention(user_id: int, name: str | None) -> str:
+    if user_id < 0:  # an anonymous admin's group or a channel: a chat, not a person to link
+        return escape(name or str(user_id))
     return f'<a href="tg://user?id={user_id}">{escape(name or str(user_id))}</a>'
 
 
@@ -181,7 +183,10 @@ def pings(
             lines.insert(2, t("esc.category", category=t.category(matter.category)))
             lines.insert(4, t("esc.text", text=snippet(matter.text)))
         if ping.note and not hidden:
-            lines.append(t("esc.note", note=snippet(ping.note)))
+            key = "card.resolution" if ping.kind == "resolved_below" else "esc.note"
+            lines.append(t(key, note=snippet(ping.note), text=snippet(ping.note)))
+        if matter.suspended_until is not None and not matter.closed:  # every tier sees when it resumes
+            lines.append(t("card.suspended", until=t.date(matter.suspended_until)))
         if matter.claimed_by_name and matter.state == State.OPEN:
             lines.append(t("esc.claimed_before", who=escape(matter.claimed_by_name)))
         if ping.kind == "idle" and matter.claimed_by:
@@ -191,7 +196,9 @@ def pings(
         for ping in batch:
             unit = tree.nodes[ping.matter.unit_id]
             text = t("card.private") if redact and ping.matter.private else snippet(ping.matter.text, 40)
-            lines.append(f"• {ping_title(ping, t, now)} · {escape(unit.name)}：{text}")
+            paused = ping.matter.suspended_until is not None and not ping.matter.closed
+            suffix = t("list.suspended", until=t.date(ping.matter.suspended_until)) if paused else ""
+            lines.append(f"• {ping_title(ping, t, now)} · {escape(unit.name)}：{text}{suffix}")
     if on_watch:
         lines.append(t("esc.on_duty", who="、".join(mention(uid, _name(tree, uid)) for uid in on_watch)))
     if leaders:
@@ -235,6 +242,12 @@ def ping_title(ping: Any, t: Texts, now: float) -> str:
             return t("esc.urgent", id=matter.id, category=t.category(matter.category))
         case "private":
             return t("esc.private", id=matter.id)
+        case "resolved_below":
+            return t("esc.resolved_below", id=matter.id, who=escape(matter.resolved_by_name or ""))
+        case "suspended":
+            return t("esc.suspended", id=matter.id, tier=t(f"tier.{matter.tier}"))
+        case "cancel_wish":
+            return t("esc.cancel_wish", id=matter.id, tier=tier)
     return t("esc.title", id=matter.id, tier=tier, reason=reason)
 
 
@@ -283,6 +296,7 @@ def matter_list(
                 text=t("card.private") if redact and m.private else snippet(m.text, 40),
                 age=t.duration(now - m.created_at),
             )
+            + (t("list.suspended", until=t.date(m.suspended_until)) if m.suspended_until is not None else "")
         )
     if len(ordered) > limit:
         lines.append(t("list.more", count=len(ordered) - limit))

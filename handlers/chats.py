@@ -94,6 +94,11 @@ async def not_bound(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await reply(update, texts_for(update, context)("err.not_bound"))
 
 
+async def private_work(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Work commands in a private chat: say where they belong, not "not registered"."""
+    await reply(update, texts_for(update, context)("err.private_work"))
+
+
 async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/summary: the last seven days for this chat's node (against the seven before),
     as the weekly bulletin reads."""

@@ -220,5 +220,7 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, t("usage.cancel"))
         return
     result = await svc.matters.cancel(number, actor(update), chat_node(update, context), ack=ack_for(update, context))
-    if result.outcome != Outcome.OK:
+    if result.outcome == Outcome.HELD_ABOVE:  # the wish went to the tier that holds it
+        await reply(update, t("err.cancel_held", id=number, tier=t(f"tier.{result.tier}")))
+    elif result.outcome != Outcome.OK:
         await reply(update, refusal(svc, t, result, number))

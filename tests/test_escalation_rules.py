@@ -256,14 +256,16 @@ async def test_escalate_return_takeover_and_reopen_with_every_move_in_the_timeli
         await bot.api.wait_for(lambda: not buttons(card))
         bot.say(U1_CHAT, RESIDENT2, "/reopen 1 我觉得没修好")  # not the reporter
         await bot.wait_bot(U1_CHAT, "只有本单元的负责人和上级领导")
-        bot.say(U1_CHAT, RESIDENT, "/reopen 1 又漏了")
-        await bot.wait_bot(U1_CHAT, "事项 #1 已重新打开")
+        bot.say(U1_CHAT, RESIDENT, "/reopen 1 又漏了")  # the community closed it: the community reopens it
+        await bot.wait_bot(U1_CHAT, "事项 #1 由社区办结")
+        bot.say(C1_CHAT, POLICE, "/reopen 1 又漏了")
+        await bot.wait_bot(C1_CHAT, "事项 #1 已重新打开")
         reopened = await matter(bot, 1)
-        assert (reopened.state, reopened.tier, reopened.resolved_at) == (State.OPEN, 3, None)
+        assert (reopened.state, reopened.tier, reopened.resolved_at) == (State.OPEN, 2, None)
         bot.say(U1_CHAT, HEAD1, "/show 1")
         timeline = (await bot.wait_bot(U1_CHAT, "时间线")).text
         for line in ("上报至社区 · 用户31：涉及多户", "退回单元 · 用户21：请先上门", "社区接手 · 用户21",
-                     "解决 · 用户21：已协调维修", "重新打开 · 用户901：又漏了"):
+                     "解决 · 用户21：已协调维修", "重新打开 · 用户21：又漏了"):
             assert line in timeline, line
 
 

@@ -151,7 +151,7 @@ async def test_my_lists_my_matters_and_cancel_withdraws_my_own(make_bot: Any) ->
         bot.say(U1_CHAT, RESIDENT2, "/report 别人的")
         await bot.wait_bot(U1_CHAT, "事项 #2")
         bot.say(U1_CHAT, RESIDENT, "/cancel 2")
-        await bot.wait_bot(U1_CHAT, "只有本单元的负责人和上级领导")
+        await bot.wait_bot(U1_CHAT, "只有反映这件事项的本人可以撤回")
         bot.say(U1_CHAT, RESIDENT, "/cancel 1")
         await bot.wait_bot(U1_CHAT, "事项 #1 已撤回")
         assert (await matter(bot, 1)).state == State.CANCELLED

@@ -358,4 +358,22 @@ MESSAGES: dict[str, str] = {
     "cmd.export": "Export the ledger (Excel): week / month / two dates",
     "cmd.bind": "Register this chat: /bind node-id",
     "cmd.chatid": "This chat's id",
+    # --- authority (issue 10/11) ---
+    "err.held_above": "Matter #{id} is held by {tier}; only {tier} or a tier above can do this. "
+                      "You can still add to it with /note.",
+    "err.closed_above": "Matter #{id} was closed by {tier}; only {tier} or a tier above can reopen it. "
+                        "A reporter who is not satisfied can say so when rating it.",
+    "err.cancel_held": "Matter #{id} is being handled by {tier} and cannot be withdrawn. "
+                       "Your wish to withdraw it has been passed on to {tier}.",
+    "err.not_reporter": "Sorry, only the person who reported this matter can withdraw it.",
+    "err.not_a_person": "Please post as yourself for this: anonymous admins and channels may report matters, "
+                        "but not claim, handle, withdraw, rate or categorise them.",
+    "err.suspend_too_long": "A suspension can last at most {max}; please pick an earlier date.",
+    "err.private_work": "Please send this command in your unit's, community's or station's group. "
+                        "In a private chat you can /report privately and see your own matters with /my.",
+    "esc.resolved_below": "✅ <b>Matter #{id} was resolved by {who}</b> (your tier holds it: for your information)",
+    "esc.suspended": "⏸ <b>Matter #{id} was suspended by {tier}</b> (for a long time: for your information)",
+    "esc.cancel_wish": "✋ <b>The reporter wishes to withdraw matter #{id}</b>; {tier} decides whether to close it",
+    "event.cancel_wish": "the reporter wishes to withdraw it",
+    "list.suspended": " (suspended until {until})",
 }

@@ -371,4 +371,17 @@ MESSAGES: dict[str, str] = {
     "cmd.export": "导出台账（Excel）：week / month / 两个日期",
     "cmd.bind": "登记本群：/bind 节点编号",
     "cmd.chatid": "本群 ID",
+    # --- authority (issue 10/11) ---
+    "err.held_above": "事项 #{id} 现由{tier}负责，这一步只能由{tier}或上级来做。可以用 /note 补充情况。",
+    "err.closed_above": "事项 #{id} 由{tier}办结，只有{tier}或上级可以重新打开。报告人如不满意，请在评价时选择“不满意”。",
+    "err.cancel_held": "事项 #{id} 现由{tier}处理，不能撤回。您希望撤回的意愿已转告{tier}。",
+    "err.not_reporter": "抱歉，只有反映这件事项的本人可以撤回它。",
+    "err.not_a_person": "请以个人身份发言后再操作：匿名管理员和频道可以反映事项，但不能认领、处理、撤回、评价或分类事项。",
+    "err.suspend_too_long": "挂起时间最长 {max}，请选择更早的恢复日期。",
+    "err.private_work": "请在你所在单元、社区或派出所的群里发送这条命令。私聊里可以用 /report 私下反映，用 /my 查看自己反映的事项。",
+    "esc.resolved_below": "✅ <b>事项 #{id} 已由 {who} 解决</b>（本事项由贵级负责，特此告知）",
+    "esc.suspended": "⏸ <b>事项 #{id} 已由{tier}挂起</b>（时间较长，特此告知）",
+    "esc.cancel_wish": "✋ <b>报告人希望撤回事项 #{id}</b>，请{tier}决定是否办结",
+    "event.cancel_wish": "报告人希望撤回",
+    "list.suspended": "（挂起至 {until}）",
 }
