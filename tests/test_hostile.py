@@ -114,3 +114,60 @@ def test_csv_cells_that_a_spreadsheet_would_run_get_an_apostrophe() -> None:
         assert ledger.csv_cell(text) == "'" + text
     for value in ("王芳", "1-2", "", 7, None):
         assert ledger.csv_cell(value) == value
+
+
+# --- 5. a ledger with a matter in every state -----------------------------------------------
+LABELS = {
+    "zh": {1: "待认领", 2: "处理中", 3: "已解决", 4: "无法解决", 5: "已转交", 6: "已撤回", 7: "处理中"},
+    "en": {1: "waiting to be claimed", 2: "in progress", 3: "resolved", 4: "cannot be resolved here",
+           5: "referred elsewhere", 6: "withdrawn", 7: "in progress"},
+}
+
+
+async def matters_in_every_state(bot: Running) -> None:
+    for n in range(1, 8):
+        await report(bot, U1_CHAT if n != 6 else U2_CHAT, RESIDENT, "王芳", f"第{n}件事", n)
+    steps = [
+        (U1_CHAT, HEAD1, "/claim 2", "已认领事项 #2"),
+        (U1_CHAT, HEAD1, "/resolve 3 已处理", "已解决事项 #3"),
+        (U1_CHAT, HEAD1, "/close 4 双方拒绝调解", "事项 #4 已标记为无法解决"),
+        (U1_CHAT, HEAD1, "/refer 5 已引导至法院", "事项 #5 已转交"),
+        (U2_CHAT, RESIDENT, "/cancel 6", "事项 #6 已撤回"),
+        (U1_CHAT, HEAD1, "/claim 7", "已认领事项 #7"),
+        (U1_CHAT, HEAD1, "/suspend 7 3d 等待鉴定", "事项 #7 已挂起"),
+    ]
+    for chat, user, command, answer in steps:
+        bot.say(chat, user, command)
+        await bot.wait_bot(chat, answer)
+    await bot.settle()
+    states = [(await matter(bot, n)).state for n in range(1, 8)]
+    assert states == ["open", "claimed", "resolved", "unresolvable", "referred", "cancelled", "claimed"]
+    assert (await matter(bot, 7)).suspended_until is not None  # a suspended matter shows its state
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+async def test_a_ledger_shows_a_matter_in_every_state(make_bot: Any, tmp_path: Path, language: str) -> None:
+    database = tmp_path / "states.sqlite3"
+    raw = {**calm_town(), "language": language}  # the ledger's language (people's replies stay zh)
+    async with make_bot(raw, database=database) as bot:
+        await matters_in_every_state(bot)
+        book = await exported(bot, C1_CHAT, POLICE, "/export week")
+        no_apology(bot, C1_CHAT)
+        assert bot.count_bot(C1_CHAT, en.MESSAGES["err.internal"]) == 0
+    rows = list(book.worksheets[1].iter_rows(values_only=True))
+    assert {r[0]: r[9] for r in rows[1:]} == LABELS[language]
+
+    out = tmp_path / "台账.csv"
+    assert await asyncio.to_thread(run_cli, write_config(tmp_path, raw, database), out) == 0
+    rows = list(csv.reader(io.StringIO(out.read_bytes().decode("utf-8-sig"))))
+    assert {int(r[0]): r[9] for r in rows[1:]} == LABELS[language]
+    xlsx = tmp_path / "台账.xlsx"
+    assert await asyncio.to_thread(run_cli, write_config(tmp_path, raw, database), xlsx) == 0
+    rows = list(load_workbook(xlsx).worksheets[1].iter_rows(values_only=True))
+    assert {r[0]: r[9] for r in rows[1:]} == LABELS[language]
+
+
+def test_every_state_has_a_ledger_label_in_both_languages() -> None:
+    for catalog in (zh.MESSAGES, en.MESSAGES):
+        for state in State:
+            assert catalog[f"ledger.state.{state.value}"]
