@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from telegram import Message, Update
 from telegram.ext import ContextTypes, filters
 
-from bot.config import parse_duration
+from bot.config import MAX_DURATION, parse_duration
 from bot.i18n import Texts
 from bot.matters import Ack, Actor, Outcome, Result
 from bot.services import Services, services
@@ -63,9 +63,10 @@ def chat_node(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Node | None
 
 
 def matter_number(word: str | None) -> int | None:
-    """'12' or '#12' → 12; anything else → None."""
+    """'12', '#12' or a Chinese keyboard's '＃１２' → 12; anything else → None.
+    Decimal digits only: "²".isdigit() is true, but int() refuses it."""
     word = (word or "").lstrip("#＃")
-    return int(word) if word.isdigit() and len(word) < 10 else None
+    return int(word) if word.isdecimal() and len(word) < 10 else None
 
 
 def command_text(message: Message) -> str:
@@ -130,7 +131,8 @@ def refusal(svc: Services, t: Texts, result: Result, matter_id: int) -> str:
 
 def parse_until(word: str, now: float, tz: ZoneInfo) -> float | None:
     """When a suspension ends: a date (2026-12-01, 12-01: 08:00 that day, local time) or a
-    duration from now (3d, 12h). None if it is neither, or not in the future."""
+    duration from now (3d, 12h). None if it is neither, or not in the future, or more than
+    MAX_DURATION away (a far date would overflow where deadlines are added to it)."""
     try:
         return now + parse_duration(word)
     except ValueError:
@@ -145,7 +147,7 @@ def parse_until(word: str, now: float, tz: ZoneInfo) -> float | None:
         until = datetime(year, day.month, day.day, 8, 0, tzinfo=tz).timestamp()
         if pattern == "%m-%d" and until <= now:
             until = datetime(year + 1, day.month, day.day, 8, 0, tzinfo=tz).timestamp()
-        return until if until > now else None
+        return until if now < until <= now + MAX_DURATION else None
     return None
 
 

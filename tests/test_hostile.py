@@ -116,6 +116,81 @@ def test_csv_cells_that_a_spreadsheet_would_run_get_an_apostrophe() -> None:
         assert ledger.csv_cell(value) == value
 
 
+# --- 2. numbers, dates and durations ------------------------------------------------------
+COMMANDS = [
+    (U1_CHAT, HEAD1, "/claim ²", "用法：/claim"),
+    (U1_CHAT, HEAD1, "/show ²", "用法：/show"),
+    (U1_CHAT, HEAD1, "/resolve ¹ 好了", "用法：/resolve"),
+    (U1_CHAT, RESIDENT, "/cancel ²", "用法：/cancel"),
+    (U1_CHAT, HEAD1, "/claim 12345678901234567890123", "用法：/claim"),
+    (U1_CHAT, HEAD1, "/show 12345678901234567890123", "用法：/show"),
+    (U1_CHAT, HEAD1, "/suspend 1 99999999999d 等法院", "用法：/suspend"),
+    (U1_CHAT, HEAD1, "/suspend 1 " + "9" * 400 + "d 等法院", "用法：/suspend"),
+    (U1_CHAT, HEAD1, "/suspend ² 3d 等法院", "用法：/suspend"),
+    (U1_CHAT, HEAD1, "/suspend 1 9999-12-31 等法院", "用法：/suspend"),
+    (C1_CHAT, POLICE, "/export 0001-01-01 0001-01-01", "日期不对"),
+    (C1_CHAT, POLICE, "/export 9999-12-31 9999-12-31", "日期不对"),
+    (C1_CHAT, POLICE, "/export ２０２６-11-01 2026-11-02", "日期不对"),
+    (STATION_CHAT, STAFF, "/duty ²", "没有找到这位值班人员"),
+]
+
+
+async def test_odd_numbers_dates_and_durations_get_a_usage_answer(make_bot: Any) -> None:
+    async with make_bot(calm_town()) as bot:
+        await report(bot, U1_CHAT, RESIDENT, "王芳", "路灯坏了", 1)
+        await bot.settle()
+        for chat, user, command, answer in COMMANDS:
+            before = bot.count_bot(chat, answer)
+            bot.say(chat, user, command)
+            await bot.api.wait_for(lambda chat=chat, answer=answer, before=before:
+                                   bot.count_bot(chat, answer) > before, 5.0)
+        await bot.settle()
+        no_apology(bot, U1_CHAT, C1_CHAT, STATION_CHAT)
+        m = await matter(bot, 1)
+        assert m.state == State.OPEN and m.suspended_until is None
+        assert not bot.api.calls_to("sendDocument")
+        async with bot.svc.store.read() as tx:
+            assert await tx.duty_overrides(bot.clock.now()) == []
+
+
+async def test_fullwidth_digits_name_the_matter_they_show(make_bot: Any) -> None:
+    async with make_bot(calm_town()) as bot:
+        await report(bot, U1_CHAT, RESIDENT, "王芳", "路灯坏了", 1)
+        bot.say(U1_CHAT, HEAD1, "/claim ＃１")  # a Chinese keyboard's digits and hash
+        await bot.wait_bot(U1_CHAT, "已认领事项 #1")
+
+
+async def test_forged_buttons_get_a_short_answer_and_change_nothing(make_bot: Any) -> None:
+    async with make_bot(calm_town()) as bot:
+        card = await report(bot, U1_CHAT, RESIDENT, "王芳", "路灯坏了", 1)
+        bot.say(U1_CHAT, HEAD1, "/resolve 1 已修好")
+        await bot.wait_bot(U1_CHAT, "已解决事项 #1")
+        await bot.settle()
+        forged = ["v1:claim:²", "v1:claim:12345678901234567890123", "v1:resolve:١", "v1:rate:1:bogus",
+                  "v1:rate:1:", "v1:cat:²:fraud", "v1:cats:99999999999999999999"]
+        for n, data in enumerate(forged, 1):
+            bot.api.press_button(U1_CHAT, bot.user(RESIDENT, "王芳"), card.message_id, data)
+            await bot.api.wait_for(lambda n=n: len(bot.api.callback_answers) == n)
+        await bot.settle()
+        assert all("按钮已失效" in (a.get("text") or "") for a in bot.api.callback_answers)
+        no_apology(bot, U1_CHAT)
+        m = await matter(bot, 1)
+        assert m.state == State.RESOLVED and m.rating is None
+
+
+def test_parsers_refuse_what_int_and_float_would_choke_on() -> None:
+    assert render.parse_callback("v1:claim:²") is None
+    assert render.parse_callback("v1:claim:" + "9" * 23) is None
+    assert render.parse_callback("v1:claim:42") == ("claim", 42, None)
+    for word in ("99999999999d", "9" * 400 + "d", "1e9d", "nand", "infd"):
+        with pytest.raises(ValueError):
+            parse_duration(word)
+    assert parse_duration("36500d") == 36500 * 86400.0
+    for first, last in (("0001-01-01", "0001-01-01"), ("9999-12-31", "9999-12-31")):
+        with pytest.raises(ValueError):
+            ledger.date_range(first, last, TZ)
+
+
 # --- 5. a ledger with a matter in every state -----------------------------------------------
 LABELS = {
     "zh": {1: "待认领", 2: "处理中", 3: "已解决", 4: "无法解决", 5: "已转交", 6: "已撤回", 7: "处理中"},

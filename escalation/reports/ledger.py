@@ -212,6 +212,7 @@ def to_csv(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
 
 # --- which period: /export week | month | FROM TO, and the command line ------------------
 MAX_DAYS = 366
+FIRST_YEAR, LAST_YEAR = 2000, 2999  # no ledger before the bot; timestamps stay far from the edges
 RECENT = {"week": 7, "month": 30}  # /export week: the seven days up to now; month: thirty
 
 
@@ -241,6 +242,8 @@ def date_range(first: str, last: str, tz: Any) -> tuple[float, float]:
         raise ValueError("dates are written YYYY-MM-DD") from None
     if end_day < start_day or (end_day - start_day).days >= MAX_DAYS:
         raise ValueError(f"the first date must not be after the second, at most {MAX_DAYS} days apart")
+    if start_day.year < FIRST_YEAR or end_day.year > LAST_YEAR:  # 0001-01-01 or 9999-12-31 overflow
+        raise ValueError(f"dates between {FIRST_YEAR} and {LAST_YEAR}")
     start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=tz)
     after = end_day + timedelta(days=1)
     end = datetime(after.year, after.month, after.day, tzinfo=tz)
