@@ -191,6 +191,46 @@ def test_parsers_refuse_what_int_and_float_would_choke_on() -> None:
             ledger.date_range(first, last, TZ)
 
 
+# --- 3. invisible reports -------------------------------------------------------------------
+INVISIBLE = ["\u200b", "\u200c\u200d", "\u2060\ufeff", " \u3000\u200b ", "\u180e\u2061", "\u3164"]
+
+
+async def test_a_report_of_only_invisible_characters_is_refused_like_an_empty_one(make_bot: Any) -> None:
+    empty = "请写明发生了什么"
+    async with make_bot(calm_town()) as bot:
+        bot.api.add_chat(RESIDENT, None, "private")
+        for n, text in enumerate(INVISIBLE, 1):
+            bot.say(U1_CHAT, RESIDENT, f"/report {text}")  # as /report alone: what happened?
+            await bot.api.wait_for(lambda n=n: bot.count_bot(U1_CHAT, "请说明发生了什么") == n)
+            bot.say(U1_CHAT, RESIDENT, text)  # the answer
+            await bot.api.wait_for(lambda n=n: bot.count_bot(U1_CHAT, empty) == n)
+        bot.say(U1_CHAT, RESIDENT, "上报 \u200b\u200b")
+        await bot.api.wait_for(lambda: bot.count_bot(U1_CHAT, empty) == len(INVISIBLE) + 1)
+        for n, text in enumerate(INVISIBLE, 1):
+            bot.say(RESIDENT, RESIDENT, "/start p_u1")
+            await bot.api.wait_for(lambda n=n: bot.count_bot(RESIDENT, "私下反映") >= n)
+            bot.say(RESIDENT, RESIDENT, text)
+            await bot.api.wait_for(lambda n=n: bot.count_bot(RESIDENT, empty) == n)
+        await bot.settle()
+        assert await matter(bot, 1) is None
+        # A photo with an invisible caption is a photo without words, not a refusal.
+        bot.api.send_photo(U1_CHAT, bot.user(RESIDENT), caption="/report \u200b")
+        await bot.wait_bot(U1_CHAT, "事项 #1")
+        assert (await matter(bot, 1)).text == zh.MESSAGES["report.photo_only"]
+        bot.say(RESIDENT, RESIDENT, "/start p_u1")  # the same in private
+        await bot.api.wait_for(lambda: bot.count_bot(RESIDENT, "私下反映") > len(INVISIBLE))
+        bot.api.send_photo(RESIDENT, bot.user(RESIDENT), caption="\u200b\u2060")
+        await bot.wait_bot(RESIDENT, "私下反映的事项 #2")
+        assert (await matter(bot, 2)).text == zh.MESSAGES["report.photo_only"]
+        bot.say(U1_CHAT, RESIDENT, "/report \u200b井盖丢了\u200b")  # visible text keeps its report
+        await bot.wait_bot(U1_CHAT, "事项 #3")
+
+
+def test_visible() -> None:
+    assert not any(report_handlers.visible(text) for text in [*INVISIBLE, "", "\ufe0f\u034f", "\u2800"])
+    assert all(report_handlers.visible(text) for text in ("a", "\u200b井", "👍", "１", "\u0301e"))
+
+
 # --- 5. a ledger with a matter in every state -----------------------------------------------
 LABELS = {
     "zh": {1: "待认领", 2: "处理中", 3: "已解决", 4: "无法解决", 5: "已转交", 6: "已撤回", 7: "处理中"},
