@@ -231,6 +231,27 @@ def test_visible() -> None:
     assert all(report_handlers.visible(text) for text in ("a", "\u200b井", "👍", "１", "\u0301e"))
 
 
+# --- 4. /bind with an unknown id --------------------------------------------------------------
+async def test_bind_with_an_unknown_id_lists_ids_only_to_who_may_bind_there(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        bot.api.add_chat(-777, "新群")
+        bot.say(-777, RESIDENT, "/bind junk")
+        answer = await bot.wait_bot(-777, "没有编号为 junk 的节点")
+        assert "u1" not in answer.text and "c1" not in answer.text and "st" not in answer.text
+        bot.say(-777, HEAD2, "/bind <b>junk2</b>")
+        answer = await bot.wait_bot(-777, "没有编号为 <b>junk2</b>")  # escaped, shown as typed
+        assert answer.text.count("u2") == 1 and "u1" not in answer.text and "c1" not in answer.text
+        bot.say(-777, POLICE, "/bind junk3")
+        answer = await bot.wait_bot(-777, "没有编号为 junk3")
+        assert all(i in answer.text for i in ("c1", "u1", "u2")) and "c2" not in answer.text
+        # In a chat bound to 第一村民小组, 第二村民小组's head may bind nothing: no ids.
+        bot.say(U1_CHAT, HEAD2, "/bind junk4")
+        answer = await bot.wait_bot(U1_CHAT, "没有编号为 junk4")
+        assert "u2" not in answer.text
+        await bot.settle()
+        assert bot.svc.tree.node_for_chat(-777) is None and bot.svc.tree.chat_of("u1") == U1_CHAT
+
+
 # --- 5. a ledger with a matter in every state -----------------------------------------------
 LABELS = {
     "zh": {1: "待认领", 2: "处理中", 3: "已解决", 4: "无法解决", 5: "已转交", 6: "已撤回", 7: "处理中"},

@@ -380,4 +380,5 @@ MESSAGES: dict[str, str] = {
     "ledger.state.unresolvable": "cannot be resolved here",
     "ledger.state.referred": "referred elsewhere",
     "ledger.state.cancelled": "withdrawn",
+    "bind.unknown_id": "There is no node {node_id}.",
 }

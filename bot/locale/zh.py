@@ -388,4 +388,5 @@ MESSAGES: dict[str, str] = {
     "ledger.state.unresolvable": "无法解决",
     "ledger.state.referred": "已转交",
     "ledger.state.cancelled": "已撤回",
+    "bind.unknown_id": "没有编号为 {node_id} 的节点。",
 }
