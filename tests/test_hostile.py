@@ -93,6 +93,9 @@ async def test_a_ledger_writes_formula_like_text_as_text(make_bot: Any, tmp_path
         await bot.wait_bot(U1_CHAT, "已解决事项 #1")
         bot.say(U1_CHAT, HEAD1, "/resolve 2 +cmd|' /C calc'!A0")
         await bot.wait_bot(U1_CHAT, "已解决事项 #2")
+        await report(bot, U1_CHAT, RESIDENT2, "刘大爷", "井盖丢了", 3)
+        bot.say(U1_CHAT, HEAD1, "/resolve 3 已补\x0b好\x1b")  # XML cannot hold these: they go, not the file
+        await bot.wait_bot(U1_CHAT, "已解决事项 #3")
         await bot.settle()
         book = await exported(bot, C1_CHAT, POLICE, "/export week")
     formulas = [c.coordinate for ws in book for row in ws.iter_rows() for c in row if c.data_type == "f"]
@@ -100,6 +103,7 @@ async def test_a_ledger_writes_formula_like_text_as_text(make_bot: Any, tmp_path
     rows = list(book["全部事项"].iter_rows(values_only=True))
     assert rows[1][4] == EVIL_NAME and rows[1][11] == "=1+2"  # kept exactly as typed
     assert rows[2][4] == "@SUM(A1:A9)" and rows[2][11] == "+cmd|' /C calc'!A0"
+    assert rows[3][11] == "已补好"
 
     out = tmp_path / "台账.csv"
     assert await asyncio.to_thread(run_cli, write_config(tmp_path, calm_town(), database), out) == 0
@@ -138,6 +142,7 @@ COMMANDS = [
 async def test_odd_numbers_dates_and_durations_get_a_usage_answer(make_bot: Any) -> None:
     async with make_bot(calm_town()) as bot:
         await report(bot, U1_CHAT, RESIDENT, "王芳", "路灯坏了", 1)
+        bot.api.send_photo(U1_CHAT, bot.user(RESIDENT), caption="#² 井盖的照片")  # not a matter's number: ignored
         await bot.settle()
         for chat, user, command, answer in COMMANDS:
             before = bot.count_bot(chat, answer)
@@ -151,6 +156,7 @@ async def test_odd_numbers_dates_and_durations_get_a_usage_answer(make_bot: Any)
         assert not bot.api.calls_to("sendDocument")
         async with bot.svc.store.read() as tx:
             assert await tx.duty_overrides(bot.clock.now()) == []
+            assert await tx.attachments(1) == []
 
 
 async def test_fullwidth_digits_name_the_matter_they_show(make_bot: Any) -> None:
