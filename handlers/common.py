@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from telegram import Message, Update
 from telegram.ext import ContextTypes, filters
 
-from bot.config import MAX_DURATION, parse_duration
+from bot.config import parse_duration
 from bot.i18n import Texts
 from bot.matters import Ack, Actor, Outcome, Result
 from bot.services import Services, services
@@ -131,8 +131,7 @@ def refusal(svc: Services, t: Texts, result: Result, matter_id: int) -> str:
 
 def parse_until(word: str, now: float, tz: ZoneInfo) -> float | None:
     """When a suspension ends: a date (2026-12-01, 12-01: 08:00 that day, local time) or a
-    duration from now (3d, 12h). None if it is neither, or not in the future, or more than
-    MAX_DURATION away (a far date would overflow where deadlines are added to it)."""
+    duration from now (3d, 12h). None if it is neither, or not in the future."""
     try:
         return now + parse_duration(word)
     except ValueError:
@@ -147,7 +146,7 @@ def parse_until(word: str, now: float, tz: ZoneInfo) -> float | None:
         until = datetime(year, day.month, day.day, 8, 0, tzinfo=tz).timestamp()
         if pattern == "%m-%d" and until <= now:
             until = datetime(year + 1, day.month, day.day, 8, 0, tzinfo=tz).timestamp()
-        return until if now < until <= now + MAX_DURATION else None
+        return until if until > now else None
     return None
 
 

@@ -15,7 +15,7 @@ import yaml
 from openpyxl import load_workbook
 
 from bot import cli, render
-from bot.config import parse_duration
+from bot.config import ConfigError, parse_config, parse_duration
 from bot.locale import en, zh
 from escalation.policy import State
 from escalation.reports import ledger
@@ -131,7 +131,7 @@ COMMANDS = [
     (U1_CHAT, HEAD1, "/suspend 1 99999999999d 等法院", "用法：/suspend"),
     (U1_CHAT, HEAD1, "/suspend 1 " + "9" * 400 + "d 等法院", "用法：/suspend"),
     (U1_CHAT, HEAD1, "/suspend ² 3d 等法院", "用法：/suspend"),
-    (U1_CHAT, HEAD1, "/suspend 1 9999-12-31 等法院", "用法：/suspend"),
+    (U1_CHAT, HEAD1, "/suspend 1 9999-12-31 等法院", "挂起时间最长 30天"),
     (C1_CHAT, POLICE, "/export 0001-01-01 0001-01-01", "日期不对"),
     (C1_CHAT, POLICE, "/export 9999-12-31 9999-12-31", "日期不对"),
     (C1_CHAT, POLICE, "/export ２０２６-11-01 2026-11-02", "日期不对"),
@@ -191,10 +191,17 @@ def test_parsers_refuse_what_int_and_float_would_choke_on() -> None:
     for word in ("99999999999d", "9" * 400 + "d", "1e9d", "nand", "infd"):
         with pytest.raises(ValueError):
             parse_duration(word)
-    assert parse_duration("36500d") == 36500 * 86400.0
+    assert parse_duration("365000d") == 365000 * 86400.0  # a thousand years: refused later, as too long
     for first, last in (("0001-01-01", "0001-01-01"), ("9999-12-31", "9999-12-31")):
         with pytest.raises(ValueError):
             ledger.date_range(first, last, TZ)
+
+
+def test_a_config_duration_too_long_for_a_calendar_is_refused_with_its_key_path() -> None:
+    raw = town()
+    raw["deadlines"]["unit"] = {"claim": "99999999999d", "resolve": "99999999999d"}  # no card could show its due time
+    with pytest.raises(ConfigError, match=r"deadlines\.unit\.claim"):
+        parse_config(raw)
 
 
 # --- 3. invisible reports -------------------------------------------------------------------
