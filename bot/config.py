@@ -28,6 +28,8 @@ from pydantic import (
 from escalation.policy import Rules, TierRule
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+# Far beyond any real setting, far enough below datetime's year 9999 that no sum overflows.
+MAX_DURATION = 1000 * 365 * 86400.0
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -37,14 +39,14 @@ class ConfigError(Exception):
 
 
 def parse_duration(value: Any) -> float:
-    """``"30s"``, ``"10m"``, ``"2h"``, ``"3d"`` → seconds."""
+    """``"30s"``, ``"10m"``, ``"2h"``, ``"3d"`` → seconds (more than zero, at most 1000 years)."""
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-            if seconds > 0:
+            if 0 < seconds <= MAX_DURATION:
                 return seconds
-    raise ValueError("a duration such as \"30s\", \"10m\", \"2h\" or \"3d\"")
+    raise ValueError("a duration such as \"30s\", \"10m\", \"2h\" or \"3d\", at most 1000 years")
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]

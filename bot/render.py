@@ -29,6 +29,7 @@ def callback(action: str, matter_id: int, arg: str | None = None) -> str:
 
 
 ACTIONS = ("claim", "resolve", "cat", "cats", "rate")
+_NUMBER = re.compile(r"[0-9]{1,9}")  # what we put there; forged data may hold "²" or 23 digits
 WITH_ARG = ("cat", "rate")
 
 
@@ -36,7 +37,7 @@ def parse_callback(data: str | None) -> tuple[str, int, str | None] | None:
     """``v1:claim:42`` → ("claim", 42, None); ``v1:cat:42:fraud`` → ("cat", 42, "fraud");
     anything else (old, forged) → None."""
     parts = (data or "").split(":")
-    if len(parts) not in (3, 4) or parts[0] != CALLBACK_VERSION or not parts[2].isdigit():
+    if len(parts) not in (3, 4) or parts[0] != CALLBACK_VERSION or not _NUMBER.fullmatch(parts[2]):
         return None
     if parts[1] not in ACTIONS or (parts[1] in WITH_ARG) != (len(parts) == 4):
         return None

@@ -30,12 +30,17 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, texts_for(update, context)("usage.bind", example=escape(example)))
         return
     node = svc.tree.get(context.args[0])
-    if node is None:
-        ids = ", ".join(escape(n) for n in svc.tree.nodes)
-        await reply(update, texts_for(update, context)("bind.unknown", node_id=escape(context.args[0][:40]), ids=ids))
-        return
     user = actor(update)
     current = svc.tree.node_for_chat(chat.id)
+    if node is None:
+        # The town's ids are its map: only the ids this person could bind this chat to.
+        may_rebind = current is None or svc.tree.leads(user.id, current.id)
+        ids = ", ".join(escape(n) for n in svc.tree.nodes if may_rebind and svc.tree.leads(user.id, n))
+        t = texts_for(update, context)
+        node_id = escape(context.args[0][:40])
+        answer = t("bind.unknown", node_id=node_id, ids=ids) if ids else t("bind.unknown_id", node_id=node_id)
+        await reply(update, answer)
+        return
     # Rebinding a chat takes it from its node: only who leads both may do that.
     if not svc.tree.leads(user.id, node.id) or (current is not None and not svc.tree.leads(user.id, current.id)):
         denied = current if current is not None and not svc.tree.leads(user.id, current.id) else node

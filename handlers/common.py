@@ -63,9 +63,10 @@ def chat_node(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Node | None
 
 
 def matter_number(word: str | None) -> int | None:
-    """'12' or '#12' → 12; anything else → None."""
+    """'12', '#12' or a Chinese keyboard's '＃１２' → 12; anything else → None.
+    Decimal digits only: "²".isdigit() is true, but int() refuses it."""
     word = (word or "").lstrip("#＃")
-    return int(word) if word.isdigit() and len(word) < 10 else None
+    return int(word) if word.isdecimal() and len(word) < 10 else None
 
 
 def command_text(message: Message) -> str:

@@ -14,7 +14,7 @@ from bot.matters import MAX_TEXT, Outcome
 from bot.services import Services
 from bot.tree import UNIT, Node
 from handlers.common import ack_for, actor, chat_node, matter_number, refusal, reply, services, texts_for
-from handlers.report import PROMPT_TTL, report_text_ok
+from handlers.report import PROMPT_TTL, report_text_ok, visible
 
 UNIT_CHOICE = f"{render.CALLBACK_VERSION}:pu:"  # + unit id: "this private report is about that unit"
 DEEP_LINK = "p_"  # /start p_<unit id>: the 私下反映 button under every unit card
@@ -116,7 +116,7 @@ async def _log_private(
     t = texts_for(update, context)
     message = update.effective_message
     assert message is not None
-    if not text and photo:
+    if not visible(text) and photo:
         text = t("report.photo_only")
     if not await report_text_ok(update, context, text):
         return

@@ -376,4 +376,9 @@ MESSAGES: dict[str, str] = {
     "esc.cancel_wish": "✋ <b>The reporter wishes to withdraw matter #{id}</b>; {tier} decides whether to close it",
     "event.cancel_wish": "the reporter wishes to withdraw it",
     "list.suspended": " (suspended until {until})",
+    # --- hostile (issue 10/11) ---
+    "ledger.state.unresolvable": "cannot be resolved here",
+    "ledger.state.referred": "referred elsewhere",
+    "ledger.state.cancelled": "withdrawn",
+    "bind.unknown_id": "There is no node {node_id}.",
 }

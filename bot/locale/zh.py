@@ -384,4 +384,9 @@ MESSAGES: dict[str, str] = {
     "esc.cancel_wish": "✋ <b>报告人希望撤回事项 #{id}</b>，请{tier}决定是否办结",
     "event.cancel_wish": "报告人希望撤回",
     "list.suspended": "（挂起至 {until}）",
+    # --- hostile (issue 10/11) ---
+    "ledger.state.unresolvable": "无法解决",
+    "ledger.state.referred": "已转交",
+    "ledger.state.cancelled": "已撤回",
+    "bind.unknown_id": "没有编号为 {node_id} 的节点。",
 }

@@ -44,6 +44,9 @@ SUMMARY_COLUMNS = [
     ("ledger.col.satisfaction", 12), ("ledger.col.median_claim", 14), ("ledger.col.median_resolve", 14),
 ]
 PERCENT_COLUMNS = {9, 10}
+# A cell a spreadsheet would run as a formula (or DDE) when it starts with one of these;
+# CSV cells so starting get a leading apostrophe (the OWASP rule), XLSX cells are typed text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -134,7 +137,7 @@ def to_xlsx(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
         ws.freeze_panes = "A2"
         header = []
         for key, _ in columns:
-            cell = WriteOnlyCell(ws, t(key))
+            cell = text_cell(ws, t(key))
             cell.font = bold
             cell.alignment = Alignment(vertical="center")
             header.append(cell)
@@ -144,7 +147,9 @@ def to_xlsx(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
     def styled(ws: Any, values: list[Any], formats: dict[int, str]) -> list[Any]:
         out: list[Any] = []
         for index, value in enumerate(values):
-            if index in formats and value is not None:
+            if isinstance(value, str) and value:  # an empty cell stays empty
+                out.append(text_cell(ws, value))
+            elif index in formats and value is not None:
                 cell = WriteOnlyCell(ws, value)
                 cell.number_format = formats[index]
                 out.append(cell)
@@ -157,8 +162,9 @@ def to_xlsx(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
     for row in summary_rows(ledger, tree, t):
         ws.append(styled(ws, row, dict.fromkeys(PERCENT_COLUMNS, "0%")))
     ws.append([])
-    ws.append([t("ledger.summary_title", node=ledger.node.name)])
-    ws.append([t("ledger.summary_period", start=t.time(ledger.start), end=t.time(ledger.end), tz=t.tz.key)])
+    ws.append([text_cell(ws, t("ledger.summary_title", node=ledger.node.name))])
+    ws.append([text_cell(ws, t("ledger.summary_period", start=t.time(ledger.start), end=t.time(ledger.end),
+                                 tz=t.tz.key))])
 
     date_formats = dict.fromkeys(DATE_COLUMNS, DATE_FORMAT)
     rows = [matter_row(m, tree, t) for m in ledger.matters]
@@ -177,6 +183,22 @@ def to_xlsx(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
     return out.getvalue()
 
 
+def text_cell(ws: Any, value: str) -> Any:
+    """A cell that holds ``value`` as text, even when it starts with "=" (openpyxl would
+    otherwise write a live formula). XML cannot hold most control characters; they go."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    cell = WriteOnlyCell(ws, ILLEGAL_CHARACTERS_RE.sub("", value))
+    cell.data_type = "s"
+    return cell
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting like a formula gets a "'"."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def to_csv(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
     """All matters, UTF-8 with a BOM (Excel then reads the Chinese right)."""
     out = io.StringIO()
@@ -184,12 +206,13 @@ def to_csv(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
     writer.writerow([t(key) for key, _ in MATTER_COLUMNS])
     for m in ledger.matters:
         row = matter_row(m, tree, t)
-        writer.writerow([v.strftime("%Y-%m-%d %H:%M") if isinstance(v, datetime) else v for v in row])
+        writer.writerow([v.strftime("%Y-%m-%d %H:%M") if isinstance(v, datetime) else csv_cell(v) for v in row])
     return out.getvalue().encode("utf-8-sig")
 
 
 # --- which period: /export week | month | FROM TO, and the command line ------------------
 MAX_DAYS = 366
+FIRST_YEAR, LAST_YEAR = 2000, 2999  # no ledger before the bot; timestamps stay far from the edges
 RECENT = {"week": 7, "month": 30}  # /export week: the seven days up to now; month: thirty
 
 
@@ -219,6 +242,8 @@ def date_range(first: str, last: str, tz: Any) -> tuple[float, float]:
         raise ValueError("dates are written YYYY-MM-DD") from None
     if end_day < start_day or (end_day - start_day).days >= MAX_DAYS:
         raise ValueError(f"the first date must not be after the second, at most {MAX_DAYS} days apart")
+    if start_day.year < FIRST_YEAR or end_day.year > LAST_YEAR:  # 0001-01-01 or 9999-12-31 overflow
+        raise ValueError(f"dates between {FIRST_YEAR} and {LAST_YEAR}")
     start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=tz)
     after = end_day + timedelta(days=1)
     end = datetime(after.year, after.month, after.day, tzinfo=tz)
