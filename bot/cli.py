@@ -1,10 +1,9 @@
-"""The ``tierbot`` command: run, check-config, demo."""
+"""The ``tierbot`` command: run, check-config, demo, export."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 
@@ -30,11 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--to", dest="last", required=True, metavar="DATE", help="last day, YYYY-MM-DD")
     export.add_argument("--out", required=True, metavar="FILE", help="FILE.xlsx or FILE.csv (UTF-8 with BOM)")
     export.add_argument("--node", default=None, help="a community or unit id (default: the whole town)")
+    _add_log_options(run)
     args = parser.parse_args(argv)
 
     if args.command == "check-config":
         return _check_config(args.path)
     if args.command == "run":
+        if not _setup_logging(args):
+            return 2
         return _run(args.config)
     if args.command == "export":
         return _export(args)
@@ -82,8 +84,6 @@ def describe_tree(tree: Tree) -> str:
 
 
 def _run(config_path: str) -> int:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     token = os.environ.get(TOKEN_VARIABLE, "").strip()
     if not token:
         print(
@@ -136,3 +136,26 @@ def _export(args: argparse.Namespace) -> int:
     out.write_bytes(content)
     print(f"{out}: {count} matter(s), {args.first} to {args.last} ({config.timezone})")
     return 0
+
+
+# --- logging (issue 11) -------------------------------------
+def _add_log_options(run: argparse.ArgumentParser) -> None:
+    from bot import logs
+
+    run.add_argument("--log-level", choices=logs.LEVELS, type=str.upper, default=None,
+                     help=f"INFO (default) logs one line per report, claim, escalation…; also {logs.LEVEL_VARIABLE}")
+    run.add_argument("--log-format", choices=logs.FORMATS, default=None,
+                     help=f"text (default), or json: one object a line for log shippers; also {logs.FORMAT_VARIABLE}")
+
+
+def _setup_logging(args: argparse.Namespace) -> bool:
+    from bot import logs
+
+    try:
+        level, fmt = logs.choose(args.log_level, args.log_format)
+    except ValueError as exc:
+        print(f"tierbot: {exc}", file=sys.stderr)
+        return False
+    logs.setup(level, fmt)
+    return True
+

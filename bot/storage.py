@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import aiosqlite
 
+from bot import logs
 from escalation.policy import CLOSED, Clock, Rules, State, next_check
 
 log = logging.getLogger(__name__)
@@ -622,7 +623,9 @@ class Store:
         try:
             async with self._atomic() as tx:
                 if reports:
-                    await tx.insert_reports(reports)
+                    ids = await tx.insert_reports(reports)
+                    for (matter_id, _), report in zip(ids, reports, strict=True):
+                        tx.log_event("reported", matter=matter_id, node=report.matter["unit_id"])
                 await tx.inbox_done([r.update_id for r in reports if r.update_id is not None] + done, time.time())
                 if sent:
                     await tx.outbox_sent(sent)
@@ -640,9 +643,10 @@ class Store:
     @asynccontextmanager
     async def _atomic(self) -> AsyncIterator[Tx]:
         """BEGIN … COMMIT, or ROLLBACK on any error; the caller holds the lock."""
+        tx = Tx(self._conn)
         try:
             await self._conn.execute("BEGIN IMMEDIATE")
-            yield Tx(self._conn)
+            yield tx
         except BaseException:
             # Also after a cancel during BEGIN: aiosqlite runs it anyway, and this ROLLBACK,
             # queued behind it, ends what it began ("no transaction" if it began nothing).
@@ -650,6 +654,8 @@ class Store:
                 await self._conn.execute("ROLLBACK")
             raise
         await self._conn.execute("COMMIT")
+        for name, values in tx.logged:  # only now: a change rolled back is never logged
+            logs.event(name, **values)
 
 
 def _statements(script: str) -> Iterable[str]:
@@ -662,6 +668,11 @@ class Tx:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
         self.enqueued = False
+        self.logged: list[tuple[str, dict[str, Any]]] = []  # events to log once committed
+
+    def log_event(self, name: str, **fields: Any) -> None:
+        """An event for the operator's log (see bot/logs.py), written after the commit."""
+        self.logged.append((name, fields))
 
     # One trip to aiosqlite's thread per query: a cursor would take three (execute, fetch,
     # close), and the trips, not SQLite, are most of what a query costs here.
@@ -1290,3 +1301,4 @@ class Tx:
 
     async def delete_meta(self, prefix: str) -> None:
         await self._conn.execute("DELETE FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff"))
+

@@ -1,0 +1,248 @@
+"""Issue 11, for the operator: event logs (text and JSON), ``tierbot status``, and
+``tierbot backup`` / ``restore`` while the bot runs.
+
+The bot is the real Application against the fake Bot API (in-process, or ``python -m bot
+run`` as a subprocess); the commands run as ``python -m bot …`` subprocesses, as an
+operator or a monitoring check would call them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot import logs
+from bot.fakeapi import FakeBotApi
+from bot.storage import Tx
+from tests.conftest import (
+    C1_CHAT,
+    HEAD1,
+    ROOT,
+    STATION_CHAT,
+    TOKEN,
+    U1_CHAT,
+    U2_CHAT,
+    U3_CHAT,
+    Running,
+    add_chats,
+    town,
+)
+
+H = 3600.0
+SECRET = "隔壁家暴每晚打孩子"  # a report's text: never in a log
+REPORTER = "张秘密"  # a reporter's name: never in a log
+HEAD_NAME = "蒋建国"
+
+
+def events_of(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == logs.events.name]
+
+
+def event_fields(record: logging.LogRecord) -> dict[str, Any]:
+    keys = ("event", "matter", "node", "tier", "from_tier", "to_tier", "reason")
+    return {k: getattr(record, k) for k in keys if hasattr(record, k)}
+
+
+async def report(bot: Running, chat: int, user: int, text: str, name: str = REPORTER) -> Any:
+    sent = bot.api.send_text(chat, bot.api.user(user, name), f"/report {text}")
+    return await bot.api.wait_for(
+        lambda: next((m for m in bot.api.bot_messages(chat) if m.reply_to == sent["message_id"]), None)
+    )
+
+
+def write_config(tmp_path: Path, raw: dict[str, Any], name: str = "config.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def config_of(bot: Running, tmp_path: Path, name: str = "config.yaml") -> Path:
+    """The running bot's config as a file, for the commands an operator runs beside it."""
+    raw = town()
+    raw["database"] = bot.config.database
+    return write_config(tmp_path, raw, name)
+
+
+async def tierbot(*args: str) -> tuple[int, str, str]:
+    """``python -m bot …`` as a separate process: exit status, stdout, stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", *args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+# --- logs --------------------------------------------------------------------------------
+@pytest.fixture
+def operator_log() -> Iterator[io.StringIO]:
+    """What an operator running ``tierbot run --log-level DEBUG`` would read."""
+    stream = io.StringIO()
+    handler = logs.setup("DEBUG", "text", stream=stream)
+    try:
+        yield stream
+    finally:
+        logs.reset(handler)
+
+
+async def test_each_event_is_one_info_line_with_numbers_and_never_text_or_names(
+    make_bot: Any, caplog: pytest.LogCaptureFixture, operator_log: io.StringIO
+) -> None:
+    async with make_bot() as bot:
+        # Report → claim → resolve.
+        await report(bot, U1_CHAT, 901, SECRET)
+        bot.api.send_text(U1_CHAT, bot.api.user(HEAD1, HEAD_NAME), "/claim 1")
+        await bot.wait_bot(U1_CHAT, "认领，正在处理")
+        bot.api.send_text(U1_CHAT, bot.api.user(HEAD1, HEAD_NAME), "/resolve 1 已上门调解，双方和好")
+        await bot.wait_bot(U1_CHAT, "双方和好")
+        # Another, left alone, climbs to the community and the station.
+        await report(bot, U2_CHAT, 902, SECRET + "二")
+        bot.clock.advance(1 * H)
+        await bot.wait_bot(C1_CHAT, "事项 #2 上报至社区")
+        bot.clock.advance(2 * H)
+        await bot.wait_bot(STATION_CHAT, "事项 #2 上报至派出所")
+        await bot.settle()
+
+    seen = [event_fields(r) for r in events_of(caplog)]
+    assert seen == [
+        {"event": "reported", "matter": 1, "node": "u1"},
+        {"event": "claimed", "matter": 1, "node": "u1", "tier": 3},
+        {"event": "resolved", "matter": 1, "node": "u1", "tier": 3},
+        {"event": "reported", "matter": 2, "node": "u2"},
+        {"event": "escalated", "matter": 2, "node": "u2", "from_tier": 3, "to_tier": 2, "reason": "unclaimed"},
+        {"event": "escalated", "matter": 2, "node": "u2", "from_tier": 2, "to_tier": 1, "reason": "unclaimed"},
+    ]
+    assert all(r.levelno == logging.INFO for r in events_of(caplog))
+    lines = [r.getMessage() for r in events_of(caplog)]
+    assert lines[4] == "matter 2 escalated from tier 3 to tier 2 (u2, unclaimed)"
+    assert lines[1] == "matter 1 claimed at tier 3 (u1)"
+    # Even at DEBUG, nothing in the log carries what residents wrote or who they are.
+    everything = operator_log.getvalue()
+    assert "matter 2 escalated from tier 2 to tier 1 (u2, unclaimed)" in everything
+    for private in (SECRET, "已上门调解", REPORTER, HEAD_NAME):
+        assert private not in everything
+
+
+async def test_a_change_rolled_back_is_not_logged(
+    make_bot: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with make_bot() as bot:
+        await report(bot, U1_CHAT, 901, SECRET)
+        await bot.settle()
+        real = Tx.enqueue
+
+        async def fail_late(self: Tx, key: str, *args: Any, **kw: Any) -> bool:
+            if key.startswith("reporter:"):  # after the claim is written and its event noted
+                raise sqlite3.OperationalError("disk I/O error")
+            return await real(self, key, *args, **kw)
+
+        monkeypatch.setattr(Tx, "enqueue", fail_late)
+        bot.api.send_text(U1_CHAT, bot.api.user(HEAD1, HEAD_NAME), "/claim 1")
+        await bot.wait_bot(U1_CHAT, "抱歉")  # the bot apologises; the claim was rolled back
+        async with bot.svc.store.read() as tx:
+            matter = await tx.matter(1)
+        assert matter is not None and matter.claimed_by is None
+        monkeypatch.setattr(Tx, "enqueue", real)
+        bot.api.send_text(U1_CHAT, bot.api.user(HEAD1, HEAD_NAME), "/claim 1")
+        await bot.wait_bot(U1_CHAT, "认领，正在处理")
+    assert [r.event for r in events_of(caplog)] == ["reported", "claimed"]  # type: ignore[attr-defined]
+
+
+async def test_broadcast_and_unreachable_chat_are_logged(make_bot: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    async with make_bot() as bot:
+        bot.api.remove_bot_from(U2_CHAT)
+        bot.api.send_text(C1_CHAT, bot.api.user(21, "王警官"), "/broadcast 近期电信诈骗高发，请勿转账")
+        await bot.wait_bot(C1_CHAT, "送达 1")
+        await bot.settle()
+    records = {r.event: r for r in events_of(caplog)}  # type: ignore[attr-defined]
+    assert records["broadcast_queued"].getMessage() == "broadcast 1 queued from c1 to 2 group(s)"
+    assert records["broadcast_settled"].getMessage() == "broadcast 1 settled: 1 delivered, 1 failed"
+    unreachable = records["unreachable"]
+    assert unreachable.levelno == logging.WARNING and (unreachable.chat, unreachable.node) == (U2_CHAT, "u2")  # type: ignore[attr-defined]
+    assert sum(r.event == "unreachable" for r in events_of(caplog)) == 1  # type: ignore[attr-defined]
+    assert "诈骗" not in "\n".join(r.getMessage() for r in caplog.records)
+
+
+def test_json_lines_carry_time_level_logger_message_and_fields() -> None:
+    stream = io.StringIO()
+    handler = logs.setup("INFO", "json", stream=stream)
+    try:
+        logs.event("escalated", matter=7, node="u3", from_tier=2, to_tier=1, reason="unresolved")
+        logging.getLogger("apscheduler.executors.default").info("Running job")  # quiet: not shown
+        logging.getLogger("httpx").info("HTTP Request: POST …")
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            logging.getLogger("bot.delivery").exception("delivery batch failed")
+    finally:
+        logs.reset(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 2
+    first = lines[0]
+    assert first["level"] == "INFO" and first["logger"] == "tierbot.events"
+    assert first["message"] == "matter 7 escalated from tier 2 to tier 1 (u3, unresolved)"
+    assert (first["event"], first["matter"], first["node"], first["from_tier"], first["to_tier"]) == (
+        "escalated", 7, "u3", 2, 1)
+    assert first["time"].endswith("+00:00") and "T" in first["time"]
+    assert lines[1]["level"] == "ERROR" and "RuntimeError: boom" in lines[1]["traceback"]
+
+
+def test_log_level_and_format_come_from_options_then_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(logs.LEVEL_VARIABLE, raising=False)
+    monkeypatch.delenv(logs.FORMAT_VARIABLE, raising=False)
+    assert logs.choose(None, None) == ("INFO", "text")
+    monkeypatch.setenv(logs.LEVEL_VARIABLE, "warning")
+    monkeypatch.setenv(logs.FORMAT_VARIABLE, "JSON")
+    assert logs.choose(None, None) == ("WARNING", "json")
+    assert logs.choose("DEBUG", "text") == ("DEBUG", "text")
+    monkeypatch.setenv(logs.LEVEL_VARIABLE, "chatty")
+    with pytest.raises(ValueError, match="TIERBOT_LOG_LEVEL"):
+        logs.choose(None, None)
+
+
+async def test_tierbot_run_logs_json_events_and_no_scheduler_chatter(api: FakeBotApi, tmp_path: Path) -> None:
+    raw = town(sweep_interval="0.2s")
+    raw["database"] = str(tmp_path / "run.sqlite3")
+    raw["telegram"].update(base_url=api.base_url, base_file_url=api.base_file_url, poll_timeout=1)
+    add_chats(api, raw)
+    config = write_config(tmp_path, raw)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "run", "--config", str(config), "--log-format", "json",
+        cwd=ROOT, env={**os.environ, "TELEGRAM_BOT_TOKEN": TOKEN, logs.LEVEL_VARIABLE: "info"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        api.send_text(U3_CHAT, api.user(903, REPORTER), f"/report {SECRET}")
+        await api.wait_for(lambda: any("事项 #1" in (m.text or "") for m in api.bot_messages(U3_CHAT)), 20)
+        api.send_text(U3_CHAT, api.user(33, HEAD_NAME), "/claim 1")
+        await api.wait_for(lambda: any("认领，正在处理" in (m.text or "") for m in api.bot_messages(U3_CHAT)), 10)
+        api.send_text(U3_CHAT, api.user(33, HEAD_NAME), "/resolve 1 已处理完毕")
+        await api.wait_for(lambda: any("已处理完毕" in (m.text or "") for m in api.bot_messages(U3_CHAT)), 10)
+        await asyncio.sleep(1.5)  # several sweeps: none of them may log at INFO
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.stderr is not None
+        err = (await asyncio.wait_for(process.stderr.read(), 20)).decode()
+        await asyncio.wait_for(process.wait(), 20)
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]  # every line is one JSON object
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    events = [(line["event"], line["matter"], line["node"]) for line in lines if line["logger"] == "tierbot.events"]
+    assert events == [("reported", 1, "u3"), ("claimed", 1, "u3"), ("resolved", 1, "u3")]
+    assert not [line for line in lines if line["logger"].startswith(("apscheduler", "httpx"))]
+    for private in (SECRET, "已处理完毕", REPORTER, HEAD_NAME, TOKEN):
+        assert private not in err
