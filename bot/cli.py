@@ -1,4 +1,4 @@
-"""The ``tierbot`` command: run, check-config, demo, export."""
+"""The ``tierbot`` command: run, check-config, demo, export, status."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import argparse
 import asyncio
 import os
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 from bot.config import ConfigError, load_config
 from bot.i18n import Texts
@@ -30,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", required=True, metavar="FILE", help="FILE.xlsx or FILE.csv (UTF-8 with BOM)")
     export.add_argument("--node", default=None, help="a community or unit id (default: the whole town)")
     _add_log_options(run)
+    _add_operations(commands)
     args = parser.parse_args(argv)
 
     if args.command == "check-config":
@@ -38,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         if not _setup_logging(args):
             return 2
         return _run(args.config)
+    if args.command in OPERATIONS:
+        return OPERATIONS[args.command](args)
     if args.command == "export":
         return _export(args)
     from bot import demo as demo_module
@@ -138,7 +144,7 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- logging (issue 11) -------------------------------------
+# --- logging and status (issue 11) -------------------------------------
 def _add_log_options(run: argparse.ArgumentParser) -> None:
     from bot import logs
 
@@ -159,3 +165,45 @@ def _setup_logging(args: argparse.Namespace) -> bool:
     logs.setup(level, fmt)
     return True
 
+
+def _add_operations(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    status = commands.add_parser(
+        "status", help="what the database says (also while the bot runs); exit 1 if delivery or the sweep is stuck"
+    )
+    status.add_argument("--config", default="config.yaml", help="path to config.yaml")
+    status.add_argument("--max-backlog-age", default="15m", metavar="DURATION",
+                        help="exit 1 if the oldest message waiting to be sent is older (default 15m)")
+    status.add_argument("--max-sweep-age", default=None, metavar="DURATION",
+                        help="exit 1 if the last sweep is older (default: 5m, or 3 sweep intervals if longer)")
+
+
+def _status(args: argparse.Namespace) -> int:
+    from bot import ops
+    from bot.config import parse_duration
+
+    try:
+        config = load_config(args.config)
+        max_backlog = parse_duration(args.max_backlog_age)
+        max_sweep = parse_duration(args.max_sweep_age) if args.max_sweep_age else max(300.0, 3 * config.sweep_interval)
+    except (ConfigError, ValueError) as exc:
+        print(f"tierbot status: {exc}", file=sys.stderr)
+        return 2
+    if not Path(config.database).is_file():
+        print(f"tierbot status: no database at {config.database}", file=sys.stderr)
+        return 1
+    try:
+        report = asyncio.run(ops.status(config, time.time(), max_backlog, max_sweep))
+    except Exception as exc:  # unreadable database, say: a monitoring check needs the line and the status
+        print(f"tierbot status: cannot read {config.database}: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(report.lines))
+    if report.problems:
+        print("PROBLEM: " + "; ".join(report.problems))
+        return 1
+    print("OK")
+    return 0
+
+
+OPERATIONS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "status": _status,
+}

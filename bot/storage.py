@@ -1302,3 +1302,61 @@ class Tx:
     async def delete_meta(self, prefix: str) -> None:
         await self._conn.execute("DELETE FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff"))
 
+    # --- tierbot status (issue 11) ------------------------------------------------
+    async def schema_version(self) -> int:
+        (version,) = await self._one("PRAGMA user_version")
+        return int(version)
+
+    async def open_by_tier(self) -> dict[int, int]:
+        """Matters not closed, per tier they stand at."""
+        rows = await self._all("SELECT tier, count(*) FROM matters WHERE state IN ('open', 'claimed') GROUP BY tier")
+        return {int(tier): int(n) for tier, n in rows}
+
+    async def running_matters(self) -> list[Matter]:
+        """Matters whose clocks run (open or claimed, not suspended): those that can be overdue."""
+        rows = await self._all(f"{_MATTER_SELECT} WHERE state IN ('open', 'claimed') AND suspended_until IS NULL")
+        return [_matter(r) for r in rows]
+
+    async def outbox_backlog(self) -> tuple[int, float | None, str | None]:
+        """Messages waiting to be sent: how many, and the oldest one's queuing time and key."""
+        (count,) = await self._one("SELECT count(*) FROM outbox WHERE state = 'pending'")
+        oldest = await self._one(
+            "SELECT created_at, key FROM outbox INDEXED BY outbox_pending WHERE state = 'pending' "
+            "ORDER BY created_at, id LIMIT 1"
+        )
+        return int(count), (oldest[0] if oldest else None), (oldest[1] if oldest else None)
+
+    async def inbox_failed_count(self) -> int:
+        """Updates given up on after repeated failures. The columns ``failed_at``/``error``
+        come with another change of issue 11 (its own migration); until a database has
+        them, no update can have failed that way, so this is 0."""
+        columns = {row[1] for row in await self._all("PRAGMA table_info(inbox)")}
+        if "failed_at" not in columns:
+            return 0
+        (count,) = await self._one("SELECT count(*) FROM inbox WHERE failed_at IS NOT NULL")
+        return int(count)
+
+    async def meta_value(self, key: str) -> str | None:
+        row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+
+LAST_SWEEP = "last_sweep"  # meta: when the sweep last ran to its end (unix seconds), for `tierbot status`
+
+
+def _file_uri(path: Path, read_only: bool) -> str:
+    return path.resolve().as_uri() + ("?mode=ro" if read_only else "")
+
+
+@asynccontextmanager
+async def read_only(path: str | Path) -> AsyncIterator[Tx]:
+    """A read-only connection to a database a running bot may be writing (`tierbot status`):
+    one snapshot for every query (WAL: the bot is never blocked), no migration, no lock."""
+    conn = await aiosqlite.connect(_file_uri(Path(path), read_only=True), uri=True, isolation_level=None)
+    try:
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute("BEGIN")
+        yield Tx(conn)
+    finally:
+        await conn.close()
+

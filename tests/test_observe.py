@@ -13,10 +13,12 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,10 @@ from typing import Any
 import pytest
 import yaml
 
-from bot import logs
+from bot import logs, ops
+from bot.clock import ManualClock
 from bot.fakeapi import FakeBotApi
-from bot.storage import Tx
+from bot.storage import SCHEMA_VERSION, Store, Tx
 from tests.conftest import (
     C1_CHAT,
     HEAD1,
@@ -246,3 +249,77 @@ async def test_tierbot_run_logs_json_events_and_no_scheduler_chatter(api: FakeBo
     assert not [line for line in lines if line["logger"].startswith(("apscheduler", "httpx"))]
     for private in (SECRET, "已处理完毕", REPORTER, HEAD_NAME, TOKEN):
         assert private not in err
+
+
+# --- status ------------------------------------------------------------------------------
+async def test_status_of_a_running_bot(make_bot: Any, tmp_path: Path) -> None:
+    now = time.time()
+    async with make_bot(clock=ManualClock(now - 5 * H)) as bot:
+        await report(bot, U1_CHAT, 901, SECRET)  # left alone: it climbs to the station
+        await report(bot, U2_CHAT, 902, "二")
+        bot.api.send_text(U2_CHAT, bot.api.user(32, "周明"), "/claim 2")
+        await bot.wait_bot(U2_CHAT, "认领，正在处理")
+        await report(bot, U3_CHAT, 903, "三")
+        bot.api.send_text(U3_CHAT, bot.api.user(33, "吴楼长"), "/resolve 3 好了")
+        await bot.wait_bot(U3_CHAT, "好了")
+        bot.clock.set(now - 4 * H)  # #1: 1 h at the unit, 2 h at the community, then the station's 3 h
+        await bot.wait_bot(C1_CHAT, "事项 #1 上报至社区")
+        bot.clock.set(now - 2 * H)
+        await bot.wait_bot(STATION_CHAT, "事项 #1 上报至派出所")
+        bot.clock.set(now)
+        bot.api.remove_bot_from(U2_CHAT)
+        bot.api.fail("sendMessage", chat_id=U3_CHAT, status=500)  # a card left waiting for its retry
+        bot.api.send_text(U3_CHAT, bot.api.user(904, "居民"), "/report 四")
+        await bot.api.wait_for(lambda: bot.api.calls_to("sendMessage")[-1].status == 500)
+        bot.api.send_text(U2_CHAT, bot.api.user(32, "周明"), "/note 2 在处理")  # its answer finds the bot gone
+        await bot.api.wait_for(lambda: bot.api.calls_to("sendMessage")[-1].status == 403)
+        await bot.settle()
+        config = config_of(bot, tmp_path)
+
+        # The command as a monitoring check runs it, beside the running bot.
+        code, out, err = await tierbot("status", "--config", str(config))
+        assert (code, err) == (0, ""), out + err
+        assert f"schema version: {SCHEMA_VERSION}" in out
+        assert "open matters: 3 (tier 3 units: 2, tier 2 communities: 0, tier 1 station: 1)" in out
+        assert "oldest overdue: none" in out  # the station's 3 h are not over yet
+        assert re.search(r"outbox backlog: 1 message\(s\), the oldest queued \d s ago \(card:4:new\)", out)
+        assert f"unreachable chats: 1: {U2_CHAT} (u2)" in out
+        assert "failed inbox updates: 0" in out
+        assert re.search(r"last sweep: \d s ago", out)
+        assert "next bulletin: weekly " in out and "monthly " in out
+        assert out.rstrip().endswith("OK")
+
+        status = await ops.status(bot.config, now + 3 * H, max_backlog_age=15 * 60, max_sweep_age=300)
+        text = "\n".join(status.lines)
+        assert "oldest overdue: matter 1 at tier 1 (u1), 2 h past its claim deadline" in text
+        assert status.problems == ["the oldest message waiting was queued 3 h ago (limit 15 min)",
+                                   "the last sweep ran 3 h ago (limit 5 min)"]
+        code, out, _ = await tierbot("status", "--config", str(config), "--max-backlog-age", "0.1s")
+        assert code == 1 and "PROBLEM: the oldest message waiting was queued" in out
+
+
+async def test_status_fails_when_no_sweep_ran_or_the_database_is_missing(tmp_path: Path) -> None:
+    raw = town()
+    raw["database"] = str(tmp_path / "fresh.sqlite3")
+    config = write_config(tmp_path, raw)
+    code, _, err = await tierbot("status", "--config", str(config))
+    assert code == 1 and "no database at" in err
+    store = await Store.open(raw["database"])
+    await store.close()
+    code, out, _ = await tierbot("status", "--config", str(config))
+    assert code == 1 and "last sweep: never" in out and "PROBLEM: no sweep has run" in out
+
+
+async def test_inbox_failed_count_is_zero_until_the_column_exists(tmp_path: Path) -> None:
+    store = await Store.open(tmp_path / "inbox.sqlite3")
+    try:
+        async with store.read() as tx:
+            assert await tx.inbox_failed_count() == 0
+        async with store.transaction() as tx:  # as the inbox change of issue 11 will have it
+            await tx._conn.execute("ALTER TABLE inbox ADD COLUMN failed_at REAL")
+            await tx.inbox_add([(1, "{}"), (2, "{}")])
+            await tx._conn.execute("UPDATE inbox SET failed_at = 1 WHERE update_id = 2")
+        async with store.read() as tx:
+            assert await tx.inbox_failed_count() == 1
+    finally:
+        await store.close()
