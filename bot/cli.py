@@ -1,10 +1,11 @@
-"""The ``tierbot`` command: run, check-config, demo, export, status."""
+"""The ``tierbot`` command: run, check-config, demo, export, status, backup, restore."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -144,7 +145,7 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- logging and status (issue 11) -------------------------------------
+# --- logging, status, backup and restore (issue 11) -------------------------------------
 def _add_log_options(run: argparse.ArgumentParser) -> None:
     from bot import logs
 
@@ -175,6 +176,12 @@ def _add_operations(commands: argparse._SubParsersAction) -> None:  # type: igno
                         help="exit 1 if the oldest message waiting to be sent is older (default 15m)")
     status.add_argument("--max-sweep-age", default=None, metavar="DURATION",
                         help="exit 1 if the last sweep is older (default: 5m, or 3 sweep intervals if longer)")
+    backup = commands.add_parser("backup", help="a consistent copy of the database, also while the bot runs")
+    backup.add_argument("--config", default="config.yaml", help="path to config.yaml")
+    backup.add_argument("--out", required=True, metavar="FILE", help="where to write the copy (mode 0600)")
+    restore = commands.add_parser("restore", help="put a backup in place of the database (the bot stopped)")
+    restore.add_argument("--config", default="config.yaml", help="path to config.yaml")
+    restore.add_argument("--from", dest="source", required=True, metavar="FILE", help="a copy made by tierbot backup")
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -204,6 +211,50 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backup(args: argparse.Namespace) -> int:
+    from bot import ops
+    from bot.storage import BadCopy
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    try:
+        version = ops.backup(Path(config.database), out)
+    except (BadCopy, OSError, sqlite3.Error) as exc:
+        print(f"tierbot backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"{out}: a copy of {config.database} (schema {version}, {out.stat().st_size:,} bytes, mode 0600)")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from bot import ops
+    from bot.storage import BadCopy
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        version, kept = ops.restore(Path(config.database), Path(args.source))
+    except ops.BotRunning as exc:
+        print(f"tierbot restore: {exc}", file=sys.stderr)
+        return 3
+    except BadCopy as exc:
+        print(f"tierbot restore: {exc}; nothing was changed", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as exc:
+        print(f"tierbot restore: {exc}", file=sys.stderr)
+        return 1
+    print(f"{config.database}: restored from {args.source} (schema {version})"
+          + (f"; the database it replaced is kept as {kept}" if kept else ""))
+    return 0
+
+
 OPERATIONS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "status": _status,
+    "status": _status, "backup": _backup, "restore": _restore,
 }

@@ -1,13 +1,22 @@
-"""What an operator runs beside the bot: ``tierbot status``.
+"""What an operator runs beside the bot: ``tierbot status``, ``backup`` and ``restore``.
 
-``status`` reads the database through a read-only connection, so it works while the bot
-runs (WAL: it never blocks it) and never takes its single-instance lock.
+``status`` and ``backup`` read the database through a read-only connection, so they work
+while the bot runs (WAL: neither blocks it) and never take its single-instance lock.
+``restore`` replaces the database, so it refuses while a bot holds that lock, and holds
+it itself meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import os
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot import storage
 from bot.config import Config
@@ -24,6 +33,47 @@ class Status:
 
     lines: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+
+
+def lock_path(database: str | Path) -> Path:
+    """The file a running bot keeps locked: ``<database>.lock``."""
+    database = Path(database)
+    return database.with_name(database.name + ".lock")
+
+
+class BotRunning(Exception):
+    """Another process (a running bot) holds the database's lock."""
+
+
+@contextlib.contextmanager
+def holding_lock(database: str | Path) -> Iterator[None]:
+    """Hold ``<database>.lock`` exclusively, without waiting; BotRunning if it is taken.
+    Both kinds of lock are taken (flock and POSIX record locks do not see each other on
+    Linux), so a bot is seen whichever of the two it holds."""
+    path = lock_path(database)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                holder = _holder(path)
+                by = f" by pid {holder}" if holder else ""
+                raise BotRunning(f"{path} is locked{by}: a bot is running; stop it first") from exc
+            raise
+        yield
+    finally:
+        os.close(fd)  # releases both locks
+
+
+def _holder(path: Path) -> str | None:
+    """The pid a bot writes into its lock file, if it does."""
+    with contextlib.suppress(OSError, ValueError):
+        text = path.read_text().strip()
+        return str(int(text.split()[0])) if text else None
+    return None
 
 
 async def status(config: Config, now: float, max_backlog_age: float, max_sweep_age: float) -> Status:
@@ -96,3 +146,38 @@ def _next_fire(trigger: object, now: float, config: Config) -> str:
     fire = trigger.get_next_fire_time(None, datetime.fromtimestamp(now, UTC))  # type: ignore[attr-defined]
     return fire.astimezone(config.tz).strftime("%Y-%m-%d %H:%M") if fire else "never"
 
+
+def backup(database: Path, out: Path) -> int:
+    """Copy the database (bot running or not) to ``out`` and check the copy; its schema version."""
+    if not database.is_file():
+        raise storage.BadCopy(f"no database at {database}")
+    storage.copy_database(database, out)
+    return storage.check_copy(out)
+
+
+def restore(database: Path, source: Path) -> tuple[int, Path | None]:
+    """Put the backup ``source`` in place of the database, after checking it; the bot must
+    be stopped. The database it replaces is kept beside it (as a checked copy, or as its
+    files if it cannot be read). Returns the schema version restored and where the old
+    database went."""
+    if source.resolve() in {p.resolve() for p in storage.database_files(database)}:
+        raise storage.BadCopy(f"{source} is the database itself; restore from a copy made by tierbot backup")
+    version = storage.check_copy(source)
+    with holding_lock(database):
+        kept: Path | None = None
+        if any(p.exists() for p in storage.database_files(database)):
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+            kept = database.with_name(f"{database.name}.before-restore-{stamp}")
+            try:
+                storage.copy_database(database, kept)
+            except Exception:  # unreadable (the reason to restore, perhaps): keep its files as they are
+                for path, suffix in zip(storage.database_files(database), ("", "-wal", "-shm", "-journal"),
+                                        strict=True):
+                    if path.exists():
+                        path.rename(kept.with_name(kept.name + suffix))
+            for path in storage.database_files(database):  # a stale -wal must not be applied to the copy
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        storage.copy_database(source, database)
+        storage.check_copy(database)
+    return version, kept

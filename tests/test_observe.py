@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -323,3 +324,140 @@ async def test_inbox_failed_count_is_zero_until_the_column_exists(tmp_path: Path
             assert await tx.inbox_failed_count() == 1
     finally:
         await store.close()
+
+
+# --- backup and restore ----------------------------------------------------------------
+async def test_backup_during_a_stream_of_reports_restores_every_committed_one(
+    make_bot: Any, tmp_path: Path
+) -> None:
+    async with make_bot() as bot:
+        config = config_of(bot, tmp_path)
+        sent = 0
+
+        async def stream() -> None:
+            nonlocal sent
+            while True:
+                chat = (U1_CHAT, U2_CHAT, U3_CHAT)[sent % 3]
+                bot.api.send_text(chat, bot.api.user(900 + sent % 7, f"居民{sent}"), f"/report 第{sent}件")
+                sent += 1
+                await asyncio.sleep(0.005)
+
+        streaming = asyncio.create_task(stream())
+        try:
+            await bot.api.wait_for(lambda: sent >= 100, 10)
+            with sqlite3.connect(bot.config.database) as db:  # what is committed before the backup starts
+                before = db.execute("SELECT id, text FROM matters ORDER BY id").fetchall()
+            backup = tmp_path / "backups" / "tierbot.sqlite3"
+            code, out, err = await tierbot("backup", "--config", str(config), "--out", str(backup))
+            assert code == 0, err
+            await bot.api.wait_for(lambda: sent >= len(before) + 100, 10)  # the stream went on meanwhile
+        finally:
+            streaming.cancel()
+        await bot.settle()
+        with sqlite3.connect(bot.config.database) as db:
+            after = db.execute("SELECT count(*) FROM matters").fetchone()[0]
+
+    assert len(before) >= 50 and after > len(before)
+    assert stat.S_IMODE(backup.stat().st_mode) == 0o600
+    assert await asyncio.to_thread(os.listdir, backup.parent) == [backup.name]  # one self-contained file
+
+    raw = town()
+    raw["database"] = str(tmp_path / "restored" / "tierbot.sqlite3")
+    restored_config = write_config(tmp_path, raw, "restored.yaml")
+    code, out, err = await tierbot("restore", "--config", str(restored_config), "--from", str(backup))
+    assert code == 0, err
+    assert "restored from" in out
+    with sqlite3.connect(raw["database"]) as db:
+        rows = db.execute("SELECT id, text FROM matters ORDER BY id").fetchall()
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        # The copy is one moment: every matter it has comes with its "reported" event and its card.
+        orphans = db.execute(
+            "SELECT count(*) FROM matters m WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.matter_id = m.id) "
+            "OR NOT EXISTS (SELECT 1 FROM outbox o WHERE o.key = 'card:' || m.id || ':new')"
+        ).fetchone()[0]
+    assert rows[: len(before)] == before  # every report committed before the backup
+    assert [i for i, _ in rows] == list(range(1, len(rows) + 1)) and len(rows) <= after
+    assert orphans == 0
+    # The restored database serves a bot again.
+    store = await Store.open(raw["database"])
+    await store.close()
+
+
+def hold_lock(database: Path, kind: str) -> subprocess.Popen[str]:
+    """Another process holding ``<database>.lock`` as a running bot would (flock or lockf)."""
+    code = (
+        "import fcntl, os, sys, time\n"
+        f"fd = os.open({str(ops.lock_path(database))!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
+        f"fcntl.{kind}(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "os.write(fd, str(os.getpid()).encode())\n"
+        "print('locked', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+@pytest.mark.parametrize("kind", ["flock", "lockf"])
+async def test_restore_refuses_while_the_bot_holds_its_lock(tmp_path: Path, kind: str) -> None:
+    database = tmp_path / "live.sqlite3"
+    store = await Store.open(database)
+    async with store.transaction() as tx:
+        await tx.set_meta("marker", "live")
+    await store.close()
+    backup = tmp_path / "old.sqlite3"
+    ops.backup(database, backup)
+    raw = town()
+    raw["database"] = str(database)
+    config = write_config(tmp_path, raw)
+    holder = hold_lock(database, kind)
+    try:
+        code, _, err = await tierbot("restore", "--config", str(config), "--from", str(backup))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert code == 3 and f"by pid {holder.pid}" in err and "stop it first" in err
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'marker'").fetchone() == ("live",)
+    assert not [n for n in os.listdir(tmp_path) if "before-restore" in n]
+
+
+async def test_restore_checks_the_copy_and_keeps_the_database_it_replaces(tmp_path: Path) -> None:
+    database = tmp_path / "db" / "tierbot.sqlite3"
+    store = await Store.open(database)
+    async with store.transaction() as tx:
+        await tx.set_meta("marker", "old")
+    await store.close()
+    backup = tmp_path / "backup.sqlite3"
+    assert ops.backup(database, backup) == SCHEMA_VERSION
+    store = await Store.open(database)
+    async with store.transaction() as tx:
+        await tx.set_meta("marker", "new")
+    await store.close()
+    raw = town()
+    raw["database"] = str(database)
+    config = write_config(tmp_path, raw)
+
+    garbage = tmp_path / "garbage.sqlite3"
+    garbage.write_bytes(os.urandom(8192))
+    newer = tmp_path / "newer.sqlite3"
+    with sqlite3.connect(newer) as db:
+        db.execute("CREATE TABLE t (x)")
+        db.execute("PRAGMA user_version = 99")
+    for bad, says in ((garbage, "not a readable SQLite database"), (newer, "made by a newer tierbot (schema 99"),
+                      (tmp_path / "missing.sqlite3", "not a readable SQLite database"),
+                      (database, "is the database itself")):
+        code, _, err = await tierbot("restore", "--config", str(config), "--from", str(bad))
+        assert code == 1 and says in err and "nothing was changed" in err, err
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'marker'").fetchone() == ("new",)
+
+    code, out, err = await tierbot("restore", "--config", str(config), "--from", str(backup))
+    assert code == 0, err
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'marker'").fetchone() == ("old",)
+    [kept] = database.parent.glob("tierbot.sqlite3.before-restore-*")
+    assert str(kept) in out and stat.S_IMODE(kept.stat().st_mode) == 0o600
+    with sqlite3.connect(kept) as db:
+        assert db.execute("SELECT value FROM meta WHERE key = 'marker'").fetchone() == ("new",)
+
