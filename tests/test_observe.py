@@ -140,6 +140,37 @@ async def test_each_event_is_one_info_line_with_numbers_and_never_text_or_names(
         assert private not in everything
 
 
+async def test_moves_by_hand_and_a_released_claim_are_logged(make_bot: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    police = (C1_CHAT, 21, "王警官")
+    async with make_bot(town(idle={"remind_after": "1h", "release_after": "1h"})) as bot:
+        await report(bot, U1_CHAT, 901, SECRET)
+        for chat, user, name, command, answer in (
+            (U1_CHAT, HEAD1, HEAD_NAME, "/escalate 1 涉及多户", "已提请"),
+            (*police, "/return 1 请先上门了解", "已退回"),
+            (*police, "/takeover 1", "已接手事项 #1"),
+            (*police, "/refer 1 转交法院", "已转交"),
+            (U1_CHAT, HEAD1, HEAD_NAME, "/reopen 1 问题再次出现", "已重新打开"),
+            (U1_CHAT, HEAD1, HEAD_NAME, "/claim 1", "已认领事项 #1"),
+        ):
+            bot.api.send_text(chat, bot.api.user(user, name), command)
+            await bot.wait_bot(chat, answer)
+        bot.clock.advance(1 * H)
+        await bot.wait_bot(U1_CHAT, "认领后无进展")  # the claimer is asked for news…
+        bot.clock.advance(1 * H)
+        await bot.api.wait_for(lambda: any(r.getMessage().endswith("(u1)") and "released" in r.getMessage()
+                                           for r in events_of(caplog)))
+    assert [r.getMessage() for r in events_of(caplog)][1:] == [
+        "matter 1 escalated from tier 3 to tier 2 (u1, by hand)",
+        "matter 1 returned from tier 2 to tier 3 (u1)",
+        "matter 1 taken over from tier 3 by tier 2 (u1)",
+        "matter 1 closed as referred at tier 2 (u1)",
+        "matter 1 reopened (u1)",
+        "matter 1 claimed at tier 3 (u1)",
+        "matter 1 released: no news from its claimer at tier 3 (u1)",
+    ]
+
+
 async def test_a_change_rolled_back_is_not_logged(
     make_bot: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
