@@ -128,6 +128,7 @@ class Matters:
             return
         async with self.store.transaction() as tx:
             [(matter_id, event)] = await tx.insert_reports([report])
+            tx.log_event("reported", matter=matter_id, node=unit.id)
             matter = await tx.matter(matter_id)
             assert matter is not None
             await self._private_copies(tx, matter, now, event, chat_id, message_id)
@@ -189,6 +190,7 @@ class Matters:
                 first_claimed_at=matter.first_claimed_at or now, **clock_columns(clock, matter.policy_rules),
             )
             event = await self._event(tx, matter, now, "claimed", actor)
+            tx.log_event("claimed", matter=matter.id, node=matter.unit_id, tier=matter.tier)
             await self._refresh_card(tx, matter, now, event)
             await self._tell_reporter(tx, matter, actor, now, event, "notify.claimed")
             await self._ack(tx, ack, now, "ok.claimed", id=matter.id)
@@ -230,6 +232,7 @@ class Matters:
                 values.update(close_reason=text, resolved_by=actor.id, resolved_by_name=actor.name)
             await tx.update_matter(matter.id, **values)
             event = await self._event(tx, matter, now, state.value, actor, text or None)
+            tx.log_event(state.value, matter=matter.id, node=matter.unit_id, tier=matter.tier)
             await self._refresh_card(tx, matter, now, event)
             key = {State.RESOLVED: "notify.resolved_with" if text else "notify.resolved",
                    State.UNRESOLVABLE: "notify.unresolvable", State.REFERRED: "notify.referred"}[state]
@@ -350,6 +353,7 @@ class Matters:
         if not keep_rating:  # reopened by hand: its next resolve asks for a fresh rating
             await tx.update_matter(matter.id, rating=None, rated_at=None)
         event = await self._event(tx, matter, now, "reopened", actor, why, tier=tier)
+        tx.log_event("reopened", matter=matter.id, node=matter.unit_id)
         await self._refresh_card(tx, matter, now, event)
 
     # --- the reporter's own ----------------------------------------------------------
@@ -360,6 +364,7 @@ class Matters:
             await tx.update_matter(matter.id, state=State.CANCELLED.value, closed_at=now, next_due=None,
                                    suspended_at=None, suspended_until=None)
             event = await self._event(tx, matter, now, "cancelled", actor)
+            tx.log_event("cancelled", matter=matter.id, node=matter.unit_id)
             await self._refresh_card(tx, matter, now, event)
             await self._ack(tx, ack, now, "ok.cancelled", id=matter.id)
 
@@ -509,6 +514,8 @@ class Matters:
             values.update(top_tier=min(matter.top_tier, tier), escalated_at=matter.escalated_at or now)
         await tx.update_matter(matter.id, **values, **clock_columns(clock, matter.policy_rules))
         event = await self._event(tx, matter, now, kind, actor, note, tier=tier)
+        tx.log_event(kind, matter=matter.id, node=matter.unit_id, from_tier=matter.tier, to_tier=tier,
+                     reason="by hand")
         await self._refresh_card(tx, matter, now, event)
         if not claimed:
             updated = await tx.matter(matter.id)
