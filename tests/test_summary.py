@@ -108,7 +108,7 @@ async def test_weekly_summary_numbers_match_the_data(make_bot: Any) -> None:
         unit2 = await bot.wait_bot(U2_CHAT, "周报")
         assert "新增 2 ↑2 · 解决 0 · 未结 2 ↑2 · 超期 1 ↑1" in unit2.text
         assert "上报社区 1 ↑1 · 上报派出所 0 · 小事不出村 —" in unit2.text
-        assert "认领用时中位数 10分 · 解决用时中位数 —" in unit2.text
+        assert "认领用时中位数 10分钟 · 解决用时中位数 —" in unit2.text
         unit3 = await bot.wait_bot(U3_CHAT, "周报")
         assert "新增 0 · 解决 0 · 未结 0 · 超期 0" in unit3.text
         assert "本期评星：—" in unit3.text

@@ -11,9 +11,9 @@ MESSAGES: dict[str, str] = {
     "reason.unclaimed": "超过认领期限无人认领",
     "reason.unresolved": "超过解决期限仍未解决",
     # buttons
-    "button.claim": "认领 Claim",
-    "button.resolve": "解决 Resolve",
-    "button.takeover": "接手 Take over",
+    "button.claim": "认领",
+    "button.resolve": "解决",
+    "button.takeover": "接手",
     # the card
     "card.title": "📋 <b>事项 #{id}</b> · {unit}",
     "card.reporter": "报告人：{reporter}",
@@ -162,12 +162,12 @@ MESSAGES: dict[str, str] = {
     "duty.unknown": "没有找到这位值班人员。请回复其消息、填写用户 ID 或配置中的姓名。",
     "duty.not_staff": "只有派出所值班人员可以设置值班。",
     "duty.taken": "{who} 已接班",
-    "button.take_watch": "我来值班 Take the watch",
+    "button.take_watch": "我来值班",
     # the people's side: private reports, ratings, attachments, one's own matters
     "card.private": "🔒 私下反映的事项，内容仅负责人和上级可见",
     "card.more": "……（全文见 /show {id}）",
-    "button.categorize": "🏷 分类 Category",
-    "button.private": "私下反映 report privately",
+    "button.categorize": "🏷 分类",
+    "button.private": "私下反映",
     "private.receipt": "已收到您向 {unit} 私下反映的事项 #{id}。内容只有负责人和上级能看到，处理进展会在这里告诉您。",
     "private.start": "您正在向 <b>{unit}</b> 私下反映。内容只有负责人和上级能看到。请直接发送您要反映的事情（可附照片）：",
     "private.choose": "请选择要反映的单元，或直接发送单元名称搜索：",
@@ -200,7 +200,7 @@ MESSAGES: dict[str, str] = {
     # units of time
     "dur.d": "{n}天",
     "dur.h": "{n}小时",
-    "dur.m": "{n}分",
+    "dur.m": "{n}分钟",
     "dur.s": "{n}秒",
     "dur.sep": "",
     # --- bulletins, five-star rating, charts and ledgers (issue 5) ---
@@ -389,4 +389,7 @@ MESSAGES: dict[str, str] = {
     "ledger.state.referred": "已转交",
     "ledger.state.cancelled": "已撤回",
     "bind.unknown_id": "没有编号为 {node_id} 的节点。",
+    # --- wording (issue 15) ---
+    "card.tier_claim_due": "{tier}认领期限：{at}",
+    "card.tier_resolve_due": "{tier}解决期限：{at}",
 }

@@ -1,0 +1,95 @@
+"""Issue 15: the words a Chinese station reads — buttons in the chat's language only,
+minutes as 分钟, whose deadline a card shows, the ledger's 事由 / 处理过程 / 用时, /summary's
+chart and title, check-config's messages, the command line and the demo."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.fakeapi import buttons
+from bot.i18n import Texts
+from tests.conftest import (
+    C1_CHAT,
+    HEAD1,
+    RESIDENT,
+    STATION_CHAT,
+    TZ,
+    U1_CHAT,
+    Running,
+    town,
+)
+
+H = 3600.0
+
+CATEGORIES = [
+    {"key": "neighbour", "zh": "邻里纠纷", "en": "Neighbours"},
+    {"key": "safety", "zh": "安全隐患", "en": "Safety hazard", "urgent": True},
+    {"key": "other", "zh": "其他", "en": "Other"},
+]
+
+
+async def report(bot: Running, chat: int = U1_CHAT, text: str = "楼道堆放杂物", user: int = RESIDENT) -> Any:
+    sent = bot.say(chat, user, f"/report {text}")
+    return await bot.api.wait_for(
+        lambda: next((m for m in bot.api.bot_messages(chat) if m.reply_to == sent["message_id"] and "📋" in m.text),
+                     None)
+    )
+
+
+def labels(msg: Any) -> list[str]:
+    return [label for label, _ in buttons(msg)]
+
+
+# --- buttons --------------------------------------------------------------------------
+async def test_buttons_speak_the_chats_language_only(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        card = await report(bot)
+        assert labels(card) == ["认领", "解决", "🏷 分类", "私下反映"]
+        bot.clock.advance(1 * H)  # unclaimed: up to the community, with 接手
+        up = await bot.wait_bot(C1_CHAT, "事项 #1 上报至社区")
+        assert labels(up) == ["接手", "解决"]
+
+        bot.say(U1_CHAT, HEAD1, "/lang en")
+        await bot.wait_bot(U1_CHAT, "English")
+        english = await report(bot, text="noise at night")
+        assert labels(english) == ["Claim", "Resolve", "🏷 Category", "Report privately"]
+        assert not any(any("\u4e00" <= ch <= "\u9fff" for ch in label) for label in labels(english))
+
+
+# --- durations and alerts -----------------------------------------------------------------
+def test_durations_under_an_hour_read_fen_zhong() -> None:
+    zh, en = Texts("zh", TZ), Texts("en", TZ)
+    assert zh.duration(10 * 60) == "10分钟"
+    assert zh.duration(2 * H + 15 * 60) == "2小时15分钟"
+    assert zh.duration(45) == "45秒"
+    assert en.duration(10 * 60) == "10 min"
+
+
+async def test_an_urgent_alert_does_not_say_it_waited_zero_seconds(make_bot: Any) -> None:
+    async with make_bot(town(categories=CATEGORIES)) as bot:
+        card = await report(bot, text="配电箱冒烟")
+        bot.api.press_button(U1_CHAT, bot.user(HEAD1), card.message_id, "v1:cat:1:safety")
+        alert = await bot.wait_bot(C1_CHAT, "紧急事项 #1")
+        station = await bot.wait_bot(STATION_CHAT, "紧急事项 #1")
+        assert "配电箱冒烟" in alert.text and "已等待" not in alert.text and "已等待" not in station.text
+
+        # Categorised an hour and a half later, the wait is worth saying.
+        bot.clock.advance(0.5 * H)
+        second = await report(bot, text="燃气味很重")
+        bot.clock.advance(1.5 * H)
+        bot.api.press_button(U1_CHAT, bot.user(HEAD1), second.message_id, "v1:cat:2:safety")
+        late = await bot.wait_bot(C1_CHAT, "紧急事项 #2")
+        assert "已等待：1小时30分钟" in late.text
+
+
+async def test_an_escalated_unit_card_says_whose_deadlines_it_shows(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        card = await report(bot)
+        assert "认领期限：11-24 11:00" in card.text and "社区认领期限" not in card.text
+        bot.clock.advance(1 * H)
+        await bot.api.wait_for(lambda: "已上报社区" in card.text)
+        # The community's windows (2 h / 2 d) from its arrival at 11:00.
+        assert "社区认领期限：11-24 13:00" in card.text and "社区解决期限：11-26 11:00" in card.text
+        bot.clock.advance(2 * H)
+        await bot.api.wait_for(lambda: "已上报派出所" in card.text)
+        assert "派出所认领期限：11-24 16:00" in card.text
