@@ -4,14 +4,21 @@ chart and title, check-config's messages, the command line and the demo."""
 
 from __future__ import annotations
 
+import subprocess
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
+import yaml
+
+from bot import cli
 from bot.fakeapi import buttons
 from bot.i18n import Texts
 from tests.conftest import (
     C1_CHAT,
     HEAD1,
     RESIDENT,
+    ROOT,
     STATION_CHAT,
     TZ,
     U1_CHAT,
@@ -93,3 +100,35 @@ async def test_an_escalated_unit_card_says_whose_deadlines_it_shows(make_bot: An
         bot.clock.advance(2 * H)
         await bot.api.wait_for(lambda: "已上报派出所" in card.text)
         assert "派出所认领期限：11-24 16:00" in card.text
+
+
+# --- the command line -------------------------------------------------------------------
+def tierbot(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed ``tierbot`` command, as a person runs it."""
+    return subprocess.run([str(ROOT / ".venv" / "bin" / "tierbot"), *args], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, env=env)
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    done = tierbot("--version")
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"tierbot {metadata.version('tierbot')}"
+
+
+def test_run_help_names_the_token_variable() -> None:
+    done = tierbot("run", "--help")
+    assert done.returncode == 0 and "TELEGRAM_BOT_TOKEN" in done.stdout
+
+
+def test_export_with_an_unknown_node_lists_the_valid_ones(tmp_path: Path, capsys: Any) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({**town(), "database": str(tmp_path / "db.sqlite3")}, allow_unicode=True),
+                      encoding="utf-8")
+    code = cli.main(["export", "--config", str(config), "--from", "2026-11-01", "--to", "2026-11-30",
+                     "--out", str(tmp_path / "x.csv"), "--node", "jiangmutang"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "'jiangmutang'" in err
+    for node_id, name in (("st", "苏溪派出所"), ("c1", "蒋母塘村"), ("u1", "第一村民小组"), ("u4", "商铺街")):
+        assert f"{node_id}  {name}" in err
+    assert not (tmp_path / "x.csv").exists()
