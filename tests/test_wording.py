@@ -4,12 +4,14 @@ chart and title, check-config's messages, the command line and the demo."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
+from openpyxl import load_workbook
 
 from bot import cli
 from bot.fakeapi import buttons
@@ -17,8 +19,10 @@ from bot.i18n import Texts
 from tests.conftest import (
     C1_CHAT,
     HEAD1,
+    POLICE,
     RESIDENT,
     ROOT,
+    STAFF,
     STATION_CHAT,
     TZ,
     U1_CHAT,
@@ -132,3 +136,70 @@ def test_export_with_an_unknown_node_lists_the_valid_ones(tmp_path: Path, capsys
     for node_id, name in (("st", "苏溪派出所"), ("c1", "蒋母塘村"), ("u1", "第一村民小组"), ("u4", "商铺街")):
         assert f"{node_id}  {name}" in err
     assert not (tmp_path / "x.csv").exists()
+
+
+# --- the ledger --------------------------------------------------------------------------
+async def exported(bot: Running, chat: int, user: int, command: str) -> Any:
+    before = sum(1 for m in bot.api.bot_messages(chat) if m.document_name)
+    bot.say(chat, user, command)
+    doc = await bot.api.wait_for(lambda: [m for m in bot.api.bot_messages(chat) if m.document_name][before:])
+    return load_workbook(io.BytesIO(doc[0].document_bytes or b""))
+
+
+async def test_the_ledger_says_what_was_reported_how_it_went_and_how_long_it_took(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        await report(bot, text="邻居占用楼道")
+        bot.clock.advance(600)
+        bot.say(U1_CHAT, HEAD1, "/note 1 已联系邻居")
+        await bot.wait_bot(U1_CHAT, "已为事项 #1 记录进展")
+        await report(bot, text="家里有人动手")
+        async with bot.svc.store.transaction() as tx:  # as a private report is stored
+            await tx.update_matter(2, private=1)
+        bot.say(U1_CHAT, HEAD1, "/note 2 丈夫酒后动手")
+        await bot.wait_bot(U1_CHAT, "已为事项 #2 记录进展")
+        bot.clock.advance(3000)  # 11:00: the unit's claim window is over
+        await bot.wait_bot(C1_CHAT, "事项 #1 上报至社区")
+        bot.say(C1_CHAT, POLICE, "/note 1 此人有前科")  # the leaders' own words
+        await bot.wait_bot(C1_CHAT, "已为事项 #1 记录进展")
+        bot.say(C1_CHAT, POLICE, "/return 1 请单元先调解")
+        await bot.wait_bot(C1_CHAT, "事项 #1 已退回")
+        bot.say(C1_CHAT, POLICE, "/takeover 1")
+        await bot.wait_bot(C1_CHAT, "已接手事项 #1")
+        bot.clock.advance(H)  # 12:00
+        bot.say(C1_CHAT, POLICE, "/resolve 1 已调解，杂物清走")
+        await bot.wait_bot(C1_CHAT, "已解决事项 #1")
+        await bot.settle()
+        book = await exported(bot, C1_CHAT, POLICE, "/export 2026-11-23 2026-11-24")
+
+    summary = list(book["汇总"].iter_rows(values_only=True))
+    assert summary[0][0] == "蒋母塘村 台账汇总"  # title and period first, above the table
+    assert summary[1][0] == "时段：2026-11-23 至 2026-11-24（Asia/Shanghai）"
+    assert summary[3][:3] == ("社区", "单元", "评星") and book["汇总"].freeze_panes == "A5"
+
+    rows = list(book["全部事项"].iter_rows(values_only=True))
+    column = {name: i for i, name in enumerate(rows[0])}
+    first, private = rows[1], rows[2]
+    assert first[column["事由"]] == "邻居占用楼道"
+    assert first[column["用时（小时）"]] == 2.0  # 10:00 to 12:00
+    timeline = first[column["处理过程"]].split("\n")
+    assert timeline[0].startswith("2026-11-24 10:00 上报")
+    assert "2026-11-24 10:10 进展 · 用户31：已联系邻居" in timeline
+    assert any(line.startswith("2026-11-24 11:00 上报至社区") for line in timeline)
+    assert timeline[-1] == "2026-11-24 12:00 解决 · 用户21：已调解，杂物清走"
+    joined = "\n".join(timeline)
+    for internal in ("此人有前科", "请单元先调解", "退回", "接手"):  # the leaders' internal steps
+        assert internal not in joined
+    assert book["全部事项"].cell(row=2, column=column["处理过程"] + 1).alignment.wrap_text
+
+    assert private[column["事由"]] == "（保密）" and private[column["报告人"]] == "（保密）"
+    assert private[column["用时（小时）"]] is None  # not resolved
+    assert "上报 · （保密）" in private[column["处理过程"]] and "用户901" not in private[column["处理过程"]]
+    assert "进展 · 用户31" in private[column["处理过程"]] and "丈夫" not in private[column["处理过程"]]
+    assert "家里有人动手" not in str(private)
+
+
+async def test_a_rolling_ledger_period_shows_the_year_and_the_minutes(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        book = await exported(bot, STATION_CHAT, STAFF, "/export week")
+    period = list(book["汇总"].iter_rows(values_only=True))[1][0]
+    assert period == "时段：2026-11-17 10:00 至 2026-11-24 10:00（Asia/Shanghai）"

@@ -384,4 +384,7 @@ MESSAGES: dict[str, str] = {
     # --- wording (issue 15) ---
     "card.tier_claim_due": "Deadline for {tier} to claim: {at}",
     "card.tier_resolve_due": "Deadline for {tier} to resolve: {at}",
+    "ledger.col.text": "What was reported",
+    "ledger.col.hours": "Time taken (hours)",
+    "ledger.col.timeline": "Timeline",
 }

@@ -392,4 +392,7 @@ MESSAGES: dict[str, str] = {
     # --- wording (issue 15) ---
     "card.tier_claim_due": "{tier}认领期限：{at}",
     "card.tier_resolve_due": "{tier}解决期限：{at}",
+    "ledger.col.text": "事由",
+    "ledger.col.hours": "用时（小时）",
+    "ledger.col.timeline": "处理过程",
 }

@@ -115,9 +115,10 @@ async def load_ledger(store: Store, tree: Tree, node: Node, start: float, end: f
     """The ledger of ``node`` for [start, end): its matters and its units' figures."""
     async with store.read() as tx:
         matters = await tx.ledger_matters(start, end)
+        events = await tx.ledger_events(start, end)
     period = Period("ledger", start, end, start - (end - start))
     figures = await period_figures(store, tree, period, history=False)
-    return Ledger(node, start, end, ledger.select(matters, tree, node), figures)
+    return Ledger(node, start, end, ledger.select(matters, tree, node), figures, events)
 
 
 async def export_file(config: Config, node_id: str, start: float, end: float, csv: bool) -> tuple[bytes, int]:
