@@ -86,7 +86,7 @@ async def main(config_path: str | None = None) -> int:
                 say("the station is pinged; the station asks for this week's figures")
                 staff = st.staff[0]
                 api.send_text(st.chat_id or 0, api.user(staff.id, staff.name or "staff"), "/summary")
-                await api.wait_for(lambda: _has(api, st.chat_id, "全镇周报"))
+                await api.wait_for(lambda: _has(api, st.chat_id, "全镇近七天"))
                 await asyncio.sleep(0.3)
             names = {RESIDENT_WANG[0]: RESIDENT_WANG[1], RESIDENT_LIU[0]: RESIDENT_LIU[1]}
             chats = [unit_a.chat_id, unit_b.chat_id, community.chat_id, st.chat_id]

@@ -179,7 +179,7 @@ async def test_unresolvable_and_referred_close_the_matter_but_never_count_as_res
         await bot.settle()
         assert bot.api.bot_messages(C1_CHAT) == []  # closed: nothing escalates
         bot.say(U1_CHAT, HEAD1, "/summary")
-        figures = await bot.wait_bot(U1_CHAT, "周报")
+        figures = await bot.wait_bot(U1_CHAT, "近七天")
         assert "新增 2 ↑2 · 解决 0 · 未结 0" in figures.text  # closed, but neither resolved nor open
 
 

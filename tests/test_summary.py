@@ -131,7 +131,7 @@ async def test_weekly_summary_numbers_match_the_data(make_bot: Any) -> None:
 
         # /summary on demand: the last seven days, in any bound chat.
         bot.say(U1_CHAT, RESIDENT, "/summary")
-        await bot.api.wait_for(lambda: bot.count_bot(U1_CHAT, "周报") == 2)
+        await bot.wait_bot(U1_CHAT, "近七天")
 
 
 async def test_a_summary_missed_while_down_is_sent_once_when_back(make_bot: Any, tmp_path: Any) -> None:
@@ -170,7 +170,7 @@ async def test_a_fresh_install_does_not_open_with_last_weeks_summary(make_bot: A
         await bot.settle()
         assert bot.count_bot(STATION_CHAT, "周报") == 0
         bot.say(STATION_CHAT, STAFF, "/summary")  # on demand still works
-        await bot.wait_bot(STATION_CHAT, "全镇周报")
+        await bot.wait_bot(STATION_CHAT, "全镇近七天")
 
 
 async def _report(bot: Running, chat: int, text: str) -> None:

@@ -203,3 +203,25 @@ async def test_a_rolling_ledger_period_shows_the_year_and_the_minutes(make_bot: 
         book = await exported(bot, STATION_CHAT, STAFF, "/export week")
     period = list(book["汇总"].iter_rows(values_only=True))[1][0]
     assert period == "时段：2026-11-17 10:00 至 2026-11-24 10:00（Asia/Shanghai）"
+
+
+# --- /summary ------------------------------------------------------------------------------
+async def test_summary_is_titled_the_last_seven_days_and_draws_the_chart_above_the_unit(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        await report(bot)
+        bot.say(U1_CHAT, RESIDENT, "/summary")
+        unit = await bot.wait_bot(U1_CHAT, "近七天")
+        assert "第一村民小组 近七天（11-17 10:00 至 11-24 10:00）" in unit.text and "周报" not in unit.text
+
+        for chat, title in ((C1_CHAT, "蒋母塘村 近七天"), (STATION_CHAT, "苏溪派出所 全镇近七天")):
+            bot.say(chat, STAFF, "/summary")
+            text = await bot.wait_bot(chat, title)
+            photo = await bot.api.wait_for(lambda chat=chat: next(
+                (m for m in bot.api.bot_messages(chat) if m.photo), None))
+            messages = bot.api.bot_messages(chat)
+            assert messages.index(photo) > messages.index(text)  # the chart after the text
+            assert photo.text == f"📈 {title.split()[0]} · 11-17 10:00 至 11-24 10:00"
+        sent = [c.params["photo"].content for c in bot.api.calls_to("sendPhoto")]
+        assert len(sent) == 2 and all(png.startswith(b"\x89PNG") for png in sent)
+        await bot.settle()
+        assert not any(m.photo for m in bot.api.bot_messages(U1_CHAT))  # a unit's summary has no chart

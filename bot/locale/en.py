@@ -387,4 +387,7 @@ MESSAGES: dict[str, str] = {
     "ledger.col.text": "What was reported",
     "ledger.col.hours": "Time taken (hours)",
     "ledger.col.timeline": "Timeline",
+    "recent.unit_title": "📊 <b>{node}: the last seven days</b> ({start} to {end})",
+    "recent.community_title": "📊 <b>{node}: the last seven days</b> ({start} to {end})",
+    "recent.station_title": "📊 <b>{node}: the town, the last seven days</b> ({start} to {end})",
 }

@@ -395,4 +395,7 @@ MESSAGES: dict[str, str] = {
     "ledger.col.text": "事由",
     "ledger.col.hours": "用时（小时）",
     "ledger.col.timeline": "处理过程",
+    "recent.unit_title": "📊 <b>{node} 近七天</b>（{start} 至 {end}）",
+    "recent.community_title": "📊 <b>{node} 近七天</b>（{start} 至 {end}）",
+    "recent.station_title": "📊 <b>{node} 全镇近七天</b>（{start} 至 {end}）",
 }
