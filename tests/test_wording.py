@@ -225,3 +225,42 @@ async def test_summary_is_titled_the_last_seven_days_and_draws_the_chart_above_t
         assert len(sent) == 2 and all(png.startswith(b"\x89PNG") for png in sent)
         await bot.settle()
         assert not any(m.photo for m in bot.api.bot_messages(U1_CHAT))  # a unit's summary has no chart
+
+
+# --- check-config ----------------------------------------------------------------------------
+def check_config(tmp_path: Path, raw: Any, capsys: Any) -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    assert cli.main(["check-config", str(path)]) == 1
+    return capsys.readouterr().err
+
+
+def test_check_config_says_type_errors_in_our_words(tmp_path: Path, capsys: Any) -> None:
+    err = check_config(tmp_path, town(station="suxi"), capsys)
+    assert "station: expected a mapping with id, name, staff, communities; got the text 'suxi'" in err
+    raw = town()
+    raw["station"]["communities"][0]["units"][0] = 5
+    raw["deadlines"]["unit"] = "1h"
+    raw["telegram"] = ["fast"]
+    raw["categories"] = {"other": "其他"}
+    raw["station"]["name"] = None
+    err = check_config(tmp_path, raw, capsys)
+    assert "station.communities[0].units[0]: expected a mapping with id, name, kind, heads; got the number 5" in err
+    assert "deadlines.unit: expected a mapping with claim, resolve; got the text '1h'" in err
+    assert "telegram: expected a mapping of base_url," in err and "got a list of 1" in err
+    assert "categories: expected a list; got a mapping with other" in err
+    assert "station.name: expected a name; got nothing" in err
+    for pydantic_words in ("valid dictionary", "instance of", "Input should"):
+        assert pydantic_words not in err
+
+
+def test_check_config_names_every_key_path_of_a_problem_across_keys(tmp_path: Path, capsys: Any) -> None:
+    raw = town(duty=[{"user": 11, "days": ["mon"]}, {"user": 999, "days": ["tue"]}])
+    raw["station"]["communities"][1]["id"] = "u1"  # a community with a unit's id
+    raw["station"]["communities"][1]["units"][1]["id"] = "u1"  # and a unit, too
+    err = check_config(tmp_path, raw, capsys)
+    assert ("station.communities[0].units[0].id and station.communities[1].id and "
+            "station.communities[1].units[1].id: the same id 'u1'; every node id must be unique") in err
+    assert "duty[1].user: 999 is not in station.staff; duty users must be station staff" in err
+    assert "duty[0]" not in err and "(top level)" not in err
+    assert "config.yaml: 2 problem(s)" in err
