@@ -5,10 +5,14 @@ chart and title, check-config's messages, the command line and the demo."""
 from __future__ import annotations
 
 import io
+import os
+import re
 import subprocess
+from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 from openpyxl import load_workbook
@@ -264,3 +268,48 @@ def test_check_config_names_every_key_path_of_a_problem_across_keys(tmp_path: Pa
     assert "duty[1].user: 999 is not in station.staff; duty users must be station staff" in err
     assert "duty[0]" not in err and "(top level)" not in err
     assert "config.yaml: 2 problem(s)" in err
+
+
+# --- tierbot demo --------------------------------------------------------------------------
+def english_town(tmp_path: Path, **changes: Any) -> Path:
+    """The sample config.yaml (no chat ids: groups bind at run time) in English, New York time."""
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    raw.update(language="en", timezone="America/New_York", **changes)
+    path = tmp_path / "town.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_demo_plays_a_config_without_chats_in_its_language_and_time_zone(tmp_path: Path) -> None:
+    path = english_town(tmp_path)
+    assert "chat_id:" not in path.read_text(encoding="utf-8")
+    done = tierbot("demo", "--config", str(path), env={**os.environ, "TZ": "UTC"})
+    assert done.returncode == 0, done.stderr
+    narration = [line for line in done.stdout.splitlines() if re.match(r"\[\s*\d+\.\ds\] ", line)]
+    assert len(narration) == 8
+    assert "reports a fire hazard in" in narration[0] and "Safety hazard" in narration[1]
+    assert not any("她" in line or "反映" in line for line in narration)  # no Chinese narration
+    assert "no token, no network" in done.stdout.splitlines()[-1]
+    # The transcript's clock is New York's, not the machine's (UTC here).
+    stamps = re.findall(r"^\[(\d\d):(\d\d):\d\d\] #", done.stdout, flags=re.M)
+    assert stamps
+    now = datetime.now(ZoneInfo("America/New_York"))
+    minutes = {(now + timedelta(minutes=d)).strftime("%H:%M") for d in range(-3, 2)}
+    assert f"{stamps[0][0]}:{stamps[0][1]}" in minutes
+    assert "== 苏溪派出所 (-2000000000) ==" in done.stdout  # a fake chat for a node that had none
+
+
+def test_demo_refuses_a_town_it_cannot_play_clearly(tmp_path: Path, capsys: Any) -> None:
+    raw = yaml.safe_load((ROOT / "config.yaml").read_text(encoding="utf-8"))
+    for community in raw["station"]["communities"]:
+        community["units"] = community["units"][:1]
+    path = english_town(tmp_path, station=raw["station"])
+    assert cli.main(["demo", "--config", str(path)]) == 1
+    assert "needs station staff and a community with at least two units" in capsys.readouterr().err
+    assert cli.main(["demo", "--config", str(tmp_path / "missing.yaml")]) == 1
+    assert "missing.yaml: cannot read the file" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("station: suxi\n", encoding="utf-8")
+    done = tierbot("demo", "--config", str(bad))
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "station: expected a mapping with id, name, staff, communities; got the text 'suxi'" in done.stderr

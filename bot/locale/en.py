@@ -390,4 +390,13 @@ MESSAGES: dict[str, str] = {
     "recent.unit_title": "📊 <b>{node}: the last seven days</b> ({start} to {end})",
     "recent.community_title": "📊 <b>{node}: the last seven days</b> ({start} to {end})",
     "recent.station_title": "📊 <b>{node}: the town, the last seven days</b> ({start} to {end})",
+    "demo.report": "{who} reports a fire hazard in {unit}",
+    "demo.urgent": "she taps 🏷 Category, then {category}: urgent, so the community and the station hear at once",
+    "demo.noise": "{who} reports a noise dispute in {unit}; nobody will answer it",
+    "demo.claim": "unit head {who} taps {button} on the first card, then resolves it",
+    "demo.rate": "{who} rates it “{rating}” (residents' satisfaction)",
+    "demo.wait": "matter #2 waits: {unit}s to the community, {community}s more to the station",
+    "demo.community": "the community's group is pinged; nobody takes it over either",
+    "demo.station": "the station is pinged; the station asks for the last seven days' figures",
+    "demo.finished": "demo finished in {seconds}s — no token, no network.",
 }

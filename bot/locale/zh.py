@@ -398,4 +398,13 @@ MESSAGES: dict[str, str] = {
     "recent.unit_title": "📊 <b>{node} 近七天</b>（{start} 至 {end}）",
     "recent.community_title": "📊 <b>{node} 近七天</b>（{start} 至 {end}）",
     "recent.station_title": "📊 <b>{node} 全镇近七天</b>（{start} 至 {end}）",
+    "demo.report": "{who} 在 {unit} 反映一处消防隐患",
+    "demo.urgent": "她点 🏷 分类，再点 {category}：紧急类别，社区和派出所立即收到",
+    "demo.noise": "{who} 在 {unit} 反映装修噪音纠纷，这件事没人理会",
+    "demo.claim": "单元负责人 {who} 在第一张卡片上点 {button}，随后办结",
+    "demo.rate": "{who} 评价为“{rating}”（群众满意度）",
+    "demo.wait": "事项 #2 无人认领：{unit} 秒后上报社区，再过 {community} 秒上报派出所",
+    "demo.community": "社区群收到提醒，也没人接手",
+    "demo.station": "派出所群收到提醒；派出所查看近七天统计",
+    "demo.finished": "演示结束，用时 {seconds} 秒：无需令牌，不连网络。",
 }
