@@ -20,8 +20,14 @@ TOKEN_VARIABLE = "TELEGRAM_BOT_TOKEN"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tierbot", description="Three-tier community governance bot.")
+    parser.add_argument("--version", action="version", version=f"tierbot {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the bot (long polling)")
+    run = commands.add_parser(
+        "run", help="run the bot (long polling)",
+        description=f"Run the bot (long polling). The token from @BotFather is read from the environment "
+                    f"variable {TOKEN_VARIABLE}, never from the config file.",
+        epilog=f"example: {TOKEN_VARIABLE}=123456:ABC... tierbot run --config config.yaml",
+    )
     run.add_argument("--config", default="config.yaml", help="path to config.yaml")
     check = commands.add_parser("check-config", help="validate a config file and print the tree")
     check.add_argument("path", nargs="?", default="config.yaml")
@@ -50,6 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     from bot import demo as demo_module
 
     return asyncio.run(demo_module.main(args.config))
+
+
+def _version() -> str:
+    """The installed package's version (pyproject.toml), so it cannot drift from a constant."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tierbot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _check_config(path: str) -> int:
@@ -86,6 +102,15 @@ def describe_tree(tree: Tree) -> str:
         for child in node.children:
             out += line(child, depth + 1)
         return out
+
+    return "\n".join(line(tree.station.id, 0))
+
+
+def describe_ids(tree: Tree) -> str:
+    """Every node's id and name, indented as the tree: what ``--node`` accepts."""
+    def line(node_id: str, depth: int) -> list[str]:
+        node = tree.nodes[node_id]
+        return [f"{'  ' * (depth + 1)}{node.id}  {node.name}", *(x for c in node.children for x in line(c, depth + 1))]
 
     return "\n".join(line(tree.station.id, 0))
 
@@ -132,8 +157,10 @@ def _export(args: argparse.Namespace) -> int:
         print(f"tierbot export: {exc}", file=sys.stderr)
         return 2
     node_id = args.node or config.station.id
-    if node_id not in Tree(config).nodes:
-        print(f"tierbot export: no node {node_id!r} in {args.config}", file=sys.stderr)
+    tree = Tree(config)
+    if node_id not in tree.nodes:
+        print(f"tierbot export: no node {node_id!r} in {args.config}; the nodes are:", file=sys.stderr)
+        print(describe_ids(tree), file=sys.stderr)
         return 2
     if not Path(config.database).is_file():
         print(f"tierbot export: no database at {config.database}", file=sys.stderr)

@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from http.client import responses
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -432,8 +433,9 @@ class FakeBotApi:
         self._faults.append(_Fault(method.lower(), chat_id, times, error))
 
     def transcript(self, chat_ids: list[int] | None = None,
-                   names: dict[int, str] | None = None) -> str:
-        """Human-readable log of chats (HTML stripped, buttons and edits shown)."""
+                   names: dict[int, str] | None = None, tz: tzinfo | None = None) -> str:
+        """Human-readable log of chats (HTML stripped, buttons and edits shown); times in
+        ``tz`` (the town's zone), else the machine's."""
         names = names or {}
         out: list[str] = []
         for chat_id in chat_ids if chat_ids is not None else list(self._msgs):
@@ -454,7 +456,7 @@ class FakeBotApi:
                     body = f"📎 {m.document_name} ({len(m.document_bytes or b'')} bytes) {body}"
                 marks = (f"↩#{m.reply_to} " if m.reply_to else "") + ("(deleted) " if m.deleted
                                                                        else "")
-                stamp = time.strftime("%H:%M:%S", time.localtime(m.date))
+                stamp = datetime.fromtimestamp(m.date, tz).strftime("%H:%M:%S")
                 first, *rest = f"{marks}{body.strip()}".split("\n")
                 out.append(f"[{stamp}] #{m.message_id} {who}: {first}"
                            + (" (edited)" if m.edits else ""))

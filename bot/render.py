@@ -121,12 +121,14 @@ def card(
     if matter.suspended_until is not None:
         lines.append(t("card.suspended", until=t.date(matter.suspended_until)))
         return "\n".join(lines), action_buttons(matter, t)
+    # Held above the unit, the clocks are that tier's: say so, or a head reads them as his own.
+    whose = {"tier": t(f"tier.{matter.tier}")} if matter.tier < 3 else {}
     claim_due = policy.claim_due(matter.clock, rules)
     if claim_due is not None:
-        lines.append(t("card.claim_due", at=t.time(claim_due)))
+        lines.append(t("card.tier_claim_due" if whose else "card.claim_due", at=t.time(claim_due), **whose))
     resolve_due = policy.resolve_due(matter.clock, rules)
     if resolve_due is not None:
-        lines.append(t("card.resolve_due", at=t.time(resolve_due)))
+        lines.append(t("card.tier_resolve_due" if whose else "card.resolve_due", at=t.time(resolve_due), **whose))
     keyboard = action_buttons(matter, t)
     if not matter.category_set and not redact:
         # One button that opens the list: eleven on every card would bury the card.
@@ -178,8 +180,9 @@ def pings(
             t("esc.unit", unit=escape(unit.name), community=escape(community.name)),
             t("card.private") if hidden else t("esc.reporter", reporter=mention(matter.reporter_id,
                                                                                 matter.reporter_name)),
-            t("esc.waited", waited=t.duration(now - matter.created_at)),
         ]
+        if not (ping.kind == "urgent" and now - matter.created_at < 60):  # "已等待：0秒" says nothing
+            lines.append(t("esc.waited", waited=t.duration(now - matter.created_at)))
         if not hidden:  # a unit group learns nothing of a private matter but that it moves
             lines.insert(2, t("esc.category", category=t.category(matter.category)))
             lines.insert(4, t("esc.text", text=snippet(matter.text)))

@@ -1219,6 +1219,20 @@ class Tx:
         )
         return [_matter(r) for r in rows]
 
+    async def ledger_events(self, start: float, end: float) -> dict[int, list[Event]]:
+        """The timelines of the ledger's matters (those ``ledger_matters`` returns), by matter,
+        each in order; one query, whatever the number of matters."""
+        rows = await self._all(
+            "SELECT matter_id, at, actor_id, actor_name, kind, tier, detail FROM events WHERE matter_id IN "
+            "(SELECT id FROM matters WHERE created_at < ? AND (closed_at IS NULL OR closed_at >= ?)) "
+            "ORDER BY matter_id, id",
+            (end, start),
+        )
+        out: dict[int, list[Event]] = {}
+        for r in rows:
+            out.setdefault(r[0], []).append(Event(*r))
+        return out
+
     # --- broadcasts (/broadcast) ---------------------------------------------------
     async def insert_broadcast(
         self,

@@ -109,11 +109,20 @@ async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     as the weekly bulletin reads."""
     svc = services(context)
     node = chat_node(update, context)
-    assert node is not None
-    period = bulletin.weekly_period(svc.clock.now(), kind=bulletin.Kind.RECENT)
-    figures = await service.period_figures(svc.store, svc.tree, period, history=False)
-    for text in bulletin.render(node, svc.tree, figures, texts_for(update, context), period):
+    message = update.effective_message
+    assert node is not None and message is not None
+    now = svc.clock.now()
+    period = bulletin.weekly_period(now, kind=bulletin.Kind.RECENT)
+    chart = node.tier != UNIT  # a community's and the station's get the bulletin's chart, too
+    figures = await service.period_figures(svc.store, svc.tree, period, history=chart)
+    t = texts_for(update, context)
+    for text in bulletin.render(node, svc.tree, figures, t, period):
         await reply(update, text)
+    if chart:  # after the text, drawn and paced by the delivery worker like a bulletin's
+        spec = bulletin.chart_spec(node, svc.tree, figures, t, period)
+        async with svc.store.transaction() as tx:
+            await service.enqueue_chart(tx, message.chat_id, f"summary:{message.chat_id}:{message.message_id}",
+                                        bulletin.chart_caption(node, t, period), spec, now)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -101,15 +101,17 @@ async def test_a_ledger_writes_formula_like_text_as_text(make_bot: Any, tmp_path
     formulas = [c.coordinate for ws in book for row in ws.iter_rows() for c in row if c.data_type == "f"]
     assert formulas == []
     rows = list(book["全部事项"].iter_rows(values_only=True))
-    assert rows[1][4] == EVIL_NAME and rows[1][11] == "=1+2"  # kept exactly as typed
-    assert rows[2][4] == "@SUM(A1:A9)" and rows[2][11] == "+cmd|' /C calc'!A0"
-    assert rows[3][11] == "已补好"
+    assert rows[1][5] == EVIL_NAME and rows[1][13] == "=1+2"  # kept exactly as typed
+    assert rows[2][5] == "@SUM(A1:A9)" and rows[2][13] == "+cmd|' /C calc'!A0"
+    assert rows[2][4] == "-2+3 噪音扰民"  # the report itself (事由), as text
+    assert rows[3][13] == "已补好"
 
     out = tmp_path / "台账.csv"
     assert await asyncio.to_thread(run_cli, write_config(tmp_path, calm_town(), database), out) == 0
     rows = list(csv.reader(io.StringIO(out.read_bytes().decode("utf-8-sig"))))
-    assert rows[1][4] == "'" + EVIL_NAME and rows[1][11] == "'=1+2"
-    assert rows[2][4] == "'@SUM(A1:A9)" and rows[2][11] == "'+cmd|' /C calc'!A0"
+    assert rows[1][5] == "'" + EVIL_NAME and rows[1][13] == "'=1+2"
+    assert rows[2][5] == "'@SUM(A1:A9)" and rows[2][13] == "'+cmd|' /C calc'!A0"
+    assert rows[2][4] == "'-2+3 噪音扰民"
     assert rows[1][1] == "第一村民小组"  # ordinary text is left alone
 
 
@@ -304,16 +306,16 @@ async def test_a_ledger_shows_a_matter_in_every_state(make_bot: Any, tmp_path: P
         no_apology(bot, C1_CHAT)
         assert bot.count_bot(C1_CHAT, en.MESSAGES["err.internal"]) == 0
     rows = list(book.worksheets[1].iter_rows(values_only=True))
-    assert {r[0]: r[9] for r in rows[1:]} == LABELS[language]
+    assert {r[0]: r[11] for r in rows[1:]} == LABELS[language]
 
     out = tmp_path / "台账.csv"
     assert await asyncio.to_thread(run_cli, write_config(tmp_path, raw, database), out) == 0
     rows = list(csv.reader(io.StringIO(out.read_bytes().decode("utf-8-sig"))))
-    assert {int(r[0]): r[9] for r in rows[1:]} == LABELS[language]
+    assert {int(r[0]): r[11] for r in rows[1:]} == LABELS[language]
     xlsx = tmp_path / "台账.xlsx"
     assert await asyncio.to_thread(run_cli, write_config(tmp_path, raw, database), xlsx) == 0
     rows = list(load_workbook(xlsx).worksheets[1].iter_rows(values_only=True))
-    assert {r[0]: r[9] for r in rows[1:]} == LABELS[language]
+    assert {r[0]: r[11] for r in rows[1:]} == LABELS[language]
 
 
 def test_every_state_has_a_ledger_label_in_both_languages() -> None:
