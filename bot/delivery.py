@@ -1,7 +1,7 @@
 """The delivery worker: sends what the outbox holds until Telegram takes it.
 
 Notifications are written to the outbox in the transaction that caused them; this worker
-sends them through PTB (whose AIORateLimiter keeps within Telegram's limits and waits out
+sends them through PTB (whose rate limiter, bot/ratelimit.py, keeps within Telegram's limits and waits out
 429s), marks each sent, and retries the rest:
 
 - 429 beyond the limiter's retries, timeouts, dropped connections, 5xx → retry with backoff;
