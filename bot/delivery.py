@@ -302,10 +302,15 @@ class Delivery:
                     text=self.langs.for_chat(station_chat)("unreachable", node=escape(node.name), chat_id=chat_id),
                 )
 
-    async def _migrated(self, old_chat: int, new_chat: int) -> None:
-        """Follow a group to its new id: bindings, and what waits in the outbox."""
-        log.warning("chat %s moved to %s", old_chat, new_chat)
+    async def migrated(self, old_chat: int, new_chat: int) -> bool:
+        """Follow a group to its new id (it became a supergroup): its binding, its language,
+        and what waits in the outbox. Returns whether there was anything to move; the second
+        of Telegram's two service messages, or a send that fails after them, finds nothing."""
         node = self.tree.node_for_chat(old_chat)
+        if node is None and self.langs.chat_language(old_chat) is None:
+            async with self.store.transaction() as tx:  # not ours, or already moved: only stray rows
+                await tx.move_chat(old_chat, new_chat)
+            return False
         async with self.store.transaction() as tx:
             await tx.move_chat(old_chat, new_chat)
             if node is not None:
@@ -313,6 +318,11 @@ class Delivery:
             bindings = await tx.bindings()
         self.tree.set_bindings(bindings)
         self.langs.move_chat(old_chat, new_chat)
+        log.info("chat %s migrated to %s (node %s)", old_chat, new_chat, node.id if node else "-")
+        return True
+
+    async def _migrated(self, old_chat: int, new_chat: int) -> None:
+        await self.migrated(old_chat, new_chat)
 
     async def _draw_chart(self, item: OutboxItem) -> tuple[bytes, str] | None:
         """The PNG and caption of a chart item; None (and the item failed) if it cannot be

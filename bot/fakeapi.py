@@ -35,15 +35,19 @@ _COMMAND_RE = re.compile(r"/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?")
 class ApiError(Exception):
     """A Telegram-style error answer (status + description)."""
 
-    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(self, status: int, description: str, retry_after: int | None = None,
+                 migrate_to_chat_id: int | None = None) -> None:
         super().__init__(description)
         self.status, self.description, self.retry_after = status, description, retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
     def payload(self) -> dict[str, Any]:
         body: dict[str, Any] = {"ok": False, "error_code": self.status,
                                 "description": self.description}
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
+        if self.migrate_to_chat_id is not None:
+            body["parameters"] = {"migrate_to_chat_id": self.migrate_to_chat_id}
         return body
 
 
@@ -187,6 +191,7 @@ class FakeBotApi:
         self._event = asyncio.Event()
         self._chats: dict[int, dict[str, Any]] = {}
         self._kicked: dict[int, str] = {}
+        self._migrated: dict[int, int] = {}  # old group id -> its supergroup's id
         self._msgs: dict[int, dict[int, Msg]] = {}
         self._updates: list[dict[str, Any]] = []
         self._next_update = 1
@@ -356,6 +361,20 @@ class FakeBotApi:
         self.push_update({"callback_query": {"id": query_id, "from": from_user, "data": data,
                                              "chat_instance": str(chat_id), "message": msg.raw}})
         return query_id
+
+    def migrate_chat(self, old_chat: int, new_chat: int, from_user: dict[str, Any]) -> None:
+        """A group becomes a supergroup with a new id, as Telegram does it: the service
+        messages ``migrate_to_chat_id`` in the old group and ``migrate_from_chat_id`` in the
+        new one, and sends to the old id answered 400 with ``migrate_to_chat_id``."""
+        old = self._chat(old_chat)
+        new = self.add_chat(new_chat, old.get("title"), type="supergroup")
+        self._migrated[old_chat] = new_chat
+        for chat, key, value in ((old, "migrate_to_chat_id", new_chat), (new, "migrate_from_chat_id", old_chat)):
+            msgs = self._msgs.setdefault(chat["id"], {})
+            raw = {"message_id": max(msgs, default=0) + 1, "date": int(self.clock()), "chat": chat,
+                   "from": from_user, key: value}
+            msgs[raw["message_id"]] = Msg(raw["message_id"], chat["id"], False, None, raw=raw)
+            self.push_update({"message": raw})
 
     # ----------------------------------------------------------------- observing
     def messages(self, chat_id: int) -> list[Msg]:
@@ -598,6 +617,9 @@ class FakeBotApi:
             raise ApiError(400, "Bad Request: chat not found")
         if write and chat_id in self._kicked:
             raise ApiError(403, self._kicked[chat_id])
+        if write and chat_id in self._migrated:
+            raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                           migrate_to_chat_id=self._migrated[chat_id])
         return chat
 
     def _user_chat(self, chat_id: int, from_user: dict[str, Any]) -> dict[str, Any]:

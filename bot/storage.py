@@ -923,13 +923,19 @@ class Tx:
         )
 
     async def move_chat(self, old_chat: int, new_chat: int) -> None:
-        """A group's new id (it became a supergroup): pending messages and cards follow it."""
+        """A group's new id (it became a supergroup): pending messages, cards and its language follow it."""
         await self._conn.execute(
             "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND state = 'pending'", (new_chat, old_chat)
         )
         await self._conn.execute("UPDATE matters SET chat_id = ? WHERE chat_id = ?", (new_chat, old_chat))
         await self._conn.execute(
             "UPDATE matters SET card_chat_id = NULL, card_message_id = NULL WHERE card_chat_id = ?", (old_chat,)
+        )
+        await self._conn.execute(  # the group's language goes with it
+            "INSERT INTO chats (chat_id, language) SELECT ?, language FROM chats "
+            "WHERE chat_id = ? AND language IS NOT NULL "
+            "ON CONFLICT(chat_id) DO UPDATE SET language = excluded.language",
+            (new_chat, old_chat),
         )
 
     async def bindings(self) -> dict[int, str]:

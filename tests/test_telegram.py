@@ -11,7 +11,7 @@ from typing import Any
 from telegram.error import RetryAfter
 
 from bot.ratelimit import ChatRateLimiter
-from tests.conftest import C1_CHAT, RESIDENT, STATION_CHAT, U1_CHAT, U2_CHAT, town
+from tests.conftest import C1_CHAT, HEAD1, RESIDENT, STAFF, STATION_CHAT, U1_CHAT, U2_CHAT, town
 
 H = 3600.0
 REAL_LIMITS = {"overall_per_second": 30, "group_per_minute": 20, "max_retries": 3}
@@ -124,3 +124,39 @@ async def test_the_last_429_is_raised_after_max_retries() -> None:
     else:
         raise AssertionError("expected RetryAfter")
     assert len(calls) == 2
+
+
+# --- a group that becomes a supergroup ----------------------------------------------------
+SUPERGROUP = -1000000000201
+
+
+async def test_a_group_that_becomes_a_supergroup_is_followed_at_once(make_bot: Any, caplog: Any) -> None:
+    caplog.set_level("INFO", logger="bot.delivery")
+    async with make_bot() as bot:
+        bot.say(U1_CHAT, STAFF, "/lang en")  # the group's language goes with it
+        await bot.wait_bot(U1_CHAT, "English")
+        bot.api.fail("sendMessage", chat_id=U1_CHAT, status=500)  # a card left waiting for its retry
+        bot.say(U1_CHAT, RESIDENT, "/report 楼道堆物")
+        await bot.api.wait_for(lambda: any(c.status == 500 for c in bot.api.calls))
+        await bot.settle()
+
+        bot.api.migrate_chat(U1_CHAT, SUPERGROUP, bot.user(HEAD1))
+        await bot.api.wait_for(lambda: not bot.api.pending_updates())
+        await bot.settle()
+        bot.say(SUPERGROUP, RESIDENT, "/report 路灯坏了")  # heard in the new group, in English
+        card = await bot.wait_bot(SUPERGROUP, "Matter #2")
+        assert "第一村民小组" in card.text
+        bot.clock.advance(5)  # the waiting card goes to the new id
+        await bot.wait_bot(SUPERGROUP, "Matter #1")
+        bot.clock.advance(1 * H + 1)  # and the unit's matters still climb from it
+        await bot.wait_bot(C1_CHAT, "事项 #1 上报至社区")
+        await bot.settle()
+
+        assert bot.count_bot(U1_CHAT, "Matter #") == 0
+        stale = [c for c in bot.api.calls_to("sendMessage") if c.params.get("chat_id") == U1_CHAT and c.status != 500]
+        assert len(stale) == 1, "nothing was sent to the old id after the migration"  # only /lang's answer
+        async with bot.svc.store.read() as tx:
+            assert (await tx.bindings()).get(SUPERGROUP) == "u1"
+            assert (await tx.chat_languages()).get(SUPERGROUP) == "en"
+    moved = [r.getMessage() for r in caplog.records if "migrated" in r.getMessage()]
+    assert moved == [f"chat {U1_CHAT} migrated to {SUPERGROUP} (node u1)"]  # once, ids only
