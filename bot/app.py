@@ -78,6 +78,7 @@ async def _open(app: Application) -> None:
     tree: Tree = app.bot_data["tree"]
     clock: Clock = app.bot_data["clock"]
     store = await Store.open(config.database)
+    store.bound_unrecorded(config.telegram.connections)
     async with store.transaction() as tx:
         tree.set_bindings(await tx.bindings())
         first_started = await tx.first_started(clock.now())

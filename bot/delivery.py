@@ -31,7 +31,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 from bot import broadcasts, render
 from bot.clock import Clock
 from bot.i18n import Languages
-from bot.storage import Matter, OutboxItem, QueuedReport, Sent, Store
+from bot.storage import Matter, OutboxItem, QueuedReport, SendSlot, Sent, Store, sending
 from bot.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,20 @@ class Delivery:
                 return
 
     async def _deliver(self, item: OutboxItem, cards: dict[int, tuple[Matter, int]]) -> float | None:
-        """Send one item; None when it is done with, else when to try again."""
+        """Send one item; None when it is done with, else when to try again. Its calls go
+        out holding a slot (see bot/storage.py's SendSlot), so that few sends Telegram took
+        are ever unrecorded at once."""
+        slot = self.store.send_slot()
+        token = sending.set(slot)
+        try:
+            return await self._deliver_item(item, cards, slot)
+        finally:
+            sending.reset(token)
+            slot.give_back()  # unless the group commit has it
+
+    async def _deliver_item(
+        self, item: OutboxItem, cards: dict[int, tuple[Matter, int]], slot: SendSlot
+    ) -> float | None:
         now = self.clock.now()
         photo = None
         if item.kind == "chart":  # a bulletin's chart: drawn now, so drawing is paced with sending
@@ -228,7 +241,7 @@ class Delivery:
                 await tx.outbox_sent([sent])
                 await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
         else:  # recorded with others in the store's next group commit, within milliseconds
-            self.store.queue_sent(sent)
+            self.store.queue_sent(sent, slot)
         return None
 
     async def _send(self, chat_id: int, text: str, keyboard: list | None, reply_to: int | None) -> Message:

@@ -7,6 +7,9 @@ Telegram's flood waits are mostly per chat (a group's 20 a minute), so here a 42
 only requests to that chat. Two cases still pause everything, since they say the bot as a
 whole is over its limit: a 429 on a call with no chat, and 429s from 3 or more chats within
 10 seconds. The limiters themselves are aiolimiter's leaky buckets, as in PTB's.
+
+An outbox send takes its ``SendSlot`` (bot/storage.py) here, after every wait, right before
+it goes out: a chat waiting out its limits holds no slot, and others' sends go on.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from aiolimiter import AsyncLimiter
 from telegram._utils.types import JSONDict
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
+
+from bot.storage import sending
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +129,15 @@ class ChatRateLimiter(BaseRateLimiter[int]):
                         await stack.enter_async_context(self._overall)
                     # A pause may have begun while this waited for the buckets.
                     await self._wait_pause(chat)
-                    return await callback(*args, **kwargs)
+                    slot = sending.get()
+                    if slot is not None:  # an outbox send: at most so many go unrecorded
+                        await slot.take()
+                    try:
+                        return await callback(*args, **kwargs)
+                    except BaseException:
+                        if slot is not None:  # not taken by Telegram: the slot is free again
+                            slot.give_back()
+                        raise
             except RetryAfter as exc:
                 self._flood(chat, exc._retry_after.total_seconds())
                 if attempt == max_retries:
