@@ -637,19 +637,23 @@ class Store:
     async def _write_queued(self) -> None:
         """Commit whatever is queued; the caller holds the lock. The write is shielded: a
         caller cancelled meanwhile (delivery stopping, say) must not take with it what
-        others queued, such as messages Telegram has already accepted."""
-        if not self._queued:
-            return
-        writing = asyncio.get_running_loop().create_task(self._write_all(), context=contextvars.Context())
+        others queued, such as messages Telegram has already accepted.
+
+        Returns only when nothing is queued: between the write's end and this caller's
+        turn, others may queue more (a send just accepted), and a reader must see it
+        recorded, or the delivery worker would find that message still due and send it
+        again."""
         cancelled = False
-        while not writing.done():
-            try:
-                await asyncio.shield(writing)
-            except asyncio.CancelledError:
-                cancelled = True
-        writing.result()
-        if cancelled:
-            raise asyncio.CancelledError
+        while self._queued:
+            writing = asyncio.get_running_loop().create_task(self._write_all(), context=contextvars.Context())
+            while not writing.done():
+                try:
+                    await asyncio.shield(writing)
+                except asyncio.CancelledError:
+                    cancelled = True
+            writing.result()
+            if cancelled:
+                raise asyncio.CancelledError
 
     @property
     def _queued(self) -> bool:
