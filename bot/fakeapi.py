@@ -96,6 +96,27 @@ class Msg:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
+class _Bucket:
+    """A leaky bucket: up to ``capacity`` at once, then ``rate`` a second (GCRA)."""
+
+    def __init__(self, capacity: float, rate: float) -> None:
+        self.capacity, self.rate, self.level, self.at = capacity, rate, 0.0, 0.0
+
+    def wait(self, now: float) -> float:
+        """Seconds until one more fits (0: it fits now)."""
+        level = max(0.0, self.level - (now - self.at) * self.rate)
+        return max(0.0, (level + 1 - self.capacity) / self.rate)
+
+    def add(self, now: float) -> None:
+        self.level = max(0.0, self.level - (now - self.at) * self.rate) + 1
+        self.at = now
+
+
+# Calls that put a message in a chat, which Telegram's flood limits count.
+_LIMITED = {"sendmessage", "sendphoto", "senddocument", "sendvoice", "sendlocation", "editmessagetext",
+            "editmessagereplymarkup", "copymessage", "forwardmessage"}
+
+
 @dataclass
 class _Fault:
     method: str
@@ -199,6 +220,10 @@ class FakeBotApi:
         self._files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, content)
         self._commands: dict[str, list[Any]] = {}
         self._faults: list[_Fault] = []
+        self._limits: tuple[float, float] | None = None  # see enforce_limits
+        self._overall: _Bucket | None = None
+        self._group_buckets: dict[int, _Bucket] = {}
+        self.flood_answers: list[Call] = []  # calls answered 429 by the enforced limits
         # Called with every parsed call before it runs; returning True drops the call
         # unanswered and unexecuted (crash tests kill the bot process from here).
         self.on_call: Callable[[Call], bool | None] | None = None
@@ -431,6 +456,34 @@ class FakeBotApi:
             status, description or default.get(status) or responses.get(status, "Error"), retry_after)
         self._faults.append(_Fault(method.lower(), chat_id, times, error))
 
+    def enforce_limits(self, per_second: float = 30, group_per_minute: float = 20) -> None:
+        """Answer like Telegram beyond its flood limits: messages to chats (sends, edits,
+        copies) at most ``per_second`` a second for the bot and ``group_per_minute`` a
+        minute per group, each a leaky bucket (up to the limit at once, then the rate);
+        beyond them 429 with ``retry_after``, the message not taken."""
+        self._limits = (per_second, group_per_minute)
+        self._overall = _Bucket(per_second, per_second)
+        self._group_buckets = {}
+
+    def _flood_wait(self, call: Call) -> ApiError | None:
+        """Count a limited call against the limits; a 429 if it is beyond them."""
+        chat = call.params.get("chat_id")
+        if self._limits is None or self._overall is None or call.method.lower() not in _LIMITED or chat is None:
+            return None
+        now = time.monotonic()
+        buckets = [self._overall]
+        if isinstance(chat, int) and chat < 0:
+            per_minute = self._limits[1]
+            buckets.append(self._group_buckets.setdefault(chat, _Bucket(per_minute, per_minute / 60)))
+        wait = max(bucket.wait(now) for bucket in buckets)
+        if wait > 0:
+            self.flood_answers.append(call)
+            seconds = max(1, int(wait + 0.999))
+            return ApiError(429, f"Too Many Requests: retry after {seconds}", seconds)
+        for bucket in buckets:
+            bucket.add(now)
+        return None
+
     def transcript(self, chat_ids: list[int] | None = None,
                    names: dict[int, str] | None = None) -> str:
         """Human-readable log of chats (HTML stripped, buttons and edits shown)."""
@@ -579,6 +632,8 @@ class FakeBotApi:
         try:
             if fault and fault.error:
                 raise fault.error
+            if flood := self._flood_wait(call):
+                raise flood
             result = await self._run(call)
             answer: tuple[int, dict | bytes] = (200, {"ok": True, "result": result})
         except ApiError as err:

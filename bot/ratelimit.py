@@ -6,7 +6,14 @@ unit group would hold up a card in another unit and an escalation to the station
 Telegram's flood waits are mostly per chat (a group's 20 a minute), so here a 429 pauses
 only requests to that chat. Two cases still pause everything, since they say the bot as a
 whole is over its limit: a 429 on a call with no chat, and 429s from 3 or more chats within
-10 seconds. The limiters themselves are aiolimiter's leaky buckets, as in PTB's.
+10 seconds.
+
+Telegram counts messages as they arrive, a few milliseconds (or, on a loaded machine, tens
+of them) apart from when they left, so pacing exactly at the limit would now and then
+provoke a 429. The overall limit is an aiolimiter bucket without bursts, paced at
+``PACE`` (95%) of ``overall_per_second``; a group's limit is exact: at most
+``group_per_minute`` in any minute (a burst of 20 cards goes at once), with half a second's
+guard at the window's edge.
 
 An outbox send takes its ``SendSlot`` (bot/storage.py) here, after every wait, right before
 it goes out: a chat waiting out its limits holds no slot, and others' sends go on.
@@ -33,7 +40,9 @@ log = logging.getLogger(__name__)
 
 WIDE_CHATS = 3  # 429s from this many chats ...
 WIDE_WINDOW = 10.0  # ... within this many seconds pause every chat
-MAX_GROUP_LIMITERS = 512  # idle groups' buckets are dropped beyond this many
+MAX_GROUP_LIMITERS = 512  # idle groups' windows are dropped beyond this many
+PACE = 0.95  # of the overall rate: headroom for arrival jitter
+GROUP_GUARD = 0.5  # seconds added to a group's window
 
 ChatKey = int | str
 
@@ -48,9 +57,10 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         max_retries: int = 3,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._overall = AsyncLimiter(overall_per_second, 1) if overall_per_second else None
-        self._group_rate = group_per_minute
-        self._groups: dict[ChatKey, AsyncLimiter] = {}
+        # One at a time, evenly spaced: a bucket of 1 that drains at the paced rate.
+        self._overall = AsyncLimiter(1, 1 / (overall_per_second * PACE)) if overall_per_second else None
+        self._group_rate = max(1, int(group_per_minute)) if group_per_minute else 0
+        self._groups: dict[ChatKey, deque[float]] = {}  # a group's last sends (monotonic)
         self._max_retries = max_retries
         self._now = monotonic
         self._chat_until: dict[ChatKey, float] = {}  # chat → paused until (monotonic)
@@ -70,15 +80,20 @@ class ChatRateLimiter(BaseRateLimiter[int]):
             until = max(until, self._chat_until.get(chat, 0.0))
         return until
 
-    def _group(self, chat: ChatKey) -> AsyncLimiter:
-        limiter = self._groups.get(chat)
-        if limiter is None:
-            if len(self._groups) > MAX_GROUP_LIMITERS:  # forget buckets that are full again
+    async def _group_turn(self, group: ChatKey) -> None:
+        """Wait until a send to the group keeps it within ``group_per_minute`` in any minute."""
+        sent = self._groups.get(group)
+        if sent is None:
+            if len(self._groups) > MAX_GROUP_LIMITERS:  # forget groups quiet for a minute
+                quiet = self._now() - 60
                 for key, old in list(self._groups.items()):
-                    if old.has_capacity(old.max_rate):
+                    if not old or old[-1] < quiet:
                         del self._groups[key]
-            limiter = self._groups[chat] = AsyncLimiter(self._group_rate, 60)
-        return limiter
+            sent = self._groups[group] = deque(maxlen=self._group_rate)
+        # Others may have sent meanwhile: look again after each wait.
+        while len(sent) == sent.maxlen and (wait := sent[0] + 60 + GROUP_GUARD - self._now()) > 0:  # noqa: ASYNC110
+            await asyncio.sleep(wait)
+        sent.append(self._now())
 
     async def _wait_pause(self, chat: ChatKey | None) -> None:
         # Sleep to the deadline, then look again: another 429 may have moved it meanwhile.
@@ -122,22 +137,21 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         for attempt in range(max_retries + 1):
             await self._wait_pause(chat)
             try:
-                async with contextlib.AsyncExitStack() as stack:
-                    if group is not None and self._group_rate:
-                        await stack.enter_async_context(self._group(group))
-                    if chat is not None and self._overall is not None:
-                        await stack.enter_async_context(self._overall)
-                    # A pause may have begun while this waited for the buckets.
-                    await self._wait_pause(chat)
-                    slot = sending.get()
-                    if slot is not None:  # an outbox send: at most so many go unrecorded
-                        await slot.take()
-                    try:
-                        return await callback(*args, **kwargs)
-                    except BaseException:
-                        if slot is not None:  # not taken by Telegram: the slot is free again
-                            slot.give_back()
-                        raise
+                if group is not None and self._group_rate:
+                    await self._group_turn(group)
+                if chat is not None and self._overall is not None:
+                    await self._overall.acquire()
+                # A pause may have begun while this waited for its turn.
+                await self._wait_pause(chat)
+                slot = sending.get()
+                if slot is not None:  # an outbox send: at most so many go unrecorded
+                    await slot.take()
+                try:
+                    return await callback(*args, **kwargs)
+                except BaseException:
+                    if slot is not None:  # not taken by Telegram: the slot is free again
+                        slot.give_back()
+                    raise
             except RetryAfter as exc:
                 self._flood(chat, exc._retry_after.total_seconds())
                 if attempt == max_retries:
