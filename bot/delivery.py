@@ -8,7 +8,7 @@ sends them through PTB (whose rate limiter, bot/ratelimit.py, keeps within Teleg
 - 403 (bot removed) or 400 "chat not found" → the chat is marked unreachable, its pending
   messages dropped, and the station told once; the matters keep escalating;
 - chats are served concurrently, each in order, so one slow or broken chat never holds up
-  the others; a broadcast's messages go after everything else, so a card or an
+  the others; a broadcast's and the bulletins' messages go after everything else, so a card or an
   escalation never waits behind a town-wide notice;
 - a broadcast's delivery report is queued in the transaction that records its last
   target's outcome (see bot/broadcasts.py).
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 300.0
 MEDIA = ("photo", "voice", "location")
 IDLE_WAIT = 1.0  # look again at least this often, for retries that fall due
+# Messages that come by the thousand: a broadcast's, and the weekly and monthly bulletins'
+# (escalation/weekly.py's schedules). They go after everything else, a second's worth at a time.
+BULK = (broadcasts.KEY_PREFIX, "weekly:", "monthly:")
 
 
 def keyboard_markup(rows: list | None) -> InlineKeyboardMarkup | None:
@@ -81,13 +84,13 @@ class Delivery:
         self.tree = tree
         self.langs = langs
         self.clock = clock
-        # A broadcast's messages being sent at once: about a second's worth at Telegram's
+        # A broadcast's or the bulletins' messages being sent at once: about a second's worth at Telegram's
         # overall limit, so that a card or an escalation queued meanwhile waits no longer.
         self.bulk_at_once = max(1, bulk_at_once)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy: dict[int, asyncio.Task[None]] = {}  # chats being served now
-        self._bulk: set[int] = set()  # those of them sending a broadcast's message
+        self._bulk: set[int] = set()  # those of them sending a broadcast's or a bulletin's message
         self._apologies: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
@@ -146,14 +149,14 @@ class Delivery:
         do not wait for it. Returns how many items were started."""
         async with self.store.read() as tx:
             items = await tx.outbox_due(
-                self.clock.now(), limit=200, skip_chats=list(self._busy), bulk_prefix=broadcasts.KEY_PREFIX
+                self.clock.now(), limit=200, skip_chats=list(self._busy), bulk_prefix=BULK
             )
             # The cards' matters in one query. One changed since is queued again behind.
             cards = await tx.cards_of(sorted({i.matter_id for i in items if i.kind == "card" and i.matter_id}))
         by_chat: dict[int, list[OutboxItem]] = defaultdict(list)
         room = self.bulk_at_once - len(self._bulk)
-        for item in items:  # a broadcast's messages come last, and only so many at once
-            if broadcasts.is_target(item.key):
+        for item in items:  # a broadcast's or a bulletin's messages come last, and only so many at once
+            if item.key.startswith(BULK):
                 if room <= 0:
                     continue
                 room -= 1

@@ -924,17 +924,20 @@ class Tx:
         return out
 
     async def outbox_due(
-        self, now: float, limit: int = 50, skip_chats: Sequence[int] = (), bulk_prefix: str | None = None
+        self, now: float, limit: int = 50, skip_chats: Sequence[int] = (),
+        bulk_prefix: str | Sequence[str] | None = None,
     ) -> list[OutboxItem]:
         """What is due to be sent, oldest first, leaving out chats already being served.
-        Items whose key starts with ``bulk_prefix`` (a broadcast's thousands) come after
-        all others, so that no card or escalation waits a minute behind them."""
+        Items whose key starts with ``bulk_prefix`` (or one of them: a broadcast's or the
+        bulletins' thousands) come after all others, so that no card or escalation waits a
+        minute behind them."""
         skip = f"AND chat_id NOT IN ({', '.join('?' for _ in skip_chats)}) " if skip_chats else ""
-        bulk = "substr(key, 1, ?) = ?, " if bulk_prefix else ""
+        prefixes = [bulk_prefix] if isinstance(bulk_prefix, str) else list(bulk_prefix or ())
+        bulk = f"({' OR '.join('substr(key, 1, ?) = ?' for _ in prefixes)}), " if prefixes else ""
         rows = await self._all(
             "SELECT id, key, chat_id, kind, matter_id, text, markup, reply_to, attempts, media "
             f"FROM outbox WHERE state = 'pending' AND not_before <= ? {skip}ORDER BY {bulk}id LIMIT ?",
-            (now, *skip_chats, *((len(bulk_prefix), bulk_prefix) if bulk_prefix else ()), limit),
+            (now, *skip_chats, *(x for p in prefixes for x in (len(p), p)), limit),
         )
         return [OutboxItem(*r) for r in rows]
 
