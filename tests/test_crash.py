@@ -250,6 +250,7 @@ async def test_a_kill_under_load_repeats_at_most_connections_plus_a_flush_batch(
     repeats = []
     for p in range(len(KILL_AFTER) + 1):
         numbers = [n for ph, n in accepted if ph == p]
+        assert len(numbers) == len(set(numbers)), f"a card sent twice without a crash between (run {p})"
         repeats.append(sum(n in seen for n in numbers))
         seen.update(numbers)
     assert repeats[0] == 0

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from telegram.error import RetryAfter
 
 from bot.ratelimit import ChatRateLimiter
+from bot.storage import Sent, Store
 from tests.conftest import C1_CHAT, HEAD1, RESIDENT, STAFF, STATION_CHAT, U1_CHAT, U2_CHAT, town
 
 H = 3600.0
@@ -160,3 +162,29 @@ async def test_a_group_that_becomes_a_supergroup_is_followed_at_once(make_bot: A
             assert (await tx.chat_languages()).get(SUPERGROUP) == "en"
     moved = [r.getMessage() for r in caplog.records if "migrated" in r.getMessage()]
     assert moved == [f"chat {U1_CHAT} migrated to {SUPERGROUP} (node u1)"]  # once, ids only
+
+
+# --- sends recorded before anyone looks ---------------------------------------------------
+async def test_a_reader_sees_every_send_queued_before_it_got_in(tmp_path: Path) -> None:
+    """A send queued while a reader's group commit ends (a delivery task that just got
+    Telegram's answer) is recorded before the reader looks: else the delivery worker finds
+    the message still due and sends it again."""
+    store = await Store.open(tmp_path / "commit.sqlite3")
+    async with store.transaction() as tx:
+        for key in ("a", "b"):
+            await tx.enqueue(key, -1, 0.0, text="通知")
+    async with store.read() as tx:
+        first, second = await tx.outbox_due(1.0, limit=10)
+    write_all = store._write_all
+    late = [Sent(second.id, 1.0, 2)]
+
+    async def write_then_queue_one_more() -> None:
+        await write_all()
+        if late:  # runs before the reader is woken
+            asyncio.get_running_loop().call_soon(store.queue_sent, late.pop())
+
+    store._write_all = write_then_queue_one_more  # type: ignore[method-assign]
+    store.queue_sent(Sent(first.id, 1.0, 1))
+    async with store.read() as tx:
+        assert await tx.outbox_due(2.0, limit=10) == []
+    await store.close()
