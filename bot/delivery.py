@@ -1,15 +1,15 @@
 """The delivery worker: sends what the outbox holds until Telegram takes it.
 
 Notifications are written to the outbox in the transaction that caused them; this worker
-sends them through PTB (whose rate limiter, bot/ratelimit.py, keeps within Telegram's limits and waits out
-429s), marks each sent, and retries the rest:
+sends them through PTB (whose rate limiter, bot/ratelimit.py, keeps within Telegram's
+limits and waits out 429s), marks each sent, and retries the rest:
 
 - 429 beyond the limiter's retries, timeouts, dropped connections, 5xx → retry with backoff;
 - 403 (bot removed) or 400 "chat not found" → the chat is marked unreachable, its pending
   messages dropped, and the station told once; the matters keep escalating;
 - chats are served concurrently, each in order, so one slow or broken chat never holds up
-  the others; a broadcast's and the bulletins' messages go after everything else, so a card or an
-  escalation never waits behind a town-wide notice;
+  the others; a broadcast's and the bulletins' messages go after everything else, so a
+  card or an escalation never waits behind a town-wide notice;
 - a broadcast's delivery report is queued in the transaction that records its last
   target's outcome (see bot/broadcasts.py).
 
@@ -84,8 +84,9 @@ class Delivery:
         self.tree = tree
         self.langs = langs
         self.clock = clock
-        # A broadcast's or the bulletins' messages being sent at once: about a second's worth at Telegram's
-        # overall limit, so that a card or an escalation queued meanwhile waits no longer.
+        # A broadcast's or the bulletins' messages being sent at once: about a second's worth
+        # at Telegram's overall limit, so that a card or an escalation queued meanwhile waits
+        # no longer.
         self.bulk_at_once = max(1, bulk_at_once)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
