@@ -60,7 +60,7 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         max_retries: int = 3,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        # One at a time, evenly spaced: a bucket of 1 that drains at the paced rate.
+        # Evenly spaced at the paced rate; the bucket's second place lets a late send catch up.
         self._overall = AsyncLimiter(CATCH_UP, CATCH_UP / (overall_per_second * PACE)) if overall_per_second else None
         self._group_rate = max(1, int(group_per_minute)) if group_per_minute else 0
         self._groups: dict[ChatKey, deque[float]] = {}  # a group's last sends (monotonic)
@@ -83,8 +83,9 @@ class ChatRateLimiter(BaseRateLimiter[int]):
             until = max(until, self._chat_until.get(chat, 0.0))
         return until
 
-    async def _group_turn(self, group: ChatKey) -> None:
-        """Wait until a send to the group keeps it within ``group_per_minute`` in any minute."""
+    async def _group_turn(self, group: ChatKey) -> deque[float]:
+        """Wait until a send to the group keeps it within ``group_per_minute`` in any minute;
+        the caller notes the send's time in the deque returned when the send goes out."""
         sent = self._groups.get(group)
         if sent is None:
             if len(self._groups) > MAX_GROUP_LIMITERS:  # forget groups quiet for a minute
@@ -96,7 +97,7 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         # Others may have sent meanwhile: look again after each wait.
         while len(sent) == sent.maxlen and (wait := sent[0] + 60 + GROUP_GUARD - self._now()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(wait)
-        sent.append(self._now())
+        return sent
 
     async def _wait_pause(self, chat: ChatKey | None) -> None:
         # Sleep to the deadline, then look again: another 429 may have moved it meanwhile.
@@ -140,8 +141,7 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         for attempt in range(max_retries + 1):
             await self._wait_pause(chat)
             try:
-                if group is not None and self._group_rate:
-                    await self._group_turn(group)
+                group_sent = await self._group_turn(group) if group is not None and self._group_rate else None
                 if chat is not None and self._overall is not None:
                     await self._overall.acquire()
                 # A pause may have begun while this waited for its turn.
@@ -149,6 +149,8 @@ class ChatRateLimiter(BaseRateLimiter[int]):
                 slot = sending.get()
                 if slot is not None:  # an outbox send: at most so many go unrecorded
                     await slot.take()
+                if group_sent is not None:  # counted from when it goes, not from when it queued
+                    group_sent.append(self._now())
                 try:
                     return await callback(*args, **kwargs)
                 except BaseException:
