@@ -292,4 +292,3 @@ async def test_malformed_requests_get_400(api: FakeBotApi, bot: Bot) -> None:
 async def test_wait_for_timeout_is_helpful(api: FakeBotApi) -> None:
     with pytest.raises(AssertionError, match="timed out"):
         await api.wait_for(lambda: None, timeout=0.1)
-
