@@ -144,7 +144,8 @@ class Matters:
         unit = self.tree.nodes[matter.unit_id]
         for head in unit.leaders:
             if head.id != matter.reporter_id and await tx.has_private_chat(head.id):
-                text, keyboard = render.card(matter, self.tree, self.langs.for_chat(head.id))
+                text, keyboard = render.card(matter, self.tree, self.langs.for_chat(head.id),
+                                             audience=visibility.Audience.LEADER_DM)
                 await tx.enqueue(f"dmcard:{matter.id}:{head.id}", head.id, now, matter_id=matter.id,
                                  text=text, markup=keyboard)
         await self.notifier.send(tx, [Ping(matter, "private", COMMUNITY, "private", event)], now)

@@ -407,4 +407,5 @@ MESSAGES: dict[str, str] = {
         "{heads}, please follow up.\nMatter: {text}"
     ),
     "privacy.show_not_yours": "Matter #{id} can be viewed here only by its reporter, its unit's heads and the leaders above.",
+    "privacy.already_claimed": "Matter #{id} has already been claimed.",
 }

@@ -415,4 +415,5 @@ MESSAGES: dict[str, str] = {
         "事由：{text}"
     ),
     "privacy.show_not_yours": "事项 #{id} 只有报告人本人、所属单元的负责人和上级领导可以在私聊中查看。",
+    "privacy.already_claimed": "事项 #{id} 已有人认领。",
 }
