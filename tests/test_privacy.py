@@ -290,3 +290,19 @@ async def test_pings_in_the_unit_group_name_no_one_on_a_private_matter(make_bot:
         await bot.settle()
         group = everything_sent_to(bot, U1_CHAT)
         assert "用户21" not in group and f"id={POLICE}" not in group and SECRET not in group
+
+
+async def test_a_unit_groups_summary_counts_no_private_reports_category(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        await start_dm(bot, HEAD1)
+        await report_privately(bot, 1)
+        dm_card = await bot.wait_bot(HEAD1, SECRET)
+        bot.api.press_button(HEAD1, bot.user(HEAD1, "蒋建国"), dm_card.message_id, "v1:cat:1:family")
+        await bot.api.wait_for(lambda: any("家庭纠纷" in (a.get("text") or "") for a in bot.api.callback_answers))
+        bot.say(U1_CHAT, RESIDENT2, "/report 路灯坏了")
+        await bot.wait_bot(U1_CHAT, "事项 #2")
+        bot.clock.advance(60)  # the last seven days end now: both matters are in them
+        unit = await ask(bot, U1_CHAT, RESIDENT2, "/summary")
+        assert "分类：其他 1" in unit and "家庭纠纷" not in unit
+        community = await ask(bot, C1_CHAT, POLICE, "/summary")
+        assert "家庭纠纷 1" in community  # the community reads private reports in full
