@@ -238,16 +238,18 @@ class Matters:
             key = {State.RESOLVED: "notify.resolved_with" if text else "notify.resolved",
                    State.UNRESOLVABLE: "notify.unresolvable", State.REFERRED: "notify.referred"}[state]
             await self._tell_reporter(tx, matter, actor, now, event, key, text=escape(text))
-            if matter.private:
-                await self._tell_leaders(tx, matter, actor, chat, now, event, state, text)
             if state == State.RESOLVED and actor.id != matter.reporter_id and matter.reporter_id > 0:
                 await self._ask_rating(tx, matter, now, event)  # (an anonymous reporter, a chat, cannot rate)
+            told = None
             if self._verdict(action, matter, actor) == Verdict.ALLOW_TELL_HOLDER:
                 # Resolved from below: the tier that holds it hears at once, with the resolution.
                 updated = await tx.matter(matter.id)
                 assert updated is not None
                 ping = Ping(updated, "resolved_below", matter.tier, "resolved_below", event, text or None)
                 await self.notifier.send(tx, [ping], now, may_hold=False)
+                told = target_chat(self.tree, matter.unit_id, matter.tier)
+            if matter.private:
+                await self._tell_leaders(tx, matter, actor, chat, now, event, state, text, told)
             await self._ack(tx, ack, now, f"ok.{state.value}", id=matter.id)
 
         action = {State.RESOLVED: Action.RESOLVE, State.UNRESOLVABLE: Action.CLOSE, State.REFERRED: Action.REFER}[state]
@@ -569,14 +571,16 @@ class Matters:
         )
 
     async def _tell_leaders(
-        self, tx: Tx, matter: Matter, actor: Actor, chat: Node | None, now: float, event: int, state: State, text: str
+        self, tx: Tx, matter: Matter, actor: Actor, chat: Node | None, now: float, event: int, state: State,
+        text: str, told: int | None = None,
     ) -> None:
         """How a private matter ended, for those who may read it: its heads by DM and the
-        community in its group (not the chat the command came from: it has the ack)."""
+        community in its group (not the chat the command came from, which has the ack, nor
+        ``told``, a chat already told)."""
         unit = self.tree.nodes[matter.unit_id]
         came_from = self.tree.chat_of(chat.id) if chat is not None else None
         for to in await self._private_audience(tx, matter, skip=actor.id):
-            if to == came_from:
+            if to in (came_from, told):
                 continue
             t = self.langs.for_chat(to)
             lines = [t("privacy.closed", id=matter.id, unit=escape(unit.name), state=t(f"state.{state.value}"),

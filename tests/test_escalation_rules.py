@@ -267,7 +267,7 @@ async def test_escalate_return_takeover_and_reopen_with_every_move_in_the_timeli
         for line in ("上报至社区 · 用户31：涉及多户", "退回单元 · 用户21：请先上门", "解决 · 用户21：已协调维修"):
             assert line in timeline, line
         # A takeover and a reason the community wrote are internal to it and above (bot/visibility.py).
-        assert "社区接手" not in timeline and "又漏了" not in timeline
+        assert "社区接手 · 用户21" not in timeline and "又漏了" not in timeline
         bot.say(C1_CHAT, POLICE, "/show 1")
         community = (await bot.wait_bot(C1_CHAT, "时间线")).text
         assert "社区接手 · 用户21" in community and "重新打开 · 用户21：又漏了" in community
