@@ -75,10 +75,7 @@ def redacted(audience: Audience, private: bool) -> bool:
 def writer_tier(tree: Tree, actor_id: int | None, unit_id: str) -> int:
     """The tier a person acts at on this unit's matters: the highest they lead (1 station,
     2 community), else 3 (a unit head, the reporter, a resident)."""
-    if actor_id is None:
-        return PUBLIC
-    tiers = [n.tier for n in tree.lineage(unit_id) if any(p.id == actor_id for p in n.leaders)]
-    return min(tiers, default=UNIT)
+    return (tree.leader_tier(actor_id, unit_id) if actor_id is not None else None) or UNIT
 
 
 def entry_level(event: Event, tree: Tree, unit_id: str) -> int:

@@ -277,13 +277,17 @@ async def test_a_private_reporters_unsatisfied_goes_to_the_heads_and_community_n
 
 
 async def test_pings_in_the_unit_group_name_no_one_on_a_private_matter(make_bot: Any) -> None:
-    async with make_bot(town(idle={"remind_after": "4h", "release_after": "2h"})) as bot:
+    raw = town(idle={"remind_after": "4h", "release_after": "2h"})
+    raw["station"]["communities"][0]["units"][0]["heads"] = [{"id": HEAD1, "name": "蒋建国", "dm": True}]
+    async with make_bot(raw) as bot:
         await start_dm(bot, HEAD1)
         await report_privately(bot, 1)
         bot.say(C1_CHAT, POLICE, "/claim 1")  # the officer works it
         await bot.wait_bot(RESIDENT, "认领")
         bot.clock.advance(4 * H)
         await bot.wait_bot(U1_CHAT, "认领后无进展")
+        copy = await bot.wait_bot(HEAD1, "认领后无进展")  # the head's DM copy reads it in full
+        assert SECRET in copy.text and "用户21" in copy.text
         bot.clock.advance(2 * H)
         released = await bot.wait_bot(U1_CHAT, "认领已释放")
         assert buttons(released)  # the heads can still claim it from there
