@@ -539,7 +539,21 @@ class Matters:
         if not claimed:
             updated = await tx.matter(matter.id)
             assert updated is not None
-            await self.notifier.send(tx, [Ping(updated, kind, tier, kind, event, note)], now, may_hold=False)
+            ping = Ping(updated, kind, tier, kind, event, note)
+            await self.notifier.send(tx, [ping], now, may_hold=False)
+            if updated.private and tier == UNIT:
+                await self._instruct_heads(tx, ping, now)
+
+    async def _instruct_heads(self, tx: Tx, ping: Ping, now: float) -> None:
+        """A private matter handed to its unit: the group reads no instruction (bot/visibility.py),
+        so each head reads it by DM (those with ``dm: true`` already get the ping's copy)."""
+        for head in self.tree.nodes[ping.matter.unit_id].leaders:
+            if head.dm or head.id == ping.matter.reporter_id or not await tx.has_private_chat(head.id):
+                continue
+            text, keyboard = render.pings([ping], self.tree, self.langs.for_chat(head.id), now, [], [],
+                                          audience=visibility.Audience.LEADER_DM)
+            await tx.enqueue(f"instruct:{ping.matter.id}:e{ping.event_id}:{head.id}", head.id, now,
+                             matter_id=ping.matter.id, text=text, markup=keyboard)
 
     async def _event(
         self, tx: Tx, matter: Matter, now: float, kind: str, actor: Actor, detail: str | None = None,

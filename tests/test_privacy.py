@@ -252,6 +252,17 @@ async def test_show_in_private_gives_a_private_matter_to_its_leaders_and_reporte
         shown = await ask(bot, U1_CHAT, HEAD1, "/show 1")
         assert SECRET not in shown and "已联系妇联" not in shown
 
+        # A return to the unit: its heads read the instruction by DM, the group only that it came back.
+        await start_dm(bot, HEAD1)
+        bot.say(C1_CHAT, POLICE, "/takeover 1")
+        await bot.wait_bot(C1_CHAT, "已接手事项 #1")
+        bot.say(C1_CHAT, POLICE, "/return 1 请楼长上门核实")
+        await bot.wait_bot(U1_CHAT, "事项 #1 退回单元处理")
+        instructed = await bot.wait_bot(HEAD1, "请楼长上门核实")
+        assert SECRET in instructed.text
+        await bot.settle()
+        assert "请楼长上门核实" not in everything_sent_to(bot, U1_CHAT)
+
 
 async def test_a_private_reporters_unsatisfied_goes_to_the_heads_and_community_not_the_group(make_bot: Any) -> None:
     async with make_bot() as bot:
