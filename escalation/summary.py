@@ -51,6 +51,8 @@ class Figures:
     def public_categories(self) -> dict[str, int]:
         """Matters reported per category, private reports left out: what a unit group may
         read (bot/visibility.py), where one 家庭纠纷 could name a private report."""
+        if not self.private_categories:  # most units, most weeks
+            return self.categories
         return {key: n - self.private_categories.get(key, 0) for key, n in self.categories.items()
                 if n > self.private_categories.get(key, 0)}
 
