@@ -172,7 +172,7 @@ async def show_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
         attached = await tx.attachments(number) if matter else []
     user = actor(update)
     audience = visibility.of_chat(svc.tree, user.id, matter) if matter is not None else None
-    if matter is None or audience is None:  # not saying whether a matter exists is no answer: say who may
+    if matter is None or audience is None:  # nor whether it exists: say who may read it
         await reply(update, t("privacy.show_not_yours", id=number))
         return
     await _show(update, t, svc, matter, events, attached, audience)
