@@ -372,6 +372,7 @@ class SummaryFacts(NamedTuple):
     rating: str | None = None
     rated_at: float | None = None
     closed_at: float | None = None  # resolved or otherwise closed (resolved_at: resolved only)
+    private: bool = False  # reported privately: its category is not shown to its unit group
 
 
 @dataclass
@@ -1221,7 +1222,7 @@ class Tx:
         columns = (
             "m.unit_id, m.created_at, m.first_claimed_at, m.resolved_at, m.escalated_at, m.id, m.category, "
             f"m.top_tier, {escalated_to.format(tier=2)}, {escalated_to.format(tier=1)}, m.rating, m.rated_at, "
-            "m.closed_at"
+            "m.closed_at, m.private"
         )
         # Matters are numbered in the order they are reported: those reported since the
         # start are read in one sequential pass; older ones (closed since the start, or
