@@ -358,4 +358,6 @@ MESSAGES: dict[str, str] = {
     "cmd.export": "Export the ledger (Excel): week / month / two dates",
     "cmd.bind": "Register this chat: /bind node-id",
     "cmd.chatid": "This chat's id",
+    # --- process (issue 11) ---
+    "ops.conflict": "⚠️ Another program is receiving this bot's messages with its token (Telegram answered 409 Conflict), perhaps a copy on another server. Two copies at once miss or double-handle reports; please ask the administrator to stop the extra one.",
 }

@@ -371,4 +371,6 @@ MESSAGES: dict[str, str] = {
     "cmd.export": "导出台账（Excel）：week / month / 两个日期",
     "cmd.bind": "登记本群：/bind 节点编号",
     "cmd.chatid": "本群 ID",
+    # --- process (issue 11) ---
+    "ops.conflict": "⚠️ 另有一个程序正在用本机器人的令牌接收消息（Telegram 答复 409 冲突），可能是另一台服务器上的副本。两个副本同时运行会漏收或重复处理上报，请管理员停掉多余的那个。",
 }
