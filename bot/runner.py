@@ -229,7 +229,7 @@ def _polling_errors(app: Application, watch: ConflictWatch) -> Callable[[Telegra
 
 
 async def _serve(config: Config, token: str) -> int:
-    from bot.app import _close, _open, _stop_workers, build_application
+    from bot.app import _open, build_application
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -240,36 +240,50 @@ async def _serve(config: Config, token: str) -> int:
     store = await open_database(config.database)
     app = build_application(config, token)
     app.bot_data["store"] = store  # bot/app.py's _open takes it instead of opening another
-    steps: list[tuple[str, Callable[[], Awaitable[object]]]] = []
+    reached: set[str] = set()
     try:
         if not await start_telegram(app, token, config.telegram.start_retries, stop):
             return 0
-        steps.append(("shutdown", app.shutdown))
+        reached.add("initialized")
         await _open(app)
-        steps[:0] = [("stop workers", lambda: _stop_workers(app))]
         assert app.updater is not None
         await app.updater.start_polling(
             poll_interval=0, timeout=config.telegram.poll_timeout, allowed_updates=ALLOWED_UPDATES,
             error_callback=_polling_errors(app, ConflictWatch()),
         )
-        steps[:0] = [("stop polling", app.updater.stop)]
+        reached.add("polling")
         _watch_polling(app, outcome, stop)
         await app.start()
-        steps[:0] = [("stop", app.stop)]
+        reached.add("running")
         await stop.wait()
     finally:
-        for name, step in steps:
-            try:
-                await step()
-            except Exception:  # one failed step must not leave the database open (its thread keeps us alive)
-                log.debug("%s failed while stopping", name, exc_info=True)
-        if "services" in app.bot_data:
-            await _close(app)
-        else:
-            await store.close()
+        await _stop(app, store, reached)
     if outcome:
         raise outcome[0]
     return 0
+
+
+async def _stop(app: Application, store: Store, reached: set[str]) -> None:
+    """Stop what was started, in run_polling's order; a step that fails (polling that died
+    on a revoked token re-raises) must not leave the database open: its thread would keep
+    the process alive."""
+    from bot.app import _close, _stop_workers
+
+    assert app.updater is not None
+    steps: list[tuple[str | None, Callable[[], Awaitable[object]]]] = [
+        ("polling", app.updater.stop), ("running", app.stop), (None, lambda: _stop_workers(app)),
+        ("initialized", app.shutdown),
+    ]
+    for needed, step in steps:
+        if needed is None or needed in reached:
+            try:
+                await step()
+            except Exception:
+                log.debug("a step failed while stopping", exc_info=True)
+    if "services" in app.bot_data:
+        await _close(app)
+    else:
+        await store.close()
 
 
 def _watch_polling(app: Application, outcome: list[Fatal], stop: asyncio.Event) -> None:

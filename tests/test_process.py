@@ -275,7 +275,7 @@ async def test_the_token_is_in_no_output_at_debug_level(api: FakeBotApi, tmp_pat
     await revoked.wait_output("tierbot started")
     api.fail("getUpdates", status=401, description="Unauthorized", times=1000)
     assert await revoked.exit_code() == 2, "a bot that can no longer poll stops instead of running deaf"
-    assert revoked.lines[-1] == "tierbot: Telegram refused the token 987654321:*** (401); check TELEGRAM_BOT_TOKEN"
+    assert "tierbot: Telegram refused the token 987654321:*** (401); check TELEGRAM_BOT_TOKEN" in revoked.lines
 
     for bot in (full, failed, revoked):
         assert SECRET not in bot.output, bot.log.name
