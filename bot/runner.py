@@ -52,7 +52,11 @@ def run(config: Config, token: str) -> int:
     lock = DatabaseLock(config.database) if config.database != ":memory:" else None
     try:
         if lock is not None:
-            lock.acquire()
+            try:
+                lock.acquire()
+            except OSError as exc:
+                raise Fatal(f"tierbot: cannot take the lock {lock.path} ({exc.strerror}); check that the database's "
+                             "folder exists and that the user running tierbot may write there.") from None
         refuse_orphaned_log(config.database)
         return asyncio.run(_serve(config, token))
     except AlreadyRunning as exc:
