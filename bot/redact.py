@@ -35,6 +35,9 @@ class TokenFilter(logging.Filter):
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text and self.secret in record.exc_text:
             record.exc_text = record.exc_text.replace(self.secret, "***")
+            # Formatters that render exc_info themselves (python-json-logger) would print the
+            # token again; without exc_info they all use exc_text.
+            record.exc_info = None
         if record.stack_info and self.secret in record.stack_info:
             record.stack_info = record.stack_info.replace(self.secret, "***")
         return True

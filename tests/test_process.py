@@ -9,6 +9,8 @@ the fake Bot API server; its stdout and stderr go to a file the test reads.
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import os
 import random
 import shutil
@@ -25,6 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
+from bot import redact
 from bot.fakeapi import FakeBotApi
 from bot.runner import ConflictWatch
 from bot.storage import SCHEMA_VERSION, Store
@@ -280,6 +283,28 @@ async def test_the_token_is_in_no_output_at_debug_level(api: FakeBotApi, tmp_pat
     for bot in (full, failed, revoked):
         assert SECRET not in bot.output, bot.log.name
     assert "987654321:***" in failed.output
+
+
+def test_the_token_filter_masks_messages_arguments_and_tracebacks() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(redact.TokenFilter(SECRET_TOKEN))
+    log = logging.getLogger("tests.redact")
+    log.addHandler(handler)
+    log.propagate = False
+    try:
+        log.warning("HTTP Request: POST %s", f"https://api.telegram.org/bot{SECRET_TOKEN}/getMe")
+        try:
+            raise RuntimeError(f"The token `{SECRET_TOKEN}` was rejected")
+        except RuntimeError:
+            log.exception("failed")
+    finally:
+        log.removeHandler(handler)
+    out = stream.getvalue()
+    assert SECRET not in out
+    assert "/bot987654321:***/getMe" in out and "The token `987654321:***` was rejected" in out
+    assert redact.masked(SECRET_TOKEN) == "987654321:***"
 
 
 # ----------------------------------------------------------------------------- no network at start
