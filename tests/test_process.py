@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot import redact
+from bot import logs, redact
 from bot.fakeapi import FakeBotApi
 from bot.runner import ConflictWatch
 from bot.storage import SCHEMA_VERSION, Store
@@ -285,14 +285,12 @@ async def test_the_token_is_in_no_output_at_debug_level(api: FakeBotApi, tmp_pat
     assert "987654321:***" in failed.output
 
 
-def test_the_token_filter_masks_messages_arguments_and_tracebacks() -> None:
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_the_token_filter_masks_messages_arguments_and_tracebacks(fmt: str) -> None:
     stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
-    handler.addFilter(redact.TokenFilter(SECRET_TOKEN))
+    handler = logs.setup("INFO", fmt, stream)
+    redact.install(SECRET_TOKEN)
     log = logging.getLogger("tests.redact")
-    log.addHandler(handler)
-    log.propagate = False
     try:
         log.warning("HTTP Request: POST %s", f"https://api.telegram.org/bot{SECRET_TOKEN}/getMe")
         try:
@@ -300,10 +298,11 @@ def test_the_token_filter_masks_messages_arguments_and_tracebacks() -> None:
         except RuntimeError:
             log.exception("failed")
     finally:
-        log.removeHandler(handler)
+        logs.reset(handler)
     out = stream.getvalue()
     assert SECRET not in out
     assert "/bot987654321:***/getMe" in out and "The token `987654321:***` was rejected" in out
+    assert "Traceback (most recent call last)" in out
     assert redact.masked(SECRET_TOKEN) == "987654321:***"
 
 
