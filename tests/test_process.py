@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -361,3 +362,9 @@ def test_the_systemd_unit_verifies(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     problems = [line for line in done.stderr.splitlines() if "tierbot.service" in line]
     assert problems == [], done.stderr
+    # The hardening, as systemd rates it (0 best, 10 worst); offline rating needs systemd 250+.
+    rated = subprocess.run(["systemd-analyze", "security", "--offline=true", str(local)],
+                           capture_output=True, text=True, timeout=60)
+    score = re.search(r"Overall exposure level for tierbot.service: ([\d.]+)", rated.stdout)
+    if score is not None:
+        assert float(score[1]) <= 2.0, rated.stdout
