@@ -259,8 +259,8 @@ async def test_a_refused_token_is_one_masked_line_and_exit_2(api: FakeBotApi, tm
 
 
 async def test_the_token_is_in_no_output_at_debug_level(api: FakeBotApi, tmp_path: Path) -> None:
-    """A full run, a failed start and a token revoked while running (the process stops),
-    every logger at DEBUG."""
+    """A full run, a failed start, a token revoked while running (the process stops) and
+    a crash, every logger at DEBUG."""
     config = write_config(tmp_path, api.base_url)
     add_chats(api, town())
 
@@ -281,7 +281,13 @@ async def test_the_token_is_in_no_output_at_debug_level(api: FakeBotApi, tmp_pat
     assert await revoked.exit_code() == 2, "a bot that can no longer poll stops instead of running deaf"
     assert "tierbot: Telegram refused the token 987654321:*** (401); check TELEGRAM_BOT_TOKEN" in revoked.lines
 
-    for bot in (full, failed, revoked):
+    api.bot_user = {"is_bot": True}  # a getMe answer PTB cannot read: an unexpected error, with its traceback
+    crashed = await Bot.start(config, token=SECRET_TOKEN, debug=True, name="crashed")
+    assert await crashed.exit_code() == 1
+    assert "CRITICAL bot.runner: tierbot stopped by an unexpected error" in crashed.output
+    assert "Traceback (most recent call last)" in crashed.output
+
+    for bot in (full, failed, revoked, crashed):
         assert SECRET not in bot.output, bot.log.name
     assert "987654321:***" in failed.output
 
@@ -332,6 +338,15 @@ async def test_no_network_at_start_is_retried_until_telegram_answers(tmp_path: P
     finally:
         assert await bot.stop() == 0
         await api.stop()
+
+
+async def test_a_stop_while_waiting_for_telegram_is_prompt_and_clean(tmp_path: Path) -> None:
+    config = write_config(tmp_path, f"http://127.0.0.1:{_closed_port()}/bot")
+    bot = await Bot.start(config)
+    await bot.wait_output("cannot reach Telegram (attempt 2)")  # now waiting 2 s before the next
+    bot.process.send_signal(signal.SIGTERM)
+    assert await bot.exit_code(within=1.5) == 0
+    assert "Traceback" not in bot.output
 
 
 async def test_start_gives_up_after_start_retries_with_exit_1(tmp_path: Path) -> None:
