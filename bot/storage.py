@@ -545,16 +545,26 @@ class Store:
         if str(path) != ":memory:":
             path.parent.mkdir(parents=True, exist_ok=True)
         conn = await aiosqlite.connect(path, isolation_level=None)
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=NORMAL",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=5000",
-        ):
-            await conn.execute(pragma)
-        store = cls(conn)
-        await store._migrate()
+        try:
+            for pragma in (
+                "PRAGMA journal_mode=WAL",
+                "PRAGMA synchronous=NORMAL",
+                "PRAGMA foreign_keys=ON",
+                "PRAGMA busy_timeout=5000",
+            ):
+                await conn.execute(pragma)
+            store = cls(conn)
+            await store._migrate()
+        except BaseException:
+            await conn.close()  # else its thread keeps the process alive after the error
+            raise
         return store
+
+    async def quick_check(self) -> str | None:
+        """SQLite's quick integrity check (a damaged or truncated file): the first problem, or None."""
+        async with self._lock, self._conn.execute("PRAGMA quick_check(1)") as cur:
+            (result,) = await cur.fetchone()  # type: ignore[misc]
+        return None if result == "ok" else str(result)
 
     async def close(self) -> None:
         async with self._lock:
@@ -565,10 +575,7 @@ class Store:
         async with self._conn.execute("PRAGMA user_version") as cur:
             (version,) = await cur.fetchone()  # type: ignore[misc]
         if version > SCHEMA_VERSION:
-            raise SchemaTooNew(
-                f"the database is at schema version {version}, but this tierbot knows only "
-                f"up to {SCHEMA_VERSION}; upgrade tierbot or use another database file"
-            )
+            raise SchemaTooNew(f"made by a newer tierbot: schema {version}, this one knows {SCHEMA_VERSION}")
         for number in range(version, SCHEMA_VERSION):
             await self._conn.execute("BEGIN IMMEDIATE")
             # Statement by statement: executescript() would commit half-way.

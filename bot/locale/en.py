@@ -408,4 +408,6 @@ MESSAGES: dict[str, str] = {
     ),
     "privacy.show_not_yours": "Matter #{id} can be viewed here only by its reporter, its unit's heads and the leaders above.",
     "privacy.already_claimed": "Matter #{id} has already been claimed.",
+    # --- process (issue 11) ---
+    "ops.conflict": "⚠️ Another program is receiving this bot's messages with its token (Telegram answered 409 Conflict), perhaps a copy on another server. Two copies at once miss or double-handle reports; please ask the administrator to stop the extra one.",
 }

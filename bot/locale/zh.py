@@ -416,4 +416,6 @@ MESSAGES: dict[str, str] = {
     ),
     "privacy.show_not_yours": "事项 #{id} 只有报告人本人、所属单元的负责人和上级领导可以在私聊中查看。",
     "privacy.already_claimed": "事项 #{id} 已有人认领。",
+    # --- process (issue 11) ---
+    "ops.conflict": "⚠️ 另有一个程序正在用本机器人的令牌接收消息（Telegram 答复 409 冲突），可能是另一台服务器上的副本。两个副本同时运行会漏收或重复处理上报，请管理员停掉多余的那个。",
 }
