@@ -257,6 +257,7 @@ def _backup(args: argparse.Namespace) -> int:
 
 def _restore(args: argparse.Namespace) -> int:
     from bot import ops
+    from bot.lock import AlreadyRunning
     from bot.storage import BadCopy
 
     try:
@@ -266,8 +267,8 @@ def _restore(args: argparse.Namespace) -> int:
         return 2
     try:
         version, kept = ops.restore(Path(config.database), Path(args.source))
-    except ops.BotRunning as exc:
-        print(f"tierbot restore: {exc}", file=sys.stderr)
+    except AlreadyRunning as exc:
+        print(exc, file=sys.stderr)
         return 3
     except BadCopy as exc:
         print(f"tierbot restore: {exc}; nothing was changed", file=sys.stderr)
