@@ -98,6 +98,7 @@ def card(
             "",
             t("card.category", category=category),
             t("card.reporter", reporter=mention(matter.reporter_id, matter.reporter_name)),
+            *membership_line(matter, t),
         ]
     lines.append(t("card.heads", heads=people(unit.leaders)))
     if attachments:
@@ -180,6 +181,7 @@ def pings(
         if not hidden:  # a unit group learns nothing of a private matter but that it moves
             lines.insert(2, t("esc.category", category=t.category(matter.category)))
             lines.insert(4, t("esc.text", text=snippet(matter.text)))
+            lines[4:4] = membership_line(matter, t)
         if ping.note and not hidden:
             lines.append(t("esc.note", note=snippet(ping.note)))
         if matter.claimed_by_name and matter.state == State.OPEN:
@@ -206,6 +208,27 @@ def pings(
         row = action_buttons(matter, t, takeover=True)
         keyboard += [[(f"{label} #{matter.id}", data) for label, data in r] for r in row] if len(batch) > 1 else row
     return "\n".join(lines), keyboard
+
+
+def over_limit(batch: list[Any], tree: Tree, t: Texts) -> tuple[str, Keyboard]:
+    """Urgent matters whose reporters are past their urgent alerts for the day: one line
+    each in one message, mentioning nobody (see bot/limits.py)."""
+    lines = [t("limits.urgent_over_title", count=len(batch))]
+    keyboard: Keyboard = []
+    for ping in batch:
+        matter = ping.matter
+        lines.append(t("limits.urgent_over_line", id=matter.id, category=t.category(matter.category),
+                       unit=escape(tree.name_of(matter.unit_id)), reporter=escape(matter.reporter_name),
+                       text=snippet(matter.text, 40)))
+        if len(keyboard) < MAX_BUTTON_ROWS:
+            keyboard += [[(f"{label} #{matter.id}", data) for label, data in row]
+                         for row in action_buttons(matter, t, takeover=True)]
+    return "\n".join(lines), keyboard
+
+
+def membership_line(matter: Matter, t: Texts) -> list[str]:
+    """非本群成员 / 未核实: what Telegram said of a private reporter, for the heads and above."""
+    return [t(f"limits.{matter.membership}")] if matter.membership in ("nonmember", "unverified") else []
 
 
 MAX_MENTIONS = 40  # Telegram notifies nobody in a message with more than 50 mentions
