@@ -314,3 +314,20 @@ def _row(text: str) -> dict[str, Any]:
         "reporter_name": "居民", "text": text, "state": "open", "tier": 3, "top_tier": 3,
         "tier_since": at, "rules": parse_town().rules_for("other").to_json(), "created_at": at,
     }
+
+
+def test_limits_have_defaults_and_bad_values_name_their_key() -> None:
+    import pytest
+
+    from bot.config import ConfigError, load_config, parse_config
+
+    limits = parse_town().limits
+    assert (limits.reports_per_hour, limits.urgent_per_day, limits.private_nonmember_per_day) == (10, 3, 2)
+    sample = load_config(Path(__file__).resolve().parent.parent / "config.yaml").limits
+    assert (sample.reports_per_hour, sample.urgent_per_day, sample.private_nonmember_per_day) == (10, 3, 2)
+    with pytest.raises(ConfigError, match=r"limits\.reports_per_hour: .*1 or more"):
+        parse_config(town(limits={"reports_per_hour": 0}))
+    with pytest.raises(ConfigError, match=r"limits\.urgent_per_day"):
+        parse_config(town(limits={"urgent_per_day": "many"}))
+    with pytest.raises(ConfigError, match=r"limits\.per_minute"):
+        parse_config(town(limits={"per_minute": 3}))
