@@ -8,9 +8,9 @@ anonymous admin of every group shares one user id, 1087968824).
 
 The database is the count (so a restart or a second process does not reset or multiply
 it). A group report must not cost a trip to SQLite, though: ``ReportCounter`` keeps the
-last hour's reports per key in memory, loaded from the database at start, and only when
-a person has used half their hourly quota does a report ask the database (committed rows
-plus the group-commit queue, one trip).
+last hour's reports per key in memory, loaded from the database at start, and only the
+report that would use up a person's hourly quota, and those after it, ask the database
+(committed rows plus the group-commit queue, one trip).
 """
 
 from __future__ import annotations
@@ -55,8 +55,9 @@ class ReportCounter:
         return list(kept)
 
     def near(self, key: int, now: float) -> bool:
-        """Whether this person has used half their quota: then the database decides."""
-        return len(self.times(key, now)) * 2 >= self.per_hour
+        """Whether one more report would use up this person's quota: then the database
+        decides (it also knows what another process logged)."""
+        return len(self.times(key, now)) + 1 >= self.per_hour
 
     def replace(self, key: int, times: list[float]) -> None:
         """What the database counted: it knows other processes' reports too."""

@@ -138,20 +138,19 @@ async def test_the_count_is_the_databases_a_restart_or_another_process_does_not_
 
 
 async def test_another_process_writing_while_the_bot_runs_is_counted_near_the_limit(make_bot: Any) -> None:
-    async with make_bot(town(limits={"reports_per_hour": 4})) as bot:
+    async with make_bot(town(limits={"reports_per_hour": 3})) as bot:
         other = await Store.open(bot.config.database)
         try:
-            rows = [dict(_row(text), limit_key=RESIDENT) for text in ("别处甲", "别处乙")]
             async with other.transaction() as tx:
-                await tx.insert_reports([QueuedReport(None, row, None) for row in rows])
+                await tx.insert_reports([QueuedReport(None, dict(_row("别处甲"), limit_key=RESIDENT), None)])
         finally:
             await other.close()
         await report(bot, "本处一")
-        await report(bot, "本处二")  # half the quota used here: the database is asked from now on
+        await report(bot, "本处二")  # the last one this process alone would allow: the database is asked
         held = await report(bot, "本处三")
         answer = next(m for m in bot.api.bot_messages(U1_CHAT) if m.reply_to == held["message_id"])
-        assert "已达 4 件上限" in answer.text
-        assert len(matters(bot)) == 4
+        assert "已达 3 件上限" in answer.text
+        assert len(matters(bot)) == 3
 
 
 async def test_queued_reports_count_before_they_are_committed(tmp_path: Path) -> None:
