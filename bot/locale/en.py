@@ -387,5 +387,6 @@ MESSAGES: dict[str, str] = {
     "limits.button_release": "Make H{id} a matter",
     "limits.released": "Held report H{held} is now matter #{id}.",
     "limits.already_released": "Held report H{held} is already matter #{id}.",
+    "cmd.held": "Reports held over a limit; make one a matter",
     "event.held_released": "held report made a matter",
 }

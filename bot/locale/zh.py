@@ -394,5 +394,6 @@ MESSAGES: dict[str, str] = {
     "limits.button_release": "转为事项 H{id}",
     "limits.released": "暂存的反映 H{held} 已转为事项 #{id}。",
     "limits.already_released": "暂存的反映 H{held} 已经转为事项 #{id}。",
+    "cmd.held": "暂存的反映（超出次数上限），可转为事项",
     "event.held_released": "暂存的反映转为事项",
 }
