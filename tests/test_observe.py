@@ -369,7 +369,8 @@ async def test_backup_during_a_stream_of_reports_restores_every_committed_one(
             nonlocal sent
             while True:
                 chat = (U1_CHAT, U2_CHAT, U3_CHAT)[sent % 3]
-                bot.api.send_text(chat, bot.api.user(900 + sent % 7, f"居民{sent}"), f"/report 第{sent}件")
+                # A resident each: limits.reports_per_hour would hold the eleventh report of one.
+                bot.api.send_text(chat, bot.api.user(5000 + sent, f"居民{sent}"), f"/report 第{sent}件")
                 sent += 1
                 await asyncio.sleep(0.005)
 
