@@ -251,6 +251,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX broadcast_targets_chat ON broadcast_targets(chat_id);
     """,
+    # 4 (issue 12, figures): each published bulletin's figures, per node, so the next period
+    # is compared with what was shown (JSON, see escalation/reports/service.py); and the first
+    # claim re-read from the timeline, since a resolve without a claim used to set it.
+    """
+    CREATE TABLE published_figures (
+        schedule TEXT NOT NULL,
+        period_start REAL NOT NULL,
+        period_end REAL NOT NULL,
+        figures TEXT NOT NULL,
+        published_at REAL NOT NULL,
+        PRIMARY KEY (schedule, period_start, period_end)
+    );
+    UPDATE matters SET first_claimed_at = (SELECT min(e.at) FROM events e WHERE e.matter_id = matters.id
+        AND e.kind IN ('claimed', 'taken_over'));
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -345,22 +360,38 @@ class OutboxItem:
 
 
 class SummaryFacts(NamedTuple):
-    """One matter as the weekly summary and the bulletins see it (a tuple: a big town's
-    week is a quarter of a million of them)."""
+    """One matter's history as the summaries, bulletins and ledgers see it (a tuple: a big
+    town's week is a quarter of a million of them). Built from the timeline by
+    ``escalation.summary.facts``; a matter that never left its unit and was never reopened
+    is read from its columns, which then say all its timeline says."""
 
     unit_id: str
     created_at: float
-    first_claimed_at: float | None
+    first_claimed_at: float | None  # the first claim event (a claim or a takeover), never a resolve
     resolved_at: float | None
-    escalated_at: float | None  # the first escalation (the first missed deadline)
+    escalated_at: float | None  # the first missed deadline (超期), not a deliberate move up
     id: int = 0
     category: str = "other"
     top_tier: int = 3
-    reached_community_at: float | None = None  # first escalated to tier 2
-    reached_station_at: float | None = None  # first escalated to tier 1
-    rating: str | None = None
-    rated_at: float | None = None
+    reached_community_at: float | None = None  # first arrived at tier 2, in any way
+    reached_station_at: float | None = None  # first arrived at tier 1, in any way
+    unclaimed_up_at: float | None = None  # a missed deadline sent it to the community unclaimed
     closed_at: float | None = None  # resolved or otherwise closed (resolved_at: resolved only)
+    # From the timeline when the matter moved or was reopened (None: derived from the above):
+    closes: tuple[tuple[float, str | None], ...] | None = None  # (at, state closed in; None: reopened)
+    resolves: tuple[tuple[float, int], ...] | None = None  # (at, highest tier reached by then)
+    moves: tuple[tuple[float, int], ...] | None = None  # (at, tier arrived at), whenever its tier changed
+
+
+class TimelineRow(NamedTuple):
+    """A timeline event as the figures replay it."""
+
+    matter_id: int
+    at: float
+    kind: str
+    tier: int | None
+    by_deadline: bool  # written by the sweep (a missed deadline), not by a person
+    detail: str | None = None
 
 
 @dataclass
@@ -1124,20 +1155,14 @@ class Tx:
         )
 
     # --- summaries ---------------------------------------------------------------
-    async def summary_facts(self, start: float, end: float) -> list[SummaryFacts]:
-        """Matters that existed at some point in [start, end): created before the end
-        and not resolved before the start (with their ratings, whenever given)."""
-        # INDEXED BY: without it SQLite looks a matter's escalations up by kind alone, and
-        # a town's week takes minutes instead of a fraction of a second.
-        escalated_to = (
-            "CASE WHEN m.escalated_at IS NULL THEN NULL ELSE (SELECT min(e.at) FROM events e "
-            "INDEXED BY events_matter WHERE e.matter_id = m.id AND e.kind = 'escalated' AND e.tier = {tier}) END"
-        )
-        columns = (
-            "m.unit_id, m.created_at, m.first_claimed_at, m.resolved_at, m.escalated_at, m.id, m.category, "
-            f"m.top_tier, {escalated_to.format(tier=2)}, {escalated_to.format(tier=1)}, m.rating, m.rated_at, "
-            "m.closed_at"
-        )
+    async def summary_matters(self, start: float, end: float) -> tuple[list[tuple[Any, ...]], list[TimelineRow]]:
+        """Matters that existed at some point in [start, end): created before the end and
+        not closed for good before the start, as rows (unit_id, created_at,
+        first_claimed_at, resolved_at, escalated_at, id, category, top_tier, closed_at,
+        state); and the timeline of those that ever went above their unit or were reopened
+        since ``start`` (their columns alone cannot say where they stood when)."""
+        columns = ("m.unit_id, m.created_at, m.first_claimed_at, m.resolved_at, m.escalated_at, m.id, "
+                   "m.category, m.top_tier, m.closed_at, m.state")
         # Matters are numbered in the order they are reported: those reported since the
         # start are read in one sequential pass; older ones (closed since the start, or
         # still open) through the closed_at index. Each part applies the whole condition,
@@ -1152,7 +1177,35 @@ class Tx:
             "WHERE m.closed_at IS NULL AND m.id < ? AND m.created_at < ?",
             (first, end, start, start, first, end, first, end),
         )
-        return list(map(SummaryFacts._make, rows))
+        reopened = {r[0] for r in await self._all(
+            "SELECT DISTINCT matter_id FROM events WHERE kind = 'reopened' AND at >= ?", (start,))}
+        moved = [r[5] for r in rows if r[4] is not None or r[5] in reopened]
+        return rows, await self.timelines(moved)
+
+    async def timelines(self, matter_ids: list[int], details: bool = False) -> list[TimelineRow]:
+        """The events that say where the given matters stood when (arrivals, claims,
+        closes, reopens, missed deadlines, ratings), by matter and in order."""
+        if not matter_ids:
+            return []
+        detail = "e.detail" if details else "NULL"
+        rows = await self._all(
+            f"SELECT e.matter_id, e.at, e.kind, e.tier, e.actor_id IS NULL, {detail} FROM events e "
+            "INDEXED BY events_matter WHERE e.matter_id IN (SELECT value FROM json_each(?)) AND e.kind IN "
+            "('escalated', 'taken_over', 'returned', 'reopened', 'resolved', 'unresolvable', 'referred', "
+            "'cancelled', 'claimed', 'reping', 'rated') ORDER BY e.matter_id, e.id",
+            (json.dumps(matter_ids),),
+        )
+        return [TimelineRow(m, at, kind, tier, bool(sweep), text) for m, at, kind, tier, sweep, text in rows]
+
+    async def ratings_given(self, start: float, end: float) -> list[tuple[str, str | None, float]]:
+        """(unit, the rating's label, when) of every rating given in [start, end): ratings are
+        events, counted when they were given, whatever became of their matter since."""
+        rows = await self._all(
+            "SELECT m.unit_id, e.detail, e.at FROM events e INDEXED BY events_kind_at "
+            "JOIN matters m ON m.id = e.matter_id WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ?",
+            (start, end),
+        )
+        return [(unit_id, detail, at) for unit_id, detail, at in rows]
 
     async def _first_reported_since(self, at: float) -> int:
         """The number of the first matter reported at or after ``at`` (or the next number)."""
@@ -1205,6 +1258,22 @@ class Tx:
             (end, start),
         )
         return [_matter(r) for r in rows]
+
+    async def save_published(self, schedule: str, start: float, end: float, figures: str, now: float) -> None:
+        """A bulletin's figures as published (JSON), once per schedule and period."""
+        await self._conn.execute(
+            "INSERT OR IGNORE INTO published_figures (schedule, period_start, period_end, figures, published_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (schedule, start, end, figures, now),
+        )
+
+    async def published(self, schedule: str, start: float, end: float) -> str | None:
+        """The figures a bulletin of [start, end) published, if one did."""
+        row = await self._one(
+            "SELECT figures FROM published_figures WHERE schedule = ? AND period_start = ? AND period_end = ?",
+            (schedule, start, end),
+        )
+        return None if row is None else str(row[0])
 
     # --- broadcasts (/broadcast) ---------------------------------------------------
     async def insert_broadcast(

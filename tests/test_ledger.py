@@ -66,6 +66,7 @@ async def town_with_matters(bot: Running) -> None:
     await bot.wait_bot(U1_CHAT, "已解决事项 #1")
     async with bot.svc.store.transaction() as tx:  # what the category and rating work will record
         await tx.update_matter(1, category="neighbour", rating="satisfied", rated_at=bot.clock.now())
+        await tx.add_event(1, bot.clock.now(), "rated", actor_id=RESIDENT, tier=3, detail="满意")
         await tx.update_matter(2, category="wages")
         await tx.update_matter(3, category="family", private=1)
     bot.clock.advance(60)

@@ -21,7 +21,7 @@ from bot.tree import Node, Tree
 from escalation.reports import bulletin, ledger
 from escalation.reports.bulletin import WEEK, Bulletin, Period, PeriodFigures
 from escalation.reports.ledger import Ledger
-from escalation.summary import Figures, unit_figures
+from escalation.summary import Figures, facts, unit_figures
 
 CHART_KIND = "chart"
 
@@ -46,13 +46,16 @@ async def period_figures(store: Store, tree: Tree, period: Period, history: bool
     chart's weeks. Weeks that ended by ``now`` are counted once and kept."""
     with gc_paused():
         async with store.read() as tx:
-            facts = await tx.summary_facts(period.prev_start, period.end)
+            rows, events = await tx.summary_matters(period.prev_start, period.end)
+            ratings = await tx.ratings_given(period.prev_start, period.end)
             escalated = await tx.escalated_between(period.start, period.end)
             escalated_before = await tx.escalated_between(period.prev_start, period.start)
+        matters = facts(rows, events)
+        del rows, events
         unit_ids = [u.id for u in tree.units()]
-        current = unit_figures(facts, escalated, unit_ids, period.start, period.end)
-        previous = unit_figures(facts, escalated_before, unit_ids, period.prev_start, period.start)
-        del facts
+        current = unit_figures(matters, escalated, unit_ids, period.start, period.end, ratings)
+        previous = unit_figures(matters, escalated_before, unit_ids, period.prev_start, period.start, ratings)
+        del matters
     known = {}
     if period.end - period.start == WEEK:  # every matter reported in these two weeks is in the facts
         known = {period.end: _reported(current), period.start: _reported(previous)}
