@@ -5,13 +5,20 @@ point, end to end where the point is about what the bot sends."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
+
+from openpyxl import load_workbook
 
 from bot.storage import Matter
 from escalation.policy import State
 from tests.conftest import (
+    C1_CHAT,
     HEAD1,
+    POLICE,
     RESIDENT,
+    STAFF,
+    STATION_CHAT,
     U1_CHAT,
     Running,
     town,
@@ -120,3 +127,69 @@ async def test_last_periods_satisfaction_counts_ratings_given_then(make_bot: Any
         bot.clock.advance(DAY)
         text = await summary(bot, U1_CHAT, RESIDENT)
         assert "群众满意度 100% →（评价 1 件" in text  # compared with the 100% shown the week before
+
+
+# --- moves up, as the README defines them -------------------------------------------------
+async def test_a_station_takeover_reaches_the_station(make_bot: Any) -> None:
+    async with make_bot(long_rating()) as bot:
+        await report(bot, "有人持刀威胁")
+        await do(bot, STATION_CHAT, STAFF, "/takeover 1", "已接手事项 #1")
+        bot.clock.advance(H)
+        text = await summary(bot, STATION_CHAT, STAFF)
+        assert "未结 1 ↑1 · 超期 0" in text  # a takeover is a move up, not a missed deadline
+        assert "上报派出所 1 ↑1" in text
+        assert "#1 蒋母塘村 · 第一村民小组 · 其他 · 在派出所 1小时" in text
+        assert "1. ★★★☆☆ 蒋母塘村 · 第一村民小组" in text  # 大事不出镇: at most three stars
+
+
+async def test_asking_for_help_is_a_move_up_not_overdue_nor_unclaimed(make_bot: Any) -> None:
+    async with make_bot(long_rating()) as bot:
+        await report(bot, "两户因宅基地争执")
+        bot.clock.advance(600)
+        await do(bot, U1_CHAT, HEAD1, "/escalate 1 涉及宅基地，需社区会商", "事项 #1 已提请")
+        text = await summary(bot, STATION_CHAT, STAFF)
+        assert "未结 1 ↑1 · 超期 0" in text
+        assert "上报社区 1 ↑1" in text
+        assert "没有单元让事项无人认领就被上报" in text
+        assert "1. ★★★★★ 蒋母塘村 · 第一村民小组" in text
+
+
+async def test_a_resolve_without_a_claim_is_not_a_claim(make_bot: Any) -> None:
+    async with make_bot(long_rating()) as bot:
+        await report(bot, "楼道灯不亮")
+        bot.clock.advance(1800)
+        await do(bot, U1_CHAT, HEAD1, "/resolve 1 换了灯泡", "已解决事项 #1")
+        await report(bot, "下水道堵了")
+        bot.clock.advance(600)
+        await do(bot, U1_CHAT, HEAD1, "/claim 2", "已认领事项 #2")
+        text = await summary(bot, U1_CHAT, RESIDENT)
+        assert "认领用时中位数 10分" in text  # matter 2 only
+        bot.say(C1_CHAT, POLICE, "/export week")
+        await bot.api.wait_for(lambda: any(m.document_name for m in bot.api.bot_messages(C1_CHAT)))
+        doc = next(m for m in bot.api.bot_messages(C1_CHAT) if m.document_name)
+        rows = list(load_workbook(io.BytesIO(doc.document_bytes or b""))["全部事项"].iter_rows(values_only=True))
+        claimed_at = rows[0].index("认领时间")
+        assert rows[1][0] == 1 and rows[1][claimed_at] is None
+        assert rows[2][0] == 2 and rows[2][claimed_at] is not None
+
+
+async def test_the_station_lists_what_is_there_at_the_end_longest_since_it_last_arrived(make_bot: Any) -> None:
+    async with make_bot(long_rating()) as bot:
+        for text in ("纠纷一", "纠纷二", "纠纷三"):
+            await report(bot, text)
+        await do(bot, STATION_CHAT, STAFF, "/takeover 1", "已接手事项 #1")
+        bot.clock.advance(H)
+        await do(bot, STATION_CHAT, STAFF, "/takeover 2", "已接手事项 #2")
+        await do(bot, STATION_CHAT, STAFF, "/takeover 3", "已接手事项 #3")
+        bot.clock.advance(H / 2)
+        await do(bot, STATION_CHAT, STAFF, "/return 1 请社区先处理", "事项 #1 已退回")
+        await do(bot, STATION_CHAT, STAFF, "/return 3 请社区处理", "事项 #3 已退回")
+        bot.clock.advance(H)
+        await do(bot, STATION_CHAT, STAFF, "/takeover 1", "已接手事项 #1")
+        bot.clock.advance(H)
+        text = await summary(bot, STATION_CHAT, STAFF)
+        assert "已上报派出所仍未解决的事项（2 件" in text
+        second, first = text.index("#2 蒋母塘村"), text.index("#1 蒋母塘村")
+        assert second < first  # #2 has been there 2½ hours; #1 came back an hour ago
+        assert "#1 蒋母塘村 · 第一村民小组 · 其他 · 在派出所 1小时" in text
+        assert "#3 蒋母塘村" not in text  # returned down: not at the station
