@@ -1192,7 +1192,7 @@ class Tx:
             f"SELECT e.matter_id, e.at, e.kind, e.tier, e.actor_id IS NULL, {detail} FROM events e "
             "INDEXED BY events_matter WHERE e.matter_id IN (SELECT value FROM json_each(?)) AND e.kind IN "
             "('escalated', 'taken_over', 'returned', 'reopened', 'resolved', 'unresolvable', 'referred', "
-            "'cancelled', 'claimed', 'reping', 'rated') ORDER BY e.matter_id, e.id",
+            "'cancelled', 'claimed', 'released', 'reping', 'rated') ORDER BY e.matter_id, e.id",
             (json.dumps(matter_ids),),
         )
         return [TimelineRow(m, at, kind, tier, bool(sweep), text) for m, at, kind, tier, sweep, text in rows]

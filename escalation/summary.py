@@ -111,6 +111,26 @@ class Figures:
         self.at_station += other.at_station
 
 
+def shown(fig: Figures) -> dict[str, Any]:
+    """What a bulletin shows of a node's figures, to keep as published (JSON-able)."""
+    return {"new": fig.new, "resolved": fig.resolved, "open": fig.open, "overdue": fig.overdue,
+            "escalated": fig.escalated, "to_community": fig.to_community, "to_station": fig.to_station,
+            "resolved_in_unit": fig.resolved_in_unit, "unclaimed_up": fig.unclaimed_up,
+            "median_claim": fig.median_claim, "median_resolve": fig.median_resolve,
+            "ratings": fig.ratings, "categories": fig.categories}
+
+
+def from_shown(data: dict[str, Any]) -> Figures:
+    """Published figures back as Figures (each median as the one time it was)."""
+    fig = Figures(**{k: data.get(k, 0) for k in ("new", "resolved", "open", "overdue", "escalated", "to_community",
+                                                  "to_station", "resolved_in_unit", "unclaimed_up")})
+    fig.claim_times = [data["median_claim"]] if data.get("median_claim") is not None else []
+    fig.resolve_times = [data["median_resolve"]] if data.get("median_resolve") is not None else []
+    fig.ratings = dict(data.get("ratings") or {})
+    fig.categories = dict(data.get("categories") or {})
+    return fig
+
+
 @dataclass(frozen=True, slots=True)
 class AtStation:
     """A matter still open at the end of the period that had gone up to the station."""

@@ -78,4 +78,5 @@ async def _send(store: Store, tree: Tree, langs: Languages, schedule: str, fire:
         if not await tx.mark_schedule(schedule, key, now):
             return False  # another sweep got there first
         await service.enqueue(tx, tree, langs, items, period, f"{schedule}:{key}", now)
+        await service.publish(tx, tree, figures, period, now)
     return True

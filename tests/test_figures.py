@@ -6,6 +6,7 @@ point, end to end where the point is about what the bot sends."""
 from __future__ import annotations
 
 import io
+from datetime import datetime
 from typing import Any
 
 from openpyxl import load_workbook
@@ -19,6 +20,7 @@ from tests.conftest import (
     RESIDENT,
     STAFF,
     STATION_CHAT,
+    TZ,
     U1_CHAT,
     Running,
     town,
@@ -26,6 +28,7 @@ from tests.conftest import (
 
 H = 3600.0
 DAY = 24 * H
+MONDAY_9 = datetime(2026, 11, 30, 9, 0, tzinfo=TZ).timestamp()  # the first weekly bulletin after START
 
 
 def long_rating(**overrides: Any) -> dict[str, Any]:
@@ -193,3 +196,54 @@ async def test_the_station_lists_what_is_there_at_the_end_longest_since_it_last_
         assert second < first  # #2 has been there 2½ hours; #1 came back an hour ago
         assert "#1 蒋母塘村 · 第一村民小组 · 其他 · 在派出所 1小时" in text
         assert "#3 蒋母塘村" not in text  # returned down: not at the station
+
+
+# --- history does not change ----------------------------------------------------------------
+async def weekly(bot: Running, monday_9: float, chat: int = U1_CHAT) -> str:
+    """The weekly bulletin that goes out at ``monday_9``."""
+    before = bot.count_bot(chat, "周报")
+    bot.clock.set(monday_9 + 60)
+    await bot.api.wait_for(lambda: bot.count_bot(chat, "周报") > before)
+    return [m.text for m in bot.api.bot_messages(chat) if "周报" in (m.text or "")][-1]
+
+
+async def test_a_reopen_does_not_rewrite_the_week_it_was_resolved_in(make_bot: Any) -> None:
+    async with make_bot(long_rating()) as bot:
+        await report(bot, "噪音扰民")
+        bot.clock.advance(H)
+        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已劝导", "已解决事项 #1")
+        first = await weekly(bot, MONDAY_9)
+        assert "新增 1 ↑1 · 解决 1 ↑1 · 未结 0 · 超期 0" in first
+        bot.clock.advance(DAY)
+        await do(bot, U1_CHAT, HEAD1, "/reopen 1 又开始了", "事项 #1 已重新打开")
+        second = await weekly(bot, MONDAY_9 + 7 * DAY)
+        # The week before resolved one and left none open, as it said; a reopen does not undo that.
+        assert "新增 0 ↓1 · 解决 0 ↓1 · 未结 1 ↑1 · 超期 0" in second
+        # That week's ledger, exported now, agrees with its bulletin; the last column says where it stands now.
+        bot.say(C1_CHAT, POLICE, "/export 2026-11-23 2026-11-29")
+        await bot.api.wait_for(lambda: any(m.document_name for m in bot.api.bot_messages(C1_CHAT)))
+        doc = next(m for m in bot.api.bot_messages(C1_CHAT) if m.document_name)
+        book = load_workbook(io.BytesIO(doc.document_bytes or b""))
+        rows = list(book["全部事项"].iter_rows(values_only=True))
+        header = list(rows[0])
+        assert header[-1] == "当前状态"
+        assert rows[1][header.index("状态")] == "已解决" and rows[1][header.index("解决时间")] is not None
+        assert rows[1][header.index("处理结果")] == "已劝导"
+        assert rows[1][-1] == "待认领"
+        summary_rows = list(book["汇总"].iter_rows(values_only=True))
+        assert summary_rows[1][:6] == ("蒋母塘村", "第一村民小组", "★★★★★", 1, 1, 0)
+
+
+async def test_the_next_week_is_compared_with_what_was_published(make_bot: Any) -> None:
+    async with make_bot(long_rating()) as bot:
+        await report(bot, "有人在楼道吵架")  # open, 其他, when the week's bulletin goes out
+        first = await weekly(bot, MONDAY_9)
+        assert "分类：其他 1 ↑1" in first
+        card = await bot.wait_bot(U1_CHAT, "事项 #1")
+        bot.api.press_button(U1_CHAT, bot.user(HEAD1), card.message_id, "v1:cat:1:neighbour")  # later
+        await bot.api.wait_for(lambda: (bot.api.callback_answers or [{}])[-1] != {})
+        await bot.settle()
+        await report(bot, "车辆乱停")
+        second = await weekly(bot, MONDAY_9 + 7 * DAY)
+        # The week before showed 其他 1: the arrow compares with that, not with a recount.
+        assert "分类：其他 1 →" in second

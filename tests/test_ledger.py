@@ -48,7 +48,7 @@ def calm_town() -> dict[str, Any]:
 
 
 HEADER = ["编号", "单元", "社区", "类别", "报告人", "上报时间", "认领时间", "解决时间", "最高层级", "状态", "满意度",
-          "处理结果"]
+          "处理结果", "当前状态"]
 
 
 async def town_with_matters(bot: Running) -> None:
@@ -98,7 +98,7 @@ async def test_export_sends_an_xlsx_ledger_of_the_leaders_community(make_bot: An
         assert first[1:5] == ("第一村民小组", "蒋母塘村", "邻里纠纷", "王芳")
         assert first[5] == local(START) and isinstance(first[5], datetime)  # real datetimes, local time
         assert first[6] == local(START + 4 * 600) and first[7] == local(START + 4 * 600 + H)
-        assert first[8:] == ("单元", "已解决", "满意", "已上门协调，杂物清走")
+        assert first[8:] == ("单元", "已解决", "满意", "已上门协调，杂物清走", "已解决")
         assert rows[3][4] == "（保密）"  # a private report does not name its reporter in a group
         assert rows[2][6] is None and rows[2][9] == "待认领"
         assert matters.cell(row=2, column=6).number_format == ledger.DATE_FORMAT

@@ -376,4 +376,6 @@ MESSAGES: dict[str, str] = {
     "esc.cancel_wish": "✋ <b>The reporter wishes to withdraw matter #{id}</b>; {tier} decides whether to close it",
     "event.cancel_wish": "the reporter wishes to withdraw it",
     "list.suspended": " (suspended until {until})",
+    # --- figures (issue 12) ---
+    "ledger.col.current_state": "Current state",
 }

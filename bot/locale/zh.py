@@ -384,4 +384,6 @@ MESSAGES: dict[str, str] = {
     "esc.cancel_wish": "✋ <b>报告人希望撤回事项 #{id}</b>，请{tier}决定是否办结",
     "event.cancel_wish": "报告人希望撤回",
     "list.suspended": "（挂起至 {until}）",
+    # --- figures (issue 12) ---
+    "ledger.col.current_state": "当前状态",
 }

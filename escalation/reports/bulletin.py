@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from bot.i18n import Texts
 from bot.tree import COMMUNITY, STATION, Node, Tree
+from escalation import summary
 from escalation.reports import stars as star_rating
 from escalation.summary import Figures, rank, split_message
 
@@ -79,6 +80,8 @@ class PeriodFigures:
     current: dict[str, Figures]
     previous: dict[str, Figures]
     history: list[list[Any]] = field(default_factory=list)
+    # node → the figures the bulletin of the period before published: what is compared with
+    published: dict[str, Figures] | None = None
     _totals: dict[tuple[str, bool], Figures] = field(default_factory=dict, repr=False)
     _stars: dict[str, int | None] = field(default_factory=dict, repr=False)
     _by_node: dict[str, dict[str, list[int]]] | None = field(default=None, repr=False)
@@ -86,6 +89,8 @@ class PeriodFigures:
     def total(self, tree: Tree, node_id: str, previous: bool = False) -> Figures:
         """A node's figures (its units' summed), computed once."""
         key = (node_id, previous)
+        if previous and self.published is not None:
+            return self.published.get(node_id) or Figures()
         if key not in self._totals:
             units = self.previous if previous else self.current
             node = tree.nodes[node_id]
@@ -97,6 +102,10 @@ class PeriodFigures:
             else:
                 self._totals[key] = units[node_id]
         return self._totals[key]
+
+    def shown(self, tree: Tree) -> dict[str, Any]:
+        """Every node's figures as a bulletin of this period shows them, to keep as published."""
+        return {node_id: summary.shown(self.total(tree, node_id)) for node_id in tree.nodes}
 
     def stars(self, unit_id: str) -> int | None:
         if unit_id not in self._stars:
@@ -275,7 +284,7 @@ def _ranking(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, with_communi
         if count is None:
             lines.append(t("bulletin.unit_row_empty", rank=f"{place}. ", unit=label))
             continue
-        prev = figs.previous[unit_id]
+        prev = figs.total(tree, unit_id, previous=True)
         lines.append(t("bulletin.unit_row", rank=f"{place}. ", stars=star_rating.show(count), unit=label,
                        new=fig.new, resolved=fig.resolved, open=fig.open, overdue=fig.overdue,
                        in_unit=rate_with_change(fig.in_unit_rate, prev.in_unit_rate, t)))

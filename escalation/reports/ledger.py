@@ -7,23 +7,25 @@ is named on the summary sheet). The CSV is the all-matters sheet in UTF-8 with a
 Excel opens the Chinese correctly. Pure functions: rows in, bytes out.
 
 A matter is in the ledger of [start, end) if it existed then: reported before the end and
-not resolved before the start.
+not resolved before the start. Each is shown as it stood at the end (from its timeline),
+so the ledger agrees with the period's bulletin; a last column gives its state now.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from bot.i18n import Texts
-from bot.storage import Matter
-from bot.tree import Node, Tree
+from bot.storage import Matter, TimelineRow
+from bot.tree import UNIT, Node, Tree
+from escalation.policy import State
 from escalation.reports import stars as star_rating
 from escalation.reports.bulletin import PeriodFigures, category_name
-from escalation.summary import Figures, rollup
+from escalation.summary import ARRIVALS, CLOSING, Figures, rating_key, rollup
 
 DATE_FORMAT = "yyyy-mm-dd hh:mm"
 MAX_SHEET_NAME = 31  # Excel's limit
@@ -34,7 +36,7 @@ MATTER_COLUMNS = [
     ("ledger.col.id", 8), ("ledger.col.unit", 20), ("ledger.col.community", 16), ("ledger.col.category", 12),
     ("ledger.col.reporter", 14), ("ledger.col.reported_at", 17), ("ledger.col.claimed_at", 17),
     ("ledger.col.resolved_at", 17), ("ledger.col.top_tier", 10), ("ledger.col.state", 10),
-    ("ledger.col.rating", 10), ("ledger.col.resolution", 50),
+    ("ledger.col.rating", 10), ("ledger.col.resolution", 50), ("ledger.col.current_state", 10),
 ]
 DATE_COLUMNS = {5, 6, 7}  # reported, claimed, resolved
 SUMMARY_COLUMNS = [
@@ -51,8 +53,49 @@ class Ledger:
     node: Node
     start: float
     end: float
-    matters: list[Matter]  # under the node, in the period, by number
+    matters: list[Matter]  # under the node, in the period, by number, as they stood at its end
     figures: PeriodFigures
+    current: dict[int, str] = field(default_factory=dict)  # matter → its state as of the export
+
+
+def as_of(matters: list[Matter], timelines: list[TimelineRow], end: float) -> list[Matter]:
+    """Each matter as it stood at ``end`` (from its timeline), so a period's ledger agrees
+    with that period's bulletin whatever happened since; its state now is kept apart."""
+    by_matter: dict[int, list[TimelineRow]] = {}
+    for event in timelines:
+        by_matter.setdefault(event.matter_id, []).append(event)
+    return [_as_of(m, by_matter.get(m.id, []), end) for m in matters]
+
+
+def _as_of(m: Matter, events: list[TimelineRow], end: float) -> Matter:
+    state, claimed, top, rating = State.OPEN, False, UNIT, None
+    closed_at: float | None = None
+    text: str | None = None
+    for e in events:
+        if e.at >= end:
+            break
+        if e.kind in CLOSING:
+            state, closed_at, text = State(e.kind), e.at, e.detail
+        elif e.kind == "reopened":
+            state, closed_at, text, claimed = State.OPEN, None, None, False
+        elif e.kind in ("claimed", "taken_over"):
+            claimed = True
+        elif e.kind in ("released", "escalated", "returned"):
+            claimed = False
+        elif e.kind == "rated":
+            rating = rating_key(e.detail) or rating
+        if e.kind in ARRIVALS and e.tier is not None:
+            top = min(top, e.tier)
+    if not events:  # no timeline kept (a matter written straight to the database): as it stands
+        return m
+    if state == State.OPEN and claimed:
+        state = State.CLAIMED
+    first_claim = m.first_claimed_at if m.first_claimed_at is not None and m.first_claimed_at < end else None
+    resolved = state == State.RESOLVED
+    return replace(m, state=state, first_claimed_at=first_claim, resolved_at=closed_at if resolved else None,
+                   top_tier=top, rating=rating, resolution=text if resolved else None,
+                   close_reason=text if closed_at is not None and not resolved else None,
+                   closed_at=closed_at)
 
 
 def select(matters: list[Matter], tree: Tree, node: Node) -> list[Matter]:
@@ -67,7 +110,9 @@ def _local(ts: float | None, t: Texts) -> datetime | None:
     return datetime.fromtimestamp(ts, t.tz).replace(tzinfo=None, microsecond=0)
 
 
-def matter_row(m: Matter, tree: Tree, t: Texts) -> list[Any]:
+def matter_row(m: Matter, tree: Tree, t: Texts, current: str | None = None) -> list[Any]:
+    """A matter's row as it stood at the period's end; the last column, ``current``, is its
+    state as of the export."""
     unit = tree.nodes.get(m.unit_id)
     community = tree.nodes.get(unit.parent_id or "") if unit else None
     return [
@@ -82,7 +127,8 @@ def matter_row(m: Matter, tree: Tree, t: Texts) -> list[Any]:
         t(f"ledger.tier.{m.top_tier}"),
         t(f"ledger.state.{m.state}"),
         t(f"ledger.rating.{m.rating}") if m.rating else "",
-        m.resolution or "",
+        m.resolution or m.close_reason or "",  # what was done; for 无法解决 / 转交, the reason given
+        t(f"ledger.state.{current or m.state}"),
     ]
 
 
@@ -161,7 +207,7 @@ def to_xlsx(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
     ws.append([t("ledger.summary_period", start=t.time(ledger.start), end=t.time(ledger.end), tz=t.tz.key)])
 
     date_formats = dict.fromkeys(DATE_COLUMNS, DATE_FORMAT)
-    rows = [matter_row(m, tree, t) for m in ledger.matters]
+    rows = [matter_row(m, tree, t, ledger.current.get(m.id)) for m in ledger.matters]
     ws = sheet(t("ledger.sheet_all"), MATTER_COLUMNS)
     for row in rows:
         ws.append(styled(ws, row, date_formats))
@@ -183,7 +229,7 @@ def to_csv(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
     writer = csv.writer(out)
     writer.writerow([t(key) for key, _ in MATTER_COLUMNS])
     for m in ledger.matters:
-        row = matter_row(m, tree, t)
+        row = matter_row(m, tree, t, ledger.current.get(m.id))
         writer.writerow([v.strftime("%Y-%m-%d %H:%M") if isinstance(v, datetime) else v for v in row])
     return out.getvalue().encode("utf-8-sig")
 

@@ -21,7 +21,7 @@ from bot.tree import Node, Tree
 from escalation.reports import bulletin, ledger
 from escalation.reports.bulletin import WEEK, Bulletin, Period, PeriodFigures
 from escalation.reports.ledger import Ledger
-from escalation.summary import Figures, facts, unit_figures
+from escalation.summary import Figures, facts, from_shown, unit_figures
 
 CHART_KIND = "chart"
 
@@ -59,7 +59,28 @@ async def period_figures(store: Store, tree: Tree, period: Period, history: bool
     known = {}
     if period.end - period.start == WEEK:  # every matter reported in these two weeks is in the facts
         known = {period.end: _reported(current), period.start: _reported(previous)}
-    return PeriodFigures(current, previous, await chart_history(store, period, now, known) if history else [])
+    figures = PeriodFigures(current, previous, await chart_history(store, period, now, known) if history else [])
+    figures.published = await published(store, period)
+    return figures
+
+
+async def published(store: Store, period: Period) -> dict[str, Figures] | None:
+    """What the bulletin of the period before published, node by node: an arrow compares two
+    numbers someone was shown. None where none was (then the period before is recomputed
+    from the timeline as it stood at its end)."""
+    if period.kind not in (bulletin.Kind.WEEKLY, bulletin.Kind.MONTHLY):
+        return None
+    async with store.read() as tx:
+        data = await tx.published(period.kind, period.prev_start, period.start)
+    if data is None:
+        return None
+    return {node_id: from_shown(shown) for node_id, shown in json.loads(data).items()}
+
+
+async def publish(tx: Tx, tree: Tree, figures: PeriodFigures, period: Period, now: float) -> None:
+    """Keep what this period's bulletins show, for the next period to compare with."""
+    data = json.dumps(figures.shown(tree), ensure_ascii=False, separators=(",", ":"))
+    await tx.save_published(period.kind, period.start, period.end, data, now)
 
 
 def _reported(units: dict[str, Figures]) -> list[Any]:
@@ -117,10 +138,11 @@ async def enqueue(tx: Tx, tree: Tree, langs: Languages, items: list[Bulletin], p
 async def load_ledger(store: Store, tree: Tree, node: Node, start: float, end: float) -> Ledger:
     """The ledger of ``node`` for [start, end): its matters and its units' figures."""
     async with store.read() as tx:
-        matters = await tx.ledger_matters(start, end)
+        matters = ledger.select(await tx.ledger_matters(start, end), tree, node)
+        timelines = await tx.timelines([m.id for m in matters], details=True)
     period = Period("ledger", start, end, start - (end - start))
     figures = await period_figures(store, tree, period, history=False)
-    return Ledger(node, start, end, ledger.select(matters, tree, node), figures)
+    return Ledger(node, start, end, ledger.as_of(matters, timelines, end), figures, {m.id: m.state for m in matters})
 
 
 async def export_file(config: Config, node_id: str, start: float, end: float, csv: bool) -> tuple[bytes, int]:
