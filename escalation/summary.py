@@ -27,6 +27,7 @@ reopen or move never changes a period that is over):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from statistics import median
 from typing import Any
 
@@ -293,6 +294,18 @@ def unit_figures(
         if fig is not None and key is not None and start <= at < end:
             fig.ratings[key] = fig.ratings.get(key, 0) + 1
     return out
+
+
+def half_up(value: float, digits: int = 0) -> float:
+    """Rounded half up (四舍五入), the one rule for every figure shown: 12.5 → 13, 2.25 → 2.3.
+    (Python's round() rounds half to even.) A float's binary noise is rounded away first."""
+    quantum = Decimal(1).scaleb(-digits)
+    return float(Decimal(repr(round(value, 9))).quantize(quantum, rounding=ROUND_HALF_UP))
+
+
+def percent(rate: float) -> int:
+    """A share as the whole percent shown."""
+    return int(half_up(rate * 100))
 
 
 def rollup(tree: Tree, node_id: str, units: dict[str, Figures]) -> Figures:

@@ -48,7 +48,8 @@ async def send_due(
     fire = last_fire(trigger, now)
     if fire is None or now - fire > CATCH_UP or fire < since:
         return False
-    return await _send(store, tree, langs, SCHEDULE, fire, bulletin.weekly_period(fire), now)
+    period = bulletin.weekly_period(fire, tz=langs.get(None).tz)
+    return await _send(store, tree, langs, SCHEDULE, fire, period, now)
 
 
 async def send_monthly_due(

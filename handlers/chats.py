@@ -105,7 +105,7 @@ async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     svc = services(context)
     node = chat_node(update, context)
     assert node is not None
-    period = bulletin.weekly_period(svc.clock.now(), kind=bulletin.Kind.RECENT)
+    period = bulletin.weekly_period(svc.clock.now(), kind=bulletin.Kind.RECENT, tz=svc.config.tz)
     figures = await service.period_figures(svc.store, svc.tree, period, history=False)
     for text in bulletin.render(node, svc.tree, figures, texts_for(update, context), period):
         await reply(update, text)

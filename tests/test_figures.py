@@ -8,11 +8,16 @@ from __future__ import annotations
 import io
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from openpyxl import load_workbook
 
+from bot.clock import ManualClock
+from bot.i18n import Texts
 from bot.storage import Matter
 from escalation.policy import State
+from escalation.reports import bulletin, ledger
+from escalation.summary import Figures, half_up
 from tests.conftest import (
     C1_CHAT,
     HEAD1,
@@ -247,3 +252,53 @@ async def test_the_next_week_is_compared_with_what_was_published(make_bot: Any) 
         second = await weekly(bot, MONDAY_9 + 7 * DAY)
         # The week before showed 其他 1: the arrow compares with that, not with a recount.
         assert "分类：其他 1 →" in second
+
+
+# --- edge cases and display -------------------------------------------------------------------
+async def test_a_unit_whose_matters_were_all_referred_shows_its_counts_and_why_no_stars(make_bot: Any) -> None:
+    async with make_bot(long_rating()) as bot:
+        await report(bot, "拖欠工资三个月")
+        await do(bot, U1_CHAT, HEAD1, "/refer 1 已转交劳动监察大队", "#1")
+        community = await summary(bot, C1_CHAT, POLICE)
+        why = "（本期事项均已撤回、转交或无法解决，不评星）"
+        assert f"— 第一村民小组：新增 1 / 解决 0 / 未结 0 / 超期 0{why}" in community
+        assert "第二村民小组：本期无事项" in community
+        unit = await summary(bot, U1_CHAT, RESIDENT)
+        assert f"本期评星：—{why}" in unit
+        # The ledger's 处理结果 of a 转交 is the reason given.
+        bot.say(C1_CHAT, POLICE, "/export week")
+        await bot.api.wait_for(lambda: any(m.document_name for m in bot.api.bot_messages(C1_CHAT)))
+        doc = next(m for m in bot.api.bot_messages(C1_CHAT) if m.document_name)
+        rows = list(load_workbook(io.BytesIO(doc.document_bytes or b""))["全部事项"].iter_rows(values_only=True))
+        assert rows[1][rows[0].index("处理结果")] == "已转交劳动监察大队"
+
+
+async def test_an_unknown_category_key_is_shown_as_it_is(make_bot: Any) -> None:
+    async with make_bot(long_rating()) as bot:
+        await report(bot, "狗在小区里咬人")
+        async with bot.svc.store.transaction() as tx:  # its category was since removed from config.yaml
+            await tx.update_matter(1, category="pets", category_set=1)
+        text = await summary(bot, U1_CHAT, RESIDENT)
+        assert "分类：pets 1 ↑1" in text
+
+
+def test_one_rounding_rule_half_up_and_arrows_from_the_values_shown() -> None:
+    t = Texts("zh", TZ)
+    assert bulletin.rate_with_change(0.125, None, t) == "13%"  # 12.5% → 13%, not 12%
+    assert bulletin.rate_with_change(0.125, 0.115, t) == "13% ↑1个百分点"  # 13% shown against 12% shown
+    assert bulletin.rate_with_change(0.565, 0.5, t) == "57% ↑7个百分点"
+    assert half_up(2.25, 1) == 2.3  # a community's average stars
+    assert ledger.summary_row("c", "u", "", Figures(resolved=8, resolved_in_unit=1))[9] == 0.13  # the ledger too
+
+
+async def test_weeks_are_calendar_weeks_in_the_configured_zone(make_bot: Any) -> None:
+    berlin = ZoneInfo("Europe/Berlin")  # summer time ends on Sunday 25 October 2026
+    raw = long_rating(timezone="Europe/Berlin")
+    start = datetime(2026, 10, 19, 9, 30, tzinfo=berlin).timestamp()  # Monday, half an hour into the week
+    async with make_bot(raw, clock=ManualClock(start)) as bot:
+        await report(bot, "邻居装修噪音")
+        text = await weekly(bot, datetime(2026, 10, 26, 9, 0, tzinfo=berlin).timestamp())
+        assert "（10-19 09:00 至 10-26 09:00）" in text
+        assert "新增 1 ↑1" in text
+    period = bulletin.weekly_period(datetime(2026, 10, 26, 9, 0, tzinfo=berlin).timestamp(), tz=berlin)
+    assert period.end - period.start == 7 * DAY + H  # the week with the extra hour

@@ -378,4 +378,10 @@ MESSAGES: dict[str, str] = {
     "list.suspended": " (suspended until {until})",
     # --- figures (issue 12) ---
     "ledger.col.current_state": "Current state",
+    "bulletin.unit_row_closed": "{rank}— {unit}: new {new} / resolved {resolved} / open {open} / overdue {overdue} (every matter this period was withdrawn, referred or closed unresolved: no stars)",
+    "bulletin.stars_closed": "— (every matter this period was withdrawn, referred or closed unresolved: no stars)",
+    # (the ledger's state labels the closed states need; the ledger helper may add the same)
+    "ledger.state.unresolvable": "unresolvable",
+    "ledger.state.referred": "referred",
+    "ledger.state.cancelled": "withdrawn",
 }

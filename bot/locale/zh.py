@@ -386,4 +386,10 @@ MESSAGES: dict[str, str] = {
     "list.suspended": "（挂起至 {until}）",
     # --- figures (issue 12) ---
     "ledger.col.current_state": "当前状态",
+    "bulletin.unit_row_closed": "{rank}— {unit}：新增 {new} / 解决 {resolved} / 未结 {open} / 超期 {overdue}（本期事项均已撤回、转交或无法解决，不评星）",
+    "bulletin.stars_closed": "—（本期事项均已撤回、转交或无法解决，不评星）",
+    # (the ledger's state labels the closed states need; the ledger helper may add the same)
+    "ledger.state.unresolvable": "无法解决",
+    "ledger.state.referred": "已转交",
+    "ledger.state.cancelled": "已撤回",
 }

@@ -25,7 +25,7 @@ from bot.tree import UNIT, Node, Tree
 from escalation.policy import State
 from escalation.reports import stars as star_rating
 from escalation.reports.bulletin import PeriodFigures, category_name
-from escalation.summary import ARRIVALS, CLOSING, Figures, rating_key, rollup
+from escalation.summary import ARRIVALS, CLOSING, Figures, half_up, percent, rating_key, rollup
 
 DATE_FORMAT = "yyyy-mm-dd hh:mm"
 MAX_SHEET_NAME = 31  # Excel's limit
@@ -133,13 +133,18 @@ def matter_row(m: Matter, tree: Tree, t: Texts, current: str | None = None) -> l
 
 
 def _hours(seconds: float | None) -> float | None:
-    return round(seconds / 3600, 1) if seconds is not None else None
+    return half_up(seconds / 3600, 1) if seconds is not None else None
 
 
 def summary_row(community: str, unit: str, stars: str, fig: Figures) -> list[Any]:
     return [community, unit, stars, fig.new, fig.resolved, fig.open, fig.overdue, fig.to_community,
-            fig.to_station, fig.in_unit_rate, fig.satisfaction, _hours(fig.median_claim),
+            fig.to_station, _share(fig.in_unit_rate), _share(fig.satisfaction), _hours(fig.median_claim),
             _hours(fig.median_resolve)]
+
+
+def _share(rate: float | None) -> float | None:
+    """A rate as the whole percent the bulletin shows (rounded half up), for Excel's 0%."""
+    return percent(rate) / 100 if rate is not None else None
 
 
 def summary_rows(ledger: Ledger, tree: Tree, t: Texts) -> list[list[Any]]:

@@ -19,7 +19,7 @@ from bot.i18n import Languages, Texts
 from bot.storage import Store, Tx
 from bot.tree import Node, Tree
 from escalation.reports import bulletin, ledger
-from escalation.reports.bulletin import WEEK, Bulletin, Period, PeriodFigures
+from escalation.reports.bulletin import Bulletin, Period, PeriodFigures
 from escalation.reports.ledger import Ledger
 from escalation.summary import Figures, facts, from_shown, unit_figures
 
@@ -57,7 +57,8 @@ async def period_figures(store: Store, tree: Tree, period: Period, history: bool
         previous = unit_figures(matters, escalated_before, unit_ids, period.prev_start, period.start, ratings)
         del matters
     known = {}
-    if period.end - period.start == WEEK:  # every matter reported in these two weeks is in the facts
+    if period.kind != bulletin.Kind.MONTHLY and period.start == period.week_start(period.end):
+        # a week: every matter reported in it and the week before is in the facts
         known = {period.end: _reported(current), period.start: _reported(previous)}
     figures = PeriodFigures(current, previous, await chart_history(store, period, now, known) if history else [])
     figures.published = await published(store, period)
@@ -100,7 +101,7 @@ async def chart_history(
             counts = (known or {}).get(week_end)
             if counts is None:
                 async with store.read() as tx:
-                    counts = list(await tx.count_week(week_end - WEEK, week_end))
+                    counts = list(await tx.count_week(period.week_start(week_end), week_end))
             if now is not None and week_end <= now:  # a week that is over never changes
                 async with store.transaction() as tx:
                     await tx.save_week_counts(week_end, counts)
