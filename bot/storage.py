@@ -1155,14 +1155,14 @@ class Tx:
         )
 
     # --- summaries ---------------------------------------------------------------
-    async def summary_matters(self, start: float, end: float) -> tuple[list[tuple[Any, ...]], list[TimelineRow]]:
+    async def summary_matters(self, start: float, end: float) -> tuple[list[Any], list[TimelineRow]]:
         """Matters that existed at some point in [start, end): created before the end and
-        not closed for good before the start, as rows (unit_id, created_at,
-        first_claimed_at, resolved_at, escalated_at, id, category, top_tier, closed_at,
-        state); and the timeline of those that ever went above their unit or were reopened
-        since ``start`` (their columns alone cannot say where they stood when)."""
+        not closed for good before the start, as SummaryFacts rows from their columns (with
+        ``escalated_at`` in place of the first missed deadline); and the timeline of those
+        that ever went above their unit or were reopened since ``start`` (their columns
+        alone cannot say where they stood when: escalation.summary.facts replays them)."""
         columns = ("m.unit_id, m.created_at, m.first_claimed_at, m.resolved_at, m.escalated_at, m.id, "
-                   "m.category, m.top_tier, m.closed_at, m.state")
+                   "m.category, m.top_tier, NULL, NULL, NULL, m.closed_at, NULL, NULL, NULL")
         # Matters are numbered in the order they are reported: those reported since the
         # start are read in one sequential pass; older ones (closed since the start, or
         # still open) through the closed_at index. Each part applies the whole condition,

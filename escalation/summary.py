@@ -149,21 +149,21 @@ MOVES = frozenset(("escalated", "taken_over", "returned", "reopened"))  # events
 MISSED = frozenset(("escalated", "reping"))  # written by the sweep: a deadline passed
 
 
-def facts(rows: list[tuple[Any, ...]], events: list[TimelineRow]) -> list[SummaryFacts]:
-    """Each matter's history (see bot/storage.py summary_matters): from its columns when it
-    never left its unit and was not reopened, else replayed from its timeline."""
+def facts(rows: list[Any], events: list[TimelineRow]) -> list[SummaryFacts]:
+    """Each matter's history (rows as bot/storage.py summary_matters gives them): as read
+    from its columns when it never left its unit and was not reopened (then the row has no
+    missed deadline either), else replayed from its timeline. Rows stay plain tuples: a big
+    town's week is a quarter of a million of them."""
     timelines: dict[int, list[TimelineRow]] = {}
     for event in events:
         timelines.setdefault(event.matter_id, []).append(event)
-    out = []
-    for row in rows:
-        unit_id, created, claimed, resolved, _, matter_id, category, top_tier, closed, _ = row
-        timeline = timelines.get(matter_id)
-        if timeline is None:
-            out.append(SummaryFacts(unit_id, created, claimed, resolved, None, matter_id, category, top_tier,
-                                    closed_at=closed))
-        else:
-            out.append(replay(unit_id, created, claimed, matter_id, category, timeline))
+    if not timelines:
+        return rows
+    out = list(rows)
+    for index, row in enumerate(out):
+        timeline = timelines.get(row[5])
+        if timeline is not None:
+            out[index] = replay(row[0], row[1], row[2], row[5], row[6], timeline)
     return out
 
 
