@@ -43,6 +43,7 @@ current_update: ContextVar[int | None] = ContextVar("current_update", default=No
 
 MIN_SQLITE = (3, 35)  # INSERT … RETURNING
 ROWS_PER_INSERT = 200  # rows in one INSERT: well within SQLite's limit on parameters
+IDS_PER_QUERY = 5000  # numbers in one "id IN (…)": within SQLite's limit of 32,766 parameters
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: list[str] = [
@@ -1183,29 +1184,42 @@ class Tx:
         return rows, await self.timelines(moved)
 
     async def timelines(self, matter_ids: list[int], details: bool = False) -> list[TimelineRow]:
-        """The events that say where the given matters stood when (arrivals, claims,
-        closes, reopens, missed deadlines, ratings), by matter and in order."""
-        if not matter_ids:
-            return []
+        """The events that say where the given matters stood when, by matter and in order:
+        arrivals, closes, reopens and missed deadlines; with ``details`` (the ledger) also
+        claims, releases and ratings, and each event's text."""
+        kinds = "'escalated', 'taken_over', 'returned', 'reopened', 'resolved', 'unresolvable', 'referred', " \
+                "'cancelled', 'reping'" + (", 'claimed', 'released', 'rated'" if details else "")
         detail = "e.detail" if details else "NULL"
-        rows = await self._all(
-            f"SELECT e.matter_id, e.at, e.kind, e.tier, e.actor_id IS NULL, {detail} FROM events e "
-            "INDEXED BY events_matter WHERE e.matter_id IN (SELECT value FROM json_each(?)) AND e.kind IN "
-            "('escalated', 'taken_over', 'returned', 'reopened', 'resolved', 'unresolvable', 'referred', "
-            "'cancelled', 'claimed', 'released', 'reping', 'rated') ORDER BY e.matter_id, e.id",
-            (json.dumps(matter_ids),),
-        )
+        rows: list[Any] = []
+        for start in range(0, len(matter_ids), IDS_PER_QUERY):
+            chunk = matter_ids[start : start + IDS_PER_QUERY]
+            rows += await self._all(
+                f"SELECT e.matter_id, e.at, e.kind, e.tier, e.actor_id IS NULL, {detail} FROM events e "
+                f"INDEXED BY events_matter WHERE e.matter_id IN ({', '.join('?' for _ in chunk)}) "
+                f"AND e.kind IN ({kinds}) ORDER BY e.matter_id, e.id",
+                chunk,
+            )
         return [TimelineRow(m, at, kind, tier, bool(sweep), text) for m, at, kind, tier, sweep, text in rows]
 
-    async def ratings_given(self, start: float, end: float) -> list[tuple[str, str | None, float]]:
-        """(unit, the rating's label, when) of every rating given in [start, end): ratings are
-        events, counted when they were given, whatever became of their matter since."""
-        rows = await self._all(
-            "SELECT m.unit_id, e.detail, e.at FROM events e INDEXED BY events_kind_at "
-            "JOIN matters m ON m.id = e.matter_id WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ?",
+    async def ratings_given(self, start: float, end: float) -> list[tuple[int, str | None, float]]:
+        """(matter, the rating's label, when) of every rating given in [start, end): ratings
+        are events, counted when they were given, whatever became of their matter since."""
+        return await self._all(
+            "SELECT e.matter_id, e.detail, e.at FROM events e INDEXED BY events_kind_at "
+            "WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ?",
             (start, end),
         )
-        return [(unit_id, detail, at) for unit_id, detail, at in rows]
+
+    async def units_of(self, matter_ids: list[int]) -> dict[int, str]:
+        """Each given matter's unit."""
+        out: dict[int, str] = {}
+        for start in range(0, len(matter_ids), IDS_PER_QUERY):
+            chunk = matter_ids[start : start + IDS_PER_QUERY]
+            rows = await self._all(
+                f"SELECT id, unit_id FROM matters WHERE id IN ({', '.join('?' for _ in chunk)})", chunk
+            )
+            out.update((int(i), str(u)) for i, u in rows)
+        return out
 
     async def _first_reported_since(self, at: float) -> int:
         """The number of the first matter reported at or after ``at`` (or the next number)."""

@@ -150,6 +150,15 @@ async def test_a_station_takeover_reaches_the_station(make_bot: Any) -> None:
         assert "1. ★★★☆☆ 蒋母塘村 · 第一村民小组" in text  # 大事不出镇: at most three stars
 
 
+async def test_a_community_takeover_reaches_the_community(make_bot: Any) -> None:
+    async with make_bot(long_rating()) as bot:
+        await report(bot, "婆媳矛盾")
+        await do(bot, C1_CHAT, POLICE, "/takeover 1", "已接手事项 #1")
+        bot.clock.advance(H)
+        text = await summary(bot, C1_CHAT, POLICE)
+        assert "未结 1 ↑1 · 超期 0" in text and "上报社区 1 ↑1" in text
+
+
 async def test_asking_for_help_is_a_move_up_not_overdue_nor_unclaimed(make_bot: Any) -> None:
     async with make_bot(long_rating()) as bot:
         await report(bot, "两户因宅基地争执")
