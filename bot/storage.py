@@ -1201,25 +1201,17 @@ class Tx:
             )
         return [TimelineRow(m, at, kind, tier, bool(sweep), text) for m, at, kind, tier, sweep, text in rows]
 
-    async def ratings_given(self, start: float, end: float) -> list[tuple[int, str | None, float]]:
-        """(matter, the rating's label, when) of every rating given in [start, end): ratings
-        are events, counted when they were given, whatever became of their matter since."""
-        return await self._all(
-            "SELECT e.matter_id, e.detail, e.at FROM events e INDEXED BY events_kind_at "
-            "WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ?",
-            (start, end),
+    async def ratings_given(self, start: float, middle: float, end: float) -> list[tuple[str, str | None, float, int]]:
+        """Ratings given in [start, middle) and in [middle, end), counted per unit and label:
+        (unit, label, when the first of them was given, how many). Ratings are events,
+        counted when they were given, whatever became of their matter since."""
+        rows = await self._all(
+            "SELECT m.unit_id, e.detail, min(e.at), count(*) FROM events e INDEXED BY events_kind_at "
+            "JOIN matters m ON m.id = e.matter_id WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ? "
+            "GROUP BY m.unit_id, e.detail, e.at >= ?",
+            (start, end, middle),
         )
-
-    async def units_of(self, matter_ids: list[int]) -> dict[int, str]:
-        """Each given matter's unit."""
-        out: dict[int, str] = {}
-        for start in range(0, len(matter_ids), IDS_PER_QUERY):
-            chunk = matter_ids[start : start + IDS_PER_QUERY]
-            rows = await self._all(
-                f"SELECT id, unit_id FROM matters WHERE id IN ({', '.join('?' for _ in chunk)})", chunk
-            )
-            out.update((int(i), str(u)) for i, u in rows)
-        return out
+        return [(unit_id, detail, at, int(n)) for unit_id, detail, at, n in rows]
 
     async def _first_reported_since(self, at: float) -> int:
         """The number of the first matter reported at or after ``at`` (or the next number)."""

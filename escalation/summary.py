@@ -26,6 +26,7 @@ reopen or move never changes a period that is over):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from statistics import median
@@ -234,10 +235,11 @@ _RATING_LABELS = {key: key for key in ("satisfied", "basic", "unsatisfied")} | {
 
 def unit_figures(
     facts: list[SummaryFacts], escalated: dict[str, int], unit_ids: list[str], start: float, end: float,
-    ratings: list[tuple[str, str | None, float]] = (),  # type: ignore[assignment]
+    ratings: Iterable[tuple[str, str | None, float, int]] = (),
 ) -> dict[str, Figures]:
     """Every unit's figures, from the timeline as it stood at ``end``; units without
-    matters get zeros, not absence. ``ratings``: (unit, label, when) of ratings given."""
+    matters get zeros, not absence. ``ratings``: (unit, label, when, how many) of ratings
+    given (a group given in the same period, counted as one row)."""
     out = {unit_id: Figures(escalated=escalated.get(unit_id, 0)) for unit_id in unit_ids}
     for f in facts:
         # One unpacking per matter: a big town's week is a quarter of a million of them.
@@ -288,11 +290,11 @@ def unit_figures(
             fig.unclaimed_up += 1
         if to_station is not None and start <= to_station < end:
             fig.to_station += 1
-    for unit_id, label, at in ratings:
+    for unit_id, label, at, count in ratings:
         fig = out.get(unit_id)
         key = rating_key(label)
         if fig is not None and key is not None and start <= at < end:
-            fig.ratings[key] = fig.ratings.get(key, 0) + 1
+            fig.ratings[key] = fig.ratings.get(key, 0) + count
     return out
 
 

@@ -67,7 +67,8 @@ FACTS = [
     fact(6, "u2", "family", START - 100 * H, claimed=START - 99 * H, resolved=START - 50 * H),
 ]
 # The ratings given (events): matters 1 and 2 in u1, matter 6 in u2.
-RATINGS = [("u1", "satisfied", START + 6 * H), ("u1", "基本满意", START + 2 * H), ("u2", "unsatisfied", START + 3 * H)]
+RATINGS = [("u1", "satisfied", START + 6 * H, 1), ("u1", "基本满意", START + 2 * H, 1),
+           ("u2", "unsatisfied", START + 3 * H, 1)]
 
 
 def test_figures_of_a_dataset_with_crossing_matters_and_an_empty_unit() -> None:

@@ -47,14 +47,9 @@ async def period_figures(store: Store, tree: Tree, period: Period, history: bool
     with gc_paused():
         async with store.read() as tx:
             rows, events = await tx.summary_matters(period.prev_start, period.end)
-            given = await tx.ratings_given(period.prev_start, period.end)
-            unit_of = {row[5]: row[0] for row in rows}
-            # A rating may come long after its matter was resolved: look up the few not in the rows.
-            unit_of.update(await tx.units_of(sorted({m for m, _, _ in given if m not in unit_of})))
+            ratings = await tx.ratings_given(period.prev_start, period.start, period.end)
             escalated = await tx.escalated_between(period.start, period.end)
             escalated_before = await tx.escalated_between(period.prev_start, period.start)
-        ratings = [(unit_of.get(matter_id, ""), label, at) for matter_id, label, at in given]
-        del given, unit_of
         matters = facts(rows, events)
         del rows, events
         unit_ids = [u.id for u in tree.units()]
