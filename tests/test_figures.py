@@ -311,3 +311,39 @@ async def test_weeks_are_calendar_weeks_in_the_configured_zone(make_bot: Any) ->
         assert "新增 1 ↑1" in text
     period = bulletin.weekly_period(datetime(2026, 10, 26, 9, 0, tzinfo=berlin).timestamp(), tz=berlin)
     assert period.end - period.start == 7 * DAY + H  # the week with the extra hour
+
+
+async def test_the_migration_takes_a_resolve_back_from_the_claim_time(tmp_path: Any) -> None:
+    """A database from before: a matter resolved without a claim had its resolve time as
+    its first claim. The migration re-reads the first claim from the timeline."""
+    import sqlite3
+
+    from bot.storage import MIGRATIONS, Store
+
+    mine = next(i for i, m in enumerate(MIGRATIONS) if "published_figures" in m)
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    for script in MIGRATIONS[:mine]:
+        conn.executescript(script)
+    conn.execute(f"PRAGMA user_version = {mine}")
+    for matter_id, claimed in ((1, None), (2, 150.0)):
+        conn.execute(
+            "INSERT INTO matters (id, unit_id, chat_id, reporter_id, reporter_name, text, state, tier, top_tier, "
+            "tier_since, rules, created_at, first_claimed_at, resolved_at, closed_at) "
+            "VALUES (?, 'u1', -201, 901, 'r', 't', 'resolved', 3, 3, 100, '{}', 100, ?, 200, 200)",
+            (matter_id, claimed or 200.0),
+        )
+        if claimed is not None:
+            conn.execute("INSERT INTO events (matter_id, at, kind, tier) VALUES (?, ?, 'claimed', 3)",
+                         (matter_id, claimed))
+        conn.execute("INSERT INTO events (matter_id, at, kind, tier) VALUES (?, 200, 'resolved', 3)", (matter_id,))
+    conn.commit()
+    conn.close()
+    store = await Store.open(path)
+    try:
+        async with store.read() as tx:
+            first, second = await tx.matter(1), await tx.matter(2)
+    finally:
+        await store.close()
+    assert first is not None and first.first_claimed_at is None  # resolved without a claim
+    assert second is not None and second.first_claimed_at == 150.0
