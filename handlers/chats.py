@@ -11,6 +11,7 @@ from telegram.ext import ContextTypes
 
 from bot import render
 from bot.menus import menus
+from bot.outbox import Chart, put
 from bot.tree import UNIT
 from escalation.reports import bulletin, service
 from handlers import people
@@ -121,8 +122,8 @@ async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if chart:  # after the text, drawn and paced by the delivery worker like a bulletin's
         spec = bulletin.chart_spec(node, svc.tree, figures, t, period)
         async with svc.store.transaction() as tx:
-            await service.enqueue_chart(tx, message.chat_id, f"summary:{message.chat_id}:{message.message_id}",
-                                        bulletin.chart_caption(node, t, period), spec, now)
+            await put(tx, Chart.of_summary(message.chat_id, message.message_id,
+                                           bulletin.chart_caption(node, t, period), spec), now=now)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
