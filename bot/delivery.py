@@ -28,7 +28,15 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from html import escape
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram import (
+    Bot,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    Message,
+    ReplyParameters,
+)
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
 from bot import outbox, render, visibility
@@ -51,10 +59,13 @@ BULK = (outbox.BROADCAST_PREFIX, "weekly:", "monthly:")
 Settle = Callable[..., Awaitable[None]]
 
 
-def keyboard_markup(rows: list | None) -> InlineKeyboardMarkup | None:
-    """Rows of (label, callback data), as rendered or as stored in JSON."""
+def keyboard_markup(rows: list | dict | None) -> InlineKeyboardMarkup | ForceReply | None:
+    """Rows of (label, callback data), as rendered or as stored in JSON; or a request to
+    answer the message ({"force_reply": true, "selective": …})."""
     if not rows:
         return None
+    if isinstance(rows, dict):
+        return ForceReply(selective=rows.get("selective")) if rows.get("force_reply") else None
     return InlineKeyboardMarkup(
         [
             [
@@ -115,8 +126,11 @@ class Delivery:
         database is what failed), so that the reporter knows to try again. Its update stays
         not-done in the inbox and is handled again at the next start."""
         chat_id = report.matter["chat_id"]
-        text = self.langs.for_chat(chat_id)("err.internal")
-        task = asyncio.create_task(self._apologise(chat_id, text, report.reply_to))
+        self.apologise(chat_id, self.langs.for_chat(chat_id)("err.internal"), report.reply_to)
+
+    def apologise(self, chat_id: int, text: str, reply_to: int | None) -> None:
+        """An apology that cannot wait for the outbox: the database is what failed."""
+        task = asyncio.create_task(self._apologise(chat_id, text, reply_to))
         self._apologies.add(task)
         task.add_done_callback(self._apologies.discard)
 
@@ -224,6 +238,13 @@ class Delivery:
                 message_id = (await self._send_media(item, kind)).message_id
             elif photo is not None:
                 message_id = (await self.bot.send_photo(item.chat_id, photo[0], caption=photo[1])).message_id
+            elif kind == Kind.DOCUMENT:
+                name, content = outbox.document_file(item.media or "")
+                reply = ReplyParameters(item.reply_to, allow_sending_without_reply=True) if item.reply_to else None
+                message_id = (await self.bot.send_document(item.chat_id, InputFile(content, filename=name),
+                                                           caption=item.text, reply_parameters=reply)).message_id
+            elif kind in (Kind.EDIT_TEXT, Kind.EDIT_KEYBOARD):
+                message_id = await self._edit(item, kind)
             else:  # every other kind is its text, with its buttons
                 keyboard = json.loads(item.markup) if item.markup else None
                 message_id = (await self._send(item.chat_id, item.text or "", keyboard, item.reply_to)).message_id
@@ -263,7 +284,23 @@ class Delivery:
         if hook is not None:
             await hook(tx, self.tree, self.langs, now, key=item.key)
 
-    async def _send(self, chat_id: int, text: str, keyboard: list | None, reply_to: int | None) -> Message:
+    async def _edit(self, item: OutboxItem, kind: Kind) -> int | None:
+        """Rewrite one of the bot's messages (its id kept in ``reply_to``): its text, or its buttons."""
+        keyboard = keyboard_markup(json.loads(item.markup) if item.markup else None)
+        assert not isinstance(keyboard, ForceReply)
+        try:
+            if kind == Kind.EDIT_TEXT:
+                await self.bot.edit_message_text(item.text or "", chat_id=item.chat_id, message_id=item.reply_to,
+                                                 reply_markup=keyboard)
+            else:
+                await self.bot.edit_message_reply_markup(chat_id=item.chat_id, message_id=item.reply_to,
+                                                         reply_markup=keyboard)
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                raise
+        return item.reply_to
+
+    async def _send(self, chat_id: int, text: str, keyboard: list | dict | None, reply_to: int | None) -> Message:
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
         return await self.bot.send_message(
             chat_id, text, reply_markup=keyboard_markup(keyboard), reply_parameters=reply

@@ -13,6 +13,8 @@ rendered when it is sent, from the matter as it is then, and a chart is drawn th
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,7 +23,9 @@ from typing import TYPE_CHECKING, ClassVar
 if TYPE_CHECKING:
     from bot.storage import OutboxItem, Tx
 
-Keyboard = tuple[tuple[tuple[str, str], ...], ...] | list[list[tuple[str, str]]]
+# Rows of (label, callback data or render.URL_PREFIX + a link); or {"force_reply": true, …}
+# for a reply that asks the person to answer it.
+Keyboard = tuple[tuple[tuple[str, str], ...], ...] | list[list[tuple[str, str]]] | dict[str, bool]
 # A row of the outbox table: key, chat, kind, matter, text, markup (JSON), reply to, media,
 # not before, created at.
 Row = tuple[str, int, str, int | None, str | None, str | None, int | None, str | None, float, float]
@@ -58,6 +62,10 @@ class Kind(StrEnum):
     BULLETIN = "bulletin"  # one message of a weekly or monthly bulletin
     CHART = "chart"  # a bulletin's chart: a spec drawn into a PNG when it is sent
     OPS = "ops"  # an operator's notice (another process polls with this token)
+    REPLY = "reply"  # a handler's answer or refusal, in the update's own transaction
+    EDIT_TEXT = "edit_text"  # one of the bot's messages rewritten (a rating's thanks)
+    EDIT_KEYBOARD = "edit_keyboard"  # one of the bot's messages given other buttons (a card's categories)
+    DOCUMENT = "document"  # a file made for the asker (the /export ledger)
 
 
 MEDIA = frozenset({Kind.PHOTO, Kind.VOICE, Kind.LOCATION})
@@ -465,3 +473,108 @@ class Chart(Notice):
     @property
     def text(self) -> str:  # what the delivery worker reads back (bot/delivery.py's _draw_chart)
         return json.dumps({"caption": self.caption, "chart": self.spec}, ensure_ascii=False)
+
+
+# --- a handler's answers (queued in the update's transaction, sent at once) ------------------
+@dataclass(frozen=True)
+class Reply(Notice):
+    """A handler's answer or refusal to update ``update_id``. An update may be answered
+    with several messages: each is named by its words, so a replayed update queues none
+    of them twice."""
+
+    kind: ClassVar[Kind] = Kind.REPLY
+    update_id: int
+    chat: int
+    text: str
+    reply_to: int | None = None
+    markup: Keyboard | None = None
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.blake2s(self.text.encode(), digest_size=6).hexdigest()
+        return f"reply:{self.update_id}:{digest}"
+
+
+@dataclass(frozen=True)
+class ShownAttachment(Notice):
+    """A matter's photo, voice note or place, sent with /show's answer."""
+
+    update_id: int
+    index: int
+    chat: int
+    medium: str  # photo, voice, location
+    media: str
+    text: str  # the caption
+    reply_to: int | None = None
+
+    @property
+    def kind(self) -> Kind:  # type: ignore[override]
+        return Kind(self.medium)
+
+    @property
+    def key(self) -> str:
+        return f"reply:{self.update_id}:a{self.index}"
+
+
+@dataclass(frozen=True)
+class EditText(Notice):
+    """One of the bot's messages rewritten; the outbox keeps its id where a reply's is."""
+
+    kind: ClassVar[Kind] = Kind.EDIT_TEXT
+    update_id: int
+    chat: int
+    message_id: int
+    text: str
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def key(self) -> str:
+        return f"edit:{self.update_id}:{self.message_id}"
+
+
+@dataclass(frozen=True)
+class EditKeyboard(Notice):
+    kind: ClassVar[Kind] = Kind.EDIT_KEYBOARD
+    update_id: int
+    chat: int
+    message_id: int
+    markup: Keyboard
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def key(self) -> str:
+        return f"keyboard:{self.update_id}:{self.message_id}"
+
+
+@dataclass(frozen=True)
+class Document(Notice):
+    """A file sent in answer to update ``update_id``, with its caption; the outbox keeps it
+    (name and base64 bytes, as JSON) until it is sent and pruned with the rest."""
+
+    kind: ClassVar[Kind] = Kind.DOCUMENT
+    update_id: int
+    chat: int
+    filename: str
+    content: bytes
+    text: str  # the caption
+    reply_to: int | None = None
+
+    @property
+    def media(self) -> str:
+        return json.dumps({"name": self.filename, "data": base64.b64encode(self.content).decode()})
+
+    @property
+    def key(self) -> str:
+        return f"document:{self.update_id}"
+
+
+def document_file(media: str) -> tuple[str, bytes]:
+    """A Document's file name and bytes, as the outbox keeps them."""
+    stored = json.loads(media)
+    return stored["name"], base64.b64decode(stored["data"])
