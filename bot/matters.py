@@ -528,10 +528,22 @@ class Matters:
             t = self.langs.for_chat(None)
             event = await self._event(tx, matter, now, "rated", actor, t(f"rating.{rating}"))
             if rating == RATING_UNSATISFIED:
-                await self._reopen(tx, matter, actor, now, t("rating.unsatisfied"))
+                # Reopened where it was decided (as /reopen): what the station or the community
+                # closed goes back to it, and that tier hears at once.
+                tier = self._holder(Action.REOPEN, matter)
+                await self._reopen(tx, matter, actor, now, t("rating.unsatisfied"), tier=tier)
+                told = None
+                if tier < UNIT:
+                    updated = await tx.matter(matter.id)
+                    assert updated is not None
+                    await self.notifier.send(tx, [Ping(updated, "unsatisfied", tier, "unsatisfied", event)], now,
+                                             may_hold=False)
+                    told = target_chat(self.tree, matter.unit_id, tier)
                 heads = self.tree.nodes[matter.unit_id]
                 if matter.private:  # not the unit group: the heads by DM, the community in full
                     for chat in await self._private_audience(tx, matter, skip=actor.id):
+                        if chat == told:
+                            continue
                         text = self.langs.for_chat(chat)(
                             "privacy.unsatisfied", id=matter.id, unit=escape(heads.name),
                             heads=render.people(heads.leaders), text=render.snippet(matter.text),
@@ -541,9 +553,9 @@ class Matters:
                                          text=text)
                 else:
                     chat = matter.chat_id
-                    text = self.langs.for_chat(chat)(
-                        "notify.unsatisfied", id=matter.id, heads=render.people(heads.leaders)
-                    )
+                    tt = self.langs.for_chat(chat)
+                    text = (tt("notify.unsatisfied", id=matter.id, heads=render.people(heads.leaders)) if tier == UNIT
+                            else tt("notify.unsatisfied_above", id=matter.id, tier=tt(f"tier.{tier}")))
                     await tx.enqueue(f"unsatisfied:{matter.id}:e{event}", chat, now, matter_id=matter.id, text=text)
                 if ask_why_in is not None:
                     await tx.set_prompt(ask_why_in, actor.id, now, kind="unsatisfied", matter_id=matter.id)

@@ -298,6 +298,8 @@ def ping_title(ping: Any, t: Texts, now: float, category: bool = True) -> str:
             return t("esc.suspended", id=matter.id, tier=t(f"tier.{matter.tier}"))
         case "cancel_wish":
             return t("esc.cancel_wish", id=matter.id, tier=tier)
+        case "unsatisfied":
+            return t("esc.unsatisfied", id=matter.id, tier=tier)
     return t("esc.title", id=matter.id, tier=tier, reason=reason)
 
 
