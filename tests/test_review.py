@@ -6,16 +6,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.fakeapi import buttons
 from escalation.policy import State
 from tests.conftest import (
     C1_CHAT,
     HEAD1,
+    HEAD2,
     POLICE,
     RESIDENT,
     STAFF,
     STATION_CHAT,
     U1_CHAT,
+    U2_CHAT,
     Running,
+    town,
 )
 from tests.test_authority import matter, report, to_station
 from tests.test_privacy import SECRET, everything_sent_to, report_privately, start_dm
@@ -62,3 +66,66 @@ async def test_a_private_matter_the_community_resolved_reopens_there_and_tells_i
         assert bot.count_bot(C1_CHAT, "不满意") == 1  # one message, not the ping and the copy
         group = everything_sent_to(bot, U1_CHAT)
         assert "不满意" not in group and SECRET not in group and "已训诫" not in group
+
+
+async def held_private_report(bot: Running) -> None:
+    """RESIDENT, not a member of the unit's group, reports privately twice: the second is held."""
+    from tests.test_limits import private_report
+
+    bot.api.set_member(U1_CHAT, RESIDENT, "left")
+    await private_report(bot, RESIDENT, "第一件：邻居被骗")
+    await private_report(bot, RESIDENT, SECRET)
+    await bot.wait_bot(RESIDENT, "不在其群内的单元私下反映的事项已达 1 件上限")
+
+
+async def test_a_held_private_report_shows_nothing_of_itself_in_the_unit_group(make_bot: Any) -> None:
+    async with make_bot(town(limits={"private_nonmember_per_day": 1})) as bot:
+        await start_dm(bot, HEAD1)
+        await held_private_report(bot)
+        bot.say(U1_CHAT, HEAD1, "/held")
+        listing = await bot.wait_bot(U1_CHAT, "暂存的反映 1 条")
+        assert SECRET not in listing.text and "🔒 私下反映" in listing.text
+        assert "非本群成员" not in listing.text and "用户901" not in listing.text  # the flag is the reporter's
+        bot.say(C1_CHAT, POLICE, "/held")  # the community reads it in full, flag and all
+        full = await bot.wait_bot(C1_CHAT, "暂存的反映 1 条")
+        assert SECRET in full.text and "非本群成员" in full.text
+        # Released from the unit group: a private matter, as if reported privately.
+        [(_, data)] = buttons(listing)
+        bot.api.press_button(U1_CHAT, bot.user(HEAD1, "蒋建国"), listing.message_id, data)
+        await bot.api.wait_for(lambda: any("已转为事项 #2" in (a["text"] or "") for a in bot.api.callback_answers))
+        await bot.wait_bot(RESIDENT, "私下反映的事项 #2")
+        await bot.wait_bot(HEAD1, SECRET)
+        community = await bot.wait_bot(C1_CHAT, "私下反映的事项 #2")
+        assert SECRET in community.text
+        second = await matter(bot, 2)
+        assert second.private and second.chat_id == U1_CHAT and second.membership == "nonmember"
+        await bot.wait_bot(U1_CHAT, "事项 #2")
+        await bot.settle()
+        group = everything_sent_to(bot, U1_CHAT) + "\n".join(str(a["text"]) for a in bot.api.callback_answers)
+        assert SECRET not in group and "非本群成员" not in group and "用户901" not in group
+
+
+async def test_forged_release_buttons_change_nothing(make_bot: Any) -> None:
+    async with make_bot(town(limits={"private_nonmember_per_day": 1})) as bot:
+        await held_private_report(bot)
+        bot.say(U1_CHAT, HEAD1, "/held")
+        listing = await bot.wait_bot(U1_CHAT, "暂存的反映 1 条")
+        bot.say(U2_CHAT, HEAD2, "/held")
+        other = await bot.wait_bot(U2_CHAT, "没有暂存的反映")
+        presses = [
+            (U2_CHAT, HEAD2, other.message_id, "v1:hr:1"),  # another unit's head, in their own group
+            (U1_CHAT, HEAD2, listing.message_id, "v1:hr:1"),  # …or in this one
+            (U1_CHAT, RESIDENT, listing.message_id, "v1:hr:1"),  # the reporter themself
+            (U1_CHAT, HEAD1, listing.message_id, "v1:hr:²"),
+            (U1_CHAT, HEAD1, listing.message_id, "v1:hr:99999999999999999999999"),
+            (U1_CHAT, HEAD1, listing.message_id, "v1:hr:7"),
+        ]
+        for chat, user, message, data in presses:
+            bot.api.press_button(chat, bot.user(user), message, data)
+        await bot.api.wait_for(lambda: len(bot.api.callback_answers) == len(presses))
+        await bot.settle()
+        assert all(a.get("show_alert") for a in bot.api.callback_answers)
+        async with bot.svc.store.read() as tx:
+            assert await tx.matter(2) is None
+            assert (await tx.held_report(1)).matter_id is None  # type: ignore[union-attr]
+        assert bot.count_bot(U1_CHAT, "抱歉") == 0 and bot.count_bot(U2_CHAT, "抱歉") == 0
