@@ -814,7 +814,9 @@ class Store:
         except Exception:
             # A report left behind stays in the inbox, not done: the next start tries it again.
             if not quiet:
-                log.exception("could not commit %s", reports or sent or done)
+                # Ids and counts only: a QueuedReport holds the report's text and the reporter's name.
+                log.exception("could not commit %d report(s) (updates %s), %d sent, %d done", len(reports),
+                              [r.update_id for r in reports], len(sent), len(done))
             return False
         if reports and self.on_enqueue is not None:
             self.on_enqueue()

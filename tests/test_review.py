@@ -4,9 +4,14 @@ did not hold together. Each test failed before its fix."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from typing import Any
 
+import pytest
+
 from bot.fakeapi import buttons
+from bot.storage import Tx
 from escalation.policy import State
 from tests.conftest import (
     C1_CHAT,
@@ -129,3 +134,22 @@ async def test_forged_release_buttons_change_nothing(make_bot: Any) -> None:
             assert await tx.matter(2) is None
             assert (await tx.held_report(1)).matter_id is None  # type: ignore[union-attr]
         assert bot.count_bot(U1_CHAT, "抱歉") == 0 and bot.count_bot(U2_CHAT, "抱歉") == 0
+
+
+async def test_a_report_the_database_refuses_is_logged_without_its_text_or_reporter(
+    make_bot: Any, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO)  # (at DEBUG, the libraries print whole updates: bot/logs.py keeps them at INFO)
+    async with make_bot() as bot:
+
+        async def disk_full(self: Tx, reports: Any) -> Any:
+            raise sqlite3.OperationalError("database or disk is full")
+
+        monkeypatch.setattr(Tx, "insert_reports", disk_full)
+        bot.api.send_text(U1_CHAT, bot.api.user(RESIDENT, "张秘密"), f"/report {SECRET}")
+        await bot.wait_bot(U1_CHAT, "抱歉")
+        await bot.settle()
+    logged = "\n".join(r.getMessage() + (logging.Formatter().formatException(r.exc_info) if r.exc_info else "")
+                       for r in caplog.records)
+    assert "could not commit" in logged
+    assert SECRET not in logged and "张秘密" not in logged
