@@ -574,6 +574,9 @@ class Matters:
             # A private matter's words go to the heads privately and to the community, never
             # to the unit group.
             chats = await self._private_audience(tx, matter, skip=actor.id) if matter.private else [matter.chat_id]
+            holder = target_chat(self.tree, matter.unit_id, matter.tier) if matter.tier < UNIT else None
+            if holder is not None and holder not in chats:  # reopened above: the tier that decides hears why
+                chats.append(holder)
             for chat in chats:
                 text = self.langs.for_chat(chat)("notify.unsatisfied_why", id=matter.id, text=escape(why))
                 await tx.enqueue(f"why:{matter.id}:e{event}:{chat}", chat, now, matter_id=matter.id, text=text)

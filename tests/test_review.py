@@ -30,10 +30,10 @@ from tests.test_authority import matter, report, to_station
 from tests.test_privacy import SECRET, everything_sent_to, report_privately, start_dm
 
 
-async def rate_unsatisfied(bot: Running, chat: int, number: int) -> None:
+async def rate_unsatisfied(bot: Running, chat: int, number: int) -> Any:
     asking = await bot.wait_bot(chat, "请评价处理结果")
     bot.api.press_button(chat, bot.user(RESIDENT), asking.message_id, f"v1:rate:{number}:unsatisfied")
-    await bot.wait_bot(chat, "请回复本条消息说明原因")
+    return await bot.wait_bot(chat, "请回复本条消息说明原因")
 
 
 async def test_unsatisfied_reopens_at_the_tier_that_closed_it_and_tells_it(make_bot: Any) -> None:
@@ -42,8 +42,10 @@ async def test_unsatisfied_reopens_at_the_tier_that_closed_it_and_tells_it(make_
         await to_station(bot)
         bot.say(STATION_CHAT, STAFF, "/resolve 1 已调解")
         await bot.wait_bot(STATION_CHAT, "已解决")
-        await rate_unsatisfied(bot, U1_CHAT, 1)
+        why = await rate_unsatisfied(bot, U1_CHAT, 1)
         told = await bot.wait_bot(STATION_CHAT, "报告人对事项 #1 的处理结果不满意")
+        bot.say(U1_CHAT, RESIDENT, "对方还在闹", reply_to_message_id=why.message_id)
+        await bot.wait_bot(STATION_CHAT, "对方还在闹")  # the tier that decides hears why
         assert "在派出所重新打开" in told.text and "邻里多次冲突" in told.text
         await bot.wait_bot(U1_CHAT, "事项已由派出所重新打开跟进")
         reopened = await matter(bot, 1)
