@@ -58,7 +58,11 @@ async def held_list(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     t = texts_for(update, context)
     node = chat_node(update, context)
     assert node is not None
-    if not svc.tree.leads(actor(update).id, node.id):
+    me = actor(update)
+    if not me.person:  # an anonymous admin may be anyone: a head must post as themself to see what is held
+        await reply(update, t("err.not_a_person"))
+        return
+    if not svc.tree.leads(me.id, node.id):
         await reply(update, t("limits.held_not_allowed"))
         return
     async with svc.store.read() as tx:

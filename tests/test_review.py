@@ -155,3 +155,49 @@ async def test_a_report_the_database_refuses_is_logged_without_its_text_or_repor
                        for r in caplog.records)
     assert "could not commit" in logged
     assert SECRET not in logged and "张秘密" not in logged
+
+
+async def test_the_notices_authority_added_keep_a_private_matter_out_of_its_unit_group(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        await start_dm(bot, HEAD1)
+        await report_privately(bot, 1)
+        bot.say(U1_CHAT, HEAD1, "/suspend 1 12-10 等待伤情鉴定")  # long: the community is told
+        told = await bot.wait_bot(C1_CHAT, "事项 #1 已由单元挂起")
+        assert "等待伤情鉴定" in told.text and SECRET in told.text
+        bot.say(U1_CHAT, HEAD1, "/resume 1")
+        await bot.wait_bot(U1_CHAT, "事项 #1 已恢复计时")
+        bot.say(U1_CHAT, HEAD1, "/escalate 1 需要民警出面")
+        await bot.wait_bot(C1_CHAT, "事项 #1 上报至社区")
+        bot.say(RESIDENT, RESIDENT, "/cancel 1")  # the wish to withdraw goes to the community
+        wish = await bot.wait_bot(C1_CHAT, "报告人希望撤回事项 #1")
+        assert SECRET in wish.text
+        bot.say(U1_CHAT, HEAD1, "/resolve 1 已训诫其丈夫")  # resolved from below: the community hears it
+        below = await bot.wait_bot(C1_CHAT, "事项 #1 已由 用户31 解决")
+        assert "已训诫其丈夫" in below.text
+        await bot.wait_bot(RESIDENT, "已训诫其丈夫")
+        await bot.settle()
+        group = everything_sent_to(bot, U1_CHAT)
+        for secret in (SECRET, "等待伤情鉴定", "需要民警出面", "已训诫其丈夫", "撤回", "用户901"):
+            assert secret not in group, secret
+
+
+async def test_anonymous_admins_and_channels_cannot_reopen_or_see_held_reports(make_bot: Any) -> None:
+    async with make_bot(town(limits={"reports_per_hour": 1})) as bot:
+        bot.api.anonymous_admin(U1_CHAT, "/report 小区门口路灯坏了")
+        await bot.wait_bot(U1_CHAT, "路灯坏了")
+        bot.api.anonymous_admin(U1_CHAT, "/report 第二件：路灯还是坏的")  # over the group's anonymous limit
+        await bot.wait_bot(U1_CHAT, "已达 1 件上限")
+        bot.say(U1_CHAT, HEAD1, "/resolve 1 已报修")
+        await bot.wait_bot(U1_CHAT, "已由")
+        bot.api.anonymous_admin(U1_CHAT, "/reopen 1 还是不亮")
+        bot.api.channel_post(U1_CHAT, -1009, "苏溪发布", "/reopen 1 还是不亮")
+        bot.api.anonymous_admin(U1_CHAT, "/held")
+        await bot.api.wait_for(lambda: bot.count_bot(U1_CHAT, "请以个人身份发言后再操作") == 3)
+        assert bot.count_bot(U1_CHAT, "暂存的反映") == 0 and bot.count_bot(U1_CHAT, "只有负责人") == 0
+        assert (await matter(bot, 1)).state == State.RESOLVED
+        async with bot.svc.store.read() as tx:
+            held = await tx.held_report(1)
+        assert held is not None and held.limit_key == U1_CHAT == held.reporter_id  # one identity for both
+        bot.say(U1_CHAT, HEAD1, "/held")  # the head, as themself, sees it and may release it
+        listing = await bot.wait_bot(U1_CHAT, "暂存的反映 1 条")
+        assert "路灯还是坏的" in listing.text
