@@ -460,8 +460,16 @@ class Matters:
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
             if not matter.closed:
                 return Outcome.NOT_CLOSED
-            await self._reopen(tx, matter, actor, now, why, tier=self._holder(Action.REOPEN, matter),
-                               written_at=self._written_at(actor, chat, matter))
+            tier = self._holder(Action.REOPEN, matter)
+            event = await self._reopen(tx, matter, actor, now, why, tier=tier,
+                                       written_at=self._written_at(actor, chat, matter))
+            if tier < UNIT and target_chat(self.tree, matter.unit_id, tier) != self.tree.chat_of(chat.id):
+                # Reopened onto a tier other than the one asking (the station reopens what the
+                # community closed): that tier hears at once, not at its next deadline.
+                updated = await tx.matter(matter.id)
+                assert updated is not None
+                await self.notifier.send(tx, [Ping(updated, "reopened", tier, "reopened", event)], now,
+                                         may_hold=False)
             await self._ack(tx, ack, now, "ok.reopened", id=matter.id)
             return None
 
@@ -469,7 +477,7 @@ class Matters:
 
     async def _reopen(
         self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str, tier: int = UNIT, written_at: int = UNIT,
-    ) -> None:
+    ) -> int:
         # Ratings are events: a reopen never takes one back (the matter keeps its latest,
         # and its next resolution may be rated again).
         clock = policy.arrive(tier, now)
@@ -483,6 +491,7 @@ class Matters:
         event = await self._event(tx, matter, now, "reopened", actor, why, tier=min(tier, written_at))
         tx.log_event("reopened", matter=matter.id, node=matter.unit_id)
         await self._refresh_card(tx, matter, now, event)
+        return event
 
     # --- the reporter's own ----------------------------------------------------------
     async def cancel(self, matter_id: int, actor: Actor, chat: Node | None, ack: Ack | None = None) -> Result:

@@ -300,6 +300,8 @@ def ping_title(ping: Any, t: Texts, now: float, category: bool = True) -> str:
             return t("esc.cancel_wish", id=matter.id, tier=tier)
         case "unsatisfied":
             return t("esc.unsatisfied", id=matter.id, tier=tier)
+        case "reopened":
+            return t("esc.reopened", id=matter.id, tier=tier)
     return t("esc.title", id=matter.id, tier=tier, reason=reason)
 
 

@@ -201,3 +201,44 @@ async def test_anonymous_admins_and_channels_cannot_reopen_or_see_held_reports(m
         bot.say(U1_CHAT, HEAD1, "/held")  # the head, as themself, sees it and may release it
         listing = await bot.wait_bot(U1_CHAT, "暂存的反映 1 条")
         assert "路灯还是坏的" in listing.text
+
+
+SUPERGROUP = -1000000000201
+
+
+async def test_a_private_matter_stays_private_when_its_unit_group_becomes_a_supergroup(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        await report_privately(bot, 1)
+        await bot.wait_bot(U1_CHAT, "事项 #1")
+        bot.api.migrate_chat(U1_CHAT, SUPERGROUP, bot.user(HEAD1))
+        await bot.api.wait_for(lambda: not bot.api.pending_updates())
+        await bot.settle()
+        bot.say(C1_CHAT, POLICE, "/resolve 1 已训诫张某")
+        await bot.wait_bot(C1_CHAT, "已解决")
+        card = await bot.wait_bot(SUPERGROUP, "事项 #1")  # its card follows the group…
+        bot.say(SUPERGROUP, HEAD1, "/show 1")
+        shown = await bot.wait_bot(SUPERGROUP, "#1")
+        await bot.settle()
+        assert (await matter(bot, 1)).private
+        moved = everything_sent_to(bot, SUPERGROUP)
+        for secret in (SECRET, "已训诫张某", "用户901", "用户21"):  # …and shows no more there than before
+            assert secret not in moved, secret
+        assert card.text and shown.text
+
+
+async def test_a_matter_reopened_onto_a_lower_tier_tells_that_tier(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        await report(bot)
+        bot.say(C1_CHAT, POLICE, "/close 1 不属于本辖区")
+        await bot.wait_bot(C1_CHAT, "已标记为无法解决")
+        bot.say(STATION_CHAT, STAFF, "/reopen 1 重新核实")  # the station reopens what the community closed
+        await bot.wait_bot(STATION_CHAT, "事项 #1 已重新打开")
+        told = await bot.wait_bot(C1_CHAT, "交社区处理")
+        assert "楼道堆放杂物" in told.text
+        assert (await matter(bot, 1)).tier == 2
+        bot.say(C1_CHAT, POLICE, "/close 1 还是不属于")  # the community reopens its own: no ping to itself
+        await bot.wait_bot(C1_CHAT, "已标记为无法解决")
+        bot.say(C1_CHAT, POLICE, "/reopen 1 再看看")
+        await bot.api.wait_for(lambda: bot.count_bot(C1_CHAT, "事项 #1 已重新打开") >= 1)
+        await bot.settle()
+        assert bot.count_bot(C1_CHAT, "交社区处理") == 1

@@ -448,4 +448,5 @@ MESSAGES: dict[str, str] = {
     # --- review (issue 10/11) ---
     "esc.unsatisfied": "⚠️ <b>The reporter is not satisfied with matter #{id}</b>; it is open again at {tier}: please follow up",
     "notify.unsatisfied_above": "⚠️ The reporter is not satisfied with matter #{id}; {tier} has reopened it and follows up.",
+    "esc.reopened": "🔄 <b>Matter #{id} is open again</b>, for {tier} to handle",
 }

@@ -450,4 +450,5 @@ MESSAGES: dict[str, str] = {
     # --- review (issue 10/11) ---
     "esc.unsatisfied": "⚠️ <b>报告人对事项 #{id} 的处理结果不满意</b>，事项已在{tier}重新打开，请跟进",
     "notify.unsatisfied_above": "⚠️ 报告人对事项 #{id} 的处理结果不满意，事项已由{tier}重新打开跟进。",
+    "esc.reopened": "🔄 <b>事项 #{id} 已重新打开</b>，交{tier}处理",
 }
