@@ -19,6 +19,7 @@ from tests.conftest import (
     HEAD2,
     POLICE,
     RESIDENT,
+    RESIDENT2,
     STAFF,
     STATION_CHAT,
     U1_CHAT,
@@ -242,3 +243,25 @@ async def test_a_matter_reopened_onto_a_lower_tier_tells_that_tier(make_bot: Any
         await bot.api.wait_for(lambda: bot.count_bot(C1_CHAT, "事项 #1 已重新打开") >= 1)
         await bot.settle()
         assert bot.count_bot(C1_CHAT, "交社区处理") == 1
+
+
+async def test_a_forged_rating_or_category_button_on_another_message_changes_nothing(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        await report(bot, "第一件")
+        other = await report(bot, "第二件：别人的事", user=RESIDENT2)
+        keyboard = buttons(other)
+        bot.say(U1_CHAT, HEAD1, "/resolve 1 已清理")
+        asking = await bot.wait_bot(U1_CHAT, "请评价处理结果")
+        # The reporter of #1 presses buttons of their own on the card of #2 (a client may send any data).
+        bot.api.press_button(U1_CHAT, bot.user(RESIDENT), other.message_id, "v1:rate:1:unsatisfied")
+        bot.api.press_button(U1_CHAT, bot.user(RESIDENT), other.message_id, "v1:cats:1")
+        await bot.api.wait_for(lambda: len(bot.api.callback_answers) == 2)
+        await bot.settle()
+        assert all(a.get("show_alert") for a in bot.api.callback_answers)
+        assert "第二件：别人的事" in other.text and buttons(other) == keyboard and not other.edits
+        assert (await matter(bot, 1)).state == State.RESOLVED and (await matter(bot, 1)).rating is None
+        assert bot.count_bot(U1_CHAT, "请回复本条消息说明原因") == 0
+        # The real buttons still work.
+        bot.api.press_button(U1_CHAT, bot.user(RESIDENT), asking.message_id, "v1:rate:1:satisfied")
+        await bot.api.wait_for(lambda: "满意" in asking.text and "请评价" not in asking.text)
+        assert (await matter(bot, 1)).rating == "satisfied"
