@@ -265,3 +265,23 @@ async def test_a_forged_rating_or_category_button_on_another_message_changes_not
         bot.api.press_button(U1_CHAT, bot.user(RESIDENT), asking.message_id, "v1:rate:1:satisfied")
         await bot.api.wait_for(lambda: "满意" in asking.text and "请评价" not in asking.text)
         assert (await matter(bot, 1)).rating == "satisfied"
+
+
+async def test_a_held_report_follows_its_group_to_a_supergroup(make_bot: Any) -> None:
+    async with make_bot(town(limits={"reports_per_hour": 1})) as bot:
+        await report(bot, "第一件")
+        bot.say(U1_CHAT, RESIDENT, "/report 第二件：被暂存")
+        await bot.wait_bot(U1_CHAT, "已达 1 件上限")
+        bot.api.migrate_chat(U1_CHAT, SUPERGROUP, bot.user(HEAD1))
+        await bot.api.wait_for(lambda: not bot.api.pending_updates())
+        await bot.settle()
+        bot.say(SUPERGROUP, HEAD1, "/held")
+        listing = await bot.wait_bot(SUPERGROUP, "暂存的反映 1 条")
+        [(_, data)] = buttons(listing)
+        bot.api.press_button(SUPERGROUP, bot.user(HEAD1, "蒋建国"), listing.message_id, data)
+        card = await bot.wait_bot(SUPERGROUP, "事项 #2")
+        assert "第二件：被暂存" in card.text
+        assert (await matter(bot, 2)).chat_id == SUPERGROUP
+        sent_to_old = [c for c in bot.api.calls_to("sendMessage") if c.params.get("chat_id") == U1_CHAT]
+        assert not any("被暂存" in str(c.params.get("text")) and "事项 #2" in str(c.params.get("text"))
+                       for c in sent_to_old)
