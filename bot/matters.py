@@ -461,8 +461,7 @@ class Matters:
             if not matter.closed:
                 return Outcome.NOT_CLOSED
             tier = self._holder(Action.REOPEN, matter)
-            event = await self._reopen(tx, matter, actor, now, why, tier=tier,
-                                       written_at=self._written_at(actor, chat, matter))
+            event = await self._reopen(tx, matter, actor, now, why, tier=tier)
             if tier < UNIT and target_chat(self.tree, matter.unit_id, tier) != self.tree.chat_of(chat.id):
                 # Reopened onto a tier other than the one asking (the station reopens what the
                 # community closed): that tier hears at once, not at its next deadline.
@@ -476,7 +475,7 @@ class Matters:
         return await self._act(matter_id, actor, chat, change, Action.REOPEN, when_closed=True)
 
     async def _reopen(
-        self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str, tier: int = UNIT, written_at: int = UNIT,
+        self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str, tier: int = UNIT,
     ) -> int:
         # Ratings are events: a reopen never takes one back (the matter keeps its latest,
         # and its next resolution may be rated again).
@@ -486,9 +485,9 @@ class Matters:
             resolution=None, close_reason=None, claimed_by=None, claimed_by_name=None, claimed_at=None,
             **clock_columns(clock, matter.policy_rules),
         )
-        # The tier it reopens at, or the writer's if higher: a leader's reason stays at the
-        # leader's tier (bot/visibility.py).
-        event = await self._event(tx, matter, now, "reopened", actor, why, tier=min(tier, written_at))
+        # The tier it reopens at, as for every move (the figures replay it from the timeline);
+        # bot/visibility.py keeps a leader's reason at the leader's own tier.
+        event = await self._event(tx, matter, now, "reopened", actor, why, tier=tier)
         tx.log_event("reopened", matter=matter.id, node=matter.unit_id)
         await self._refresh_card(tx, matter, now, event)
         return event

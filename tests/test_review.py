@@ -285,3 +285,23 @@ async def test_a_held_report_follows_its_group_to_a_supergroup(make_bot: Any) ->
         sent_to_old = [c for c in bot.api.calls_to("sendMessage") if c.params.get("chat_id") == U1_CHAT]
         assert not any("被暂存" in str(c.params.get("text")) and "事项 #2" in str(c.params.get("text"))
                        for c in sent_to_old)
+
+
+async def test_the_figures_read_a_reopened_matters_tier_as_where_it_went(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        await report(bot)
+        bot.say(C1_CHAT, POLICE, "/close 1 不属于本辖区")
+        await bot.wait_bot(C1_CHAT, "已标记为无法解决")
+        bot.say(STATION_CHAT, STAFF, "/reopen 1 重新核实")  # back at the community, written by the station
+        await bot.wait_bot(STATION_CHAT, "事项 #1 已重新打开")
+        assert (await matter(bot, 1)).tier == 2
+        bot.clock.advance(60)
+        bot.say(STATION_CHAT, STAFF, "/summary")
+        summary = await bot.wait_bot(STATION_CHAT, "近七天")
+        assert "派出所层级没有未解决的事项" in summary.text  # not "at the station"
+        # The station's reason stays with the station: the community's group does not read it.
+        bot.say(C1_CHAT, POLICE, "/show 1")
+        shown = await bot.wait_bot(C1_CHAT, "时间线")
+        assert "重新打开" not in shown.text.split("时间线", 1)[1] and "重新核实" not in shown.text
+        bot.say(STATION_CHAT, STAFF, "/show 1")
+        assert "重新核实" in (await bot.wait_bot(STATION_CHAT, "时间线")).text
