@@ -232,6 +232,7 @@ class Matters:
             [(matter_id, event)] = await tx.insert_reports([report])
             await tx.release_held(held.id, matter_id, actor.id, now)
             await tx.add_event(matter_id, now, "held_released", actor_id=actor.id, actor_name=actor.name, tier=UNIT)
+            tx.log_event("reported", matter=matter_id, node=held.unit_id)  # a matter from now on, like any report
             if held.private:
                 matter = await tx.matter(matter_id)
                 assert matter is not None

@@ -305,3 +305,25 @@ async def test_the_figures_read_a_reopened_matters_tier_as_where_it_went(make_bo
         assert "重新打开" not in shown.text.split("时间线", 1)[1] and "重新核实" not in shown.text
         bot.say(STATION_CHAT, STAFF, "/show 1")
         assert "重新核实" in (await bot.wait_bot(STATION_CHAT, "时间线")).text
+
+
+async def test_a_released_held_report_is_logged_as_reported_by_ids_only(
+    make_bot: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.test_observe import event_fields, events_of
+
+    caplog.set_level(logging.INFO)
+    async with make_bot(town(limits={"reports_per_hour": 1})) as bot:
+        await report(bot, "第一件")
+        bot.api.send_text(U1_CHAT, bot.api.user(RESIDENT, "张秘密"), f"/report {SECRET}")
+        await bot.wait_bot(U1_CHAT, "已达 1 件上限")
+        bot.say(U1_CHAT, HEAD1, "/held")
+        listing = await bot.wait_bot(U1_CHAT, "暂存的反映 1 条")
+        bot.api.press_button(U1_CHAT, bot.user(HEAD1, "蒋建国"), listing.message_id, buttons(listing)[0][1])
+        await bot.wait_bot(U1_CHAT, "事项 #2")
+        await bot.settle()
+    assert [event_fields(r) for r in events_of(caplog)] == [
+        {"event": "reported", "matter": 1, "node": "u1"}, {"event": "reported", "matter": 2, "node": "u1"},
+    ]
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert SECRET not in logged and "张秘密" not in logged
