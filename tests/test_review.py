@@ -327,3 +327,23 @@ async def test_a_released_held_report_is_logged_as_reported_by_ids_only(
     ]
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert SECRET not in logged and "张秘密" not in logged
+
+
+async def test_a_private_matters_outcome_stays_out_of_the_ledger_like_its_words(make_bot: Any) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    async with make_bot() as bot:
+        await report_privately(bot, 1)
+        bot.say(C1_CHAT, POLICE, "/resolve 1 已训诫张某家暴")
+        await bot.wait_bot(C1_CHAT, "已解决")
+        bot.clock.advance(60)
+        bot.say(C1_CHAT, POLICE, "/export week")
+        await bot.api.wait_for(lambda: any(m.document_name for m in bot.api.bot_messages(C1_CHAT)))
+        doc = next(m for m in bot.api.bot_messages(C1_CHAT) if m.document_name)
+        book = load_workbook(io.BytesIO(doc.document_bytes or b""))
+        cells = [str(v) for ws in book.worksheets for row in ws.iter_rows(values_only=True) for v in row if v]
+        assert not any(secret in cell for cell in cells for secret in (SECRET, "已训诫张某家暴", "用户901"))
+        header, row = list(book["全部事项"].iter_rows(values_only=True))[:2]
+        assert row[header.index("处理结果")] == "（保密）" and row[header.index("状态")] == "已解决"
