@@ -389,14 +389,15 @@ class Matters:
             clock = policy.suspend(matter.clock, now, until)
             await tx.update_matter(matter.id, **clock_columns(clock, matter.policy_rules))
             day = self.langs.for_chat(None).date(until)
-            event = await self._event(tx, matter, now, "suspended", actor, f"{day} {reason}",
-                                      tier=self._written_at(actor, chat, matter))
+            by = self._written_at(actor, chat, matter)
+            event = await self._event(tx, matter, now, "suspended", actor, f"{day} {reason}", tier=by)
             await self._refresh_card(tx, matter, now, event)
-            if until - now > self.config.suspend.notify_above and matter.tier > STATION:
-                # A long pause is a decision the tier above should know of.
+            if until - now > self.config.suspend.notify_above and by > STATION:
+                # A long pause is a decision the tier above the one that took it should know of
+                # (not the community of its own pause on a unit's matter).
                 updated = await tx.matter(matter.id)
                 assert updated is not None
-                ping = Ping(updated, "suspended", matter.tier - 1, "suspended", event, reason)
+                ping = Ping(updated, "suspended", by - 1, "suspended", event, reason)
                 await self.notifier.send(tx, [ping], now, may_hold=False)
             await self._ack(tx, ack, now, "ok.suspended", id=matter.id, until=lambda t: t.date(until))
             return None

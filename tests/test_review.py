@@ -347,3 +347,14 @@ async def test_a_private_matters_outcome_stays_out_of_the_ledger_like_its_words(
         assert not any(secret in cell for cell in cells for secret in (SECRET, "已训诫张某家暴", "用户901"))
         header, row = list(book["全部事项"].iter_rows(values_only=True))[:2]
         assert row[header.index("处理结果")] == "（保密）" and row[header.index("状态")] == "已解决"
+
+
+async def test_a_long_suspension_tells_the_tier_above_the_one_that_took_it(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        await report(bot)
+        bot.say(C1_CHAT, POLICE, "/suspend 1 12-10 等待法院开庭")  # the community pauses a unit's matter
+        await bot.wait_bot(C1_CHAT, "事项 #1 已挂起")
+        told = await bot.wait_bot(STATION_CHAT, "事项 #1 已由社区挂起")
+        assert "等待法院开庭" in told.text
+        await bot.settle()
+        assert bot.count_bot(C1_CHAT, "已由单元挂起") == 0  # not told of its own decision, in the unit's name
