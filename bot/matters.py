@@ -504,6 +504,8 @@ class Matters:
             event = await self._event(tx, matter, now, "cancelled", actor)
             tx.log_event("cancelled", matter=matter.id, node=matter.unit_id)
             await self._refresh_card(tx, matter, now, event)
+            if matter.private:  # those who got it in full hear it was withdrawn, as of any other end
+                await self._tell_leaders(tx, matter, actor, chat, now, event, State.CANCELLED, "")
             await self._ack(tx, ack, now, "ok.cancelled", id=matter.id)
 
         async def held(tx: Tx, matter: Matter, now: float) -> None:

@@ -358,3 +358,17 @@ async def test_a_long_suspension_tells_the_tier_above_the_one_that_took_it(make_
         assert "等待法院开庭" in told.text
         await bot.settle()
         assert bot.count_bot(C1_CHAT, "已由单元挂起") == 0  # not told of its own decision, in the unit's name
+
+
+async def test_a_private_matter_withdrawn_by_its_reporter_is_told_to_those_who_had_it(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        await start_dm(bot, HEAD1)
+        await report_privately(bot, 1)
+        await bot.wait_bot(C1_CHAT, SECRET)
+        bot.say(RESIDENT, RESIDENT, "/cancel 1")
+        await bot.wait_bot(RESIDENT, "事项 #1 已撤回")
+        told = await bot.wait_bot(C1_CHAT, "私下反映的事项 #1（第一村民小组）：↩️ 已撤回")
+        await bot.wait_bot(HEAD1, "私下反映的事项 #1（第一村民小组）：↩️ 已撤回")
+        assert told.text
+        await bot.settle()
+        assert "私下反映的事项 #1（第一村民小组）" not in everything_sent_to(bot, U1_CHAT)
