@@ -27,8 +27,8 @@ from pydantic import (
 
 from escalation.policy import Rules, TierRule
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdy])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -37,14 +37,14 @@ class ConfigError(Exception):
 
 
 def parse_duration(value: Any) -> float:
-    """``"30s"``, ``"10m"``, ``"2h"``, ``"3d"`` → seconds."""
+    """``"30s"``, ``"10m"``, ``"2h"``, ``"3d"``, ``"3y"`` (365 days a year) → seconds."""
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
             if seconds > 0:
                 return seconds
-    raise ValueError("a duration such as \"30s\", \"10m\", \"2h\" or \"3d\"")
+    raise ValueError("a duration such as \"30s\", \"10m\", \"2h\", \"3d\" or \"3y\"")
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -213,6 +213,13 @@ class DutyShift(_Strict):
         return value
 
 
+class Retention(_Strict):
+    """How long personal data is kept (issue 10): after this long past a matter's close, the
+    reporter's name and id and the matter's texts are cleared; its figures stay."""
+
+    personal_data: Duration = Field(3 * 365 * 86400.0, description='a duration such as "3y" (365 days a year)')
+
+
 class RateLimit(_Strict):
     overall_per_second: float = Field(30, gt=0, description="messages per second, overall")
     group_per_minute: float = Field(20, gt=0, description="messages per minute to one group")
@@ -242,6 +249,7 @@ class Config(_Strict):
     satisfaction: Satisfaction = Satisfaction()
     categories: list[Category] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
     duty: list[DutyShift] = Field(default_factory=list, description="a list of shifts")
+    retention: Retention = Retention()
     station: Station
 
     @field_validator("quiet_hours")
@@ -299,6 +307,24 @@ class Config(_Strict):
             if node_id in seen:
                 raise ValueError(f"every node id to be unique, but {node_id!r} is used twice")
             seen.add(node_id)
+        return self
+
+    @model_validator(mode="after")
+    def _one_node_per_chat(self) -> Config:
+        # A private report's full text goes to its unit's group: were that group also a
+        # community's, the community would read what was meant for the unit only.
+        seen: dict[int, str] = {}
+        st = self.station
+        chats = [("station.chat_id", st.chat_id)]
+        for i, community in enumerate(st.communities):
+            chats.append((f"station.communities[{i}].chat_id", community.chat_id))
+            chats += [(f"station.communities[{i}].units[{j}].chat_id", u.chat_id) for j, u in enumerate(community.units)]
+        for path, chat_id in chats:
+            if chat_id is None:
+                continue
+            if chat_id in seen:
+                raise ValueError(f"every chat_id to belong to one node, but {seen[chat_id]} and {path} are both {chat_id}")
+            seen[chat_id] = path
         return self
 
     @property
