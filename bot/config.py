@@ -318,12 +318,16 @@ class Config(_Strict):
         chats = [("station.chat_id", st.chat_id)]
         for i, community in enumerate(st.communities):
             chats.append((f"station.communities[{i}].chat_id", community.chat_id))
-            chats += [(f"station.communities[{i}].units[{j}].chat_id", u.chat_id) for j, u in enumerate(community.units)]
+            chats += [
+                (f"station.communities[{i}].units[{j}].chat_id", unit.chat_id) for j, unit in enumerate(community.units)
+            ]
         for path, chat_id in chats:
             if chat_id is None:
                 continue
             if chat_id in seen:
-                raise ValueError(f"every chat_id to belong to one node, but {seen[chat_id]} and {path} are both {chat_id}")
+                raise ValueError(
+                    f"every chat_id to belong to one node, but {seen[chat_id]} and {path} are both {chat_id}"
+                )
             seen[chat_id] = path
         return self
 
