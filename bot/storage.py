@@ -21,6 +21,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -495,7 +496,7 @@ class Store:
             )
         path = Path(path)
         if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _private_file(path)
         conn = await aiosqlite.connect(path, isolation_level=None)
         for pragma in (
             "PRAGMA journal_mode=WAL",
@@ -650,6 +651,24 @@ class Store:
                 await self._conn.execute("ROLLBACK")
             raise
         await self._conn.execute("COMMIT")
+
+
+def _private_file(path: Path) -> None:
+    """The database holds residents' reports: a new file is the bot user's alone (0600; SQLite
+    gives its -wal and -shm the same mode), in a folder of its own (0700) when the bot makes
+    it. An existing file open to others is the operator's choice to revisit: a warning."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+        path.parent.chmod(0o700)  # mkdir's mode passes through the umask
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            mode = name.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o066:
+            log.warning("%s is readable or writable by other users (mode %o); chmod 600 it", name, mode)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _statements(script: str) -> Iterable[str]:
