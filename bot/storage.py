@@ -44,6 +44,7 @@ current_update: ContextVar[int | None] = ContextVar("current_update", default=No
 
 MIN_SQLITE = (3, 35)  # INSERT … RETURNING
 ROWS_PER_INSERT = 200  # rows in one INSERT: well within SQLite's limit on parameters
+MAX_TRIES = 3  # an update that could not be handled this often is marked failed (issue 11)
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: list[str] = [
@@ -251,6 +252,31 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (broadcast_id, unit_id)
     );
     CREATE INDEX broadcast_targets_chat ON broadcast_targets(chat_id);
+    """,
+    # 4 (issue 10, data kept no longer than needed; issue 11, the poisoned update): an
+    # update's payload is kept only until it is done (NULL after, and from chats outside
+    # the tree never stored), so it may be NULL; an update that cannot be handled counts
+    # its tries and, after the last, is marked failed with its error. Payloads of updates
+    # already done go now. Matters whose personal data was cleared say when.
+    """
+    CREATE TABLE inbox_new (
+        update_id INTEGER PRIMARY KEY,
+        payload TEXT,
+        received_at REAL NOT NULL,
+        done_at REAL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        failed_at REAL,
+        error TEXT
+    );
+    INSERT INTO inbox_new (update_id, payload, received_at, done_at)
+        SELECT update_id, CASE WHEN done_at IS NULL THEN payload END, received_at, done_at FROM inbox;
+    DROP TABLE inbox;
+    ALTER TABLE inbox_new RENAME TO inbox;
+    CREATE INDEX inbox_pending ON inbox(update_id) WHERE done_at IS NULL;
+    CREATE INDEX inbox_failed ON inbox(failed_at) WHERE failed_at IS NOT NULL;
+
+    ALTER TABLE matters ADD COLUMN purged_at REAL;
+    CREATE INDEX matters_unpurged ON matters(closed_at) WHERE purged_at IS NULL;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -485,7 +511,10 @@ class Store:
         self._reports: list[QueuedReport] = []
         self._sent: list[Sent] = []
         self._done: list[int] = []  # updates that changed nothing
+        self._last_error = ""
         self._committer: asyncio.Task[None] | None = None
+        self.now: Callable[[], float] = time.time  # the inbox's clock; the app sets its own
+        self.failing: dict[int, str] = {}  # updates whose handler raised, with the error
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -503,6 +532,9 @@ class Store:
             "PRAGMA synchronous=NORMAL",
             "PRAGMA foreign_keys=ON",
             "PRAGMA busy_timeout=5000",
+            # What is deleted (a done update's payload, cleared personal data) is zeroed
+            # where that costs no extra write, rather than lingering in free space.
+            "PRAGMA secure_delete=FAST",
         ):
             await conn.execute(pragma)
         store = cls(conn)
@@ -539,7 +571,7 @@ class Store:
             async with self._atomic() as tx:
                 yield tx
                 if update_id is not None:
-                    await tx.inbox_done([update_id], time.time())
+                    await tx.inbox_done([update_id], self.now())
             if update_id is not None:
                 self.handled.add(update_id)
         if tx.enqueued and self.on_enqueue is not None:
@@ -611,8 +643,11 @@ class Store:
                 continue
             # One bad row must not sink the others: each alone.
             for report in reports:
-                if not await self._try_write([report], [], []) and self.on_lost is not None:
-                    self.on_lost(report)
+                if not await self._try_write([report], [], []):
+                    if report.update_id is not None:
+                        await self._count_try(report.update_id, self._last_error)
+                    if self.on_lost is not None:
+                        self.on_lost(report)
             for one in sent:
                 await self._try_write([], [one], [])
             if done:
@@ -624,19 +659,40 @@ class Store:
             async with self._atomic() as tx:
                 if reports:
                     await tx.insert_reports(reports)
-                await tx.inbox_done([r.update_id for r in reports if r.update_id is not None] + done, time.time())
+                await tx.inbox_done([r.update_id for r in reports if r.update_id is not None] + done, self.now())
                 if sent:
                     await tx.outbox_sent(sent)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             # A report left behind stays in the inbox, not done: the next start tries it again.
+            self._last_error = describe_error(exc)
             if not quiet:
                 log.exception("could not commit %s", reports or sent or done)
             return False
         if reports and self.on_enqueue is not None:
             self.on_enqueue()
         return True
+
+    async def _count_try(self, update_id: int, error: str) -> None:
+        """An update that could not be handled: one try more; failed after the last. The
+        caller holds the lock."""
+        try:
+            async with self._atomic() as tx:
+                tries = await tx.inbox_try_failed(update_id, error, self.now())
+        except Exception:
+            log.exception("could not count a try of update %s", update_id)
+            return
+        if tries >= MAX_TRIES:
+            log.error("update %s failed %d times (%s); given up", update_id, tries, error)
+        else:
+            log.warning("update %s failed (%s), try %d of %d; tried again at the next start",
+                        update_id, error, tries, MAX_TRIES)
+
+    async def count_try(self, update_id: int, error: str) -> None:
+        async with self._lock:
+            await self._write_queued()
+            await self._count_try(update_id, error)
 
     @asynccontextmanager
     async def _atomic(self) -> AsyncIterator[Tx]:
@@ -651,6 +707,18 @@ class Store:
                 await self._conn.execute("ROLLBACK")
             raise
         await self._conn.execute("COMMIT")
+
+
+def describe_error(exc: BaseException) -> str:
+    """What went wrong, for the inbox and the log: the exception's kind and where it was
+    raised; the message only from SQLite and the OS, whose words never quote a report."""
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        where = f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    said = f": {exc}" if isinstance(exc, sqlite3.Error | OSError) else ""
+    return f"{type(exc).__name__}{said}{where}"[:300]
 
 
 def _private_file(path: Path) -> None:
@@ -1107,19 +1175,48 @@ class Tx:
         return [DutyOverride(*r) for r in rows]
 
     # --- inbox -------------------------------------------------------------------
-    async def inbox_add(self, updates: list[tuple[int, str]]) -> None:
-        now = time.time()
+    async def inbox_add(self, updates: list[tuple[int, str | None]], now: float | None = None) -> None:
+        """Fetched updates, each with its payload, or None when replay will not need it."""
+        now = time.time() if now is None else now
         await self._conn.executemany(
             "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
             [(update_id, payload, now) for update_id, payload in updates],
         )
 
     async def inbox_done(self, update_ids: list[int], now: float) -> None:
+        """Done: only the id stays (duplicate detection), never what it said."""
         if update_ids:
             await self._conn.executemany(
-                "UPDATE inbox SET done_at = ? WHERE update_id = ? AND done_at IS NULL",
+                "UPDATE inbox SET done_at = ?, payload = NULL WHERE update_id = ? AND done_at IS NULL",
                 [(now, update_id) for update_id in update_ids],
             )
+
+    async def inbox_try_failed(self, update_id: int, error: str, now: float) -> int:
+        """One more failed try of a pending update; after MAX_TRIES it is failed (and done,
+        its payload dropped). Returns the tries so far (0 if it is not pending)."""
+        row = await self._one(
+            "UPDATE inbox SET tries = tries + 1, error = ? WHERE update_id = ? AND done_at IS NULL RETURNING tries",
+            (error, update_id),
+        )
+        tries = int(row[0]) if row else 0
+        if tries >= MAX_TRIES:
+            await self._conn.execute(
+                "UPDATE inbox SET failed_at = ?, done_at = ?, payload = NULL WHERE update_id = ?",
+                (now, now, update_id),
+            )
+        return tries
+
+    async def inbox_failed(self, limit: int = 50) -> list[tuple[int, float, str]]:
+        """Updates given up on, newest first: (update id, when, error)."""
+        return await self._all(
+            "SELECT update_id, failed_at, coalesce(error, '') FROM inbox WHERE failed_at IS NOT NULL "
+            "ORDER BY failed_at DESC, update_id DESC LIMIT ?",
+            (limit,),
+        )
+
+    async def inbox_failed_count(self) -> int:
+        (count,) = await self._one("SELECT count(*) FROM inbox WHERE failed_at IS NOT NULL")
+        return int(count)
 
     async def inbox_is_done(self, update_id: int) -> bool:
         row = await self._one("SELECT done_at FROM inbox WHERE update_id = ?", (update_id,))
@@ -1129,7 +1226,8 @@ class Tx:
         (last,) = await self._one("SELECT coalesce(max(update_id), 0) FROM inbox")
         return int(last)
 
-    async def inbox_pending(self) -> list[tuple[int, str]]:
+    async def inbox_pending(self) -> list[tuple[int, str | None]]:
+        """Updates not done, in order; the payload is None for those kept as an id only."""
         return await self._all("SELECT update_id, payload FROM inbox WHERE done_at IS NULL ORDER BY update_id")
 
     async def outbox_prune(self, before: float) -> None:
@@ -1137,7 +1235,7 @@ class Tx:
         await self._conn.execute("DELETE FROM outbox WHERE state != 'pending' AND created_at < ?", (before,))
 
     async def inbox_prune(self, before: float) -> None:
-        """Forget updates done long ago; the newest is kept so ids stay known."""
+        """Forget updates done (or failed) long ago; the newest is kept so ids stay known."""
         await self._conn.execute(
             "DELETE FROM inbox WHERE done_at < ? AND update_id < (SELECT max(update_id) FROM inbox)", (before,)
         )
