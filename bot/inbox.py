@@ -23,6 +23,7 @@ import re
 from typing import Any
 
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 from telegram.request import HTTPXRequest, RequestData
 
@@ -151,9 +152,14 @@ async def close_update(update: object, context: ContextTypes.DEFAULT_TYPE) -> No
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """An error handler: remember which update failed, and how, for close_update."""
-    if isinstance(update, Update) and context.error is not None and "services" in context.application.bot_data:
-        context.application.bot_data["services"].store.failing[update.update_id] = describe_error(context.error)
+    """An error handler: remember which update failed, and how, for close_update. Not when
+    Telegram refused a call the handler made (a stale button, a deleted message): it would
+    refuse it again, so that update is done, as one that changed nothing."""
+    error = context.error
+    if isinstance(update, Update) and error is not None and not isinstance(error, TelegramError):
+        services = context.application.bot_data.get("services")
+        if services is not None:
+            services.store.failing[update.update_id] = describe_error(error)
 
 
 async def replay(app: Application, store: Store) -> int:

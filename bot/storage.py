@@ -667,8 +667,9 @@ class Store:
         except Exception as exc:
             # A report left behind stays in the inbox, not done: the next start tries it again.
             self._last_error = describe_error(exc)
-            if not quiet:
-                log.exception("could not commit %s", reports or sent or done)
+            if not quiet:  # ids only: a report's text and its reporter's name stay out of the log
+                log.exception("could not commit %d report(s) (updates %s), %d sent, %d done", len(reports),
+                              [r.update_id for r in reports], len(sent), len(done))
             return False
         if reports and self.on_enqueue is not None:
             self.on_enqueue()
@@ -712,10 +713,12 @@ class Store:
 def describe_error(exc: BaseException) -> str:
     """What went wrong, for the inbox and the log: the exception's kind and where it was
     raised; the message only from SQLite and the OS, whose words never quote a report."""
-    where = ""
+    where, ours = "", str(Path(__file__).resolve().parent.parent)
     tb = exc.__traceback__
-    while tb is not None:
-        where = f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
+    while tb is not None:  # the innermost frame of tierbot's own code, else the innermost
+        path = tb.tb_frame.f_code.co_filename
+        if not where or (path.startswith(ours) and "site-packages" not in path):
+            where = f" at {Path(path).name}:{tb.tb_lineno}"
         tb = tb.tb_next
     said = f": {exc}" if isinstance(exc, sqlite3.Error | OSError) else ""
     return f"{type(exc).__name__}{said}{where}"[:300]

@@ -9,6 +9,7 @@ chat cannot serve two nodes.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -18,10 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from bot.cli import main
 from bot.config import ConfigError, parse_config, parse_duration
 from bot.storage import Store
-from tests.conftest import C1_CHAT, RESIDENT, RESIDENT2, U1_CHAT, town
+from handlers import chats
+from tests.conftest import C1_CHAT, HEAD1, RESIDENT, RESIDENT2, U1_CHAT, town
 
 
 def errors_of(raw: dict[str, Any]) -> str:
@@ -142,3 +146,113 @@ def _bytes_of(path: str) -> bytes:
 def inbox_ids(bot: Any) -> list[int]:
     with contextlib.closing(sqlite3.connect(bot.config.database)) as db:
         return [r[0] for r in db.execute("SELECT update_id FROM inbox ORDER BY update_id")]
+
+
+# --- one poisoned update must not wedge the bot (issue 11) -----------------------------
+async def test_an_update_with_a_lone_surrogate_is_stored_replaced_and_the_bot_goes_on(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        card = await _report(bot, "/report 楼道堆物")
+        # Button data and a report as a broken client may send them: "\ud800" alone is
+        # valid JSON but no character; SQLite (UTF-8) refused the whole batch, forever.
+        # (The fake Bot API writes JSON with ASCII escapes: the body carries "\\ud800".)
+        bot.api.press_button(U1_CHAT, bot.user(HEAD1), card, "claim:1\ud800")
+        bot.say(U1_CHAT, RESIDENT, "/report 门口\ud800的灯坏了")
+        bot.say(U1_CHAT, RESIDENT2, "/report 下水道堵了")
+        await bot.wait_bot(U1_CHAT, "#3")
+        async with bot.svc.store.read() as tx:
+            second, third = await tx.matter(2), await tx.matter(3)
+        assert second is not None and second.text == "门口\ufffd的灯坏了"
+        assert third is not None and third.text == "下水道堵了"
+        await bot.settle()
+        with contextlib.closing(sqlite3.connect(bot.config.database)) as db:
+            assert db.execute("SELECT count(*) FROM inbox WHERE done_at IS NULL").fetchone()[0] == 0
+
+
+async def _report(bot: Any, text: str) -> int:
+    bot.say(U1_CHAT, RESIDENT, text)
+    card = await bot.wait_bot(U1_CHAT, "#1")
+    return int(card.message_id)
+
+
+async def test_an_update_the_inbox_refuses_is_kept_as_its_id_and_still_handled(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        with contextlib.closing(sqlite3.connect(bot.config.database)) as db:
+            db.execute("CREATE TRIGGER refuse BEFORE INSERT ON inbox WHEN NEW.payload LIKE '%毒%' "
+                       "BEGIN SELECT RAISE(ABORT, 'no'); END")
+            db.commit()
+        bot.say(U1_CHAT, RESIDENT, "/report 有人下毒")
+        bot.say(U1_CHAT, RESIDENT2, "/report 下水道堵了")
+        await bot.wait_bot(U1_CHAT, "#2")
+        await bot.settle()
+        with contextlib.closing(sqlite3.connect(bot.config.database)) as db:
+            rows = db.execute("SELECT payload, done_at IS NOT NULL FROM inbox ORDER BY update_id").fetchall()
+    assert rows == [(None, 1), (None, 1)]
+
+
+def _refuse_reports(database: Path) -> None:
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON matters BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+        db.commit()
+
+
+def _inbox_row(database: Path) -> tuple[Any, ...]:
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        return db.execute(
+            "SELECT update_id, payload IS NOT NULL, done_at, tries, failed_at, error FROM inbox"
+        ).fetchone()
+
+
+async def test_an_update_that_fails_three_times_is_marked_failed_and_listed(
+    make_bot: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "tierbot.sqlite3"
+    store = await Store.open(database)
+    await store.close()
+    _refuse_reports(database)
+    async with make_bot(database=database) as bot:
+        bot.say(U1_CHAT, RESIDENT, "/report 楼道灯坏了，我是三楼王阿姨")
+        await bot.wait_bot(U1_CHAT, "抱歉")
+        await bot.settle()
+    update_id, kept, done_at, tries, failed_at, error = _inbox_row(database)
+    assert (kept, done_at, tries, failed_at) == (1, None, 1, None)  # waits for the next start
+    assert "disk says no" in error
+    for start in (2, 3):
+        async with make_bot(database=database) as bot:  # replayed at the start; refused again
+            await bot.api.wait_for(lambda n=start: _inbox_row(database)[3] == n, 5)
+            await bot.settle()
+    _, kept, done_at, tries, failed_at, error = _inbox_row(database)
+    assert (kept, tries) == (0, 3) and failed_at is not None and done_at == failed_at
+    async with make_bot(database=database) as bot:  # given up on: not replayed again
+        bot.say(U1_CHAT, RESIDENT2, "/report 下水道堵了")
+        await bot.wait_bot(U1_CHAT, "抱歉")
+        await bot.settle()
+        assert await _failed_count(bot) == 1
+    # The operator's list: id, when, error; never what the update said.
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(town(database=str(database)), allow_unicode=True), encoding="utf-8")
+    assert await asyncio.to_thread(main, ["inbox", "--failed", "--config", str(config_file)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{update_id}\t") and "disk says no" in out and "王阿姨" not in out
+    assert await asyncio.to_thread(main, ["inbox", "--config", str(config_file)]) == 0
+    assert "1 failed" in capsys.readouterr().out
+
+
+async def _failed_count(bot: Any) -> int:
+    async with bot.svc.store.read() as tx:
+        return len(await tx.inbox_failed(10))
+
+
+async def test_a_handler_that_raises_counts_a_try_without_quoting_the_update(
+    make_bot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def boom(update: Any, context: Any) -> None:
+        raise RuntimeError(f"could not handle {update.effective_message.text}")
+
+    monkeypatch.setattr(chats, "chat_id", boom)
+    async with make_bot() as bot:
+        bot.say(U1_CHAT, HEAD1, "/chatid 秘密")
+        await bot.wait_bot(U1_CHAT, "抱歉")
+        await bot.settle()
+        _, kept, done_at, tries, failed_at, error = _inbox_row(Path(bot.config.database))
+    assert (kept, done_at, tries, failed_at) == (1, None, 1, None)  # tried again at the next start
+    assert error.startswith("RuntimeError at ") and "秘密" not in error
