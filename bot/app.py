@@ -12,6 +12,7 @@ from telegram.constants import ParseMode
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
+from bot import retention
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.delivery import Delivery
@@ -145,6 +146,7 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         async with svc.store.transaction() as tx:
             await tx.inbox_prune(now - KEEP_UPDATE_IDS)
             await tx.outbox_prune(now - KEEP_DONE)
+        await retention.purge(svc.store, now - svc.config.retention.personal_data, now)
         svc.last_prune = now
     await weekly.send_monthly_due(
         svc.store, svc.tree, svc.langs, svc.config.monthly_trigger(), now, since=svc.first_started,

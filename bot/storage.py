@@ -45,6 +45,10 @@ current_update: ContextVar[int | None] = ContextVar("current_update", default=No
 MIN_SQLITE = (3, 35)  # INSERT … RETURNING
 ROWS_PER_INSERT = 200  # rows in one INSERT: well within SQLite's limit on parameters
 MAX_TRIES = 3  # an update that could not be handled this often is marked failed (issue 11)
+PURGED = "（已清除）"  # what personal data reads as once its retention period is over (issue 10)
+# Timeline entries whose detail is the bot's own words (a category's name, a rating, an
+# attachment's kind), not a person's: kept when personal data is cleared.
+_OWN_WORDS_EVENTS = ("categorized", "rated", "attached")
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: list[str] = [
@@ -449,6 +453,22 @@ class BroadcastOutcome:
 
 _MATTER_COLUMNS = [f.name for f in fields(Matter)]
 _MATTER_SELECT = "SELECT " + ", ".join(_MATTER_COLUMNS) + " FROM matters"
+
+
+@dataclass
+class Purged:
+    """What one clearing of personal data changed (counts only: they are logged)."""
+
+    matters: int = 0
+    events: int = 0
+    attachments: int = 0
+    messages: int = 0
+    prompts: int = 0
+    users: int = 0
+
+    def add(self, other: Purged) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 @dataclass(frozen=True)
@@ -1242,6 +1262,69 @@ class Tx:
         await self._conn.execute(
             "DELETE FROM inbox WHERE done_at < ? AND update_id < (SELECT max(update_id) FROM inbox)", (before,)
         )
+
+    # --- personal data retention (issue 10) ---------------------------------------
+    async def purge_matters(self, before: float, now: float, limit: int = 500) -> Purged:
+        """Clear the personal data of up to ``limit`` matters closed before ``before``: the
+        reporter's name and id, the texts (report, resolution, reason, notes), attachments'
+        file ids, the messages about them and questions pending on them. Figures (times,
+        tiers, categories, ratings, counts) stay, and each matter's timeline says so."""
+        rows = await self._all(
+            "SELECT id FROM matters WHERE closed_at < ? AND purged_at IS NULL ORDER BY closed_at LIMIT ?",
+            (before, limit),
+        )
+        ids = [r[0] for r in rows]
+        if not ids:
+            return Purged()
+        marks = ", ".join("?" for _ in ids)
+        own = "actor_id = (SELECT reporter_id FROM matters WHERE matters.id = events.matter_id)"
+        words = ", ".join(f"'{k}'" for k in _OWN_WORDS_EVENTS)
+        free = f"detail IS NOT NULL AND actor_id IS NOT NULL AND kind NOT IN ({words})"
+        events = await self._conn.execute(
+            f"UPDATE events SET detail = CASE WHEN {free} THEN ? ELSE detail END, "
+            f"actor_name = CASE WHEN {own} THEN ? ELSE actor_name END, "
+            f"actor_id = CASE WHEN {own} THEN NULL ELSE actor_id END "
+            f"WHERE matter_id IN ({marks}) AND (({free}) OR {own})",
+            (PURGED, PURGED, *ids),
+        )
+        attachments = await self._conn.execute(
+            "UPDATE attachments SET file_id = ?, added_by = CASE WHEN added_by = "
+            "(SELECT reporter_id FROM matters WHERE matters.id = attachments.matter_id) THEN NULL ELSE added_by END "
+            f"WHERE matter_id IN ({marks})",
+            (PURGED, *ids),
+        )
+        messages = await self._conn.execute(
+            "UPDATE outbox SET text = CASE WHEN text IS NULL THEN NULL ELSE ? END, "
+            "markup = NULL, media = CASE WHEN media IS NULL THEN NULL ELSE ? END "
+            f"WHERE matter_id IN ({marks}) AND state != 'pending' AND (text IS NOT NULL OR media IS NOT NULL)",
+            (PURGED, PURGED, *ids),
+        )
+        prompts = await self._conn.execute(f"DELETE FROM prompts WHERE matter_id IN ({marks})", ids)
+        await self._conn.execute(
+            "UPDATE matters SET reporter_id = 0, reporter_name = ?, text = ?, "
+            "resolution = CASE WHEN resolution IS NULL THEN NULL ELSE ? END, "
+            "close_reason = CASE WHEN close_reason IS NULL THEN NULL ELSE ? END, "
+            "claimed_by_name = CASE WHEN claimed_by = reporter_id THEN ? ELSE claimed_by_name END, "
+            "claimed_by = CASE WHEN claimed_by = reporter_id THEN NULL ELSE claimed_by END, "
+            "resolved_by_name = CASE WHEN resolved_by = reporter_id THEN ? ELSE resolved_by_name END, "
+            "resolved_by = CASE WHEN resolved_by = reporter_id THEN NULL ELSE resolved_by END, "
+            f"purged_at = ? WHERE id IN ({marks})",
+            (PURGED, PURGED, PURGED, PURGED, PURGED, PURGED, now, *ids),
+        )
+        await self._conn.executemany(
+            "INSERT INTO events (matter_id, at, kind) VALUES (?, ?, 'purged')", [(i, now) for i in ids]
+        )
+        return Purged(len(ids), events.rowcount, attachments.rowcount, messages.rowcount, prompts.rowcount)
+
+    async def purge_people(self, before: float) -> Purged:
+        """Questions left unanswered since before ``before``, and the names of people not
+        seen since (kept only to know who opened a private chat)."""
+        prompts = await self._conn.execute("DELETE FROM prompts WHERE asked_at < ?", (before,))
+        users = await self._conn.execute(
+            "UPDATE users SET name = ? WHERE updated_at < ? AND name IS NOT NULL AND name != ?",
+            (PURGED, before, PURGED),
+        )
+        return Purged(prompts=prompts.rowcount, users=users.rowcount)
 
     # --- summaries ---------------------------------------------------------------
     async def summary_facts(self, start: float, end: float) -> list[SummaryFacts]:

@@ -16,6 +16,7 @@ from bot import render
 from bot.delivery import keyboard_markup
 from bot.matters import MAX_TEXT, Ack, Actor, Outcome, Result
 from bot.services import Services
+from bot.storage import PURGED
 from bot.tree import UNIT, Node
 from escalation.notify import MAX_ATTACHMENTS
 from escalation.policy import State
@@ -158,7 +159,7 @@ async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     for part in split_message(text.split("\n")):
         await reply(update, part)
     message = update.effective_message
-    for kind, media in ([] if redact else attached[:MAX_ATTACHMENTS]):
+    for kind, media in ([] if redact else [a for a in attached if a[1] != PURGED][:MAX_ATTACHMENTS]):
         assert message is not None
         if kind == "location":
             latitude, longitude = (float(x) for x in media.split(","))

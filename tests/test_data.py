@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import stat
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,12 @@ import pytest
 import yaml
 
 from bot.cli import main
+from bot.clock import ManualClock
 from bot.config import ConfigError, parse_config, parse_duration
+from bot.fakeapi import buttons
 from bot.storage import Store
 from handlers import chats
-from tests.conftest import C1_CHAT, HEAD1, RESIDENT, RESIDENT2, U1_CHAT, town
+from tests.conftest import C1_CHAT, HEAD1, RESIDENT, RESIDENT2, START, TZ, U1_CHAT, town
 
 
 def errors_of(raw: dict[str, Any]) -> str:
@@ -256,3 +259,98 @@ async def test_a_handler_that_raises_counts_a_try_without_quoting_the_update(
         _, kept, done_at, tries, failed_at, error = _inbox_row(Path(bot.config.database))
     assert (kept, done_at, tries, failed_at) == (1, None, 1, None)  # tried again at the next start
     assert error.startswith("RuntimeError at ") and "秘密" not in error
+
+
+# --- personal data retention -------------------------------------------------------------
+async def _town_figures(bot: Any, around: float) -> tuple[Any, ...]:
+    """What bulletins and ledgers count of the closed matters #1 and #2 (#3 stays open and
+    climbs meanwhile), for the days around the test's matters."""
+    start, end = around - 86400, around + 86400
+    async with bot.svc.store.read() as tx:
+        facts = [f for f in await tx.summary_facts(start, end) if f.id in (1, 2)]
+        weeks = await tx.count_week(start, end)
+        ledger = [(m.id, m.state, m.category, m.created_at, m.closed_at, m.rating, m.top_tier)
+                  for m in await tx.ledger_matters(start, end) if m.id in (1, 2)]
+    return sorted(facts, key=lambda f: f.id), sorted(weeks), ledger
+
+
+def _row_of(database: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        return db.execute(sql, params).fetchall()
+
+
+async def _closed_and_open_matters(bot: Any) -> None:
+    """#1 resolved with a note, a photo and a rating; #2 closed as unresolvable; #3 open."""
+    bot.api.send_photo(U1_CHAT, bot.user(RESIDENT, "张秀英"), caption="/report 邻居张三家的狗半夜叫")
+    await bot.wait_bot(U1_CHAT, "#1")
+    bot.say(U1_CHAT, HEAD1, "/note 1 已联系张三")
+    bot.say(U1_CHAT, HEAD1, "/resolve 1 张三同意晚上关狗")
+    ask = await bot.wait_bot(U1_CHAT, "请评价处理结果")
+    bot.api.press_button(U1_CHAT, bot.user(RESIDENT, "张秀英"), ask.message_id, buttons(ask)[0][1])
+    bot.say(U1_CHAT, RESIDENT2, "/report 李四家漏水到楼下")
+    await bot.wait_bot(U1_CHAT, "#2")
+    bot.say(U1_CHAT, HEAD1, "/close 2 房东王五不配合")
+    bot.say(U1_CHAT, RESIDENT2, "/report 楼道灯坏了")
+    await bot.wait_bot(U1_CHAT, "#3")
+    await bot.settle()
+    async with bot.svc.store.read() as tx:
+        closed = [m for m in [await tx.matter(1), await tx.matter(2)] if m and m.closed]
+        assert len(closed) == 2 and (await tx.matter(1)).rating  # type: ignore[union-attr]
+
+
+async def test_personal_data_is_cleared_after_the_retention_period_figures_stay(
+    make_bot: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with make_bot(town(retention={"personal_data": "30d"})) as bot:
+        await _closed_and_open_matters(bot)
+        figures = await _town_figures(bot, START)
+        database = bot.config.database
+        bot.clock.advance(29 * 86400)
+        await bot.api.wait_for(lambda: bot.svc.last_prune == bot.clock.now(), 5)
+        assert _row_of(database, "SELECT count(*) FROM matters WHERE purged_at IS NOT NULL") == [(0,)]
+        bot.clock.advance(2 * 86400)  # past the period
+        await bot.api.wait_for(lambda: bot.svc.last_prune == bot.clock.now(), 5)
+        assert await _town_figures(bot, START) == figures  # bulletins and ledgers count the same
+        bot.say(U1_CHAT, HEAD1, "/show 1")
+        shown = await bot.wait_bot(U1_CHAT, "个人信息已清除")
+    assert "张秀英" not in shown.text and "张三" not in shown.text and "（已清除）" in shown.text
+    matters = _row_of(database, "SELECT id, reporter_id, reporter_name, text, resolution, close_reason, "
+                                "purged_at IS NOT NULL FROM matters ORDER BY id")
+    assert matters == [
+        (1, 0, "（已清除）", "（已清除）", "（已清除）", None, 1),
+        (2, 0, "（已清除）", "（已清除）", None, "（已清除）", 1),
+        (3, RESIDENT2, bot.user(RESIDENT2)["first_name"], "楼道灯坏了", None, None, 0),  # open: untouched
+    ]
+    assert _row_of(database, "SELECT DISTINCT file_id FROM attachments WHERE matter_id = 1") == [("（已清除）",)]
+    details = _row_of(database, "SELECT kind, actor_id, actor_name, detail FROM events WHERE matter_id IN (1, 2) "
+                                "ORDER BY id")
+    everything = repr(details) + repr(_row_of(database, "SELECT text, media FROM outbox WHERE matter_id IN (1, 2)"))
+    for personal in ("张秀英", "张三", "李四", "王五", str(RESIDENT), str(RESIDENT2)):
+        assert personal not in everything, personal
+    assert [k for k, *_ in details].count("purged") == 2
+    assert ("note", HEAD1, bot.user(HEAD1)["first_name"], "（已清除）") in details  # who worked it stays
+    assert any(kind == "rated" and detail == "满意" for kind, _, _, detail in details)  # the rating's word stays
+    logged = [r.getMessage() for r in caplog.records if r.name == "bot.retention"]
+    assert len(logged) == 1 and "2 matter(s)" in logged[0]
+    assert "张" not in logged[0] and "李四" not in logged[0]
+
+
+async def test_tierbot_purge_clears_matters_closed_before_a_day(
+    make_bot: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    long_ago = ManualClock(datetime(2024, 1, 10, 10, 0, tzinfo=TZ).timestamp())
+    async with make_bot(clock=long_ago) as bot:
+        await _closed_and_open_matters(bot)
+        database = bot.config.database
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(yaml.safe_dump(town(database=database), allow_unicode=True), encoding="utf-8")
+    assert await asyncio.to_thread(main, ["purge", "--before", "2024-01-10", "--config", str(config_file)]) == 0
+    assert "cleared the personal data of 0 matter(s)" in capsys.readouterr().out  # closed on the 10th
+    assert await asyncio.to_thread(main, ["purge", "--before", "2024-01-11", "--config", str(config_file)]) == 0
+    assert "cleared the personal data of 2 matter(s) closed before 2024-01-11" in capsys.readouterr().out
+    assert _row_of(database, "SELECT id FROM matters WHERE text = '（已清除）' ORDER BY id") == [(1,), (2,)]
+    assert _row_of(database, "SELECT count(*) FROM events WHERE kind = 'purged'") == [(2,)]
+    messages = _row_of(database, "SELECT DISTINCT text FROM outbox WHERE matter_id IN (1, 2) AND text IS NOT NULL")
+    assert messages == [("（已清除）",)]  # what was said to the reporter about them, too
+    assert await asyncio.to_thread(main, ["purge", "--before", "2999-01-01", "--config", str(config_file)]) == 2

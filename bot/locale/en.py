@@ -358,4 +358,6 @@ MESSAGES: dict[str, str] = {
     "cmd.export": "Export the ledger (Excel): week / month / two dates",
     "cmd.bind": "Register this chat: /bind node-id",
     "cmd.chatid": "This chat's id",
+    # --- data (issue 10/11) ---
+    "event.purged": "personal data cleared",
 }

@@ -371,4 +371,6 @@ MESSAGES: dict[str, str] = {
     "cmd.export": "导出台账（Excel）：week / month / 两个日期",
     "cmd.bind": "登记本群：/bind 节点编号",
     "cmd.chatid": "本群 ID",
+    # --- data (issue 10/11) ---
+    "event.purged": "个人信息已清除",
 }
