@@ -22,7 +22,7 @@ from bot.inbox import InboxRequest, replay
 from bot.matters import Matters
 from bot.menus import Menus, registered_commands
 from bot.services import Services
-from bot.storage import Store
+from bot.storage import LAST_SWEEP, Store
 from bot.tree import Tree
 from escalation import sweep, weekly
 from escalation.notify import Notifier
@@ -152,6 +152,8 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         svc.store, svc.tree, svc.langs, svc.config.monthly_trigger(), now, since=svc.first_started,
         weekly_trigger=svc.weekly_trigger,
     )
+    async with svc.store.transaction() as tx:  # for `tierbot status`: a sweep that stopped is a bot that stopped
+        await tx.set_meta(LAST_SWEEP, repr(now))
 
 
 @asynccontextmanager

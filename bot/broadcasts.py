@@ -97,6 +97,7 @@ class Broadcasts:
                 f"bca:{broadcast_id}", chat_id, now, reply_to=message_id,
                 text=t("broadcast.queued", id=broadcast_id, count=len(to)),
             )
+            tx.log_event("broadcast_queued", broadcast=broadcast_id, node=node.id, targets=len(to))
         return Queued(broadcast_id, len(to))
 
 
@@ -143,4 +144,8 @@ async def report_if_done(tx: Tx, tree: Tree, langs: Languages, broadcast_id: int
     await tx.enqueue(
         f"bcr:{broadcast.id}", broadcast.chat_id, now, text="\n".join(lines), reply_to=broadcast.message_id
     )
-    return await tx.mark_broadcast_reported(broadcast.id, now)
+    first = await tx.mark_broadcast_reported(broadcast.id, now)
+    if first:
+        tx.log_event("broadcast_settled", broadcast=broadcast.id, node=broadcast.node_id,
+                     delivered=len(outcomes) - len(failed), failed=len(failed))
+    return first

@@ -1,12 +1,15 @@
-"""The ``tierbot`` command: run, check-config, demo, export, inbox, purge."""
+"""The ``tierbot`` command: run, check-config, demo, export, status, backup, restore, inbox, purge."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
+import sqlite3
 import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bot.config import Config, ConfigError, load_config
@@ -18,8 +21,14 @@ TOKEN_VARIABLE = "TELEGRAM_BOT_TOKEN"
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tierbot", description="Three-tier community governance bot.")
+    parser.add_argument("--version", action="version", version=f"tierbot {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the bot (long polling)")
+    run = commands.add_parser(
+        "run", help="run the bot (long polling)",
+        description=f"Run the bot (long polling). The token from @BotFather is read from the environment "
+                    f"variable {TOKEN_VARIABLE}, never from the config file.",
+        epilog=f"example: {TOKEN_VARIABLE}=123456:ABC... tierbot run --config config.yaml",
+    )
     run.add_argument("--config", default="config.yaml", help="path to config.yaml")
     check = commands.add_parser("check-config", help="validate a config file and print the tree")
     check.add_argument("path", nargs="?", default="config.yaml")
@@ -31,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--to", dest="last", required=True, metavar="DATE", help="last day, YYYY-MM-DD")
     export.add_argument("--out", required=True, metavar="FILE", help="FILE.xlsx or FILE.csv (UTF-8 with BOM)")
     export.add_argument("--node", default=None, help="a community or unit id (default: the whole town)")
+    _add_log_options(run)
+    _add_operations(commands)
     inbox = commands.add_parser("inbox", help="updates waiting in the inbox; --failed lists those given up on")
     inbox.add_argument("--config", default="config.yaml", help="path to config.yaml")
     inbox.add_argument("--failed", action="store_true", help="list the failed updates: id, when, error")
@@ -43,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check-config":
         return _check_config(args.path)
     if args.command == "run":
+        if not _setup_logging(args):
+            return 2
         return _run(args.config)
+    if args.command in OPERATIONS:
+        return OPERATIONS[args.command](args)
     if args.command == "export":
         return _export(args)
     if args.command == "inbox":
@@ -53,6 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     from bot import demo as demo_module
 
     return asyncio.run(demo_module.main(args.config))
+
+
+def _version() -> str:
+    """The installed package's version (pyproject.toml), so it cannot drift from a constant."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tierbot")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _check_config(path: str) -> int:
@@ -93,9 +118,16 @@ def describe_tree(tree: Tree) -> str:
     return "\n".join(line(tree.station.id, 0))
 
 
+def describe_ids(tree: Tree) -> str:
+    """Every node's id and name, indented as the tree: what ``--node`` accepts."""
+    def line(node_id: str, depth: int) -> list[str]:
+        node = tree.nodes[node_id]
+        return [f"{'  ' * (depth + 1)}{node.id}  {node.name}", *(x for c in node.children for x in line(c, depth + 1))]
+
+    return "\n".join(line(tree.station.id, 0))
+
+
 def _run(config_path: str) -> int:
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     token = os.environ.get(TOKEN_VARIABLE, "").strip()
     if not token:
         print(
@@ -137,8 +169,10 @@ def _export(args: argparse.Namespace) -> int:
         print(f"tierbot export: {exc}", file=sys.stderr)
         return 2
     node_id = args.node or config.station.id
-    if node_id not in Tree(config).nodes:
-        print(f"tierbot export: no node {node_id!r} in {args.config}", file=sys.stderr)
+    tree = Tree(config)
+    if node_id not in tree.nodes:
+        print(f"tierbot export: no node {node_id!r} in {args.config}; the nodes are:", file=sys.stderr)
+        print(describe_ids(tree), file=sys.stderr)
         return 2
     if not Path(config.database).is_file():
         print(f"tierbot export: no database at {config.database}", file=sys.stderr)
@@ -152,8 +186,6 @@ def _export(args: argparse.Namespace) -> int:
 
 def _open_database(config_path: str, command: str) -> tuple[Config, Any] | int:
     """The config and the path of an existing database, or an exit status."""
-    from pathlib import Path
-
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -204,7 +236,7 @@ def _purge(args: argparse.Namespace) -> int:
     """``tierbot purge --before DATE``: the retention sweep, by hand, for an earlier day."""
     from datetime import date, datetime, time
 
-    from bot import retention
+    from bot import logs, retention
 
     try:
         day = date.fromisoformat(args.before)
@@ -219,9 +251,124 @@ def _purge(args: argparse.Namespace) -> int:
     if before > datetime.now(config.tz):
         print("tierbot purge: --before must not be after today", file=sys.stderr)
         return 2
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    logs.setup()  # the count line goes to the log, as the sweep's does
     counts = asyncio.run(retention.purge_file(config, before.timestamp(), by_hand=True))
     print(f"cleared the personal data of {counts.matters} matter(s) closed before {day} ({config.timezone}): "
           f"{counts.events} event(s), {counts.attachments} attachment(s), {counts.messages} message(s), "
           f"{counts.prompts} prompt(s), {counts.users} name(s)")
     return 0
+
+
+# --- logging, status, backup and restore (issue 11) -------------------------------------
+def _add_log_options(run: argparse.ArgumentParser) -> None:
+    from bot import logs
+
+    run.add_argument("--log-level", choices=logs.LEVELS, type=str.upper, default=None,
+                     help=f"INFO (default) logs one line per report, claim, escalation…; also {logs.LEVEL_VARIABLE}")
+    run.add_argument("--log-format", choices=logs.FORMATS, default=None,
+                     help=f"text (default), or json: one object a line for log shippers; also {logs.FORMAT_VARIABLE}")
+
+
+def _setup_logging(args: argparse.Namespace) -> bool:
+    from bot import logs
+
+    try:
+        level, fmt = logs.choose(args.log_level, args.log_format)
+    except ValueError as exc:
+        print(f"tierbot: {exc}", file=sys.stderr)
+        return False
+    logs.setup(level, fmt)
+    return True
+
+
+def _add_operations(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    status = commands.add_parser(
+        "status", help="what the database says (also while the bot runs); exit 1 if delivery or the sweep is stuck"
+    )
+    status.add_argument("--config", default="config.yaml", help="path to config.yaml")
+    status.add_argument("--max-backlog-age", default="15m", metavar="DURATION",
+                        help="exit 1 if the oldest message waiting to be sent is older (default 15m)")
+    status.add_argument("--max-sweep-age", default=None, metavar="DURATION",
+                        help="exit 1 if the last sweep is older (default: 5m, or 3 sweep intervals if longer)")
+    backup = commands.add_parser("backup", help="a consistent copy of the database, also while the bot runs")
+    backup.add_argument("--config", default="config.yaml", help="path to config.yaml")
+    backup.add_argument("--out", required=True, metavar="FILE", help="where to write the copy (mode 0600)")
+    restore = commands.add_parser("restore", help="put a backup in place of the database (the bot stopped)")
+    restore.add_argument("--config", default="config.yaml", help="path to config.yaml")
+    restore.add_argument("--from", dest="source", required=True, metavar="FILE", help="a copy made by tierbot backup")
+
+
+def _status(args: argparse.Namespace) -> int:
+    from bot import ops
+    from bot.config import parse_duration
+
+    try:
+        config = load_config(args.config)
+        max_backlog = parse_duration(args.max_backlog_age)
+        max_sweep = parse_duration(args.max_sweep_age) if args.max_sweep_age else max(300.0, 3 * config.sweep_interval)
+    except (ConfigError, ValueError) as exc:
+        print(f"tierbot status: {exc}", file=sys.stderr)
+        return 2
+    if not Path(config.database).is_file():
+        print(f"tierbot status: no database at {config.database}", file=sys.stderr)
+        return 1
+    try:
+        report = asyncio.run(ops.status(config, time.time(), max_backlog, max_sweep))
+    except Exception as exc:  # unreadable database, say: a monitoring check needs the line and the status
+        print(f"tierbot status: cannot read {config.database}: {exc}", file=sys.stderr)
+        return 1
+    print("\n".join(report.lines))
+    if report.problems:
+        print("PROBLEM: " + "; ".join(report.problems))
+        return 1
+    print("OK")
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from bot import ops
+    from bot.storage import BadCopy
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    try:
+        version = ops.backup(Path(config.database), out)
+    except (BadCopy, OSError, sqlite3.Error) as exc:
+        print(f"tierbot backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"{out}: a copy of {config.database} (schema {version}, {out.stat().st_size:,} bytes, mode 0600)")
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from bot import ops
+    from bot.storage import BadCopy
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        version, kept = ops.restore(Path(config.database), Path(args.source))
+    except ops.BotRunning as exc:
+        print(f"tierbot restore: {exc}", file=sys.stderr)
+        return 3
+    except BadCopy as exc:
+        print(f"tierbot restore: {exc}; nothing was changed", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as exc:
+        print(f"tierbot restore: {exc}", file=sys.stderr)
+        return 1
+    print(f"{config.database}: restored from {args.source} (schema {version})"
+          + (f"; the database it replaced is kept as {kept}" if kept else ""))
+    return 0
+
+
+OPERATIONS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "status": _status, "backup": _backup, "restore": _restore,
+}

@@ -24,10 +24,13 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from escalation.policy import Rules, TierRule
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdy])\s*$")
+# Far beyond any real setting, far enough below datetime's year 9999 that no sum overflows.
+MAX_DURATION = 1000 * 365 * 86400.0
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -37,14 +40,15 @@ class ConfigError(Exception):
 
 
 def parse_duration(value: Any) -> float:
-    """``"30s"``, ``"10m"``, ``"2h"``, ``"3d"``, ``"3y"`` (365 days a year) → seconds."""
+    """``"30s"``, ``"10m"``, ``"2h"``, ``"3d"``, ``"3y"`` (365 days a year) → seconds (more than
+    zero, at most 1000 years)."""
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-            if seconds > 0:
+            if 0 < seconds <= MAX_DURATION:
                 return seconds
-    raise ValueError("a duration such as \"30s\", \"10m\", \"2h\", \"3d\" or \"3y\"")
+    raise ValueError("a duration such as \"30s\", \"10m\", \"2h\", \"3d\" or \"3y\", at most 1000 years")
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -189,6 +193,23 @@ class Satisfaction(_Strict):
     ask_for: Duration = Field(3 * 86400.0, description='a duration such as "3d" (how long a rating may be given)')
 
 
+class Suspend(_Strict):
+    """Bounds on 挂起: how long at most, and past how long the tier above is told."""
+
+    max: Duration = Field(30 * 86400.0, description='a duration such as "30d" (the longest suspension)')
+    notify_above: Duration = Field(
+        7 * 86400.0, description='a duration such as "7d" (a longer suspension is told to the tier above)'
+    )
+
+
+class Escalation(_Strict):
+    """Who may settle a matter that has gone up (see bot/authority.py)."""
+
+    resolve_from_below: bool = Field(
+        True, description="true or false (a lower tier may resolve a matter held above; the holder is told)"
+    )
+
+
 class DutyShift(_Strict):
     """One entry of the station's weekly rotation (值班)."""
 
@@ -247,6 +268,8 @@ class Config(_Strict):
     reminders: Reminders = Reminders()
     idle: Idle = Idle()
     satisfaction: Satisfaction = Satisfaction()
+    suspend: Suspend = Suspend()
+    escalation: Escalation = Escalation()
     categories: list[Category] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
     duty: list[DutyShift] = Field(default_factory=list, description="a list of shifts")
     retention: Retention = Retention()
@@ -291,45 +314,44 @@ class Config(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _duty_is_station_staff(self) -> Config:
-        staff = {p.id for p in self.station.staff}
-        for shift in self.duty:
-            if shift.user not in staff:
-                raise ValueError(f"duty users to be station staff, but {shift.user} is not in station.staff")
-        return self
-
-    @model_validator(mode="after")
-    def _unique_ids(self) -> Config:
-        seen: set[str] = set()
-        for node_id in [self.station.id] + [
-            n.id for c in self.station.communities for n in (c, *c.units)
-        ]:
-            if node_id in seen:
-                raise ValueError(f"every node id to be unique, but {node_id!r} is used twice")
-            seen.add(node_id)
-        return self
-
-    @model_validator(mode="after")
-    def _one_node_per_chat(self) -> Config:
+    def _across_keys(self) -> Config:
+        """Problems between keys, each naming every key path involved; one validator, so
+        that all of them are listed at once (pydantic stops at the first that raises)."""
+        paths: dict[str, list[str]] = {}
+        for path, node_id in self.node_paths():
+            paths.setdefault(node_id, []).append(path)
+        problems = [f"{' and '.join(where)}: the same id {node_id!r}; every node id must be unique"
+                    for node_id, where in paths.items() if len(where) > 1]
         # A private report's full text goes to its unit's group: were that group also a
         # community's, the community would read what was meant for the unit only.
-        seen: dict[int, str] = {}
-        st = self.station
-        chats = [("station.chat_id", st.chat_id)]
-        for i, community in enumerate(st.communities):
-            chats.append((f"station.communities[{i}].chat_id", community.chat_id))
-            chats += [
-                (f"station.communities[{i}].units[{j}].chat_id", unit.chat_id) for j, unit in enumerate(community.units)
-            ]
-        for path, chat_id in chats:
-            if chat_id is None:
-                continue
-            if chat_id in seen:
-                raise ValueError(
-                    f"every chat_id to belong to one node, but {seen[chat_id]} and {path} are both {chat_id}"
-                )
-            seen[chat_id] = path
+        chats: dict[int, list[str]] = {}
+        for path, chat_id in self.chat_paths():
+            chats.setdefault(chat_id, []).append(path)
+        problems += [f"{' and '.join(where)}: the same chat {chat_id}; a chat serves one node only"
+                     for chat_id, where in chats.items() if len(where) > 1]
+        staff = {p.id for p in self.station.staff}
+        problems += [f"duty[{i}].user: {shift.user} is not in station.staff; duty users must be station staff"
+                     for i, shift in enumerate(self.duty) if shift.user not in staff]
+        if problems:
+            raise cross_key_error(problems)
         return self
+
+    def chat_paths(self) -> list[tuple[str, int]]:
+        """(key path, chat id) of every node with a chat_id in config.yaml."""
+        st = self.station
+        out = [("station.chat_id", st.chat_id)]
+        for i, community in enumerate(st.communities):
+            out.append((f"station.communities[{i}].chat_id", community.chat_id))
+            out += [(f"station.communities[{i}].units[{j}].chat_id", u.chat_id) for j, u in enumerate(community.units)]
+        return [(path, chat_id) for path, chat_id in out if chat_id is not None]
+
+    def node_paths(self) -> list[tuple[str, str]]:
+        """(key path of its id, id) of every node, as config.yaml writes them."""
+        out = [("station.id", self.station.id)]
+        for i, community in enumerate(self.station.communities):
+            out.append((f"station.communities[{i}].id", community.id))
+            out += [(f"station.communities[{i}].units[{j}].id", u.id) for j, u in enumerate(community.units)]
+        return out
 
     @property
     def tz(self) -> ZoneInfo:
@@ -423,32 +445,74 @@ def load_config(path: str | Path) -> Config:
     return parse_config(raw, source=str(path))
 
 
+def cross_key_error(problems: list[str]) -> PydanticCustomError:
+    """A problem between keys, one line each, already naming every key path involved."""
+    return PydanticCustomError(CROSS_KEY, "{problems}", {"problems": "\n".join(problems)})
+
+
+CROSS_KEY = "cross_key"
+
+
 def parse_config(raw: Any, source: str = "config") -> Config:
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of settings at the top level")
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level; got {_got(raw)}")
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        lines = [_describe(err) for err in exc.errors()]
+        lines = [line for err in exc.errors() for line in _describe(err).split("\n")]
         raise ConfigError(f"{source}: {len(lines)} problem(s)\n" + "\n".join(lines)) from None
+
+
+# pydantic's type errors, said as the person editing config.yaml would say them
+_TYPE_WORDS = {
+    "int_type": "a whole number", "int_parsing": "a whole number", "int_from_float": "a whole number",
+    "float_type": "a number", "float_parsing": "a number", "bool_type": "true or false",
+    "bool_parsing": "true or false", "string_type": "text", "list_type": "a list", "dict_type": "a mapping",
+}
 
 
 def _describe(err: Any) -> str:
     loc = [part for part in err["loc"] if not _is_validator_tag(part)]
     path = _format_path(loc) or "(top level)"
     kind = err["type"]
+    if kind == CROSS_KEY:
+        return str(err["ctx"]["problems"])
     if kind == "extra_forbidden":
         return f"{path}: unknown key"
     if kind == "missing":
         return f"{path}: required key is missing"
-    expected = _expected_at(loc)
-    if kind == "value_error":
+    if kind == "model_type":  # a mapping was expected: say which keys it needs
+        fields = getattr(_model_at(loc), "model_fields", {})
+        needed = [f.alias or name for name, f in fields.items() if f.is_required()]
+        if needed:
+            expected = f"a mapping with {', '.join(needed)}"
+        else:
+            known = ", ".join(f.alias or name for name, f in fields.items())
+            expected = f"a mapping of {known}" if known else "a mapping"
+    elif kind == "value_error":
         # Our own validators phrase the expectation; pydantic prefixes "Value error, ".
         expected = str(err["msg"]).removeprefix("Value error, ")
-    elif expected is None:
-        expected = str(err["msg"]).lower()
-    got = f", got {err['input']!r}" if "input" in err and not isinstance(err["input"], dict | list) else ""
+    else:
+        expected = _expected_at(loc) or _TYPE_WORDS.get(kind) or str(err["msg"]).lower()
+    got = f"; got {_got(err['input'])}" if "input" in err else ""
     return f"{path}: expected {expected}{got}"
+
+
+def _got(value: Any) -> str:
+    """What was written, in words: ``the text 'suxi'``, ``the number 5``, ``a list``."""
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    if isinstance(value, dict):
+        return f"a mapping with {', '.join(map(str, value))}" if value else "an empty mapping"
+    return repr(value)
 
 
 def _is_validator_tag(part: Any) -> bool:
@@ -480,6 +544,19 @@ def _expected_at(loc: list[Any]) -> str | None:
     if loc and isinstance(loc[-1], int) and model is Person:
         return Person.model_fields["id"].description
     return info.description
+
+
+def _model_at(loc: list[Any]) -> Any:
+    """The model (Station, Unit, …) whose value ``loc`` points at, or None."""
+    model: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return None
+        model = _inner_model(fields[part].annotation)
+    return model
 
 
 def _inner_model(annotation: Any) -> Any:

@@ -289,13 +289,15 @@ class Delivery:
 
     async def _unreachable(self, chat_id: int, exc: TelegramError) -> None:
         now = self.clock.now()
-        log.warning("chat %s unreachable: %s", chat_id, exc)
         async with self.store.transaction() as tx:
             first = await tx.mark_unreachable(chat_id, now)
+            node = self.tree.node_for_chat(chat_id)  # a person who blocked the bot is no group
+            if first:  # once per chat, not once per message dropped
+                tx.log_event("unreachable", level=logging.WARNING, chat=chat_id,
+                             node=node.id if node is not None else "no node", error=str(exc))
             await tx.fail_pending_for_chat(chat_id, f"unreachable: {exc}")
             await broadcasts.settled(tx, self.tree, self.langs, now, chat_id=chat_id)
             station_chat = self.tree.chat_of(self.tree.station.id)
-            node = self.tree.node_for_chat(chat_id)  # a person who blocked the bot is no group
             if first and node is not None and station_chat is not None and station_chat != chat_id:
                 await tx.enqueue(
                     f"unreachable:{chat_id}:{int(now)}", station_chat, now,

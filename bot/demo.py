@@ -8,6 +8,8 @@ each tier's chats saw.
 from __future__ import annotations
 
 import asyncio
+import copy
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -17,8 +19,9 @@ from typing import Any
 import yaml
 
 from bot.app import running
-from bot.config import Config, parse_config
+from bot.config import Config, ConfigError, parse_config
 from bot.fakeapi import FakeBotApi, buttons
+from bot.i18n import Texts
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 TOKEN = "123456:DEMO-NOT-A-REAL-TOKEN"
@@ -28,10 +31,60 @@ RESIDENT_LIU = (5002, "刘大爷")
 
 
 def load_demo_config(database: Path, base_url: str, base_file_url: str, source: str | None = None) -> Config:
-    raw = yaml.safe_load(Path(source or DEMO_CONFIG).read_text(encoding="utf-8"))
+    """The bundled demo town, or (``source``) the town of a config.yaml played with the demo's
+    deadlines of seconds; nodes without a chat get fake ones. Raises ConfigError, clearly."""
+    raw = yaml.safe_load(DEMO_CONFIG.read_text(encoding="utf-8"))
+    if source is not None:
+        raw = town_for_demo(raw, _read(source))
     raw["database"] = str(database)
     raw.setdefault("telegram", {}).update(base_url=base_url, base_file_url=base_file_url)
     return parse_config(raw, source=str(source or DEMO_CONFIG))
+
+
+def _read(source: str) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read the file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings at the top level")
+    parse_config(raw, source=source)  # the file as it is must be valid: say what is wrong in it
+    return raw
+
+
+# What the demo takes from a real config: the town and how it speaks. Deadlines, quiet
+# hours, reminders and the duty roster stay the demo's, so the play takes seconds.
+TAKEN = ("language", "timezone", "station", "categories")
+FAKE_CHATS = -2_000_000_000  # fake group ids count down from here, clear of real ones
+
+
+def town_for_demo(demo: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """The demo's settings with ``raw``'s town; a node without chat_id gets a fake one."""
+    out = {**demo, **{key: copy.deepcopy(raw[key]) for key in TAKEN if key in raw}}
+    for category in out.get("categories") or []:
+        if isinstance(category, dict):
+            category.pop("deadlines", None)  # a category's own hours would outlast the demo
+    st = out["station"]
+    nodes = [st, *st["communities"], *(u for c in st["communities"] for u in c["units"])]
+    fake = FAKE_CHATS
+    for node in nodes:
+        if node.get("chat_id") is None:
+            node["chat_id"] = fake
+            fake -= 1
+    return out
+
+
+def cast(config: Config) -> tuple[Any, Any, Any]:
+    """The community and its two units the demo plays in; ConfigError if the town has none
+    with two units, a head and station staff."""
+    st = config.station
+    community = next((c for c in st.communities if len(c.units) >= 2 and c.units[0].heads), None)
+    if community is None or not st.staff:
+        raise ConfigError("the demo needs station staff and a community with at least two units, "
+                          "the first of them with a head")
+    return community, community.units[0], community.units[1]
 
 
 async def main(config_path: str | None = None) -> int:
@@ -40,58 +93,68 @@ async def main(config_path: str | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="tierbot-demo-") as folder:
         async with FakeBotApi() as api:
-            config = load_demo_config(Path(folder) / "demo.sqlite3", api.base_url, api.base_file_url, config_path)
+            try:
+                config = load_demo_config(Path(folder) / "demo.sqlite3", api.base_url, api.base_file_url,
+                                          config_path)
+                community, unit_a, unit_b = cast(config)
+            except ConfigError as exc:
+                print(f"tierbot demo: {exc}", file=sys.stderr)
+                return 1
             st = config.station
-            community, unit_a, unit_b = st.communities[0], st.communities[0].units[0], st.communities[0].units[1]
+            t = Texts(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
             for chat_id, title in _chats(config):
                 api.add_chat(chat_id, title)
             head = unit_a.heads[0]
-            say = _narrator(started)
+            say = _narrator(started, t)
+            urgent = next((c for c in config.categories if c.urgent), None)
             app = build_application(config, TOKEN)
             async with running(app):
                 wang = api.user(*RESIDENT_WANG)
                 liu = api.user(*RESIDENT_LIU)
-                say(f"{RESIDENT_WANG[1]} reports a fire hazard in {unit_a.name}")
+                say("demo.report", who=RESIDENT_WANG[1], unit=unit_a.name)
                 api.send_text(unit_a.chat_id or 0, wang, "/report 3号楼楼道堆放大量纸箱杂物，有消防隐患")
                 card = await _wait_card(api, unit_a.chat_id or 0)
-                say("she taps 🏷 分类, then 安全隐患: urgent, so the community and the station hear at once")
                 pick = next((data for _, data in buttons(card) if data.startswith("v1:cats:")), None)
-                if pick:  # 🏷 分类 opens the list on the card; then 安全隐患
+                if pick and urgent is not None:  # 🏷 分类 opens the list on the card; then the urgent one
+                    say("demo.urgent", category=t.category(urgent.key))
                     api.press_button(unit_a.chat_id or 0, wang, card.message_id, pick)
-                    await api.wait_for(lambda: any(d.endswith(":safety") for _, d in buttons(card)))
-                    safety = next(d for _, d in buttons(card) if d.endswith(":safety"))
-                    api.press_button(unit_a.chat_id or 0, wang, card.message_id, safety)
-                    await api.wait_for(lambda: _has(api, st.chat_id, "紧急事项"))
-                say(f"{RESIDENT_LIU[1]} reports a noise dispute in {unit_b.name}; nobody will answer it")
+                    chosen = f":{urgent.key}"
+                    await api.wait_for(lambda: any(d.endswith(chosen) for _, d in buttons(card)))
+                    data = next(d for _, d in buttons(card) if d.endswith(chosen))
+                    api.press_button(unit_a.chat_id or 0, wang, card.message_id, data)
+                    await api.wait_for(lambda: _has(api, st.chat_id, "#1"))
+                say("demo.noise", who=RESIDENT_LIU[1], unit=unit_b.name)
                 api.send_text(unit_b.chat_id or 0, liu, "上报 楼上邻居连续一周深夜装修，协商无果")
                 await _wait_card(api, unit_b.chat_id or 0)
 
-                say(f"unit head {head.name} taps 认领 Claim on the first card, then resolves it")
+                say("demo.claim", who=head.name or str(head.id), button=t("button.claim"))
                 head_user = api.user(head.id, head.name or str(head.id))
                 api.press_button(unit_a.chat_id or 0, head_user, card.message_id, buttons(card)[0][1])
-                await api.wait_for(lambda: "处理中" in (card.text or ""))
+                await api.wait_for(lambda: not any(d.startswith("v1:claim") for _, d in buttons(card)))
                 api.send_text(unit_a.chat_id or 0, head_user, "/resolve 1 已联系物业清理楼道，消除隐患")
                 await api.wait_for(lambda: not buttons(card))
                 ask = await api.wait_for(lambda: next(
-                    (m for m in api.bot_messages(unit_a.chat_id or 0) if "请评价" in (m.text or "")), None))
-                say(f"{RESIDENT_WANG[1]} rates it 满意 (群众满意度)")
+                    (m for m in api.bot_messages(unit_a.chat_id or 0)
+                     if any(d.startswith("v1:rate:") for _, d in buttons(m))), None))
+                say("demo.rate", who=RESIDENT_WANG[1], rating=t("rating.satisfied"))
                 api.press_button(unit_a.chat_id or 0, wang, ask.message_id, buttons(ask)[0][1])
-                await api.wait_for(lambda: "感谢" in (ask.text or ""))
+                await api.wait_for(lambda: not buttons(ask))
 
                 d = config.deadlines
-                say(f"matter #2 waits: {d.unit.claim:g}s to the community, {d.community.claim:g}s more to the station")
-                await api.wait_for(lambda: _has(api, community.chat_id, "上报至社区"), timeout=d.unit.claim + 10)
-                say("the community's group is pinged; nobody takes it over either")
-                await api.wait_for(lambda: _has(api, st.chat_id, "上报至派出所"), timeout=d.community.claim + 10)
-                say("the station is pinged; the station asks for this week's figures")
+                say("demo.wait", unit=f"{d.unit.claim:g}", community=f"{d.community.claim:g}")
+                await api.wait_for(lambda: _has(api, community.chat_id, "#2"), timeout=d.unit.claim + 10)
+                say("demo.community")
+                await api.wait_for(lambda: _has(api, st.chat_id, "#2"), timeout=d.community.claim + 10)
+                say("demo.station")
                 staff = st.staff[0]
                 api.send_text(st.chat_id or 0, api.user(staff.id, staff.name or "staff"), "/summary")
-                await api.wait_for(lambda: _has(api, st.chat_id, "全镇周报"))
+                # The figures, then their chart (drawn by the delivery worker).
+                await api.wait_for(lambda: any(m.photo for m in api.bot_messages(st.chat_id or 0)), timeout=30)
                 await asyncio.sleep(0.3)
             names = {RESIDENT_WANG[0]: RESIDENT_WANG[1], RESIDENT_LIU[0]: RESIDENT_LIU[1]}
             chats = [unit_a.chat_id, unit_b.chat_id, community.chat_id, st.chat_id]
-            print("\n" + api.transcript([c for c in chats if c is not None], names=names))
-    print(f"demo finished in {time.monotonic() - started:.1f}s — no token, no network.")
+            print("\n" + api.transcript([c for c in chats if c is not None], names=names, tz=config.tz))
+    print(t("demo.finished", seconds=f"{time.monotonic() - started:.1f}"))
     return 0
 
 
@@ -109,8 +172,9 @@ async def _wait_card(api: FakeBotApi, chat_id: int) -> Any:
     return await api.wait_for(lambda: next((m for m in api.bot_messages(chat_id) if buttons(m)), None))
 
 
-def _narrator(started: float) -> Callable[[str], None]:
-    def say(line: str) -> None:
-        print(f"[{time.monotonic() - started:5.1f}s] {line}", flush=True)
+def _narrator(started: float, t: Texts) -> Callable[..., None]:
+    """Narration in the town's language (the catalog's demo.* keys)."""
+    def say(key: str, **params: object) -> None:
+        print(f"[{time.monotonic() - started:5.1f}s] {t(key, **params)}", flush=True)
 
     return say

@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
 from http.client import responses
 from typing import Any, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -300,6 +301,22 @@ class FakeBotApi:
             user["username"] = username
         return user
 
+    # Telegram's stand-ins when a message is not sent as a person.
+    ANONYMOUS_ADMIN_ID = 1087968824  # @GroupAnonymousBot, "Group": an admin posting as the group
+    CHANNEL_BOT_ID = 777000  # "Telegram": a linked channel's post forwarded into its discussion group
+
+    def anonymous_admin(self, chat_id: int, text: str) -> dict[str, Any]:
+        """An admin of the group posts ``text`` anonymously, as the group itself."""
+        group = self._user_chat(chat_id, {})
+        user = {"id": self.ANONYMOUS_ADMIN_ID, "is_bot": True, "first_name": "Group",
+                "username": "GroupAnonymousBot"}
+        return self.send_text(chat_id, user, text, sender_chat=dict(group))
+
+    def channel_post(self, chat_id: int, channel_id: int, title: str, text: str) -> dict[str, Any]:
+        """A post of the linked channel ``channel_id`` arrives in the group ``chat_id``."""
+        user = {"id": self.CHANNEL_BOT_ID, "is_bot": False, "first_name": "Telegram"}
+        return self.send_text(chat_id, user, text, sender_chat={"id": channel_id, "type": "channel", "title": title})
+
     def push_update(self, update: dict[str, Any]) -> int:
         """Queue a raw update (update_id is assigned when missing); returns its id."""
         update = copy.deepcopy(update)
@@ -310,10 +327,13 @@ class FakeBotApi:
         return int(update["update_id"])
 
     def send_text(self, chat_id: int, from_user: dict[str, Any], text: str,
-                  reply_to_message_id: int | None = None) -> dict[str, Any]:
-        """A user writes ``text`` in a chat; returns the Message dict."""
+                  reply_to_message_id: int | None = None,
+                  sender_chat: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A user writes ``text`` in a chat; returns the Message dict. ``sender_chat``: the
+        chat the message is sent on behalf of (see ``anonymous_admin`` and ``channel_post``)."""
         msg = self._store(self._user_chat(chat_id, from_user), from_user, text=text,
-                          reply_to=reply_to_message_id, entities=self._command_entity(text))
+                          reply_to=reply_to_message_id, entities=self._command_entity(text),
+                          sender_chat=sender_chat)
         self.push_update({"message": msg.raw})
         return msg.raw
 
@@ -413,8 +433,9 @@ class FakeBotApi:
         self._faults.append(_Fault(method.lower(), chat_id, times, error))
 
     def transcript(self, chat_ids: list[int] | None = None,
-                   names: dict[int, str] | None = None) -> str:
-        """Human-readable log of chats (HTML stripped, buttons and edits shown)."""
+                   names: dict[int, str] | None = None, tz: tzinfo | None = None) -> str:
+        """Human-readable log of chats (HTML stripped, buttons and edits shown); times in
+        ``tz`` (the town's zone), else the machine's."""
         names = names or {}
         out: list[str] = []
         for chat_id in chat_ids if chat_ids is not None else list(self._msgs):
@@ -435,7 +456,7 @@ class FakeBotApi:
                     body = f"📎 {m.document_name} ({len(m.document_bytes or b'')} bytes) {body}"
                 marks = (f"↩#{m.reply_to} " if m.reply_to else "") + ("(deleted) " if m.deleted
                                                                        else "")
-                stamp = time.strftime("%H:%M:%S", time.localtime(m.date))
+                stamp = datetime.fromtimestamp(m.date, tz).strftime("%H:%M:%S")
                 first, *rest = f"{marks}{body.strip()}".split("\n")
                 out.append(f"[{stamp}] #{m.message_id} {who}: {first}"
                            + (" (edited)" if m.edits else ""))
@@ -620,11 +641,14 @@ class FakeBotApi:
     def _store(self, chat: dict[str, Any], sender: dict[str, Any], *, text: str | None = None,
                caption: str | None = None, parse_mode: str | None = None,
                entities: list[Any] | None = None, reply_markup: dict[str, Any] | None = None,
-               reply_to: int | None = None, media: dict[str, Any] | None = None) -> Msg:
+               reply_to: int | None = None, media: dict[str, Any] | None = None,
+               sender_chat: dict[str, Any] | None = None) -> Msg:
         msgs = self._msgs.setdefault(chat["id"], {})
         from_bot = sender["id"] == self.bot_user["id"]
         raw: dict[str, Any] = {"message_id": max(msgs, default=0) + 1, "date": int(self.clock()),
                                "chat": chat, "from": sender, **(media or {})}
+        if sender_chat is not None:
+            raw["sender_chat"] = sender_chat
         key, source = ("text", text) if text is not None else ("caption", caption)
         if source is not None:
             raw[key] = plain_text(source, parse_mode)

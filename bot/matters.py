@@ -16,6 +16,7 @@ from html import escape
 from typing import Any
 
 from bot import render
+from bot.authority import Action, Verdict, decide
 from bot.clock import Clock
 from bot.config import Config
 from bot.i18n import Languages, Texts
@@ -30,8 +31,9 @@ MAX_TEXT = 4000  # characters in a report, resolution or note (Telegram's own li
 
 @dataclass(frozen=True)
 class Actor:
-    id: int
+    id: int  # a user's id; for an anonymous admin or a channel post, that chat's id
     name: str
+    person: bool = True  # False: an anonymous admin or a channel, who may report but not act
 
 
 class Outcome(StrEnum):
@@ -48,12 +50,17 @@ class Outcome(StrEnum):
     SUSPENDED = "suspended"
     RATED = "rated"  # already rated, or not resolved: nothing to rate
     EXPIRED = "expired"  # asked too long ago
+    HELD_ABOVE = "held_above"  # a higher tier holds (or closed) the matter: Result.tier says which
+    NOT_REPORTER = "not_reporter"  # only the reporter may do this
+    NOT_A_PERSON = "not_a_person"  # an anonymous admin or a channel post
+    TOO_LONG = "too_long"  # a suspension past suspend.max
 
 
 @dataclass(frozen=True)
 class Result:
     outcome: Outcome
     matter: Matter | None = None
+    tier: int | None = None  # with HELD_ABOVE: the tier that holds (or closed) the matter
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,7 @@ class Matters:
             return
         async with self.store.transaction() as tx:
             [(matter_id, event)] = await tx.insert_reports([report])
+            tx.log_event("reported", matter=matter_id, node=unit.id)
             matter = await tx.matter(matter_id)
             assert matter is not None
             await self._private_copies(tx, matter, now, event, chat_id, message_id)
@@ -169,7 +177,7 @@ class Matters:
                     reply_to=None if matter.private else matter.report_message_id,
                 )
 
-        return await self._act(matter_id, actor, chat, change, who=_REPORTER_OR_HEAD)
+        return await self._act(matter_id, actor, chat, change, Action.CATEGORIZE)
 
     # --- heads and leaders ---------------------------------------------------------
     async def claim(self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None) -> Result:
@@ -182,12 +190,13 @@ class Matters:
                 first_claimed_at=matter.first_claimed_at or now, **clock_columns(clock, matter.policy_rules),
             )
             event = await self._event(tx, matter, now, "claimed", actor)
+            tx.log_event("claimed", matter=matter.id, node=matter.unit_id, tier=matter.tier)
             await self._refresh_card(tx, matter, now, event)
             await self._tell_reporter(tx, matter, actor, now, event, "notify.claimed")
             await self._ack(tx, ack, now, "ok.claimed", id=matter.id)
             return None
 
-        return await self._act(matter_id, actor, chat, change)
+        return await self._act(matter_id, actor, chat, change, Action.CLAIM)
 
     async def note(self, matter_id: int, actor: Actor, chat: Node, text: str, ack: Ack | None = None) -> Result:
         async def change(tx: Tx, matter: Matter, now: float) -> None:
@@ -196,7 +205,7 @@ class Matters:
             await self._event(tx, matter, now, "note", actor, text)
             await self._ack(tx, ack, now, "ok.note", id=matter.id)
 
-        return await self._act(matter_id, actor, chat, change)
+        return await self._act(matter_id, actor, chat, change, Action.NOTE)
 
     async def resolve(
         self, matter_id: int, actor: Actor, chat: Node, resolution: str = "", ack: Ack | None = None
@@ -223,15 +232,23 @@ class Matters:
                 values.update(close_reason=text, resolved_by=actor.id, resolved_by_name=actor.name)
             await tx.update_matter(matter.id, **values)
             event = await self._event(tx, matter, now, state.value, actor, text or None)
+            tx.log_event(state.value, matter=matter.id, node=matter.unit_id, tier=matter.tier)
             await self._refresh_card(tx, matter, now, event)
             key = {State.RESOLVED: "notify.resolved_with" if text else "notify.resolved",
                    State.UNRESOLVABLE: "notify.unresolvable", State.REFERRED: "notify.referred"}[state]
             await self._tell_reporter(tx, matter, actor, now, event, key, text=escape(text))
-            if state == State.RESOLVED and actor.id != matter.reporter_id:
-                await self._ask_rating(tx, matter, now, event)
+            if state == State.RESOLVED and actor.id != matter.reporter_id and matter.reporter_id > 0:
+                await self._ask_rating(tx, matter, now, event)  # (an anonymous reporter, a chat, cannot rate)
+            if self._verdict(action, matter, actor) == Verdict.ALLOW_TELL_HOLDER:
+                # Resolved from below: the tier that holds it hears at once, with the resolution.
+                updated = await tx.matter(matter.id)
+                assert updated is not None
+                ping = Ping(updated, "resolved_below", matter.tier, "resolved_below", event, text or None)
+                await self.notifier.send(tx, [ping], now, may_hold=False)
             await self._ack(tx, ack, now, f"ok.{state.value}", id=matter.id)
 
-        return await self._act(matter_id, actor, chat, change)
+        action = {State.RESOLVED: Action.RESOLVE, State.UNRESOLVABLE: Action.CLOSE, State.REFERRED: Action.REFER}[state]
+        return await self._act(matter_id, actor, chat, change, action)
 
     async def suspend(
         self, matter_id: int, actor: Actor, chat: Node, until: float, reason: str, ack: Ack | None = None
@@ -241,15 +258,23 @@ class Matters:
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
             if matter.suspended_until is not None:
                 return Outcome.SUSPENDED
+            if until - now > self.config.suspend.max:
+                return Outcome.TOO_LONG
             clock = policy.suspend(matter.clock, now, until)
             await tx.update_matter(matter.id, **clock_columns(clock, matter.policy_rules))
             day = self.langs.for_chat(None).date(until)
             event = await self._event(tx, matter, now, "suspended", actor, f"{day} {reason}")
             await self._refresh_card(tx, matter, now, event)
+            if until - now > self.config.suspend.notify_above and matter.tier > STATION:
+                # A long pause is a decision the tier above should know of.
+                updated = await tx.matter(matter.id)
+                assert updated is not None
+                ping = Ping(updated, "suspended", matter.tier - 1, "suspended", event, reason)
+                await self.notifier.send(tx, [ping], now, may_hold=False)
             await self._ack(tx, ack, now, "ok.suspended", id=matter.id, until=lambda t: t.date(until))
             return None
 
-        return await self._act(matter_id, actor, chat, change)
+        return await self._act(matter_id, actor, chat, change, Action.SUSPEND)
 
     async def resume(self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None) -> Result:
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
@@ -262,7 +287,7 @@ class Matters:
             await self._ack(tx, ack, now, "ok.resumed", id=matter.id)
             return None
 
-        return await self._act(matter_id, actor, chat, change)
+        return await self._act(matter_id, actor, chat, change, Action.RESUME)
 
     async def escalate(self, matter_id: int, actor: Actor, chat: Node, reason: str, ack: Ack | None = None) -> Result:
         """疑难会商: a head sends the matter up at once."""
@@ -274,7 +299,7 @@ class Matters:
             await self._ack(tx, ack, now, "ok.escalated", id=matter.id, tier=_tier(matter.tier - 1))
             return None
 
-        return await self._act(matter_id, actor, chat, change)
+        return await self._act(matter_id, actor, chat, change, Action.ESCALATE)
 
     async def return_down(
         self, matter_id: int, actor: Actor, chat: Node, instructions: str, ack: Ack | None = None
@@ -284,44 +309,42 @@ class Matters:
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
             if matter.tier == UNIT:
                 return Outcome.AT_UNIT
-            if (self._leader_tier(actor.id, matter.unit_id) or UNIT) > matter.tier:
-                return Outcome.NOT_ALLOWED  # a community cannot pull a matter down from the station
             await self._move(tx, matter, actor, now, matter.tier + 1, "returned", instructions, claimed=False)
             await self._ack(tx, ack, now, "ok.returned", id=matter.id, tier=_tier(matter.tier + 1))
             return None
 
-        return await self._act(matter_id, actor, chat, change, who=self._leader_tier)
+        return await self._act(matter_id, actor, chat, change, Action.RETURN)
 
     async def takeover(self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None) -> Result:
         """The caller's tier becomes responsible, and the caller has it."""
 
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
-            tier = self._leader_tier(actor.id, matter.unit_id)
-            assert tier is not None
-            if tier > matter.tier:
-                return Outcome.NOT_ALLOWED  # a community cannot take a matter from the station
+            tier = self.tree.leader_tier(actor.id, matter.unit_id)
+            assert tier is not None  # authority.decide let only a leader at or above the holder here
             await self._move(tx, matter, actor, now, tier, "taken_over", None, claimed=True)
             await self._ack(tx, ack, now, "ok.taken_over", id=matter.id)
             return None
 
-        return await self._act(matter_id, actor, chat, change, who=self._leader_tier)
+        return await self._act(matter_id, actor, chat, change, Action.TAKEOVER)
 
     async def reopen(self, matter_id: int, actor: Actor, chat: Node, why: str, ack: Ack | None = None) -> Result:
-        """The reporter or a head reopens a closed matter: back to the unit, fresh deadlines."""
+        """Reopen a closed matter, with fresh deadlines, at the tier that closed it: the
+        reporter or a head for what the unit closed, else that tier or one above."""
 
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
             if not matter.closed:
                 return Outcome.NOT_CLOSED
-            await self._reopen(tx, matter, actor, now, why)
+            await self._reopen(tx, matter, actor, now, why, tier=self._holder(Action.REOPEN, matter))
             await self._ack(tx, ack, now, "ok.reopened", id=matter.id)
             return None
 
-        return await self._act(matter_id, actor, chat, change, who=_REPORTER_OR_HEAD, when_closed=True)
+        return await self._act(matter_id, actor, chat, change, Action.REOPEN, when_closed=True)
 
     async def _reopen(
-        self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str, keep_rating: bool = False
+        self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str, keep_rating: bool = False,
+        tier: int = UNIT,
     ) -> None:
-        clock = policy.arrive(UNIT, now)
+        clock = policy.arrive(tier, now)
         await tx.update_matter(
             matter.id, closed_at=None, resolved_at=None, resolved_by=None, resolved_by_name=None,
             resolution=None, close_reason=None, claimed_by=None, claimed_by_name=None, claimed_at=None,
@@ -329,7 +352,8 @@ class Matters:
         )
         if not keep_rating:  # reopened by hand: its next resolve asks for a fresh rating
             await tx.update_matter(matter.id, rating=None, rated_at=None)
-        event = await self._event(tx, matter, now, "reopened", actor, why, tier=UNIT)
+        event = await self._event(tx, matter, now, "reopened", actor, why, tier=tier)
+        tx.log_event("reopened", matter=matter.id, node=matter.unit_id)
         await self._refresh_card(tx, matter, now, event)
 
     # --- the reporter's own ----------------------------------------------------------
@@ -340,10 +364,20 @@ class Matters:
             await tx.update_matter(matter.id, state=State.CANCELLED.value, closed_at=now, next_due=None,
                                    suspended_at=None, suspended_until=None)
             event = await self._event(tx, matter, now, "cancelled", actor)
+            tx.log_event("cancelled", matter=matter.id, node=matter.unit_id)
             await self._refresh_card(tx, matter, now, event)
             await self._ack(tx, ack, now, "ok.cancelled", id=matter.id)
 
-        return await self._act(matter_id, actor, chat, change, who=_REPORTER)
+        async def held(tx: Tx, matter: Matter, now: float) -> None:
+            # The reporter may not undo what a higher tier handles, but that tier should know
+            # (once per tier: asking again does not ping it again).
+            if any(e.kind == "cancel_wish" and e.tier == matter.tier for e in await tx.events(matter.id)):
+                return
+            event = await self._event(tx, matter, now, "cancel_wish", actor)
+            ping = Ping(matter, "cancel_wish", matter.tier, "cancel_wish", event)
+            await self.notifier.send(tx, [ping], now, may_hold=False)
+
+        return await self._act(matter_id, actor, chat, change, Action.CANCEL, on_held=held)
 
     async def rate(self, matter_id: int, actor: Actor, rating: str, ask_why_in: int | None = None) -> Result:
         """群众满意度: the reporter rates a resolved matter; 不满意 reopens it, tells the
@@ -352,7 +386,10 @@ class Matters:
             matter = await tx.matter(matter_id)
             if matter is None:
                 return Result(Outcome.NOT_FOUND)
-            if actor.id != matter.reporter_id:
+            verdict = self._verdict(Action.RATE, matter, actor)
+            if verdict == Verdict.NOT_A_PERSON:
+                return Result(Outcome.NOT_A_PERSON, matter)
+            if verdict != Verdict.ALLOW:
                 return Result(Outcome.NOT_ALLOWED, matter)
             now = self.clock.now()
             if matter.state != State.RESOLVED or matter.rating is not None:
@@ -403,7 +440,7 @@ class Matters:
             await self._refresh_card(tx, matter, now, event)
             await self._ack(tx, ack, now, "ok.attached", id=matter.id)
 
-        return await self._act(matter_id, actor, chat, change, who=_REPORTER_OR_HEAD, when_closed=True)
+        return await self._act(matter_id, actor, chat, change, Action.ATTACH, when_closed=True)
 
     async def _ask_rating(self, tx: Tx, matter: Matter, now: float, event: int) -> None:
         chat = matter.reporter_id if matter.private else matter.chat_id
@@ -423,40 +460,45 @@ class Matters:
         actor: Actor,
         chat: Node | None,
         change: Callable[[Tx, Matter, float], Awaitable[Outcome | None]],
-        who: Callable[[Matter, int], bool] | Callable[[int, str], int | None] | None = None,
+        action: Action,
         when_closed: bool = False,
+        on_held: Callable[[Tx, Matter, float], Awaitable[None]] | None = None,
     ) -> Result:
-        """Load, check scope and permission, apply ``change`` — all in one transaction."""
+        """Load, check scope and permission (bot/authority.py), apply ``change`` — all in
+        one transaction. ``on_held``: what to do, in it, when a higher tier holds the matter."""
         async with self.store.transaction() as tx:
             matter = await tx.matter(matter_id)
             if matter is None:
                 return Result(Outcome.NOT_FOUND)
             if chat is not None and not self.tree.contains(chat.id, matter.unit_id):
                 return Result(Outcome.OTHER_UNIT, matter)
-            if not self._allowed(who, matter, actor):
-                return Result(Outcome.NOT_ALLOWED, matter)
+            verdict = self._verdict(action, matter, actor)
+            if verdict in _REFUSALS:
+                return Result(_REFUSALS[verdict], matter)
             if matter.closed and not when_closed:
                 return Result(Outcome.ALREADY_RESOLVED, matter)
+            if verdict == Verdict.HELD_ABOVE:
+                if on_held is not None:
+                    await on_held(tx, matter, self.clock.now())
+                return Result(Outcome.HELD_ABOVE, matter, tier=self._holder(action, matter))
             refusal = await change(tx, matter, self.clock.now())
             if refusal is not None:
                 return Result(refusal, matter)
             return Result(Outcome.OK, await tx.matter(matter.id))
 
-    def _allowed(self, who: Any, matter: Matter, actor: Actor) -> bool:
-        if who is None:
-            return self.tree.may_act(actor.id, matter.unit_id)
-        if who is _REPORTER_OR_HEAD:
-            return actor.id == matter.reporter_id or self.tree.may_act(actor.id, matter.unit_id)
-        if who is _REPORTER:
-            return actor.id == matter.reporter_id
-        return who(actor.id, matter.unit_id) is not None
+    def _verdict(self, action: Action, matter: Matter, actor: Actor) -> Verdict:
+        return decide(
+            action, self.tree.leader_tier(actor.id, matter.unit_id), actor.id == matter.reporter_id,
+            self._holder(action, matter), person=actor.person,
+            resolve_from_below=self.config.escalation.resolve_from_below,
+        )
 
-    def _leader_tier(self, user_id: int, unit_id: str) -> int | None:
-        """The highest tier above the unit that this user leads (2 or 1), if any."""
-        tiers = [
-            n.tier for n in self.tree.lineage(unit_id) if n.tier < UNIT and any(p.id == user_id for p in n.leaders)
-        ]
-        return min(tiers) if tiers else None
+    def _holder(self, action: Action, matter: Matter) -> int:
+        """The tier whose say the action needs: the one holding the matter; for reopening a
+        closed one, the tier that held it or the closer's, whichever is higher."""
+        if action == Action.REOPEN and matter.closed and matter.resolved_by is not None:
+            return min(matter.tier, self.tree.leader_tier(matter.resolved_by, matter.unit_id) or UNIT)
+        return matter.tier
 
     async def _move(
         self, tx: Tx, matter: Matter, actor: Actor, now: float, tier: int, kind: str, note: str | None, claimed: bool
@@ -472,6 +514,8 @@ class Matters:
             values.update(top_tier=min(matter.top_tier, tier), escalated_at=matter.escalated_at or now)
         await tx.update_matter(matter.id, **values, **clock_columns(clock, matter.policy_rules))
         event = await self._event(tx, matter, now, kind, actor, note, tier=tier)
+        tx.log_event(kind, matter=matter.id, node=matter.unit_id, from_tier=matter.tier, to_tier=tier,
+                     reason="by hand")
         await self._refresh_card(tx, matter, now, event)
         if not claimed:
             updated = await tx.matter(matter.id)
@@ -519,8 +563,11 @@ def _tier(tier: int) -> Callable[[Texts], str]:
     return lambda t: t(f"tier.{tier}")
 
 
-_REPORTER_OR_HEAD = object()  # a permission: the reporter, or whoever may act on the unit
-_REPORTER = object()  # a permission: the reporter alone
+_REFUSALS = {
+    Verdict.NOT_A_PERSON: Outcome.NOT_A_PERSON,
+    Verdict.NOT_ALLOWED: Outcome.NOT_ALLOWED,
+    Verdict.NOT_REPORTER: Outcome.NOT_REPORTER,
+}
 RATINGS = ("satisfied", "basic", "unsatisfied")  # 满意 / 基本满意 / 不满意
 RATING_UNSATISFIED = "unsatisfied"
 __all__ = ["CLOSED", "MAX_TEXT", "RATINGS", "Ack", "Actor", "Matters", "Outcome", "Result"]

@@ -29,6 +29,7 @@ def callback(action: str, matter_id: int, arg: str | None = None) -> str:
 
 
 ACTIONS = ("claim", "resolve", "cat", "cats", "rate")
+_NUMBER = re.compile(r"[0-9]{1,9}")  # what we put there; forged data may hold "²" or 23 digits
 WITH_ARG = ("cat", "rate")
 
 
@@ -36,7 +37,7 @@ def parse_callback(data: str | None) -> tuple[str, int, str | None] | None:
     """``v1:claim:42`` → ("claim", 42, None); ``v1:cat:42:fraud`` → ("cat", 42, "fraud");
     anything else (old, forged) → None."""
     parts = (data or "").split(":")
-    if len(parts) not in (3, 4) or parts[0] != CALLBACK_VERSION or not parts[2].isdigit():
+    if len(parts) not in (3, 4) or parts[0] != CALLBACK_VERSION or not _NUMBER.fullmatch(parts[2]):
         return None
     if parts[1] not in ACTIONS or (parts[1] in WITH_ARG) != (len(parts) == 4):
         return None
@@ -50,6 +51,8 @@ def plain(html_text: str, limit: int = 200) -> str:
 
 
 def mention(user_id: int, name: str | None) -> str:
+    if user_id < 0:  # an anonymous admin's group or a channel: a chat, not a person to link
+        return escape(name or str(user_id))
     return f'<a href="tg://user?id={user_id}">{escape(name or str(user_id))}</a>'
 
 
@@ -118,12 +121,14 @@ def card(
     if matter.suspended_until is not None:
         lines.append(t("card.suspended", until=t.date(matter.suspended_until)))
         return "\n".join(lines), action_buttons(matter, t)
+    # Held above the unit, the clocks are that tier's: say so, or a head reads them as his own.
+    whose = {"tier": t(f"tier.{matter.tier}")} if matter.tier < 3 else {}
     claim_due = policy.claim_due(matter.clock, rules)
     if claim_due is not None:
-        lines.append(t("card.claim_due", at=t.time(claim_due)))
+        lines.append(t("card.tier_claim_due" if whose else "card.claim_due", at=t.time(claim_due), **whose))
     resolve_due = policy.resolve_due(matter.clock, rules)
     if resolve_due is not None:
-        lines.append(t("card.resolve_due", at=t.time(resolve_due)))
+        lines.append(t("card.tier_resolve_due" if whose else "card.resolve_due", at=t.time(resolve_due), **whose))
     keyboard = action_buttons(matter, t)
     if not matter.category_set and not redact:
         # One button that opens the list: eleven on every card would bury the card.
@@ -175,13 +180,17 @@ def pings(
             t("esc.unit", unit=escape(unit.name), community=escape(community.name)),
             t("card.private") if hidden else t("esc.reporter", reporter=mention(matter.reporter_id,
                                                                                 matter.reporter_name)),
-            t("esc.waited", waited=t.duration(now - matter.created_at)),
         ]
+        if not (ping.kind == "urgent" and now - matter.created_at < 60):  # "已等待：0秒" says nothing
+            lines.append(t("esc.waited", waited=t.duration(now - matter.created_at)))
         if not hidden:  # a unit group learns nothing of a private matter but that it moves
             lines.insert(2, t("esc.category", category=t.category(matter.category)))
             lines.insert(4, t("esc.text", text=snippet(matter.text)))
         if ping.note and not hidden:
-            lines.append(t("esc.note", note=snippet(ping.note)))
+            key = "card.resolution" if ping.kind == "resolved_below" else "esc.note"
+            lines.append(t(key, note=snippet(ping.note), text=snippet(ping.note)))
+        if matter.suspended_until is not None and not matter.closed:  # every tier sees when it resumes
+            lines.append(t("card.suspended", until=t.date(matter.suspended_until)))
         if matter.claimed_by_name and matter.state == State.OPEN:
             lines.append(t("esc.claimed_before", who=escape(matter.claimed_by_name)))
         if ping.kind == "idle" and matter.claimed_by:
@@ -191,7 +200,9 @@ def pings(
         for ping in batch:
             unit = tree.nodes[ping.matter.unit_id]
             text = t("card.private") if redact and ping.matter.private else snippet(ping.matter.text, 40)
-            lines.append(f"• {ping_title(ping, t, now)} · {escape(unit.name)}：{text}")
+            paused = ping.matter.suspended_until is not None and not ping.matter.closed
+            suffix = t("list.suspended", until=t.date(ping.matter.suspended_until)) if paused else ""
+            lines.append(f"• {ping_title(ping, t, now)} · {escape(unit.name)}：{text}{suffix}")
     if on_watch:
         lines.append(t("esc.on_duty", who="、".join(mention(uid, _name(tree, uid)) for uid in on_watch)))
     if leaders:
@@ -235,6 +246,12 @@ def ping_title(ping: Any, t: Texts, now: float) -> str:
             return t("esc.urgent", id=matter.id, category=t.category(matter.category))
         case "private":
             return t("esc.private", id=matter.id)
+        case "resolved_below":
+            return t("esc.resolved_below", id=matter.id, who=escape(matter.resolved_by_name or ""))
+        case "suspended":
+            return t("esc.suspended", id=matter.id, tier=t(f"tier.{matter.tier}"))
+        case "cancel_wish":
+            return t("esc.cancel_wish", id=matter.id, tier=tier)
     return t("esc.title", id=matter.id, tier=tier, reason=reason)
 
 
@@ -283,6 +300,7 @@ def matter_list(
                 text=t("card.private") if redact and m.private else snippet(m.text, 40),
                 age=t.duration(now - m.created_at),
             )
+            + (t("list.suspended", until=t.date(m.suspended_until)) if m.suspended_until is not None else "")
         )
     if len(ordered) > limit:
         lines.append(t("list.more", count=len(ordered) - limit))

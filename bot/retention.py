@@ -3,19 +3,17 @@
 ``retention.personal_data`` after a matter is closed, its reporter's name and id and its
 texts are replaced by （已清除）; its figures stay, so bulletins and ledgers count the same.
 The sweep does this as time passes; ``tierbot purge --before DATE`` does it by hand. Each
-cleared matter's timeline says so, and one log line gives the counts (never a name).
+cleared matter's timeline says so, and one event line (bot/logs.py) gives the counts, never a name.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from datetime import UTC, datetime
 
+from bot import logs
 from bot.config import Config
 from bot.storage import Purged, Store
-
-log = logging.getLogger(__name__)
 
 BATCH = 500  # matters per transaction: a first clearing of years of data never holds the bot up long
 
@@ -36,13 +34,8 @@ async def purge(store: Store, before: float, now: float, by_hand: bool = False) 
             break
         total.add(done)
     if _any(total) or by_hand:
-        day = datetime.fromtimestamp(before, UTC).strftime("%Y-%m-%d %H:%M")
-        log.info(
-            "personal data cleared%s: %d matter(s) closed before %s UTC, %d event(s), %d attachment(s), "
-            "%d message(s), %d prompt(s), %d name(s)",
-            " by hand" if by_hand else "", total.matters, day, total.events, total.attachments,
-            total.messages, total.prompts, total.users,
-        )
+        before_text = datetime.fromtimestamp(before, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        logs.event("purged", by="by hand" if by_hand else "retention period", before=before_text, **vars(total))
     return total
 
 

@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import sqlite3
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -33,6 +34,7 @@ from typing import Any, NamedTuple
 
 import aiosqlite
 
+from bot import logs
 from escalation.policy import CLOSED, Clock, Rules, State, next_check
 
 log = logging.getLogger(__name__)
@@ -678,7 +680,9 @@ class Store:
         try:
             async with self._atomic() as tx:
                 if reports:
-                    await tx.insert_reports(reports)
+                    ids = await tx.insert_reports(reports)
+                    for (matter_id, _), report in zip(ids, reports, strict=True):
+                        tx.log_event("reported", matter=matter_id, node=report.matter["unit_id"])
                 await tx.inbox_done([r.update_id for r in reports if r.update_id is not None] + done, self.now())
                 if sent:
                     await tx.outbox_sent(sent)
@@ -718,9 +722,10 @@ class Store:
     @asynccontextmanager
     async def _atomic(self) -> AsyncIterator[Tx]:
         """BEGIN … COMMIT, or ROLLBACK on any error; the caller holds the lock."""
+        tx = Tx(self._conn)
         try:
             await self._conn.execute("BEGIN IMMEDIATE")
-            yield Tx(self._conn)
+            yield tx
         except BaseException:
             # Also after a cancel during BEGIN: aiosqlite runs it anyway, and this ROLLBACK,
             # queued behind it, ends what it began ("no transaction" if it began nothing).
@@ -728,6 +733,8 @@ class Store:
                 await self._conn.execute("ROLLBACK")
             raise
         await self._conn.execute("COMMIT")
+        for name, values in tx.logged:  # only now: a change rolled back is never logged
+            logs.event(name, **values)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -772,6 +779,11 @@ class Tx:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
         self.enqueued = False
+        self.logged: list[tuple[str, dict[str, Any]]] = []  # events to log once committed
+
+    def log_event(self, name: str, **fields: Any) -> None:
+        """An event for the operator's log (see bot/logs.py), written after the commit."""
+        self.logged.append((name, fields))
 
     # One trip to aiosqlite's thread per query: a cursor would take three (execute, fetch,
     # close), and the trips, not SQLite, are most of what a query costs here.
@@ -1238,6 +1250,7 @@ class Tx:
         )
 
     async def inbox_failed_count(self) -> int:
+        """Updates given up on after repeated failures (``tierbot status`` shows it)."""
         (count,) = await self._one("SELECT count(*) FROM inbox WHERE failed_at IS NOT NULL")
         return int(count)
 
@@ -1409,6 +1422,20 @@ class Tx:
         )
         return [_matter(r) for r in rows]
 
+    async def ledger_events(self, start: float, end: float) -> dict[int, list[Event]]:
+        """The timelines of the ledger's matters (those ``ledger_matters`` returns), by matter,
+        each in order; one query, whatever the number of matters."""
+        rows = await self._all(
+            "SELECT matter_id, at, actor_id, actor_name, kind, tier, detail FROM events WHERE matter_id IN "
+            "(SELECT id FROM matters WHERE created_at < ? AND (closed_at IS NULL OR closed_at >= ?)) "
+            "ORDER BY matter_id, id",
+            (end, start),
+        )
+        out: dict[int, list[Event]] = {}
+        for r in rows:
+            out.setdefault(r[0], []).append(Event(*r))
+        return out
+
     # --- broadcasts (/broadcast) ---------------------------------------------------
     async def insert_broadcast(
         self,
@@ -1493,3 +1520,113 @@ class Tx:
 
     async def delete_meta(self, prefix: str) -> None:
         await self._conn.execute("DELETE FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff"))
+
+    # --- tierbot status (issue 11) ------------------------------------------------
+    async def schema_version(self) -> int:
+        (version,) = await self._one("PRAGMA user_version")
+        return int(version)
+
+    async def open_by_tier(self) -> dict[int, int]:
+        """Matters not closed, per tier they stand at."""
+        rows = await self._all("SELECT tier, count(*) FROM matters WHERE state IN ('open', 'claimed') GROUP BY tier")
+        return {int(tier): int(n) for tier, n in rows}
+
+    async def running_matters(self) -> list[Matter]:
+        """Matters whose clocks run (open or claimed, not suspended): those that can be overdue."""
+        rows = await self._all(f"{_MATTER_SELECT} WHERE state IN ('open', 'claimed') AND suspended_until IS NULL")
+        return [_matter(r) for r in rows]
+
+    async def outbox_backlog(self) -> tuple[int, float | None, str | None]:
+        """Messages waiting to be sent: how many, and the oldest one's queuing time and key."""
+        (count,) = await self._one("SELECT count(*) FROM outbox WHERE state = 'pending'")
+        oldest = await self._one(
+            "SELECT created_at, key FROM outbox INDEXED BY outbox_pending WHERE state = 'pending' "
+            "ORDER BY created_at, id LIMIT 1"
+        )
+        return int(count), (oldest[0] if oldest else None), (oldest[1] if oldest else None)
+
+    async def meta_value(self, key: str) -> str | None:
+        row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+
+LAST_SWEEP = "last_sweep"  # meta: when the sweep last ran to its end (unix seconds), for `tierbot status`
+
+
+def _file_uri(path: Path, read_only: bool) -> str:
+    return path.resolve().as_uri() + ("?mode=ro" if read_only else "")
+
+
+@asynccontextmanager
+async def read_only(path: str | Path) -> AsyncIterator[Tx]:
+    """A read-only connection to a database a running bot may be writing (`tierbot status`):
+    one snapshot for every query (WAL: the bot is never blocked), no migration, no lock."""
+    conn = await aiosqlite.connect(_file_uri(Path(path), read_only=True), uri=True, isolation_level=None)
+    try:
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute("BEGIN")
+        yield Tx(conn)
+    finally:
+        await conn.close()
+
+
+# --- backup and restore (issue 11): plain sqlite3, as they run from the command line -----
+class BadCopy(Exception):
+    """A file that is not a sound tierbot database this code can open; nothing was changed."""
+
+
+def check_copy(path: Path) -> int:
+    """Integrity check and schema version of a database file; its version, or BadCopy."""
+    try:
+        conn = sqlite3.connect(_file_uri(path, read_only=True), uri=True)
+        try:
+            problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise BadCopy(f"{path}: not a readable SQLite database ({exc})") from exc
+    if problems != ["ok"]:
+        raise BadCopy(f"{path}: integrity check failed: {'; '.join(problems[:5])}")
+    if version < 1:
+        raise BadCopy(f"{path}: not a tierbot database (schema version 0)")
+    if version > SCHEMA_VERSION:
+        raise BadCopy(f"{path}: made by a newer tierbot (schema {version}, this one knows {SCHEMA_VERSION})")
+    return int(version)
+
+
+def copy_database(source: Path, out: Path) -> None:
+    """A consistent copy of ``source`` at ``out``, readable by its owner only (0600), taken
+    with SQLite's online backup API: all pages in one step, so in one read snapshot; in WAL
+    mode a running bot goes on writing meanwhile. Written beside ``out`` and renamed, so
+    ``out`` is never half a copy."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, part = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)  # mode 0600
+    os.close(fd)
+    try:
+        src = sqlite3.connect(_file_uri(source, read_only=True), uri=True)
+        try:
+            src.execute("PRAGMA busy_timeout=5000")
+            dst = sqlite3.connect(part)
+            try:
+                src.backup(dst)
+                dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
+            finally:
+                dst.close()
+        finally:
+            src.close()
+        os.replace(part, out)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part)
+        raise
+    folder = os.open(out.parent, os.O_RDONLY)
+    try:  # the rename itself survives a power cut
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+
+
+def database_files(path: Path) -> list[Path]:
+    """The database and the files SQLite keeps beside it."""
+    return [path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]

@@ -111,6 +111,11 @@ class Tree:
         """Unit heads and every leader above the unit may act on its matters."""
         return any(p.id == user_id for n in self.lineage(unit_id) for p in n.leaders)
 
+    def leader_tier(self, user_id: int, unit_id: str) -> int | None:
+        """The highest tier (1 above 2 above 3) at or above the unit that this user leads."""
+        tiers = [n.tier for n in self.lineage(unit_id) if any(p.id == user_id for p in n.leaders)]
+        return min(tiers) if tiers else None
+
     def leads(self, user_id: int, node_id: str) -> bool:
         """Whether the user leads this node or one above it."""
         return self.may_act(user_id, node_id)

@@ -70,6 +70,10 @@ async def _sweep_batch(store: Store, notifier: Notifier, now: float) -> tuple[in
             change: dict[str, Any] = clock_columns(policy.after(matter.clock, taken, now), rules)
             if taken.action == Action.ESCALATE:
                 change.update(top_tier=min(matter.top_tier, taken.to_tier), escalated_at=matter.escalated_at or now)
+                tx.log_event("escalated", matter=matter.id, node=matter.unit_id, from_tier=matter.tier,
+                             to_tier=taken.to_tier, reason=taken.reason.value)
+            elif taken.action == Action.UNCLAIM:
+                tx.log_event("released", matter=matter.id, node=matter.unit_id, tier=matter.tier)
             changes.append((matter.id, change))
             events.append(Event(matter.id, now, None, None, event_kind, taken.to_tier,
                                 reason_text(f"reason.{taken.reason}")))

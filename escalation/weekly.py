@@ -78,4 +78,6 @@ async def _send(store: Store, tree: Tree, langs: Languages, schedule: str, fire:
         if not await tx.mark_schedule(schedule, key, now):
             return False  # another sweep got there first
         await service.enqueue(tx, tree, langs, items, period, f"{schedule}:{key}", now)
+        tx.log_event("bulletin", schedule=schedule, due=key,
+                     groups=sum(1 for item in items if tree.chat_of(item.node_id) is not None))
     return True

@@ -69,6 +69,9 @@ def register(app: Application, tree: Tree) -> None:
             # --- Reports leaders read (issue 5): ledgers from a community's or the station's
             # group; outside the tree the usual "not bound" answer.
             CommandHandler("export", report_handlers.export, filters=bound),
+            # Work commands in a private chat: where to send them (/show is answered by itself).
+            CommandHandler([*matters.COMMANDS, "list", "summary", "duty", "export"], chats.private_work,
+                           filters=filters.ChatType.PRIVATE),
             CommandHandler("export", chats.not_bound),
             # --- end of reports
             # Work commands in a chat outside the tree: nothing is logged.

@@ -30,12 +30,17 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, texts_for(update, context)("usage.bind", example=escape(example)))
         return
     node = svc.tree.get(context.args[0])
-    if node is None:
-        ids = ", ".join(escape(n) for n in svc.tree.nodes)
-        await reply(update, texts_for(update, context)("bind.unknown", node_id=escape(context.args[0][:40]), ids=ids))
-        return
     user = actor(update)
     current = svc.tree.node_for_chat(chat.id)
+    if node is None:
+        # The town's ids are its map: only the ids this person could bind this chat to.
+        may_rebind = current is None or svc.tree.leads(user.id, current.id)
+        ids = ", ".join(escape(n) for n in svc.tree.nodes if may_rebind and svc.tree.leads(user.id, n))
+        t = texts_for(update, context)
+        node_id = escape(context.args[0][:40])
+        answer = t("bind.unknown", node_id=node_id, ids=ids) if ids else t("bind.unknown_id", node_id=node_id)
+        await reply(update, answer)
+        return
     # Rebinding a chat takes it from its node: only who leads both may do that.
     if not svc.tree.leads(user.id, node.id) or (current is not None and not svc.tree.leads(user.id, current.id)):
         denied = current if current is not None and not svc.tree.leads(user.id, current.id) else node
@@ -94,16 +99,30 @@ async def not_bound(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await reply(update, texts_for(update, context)("err.not_bound"))
 
 
+async def private_work(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Work commands in a private chat: say where they belong, not "not registered"."""
+    await reply(update, texts_for(update, context)("err.private_work"))
+
+
 async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/summary: the last seven days for this chat's node (against the seven before),
     as the weekly bulletin reads."""
     svc = services(context)
     node = chat_node(update, context)
-    assert node is not None
-    period = bulletin.weekly_period(svc.clock.now(), kind=bulletin.Kind.RECENT)
-    figures = await service.period_figures(svc.store, svc.tree, period, history=False)
-    for text in bulletin.render(node, svc.tree, figures, texts_for(update, context), period):
+    message = update.effective_message
+    assert node is not None and message is not None
+    now = svc.clock.now()
+    period = bulletin.weekly_period(now, kind=bulletin.Kind.RECENT)
+    chart = node.tier != UNIT  # a community's and the station's get the bulletin's chart, too
+    figures = await service.period_figures(svc.store, svc.tree, period, history=chart)
+    t = texts_for(update, context)
+    for text in bulletin.render(node, svc.tree, figures, t, period):
         await reply(update, text)
+    if chart:  # after the text, drawn and paced by the delivery worker like a bulletin's
+        spec = bulletin.chart_spec(node, svc.tree, figures, t, period)
+        async with svc.store.transaction() as tx:
+            await service.enqueue_chart(tx, message.chat_id, f"summary:{message.chat_id}:{message.message_id}",
+                                        bulletin.chart_caption(node, t, period), spec, now)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

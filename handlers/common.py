@@ -45,6 +45,13 @@ class UnitChat(filters.MessageFilter):
 
 
 def actor(update: Update) -> Actor:
+    """Who sent the update. An anonymous admin (the group itself as ``sender_chat``, user
+    "Group") or a linked channel's post (user 777000) is not a person: it is keyed by that
+    chat, so two anonymous admins never pass for one resident, and named by its title."""
+    message = update.effective_message
+    sender = message.sender_chat if message is not None and update.callback_query is None else None
+    if sender is not None:
+        return Actor(sender.id, sender.title or sender.username or str(sender.id), person=False)
     user = update.effective_user
     assert user is not None
     return Actor(user.id, user.full_name or (f"@{user.username}" if user.username else str(user.id)))
@@ -56,9 +63,10 @@ def chat_node(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Node | None
 
 
 def matter_number(word: str | None) -> int | None:
-    """'12' or '#12' → 12; anything else → None."""
+    """'12', '#12' or a Chinese keyboard's '＃１２' → 12; anything else → None.
+    Decimal digits only: "²".isdigit() is true, but int() refuses it."""
     word = (word or "").lstrip("#＃")
-    return int(word) if word.isdigit() and len(word) < 10 else None
+    return int(word) if word.isdecimal() and len(word) < 10 else None
 
 
 def command_text(message: Message) -> str:
@@ -109,6 +117,15 @@ def refusal(svc: Services, t: Texts, result: Result, matter_id: int) -> str:
             return t("err.not_suspended", id=matter_id)
         case Outcome.SUSPENDED:
             return t("err.suspended", id=matter_id)
+        case Outcome.HELD_ABOVE:
+            key = "err.closed_above" if matter is not None and matter.closed else "err.held_above"
+            return t(key, id=matter_id, tier=t(f"tier.{result.tier or (matter.tier if matter else 1)}"))
+        case Outcome.NOT_REPORTER:
+            return t("err.not_reporter")
+        case Outcome.NOT_A_PERSON:
+            return t("err.not_a_person")
+        case Outcome.TOO_LONG:
+            return t("err.suspend_too_long", max=t.duration(svc.config.suspend.max))
     return t("err.internal")
 
 

@@ -96,7 +96,7 @@ def _target(svc: Services, message: Message, args: list[str]) -> int | None:
     if not args:
         return None
     word = args[0].lstrip("@")
-    if word.isdigit():
+    if word.isdecimal() and len(word) < 20:  # a user id; "²" is a digit int() refuses
         return int(word)
     staff = {p.name: p.id for p in svc.tree.station.leaders if p.name}
     # @username: Telegram gives bots no lookup, so only staff the bot has heard from.

@@ -14,7 +14,7 @@ from telegram.ext import ContextTypes
 
 from bot import render
 from bot.delivery import keyboard_markup
-from bot.matters import MAX_TEXT, Ack, Actor, Outcome, Result
+from bot.matters import MAX_TEXT, RATINGS, Ack, Actor, Outcome, Result
 from bot.services import Services
 from bot.storage import PURGED
 from bot.tree import UNIT, Node
@@ -198,7 +198,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     chat = update.effective_chat
     if node is None and chat is not None and chat.type == ChatType.PRIVATE:
         node = svc.tree.station  # a leader's DM copy: permission alone decides, as in the group
-    if parsed is None or node is None:
+    forged_rating = parsed is not None and parsed[0] == "rate" and parsed[2] not in RATINGS
+    if parsed is None or node is None or forged_rating:
         await query.answer(render.plain(texts_for(update, context)("err.stale_button")), show_alert=True)
         return
     action, number, arg = parsed

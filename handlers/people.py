@@ -14,7 +14,7 @@ from bot.matters import MAX_TEXT, Outcome
 from bot.services import Services
 from bot.tree import UNIT, Node
 from handlers.common import ack_for, actor, chat_node, matter_number, refusal, reply, services, texts_for
-from handlers.report import PROMPT_TTL, report_text_ok
+from handlers.report import PROMPT_TTL, report_text_ok, visible
 
 UNIT_CHOICE = f"{render.CALLBACK_VERSION}:pu:"  # + unit id: "this private report is about that unit"
 DEEP_LINK = "p_"  # /start p_<unit id>: the 私下反映 button under every unit card
@@ -116,7 +116,7 @@ async def _log_private(
     t = texts_for(update, context)
     message = update.effective_message
     assert message is not None
-    if not text and photo:
+    if not visible(text) and photo:
         text = t("report.photo_only")
     if not await report_text_ok(update, context, text):
         return
@@ -220,5 +220,7 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, t("usage.cancel"))
         return
     result = await svc.matters.cancel(number, actor(update), chat_node(update, context), ack=ack_for(update, context))
-    if result.outcome != Outcome.OK:
+    if result.outcome == Outcome.HELD_ABOVE:  # the wish went to the tier that holds it
+        await reply(update, t("err.cancel_held", id=number, tier=t(f"tier.{result.tier}")))
+    elif result.outcome != Outcome.OK:
         await reply(update, refusal(svc, t, result, number))

@@ -4,6 +4,7 @@ message starting with 上报 or #纠纷, or the answer to "what happened?"."""
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from telegram import ForceReply, Update
 from telegram.ext import ContextTypes
@@ -16,6 +17,20 @@ from handlers.common import actor, chat_node, command_text, reply, services, tex
 KEYWORD = re.compile(r"^\s*(?:上报|#纠纷)[\s:：,，]*")
 CAPTION_COMMAND = re.compile(r"^/report(?:@(\w+))?(?:\s|$)", re.IGNORECASE)
 PROMPT_TTL = 15 * 60  # seconds an unanswered "what happened?" stays open
+# Characters that show nothing yet are not whitespace to str.strip() nor format characters:
+# Hangul and Braille fillers, the combining grapheme joiner, Khmer and Mongolian ones.
+_BLANK = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u2800\u3164\uffa0")
+
+
+def _invisible(c: str) -> bool:
+    if c.isspace() or c in _BLANK or unicodedata.category(c) in ("Cf", "Cc", "Zs", "Zl", "Zp"):
+        return True  # Cf: zero-width space and joiners, word joiner, BOM, bidi marks, …
+    return "\ufe00" <= c <= "\ufe0f" or "\U000e0100" <= c <= "\U000e01ef"  # variation selectors
+
+
+def visible(text: str) -> bool:
+    """Whether the text has something to read: not only spaces and invisible characters."""
+    return not all(_invisible(c) for c in text)
 
 
 async def report_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -23,7 +38,7 @@ async def report_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     message = update.effective_message
     assert message is not None
     text = command_text(message)
-    if text:
+    if visible(text):
         await _log(update, context, text)
         return
     svc = services(context)
@@ -44,7 +59,8 @@ async def report_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     match = CAPTION_COMMAND.match(message.caption or "")
     if match is None or (match.group(1) and match.group(1).lower() != (context.bot.username or "").lower()):
         return
-    text = command_text(message) or services(context).texts("report.photo_only")
+    text = command_text(message)
+    text = text if visible(text) else services(context).texts("report.photo_only")
     await _log(update, context, text, photo_file_id=message.photo[-1].file_id)
 
 
@@ -83,7 +99,7 @@ async def report_elsewhere(update: Update, context: ContextTypes.DEFAULT_TYPE) -
 async def report_text_ok(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> bool:
     """Whether a report's text can be logged; if not, the reporter is told why."""
     t = texts_for(update, context)
-    if not text:
+    if not visible(text):  # "", spaces, or only zero-width characters
         await reply(update, t("report.empty"))
         return False
     if len(text) > MAX_TEXT:

@@ -49,7 +49,7 @@ def test_errors_name_the_key_path_and_what_was_expected() -> None:
     raw["deadlines"]["unit"]["claim"] = "soon"
     raw["timezone"] = "Mars/Olympus"
     message = errors_of(raw)
-    assert "station.communities[1].units[0].heads: expected a list of user ids, got '王楼长'" in message
+    assert "station.communities[1].units[0].heads: expected a list of user ids; got the text '王楼长'" in message
     assert "station.communities[0].units[1].heads[1]: expected a Telegram user id" in message
     assert 'deadlines.unit.claim: expected a duration such as "30s"' in message
     assert "timezone: expected an IANA time zone" in message
@@ -71,10 +71,11 @@ def test_missing_keys_bad_kinds_and_duplicate_ids() -> None:
     raw["station"]["communities"][1]["units"][0]["id"] = "u1"
     message = errors_of(raw)
     assert "deadlines.station.repeat: required key is missing" in message
-    assert "station.communities[0].kind: expected one of village, estate, enterprise, street, got 'castle'" in message
+    assert ("station.communities[0].kind: expected one of village, estate, enterprise, street; got the text 'castle'"
+            in message)
     raw = town()
     raw["station"]["communities"][1]["units"][0]["id"] = "u1"
-    assert "'u1' is used twice" in errors_of(raw)
+    assert "the same id 'u1'" in errors_of(raw)
 
 
 def test_a_file_that_is_not_yaml_or_not_a_mapping(tmp_path: Path) -> None:
@@ -131,9 +132,9 @@ def test_escalation_settings_are_checked_too() -> None:
         categories=[{"key": "fraud", "zh": "诈骗", "en": "Fraud"}],
         duty=[{"user": 999, "days": ["mon", "someday"], "from": "8am"}],
     ))
-    assert 'quiet_hours: expected a span such as "22:00-07:00", got \'late\'' in message
+    assert 'quiet_hours: expected a span such as "22:00-07:00"; got the text \'late\'' in message
     assert "reminders.before: expected a duration" in message
     assert 'categories: expected a category with key "other"' in message
     assert "duty[0].days: expected a list of days from mon" in message
     assert 'duty[0].from: expected a time such as "08:00"' in message
-    assert "duty users to be station staff" in errors_of(town(duty=[{"user": 999, "days": ["mon"]}]))
+    assert "duty users must be station staff" in errors_of(town(duty=[{"user": 999, "days": ["mon"]}]))

@@ -331,8 +331,8 @@ async def test_personal_data_is_cleared_after_the_retention_period_figures_stay(
     assert [k for k, *_ in details].count("purged") == 2
     assert ("note", HEAD1, bot.user(HEAD1)["first_name"], "（已清除）") in details  # who worked it stays
     assert any(kind == "rated" and detail == "满意" for kind, _, _, detail in details)  # the rating's word stays
-    logged = [r.getMessage() for r in caplog.records if r.name == "bot.retention"]
-    assert len(logged) == 1 and "2 matter(s)" in logged[0]
+    logged = [r.getMessage() for r in caplog.records if getattr(r, "event", None) == "purged"]
+    assert len(logged) == 1 and "2 matter(s)" in logged[0] and "retention period" in logged[0]
     assert "张" not in logged[0] and "李四" not in logged[0]
 
 

@@ -266,3 +266,20 @@ async def test_malformed_requests_get_400(api: FakeBotApi, bot: Bot) -> None:
 async def test_wait_for_timeout_is_helpful(api: FakeBotApi) -> None:
     with pytest.raises(AssertionError, match="timed out"):
         await api.wait_for(lambda: None, timeout=0.1)
+
+
+async def test_messages_sent_as_a_chat_carry_sender_chat(api: FakeBotApi) -> None:
+    seen: list[tuple[int, int | None, str | None]] = []
+
+    async def record(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.message
+        assert message is not None and message.from_user is not None
+        sender = message.sender_chat
+        seen.append((message.from_user.id, sender.id if sender else None, sender.title if sender else None))
+
+    api.add_chat(GROUP, "第一村民小组")
+    async with running_app(api, CommandHandler("start", record)):
+        api.anonymous_admin(GROUP, "/start")
+        api.channel_post(GROUP, -1009, "苏溪发布", "/start")
+        await api.wait_for(lambda: len(seen) == 2)
+    assert seen == [(1087968824, GROUP, "第一村民小组"), (777000, -1009, "苏溪发布")]

@@ -47,8 +47,8 @@ def calm_town() -> dict[str, Any]:
     return raw
 
 
-HEADER = ["编号", "单元", "社区", "类别", "报告人", "上报时间", "认领时间", "解决时间", "最高层级", "状态", "满意度",
-          "处理结果"]
+HEADER = ["编号", "单元", "社区", "类别", "事由", "报告人", "上报时间", "认领时间", "解决时间", "用时（小时）",
+          "最高层级", "状态", "满意度", "处理结果", "处理过程"]
 
 
 async def town_with_matters(bot: Running) -> None:
@@ -89,26 +89,26 @@ async def test_export_sends_an_xlsx_ledger_of_the_leaders_community(make_bot: An
 
         matters = book["全部事项"]
         assert matters.freeze_panes == "A2"
-        assert matters.column_dimensions["L"].width == 50
+        assert matters.column_dimensions["N"].width == 50
         rows = list(matters.iter_rows(values_only=True))
         assert list(rows[0]) == HEADER
         assert [r[0] for r in rows[1:]] == [1, 2, 3]  # 好派新城社区's matter is not in it
         first = rows[1]
-        assert first[1:5] == ("第一村民小组", "蒋母塘村", "邻里纠纷", "王芳")
-        assert first[5] == local(START) and isinstance(first[5], datetime)  # real datetimes, local time
-        assert first[6] == local(START + 4 * 600) and first[7] == local(START + 4 * 600 + H)
-        assert first[8:] == ("单元", "已解决", "满意", "已上门协调，杂物清走")
-        assert rows[3][4] == "（保密）"  # a private report does not name its reporter in a group
-        assert rows[2][6] is None and rows[2][9] == "待认领"
-        assert matters.cell(row=2, column=6).number_format == ledger.DATE_FORMAT
+        assert first[1:6] == ("第一村民小组", "蒋母塘村", "邻里纠纷", "邻居占用楼道", "王芳")
+        assert first[6] == local(START) and isinstance(first[6], datetime)  # real datetimes, local time
+        assert first[7] == local(START + 4 * 600) and first[8] == local(START + 4 * 600 + H)
+        assert first[10:14] == ("单元", "已解决", "满意", "已上门协调，杂物清走")
+        assert rows[3][4:6] == ("（保密）", "（保密）")  # a private report: neither words nor reporter
+        assert rows[2][7] is None and rows[2][11] == "待认领"
+        assert matters.cell(row=2, column=7).number_format == ledger.DATE_FORMAT
 
         summary = list(book["汇总"].iter_rows(values_only=True))
-        assert summary[0][:7] == ("社区", "单元", "评星", "新增", "解决", "未结", "超期")
-        assert summary[1][:7] == ("蒋母塘村", "第一村民小组", "★★★★★", 2, 1, 1, 0)
-        assert summary[2][:7] == ("蒋母塘村", "第二村民小组", "★★★★★", 1, 0, 1, 0)
-        assert summary[3][:7] == ("合计", None, None, 3, 1, 2, 0)  # empty cells read back as None
-        assert summary[1][10] == 1.0  # satisfaction, a number formatted as a percentage
-        assert any("Asia/Shanghai" in str(row[0]) for row in summary[4:])
+        assert summary[0][0] == "蒋母塘村 台账汇总" and "Asia/Shanghai" in summary[1][0]
+        assert summary[3][:7] == ("社区", "单元", "评星", "新增", "解决", "未结", "超期")
+        assert summary[4][:7] == ("蒋母塘村", "第一村民小组", "★★★★★", 2, 1, 1, 0)
+        assert summary[5][:7] == ("蒋母塘村", "第二村民小组", "★★★★★", 1, 0, 1, 0)
+        assert summary[6][:7] == ("合计", None, None, 3, 1, 2, 0)  # empty cells read back as None
+        assert summary[4][10] == 1.0  # satisfaction, a number formatted as a percentage
         assert [r[0] for r in book["家庭纠纷"].iter_rows(values_only=True)] == ["编号", 3]
 
         # The station's ledger covers the whole town, for two whole days.
@@ -176,8 +176,8 @@ async def test_the_command_line_writes_xlsx_and_csv(make_bot: Any, tmp_path: Pat
     rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"))))
     assert rows[0] == HEADER
     assert [r[0] for r in rows[1:]] == ["1", "2", "3", "4"]
-    assert rows[1][1:8] == ["第一村民小组", "蒋母塘村", "邻里纠纷", "王芳", "2026-11-24 10:00", "2026-11-24 10:40",
-                            "2026-11-24 11:40"]
+    assert rows[1][1:9] == ["第一村民小组", "蒋母塘村", "邻里纠纷", "邻居占用楼道", "王芳", "2026-11-24 10:00",
+                            "2026-11-24 10:40", "2026-11-24 11:40"]
     assert rows[4][1:4] == ["3幢", "好派新城社区", "其他"]
 
     assert await asyncio.to_thread(run, "--out", str(out_xlsx), "--node", "c2") == 0

@@ -42,7 +42,7 @@ async def test_a_community_cannot_pull_a_matter_down_from_the_station(make_bot: 
         await bot.wait_bot(STATION_CHAT, "上报至派出所")
         bot.say(C1_CHAT, POLICE, "/return 1 我们来吧")
         bot.say(C1_CHAT, POLICE, "/takeover 1")
-        await bot.api.wait_for(lambda: bot.count_bot(C1_CHAT, "只有本单元的负责人和上级领导") == 2)
+        await bot.api.wait_for(lambda: bot.count_bot(C1_CHAT, "事项 #1 现由派出所负责") == 2)
         async with bot.svc.store.read() as tx:
             assert (await tx.matter(1)).tier == 1
         bot.say(STATION_CHAT, STAFF, "/return 1 请社区先处理")  # the station may

@@ -108,7 +108,7 @@ async def test_weekly_summary_numbers_match_the_data(make_bot: Any) -> None:
         unit2 = await bot.wait_bot(U2_CHAT, "周报")
         assert "新增 2 ↑2 · 解决 0 · 未结 2 ↑2 · 超期 1 ↑1" in unit2.text
         assert "上报社区 1 ↑1 · 上报派出所 0 · 小事不出村 —" in unit2.text
-        assert "认领用时中位数 10分 · 解决用时中位数 —" in unit2.text
+        assert "认领用时中位数 10分钟 · 解决用时中位数 —" in unit2.text
         unit3 = await bot.wait_bot(U3_CHAT, "周报")
         assert "新增 0 · 解决 0 · 未结 0 · 超期 0" in unit3.text
         assert "本期评星：—" in unit3.text
@@ -131,7 +131,7 @@ async def test_weekly_summary_numbers_match_the_data(make_bot: Any) -> None:
 
         # /summary on demand: the last seven days, in any bound chat.
         bot.say(U1_CHAT, RESIDENT, "/summary")
-        await bot.api.wait_for(lambda: bot.count_bot(U1_CHAT, "周报") == 2)
+        await bot.wait_bot(U1_CHAT, "近七天")
 
 
 async def test_a_summary_missed_while_down_is_sent_once_when_back(make_bot: Any, tmp_path: Any) -> None:
@@ -170,7 +170,7 @@ async def test_a_fresh_install_does_not_open_with_last_weeks_summary(make_bot: A
         await bot.settle()
         assert bot.count_bot(STATION_CHAT, "周报") == 0
         bot.say(STATION_CHAT, STAFF, "/summary")  # on demand still works
-        await bot.wait_bot(STATION_CHAT, "全镇周报")
+        await bot.wait_bot(STATION_CHAT, "全镇近七天")
 
 
 async def _report(bot: Running, chat: int, text: str) -> None:

@@ -185,7 +185,8 @@ def _title(node: Node, period: Period, t: Texts) -> str:
     level = {STATION: "station", COMMUNITY: "community"}.get(node.tier, "unit")
     if period.kind == Kind.MONTHLY:
         return t(f"bulletin.monthly_{level}_title", node=escape(node.name), month=period_label(period, t))
-    return t(f"summary.{level}_title", node=escape(node.name), start=t.time(period.start), end=t.time(period.end))
+    prefix = "recent" if period.kind == Kind.RECENT else "summary"  # /summary's rolling days are no 周报
+    return t(f"{prefix}.{level}_title", node=escape(node.name), start=t.time(period.start), end=t.time(period.end))
 
 
 def figure_lines(cur: Figures, prev: Figures, t: Texts, period: Period) -> list[str]:

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from bot.i18n import Texts
-from bot.storage import Matter
+from bot.storage import Event, Matter
 from bot.tree import Node, Tree
 from escalation.reports import stars as star_rating
 from escalation.reports.bulletin import PeriodFigures, category_name
@@ -32,11 +32,16 @@ _SHEET_FORBIDDEN = str.maketrans({c: "_" for c in "[]:*?/\\"})
 # (catalog key, column width)
 MATTER_COLUMNS = [
     ("ledger.col.id", 8), ("ledger.col.unit", 20), ("ledger.col.community", 16), ("ledger.col.category", 12),
-    ("ledger.col.reporter", 14), ("ledger.col.reported_at", 17), ("ledger.col.claimed_at", 17),
-    ("ledger.col.resolved_at", 17), ("ledger.col.top_tier", 10), ("ledger.col.state", 10),
-    ("ledger.col.rating", 10), ("ledger.col.resolution", 50),
+    ("ledger.col.text", 40), ("ledger.col.reporter", 14), ("ledger.col.reported_at", 17),
+    ("ledger.col.claimed_at", 17), ("ledger.col.resolved_at", 17), ("ledger.col.hours", 10),
+    ("ledger.col.top_tier", 10), ("ledger.col.state", 10), ("ledger.col.rating", 10),
+    ("ledger.col.resolution", 50), ("ledger.col.timeline", 60),
 ]
-DATE_COLUMNS = {5, 6, 7}  # reported, claimed, resolved
+# By key, not position, so a column added elsewhere moves nothing.
+DATE_COLUMNS = {i for i, (key, _) in enumerate(MATTER_COLUMNS)
+                if key in ("ledger.col.reported_at", "ledger.col.claimed_at", "ledger.col.resolved_at")}
+WRAP_COLUMNS = {i for i, (key, _) in enumerate(MATTER_COLUMNS) if key in ("ledger.col.text", "ledger.col.timeline")}
+MAX_CELL = 32767  # Excel's limit of characters in a cell; a longer report is cut there
 SUMMARY_COLUMNS = [
     ("ledger.col.community", 16), ("ledger.col.unit", 20), ("ledger.col.stars", 10), ("ledger.col.new", 8),
     ("ledger.col.resolved", 8), ("ledger.col.open", 8), ("ledger.col.overdue", 8),
@@ -44,6 +49,9 @@ SUMMARY_COLUMNS = [
     ("ledger.col.satisfaction", 12), ("ledger.col.median_claim", 14), ("ledger.col.median_resolve", 14),
 ]
 PERCENT_COLUMNS = {9, 10}
+# A cell a spreadsheet would run as a formula (or DDE) when it starts with one of these;
+# CSV cells so starting get a leading apostrophe (the OWASP rule), XLSX cells are typed text.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -53,6 +61,7 @@ class Ledger:
     end: float
     matters: list[Matter]  # under the node, in the period, by number
     figures: PeriodFigures
+    events: dict[int, list[Event]] = field(default_factory=dict)  # matter id → its timeline, in order
 
 
 def select(matters: list[Matter], tree: Tree, node: Node) -> list[Matter]:
@@ -67,7 +76,43 @@ def _local(ts: float | None, t: Texts) -> datetime | None:
     return datetime.fromtimestamp(ts, t.tz).replace(tzinfo=None, microsecond=0)
 
 
-def matter_row(m: Matter, tree: Tree, t: Texts) -> list[Any]:
+# Timeline entries that stay inside the leaders' tiers. The lead points this at the one
+# visibility decision (bot/visibility.py, from the "privacy" branch) at merge; until then:
+# returns and takeovers are internal, and so are notes and reasons written at tier 2 or 1.
+INTERNAL_KINDS = ("returned", "taken_over")
+PUBLIC_DETAIL_KINDS = ("resolved", "categorized", "rated", "attached")  # what was done is not a reason
+
+
+def public_timeline(events: list[Event]) -> list[Event]:
+    """The timeline a ledger shows (it goes to a group): internal entries left out, and
+    the reasons written at tier 2 or 1 taken off the entries that stay."""
+    out = []
+    for e in events:
+        above_unit = e.tier is not None and e.tier < 3
+        if e.kind in INTERNAL_KINDS or (e.kind == "note" and above_unit):
+            continue
+        if above_unit and e.detail and e.kind not in PUBLIC_DETAIL_KINDS:
+            e = replace(e, detail=None)
+        out.append(e)
+    return out
+
+
+def timeline_text(events: list[Event], t: Texts, private_reporter: int | None = None) -> str:
+    """One line per event: when (with the year: a ledger is kept), what, who, and the detail.
+    ``private_reporter``: a private matter's reporter, who is not named, and whose matter's
+    words stay out of a group's file (like its 事由)."""
+    lines = []
+    for e in public_timeline(events):
+        what = t(f"event.{e.kind}", tier=t(f"tier.{e.tier}") if e.tier else "")
+        name = t("ledger.private") if private_reporter is not None and e.actor_id == private_reporter else e.actor_name
+        actor = f" · {name}" if name else ""
+        detail = f"：{e.detail}" if e.detail and private_reporter is None else ""
+        at = datetime.fromtimestamp(e.at, t.tz).strftime("%Y-%m-%d %H:%M")
+        lines.append(t("event.line", at=at, what=what, actor=actor, detail=detail))
+    return "\n".join(lines)
+
+
+def matter_row(m: Matter, tree: Tree, t: Texts, events: list[Event] | None = None) -> list[Any]:
     unit = tree.nodes.get(m.unit_id)
     community = tree.nodes.get(unit.parent_id or "") if unit else None
     return [
@@ -75,14 +120,17 @@ def matter_row(m: Matter, tree: Tree, t: Texts) -> list[Any]:
         unit.name if unit else m.unit_id,
         community.name if community else "",
         category_name(m.category, t),
+        t("ledger.private") if m.private else m.text,  # a private report's words stay out of a group's file
         t("ledger.private") if m.private else m.reporter_name,
         _local(m.created_at, t),
         _local(m.first_claimed_at, t),
         _local(m.resolved_at, t),
+        _hours(m.resolved_at - m.created_at) if m.resolved_at is not None else None,
         t(f"ledger.tier.{m.top_tier}"),
         t(f"ledger.state.{m.state}"),
         t(f"ledger.rating.{m.rating}") if m.rating else "",
         m.resolution or "",
+        timeline_text(events or [], t, private_reporter=m.reporter_id if m.private else None),
     ]
 
 
@@ -127,24 +175,36 @@ def to_xlsx(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
     bold = Font(bold=True)
     taken: set[str] = set()
 
-    def sheet(title: str, columns: list[tuple[str, int]]) -> Any:
+    def sheet(title: str, columns: list[tuple[str, int]], above: tuple[str, ...] = ()) -> Any:
+        """A sheet with widths and a frozen, bold header; ``above``: lines shown over the table."""
         ws = book.create_sheet(sheet_name(title, taken))
         for index, (_, width) in enumerate(columns, 1):
             ws.column_dimensions[get_column_letter(index)].width = width
-        ws.freeze_panes = "A2"
+        ws.freeze_panes = f"A{len(above) + 3 if above else 2}"  # above, a blank row, the header: all frozen
+        for line in above:
+            ws.append([text_cell(ws, line)])
+        if above:
+            ws.append([])
         header = []
         for key, _ in columns:
-            cell = WriteOnlyCell(ws, t(key))
+            cell = text_cell(ws, t(key))
             cell.font = bold
             cell.alignment = Alignment(vertical="center")
             header.append(cell)
         ws.append(header)
         return ws
 
-    def styled(ws: Any, values: list[Any], formats: dict[int, str]) -> list[Any]:
+    wrap = Alignment(wrap_text=True, vertical="top")
+
+    def styled(ws: Any, values: list[Any], formats: dict[int, str], wrapped: set[int] | None = None) -> list[Any]:
         out: list[Any] = []
         for index, value in enumerate(values):
-            if index in formats and value is not None:
+            if isinstance(value, str) and value:  # an empty cell stays empty
+                cell = text_cell(ws, value)
+                if wrapped and index in wrapped:  # a report and a timeline run over several lines
+                    cell.alignment = wrap
+                out.append(cell)
+            elif index in formats and value is not None:
                 cell = WriteOnlyCell(ws, value)
                 cell.number_format = formats[index]
                 out.append(cell)
@@ -152,29 +212,43 @@ def to_xlsx(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
                 out.append(value)
         return out
 
-    # Summary first: it is what a leader opens the file for.
-    ws = sheet(t("ledger.sheet_summary"), SUMMARY_COLUMNS)
+    # Summary first: it is what a leader opens the file for; its title and period on top.
+    ws = sheet(t("ledger.sheet_summary"), SUMMARY_COLUMNS,
+               above=(t("ledger.summary_title", node=ledger.node.name), period_text(ledger, t)))
     for row in summary_rows(ledger, tree, t):
         ws.append(styled(ws, row, dict.fromkeys(PERCENT_COLUMNS, "0%")))
-    ws.append([])
-    ws.append([t("ledger.summary_title", node=ledger.node.name)])
-    ws.append([t("ledger.summary_period", start=t.time(ledger.start), end=t.time(ledger.end), tz=t.tz.key)])
 
     date_formats = dict.fromkeys(DATE_COLUMNS, DATE_FORMAT)
-    rows = [matter_row(m, tree, t) for m in ledger.matters]
+    rows = [matter_row(m, tree, t, ledger.events.get(m.id)) for m in ledger.matters]
     ws = sheet(t("ledger.sheet_all"), MATTER_COLUMNS)
     for row in rows:
-        ws.append(styled(ws, row, date_formats))
+        ws.append(styled(ws, row, date_formats, WRAP_COLUMNS))
     by_category: dict[str, list[list[Any]]] = {}
     for m, row in zip(ledger.matters, rows, strict=True):
         by_category.setdefault(m.category, []).append(row)
     for key in sorted(by_category, key=lambda k: (-len(by_category[k]), k)):
         ws = sheet(category_name(key, t), MATTER_COLUMNS)
         for row in by_category[key]:
-            ws.append(styled(ws, row, date_formats))
+            ws.append(styled(ws, row, date_formats, WRAP_COLUMNS))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def text_cell(ws: Any, value: str) -> Any:
+    """A cell that holds ``value`` as text, even when it starts with "=" (openpyxl would
+    otherwise write a live formula). XML cannot hold most control characters; they go."""
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    cell = WriteOnlyCell(ws, ILLEGAL_CHARACTERS_RE.sub("", value)[:MAX_CELL])
+    cell.data_type = "s"
+    return cell
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet will not run: text starting like a formula gets a "'"."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
 
 
 def to_csv(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
@@ -183,13 +257,14 @@ def to_csv(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
     writer = csv.writer(out)
     writer.writerow([t(key) for key, _ in MATTER_COLUMNS])
     for m in ledger.matters:
-        row = matter_row(m, tree, t)
-        writer.writerow([v.strftime("%Y-%m-%d %H:%M") if isinstance(v, datetime) else v for v in row])
+        row = matter_row(m, tree, t, ledger.events.get(m.id))
+        writer.writerow([v.strftime("%Y-%m-%d %H:%M") if isinstance(v, datetime) else csv_cell(v) for v in row])
     return out.getvalue().encode("utf-8-sig")
 
 
 # --- which period: /export week | month | FROM TO, and the command line ------------------
 MAX_DAYS = 366
+FIRST_YEAR, LAST_YEAR = 2000, 2999  # no ledger before the bot; timestamps stay far from the edges
 RECENT = {"week": 7, "month": 30}  # /export week: the seven days up to now; month: thirty
 
 
@@ -219,10 +294,26 @@ def date_range(first: str, last: str, tz: Any) -> tuple[float, float]:
         raise ValueError("dates are written YYYY-MM-DD") from None
     if end_day < start_day or (end_day - start_day).days >= MAX_DAYS:
         raise ValueError(f"the first date must not be after the second, at most {MAX_DAYS} days apart")
+    if start_day.year < FIRST_YEAR or end_day.year > LAST_YEAR:  # 0001-01-01 or 9999-12-31 overflow
+        raise ValueError(f"dates between {FIRST_YEAR} and {LAST_YEAR}")
     start = datetime(start_day.year, start_day.month, start_day.day, tzinfo=tz)
     after = end_day + timedelta(days=1)
     end = datetime(after.year, after.month, after.day, tzinfo=tz)
     return start.timestamp(), end.timestamp()
+
+
+def period_text(ledger: Ledger, t: Texts) -> str:
+    """The 汇总 sheet's period row, with the year: ``2026-11-01 至 2026-11-30`` for whole days
+    (the last day shown is the last day in it), else both moments to the minute."""
+    from datetime import timedelta
+
+    first, last = datetime.fromtimestamp(ledger.start, t.tz), datetime.fromtimestamp(ledger.end, t.tz)
+    midnight = datetime.min.time()
+    if first.time() == midnight and last.time() == midnight:
+        start, end = first.strftime("%Y-%m-%d"), (last - timedelta(days=1)).strftime("%Y-%m-%d")
+    else:
+        start, end = first.strftime("%Y-%m-%d %H:%M"), last.strftime("%Y-%m-%d %H:%M")
+    return t("ledger.summary_period", start=start, end=end, tz=t.tz.key)
 
 
 def file_stem(ledger: Ledger, t: Texts) -> str:

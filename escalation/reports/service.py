@@ -107,17 +107,23 @@ async def enqueue(tx: Tx, tree: Tree, langs: Languages, items: list[Bulletin], p
             await tx.enqueue(f"{key}:{item.node_id}:{part}", chat, now, text=text)
         if item.chart is not None:
             caption = bulletin.chart_caption(tree.nodes[item.node_id], langs.for_chat(chat), period)
-            payload = json.dumps({"caption": caption, "chart": item.chart}, ensure_ascii=False)
-            await tx.enqueue(f"{key}:{item.node_id}:chart", chat, now, kind=CHART_KIND, text=payload)
+            await enqueue_chart(tx, chat, f"{key}:{item.node_id}:chart", caption, item.chart, now)
+
+
+async def enqueue_chart(tx: Tx, chat: int, key: str, caption: str, chart: dict, now: float) -> None:
+    """Queue a chart (bulletin.chart_spec) for the delivery worker to draw and send."""
+    payload = json.dumps({"caption": caption, "chart": chart}, ensure_ascii=False)
+    await tx.enqueue(key, chat, now, kind=CHART_KIND, text=payload)
 
 
 async def load_ledger(store: Store, tree: Tree, node: Node, start: float, end: float) -> Ledger:
     """The ledger of ``node`` for [start, end): its matters and its units' figures."""
     async with store.read() as tx:
         matters = await tx.ledger_matters(start, end)
+        events = await tx.ledger_events(start, end)
     period = Period("ledger", start, end, start - (end - start))
     figures = await period_figures(store, tree, period, history=False)
-    return Ledger(node, start, end, ledger.select(matters, tree, node), figures)
+    return Ledger(node, start, end, ledger.select(matters, tree, node), figures, events)
 
 
 async def export_file(config: Config, node_id: str, start: float, end: float, csv: bool) -> tuple[bytes, int]:
