@@ -27,6 +27,7 @@ from bot.clock import ManualClock
 from bot.config import ConfigError, parse_config, parse_duration
 from bot.fakeapi import buttons
 from bot.storage import Store
+from escalation.reports import service
 from handlers import chats
 from tests.conftest import C1_CHAT, HEAD1, RESIDENT, RESIDENT2, START, TZ, U1_CHAT, town
 
@@ -271,7 +272,8 @@ async def _town_figures(bot: Any, around: float) -> tuple[Any, ...]:
         weeks = await tx.count_week(start, end)
         ledger = [(m.id, m.state, m.category, m.created_at, m.closed_at, m.rating, m.top_tier)
                   for m in await tx.ledger_matters(start, end) if m.id in (1, 2)]
-    return sorted(facts, key=lambda f: f.id), sorted(weeks), ledger
+    _, exported = await service.export_file(bot.config, "st", start, end, csv=True)  # the 台账 file's rows
+    return sorted(facts, key=lambda f: f.id), sorted(weeks), ledger, exported
 
 
 def _row_of(database: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
