@@ -6,7 +6,8 @@ would count against whichever bot is being measured. Here it gets its own interp
 output, then serves until stdin closes or SIGTERM.
 
 The benchmark drives it over the same HTTP port with a few extra methods (JSON bodies):
-``benchAddChats``, ``benchPush``, ``benchSay``, ``benchWait``, ``benchSent``, ``benchStats``.
+``benchAddChats``, ``benchPush``, ``benchSay``, ``benchWait``, ``benchSent``, ``benchStats``,
+``benchLimits`` (enforce Telegram's flood limits) and ``benchTimes``.
 """
 
 from __future__ import annotations
@@ -27,15 +28,27 @@ class BenchApi(FakeBotApi):
         self.sent: list[tuple[float, float, int, str]] = []
         self.pushed_at = time.monotonic()
         self.pushed_cpu = time.process_time()
-        send = self._methods["sendmessage"]
+        # Every message taken (sendMessage or sendPhoto answered 200): monotonic time.
+        self.taken: list[float] = []
+        send, send_photo = self._methods["sendmessage"], self._methods["sendphoto"]
 
         def counting_send(p: dict[str, Any]) -> Any:
             result = send(p)
             self.sent.append((time.monotonic(), time.time(), int(p["chat_id"]), result.get("text") or ""))
+            self.taken.append(time.monotonic())
+            return result
+
+        def counting_photo(p: dict[str, Any]) -> Any:
+            result = send_photo(p)
+            self.taken.append(time.monotonic())
             return result
 
         self._methods.update(
             sendmessage=counting_send,
+            sendphoto=counting_photo,
+            benchlimits=lambda p: self.enforce_limits(float(p.get("per_second") or 30),
+                                                      float(p.get("group_per_minute") or 20)),
+            benchtimes=lambda p: self.taken,
             benchaddchats=self._bench_add_chats,
             benchpush=self._bench_push,
             benchsay=self._bench_say,
@@ -93,7 +106,7 @@ class BenchApi(FakeBotApi):
         for call in self.calls:
             methods[call.method] = methods.get(call.method, 0) + 1
         return {"sent": len(self.sent), "calls": len(self.calls), "pending_updates": len(self._updates),
-                "methods": methods}
+                "methods": methods, "floods": len(self.flood_answers), "taken": len(self.taken)}
 
 
 async def main() -> None:

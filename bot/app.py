@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, Defaults
+from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
 from bot import retention
@@ -21,6 +21,7 @@ from bot.i18n import Languages
 from bot.inbox import InboxRequest, replay
 from bot.matters import Matters
 from bot.menus import Menus, registered_commands
+from bot.ratelimit import ChatRateLimiter
 from bot.services import Services
 from bot.storage import LAST_SWEEP, Store
 from bot.tree import Tree
@@ -49,11 +50,9 @@ def build_application(config: Config, token: str, clock: Clock | None = None) ->
             )
         )
         .rate_limiter(
-            AIORateLimiter(
-                overall_max_rate=limits.overall_per_second,
-                overall_time_period=1,
-                group_max_rate=limits.group_per_minute,
-                group_time_period=60,
+            ChatRateLimiter(
+                overall_per_second=limits.overall_per_second,
+                group_per_minute=limits.group_per_minute,
                 max_retries=limits.max_retries,
             )
         )
@@ -84,6 +83,7 @@ async def _open(app: Application) -> None:
     clock: Clock = app.bot_data["clock"]
     store = await Store.open(config.database)
     store.now = clock.now
+    store.bound_unrecorded(config.telegram.connections)
     async with store.transaction() as tx:
         tree.set_bindings(await tx.bindings())
         first_started = await tx.first_started(clock.now())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sqlite3
 import sys
@@ -251,7 +252,8 @@ def _purge(args: argparse.Namespace) -> int:
     if before > datetime.now(config.tz):
         print("tierbot purge: --before must not be after today", file=sys.stderr)
         return 2
-    logs.setup()  # the count line goes to the log, as the sweep's does
+    if not logging.getLogger().handlers:  # the count line goes to the log, as the sweep's does
+        logs.setup()
     counts = asyncio.run(retention.purge_file(config, before.timestamp(), by_hand=True))
     print(f"cleared the personal data of {counts.matters} matter(s) closed before {day} ({config.timezone}): "
           f"{counts.events} event(s), {counts.attachments} attachment(s), {counts.messages} message(s), "

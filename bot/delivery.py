@@ -1,15 +1,15 @@
 """The delivery worker: sends what the outbox holds until Telegram takes it.
 
 Notifications are written to the outbox in the transaction that caused them; this worker
-sends them through PTB (whose AIORateLimiter keeps within Telegram's limits and waits out
-429s), marks each sent, and retries the rest:
+sends them through PTB (whose rate limiter, bot/ratelimit.py, keeps within Telegram's
+limits and waits out 429s), marks each sent, and retries the rest:
 
 - 429 beyond the limiter's retries, timeouts, dropped connections, 5xx → retry with backoff;
 - 403 (bot removed) or 400 "chat not found" → the chat is marked unreachable, its pending
   messages dropped, and the station told once; the matters keep escalating;
 - chats are served concurrently, each in order, so one slow or broken chat never holds up
-  the others; a broadcast's messages go after everything else, so a card or an
-  escalation never waits behind a town-wide notice;
+  the others; a broadcast's and the bulletins' messages go after everything else, so a
+  card or an escalation never waits behind a town-wide notice;
 - a broadcast's delivery report is queued in the transaction that records its last
   target's outcome (see bot/broadcasts.py).
 
@@ -31,7 +31,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 from bot import broadcasts, render
 from bot.clock import Clock
 from bot.i18n import Languages
-from bot.storage import Matter, OutboxItem, QueuedReport, Sent, Store
+from bot.storage import Matter, OutboxItem, QueuedReport, SendSlot, Sent, Store, sending
 from bot.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 300.0
 MEDIA = ("photo", "voice", "location")
 IDLE_WAIT = 1.0  # look again at least this often, for retries that fall due
+# Messages that come by the thousand: a broadcast's, and the weekly and monthly bulletins'
+# (escalation/weekly.py's schedules). They go after everything else, a second's worth at a time.
+BULK = (broadcasts.KEY_PREFIX, "weekly:", "monthly:")
 
 
 def keyboard_markup(rows: list | None) -> InlineKeyboardMarkup | None:
@@ -81,13 +84,14 @@ class Delivery:
         self.tree = tree
         self.langs = langs
         self.clock = clock
-        # A broadcast's messages being sent at once: about a second's worth at Telegram's
-        # overall limit, so that a card or an escalation queued meanwhile waits no longer.
+        # A broadcast's or the bulletins' messages being sent at once: about a second's worth
+        # at Telegram's overall limit, so that a card or an escalation queued meanwhile waits
+        # no longer.
         self.bulk_at_once = max(1, bulk_at_once)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy: dict[int, asyncio.Task[None]] = {}  # chats being served now
-        self._bulk: set[int] = set()  # those of them sending a broadcast's message
+        self._bulk: set[int] = set()  # those of them sending a broadcast's or a bulletin's message
         self._apologies: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
@@ -146,14 +150,14 @@ class Delivery:
         do not wait for it. Returns how many items were started."""
         async with self.store.read() as tx:
             items = await tx.outbox_due(
-                self.clock.now(), limit=200, skip_chats=list(self._busy), bulk_prefix=broadcasts.KEY_PREFIX
+                self.clock.now(), limit=200, skip_chats=list(self._busy), bulk_prefix=BULK
             )
             # The cards' matters in one query. One changed since is queued again behind.
             cards = await tx.cards_of(sorted({i.matter_id for i in items if i.kind == "card" and i.matter_id}))
         by_chat: dict[int, list[OutboxItem]] = defaultdict(list)
         room = self.bulk_at_once - len(self._bulk)
-        for item in items:  # a broadcast's messages come last, and only so many at once
-            if broadcasts.is_target(item.key):
+        for item in items:  # a broadcast's or a bulletin's messages come last, and only so many at once
+            if item.key.startswith(BULK):
                 if room <= 0:
                     continue
                 room -= 1
@@ -182,7 +186,20 @@ class Delivery:
                 return
 
     async def _deliver(self, item: OutboxItem, cards: dict[int, tuple[Matter, int]]) -> float | None:
-        """Send one item; None when it is done with, else when to try again."""
+        """Send one item; None when it is done with, else when to try again. Its calls go
+        out holding a slot (see bot/storage.py's SendSlot), so that few sends Telegram took
+        are ever unrecorded at once."""
+        slot = self.store.send_slot()
+        token = sending.set(slot)
+        try:
+            return await self._deliver_item(item, cards, slot)
+        finally:
+            sending.reset(token)
+            slot.give_back()  # unless the group commit has it
+
+    async def _deliver_item(
+        self, item: OutboxItem, cards: dict[int, tuple[Matter, int]], slot: SendSlot
+    ) -> float | None:
         now = self.clock.now()
         photo = None
         if item.kind == "chart":  # a bulletin's chart: drawn now, so drawing is paced with sending
@@ -228,7 +245,7 @@ class Delivery:
                 await tx.outbox_sent([sent])
                 await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
         else:  # recorded with others in the store's next group commit, within milliseconds
-            self.store.queue_sent(sent)
+            self.store.queue_sent(sent, slot)
         return None
 
     async def _send(self, chat_id: int, text: str, keyboard: list | None, reply_to: int | None) -> Message:
@@ -304,10 +321,15 @@ class Delivery:
                     text=self.langs.for_chat(station_chat)("unreachable", node=escape(node.name), chat_id=chat_id),
                 )
 
-    async def _migrated(self, old_chat: int, new_chat: int) -> None:
-        """Follow a group to its new id: bindings, and what waits in the outbox."""
-        log.warning("chat %s moved to %s", old_chat, new_chat)
+    async def migrated(self, old_chat: int, new_chat: int) -> bool:
+        """Follow a group to its new id (it became a supergroup): its binding, its language,
+        and what waits in the outbox. Returns whether there was anything to move; the second
+        of Telegram's two service messages, or a send that fails after them, finds nothing."""
         node = self.tree.node_for_chat(old_chat)
+        if node is None and self.langs.chat_language(old_chat) is None:
+            async with self.store.transaction() as tx:  # not ours, or already moved: only stray rows
+                await tx.move_chat(old_chat, new_chat)
+            return False
         async with self.store.transaction() as tx:
             await tx.move_chat(old_chat, new_chat)
             if node is not None:
@@ -315,6 +337,11 @@ class Delivery:
             bindings = await tx.bindings()
         self.tree.set_bindings(bindings)
         self.langs.move_chat(old_chat, new_chat)
+        log.info("chat %s migrated to %s (node %s)", old_chat, new_chat, node.id if node else "-")
+        return True
+
+    async def _migrated(self, old_chat: int, new_chat: int) -> None:
+        await self.migrated(old_chat, new_chat)
 
     async def _draw_chart(self, item: OutboxItem) -> tuple[bytes, str] | None:
         """The PNG and caption of a chart item; None (and the item failed) if it cannot be

@@ -36,15 +36,19 @@ _COMMAND_RE = re.compile(r"/[A-Za-z0-9_]+(@[A-Za-z0-9_]+)?")
 class ApiError(Exception):
     """A Telegram-style error answer (status + description)."""
 
-    def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
+    def __init__(self, status: int, description: str, retry_after: int | None = None,
+                 migrate_to_chat_id: int | None = None) -> None:
         super().__init__(description)
         self.status, self.description, self.retry_after = status, description, retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
     def payload(self) -> dict[str, Any]:
         body: dict[str, Any] = {"ok": False, "error_code": self.status,
                                 "description": self.description}
         if self.retry_after is not None:
             body["parameters"] = {"retry_after": self.retry_after}
+        if self.migrate_to_chat_id is not None:
+            body["parameters"] = {"migrate_to_chat_id": self.migrate_to_chat_id}
         return body
 
 
@@ -91,6 +95,27 @@ class Msg:
     document_name: str | None = None
     document_bytes: bytes | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+class _Bucket:
+    """A leaky bucket: up to ``capacity`` at once, then ``rate`` a second (GCRA)."""
+
+    def __init__(self, capacity: float, rate: float) -> None:
+        self.capacity, self.rate, self.level, self.at = capacity, rate, 0.0, 0.0
+
+    def wait(self, now: float) -> float:
+        """Seconds until one more fits (0: it fits now)."""
+        level = max(0.0, self.level - (now - self.at) * self.rate)
+        return max(0.0, (level + 1 - self.capacity) / self.rate)
+
+    def add(self, now: float) -> None:
+        self.level = max(0.0, self.level - (now - self.at) * self.rate) + 1
+        self.at = now
+
+
+# Calls that put a message in a chat, which Telegram's flood limits count.
+_LIMITED = {"sendmessage", "sendphoto", "senddocument", "sendvoice", "sendlocation", "editmessagetext",
+            "editmessagereplymarkup", "copymessage", "forwardmessage"}
 
 
 @dataclass
@@ -188,6 +213,7 @@ class FakeBotApi:
         self._event = asyncio.Event()
         self._chats: dict[int, dict[str, Any]] = {}
         self._kicked: dict[int, str] = {}
+        self._migrated: dict[int, int] = {}  # old group id -> its supergroup's id
         self._msgs: dict[int, dict[int, Msg]] = {}
         self._updates: list[dict[str, Any]] = []
         self._next_update = 1
@@ -195,6 +221,10 @@ class FakeBotApi:
         self._files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, content)
         self._commands: dict[str, list[Any]] = {}
         self._faults: list[_Fault] = []
+        self._limits: tuple[float, float] | None = None  # see enforce_limits
+        self._overall: _Bucket | None = None
+        self._group_buckets: dict[int, _Bucket] = {}
+        self.flood_answers: list[Call] = []  # calls answered 429 by the enforced limits
         # Called with every parsed call before it runs; returning True drops the call
         # unanswered and unexecuted (crash tests kill the bot process from here).
         self.on_call: Callable[[Call], bool | None] | None = None
@@ -377,6 +407,20 @@ class FakeBotApi:
                                              "chat_instance": str(chat_id), "message": msg.raw}})
         return query_id
 
+    def migrate_chat(self, old_chat: int, new_chat: int, from_user: dict[str, Any]) -> None:
+        """A group becomes a supergroup with a new id, as Telegram does it: the service
+        messages ``migrate_to_chat_id`` in the old group and ``migrate_from_chat_id`` in the
+        new one, and sends to the old id answered 400 with ``migrate_to_chat_id``."""
+        old = self._chat(old_chat)
+        new = self.add_chat(new_chat, old.get("title"), type="supergroup")
+        self._migrated[old_chat] = new_chat
+        for chat, key, value in ((old, "migrate_to_chat_id", new_chat), (new, "migrate_from_chat_id", old_chat)):
+            msgs = self._msgs.setdefault(chat["id"], {})
+            raw = {"message_id": max(msgs, default=0) + 1, "date": int(self.clock()), "chat": chat,
+                   "from": from_user, key: value}
+            msgs[raw["message_id"]] = Msg(raw["message_id"], chat["id"], False, None, raw=raw)
+            self.push_update({"message": raw})
+
     # ----------------------------------------------------------------- observing
     def messages(self, chat_id: int) -> list[Msg]:
         """All messages of a chat in order (deleted ones keep ``deleted=True``)."""
@@ -431,6 +475,34 @@ class FakeBotApi:
         error = None if drop else ApiError(
             status, description or default.get(status) or responses.get(status, "Error"), retry_after)
         self._faults.append(_Fault(method.lower(), chat_id, times, error))
+
+    def enforce_limits(self, per_second: float = 30, group_per_minute: float = 20) -> None:
+        """Answer like Telegram beyond its flood limits: messages to chats (sends, edits,
+        copies) at most ``per_second`` a second for the bot and ``group_per_minute`` a
+        minute per group, each a leaky bucket (up to the limit at once, then the rate);
+        beyond them 429 with ``retry_after``, the message not taken."""
+        self._limits = (per_second, group_per_minute)
+        self._overall = _Bucket(per_second, per_second)
+        self._group_buckets = {}
+
+    def _flood_wait(self, call: Call) -> ApiError | None:
+        """Count a limited call against the limits; a 429 if it is beyond them."""
+        chat = call.params.get("chat_id")
+        if self._limits is None or self._overall is None or call.method.lower() not in _LIMITED or chat is None:
+            return None
+        now = time.monotonic()
+        buckets = [self._overall]
+        if isinstance(chat, int) and chat < 0:
+            per_minute = self._limits[1]
+            buckets.append(self._group_buckets.setdefault(chat, _Bucket(per_minute, per_minute / 60)))
+        wait = max(bucket.wait(now) for bucket in buckets)
+        if wait > 0:
+            self.flood_answers.append(call)
+            seconds = max(1, int(wait + 0.999))
+            return ApiError(429, f"Too Many Requests: retry after {seconds}", seconds)
+        for bucket in buckets:
+            bucket.add(now)
+        return None
 
     def transcript(self, chat_ids: list[int] | None = None,
                    names: dict[int, str] | None = None, tz: tzinfo | None = None) -> str:
@@ -581,6 +653,8 @@ class FakeBotApi:
         try:
             if fault and fault.error:
                 raise fault.error
+            if flood := self._flood_wait(call):
+                raise flood
             result = await self._run(call)
             answer: tuple[int, dict | bytes] = (200, {"ok": True, "result": result})
         except ApiError as err:
@@ -619,6 +693,9 @@ class FakeBotApi:
             raise ApiError(400, "Bad Request: chat not found")
         if write and chat_id in self._kicked:
             raise ApiError(403, self._kicked[chat_id])
+        if write and chat_id in self._migrated:
+            raise ApiError(400, "Bad Request: group chat was upgraded to a supergroup chat",
+                           migrate_to_chat_id=self._migrated[chat_id])
         return chat
 
     def _user_chat(self, chat_id: int, from_user: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,13 @@ whatever is queued is written in one transaction, a few trips for any number, as
 the event loop is free. Every other read or write
 first commits what is queued, so nobody ever sees the store without it. A queued report
 is safe before its commit: its update waits in the inbox, not done, until then.
+
+A queued send is not safe: if the process dies before its commit, the message is sent
+again after the restart. So the sends waiting to be recorded are bounded: each outbox send
+takes a slot (``SendSlot``) just before it goes out, and gives it back when its record is
+committed (or when Telegram did not take it). There are ``connections + SENT_BATCH`` slots:
+the sends in flight, and a batch of 16 waiting for the group commit, which starts as soon as
+the store is free (a few milliseconds) and writes them all. A crash repeats at most that many.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ log = logging.getLogger(__name__)
 current_update: ContextVar[int | None] = ContextVar("current_update", default=None)
 
 MIN_SQLITE = (3, 35)  # INSERT … RETURNING
+SENT_BATCH = 16  # accepted sends that may wait for the group commit beyond those in flight
 ROWS_PER_INSERT = 200  # rows in one INSERT: well within SQLite's limit on parameters
 MAX_TRIES = 3  # an update that could not be handled this often is marked failed (issue 11)
 PURGED = "（已清除）"  # what personal data reads as once its retention period is over (issue 10)
@@ -521,6 +529,40 @@ def clock_columns(clock: Clock, rules: Rules) -> dict[str, Any]:
     }
 
 
+class SendSlot:
+    """The right of one outbox send to be accepted by Telegram before it is recorded.
+
+    bot/delivery.py makes one per item and puts it in ``sending`` for the Bot API calls it
+    makes; bot/ratelimit.py takes it just before a call goes out (after any rate-limit wait,
+    so a chat waiting out its limits holds none) and gives it back if the call failed."""
+
+    __slots__ = ("_slots", "held")
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self.held = False
+
+    async def take(self) -> None:
+        if not self.held:
+            await self._slots.acquire()
+            self.held = True
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self._slots.release()
+
+    def hand_over(self) -> SendSlot:
+        """A new owner of the slot held (the group commit); this one holds nothing more."""
+        other = SendSlot(self._slots)
+        other.held, self.held = self.held, False
+        return other
+
+
+# The outbox send the current task is making, if any (see SendSlot).
+sending: ContextVar[SendSlot | None] = ContextVar("sending", default=None)
+
+
 class Store:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
@@ -532,6 +574,8 @@ class Store:
         self.done_upto = 0  # the highest update id in the inbox at start: newer ones are new
         self._reports: list[QueuedReport] = []
         self._sent: list[Sent] = []
+        self._sent_slots: list[SendSlot] = []  # given back once their sends are recorded
+        self._slots = asyncio.Semaphore(8 + SENT_BATCH)
         self._done: list[int] = []  # updates that changed nothing
         self._last_error = ""
         self._committer: asyncio.Task[None] | None = None
@@ -619,9 +663,19 @@ class Store:
         self.handled.add(update_id)
         self._commit_soon()
 
-    def queue_sent(self, sent: Sent) -> None:
-        """Record an outbox item as sent in the next group commit."""
+    def bound_unrecorded(self, connections: int) -> None:
+        """Sends in flight at most: at most this many plus SENT_BATCH go unrecorded."""
+        self._slots = asyncio.Semaphore(connections + SENT_BATCH)
+
+    def send_slot(self) -> SendSlot:
+        return SendSlot(self._slots)
+
+    def queue_sent(self, sent: Sent, slot: SendSlot | None = None) -> None:
+        """Record an outbox item as sent in the next group commit; its slot is given back
+        then."""
         self._sent.append(sent)
+        if slot is not None and slot.held:
+            self._sent_slots.append(slot.hand_over())
         self._commit_soon()
 
     def _commit_soon(self) -> None:
@@ -638,19 +692,23 @@ class Store:
     async def _write_queued(self) -> None:
         """Commit whatever is queued; the caller holds the lock. The write is shielded: a
         caller cancelled meanwhile (delivery stopping, say) must not take with it what
-        others queued, such as messages Telegram has already accepted."""
-        if not self._queued:
-            return
-        writing = asyncio.get_running_loop().create_task(self._write_all(), context=contextvars.Context())
+        others queued, such as messages Telegram has already accepted.
+
+        Returns only when nothing is queued: between the write's end and this caller's
+        turn, others may queue more (a send just accepted), and a reader must see it
+        recorded, or the delivery worker would find that message still due and send it
+        again."""
         cancelled = False
-        while not writing.done():
-            try:
-                await asyncio.shield(writing)
-            except asyncio.CancelledError:
-                cancelled = True
-        writing.result()
-        if cancelled:
-            raise asyncio.CancelledError
+        while self._queued:
+            writing = asyncio.get_running_loop().create_task(self._write_all(), context=contextvars.Context())
+            while not writing.done():
+                try:
+                    await asyncio.shield(writing)
+                except asyncio.CancelledError:
+                    cancelled = True
+            writing.result()
+            if cancelled:
+                raise asyncio.CancelledError
 
     @property
     def _queued(self) -> bool:
@@ -660,20 +718,25 @@ class Store:
         while self._queued:
             reports, self._reports = self._reports, []
             sent, self._sent = self._sent, []
+            slots, self._sent_slots = self._sent_slots, []
             done, self._done = self._done, []
-            if await self._try_write(reports, sent, done, quiet=True):
-                continue
-            # One bad row must not sink the others: each alone.
-            for report in reports:
-                if not await self._try_write([report], [], []):
-                    if report.update_id is not None:
-                        await self._count_try(report.update_id, self._last_error)
-                    if self.on_lost is not None:
-                        self.on_lost(report)
-            for one in sent:
-                await self._try_write([], [one], [])
-            if done:
-                await self._try_write([], [], done)
+            try:
+                if await self._try_write(reports, sent, done, quiet=True):
+                    continue
+                # One bad row must not sink the others: each alone.
+                for report in reports:
+                    if not await self._try_write([report], [], []):
+                        if report.update_id is not None:
+                            await self._count_try(report.update_id, self._last_error)
+                        if self.on_lost is not None:
+                            self.on_lost(report)
+                for one in sent:
+                    await self._try_write([], [one], [])
+                if done:
+                    await self._try_write([], [], done)
+            finally:  # recorded (or beyond recording): the next sends may go
+                for slot in slots:
+                    slot.give_back()
 
     async def _try_write(self, reports: list[QueuedReport], sent: list[Sent], done: list[int],
                          quiet: bool = False) -> bool:
@@ -983,17 +1046,20 @@ class Tx:
         return out
 
     async def outbox_due(
-        self, now: float, limit: int = 50, skip_chats: Sequence[int] = (), bulk_prefix: str | None = None
+        self, now: float, limit: int = 50, skip_chats: Sequence[int] = (),
+        bulk_prefix: str | Sequence[str] | None = None,
     ) -> list[OutboxItem]:
         """What is due to be sent, oldest first, leaving out chats already being served.
-        Items whose key starts with ``bulk_prefix`` (a broadcast's thousands) come after
-        all others, so that no card or escalation waits a minute behind them."""
+        Items whose key starts with ``bulk_prefix`` (or one of them: a broadcast's or the
+        bulletins' thousands) come after all others, so that no card or escalation waits a
+        minute behind them."""
         skip = f"AND chat_id NOT IN ({', '.join('?' for _ in skip_chats)}) " if skip_chats else ""
-        bulk = "substr(key, 1, ?) = ?, " if bulk_prefix else ""
+        prefixes = [bulk_prefix] if isinstance(bulk_prefix, str) else list(bulk_prefix or ())
+        bulk = f"({' OR '.join('substr(key, 1, ?) = ?' for _ in prefixes)}), " if prefixes else ""
         rows = await self._all(
             "SELECT id, key, chat_id, kind, matter_id, text, markup, reply_to, attempts, media "
             f"FROM outbox WHERE state = 'pending' AND not_before <= ? {skip}ORDER BY {bulk}id LIMIT ?",
-            (now, *skip_chats, *((len(bulk_prefix), bulk_prefix) if bulk_prefix else ()), limit),
+            (now, *skip_chats, *(x for p in prefixes for x in (len(p), p)), limit),
         )
         return [OutboxItem(*r) for r in rows]
 
@@ -1045,13 +1111,19 @@ class Tx:
         )
 
     async def move_chat(self, old_chat: int, new_chat: int) -> None:
-        """A group's new id (it became a supergroup): pending messages and cards follow it."""
+        """A group's new id (it became a supergroup): pending messages, cards and its language follow it."""
         await self._conn.execute(
             "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND state = 'pending'", (new_chat, old_chat)
         )
         await self._conn.execute("UPDATE matters SET chat_id = ? WHERE chat_id = ?", (new_chat, old_chat))
         await self._conn.execute(
             "UPDATE matters SET card_chat_id = NULL, card_message_id = NULL WHERE card_chat_id = ?", (old_chat,)
+        )
+        await self._conn.execute(  # the group's language goes with it
+            "INSERT INTO chats (chat_id, language) SELECT ?, language FROM chats "
+            "WHERE chat_id = ? AND language IS NOT NULL "
+            "ON CONFLICT(chat_id) DO UPDATE SET language = excluded.language",
+            (new_chat, old_chat),
         )
 
     async def bindings(self) -> dict[int, str]:

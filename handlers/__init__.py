@@ -7,7 +7,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 
 from bot import inbox
 from bot.tree import Tree
-from handlers import broadcast, chats, duty, language, matters, people, report
+from handlers import broadcast, chats, duty, language, matters, migration, people, report
 from handlers import reports as report_handlers
 from handlers.common import BoundChat, UnitChat
 
@@ -18,6 +18,8 @@ def register(app: Application, tree: Tree) -> None:
     work = [*matters.COMMANDS, "list", "show", "summary", "duty"]
     app.add_handlers(
         [
+            # A group became a supergroup: follow it to its new id (issue 11).
+            MessageHandler(filters.StatusUpdate.MIGRATE, migration.follow),
             # Anyone, any chat.
             CommandHandler("start", chats.start),
             CommandHandler("help", chats.help_text),

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from bot.fakeapi import Call, FakeBotApi
+from bot.storage import SENT_BATCH
 from tests.conftest import C1_CHAT, C2_CHAT, ROOT, STATION_CHAT, TOKEN, U1_CHAT, U2_CHAT, U3_CHAT, add_chats, town
 
 UNIT_CHATS = [U1_CHAT, U2_CHAT, U3_CHAT]
@@ -161,3 +162,96 @@ async def test_sigkill_at_any_of_several_points_loses_and_repeats_nothing(api: F
     community = mentions(api, C1_CHAT, r"事项 #(\d+) 上报至社区") + mentions(api, C2_CHAT, r"事项 #(\d+) 上报至社区")
     assert sorted(community) == numbers, "every escalation to a community exactly once"
     assert sorted(mentions(api, STATION_CHAT, r"事项 #(\d+) 上报至派出所")) == numbers
+
+
+# --- under load: how many cards a kill may repeat ----------------------------------------
+# 1,000 reports over 40 unit groups, and a SIGKILL after 150, 400 and 650 cards. Telegram has
+# taken each card once it has arrived; what the bot had not recorded by the kill is sent
+# again after the restart. That is at most the sends in flight (telegram.connections) and
+# one group commit's batch (SENT_BATCH): 24 with the defaults. Recorded in batches without
+# a bound, one kill repeated 141.
+LOAD_REPORTS = 1000
+LOAD_UNITS = 40
+KILL_AFTER = (150, 400, 650)  # cards Telegram has accepted when each kill comes
+FLUSH_BATCH = SENT_BATCH  # 16
+
+
+def load_town(database: Path, api: FakeBotApi) -> dict[str, Any]:
+    raw = crash_town(database, api)
+    raw["deadlines"] = {
+        "unit": {"claim": "1h", "resolve": "2h"},
+        "community": {"claim": "1h", "resolve": "2h"},
+        "station": {"claim": "1h", "resolve": "2h", "repeat": "1h"},
+    }
+    per = LOAD_UNITS // 2
+    for c, community in enumerate(raw["station"]["communities"]):
+        community["units"] = [
+            {"id": f"lu{u}", "name": f"第{u + 1}组", "kind": "village", "chat_id": -5000 - u, "heads": [5000 + u]}
+            for u in range(c * per, (c + 1) * per)
+        ]
+    return raw
+
+
+async def test_a_kill_under_load_repeats_at_most_connections_plus_a_flush_batch(
+    api: FakeBotApi, tmp_path: Path
+) -> None:
+    database = tmp_path / "load.sqlite3"
+    raw = load_town(database, api)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    add_chats(api, raw)
+    chats = [u["chat_id"] for c in raw["station"]["communities"] for u in c["units"]]
+    accepted: list[tuple[int, int]] = []  # (phase, matter number) of each card Telegram took
+    phase = 0
+
+    def watch(kill_at: int | None, process: asyncio.subprocess.Process, killed: asyncio.Event) -> None:
+        dead = False
+
+        def hook(call: Call) -> bool:
+            nonlocal dead
+            if dead:
+                return True  # a dead process sends nothing more
+            text = re.sub(r"<[^>]*>", "", str(call.params.get("text", "")))
+            m = re.match(r"📋 事项 #(\d+) ·", text) if call.method == "sendMessage" else None
+            if m:
+                accepted.append((phase, int(m[1])))
+                if kill_at is not None and len(accepted) >= kill_at:
+                    process.send_signal(signal.SIGKILL)  # this card is taken, never recorded
+                    dead = True
+                    killed.set()
+            return False
+
+        api.on_call = hook
+
+    for i in range(LOAD_REPORTS):
+        api.send_text(chats[i % len(chats)], api.user(10000 + i % 300, f"居民{i % 300}"), f"/report 第{i}件 楼道堆物")
+    for kill_at in (*KILL_AFTER, None):
+        process = await start_bot(config)
+        killed = asyncio.Event()
+        watch(kill_at, process, killed)
+        if kill_at is not None:
+            await asyncio.wait_for(killed.wait(), 30)
+            assert await asyncio.wait_for(process.wait(), 10) == -signal.SIGKILL
+            phase += 1
+            continue
+        try:
+            await api.wait_for(lambda: len({n for _, n in accepted}) == LOAD_REPORTS, timeout=60)
+            await api.wait_for(lambda: outbox_drained(database), timeout=30)
+            await asyncio.sleep(0.5)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            await asyncio.wait_for(process.wait(), 20)
+    api.on_call = None
+
+    with sqlite3.connect(database) as db:
+        assert db.execute("SELECT count(*) FROM matters").fetchone()[0] == LOAD_REPORTS
+    bound = raw["telegram"].get("connections", 8) + FLUSH_BATCH  # 24 with the defaults
+    seen: set[int] = set()
+    repeats = []
+    for p in range(len(KILL_AFTER) + 1):
+        numbers = [n for ph, n in accepted if ph == p]
+        assert len(numbers) == len(set(numbers)), f"a card sent twice without a crash between (run {p})"
+        repeats.append(sum(n in seen for n in numbers))
+        seen.update(numbers)
+    assert repeats[0] == 0
+    assert max(repeats) <= bound, f"cards repeated after each kill: {repeats[1:]} (at most {bound} each)"

@@ -162,6 +162,32 @@ async def test_injected_faults(api: FakeBotApi, bot: Bot) -> None:
     assert [m.text for m in api.bot_messages(GROUP)] == ["d"]
 
 
+async def test_enforced_limits_answer_429_beyond_telegrams_rates(api: FakeBotApi, bot: Bot) -> None:
+    api.enforce_limits(per_second=5, group_per_minute=3)
+    for chat in (-2001, -2002, 2003):
+        api.add_chat(chat)
+    for _ in range(3):  # a group's first 3 go at once...
+        await bot.send_message(GROUP, "通知")
+    with pytest.raises(RetryAfter) as caught:  # ...the 4th within the minute does not
+        await bot.send_message(GROUP, "通知")
+    assert caught.value.retry_after in (20, dt.timedelta(seconds=20))  # one message's worth of 3 a minute
+    await bot.send_message(-2001, "通知")  # other groups have their own minute
+    await bot.send_message(2003, "私聊")
+    with pytest.raises(RetryAfter):  # but the bot as a whole: 5 taken in this second
+        await bot.send_message(-2002, "通知")
+    assert len(api.flood_answers) == 2 and len(api.bot_messages(GROUP)) == 3
+    assert not api.bot_messages(-2002)  # a message answered 429 is not taken
+    await bot.get_me()  # calls that put nothing in a chat are not counted
+    await asyncio.sleep(0.25)  # the overall bucket drains 5 a second
+    await bot.send_message(-2002, "通知")
+
+
+async def test_limits_are_not_enforced_unless_asked(api: FakeBotApi, bot: Bot) -> None:
+    for _ in range(40):
+        await bot.send_message(GROUP, "通知")
+    assert not api.flood_answers
+
+
 async def test_send_document_and_download(api: FakeBotApi, bot: Bot) -> None:
     sent = await bot.send_document(GROUP, b"\x00weekly\xff", filename="周报.csv", caption="周报")
     msg = api.bot_messages(GROUP)[0]
