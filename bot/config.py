@@ -240,6 +240,14 @@ class Retention(_Strict):
 
     personal_data: Duration = Field(3 * 365 * 86400.0, description='a duration such as "3y" (365 days a year)')
 
+    @field_validator("personal_data")
+    @classmethod
+    def _long_enough(cls, value: float) -> float:
+        # A closed matter may still be rated, reopened or asked about for a while.
+        if value < 30 * 86400:
+            raise ValueError('a duration of at least "30d", such as "3y" (365 days a year)')
+        return value
+
 
 class RateLimit(_Strict):
     overall_per_second: float = Field(30, gt=0, description="messages per second, overall")

@@ -46,6 +46,9 @@ def test_years_are_a_duration_and_retention_defaults_to_three() -> None:
     assert 'retention.personal_data: expected a duration such as "30s"' in errors_of(
         town(retention={"personal_data": "forever"})
     )
+    assert 'retention.personal_data: expected a duration of at least "30d"' in errors_of(
+        town(retention={"personal_data": "2d"})
+    )
 
 
 def test_two_nodes_sharing_a_chat_are_refused_naming_both() -> None:
