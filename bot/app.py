@@ -81,7 +81,7 @@ async def _open(app: Application) -> None:
     config: Config = app.bot_data["config"]
     tree: Tree = app.bot_data["tree"]
     clock: Clock = app.bot_data["clock"]
-    store = await Store.open(config.database)
+    store = app.bot_data.pop("store", None) or await Store.open(config.database)  # bot/runner.py opens it first
     store.now = clock.now
     store.bound_unrecorded(config.telegram.connections)
     async with store.transaction() as tx:

@@ -141,12 +141,10 @@ def _run(config_path: str) -> int:
         config = load_config(config_path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        return 1
-    from bot.app import build_application
+        return 2  # restarting will not help (systemd: RestartPreventExitStatus=2 3)
+    from bot.runner import run
 
-    app = build_application(config, token)
-    app.run_polling(timeout=config.telegram.poll_timeout, allowed_updates=["message", "callback_query"])
-    return 0
+    return run(config, token)
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -261,6 +261,9 @@ class TelegramSettings(_Strict):
     poll_timeout: int = Field(30, ge=0, le=60, description="long-polling timeout in seconds (0-60)")
     connections: int = Field(8, ge=1, le=100, description="Bot API calls in flight at once (1-100)")
     rate_limit: RateLimit = RateLimit()
+    start_retries: int | None = Field(
+        None, ge=0, description="how often to retry reaching Telegram at start (a number; empty: forever)"
+    )
 
 
 class Config(_Strict):

@@ -28,7 +28,7 @@ from html import escape
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot import broadcasts, render
+from bot import broadcasts, render, visibility
 from bot.clock import Clock
 from bot.i18n import Languages
 from bot.storage import Matter, OutboxItem, QueuedReport, SendSlot, Sent, Store, sending
@@ -274,9 +274,10 @@ class Delivery:
         if matter is None:
             return None, None
         in_group = matter.chat_id != matter.reporter_id  # a private report's card may live with its reporter
+        # Whoever reads that chat: the unit group, or (no group) the reporter in private.
+        audience = visibility.of_chat(self.tree, matter.chat_id, matter) or visibility.Audience.UNIT
         text, keyboard = render.card(
-            matter, self.tree, self.langs.for_chat(matter.chat_id), attachments,
-            redact=matter.private and in_group,
+            matter, self.tree, self.langs.for_chat(matter.chat_id), attachments, audience=audience,
             private_link=render.private_link(self.bot.username, matter.unit_id) if in_group else None,
         )
         if matter.card_message_id is not None and matter.card_chat_id is not None:

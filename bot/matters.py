@@ -15,7 +15,7 @@ from enum import StrEnum
 from html import escape
 from typing import Any
 
-from bot import render
+from bot import render, visibility
 from bot.authority import Action, Verdict, decide
 from bot.clock import Clock
 from bot.config import Config
@@ -23,7 +23,7 @@ from bot.i18n import Languages, Texts
 from bot.storage import Matter, QueuedReport, Store, Tx, clock_columns, current_update
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation import policy
-from escalation.notify import Notifier, Ping
+from escalation.notify import Notifier, Ping, target_chat
 from escalation.policy import CLOSED, State
 
 MAX_TEXT = 4000  # characters in a report, resolution or note (Telegram's own limit is 4,096)
@@ -144,7 +144,8 @@ class Matters:
         unit = self.tree.nodes[matter.unit_id]
         for head in unit.leaders:
             if head.id != matter.reporter_id and await tx.has_private_chat(head.id):
-                text, keyboard = render.card(matter, self.tree, self.langs.for_chat(head.id))
+                text, keyboard = render.card(matter, self.tree, self.langs.for_chat(head.id),
+                                             audience=visibility.Audience.LEADER_DM)
                 await tx.enqueue(f"dmcard:{matter.id}:{head.id}", head.id, now, matter_id=matter.id,
                                  text=text, markup=keyboard)
         await self.notifier.send(tx, [Ping(matter, "private", COMMUNITY, "private", event)], now)
@@ -202,7 +203,7 @@ class Matters:
         async def change(tx: Tx, matter: Matter, now: float) -> None:
             clock = policy.noted(matter.clock, now)
             await tx.update_matter(matter.id, **clock_columns(clock, matter.policy_rules))
-            await self._event(tx, matter, now, "note", actor, text)
+            await self._event(tx, matter, now, "note", actor, text, tier=self._written_at(actor, chat, matter))
             await self._ack(tx, ack, now, "ok.note", id=matter.id)
 
         return await self._act(matter_id, actor, chat, change, Action.NOTE)
@@ -239,12 +240,16 @@ class Matters:
             await self._tell_reporter(tx, matter, actor, now, event, key, text=escape(text))
             if state == State.RESOLVED and actor.id != matter.reporter_id and matter.reporter_id > 0:
                 await self._ask_rating(tx, matter, now, event)  # (an anonymous reporter, a chat, cannot rate)
+            told = None
             if self._verdict(action, matter, actor) == Verdict.ALLOW_TELL_HOLDER:
                 # Resolved from below: the tier that holds it hears at once, with the resolution.
                 updated = await tx.matter(matter.id)
                 assert updated is not None
                 ping = Ping(updated, "resolved_below", matter.tier, "resolved_below", event, text or None)
                 await self.notifier.send(tx, [ping], now, may_hold=False)
+                told = target_chat(self.tree, matter.unit_id, matter.tier)
+            if matter.private:
+                await self._tell_leaders(tx, matter, actor, chat, now, event, state, text, told)
             await self._ack(tx, ack, now, f"ok.{state.value}", id=matter.id)
 
         action = {State.RESOLVED: Action.RESOLVE, State.UNRESOLVABLE: Action.CLOSE, State.REFERRED: Action.REFER}[state]
@@ -263,7 +268,8 @@ class Matters:
             clock = policy.suspend(matter.clock, now, until)
             await tx.update_matter(matter.id, **clock_columns(clock, matter.policy_rules))
             day = self.langs.for_chat(None).date(until)
-            event = await self._event(tx, matter, now, "suspended", actor, f"{day} {reason}")
+            event = await self._event(tx, matter, now, "suspended", actor, f"{day} {reason}",
+                                      tier=self._written_at(actor, chat, matter))
             await self._refresh_card(tx, matter, now, event)
             if until - now > self.config.suspend.notify_above and matter.tier > STATION:
                 # A long pause is a decision the tier above should know of.
@@ -334,7 +340,8 @@ class Matters:
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
             if not matter.closed:
                 return Outcome.NOT_CLOSED
-            await self._reopen(tx, matter, actor, now, why, tier=self._holder(Action.REOPEN, matter))
+            await self._reopen(tx, matter, actor, now, why, tier=self._holder(Action.REOPEN, matter),
+                               written_at=self._written_at(actor, chat, matter))
             await self._ack(tx, ack, now, "ok.reopened", id=matter.id)
             return None
 
@@ -342,7 +349,7 @@ class Matters:
 
     async def _reopen(
         self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str, keep_rating: bool = False,
-        tier: int = UNIT,
+        tier: int = UNIT, written_at: int = UNIT,
     ) -> None:
         clock = policy.arrive(tier, now)
         await tx.update_matter(
@@ -352,7 +359,9 @@ class Matters:
         )
         if not keep_rating:  # reopened by hand: its next resolve asks for a fresh rating
             await tx.update_matter(matter.id, rating=None, rated_at=None)
-        event = await self._event(tx, matter, now, "reopened", actor, why, tier=tier)
+        # The tier it reopens at, or the writer's if higher: a leader's reason stays at the
+        # leader's tier (bot/visibility.py).
+        event = await self._event(tx, matter, now, "reopened", actor, why, tier=min(tier, written_at))
         tx.log_event("reopened", matter=matter.id, node=matter.unit_id)
         await self._refresh_card(tx, matter, now, event)
 
@@ -402,11 +411,21 @@ class Matters:
             if rating == RATING_UNSATISFIED:
                 await self._reopen(tx, matter, actor, now, t("rating.unsatisfied"), keep_rating=True)
                 heads = self.tree.nodes[matter.unit_id]
-                chat = matter.chat_id
-                text = self.langs.for_chat(chat)(
-                    "notify.unsatisfied", id=matter.id, heads=render.people(heads.leaders)
-                )
-                await tx.enqueue(f"unsatisfied:{matter.id}:e{event}", chat, now, matter_id=matter.id, text=text)
+                if matter.private:  # not the unit group: the heads by DM, the community in full
+                    for chat in await self._private_audience(tx, matter, skip=actor.id):
+                        text = self.langs.for_chat(chat)(
+                            "privacy.unsatisfied", id=matter.id, unit=escape(heads.name),
+                            heads=render.people(heads.leaders), text=render.snippet(matter.text),
+                            reporter=render.mention(matter.reporter_id, matter.reporter_name),
+                        )
+                        await tx.enqueue(f"unsatisfied:{matter.id}:e{event}:{chat}", chat, now, matter_id=matter.id,
+                                         text=text)
+                else:
+                    chat = matter.chat_id
+                    text = self.langs.for_chat(chat)(
+                        "notify.unsatisfied", id=matter.id, heads=render.people(heads.leaders)
+                    )
+                    await tx.enqueue(f"unsatisfied:{matter.id}:e{event}", chat, now, matter_id=matter.id, text=text)
                 if ask_why_in is not None:
                     await tx.set_prompt(ask_why_in, actor.id, now, kind="unsatisfied", matter_id=matter.id)
             await self._refresh_card(tx, matter, now, event)
@@ -420,10 +439,10 @@ class Matters:
             if matter is None or actor.id != matter.reporter_id:
                 return Result(Outcome.NOT_ALLOWED, matter)
             now = self.clock.now()
-            event = await self._event(tx, matter, now, "note", actor, why)
-            # A private matter's words go to the heads privately, never to the unit group.
-            heads = [p.id for p in self.tree.nodes[matter.unit_id].leaders]
-            chats = [h for h in heads if await tx.has_private_chat(h)] if matter.private else [matter.chat_id]
+            event = await self._event(tx, matter, now, "note", actor, why, tier=UNIT)
+            # A private matter's words go to the heads privately and to the community, never
+            # to the unit group.
+            chats = await self._private_audience(tx, matter, skip=actor.id) if matter.private else [matter.chat_id]
             for chat in chats:
                 text = self.langs.for_chat(chat)("notify.unsatisfied_why", id=matter.id, text=escape(why))
                 await tx.enqueue(f"why:{matter.id}:e{event}:{chat}", chat, now, matter_id=matter.id, text=text)
@@ -520,7 +539,21 @@ class Matters:
         if not claimed:
             updated = await tx.matter(matter.id)
             assert updated is not None
-            await self.notifier.send(tx, [Ping(updated, kind, tier, kind, event, note)], now, may_hold=False)
+            ping = Ping(updated, kind, tier, kind, event, note)
+            await self.notifier.send(tx, [ping], now, may_hold=False)
+            if updated.private and tier == UNIT:
+                await self._instruct_heads(tx, ping, now)
+
+    async def _instruct_heads(self, tx: Tx, ping: Ping, now: float) -> None:
+        """A private matter handed to its unit: the group reads no instruction (bot/visibility.py),
+        so each head reads it by DM (those with ``dm: true`` already get the ping's copy)."""
+        for head in self.tree.nodes[ping.matter.unit_id].leaders:
+            if head.dm or head.id == ping.matter.reporter_id or not await tx.has_private_chat(head.id):
+                continue
+            text, keyboard = render.pings([ping], self.tree, self.langs.for_chat(head.id), now, [], [],
+                                          audience=visibility.Audience.LEADER_DM)
+            await tx.enqueue(f"instruct:{ping.matter.id}:e{ping.event_id}:{head.id}", head.id, now,
+                             matter_id=ping.matter.id, text=text, markup=keyboard)
 
     async def _event(
         self, tx: Tx, matter: Matter, now: float, kind: str, actor: Actor, detail: str | None = None,
@@ -550,6 +583,41 @@ class Matters:
             f"reporter:{matter.id}:e{event}", chat, now, matter_id=matter.id,
             text=text, reply_to=None if matter.private else matter.report_message_id,
         )
+
+    async def _tell_leaders(
+        self, tx: Tx, matter: Matter, actor: Actor, chat: Node | None, now: float, event: int, state: State,
+        text: str, told: int | None = None,
+    ) -> None:
+        """How a private matter ended, for those who may read it: its heads by DM and the
+        community in its group (not the chat the command came from, which has the ack, nor
+        ``told``, a chat already told)."""
+        unit = self.tree.nodes[matter.unit_id]
+        came_from = self.tree.chat_of(chat.id) if chat is not None else None
+        for to in await self._private_audience(tx, matter, skip=actor.id):
+            if to in (came_from, told):
+                continue
+            t = self.langs.for_chat(to)
+            lines = [t("privacy.closed", id=matter.id, unit=escape(unit.name), state=t(f"state.{state.value}"),
+                       who=escape(actor.name))]
+            if text:
+                lines.append(t("card.resolution" if state == State.RESOLVED else "card.close_reason",
+                               text=escape(text)))
+            await tx.enqueue(f"outcome:{matter.id}:e{event}:{to}", to, now, matter_id=matter.id, text="\n".join(lines))
+
+    async def _private_audience(self, tx: Tx, matter: Matter, skip: int | None = None) -> list[int]:
+        """Where a private matter's news goes besides its reporter: each of its unit's heads
+        who opened a private chat with the bot, and the community's group."""
+        chats = [p.id for p in self.tree.nodes[matter.unit_id].leaders
+                 if p.id != skip and p.id != matter.reporter_id and await tx.has_private_chat(p.id)]
+        community = target_chat(self.tree, matter.unit_id, COMMUNITY)
+        if community is not None and community != matter.chat_id:  # never the unit group itself
+            chats.append(community)
+        return chats
+
+    def _written_at(self, actor: Actor, chat: Node | None, matter: Matter) -> int:
+        """The tier a person's words were written at: theirs, or the chat's if higher."""
+        tier = visibility.writer_tier(self.tree, actor.id, matter.unit_id)
+        return min(tier, chat.tier) if chat is not None else tier
 
     async def _ack(self, tx: Tx, ack: Ack | None, now: float, key: str, **params: object) -> None:
         if ack is not None:

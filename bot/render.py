@@ -10,10 +10,12 @@ import re
 from html import escape, unescape
 from typing import Any
 
+from bot import visibility
 from bot.config import Person
 from bot.i18n import Texts
 from bot.storage import Event, Matter
 from bot.tree import Tree
+from bot.visibility import Audience, Piece
 from escalation import policy
 from escalation.policy import State
 
@@ -85,36 +87,48 @@ def card(
     redact: bool = False,
     private_link: str | None = None,
     text_limit: int = CARD_TEXT,
+    audience: Audience | None = None,
 ) -> tuple[str, Keyboard]:
-    """A matter's card. ``redact``: a private matter as its unit group sees it — that it
-    exists and where it stands, not what it says or who said it. ``private_link``: the
-    deep link under every unit card for reporting privately."""
+    """A matter's card as ``audience`` may read it (bot/visibility.py decides). ``redact``
+    (older callers): the unit group's view. A private matter in its unit group shows that it
+    exists and where it stands, not what it says, who said it or who worked it, nor how it
+    ended. ``private_link``: the deep link under every unit card for reporting privately."""
+    audience = audience or (Audience.UNIT if redact else Audience.COMMUNITY)
+    redact = visibility.redacted(audience, matter.private)
+
+    def see(piece: Piece) -> bool:
+        return visibility.may_see(piece, audience, matter.private)
+
     unit = tree.nodes[matter.unit_id]
     rules = matter.policy_rules
     category = t.category(matter.category) + (" 🚨" if matter.urgent else "")
-    if redact:
-        lines = [t("card.title", id=matter.id, unit=escape(unit.name)), t("card.private"), ""]
+    lines = [t("card.title", id=matter.id, unit=escape(unit.name))]
+    if see(Piece.TEXT):
+        more = t("card.more", id=matter.id) if len(matter.text) > text_limit else ""
+        lines.append(fit(matter.text, text_limit) + more)
     else:
-        lines = [
-            t("card.title", id=matter.id, unit=escape(unit.name)),
-            fit(matter.text, text_limit) + (t("card.more", id=matter.id) if len(matter.text) > text_limit else ""),
-            "",
-            t("card.category", category=category),
-            t("card.reporter", reporter=mention(matter.reporter_id, matter.reporter_name)),
-        ]
+        lines.append(t("card.private"))
+    lines.append("")
+    if see(Piece.CATEGORY):
+        lines.append(t("card.category", category=category))
+    if see(Piece.REPORTER):
+        lines.append(t("card.reporter", reporter=mention(matter.reporter_id, matter.reporter_name)))
     lines.append(t("card.heads", heads=people(unit.leaders)))
-    if attachments:
+    if attachments and see(Piece.ATTACHMENTS):
         lines.append(t("card.photos", count=attachments))
     if matter.closed:
-        who, at = escape(matter.resolved_by_name or ""), t.time(matter.closed_at or matter.resolved_at or 0)
-        lines.append(t(f"card.{matter.state}", who=who, at=at))
-        if matter.resolution:
+        at = t.time(matter.closed_at or matter.resolved_at or 0)
+        if see(Piece.NAMES):
+            lines.append(t(f"card.{matter.state}", who=escape(matter.resolved_by_name or ""), at=at))
+        else:
+            lines.append(t("privacy.card_closed", state=t(f"state.{matter.state}"), at=at))
+        if matter.resolution and see(Piece.OUTCOME):
             lines.append(t("card.resolution", text=escape(matter.resolution)))
-        if matter.close_reason:
+        if matter.close_reason and see(Piece.OUTCOME):
             lines.append(t("card.close_reason", text=escape(matter.close_reason)))
         return "\n".join(lines), []
     lines.append(t("card.state", state=t(f"state.{matter.state}")))
-    if matter.state == State.CLAIMED:
+    if matter.state == State.CLAIMED and see(Piece.NAMES):
         lines.append(t("card.claimed_by", who=escape(matter.claimed_by_name or "")))
     if matter.tier < 3:
         lines.append(t("card.at_tier", tier=t(f"tier.{matter.tier}")))
@@ -164,45 +178,53 @@ def action_buttons(matter: Matter, t: Texts, takeover: bool = False) -> Keyboard
 
 def pings(
     batch: list[Any], tree: Tree, t: Texts, now: float, leaders: list[Person], on_watch: list[int],
-    redact: bool = False,
+    redact: bool = False, audience: Audience | None = None,
 ) -> tuple[str, Keyboard]:
     """One message for one chat about one or several matters (see escalation/notify.py).
-    ``redact``: the chat is a unit group, which sees no text of private matters."""
+    ``audience``: who reads the chat (``redact``, older callers: a unit group), which sees
+    nothing of a private matter but that it moves (bot/visibility.py)."""
+    audience = audience or (Audience.UNIT if redact else Audience.COMMUNITY)
     lines: list[str] = []
     if len(batch) == 1:
         ping = batch[0]
         matter = ping.matter
+
+        def see(piece: Piece) -> bool:
+            return visibility.may_see(piece, audience, matter.private)
+
         unit = tree.nodes[matter.unit_id]
         community = tree.at_tier(matter.unit_id, 2)
-        hidden = redact and matter.private
         lines += [
-            ping_title(ping, t, now),
+            ping_title(ping, t, now, category=see(Piece.CATEGORY)),
             t("esc.unit", unit=escape(unit.name), community=escape(community.name)),
-            t("card.private") if hidden else t("esc.reporter", reporter=mention(matter.reporter_id,
-                                                                                matter.reporter_name)),
         ]
+        if see(Piece.CATEGORY):
+            lines.append(t("esc.category", category=t.category(matter.category)))
+        lines.append(t("esc.reporter", reporter=mention(matter.reporter_id, matter.reporter_name))
+                     if see(Piece.REPORTER) else t("card.private"))
+        if see(Piece.TEXT):
+            lines.append(t("esc.text", text=snippet(matter.text)))
         if not (ping.kind == "urgent" and now - matter.created_at < 60):  # "已等待：0秒" says nothing
             lines.append(t("esc.waited", waited=t.duration(now - matter.created_at)))
-        if not hidden:  # a unit group learns nothing of a private matter but that it moves
-            lines.insert(2, t("esc.category", category=t.category(matter.category)))
-            lines.insert(4, t("esc.text", text=snippet(matter.text)))
-        if ping.note and not hidden:
+        if ping.note and see(Piece.OUTCOME if ping.kind == "resolved_below" else Piece.WORDS):
             key = "card.resolution" if ping.kind == "resolved_below" else "esc.note"
             lines.append(t(key, note=snippet(ping.note), text=snippet(ping.note)))
         if matter.suspended_until is not None and not matter.closed:  # every tier sees when it resumes
             lines.append(t("card.suspended", until=t.date(matter.suspended_until)))
-        if matter.claimed_by_name and matter.state == State.OPEN:
+        if matter.claimed_by_name and matter.state == State.OPEN and see(Piece.NAMES):
             lines.append(t("esc.claimed_before", who=escape(matter.claimed_by_name)))
-        if ping.kind == "idle" and matter.claimed_by:
+        if ping.kind == "idle" and matter.claimed_by and see(Piece.NAMES):
             lines.append(t("esc.idle_who", who=mention(matter.claimed_by, matter.claimed_by_name)))
     else:
         lines.append(t("esc.digest", count=len(batch)))
         for ping in batch:
             unit = tree.nodes[ping.matter.unit_id]
-            text = t("card.private") if redact and ping.matter.private else snippet(ping.matter.text, 40)
+            shown = visibility.may_see(Piece.TEXT, audience, ping.matter.private)
+            text = snippet(ping.matter.text, 40) if shown else t("card.private")
             paused = ping.matter.suspended_until is not None and not ping.matter.closed
             suffix = t("list.suspended", until=t.date(ping.matter.suspended_until)) if paused else ""
-            lines.append(f"• {ping_title(ping, t, now)} · {escape(unit.name)}：{text}{suffix}")
+            title = ping_title(ping, t, now, category=visibility.may_see(Piece.CATEGORY, audience, ping.matter.private))
+            lines.append(f"• {title} · {escape(unit.name)}：{text}{suffix}")
     if on_watch:
         lines.append(t("esc.on_duty", who="、".join(mention(uid, _name(tree, uid)) for uid in on_watch)))
     if leaders:
@@ -223,7 +245,7 @@ MAX_MENTIONS = 40  # Telegram notifies nobody in a message with more than 50 men
 MAX_BUTTON_ROWS = 8
 
 
-def ping_title(ping: Any, t: Texts, now: float) -> str:
+def ping_title(ping: Any, t: Texts, now: float, category: bool = True) -> str:
     matter = ping.matter
     tier = t(f"tier.{ping.tier}")
     reason = t(f"reason.{ping.reason}") if ping.reason in REASONS else ""
@@ -243,7 +265,7 @@ def ping_title(ping: Any, t: Texts, now: float) -> str:
         case "resumed":
             return t("esc.resumed", id=matter.id)
         case "urgent":
-            return t("esc.urgent", id=matter.id, category=t.category(matter.category))
+            return t("esc.urgent", id=matter.id, category=t.category(matter.category) if category else "🔒")
         case "private":
             return t("esc.private", id=matter.id)
         case "resolved_below":
@@ -278,9 +300,12 @@ def _name(tree: Tree, user_id: int) -> str:
 
 
 def matter_list(
-    node_name: str, matters: list[Matter], tree: Tree, t: Texts, now: float, limit: int = 30, redact: bool = False
+    node_name: str, matters: list[Matter], tree: Tree, t: Texts, now: float, limit: int = 30, redact: bool = False,
+    audience: Audience | None = None,
 ) -> str:
-    """/list: open matters, overdue first, then oldest first."""
+    """/list: open matters, overdue first, then oldest first, as ``audience`` may read them
+    (``redact``, older callers: a unit group)."""
+    audience = audience or (Audience.UNIT if redact else Audience.COMMUNITY)
     if not matters:
         return t("list.empty", node=escape(node_name))
 
@@ -297,7 +322,7 @@ def matter_list(
                 state=t(f"state.{m.state}"),
                 overdue=t("list.overdue") if overdue(m) else "",
                 unit=escape(tree.nodes[m.unit_id].name),
-                text=t("card.private") if redact and m.private else snippet(m.text, 40),
+                text=snippet(m.text, 40) if visibility.may_see(Piece.TEXT, audience, m.private) else t("card.private"),
                 age=t.duration(now - m.created_at),
             )
             + (t("list.suspended", until=t.date(m.suspended_until)) if m.suspended_until is not None else "")
@@ -308,11 +333,14 @@ def matter_list(
 
 
 def details(
-    matter: Matter, events: list[Event], tree: Tree, t: Texts, attachments: int, redact: bool = False
+    matter: Matter, events: list[Event], tree: Tree, t: Texts, attachments: int, redact: bool = False,
+    audience: Audience | None = None,
 ) -> str:
-    """/show N: the card, where it stands, the rules it runs under and its timeline."""
-    text, _ = card(matter, tree, t, attachments, redact=redact, text_limit=SHOW_TEXT)
-    if redact:
+    """/show N: the card, where it stands, the rules it runs under and the timeline entries
+    ``audience`` may read (``redact``, older callers: a unit group)."""
+    audience = audience or (Audience.UNIT if redact else Audience.COMMUNITY)
+    text, _ = card(matter, tree, t, attachments, text_limit=SHOW_TEXT, audience=audience)
+    if visibility.redacted(audience, matter.private):
         return text
     rules = matter.policy_rules
     d = t.duration
@@ -330,7 +358,7 @@ def details(
         "",
         t("show.timeline"),
     ]
-    for event in events[-12:]:  # the latest; keeps /show within one message
+    for event in visibility.timeline(events, matter, tree, audience)[-12:]:  # the latest: one message
         what = t(f"event.{event.kind}", tier=t(f"tier.{event.tier}") if event.tier else "")
         actor = f" · {escape(event.actor_name)}" if event.actor_name else ""
         detail = f"：{snippet(event.detail, 100)}" if event.detail else ""

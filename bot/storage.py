@@ -402,6 +402,7 @@ class SummaryFacts(NamedTuple):
     rating: str | None = None
     rated_at: float | None = None
     closed_at: float | None = None  # resolved or otherwise closed (resolved_at: resolved only)
+    private: bool = False  # reported privately: its category is not shown to its unit group
 
 
 @dataclass
@@ -593,19 +594,31 @@ class Store:
         if str(path) != ":memory:":
             _private_file(path)
         conn = await aiosqlite.connect(path, isolation_level=None)
-        for pragma in (
-            "PRAGMA journal_mode=WAL",
-            "PRAGMA synchronous=NORMAL",
-            "PRAGMA foreign_keys=ON",
-            "PRAGMA busy_timeout=5000",
-            # What is deleted (a done update's payload, cleared personal data) is zeroed
-            # where that costs no extra write, rather than lingering in free space.
-            "PRAGMA secure_delete=FAST",
-        ):
-            await conn.execute(pragma)
-        store = cls(conn)
-        await store._migrate()
+        try:
+            for pragma in (
+                "PRAGMA journal_mode=WAL",
+                "PRAGMA synchronous=NORMAL",
+                "PRAGMA foreign_keys=ON",
+                "PRAGMA busy_timeout=5000",
+                # What is deleted (a done update's payload, cleared personal data) is zeroed
+                # where that costs no extra write, rather than lingering in free space.
+                "PRAGMA secure_delete=FAST",
+            ):
+                await conn.execute(pragma)
+            store = cls(conn)
+            await store._migrate()
+        except BaseException:
+            await conn.close()  # else its thread keeps the process alive after the error
+            raise
+        if str(path) != ":memory:":
+            _warn_if_shared(path)
         return store
+
+    async def quick_check(self) -> str | None:
+        """SQLite's quick integrity check (a damaged or truncated file): the first problem, or None."""
+        async with self._lock, self._conn.execute("PRAGMA quick_check(1)") as cur:
+            (result,) = await cur.fetchone()  # type: ignore[misc]
+        return None if result == "ok" else str(result)
 
     async def close(self) -> None:
         async with self._lock:
@@ -616,10 +629,7 @@ class Store:
         async with self._conn.execute("PRAGMA user_version") as cur:
             (version,) = await cur.fetchone()  # type: ignore[misc]
         if version > SCHEMA_VERSION:
-            raise SchemaTooNew(
-                f"the database is at schema version {version}, but this tierbot knows only "
-                f"up to {SCHEMA_VERSION}; upgrade tierbot or use another database file"
-            )
+            raise SchemaTooNew(f"made by a newer tierbot: schema {version}, this one knows {SCHEMA_VERSION}")
         for number in range(version, SCHEMA_VERSION):
             await self._conn.execute("BEGIN IMMEDIATE")
             # Statement by statement: executescript() would commit half-way.
@@ -817,19 +827,24 @@ def describe_error(exc: BaseException) -> str:
 def _private_file(path: Path) -> None:
     """The database holds residents' reports: a new file is the bot user's alone (0600; SQLite
     gives its -wal and -shm the same mode), in a folder of its own (0700) when the bot makes
-    it. An existing file open to others is the operator's choice to revisit: a warning."""
+    it."""
     if not path.parent.exists():
         path.parent.mkdir(parents=True, mode=0o700)
         path.parent.chmod(0o700)  # mkdir's mode passes through the umask
-    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        try:
-            mode = name.stat().st_mode & 0o777
-        except FileNotFoundError:
-            continue
-        if mode & 0o066:
-            log.warning("%s is readable or writable by other users (mode %o); chmod 600 it", name, mode)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _warn_if_shared(path: Path) -> None:
+    """An existing file open to others is the operator's choice to revisit: a warning, once
+    the file has opened as a database (a file that will not open has its own one line)."""
+    shared: list[str] = []
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if (mode := name.stat().st_mode & 0o777) & 0o066:
+                shared.append(f"{name} (mode {mode:o})")
+    if shared:
+        log.warning("readable or writable by other users: %s; chmod 600 them", ", ".join(shared))
 
 
 def _statements(script: str) -> Iterable[str]:
@@ -1424,7 +1439,7 @@ class Tx:
         columns = (
             "m.unit_id, m.created_at, m.first_claimed_at, m.resolved_at, m.escalated_at, m.id, m.category, "
             f"m.top_tier, {escalated_to.format(tier=2)}, {escalated_to.format(tier=1)}, m.rating, m.rated_at, "
-            "m.closed_at"
+            "m.closed_at, m.private"
         )
         # Matters are numbered in the order they are reported: those reported since the
         # start are read in one sequential pass; older ones (closed since the start, or

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from bot import render
+from bot import render, visibility
 from bot.config import Config, parse_span
 from bot.i18n import Languages
 from bot.storage import Matter, Tx
@@ -89,8 +89,9 @@ class Notifier:
         if tier == STATION:
             on_watch = duty.on_duty(self.config.duty, await tx.duty_overrides(now), now, self.config.tz)
         unit_group = node is not None and node.tier == UNIT  # sees no text of private matters
+        audience = visibility.GROUPS[tier] if node is not None else visibility.Audience.UNIT
         text, keyboard = render.pings(pings, self.tree, self.langs.for_chat(chat), now, leaders, on_watch,
-                                      redact=unit_group)
+                                      audience=audience)
         key = f"{key_prefix}:{chat}:" + ",".join(f"{p.matter.id}e{p.event_id}" for p in pings[:20])
         await tx.enqueue(key, chat, now, matter_id=pings[0].matter.id, text=text, markup=keyboard)
         # Telegram notifies nobody in a message with over 50 mentions: the rest of a large
@@ -108,7 +109,12 @@ class Notifier:
                 for index, (kind, media) in enumerate(attached[:MAX_ATTACHMENTS]):
                     await tx.enqueue(f"{key}:{ping.matter.id}:a{index}", chat, now, kind=kind,
                                      matter_id=ping.matter.id, media=media, text=f"#{ping.matter.id}")
-        # Copies by private message: the group stays the source of truth.
+        # Copies by private message: the group stays the source of truth. A leader reads in
+        # private what the unit group may not (a private matter's text).
         for person in leaders:
             if person.dm and await tx.has_private_chat(person.id):
-                await tx.enqueue(f"dm:{person.id}:{key}", person.id, now, text=text, markup=keyboard)
+                dm_text = text
+                if any(visibility.redacted(audience, p.matter.private) for p in pings):
+                    dm_text, _ = render.pings(pings, self.tree, self.langs.for_chat(person.id), now, leaders,
+                                              on_watch, audience=visibility.Audience.LEADER_DM)
+                await tx.enqueue(f"dm:{person.id}:{key}", person.id, now, text=dm_text, markup=keyboard)

@@ -44,7 +44,17 @@ class Figures:
     unclaimed_up: int = 0
     ratings: dict[str, int] = field(default_factory=dict)  # satisfied / basic / unsatisfied → count
     categories: dict[str, int] = field(default_factory=dict)  # category key → matters reported
+    private_categories: dict[str, int] = field(default_factory=dict)  # the private ones among them
     at_station: list[AtStation] = field(default_factory=list)
+
+    @property
+    def public_categories(self) -> dict[str, int]:
+        """Matters reported per category, private reports left out: what a unit group may
+        read (bot/visibility.py), where one 家庭纠纷 could name a private report."""
+        if not self.private_categories:  # most units, most weeks
+            return self.categories
+        return {key: n - self.private_categories.get(key, 0) for key, n in self.categories.items()
+                if n > self.private_categories.get(key, 0)}
 
     @property
     def median_claim(self) -> float | None:
@@ -102,6 +112,8 @@ class Figures:
             self.ratings[rating] = self.ratings.get(rating, 0) + count
         for category, count in other.categories.items():
             self.categories[category] = self.categories.get(category, 0) + count
+        for category, count in other.private_categories.items():
+            self.private_categories[category] = self.private_categories.get(category, 0) + count
         self.at_station += other.at_station
 
 
@@ -124,7 +136,7 @@ def unit_figures(
     for f in facts:
         # One unpacking per matter: a big town's week is a quarter of a million of them.
         (unit_id, created, claimed, resolved, escalated_at, matter_id, category, top_tier, to_community,
-         to_station, rating, rated_at, closed) = f
+         to_station, rating, rated_at, closed, private) = f
         closed = closed if closed is not None else resolved
         fig = out.get(unit_id)
         if fig is None or created >= end:  # a unit since removed from config.yaml; a later matter
@@ -132,6 +144,8 @@ def unit_figures(
         if created >= start:
             fig.new += 1
             fig.categories[category] = fig.categories.get(category, 0) + 1
+            if private:
+                fig.private_categories[category] = fig.private_categories.get(category, 0) + 1
         if closed is None or closed >= end:
             fig.open += 1
             if escalated_at is not None and escalated_at < end:

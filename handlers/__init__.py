@@ -62,6 +62,8 @@ def register(app: Application, tree: Tree) -> None:
             *[CommandHandler(name, matters.matter_command(name), filters=bound) for name in matters.COMMANDS],
             CommandHandler("list", matters.list_open, filters=bound),
             CommandHandler("show", matters.show, filters=bound),
+            # …and /show N in a private chat: a leader of the matter's unit or above, or its reporter.
+            CommandHandler("show", matters.show_private, filters=filters.ChatType.PRIVATE),
             CommandHandler("summary", chats.summary_now, filters=bound),
             # The station's watch.
             CommandHandler("duty", duty.show_or_set, filters=bound),

@@ -9,11 +9,13 @@ from zoneinfo import ZoneInfo
 from telegram import Message, Update
 from telegram.ext import ContextTypes, filters
 
+from bot import visibility
 from bot.config import parse_duration
 from bot.i18n import Texts
 from bot.matters import Ack, Actor, Outcome, Result
 from bot.services import Services, services
 from bot.tree import UNIT, Node, Tree
+from bot.visibility import Audience, Piece
 
 __all__ = [
     "BoundChat", "UnitChat", "ack_for", "actor", "chat_node", "command_text", "matter_number", "parse_until",
@@ -104,6 +106,9 @@ def refusal(svc: Services, t: Texts, result: Result, matter_id: int) -> str:
         case Outcome.NOT_ALLOWED:
             return t("err.not_allowed")
         case Outcome.ALREADY_CLAIMED:
+            # A refusal may be read by a unit group, which never learns who works a private matter.
+            if matter is not None and not visibility.may_see(Piece.NAMES, Audience.UNIT, matter.private):
+                return t("privacy.already_claimed", id=matter_id)
             return t("err.already_claimed", id=matter_id, who=escape((matter.claimed_by_name if matter else "") or ""))
         case Outcome.ALREADY_RESOLVED:
             return t("err.already_resolved", id=matter_id)

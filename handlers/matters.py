@@ -12,12 +12,14 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot import render
+from bot import render, visibility
 from bot.delivery import keyboard_markup
+from bot.i18n import Texts
 from bot.matters import MAX_TEXT, RATINGS, Ack, Actor, Outcome, Result
 from bot.services import Services
-from bot.storage import PURGED
-from bot.tree import UNIT, Node
+from bot.storage import PURGED, Event, Matter
+from bot.tree import Node
+from bot.visibility import GROUPS, Audience, Piece
 from escalation.notify import MAX_ATTACHMENTS
 from escalation.policy import State
 from escalation.summary import split_message
@@ -126,13 +128,14 @@ async def list_open(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     async with svc.store.read() as tx:
         matters = await tx.open_matters(units)
     text = render.matter_list(
-        node.name, matters, svc.tree, texts_for(update, context), svc.clock.now(), redact=node.tier == UNIT
+        node.name, matters, svc.tree, texts_for(update, context), svc.clock.now(), audience=GROUPS[node.tier]
     )
     await reply(update, text)
 
 
 async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/show N: details, the rules it runs under, its timeline, and what is attached."""
+    """/show N in a group: details, the rules it runs under, its timeline, and what is
+    attached, as that group may read them (bot/visibility.py)."""
     svc = services(context)
     t = texts_for(update, context)
     number = matter_number(context.args[0] if context.args else None)
@@ -151,23 +154,51 @@ async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not svc.tree.contains(node.id, matter.unit_id):
         await reply(update, t("err.other_unit", id=number, unit=escape(svc.tree.name_of(matter.unit_id))))
         return
-    redact = matter.private and node.tier == UNIT  # a unit group sees no private text
-    text = render.details(matter, events, svc.tree, t, len(attached), redact=redact)
-    if attached and not redact:
-        kinds = Counter(kind for kind, _ in attached)
+    await _show(update, t, svc, matter, events, attached, GROUPS[node.tier])
+
+
+async def show_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/show N in a private chat: in full, with every timeline entry, for a head of the
+    matter's unit or a leader above it; the public entries for its reporter; else nothing."""
+    svc = services(context)
+    t = texts_for(update, context)
+    number = matter_number(context.args[0] if context.args else None)
+    if number is None:
+        await reply(update, t("usage.show"))
+        return
+    async with svc.store.read() as tx:
+        matter = await tx.matter(number)
+        events = await tx.events(number) if matter else []
+        attached = await tx.attachments(number) if matter else []
+    user = actor(update)
+    audience = visibility.of_chat(svc.tree, user.id, matter) if matter is not None else None
+    if matter is None or audience is None:  # nor whether it exists: say who may read it
+        await reply(update, t("privacy.show_not_yours", id=number))
+        return
+    await _show(update, t, svc, matter, events, attached, audience)
+
+
+async def _show(
+    update: Update, t: Texts, svc: Services, matter: Matter, events: list[Event], attached: list[tuple[str, str]],
+    audience: Audience,
+) -> None:
+    text = render.details(matter, events, svc.tree, t, len(attached), audience=audience)
+    media = attached if visibility.may_see(Piece.ATTACHMENTS, audience, matter.private) else []
+    if media:
+        kinds = Counter(kind for kind, _ in media)
         text += "\n" + t("show.attachments", items=" · ".join(f"{t(f'attachment.{k}')} {n}" for k, n in kinds.items()))
     for part in split_message(text.split("\n")):
         await reply(update, part)
     message = update.effective_message
-    for kind, media in ([] if redact else [a for a in attached if a[1] != PURGED][:MAX_ATTACHMENTS]):
+    for kind, file in [a for a in media if a[1] != PURGED][:MAX_ATTACHMENTS]:  # none once cleared
         assert message is not None
         if kind == "location":
-            latitude, longitude = (float(x) for x in media.split(","))
+            latitude, longitude = (float(x) for x in file.split(","))
             await message.reply_location(latitude, longitude)
         elif kind == "voice":
-            await message.reply_voice(media, caption=f"#{matter.id}")
+            await message.reply_voice(file, caption=f"#{matter.id}")
         else:
-            await message.reply_photo(media, caption=f"#{matter.id}")
+            await message.reply_photo(file, caption=f"#{matter.id}")
 
 
 async def _show_categories(update: Update, context: ContextTypes.DEFAULT_TYPE, number: int) -> None:

@@ -92,7 +92,8 @@ async def test_a_database_others_can_read_is_reported_at_start(
         bot.say(U1_CHAT, RESIDENT, "/report 楼道堆物")
         await bot.wait_bot(U1_CHAT, "#1")  # a warning, not a refusal
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert any(str(database) in w and "644" in w for w in warnings), warnings
+    shared = [w for w in warnings if "other users" in w]
+    assert len(shared) == 1 and f"{database} (mode 644)" in shared[0], warnings
 
 
 # --- the inbox keeps what replay needs, no more ----------------------------------------

@@ -399,6 +399,17 @@ MESSAGES: dict[str, str] = {
     "demo.community": "the community's group is pinged; nobody takes it over either",
     "demo.station": "the station is pinged; the station asks for the last seven days' figures",
     "demo.finished": "demo finished in {seconds}s — no token, no network.",
+    # --- privacy (issue 10/11) ---
+    "privacy.card_closed": "{state} ({at})",
+    "privacy.closed": "🔒 Private matter #{id} ({unit}): {state} · {who}",
+    "privacy.unsatisfied": (
+        "⚠️ 🔒 {reporter} is not satisfied with how private matter #{id} ({unit}) was handled; it is open again. "
+        "{heads}, please follow up.\nMatter: {text}"
+    ),
+    "privacy.show_not_yours": "Matter #{id} can be viewed here only by its reporter, its unit's heads and the leaders above.",
+    "privacy.already_claimed": "Matter #{id} has already been claimed.",
+    # --- process (issue 11) ---
+    "ops.conflict": "⚠️ Another program is receiving this bot's messages with its token (Telegram answered 409 Conflict), perhaps a copy on another server. Two copies at once miss or double-handle reports; please ask the administrator to stop the extra one.",
     # --- data (issue 10/11) ---
     "event.purged": "personal data cleared",
 }

@@ -407,6 +407,17 @@ MESSAGES: dict[str, str] = {
     "demo.community": "社区群收到提醒，也没人接手",
     "demo.station": "派出所群收到提醒；派出所查看近七天统计",
     "demo.finished": "演示结束，用时 {seconds} 秒：无需令牌，不连网络。",
+    # --- privacy (issue 10/11) ---
+    "privacy.card_closed": "{state}（{at}）",
+    "privacy.closed": "🔒 私下反映的事项 #{id}（{unit}）：{state} · {who}",
+    "privacy.unsatisfied": (
+        "⚠️ 🔒 报告人 {reporter} 对私下反映的事项 #{id}（{unit}）的处理结果不满意，事项已重新打开。请 {heads} 跟进。\n"
+        "事由：{text}"
+    ),
+    "privacy.show_not_yours": "事项 #{id} 只有报告人本人、所属单元的负责人和上级领导可以在私聊中查看。",
+    "privacy.already_claimed": "事项 #{id} 已有人认领。",
+    # --- process (issue 11) ---
+    "ops.conflict": "⚠️ 另有一个程序正在用本机器人的令牌接收消息（Telegram 答复 409 冲突），可能是另一台服务器上的副本。两个副本同时运行会漏收或重复处理上报，请管理员停掉多余的那个。",
     # --- data (issue 10/11) ---
     "event.purged": "个人信息已清除",
 }

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.i18n import Texts
-from bot.tree import COMMUNITY, STATION, Node, Tree
+from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation.reports import stars as star_rating
 from escalation.summary import Figures, rank, split_message
 
@@ -189,8 +189,9 @@ def _title(node: Node, period: Period, t: Texts) -> str:
     return t(f"{prefix}.{level}_title", node=escape(node.name), start=t.time(period.start), end=t.time(period.end))
 
 
-def figure_lines(cur: Figures, prev: Figures, t: Texts, period: Period) -> list[str]:
-    """A node's own figures, each with its change from the period before."""
+def figure_lines(cur: Figures, prev: Figures, t: Texts, period: Period, public: bool = False) -> list[str]:
+    """A node's own figures, each with its change from the period before (``public``: for a
+    unit group, whose categories leave private reports out)."""
     lines = [
         t("bulletin.figures", new=count_with_change(cur.new, prev.new),
           resolved=count_with_change(cur.resolved, prev.resolved),
@@ -207,16 +208,17 @@ def figure_lines(cur: Figures, prev: Figures, t: Texts, period: Period) -> list[
                        basic=cur.ratings.get("basic", 0), unsatisfied=cur.ratings.get("unsatisfied", 0)))
     else:
         lines.append(t("bulletin.satisfaction_none"))
-    lines.append(categories_line(cur, prev, t))
+    lines.append(categories_line(cur, prev, t, public))
     return lines
 
 
-def categories_line(cur: Figures, prev: Figures, t: Texts) -> str:
-    if not cur.categories:
+def categories_line(cur: Figures, prev: Figures, t: Texts, public: bool = False) -> str:
+    now, before = (cur.public_categories, prev.public_categories) if public else (cur.categories, prev.categories)
+    if not now:
         return t("bulletin.categories", items=t("summary.none"))
-    ordered = sorted(cur.categories.items(), key=lambda item: (-item[1], item[0]))
+    ordered = sorted(now.items(), key=lambda item: (-item[1], item[0]))
     items = t("bulletin.sep").join(
-        f"{escape(category_name(key, t))} {count_with_change(count, prev.categories.get(key, 0))}"
+        f"{escape(category_name(key, t))} {count_with_change(count, before.get(key, 0))}"
         for key, count in ordered
     )
     return t("bulletin.categories", items=items)
@@ -231,7 +233,7 @@ def render(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, period: Period
     """The bulletin a node's chat gets, as messages within Telegram's length limit."""
     cur = figs.total(tree, node.id)
     prev = figs.total(tree, node.id, previous=True)
-    lines = [_title(node, period, t), *figure_lines(cur, prev, t, period)]
+    lines = [_title(node, period, t), *figure_lines(cur, prev, t, period, public=node.tier == UNIT)]
     if node.tier not in (COMMUNITY, STATION):
         lines.append(t("bulletin.stars", stars=star_rating.show(figs.stars(node.id))))
     lines.append(_legend(period, t))

@@ -1,0 +1,311 @@
+"""``tierbot run`` as a process an operator (or systemd) can rely on.
+
+Around the Application this adds what only the process level sees: one instance per
+database (bot/lock.py), a database that cannot be used refused in one line instead of a
+hang, a rejected token refused in one line with the token masked, Telegram unreachable at
+start retried with backoff, another poller on the token (409 Conflict) reported once a
+minute and once to the station, and a clean stop on SIGTERM whatever failed.
+
+Exit statuses: 0 stopped by a signal, 1 fatal, 2 bad token or config (restarting will not
+help), 3 another instance holds the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
+from telegram.ext import Application
+
+from bot import redact
+from bot.config import Config
+from bot.lock import AlreadyRunning, DatabaseLock
+from bot.storage import SchemaTooNew, Store
+
+log = logging.getLogger(__name__)
+
+EXIT_FATAL, EXIT_CONFIG, EXIT_RUNNING = 1, 2, 3
+ALLOWED_UPDATES = ["message", "callback_query"]
+MAX_BACKOFF = 60.0
+CONFLICT_LOG_EVERY = 60.0
+
+
+class Fatal(Exception):
+    """Stop with ``code`` after printing the one line in the message."""
+
+    def __init__(self, line: str, code: int = EXIT_FATAL) -> None:
+        super().__init__(line)
+        self.code = code
+
+
+def run(config: Config, token: str) -> int:
+    """Run until SIGTERM/SIGINT or a fatal error; the process's exit status."""
+    redact.install(token)
+    lock = DatabaseLock(config.database) if config.database != ":memory:" else None
+    try:
+        if lock is not None:
+            try:
+                lock.acquire()
+            except OSError as exc:
+                raise Fatal(f"tierbot: cannot take the lock {lock.path} ({exc.strerror}); check that the database's "
+                             "folder exists and that the user running tierbot may write there.") from None
+        refuse_orphaned_log(config.database)
+        return asyncio.run(_serve(config, token))
+    except AlreadyRunning as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_RUNNING
+    except Fatal as exc:
+        print(exc, file=sys.stderr)
+        return exc.code
+    except Exception:  # logged, not printed by Python, so that the token filter sees it
+        log.critical("tierbot stopped by an unexpected error", exc_info=True)
+        return EXIT_FATAL
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+# ----------------------------------------------------------------------------- the database
+
+
+def refuse_orphaned_log(path: str) -> None:
+    """A missing database beside its -wal file was moved or deleted: starting empty would
+    hide that (and SQLite could replay the stray log into the new file)."""
+    db, wal = Path(path), Path(path + "-wal")
+    if path != ":memory:" and not db.exists() and wal.exists():
+        raise Fatal(
+            f"tierbot: the database {db} is missing but its write-ahead log {wal} is there: the database "
+            "was moved or deleted. Put it back or restore a backup; to really start empty, move the -wal "
+            "file away first."
+        )
+
+
+async def open_database(path: str) -> Store:
+    """The Store, or Fatal with one line: which file, what is wrong, what to do."""
+    try:
+        store = await Store.open(path)
+    except SchemaTooNew as exc:
+        raise Fatal(f"tierbot: cannot use the database {path}: {exc}. Run the newer tierbot, or restore a "
+                    "backup this version made.") from None
+    except sqlite3.Error as exc:
+        raise Fatal(_unusable(path, exc)) from None
+    try:
+        problem = await store.quick_check()
+    except sqlite3.Error as exc:
+        await store.close()
+        raise Fatal(_unusable(path, exc)) from None
+    if problem is not None:
+        await store.close()
+        problem = " ".join(problem.replace("*** in database main ***", "").split())  # one line
+        raise Fatal(_unusable(path, sqlite3.DatabaseError(problem)))
+    return store
+
+
+def _unusable(path: str, exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "not a database" in text:
+        what = "not a SQLite database"
+    elif isinstance(exc, sqlite3.OperationalError) and ("unable to open" in text or "readonly" in text):
+        return (f"tierbot: cannot open the database {path} ({text}); check that its folder exists and that "
+                "the user running tierbot may write there.")
+    else:
+        what = f"the file is damaged ({text})"
+    return (f"tierbot: cannot use the database {path}: {what}. Restore a backup, or point `database` in the "
+            "config at another file.")
+
+
+# ----------------------------------------------------------------------------- Telegram
+
+
+def token_refused(exc: InvalidToken, token: str) -> str:
+    # PTB re-raises getMe's InvalidToken with the token in the message; the cause has Telegram's words.
+    said = str(exc.__cause__ or exc)
+    code = "401" if "Unauthorized" in said else "404" if "Not Found" in said else "401/404"
+    hint = "check TELEGRAM_BOT_TOKEN" + (" and telegram.base_url" if code != "401" else "")
+    return f"tierbot: Telegram refused the token {redact.masked(token)} ({code}); {hint}"
+
+
+def backoff(attempt: int) -> float:
+    """Seconds before the next start attempt: 1, 2, 4, ... up to a minute."""
+    return min(MAX_BACKOFF, 2.0 ** (attempt - 1))
+
+
+async def start_telegram(app: Application, token: str, retries: int | None, stop: asyncio.Event) -> bool:
+    """getMe until Telegram answers (False: stopped while waiting). A rejected token is
+    Fatal at once; an unreachable Telegram is retried ``retries`` times (None: forever)."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await app.initialize()
+            if attempt > 1:
+                log.info("Telegram reached at attempt %d", attempt)
+            return True
+        except InvalidToken as exc:
+            raise Fatal(token_refused(exc, token), EXIT_CONFIG) from None
+        except RetryAfter as exc:
+            delay = float(exc.retry_after if isinstance(exc.retry_after, int) else exc.retry_after.total_seconds())
+            error: TelegramError = exc
+        except NetworkError as exc:
+            delay, error = backoff(attempt), exc
+        if retries is not None and attempt > retries:
+            raise Fatal(f"tierbot: cannot reach Telegram ({_describe(error)}); gave up after {attempt} attempt(s) "
+                        "(telegram.start_retries)")
+        log.warning("cannot reach Telegram (attempt %d%s): %s; next try in %g s",
+                    attempt, f" of {retries + 1}" if retries is not None else "", _describe(error), delay)
+        if await _stopped_within(stop, delay):
+            return False
+
+
+def _describe(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__
+    return f"{exc}" + (f" ({type(cause).__name__}: {cause})" if cause and str(cause) not in str(exc) else "")
+
+
+async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
+class ConflictWatch:
+    """409s on getUpdates (another process polls with this token): one log line a minute,
+    with how many came since the last one, instead of one per poll."""
+
+    def __init__(self, every: float = CONFLICT_LOG_EVERY, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every, self.clock = every, clock
+        self.total = 0
+        self._count = 0
+        self._logged_at: float | None = None
+
+    def seen(self) -> int | None:
+        """Count one; the number to log now, or None to stay quiet."""
+        self.total += 1
+        self._count += 1
+        now = self.clock()
+        if self._logged_at is not None and now - self._logged_at < self.every:
+            return None
+        count, self._count, self._logged_at = self._count, 0, now
+        return count
+
+
+async def tell_station_of_conflict(app: Application) -> None:
+    """Once a run, through the outbox: someone else is polling with this bot's token."""
+    svc = app.bot_data.get("services")
+    if svc is None:
+        return
+    chat = svc.tree.chat_of(svc.tree.station.id)
+    if chat is None:
+        return
+    now = svc.clock.now()
+    async with svc.store.transaction() as tx:
+        text = svc.langs.for_chat(chat)("ops.conflict")
+        await tx.enqueue(f"ops.conflict:{os.getpid()}:{int(now)}", chat, now, text=text)
+
+
+def _polling_errors(app: Application, watch: ConflictWatch) -> Callable[[TelegramError], None]:
+    def on_error(exc: TelegramError) -> None:  # PTB's contract: must not raise
+        if isinstance(exc, Conflict):
+            count = watch.seen()
+            if count is not None:
+                log.error("Telegram answered getUpdates with 409 Conflict%s: another process is polling with this "
+                          "bot's token, perhaps on another server or database; retrying. Stop the other one.",
+                          f" ({count} times since the last such line)" if count > 1 else "")
+            if watch.total == 1:
+                app.create_task(tell_station_of_conflict(app))
+        else:
+            log.warning("getUpdates failed (%s); retrying", _describe(exc))
+
+    return on_error
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+async def _serve(config: Config, token: str) -> int:
+    from bot.app import _open, build_application
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    outcome: list[Fatal] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    store = await open_database(config.database)
+    app = build_application(config, token)
+    app.bot_data["store"] = store  # bot/app.py's _open takes it instead of opening another
+    reached: set[str] = set()
+    try:
+        if not await start_telegram(app, token, config.telegram.start_retries, stop):
+            return 0
+        reached.add("initialized")
+        await _open(app)
+        assert app.updater is not None
+        await app.updater.start_polling(
+            poll_interval=0, timeout=config.telegram.poll_timeout, allowed_updates=ALLOWED_UPDATES,
+            error_callback=_polling_errors(app, ConflictWatch()),
+        )
+        reached.add("polling")
+        _watch_polling(app, outcome, stop)
+        await app.start()
+        reached.add("running")
+        await stop.wait()
+    finally:
+        await _stop(app, store, reached)
+    if outcome:
+        raise outcome[0]
+    return 0
+
+
+async def _stop(app: Application, store: Store, reached: set[str]) -> None:
+    """Stop what was started, in run_polling's order; a step that fails (polling that died
+    on a revoked token re-raises) must not leave the database open: its thread would keep
+    the process alive."""
+    from bot.app import _close, _stop_workers
+
+    assert app.updater is not None
+    steps: list[tuple[str | None, Callable[[], Awaitable[object]]]] = [
+        ("polling", app.updater.stop), ("running", app.stop), (None, lambda: _stop_workers(app)),
+        ("initialized", app.shutdown),
+    ]
+    for needed, step in steps:
+        if needed is None or needed in reached:
+            try:
+                await step()
+            except Exception:
+                log.debug("a step failed while stopping", exc_info=True)
+    if "services" in app.bot_data:
+        await _close(app)
+    else:
+        await store.close()
+
+
+def _watch_polling(app: Application, outcome: list[Fatal], stop: asyncio.Event) -> None:
+    """PTB's polling loop ends for good on a rejected token (revoked while running) and
+    nothing else notices: stop the process instead of running deaf."""
+    task: asyncio.Task[None] | None = getattr(app.updater, "_Updater__polling_task", None)
+    if task is None:
+        return
+    token = app.bot.token
+
+    def done(task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        exc = task.exception()
+        if isinstance(exc, InvalidToken):
+            outcome.append(Fatal(token_refused(exc, token), EXIT_CONFIG))
+        else:
+            outcome.append(Fatal(f"tierbot: polling Telegram stopped: {_describe(exc)}"))  # type: ignore[arg-type]
+        stop.set()
+
+    task.add_done_callback(done)
