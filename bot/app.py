@@ -108,6 +108,7 @@ async def _open(app: Application) -> None:
         weekly_trigger=config.weekly_trigger(),
         first_started=first_started,
     )
+    await app.bot_data["services"].matters.load_limits()
     delivery.start()
     # Command menus per scope and language, in the background: a failure is logged, never fatal.
     menus = Menus(app.bot, store, tree, langs, registered_commands(app))

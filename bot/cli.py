@@ -255,7 +255,7 @@ def _purge(args: argparse.Namespace) -> int:
     counts = asyncio.run(retention.purge_file(config, before.timestamp(), by_hand=True))
     print(f"cleared the personal data of {counts.matters} matter(s) closed before {day} ({config.timezone}): "
           f"{counts.events} event(s), {counts.attachments} attachment(s), {counts.messages} message(s), "
-          f"{counts.prompts} prompt(s), {counts.users} name(s)")
+          f"{counts.prompts} prompt(s), {counts.users} name(s), {counts.held} held report(s)")
     return 0
 
 
@@ -346,6 +346,7 @@ def _backup(args: argparse.Namespace) -> int:
 
 def _restore(args: argparse.Namespace) -> int:
     from bot import ops
+    from bot.lock import AlreadyRunning
     from bot.storage import BadCopy
 
     try:
@@ -355,8 +356,8 @@ def _restore(args: argparse.Namespace) -> int:
         return 2
     try:
         version, kept = ops.restore(Path(config.database), Path(args.source))
-    except ops.BotRunning as exc:
-        print(f"tierbot restore: {exc}", file=sys.stderr)
+    except AlreadyRunning as exc:
+        print(exc, file=sys.stderr)
         return 3
     except BadCopy as exc:
         print(f"tierbot restore: {exc}; nothing was changed", file=sys.stderr)

@@ -210,6 +210,16 @@ class Escalation(_Strict):
     )
 
 
+class Limits(_Strict):
+    """Abuse limits, per resident (heads, officers and station staff have none)."""
+
+    reports_per_hour: int = Field(10, ge=1, description="a whole number of reports per hour (1 or more)")
+    urgent_per_day: int = Field(3, ge=0, description="a whole number of urgent alerts per day (0 or more)")
+    private_nonmember_per_day: int = Field(
+        2, ge=0, description="a whole number of private reports per day from non-members (0 or more)"
+    )
+
+
 class DutyShift(_Strict):
     """One entry of the station's weekly rotation (值班)."""
 
@@ -281,6 +291,7 @@ class Config(_Strict):
     satisfaction: Satisfaction = Satisfaction()
     suspend: Suspend = Suspend()
     escalation: Escalation = Escalation()
+    limits: Limits = Limits()
     categories: list[Category] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
     duty: list[DutyShift] = Field(default_factory=list, description="a list of shifts")
     retention: Retention = Retention()

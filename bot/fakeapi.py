@@ -225,6 +225,7 @@ class FakeBotApi:
         self._overall: _Bucket | None = None
         self._group_buckets: dict[int, _Bucket] = {}
         self.flood_answers: list[Call] = []  # calls answered 429 by the enforced limits
+        self._members: dict[tuple[int, int], str | ApiError] = {}  # getChatMember's answers
         # Called with every parsed call before it runs; returning True drops the call
         # unanswered and unexecuted (crash tests kill the bot process from here).
         self.on_call: Callable[[Call], bool | None] | None = None
@@ -250,6 +251,7 @@ class FakeBotApi:
             "answerCallbackQuery": self._answer_callback,
             "sendChatAction": lambda p: bool(self._chat(p["chat_id"], write=True)),
             "getChat": self._get_chat,
+            "getChatMember": self._get_chat_member,
             "getFile": self._get_file,
             "leaveChat": self._leave_chat,
             "forwardMessage": lambda p: self._forward(p, copying=False),
@@ -314,6 +316,12 @@ class FakeBotApi:
         self._kicked.pop(chat_id, None)
         self._msgs.setdefault(chat_id, {})
         return chat
+
+    def set_member(self, chat_id: int, user_id: int, status: str | ApiError) -> None:
+        """What getChatMember answers for (chat, user): a status (member, left, kicked,
+        creator) or an error, e.g. ``ApiError(400, "Bad Request: user not found")``. Unset
+        pairs are members."""
+        self._members[(chat_id, user_id)] = status
 
     def remove_bot_from(self, chat_id: int) -> None:
         """Kick the bot: later sends to this chat fail with 403."""
@@ -924,6 +932,18 @@ class FakeBotApi:
                                "premium_subscription", "gifts_from_channels"), False)
         return {**self._chat(p["chat_id"]), "accent_color_id": 0, "max_reaction_count": 11,
                 "accepted_gift_types": gifts}
+
+    def _get_chat_member(self, p: dict[str, Any]) -> dict[str, Any]:
+        self._chat(p["chat_id"])
+        answer = self._members.get((p["chat_id"], p["user_id"]), "member")
+        if isinstance(answer, ApiError):
+            raise answer
+        member: dict[str, Any] = {"status": answer, "user": self.user(p["user_id"], f"User {p['user_id']}")}
+        if answer == "kicked":
+            member["until_date"] = 0
+        elif answer == "creator":
+            member["is_anonymous"] = False
+        return member
 
     def _get_file(self, p: dict[str, Any]) -> dict[str, Any]:
         if p["file_id"] not in self._files:

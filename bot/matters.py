@@ -9,22 +9,26 @@ Handlers call these and turn the outcome into a reply.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from html import escape
 from typing import Any
 
-from bot import render, visibility
+from bot import limits, render, visibility
 from bot.authority import Action, Verdict, decide
 from bot.clock import Clock
 from bot.config import Config
 from bot.i18n import Languages, Texts
+from bot.limits import ReportCounter
 from bot.storage import Matter, QueuedReport, Store, Tx, clock_columns, current_update
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation import policy
 from escalation.notify import Notifier, Ping, target_chat
 from escalation.policy import CLOSED, State
+
+log = logging.getLogger(__name__)
 
 MAX_TEXT = 4000  # characters in a report, resolution or note (Telegram's own limit is 4,096)
 
@@ -83,6 +87,21 @@ class Matters:
         self.clock = clock
         self.config = config
         self.notifier = notifier
+        # Abuse limits (bot/limits.py) bind residents only: anyone who leads a node is exempt.
+        self.leaders = {p.id for node in tree.nodes.values() for p in node.leaders}
+        self.counter = ReportCounter(config.limits.reports_per_hour)
+
+    async def load_limits(self) -> None:
+        """At start: the last hour's reports per person, from the database."""
+        async with self.store.read() as tx:
+            self.counter.load(await tx.recent_reports(self.clock.now() - limits.HOUR))
+
+    def limit_key(self, user_id: int, sender_chat: int | None = None) -> int | None:
+        """Whom a report counts against: None for a leader of the tree (no limits), the
+        sender_chat of an anonymous admin or a channel post, else the person."""
+        if sender_chat is not None:
+            return sender_chat
+        return None if user_id in self.leaders else user_id
 
     # --- residents -----------------------------------------------------------------
     async def report(
@@ -95,14 +114,26 @@ class Matters:
         photo_file_id: str | None = None,
         answers_prompt: bool = False,
         private: bool = False,
-    ) -> None:
+        limit_key: int | None = None,
+        membership: str | None = None,
+    ) -> float | None:
         """Log a report. One from a unit group is queued for the next group commit (see
         bot/storage.py): its card, posted once it is committed, is the answer. A private
         one (私下反映) comes from the reporter's private chat (``chat_id``): the unit group
         gets a card without the text, the heads a copy by DM, the community the full text
-        in its own chat, and the reporter a receipt."""
+        in its own chat, and the reporter a receipt.
+
+        ``limit_key`` (None: no limits) counts it against a person (bot/limits.py); over a
+        limit it is held instead, the reporter is told when they may report again, and
+        that time is returned. ``membership``: what Telegram says of a private reporter."""
         assert unit.tier == UNIT
         now = self.clock.now()
+        if limit_key is not None:
+            held = await self._over_limit(unit, chat_id, reporter, text, message_id, photo_file_id, private,
+                                          limit_key, membership, now)
+            if held is not None:
+                return held
+            self.counter.add(limit_key, now)
         rules = self.config.rules_for("other")  # a category picked later brings its own
         clock = policy.arrive(UNIT, now)
         card_chat = (self.tree.chat_of(unit.id) or chat_id) if private else chat_id
@@ -117,6 +148,8 @@ class Matters:
             "rules": rules.to_json(),
             "created_at": now,
             "private": int(private),
+            "limit_key": limit_key,
+            "membership": membership,
             **clock_columns(clock, rules),
         }
         report = QueuedReport(
@@ -125,13 +158,86 @@ class Matters:
         )
         if not private:
             self.store.queue_report(report)
-            return
+            return None
         async with self.store.transaction() as tx:
             [(matter_id, event)] = await tx.insert_reports([report])
             tx.log_event("reported", matter=matter_id, node=unit.id)
             matter = await tx.matter(matter_id)
             assert matter is not None
             await self._private_copies(tx, matter, now, event, chat_id, message_id)
+        return None
+
+    async def _over_limit(
+        self, unit: Node, chat_id: int, reporter: Actor, text: str, message_id: int | None,
+        photo_file_id: str | None, private: bool, key: int, membership: str | None, now: float,
+    ) -> float | None:
+        """Hold the report if it is over a limit; returns when the person may report again."""
+        per_hour = self.config.limits.reports_per_hour
+        if private or self.counter.near(key, now):
+            times = await self.store.report_times(key, now - limits.HOUR)
+            self.counter.replace(key, times)
+        else:
+            times = self.counter.times(key, now)  # well under the limit: no trip to SQLite
+        reason, again = limits.HELD_HOURLY, limits.retry_at(times, per_hour, limits.HOUR)
+        if again is None and membership == limits.NONMEMBER:
+            async with self.store.read() as tx:
+                strangers = await tx.report_times(key, now - limits.DAY, nonmember=True)
+            reason = limits.HELD_NONMEMBER
+            again = limits.retry_at(strangers, self.config.limits.private_nonmember_per_day, limits.DAY)
+        if again is None:
+            return None
+        self.counter.add(key, now)  # a held report counts too: spamming on does not help
+        async with self.store.transaction() as tx:
+            held_id = await tx.hold_report({
+                "unit_id": unit.id, "chat_id": chat_id, "message_id": message_id, "reporter_id": reporter.id,
+                "reporter_name": reporter.name, "limit_key": key, "text": text, "photo": photo_file_id,
+                "private": int(private), "membership": membership, "reason": reason, "created_at": now,
+            })
+            t = self.langs.for_chat(chat_id)
+            await tx.enqueue(
+                f"held:{held_id}", chat_id, now, reply_to=message_id,
+                text=t(f"limits.held_{reason}", reporter=render.mention(reporter.id, reporter.name),
+                       limit=per_hour if reason == limits.HELD_HOURLY
+                       else self.config.limits.private_nonmember_per_day, at=t.time(again)),
+            )
+        log.info("report held: unit %s, key %s, held report %s (%s)", unit.id, key, held_id, reason)
+        return again
+
+    async def release_held(self, held_id: int, actor: Actor, chat: Node) -> tuple[Outcome, int | None]:
+        """A head turns a held report into a matter: from then on a normal report by its
+        original reporter, with fresh deadlines. Returns the outcome and the matter's number."""
+        async with self.store.transaction() as tx:
+            held = await tx.held_report(held_id)
+            if held is None or held.unit_id not in self.tree.nodes:
+                return Outcome.NOT_FOUND, None
+            if not self.tree.contains(chat.id, held.unit_id):
+                return Outcome.OTHER_UNIT, None
+            if not self.tree.may_act(actor.id, held.unit_id):
+                return Outcome.NOT_ALLOWED, None
+            if held.matter_id is not None:
+                return Outcome.ALREADY_RESOLVED, held.matter_id
+            now = self.clock.now()
+            rules = self.config.rules_for("other")
+            group_chat = self.tree.chat_of(held.unit_id)
+            row = {
+                "unit_id": held.unit_id,
+                "chat_id": (group_chat or held.chat_id) if held.private else held.chat_id,
+                "report_message_id": None if held.private else held.message_id,
+                "reporter_id": held.reporter_id, "reporter_name": held.reporter_name, "text": held.text,
+                "top_tier": UNIT, "rules": rules.to_json(), "created_at": now, "private": int(held.private),
+                "limit_key": held.limit_key, "membership": held.membership,
+                **clock_columns(policy.arrive(UNIT, now), rules),
+            }
+            report = QueuedReport(None, row, None if held.private else held.message_id, held.photo)
+            [(matter_id, event)] = await tx.insert_reports([report])
+            await tx.release_held(held.id, matter_id, actor.id, now)
+            await tx.add_event(matter_id, now, "held_released", actor_id=actor.id, actor_name=actor.name, tier=UNIT)
+            if held.private:
+                matter = await tx.matter(matter_id)
+                assert matter is not None
+                await self._private_copies(tx, matter, now, event, held.chat_id, held.message_id)
+        log.info("held report %s released as matter %s by %s", held_id, matter_id, actor.id)
+        return Outcome.OK, matter_id
 
     async def _private_copies(
         self, tx: Tx, matter: Matter, now: float, event: int, private_chat: int, message_id: int | None
@@ -166,6 +272,20 @@ class Matters:
             if category.urgent and not matter.urgent:
                 updated = await tx.matter(matter.id)
                 assert updated is not None
+                # Past the reporter's urgent alerts for the day (a resident tagging, not a
+                # head), it still reaches tiers 2 and 1 at once, but as a line in one
+                # message per chat per sweep: thirty tags are one message, not thirty alerts.
+                over = (matter.limit_key is not None and actor.id not in self.leaders
+                        and await tx.urgent_alerts(matter.limit_key, now - limits.DAY)
+                        >= self.config.limits.urgent_per_day)
+                await tx.update_matter(matter.id, urgent_at=now)
+                if over:
+                    log.info("urgent alert over the limit: matter %s, key %s", matter.id, matter.limit_key)
+                    await self.notifier.defer(
+                        tx, [Ping(updated, "urgent_over", tier, "over_limit", event) for tier in (COMMUNITY, STATION)],
+                        now,
+                    )
+                    return
                 pings = [Ping(updated, "urgent", tier, "urgent", event) for tier in (COMMUNITY, STATION)]
                 await self.notifier.send(tx, pings, now, may_hold=False)
                 # A private reporter is told in private: the group must not see who it was.

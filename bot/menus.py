@@ -46,11 +46,11 @@ RESIDENTS = ("report", "my", "cancel", "help")
 PRIVATE = ("start", "report", "my", "cancel", "lang", "help")
 HEADS = (
     "report", "claim", "resolve", "note", "list", "show", "close", "refer", "suspend", "resume", "escalate",
-    "reopen", "summary", "lang", "help",
+    "reopen", "held", "summary", "lang", "help",
 )
 LEADERS = (
     "broadcast", "list", "show", "takeover", "resolve", "return", "note", "escalate", "close", "refer",
-    "suspend", "resume", "reopen", "duty", "summary", "export", "bind", "lang", "help",
+    "suspend", "resume", "reopen", "held", "duty", "summary", "export", "bind", "lang", "help",
 )
 DESCRIPTION_MAX = 256  # Telegram's limit for a command's description
 

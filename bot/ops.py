@@ -9,9 +9,6 @@ it itself meanwhile.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +18,7 @@ from pathlib import Path
 from bot import storage
 from bot.config import Config
 from bot.i18n import Texts
+from bot.lock import DatabaseLock
 from bot.tree import Tree
 from escalation import policy
 
@@ -35,45 +33,16 @@ class Status:
     problems: list[str] = field(default_factory=list)
 
 
-def lock_path(database: str | Path) -> Path:
-    """The file a running bot keeps locked: ``<database>.lock``."""
-    database = Path(database)
-    return database.with_name(database.name + ".lock")
-
-
-class BotRunning(Exception):
-    """Another process (a running bot) holds the database's lock."""
-
-
 @contextlib.contextmanager
 def holding_lock(database: str | Path) -> Iterator[None]:
-    """Hold ``<database>.lock`` exclusively, without waiting; BotRunning if it is taken.
-    Both kinds of lock are taken (flock and POSIX record locks do not see each other on
-    Linux), so a bot is seen whichever of the two it holds."""
-    path = lock_path(database)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """Hold the running bot's own lock (bot/lock.py) while replacing its database;
+    AlreadyRunning, at once, if a bot holds it."""
+    lock = DatabaseLock(database)
+    lock.acquire()
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                holder = _holder(path)
-                by = f" by pid {holder}" if holder else ""
-                raise BotRunning(f"{path} is locked{by}: a bot is running; stop it first") from exc
-            raise
         yield
     finally:
-        os.close(fd)  # releases both locks
-
-
-def _holder(path: Path) -> str | None:
-    """The pid a bot writes into its lock file, if it does."""
-    with contextlib.suppress(OSError, ValueError):
-        text = path.read_text().strip()
-        return str(int(text.split()[0])) if text else None
-    return None
+        lock.release()
 
 
 async def status(config: Config, now: float, max_backlog_age: float, max_sweep_age: float) -> Status:

@@ -113,6 +113,7 @@ def card(
         lines.append(t("card.category", category=category))
     if see(Piece.REPORTER):
         lines.append(t("card.reporter", reporter=mention(matter.reporter_id, matter.reporter_name)))
+        lines += membership_line(matter, t)  # 非本群成员 / 未核实: only where the reporter is seen
     lines.append(t("card.heads", heads=people(unit.leaders)))
     if attachments and see(Piece.ATTACHMENTS):
         lines.append(t("card.photos", count=attachments))
@@ -202,6 +203,8 @@ def pings(
             lines.append(t("esc.category", category=t.category(matter.category)))
         lines.append(t("esc.reporter", reporter=mention(matter.reporter_id, matter.reporter_name))
                      if see(Piece.REPORTER) else t("card.private"))
+        if see(Piece.REPORTER):
+            lines += membership_line(matter, t)
         if see(Piece.TEXT):
             lines.append(t("esc.text", text=snippet(matter.text)))
         if not (ping.kind == "urgent" and now - matter.created_at < 60):  # "已等待：0秒" says nothing
@@ -239,6 +242,27 @@ def pings(
         row = action_buttons(matter, t, takeover=True)
         keyboard += [[(f"{label} #{matter.id}", data) for label, data in r] for r in row] if len(batch) > 1 else row
     return "\n".join(lines), keyboard
+
+
+def over_limit(batch: list[Any], tree: Tree, t: Texts) -> tuple[str, Keyboard]:
+    """Urgent matters whose reporters are past their urgent alerts for the day: one line
+    each in one message, mentioning nobody (see bot/limits.py)."""
+    lines = [t("limits.urgent_over_title", count=len(batch))]
+    keyboard: Keyboard = []
+    for ping in batch:
+        matter = ping.matter
+        lines.append(t("limits.urgent_over_line", id=matter.id, category=t.category(matter.category),
+                       unit=escape(tree.name_of(matter.unit_id)), reporter=escape(matter.reporter_name),
+                       text=snippet(matter.text, 40)))
+        if len(keyboard) < MAX_BUTTON_ROWS:
+            keyboard += [[(f"{label} #{matter.id}", data) for label, data in row]
+                         for row in action_buttons(matter, t, takeover=True)]
+    return "\n".join(lines), keyboard
+
+
+def membership_line(matter: Matter, t: Texts) -> list[str]:
+    """非本群成员 / 未核实: what Telegram said of a private reporter, for the heads and above."""
+    return [t(f"limits.{matter.membership}")] if matter.membership in ("nonmember", "unverified") else []
 
 
 MAX_MENTIONS = 40  # Telegram notifies nobody in a message with more than 50 mentions

@@ -40,7 +40,7 @@ async def purge(store: Store, before: float, now: float, by_hand: bool = False) 
 
 
 def _any(counts: Purged) -> bool:
-    return bool(counts.matters or counts.prompts or counts.users)
+    return bool(counts.matters or counts.prompts or counts.users or counts.held)
 
 
 async def purge_file(config: Config, before: float, by_hand: bool = False) -> Purged:

@@ -267,7 +267,41 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX broadcast_targets_chat ON broadcast_targets(chat_id);
     """,
-    # 4 (issue 10, data kept no longer than needed; issue 11, the poisoned update): an
+    # 4 (issue 10, abuse limits): whom a report counts against (the person, or the
+    # sender_chat of an anonymous admin or channel post), whether Telegram shows a private
+    # reporter as a member of the unit's group, and when a matter first alerted as urgent.
+    # Reports over a limit are kept in held_reports (not matters: no figure sees them)
+    # until a head turns one into a matter. Older matters have no limit_key: they count
+    # against nobody, which forgets at most an hour's and a day's reports at the upgrade.
+    """
+    ALTER TABLE matters ADD COLUMN limit_key INTEGER;
+    ALTER TABLE matters ADD COLUMN membership TEXT;
+    ALTER TABLE matters ADD COLUMN urgent_at REAL;
+    CREATE INDEX matters_limit ON matters(limit_key, created_at) WHERE limit_key IS NOT NULL;
+    CREATE INDEX matters_limit_urgent ON matters(limit_key, urgent_at) WHERE urgent_at IS NOT NULL;
+
+    CREATE TABLE held_reports (
+        id INTEGER PRIMARY KEY,
+        unit_id TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        message_id INTEGER,
+        reporter_id INTEGER NOT NULL,
+        reporter_name TEXT NOT NULL,
+        limit_key INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        photo TEXT,
+        private INTEGER NOT NULL DEFAULT 0,
+        membership TEXT,
+        reason TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        matter_id INTEGER REFERENCES matters(id),
+        released_by INTEGER,
+        released_at REAL
+    );
+    CREATE INDEX held_reports_key ON held_reports(limit_key, created_at);
+    CREATE INDEX held_reports_waiting ON held_reports(unit_id, id) WHERE matter_id IS NULL;
+    """,
+    # 5 (issue 10, data kept no longer than needed; issue 11, the poisoned update): an
     # update's payload is kept only until it is done (NULL after, and from chats outside
     # the tree never stored), so it may be NULL; an update that cannot be handled counts
     # its tries and, after the last, is marked failed with its error. Payloads of updates
@@ -342,6 +376,8 @@ class Matter:
     suspended_until: float | None = None
     closed_at: float | None = None  # resolved, unresolvable, referred or cancelled
     close_reason: str | None = None
+    limit_key: int | None = None  # whom it counts against (bot/limits.py); None: nobody
+    membership: str | None = None  # a private reporter in the unit's group: member / nonmember / unverified
 
     @property
     def clock(self) -> Clock:
@@ -427,6 +463,29 @@ class HeldPing:
 
 
 @dataclass
+class HeldReport:
+    """A report over a limit, kept until a head turns it into a matter (/held)."""
+
+    id: int
+    unit_id: str
+    chat_id: int  # where it was sent: the unit's group, or the reporter's private chat
+    message_id: int | None
+    reporter_id: int
+    reporter_name: str
+    limit_key: int
+    text: str
+    photo: str | None
+    private: bool
+    membership: str | None
+    reason: str  # "hourly" or "nonmember"
+    created_at: float
+    matter_id: int | None = None
+
+
+_HELD_COLUMNS = [f.name for f in fields(HeldReport)]
+
+
+@dataclass
 class DutyOverride:
     """Someone took the station's watch with /duty, until ``until``."""
 
@@ -476,6 +535,7 @@ class Purged:
     messages: int = 0
     prompts: int = 0
     users: int = 0
+    held: int = 0  # reports held back by the abuse limits
 
     def add(self, other: Purged) -> None:
         for f in fields(self):
@@ -511,6 +571,12 @@ def _matter(row: Sequence[Any]) -> Matter:
     matter.private = bool(matter.private)
     matter.category_set = bool(matter.category_set)
     return matter
+
+
+def _held(row: Sequence[Any]) -> HeldReport:
+    held = HeldReport(*row)
+    held.private = bool(held.private)
+    return held
 
 
 def clock_columns(clock: Clock, rules: Rules) -> dict[str, Any]:
@@ -659,6 +725,16 @@ class Store:
         async with self._lock:
             await self._write_queued()
             yield Tx(self._conn)
+
+    async def report_times(self, key: int, since: float) -> list[float]:
+        """When the reports counting against ``key`` since ``since`` were made, oldest
+        first: those committed, held, and those still queued for the group commit, in one
+        trip and without committing the queue (which would split its batch)."""
+        async with self._lock:
+            times = await Tx(self._conn).report_times(key, since)
+        queued = [r.matter["created_at"] for r in self._reports
+                  if r.matter.get("limit_key") == key and r.matter["created_at"] >= since]
+        return sorted(times + queued)
 
     def queue_report(self, report: QueuedReport) -> None:
         """Log a group report in the next group commit (see the module's docstring)."""
@@ -1230,6 +1306,66 @@ class Tx:
         """(kind, file id or "lat,lon") of everything attached to a matter, oldest first."""
         return await self._all("SELECT kind, file_id FROM attachments WHERE matter_id = ? ORDER BY id", (matter_id,))
 
+    # --- abuse limits (issue 10) -------------------------------------------------
+    async def report_times(self, key: int, since: float, nonmember: bool = False) -> list[float]:
+        """When the reports counting against ``key`` since ``since`` were made (matters
+        and reports still held), oldest first; ``nonmember``: only private reports from
+        someone Telegram does not show as a member of the unit's group."""
+        extra = " AND membership = 'nonmember'" if nonmember else ""
+        rows = await self._all(
+            f"SELECT created_at FROM matters WHERE limit_key = ? AND created_at >= ?{extra} "
+            f"UNION ALL SELECT created_at FROM held_reports WHERE limit_key = ? AND created_at >= ? "
+            f"AND matter_id IS NULL{extra} ORDER BY 1",
+            (key, since, key, since),
+        )
+        return [r[0] for r in rows]
+
+    async def recent_reports(self, since: float) -> list[tuple[int, float]]:
+        """(limit key, when) of every report since ``since``: the limits' memory at start."""
+        return await self._all(
+            "SELECT limit_key, created_at FROM matters WHERE created_at >= ? AND limit_key IS NOT NULL "
+            "UNION ALL SELECT limit_key, created_at FROM held_reports WHERE created_at >= ? AND matter_id IS NULL",
+            (since, since),
+        )
+
+    async def urgent_alerts(self, key: int, since: float) -> int:
+        """How many of this person's matters first alerted as urgent since ``since``."""
+        (count,) = await self._one(
+            "SELECT count(*) FROM matters WHERE limit_key = ? AND urgent_at >= ?", (key, since)
+        )
+        return int(count)
+
+    async def hold_report(self, held: dict[str, Any]) -> int:
+        columns = list(held)
+        cur = await self._conn.execute(
+            f"INSERT INTO held_reports ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+            [held[c] for c in columns],
+        )
+        return cur.lastrowid  # type: ignore[return-value]
+
+    async def held_report(self, held_id: int) -> HeldReport | None:
+        row = await self._one(f"SELECT {', '.join(_HELD_COLUMNS)} FROM held_reports WHERE id = ?", (held_id,))
+        return _held(row) if row else None
+
+    async def held_reports(self, unit_ids: Sequence[str], limit: int = 20) -> list[HeldReport]:
+        """Reports still held for these units, newest first."""
+        marks = ", ".join("?" for _ in unit_ids)
+        rows = await self._all(
+            f"SELECT {', '.join(_HELD_COLUMNS)} FROM held_reports "
+            f"WHERE matter_id IS NULL AND unit_id IN ({marks}) ORDER BY id DESC LIMIT ?",
+            (*unit_ids, limit),
+        )
+        return [_held(r) for r in rows]
+
+    async def release_held(self, held_id: int, matter_id: int, by: int, now: float) -> bool:
+        """Returns True only the first time: one held report becomes one matter."""
+        cur = await self._conn.execute(
+            "UPDATE held_reports SET matter_id = ?, released_by = ?, released_at = ? "
+            "WHERE id = ? AND matter_id IS NULL",
+            (matter_id, by, now, held_id),
+        )
+        return cur.rowcount == 1
+
     # --- schedules ---------------------------------------------------------------
     async def first_started(self, now: float) -> float:
         """When this database first served a bot (set once, at the first start)."""
@@ -1408,7 +1544,7 @@ class Tx:
             "claimed_by = CASE WHEN claimed_by = reporter_id THEN NULL ELSE claimed_by END, "
             "resolved_by_name = CASE WHEN resolved_by = reporter_id THEN ? ELSE resolved_by_name END, "
             "resolved_by = CASE WHEN resolved_by = reporter_id THEN NULL ELSE resolved_by END, "
-            f"purged_at = ? WHERE id IN ({marks})",
+            f"limit_key = NULL, purged_at = ? WHERE id IN ({marks})",
             (PURGED, PURGED, PURGED, PURGED, PURGED, PURGED, now, *ids),
         )
         await self._conn.executemany(
@@ -1417,14 +1553,20 @@ class Tx:
         return Purged(len(ids), events.rowcount, attachments.rowcount, messages.rowcount, prompts.rowcount)
 
     async def purge_people(self, before: float) -> Purged:
-        """Questions left unanswered since before ``before``, and the names of people not
-        seen since (kept only to know who opened a private chat)."""
+        """Questions left unanswered since before ``before``, the names of people not seen
+        since (kept only to know who opened a private chat), and reports held back by the
+        abuse limits since then."""
         prompts = await self._conn.execute("DELETE FROM prompts WHERE asked_at < ?", (before,))
         users = await self._conn.execute(
             "UPDATE users SET name = ? WHERE updated_at < ? AND name IS NOT NULL AND name != ?",
             (PURGED, before, PURGED),
         )
-        return Purged(prompts=prompts.rowcount, users=users.rowcount)
+        held = await self._conn.execute(
+            "UPDATE held_reports SET reporter_id = 0, reporter_name = ?, limit_key = 0, text = ?, photo = NULL "
+            "WHERE created_at < ? AND text != ?",
+            (PURGED, PURGED, before, PURGED),
+        )
+        return Purged(prompts=prompts.rowcount, users=users.rowcount, held=held.rowcount)
 
     # --- summaries ---------------------------------------------------------------
     async def summary_facts(self, start: float, end: float) -> list[SummaryFacts]:

@@ -66,18 +66,32 @@ class Notifier:
         for chat, chat_pings in by_chat.items():
             await self._queue(tx, chat, chat_pings, now)
 
+    async def defer(self, tx: Tx, pings: list[Ping], now: float) -> None:
+        """Urgent alerts past the reporter's daily limit (bot/limits.py): due at once, but
+        sent by the next sweep as one line each in one message per chat."""
+        for ping in pings:
+            chat = target_chat(self.tree, ping.matter.unit_id, ping.tier)
+            if chat is not None:
+                await tx.hold_ping(chat, ping.matter.id, ping.kind, ping.tier, ping.reason, now, now)
+
     async def release(self, tx: Tx, now: float) -> int:
         """Send what quiet hours held, one message per chat. Returns how many pings."""
         held = await tx.held_pings_due(now)
         if not held:
             return 0
         by_chat: dict[int, list[Ping]] = defaultdict(list)
+        over_limit: dict[int, list[Ping]] = defaultdict(list)
         for row in held:
             matter = await tx.matter(row.matter_id)
             if matter is not None and not matter.closed:  # settled overnight: nothing to say
-                by_chat[row.chat_id].append(Ping(matter, row.kind, row.tier, row.reason, row.id))
+                chats = over_limit if row.kind == "urgent_over" else by_chat
+                chats[row.chat_id].append(Ping(matter, row.kind, row.tier, row.reason, row.id))
         for chat, chat_pings in by_chat.items():
             await self._queue(tx, chat, chat_pings, now, key_prefix=f"held{int(now)}")  # ids restart
+        for chat, chat_pings in over_limit.items():
+            text, keyboard = render.over_limit(chat_pings, self.tree, self.langs.for_chat(chat))
+            key = f"overlimit{int(now)}:{chat}:" + ",".join(f"{p.matter.id}e{p.event_id}" for p in chat_pings[:20])
+            await tx.enqueue(key, chat, now, matter_id=chat_pings[0].matter.id, text=text, markup=keyboard)
         await tx.drop_held_pings([row.id for row in held])
         return len(held)
 

@@ -7,7 +7,7 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 
 from bot import inbox
 from bot.tree import Tree
-from handlers import broadcast, chats, duty, language, matters, migration, people, report
+from handlers import broadcast, chats, duty, language, limits, matters, migration, people, report
 from handlers import reports as report_handlers
 from handlers.common import BoundChat, UnitChat
 
@@ -15,7 +15,7 @@ from handlers.common import BoundChat, UnitChat
 def register(app: Application, tree: Tree) -> None:
     bound, unit = BoundChat(tree), UnitChat(tree)
     leader = broadcast.LeaderChat(tree)
-    work = [*matters.COMMANDS, "list", "show", "summary", "duty"]
+    work = [*matters.COMMANDS, "list", "show", "summary", "duty", "held"]
     app.add_handlers(
         [
             # A group became a supergroup: follow it to its new id (issue 11).
@@ -68,6 +68,9 @@ def register(app: Application, tree: Tree) -> None:
             # The station's watch.
             CommandHandler("duty", duty.show_or_set, filters=bound),
             CallbackQueryHandler(duty.take_button, pattern=f"^{duty.TAKE_WATCH}$"),
+            # Reports held over an abuse limit (issue 10): listed, and turned into matters.
+            CommandHandler("held", limits.held_list, filters=bound),
+            CallbackQueryHandler(limits.release_button, pattern=f"^{limits.RELEASE}"),
             # Buttons on cards and escalations (claim, resolve, category); stale ones get a toast.
             CallbackQueryHandler(matters.button),
             # --- Reports leaders read (issue 5): ledgers from a community's or the station's

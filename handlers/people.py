@@ -14,6 +14,7 @@ from bot.matters import MAX_TEXT, Outcome
 from bot.services import Services
 from bot.tree import UNIT, Node
 from handlers.common import ack_for, actor, chat_node, matter_number, refusal, reply, services, texts_for
+from handlers.limits import limit_key, membership
 from handlers.report import PROMPT_TTL, report_text_ok, visible
 
 UNIT_CHOICE = f"{render.CALLBACK_VERSION}:pu:"  # + unit id: "this private report is about that unit"
@@ -122,7 +123,12 @@ async def _log_private(
         return
     user = actor(update)
     reply_id = message.message_id if message.chat.type == ChatType.PRIVATE and message.text else None
-    await svc.matters.report(unit, message.chat_id, user, text, reply_id, photo, answers_prompt, private=True)
+    # A resident's private report asks Telegram whether they are in the unit's group (a
+    # round trip on private reports only): 非本群成员 reports are marked and limited.
+    key = limit_key(update, svc)
+    member = None if key is None else await membership(context.bot, svc.tree.chat_of(unit.id), user.id)
+    await svc.matters.report(unit, message.chat_id, user, text, reply_id, photo, answers_prompt, private=True,
+                             limit_key=key, membership=member)
 
 
 def _unit_buttons(units: list[Node]) -> InlineKeyboardMarkup | None:

@@ -13,6 +13,7 @@ from bot import render
 from bot.matters import MAX_TEXT
 from bot.tree import UNIT
 from handlers.common import actor, chat_node, command_text, reply, services, texts_for
+from handlers.limits import limit_key
 
 KEYWORD = re.compile(r"^\s*(?:上报|#纠纷)[\s:：,，]*")
 CAPTION_COMMAND = re.compile(r"^/report(?:@(\w+))?(?:\s|$)", re.IGNORECASE)
@@ -122,7 +123,9 @@ async def _log(
     text = text.strip()
     if not await report_text_ok(update, context, text):
         return
-    # The card is the answer: the delivery worker posts it as a reply to this message.
+    # The card is the answer: the delivery worker posts it as a reply to this message
+    # (over a limit, the polite answer saying when to report again).
     await svc.matters.report(
-        unit, message.chat_id, actor(update), text, message.message_id, photo_file_id, answers_prompt
+        unit, message.chat_id, actor(update), text, message.message_id, photo_file_id, answers_prompt,
+        limit_key=limit_key(update, svc),
     )

@@ -349,6 +349,10 @@ async def test_tierbot_purge_clears_matters_closed_before_a_day(
     async with make_bot(clock=long_ago) as bot:
         await _closed_and_open_matters(bot)
         database = bot.config.database
+    with contextlib.closing(sqlite3.connect(database)) as db, db:  # a report the abuse limits held back
+        db.execute("INSERT INTO held_reports (unit_id, chat_id, reporter_id, reporter_name, limit_key, text, reason, "
+                   "created_at) VALUES ('u1', ?, ?, '张秀英', ?, '第十一次反映：张三家的狗', 'hourly', ?)",
+                   (U1_CHAT, RESIDENT, RESIDENT, long_ago.now()))
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(town(database=database), allow_unicode=True), encoding="utf-8")
     assert await asyncio.to_thread(main, ["purge", "--before", "2024-01-10", "--config", str(config_file)]) == 0
@@ -357,6 +361,8 @@ async def test_tierbot_purge_clears_matters_closed_before_a_day(
     assert "cleared the personal data of 2 matter(s) closed before 2024-01-11" in capsys.readouterr().out
     assert _row_of(database, "SELECT id FROM matters WHERE text = '（已清除）' ORDER BY id") == [(1,), (2,)]
     assert _row_of(database, "SELECT count(*) FROM events WHERE kind = 'purged'") == [(2,)]
+    held = _row_of(database, "SELECT reporter_id, reporter_name, text FROM held_reports")
+    assert held == [(0, "（已清除）", "（已清除）")]
     messages = _row_of(database, "SELECT DISTINCT text FROM outbox WHERE matter_id IN (1, 2) AND text IS NOT NULL")
     assert messages == [("（已清除）",)]  # what was said to the reporter about them, too
     assert await asyncio.to_thread(main, ["purge", "--before", "2999-01-01", "--config", str(config_file)]) == 2

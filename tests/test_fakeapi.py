@@ -145,6 +145,24 @@ async def test_chat_not_found_and_kicked(api: FakeBotApi, bot: Bot) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
+async def test_get_chat_member_answers_what_the_test_set(api: FakeBotApi, bot: Bot) -> None:
+    from bot.fakeapi import ApiError
+
+    assert (await bot.get_chat_member(GROUP, 501)).status == "member"  # unset: a member
+    api.set_member(GROUP, 502, "left")
+    api.set_member(GROUP, 503, "kicked")
+    api.set_member(GROUP, 504, ApiError(400, "Bad Request: user not found"))
+    api.set_member(GROUP, 505, ApiError(400, "Bad Request: member list is inaccessible"))
+    assert (await bot.get_chat_member(GROUP, 502)).status == "left"
+    assert (await bot.get_chat_member(GROUP, 503)).status == "kicked"
+    with pytest.raises(BadRequest, match="User not found"):
+        await bot.get_chat_member(GROUP, 504)
+    with pytest.raises(BadRequest, match="inaccessible"):
+        await bot.get_chat_member(GROUP, 505)
+    with pytest.raises(BadRequest, match="Chat not found"):
+        await bot.get_chat_member(-999, 501)
+
+
 async def test_injected_faults(api: FakeBotApi, bot: Bot) -> None:
     api.fail("sendMessage", retry_after=1)
     with pytest.raises(RetryAfter) as caught:

@@ -370,7 +370,8 @@ async def test_backup_during_a_stream_of_reports_restores_every_committed_one(
             nonlocal sent
             while True:
                 chat = (U1_CHAT, U2_CHAT, U3_CHAT)[sent % 3]
-                bot.api.send_text(chat, bot.api.user(900 + sent % 7, f"居民{sent}"), f"/report 第{sent}件")
+                # A resident each: limits.reports_per_hour would hold the eleventh report of one.
+                bot.api.send_text(chat, bot.api.user(5000 + sent, f"居民{sent}"), f"/report 第{sent}件")
                 sent += 1
                 await asyncio.sleep(0.005)
 
@@ -415,13 +416,12 @@ async def test_backup_during_a_stream_of_reports_restores_every_committed_one(
     await store.close()
 
 
-def hold_lock(database: Path, kind: str) -> subprocess.Popen[str]:
-    """Another process holding ``<database>.lock`` as a running bot would (flock or lockf)."""
+def hold_lock(database: Path) -> subprocess.Popen[str]:
+    """Another process holding the database's lock as a running bot does (bot/lock.py)."""
     code = (
-        "import fcntl, os, sys, time\n"
-        f"fd = os.open({str(ops.lock_path(database))!r}, os.O_RDWR | os.O_CREAT, 0o600)\n"
-        f"fcntl.{kind}(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
-        "os.write(fd, str(os.getpid()).encode())\n"
+        "import sys, time\n"
+        "from bot.lock import DatabaseLock\n"
+        f"DatabaseLock({str(database)!r}).acquire()\n"
         "print('locked', flush=True)\n"
         "time.sleep(60)\n"
     )
@@ -430,8 +430,7 @@ def hold_lock(database: Path, kind: str) -> subprocess.Popen[str]:
     return holder
 
 
-@pytest.mark.parametrize("kind", ["flock", "lockf"])
-async def test_restore_refuses_while_the_bot_holds_its_lock(tmp_path: Path, kind: str) -> None:
+async def test_restore_refuses_while_the_bot_holds_its_lock(tmp_path: Path) -> None:
     database = tmp_path / "live.sqlite3"
     store = await Store.open(database)
     async with store.transaction() as tx:
@@ -442,13 +441,13 @@ async def test_restore_refuses_while_the_bot_holds_its_lock(tmp_path: Path, kind
     raw = town()
     raw["database"] = str(database)
     config = write_config(tmp_path, raw)
-    holder = hold_lock(database, kind)
+    holder = hold_lock(database)
     try:
         code, _, err = await tierbot("restore", "--config", str(config), "--from", str(backup))
     finally:
         holder.kill()
         holder.wait()
-    assert code == 3 and f"by pid {holder.pid}" in err and "stop it first" in err
+    assert code == 3 and f"pid {holder.pid}" in err and "stop it first" in err
     with sqlite3.connect(database) as db:
         assert db.execute("SELECT value FROM meta WHERE key = 'marker'").fetchone() == ("live",)
     assert not [n for n in os.listdir(tmp_path) if "before-restore" in n]

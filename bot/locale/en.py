@@ -410,6 +410,37 @@ MESSAGES: dict[str, str] = {
     "privacy.already_claimed": "Matter #{id} has already been claimed.",
     # --- process (issue 11) ---
     "ops.conflict": "⚠️ Another program is receiving this bot's messages with its token (Telegram answered 409 Conflict), perhaps a copy on another server. Two copies at once miss or double-handle reports; please ask the administrator to stop the extra one.",
+    # --- limits (issue 10/11) ---
+    "limits.held_hourly": (
+        "{reporter}, you have reported {limit} matters within an hour, the limit. This one is kept and the heads "
+        "will look at it; you can report again after {at}. If anyone is in danger, call 110 now."
+    ),
+    "limits.held_nonmember": (
+        "{reporter}, you have reported {limit} matters privately today to units whose group you are not in, the "
+        "limit. This one is kept and the heads will look at it; you can report again after {at}. "
+        "If anyone is in danger, call 110 now."
+    ),
+    "limits.nonmember": "⚠️ Not a member: Telegram shows the reporter is not in this unit's group",
+    "limits.unverified": "❔ Unverified: whether the reporter is in this unit's group could not be checked",
+    "limits.flag_nonmember": " · not a member",
+    "limits.flag_unverified": " · unverified",
+    "limits.urgent_over_title": (
+        "🚨 <b>{count} urgent matters</b>: their reporters are past their urgent alerts for the day, "
+        "so they come as one message"
+    ),
+    "limits.urgent_over_line": "• #{id} {category} · {unit} · {reporter}: {text}",
+    "limits.held_header": (
+        "<b>{count} held reports</b> (over a reporting limit, not matters yet; tap a button to make one a matter)"
+    ),
+    "limits.held_item": "H{id} · {at} · {unit} · {reporter}{flag}: {text}",
+    "limits.held_private": "🔒 reported privately",
+    "limits.held_empty": "No reports are held.",
+    "limits.held_not_allowed": "Sorry, only the unit's heads and the leaders above may see and handle held reports.",
+    "limits.button_release": "Make H{id} a matter",
+    "limits.released": "Held report H{held} is now matter #{id}.",
+    "limits.already_released": "Held report H{held} is already matter #{id}.",
+    "cmd.held": "Reports held over a limit; make one a matter",
+    "event.held_released": "held report made a matter",
     # --- data (issue 10/11) ---
     "event.purged": "personal data cleared",
 }

@@ -418,6 +418,31 @@ MESSAGES: dict[str, str] = {
     "privacy.already_claimed": "事项 #{id} 已有人认领。",
     # --- process (issue 11) ---
     "ops.conflict": "⚠️ 另有一个程序正在用本机器人的令牌接收消息（Telegram 答复 409 冲突），可能是另一台服务器上的副本。两个副本同时运行会漏收或重复处理上报，请管理员停掉多余的那个。",
+    # --- limits (issue 10/11) ---
+    "limits.held_hourly": (
+        "{reporter}，您一小时内反映的事项已达 {limit} 件上限。这条内容已保存，负责人会查看是否登记；"
+        "{at} 后可以再反映。如有人身危险请立即拨打 110。"
+    ),
+    "limits.held_nonmember": (
+        "{reporter}，您今天向不在其群内的单元私下反映的事项已达 {limit} 件上限。这条内容已保存，负责人会查看是否登记；"
+        "{at} 后可以再反映。如有人身危险请立即拨打 110。"
+    ),
+    "limits.nonmember": "⚠️ 非本群成员：Telegram 显示报告人不在本单元群中",
+    "limits.unverified": "❔ 未核实：无法查询报告人是否在本单元群中",
+    "limits.flag_nonmember": " · 非本群成员",
+    "limits.flag_unverified": " · 未核实",
+    "limits.urgent_over_title": "🚨 <b>{count} 件紧急事项</b>：报告人已超出每日紧急提醒上限，合并为一条消息",
+    "limits.urgent_over_line": "• #{id} {category} · {unit} · {reporter}：{text}",
+    "limits.held_header": "<b>暂存的反映 {count} 条</b>（超出反映次数上限，尚未登记为事项；点下方按钮转为事项）",
+    "limits.held_item": "H{id} · {at} · {unit} · {reporter}{flag}：{text}",
+    "limits.held_private": "🔒 私下反映",
+    "limits.held_empty": "没有暂存的反映。",
+    "limits.held_not_allowed": "抱歉，只有负责人和上级领导可以查看和处理暂存的反映。",
+    "limits.button_release": "转为事项 H{id}",
+    "limits.released": "暂存的反映 H{held} 已转为事项 #{id}。",
+    "limits.already_released": "暂存的反映 H{held} 已经转为事项 #{id}。",
+    "cmd.held": "暂存的反映（超出次数上限），可转为事项",
+    "event.held_released": "暂存的反映转为事项",
     # --- data (issue 10/11) ---
     "event.purged": "个人信息已清除",
 }

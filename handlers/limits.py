@@ -1,0 +1,102 @@
+"""Abuse limits at the edge (bot/limits.py): whom a report counts against, whether a private
+reporter is a member of the unit's group, and /held with its 转为事项 buttons."""
+
+from __future__ import annotations
+
+import logging
+from html import escape
+
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.error import BadRequest, TelegramError
+from telegram.ext import ContextTypes
+
+from bot import limits, render
+from bot.matters import Outcome
+from bot.services import Services
+from bot.tree import UNIT
+from handlers.common import actor, chat_node, reply, services, texts_for
+
+log = logging.getLogger(__name__)
+
+RELEASE = f"{render.CALLBACK_VERSION}:hr:"  # + held report id: "turn it into a matter"
+SHOWN = 10  # held reports /held lists (newest first)
+
+
+def limit_key(update: Update, svc: Services) -> int | None:
+    """Whom this update's report counts against (None: a leader of the tree, no limits).
+    An anonymous admin's or a channel's message is counted by its sender_chat."""
+    message = update.effective_message
+    sender_chat = message.sender_chat.id if message is not None and message.sender_chat else None
+    return svc.matters.limit_key(actor(update).id, sender_chat)
+
+
+async def membership(bot: Bot, chat_id: int | None, user_id: int) -> str:
+    """member / nonmember / unverified, as Telegram answers getChatMember. Telegram
+    guarantees it only to admins, and some groups hide their members: whatever does not
+    say plainly "not a member" is unverified, never nonmember."""
+    if chat_id is None:
+        return limits.UNVERIFIED
+    try:
+        member = await bot.get_chat_member(chat_id, user_id)
+    except BadRequest as exc:
+        if "user not found" in exc.message.lower():
+            return limits.NONMEMBER
+        log.info("membership in %s unverified: %s", chat_id, exc.message)
+        return limits.UNVERIFIED
+    except TelegramError as exc:
+        log.info("membership in %s unverified: %s", chat_id, type(exc).__name__)
+        return limits.UNVERIFIED
+    if member.status in ("left", "kicked") or getattr(member, "is_member", True) is False:
+        return limits.NONMEMBER
+    return limits.MEMBER
+
+
+async def held_list(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/held: reports held over a limit for this chat's units, each with a 转为事项 button.
+    The heads and leaders above; a unit group sees no text or name of a private one."""
+    svc = services(context)
+    t = texts_for(update, context)
+    node = chat_node(update, context)
+    assert node is not None
+    if not svc.tree.leads(actor(update).id, node.id):
+        await reply(update, t("limits.held_not_allowed"))
+        return
+    async with svc.store.read() as tx:
+        held = await tx.held_reports([u.id for u in svc.tree.units_under(node.id)], limit=SHOWN)
+    if not held:
+        await reply(update, t("limits.held_empty"))
+        return
+    lines = [t("limits.held_header", count=len(held))]
+    buttons = []
+    for report in held:
+        hidden = report.private and node.tier == UNIT
+        lines.append(t(
+            "limits.held_item", id=report.id, at=t.time(report.created_at),
+            unit=escape(svc.tree.name_of(report.unit_id)),
+            reporter=t("limits.held_private") if hidden else escape(report.reporter_name),
+            text="" if hidden else render.snippet(report.text, 60),
+            flag=t(f"limits.flag_{report.membership}") if report.membership in ("nonmember", "unverified") else "",
+        ))
+        buttons.append([InlineKeyboardButton(t("limits.button_release", id=report.id),
+                                             callback_data=f"{RELEASE}{report.id}")])
+    await reply(update, "\n".join(lines), reply_markup=InlineKeyboardMarkup(buttons))
+
+
+async def release_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """转为事项 under /held: the held report becomes a matter, as if reported normally."""
+    svc = services(context)
+    query = update.callback_query
+    assert query is not None
+    t = texts_for(update, context)
+    number = (query.data or "").removeprefix(RELEASE)
+    node = chat_node(update, context)
+    if not number.isascii() or not number.isdigit() or len(number) > 12 or node is None:
+        await query.answer(render.plain(t("err.stale_button")), show_alert=True)
+        return
+    outcome, matter_id = await svc.matters.release_held(int(number), actor(update), node)
+    if outcome == Outcome.OK:
+        await query.answer(render.plain(t("limits.released", held=number, id=matter_id)))
+        return
+    key = {Outcome.ALREADY_RESOLVED: "limits.already_released", Outcome.NOT_ALLOWED: "limits.held_not_allowed"}
+    await query.answer(render.plain(t(key.get(outcome, "err.stale_button"), held=number, id=matter_id or 0)),
+                       show_alert=True)
