@@ -348,7 +348,7 @@ class Matters:
                                       "suspended_at": None, "suspended_until": None}
             if state == State.RESOLVED:
                 values.update(resolved_at=now, resolved_by=actor.id, resolved_by_name=actor.name,
-                              resolution=text or None, first_claimed_at=matter.first_claimed_at or now)
+                              resolution=text or None)  # a resolve is not a claim
             else:
                 values.update(close_reason=text, resolved_by=actor.id, resolved_by_name=actor.name)
             await tx.update_matter(matter.id, **values)
@@ -468,17 +468,16 @@ class Matters:
         return await self._act(matter_id, actor, chat, change, Action.REOPEN, when_closed=True)
 
     async def _reopen(
-        self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str, keep_rating: bool = False,
-        tier: int = UNIT, written_at: int = UNIT,
+        self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str, tier: int = UNIT, written_at: int = UNIT,
     ) -> None:
+        # Ratings are events: a reopen never takes one back (the matter keeps its latest,
+        # and its next resolution may be rated again).
         clock = policy.arrive(tier, now)
         await tx.update_matter(
             matter.id, closed_at=None, resolved_at=None, resolved_by=None, resolved_by_name=None,
             resolution=None, close_reason=None, claimed_by=None, claimed_by_name=None, claimed_at=None,
             **clock_columns(clock, matter.policy_rules),
         )
-        if not keep_rating:  # reopened by hand: its next resolve asks for a fresh rating
-            await tx.update_matter(matter.id, rating=None, rated_at=None)
         # The tier it reopens at, or the writer's if higher: a leader's reason stays at the
         # leader's tier (bot/visibility.py).
         event = await self._event(tx, matter, now, "reopened", actor, why, tier=min(tier, written_at))
@@ -521,7 +520,7 @@ class Matters:
             if verdict != Verdict.ALLOW:
                 return Result(Outcome.NOT_ALLOWED, matter)
             now = self.clock.now()
-            if matter.state != State.RESOLVED or matter.rating is not None:
+            if matter.state != State.RESOLVED or await self._rated_since_resolved(tx, matter):
                 return Result(Outcome.RATED, matter)
             if now > (matter.resolved_at or now) + self.config.satisfaction.ask_for:
                 return Result(Outcome.EXPIRED, matter)
@@ -529,7 +528,7 @@ class Matters:
             t = self.langs.for_chat(None)
             event = await self._event(tx, matter, now, "rated", actor, t(f"rating.{rating}"))
             if rating == RATING_UNSATISFIED:
-                await self._reopen(tx, matter, actor, now, t("rating.unsatisfied"), keep_rating=True)
+                await self._reopen(tx, matter, actor, now, t("rating.unsatisfied"))
                 heads = self.tree.nodes[matter.unit_id]
                 if matter.private:  # not the unit group: the heads by DM, the community in full
                     for chat in await self._private_audience(tx, matter, skip=actor.id):
@@ -591,6 +590,17 @@ class Matters:
             text=t("rating.ask", reporter=render.mention(matter.reporter_id, matter.reporter_name), id=matter.id,
                    days=t.duration(self.config.satisfaction.ask_for)),
         )
+
+    @staticmethod
+    async def _rated_since_resolved(tx: Tx, matter: Matter) -> bool:
+        """The reporter rated the matter's latest resolution already (each one may be rated once)."""
+        rated = False
+        for event in await tx.events(matter.id):
+            if event.kind == "resolved":
+                rated = False
+            elif event.kind == "rated":
+                rated = True
+        return rated
 
     # --- shared steps --------------------------------------------------------------
     async def _act(

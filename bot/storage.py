@@ -54,6 +54,7 @@ current_update: ContextVar[int | None] = ContextVar("current_update", default=No
 MIN_SQLITE = (3, 35)  # INSERT … RETURNING
 SENT_BATCH = 16  # accepted sends that may wait for the group commit beyond those in flight
 ROWS_PER_INSERT = 200  # rows in one INSERT: well within SQLite's limit on parameters
+IDS_PER_QUERY = 5000  # numbers in one "id IN (…)": within SQLite's limit of 32,766 parameters
 MAX_TRIES = 3  # an update that could not be handled this often is marked failed (issue 11)
 PURGED = "（已清除）"  # what personal data reads as once its retention period is over (issue 10)
 # Timeline entries whose detail is the bot's own words (a category's name, a rating, an
@@ -301,7 +302,22 @@ MIGRATIONS: list[str] = [
     CREATE INDEX held_reports_key ON held_reports(limit_key, created_at);
     CREATE INDEX held_reports_waiting ON held_reports(unit_id, id) WHERE matter_id IS NULL;
     """,
-    # 5 (issue 10, data kept no longer than needed; issue 11, the poisoned update): an
+    # 5 (issue 12, figures): each published bulletin's figures, per node, so the next period
+    # is compared with what was shown (JSON, see escalation/reports/service.py); and the first
+    # claim re-read from the timeline, since a resolve without a claim used to set it.
+    """
+    CREATE TABLE published_figures (
+        schedule TEXT NOT NULL,
+        period_start REAL NOT NULL,
+        period_end REAL NOT NULL,
+        figures TEXT NOT NULL,
+        published_at REAL NOT NULL,
+        PRIMARY KEY (schedule, period_start, period_end)
+    );
+    UPDATE matters SET first_claimed_at = (SELECT min(e.at) FROM events e WHERE e.matter_id = matters.id
+        AND e.kind IN ('claimed', 'taken_over'));
+    """,
+    # 6 (issue 10, data kept no longer than needed; issue 11, the poisoned update): an
     # update's payload is kept only until it is done (NULL after, and from chats outside
     # the tree never stored), so it may be NULL; an update that cannot be handled counts
     # its tries and, after the last, is marked failed with its error. Payloads of updates
@@ -422,23 +438,39 @@ class OutboxItem:
 
 
 class SummaryFacts(NamedTuple):
-    """One matter as the weekly summary and the bulletins see it (a tuple: a big town's
-    week is a quarter of a million of them)."""
+    """One matter's history as the summaries, bulletins and ledgers see it (a tuple: a big
+    town's week is a quarter of a million of them). Built from the timeline by
+    ``escalation.summary.facts``; a matter that never left its unit and was never reopened
+    is read from its columns, which then say all its timeline says."""
 
     unit_id: str
     created_at: float
-    first_claimed_at: float | None
+    first_claimed_at: float | None  # the first claim event (a claim or a takeover), never a resolve
     resolved_at: float | None
-    escalated_at: float | None  # the first escalation (the first missed deadline)
+    escalated_at: float | None  # the first missed deadline (超期), not a deliberate move up
     id: int = 0
     category: str = "other"
     top_tier: int = 3
-    reached_community_at: float | None = None  # first escalated to tier 2
-    reached_station_at: float | None = None  # first escalated to tier 1
-    rating: str | None = None
-    rated_at: float | None = None
+    reached_community_at: float | None = None  # first arrived at tier 2, in any way
+    reached_station_at: float | None = None  # first arrived at tier 1, in any way
+    unclaimed_up_at: float | None = None  # a missed deadline sent it to the community unclaimed
     closed_at: float | None = None  # resolved or otherwise closed (resolved_at: resolved only)
+    # From the timeline when the matter moved or was reopened (None: derived from the above):
+    closes: tuple[tuple[float, str | None], ...] | None = None  # (at, state closed in; None: reopened)
+    resolves: tuple[tuple[float, int], ...] | None = None  # (at, highest tier reached by then)
+    moves: tuple[tuple[float, int], ...] | None = None  # (at, tier arrived at), whenever its tier changed
+
     private: bool = False  # reported privately: its category is not shown to its unit group
+
+class TimelineRow(NamedTuple):
+    """A timeline event as the figures replay it."""
+
+    matter_id: int
+    at: float
+    kind: str
+    tier: int | None
+    by_deadline: bool  # written by the sweep (a missed deadline), not by a person
+    detail: str | None = None
 
 
 @dataclass
@@ -1519,7 +1551,8 @@ class Tx:
         events = await self._conn.execute(
             f"UPDATE events SET detail = CASE WHEN {free} THEN ? ELSE detail END, "
             f"actor_name = CASE WHEN {own} THEN ? ELSE actor_name END, "
-            f"actor_id = CASE WHEN {own} THEN NULL ELSE actor_id END "
+            # 0, not NULL: a NULL actor means the sweep wrote it, and the figures count that apart.
+            f"actor_id = CASE WHEN {own} THEN 0 ELSE actor_id END "
             f"WHERE matter_id IN ({marks}) AND (({free}) OR {own})",
             (PURGED, PURGED, *ids),
         )
@@ -1569,20 +1602,14 @@ class Tx:
         return Purged(prompts=prompts.rowcount, users=users.rowcount, held=held.rowcount)
 
     # --- summaries ---------------------------------------------------------------
-    async def summary_facts(self, start: float, end: float) -> list[SummaryFacts]:
-        """Matters that existed at some point in [start, end): created before the end
-        and not resolved before the start (with their ratings, whenever given)."""
-        # INDEXED BY: without it SQLite looks a matter's escalations up by kind alone, and
-        # a town's week takes minutes instead of a fraction of a second.
-        escalated_to = (
-            "CASE WHEN m.escalated_at IS NULL THEN NULL ELSE (SELECT min(e.at) FROM events e "
-            "INDEXED BY events_matter WHERE e.matter_id = m.id AND e.kind = 'escalated' AND e.tier = {tier}) END"
-        )
-        columns = (
-            "m.unit_id, m.created_at, m.first_claimed_at, m.resolved_at, m.escalated_at, m.id, m.category, "
-            f"m.top_tier, {escalated_to.format(tier=2)}, {escalated_to.format(tier=1)}, m.rating, m.rated_at, "
-            "m.closed_at, m.private"
-        )
+    async def summary_matters(self, start: float, end: float) -> tuple[list[Any], list[TimelineRow]]:
+        """Matters that existed at some point in [start, end): created before the end and
+        not closed for good before the start, as SummaryFacts rows from their columns (with
+        ``escalated_at`` in place of the first missed deadline); and the timeline of those
+        that ever went above their unit or were reopened since ``start`` (their columns
+        alone cannot say where they stood when: escalation.summary.facts replays them)."""
+        columns = ("m.unit_id, m.created_at, m.first_claimed_at, m.resolved_at, m.escalated_at, m.id, "
+                   "m.category, m.top_tier, NULL, NULL, NULL, m.closed_at, NULL, NULL, NULL, m.private")
         # Matters are numbered in the order they are reported: those reported since the
         # start are read in one sequential pass; older ones (closed since the start, or
         # still open) through the closed_at index. Each part applies the whole condition,
@@ -1597,7 +1624,38 @@ class Tx:
             "WHERE m.closed_at IS NULL AND m.id < ? AND m.created_at < ?",
             (first, end, start, start, first, end, first, end),
         )
-        return list(map(SummaryFacts._make, rows))
+        reopened = {r[0] for r in await self._all(
+            "SELECT DISTINCT matter_id FROM events WHERE kind = 'reopened' AND at >= ?", (start,))}
+        moved = [r[5] for r in rows if r[4] is not None or r[5] in reopened]
+        return rows, await self.timelines(moved)
+
+    async def timelines(self, matter_ids: list[int]) -> list[TimelineRow]:
+        """The events that say where the given matters stood when, by matter and in order:
+        arrivals, closes, reopens and missed deadlines."""
+        kinds = "'escalated', 'taken_over', 'returned', 'reopened', 'resolved', 'unresolvable', 'referred', " \
+                "'cancelled', 'reping'"
+        rows: list[Any] = []
+        for start in range(0, len(matter_ids), IDS_PER_QUERY):
+            chunk = matter_ids[start : start + IDS_PER_QUERY]
+            rows += await self._all(
+                "SELECT e.matter_id, e.at, e.kind, e.tier, e.actor_id IS NULL, NULL FROM events e "
+                f"INDEXED BY events_matter WHERE e.matter_id IN ({', '.join('?' for _ in chunk)}) "
+                f"AND e.kind IN ({kinds}) ORDER BY e.matter_id, e.id",
+                chunk,
+            )
+        return [TimelineRow(m, at, kind, tier, bool(sweep), text) for m, at, kind, tier, sweep, text in rows]
+
+    async def ratings_given(self, start: float, middle: float, end: float) -> list[tuple[str, str | None, float, int]]:
+        """Ratings given in [start, middle) and in [middle, end), counted per unit and label:
+        (unit, label, when the first of them was given, how many). Ratings are events,
+        counted when they were given, whatever became of their matter since."""
+        rows = await self._all(
+            "SELECT m.unit_id, e.detail, min(e.at), count(*) FROM events e INDEXED BY events_kind_at "
+            "JOIN matters m ON m.id = e.matter_id WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ? "
+            "GROUP BY m.unit_id, e.detail, e.at >= ?",
+            (start, end, middle),
+        )
+        return [(unit_id, detail, at, int(n)) for unit_id, detail, at, n in rows]
 
     async def _first_reported_since(self, at: float) -> int:
         """The number of the first matter reported at or after ``at`` (or the next number)."""
@@ -1651,19 +1709,36 @@ class Tx:
         )
         return [_matter(r) for r in rows]
 
-    async def ledger_events(self, start: float, end: float) -> dict[int, list[Event]]:
-        """The timelines of the ledger's matters (those ``ledger_matters`` returns), by matter,
-        each in order; one query, whatever the number of matters."""
-        rows = await self._all(
-            "SELECT matter_id, at, actor_id, actor_name, kind, tier, detail FROM events WHERE matter_id IN "
-            "(SELECT id FROM matters WHERE created_at < ? AND (closed_at IS NULL OR closed_at >= ?)) "
-            "ORDER BY matter_id, id",
-            (end, start),
-        )
+    async def ledger_events(self, matter_ids: list[int]) -> dict[int, list[Event]]:
+        """The timelines of a ledger's matters, by matter, each in order; a query per
+        IDS_PER_QUERY matters."""
         out: dict[int, list[Event]] = {}
-        for r in rows:
-            out.setdefault(r[0], []).append(Event(*r))
+        for start in range(0, len(matter_ids), IDS_PER_QUERY):
+            chunk = matter_ids[start : start + IDS_PER_QUERY]
+            rows = await self._all(
+                "SELECT matter_id, at, actor_id, actor_name, kind, tier, detail FROM events INDEXED BY events_matter "
+                f"WHERE matter_id IN ({', '.join('?' for _ in chunk)}) ORDER BY matter_id, id",
+                chunk,
+            )
+            for r in rows:
+                out.setdefault(r[0], []).append(Event(*r))
         return out
+
+    async def save_published(self, schedule: str, start: float, end: float, figures: str, now: float) -> None:
+        """A bulletin's figures as published (JSON), once per schedule and period."""
+        await self._conn.execute(
+            "INSERT OR IGNORE INTO published_figures (schedule, period_start, period_end, figures, published_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (schedule, start, end, figures, now),
+        )
+
+    async def published(self, schedule: str, start: float, end: float) -> str | None:
+        """The figures a bulletin of [start, end) published, if one did."""
+        row = await self._one(
+            "SELECT figures FROM published_figures WHERE schedule = ? AND period_start = ? AND period_end = ?",
+            (schedule, start, end),
+        )
+        return None if row is None else str(row[0])
 
     # --- broadcasts (/broadcast) ---------------------------------------------------
     async def insert_broadcast(

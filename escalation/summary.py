@@ -1,32 +1,40 @@
 """Figures per unit for a period, rolled up per community and for the town (pure).
 The bulletins that show them are in reports/bulletin.py.
 
-Figures for a period [start, end):
-- new: reported in the period;  resolved: resolved in the period;
-- open: reported before the end and not resolved by then;
-- overdue: open at the end and escalated at least once (it missed a deadline);
+Figures for a period [start, end), from the timeline as it stood at the end (a later
+reopen or move never changes a period that is over):
+- new: reported in the period;  resolved: matters with a resolve event in the period;
+- open: reported before the end and not closed as of the end (无法解决, 转交 and
+  withdrawn matters are closed);
+- overdue: open at the end and missed a deadline by then (a deliberate /escalate or a
+  takeover from above is a move up, not a missed deadline);
 - escalated: matters escalated at least once during the period;
 - median time to claim / to resolve: over matters first claimed / resolved in the period,
-  measured from the report;
-- to community / to station: matters that first reached tier 2 / tier 1 in the period;
-- resolved in the unit (小事不出村): resolved in the period without ever leaving the unit;
-- unclaimed up: matters that went up to the community in the period before anyone in the
-  unit claimed them (a unit that lets matters sit is named in the station's bulletin);
-- satisfaction: the reporters' ratings given in the period (of the matters the period's
-  facts hold: resolved since the period before began, or open — a rating given more than a
-  period after its matter was resolved is not counted); the rate is
-  (satisfied + basic) / rated, as 群众满意度 is usually counted;
+  measured from the report; the first claim is the first claim event (a claim or a
+  takeover), never a resolve;
+- to community / to station: matters that first reached tier 2 / tier 1 in the period,
+  by any arrival (a missed deadline, /escalate, a takeover);
+- resolved in the unit (小事不出村): resolved in the period, never having left the unit;
+- unclaimed up: matters that a missed deadline sent to the community in the period before
+  anyone had claimed them (a unit that lets matters sit is named in the station's bulletin);
+- satisfaction: the reporters' ratings given in the period, whatever became of their
+  matter since; the rate is (satisfied + basic) / rated, as 群众满意度 is usually counted;
 - by category: matters reported in the period, per category key;
-- at the station: matters open at the end that had reached the station, with when.
+- at the station: matters open at the end that were at the station then, with when they
+  last arrived there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from statistics import median
+from typing import Any
 
-from bot.storage import SummaryFacts
-from bot.tree import UNIT, Tree
+from bot.i18n import CATALOGS
+from bot.storage import SummaryFacts, TimelineRow
+from bot.tree import COMMUNITY, STATION, UNIT, Tree
 
 
 @dataclass
@@ -117,6 +125,26 @@ class Figures:
         self.at_station += other.at_station
 
 
+def shown(fig: Figures) -> dict[str, Any]:
+    """What a bulletin shows of a node's figures, to keep as published (JSON-able)."""
+    return {"new": fig.new, "resolved": fig.resolved, "open": fig.open, "overdue": fig.overdue,
+            "escalated": fig.escalated, "to_community": fig.to_community, "to_station": fig.to_station,
+            "resolved_in_unit": fig.resolved_in_unit, "unclaimed_up": fig.unclaimed_up,
+            "median_claim": fig.median_claim, "median_resolve": fig.median_resolve,
+            "ratings": fig.ratings, "categories": fig.categories}
+
+
+def from_shown(data: dict[str, Any]) -> Figures:
+    """Published figures back as Figures (each median as the one time it was)."""
+    fig = Figures(**{k: data.get(k, 0) for k in ("new", "resolved", "open", "overdue", "escalated", "to_community",
+                                                  "to_station", "resolved_in_unit", "unclaimed_up")})
+    fig.claim_times = [data["median_claim"]] if data.get("median_claim") is not None else []
+    fig.resolve_times = [data["median_resolve"]] if data.get("median_resolve") is not None else []
+    fig.ratings = dict(data.get("ratings") or {})
+    fig.categories = dict(data.get("categories") or {})
+    return fig
+
+
 @dataclass(frozen=True, slots=True)
 class AtStation:
     """A matter still open at the end of the period that had gone up to the station."""
@@ -125,19 +153,110 @@ class AtStation:
     unit_id: str
     category: str
     created_at: float
-    reached_station_at: float
+    reached_station_at: float  # when it last arrived there
+
+
+CLOSING = frozenset(("resolved", "unresolvable", "referred", "cancelled"))
+ARRIVALS = frozenset(("escalated", "taken_over"))  # a move up, by a deadline or by a person
+MOVES = frozenset(("escalated", "taken_over", "returned", "reopened"))  # events that set the matter's tier
+MISSED = frozenset(("escalated", "reping"))  # written by the sweep: a deadline passed
+
+
+def facts(rows: list[Any], events: list[TimelineRow]) -> list[SummaryFacts]:
+    """Each matter's history (rows as bot/storage.py summary_matters gives them): as read
+    from its columns when it never left its unit and was not reopened (then the row has no
+    missed deadline either), else replayed from its timeline. Rows stay plain tuples: a big
+    town's week is a quarter of a million of them."""
+    timelines: dict[int, list[TimelineRow]] = {}
+    for event in events:
+        timelines.setdefault(event.matter_id, []).append(event)
+    if not timelines:
+        return rows
+    out = list(rows)
+    for index, row in enumerate(out):
+        timeline = timelines.get(row[5])
+        if timeline is not None:
+            out[index] = replay(row[0], row[1], row[2], row[5], row[6], timeline, bool(row[15]))
+    return out
+
+
+def replay(unit_id: str, created: float, claimed: float | None, matter_id: int, category: str,
+           timeline: list[TimelineRow], private: bool = False) -> SummaryFacts:
+    """A matter's history from its timeline (events in order)."""
+    tier = top = UNIT
+    closes: list[tuple[float, str | None]] = []
+    resolves: list[tuple[float, int]] = []
+    moves: list[tuple[float, int]] = []
+    missed = community = station = unclaimed = None
+    for e in timeline:
+        kind, at = e.kind, e.at
+        if kind in ARRIVALS and e.tier is not None:
+            if e.tier == COMMUNITY and community is None:
+                community = at
+            elif e.tier == STATION and station is None:
+                station = at
+            top = min(top, e.tier)
+        if e.by_deadline and kind in MISSED:
+            if missed is None:
+                missed = at
+            if kind == "escalated" and e.tier == COMMUNITY and unclaimed is None and (claimed is None or claimed > at):
+                unclaimed = at
+        if kind in CLOSING:
+            closes.append((at, kind))
+            if kind == "resolved":
+                resolves.append((at, top))
+        elif kind == "reopened":
+            closes.append((at, None))
+        if kind in MOVES and e.tier is not None and (e.tier != tier or kind == "reopened"):
+            moves.append((at, e.tier))  # an arrival: its clocks start again there
+            tier = e.tier
+    last_resolve = resolves[-1][0] if resolves else None
+    return SummaryFacts(unit_id, created, claimed, last_resolve, missed, matter_id, category, top, community, station,
+                        unclaimed, None, tuple(closes), tuple(resolves), tuple(moves), private)
+
+
+def state_at(closes: tuple[tuple[float, str | None], ...], when: float) -> str | None:
+    """How the matter stood just before ``when``: the state it was closed in, or None (open)."""
+    state = None
+    for at, closed in closes:
+        if at >= when:
+            break
+        state = closed
+    return state
+
+
+def tier_at(moves: tuple[tuple[float, int], ...], when: float) -> tuple[int, float | None]:
+    """The tier holding the matter just before ``when``, and since when (None: since reported)."""
+    tier, since = UNIT, None
+    for at, to in moves:
+        if at >= when:
+            break
+        tier, since = to, at
+    return tier, since
+
+
+def rating_key(label: str | None) -> str | None:
+    """The rating a "rated" event records (its label in the default language, or the key)."""
+    return _RATING_LABELS.get(label or "")
+
+
+_RATING_LABELS = {key: key for key in ("satisfied", "basic", "unsatisfied")} | {
+    catalog[f"rating.{key}"]: key for catalog in CATALOGS.values() for key in ("satisfied", "basic", "unsatisfied")
+}
 
 
 def unit_figures(
-    facts: list[SummaryFacts], escalated: dict[str, int], unit_ids: list[str], start: float, end: float
+    facts: list[SummaryFacts], escalated: dict[str, int], unit_ids: list[str], start: float, end: float,
+    ratings: Iterable[tuple[str, str | None, float, int]] = (),
 ) -> dict[str, Figures]:
-    """Every unit's figures; units without matters get zeros, not absence."""
+    """Every unit's figures, from the timeline as it stood at ``end``; units without
+    matters get zeros, not absence. ``ratings``: (unit, label, when, how many) of ratings
+    given (a group given in the same period, counted as one row)."""
     out = {unit_id: Figures(escalated=escalated.get(unit_id, 0)) for unit_id in unit_ids}
     for f in facts:
         # One unpacking per matter: a big town's week is a quarter of a million of them.
-        (unit_id, created, claimed, resolved, escalated_at, matter_id, category, top_tier, to_community,
-         to_station, rating, rated_at, closed, private) = f
-        closed = closed if closed is not None else resolved
+        (unit_id, created, claimed, resolved, missed, matter_id, category, top_tier, to_community,
+         to_station, unclaimed, closed, closes, resolves, moves, private) = f
         fig = out.get(unit_id)
         if fig is None or created >= end:  # a unit since removed from config.yaml; a later matter
             continue
@@ -146,29 +265,63 @@ def unit_figures(
             fig.categories[category] = fig.categories.get(category, 0) + 1
             if private:
                 fig.private_categories[category] = fig.private_categories.get(category, 0) + 1
-        if closed is None or closed >= end:
+        if closes is None:
+            closed = closed if closed is not None else resolved
+            still_open = closed is None or closed >= end
+        else:
+            still_open = state_at(closes, end) is None
+        if still_open:  # 未结: not closed as of the end (无法解决, 转交 and withdrawn are closed)
             fig.open += 1
-            if escalated_at is not None and escalated_at < end:
+            if missed is not None and missed < end:
                 fig.overdue += 1
-                if to_station is not None and to_station < end:
-                    fig.at_station.append(AtStation(matter_id, unit_id, category, created, to_station))
-        elif resolved is not None and start <= resolved < end:  # closed otherwise: never "resolved"
-            fig.resolved += 1
-            fig.resolve_times.append(resolved - created)
-            if top_tier == UNIT:
-                fig.resolved_in_unit += 1
+            if moves is None:
+                tier, since = (STATION, to_station) if to_station is not None and to_station < end else (UNIT, None)
+            else:
+                tier, since = tier_at(moves, end)
+            if tier == STATION:
+                fig.at_station.append(AtStation(matter_id, unit_id, category, created, since or created))
+        if resolves is None:
+            if resolved is not None and start <= resolved < end:
+                fig.resolved += 1
+                fig.resolve_times.append(resolved - created)
+                if top_tier == UNIT:
+                    fig.resolved_in_unit += 1
+        else:  # each resolve counts in its period, even if the matter was reopened since
+            last = None
+            for at, top in resolves:
+                if start <= at < end:
+                    last = (at, top)
+            if last is not None:
+                fig.resolved += 1
+                fig.resolve_times.append(last[0] - created)
+                if last[1] == UNIT:
+                    fig.resolved_in_unit += 1
         if claimed is not None and start <= claimed < end:
             fig.claim_times.append(claimed - created)
-        if escalated_at is not None:
-            if to_community is not None and start <= to_community < end:
-                fig.to_community += 1
-                if claimed is None or claimed > to_community:
-                    fig.unclaimed_up += 1
-            if to_station is not None and start <= to_station < end:
-                fig.to_station += 1
-        if rated_at is not None and rating and start <= rated_at < end:
-            fig.ratings[rating] = fig.ratings.get(rating, 0) + 1
+        if to_community is not None and start <= to_community < end:
+            fig.to_community += 1
+        if unclaimed is not None and start <= unclaimed < end:
+            fig.unclaimed_up += 1
+        if to_station is not None and start <= to_station < end:
+            fig.to_station += 1
+    for unit_id, label, at, count in ratings:
+        fig = out.get(unit_id)
+        key = rating_key(label)
+        if fig is not None and key is not None and start <= at < end:
+            fig.ratings[key] = fig.ratings.get(key, 0) + count
     return out
+
+
+def half_up(value: float, digits: int = 0) -> float:
+    """Rounded half up (四舍五入), the one rule for every figure shown: 12.5 → 13, 2.25 → 2.3.
+    (Python's round() rounds half to even.) A float's binary noise is rounded away first."""
+    quantum = Decimal(1).scaleb(-digits)
+    return float(Decimal(repr(round(value, 9))).quantize(quantum, rounding=ROUND_HALF_UP))
+
+
+def percent(rate: float) -> int:
+    """A share as the whole percent shown."""
+    return int(half_up(rate * 100))
 
 
 def rollup(tree: Tree, node_id: str, units: dict[str, Figures]) -> Figures:

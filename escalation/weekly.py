@@ -48,7 +48,8 @@ async def send_due(
     fire = last_fire(trigger, now)
     if fire is None or now - fire > CATCH_UP or fire < since:
         return False
-    return await _send(store, tree, langs, SCHEDULE, fire, bulletin.weekly_period(fire), now)
+    period = bulletin.weekly_period(fire, tz=langs.get(None).tz)
+    return await _send(store, tree, langs, SCHEDULE, fire, period, now)
 
 
 async def send_monthly_due(
@@ -80,4 +81,5 @@ async def _send(store: Store, tree: Tree, langs: Languages, schedule: str, fire:
         await service.enqueue(tx, tree, langs, items, period, f"{schedule}:{key}", now)
         tx.log_event("bulletin", schedule=schedule, due=key,
                      groups=sum(1 for item in items if tree.chat_of(item.node_id) is not None))
+        await service.publish(tx, tree, figures, period, now)
     return True

@@ -112,7 +112,7 @@ async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     message = update.effective_message
     assert node is not None and message is not None
     now = svc.clock.now()
-    period = bulletin.weekly_period(now, kind=bulletin.Kind.RECENT)
+    period = bulletin.weekly_period(now, kind=bulletin.Kind.RECENT, tz=svc.config.tz)
     chart = node.tier != UNIT  # a community's and the station's get the bulletin's chart, too
     figures = await service.period_figures(svc.store, svc.tree, period, history=chart)
     t = texts_for(update, context)

@@ -41,21 +41,22 @@ UNITS = ["u1", "u2", "u3", "u4"]
 
 
 def fact(matter_id: int, unit: str, category: str, created: float, *, claimed: float | None = None,
-         resolved: float | None = None, to_community: float | None = None, to_station: float | None = None,
-         rating: str | None = None, rated: float | None = None) -> SummaryFacts:
+         resolved: float | None = None, to_community: float | None = None, to_station: float | None = None
+         ) -> SummaryFacts:
+    """A matter that went up only by missed deadlines (so it is overdue once it went up)."""
     top_tier = 1 if to_station is not None else 2 if to_community is not None else 3
+    unclaimed = to_community if to_community is not None and (claimed is None or claimed > to_community) else None
     return SummaryFacts(unit, created, claimed, resolved, to_community, matter_id, category, top_tier,
-                        to_community, to_station, rating, rated)
+                        to_community, to_station, unclaimed)
 
 
 # Matters that exercise every figure; u3 has none at all.
 FACTS = [
     # u1: reported, claimed, resolved in the unit, rated satisfied — all inside the week.
-    fact(1, "u1", "neighbour", START + H, claimed=START + 2 * H, resolved=START + 5 * H,
-         rating="satisfied", rated=START + 6 * H),
+    fact(1, "u1", "neighbour", START + H, claimed=START + 2 * H, resolved=START + 5 * H),
     # u1: crosses the start: reported and sent up before the week, resolved (at the community) in it.
     fact(2, "u1", "landlord", START - 48 * H, claimed=START - 47 * H, to_community=START - 40 * H,
-         resolved=START + H, rating="basic", rated=START + 2 * H),
+         resolved=START + H),
     # u1: never claimed in the unit, up to the community and then the station, still open.
     fact(3, "u1", "wages", START + 10 * H, to_community=START + 11 * H, to_station=START + 30 * H),
     # u2: crosses the end: reported just before it, resolved just after — open at the end.
@@ -63,13 +64,15 @@ FACTS = [
     # u2: after the week: not counted.
     fact(5, "u2", "fraud", END + H),
     # u2: resolved long before, rated in the week: only its rating counts.
-    fact(6, "u2", "family", START - 100 * H, claimed=START - 99 * H, resolved=START - 50 * H,
-         rating="unsatisfied", rated=START + 3 * H),
+    fact(6, "u2", "family", START - 100 * H, claimed=START - 99 * H, resolved=START - 50 * H),
 ]
+# The ratings given (events): matters 1 and 2 in u1, matter 6 in u2.
+RATINGS = [("u1", "satisfied", START + 6 * H, 1), ("u1", "基本满意", START + 2 * H, 1),
+           ("u2", "unsatisfied", START + 3 * H, 1)]
 
 
 def test_figures_of_a_dataset_with_crossing_matters_and_an_empty_unit() -> None:
-    figs = unit_figures(FACTS, {"u1": 1}, UNITS, START, END)
+    figs = unit_figures(FACTS, {"u1": 1}, UNITS, START, END, RATINGS)
     u1, u2 = figs["u1"], figs["u2"]
     assert (u1.new, u1.resolved, u1.open, u1.overdue) == (2, 2, 1, 1)
     assert (u1.to_community, u1.to_station, u1.resolved_in_unit, u1.unclaimed_up) == (1, 1, 1, 1)
@@ -97,7 +100,7 @@ def test_stars_for_known_inputs() -> None:
     assert stars(Figures(resolved=5, resolved_in_unit=5, to_station=1)) == 3  # reached the station
     assert stars(Figures()) is None  # nothing to judge: "—", not five stars
     assert stars(Figures(ratings={"satisfied": 1})) == 5
-    figs = unit_figures(FACTS, {}, UNITS, START, END)
+    figs = unit_figures(FACTS, {}, UNITS, START, END, RATINGS)
     assert [stars(figs[u]) for u in UNITS] == [2, 3, None, None]
     assert star_rating.show(4) == "★★★★☆" and star_rating.show(None) == "—"
     ranked = star_rating.ranked(figs, tie_break=["u4", "u3", "u2", "u1"])
@@ -121,8 +124,8 @@ def test_a_community_bulletin_compares_with_the_week_before_and_ranks_by_stars()
     previous = [fact(10 + i, "u2", "neighbour", START - 24 * H, claimed=START - 23 * H,
                      resolved=START - 20 * H) for i in range(3)]
     facts = FACTS + previous
-    figs = PeriodFigures(unit_figures(facts, {}, UNITS, START, END),
-                         unit_figures(facts, {}, UNITS, START - 7 * 24 * H, START))
+    figs = PeriodFigures(unit_figures(facts, {}, UNITS, START, END, RATINGS),
+                         unit_figures(facts, {}, UNITS, START - 7 * 24 * H, START, RATINGS))
     (text,) = bulletin.render(tree.nodes["c1"], tree, figs, t, period)
     assert "蒋母塘村 周报" in text
     # The week before: matters 2 and 6 and three neighbour disputes reported; 6 and the

@@ -27,7 +27,7 @@ from bot.clock import ManualClock
 from bot.config import ConfigError, parse_config, parse_duration
 from bot.fakeapi import buttons
 from bot.storage import Store
-from escalation.reports import service
+from escalation.reports import bulletin, service
 from handlers import chats
 from tests.conftest import C1_CHAT, HEAD1, RESIDENT, RESIDENT2, START, TZ, U1_CHAT, town
 
@@ -272,12 +272,16 @@ async def _town_figures(bot: Any, around: float) -> tuple[Any, ...]:
     climbs meanwhile), for the days around the test's matters."""
     start, end = around - 86400, around + 86400
     async with bot.svc.store.read() as tx:
-        facts = [f for f in await tx.summary_facts(start, end) if f.id in (1, 2)]
+        rows, _ = await tx.summary_matters(start, end)
+        facts = [tuple(f) for f in rows if f[5] in (1, 2)]  # column 5: the matter's number
+        replayed = await tx.timelines([1, 2])
         weeks = await tx.count_week(start, end)
         ledger = [(m.id, m.state, m.category, m.created_at, m.closed_at, m.rating, m.top_tier)
                   for m in await tx.ledger_matters(start, end) if m.id in (1, 2)]
     _, exported = await service.export_file(bot.config, "st", start, end, csv=True)  # the 台账 file's rows
-    return sorted(facts, key=lambda f: f.id), sorted(weeks), ledger, exported
+    week = await service.period_figures(bot.svc.store, bot.svc.tree, bulletin.weekly_period(end, tz=TZ), history=False)
+    timeline = [(e.matter_id, e.at, e.kind, e.tier, e.by_deadline) for e in replayed]
+    return sorted(facts, key=lambda f: f[5]), timeline, sorted(weeks), ledger, exported, week.current, week.previous
 
 
 def _row_of(database: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:

@@ -48,7 +48,7 @@ def calm_town() -> dict[str, Any]:
 
 
 HEADER = ["编号", "单元", "社区", "类别", "事由", "报告人", "上报时间", "认领时间", "解决时间", "用时（小时）",
-          "最高层级", "状态", "满意度", "处理结果", "处理过程"]
+          "最高层级", "状态", "满意度", "处理结果", "处理过程", "当前状态"]
 
 
 async def town_with_matters(bot: Running) -> None:
@@ -66,6 +66,7 @@ async def town_with_matters(bot: Running) -> None:
     await bot.wait_bot(U1_CHAT, "已解决事项 #1")
     async with bot.svc.store.transaction() as tx:  # what the category and rating work will record
         await tx.update_matter(1, category="neighbour", rating="satisfied", rated_at=bot.clock.now())
+        await tx.add_event(1, bot.clock.now(), "rated", actor_id=RESIDENT, tier=3, detail="满意")
         await tx.update_matter(2, category="wages")
         await tx.update_matter(3, category="family", private=1)
     bot.clock.advance(60)
@@ -97,7 +98,7 @@ async def test_export_sends_an_xlsx_ledger_of_the_leaders_community(make_bot: An
         assert first[1:6] == ("第一村民小组", "蒋母塘村", "邻里纠纷", "邻居占用楼道", "王芳")
         assert first[6] == local(START) and isinstance(first[6], datetime)  # real datetimes, local time
         assert first[7] == local(START + 4 * 600) and first[8] == local(START + 4 * 600 + H)
-        assert first[10:14] == ("单元", "已解决", "满意", "已上门协调，杂物清走")
+        assert first[10:14] == ("单元", "已解决", "满意", "已上门协调，杂物清走") and first[15] == "已解决"
         assert rows[3][4:6] == ("（保密）", "（保密）")  # a private report: neither words nor reporter
         assert rows[2][7] is None and rows[2][11] == "待认领"
         assert matters.cell(row=2, column=7).number_format == ledger.DATE_FORMAT

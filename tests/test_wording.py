@@ -191,8 +191,9 @@ async def test_the_ledger_says_what_was_reported_how_it_went_and_how_long_it_too
     assert any(line.startswith("2026-11-24 11:00 上报至社区") for line in timeline)
     assert timeline[-1] == "2026-11-24 12:00 解决 · 用户21：已调解，杂物清走"
     joined = "\n".join(timeline)
-    for internal in ("此人有前科", "请单元先调解", "退回", "接手"):  # the leaders' internal steps
+    for internal in ("此人有前科", "接手"):  # the leaders' internal steps (bot/visibility.py)
         assert internal not in joined
+    assert "退回单元 · 用户21：请单元先调解" in joined  # a return to the unit is addressed to it: public
     assert book["全部事项"].cell(row=2, column=column["处理过程"] + 1).alignment.wrap_text
 
     assert private[column["事由"]] == "（保密）" and private[column["报告人"]] == "（保密）"

@@ -441,6 +441,10 @@ MESSAGES: dict[str, str] = {
     "limits.already_released": "Held report H{held} is already matter #{id}.",
     "cmd.held": "Reports held over a limit; make one a matter",
     "event.held_released": "held report made a matter",
+    # --- figures (issue 12) ---
+    "ledger.col.current_state": "Current state",
+    "bulletin.unit_row_closed": "{rank}— {unit}: new {new} / resolved {resolved} / open {open} / overdue {overdue} (every matter this period was withdrawn, referred or closed unresolved: no stars)",
+    "bulletin.stars_closed": "— (every matter this period was withdrawn, referred or closed unresolved: no stars)",
     # --- data (issue 10/11) ---
     "event.purged": "personal data cleared",
 }

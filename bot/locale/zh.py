@@ -443,6 +443,10 @@ MESSAGES: dict[str, str] = {
     "limits.already_released": "暂存的反映 H{held} 已经转为事项 #{id}。",
     "cmd.held": "暂存的反映（超出次数上限），可转为事项",
     "event.held_released": "暂存的反映转为事项",
+    # --- figures (issue 12) ---
+    "ledger.col.current_state": "当前状态",
+    "bulletin.unit_row_closed": "{rank}— {unit}：新增 {new} / 解决 {resolved} / 未结 {open} / 超期 {overdue}（本期事项均已撤回、转交或无法解决，不评星）",
+    "bulletin.stars_closed": "—（本期事项均已撤回、转交或无法解决，不评星）",
     # --- data (issue 10/11) ---
     "event.purged": "个人信息已清除",
 }

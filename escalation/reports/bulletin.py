@@ -18,8 +18,9 @@ from zoneinfo import ZoneInfo
 
 from bot.i18n import Texts
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
+from escalation import summary
 from escalation.reports import stars as star_rating
-from escalation.summary import Figures, rank, split_message
+from escalation.summary import Figures, half_up, percent, rank, split_message
 
 WEEK = 7 * 86400.0
 CHART_WEEKS = 8  # the chart shows matters per week over this many weeks up to the period's end
@@ -46,16 +47,28 @@ class Period:
     prev_start: float
     month: tuple[int, int] | None = None  # (year, month) of a monthly bulletin
     chart_end: float | None = None  # the chart's last week ends here (a weekly bulletin's moment)
+    tz: ZoneInfo | None = None  # weeks are calendar weeks in this zone (7 × 24 h without one)
 
     def chart_weeks(self) -> list[float]:
         """The ends of the chart's CHART_WEEKS weeks, oldest first. They are the weekly
         bulletin's weeks, so a monthly chart shows the same bars as the weekly ones."""
         anchor = self.chart_end if self.chart_end is not None else self.end
-        return [anchor - (CHART_WEEKS - 1 - i) * WEEK for i in range(CHART_WEEKS)]
+        return [weeks_before(anchor, CHART_WEEKS - 1 - i, self.tz) for i in range(CHART_WEEKS)]
+
+    def week_start(self, week_end: float) -> float:
+        return weeks_before(week_end, 1, self.tz)
 
 
-def weekly_period(end: float, kind: str = Kind.WEEKLY) -> Period:
-    return Period(kind, end - WEEK, end, end - 2 * WEEK)
+def weeks_before(moment: float, weeks: int, tz: ZoneInfo | None) -> float:
+    """The same local time ``weeks`` weeks earlier: a week across a daylight-saving change
+    is 7 days of the calendar, not 7 × 86,400 s."""
+    if tz is None:
+        return moment - weeks * WEEK
+    return (datetime.fromtimestamp(moment, tz) - timedelta(days=7 * weeks)).timestamp()
+
+
+def weekly_period(end: float, kind: str = Kind.WEEKLY, tz: ZoneInfo | None = None) -> Period:
+    return Period(kind, weeks_before(end, 1, tz), end, weeks_before(end, 2, tz), tz=tz)
 
 
 def monthly_period(fire: float, tz: ZoneInfo) -> Period:
@@ -68,7 +81,7 @@ def monthly_period(fire: float, tz: ZoneInfo) -> Period:
     before = start - timedelta(days=1)
     prev_start = datetime(before.year, before.month, 1, tzinfo=tz)
     return Period(Kind.MONTHLY, start.timestamp(), this_month.timestamp(), prev_start.timestamp(),
-                  month=(last.year, last.month))
+                  month=(last.year, last.month), tz=tz)
 
 
 @dataclass
@@ -79,6 +92,8 @@ class PeriodFigures:
     current: dict[str, Figures]
     previous: dict[str, Figures]
     history: list[list[Any]] = field(default_factory=list)
+    # node → the figures the bulletin of the period before published: what is compared with
+    published: dict[str, Figures] | None = None
     _totals: dict[tuple[str, bool], Figures] = field(default_factory=dict, repr=False)
     _stars: dict[str, int | None] = field(default_factory=dict, repr=False)
     _by_node: dict[str, dict[str, list[int]]] | None = field(default=None, repr=False)
@@ -86,6 +101,8 @@ class PeriodFigures:
     def total(self, tree: Tree, node_id: str, previous: bool = False) -> Figures:
         """A node's figures (its units' summed), computed once."""
         key = (node_id, previous)
+        if previous and self.published is not None:
+            return self.published.get(node_id) or Figures()
         if key not in self._totals:
             units = self.previous if previous else self.current
             node = tree.nodes[node_id]
@@ -97,6 +114,10 @@ class PeriodFigures:
             else:
                 self._totals[key] = units[node_id]
         return self._totals[key]
+
+    def shown(self, tree: Tree) -> dict[str, Any]:
+        """Every node's figures as a bulletin of this period shows them, to keep as published."""
+        return {node_id: summary.shown(self.total(tree, node_id)) for node_id in tree.nodes}
 
     def stars(self, unit_id: str) -> int | None:
         if unit_id not in self._stars:
@@ -133,8 +154,9 @@ class Bulletin:
 # --- words ---------------------------------------------------------------------------
 @lru_cache(maxsize=1024)
 def category_name(key: str, t: Texts) -> str:
-    """The category's name (from config.yaml) in the chat's language."""
-    return t.category(key)
+    """The category's name (from config.yaml) in the chat's language; a key no longer in
+    config.yaml is shown as it is."""
+    return t.category(key) if key in t.category_keys() else key
 
 
 def period_label(period: Period, t: Texts) -> str:
@@ -162,10 +184,10 @@ def rate_with_change(current: float | None, previous: float | None, t: Texts) ->
     """``85% ↑5个百分点``; — when there is nothing to take a share of."""
     if current is None:
         return t("summary.none")
-    shown = f"{round(current * 100)}%"
+    shown = f"{percent(current)}%"
     if previous is None:
         return shown
-    diff = round(current * 100) - round(previous * 100)
+    diff = percent(current) - percent(previous)  # points between the two values as shown
     return shown + _arrow(diff, t("bulletin.points", n=abs(diff)))
 
 
@@ -235,7 +257,9 @@ def render(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, period: Period
     prev = figs.total(tree, node.id, previous=True)
     lines = [_title(node, period, t), *figure_lines(cur, prev, t, period, public=node.tier == UNIT)]
     if node.tier not in (COMMUNITY, STATION):
-        lines.append(t("bulletin.stars", stars=star_rating.show(figs.stars(node.id))))
+        count = figs.stars(node.id)
+        stars = star_rating.show(count) if count is not None or not cur.new else t("bulletin.stars_closed")
+        lines.append(t("bulletin.stars", stars=stars))
     lines.append(_legend(period, t))
     if node.tier == COMMUNITY:
         lines += ["", t("bulletin.ranking")]
@@ -275,10 +299,14 @@ def _ranking(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, with_communi
         unit = tree.nodes[unit_id]
         fig = figs.current[unit_id]
         label = escape(_unit_label(unit, tree, with_community))
-        if count is None:
+        if count is None and not fig.new:
             lines.append(t("bulletin.unit_row_empty", rank=f"{place}. ", unit=label))
             continue
-        prev = figs.previous[unit_id]
+        if count is None:  # matters came in, but none is left to judge: say why there are no stars
+            lines.append(t("bulletin.unit_row_closed", rank=f"{place}. ", unit=label, new=fig.new,
+                           resolved=fig.resolved, open=fig.open, overdue=fig.overdue))
+            continue
+        prev = figs.total(tree, unit_id, previous=True)
         lines.append(t("bulletin.unit_row", rank=f"{place}. ", stars=star_rating.show(count), unit=label,
                        new=fig.new, resolved=fig.resolved, open=fig.open, overdue=fig.overdue,
                        in_unit=rate_with_change(fig.in_unit_rate, prev.in_unit_rate, t)))
@@ -288,7 +316,7 @@ def _ranking(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, with_communi
 def _community_row(community: Node, tree: Tree, figs: PeriodFigures, t: Texts) -> str:
     cur = figs.total(tree, community.id)
     counts = [c for c in (figs.stars(u.id) for u in tree.units_under(community.id)) if c]
-    average = f"{sum(counts) / len(counts):.1f}" if counts else t("summary.none")
+    average = f"{half_up(sum(counts) / len(counts), 1):.1f}" if counts else t("summary.none")
     return t("bulletin.community_row", community=escape(community.name), new=cur.new, resolved=cur.resolved,
              open=cur.open, overdue=cur.overdue, in_unit=rate_with_change(cur.in_unit_rate, None, t),
              stars=average)
@@ -341,11 +369,9 @@ def chart_spec(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, period: Pe
     week over CHART_WEEKS weeks stacked by category, and a bar per unit of resolved vs
     open (every unit up to CHART_UNITS, else the best and the worst by stars). Plain
     JSON-able data, so it can wait in the outbox."""
-    weeks = [end - WEEK for end in period.chart_weeks()]
+    weeks = [period.week_start(end) for end in period.chart_weeks()]
     per_category: dict[str, list[int]] = {}
     for key, values in figs.weekly_by_category(tree, node.id).items():
-        # A key no longer in config.yaml reads as "other": count it there, not twice.
-        key = key if t.category(key) != t.category(OTHER) else OTHER
         known = per_category.get(key)
         per_category[key] = values if known is None else [a + b for a, b in zip(known, values, strict=True)]
     ordered = sorted(per_category.items(), key=lambda item: (item[0] == OTHER, -sum(item[1]), item[0]))

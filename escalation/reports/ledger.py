@@ -7,7 +7,8 @@ is named on the summary sheet). The CSV is the all-matters sheet in UTF-8 with a
 Excel opens the Chinese correctly. Pure functions: rows in, bytes out.
 
 A matter is in the ledger of [start, end) if it existed then: reported before the end and
-not resolved before the start.
+not resolved before the start. Each is shown as it stood at the end (from its timeline),
+so the ledger agrees with the period's bulletin; a last column gives its state now.
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from bot import visibility
 from bot.i18n import Texts
-from bot.storage import Event, Matter
-from bot.tree import Node, Tree
+from bot.storage import Event, Matter, TimelineRow
+from bot.tree import UNIT, Node, Tree
+from escalation.policy import State
 from escalation.reports import stars as star_rating
 from escalation.reports.bulletin import PeriodFigures, category_name
-from escalation.summary import Figures, rollup
+from escalation.summary import ARRIVALS, CLOSING, Figures, half_up, percent, rating_key, rollup
 
 DATE_FORMAT = "yyyy-mm-dd hh:mm"
 MAX_SHEET_NAME = 31  # Excel's limit
@@ -35,7 +38,7 @@ MATTER_COLUMNS = [
     ("ledger.col.text", 40), ("ledger.col.reporter", 14), ("ledger.col.reported_at", 17),
     ("ledger.col.claimed_at", 17), ("ledger.col.resolved_at", 17), ("ledger.col.hours", 10),
     ("ledger.col.top_tier", 10), ("ledger.col.state", 10), ("ledger.col.rating", 10),
-    ("ledger.col.resolution", 50), ("ledger.col.timeline", 60),
+    ("ledger.col.resolution", 50), ("ledger.col.timeline", 60), ("ledger.col.current_state", 10),
 ]
 # By key, not position, so a column added elsewhere moves nothing.
 DATE_COLUMNS = {i for i, (key, _) in enumerate(MATTER_COLUMNS)
@@ -59,9 +62,48 @@ class Ledger:
     node: Node
     start: float
     end: float
-    matters: list[Matter]  # under the node, in the period, by number
+    matters: list[Matter]  # under the node, in the period, by number, as they stood at its end
     figures: PeriodFigures
     events: dict[int, list[Event]] = field(default_factory=dict)  # matter id → its timeline, in order
+    current: dict[int, str] = field(default_factory=dict)  # matter → its state as of the export
+
+
+def as_of(matters: list[Matter], events: dict[int, list[Event]], end: float) -> list[Matter]:
+    """Each matter as it stood at ``end`` (from its timeline), so a period's ledger agrees
+    with that period's bulletin whatever happened since; its state now is kept apart."""
+    return [_as_of(m, [TimelineRow(e.matter_id, e.at, e.kind, e.tier, e.actor_id is None, e.detail)
+                       for e in events.get(m.id, [])], end) for m in matters]
+
+
+def _as_of(m: Matter, events: list[TimelineRow], end: float) -> Matter:
+    state, claimed, top, rating = State.OPEN, False, UNIT, None
+    closed_at: float | None = None
+    text: str | None = None
+    for e in events:
+        if e.at >= end:
+            break
+        if e.kind in CLOSING:
+            state, closed_at, text = State(e.kind), e.at, e.detail
+        elif e.kind == "reopened":
+            state, closed_at, text, claimed = State.OPEN, None, None, False
+        elif e.kind in ("claimed", "taken_over"):
+            claimed = True
+        elif e.kind in ("released", "escalated", "returned"):
+            claimed = False
+        elif e.kind == "rated":
+            rating = rating_key(e.detail) or rating
+        if e.kind in ARRIVALS and e.tier is not None:
+            top = min(top, e.tier)
+    if not events:  # no timeline kept (a matter written straight to the database): as it stands
+        return m
+    if state == State.OPEN and claimed:
+        state = State.CLAIMED
+    first_claim = m.first_claimed_at if m.first_claimed_at is not None and m.first_claimed_at < end else None
+    resolved = state == State.RESOLVED
+    return replace(m, state=state, first_claimed_at=first_claim, resolved_at=closed_at if resolved else None,
+                   top_tier=top, rating=rating, resolution=text if resolved else None,
+                   close_reason=text if closed_at is not None and not resolved else None,
+                   closed_at=closed_at)
 
 
 def select(matters: list[Matter], tree: Tree, node: Node) -> list[Matter]:
@@ -76,33 +118,19 @@ def _local(ts: float | None, t: Texts) -> datetime | None:
     return datetime.fromtimestamp(ts, t.tz).replace(tzinfo=None, microsecond=0)
 
 
-# Timeline entries that stay inside the leaders' tiers. The lead points this at the one
-# visibility decision (bot/visibility.py, from the "privacy" branch) at merge; until then:
-# returns and takeovers are internal, and so are notes and reasons written at tier 2 or 1.
-INTERNAL_KINDS = ("returned", "taken_over")
-PUBLIC_DETAIL_KINDS = ("resolved", "categorized", "rated", "attached")  # what was done is not a reason
+def public_timeline(events: list[Event], m: Matter, tree: Tree) -> list[Event]:
+    """The timeline a ledger shows (it goes to a group and on to whoever reads the file):
+    the entries every chat may read (bot/visibility.py decides which)."""
+    return [e for e in events if visibility.entry_level(e, tree, m.unit_id) == visibility.PUBLIC]
 
 
-def public_timeline(events: list[Event]) -> list[Event]:
-    """The timeline a ledger shows (it goes to a group): internal entries left out, and
-    the reasons written at tier 2 or 1 taken off the entries that stay."""
-    out = []
-    for e in events:
-        above_unit = e.tier is not None and e.tier < 3
-        if e.kind in INTERNAL_KINDS or (e.kind == "note" and above_unit):
-            continue
-        if above_unit and e.detail and e.kind not in PUBLIC_DETAIL_KINDS:
-            e = replace(e, detail=None)
-        out.append(e)
-    return out
-
-
-def timeline_text(events: list[Event], t: Texts, private_reporter: int | None = None) -> str:
+def timeline_text(events: list[Event], m: Matter, tree: Tree, t: Texts) -> str:
     """One line per event: when (with the year: a ledger is kept), what, who, and the detail.
-    ``private_reporter``: a private matter's reporter, who is not named, and whose matter's
-    words stay out of a group's file (like its 事由)."""
+    A private matter's reporter is not named, and its words stay out of a group's file
+    (like its 事由)."""
     lines = []
-    for e in public_timeline(events):
+    private_reporter = m.reporter_id if m.private else None
+    for e in public_timeline(events, m, tree):
         what = t(f"event.{e.kind}", tier=t(f"tier.{e.tier}") if e.tier else "")
         name = t("ledger.private") if private_reporter is not None and e.actor_id == private_reporter else e.actor_name
         actor = f" · {name}" if name else ""
@@ -112,7 +140,10 @@ def timeline_text(events: list[Event], t: Texts, private_reporter: int | None = 
     return "\n".join(lines)
 
 
-def matter_row(m: Matter, tree: Tree, t: Texts, events: list[Event] | None = None) -> list[Any]:
+def matter_row(m: Matter, tree: Tree, t: Texts, events: list[Event] | None = None, current: str | None = None
+               ) -> list[Any]:
+    """A matter's row as it stood at the period's end; the last column, ``current``, is its
+    state as of the export."""
     unit = tree.nodes.get(m.unit_id)
     community = tree.nodes.get(unit.parent_id or "") if unit else None
     return [
@@ -129,19 +160,25 @@ def matter_row(m: Matter, tree: Tree, t: Texts, events: list[Event] | None = Non
         t(f"ledger.tier.{m.top_tier}"),
         t(f"ledger.state.{m.state}"),
         t(f"ledger.rating.{m.rating}") if m.rating else "",
-        m.resolution or "",
-        timeline_text(events or [], t, private_reporter=m.reporter_id if m.private else None),
+        m.resolution or m.close_reason or "",  # what was done; for 无法解决 / 转交, the reason given
+        timeline_text(events or [], m, tree, t),
+        t(f"ledger.state.{current or m.state}"),
     ]
 
 
 def _hours(seconds: float | None) -> float | None:
-    return round(seconds / 3600, 1) if seconds is not None else None
+    return half_up(seconds / 3600, 1) if seconds is not None else None
 
 
 def summary_row(community: str, unit: str, stars: str, fig: Figures) -> list[Any]:
     return [community, unit, stars, fig.new, fig.resolved, fig.open, fig.overdue, fig.to_community,
-            fig.to_station, fig.in_unit_rate, fig.satisfaction, _hours(fig.median_claim),
+            fig.to_station, _share(fig.in_unit_rate), _share(fig.satisfaction), _hours(fig.median_claim),
             _hours(fig.median_resolve)]
+
+
+def _share(rate: float | None) -> float | None:
+    """A rate as the whole percent the bulletin shows (rounded half up), for Excel's 0%."""
+    return percent(rate) / 100 if rate is not None else None
 
 
 def summary_rows(ledger: Ledger, tree: Tree, t: Texts) -> list[list[Any]]:
@@ -219,7 +256,7 @@ def to_xlsx(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
         ws.append(styled(ws, row, dict.fromkeys(PERCENT_COLUMNS, "0%")))
 
     date_formats = dict.fromkeys(DATE_COLUMNS, DATE_FORMAT)
-    rows = [matter_row(m, tree, t, ledger.events.get(m.id)) for m in ledger.matters]
+    rows = [matter_row(m, tree, t, ledger.events.get(m.id), ledger.current.get(m.id)) for m in ledger.matters]
     ws = sheet(t("ledger.sheet_all"), MATTER_COLUMNS)
     for row in rows:
         ws.append(styled(ws, row, date_formats, WRAP_COLUMNS))
@@ -257,7 +294,7 @@ def to_csv(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
     writer = csv.writer(out)
     writer.writerow([t(key) for key, _ in MATTER_COLUMNS])
     for m in ledger.matters:
-        row = matter_row(m, tree, t, ledger.events.get(m.id))
+        row = matter_row(m, tree, t, ledger.events.get(m.id), ledger.current.get(m.id))
         writer.writerow([v.strftime("%Y-%m-%d %H:%M") if isinstance(v, datetime) else csv_cell(v) for v in row])
     return out.getvalue().encode("utf-8-sig")
 

@@ -19,9 +19,9 @@ from bot.i18n import Languages, Texts
 from bot.storage import Store, Tx
 from bot.tree import Node, Tree
 from escalation.reports import bulletin, ledger
-from escalation.reports.bulletin import WEEK, Bulletin, Period, PeriodFigures
+from escalation.reports.bulletin import Bulletin, Period, PeriodFigures
 from escalation.reports.ledger import Ledger
-from escalation.summary import Figures, unit_figures
+from escalation.summary import Figures, facts, from_shown, unit_figures
 
 CHART_KIND = "chart"
 
@@ -46,17 +46,42 @@ async def period_figures(store: Store, tree: Tree, period: Period, history: bool
     chart's weeks. Weeks that ended by ``now`` are counted once and kept."""
     with gc_paused():
         async with store.read() as tx:
-            facts = await tx.summary_facts(period.prev_start, period.end)
+            rows, events = await tx.summary_matters(period.prev_start, period.end)
+            ratings = await tx.ratings_given(period.prev_start, period.start, period.end)
             escalated = await tx.escalated_between(period.start, period.end)
             escalated_before = await tx.escalated_between(period.prev_start, period.start)
+        matters = facts(rows, events)
+        del rows, events
         unit_ids = [u.id for u in tree.units()]
-        current = unit_figures(facts, escalated, unit_ids, period.start, period.end)
-        previous = unit_figures(facts, escalated_before, unit_ids, period.prev_start, period.start)
-        del facts
+        current = unit_figures(matters, escalated, unit_ids, period.start, period.end, ratings)
+        previous = unit_figures(matters, escalated_before, unit_ids, period.prev_start, period.start, ratings)
+        del matters
     known = {}
-    if period.end - period.start == WEEK:  # every matter reported in these two weeks is in the facts
+    if period.kind != bulletin.Kind.MONTHLY and period.start == period.week_start(period.end):
+        # a week: every matter reported in it and the week before is in the facts
         known = {period.end: _reported(current), period.start: _reported(previous)}
-    return PeriodFigures(current, previous, await chart_history(store, period, now, known) if history else [])
+    figures = PeriodFigures(current, previous, await chart_history(store, period, now, known) if history else [])
+    figures.published = await published(store, period)
+    return figures
+
+
+async def published(store: Store, period: Period) -> dict[str, Figures] | None:
+    """What the bulletin of the period before published, node by node: an arrow compares two
+    numbers someone was shown. None where none was (then the period before is recomputed
+    from the timeline as it stood at its end)."""
+    if period.kind not in (bulletin.Kind.WEEKLY, bulletin.Kind.MONTHLY):
+        return None
+    async with store.read() as tx:
+        data = await tx.published(period.kind, period.prev_start, period.start)
+    if data is None:
+        return None
+    return {node_id: from_shown(shown) for node_id, shown in json.loads(data).items()}
+
+
+async def publish(tx: Tx, tree: Tree, figures: PeriodFigures, period: Period, now: float) -> None:
+    """Keep what this period's bulletins show, for the next period to compare with."""
+    data = json.dumps(figures.shown(tree), ensure_ascii=False, separators=(",", ":"))
+    await tx.save_published(period.kind, period.start, period.end, data, now)
 
 
 def _reported(units: dict[str, Figures]) -> list[Any]:
@@ -76,7 +101,7 @@ async def chart_history(
             counts = (known or {}).get(week_end)
             if counts is None:
                 async with store.read() as tx:
-                    counts = list(await tx.count_week(week_end - WEEK, week_end))
+                    counts = list(await tx.count_week(period.week_start(week_end), week_end))
             if now is not None and week_end <= now:  # a week that is over never changes
                 async with store.transaction() as tx:
                     await tx.save_week_counts(week_end, counts)
@@ -119,11 +144,12 @@ async def enqueue_chart(tx: Tx, chat: int, key: str, caption: str, chart: dict, 
 async def load_ledger(store: Store, tree: Tree, node: Node, start: float, end: float) -> Ledger:
     """The ledger of ``node`` for [start, end): its matters and its units' figures."""
     async with store.read() as tx:
-        matters = await tx.ledger_matters(start, end)
-        events = await tx.ledger_events(start, end)
+        matters = ledger.select(await tx.ledger_matters(start, end), tree, node)
+        events = await tx.ledger_events([m.id for m in matters])
     period = Period("ledger", start, end, start - (end - start))
     figures = await period_figures(store, tree, period, history=False)
-    return Ledger(node, start, end, ledger.select(matters, tree, node), figures, events)
+    return Ledger(node, start, end, ledger.as_of(matters, events, end), figures, events,
+                  {m.id: m.state for m in matters})
 
 
 async def export_file(config: Config, node_id: str, start: float, end: float, csv: bool) -> tuple[bytes, int]:
