@@ -445,4 +445,6 @@ MESSAGES: dict[str, str] = {
     "ledger.col.current_state": "Current state",
     "bulletin.unit_row_closed": "{rank}— {unit}: new {new} / resolved {resolved} / open {open} / overdue {overdue} (every matter this period was withdrawn, referred or closed unresolved: no stars)",
     "bulletin.stars_closed": "— (every matter this period was withdrawn, referred or closed unresolved: no stars)",
+    # --- data (issue 10/11) ---
+    "event.purged": "personal data cleared",
 }

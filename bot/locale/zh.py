@@ -447,4 +447,6 @@ MESSAGES: dict[str, str] = {
     "ledger.col.current_state": "当前状态",
     "bulletin.unit_row_closed": "{rank}— {unit}：新增 {new} / 解决 {resolved} / 未结 {open} / 超期 {overdue}（本期事项均已撤回、转交或无法解决，不评星）",
     "bulletin.stars_closed": "—（本期事项均已撤回、转交或无法解决，不评星）",
+    # --- data (issue 10/11) ---
+    "event.purged": "个人信息已清除",
 }
