@@ -17,7 +17,7 @@ from bot.delivery import keyboard_markup
 from bot.i18n import Texts
 from bot.matters import MAX_TEXT, RATINGS, Ack, Actor, Outcome, Result
 from bot.services import Services
-from bot.storage import Event, Matter
+from bot.storage import PURGED, Event, Matter
 from bot.tree import Node
 from bot.visibility import GROUPS, Audience, Piece
 from escalation.notify import MAX_ATTACHMENTS
@@ -191,7 +191,7 @@ async def _show(
     for part in split_message(text.split("\n")):
         await reply(update, part)
     message = update.effective_message
-    for kind, file in media[:MAX_ATTACHMENTS]:
+    for kind, file in [a for a in media if a[1] != PURGED][:MAX_ATTACHMENTS]:  # none once cleared
         assert message is not None
         if kind == "location":
             latitude, longitude = (float(x) for x in file.split(","))
