@@ -1239,6 +1239,8 @@ class Tx:
             "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND state = 'pending'", (new_chat, old_chat)
         )
         await self._conn.execute("UPDATE matters SET chat_id = ? WHERE chat_id = ?", (new_chat, old_chat))
+        # A report held over a limit becomes a matter there later: its card goes to the new id.
+        await self._conn.execute("UPDATE held_reports SET chat_id = ? WHERE chat_id = ?", (new_chat, old_chat))
         await self._conn.execute(
             "UPDATE matters SET card_chat_id = NULL, card_message_id = NULL WHERE card_chat_id = ?", (old_chat,)
         )

@@ -18,8 +18,8 @@ from bot.tree import UNIT, Node, Tree
 from bot.visibility import Audience, Piece
 
 __all__ = [
-    "BoundChat", "UnitChat", "ack_for", "actor", "chat_node", "command_text", "matter_number", "parse_until",
-    "refusal", "reply", "services", "texts_for",
+    "BoundChat", "UnitChat", "ack_for", "actor", "chat_node", "command_text", "matter_number", "on_its_keyboard",
+    "parse_until", "refusal", "reply", "services", "texts_for",
 ]
 
 
@@ -57,6 +57,17 @@ def actor(update: Update) -> Actor:
     user = update.effective_user
     assert user is not None
     return Actor(user.id, user.full_name or (f"@{user.username}" if user.username else str(user.id)))
+
+
+def on_its_keyboard(update: Update) -> bool:
+    """Whether the button pressed is one of the message's own. A client may send any callback
+    data with any message of the bot; a button that edits the message it sits on (a rating,
+    分类) must not let a forged press rewrite another message, e.g. another matter's card."""
+    query = update.callback_query
+    markup = getattr(query.message, "reply_markup", None) if query is not None else None
+    if query is None or markup is None:
+        return False
+    return any(b.callback_data == query.data for row in markup.inline_keyboard for b in row)
 
 
 def chat_node(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Node | None:

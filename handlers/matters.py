@@ -30,6 +30,7 @@ from handlers.common import (
     chat_node,
     command_text,
     matter_number,
+    on_its_keyboard,
     parse_until,
     refusal,
     reply,
@@ -230,7 +231,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if node is None and chat is not None and chat.type == ChatType.PRIVATE:
         node = svc.tree.station  # a leader's DM copy: permission alone decides, as in the group
     forged_rating = parsed is not None and parsed[0] == "rate" and parsed[2] not in RATINGS
-    if parsed is None or node is None or forged_rating:
+    # These two rewrite the message pressed on: only from that message's own buttons.
+    forged = parsed is not None and parsed[0] in ("rate", "cats") and not on_its_keyboard(update)
+    if parsed is None or node is None or forged_rating or forged:
         await query.answer(render.plain(texts_for(update, context)("err.stale_button")), show_alert=True)
         return
     action, number, arg = parsed
