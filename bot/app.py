@@ -12,7 +12,7 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
-from bot import broadcasts
+from bot import broadcasts, retention
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.delivery import Delivery
@@ -32,7 +32,10 @@ from escalation.notify import Notifier
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY = 3600.0
-KEEP_DONE = 30 * 86400.0  # handled updates and sent messages are kept this long, for inquiries
+KEEP_DONE = 30 * 86400.0  # sent messages are kept this long, for inquiries
+# Handled updates leave their id this long, against duplicates. No longer: after a quiet
+# week Telegram may number updates afresh, and an old id kept could make a new one look done.
+KEEP_UPDATE_IDS = 7 * 86400.0
 
 
 def build_application(config: Config, token: str, clock: Clock | None = None) -> Application:
@@ -80,6 +83,7 @@ async def _open(app: Application) -> None:
     tree: Tree = app.bot_data["tree"]
     clock: Clock = app.bot_data["clock"]
     store = app.bot_data.pop("store", None) or await Store.open(config.database)  # bot/runner.py opens it first
+    store.now = clock.now
     store.bound_unrecorded(config.telegram.connections)
     async with store.transaction() as tx:
         tree.set_bindings(await tx.bindings())
@@ -114,7 +118,7 @@ async def _open(app: Application) -> None:
     menus.start()
     request = app.bot._request[0]  # PTB keeps (getUpdates request, other requests)
     if isinstance(request, InboxRequest):
-        request.store = store
+        request.store, request.tree = store, tree
     await replay(app, store)
     log.info("tierbot started: %d units, database %s", sum(1 for _ in tree.units()), config.database)
 
@@ -143,8 +147,9 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     await weekly.send_due(svc.store, svc.tree, svc.langs, svc.weekly_trigger, now, since=svc.first_started)
     if now - svc.last_prune > PRUNE_EVERY:  # keep the tables to what is still useful
         async with svc.store.transaction() as tx:
-            await tx.inbox_prune(now - KEEP_DONE)
+            await tx.inbox_prune(now - KEEP_UPDATE_IDS)
             await tx.outbox_prune(now - KEEP_DONE)
+        await retention.purge(svc.store, now - svc.config.retention.personal_data, now)
         svc.last_prune = now
     await weekly.send_monthly_due(
         svc.store, svc.tree, svc.langs, svc.config.monthly_trigger(), now, since=svc.first_started,

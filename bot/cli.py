@@ -1,17 +1,19 @@
-"""The ``tierbot`` command: run, check-config, demo, export, status, backup, restore."""
+"""The ``tierbot`` command: run, check-config, demo, export, status, backup, restore, inbox, purge."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sqlite3
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from bot.config import ConfigError, load_config
+from bot.config import Config, ConfigError, load_config
 from bot.i18n import Texts
 from bot.tree import Tree
 
@@ -41,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--node", default=None, help="a community or unit id (default: the whole town)")
     _add_log_options(run)
     _add_operations(commands)
+    inbox = commands.add_parser("inbox", help="updates waiting in the inbox; --failed lists those given up on")
+    inbox.add_argument("--config", default="config.yaml", help="path to config.yaml")
+    inbox.add_argument("--failed", action="store_true", help="list the failed updates: id, when, error")
+    inbox.add_argument("--limit", type=int, default=50, help="list at most this many (default 50)")
+    purge = commands.add_parser("purge", help="clear personal data of matters closed before a day, now")
+    purge.add_argument("--config", default="config.yaml", help="path to config.yaml")
+    purge.add_argument("--before", required=True, metavar="DATE", help="matters closed before this day, YYYY-MM-DD")
     args = parser.parse_args(argv)
 
     if args.command == "check-config":
@@ -53,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
         return OPERATIONS[args.command](args)
     if args.command == "export":
         return _export(args)
+    if args.command == "inbox":
+        return _inbox(args)
+    if args.command == "purge":
+        return _purge(args)
     from bot import demo as demo_module
 
     return asyncio.run(demo_module.main(args.config))
@@ -167,6 +180,82 @@ def _export(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(content)
     print(f"{out}: {count} matter(s), {args.first} to {args.last} ({config.timezone})")
+    return 0
+
+
+def _open_database(config_path: str, command: str) -> tuple[Config, Any] | int:
+    """The config and the path of an existing database, or an exit status."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    if not Path(config.database).is_file():
+        print(f"tierbot {command}: no database at {config.database}", file=sys.stderr)
+        return 1
+    return config, config.database
+
+
+def _inbox(args: argparse.Namespace) -> int:
+    """``tierbot inbox [--failed]``: what waits in the inbox, and what was given up on (ids,
+    times and errors only: never what an update said)."""
+    from datetime import datetime
+
+    from bot.storage import Store
+
+    opened = _open_database(args.config, "inbox")
+    if isinstance(opened, int):
+        return opened
+    config, database = opened
+
+    async def read() -> tuple[int, int, list[tuple[int, float, str]]]:
+        store = await Store.open(database)
+        try:
+            async with store.read() as tx:
+                pending = len(await tx.inbox_pending())
+                failed = await tx.inbox_failed_count()
+                rows = await tx.inbox_failed(max(args.limit, 0)) if args.failed else []
+        finally:
+            await store.close()
+        return pending, failed, rows
+
+    pending, failed, rows = asyncio.run(read())
+    if not args.failed:
+        print(f"inbox: {pending} update(s) waiting, {failed} failed (list them with --failed)")
+        return 0
+    if not rows:
+        print("no failed updates")
+    for update_id, at, error in rows:
+        when = datetime.fromtimestamp(at, config.tz).strftime("%Y-%m-%d %H:%M:%S")
+        print(f"{update_id}\t{when}\t{error}")
+    return 0
+
+
+def _purge(args: argparse.Namespace) -> int:
+    """``tierbot purge --before DATE``: the retention sweep, by hand, for an earlier day."""
+    from datetime import date, datetime, time
+
+    from bot import logs, retention
+
+    try:
+        day = date.fromisoformat(args.before)
+    except ValueError:
+        print("tierbot purge: --before must be a date, YYYY-MM-DD", file=sys.stderr)
+        return 2
+    opened = _open_database(args.config, "purge")
+    if isinstance(opened, int):
+        return opened
+    config, _ = opened
+    before = datetime.combine(day, time(0), config.tz)
+    if before > datetime.now(config.tz):
+        print("tierbot purge: --before must not be after today", file=sys.stderr)
+        return 2
+    if not logging.getLogger().handlers:  # the count line goes to the log, as the sweep's does
+        logs.setup()
+    counts = asyncio.run(retention.purge_file(config, before.timestamp(), by_hand=True))
+    print(f"cleared the personal data of {counts.matters} matter(s) closed before {day} ({config.timezone}): "
+          f"{counts.events} event(s), {counts.attachments} attachment(s), {counts.messages} message(s), "
+          f"{counts.prompts} prompt(s), {counts.users} name(s), {counts.held} held report(s)")
     return 0
 
 

@@ -28,10 +28,10 @@ from pydantic_core import PydanticCustomError
 
 from escalation.policy import Rules, TierRule
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdy])\s*$")
 # Far beyond any real setting, far enough below datetime's year 9999 that no sum overflows.
 MAX_DURATION = 1000 * 365 * 86400.0
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -40,14 +40,15 @@ class ConfigError(Exception):
 
 
 def parse_duration(value: Any) -> float:
-    """``"30s"``, ``"10m"``, ``"2h"``, ``"3d"`` → seconds (more than zero, at most 1000 years)."""
+    """``"30s"``, ``"10m"``, ``"2h"``, ``"3d"``, ``"3y"`` (365 days a year) → seconds (more than
+    zero, at most 1000 years)."""
     if isinstance(value, str):
         match = _DURATION.match(value)
         if match:
             seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
             if 0 < seconds <= MAX_DURATION:
                 return seconds
-    raise ValueError("a duration such as \"30s\", \"10m\", \"2h\" or \"3d\", at most 1000 years")
+    raise ValueError("a duration such as \"30s\", \"10m\", \"2h\", \"3d\" or \"3y\", at most 1000 years")
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
@@ -243,6 +244,21 @@ class DutyShift(_Strict):
         return value
 
 
+class Retention(_Strict):
+    """How long personal data is kept (issue 10): after this long past a matter's close, the
+    reporter's name and id and the matter's texts are cleared; its figures stay."""
+
+    personal_data: Duration = Field(3 * 365 * 86400.0, description='a duration such as "3y" (365 days a year)')
+
+    @field_validator("personal_data")
+    @classmethod
+    def _long_enough(cls, value: float) -> float:
+        # A closed matter may still be rated, reopened or asked about for a while.
+        if value < 30 * 86400:
+            raise ValueError('a duration of at least "30d", such as "3y" (365 days a year)')
+        return value
+
+
 class RateLimit(_Strict):
     overall_per_second: float = Field(30, gt=0, description="messages per second, overall")
     group_per_minute: float = Field(20, gt=0, description="messages per minute to one group")
@@ -278,6 +294,7 @@ class Config(_Strict):
     limits: Limits = Limits()
     categories: list[Category] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
     duty: list[DutyShift] = Field(default_factory=list, description="a list of shifts")
+    retention: Retention = Retention()
     station: Station
 
     @field_validator("quiet_hours")
@@ -327,12 +344,28 @@ class Config(_Strict):
             paths.setdefault(node_id, []).append(path)
         problems = [f"{' and '.join(where)}: the same id {node_id!r}; every node id must be unique"
                     for node_id, where in paths.items() if len(where) > 1]
+        # A private report's full text goes to its unit's group: were that group also a
+        # community's, the community would read what was meant for the unit only.
+        chats: dict[int, list[str]] = {}
+        for path, chat_id in self.chat_paths():
+            chats.setdefault(chat_id, []).append(path)
+        problems += [f"{' and '.join(where)}: the same chat {chat_id}; a chat serves one node only"
+                     for chat_id, where in chats.items() if len(where) > 1]
         staff = {p.id for p in self.station.staff}
         problems += [f"duty[{i}].user: {shift.user} is not in station.staff; duty users must be station staff"
                      for i, shift in enumerate(self.duty) if shift.user not in staff]
         if problems:
             raise cross_key_error(problems)
         return self
+
+    def chat_paths(self) -> list[tuple[str, int]]:
+        """(key path, chat id) of every node with a chat_id in config.yaml."""
+        st = self.station
+        out = [("station.chat_id", st.chat_id)]
+        for i, community in enumerate(st.communities):
+            out.append((f"station.communities[{i}].chat_id", community.chat_id))
+            out += [(f"station.communities[{i}].units[{j}].chat_id", u.chat_id) for j, u in enumerate(community.units)]
+        return [(path, chat_id) for path, chat_id in out if chat_id is not None]
 
     def node_paths(self) -> list[tuple[str, str]]:
         """(key path of its id, id) of every node, as config.yaml writes them."""

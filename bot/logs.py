@@ -47,6 +47,9 @@ _MESSAGES = {
     "broadcast_queued": "broadcast {broadcast} queued from {node} to {targets} group(s)",
     "broadcast_settled": "broadcast {broadcast} settled: {delivered} delivered, {failed} failed",
     "unreachable": "chat {chat} unreachable ({node}): {error}",
+    "purged": "personal data cleared ({by}): {matters} matter(s) closed before {before}, {events} event(s), "
+              "{attachments} attachment(s), {messages} message(s), {prompts} prompt(s), {users} name(s), "
+              "{held} held report(s)",
 }
 
 

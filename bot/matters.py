@@ -233,6 +233,7 @@ class Matters:
             [(matter_id, event)] = await tx.insert_reports([report])
             await tx.release_held(held.id, matter_id, actor.id, now)
             await tx.add_event(matter_id, now, "held_released", actor_id=actor.id, actor_name=actor.name, tier=UNIT)
+            tx.log_event("reported", matter=matter_id, node=held.unit_id)  # a matter from now on, like any report
             if held.private:
                 matter = await tx.matter(matter_id)
                 assert matter is not None
@@ -388,14 +389,15 @@ class Matters:
             clock = policy.suspend(matter.clock, now, until)
             await tx.update_matter(matter.id, **clock_columns(clock, matter.policy_rules))
             day = self.langs.for_chat(None).date(until)
-            event = await self._event(tx, matter, now, "suspended", actor, f"{day} {reason}",
-                                      tier=self._written_at(actor, chat, matter))
+            by = self._written_at(actor, chat, matter)
+            event = await self._event(tx, matter, now, "suspended", actor, f"{day} {reason}", tier=by)
             await self._refresh_card(tx, matter, now, event)
-            if until - now > self.config.suspend.notify_above and matter.tier > STATION:
-                # A long pause is a decision the tier above should know of.
+            if until - now > self.config.suspend.notify_above and by > STATION:
+                # A long pause is a decision the tier above the one that took it should know of
+                # (not the community of its own pause on a unit's matter).
                 updated = await tx.matter(matter.id)
                 assert updated is not None
-                ping = Ping(updated, "suspended", matter.tier - 1, "suspended", event, reason)
+                ping = Ping(updated, "suspended", by - 1, "suspended", event, reason)
                 await self.notifier.send(tx, [ping], now, may_hold=False)
             await self._ack(tx, ack, now, "ok.suspended", id=matter.id, until=lambda t: t.date(until))
             return None
@@ -460,16 +462,23 @@ class Matters:
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
             if not matter.closed:
                 return Outcome.NOT_CLOSED
-            await self._reopen(tx, matter, actor, now, why, tier=self._holder(Action.REOPEN, matter),
-                               written_at=self._written_at(actor, chat, matter))
+            tier = self._holder(Action.REOPEN, matter)
+            event = await self._reopen(tx, matter, actor, now, why, tier=tier)
+            if tier < UNIT and target_chat(self.tree, matter.unit_id, tier) != self.tree.chat_of(chat.id):
+                # Reopened onto a tier other than the one asking (the station reopens what the
+                # community closed): that tier hears at once, not at its next deadline.
+                updated = await tx.matter(matter.id)
+                assert updated is not None
+                await self.notifier.send(tx, [Ping(updated, "reopened", tier, "reopened", event)], now,
+                                         may_hold=False)
             await self._ack(tx, ack, now, "ok.reopened", id=matter.id)
             return None
 
         return await self._act(matter_id, actor, chat, change, Action.REOPEN, when_closed=True)
 
     async def _reopen(
-        self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str, tier: int = UNIT, written_at: int = UNIT,
-    ) -> None:
+        self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str, tier: int = UNIT,
+    ) -> int:
         # Ratings are events: a reopen never takes one back (the matter keeps its latest,
         # and its next resolution may be rated again).
         clock = policy.arrive(tier, now)
@@ -478,11 +487,12 @@ class Matters:
             resolution=None, close_reason=None, claimed_by=None, claimed_by_name=None, claimed_at=None,
             **clock_columns(clock, matter.policy_rules),
         )
-        # The tier it reopens at, or the writer's if higher: a leader's reason stays at the
-        # leader's tier (bot/visibility.py).
-        event = await self._event(tx, matter, now, "reopened", actor, why, tier=min(tier, written_at))
+        # The tier it reopens at, as for every move (the figures replay it from the timeline);
+        # bot/visibility.py keeps a leader's reason at the leader's own tier.
+        event = await self._event(tx, matter, now, "reopened", actor, why, tier=tier)
         tx.log_event("reopened", matter=matter.id, node=matter.unit_id)
         await self._refresh_card(tx, matter, now, event)
+        return event
 
     # --- the reporter's own ----------------------------------------------------------
     async def cancel(self, matter_id: int, actor: Actor, chat: Node | None, ack: Ack | None = None) -> Result:
@@ -494,6 +504,8 @@ class Matters:
             event = await self._event(tx, matter, now, "cancelled", actor)
             tx.log_event("cancelled", matter=matter.id, node=matter.unit_id)
             await self._refresh_card(tx, matter, now, event)
+            if matter.private:  # those who got it in full hear it was withdrawn, as of any other end
+                await self._tell_leaders(tx, matter, actor, chat, now, event, State.CANCELLED, "")
             await self._ack(tx, ack, now, "ok.cancelled", id=matter.id)
 
         async def held(tx: Tx, matter: Matter, now: float) -> None:
@@ -528,10 +540,22 @@ class Matters:
             t = self.langs.for_chat(None)
             event = await self._event(tx, matter, now, "rated", actor, t(f"rating.{rating}"))
             if rating == RATING_UNSATISFIED:
-                await self._reopen(tx, matter, actor, now, t("rating.unsatisfied"))
+                # Reopened where it was decided (as /reopen): what the station or the community
+                # closed goes back to it, and that tier hears at once.
+                tier = self._holder(Action.REOPEN, matter)
+                await self._reopen(tx, matter, actor, now, t("rating.unsatisfied"), tier=tier)
+                told = None
+                if tier < UNIT:
+                    updated = await tx.matter(matter.id)
+                    assert updated is not None
+                    await self.notifier.send(tx, [Ping(updated, "unsatisfied", tier, "unsatisfied", event)], now,
+                                             may_hold=False)
+                    told = target_chat(self.tree, matter.unit_id, tier)
                 heads = self.tree.nodes[matter.unit_id]
                 if matter.private:  # not the unit group: the heads by DM, the community in full
                     for chat in await self._private_audience(tx, matter, skip=actor.id):
+                        if chat == told:
+                            continue
                         text = self.langs.for_chat(chat)(
                             "privacy.unsatisfied", id=matter.id, unit=escape(heads.name),
                             heads=render.people(heads.leaders), text=render.snippet(matter.text),
@@ -540,9 +564,9 @@ class Matters:
                         await put(tx, outbox.Unsatisfied(matter.id, event, chat, text, per_chat=True), now=now)
                 else:
                     chat = matter.chat_id
-                    text = self.langs.for_chat(chat)(
-                        "notify.unsatisfied", id=matter.id, heads=render.people(heads.leaders)
-                    )
+                    tt = self.langs.for_chat(chat)
+                    text = (tt("notify.unsatisfied", id=matter.id, heads=render.people(heads.leaders)) if tier == UNIT
+                            else tt("notify.unsatisfied_above", id=matter.id, tier=tt(f"tier.{tier}")))
                     await put(tx, outbox.Unsatisfied(matter.id, event, chat, text), now=now)
                 if ask_why_in is not None:
                     await tx.set_prompt(ask_why_in, actor.id, now, kind="unsatisfied", matter_id=matter.id)
@@ -561,6 +585,9 @@ class Matters:
             # A private matter's words go to the heads privately and to the community, never
             # to the unit group.
             chats = await self._private_audience(tx, matter, skip=actor.id) if matter.private else [matter.chat_id]
+            holder = target_chat(self.tree, matter.unit_id, matter.tier) if matter.tier < UNIT else None
+            if holder is not None and holder not in chats:  # reopened above: the tier that decides hears why
+                chats.append(holder)
             for chat in chats:
                 text = self.langs.for_chat(chat)("notify.unsatisfied_why", id=matter.id, text=escape(why))
                 await put(tx, outbox.UnsatisfiedWhy(matter.id, event, chat, text), now=now)

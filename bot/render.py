@@ -295,9 +295,13 @@ def ping_title(ping: Any, t: Texts, now: float, category: bool = True) -> str:
         case "resolved_below":
             return t("esc.resolved_below", id=matter.id, who=escape(matter.resolved_by_name or ""))
         case "suspended":
-            return t("esc.suspended", id=matter.id, tier=t(f"tier.{matter.tier}"))
+            return t("esc.suspended", id=matter.id, tier=t(f"tier.{ping.tier + 1}"))  # told: the tier above
         case "cancel_wish":
             return t("esc.cancel_wish", id=matter.id, tier=tier)
+        case "unsatisfied":
+            return t("esc.unsatisfied", id=matter.id, tier=tier)
+        case "reopened":
+            return t("esc.reopened", id=matter.id, tier=tier)
     return t("esc.title", id=matter.id, tier=tier, reason=reason)
 
 

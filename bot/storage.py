@@ -56,6 +56,11 @@ MIN_SQLITE = (3, 35)  # INSERT … RETURNING
 SENT_BATCH = 16  # accepted sends that may wait for the group commit beyond those in flight
 ROWS_PER_INSERT = 200  # rows in one INSERT: well within SQLite's limit on parameters
 IDS_PER_QUERY = 5000  # numbers in one "id IN (…)": within SQLite's limit of 32,766 parameters
+MAX_TRIES = 3  # an update that could not be handled this often is marked failed (issue 11)
+PURGED = "（已清除）"  # what personal data reads as once its retention period is over (issue 10)
+# Timeline entries whose detail is the bot's own words (a category's name, a rating, an
+# attachment's kind), not a person's: kept when personal data is cleared.
+_OWN_WORDS_EVENTS = ("categorized", "rated", "attached")
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: list[str] = [
@@ -313,6 +318,31 @@ MIGRATIONS: list[str] = [
     UPDATE matters SET first_claimed_at = (SELECT min(e.at) FROM events e WHERE e.matter_id = matters.id
         AND e.kind IN ('claimed', 'taken_over'));
     """,
+    # 6 (issue 10, data kept no longer than needed; issue 11, the poisoned update): an
+    # update's payload is kept only until it is done (NULL after, and from chats outside
+    # the tree never stored), so it may be NULL; an update that cannot be handled counts
+    # its tries and, after the last, is marked failed with its error. Payloads of updates
+    # already done go now. Matters whose personal data was cleared say when.
+    """
+    CREATE TABLE inbox_new (
+        update_id INTEGER PRIMARY KEY,
+        payload TEXT,
+        received_at REAL NOT NULL,
+        done_at REAL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        failed_at REAL,
+        error TEXT
+    );
+    INSERT INTO inbox_new (update_id, payload, received_at, done_at)
+        SELECT update_id, CASE WHEN done_at IS NULL THEN payload END, received_at, done_at FROM inbox;
+    DROP TABLE inbox;
+    ALTER TABLE inbox_new RENAME TO inbox;
+    CREATE INDEX inbox_pending ON inbox(update_id) WHERE done_at IS NULL;
+    CREATE INDEX inbox_failed ON inbox(failed_at) WHERE failed_at IS NOT NULL;
+
+    ALTER TABLE matters ADD COLUMN purged_at REAL;
+    CREATE INDEX matters_unpurged ON matters(closed_at) WHERE purged_at IS NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -528,6 +558,23 @@ _MATTER_COLUMNS = [f.name for f in fields(Matter)]
 _MATTER_SELECT = "SELECT " + ", ".join(_MATTER_COLUMNS) + " FROM matters"
 
 
+@dataclass
+class Purged:
+    """What one clearing of personal data changed (counts only: they are logged)."""
+
+    matters: int = 0
+    events: int = 0
+    attachments: int = 0
+    messages: int = 0
+    prompts: int = 0
+    users: int = 0
+    held: int = 0  # reports held back by the abuse limits
+
+    def add(self, other: Purged) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+
 @dataclass(frozen=True)
 class QueuedReport:
     """A report to be logged; from a unit group, it is queued and committed with those that
@@ -630,7 +677,10 @@ class Store:
         self._sent_slots: list[SendSlot] = []  # given back once their sends are recorded
         self._slots = asyncio.Semaphore(8 + SENT_BATCH)
         self._done: list[int] = []  # updates that changed nothing
+        self._last_error = ""
         self._committer: asyncio.Task[None] | None = None
+        self.now: Callable[[], float] = time.time  # the inbox's clock; the app sets its own
+        self.failing: dict[int, str] = {}  # updates whose handler raised, with the error
 
     @classmethod
     async def open(cls, path: str | Path) -> Store:
@@ -641,7 +691,7 @@ class Store:
             )
         path = Path(path)
         if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _private_file(path)
         conn = await aiosqlite.connect(path, isolation_level=None)
         try:
             for pragma in (
@@ -649,6 +699,9 @@ class Store:
                 "PRAGMA synchronous=NORMAL",
                 "PRAGMA foreign_keys=ON",
                 "PRAGMA busy_timeout=5000",
+                # What is deleted (a done update's payload, cleared personal data) is zeroed
+                # where that costs no extra write, rather than lingering in free space.
+                "PRAGMA secure_delete=FAST",
             ):
                 await conn.execute(pragma)
             store = cls(conn)
@@ -656,6 +709,8 @@ class Store:
         except BaseException:
             await conn.close()  # else its thread keeps the process alive after the error
             raise
+        if str(path) != ":memory:":
+            _warn_if_shared(path)
         return store
 
     async def quick_check(self) -> str | None:
@@ -691,7 +746,7 @@ class Store:
             async with self._atomic() as tx:
                 yield tx
                 if update_id is not None:
-                    await tx.inbox_done([update_id], time.time())
+                    await tx.inbox_done([update_id], self.now())
             if update_id is not None:
                 self.handled.add(update_id)
         if tx.enqueued and self.on_enqueue is not None:
@@ -789,8 +844,11 @@ class Store:
                     continue
                 # One bad row must not sink the others: each alone.
                 for report in reports:
-                    if not await self._try_write([report], [], []) and self.on_lost is not None:
-                        self.on_lost(report)
+                    if not await self._try_write([report], [], []):
+                        if report.update_id is not None:
+                            await self._count_try(report.update_id, self._last_error)
+                        if self.on_lost is not None:
+                            self.on_lost(report)
                 for one in sent:
                     await self._try_write([], [one], [])
                 if done:
@@ -807,19 +865,41 @@ class Store:
                     ids = await tx.insert_reports(reports)
                     for (matter_id, _), report in zip(ids, reports, strict=True):
                         tx.log_event("reported", matter=matter_id, node=report.matter["unit_id"])
-                await tx.inbox_done([r.update_id for r in reports if r.update_id is not None] + done, time.time())
+                await tx.inbox_done([r.update_id for r in reports if r.update_id is not None] + done, self.now())
                 if sent:
                     await tx.outbox_sent(sent)
         except asyncio.CancelledError:
             raise
-        except Exception:
+        except Exception as exc:
             # A report left behind stays in the inbox, not done: the next start tries it again.
-            if not quiet:
-                log.exception("could not commit %s", reports or sent or done)
+            self._last_error = describe_error(exc)
+            if not quiet:  # ids only: a report's text and its reporter's name stay out of the log
+                log.exception("could not commit %d report(s) (updates %s), %d sent, %d done", len(reports),
+                              [r.update_id for r in reports], len(sent), len(done))
             return False
         if reports and self.on_enqueue is not None:
             self.on_enqueue()
         return True
+
+    async def _count_try(self, update_id: int, error: str) -> None:
+        """An update that could not be handled: one try more; failed after the last. The
+        caller holds the lock."""
+        try:
+            async with self._atomic() as tx:
+                tries = await tx.inbox_try_failed(update_id, error, self.now())
+        except Exception:
+            log.exception("could not count a try of update %s", update_id)
+            return
+        if tries >= MAX_TRIES:
+            log.error("update %s failed %d times (%s); given up", update_id, tries, error)
+        else:
+            log.warning("update %s failed (%s), try %d of %d; tried again at the next start",
+                        update_id, error, tries, MAX_TRIES)
+
+    async def count_try(self, update_id: int, error: str) -> None:
+        async with self._lock:
+            await self._write_queued()
+            await self._count_try(update_id, error)
 
     @asynccontextmanager
     async def _atomic(self) -> AsyncIterator[Tx]:
@@ -837,6 +917,43 @@ class Store:
         await self._conn.execute("COMMIT")
         for name, values in tx.logged:  # only now: a change rolled back is never logged
             logs.event(name, **values)
+
+
+def describe_error(exc: BaseException) -> str:
+    """What went wrong, for the inbox and the log: the exception's kind and where it was
+    raised; the message only from SQLite and the OS, whose words never quote a report."""
+    where, ours = "", str(Path(__file__).resolve().parent.parent)
+    tb = exc.__traceback__
+    while tb is not None:  # the innermost frame of tierbot's own code, else the innermost
+        path = tb.tb_frame.f_code.co_filename
+        if not where or (path.startswith(ours) and "site-packages" not in path):
+            where = f" at {Path(path).name}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    said = f": {exc}" if isinstance(exc, sqlite3.Error | OSError) else ""
+    return f"{type(exc).__name__}{said}{where}"[:300]
+
+
+def _private_file(path: Path) -> None:
+    """The database holds residents' reports: a new file is the bot user's alone (0600; SQLite
+    gives its -wal and -shm the same mode), in a folder of its own (0700) when the bot makes
+    it."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+        path.parent.chmod(0o700)  # mkdir's mode passes through the umask
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _warn_if_shared(path: Path) -> None:
+    """An existing file open to others is the operator's choice to revisit: a warning, once
+    the file has opened as a database (a file that will not open has its own one line)."""
+    shared: list[str] = []
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if (mode := name.stat().st_mode & 0o777) & 0o066:
+                shared.append(f"{name} (mode {mode:o})")
+    if shared:
+        log.warning("readable or writable by other users: %s; chmod 600 them", ", ".join(shared))
 
 
 def _statements(script: str) -> Iterable[str]:
@@ -1092,6 +1209,8 @@ class Tx:
             "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND state = 'pending'", (new_chat, old_chat)
         )
         await self._conn.execute("UPDATE matters SET chat_id = ? WHERE chat_id = ?", (new_chat, old_chat))
+        # A report held over a limit becomes a matter there later: its card goes to the new id.
+        await self._conn.execute("UPDATE held_reports SET chat_id = ? WHERE chat_id = ?", (new_chat, old_chat))
         await self._conn.execute(
             "UPDATE matters SET card_chat_id = NULL, card_message_id = NULL WHERE card_chat_id = ?", (old_chat,)
         )
@@ -1318,19 +1437,49 @@ class Tx:
         return [DutyOverride(*r) for r in rows]
 
     # --- inbox -------------------------------------------------------------------
-    async def inbox_add(self, updates: list[tuple[int, str]]) -> None:
-        now = time.time()
+    async def inbox_add(self, updates: list[tuple[int, str | None]], now: float | None = None) -> None:
+        """Fetched updates, each with its payload, or None when replay will not need it."""
+        now = time.time() if now is None else now
         await self._conn.executemany(
             "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
             [(update_id, payload, now) for update_id, payload in updates],
         )
 
     async def inbox_done(self, update_ids: list[int], now: float) -> None:
+        """Done: only the id stays (duplicate detection), never what it said."""
         if update_ids:
             await self._conn.executemany(
-                "UPDATE inbox SET done_at = ? WHERE update_id = ? AND done_at IS NULL",
+                "UPDATE inbox SET done_at = ?, payload = NULL WHERE update_id = ? AND done_at IS NULL",
                 [(now, update_id) for update_id in update_ids],
             )
+
+    async def inbox_try_failed(self, update_id: int, error: str, now: float) -> int:
+        """One more failed try of a pending update; after MAX_TRIES it is failed (and done,
+        its payload dropped). Returns the tries so far (0 if it is not pending)."""
+        row = await self._one(
+            "UPDATE inbox SET tries = tries + 1, error = ? WHERE update_id = ? AND done_at IS NULL RETURNING tries",
+            (error, update_id),
+        )
+        tries = int(row[0]) if row else 0
+        if tries >= MAX_TRIES:
+            await self._conn.execute(
+                "UPDATE inbox SET failed_at = ?, done_at = ?, payload = NULL WHERE update_id = ?",
+                (now, now, update_id),
+            )
+        return tries
+
+    async def inbox_failed(self, limit: int = 50) -> list[tuple[int, float, str]]:
+        """Updates given up on, newest first: (update id, when, error)."""
+        return await self._all(
+            "SELECT update_id, failed_at, coalesce(error, '') FROM inbox WHERE failed_at IS NOT NULL "
+            "ORDER BY failed_at DESC, update_id DESC LIMIT ?",
+            (limit,),
+        )
+
+    async def inbox_failed_count(self) -> int:
+        """Updates given up on after repeated failures (``tierbot status`` shows it)."""
+        (count,) = await self._one("SELECT count(*) FROM inbox WHERE failed_at IS NOT NULL")
+        return int(count)
 
     async def inbox_is_done(self, update_id: int) -> bool:
         row = await self._one("SELECT done_at FROM inbox WHERE update_id = ?", (update_id,))
@@ -1340,7 +1489,8 @@ class Tx:
         (last,) = await self._one("SELECT coalesce(max(update_id), 0) FROM inbox")
         return int(last)
 
-    async def inbox_pending(self) -> list[tuple[int, str]]:
+    async def inbox_pending(self) -> list[tuple[int, str | None]]:
+        """Updates not done, in order; the payload is None for those kept as an id only."""
         return await self._all("SELECT update_id, payload FROM inbox WHERE done_at IS NULL ORDER BY update_id")
 
     async def outbox_prune(self, before: float) -> None:
@@ -1348,10 +1498,80 @@ class Tx:
         await self._conn.execute("DELETE FROM outbox WHERE state != 'pending' AND created_at < ?", (before,))
 
     async def inbox_prune(self, before: float) -> None:
-        """Forget updates done long ago; the newest is kept so ids stay known."""
+        """Forget updates done (or failed) long ago; the newest is kept so ids stay known."""
         await self._conn.execute(
             "DELETE FROM inbox WHERE done_at < ? AND update_id < (SELECT max(update_id) FROM inbox)", (before,)
         )
+
+    # --- personal data retention (issue 10) ---------------------------------------
+    async def purge_matters(self, before: float, now: float, limit: int = 500) -> Purged:
+        """Clear the personal data of up to ``limit`` matters closed before ``before``: the
+        reporter's name and id, the texts (report, resolution, reason, notes), attachments'
+        file ids, the messages about them and questions pending on them. Figures (times,
+        tiers, categories, ratings, counts) stay, and each matter's timeline says so."""
+        rows = await self._all(
+            "SELECT id FROM matters WHERE closed_at < ? AND purged_at IS NULL ORDER BY closed_at LIMIT ?",
+            (before, limit),
+        )
+        ids = [r[0] for r in rows]
+        if not ids:
+            return Purged()
+        marks = ", ".join("?" for _ in ids)
+        own = "actor_id = (SELECT reporter_id FROM matters WHERE matters.id = events.matter_id)"
+        words = ", ".join(f"'{k}'" for k in _OWN_WORDS_EVENTS)
+        free = f"detail IS NOT NULL AND actor_id IS NOT NULL AND kind NOT IN ({words})"
+        events = await self._conn.execute(
+            f"UPDATE events SET detail = CASE WHEN {free} THEN ? ELSE detail END, "
+            f"actor_name = CASE WHEN {own} THEN ? ELSE actor_name END, "
+            # 0, not NULL: a NULL actor means the sweep wrote it, and the figures count that apart.
+            f"actor_id = CASE WHEN {own} THEN 0 ELSE actor_id END "
+            f"WHERE matter_id IN ({marks}) AND (({free}) OR {own})",
+            (PURGED, PURGED, *ids),
+        )
+        attachments = await self._conn.execute(
+            "UPDATE attachments SET file_id = ?, added_by = CASE WHEN added_by = "
+            "(SELECT reporter_id FROM matters WHERE matters.id = attachments.matter_id) THEN NULL ELSE added_by END "
+            f"WHERE matter_id IN ({marks})",
+            (PURGED, *ids),
+        )
+        messages = await self._conn.execute(
+            "UPDATE outbox SET text = CASE WHEN text IS NULL THEN NULL ELSE ? END, "
+            "markup = NULL, media = CASE WHEN media IS NULL THEN NULL ELSE ? END "
+            f"WHERE matter_id IN ({marks}) AND state != 'pending' AND (text IS NOT NULL OR media IS NOT NULL)",
+            (PURGED, PURGED, *ids),
+        )
+        prompts = await self._conn.execute(f"DELETE FROM prompts WHERE matter_id IN ({marks})", ids)
+        await self._conn.execute(
+            "UPDATE matters SET reporter_id = 0, reporter_name = ?, text = ?, "
+            "resolution = CASE WHEN resolution IS NULL THEN NULL ELSE ? END, "
+            "close_reason = CASE WHEN close_reason IS NULL THEN NULL ELSE ? END, "
+            "claimed_by_name = CASE WHEN claimed_by = reporter_id THEN ? ELSE claimed_by_name END, "
+            "claimed_by = CASE WHEN claimed_by = reporter_id THEN NULL ELSE claimed_by END, "
+            "resolved_by_name = CASE WHEN resolved_by = reporter_id THEN ? ELSE resolved_by_name END, "
+            "resolved_by = CASE WHEN resolved_by = reporter_id THEN NULL ELSE resolved_by END, "
+            f"limit_key = NULL, purged_at = ? WHERE id IN ({marks})",
+            (PURGED, PURGED, PURGED, PURGED, PURGED, PURGED, now, *ids),
+        )
+        await self._conn.executemany(
+            "INSERT INTO events (matter_id, at, kind) VALUES (?, ?, 'purged')", [(i, now) for i in ids]
+        )
+        return Purged(len(ids), events.rowcount, attachments.rowcount, messages.rowcount, prompts.rowcount)
+
+    async def purge_people(self, before: float) -> Purged:
+        """Questions left unanswered since before ``before``, the names of people not seen
+        since (kept only to know who opened a private chat), and reports held back by the
+        abuse limits since then."""
+        prompts = await self._conn.execute("DELETE FROM prompts WHERE asked_at < ?", (before,))
+        users = await self._conn.execute(
+            "UPDATE users SET name = ? WHERE updated_at < ? AND name IS NOT NULL AND name != ?",
+            (PURGED, before, PURGED),
+        )
+        held = await self._conn.execute(
+            "UPDATE held_reports SET reporter_id = 0, reporter_name = ?, limit_key = 0, text = ?, photo = NULL "
+            "WHERE created_at < ? AND text != ?",
+            (PURGED, PURGED, before, PURGED),
+        )
+        return Purged(prompts=prompts.rowcount, users=users.rowcount, held=held.rowcount)
 
     # --- summaries ---------------------------------------------------------------
     async def summary_matters(self, start: float, end: float) -> tuple[list[Any], list[TimelineRow]]:
@@ -1600,16 +1820,6 @@ class Tx:
             "ORDER BY created_at, id LIMIT 1"
         )
         return int(count), (oldest[0] if oldest else None), (oldest[1] if oldest else None)
-
-    async def inbox_failed_count(self) -> int:
-        """Updates given up on after repeated failures. The columns ``failed_at``/``error``
-        come with another change of issue 11 (its own migration); until a database has
-        them, no update can have failed that way, so this is 0."""
-        columns = {row[1] for row in await self._all("PRAGMA table_info(inbox)")}
-        if "failed_at" not in columns:
-            return 0
-        (count,) = await self._one("SELECT count(*) FROM inbox WHERE failed_at IS NOT NULL")
-        return int(count)
 
     async def meta_value(self, key: str) -> str | None:
         row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))

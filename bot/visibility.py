@@ -87,6 +87,8 @@ def entry_level(event: Event, tree: Tree, unit_id: str) -> int:
     written = writer_tier(tree, event.actor_id, unit_id)
     if event.kind == "escalated":  # its tier is where it went; it was written one below
         return min(written, (event.tier or STATION) + 1)
+    if event.kind == "reopened":  # its tier is where it went (older rows: the lower of that and the writer's)
+        return written
     # Older rows hold the matter's tier, newer ones the writer's: the lower of the two.
     return min(written, event.tier or PUBLIC)
 

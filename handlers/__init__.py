@@ -90,4 +90,5 @@ def register(app: Application, tree: Tree) -> None:
     app.add_handler(TypeHandler(Update, inbox.open_update), group=-1)
     app.add_handler(TypeHandler(Update, duty.remember_staff), group=-2)  # before the inbox gate
     app.add_handler(TypeHandler(Update, inbox.close_update), group=1)
+    app.add_error_handler(inbox.on_error)  # first: counts the failed try (issue 11)
     app.add_error_handler(chats.on_error)

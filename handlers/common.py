@@ -15,6 +15,7 @@ from bot.config import parse_duration
 from bot.i18n import Texts
 from bot.matters import Ack, Actor, Outcome, Result
 from bot.services import Services, services
+from bot.storage import current_update
 from bot.tree import UNIT, Node, Tree
 from bot.visibility import Audience, Piece
 
@@ -27,6 +28,7 @@ __all__ = [
     "command_text",
     "keyboard",
     "matter_number",
+    "on_its_keyboard",
     "parse_until",
     "refusal",
     "reply",
@@ -71,6 +73,17 @@ def actor(update: Update) -> Actor:
     user = update.effective_user
     assert user is not None
     return Actor(user.id, user.full_name or (f"@{user.username}" if user.username else str(user.id)))
+
+
+def on_its_keyboard(update: Update) -> bool:
+    """Whether the button pressed is one of the message's own. A client may send any callback
+    data with any message of the bot; a button that edits the message it sits on (a rating,
+    分类) must not let a forged press rewrite another message, e.g. another matter's card."""
+    query = update.callback_query
+    markup = getattr(query.message, "reply_markup", None) if query is not None else None
+    if query is None or markup is None:
+        return False
+    return any(b.callback_data == query.data for row in markup.inline_keyboard for b in row)
 
 
 def chat_node(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Node | None:
@@ -179,12 +192,18 @@ def keyboard(markup: InlineKeyboardMarkup | ForceReply | None) -> outbox.Keyboar
              for b in row] for row in markup.inline_keyboard]
 
 
-async def send(context: ContextTypes.DEFAULT_TYPE, *notices: outbox.Notice) -> None:
+async def send(context: ContextTypes.DEFAULT_TYPE, *notices: outbox.Notice, done: bool = True) -> None:
     """Queue a handler's answers in a transaction of its update (which marks the update
-    done); the delivery worker, woken by the commit, sends them at once."""
+    done; ``done=False``: not, as for an apology, the update to be tried again); the
+    delivery worker, woken by the commit, sends them at once."""
     svc = services(context)
-    async with svc.store.transaction() as tx:
-        await outbox.put(tx, *notices, now=svc.clock.now())
+    token = None if done else current_update.set(None)
+    try:
+        async with svc.store.transaction() as tx:
+            await outbox.put(tx, *notices, now=svc.clock.now())
+    finally:
+        if token is not None:
+            current_update.reset(token)
 
 
 async def reply(

@@ -10,10 +10,10 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
-from bot import limits, render
+from bot import limits, render, visibility
 from bot.matters import Outcome
 from bot.services import Services
-from bot.tree import UNIT
+from bot.visibility import Piece
 from handlers.common import actor, chat_node, reply, services, texts_for
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,11 @@ async def held_list(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     t = texts_for(update, context)
     node = chat_node(update, context)
     assert node is not None
-    if not svc.tree.leads(actor(update).id, node.id):
+    me = actor(update)
+    if not me.person:  # an anonymous admin may be anyone: a head must post as themself to see what is held
+        await reply(update, context, t("err.not_a_person"))
+        return
+    if not svc.tree.leads(me.id, node.id):
         await reply(update, context, t("limits.held_not_allowed"))
         return
     async with svc.store.read() as tx:
@@ -68,14 +72,17 @@ async def held_list(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     lines = [t("limits.held_header", count=len(held))]
     buttons = []
+    audience = visibility.GROUPS[node.tier]
     for report in held:
-        hidden = report.private and node.tier == UNIT
+        # As for a matter (bot/visibility.py): a unit group reads no text, name or 非本群成员 of a private one.
+        named = visibility.may_see(Piece.REPORTER, audience, report.private)
+        flagged = named and report.membership in ("nonmember", "unverified")
         lines.append(t(
             "limits.held_item", id=report.id, at=t.time(report.created_at),
             unit=escape(svc.tree.name_of(report.unit_id)),
-            reporter=t("limits.held_private") if hidden else escape(report.reporter_name),
-            text="" if hidden else render.snippet(report.text, 60),
-            flag=t(f"limits.flag_{report.membership}") if report.membership in ("nonmember", "unverified") else "",
+            reporter=escape(report.reporter_name) if named else t("limits.held_private"),
+            text=render.snippet(report.text, 60) if visibility.may_see(Piece.TEXT, audience, report.private) else "",
+            flag=t(f"limits.flag_{report.membership}") if flagged else "",
         ))
         buttons.append([InlineKeyboardButton(t("limits.button_release", id=report.id),
                                              callback_data=f"{RELEASE}{report.id}")])

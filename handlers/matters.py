@@ -16,7 +16,7 @@ from bot import outbox, render, visibility
 from bot.i18n import Texts
 from bot.matters import MAX_TEXT, RATINGS, Ack, Actor, Outcome, Result
 from bot.services import Services
-from bot.storage import Event, Matter
+from bot.storage import PURGED, Event, Matter
 from bot.tree import Node
 from bot.visibility import GROUPS, Audience, Piece
 from escalation.notify import MAX_ATTACHMENTS
@@ -29,6 +29,7 @@ from handlers.common import (
     chat_node,
     command_text,
     matter_number,
+    on_its_keyboard,
     parse_until,
     refusal,
     reply,
@@ -193,9 +194,10 @@ async def _show(
     notices: list[outbox.Notice] = [reply_notice(update, message, part) for part in split_message(text.split("\n"))]
     # The attachments answer the message in a group only, as PTB's reply_photo does by default.
     under = message.message_id if message.chat.type != ChatType.PRIVATE else None
+    kept = [a for a in media if a[1] != PURGED][:MAX_ATTACHMENTS]  # none once cleared
     notices += [
         outbox.ShownAttachment(update.update_id, index, message.chat_id, kind, file, f"#{matter.id}", under)
-        for index, (kind, file) in enumerate(media[:MAX_ATTACHMENTS])
+        for index, (kind, file) in enumerate(kept)
     ]
     await send(context, *notices)
 
@@ -231,7 +233,9 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if node is None and chat is not None and chat.type == ChatType.PRIVATE:
         node = svc.tree.station  # a leader's DM copy: permission alone decides, as in the group
     forged_rating = parsed is not None and parsed[0] == "rate" and parsed[2] not in RATINGS
-    if parsed is None or node is None or forged_rating:
+    # These two rewrite the message pressed on: only from that message's own buttons.
+    forged = parsed is not None and parsed[0] in ("rate", "cats") and not on_its_keyboard(update)
+    if parsed is None or node is None or forged_rating or forged:
         await query.answer(render.plain(texts_for(update, context)("err.stale_button")), show_alert=True)
         return
     action, number, arg = parsed

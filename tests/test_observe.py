@@ -342,17 +342,18 @@ async def test_status_fails_when_no_sweep_ran_or_the_database_is_missing(tmp_pat
     assert code == 1 and "last sweep: never" in out and "PROBLEM: no sweep has run" in out
 
 
-async def test_inbox_failed_count_is_zero_until_the_column_exists(tmp_path: Path) -> None:
+async def test_inbox_failed_count_counts_updates_given_up_on(tmp_path: Path) -> None:
     store = await Store.open(tmp_path / "inbox.sqlite3")
     try:
         async with store.read() as tx:
             assert await tx.inbox_failed_count() == 0
-        async with store.transaction() as tx:  # as the inbox change of issue 11 will have it
-            await tx._conn.execute("ALTER TABLE inbox ADD COLUMN failed_at REAL")
+        async with store.transaction() as tx:  # the inbox of issue 11: failed after the third try
             await tx.inbox_add([(1, "{}"), (2, "{}")])
-            await tx._conn.execute("UPDATE inbox SET failed_at = 1 WHERE update_id = 2")
+            for _ in range(3):
+                await tx.inbox_try_failed(2, "RuntimeError at x.py:1", 1.0)
         async with store.read() as tx:
             assert await tx.inbox_failed_count() == 1
+            assert await tx.inbox_failed(10) == [(2, 1.0, "RuntimeError at x.py:1")]
     finally:
         await store.close()
 

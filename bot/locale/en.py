@@ -445,4 +445,10 @@ MESSAGES: dict[str, str] = {
     "ledger.col.current_state": "Current state",
     "bulletin.unit_row_closed": "{rank}— {unit}: new {new} / resolved {resolved} / open {open} / overdue {overdue} (every matter this period was withdrawn, referred or closed unresolved: no stars)",
     "bulletin.stars_closed": "— (every matter this period was withdrawn, referred or closed unresolved: no stars)",
+    # --- data (issue 10/11) ---
+    "event.purged": "personal data cleared",
+    # --- review (issue 10/11) ---
+    "esc.unsatisfied": "⚠️ <b>The reporter is not satisfied with matter #{id}</b>; it is open again at {tier}: please follow up",
+    "notify.unsatisfied_above": "⚠️ The reporter is not satisfied with matter #{id}; {tier} has reopened it and follows up.",
+    "esc.reopened": "🔄 <b>Matter #{id} is open again</b>, for {tier} to handle",
 }

@@ -447,4 +447,10 @@ MESSAGES: dict[str, str] = {
     "ledger.col.current_state": "当前状态",
     "bulletin.unit_row_closed": "{rank}— {unit}：新增 {new} / 解决 {resolved} / 未结 {open} / 超期 {overdue}（本期事项均已撤回、转交或无法解决，不评星）",
     "bulletin.stars_closed": "—（本期事项均已撤回、转交或无法解决，不评星）",
+    # --- data (issue 10/11) ---
+    "event.purged": "个人信息已清除",
+    # --- review (issue 10/11) ---
+    "esc.unsatisfied": "⚠️ <b>报告人对事项 #{id} 的处理结果不满意</b>，事项已在{tier}重新打开，请跟进",
+    "notify.unsatisfied_above": "⚠️ 报告人对事项 #{id} 的处理结果不满意，事项已由{tier}重新打开跟进。",
+    "esc.reopened": "🔄 <b>事项 #{id} 已重新打开</b>，交{tier}处理",
 }

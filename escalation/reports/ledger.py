@@ -160,7 +160,9 @@ def matter_row(m: Matter, tree: Tree, t: Texts, events: list[Event] | None = Non
         t(f"ledger.tier.{m.top_tier}"),
         t(f"ledger.state.{m.state}"),
         t(f"ledger.rating.{m.rating}") if m.rating else "",
-        m.resolution or m.close_reason or "",  # what was done; for 无法解决 / 转交, the reason given
+        # What was done; for 无法解决 / 转交, the reason given. A private matter's stays out of the
+        # file like its 事由 and its 处理过程's details ("已训诫张某" names as much as the report).
+        (t("ledger.private") if m.private else outcome) if (outcome := m.resolution or m.close_reason) else "",
         timeline_text(events or [], m, tree, t),
         t(f"ledger.state.{current or m.state}"),
     ]
