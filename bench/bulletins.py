@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import parse_config
 from bot.i18n import Languages
+from bot.outbox import put
 from bot.storage import Store
 from bot.tree import Tree
 from escalation.reports import bulletin, charts, service
@@ -157,7 +158,7 @@ async def main(args: argparse.Namespace) -> bytes:
 
         began = time.perf_counter()
         async with store.transaction() as tx:
-            await service.enqueue(tx, tree, langs, items, period, "bench", END)
+            await put(tx, *service.notices(tree, langs, items, period, "bench"), now=END)
         print(f"queueing them in the outbox: {time.perf_counter() - began:.2f}s")
         await store.close()
 

@@ -12,7 +12,7 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
-from bot import retention
+from bot import broadcasts, retention
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.delivery import Delivery
@@ -21,6 +21,7 @@ from bot.i18n import Languages
 from bot.inbox import InboxRequest, replay
 from bot.matters import Matters
 from bot.menus import Menus, registered_commands
+from bot.outbox import Kind
 from bot.ratelimit import ChatRateLimiter
 from bot.services import Services
 from bot.storage import LAST_SWEEP, Store
@@ -91,7 +92,8 @@ async def _open(app: Application) -> None:
     langs = Languages(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
     async with store.read() as tx:
         langs.load(await tx.chat_languages())
-    delivery = Delivery(app.bot, store, tree, langs, clock, round(config.telegram.rate_limit.overall_per_second))
+    delivery = Delivery(app.bot, store, tree, langs, clock, round(config.telegram.rate_limit.overall_per_second),
+                        settle={Kind.BROADCAST: broadcasts.settled})
     notifier = Notifier(tree, langs, config)
     store.on_enqueue = delivery.wake
     store.on_lost = delivery.report_lost

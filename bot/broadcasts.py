@@ -14,10 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
-from bot import render
+from bot import outbox, render
 from bot.clock import Clock
 from bot.i18n import Languages, Texts
 from bot.matters import Actor
+from bot.outbox import put
 from bot.storage import Store, Tx
 from bot.tree import COMMUNITY, Node, Tree
 
@@ -26,7 +27,7 @@ TELEGRAM_CAPTION = 1024  # characters in a photo's caption
 MAX_TEXT = 3000  # what a leader may write in a text notice (the header needs the rest)
 MAX_CAPTION = 800  # … and under a photo
 MAX_NAMED = 60  # failed groups named in a report; the rest are counted
-KEY_PREFIX = "bc:"
+KEY_PREFIX = outbox.BROADCAST_PREFIX
 
 
 @dataclass(frozen=True)
@@ -85,31 +86,22 @@ class Broadcasts:
                 node.id, chat_id, message_id, sender.id, sender.name, text, photo, language, len(to), now
             )
             for unit, chat in to:
-                key = f"{KEY_PREFIX}{broadcast_id}:{chat}"
-                body = notice(self.langs.for_chat(chat), node, text)
-                if photo:
-                    await tx.enqueue(key, chat, now, kind="photo", text=body, media=photo)
-                else:
-                    await tx.enqueue(key, chat, now, text=body)
-                await tx.add_broadcast_target(broadcast_id, unit.id, chat, key)
+                copy = outbox.BroadcastCopy(broadcast_id, chat, notice(self.langs.for_chat(chat), node, text), photo)
+                await put(tx, copy, now=now)
+                await tx.add_broadcast_target(broadcast_id, unit.id, chat, copy.key)
             t = self.langs.get(language)
-            await tx.enqueue(
-                f"bca:{broadcast_id}", chat_id, now, reply_to=message_id,
-                text=t("broadcast.queued", id=broadcast_id, count=len(to)),
-            )
+            await put(tx, outbox.BroadcastQueued(
+                broadcast_id, chat_id, reply_to=message_id, text=t("broadcast.queued", id=broadcast_id, count=len(to)),
+            ), now=now)
             tx.log_event("broadcast_queued", broadcast=broadcast_id, node=node.id, targets=len(to))
         return Queued(broadcast_id, len(to))
-
-
-def is_target(key: str) -> bool:
-    """Whether an outbox item is one of a broadcast's messages."""
-    return key.startswith(KEY_PREFIX)
 
 
 async def settled(
     tx: Tx, tree: Tree, langs: Languages, now: float, *, key: str | None = None, chat_id: int | None = None
 ) -> None:
-    """An outbox item reached its last outcome (``key``), or every pending item of a chat
+    """The delivery worker's hook for Kind.BROADCAST (registered in bot/app.py): one of a
+    broadcast's copies reached its last outcome (``key``), or every pending item of a chat
     was given up (``chat_id``): queue the report of each broadcast now fully tried."""
     if key is not None:
         if not key.startswith(KEY_PREFIX):
@@ -141,9 +133,8 @@ async def report_if_done(tx: Tx, tree: Tree, langs: Languages, broadcast_id: int
         lines.append(t("broadcast.failed", units=t("broadcast.sep").join(names[:MAX_NAMED])))
         if len(names) > MAX_NAMED:
             lines.append(t("broadcast.failed_more", count=len(names) - MAX_NAMED))
-    await tx.enqueue(
-        f"bcr:{broadcast.id}", broadcast.chat_id, now, text="\n".join(lines), reply_to=broadcast.message_id
-    )
+    await put(tx, outbox.BroadcastReport(broadcast.id, broadcast.chat_id, "\n".join(lines), broadcast.message_id),
+              now=now)
     first = await tx.mark_broadcast_reported(broadcast.id, now)
     if first:
         tx.log_event("broadcast_settled", broadcast=broadcast.id, node=broadcast.node_id,

@@ -10,11 +10,13 @@ limits and waits out 429s), marks each sent, and retries the rest:
 - chats are served concurrently, each in order, so one slow or broken chat never holds up
   the others; a broadcast's and the bulletins' messages go after everything else, so a
   card or an escalation never waits behind a town-wide notice;
-- a broadcast's delivery report is queued in the transaction that records its last
-  target's outcome (see bot/broadcasts.py).
+- a kind may have a settlement hook (given when the worker is built): it runs in the
+  transaction that records an item's last outcome, and when a chat's pending items are
+  given up. A broadcast's delivery report is queued that way (bot/broadcasts.py).
 
-Kinds: "message" (text as stored), "card" (a matter's card, sent or edited in place),
-"photo" (a Telegram file id in ``media``, the text as its caption).
+Each item is sent by its kind (bot/outbox.py's Kind): a card is rendered now and sent or
+edited in place, a chart drawn now and sent as a photo, an attachment sent by Telegram file
+id, a broadcast's copy as text or a photo with its caption; every other kind is its text.
 """
 
 from __future__ import annotations
@@ -23,31 +25,47 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
 from html import escape
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram import (
+    Bot,
+    ForceReply,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputFile,
+    Message,
+    ReplyParameters,
+)
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot import broadcasts, render, visibility
+from bot import outbox, render, visibility
 from bot.clock import Clock
 from bot.i18n import Languages
-from bot.storage import Matter, OutboxItem, QueuedReport, SendSlot, Sent, Store, sending
+from bot.outbox import Kind, kind_of, put
+from bot.storage import Matter, OutboxItem, QueuedReport, SendSlot, Sent, Store, Tx, sending
 from bot.tree import Tree
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 300.0
-MEDIA = ("photo", "voice", "location")
 IDLE_WAIT = 1.0  # look again at least this often, for retries that fall due
 # Messages that come by the thousand: a broadcast's, and the weekly and monthly bulletins'
 # (escalation/weekly.py's schedules). They go after everything else, a second's worth at a time.
-BULK = (broadcasts.KEY_PREFIX, "weekly:", "monthly:")
+BULK = (outbox.BROADCAST_PREFIX, "weekly:", "monthly:")
+
+# A kind's settlement hook: (tx, tree, languages, now, key= the item settled, or chat_id= the
+# chat whose pending items were all given up).
+Settle = Callable[..., Awaitable[None]]
 
 
-def keyboard_markup(rows: list | None) -> InlineKeyboardMarkup | None:
-    """Rows of (label, callback data), as rendered or as stored in JSON."""
+def keyboard_markup(rows: list | dict | None) -> InlineKeyboardMarkup | ForceReply | None:
+    """Rows of (label, callback data), as rendered or as stored in JSON; or a request to
+    answer the message ({"force_reply": true, "selective": …})."""
     if not rows:
         return None
+    if isinstance(rows, dict):
+        return ForceReply(selective=rows.get("selective")) if rows.get("force_reply") else None
     return InlineKeyboardMarkup(
         [
             [
@@ -77,9 +95,11 @@ def _gone(exc: TelegramError) -> bool:
 
 class Delivery:
     def __init__(
-        self, bot: Bot, store: Store, tree: Tree, langs: Languages, clock: Clock, bulk_at_once: int = 30
+        self, bot: Bot, store: Store, tree: Tree, langs: Languages, clock: Clock, bulk_at_once: int = 30,
+        settle: Mapping[Kind, Settle] | None = None,
     ) -> None:
         self.bot = bot
+        self.settle = dict(settle or {})
         self.store = store
         self.tree = tree
         self.langs = langs
@@ -106,8 +126,11 @@ class Delivery:
         database is what failed), so that the reporter knows to try again. Its update stays
         not-done in the inbox and is handled again at the next start."""
         chat_id = report.matter["chat_id"]
-        text = self.langs.for_chat(chat_id)("err.internal")
-        task = asyncio.create_task(self._apologise(chat_id, text, report.reply_to))
+        self.apologise(chat_id, self.langs.for_chat(chat_id)("err.internal"), report.reply_to)
+
+    def apologise(self, chat_id: int, text: str, reply_to: int | None) -> None:
+        """An apology that cannot wait for the outbox: the database is what failed."""
+        task = asyncio.create_task(self._apologise(chat_id, text, reply_to))
         self._apologies.add(task)
         task.add_done_callback(self._apologies.discard)
 
@@ -153,7 +176,7 @@ class Delivery:
                 self.clock.now(), limit=200, skip_chats=list(self._busy), bulk_prefix=BULK
             )
             # The cards' matters in one query. One changed since is queued again behind.
-            cards = await tx.cards_of(sorted({i.matter_id for i in items if i.kind == "card" and i.matter_id}))
+            cards = await tx.cards_of(sorted({i.matter_id for i in items if i.kind == Kind.CARD and i.matter_id}))
         by_chat: dict[int, list[OutboxItem]] = defaultdict(list)
         room = self.bulk_at_once - len(self._bulk)
         for item in items:  # a broadcast's or a bulletin's messages come last, and only so many at once
@@ -201,20 +224,28 @@ class Delivery:
         self, item: OutboxItem, cards: dict[int, tuple[Matter, int]], slot: SendSlot
     ) -> float | None:
         now = self.clock.now()
+        kind = kind_of(item)
         photo = None
-        if item.kind == "chart":  # a bulletin's chart: drawn now, so drawing is paced with sending
+        if kind == Kind.CHART:  # a bulletin's chart: drawn now, so drawing is paced with sending
             photo = await self._draw_chart(item)
             if photo is None:
                 return None
         new_card = None
         try:
-            if item.kind == "card":
+            if kind == Kind.CARD:
                 message_id, new_card = await self._send_card(item, cards)
-            elif item.kind in MEDIA:
-                message_id = (await self._send_media(item)).message_id
+            elif kind in outbox.MEDIA or (kind == Kind.BROADCAST and item.media):
+                message_id = (await self._send_media(item, kind)).message_id
             elif photo is not None:
                 message_id = (await self.bot.send_photo(item.chat_id, photo[0], caption=photo[1])).message_id
-            else:
+            elif kind == Kind.DOCUMENT:
+                name, content = outbox.document_file(item.media or "")
+                reply = ReplyParameters(item.reply_to, allow_sending_without_reply=True) if item.reply_to else None
+                message_id = (await self.bot.send_document(item.chat_id, InputFile(content, filename=name),
+                                                           caption=item.text, reply_parameters=reply)).message_id
+            elif kind in (Kind.EDIT_TEXT, Kind.EDIT_KEYBOARD):
+                message_id = await self._edit(item, kind)
+            else:  # every other kind is its text, with its buttons
                 keyboard = json.loads(item.markup) if item.markup else None
                 message_id = (await self._send(item.chat_id, item.text or "", keyboard, item.reply_to)).message_id
         except RetryAfter as exc:
@@ -226,7 +257,7 @@ class Delivery:
                 log.error("outbox %s rejected by Telegram: %s", item.key, exc)
                 async with self.store.transaction() as tx:
                     await tx.outbox_failed(item.id, str(exc))
-                    await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
+                    await self._settled(tx, kind, item, now)
             return None
         except ChatMigrated as exc:  # a group became a supergroup: same group, new id
             await self._migrated(item.chat_id, exc.new_chat_id)
@@ -237,31 +268,52 @@ class Delivery:
             log.exception("outbox %s failed", item.key)
             async with self.store.transaction() as tx:
                 await tx.outbox_failed(item.id, repr(exc))
-                await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
+                await self._settled(tx, kind, item, now)
             return None
         sent = Sent(item.id, now, message_id, new_card)
-        if broadcasts.is_target(item.key):  # its last outcome may complete the delivery report
+        if kind in self.settle:  # its last outcome is recorded with what its hook queues
             async with self.store.transaction() as tx:
                 await tx.outbox_sent([sent])
-                await broadcasts.settled(tx, self.tree, self.langs, now, key=item.key)
+                await self._settled(tx, kind, item, now)
         else:  # recorded with others in the store's next group commit, within milliseconds
             self.store.queue_sent(sent, slot)
         return None
 
-    async def _send(self, chat_id: int, text: str, keyboard: list | None, reply_to: int | None) -> Message:
+    async def _settled(self, tx: Tx, kind: Kind, item: OutboxItem, now: float) -> None:
+        hook = self.settle.get(kind)
+        if hook is not None:
+            await hook(tx, self.tree, self.langs, now, key=item.key)
+
+    async def _edit(self, item: OutboxItem, kind: Kind) -> int | None:
+        """Rewrite one of the bot's messages (its id kept in ``reply_to``): its text, or its buttons."""
+        keyboard = keyboard_markup(json.loads(item.markup) if item.markup else None)
+        assert not isinstance(keyboard, ForceReply)
+        try:
+            if kind == Kind.EDIT_TEXT:
+                await self.bot.edit_message_text(item.text or "", chat_id=item.chat_id, message_id=item.reply_to,
+                                                 reply_markup=keyboard)
+            else:
+                await self.bot.edit_message_reply_markup(chat_id=item.chat_id, message_id=item.reply_to,
+                                                         reply_markup=keyboard)
+        except BadRequest as exc:
+            if "not modified" not in str(exc).lower():
+                raise
+        return item.reply_to
+
+    async def _send(self, chat_id: int, text: str, keyboard: list | dict | None, reply_to: int | None) -> Message:
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
         return await self.bot.send_message(
             chat_id, text, reply_markup=keyboard_markup(keyboard), reply_parameters=reply
         )
 
-    async def _send_media(self, item: OutboxItem) -> Message:
-        """A photo or voice note by Telegram file id, or a location ("lat,lon")."""
+    async def _send_media(self, item: OutboxItem, kind: Kind) -> Message:
+        """A photo (a broadcast's, too) or voice note by Telegram file id, or a location ("lat,lon")."""
         reply = ReplyParameters(item.reply_to, allow_sending_without_reply=True) if item.reply_to else None
-        if item.kind == "location":
+        if kind == Kind.LOCATION:
             latitude, longitude = (float(x) for x in (item.media or "0,0").split(","))
             return await self.bot.send_location(item.chat_id, latitude, longitude, reply_parameters=reply)
         keyboard = keyboard_markup(json.loads(item.markup) if item.markup else None)
-        send = self.bot.send_photo if item.kind == "photo" else self.bot.send_voice
+        send = self.bot.send_voice if kind == Kind.VOICE else self.bot.send_photo
         return await send(item.chat_id, item.media or "", caption=item.text, reply_markup=keyboard,
                           reply_parameters=reply)
 
@@ -314,13 +366,12 @@ class Delivery:
                 tx.log_event("unreachable", level=logging.WARNING, chat=chat_id,
                              node=node.id if node is not None else "no node", error=str(exc))
             await tx.fail_pending_for_chat(chat_id, f"unreachable: {exc}")
-            await broadcasts.settled(tx, self.tree, self.langs, now, chat_id=chat_id)
+            for hook in self.settle.values():
+                await hook(tx, self.tree, self.langs, now, chat_id=chat_id)
             station_chat = self.tree.chat_of(self.tree.station.id)
             if first and node is not None and station_chat is not None and station_chat != chat_id:
-                await tx.enqueue(
-                    f"unreachable:{chat_id}:{int(now)}", station_chat, now,
-                    text=self.langs.for_chat(station_chat)("unreachable", node=escape(node.name), chat_id=chat_id),
-                )
+                text = self.langs.for_chat(station_chat)("unreachable", node=escape(node.name), chat_id=chat_id)
+                await put(tx, outbox.UnreachableNotice(chat_id, now, station_chat, text), now=now)
 
     async def migrated(self, old_chat: int, new_chat: int) -> bool:
         """Follow a group to its new id (it became a supergroup): its binding, its language,

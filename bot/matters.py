@@ -16,12 +16,13 @@ from enum import StrEnum
 from html import escape
 from typing import Any
 
-from bot import limits, render, visibility
+from bot import limits, outbox, render, visibility
 from bot.authority import Action, Verdict, decide
 from bot.clock import Clock
 from bot.config import Config
 from bot.i18n import Languages, Texts
 from bot.limits import ReportCounter
+from bot.outbox import put
 from bot.storage import Matter, QueuedReport, Store, Tx, clock_columns, current_update
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation import policy
@@ -194,12 +195,12 @@ class Matters:
                 "private": int(private), "membership": membership, "reason": reason, "created_at": now,
             })
             t = self.langs.for_chat(chat_id)
-            await tx.enqueue(
-                f"held:{held_id}", chat_id, now, reply_to=message_id,
+            await put(tx, outbox.HeldNotice(
+                held_id, chat_id, reply_to=message_id,
                 text=t(f"limits.held_{reason}", reporter=render.mention(reporter.id, reporter.name),
                        limit=per_hour if reason == limits.HELD_HOURLY
                        else self.config.limits.private_nonmember_per_day, at=t.time(again)),
-            )
+            ), now=now)
         log.info("report held: unit %s, key %s, held report %s (%s)", unit.id, key, held_id, reason)
         return again
 
@@ -244,17 +245,16 @@ class Matters:
         self, tx: Tx, matter: Matter, now: float, event: int, private_chat: int, message_id: int | None
     ) -> None:
         t = self.langs.for_chat(private_chat)
-        await tx.enqueue(
-            f"receipt:{matter.id}", private_chat, now, matter_id=matter.id, reply_to=message_id,
+        await put(tx, outbox.Receipt(
+            matter.id, private_chat, reply_to=message_id,
             text=t("private.receipt", id=matter.id, unit=escape(self.tree.nodes[matter.unit_id].name)),
-        )
+        ), now=now)
         unit = self.tree.nodes[matter.unit_id]
         for head in unit.leaders:
             if head.id != matter.reporter_id and await tx.has_private_chat(head.id):
                 text, keyboard = render.card(matter, self.tree, self.langs.for_chat(head.id),
                                              audience=visibility.Audience.LEADER_DM)
-                await tx.enqueue(f"dmcard:{matter.id}:{head.id}", head.id, now, matter_id=matter.id,
-                                 text=text, markup=keyboard)
+                await put(tx, outbox.CardCopy(matter.id, head.id, text, keyboard), now=now)
         await self.notifier.send(tx, [Ping(matter, "private", COMMUNITY, "private", event)], now)
 
     async def categorize(self, matter_id: int, actor: Actor, chat: Node, key: str) -> Result:
@@ -291,13 +291,13 @@ class Matters:
                 await self.notifier.send(tx, pings, now, may_hold=False)
                 # A private reporter is told in private: the group must not see who it was.
                 chat = matter.reporter_id if matter.private else matter.chat_id
-                await tx.enqueue(
-                    f"urgent110:{matter.id}", chat, now, matter_id=matter.id,
+                await put(tx, outbox.UrgentAlert(
+                    matter.id, chat,
                     text=self.langs.for_chat(chat)(
                         "notify.urgent", reporter=render.mention(matter.reporter_id, matter.reporter_name)
                     ),
                     reply_to=None if matter.private else matter.report_message_id,
-                )
+                ), now=now)
 
         return await self._act(matter_id, actor, chat, change, Action.CATEGORIZE)
 
@@ -561,14 +561,13 @@ class Matters:
                             heads=render.people(heads.leaders), text=render.snippet(matter.text),
                             reporter=render.mention(matter.reporter_id, matter.reporter_name),
                         )
-                        await tx.enqueue(f"unsatisfied:{matter.id}:e{event}:{chat}", chat, now, matter_id=matter.id,
-                                         text=text)
+                        await put(tx, outbox.Unsatisfied(matter.id, event, chat, text, per_chat=True), now=now)
                 else:
                     chat = matter.chat_id
                     tt = self.langs.for_chat(chat)
                     text = (tt("notify.unsatisfied", id=matter.id, heads=render.people(heads.leaders)) if tier == UNIT
                             else tt("notify.unsatisfied_above", id=matter.id, tier=tt(f"tier.{tier}")))
-                    await tx.enqueue(f"unsatisfied:{matter.id}:e{event}", chat, now, matter_id=matter.id, text=text)
+                    await put(tx, outbox.Unsatisfied(matter.id, event, chat, text), now=now)
                 if ask_why_in is not None:
                     await tx.set_prompt(ask_why_in, actor.id, now, kind="unsatisfied", matter_id=matter.id)
             await self._refresh_card(tx, matter, now, event)
@@ -591,7 +590,7 @@ class Matters:
                 chats.append(holder)
             for chat in chats:
                 text = self.langs.for_chat(chat)("notify.unsatisfied_why", id=matter.id, text=escape(why))
-                await tx.enqueue(f"why:{matter.id}:e{event}:{chat}", chat, now, matter_id=matter.id, text=text)
+                await put(tx, outbox.UnsatisfiedWhy(matter.id, event, chat, text), now=now)
             return Result(Outcome.OK, matter)
 
     async def attach(
@@ -611,12 +610,12 @@ class Matters:
         chat = matter.reporter_id if matter.private else matter.chat_id
         t = self.langs.for_chat(chat)
         keyboard = [[(t(f"rating.{r}"), render.callback("rate", matter.id, r)) for r in RATINGS]]
-        await tx.enqueue(
-            f"rate:{matter.id}:e{event}", chat, now, matter_id=matter.id, markup=keyboard,
+        await put(tx, outbox.RatingRequest(
+            matter.id, event, chat, markup=keyboard,
             reply_to=None if matter.private else matter.report_message_id,
             text=t("rating.ask", reporter=render.mention(matter.reporter_id, matter.reporter_name), id=matter.id,
                    days=t.duration(self.config.satisfaction.ask_for)),
-        )
+        ), now=now)
 
     @staticmethod
     async def _rated_since_resolved(tx: Tx, matter: Matter) -> bool:
@@ -709,8 +708,7 @@ class Matters:
                 continue
             text, keyboard = render.pings([ping], self.tree, self.langs.for_chat(head.id), now, [], [],
                                           audience=visibility.Audience.LEADER_DM)
-            await tx.enqueue(f"instruct:{ping.matter.id}:e{ping.event_id}:{head.id}", head.id, now,
-                             matter_id=ping.matter.id, text=text, markup=keyboard)
+            await put(tx, outbox.Instruction(ping.matter.id, ping.event_id, head.id, text, keyboard), now=now)
 
     async def _event(
         self, tx: Tx, matter: Matter, now: float, kind: str, actor: Actor, detail: str | None = None,
@@ -723,7 +721,7 @@ class Matters:
 
     async def _refresh_card(self, tx: Tx, matter: Matter, now: float, event: int) -> None:
         # Rendered at delivery time, so several quick changes still end in the latest state.
-        await tx.enqueue(f"card:{matter.id}:e{event}", matter.chat_id, now, kind="card", matter_id=matter.id)
+        await put(tx, outbox.Card(matter.id, matter.chat_id, f"e{event}"), now=now)
 
     async def _tell_reporter(
         self, tx: Tx, matter: Matter, actor: Actor, now: float, event: int, key: str, **params: str
@@ -736,10 +734,9 @@ class Matters:
         )
         # A private reporter hears back in private; others in their group, under their report.
         chat = matter.reporter_id if matter.private else matter.chat_id
-        await tx.enqueue(
-            f"reporter:{matter.id}:e{event}", chat, now, matter_id=matter.id,
-            text=text, reply_to=None if matter.private else matter.report_message_id,
-        )
+        await put(tx, outbox.ReporterNotice(
+            matter.id, event, chat, text=text, reply_to=None if matter.private else matter.report_message_id,
+        ), now=now)
 
     async def _tell_leaders(
         self, tx: Tx, matter: Matter, actor: Actor, chat: Node | None, now: float, event: int, state: State,
@@ -759,7 +756,7 @@ class Matters:
             if text:
                 lines.append(t("card.resolution" if state == State.RESOLVED else "card.close_reason",
                                text=escape(text)))
-            await tx.enqueue(f"outcome:{matter.id}:e{event}:{to}", to, now, matter_id=matter.id, text="\n".join(lines))
+            await put(tx, outbox.Outcome(matter.id, event, to, "\n".join(lines)), now=now)
 
     async def _private_audience(self, tx: Tx, matter: Matter, skip: int | None = None) -> list[int]:
         """Where a private matter's news goes besides its reporter: each of its unit's heads
@@ -781,7 +778,7 @@ class Matters:
             t = self.langs.get(ack.language)
             # A parameter may depend on the language: then it is a function of the texts.
             texts = {name: value(t) if callable(value) else value for name, value in params.items()}
-            await tx.enqueue(f"ack:{ack.update_id}", ack.chat_id, now, text=t(key, **texts), reply_to=ack.message_id)
+            await put(tx, outbox.CommandAnswer(ack.update_id, ack.chat_id, t(key, **texts), ack.message_id), now=now)
 
 
 def _tier(tier: int) -> Callable[[Texts], str]:

@@ -28,6 +28,7 @@ from telegram.ext import Application
 from bot import redact
 from bot.config import Config
 from bot.lock import AlreadyRunning, DatabaseLock
+from bot.outbox import OpsNotice, put
 from bot.storage import SchemaTooNew, Store
 
 log = logging.getLogger(__name__)
@@ -210,7 +211,7 @@ async def tell_station_of_conflict(app: Application) -> None:
     now = svc.clock.now()
     async with svc.store.transaction() as tx:
         text = svc.langs.for_chat(chat)("ops.conflict")
-        await tx.enqueue(f"ops.conflict:{os.getpid()}:{int(now)}", chat, now, text=text)
+        await put(tx, OpsNotice("conflict", os.getpid(), now, chat, text), now=now)
 
 
 def _polling_errors(app: Application, watch: ConflictWatch) -> Callable[[TelegramError], None]:

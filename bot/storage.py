@@ -42,6 +42,7 @@ from typing import Any, NamedTuple
 import aiosqlite
 
 from bot import logs
+from bot.outbox import Card
 from escalation.policy import CLOSED, Clock, Rules, State, next_check
 
 log = logging.getLogger(__name__)
@@ -428,7 +429,7 @@ class OutboxItem:
     id: int
     key: str
     chat_id: int
-    kind: str  # "message" (text as stored), "card" (a matter's card, sent or edited), or media
+    kind: str  # a bot.outbox.Kind's value (read it with outbox.kind_of)
     matter_id: int | None
     text: str | None  # a message's text, a medium's caption
     markup: str | None
@@ -1005,8 +1006,8 @@ class Tx:
                 "DELETE FROM prompts WHERE chat_id = ? AND user_id = ?",
                 [(r.prompt_chat, r.matter["reporter_id"]) for r in answers],
             )
-        await self._insert_cards(
-            [(f"card:{i}:new", r.matter["chat_id"], i, r.reply_to, r.matter["created_at"]) for i, r in pairs]
+        await self.outbox_insert(
+            [Card(i, r.matter["chat_id"], "new", r.reply_to).row(r.matter["created_at"]) for i, r in pairs]
         )
         return list(zip(matter_ids, event_ids, strict=True))
 
@@ -1112,47 +1113,16 @@ class Tx:
             (matter_id, kind, file_id, added_by, at),
         )
 
-    async def enqueue(
-        self,
-        key: str,
-        chat_id: int,
-        now: float,
-        *,
-        kind: str = "message",
-        matter_id: int | None = None,
-        text: str | None = None,
-        markup: list[list[tuple[str, str]]] | None = None,
-        reply_to: int | None = None,
-        media: str | None = None,
-    ) -> bool:
-        """Queue a notification; a key already queued is ignored (so retries never
-        queue twice). Returns whether it was new."""
-        cur = await self._conn.execute(
-            "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, text, markup, "
-            "reply_to, media, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                key, chat_id, kind, matter_id, text,
-                json.dumps(markup, ensure_ascii=False) if markup else None,
-                reply_to, media, now, now,
-            ),
-        )
-        self.enqueued = self.enqueued or cur.rowcount == 1
-        return cur.rowcount == 1
-
-    async def enqueue_cards(self, cards: list[tuple[str, int, int]], now: float) -> None:
-        """Card refreshes (key, chat, matter) in one trip; keys already queued are ignored."""
-        await self._insert_cards([(key, chat, matter, None, now) for key, chat, matter in cards])
-
-    async def _insert_cards(self, cards: list[tuple[str, int, int, int | None, float]]) -> None:
-        """Cards to post or refresh, (key, chat, matter, message to answer, when), in one
-        trip; keys already queued are ignored."""
-        if cards:
-            await self._conn.executemany(
-                "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, reply_to, not_before, created_at) "
-                "VALUES (?, ?, 'card', ?, ?, ?, ?)",
-                [(key, chat, matter, reply_to, at, at) for key, chat, matter, reply_to, at in cards],
+    async def outbox_insert(self, rows: list[tuple]) -> None:
+        """Outbox rows (bot/outbox.py's ``Row``: only ``outbox.put`` writes them) in one
+        trip; keys already queued are ignored, so retries never queue twice."""
+        if rows:
+            cur = await self._conn.executemany(
+                "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, text, markup, "
+                "reply_to, media, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
-            self.enqueued = True
+            self.enqueued = self.enqueued or cur.rowcount > 0
 
     async def attachments_of(self, matter_ids: list[int]) -> dict[int, list[tuple[str, str]]]:
         """What is attached to each of these matters, in one query."""

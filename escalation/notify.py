@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from bot import render, visibility
+from bot import outbox, render, visibility
 from bot.config import Config, parse_span
 from bot.i18n import Languages
+from bot.outbox import put
 from bot.storage import Matter, Tx
 from bot.tree import STATION, UNIT, Tree
 from escalation import duty, quiet
@@ -33,6 +34,11 @@ class Ping:
 
 MAX_ATTACHMENTS = 5  # forwarded per matter with a ping; /show lists them all
 MAX_FORWARDED_MATTERS = 3  # a digest of many matters forwards the first few's attachments
+
+
+def _pairs(pings: list[Ping]) -> tuple[tuple[int, int], ...]:
+    """The (matter, event) pairs that name a ping's message."""
+    return tuple((p.matter.id, p.event_id) for p in pings)
 
 
 def target_chat(tree: Tree, unit_id: str, tier: int) -> int | None:
@@ -90,8 +96,7 @@ class Notifier:
             await self._queue(tx, chat, chat_pings, now, key_prefix=f"held{int(now)}")  # ids restart
         for chat, chat_pings in over_limit.items():
             text, keyboard = render.over_limit(chat_pings, self.tree, self.langs.for_chat(chat))
-            key = f"overlimit{int(now)}:{chat}:" + ",".join(f"{p.matter.id}e{p.event_id}" for p in chat_pings[:20])
-            await tx.enqueue(key, chat, now, matter_id=chat_pings[0].matter.id, text=text, markup=keyboard)
+            await put(tx, outbox.Ping(f"overlimit{int(now)}", chat, _pairs(chat_pings), text, keyboard), now=now)
         await tx.drop_held_pings([row.id for row in held])
         return len(held)
 
@@ -106,23 +111,21 @@ class Notifier:
         audience = visibility.GROUPS[tier] if node is not None else visibility.Audience.UNIT
         text, keyboard = render.pings(pings, self.tree, self.langs.for_chat(chat), now, leaders, on_watch,
                                       audience=audience)
-        key = f"{key_prefix}:{chat}:" + ",".join(f"{p.matter.id}e{p.event_id}" for p in pings[:20])
-        await tx.enqueue(key, chat, now, matter_id=pings[0].matter.id, text=text, markup=keyboard)
+        message = outbox.Ping(key_prefix, chat, _pairs(pings), text, keyboard)
+        notices: list[outbox.Notice] = [message]
         # Telegram notifies nobody in a message with over 50 mentions: the rest of a large
         # group of leaders is named in follow-ups of at most MAX_MENTIONS each.
         rest = leaders[render.MAX_MENTIONS :]
         for part in range(0, len(rest), render.MAX_MENTIONS):
             names = render.people(rest[part : part + render.MAX_MENTIONS])
-            await tx.enqueue(f"{key}:m{part}", chat, now, matter_id=pings[0].matter.id,
-                             text=self.langs.for_chat(chat)("esc.leaders", leaders=names))
+            notices.append(outbox.Mentions(message, part, self.langs.for_chat(chat)("esc.leaders", leaders=names)))
         if not unit_group:  # photos, voice notes and places travel up with the matter
             forwarded = pings[:MAX_FORWARDED_MATTERS]
             attached_to = await tx.attachments_of([p.matter.id for p in forwarded])
             for ping in forwarded:
                 attached = attached_to.get(ping.matter.id, [])
                 for index, (kind, media) in enumerate(attached[:MAX_ATTACHMENTS]):
-                    await tx.enqueue(f"{key}:{ping.matter.id}:a{index}", chat, now, kind=kind,
-                                     matter_id=ping.matter.id, media=media, text=f"#{ping.matter.id}")
+                    notices.append(outbox.Attachment(message, ping.matter.id, index, kind, media, f"#{ping.matter.id}"))
         # Copies by private message: the group stays the source of truth. A leader reads in
         # private what the unit group may not (a private matter's text).
         for person in leaders:
@@ -131,4 +134,5 @@ class Notifier:
                 if any(visibility.redacted(audience, p.matter.private) for p in pings):
                     dm_text, _ = render.pings(pings, self.tree, self.langs.for_chat(person.id), now, leaders,
                                               on_watch, audience=visibility.Audience.LEADER_DM)
-                await tx.enqueue(f"dm:{person.id}:{key}", person.id, now, text=dm_text, markup=keyboard)
+                notices.append(outbox.PingCopy(message, person.id, dm_text, keyboard))
+        await put(tx, *notices, now=now)

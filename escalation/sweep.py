@@ -12,6 +12,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from bot.outbox import Card, put
 from bot.storage import Event, Store, clock_columns
 from escalation import policy
 from escalation.notify import Notifier, Ping
@@ -50,7 +51,7 @@ async def _sweep_batch(store: Store, notifier: Notifier, now: float) -> tuple[in
     pings: list[Ping] = []
     changes: list[tuple[int, dict[str, Any]]] = []
     events: list[Event] = []
-    cards: list[tuple[str, int, int]] = []
+    cards: list[Card] = []
     stamp = int(now * 1000)  # with the matter's id, marks this step's messages uniquely
     reason_text = notifier.langs.for_chat(None)
     async with store.transaction() as tx:
@@ -78,13 +79,13 @@ async def _sweep_batch(store: Store, notifier: Notifier, now: float) -> tuple[in
             events.append(Event(matter.id, now, None, None, event_kind, taken.to_tier,
                                 reason_text(f"reason.{taken.reason}")))
             if card_changes:  # the unit's card shows where the matter now stands
-                cards.append((f"card:{matter.id}:s{stamp}", matter.chat_id, matter.id))
+                cards.append(Card(matter.id, matter.chat_id, f"s{stamp}"))
             # The matter as it now stands, without reading it back: it is what we write.
             updated = replace(matter, **{k: v for k, v in change.items() if k != "state"},
                               state=policy.State(change["state"]))
             pings.append(Ping(updated, ping_kind, taken.to_tier, taken.reason.value, stamp))
         await tx.update_matters(changes)
         await tx.add_events(events)
-        await tx.enqueue_cards(cards, now)
+        await put(tx, *cards, now=now)
         await notifier.send(tx, pings, now)
     return len(pings), len(due)

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.triggers.cron import CronTrigger
 
 from bot.i18n import Languages
+from bot.outbox import put
 from bot.storage import Store
 from bot.tree import Tree
 from escalation.reports import bulletin, service
@@ -78,7 +79,7 @@ async def _send(store: Store, tree: Tree, langs: Languages, schedule: str, fire:
     async with store.transaction() as tx:
         if not await tx.mark_schedule(schedule, key, now):
             return False  # another sweep got there first
-        await service.enqueue(tx, tree, langs, items, period, f"{schedule}:{key}", now)
+        await put(tx, *service.notices(tree, langs, items, period, f"{schedule}:{key}"), now=now)
         tx.log_event("bulletin", schedule=schedule, due=key,
                      groups=sum(1 for item in items if tree.chat_of(item.node_id) is not None))
         await service.publish(tx, tree, figures, period, now)

@@ -47,16 +47,16 @@ async def send(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = command_text(message)
     t = texts_for(update, context)
     if not text and photo is None:  # a photo alone is a notice (a poster); words alone must be there
-        await reply(update, t("usage.broadcast"))
+        await reply(update, context, t("usage.broadcast"))
         return
     if not fits(svc.langs, node, text, photo is not None):
-        await reply(update, t("broadcast.too_long", max=MAX_CAPTION if photo else MAX_TEXT))
+        await reply(update, context, t("broadcast.too_long", max=MAX_CAPTION if photo else MAX_TEXT))
         return
     queued = await Broadcasts(svc.store, svc.tree, svc.langs, svc.clock).send(
         node, message.chat_id, message.message_id, actor(update), text, photo, t.language
     )
     if queued is None:  # the acknowledgement and the report come through the outbox
-        await reply(update, t("broadcast.no_targets", node=escape(node.name)))
+        await reply(update, context, t("broadcast.no_targets", node=escape(node.name)))
 
 
 async def refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -64,4 +64,4 @@ async def refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message is not None and message.photo and _for_another_bot(message, context):
         return
-    await reply(update, texts_for(update, context)("broadcast.not_allowed"))
+    await reply(update, context, texts_for(update, context)("broadcast.not_allowed"))

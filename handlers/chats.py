@@ -11,10 +11,11 @@ from telegram.ext import ContextTypes
 
 from bot import render
 from bot.menus import menus
+from bot.outbox import Chart, put
 from bot.tree import UNIT
 from escalation.reports import bulletin, service
 from handlers import people
-from handlers.common import actor, chat_node, reply, services, texts_for
+from handlers.common import actor, chat_node, reply, reply_notice, send, services, texts_for
 from handlers.help import for_role
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert chat is not None
     if not context.args or len(context.args) != 1 or chat.type == ChatType.PRIVATE:
         example = next(svc.tree.units()).id
-        await reply(update, texts_for(update, context)("usage.bind", example=escape(example)))
+        await reply(update, context, texts_for(update, context)("usage.bind", example=escape(example)))
         return
     node = svc.tree.get(context.args[0])
     user = actor(update)
@@ -39,12 +40,12 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         t = texts_for(update, context)
         node_id = escape(context.args[0][:40])
         answer = t("bind.unknown", node_id=node_id, ids=ids) if ids else t("bind.unknown_id", node_id=node_id)
-        await reply(update, answer)
+        await reply(update, context, answer)
         return
     # Rebinding a chat takes it from its node: only who leads both may do that.
     if not svc.tree.leads(user.id, node.id) or (current is not None and not svc.tree.leads(user.id, current.id)):
         denied = current if current is not None and not svc.tree.leads(user.id, current.id) else node
-        await reply(update, texts_for(update, context)("bind.not_allowed", node=escape(denied.name)))
+        await reply(update, context, texts_for(update, context)("bind.not_allowed", node=escape(denied.name)))
         return
     before = svc.tree.chat_of(node.id)
     async with svc.store.transaction() as tx:
@@ -52,7 +53,7 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         bindings = await tx.bindings()
     svc.tree.set_bindings(bindings)
     t = texts_for(update, context)
-    await reply(update, t("bind.done", node=escape(node.name), tier=t(f"tier.{node.tier}")))
+    await reply(update, context, t("bind.done", node=escape(node.name), tier=t(f"tier.{node.tier}")))
     chat_menus = menus(context)
     if chat_menus is not None:  # the chat's menu follows its node; a released chat loses its own
         await chat_menus.set_chat(chat.id)
@@ -64,7 +65,7 @@ async def chat_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/chatid: anyone, anywhere; what a leader needs to put the chat in config.yaml."""
     chat = update.effective_chat
     assert chat is not None
-    await reply(update, texts_for(update, context)("chatid", chat_id=chat.id))
+    await reply(update, context, texts_for(update, context)("chatid", chat_id=chat.id))
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -79,7 +80,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         user = actor(update)
         async with svc.store.transaction() as tx:
             await tx.set_private_chat(user.id, user.name, svc.clock.now())
-        await reply(update, for_role(update, context, welcome=True))
+        await reply(update, context, for_role(update, context, welcome=True))
         return
     await help_text(update, context)
 
@@ -91,17 +92,17 @@ async def help_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     node = chat_node(update, context)
     link = render.private_link(context.bot.username, node.id) if node and node.tier == UNIT else None
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(t("button.private"), url=link)]]) if link else None
-    await reply(update, for_role(update, context), reply_markup=keyboard)
+    await reply(update, context, for_role(update, context), reply_markup=keyboard)
 
 
 async def not_bound(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Work commands in a chat outside the tree: nothing is logged, but say why."""
-    await reply(update, texts_for(update, context)("err.not_bound"))
+    await reply(update, context, texts_for(update, context)("err.not_bound"))
 
 
 async def private_work(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Work commands in a private chat: say where they belong, not "not registered"."""
-    await reply(update, texts_for(update, context)("err.private_work"))
+    await reply(update, context, texts_for(update, context)("err.private_work"))
 
 
 async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -117,12 +118,12 @@ async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     figures = await service.period_figures(svc.store, svc.tree, period, history=chart)
     t = texts_for(update, context)
     for text in bulletin.render(node, svc.tree, figures, t, period):
-        await reply(update, text)
+        await reply(update, context, text)
     if chart:  # after the text, drawn and paced by the delivery worker like a bulletin's
         spec = bulletin.chart_spec(node, svc.tree, figures, t, period)
         async with svc.store.transaction() as tx:
-            await service.enqueue_chart(tx, message.chat_id, f"summary:{message.chat_id}:{message.message_id}",
-                                        bulletin.chart_caption(node, t, period), spec, now)
+            await put(tx, Chart.of_summary(message.chat_id, message.message_id,
+                                           bulletin.chart_caption(node, t, period), spec), now=now)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -131,7 +132,10 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if isinstance(update, Update) and update.effective_message is not None:
         svc = context.application.bot_data.get("services")
         if svc is not None:
+            sorry = reply_notice(update, update.effective_message, texts_for(update, context)("err.internal"),
+                                 quote=None)
             try:
-                await update.effective_message.reply_text(texts_for(update, context)("err.internal"))
-            except Exception:  # the chat may be the problem; the log has it
-                log.debug("could not apologise", exc_info=True)
+                await send(context, sorry, done=False)  # the failed update counts a try (bot/inbox.py)
+            except Exception:  # the database may be what failed: then say so outside the outbox
+                log.debug("could not queue the apology", exc_info=True)
+                svc.delivery.apologise(sorry.chat, sorry.text, sorry.reply_to)

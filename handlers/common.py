@@ -6,20 +6,36 @@ from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
 
-from telegram import Message, Update
+from telegram import ForceReply, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatType
 from telegram.ext import ContextTypes, filters
 
-from bot import visibility
+from bot import outbox, render, visibility
 from bot.config import parse_duration
 from bot.i18n import Texts
 from bot.matters import Ack, Actor, Outcome, Result
 from bot.services import Services, services
+from bot.storage import current_update
 from bot.tree import UNIT, Node, Tree
 from bot.visibility import Audience, Piece
 
 __all__ = [
-    "BoundChat", "UnitChat", "ack_for", "actor", "chat_node", "command_text", "matter_number", "on_its_keyboard",
-    "parse_until", "refusal", "reply", "services", "texts_for",
+    "BoundChat",
+    "UnitChat",
+    "ack_for",
+    "actor",
+    "chat_node",
+    "command_text",
+    "keyboard",
+    "matter_number",
+    "on_its_keyboard",
+    "parse_until",
+    "refusal",
+    "reply",
+    "reply_notice",
+    "send",
+    "services",
+    "texts_for",
 ]
 
 
@@ -166,7 +182,45 @@ def parse_until(word: str, now: float, tz: ZoneInfo) -> float | None:
     return None
 
 
-async def reply(update: Update, text: str, **kwargs: object) -> None:
+def keyboard(markup: InlineKeyboardMarkup | ForceReply | None) -> outbox.Keyboard | None:
+    """PTB's reply markup as the outbox keeps it (see bot/delivery.py's keyboard_markup)."""
+    if isinstance(markup, ForceReply):
+        return {"force_reply": True, "selective": bool(markup.selective)}
+    if markup is None:
+        return None
+    return [[(b.text, b.callback_data if isinstance(b.callback_data, str) else render.URL_PREFIX + (b.url or ""))
+             for b in row] for row in markup.inline_keyboard]
+
+
+async def send(context: ContextTypes.DEFAULT_TYPE, *notices: outbox.Notice, done: bool = True) -> None:
+    """Queue a handler's answers in a transaction of its update (which marks the update
+    done; ``done=False``: not, as for an apology, the update to be tried again); the
+    delivery worker, woken by the commit, sends them at once."""
+    svc = services(context)
+    token = None if done else current_update.set(None)
+    try:
+        async with svc.store.transaction() as tx:
+            await outbox.put(tx, *notices, now=svc.clock.now())
+    finally:
+        if token is not None:
+            current_update.reset(token)
+
+
+async def reply(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, text: str,
+    reply_markup: InlineKeyboardMarkup | ForceReply | None = None, quote: bool | None = True,
+) -> None:
+    """Answer the update's message, under it (``quote=None``: only in a group, as PTB's
+    reply_text does by default), through the outbox."""
     message = update.effective_message
     if message is not None:
-        await message.reply_text(text, do_quote=True, **kwargs)  # type: ignore[arg-type]
+        await send(context, reply_notice(update, message, text, reply_markup, quote))
+
+
+def reply_notice(
+    update: Update, message: Message, text: str, reply_markup: InlineKeyboardMarkup | ForceReply | None = None,
+    quote: bool | None = True,
+) -> outbox.Reply:
+    under = quote if quote is not None else message.chat.type != ChatType.PRIVATE
+    return outbox.Reply(update.update_id, message.chat_id, text, message.message_id if under else None,
+                        keyboard(reply_markup))

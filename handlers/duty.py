@@ -11,7 +11,7 @@ from bot import render
 from bot.i18n import Texts
 from bot.services import Services
 from escalation import duty
-from handlers.common import actor, reply, services, texts_for
+from handlers.common import actor, reply, reply_notice, send, services, texts_for
 
 TAKE_WATCH = f"{render.CALLBACK_VERSION}:duty"
 
@@ -40,14 +40,14 @@ async def show_or_set(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     assert message is not None
     target = _target(svc, message, context.args or [])
     if target is None and context.args:
-        await reply(update, texts_for(update, context)("duty.unknown"))
+        await reply(update, context, texts_for(update, context)("duty.unknown"))
         return
     if target is not None:
         await _take(update, context, svc, target)
         return
     label = texts_for(update, context)("button.take_watch")
     keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=TAKE_WATCH)]])
-    await reply(update, await _roster_text(svc, texts_for(update, context)), reply_markup=keyboard)
+    await reply(update, context, await _roster_text(svc, texts_for(update, context)), reply_markup=keyboard)
 
 
 async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -63,16 +63,17 @@ async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     taken = texts_for(update, context)("duty.taken", who=escape(_staff_name(svc, user.id)))
     await query.answer(render.plain(taken))
     if query.message is not None and isinstance(query.message, Message):
-        await query.message.reply_text(await _roster_text(svc, texts_for(update, context)))
+        roster = await _roster_text(svc, texts_for(update, context))
+        await send(context, reply_notice(update, query.message, roster, quote=None))
 
 
 async def _take(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services, target: int) -> None:
     user = actor(update)
     if not _is_staff(svc, user.id) or not _is_staff(svc, target):
-        await reply(update, texts_for(update, context)("duty.not_staff"))
+        await reply(update, context, texts_for(update, context)("duty.not_staff"))
         return
     await _set(svc, target, user.id)
-    await reply(update, await _roster_text(svc, texts_for(update, context)))
+    await reply(update, context, await _roster_text(svc, texts_for(update, context)))
 
 
 async def _set(svc: Services, user_id: int, by: int) -> None:

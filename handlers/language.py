@@ -29,25 +29,25 @@ async def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     args = context.args or []
     language = parse_language(args[0]) if len(args) == 1 else None
     if not args:
-        await reply(update, t("lang.current", language=t(f"lang.name.{t.language}")) + "\n" + t("usage.lang"))
+        await reply(update, context, t("lang.current", language=t(f"lang.name.{t.language}")) + "\n" + t("usage.lang"))
         return
     if language is None:
-        await reply(update, t("usage.lang"))
+        await reply(update, context, t("usage.lang"))
         return
     private = chat.type == ChatType.PRIVATE
     if not private:
         node = svc.tree.node_for_chat(chat.id)
         if node is None:
-            await reply(update, t("err.not_bound"))
+            await reply(update, context, t("err.not_bound"))
             return
         if not svc.tree.leads(actor(update).id, node.id):
-            await reply(update, t("lang.not_allowed"))
+            await reply(update, context, t("lang.not_allowed"))
             return
     async with svc.store.transaction() as tx:
         await tx.set_chat_language(chat.id, language)
     svc.langs.set_chat(chat.id, language)
     t = svc.langs.get(language)
-    await reply(update, t("lang.set_private" if private else "lang.set", language=t(f"lang.name.{language}")))
+    await reply(update, context, t("lang.set_private" if private else "lang.set", language=t(f"lang.name.{language}")))
     chat_menus = menus(context)
     if chat_menus is not None:  # after the change is committed: the menu is a convenience
         await chat_menus.set_chat(chat.id)

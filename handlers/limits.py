@@ -60,15 +60,15 @@ async def held_list(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert node is not None
     me = actor(update)
     if not me.person:  # an anonymous admin may be anyone: a head must post as themself to see what is held
-        await reply(update, t("err.not_a_person"))
+        await reply(update, context, t("err.not_a_person"))
         return
     if not svc.tree.leads(me.id, node.id):
-        await reply(update, t("limits.held_not_allowed"))
+        await reply(update, context, t("limits.held_not_allowed"))
         return
     async with svc.store.read() as tx:
         held = await tx.held_reports([u.id for u in svc.tree.units_under(node.id)], limit=SHOWN)
     if not held:
-        await reply(update, t("limits.held_empty"))
+        await reply(update, context, t("limits.held_empty"))
         return
     lines = [t("limits.held_header", count=len(held))]
     buttons = []
@@ -86,7 +86,7 @@ async def held_list(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         ))
         buttons.append([InlineKeyboardButton(t("limits.button_release", id=report.id),
                                              callback_data=f"{RELEASE}{report.id}")])
-    await reply(update, "\n".join(lines), reply_markup=InlineKeyboardMarkup(buttons))
+    await reply(update, context, "\n".join(lines), reply_markup=InlineKeyboardMarkup(buttons))
 
 
 async def release_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -8,12 +8,11 @@ from dataclasses import dataclass
 from enum import Enum
 from html import escape
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot import render, visibility
-from bot.delivery import keyboard_markup
+from bot import outbox, render, visibility
 from bot.i18n import Texts
 from bot.matters import MAX_TEXT, RATINGS, Ack, Actor, Outcome, Result
 from bot.services import Services
@@ -34,6 +33,8 @@ from handlers.common import (
     parse_until,
     refusal,
     reply,
+    reply_notice,
+    send,
     services,
     texts_for,
 )
@@ -103,18 +104,18 @@ def matter_command(name: str) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], A
             or (command.words == Words.NONE and words)
             or (command.words == Words.REQUIRED and not words)
         ):
-            await reply(update, texts_for(update, context)(f"usage.{name}"))
+            await reply(update, context, texts_for(update, context)(f"usage.{name}"))
             return
         if len(words) > MAX_TEXT:
-            await reply(update, texts_for(update, context)("err.text_too_long", max=MAX_TEXT))
+            await reply(update, context, texts_for(update, context)("err.text_too_long", max=MAX_TEXT))
             return
         node = chat_node(update, context)
         assert node is not None
         result = await command.act(svc, number, actor(update), node, words, ack_for(update, context))
         if result is None:
-            await reply(update, texts_for(update, context)(f"usage.{name}"))
+            await reply(update, context, texts_for(update, context)(f"usage.{name}"))
         elif result.outcome != Outcome.OK:
-            await reply(update, refusal(svc, texts_for(update, context), result, number))
+            await reply(update, context, refusal(svc, texts_for(update, context), result, number))
 
     handle.__name__ = f"{name}_command"
     return handle
@@ -131,7 +132,7 @@ async def list_open(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = render.matter_list(
         node.name, matters, svc.tree, texts_for(update, context), svc.clock.now(), audience=GROUPS[node.tier]
     )
-    await reply(update, text)
+    await reply(update, context, text)
 
 
 async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -141,7 +142,7 @@ async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     t = texts_for(update, context)
     number = matter_number(context.args[0] if context.args else None)
     if number is None:
-        await reply(update, t("usage.show"))
+        await reply(update, context, t("usage.show"))
         return
     node = chat_node(update, context)
     assert node is not None
@@ -150,12 +151,12 @@ async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         events = await tx.events(number) if matter else []
         attached = await tx.attachments(number) if matter else []
     if matter is None:
-        await reply(update, t("err.no_matter", id=number))
+        await reply(update, context, t("err.no_matter", id=number))
         return
     if not svc.tree.contains(node.id, matter.unit_id):
-        await reply(update, t("err.other_unit", id=number, unit=escape(svc.tree.name_of(matter.unit_id))))
+        await reply(update, context, t("err.other_unit", id=number, unit=escape(svc.tree.name_of(matter.unit_id))))
         return
-    await _show(update, t, svc, matter, events, attached, GROUPS[node.tier])
+    await _show(update, context, t, svc, matter, events, attached, GROUPS[node.tier])
 
 
 async def show_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -165,7 +166,7 @@ async def show_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     t = texts_for(update, context)
     number = matter_number(context.args[0] if context.args else None)
     if number is None:
-        await reply(update, t("usage.show"))
+        await reply(update, context, t("usage.show"))
         return
     async with svc.store.read() as tx:
         matter = await tx.matter(number)
@@ -174,32 +175,31 @@ async def show_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     user = actor(update)
     audience = visibility.of_chat(svc.tree, user.id, matter) if matter is not None else None
     if matter is None or audience is None:  # nor whether it exists: say who may read it
-        await reply(update, t("privacy.show_not_yours", id=number))
+        await reply(update, context, t("privacy.show_not_yours", id=number))
         return
-    await _show(update, t, svc, matter, events, attached, audience)
+    await _show(update, context, t, svc, matter, events, attached, audience)
 
 
 async def _show(
-    update: Update, t: Texts, svc: Services, matter: Matter, events: list[Event], attached: list[tuple[str, str]],
-    audience: Audience,
+    update: Update, context: ContextTypes.DEFAULT_TYPE, t: Texts, svc: Services, matter: Matter, events: list[Event],
+    attached: list[tuple[str, str]], audience: Audience,
 ) -> None:
     text = render.details(matter, events, svc.tree, t, len(attached), audience=audience)
     media = attached if visibility.may_see(Piece.ATTACHMENTS, audience, matter.private) else []
     if media:
         kinds = Counter(kind for kind, _ in media)
         text += "\n" + t("show.attachments", items=" · ".join(f"{t(f'attachment.{k}')} {n}" for k, n in kinds.items()))
-    for part in split_message(text.split("\n")):
-        await reply(update, part)
     message = update.effective_message
-    for kind, file in [a for a in media if a[1] != PURGED][:MAX_ATTACHMENTS]:  # none once cleared
-        assert message is not None
-        if kind == "location":
-            latitude, longitude = (float(x) for x in file.split(","))
-            await message.reply_location(latitude, longitude)
-        elif kind == "voice":
-            await message.reply_voice(file, caption=f"#{matter.id}")
-        else:
-            await message.reply_photo(file, caption=f"#{matter.id}")
+    assert message is not None
+    notices: list[outbox.Notice] = [reply_notice(update, message, part) for part in split_message(text.split("\n"))]
+    # The attachments answer the message in a group only, as PTB's reply_photo does by default.
+    under = message.message_id if message.chat.type != ChatType.PRIVATE else None
+    kept = [a for a in media if a[1] != PURGED][:MAX_ATTACHMENTS]  # none once cleared
+    notices += [
+        outbox.ShownAttachment(update.update_id, index, message.chat_id, kind, file, f"#{matter.id}", under)
+        for index, (kind, file) in enumerate(kept)
+    ]
+    await send(context, *notices)
 
 
 async def _show_categories(update: Update, context: ContextTypes.DEFAULT_TYPE, number: int) -> None:
@@ -217,7 +217,9 @@ async def _show_categories(update: Update, context: ContextTypes.DEFAULT_TYPE, n
         await query.answer(render.plain(t("err.not_allowed")), show_alert=True)
     else:
         await query.answer(render.plain(t("card.pick_category")))
-        await query.edit_message_reply_markup(keyboard_markup(render.category_buttons(matter, t)))
+        if isinstance(query.message, Message):
+            await send(context, outbox.EditKeyboard(update.update_id, query.message.chat_id,
+                                                    query.message.message_id, render.category_buttons(matter, t)))
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

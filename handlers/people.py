@@ -9,11 +9,22 @@ from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Mes
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot import render
+from bot import outbox, render
 from bot.matters import MAX_TEXT, Outcome
 from bot.services import Services
 from bot.tree import UNIT, Node
-from handlers.common import ack_for, actor, chat_node, matter_number, refusal, reply, services, texts_for
+from handlers.common import (
+    ack_for,
+    actor,
+    chat_node,
+    matter_number,
+    refusal,
+    reply,
+    reply_notice,
+    send,
+    services,
+    texts_for,
+)
 from handlers.limits import limit_key, membership
 from handlers.report import PROMPT_TTL, report_text_ok, visible
 
@@ -48,7 +59,7 @@ async def report_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         recent = await tx.reported_units(user.id)
     units = [svc.tree.nodes[u] for u in recent if u in svc.tree.nodes]
     units += [u for u in svc.tree.units() if svc.tree.may_act(user.id, u.id) and u not in units]
-    await reply(update, texts_for(update, context)("private.choose"), reply_markup=_unit_buttons(units[:8]))
+    await reply(update, context, texts_for(update, context)("private.choose"), reply_markup=_unit_buttons(units[:8]))
 
 
 async def choose_unit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -85,16 +96,16 @@ async def private_message(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if pending is None and photo and (message.reply_to_message or (message.caption or "").startswith("#")):
         await attachment(update, context)  # e.g. a fraud victim's screenshot for matter #N
     elif pending is None:
-        await reply(update, texts_for(update, context)("private.welcome"))
+        await reply(update, context, texts_for(update, context)("private.welcome"))
     elif pending.kind == "private" and pending.unit_id in svc.tree.nodes:
         await _log_private(update, context, svc, svc.tree.nodes[pending.unit_id], text, photo, answers_prompt=True)
     elif pending.kind == "choose_unit" and text:
         found = [u for u in svc.tree.units() if text in u.name][:8]
         t = texts_for(update, context)
         if found:
-            await reply(update, t("private.choose"), reply_markup=_unit_buttons(found))
+            await reply(update, context, t("private.choose"), reply_markup=_unit_buttons(found))
         else:
-            await reply(update, t("private.no_match", query=escape(text[:40])))
+            await reply(update, context, t("private.no_match", query=escape(text[:40])))
     elif pending.kind == "unsatisfied" and pending.matter_id and text:
         await svc.matters.explain(pending.matter_id, user, message.chat_id, text[:MAX_TEXT])
 
@@ -103,11 +114,12 @@ async def _ask_private(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: 
     message = update.effective_message
     assert message is not None
     user = actor(update)
-    async with svc.store.transaction() as tx:
+    ask = reply_notice(update, message, texts_for(update, context)("private.start", unit=escape(unit.name)),
+                       reply_markup=ForceReply(), quote=None)
+    async with svc.store.transaction() as tx:  # the prompt and the question in one
         await tx.set_private_chat(user.id, user.name, svc.clock.now())
         await tx.set_prompt(message.chat_id, user.id, svc.clock.now(), kind="private", unit_id=unit.id)
-    await message.reply_text(texts_for(update, context)("private.start", unit=escape(unit.name)),
-                             reply_markup=ForceReply())
+        await outbox.put(tx, ask, now=svc.clock.now())
 
 
 async def _log_private(
@@ -162,7 +174,8 @@ async def attachment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         ack=ack_for(update, context),
     )
     if result.outcome != Outcome.OK:
-        await reply(update, refusal(svc, texts_for(update, context), result, result.matter.id if result.matter else 0))
+        number = result.matter.id if result.matter else 0
+        await reply(update, context, refusal(svc, texts_for(update, context), result, number))
 
 
 def _medium(message: Message) -> tuple[str, str]:
@@ -190,9 +203,13 @@ async def rate(update: Update, context: ContextTypes.DEFAULT_TYPE, number: int, 
         return
     await query.answer(render.plain(t("rating.thanks", rating=t(f"rating.{rating}"))))
     if isinstance(query.message, Message):
-        await query.message.edit_text(t("rating.thanks", rating=t(f"rating.{rating}")))
+        asked = query.message
+        thanks = t("rating.thanks", rating=t(f"rating.{rating}"))
+        notices: list[outbox.Notice] = [outbox.EditText(update.update_id, asked.chat_id, asked.message_id, thanks)]
         if rating == "unsatisfied":
-            await query.message.reply_text(t("rating.why", id=number), reply_markup=ForceReply(selective=True))
+            notices.append(reply_notice(update, asked, t("rating.why", id=number),
+                                        reply_markup=ForceReply(selective=True), quote=None))
+        await send(context, *notices)
 
 
 # --- one's own matters ---------------------------------------------------------------
@@ -205,14 +222,14 @@ async def my_matters(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     async with svc.store.read() as tx:
         mine = [m for m in await tx.matters_of(actor(update).id) if in_private or not m.private]
     if not mine:
-        await reply(update, t("my.empty"))
+        await reply(update, context, t("my.empty"))
         return
     lines = [t("my.header", count=len(mine))] + [
         t("my.item", id=m.id, state=t(f"state.{m.state}"), unit=escape(svc.tree.name_of(m.unit_id)),
           text=render.snippet(m.text, 30))
         for m in mine
     ]
-    await reply(update, "\n".join(lines))
+    await reply(update, context, "\n".join(lines))
 
 
 async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -223,10 +240,10 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert message is not None
     number = matter_number(context.args[0] if context.args else None)
     if number is None:
-        await reply(update, t("usage.cancel"))
+        await reply(update, context, t("usage.cancel"))
         return
     result = await svc.matters.cancel(number, actor(update), chat_node(update, context), ack=ack_for(update, context))
     if result.outcome == Outcome.HELD_ABOVE:  # the wish went to the tier that holds it
-        await reply(update, t("err.cancel_held", id=number, tier=t(f"tier.{result.tier}")))
+        await reply(update, context, t("err.cancel_held", id=number, tier=t(f"tier.{result.tier}")))
     elif result.outcome != Outcome.OK:
-        await reply(update, refusal(svc, t, result, number))
+        await reply(update, context, refusal(svc, t, result, number))

@@ -9,10 +9,10 @@ import unicodedata
 from telegram import ForceReply, Update
 from telegram.ext import ContextTypes
 
-from bot import render
+from bot import outbox, render
 from bot.matters import MAX_TEXT
 from bot.tree import UNIT
-from handlers.common import actor, chat_node, command_text, reply, services, texts_for
+from handlers.common import actor, chat_node, command_text, reply, reply_notice, services, texts_for
 from handlers.limits import limit_key
 
 KEYWORD = re.compile(r"^\s*(?:上报|#纠纷)[\s:：,，]*")
@@ -44,13 +44,11 @@ async def report_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     svc = services(context)
     user = actor(update)
-    async with svc.store.transaction() as tx:
+    question = texts_for(update, context)("report.ask", user=render.mention(user.id, user.name))
+    ask = reply_notice(update, message, question, reply_markup=ForceReply(selective=True))
+    async with svc.store.transaction() as tx:  # the prompt and the question in one
         await tx.set_prompt(message.chat_id, user.id, svc.clock.now())
-    await reply(
-        update,
-        texts_for(update, context)("report.ask", user=render.mention(user.id, user.name)),
-        reply_markup=ForceReply(selective=True),
-    )
+        await outbox.put(tx, ask, now=svc.clock.now())
 
 
 async def report_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -92,19 +90,19 @@ async def report_elsewhere(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     t = texts_for(update, context)
     node = chat_node(update, context)
     if node is None:
-        await reply(update, t("report.unbound"))
+        await reply(update, context, t("report.unbound"))
     else:
-        await reply(update, t("report.not_unit", tier=t(f"tier.{node.tier}")))
+        await reply(update, context, t("report.not_unit", tier=t(f"tier.{node.tier}")))
 
 
 async def report_text_ok(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> bool:
     """Whether a report's text can be logged; if not, the reporter is told why."""
     t = texts_for(update, context)
     if not visible(text):  # "", spaces, or only zero-width characters
-        await reply(update, t("report.empty"))
+        await reply(update, context, t("report.empty"))
         return False
     if len(text) > MAX_TEXT:
-        await reply(update, t("report.too_long", max=MAX_TEXT))
+        await reply(update, context, t("report.too_long", max=MAX_TEXT))
         return False
     return True
 

@@ -178,20 +178,20 @@ async def test_a_change_rolled_back_is_not_logged(
     async with make_bot() as bot:
         await report(bot, U1_CHAT, 901, SECRET)
         await bot.settle()
-        real = Tx.enqueue
+        real = Tx.outbox_insert
 
-        async def fail_late(self: Tx, key: str, *args: Any, **kw: Any) -> bool:
-            if key.startswith("reporter:"):  # after the claim is written and its event noted
+        async def fail_late(self: Tx, rows: list[tuple], *args: Any, **kw: Any) -> None:
+            if any(row[0].startswith("reporter:") for row in rows):  # after the claim is written and its event noted
                 raise sqlite3.OperationalError("disk I/O error")
-            return await real(self, key, *args, **kw)
+            return await real(self, rows, *args, **kw)
 
-        monkeypatch.setattr(Tx, "enqueue", fail_late)
+        monkeypatch.setattr(Tx, "outbox_insert", fail_late)
         bot.api.send_text(U1_CHAT, bot.api.user(HEAD1, HEAD_NAME), "/claim 1")
         await bot.wait_bot(U1_CHAT, "抱歉")  # the bot apologises; the claim was rolled back
         async with bot.svc.store.read() as tx:
             matter = await tx.matter(1)
         assert matter is not None and matter.claimed_by is None
-        monkeypatch.setattr(Tx, "enqueue", real)
+        monkeypatch.setattr(Tx, "outbox_insert", real)
         bot.api.send_text(U1_CHAT, bot.api.user(HEAD1, HEAD_NAME), "/claim 1")
         await bot.wait_bot(U1_CHAT, "认领，正在处理")
     assert [r.event for r in events_of(caplog)] == ["reported", "claimed"]  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from typing import Any
 
 from telegram.error import RetryAfter
 
+from bot import outbox
 from bot.ratelimit import ChatRateLimiter
 from bot.storage import Sent, Store
 from tests.conftest import C1_CHAT, HEAD1, RESIDENT, STAFF, STATION_CHAT, U1_CHAT, U2_CHAT, town
@@ -172,7 +173,7 @@ async def test_a_reader_sees_every_send_queued_before_it_got_in(tmp_path: Path) 
     store = await Store.open(tmp_path / "commit.sqlite3")
     async with store.transaction() as tx:
         for key in ("a", "b"):
-            await tx.enqueue(key, -1, 0.0, text="通知")
+            await outbox.put(tx, outbox.OpsNotice(key, 0, 0.0, -1, "通知"), now=0.0)
     async with store.read() as tx:
         first, second = await tx.outbox_due(1.0, limit=10)
     write_all = store._write_all

@@ -1,7 +1,7 @@
 """Gathering a period's figures from the database and queueing bulletins in the outbox.
 
 The bulletins' texts go out as ordinary messages; a community's or the station's chart
-goes as an outbox item of kind "chart" whose text holds JSON ``{"caption", "chart"}``:
+goes as an outbox item of kind Kind.CHART (bot/outbox.py) whose text holds JSON ``{"caption", "chart"}``:
 the delivery worker draws the PNG when it sends it, so drawing is paced with the sends
 (AIORateLimiter) and a bulletin's chart is queued, like its text, exactly once.
 """
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from bot import outbox
 from bot.config import Config
 from bot.i18n import Languages, Texts
 from bot.storage import Store, Tx
@@ -22,8 +23,6 @@ from escalation.reports import bulletin, ledger
 from escalation.reports.bulletin import Bulletin, Period, PeriodFigures
 from escalation.reports.ledger import Ledger
 from escalation.summary import Figures, facts, from_shown, unit_figures
-
-CHART_KIND = "chart"
 
 
 @contextmanager
@@ -121,24 +120,18 @@ def bulletins(tree: Tree, langs: Languages, figs: PeriodFigures, period: Period)
                 for item in bulletin.build(tree, figs, langs.get(language), period, nodes)]
 
 
-async def enqueue(tx: Tx, tree: Tree, langs: Languages, items: list[Bulletin], period: Period, key: str,
-                  now: float) -> None:
-    """Queue each bulletin's messages, then its chart, to its node's chat."""
+def notices(tree: Tree, langs: Languages, items: list[Bulletin], period: Period, key: str) -> list[outbox.Notice]:
+    """Each bulletin's messages, then its chart, to its node's chat: for ``outbox.put``."""
+    out: list[outbox.Notice] = []
     for item in items:
         chat = tree.chat_of(item.node_id)
         if chat is None:
             continue
-        for part, text in enumerate(item.messages):
-            await tx.enqueue(f"{key}:{item.node_id}:{part}", chat, now, text=text)
+        out += [outbox.BulletinPart(key, item.node_id, part, chat, text) for part, text in enumerate(item.messages)]
         if item.chart is not None:
             caption = bulletin.chart_caption(tree.nodes[item.node_id], langs.for_chat(chat), period)
-            await enqueue_chart(tx, chat, f"{key}:{item.node_id}:chart", caption, item.chart, now)
-
-
-async def enqueue_chart(tx: Tx, chat: int, key: str, caption: str, chart: dict, now: float) -> None:
-    """Queue a chart (bulletin.chart_spec) for the delivery worker to draw and send."""
-    payload = json.dumps({"caption": caption, "chart": chart}, ensure_ascii=False)
-    await tx.enqueue(key, chat, now, kind=CHART_KIND, text=payload)
+            out.append(outbox.Chart.of_bulletin(key, item.node_id, chat, caption, item.chart))
+    return out
 
 
 async def load_ledger(store: Store, tree: Tree, node: Node, start: float, end: float) -> Ledger:

@@ -1,0 +1,99 @@
+"""How long a /list answer takes now that it goes through the outbox (queued in the update's
+transaction, sent by the delivery worker), against the handler sending it directly as the
+code before did (its ``reply`` put back for the measure), in the same run.
+
+The real Application long-polls the fake Bot API (bot/fakeapi.py) in this process, with a
+real SQLite file and a few open matters to list. Each /list goes out alone; the time runs
+from the update being queued on the server until the answer reaches it. The two ways take
+turns, round by round. Goal: through the outbox at most a few milliseconds slower.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import QUICK, TOKEN, header, parse, town, unit_chat, verdict
+from telegram import ForceReply, InlineKeyboardMarkup, Update
+from telegram.ext import ContextTypes
+
+import handlers.matters
+from bot.app import build_application, running
+from bot.fakeapi import FakeBotApi
+
+ROUNDS = 3
+PER_ROUND = 50 if QUICK else 200
+MATTERS = 20
+HEAD = 400000  # the first unit's head (bench/_common.py's town)
+
+
+async def old_reply(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, text: str,
+    reply_markup: InlineKeyboardMarkup | ForceReply | None = None, quote: bool | None = True,
+) -> None:
+    """handlers/common.reply as it was: Telegram called from the handler."""
+    message = update.effective_message
+    if message is not None:
+        await message.reply_text(text, do_quote=quote, reply_markup=reply_markup)
+
+
+async def _lists(api: FakeBotApi, chat: int, head: dict[str, Any], n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        before = len(api.bot_messages(chat))
+        began = time.perf_counter()
+        api.send_text(chat, head, "/list")
+        await api.wait_for(lambda before=before: len(api.bot_messages(chat)) > before, 10)
+        times.append(time.perf_counter() - began)
+    return times
+
+
+async def measure(folder: Path) -> tuple[list[float], list[float]]:
+    through, direct = [], []
+    async with FakeBotApi() as api:
+        raw = town(10, 2, folder / "list.sqlite3")
+        raw["telegram"]["base_url"], raw["telegram"]["base_file_url"] = api.base_url, api.base_file_url
+        for community in raw["station"]["communities"]:
+            api.add_chat(community["chat_id"], community["name"])
+            for unit in community["units"]:
+                api.add_chat(unit["chat_id"], unit["name"])
+        chat = unit_chat(0)
+        head = api.user(HEAD, "组长0")
+        app = build_application(parse(raw), TOKEN)
+        async with running(app):
+            await app.bot_data["menus"].wait()
+            for i in range(MATTERS):
+                api.send_text(chat, api.user(1000 + i, f"居民{i}"), f"/report 楼道堆放杂物 {i}")
+            await api.wait_for(lambda: len(api.bot_messages(chat)) >= MATTERS, 30)
+            await _lists(api, chat, head, 10)  # warm up
+            new_reply = handlers.matters.reply
+            for _ in range(ROUNDS):
+                through += await _lists(api, chat, head, PER_ROUND)
+                handlers.matters.reply = old_reply  # type: ignore[assignment]
+                try:
+                    direct += await _lists(api, chat, head, PER_ROUND)
+                finally:
+                    handlers.matters.reply = new_reply
+    return through, direct
+
+
+def main() -> int:
+    header(f"/list answer time ({ROUNDS} rounds of {PER_ROUND} each way, taking turns; {MATTERS} open matters)")
+    with tempfile.TemporaryDirectory() as folder:
+        through, direct = asyncio.run(measure(Path(folder)))
+    for name, times in (("handler sends directly (before)", direct), ("through the outbox (now)", through)):
+        print(f"  {name + ':':34} median {statistics.median(times) * 1e3:6.2f} ms, "
+              f"p90 {statistics.quantiles(times, n=10)[-1] * 1e3:6.2f} ms")
+    extra = (statistics.median(through) - statistics.median(direct)) * 1e3
+    ratio = statistics.median(through) / statistics.median(direct)
+    print(f"  outbox / direct: {ratio:.2f}× ({extra:+.2f} ms); goal ≤ +5 ms → {verdict(extra <= 5)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,580 @@
+"""Typed notices: the one way a message is queued for Telegram.
+
+The domain decides *who hears what* by building notices; ``put`` writes them to the outbox
+table in the caller's transaction (so a change and the messages it causes commit together),
+and the delivery worker (bot/delivery.py) sends each by its ``Kind``. Every notice builds
+its own idempotency key: a retry of the same change builds the same key, and the outbox
+ignores a key it already holds, so nothing is ever queued twice.
+
+The keys are the ones the bot has always written (an outbox of an older version is read as
+before). Most notices still carry their text, composed when they are queued; a card is
+rendered when it is sent, from the matter as it is then, and a chart is drawn then.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from bot.storage import OutboxItem, Tx
+
+# Rows of (label, callback data or render.URL_PREFIX + a link); or {"force_reply": true, …}
+# for a reply that asks the person to answer it.
+Keyboard = tuple[tuple[tuple[str, str], ...], ...] | list[list[tuple[str, str]]] | dict[str, bool]
+# A row of the outbox table: key, chat, kind, matter, text, markup (JSON), reply to, media,
+# not before, created at.
+Row = tuple[str, int, str, int | None, str | None, str | None, int | None, str | None, float, float]
+
+BROADCAST_PREFIX = "bc:"  # a broadcast's copies: bc:<broadcast>:<chat>
+
+
+class Kind(StrEnum):
+    """What a notice is; stored in the outbox's ``kind`` column, so values never change."""
+
+    MESSAGE = "message"  # plain text written by an older version
+    CARD = "card"  # a matter's card in its chat: rendered when sent, edited in place later
+    CARD_COPY = "card_copy"  # a private matter's card in a head's private chat
+    RECEIPT = "receipt"  # a private reporter's receipt
+    REPORTER = "reporter"  # the reporter told of a claim, a resolution, …
+    URGENT = "urgent"  # an urgent matter: the reporter told that 110 was alerted
+    UNSATISFIED = "unsatisfied"  # the heads told that the reporter is not satisfied
+    WHY = "why"  # … and the reporter's reason
+    OUTCOME = "outcome"  # how a private matter ended, to those who may read it
+    INSTRUCTION = "instruction"  # a community's instruction, to a unit's heads by DM
+    RATING = "rating"  # the reporter asked to rate a resolution
+    PING = "ping"  # a tier's chat told of matters (escalated, overdue, held, over the limit)
+    MENTIONS = "mentions"  # a ping's follow-up naming the leaders beyond Telegram's 50
+    PING_COPY = "ping_copy"  # a leader's private copy of a ping
+    PHOTO = "photo"  # an attachment forwarded with a ping (file id in ``media``)
+    VOICE = "voice"
+    LOCATION = "location"  # "lat,lon" in ``media``
+    ANSWER = "answer"  # the answer to a command or a button, under the message that asked
+    HELD = "held"  # a report held by the limits: the reporter told when to try again
+    BROADCAST = "broadcast"  # a broadcast's copy in a unit group (text, or a photo and caption)
+    BROADCAST_QUEUED = "broadcast_queued"  # the sender told how many groups it goes to
+    BROADCAST_REPORT = "broadcast_report"  # the sender told how it went, once all were tried
+    UNREACHABLE = "unreachable"  # the station told that a group is out of reach
+    BULLETIN = "bulletin"  # one message of a weekly or monthly bulletin
+    CHART = "chart"  # a bulletin's chart: a spec drawn into a PNG when it is sent
+    OPS = "ops"  # an operator's notice (another process polls with this token)
+    REPLY = "reply"  # a handler's answer or refusal, in the update's own transaction
+    EDIT_TEXT = "edit_text"  # one of the bot's messages rewritten (a rating's thanks)
+    EDIT_KEYBOARD = "edit_keyboard"  # one of the bot's messages given other buttons (a card's categories)
+    DOCUMENT = "document"  # a file made for the asker (the /export ledger)
+
+
+MEDIA = frozenset({Kind.PHOTO, Kind.VOICE, Kind.LOCATION})
+
+
+def kind_of(item: OutboxItem) -> Kind:
+    """An outbox row's kind; rows written before the kinds were typed say "message" or
+    "photo", and a broadcast's copy among them is known by its key."""
+    try:
+        kind = Kind(item.kind)
+    except ValueError:
+        kind = Kind.MESSAGE
+    if kind in (Kind.MESSAGE, Kind.PHOTO) and item.key.startswith(BROADCAST_PREFIX):
+        return Kind.BROADCAST
+    return kind
+
+
+class Notice:
+    """What every notice has: a chat, a kind and a key. The optional parts (text, buttons,
+    the message it answers, a matter, a medium) are read by name when it is written."""
+
+    kind: ClassVar[Kind]
+    chat: int
+
+    @property
+    def key(self) -> str:
+        raise NotImplementedError
+
+    def row(self, now: float) -> Row:
+        markup = getattr(self, "markup", None)
+        return (
+            self.key, self.chat, str(self.kind), getattr(self, "matter_id", None), getattr(self, "text", None),
+            json.dumps(markup, ensure_ascii=False) if markup else None,
+            getattr(self, "reply_to", None), getattr(self, "media", None), now, now,
+        )
+
+
+async def put(tx: Tx, *notices: Notice, now: float) -> None:
+    """Queue ``notices`` in ``tx``, the transaction of the change that causes them; a key
+    already queued is ignored."""
+    if notices:
+        await tx.outbox_insert([n.row(now) for n in notices])
+
+
+def _digest(pings: tuple[tuple[int, int], ...]) -> str:
+    return ",".join(f"{matter}e{event}" for matter, event in pings[:20])
+
+
+# --- a matter's card and news ----------------------------------------------------------
+@dataclass(frozen=True)
+class Card(Notice):
+    """Post or refresh a matter's card; ``tag`` names the change (``e<event>``, the sweep's
+    ``s<stamp>``, ``new``), so that each change refreshes it once."""
+
+    kind: ClassVar[Kind] = Kind.CARD
+    matter_id: int
+    chat: int
+    tag: str
+    reply_to: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"card:{self.matter_id}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class CardCopy(Notice):
+    kind: ClassVar[Kind] = Kind.CARD_COPY
+    matter_id: int
+    chat: int  # the head's private chat
+    text: str
+    markup: Keyboard | None = None
+
+    @property
+    def key(self) -> str:
+        return f"dmcard:{self.matter_id}:{self.chat}"
+
+
+@dataclass(frozen=True)
+class Receipt(Notice):
+    kind: ClassVar[Kind] = Kind.RECEIPT
+    matter_id: int
+    chat: int
+    text: str
+    reply_to: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"receipt:{self.matter_id}"
+
+
+@dataclass(frozen=True)
+class ReporterNotice(Notice):
+    kind: ClassVar[Kind] = Kind.REPORTER
+    matter_id: int
+    event: int
+    chat: int
+    text: str
+    reply_to: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"reporter:{self.matter_id}:e{self.event}"
+
+
+@dataclass(frozen=True)
+class UrgentAlert(Notice):
+    kind: ClassVar[Kind] = Kind.URGENT
+    matter_id: int
+    chat: int
+    text: str
+    reply_to: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"urgent110:{self.matter_id}"
+
+
+@dataclass(frozen=True)
+class Unsatisfied(Notice):
+    """``per_chat``: a private matter's news goes to several chats, one key each."""
+
+    kind: ClassVar[Kind] = Kind.UNSATISFIED
+    matter_id: int
+    event: int
+    chat: int
+    text: str
+    per_chat: bool = False
+
+    @property
+    def key(self) -> str:
+        base = f"unsatisfied:{self.matter_id}:e{self.event}"
+        return f"{base}:{self.chat}" if self.per_chat else base
+
+
+@dataclass(frozen=True)
+class UnsatisfiedWhy(Notice):
+    kind: ClassVar[Kind] = Kind.WHY
+    matter_id: int
+    event: int
+    chat: int
+    text: str
+
+    @property
+    def key(self) -> str:
+        return f"why:{self.matter_id}:e{self.event}:{self.chat}"
+
+
+@dataclass(frozen=True)
+class Outcome(Notice):
+    kind: ClassVar[Kind] = Kind.OUTCOME
+    matter_id: int
+    event: int
+    chat: int
+    text: str
+
+    @property
+    def key(self) -> str:
+        return f"outcome:{self.matter_id}:e{self.event}:{self.chat}"
+
+
+@dataclass(frozen=True)
+class Instruction(Notice):
+    kind: ClassVar[Kind] = Kind.INSTRUCTION
+    matter_id: int
+    event: int
+    chat: int  # the head's private chat
+    text: str
+    markup: Keyboard | None = None
+
+    @property
+    def key(self) -> str:
+        return f"instruct:{self.matter_id}:e{self.event}:{self.chat}"
+
+
+@dataclass(frozen=True)
+class RatingRequest(Notice):
+    kind: ClassVar[Kind] = Kind.RATING
+    matter_id: int
+    event: int
+    chat: int
+    text: str
+    markup: Keyboard | None = None
+    reply_to: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"rate:{self.matter_id}:e{self.event}"
+
+
+# --- pings ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Ping(Notice):
+    """One message to a chat about several matters. ``batch`` is "ping", or a release's
+    ``held<time>`` / ``overlimit<time>`` (event ids restart there); ``pings`` the (matter,
+    event) pairs, the first twenty of which name it."""
+
+    kind: ClassVar[Kind] = Kind.PING
+    batch: str
+    chat: int
+    pings: tuple[tuple[int, int], ...]
+    text: str
+    markup: Keyboard | None = None
+
+    @property
+    def matter_id(self) -> int:
+        return self.pings[0][0]
+
+    @property
+    def key(self) -> str:
+        return f"{self.batch}:{self.chat}:{_digest(self.pings)}"
+
+
+@dataclass(frozen=True)
+class Mentions(Notice):
+    kind: ClassVar[Kind] = Kind.MENTIONS
+    ping: Ping
+    part: int
+    text: str
+
+    @property
+    def chat(self) -> int:  # type: ignore[override]
+        return self.ping.chat
+
+    @property
+    def matter_id(self) -> int:
+        return self.ping.matter_id
+
+    @property
+    def key(self) -> str:
+        return f"{self.ping.key}:m{self.part}"
+
+
+@dataclass(frozen=True)
+class Attachment(Notice):
+    """A matter's photo, voice note or place, forwarded after a ping about it."""
+
+    ping: Ping
+    matter_id: int
+    index: int
+    medium: str  # photo, voice, location
+    media: str
+    text: str  # the caption
+
+    @property
+    def kind(self) -> Kind:  # type: ignore[override]
+        return Kind(self.medium)
+
+    @property
+    def chat(self) -> int:  # type: ignore[override]
+        return self.ping.chat
+
+    @property
+    def key(self) -> str:
+        return f"{self.ping.key}:{self.matter_id}:a{self.index}"
+
+
+@dataclass(frozen=True)
+class PingCopy(Notice):
+    kind: ClassVar[Kind] = Kind.PING_COPY
+    ping: Ping
+    chat: int  # the leader's private chat
+    text: str
+    markup: Keyboard | None = None
+
+    @property
+    def key(self) -> str:
+        return f"dm:{self.chat}:{self.ping.key}"
+
+
+# --- answers ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CommandAnswer(Notice):
+    kind: ClassVar[Kind] = Kind.ANSWER
+    update_id: int
+    chat: int
+    text: str
+    reply_to: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"ack:{self.update_id}"
+
+
+@dataclass(frozen=True)
+class HeldNotice(Notice):
+    kind: ClassVar[Kind] = Kind.HELD
+    held_id: int
+    chat: int
+    text: str
+    reply_to: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"held:{self.held_id}"
+
+
+# --- broadcasts -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BroadcastCopy(Notice):
+    kind: ClassVar[Kind] = Kind.BROADCAST
+    broadcast_id: int
+    chat: int
+    text: str  # the caption, with a photo
+    media: str | None = None  # a photo's file id
+
+    @property
+    def key(self) -> str:
+        return f"{BROADCAST_PREFIX}{self.broadcast_id}:{self.chat}"
+
+
+@dataclass(frozen=True)
+class BroadcastQueued(Notice):
+    kind: ClassVar[Kind] = Kind.BROADCAST_QUEUED
+    broadcast_id: int
+    chat: int
+    text: str
+    reply_to: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"bca:{self.broadcast_id}"
+
+
+@dataclass(frozen=True)
+class BroadcastReport(Notice):
+    kind: ClassVar[Kind] = Kind.BROADCAST_REPORT
+    broadcast_id: int
+    chat: int
+    text: str
+    reply_to: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"bcr:{self.broadcast_id}"
+
+
+# --- operations and bulletins -----------------------------------------------------------
+@dataclass(frozen=True)
+class UnreachableNotice(Notice):
+    kind: ClassVar[Kind] = Kind.UNREACHABLE
+    lost_chat: int
+    at: float
+    chat: int  # the station's
+    text: str
+
+    @property
+    def key(self) -> str:
+        return f"unreachable:{self.lost_chat}:{int(self.at)}"
+
+
+@dataclass(frozen=True)
+class OpsNotice(Notice):
+    kind: ClassVar[Kind] = Kind.OPS
+    topic: str  # "conflict"
+    pid: int
+    at: float
+    chat: int
+    text: str
+
+    @property
+    def key(self) -> str:
+        return f"ops.{self.topic}:{self.pid}:{int(self.at)}"
+
+
+@dataclass(frozen=True)
+class BulletinPart(Notice):
+    """Message ``part`` of a node's bulletin; ``batch`` names the run ("weekly:<period>")."""
+
+    kind: ClassVar[Kind] = Kind.BULLETIN
+    batch: str
+    node_id: str
+    part: int
+    chat: int
+    text: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.batch}:{self.node_id}:{self.part}"
+
+
+@dataclass(frozen=True)
+class Chart(Notice):
+    """A chart (escalation/reports/bulletin.chart_spec) drawn when it is sent; ``name`` is
+    its key: see ``of_bulletin`` and ``of_summary``."""
+
+    kind: ClassVar[Kind] = Kind.CHART
+    name: str
+    chat: int
+    caption: str
+    spec: dict
+
+    @classmethod
+    def of_bulletin(cls, batch: str, node_id: str, chat: int, caption: str, spec: dict) -> Chart:
+        return cls(f"{batch}:{node_id}:chart", chat, caption, spec)
+
+    @classmethod
+    def of_summary(cls, chat: int, message_id: int, caption: str, spec: dict) -> Chart:
+        return cls(f"summary:{chat}:{message_id}", chat, caption, spec)
+
+    @property
+    def key(self) -> str:
+        return self.name
+
+    @property
+    def text(self) -> str:  # what the delivery worker reads back (bot/delivery.py's _draw_chart)
+        return json.dumps({"caption": self.caption, "chart": self.spec}, ensure_ascii=False)
+
+
+# --- a handler's answers (queued in the update's transaction, sent at once) ------------------
+@dataclass(frozen=True)
+class Reply(Notice):
+    """A handler's answer or refusal to update ``update_id``. An update may be answered
+    with several messages: each is named by its words, so a replayed update queues none
+    of them twice."""
+
+    kind: ClassVar[Kind] = Kind.REPLY
+    update_id: int
+    chat: int
+    text: str
+    reply_to: int | None = None
+    markup: Keyboard | None = None
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.blake2s(self.text.encode(), digest_size=6).hexdigest()
+        return f"reply:{self.update_id}:{digest}"
+
+
+@dataclass(frozen=True)
+class ShownAttachment(Notice):
+    """A matter's photo, voice note or place, sent with /show's answer."""
+
+    update_id: int
+    index: int
+    chat: int
+    medium: str  # photo, voice, location
+    media: str
+    text: str  # the caption
+    reply_to: int | None = None
+
+    @property
+    def kind(self) -> Kind:  # type: ignore[override]
+        return Kind(self.medium)
+
+    @property
+    def key(self) -> str:
+        return f"reply:{self.update_id}:a{self.index}"
+
+
+@dataclass(frozen=True)
+class EditText(Notice):
+    """One of the bot's messages rewritten; the outbox keeps its id where a reply's is."""
+
+    kind: ClassVar[Kind] = Kind.EDIT_TEXT
+    update_id: int
+    chat: int
+    message_id: int
+    text: str
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def key(self) -> str:
+        return f"edit:{self.update_id}:{self.message_id}"
+
+
+@dataclass(frozen=True)
+class EditKeyboard(Notice):
+    kind: ClassVar[Kind] = Kind.EDIT_KEYBOARD
+    update_id: int
+    chat: int
+    message_id: int
+    markup: Keyboard
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def key(self) -> str:
+        return f"keyboard:{self.update_id}:{self.message_id}"
+
+
+@dataclass(frozen=True)
+class Document(Notice):
+    """A file sent in answer to update ``update_id``, with its caption; the outbox keeps it
+    (name and base64 bytes, as JSON) until it is sent and pruned with the rest."""
+
+    kind: ClassVar[Kind] = Kind.DOCUMENT
+    update_id: int
+    chat: int
+    filename: str
+    content: bytes
+    text: str  # the caption
+    reply_to: int | None = None
+
+    @property
+    def media(self) -> str:
+        return json.dumps({"name": self.filename, "data": base64.b64encode(self.content).decode()})
+
+    @property
+    def key(self) -> str:
+        return f"document:{self.update_id}"
+
+
+def document_file(media: str) -> tuple[str, bytes]:
+    """A Document's file name and bytes, as the outbox keeps them."""
+    stored = json.loads(media)
+    return stored["name"], base64.b64decode(stored["data"])
