@@ -16,7 +16,7 @@ from bot.clock import ManualClock
 from bot.i18n import Texts
 from bot.storage import Matter
 from escalation.policy import State
-from escalation.reports import bulletin, ledger
+from escalation.reports import bulletin, ledger, service
 from escalation.summary import Figures, half_up
 from tests.conftest import (
     C1_CHAT,
@@ -349,3 +349,30 @@ async def test_the_migration_takes_a_resolve_back_from_the_claim_time(tmp_path: 
         await store.close()
     assert first is not None and first.first_claimed_at is None  # resolved without a claim
     assert second is not None and second.first_claimed_at == 150.0
+
+
+# --- speed (issue 12) ---------------------------------------------------------------------------
+async def test_a_week_after_a_published_one_reads_only_its_own_matters(make_bot: Any) -> None:
+    """Where last week's bulletin was published, the week before is compared as published and
+    not counted again (half the matters to read); a matter reopened that week, before this
+    one began, still counts as the timeline says."""
+    async with make_bot(long_rating()) as bot:
+        await report(bot, "噪音扰民")
+        bot.clock.advance(H)
+        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已劝导", "已解决事项 #1")
+        await weekly(bot, MONDAY_9)
+        bot.clock.advance(DAY)
+        await do(bot, U1_CHAT, HEAD1, "/reopen 1 又开始了", "事项 #1 已重新打开")
+        await weekly(bot, MONDAY_9 + 7 * DAY)  # published: one open
+        bot.clock.advance(DAY)
+        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已调解", "已解决事项 #1")
+        resolved_at = bot.clock.now()
+        created_at = (await matter(bot, 1)).created_at
+        period = bulletin.weekly_period(MONDAY_9 + 14 * DAY, tz=TZ)
+        figures = await service.period_figures(bot.svc.store, bot.svc.tree, period, history=False)
+        assert figures.published is not None and figures.previous == {}  # not counted again
+        unit = figures.current["u1"]
+        assert (unit.new, unit.resolved, unit.open, unit.resolved_in_unit) == (0, 1, 0, 1)
+        assert unit.resolve_times == [resolved_at - created_at]
+        previous = figures.total(bot.svc.tree, "u1", previous=True)
+        assert (previous.resolved, previous.open) == (0, 1)  # as published

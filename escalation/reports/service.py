@@ -42,25 +42,33 @@ def gc_paused() -> Iterator[None]:
 async def period_figures(store: Store, tree: Tree, period: Period, history: bool = True,
                          now: float | None = None) -> PeriodFigures:
     """Every unit's figures for the period and the one before, and (``history``) the
-    chart's weeks. Weeks that ended by ``now`` are counted once and kept."""
+    chart's weeks. Weeks that ended by ``now`` are counted once and kept. Where the period
+    before was published (every week but the first), it is compared as published and not
+    counted again: then only this period's matters are read, half as many."""
+    was_published = await published(store, period)
+    since = period.prev_start if was_published is None else period.start
     with gc_paused():
         async with store.read() as tx:
-            rows, events = await tx.summary_matters(period.prev_start, period.end)
-            ratings = await tx.ratings_given(period.prev_start, period.start, period.end)
+            rows, events = await tx.summary_matters(since, period.end)
+            ratings = await tx.ratings_given(since, period.start, period.end)
             escalated = await tx.escalated_between(period.start, period.end)
-            escalated_before = await tx.escalated_between(period.prev_start, period.start)
+            escalated_before = ({} if was_published is not None else
+                                await tx.escalated_between(period.prev_start, period.start))
         matters = facts(rows, events)
         del rows, events
         unit_ids = [u.id for u in tree.units()]
         current = unit_figures(matters, escalated, unit_ids, period.start, period.end, ratings)
-        previous = unit_figures(matters, escalated_before, unit_ids, period.prev_start, period.start, ratings)
+        previous = ({} if was_published is not None else
+                    unit_figures(matters, escalated_before, unit_ids, period.prev_start, period.start, ratings))
         del matters
     known = {}
     if period.kind != bulletin.Kind.MONTHLY and period.start == period.week_start(period.end):
-        # a week: every matter reported in it and the week before is in the facts
-        known = {period.end: _reported(current), period.start: _reported(previous)}
+        # a week: every matter reported in it (and the week before, if counted) is in the facts
+        known = {period.end: _reported(current)}
+        if was_published is None:
+            known[period.start] = _reported(previous)
     figures = PeriodFigures(current, previous, await chart_history(store, period, now, known) if history else [])
-    figures.published = await published(store, period)
+    figures.published = was_published
     return figures
 
 
