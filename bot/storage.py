@@ -11,7 +11,9 @@ marked done, are queued instead (``queue_report``, ``queue_sent``, ``queue_done`
 whatever is queued is written in one transaction, a few trips for any number, as soon as
 the event loop is free. Every other read or write
 first commits what is queued, so nobody ever sees the store without it. A queued report
-is safe before its commit: its update waits in the inbox, not done, until then.
+is safe before its commit: its update waits in the inbox, not done, until then. The
+commit also decides the hourly report limit, counting every process's rows in its write
+transaction: a report over it is written as held, with its answer (bot/limits.py).
 
 A queued send is not safe: if the process dies before its commit, the message is sent
 again after the restart. So the sends waiting to be recorded are bounded: each outbox send
