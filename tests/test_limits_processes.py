@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from bot.limits import HOUR, over_limit
 from bot.matters import Actor, Matters
 from bot.storage import QueuedReport, Store
 from tests.conftest import RESIDENT, START, U1_CHAT, Running, parse_town, town
@@ -169,3 +170,11 @@ async def test_private_reports_at_once_in_two_processes_never_exceed_the_limit(m
         assert sum(again is not None for again in agains) == 3
         texts, held = counts(bot)
         assert len(texts) == 2 and held == 3
+
+
+def test_over_limit_counts_what_is_stored_and_each_report_of_the_batch() -> None:
+    prior = {1: [0.0, 100.0], 2: [50.0]}
+    batch = [(1, 200.0), (2, 210.0), (1, 300.0), (1, HOUR + 1.0), (2, 400.0)]
+    # Key 1: two stored, the third fits, the fourth is held until the first leaves the
+    # hour; at HOUR + 1 the first has left, but the held one still counts.
+    assert over_limit(prior, batch, 3, HOUR) == [None, None, HOUR, HOUR + 100.0, None]
