@@ -7,10 +7,14 @@ an anonymous group admin or a channel's post the message's ``sender_chat`` id (e
 anonymous admin of every group shares one user id, 1087968824).
 
 The database is the count (so a restart or a second process does not reset or multiply
-it). A group report must not cost a trip to SQLite, though: ``ReportCounter`` keeps the
-last hour's reports per key in memory, loaded from the database at start, and only the
-report that would use up a person's hourly quota, and those after it, ask the database
-(committed rows plus the group-commit queue, one trip).
+it). A group report must not cost a trip to SQLite, though, so the hourly limit is decided
+where the report is written: the group commit asks, in the write transaction that inserts
+a batch (SQLite's one writer: no other process can write in between), how many reports
+each person in the batch has made in the last hour, one query per batch, and writes those
+over the limit as held reports with the polite answer instead of matters with cards
+(``over_limit``). ``ReportCounter`` keeps the last hour's reports per key in memory,
+loaded at start: a report it already counts over the limit is held at once. A private
+report is decided in its own transaction, by the same rule.
 """
 
 from __future__ import annotations
@@ -33,6 +37,21 @@ def retry_at(times: list[float], limit: int, window: float) -> float | None:
     return times[len(times) - limit] + window
 
 
+def over_limit(prior: dict[int, list[float]], batch: list[tuple[int, float]], limit: int,
+               window: float) -> list[float | None]:
+    """For each report of a batch, in order, given as (key, when): None if it fits ``limit``
+    within ``window``, else when the person may report again. ``prior``: when the reports
+    already counted against each key were made. Every report of the batch counts for those
+    after it, held or not (spamming on does not help)."""
+    times = {key: sorted(at) for key, at in prior.items()}
+    answers: list[float | None] = []
+    for key, at in batch:
+        kept = [t for t in times.get(key, []) if t >= at - window]
+        answers.append(retry_at(kept, limit, window))
+        times[key] = sorted([*kept, at])
+    return answers
+
+
 class ReportCounter:
     """The last hour's reports per key, in memory (see the module's docstring)."""
 
@@ -53,11 +72,6 @@ class ReportCounter:
         while kept and kept[0] < now - HOUR:
             kept.popleft()
         return list(kept)
-
-    def near(self, key: int, now: float) -> bool:
-        """Whether one more report would use up this person's quota: then the database
-        decides (it also knows what another process logged)."""
-        return len(self.times(key, now)) + 1 >= self.per_hour
 
     def replace(self, key: int, times: list[float]) -> None:
         """What the database counted: it knows other processes' reports too."""

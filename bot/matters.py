@@ -129,12 +129,17 @@ class Matters:
         that time is returned. ``membership``: what Telegram says of a private reporter."""
         assert unit.tier == UNIT
         now = self.clock.now()
-        if limit_key is not None:
-            held = await self._over_limit(unit, chat_id, reporter, text, message_id, photo_file_id, private,
-                                          limit_key, membership, now)
-            if held is not None:
-                return held
-            self.counter.add(limit_key, now)
+        per_hour = self.config.limits.reports_per_hour
+        if limit_key is not None and not private:
+            # Already over by this process's own count: held at once. Else the group
+            # commit decides, counting every process's reports (bot/limits.py).
+            again = limits.retry_at(self.counter.times(limit_key, now), per_hour, limits.HOUR)
+            self.counter.add(limit_key, now)  # held or not, it counts: spamming on does not help
+            if again is not None:
+                async with self.store.transaction() as tx:
+                    await self._hold(tx, unit, chat_id, reporter, text, message_id, photo_file_id, private,
+                                     limit_key, membership, limits.HELD_HOURLY, again, now)
+                return again
         rules = self.config.rules_for("other")  # a category picked later brings its own
         clock = policy.arrive(UNIT, now)
         card_chat = (self.tree.chat_of(unit.id) or chat_id) if private else chat_id
@@ -153,14 +158,26 @@ class Matters:
             "membership": membership,
             **clock_columns(clock, rules),
         }
-        report = QueuedReport(
-            current_update.get(), row, None if private else message_id, photo_file_id,
-            chat_id if answers_prompt else None,
-        )
         if not private:
-            self.store.queue_report(report)
+            def held_answer(again: float) -> str:
+                t = self.langs.for_chat(chat_id)
+                return t("limits.held_hourly", reporter=render.mention(reporter.id, reporter.name), limit=per_hour,
+                         at=t.time(again))
+
+            self.store.queue_report(QueuedReport(
+                current_update.get(), row, message_id, photo_file_id, chat_id if answers_prompt else None,
+                per_hour=None if limit_key is None else per_hour, held_answer=held_answer,
+            ))
             return None
-        async with self.store.transaction() as tx:
+        report = QueuedReport(current_update.get(), row, None, photo_file_id, chat_id if answers_prompt else None)
+        async with self.store.transaction() as tx:  # the write lock: no other process counts in between
+            if limit_key is not None:
+                reason, again = await self._over_limit(tx, limit_key, membership, now)
+                self.counter.add(limit_key, now)
+                if again is not None:
+                    await self._hold(tx, unit, chat_id, reporter, text, message_id, photo_file_id, private,
+                                     limit_key, membership, reason, again, now)
+                    return again
             [(matter_id, event)] = await tx.insert_reports([report])
             tx.log_event("reported", matter=matter_id, node=unit.id)
             matter = await tx.matter(matter_id)
@@ -168,41 +185,37 @@ class Matters:
             await self._private_copies(tx, matter, now, event, chat_id, message_id)
         return None
 
-    async def _over_limit(
-        self, unit: Node, chat_id: int, reporter: Actor, text: str, message_id: int | None,
-        photo_file_id: str | None, private: bool, key: int, membership: str | None, now: float,
-    ) -> float | None:
-        """Hold the report if it is over a limit; returns when the person may report again."""
-        per_hour = self.config.limits.reports_per_hour
-        if private or self.counter.near(key, now):
-            times = await self.store.report_times(key, now - limits.HOUR)
-            self.counter.replace(key, times)
-        else:
-            times = self.counter.times(key, now)  # well under the limit: no trip to SQLite
-        reason, again = limits.HELD_HOURLY, limits.retry_at(times, per_hour, limits.HOUR)
+    async def _over_limit(self, tx: Tx, key: int, membership: str | None, now: float) -> tuple[str, float | None]:
+        """Whether a private report is over a limit, counted in the database inside its write
+        transaction: the reason, and when the person may report again (None: not over)."""
+        times = await tx.report_times(key, now - limits.HOUR)
+        self.counter.replace(key, times)
+        reason, again = limits.HELD_HOURLY, limits.retry_at(times, self.config.limits.reports_per_hour, limits.HOUR)
         if again is None and membership == limits.NONMEMBER:
-            async with self.store.read() as tx:
-                strangers = await tx.report_times(key, now - limits.DAY, nonmember=True)
+            strangers = await tx.report_times(key, now - limits.DAY, nonmember=True)
             reason = limits.HELD_NONMEMBER
             again = limits.retry_at(strangers, self.config.limits.private_nonmember_per_day, limits.DAY)
-        if again is None:
-            return None
-        self.counter.add(key, now)  # a held report counts too: spamming on does not help
-        async with self.store.transaction() as tx:
-            held_id = await tx.hold_report({
-                "unit_id": unit.id, "chat_id": chat_id, "message_id": message_id, "reporter_id": reporter.id,
-                "reporter_name": reporter.name, "limit_key": key, "text": text, "photo": photo_file_id,
-                "private": int(private), "membership": membership, "reason": reason, "created_at": now,
-            })
-            t = self.langs.for_chat(chat_id)
-            await put(tx, outbox.HeldNotice(
-                held_id, chat_id, reply_to=message_id,
-                text=t(f"limits.held_{reason}", reporter=render.mention(reporter.id, reporter.name),
-                       limit=per_hour if reason == limits.HELD_HOURLY
-                       else self.config.limits.private_nonmember_per_day, at=t.time(again)),
-            ), now=now)
+        return reason, again
+
+    async def _hold(
+        self, tx: Tx, unit: Node, chat_id: int, reporter: Actor, text: str, message_id: int | None,
+        photo_file_id: str | None, private: bool, key: int, membership: str | None, reason: str, again: float,
+        now: float,
+    ) -> None:
+        """Keep a report over a limit as held, and tell the reporter when they may report again."""
+        held_id = await tx.hold_report({
+            "unit_id": unit.id, "chat_id": chat_id, "message_id": message_id, "reporter_id": reporter.id,
+            "reporter_name": reporter.name, "limit_key": key, "text": text, "photo": photo_file_id,
+            "private": int(private), "membership": membership, "reason": reason, "created_at": now,
+        })
+        t = self.langs.for_chat(chat_id)
+        await put(tx, outbox.HeldNotice(
+            held_id, chat_id, reply_to=message_id,
+            text=t(f"limits.held_{reason}", reporter=render.mention(reporter.id, reporter.name),
+                   limit=self.config.limits.reports_per_hour if reason == limits.HELD_HOURLY
+                   else self.config.limits.private_nonmember_per_day, at=t.time(again)),
+        ), now=now)
         log.info("report held: unit %s, key %s, held report %s (%s)", unit.id, key, held_id, reason)
-        return again
 
     async def release_held(self, held_id: int, actor: Actor, chat: Node) -> tuple[Outcome, int | None]:
         """A head turns a held report into a matter: from then on a normal report by its

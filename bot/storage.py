@@ -11,7 +11,9 @@ marked done, are queued instead (``queue_report``, ``queue_sent``, ``queue_done`
 whatever is queued is written in one transaction, a few trips for any number, as soon as
 the event loop is free. Every other read or write
 first commits what is queued, so nobody ever sees the store without it. A queued report
-is safe before its commit: its update waits in the inbox, not done, until then.
+is safe before its commit: its update waits in the inbox, not done, until then. The
+commit also decides the hourly report limit, counting every process's rows in its write
+transaction: a report over it is written as held, with its answer (bot/limits.py).
 
 A queued send is not safe: if the process dies before its commit, the message is sent
 again after the restart. So the sends waiting to be recorded are bounded: each outbox send
@@ -41,8 +43,8 @@ from typing import Any, NamedTuple
 
 import aiosqlite
 
-from bot import logs
-from bot.outbox import Card
+from bot import limits, logs
+from bot.outbox import Card, HeldNotice
 from escalation.policy import CLOSED, Clock, Rules, State, next_check
 
 log = logging.getLogger(__name__)
@@ -585,6 +587,10 @@ class QueuedReport:
     reply_to: int | None  # the report's message: its card answers it
     photo_file_id: str | None = None
     prompt_chat: int | None = None  # it answers "what happened?" asked there: consumed with it
+    # The hourly limit the group commit holds it to (bot/limits.py; None: none), and its
+    # answer if it is held, given when the person may report again.
+    per_hour: int | None = None
+    held_answer: Callable[[float], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -759,16 +765,6 @@ class Store:
             await self._write_queued()
             yield Tx(self._conn)
 
-    async def report_times(self, key: int, since: float) -> list[float]:
-        """When the reports counting against ``key`` since ``since`` were made, oldest
-        first: those committed, held, and those still queued for the group commit, in one
-        trip and without committing the queue (which would split its batch)."""
-        async with self._lock:
-            times = await Tx(self._conn).report_times(key, since)
-        queued = [r.matter["created_at"] for r in self._reports
-                  if r.matter.get("limit_key") == key and r.matter["created_at"] >= since]
-        return sorted(times + queued)
-
     def queue_report(self, report: QueuedReport) -> None:
         """Log a group report in the next group commit (see the module's docstring)."""
         self._reports.append(report)
@@ -861,9 +857,10 @@ class Store:
                          quiet: bool = False) -> bool:
         try:
             async with self._atomic() as tx:
-                if reports:
-                    ids = await tx.insert_reports(reports)
-                    for (matter_id, _), report in zip(ids, reports, strict=True):
+                admitted = await self._hold_over_limit(tx, reports) if reports else reports
+                if admitted:
+                    ids = await tx.insert_reports(admitted)
+                    for (matter_id, _), report in zip(ids, admitted, strict=True):
                         tx.log_event("reported", matter=matter_id, node=report.matter["unit_id"])
                 await tx.inbox_done([r.update_id for r in reports if r.update_id is not None] + done, self.now())
                 if sent:
@@ -880,6 +877,30 @@ class Store:
         if reports and self.on_enqueue is not None:
             self.on_enqueue()
         return True
+
+    async def _hold_over_limit(self, tx: Tx, reports: list[QueuedReport]) -> list[QueuedReport]:
+        """Inside the batch's write transaction: hold the reports over their hourly limit
+        (bot/limits.py), each answered politely; returns the others, to be logged. One
+        query for the whole batch, and none if nobody in it is limited."""
+        limited = [r for r in reports if r.per_hour is not None and r.matter.get("limit_key") is not None]
+        if not limited:
+            return reports
+        since = min(r.matter["created_at"] for r in limited) - limits.HOUR
+        prior = await tx.limit_times({r.matter["limit_key"] for r in limited}, since)
+        held: dict[int, float] = {}  # id(report): when its reporter may report again
+        for per_hour in {r.per_hour for r in limited if r.per_hour is not None}:
+            batch = [r for r in limited if r.per_hour == per_hour]
+            answers = limits.over_limit(prior, [(r.matter["limit_key"], r.matter["created_at"]) for r in batch],
+                                        per_hour, limits.HOUR)
+            held.update((id(r), again) for r, again in zip(batch, answers, strict=True) if again is not None)
+        if not held:
+            return reports
+        for report in reports:
+            if (again := held.get(id(report))) is not None:
+                held_id = await tx.hold_queued(report, again)
+                log.info("report held at commit: unit %s, key %s, held report %s (hourly)",
+                         report.matter["unit_id"], report.matter["limit_key"], held_id)
+        return [r for r in reports if id(r) not in held]
 
     async def _count_try(self, update_id: int, error: str) -> None:
         """An update that could not be handled: one try more; failed after the last. The
@@ -1323,6 +1344,41 @@ class Tx:
             (key, since, key, since),
         )
         return [r[0] for r in rows]
+
+    async def limit_times(self, keys: Iterable[int], since: float) -> dict[int, list[float]]:
+        """When the reports counting against each of ``keys`` since ``since`` were made
+        (matters and reports still held), in one query."""
+        keys = list(keys)
+        marks = ", ".join("?" for _ in keys)
+        rows = await self._all(
+            f"SELECT limit_key, created_at FROM matters WHERE limit_key IN ({marks}) AND created_at >= ? "
+            f"UNION ALL SELECT limit_key, created_at FROM held_reports WHERE limit_key IN ({marks}) "
+            "AND created_at >= ? AND matter_id IS NULL",
+            (*keys, since, *keys, since),
+        )
+        times: dict[int, list[float]] = {}
+        for key, at in rows:
+            times.setdefault(key, []).append(at)
+        return times
+
+    async def hold_queued(self, report: QueuedReport, again: float) -> int:
+        """A queued group report over the hourly limit: held, not a matter, and answered
+        with ``report.held_answer`` (as its card would have been); a prompt it answers is
+        consumed. Returns the held report's id."""
+        row = report.matter
+        held_id = await self.hold_report({
+            "unit_id": row["unit_id"], "chat_id": row["chat_id"], "message_id": report.reply_to,
+            "reporter_id": row["reporter_id"], "reporter_name": row["reporter_name"], "limit_key": row["limit_key"],
+            "text": row["text"], "photo": report.photo_file_id, "private": row.get("private", 0),
+            "membership": row.get("membership"), "reason": limits.HELD_HOURLY, "created_at": row["created_at"],
+        })
+        assert report.held_answer is not None
+        await self.outbox_insert([HeldNotice(held_id, row["chat_id"], report.held_answer(again),
+                                             reply_to=report.reply_to).row(row["created_at"])])
+        if report.prompt_chat is not None:
+            await self._conn.execute("DELETE FROM prompts WHERE chat_id = ? AND user_id = ?",
+                                     (report.prompt_chat, row["reporter_id"]))
+        return held_id
 
     async def recent_reports(self, since: float) -> list[tuple[int, float]]:
         """(limit key, when) of every report since ``since``: the limits' memory at start."""
