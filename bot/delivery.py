@@ -162,8 +162,11 @@ class Delivery:
                 log.exception("delivery batch failed")
                 started = 0
             if not started:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that
+                # arrives as the event is set, and stop() then waits for this loop forever.
                 try:
-                    await asyncio.wait_for(self._wake.wait(), IDLE_WAIT)
+                    async with asyncio.timeout(IDLE_WAIT):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
 

@@ -173,7 +173,8 @@ def _describe(exc: BaseException) -> str:
 
 async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
     try:
-        await asyncio.wait_for(stop.wait(), seconds)
+        async with asyncio.timeout(seconds):  # not wait_for, which can lose a cancel (bot/delivery.py)
+            await stop.wait()
     except TimeoutError:
         return False
     return True

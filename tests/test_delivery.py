@@ -125,3 +125,18 @@ async def test_a_group_at_its_rate_limit_holds_up_no_other_group(make_bot: Any) 
         await bot.wait_bot(U2_CHAT, "📋 事项 #6")
         assert time.monotonic() - started < 2.0  # not behind group 1's queue
         assert bot.count_bot(U1_CHAT, "📋") == 3  # group 1 still waits its turn
+
+
+async def test_delivery_stops_when_told_to_as_it_wakes(make_bot: Any) -> None:
+    # A stop that lands in the same moment as a wake-up: asyncio.wait_for on Python 3.11
+    # swallowed that cancel, and the worker idled on forever while the bot waited for it.
+    async with make_bot() as bot:
+        await bot.settle()
+        await asyncio.sleep(0.2)  # the worker is idle, waiting to be woken
+        delivery = bot.svc.delivery
+        worker = delivery._task
+        assert worker is not None
+        delivery.wake()
+        worker.cancel()  # as stop() does, in the same moment
+        done, _ = await asyncio.wait({worker}, timeout=3)
+        assert worker in done and worker.cancelled()
