@@ -1185,8 +1185,10 @@ class Tx:
 
     async def outbox_sent(self, sent: list[Sent]) -> None:
         """Items Telegram accepted, and the places of the new cards among them."""
+        # A file made for the asker (a ledger, with names in it) is not kept once it is sent.
         await self._conn.executemany(
-            "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ? WHERE id = ?",
+            "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ?, "
+            "media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?",
             [(s.at, s.message_id, s.item_id) for s in sent],
         )
         if cards := [s for s in sent if s.card is not None]:
@@ -1203,7 +1205,8 @@ class Tx:
 
     async def outbox_failed(self, item_id: int, error: str) -> None:
         await self._conn.execute(
-            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = ? WHERE id = ?",
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = ?, "
+            "media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?",
             (error, item_id),
         )
 

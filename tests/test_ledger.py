@@ -5,8 +5,10 @@ its rows and dates checked; refusals are polite; ``tierbot export`` writes XLSX 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
+import sqlite3
 import string
 from datetime import datetime
 from pathlib import Path
@@ -87,6 +89,9 @@ async def test_export_sends_an_xlsx_ledger_of_the_leaders_community(make_bot: An
         assert "蒋母塘村 台账" in (doc.text or "") and "共 3 件事项" in (doc.text or "")
         book = load_workbook(io.BytesIO(doc.document_bytes or b""))
         assert book.sheetnames == ["汇总", "全部事项", "家庭纠纷", "邻里纠纷", "劳资纠纷"]
+        await bot.settle()  # once sent, the file (names and all) is not kept in the database
+        with contextlib.closing(sqlite3.connect(bot.config.database)) as db:
+            assert db.execute("SELECT state, media FROM outbox WHERE kind = 'document'").fetchall() == [("sent", None)]
 
         matters = book["全部事项"]
         assert matters.freeze_panes == "A2"
