@@ -81,11 +81,19 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
-def _check_config(path: str) -> int:
+def _load(path: str) -> Config | None:
+    """The config at ``path``, or None after printing what is wrong with it (one place, so
+    every command words a bad config alike; each chooses its own exit status)."""
     try:
-        config = load_config(path)
+        return load_config(path)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
+        return None
+
+
+def _check_config(path: str) -> int:
+    config = _load(path)
+    if config is None:
         return 1
     print(describe_tree(Tree(config)))
     d, say = config.deadlines, Texts("en", config.tz).duration
@@ -137,10 +145,8 @@ def _run(config_path: str) -> int:
             file=sys.stderr,
         )
         return 2
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = _load(config_path)
+    if config is None:
         return 2  # restarting will not help (systemd: RestartPreventExitStatus=2 3)
     from bot.runner import run
 
@@ -153,10 +159,8 @@ def _export(args: argparse.Namespace) -> int:
 
     from escalation.reports import ledger, service
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = _load(args.config)
+    if config is None:
         return 1
     out = Path(args.out)
     if out.suffix.lower() not in (".xlsx", ".csv"):
@@ -185,10 +189,8 @@ def _export(args: argparse.Namespace) -> int:
 
 def _open_database(config_path: str, command: str) -> tuple[Config, Any] | int:
     """The config and the path of an existing database, or an exit status."""
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = _load(config_path)
+    if config is None:
         return 1
     if not Path(config.database).is_file():
         print(f"tierbot {command}: no database at {config.database}", file=sys.stderr)
@@ -329,10 +331,8 @@ def _backup(args: argparse.Namespace) -> int:
     from bot import ops
     from bot.storage import BadCopy
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = _load(args.config)
+    if config is None:
         return 2
     out = Path(args.out)
     try:
@@ -349,10 +349,8 @@ def _restore(args: argparse.Namespace) -> int:
     from bot.lock import AlreadyRunning
     from bot.storage import BadCopy
 
-    try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+    config = _load(args.config)
+    if config is None:
         return 2
     try:
         version, kept = ops.restore(Path(config.database), Path(args.source))

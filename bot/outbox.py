@@ -555,7 +555,7 @@ class EditKeyboard(Notice):
 @dataclass(frozen=True)
 class Document(Notice):
     """A file sent in answer to update ``update_id``, with its caption; the outbox keeps it
-    (name and base64 bytes, as JSON) until it is sent and pruned with the rest."""
+    (name and base64 bytes, as JSON) only until it is sent (Tx.outbox_sent drops it)."""
 
     kind: ClassVar[Kind] = Kind.DOCUMENT
     update_id: int
