@@ -25,7 +25,7 @@ import httpx
 import telegram
 
 from bot.config import Config, parse_config
-from bot.storage import SCHEMA_VERSION, Store
+from bot.store import SCHEMA_VERSION, Store
 from escalation import policy
 from escalation.policy import Rules, State
 

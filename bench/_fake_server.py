@@ -1,4 +1,4 @@
-"""bot/fakeapi.py's FakeBotApi in a process of its own, for the benchmarks.
+"""bot/dev/fakeapi.py's FakeBotApi in a process of its own, for the benchmarks.
 
 Run in-process, the fake server would share the bot's event loop and CPU, and its cost
 would count against whichever bot is being measured. Here it gets its own interpreter
@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any
 
-from bot.fakeapi import FakeBotApi
+from bot.dev.fakeapi import FakeBotApi
 
 
 class BenchApi(FakeBotApi):

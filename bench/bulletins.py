@@ -28,9 +28,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import parse_config
-from bot.i18n import Languages
 from bot.outbox import put
-from bot.storage import Store
+from bot.store import Store
+from bot.text.i18n import Languages
 from bot.tree import Tree
 from escalation.reports import bulletin, charts, service
 

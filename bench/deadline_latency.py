@@ -31,7 +31,7 @@ from _common import (
 )
 
 from bot.app import build_application, running
-from bot.storage import Store
+from bot.store import Store
 
 MATTERS = 60 if QUICK else 300
 SPREAD = 6.0 if QUICK else 30.0  # seconds over which the reports are made

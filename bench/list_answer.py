@@ -2,7 +2,7 @@
 transaction, sent by the delivery worker), against the handler sending it directly as the
 code before did (its ``reply`` put back for the measure), in the same run.
 
-The real Application long-polls the fake Bot API (bot/fakeapi.py) in this process, with a
+The real Application long-polls the fake Bot API (bot/dev/fakeapi.py) in this process, with a
 real SQLite file and a few open matters to list. Each /list goes out alone; the time runs
 from the update being queued on the server until the answer reaches it. The two ways take
 turns, round by round. Goal: through the outbox at most a few milliseconds slower.
@@ -24,7 +24,7 @@ from telegram.ext import ContextTypes
 
 import handlers.matters
 from bot.app import build_application, running
-from bot.fakeapi import FakeBotApi
+from bot.dev.fakeapi import FakeBotApi
 
 ROUNDS = 3
 PER_ROUND = 50 if QUICK else 200

@@ -5,7 +5,7 @@ runs against the fake Bot API in its own process, which enforces those limits th
 Telegram does: a message beyond them is answered 429 with ``retry_after`` and not taken.
 At start the weekly bulletins of a town of 2,000 units (100 communities) fall due, and the
 station's head broadcasts a notice to every unit group: about 4,200 messages (texts and
-the communities' charts), all through the outbox and bot/ratelimit.py. When half of them
+the communities' charts), all through the outbox and bot/telegram/ratelimit.py. When half of them
 have been taken, a resident reports in a unit group; their card must not wait behind the
 rest. Goals: at least 0.9 × 30 messages a second sustained, no 429 provoked, the card in
 its chat within 2 s.
@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from _common import QUICK, STAFF, STATION_CHAT, TOKEN, FakeServer, chats_of, header, parse, town, unit_chat, verdict
 
 from bot.app import build_application, running
-from bot.storage import Store
+from bot.store import Store
 
 UNITS, COMMUNITIES = (300, 15) if QUICK else (2_000, 100)
 LIMIT = 30.0  # Telegram's messages a second for a bot

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from _common import QUICK, fresh_copy, header, history, median, parse, town, verdict
 
-from bot.i18n import Languages
-from bot.storage import Store
+from bot.store import Store
+from bot.text.i18n import Languages
 from bot.tree import Tree
 from escalation.notify import Notifier
 from escalation.sweep import sweep

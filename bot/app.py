@@ -15,16 +15,16 @@ import handlers
 from bot import broadcasts, retention
 from bot.clock import Clock, SystemClock
 from bot.config import Config
-from bot.delivery import Delivery
-from bot.http import ConnectionsRequest
-from bot.i18n import Languages
-from bot.inbox import InboxRequest, replay
 from bot.matters import Matters
-from bot.menus import Menus, registered_commands
 from bot.outbox import Kind
-from bot.ratelimit import ChatRateLimiter
 from bot.services import Services
-from bot.storage import LAST_SWEEP, Store
+from bot.store import LAST_SWEEP, Store
+from bot.telegram.delivery import Delivery
+from bot.telegram.http import ConnectionsRequest
+from bot.telegram.inbox import InboxRequest, replay
+from bot.telegram.menus import Menus, registered_commands
+from bot.telegram.ratelimit import ChatRateLimiter
+from bot.text.i18n import Languages
 from bot.tree import Tree
 from escalation import sweep, weekly
 from escalation.notify import Notifier

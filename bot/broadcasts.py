@@ -14,12 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
-from bot import outbox, render
+from bot import outbox
 from bot.clock import Clock
-from bot.i18n import Languages, Texts
 from bot.matters import Actor
 from bot.outbox import put
-from bot.storage import Store, Tx
+from bot.store import Store, Tx
+from bot.text import render
+from bot.text.i18n import Languages, Texts
 from bot.tree import COMMUNITY, Node, Tree
 
 TELEGRAM_TEXT = 4096  # characters in a message

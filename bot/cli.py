@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Config, ConfigError, load_config
-from bot.i18n import Texts
+from bot.text.i18n import Texts
 from bot.tree import Tree
 
 TOKEN_VARIABLE = "TELEGRAM_BOT_TOKEN"
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         return _inbox(args)
     if args.command == "purge":
         return _purge(args)
-    from bot import demo as demo_module
+    from bot.dev import demo as demo_module
 
     return asyncio.run(demo_module.main(args.config))
 
@@ -203,7 +203,7 @@ def _inbox(args: argparse.Namespace) -> int:
     times and errors only: never what an update said)."""
     from datetime import datetime
 
-    from bot.storage import Store
+    from bot.store import Store
 
     opened = _open_database(args.config, "inbox")
     if isinstance(opened, int):
@@ -329,7 +329,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _backup(args: argparse.Namespace) -> int:
     from bot import ops
-    from bot.storage import BadCopy
+    from bot.store import BadCopy
 
     config = _load(args.config)
     if config is None:
@@ -347,7 +347,7 @@ def _backup(args: argparse.Namespace) -> int:
 def _restore(args: argparse.Namespace) -> int:
     from bot import ops
     from bot.lock import AlreadyRunning
-    from bot.storage import BadCopy
+    from bot.store import BadCopy
 
     config = _load(args.config)
     if config is None:

@@ -3,7 +3,7 @@ INFO line per event that matters (a report logged, claimed, resolved, escalatedâ
 
 An event line carries numbers and ids (matter, node, tier, chat), never a report's text or
 a person's name: those stay in the database. Events caused by a write are logged after its
-commit (``Tx.log_event`` in bot/storage.py), so a change rolled back is never logged.
+commit (``Tx.log_event`` in bot/store/), so a change rolled back is never logged.
 """
 
 from __future__ import annotations

@@ -16,14 +16,15 @@ from enum import StrEnum
 from html import escape
 from typing import Any
 
-from bot import limits, outbox, render, visibility
+from bot import limits, outbox, visibility
 from bot.authority import Action, Verdict, decide
 from bot.clock import Clock
 from bot.config import Config
-from bot.i18n import Languages, Texts
 from bot.limits import ReportCounter
 from bot.outbox import put
-from bot.storage import Matter, QueuedReport, Store, Tx, clock_columns, current_update
+from bot.store import Matter, QueuedReport, Store, Tx, clock_columns, current_update
+from bot.text import render
+from bot.text.i18n import Languages, Texts
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation import policy
 from escalation.notify import Notifier, Ping, target_chat
@@ -119,7 +120,7 @@ class Matters:
         membership: str | None = None,
     ) -> float | None:
         """Log a report. One from a unit group is queued for the next group commit (see
-        bot/storage.py): its card, posted once it is committed, is the answer. A private
+        bot/store/): its card, posted once it is committed, is the answer. A private
         one (私下反映) comes from the reporter's private chat (``chat_id``): the unit group
         gets a card without the text, the heads a copy by DM, the community the full text
         in its own chat, and the reporter a receipt.

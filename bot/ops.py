@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bot import storage
+from bot import store as storage
 from bot.config import Config
-from bot.i18n import Texts
 from bot.lock import DatabaseLock
+from bot.text.i18n import Texts
 from bot.tree import Tree
 from escalation import policy
 

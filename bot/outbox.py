@@ -2,7 +2,7 @@
 
 The domain decides *who hears what* by building notices; ``put`` writes them to the outbox
 table in the caller's transaction (so a change and the messages it causes commit together),
-and the delivery worker (bot/delivery.py) sends each by its ``Kind``. Every notice builds
+and the delivery worker (bot/telegram/delivery.py) sends each by its ``Kind``. Every notice builds
 its own idempotency key: a retry of the same change builds the same key, and the outbox
 ignores a key it already holds, so nothing is ever queued twice.
 
@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
-    from bot.storage import OutboxItem, Tx
+    from bot.store import OutboxItem, Tx
 
 # Rows of (label, callback data or render.URL_PREFIX + a link); or {"force_reply": true, …}
 # for a reply that asks the person to answer it.
@@ -471,7 +471,7 @@ class Chart(Notice):
         return self.name
 
     @property
-    def text(self) -> str:  # what the delivery worker reads back (bot/delivery.py's _draw_chart)
+    def text(self) -> str:  # what the delivery worker reads back (bot/telegram/delivery.py's _draw_chart)
         return json.dumps({"caption": self.caption, "chart": self.spec}, ensure_ascii=False)
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from bot import logs
 from bot.config import Config
-from bot.storage import Purged, Store
+from bot.store import Purged, Store
 
 BATCH = 500  # matters per transaction: a first clearing of years of data never holds the bot up long
 

@@ -29,7 +29,7 @@ from bot import redact
 from bot.config import Config
 from bot.lock import AlreadyRunning, DatabaseLock
 from bot.outbox import OpsNotice, put
-from bot.storage import SchemaTooNew, Store
+from bot.store import SchemaTooNew, Store
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ def _describe(exc: BaseException) -> str:
 
 async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:
     try:
-        async with asyncio.timeout(seconds):  # not wait_for, which can lose a cancel (bot/delivery.py)
+        async with asyncio.timeout(seconds):  # not wait_for, which can lose a cancel (bot/telegram/delivery.py)
             await stop.wait()
     except TimeoutError:
         return False

@@ -9,10 +9,10 @@ from telegram.ext import ContextTypes
 
 from bot.clock import Clock
 from bot.config import Config
-from bot.delivery import Delivery
-from bot.i18n import Languages, Texts
 from bot.matters import Matters
-from bot.storage import Store
+from bot.store import Store
+from bot.telegram.delivery import Delivery
+from bot.text.i18n import Languages, Texts
 from bot.tree import Tree
 from escalation.notify import Notifier
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from bot.storage import Event, Matter
+from bot.store import Event, Matter
 from bot.tree import COMMUNITY, STATION, UNIT, Tree
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.config import DutyShift, parse_clock
-from bot.storage import DutyOverride
+from bot.store import DutyOverride
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from bot import outbox, render, visibility
+from bot import outbox, visibility
 from bot.config import Config, parse_span
-from bot.i18n import Languages
 from bot.outbox import put
-from bot.storage import Matter, Tx
+from bot.store import Matter, Tx
+from bot.text import render
+from bot.text.i18n import Languages
 from bot.tree import STATION, UNIT, Tree
 from escalation import duty, quiet
 

@@ -32,8 +32,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from statistics import median
 from typing import Any
 
-from bot.i18n import CATALOGS
-from bot.storage import SummaryFacts, TimelineRow
+from bot.store import SummaryFacts, TimelineRow
+from bot.text.i18n import CATALOGS
 from bot.tree import COMMUNITY, STATION, UNIT, Tree
 
 
@@ -163,7 +163,7 @@ MISSED = frozenset(("escalated", "reping"))  # written by the sweep: a deadline 
 
 
 def facts(rows: list[Any], events: list[TimelineRow]) -> list[SummaryFacts]:
-    """Each matter's history (rows as bot/storage.py summary_matters gives them): as read
+    """Each matter's history (rows as bot/store/ summary_matters gives them): as read
     from its columns when it never left its unit and was not reopened (then the row has no
     missed deadline either), else replayed from its timeline. Rows stay plain tuples: a big
     town's week is a quarter of a million of them."""

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from bot.outbox import Card, put
-from bot.storage import Event, Store, clock_columns
+from bot.store import Event, Store, clock_columns
 from escalation import policy
 from escalation.notify import Notifier, Ping
 from escalation.policy import Action

@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.i18n import Languages
 from bot.outbox import put
-from bot.storage import Store
+from bot.store import Store
+from bot.text.i18n import Languages
 from bot.tree import Tree
 from escalation.reports import bulletin, service
 from escalation.reports.bulletin import Period

@@ -5,7 +5,7 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
 
-from bot import inbox
+from bot.telegram import inbox
 from bot.tree import Tree
 from handlers import broadcast, chats, duty, language, limits, matters, migration, people, report
 from handlers import reports as report_handlers
@@ -86,7 +86,7 @@ def register(app: Application, tree: Tree) -> None:
         ]
     )
     # Around everything: skip updates already done (a replay after a crash), and mark done
-    # those whose handlers changed nothing. See bot/inbox.py.
+    # those whose handlers changed nothing. See bot/telegram/inbox.py.
     app.add_handler(TypeHandler(Update, inbox.open_update), group=-1)
     app.add_handler(TypeHandler(Update, duty.remember_staff), group=-2)  # before the inbox gate
     app.add_handler(TypeHandler(Update, inbox.close_update), group=1)

@@ -9,9 +9,9 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot import render
-from bot.menus import menus
 from bot.outbox import Chart, put
+from bot.telegram.menus import menus
+from bot.text import render
 from bot.tree import UNIT
 from escalation.reports import bulletin, service
 from handlers import people
@@ -135,7 +135,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             sorry = reply_notice(update, update.effective_message, texts_for(update, context)("err.internal"),
                                  quote=None)
             try:
-                await send(context, sorry, done=False)  # the failed update counts a try (bot/inbox.py)
+                await send(context, sorry, done=False)  # the failed update counts a try (bot/telegram/inbox.py)
             except Exception:  # the database may be what failed: then say so outside the outbox
                 log.debug("could not queue the apology", exc_info=True)
                 svc.delivery.apologise(sorry.chat, sorry.text, sorry.reply_to)

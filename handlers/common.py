@@ -10,12 +10,13 @@ from telegram import ForceReply, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes, filters
 
-from bot import outbox, render, visibility
+from bot import outbox, visibility
 from bot.config import parse_duration
-from bot.i18n import Texts
 from bot.matters import Ack, Actor, Outcome, Result
 from bot.services import Services, services
-from bot.storage import current_update
+from bot.store import current_update
+from bot.text import render
+from bot.text.i18n import Texts
 from bot.tree import UNIT, Node, Tree
 from bot.visibility import Audience, Piece
 
@@ -183,7 +184,7 @@ def parse_until(word: str, now: float, tz: ZoneInfo) -> float | None:
 
 
 def keyboard(markup: InlineKeyboardMarkup | ForceReply | None) -> outbox.Keyboard | None:
-    """PTB's reply markup as the outbox keeps it (see bot/delivery.py's keyboard_markup)."""
+    """PTB's reply markup as the outbox keeps it (see bot/telegram/delivery.py's keyboard_markup)."""
     if isinstance(markup, ForceReply):
         return {"force_reply": True, "selective": bool(markup.selective)}
     if markup is None:

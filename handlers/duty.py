@@ -7,9 +7,9 @@ from html import escape
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
 from telegram.ext import ContextTypes
 
-from bot import render
-from bot.i18n import Texts
 from bot.services import Services
+from bot.text import render
+from bot.text.i18n import Texts
 from escalation import duty
 from handlers.common import actor, reply, reply_notice, send, services, texts_for
 

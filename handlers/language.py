@@ -8,8 +8,8 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot.i18n import CATALOGS, user_language
-from bot.menus import menus
+from bot.telegram.menus import menus
+from bot.text.i18n import CATALOGS, user_language
 from handlers.common import actor, reply, services, texts_for
 
 ALIASES = {"中文": "zh", "汉语": "zh", "cn": "zh", "chinese": "zh", "英文": "en", "英语": "en", "english": "en"}

@@ -10,9 +10,10 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
-from bot import limits, render, visibility
+from bot import limits, visibility
 from bot.matters import Outcome
 from bot.services import Services
+from bot.text import render
 from bot.visibility import Piece
 from handlers.common import actor, chat_node, reply, services, texts_for
 

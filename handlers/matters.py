@@ -12,11 +12,12 @@ from telegram import Message, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot import outbox, render, visibility
-from bot.i18n import Texts
+from bot import outbox, visibility
 from bot.matters import MAX_TEXT, RATINGS, Ack, Actor, Outcome, Result
 from bot.services import Services
-from bot.storage import PURGED, Event, Matter
+from bot.store import PURGED, Event, Matter
+from bot.text import render
+from bot.text.i18n import Texts
 from bot.tree import Node
 from bot.visibility import GROUPS, Audience, Piece
 from escalation.notify import MAX_ATTACHMENTS

@@ -1,14 +1,14 @@
 """A group upgraded to a supergroup: Telegram gives it a new id and says so with two service
 messages, ``migrate_to_chat_id`` in the old group and ``migrate_from_chat_id`` in the new
 one. The first that arrives moves the group's binding, language and waiting messages to the
-new id (bot/delivery.py's ``migrated``); the second finds nothing left to move."""
+new id (bot/telegram/delivery.py's ``migrated``); the second finds nothing left to move."""
 
 from __future__ import annotations
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
-from bot.menus import menus
+from bot.telegram.menus import menus
 from handlers.common import services
 
 

@@ -9,9 +9,10 @@ from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Mes
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot import outbox, render
+from bot import outbox
 from bot.matters import MAX_TEXT, Outcome
 from bot.services import Services
+from bot.text import render
 from bot.tree import UNIT, Node
 from handlers.common import (
     ack_for,

@@ -9,8 +9,9 @@ import unicodedata
 from telegram import ForceReply, Update
 from telegram.ext import ContextTypes
 
-from bot import outbox, render
+from bot import outbox
 from bot.matters import MAX_TEXT
+from bot.text import render
 from bot.tree import UNIT
 from handlers.common import actor, chat_node, command_text, reply, reply_notice, services, texts_for
 from handlers.limits import limit_key

@@ -17,7 +17,7 @@ from telegram.ext import Application
 from bot.app import Services, build_application, running
 from bot.clock import ManualClock
 from bot.config import Config, parse_config
-from bot.fakeapi import FakeBotApi
+from bot.dev.fakeapi import FakeBotApi
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-TOKEN"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.authority import Action, Verdict, decide
-from bot.fakeapi import buttons
+from bot.dev.fakeapi import buttons
 from escalation.policy import State
 from tests.conftest import (
     C1_CHAT,

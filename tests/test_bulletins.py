@@ -13,8 +13,8 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.config import ConfigError
-from bot.i18n import Texts
-from bot.storage import SummaryFacts
+from bot.store import SummaryFacts
+from bot.text.i18n import Texts
 from bot.tree import Tree
 from escalation.reports import bulletin, charts
 from escalation.reports import stars as star_rating

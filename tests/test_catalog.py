@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from string import Formatter
 
-from bot.i18n import CATALOGS
-from bot.menus import DESCRIPTION_MAX, HEADS, LEADERS, PRIVATE, RESIDENTS
+from bot.telegram.menus import DESCRIPTION_MAX, HEADS, LEADERS, PRIVATE, RESIDENTS
+from bot.text.i18n import CATALOGS
 
 
 def placeholders(template: str) -> set[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.fakeapi import buttons
+from bot.dev.fakeapi import buttons
 from tests.conftest import (
     C1_CHAT,
     HEAD1,

@@ -27,8 +27,8 @@ from typing import Any
 
 import yaml
 
-from bot.fakeapi import Call, FakeBotApi
-from bot.storage import SENT_BATCH
+from bot.dev.fakeapi import Call, FakeBotApi
+from bot.store import SENT_BATCH
 from tests.conftest import C1_CHAT, C2_CHAT, ROOT, STATION_CHAT, TOKEN, U1_CHAT, U2_CHAT, U3_CHAT, add_chats, town
 
 UNIT_CHATS = [U1_CHAT, U2_CHAT, U3_CHAT]

@@ -25,8 +25,8 @@ import yaml
 from bot.cli import main
 from bot.clock import ManualClock
 from bot.config import ConfigError, parse_config, parse_duration
-from bot.fakeapi import buttons
-from bot.storage import Store
+from bot.dev.fakeapi import buttons
+from bot.store import Store
 from escalation.reports import bulletin, service
 from handlers import chats
 from tests.conftest import C1_CHAT, HEAD1, RESIDENT, RESIDENT2, START, TZ, U1_CHAT, town
@@ -87,7 +87,7 @@ async def test_a_database_others_can_read_is_reported_at_start(
     store = await Store.open(database)
     await store.close()
     database.chmod(0o644)
-    caplog.set_level(logging.WARNING, logger="bot.storage")
+    caplog.set_level(logging.WARNING, logger="bot.store")
     async with make_bot(database=database) as bot:
         bot.say(U1_CHAT, RESIDENT, "/report 楼道堆物")
         await bot.wait_bot(U1_CHAT, "#1")  # a warning, not a refusal

@@ -1,4 +1,4 @@
-"""Tests for bot.fakeapi, driven by the real python-telegram-bot client."""
+"""Tests for bot.dev.fakeapi, driven by the real python-telegram-bot client."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from telegram.ext import (
     ContextTypes,
 )
 
-from bot.fakeapi import FakeBotApi
+from bot.dev.fakeapi import FakeBotApi
 
 pytestmark = pytest.mark.asyncio
 
@@ -146,7 +146,7 @@ async def test_chat_not_found_and_kicked(api: FakeBotApi, bot: Bot) -> None:
 
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 async def test_get_chat_member_answers_what_the_test_set(api: FakeBotApi, bot: Bot) -> None:
-    from bot.fakeapi import ApiError
+    from bot.dev.fakeapi import ApiError
 
     assert (await bot.get_chat_member(GROUP, 501)).status == "member"  # unset: a member
     api.set_member(GROUP, 502, "left")

@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 from openpyxl import load_workbook
 
 from bot.clock import ManualClock
-from bot.i18n import Texts
-from bot.storage import Matter
+from bot.store import Matter
+from bot.text.i18n import Texts
 from escalation.policy import State
 from escalation.reports import bulletin, ledger, service
 from escalation.summary import Figures, half_up
@@ -320,7 +320,7 @@ async def test_the_migration_takes_a_resolve_back_from_the_claim_time(tmp_path: 
     its first claim. The migration re-reads the first claim from the timeline."""
     import sqlite3
 
-    from bot.storage import MIGRATIONS, Store
+    from bot.store import MIGRATIONS, Store
 
     mine = next(i for i, m in enumerate(MIGRATIONS) if "published_figures" in m)
     path = tmp_path / "old.sqlite3"

@@ -1,4 +1,4 @@
-"""Group commit (bot/storage.py) and the connections Bot API calls go through (bot/http.py).
+"""Group commit (bot/store/) and the connections Bot API calls go through (bot/telegram/http.py).
 
 Reports arriving together are committed together; that must change nothing anyone can
 see: numbers follow the order of the messages, every card answers its own report, a bad
@@ -15,8 +15,8 @@ from typing import Any
 
 from telegram import Bot
 
-from bot.http import ConnectionsRequest
-from bot.storage import QueuedReport, Sent, Store
+from bot.store import QueuedReport, Sent, Store
+from bot.telegram.http import ConnectionsRequest
 from tests.conftest import RESIDENT, RESIDENT2, U1_CHAT, U2_CHAT, town
 
 

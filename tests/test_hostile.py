@@ -14,9 +14,10 @@ import pytest
 import yaml
 from openpyxl import load_workbook
 
-from bot import cli, render
+from bot import cli
 from bot.config import ConfigError, parse_config, parse_duration
-from bot.locale import en, zh
+from bot.text import render
+from bot.text.locale import en, zh
 from escalation.policy import State
 from escalation.reports import ledger
 from handlers import report as report_handlers

@@ -19,7 +19,7 @@ import yaml
 from openpyxl import load_workbook
 
 from bot import cli
-from bot.locale import en, zh
+from bot.text.locale import en, zh
 from escalation.reports import ledger
 from tests.conftest import (
     C1_CHAT,

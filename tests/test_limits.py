@@ -11,9 +11,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from bot.fakeapi import ApiError, buttons
+from bot.dev.fakeapi import ApiError, buttons
 from bot.limits import ANONYMOUS_ADMIN, HOUR
-from bot.storage import LAST_SWEEP, QueuedReport, Store
+from bot.store import LAST_SWEEP, QueuedReport, Store
 from escalation import sweep
 from tests.conftest import (
     C1_CHAT,

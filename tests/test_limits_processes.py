@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.limits import HOUR, over_limit
 from bot.matters import Actor, Matters
-from bot.storage import QueuedReport, Store
+from bot.store import QueuedReport, Store
 from tests.conftest import RESIDENT, START, U1_CHAT, Running, parse_town, town
 from tests.test_limits import private_report
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from telegram import BotCommandScope, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats, BotCommandScopeChat
 
-from bot.menus import registered_commands
+from bot.telegram.menus import registered_commands
 from tests.conftest import C1_CHAT, HEAD1, RESIDENT, STATION_CHAT, U1_CHAT, U3_CHAT, Running
 
 STRANGE_CHAT, OTHER_CHAT = -999, -998

@@ -29,8 +29,8 @@ import yaml
 
 from bot import logs, ops
 from bot.clock import ManualClock
-from bot.fakeapi import FakeBotApi
-from bot.storage import SCHEMA_VERSION, Store, Tx
+from bot.dev.fakeapi import FakeBotApi
+from bot.store import SCHEMA_VERSION, Store, Tx
 from tests.conftest import (
     C1_CHAT,
     HEAD1,
@@ -223,7 +223,7 @@ def test_json_lines_carry_time_level_logger_message_and_fields() -> None:
         try:
             raise RuntimeError("boom")
         except RuntimeError:
-            logging.getLogger("bot.delivery").exception("delivery batch failed")
+            logging.getLogger("bot.telegram.delivery").exception("delivery batch failed")
     finally:
         logs.reset(handler)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]

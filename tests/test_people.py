@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.fakeapi import buttons
+from bot.dev.fakeapi import buttons
 from escalation.policy import State
 from tests.conftest import C1_CHAT, HEAD1, RESIDENT, RESIDENT2, U1_CHAT, Running
 

@@ -184,7 +184,7 @@ def test_the_duty_roster_with_an_override() -> None:
     from datetime import datetime
 
     from bot.config import DutyShift
-    from bot.storage import DutyOverride
+    from bot.store import DutyOverride
     from escalation.duty import next_watch, on_duty, watch_end
     from tests.conftest import TZ
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from bot import visibility
-from bot.fakeapi import buttons
-from bot.storage import Event, Matter
+from bot.dev.fakeapi import buttons
+from bot.store import Event, Matter
 from bot.tree import Tree
 from bot.visibility import Audience, Piece
 from escalation.policy import State

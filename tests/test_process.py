@@ -29,9 +29,9 @@ import pytest
 import yaml
 
 from bot import logs, redact
-from bot.fakeapi import FakeBotApi
+from bot.dev.fakeapi import FakeBotApi
 from bot.runner import ConflictWatch
-from bot.storage import SCHEMA_VERSION, Store
+from bot.store import SCHEMA_VERSION, Store
 from tests.conftest import ROOT, STATION_CHAT, TOKEN, U1_CHAT, add_chats, town
 
 SECRET_TOKEN = "987654321:AAH-very-secret-0123456789"

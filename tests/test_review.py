@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.fakeapi import buttons
-from bot.storage import Tx
+from bot.dev.fakeapi import buttons
+from bot.store import Tx
 from escalation.policy import State
 from tests.conftest import (
     C1_CHAT,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from bot.storage import SummaryFacts
+from bot.store import SummaryFacts
 from escalation.summary import Figures, rank, unit_figures
 from escalation.weekly import last_fire
 from tests.conftest import (

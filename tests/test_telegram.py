@@ -12,8 +12,8 @@ from typing import Any
 from telegram.error import RetryAfter
 
 from bot import outbox
-from bot.ratelimit import ChatRateLimiter
-from bot.storage import Sent, Store
+from bot.store import Sent, Store
+from bot.telegram.ratelimit import ChatRateLimiter
 from tests.conftest import C1_CHAT, HEAD1, RESIDENT, STAFF, STATION_CHAT, U1_CHAT, U2_CHAT, town
 
 H = 3600.0
@@ -134,7 +134,7 @@ SUPERGROUP = -1000000000201
 
 
 async def test_a_group_that_becomes_a_supergroup_is_followed_at_once(make_bot: Any, caplog: Any) -> None:
-    caplog.set_level("INFO", logger="bot.delivery")
+    caplog.set_level("INFO", logger="bot.telegram.delivery")
     async with make_bot() as bot:
         bot.say(U1_CHAT, STAFF, "/lang en")  # the group's language goes with it
         await bot.wait_bot(U1_CHAT, "English")

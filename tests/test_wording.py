@@ -18,8 +18,8 @@ import yaml
 from openpyxl import load_workbook
 
 from bot import cli
-from bot.fakeapi import buttons
-from bot.i18n import Texts
+from bot.dev.fakeapi import buttons
+from bot.text.i18n import Texts
 from tests.conftest import (
     C1_CHAT,
     HEAD1,

@@ -16,7 +16,7 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.i18n import Texts
+from bot.text.i18n import Texts
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation import summary
 from escalation.reports import stars as star_rating

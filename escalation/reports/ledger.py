@@ -20,8 +20,8 @@ from datetime import datetime
 from typing import Any
 
 from bot import visibility
-from bot.i18n import Texts
-from bot.storage import Event, Matter, TimelineRow
+from bot.store import Event, Matter, TimelineRow
+from bot.text.i18n import Texts
 from bot.tree import UNIT, Node, Tree
 from escalation.policy import State
 from escalation.reports import stars as star_rating

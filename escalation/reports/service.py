@@ -16,8 +16,8 @@ from typing import Any
 
 from bot import outbox
 from bot.config import Config
-from bot.i18n import Languages, Texts
-from bot.storage import Store, Tx
+from bot.store import Store, Tx
+from bot.text.i18n import Languages, Texts
 from bot.tree import Node, Tree
 from escalation.reports import bulletin, ledger
 from escalation.reports.bulletin import Bulletin, Period, PeriodFigures

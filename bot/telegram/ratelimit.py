@@ -17,7 +17,7 @@ up: 0.87 × 30 a second instead of 0.94 in bench/send_rate.py); a group's limit 
 ``group_per_minute`` in any minute (a burst of 20 cards goes at once), with half a second's
 guard at the window's edge.
 
-An outbox send takes its ``SendSlot`` (bot/storage.py) here, after every wait, right before
+An outbox send takes its ``SendSlot`` (bot/store/) here, after every wait, right before
 it goes out: a chat waiting out its limits holds no slot, and others' sends go on.
 """
 
@@ -36,7 +36,7 @@ from telegram._utils.types import JSONDict
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
-from bot.storage import sending
+from bot.store import sending
 
 log = logging.getLogger(__name__)
 

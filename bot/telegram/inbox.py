@@ -27,7 +27,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 from telegram.request import HTTPXRequest, RequestData
 
-from bot.storage import Store, current_update, describe_error
+from bot.store import Store, current_update, describe_error
 from bot.tree import Tree
 
 log = logging.getLogger(__name__)

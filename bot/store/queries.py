@@ -1,984 +1,38 @@
-"""All SQL lives here: the schema and its migrations, and named queries.
-
-One aiosqlite connection, guarded by a lock so that the handlers, the sweep and the
-delivery worker never interleave inside one transaction. Rows become small dataclasses at
-this boundary. Times are unix seconds (UTC).
-
-Group commit: every query is a trip to aiosqlite's thread, and the trips, not SQLite,
-are most of what a write costs. So the writes that come by the thousand under load, a
-report logged in a unit group, a message marked sent and an update that changed nothing
-marked done, are queued instead (``queue_report``, ``queue_sent``, ``queue_done``);
-whatever is queued is written in one transaction, a few trips for any number, as soon as
-the event loop is free. Every other read or write
-first commits what is queued, so nobody ever sees the store without it. A queued report
-is safe before its commit: its update waits in the inbox, not done, until then. The
-commit also decides the hourly report limit, counting every process's rows in its write
-transaction: a report over it is written as held, with its answer (bot/limits.py).
-
-A queued send is not safe: if the process dies before its commit, the message is sent
-again after the restart. So the sends waiting to be recorded are bounded: each outbox send
-takes a slot (``SendSlot``) just before it goes out, and gives it back when its record is
-committed (or when Telegram did not take it). There are ``connections + SENT_BATCH`` slots:
-the sends in flight, and a batch of 16 waiting for the group commit, which starts as soon as
-the store is free (a few milliseconds) and writes them all. A crash repeats at most that many.
-"""
+"""Named queries: ``Tx``, used inside Store.transaction() or Store.read(). All SQL is here
+and in the schema."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
 import json
-import logging
-import os
-import sqlite3
-import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import asynccontextmanager
-from contextvars import ContextVar
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import aiosqlite
 
-from bot import limits, logs
+from bot import limits
 from bot.outbox import Card, HeldNotice
-from escalation.policy import CLOSED, Clock, Rules, State, next_check
-
-log = logging.getLogger(__name__)
-
-# The Telegram update being handled in this task (see bot/inbox.py). A write transaction
-# committed while it is set marks that update done, so its effects and "done" commit
-# together. Handlers therefore make one write transaction per update: their effect.
-current_update: ContextVar[int | None] = ContextVar("current_update", default=None)
-
-MIN_SQLITE = (3, 35)  # INSERT … RETURNING
-SENT_BATCH = 16  # accepted sends that may wait for the group commit beyond those in flight
-ROWS_PER_INSERT = 200  # rows in one INSERT: well within SQLite's limit on parameters
-IDS_PER_QUERY = 5000  # numbers in one "id IN (…)": within SQLite's limit of 32,766 parameters
-MAX_TRIES = 3  # an update that could not be handled this often is marked failed (issue 11)
-PURGED = "（已清除）"  # what personal data reads as once its retention period is over (issue 10)
-# Timeline entries whose detail is the bot's own words (a category's name, a rating, an
-# attachment's kind), not a person's: kept when personal data is cleared.
-_OWN_WORDS_EVENTS = ("categorized", "rated", "attached")
-
-# Each entry moves the schema one version up; never edit one that has shipped.
-MIGRATIONS: list[str] = [
-    """
-    CREATE TABLE matters (
-        id INTEGER PRIMARY KEY,
-        unit_id TEXT NOT NULL,
-        chat_id INTEGER NOT NULL,
-        report_message_id INTEGER,
-        reporter_id INTEGER NOT NULL,
-        reporter_name TEXT NOT NULL,
-        text TEXT NOT NULL,
-        state TEXT NOT NULL,
-        tier INTEGER NOT NULL,
-        top_tier INTEGER NOT NULL,
-        tier_since REAL NOT NULL,
-        last_ping_at REAL,
-        next_due REAL,
-        rules TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        first_claimed_at REAL,
-        claimed_by INTEGER,
-        claimed_by_name TEXT,
-        claimed_at REAL,
-        escalated_at REAL,
-        resolved_at REAL,
-        resolved_by INTEGER,
-        resolved_by_name TEXT,
-        resolution TEXT,
-        card_chat_id INTEGER,
-        card_message_id INTEGER,
-        category TEXT NOT NULL DEFAULT 'other',
-        urgent INTEGER NOT NULL DEFAULT 0,
-        private INTEGER NOT NULL DEFAULT 0,
-        rating TEXT,
-        rated_at REAL,
-        category_set INTEGER NOT NULL DEFAULT 0,
-        claim_since REAL,
-        reminded_upto REAL,
-        last_activity_at REAL,
-        idle_reminded_at REAL,
-        suspended_at REAL,
-        suspended_until REAL,
-        closed_at REAL,
-        close_reason TEXT
-    );
-    CREATE INDEX matters_due ON matters(next_due) WHERE next_due IS NOT NULL;
-    CREATE INDEX matters_unit_state ON matters(unit_id, state);
-    CREATE INDEX matters_created ON matters(created_at);
-    CREATE INDEX matters_open_or_resolved ON matters(resolved_at);
-    CREATE INDEX matters_closed ON matters(closed_at);
-    CREATE INDEX matters_card ON matters(card_chat_id, card_message_id);
-    CREATE INDEX matters_report ON matters(chat_id, report_message_id);
-    CREATE INDEX matters_reporter ON matters(reporter_id);
-
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY,
-        matter_id INTEGER NOT NULL REFERENCES matters(id),
-        at REAL NOT NULL,
-        actor_id INTEGER,
-        actor_name TEXT,
-        kind TEXT NOT NULL,
-        tier INTEGER,
-        detail TEXT
-    );
-    CREATE INDEX events_matter ON events(matter_id);
-    CREATE INDEX events_kind_at ON events(kind, at);
-
-    CREATE TABLE attachments (
-        id INTEGER PRIMARY KEY,
-        matter_id INTEGER NOT NULL REFERENCES matters(id),
-        kind TEXT NOT NULL,
-        file_id TEXT NOT NULL,
-        added_by INTEGER,
-        at REAL NOT NULL
-    );
-    CREATE INDEX attachments_matter ON attachments(matter_id);
-
-    CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY,
-        key TEXT NOT NULL UNIQUE,
-        chat_id INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        matter_id INTEGER REFERENCES matters(id),
-        text TEXT,
-        markup TEXT,
-        reply_to INTEGER,
-        media TEXT,
-        state TEXT NOT NULL DEFAULT 'pending',
-        attempts INTEGER NOT NULL DEFAULT 0,
-        not_before REAL NOT NULL,
-        created_at REAL NOT NULL,
-        sent_at REAL,
-        message_id INTEGER,
-        error TEXT
-    );
-    CREATE INDEX outbox_pending ON outbox(not_before) WHERE state = 'pending';
-
-    CREATE TABLE chats (
-        chat_id INTEGER PRIMARY KEY,
-        node_id TEXT,
-        bound_by INTEGER,
-        bound_at REAL,
-        unreachable_at REAL,
-        language TEXT
-    );
-
-    CREATE TABLE prompts (
-        chat_id INTEGER NOT NULL,
-        user_id INTEGER NOT NULL,
-        asked_at REAL NOT NULL,
-        kind TEXT NOT NULL DEFAULT 'report',
-        unit_id TEXT,
-        matter_id INTEGER,
-        draft TEXT,
-        PRIMARY KEY (chat_id, user_id)
-    );
-
-    CREATE TABLE held_pings (
-        id INTEGER PRIMARY KEY,
-        chat_id INTEGER NOT NULL,
-        matter_id INTEGER NOT NULL REFERENCES matters(id),
-        kind TEXT NOT NULL,
-        tier INTEGER NOT NULL,
-        reason TEXT NOT NULL,
-        at REAL NOT NULL,
-        release_at REAL NOT NULL
-    );
-    CREATE INDEX held_pings_release ON held_pings(release_at);
-
-    CREATE TABLE users (
-        user_id INTEGER PRIMARY KEY,
-        name TEXT,
-        private_chat INTEGER NOT NULL DEFAULT 0,
-        language TEXT,
-        updated_at REAL
-    );
-
-    CREATE TABLE duty_overrides (
-        id INTEGER PRIMARY KEY,
-        user_id INTEGER NOT NULL,
-        name TEXT,
-        start REAL NOT NULL,
-        until REAL NOT NULL,
-        set_by INTEGER,
-        set_at REAL NOT NULL
-    );
-    CREATE INDEX duty_overrides_until ON duty_overrides(until);
-
-    CREATE TABLE inbox (
-        update_id INTEGER PRIMARY KEY,
-        payload TEXT NOT NULL,
-        received_at REAL NOT NULL,
-        done_at REAL
-    );
-    CREATE INDEX inbox_pending ON inbox(update_id) WHERE done_at IS NULL;
-
-    CREATE TABLE meta (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    );
-
-    CREATE TABLE schedule_runs (
-        name TEXT NOT NULL,
-        period TEXT NOT NULL,
-        ran_at REAL NOT NULL,
-        PRIMARY KEY (name, period)
-    );
-    """,
-    # 2 (issue 5, bulletins): matters reported per unit and category in each bulletin week,
-    # counted once when a chart first needs that week (a week's reports never change), so a
-    # chart's eight weeks do not re-count a big town's history every time. ``counts`` is
-    # JSON: [[unit_id, category, reported], ...].
-    """
-    CREATE TABLE week_counts (
-        week_end REAL PRIMARY KEY,
-        counts TEXT NOT NULL
-    );
-    """,
-    # 3: broadcasts (一点发起、全网响应): a notice from a station or community to its unit
-    # groups, each target's message in the outbox under its own key; the sender's delivery
-    # report is queued once, when the last target's outcome is recorded.
-    """
-    CREATE TABLE broadcasts (
-        id INTEGER PRIMARY KEY,
-        node_id TEXT NOT NULL,
-        chat_id INTEGER NOT NULL,
-        message_id INTEGER,
-        sender_id INTEGER NOT NULL,
-        sender_name TEXT NOT NULL,
-        text TEXT NOT NULL,
-        photo TEXT,
-        language TEXT NOT NULL,
-        targets INTEGER NOT NULL,
-        created_at REAL NOT NULL,
-        reported_at REAL
-    );
-    CREATE INDEX broadcasts_unreported ON broadcasts(id) WHERE reported_at IS NULL;
-
-    CREATE TABLE broadcast_targets (
-        broadcast_id INTEGER NOT NULL REFERENCES broadcasts(id),
-        unit_id TEXT NOT NULL,
-        chat_id INTEGER NOT NULL,
-        outbox_key TEXT NOT NULL,
-        PRIMARY KEY (broadcast_id, unit_id)
-    );
-    CREATE INDEX broadcast_targets_chat ON broadcast_targets(chat_id);
-    """,
-    # 4 (issue 10, abuse limits): whom a report counts against (the person, or the
-    # sender_chat of an anonymous admin or channel post), whether Telegram shows a private
-    # reporter as a member of the unit's group, and when a matter first alerted as urgent.
-    # Reports over a limit are kept in held_reports (not matters: no figure sees them)
-    # until a head turns one into a matter. Older matters have no limit_key: they count
-    # against nobody, which forgets at most an hour's and a day's reports at the upgrade.
-    """
-    ALTER TABLE matters ADD COLUMN limit_key INTEGER;
-    ALTER TABLE matters ADD COLUMN membership TEXT;
-    ALTER TABLE matters ADD COLUMN urgent_at REAL;
-    CREATE INDEX matters_limit ON matters(limit_key, created_at) WHERE limit_key IS NOT NULL;
-    CREATE INDEX matters_limit_urgent ON matters(limit_key, urgent_at) WHERE urgent_at IS NOT NULL;
-
-    CREATE TABLE held_reports (
-        id INTEGER PRIMARY KEY,
-        unit_id TEXT NOT NULL,
-        chat_id INTEGER NOT NULL,
-        message_id INTEGER,
-        reporter_id INTEGER NOT NULL,
-        reporter_name TEXT NOT NULL,
-        limit_key INTEGER NOT NULL,
-        text TEXT NOT NULL,
-        photo TEXT,
-        private INTEGER NOT NULL DEFAULT 0,
-        membership TEXT,
-        reason TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        matter_id INTEGER REFERENCES matters(id),
-        released_by INTEGER,
-        released_at REAL
-    );
-    CREATE INDEX held_reports_key ON held_reports(limit_key, created_at);
-    CREATE INDEX held_reports_waiting ON held_reports(unit_id, id) WHERE matter_id IS NULL;
-    """,
-    # 5 (issue 12, figures): each published bulletin's figures, per node, so the next period
-    # is compared with what was shown (JSON, see escalation/reports/service.py); and the first
-    # claim re-read from the timeline, since a resolve without a claim used to set it.
-    """
-    CREATE TABLE published_figures (
-        schedule TEXT NOT NULL,
-        period_start REAL NOT NULL,
-        period_end REAL NOT NULL,
-        figures TEXT NOT NULL,
-        published_at REAL NOT NULL,
-        PRIMARY KEY (schedule, period_start, period_end)
-    );
-    UPDATE matters SET first_claimed_at = (SELECT min(e.at) FROM events e WHERE e.matter_id = matters.id
-        AND e.kind IN ('claimed', 'taken_over'));
-    """,
-    # 6 (issue 10, data kept no longer than needed; issue 11, the poisoned update): an
-    # update's payload is kept only until it is done (NULL after, and from chats outside
-    # the tree never stored), so it may be NULL; an update that cannot be handled counts
-    # its tries and, after the last, is marked failed with its error. Payloads of updates
-    # already done go now. Matters whose personal data was cleared say when.
-    """
-    CREATE TABLE inbox_new (
-        update_id INTEGER PRIMARY KEY,
-        payload TEXT,
-        received_at REAL NOT NULL,
-        done_at REAL,
-        tries INTEGER NOT NULL DEFAULT 0,
-        failed_at REAL,
-        error TEXT
-    );
-    INSERT INTO inbox_new (update_id, payload, received_at, done_at)
-        SELECT update_id, CASE WHEN done_at IS NULL THEN payload END, received_at, done_at FROM inbox;
-    DROP TABLE inbox;
-    ALTER TABLE inbox_new RENAME TO inbox;
-    CREATE INDEX inbox_pending ON inbox(update_id) WHERE done_at IS NULL;
-    CREATE INDEX inbox_failed ON inbox(failed_at) WHERE failed_at IS NOT NULL;
-
-    ALTER TABLE matters ADD COLUMN purged_at REAL;
-    CREATE INDEX matters_unpurged ON matters(closed_at) WHERE purged_at IS NULL;
-    """,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
-class SchemaTooNew(RuntimeError):
-    """The database was written by a newer tierbot; refuse rather than corrupt it."""
-
-
-@dataclass
-class Matter:
-    id: int
-    unit_id: str
-    chat_id: int
-    report_message_id: int | None
-    reporter_id: int
-    reporter_name: str
-    text: str
-    state: State
-    tier: int
-    top_tier: int
-    tier_since: float
-    last_ping_at: float | None
-    next_due: float | None
-    rules: str
-    created_at: float
-    first_claimed_at: float | None
-    claimed_by: int | None
-    claimed_by_name: str | None
-    claimed_at: float | None
-    escalated_at: float | None
-    resolved_at: float | None
-    resolved_by: int | None
-    resolved_by_name: str | None
-    resolution: str | None
-    card_chat_id: int | None
-    card_message_id: int | None
-    category: str = "other"  # a key of the category list (issue: categories and urgency)
-    urgent: bool = False
-    private: bool = False  # reported privately: the unit group sees only that it exists
-    rating: str | None = None  # the reporter's satisfaction: satisfied / basic / unsatisfied
-    rated_at: float | None = None
-    category_set: bool = False  # someone picked the category (else it shows as "other")
-    claim_since: float | None = None
-    reminded_upto: float | None = None
-    last_activity_at: float | None = None
-    idle_reminded_at: float | None = None
-    suspended_at: float | None = None
-    suspended_until: float | None = None
-    closed_at: float | None = None  # resolved, unresolvable, referred or cancelled
-    close_reason: str | None = None
-    limit_key: int | None = None  # whom it counts against (bot/limits.py); None: nobody
-    membership: str | None = None  # a private reporter in the unit's group: member / nonmember / unverified
-
-    @property
-    def clock(self) -> Clock:
-        return Clock(
-            State(self.state), self.tier, self.tier_since, self.claim_since, self.last_ping_at,
-            self.reminded_upto, self.last_activity_at, self.idle_reminded_at, self.suspended_at,
-            self.suspended_until,
-        )
-
-    @property
-    def closed(self) -> bool:
-        return self.state in CLOSED
-
-    @property
-    def policy_rules(self) -> Rules:
-        return Rules.from_json(self.rules)
-
-
-@dataclass
-class Event:
-    matter_id: int
-    at: float
-    actor_id: int | None
-    actor_name: str | None
-    kind: str
-    tier: int | None
-    detail: str | None
-
-
-@dataclass
-class OutboxItem:
-    id: int
-    key: str
-    chat_id: int
-    kind: str  # a bot.outbox.Kind's value (read it with outbox.kind_of)
-    matter_id: int | None
-    text: str | None  # a message's text, a medium's caption
-    markup: str | None
-    reply_to: int | None
-    attempts: int
-    media: str | None = None  # a photo's or voice note's file id, a location's "lat,lon"
-
-
-class SummaryFacts(NamedTuple):
-    """One matter's history as the summaries, bulletins and ledgers see it (a tuple: a big
-    town's week is a quarter of a million of them). Built from the timeline by
-    ``escalation.summary.facts``; a matter that never left its unit and was never reopened
-    is read from its columns, which then say all its timeline says."""
-
-    unit_id: str
-    created_at: float
-    first_claimed_at: float | None  # the first claim event (a claim or a takeover), never a resolve
-    resolved_at: float | None
-    escalated_at: float | None  # the first missed deadline (超期), not a deliberate move up
-    id: int = 0
-    category: str = "other"
-    top_tier: int = 3
-    reached_community_at: float | None = None  # first arrived at tier 2, in any way
-    reached_station_at: float | None = None  # first arrived at tier 1, in any way
-    unclaimed_up_at: float | None = None  # a missed deadline sent it to the community unclaimed
-    closed_at: float | None = None  # resolved or otherwise closed (resolved_at: resolved only)
-    # From the timeline when the matter moved or was reopened (None: derived from the above):
-    closes: tuple[tuple[float, str | None], ...] | None = None  # (at, state closed in; None: reopened)
-    resolves: tuple[tuple[float, int], ...] | None = None  # (at, highest tier reached by then)
-    moves: tuple[tuple[float, int], ...] | None = None  # (at, tier arrived at), whenever its tier changed
-
-    private: bool = False  # reported privately: its category is not shown to its unit group
-
-class TimelineRow(NamedTuple):
-    """A timeline event as the figures replay it."""
-
-    matter_id: int
-    at: float
-    kind: str
-    tier: int | None
-    by_deadline: bool  # written by the sweep (a missed deadline), not by a person
-    detail: str | None = None
-
-
-@dataclass
-class Prompt:
-    """What the bot is waiting for from a person in a chat."""
-
-    kind: str  # "report": what happened? · "private": a private report to unit_id ·
-    # "choose_unit": which unit (draft holds the text) · "unsatisfied": why (matter_id)
-    unit_id: str | None
-    matter_id: int | None
-    draft: str | None
-
-
-@dataclass
-class HeldPing:
-    id: int
-    chat_id: int
-    matter_id: int
-    kind: str
-    tier: int
-    reason: str
-
-
-@dataclass
-class HeldReport:
-    """A report over a limit, kept until a head turns it into a matter (/held)."""
-
-    id: int
-    unit_id: str
-    chat_id: int  # where it was sent: the unit's group, or the reporter's private chat
-    message_id: int | None
-    reporter_id: int
-    reporter_name: str
-    limit_key: int
-    text: str
-    photo: str | None
-    private: bool
-    membership: str | None
-    reason: str  # "hourly" or "nonmember"
-    created_at: float
-    matter_id: int | None = None
-
-
-_HELD_COLUMNS = [f.name for f in fields(HeldReport)]
-
-
-@dataclass
-class DutyOverride:
-    """Someone took the station's watch with /duty, until ``until``."""
-
-    user_id: int
-    start: float
-    until: float
-
-
-@dataclass
-class Broadcast:
-    """A notice a station or community sent down to its unit groups (/broadcast)."""
-
-    id: int
-    node_id: str
-    chat_id: int  # where it was sent from: the delivery report goes there
-    message_id: int | None  # the /broadcast message, which the report answers
-    sender_id: int
-    sender_name: str
-    text: str
-    photo: str | None  # a Telegram file id
-    language: str  # the sender was answered in it; so is the report
-    targets: int
-    created_at: float
-    reported_at: float | None
-
-
-@dataclass
-class BroadcastOutcome:
-    """Where one target of a broadcast stands: pending, sent or failed."""
-
-    unit_id: str
-    chat_id: int
-    state: str
-
-
-_MATTER_COLUMNS = [f.name for f in fields(Matter)]
-_MATTER_SELECT = "SELECT " + ", ".join(_MATTER_COLUMNS) + " FROM matters"
-
-
-@dataclass
-class Purged:
-    """What one clearing of personal data changed (counts only: they are logged)."""
-
-    matters: int = 0
-    events: int = 0
-    attachments: int = 0
-    messages: int = 0
-    prompts: int = 0
-    users: int = 0
-    held: int = 0  # reports held back by the abuse limits
-
-    def add(self, other: Purged) -> None:
-        for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
-
-
-@dataclass(frozen=True)
-class QueuedReport:
-    """A report to be logged; from a unit group, it is queued and committed with those that
-    came with it (Store.queue_report)."""
-
-    update_id: int | None  # marked done in the same transaction
-    matter: dict[str, Any]  # the new matters row
-    reply_to: int | None  # the report's message: its card answers it
-    photo_file_id: str | None = None
-    prompt_chat: int | None = None  # it answers "what happened?" asked there: consumed with it
-    # The hourly limit the group commit holds it to (bot/limits.py; None: none), and its
-    # answer if it is held, given when the person may report again.
-    per_hour: int | None = None
-    held_answer: Callable[[float], str] | None = None
-
-
-@dataclass(frozen=True)
-class Sent:
-    """An outbox item Telegram accepted, waiting to be recorded as sent."""
-
-    item_id: int
-    at: float
-    message_id: int | None
-    card: tuple[int, int, int] | None = None  # a new card: (matter, chat, message), kept on the matter
-
-
-def _matter(row: Sequence[Any]) -> Matter:
-    matter = Matter(*row)
-    matter.state = State(matter.state)
-    matter.urgent = bool(matter.urgent)
-    matter.private = bool(matter.private)
-    matter.category_set = bool(matter.category_set)
-    return matter
-
-
-def _held(row: Sequence[Any]) -> HeldReport:
-    held = HeldReport(*row)
-    held.private = bool(held.private)
-    return held
-
-
-def clock_columns(clock: Clock, rules: Rules) -> dict[str, Any]:
-    """The matter columns a clock maps to, with the sweep's next look."""
-    return {
-        "state": clock.state.value,
-        "tier": clock.tier,
-        "tier_since": clock.tier_since,
-        "claim_since": clock.claim_since,
-        "last_ping_at": clock.last_ping_at,
-        "reminded_upto": clock.reminded_upto,
-        "last_activity_at": clock.last_activity_at,
-        "idle_reminded_at": clock.idle_reminded_at,
-        "suspended_at": clock.suspended_at,
-        "suspended_until": clock.suspended_until,
-        "next_due": next_check(clock, rules),
-    }
-
-
-class SendSlot:
-    """The right of one outbox send to be accepted by Telegram before it is recorded.
-
-    bot/delivery.py makes one per item and puts it in ``sending`` for the Bot API calls it
-    makes; bot/ratelimit.py takes it just before a call goes out (after any rate-limit wait,
-    so a chat waiting out its limits holds none) and gives it back if the call failed."""
-
-    __slots__ = ("_slots", "held")
-
-    def __init__(self, slots: asyncio.Semaphore) -> None:
-        self._slots = slots
-        self.held = False
-
-    async def take(self) -> None:
-        if not self.held:
-            await self._slots.acquire()
-            self.held = True
-
-    def give_back(self) -> None:
-        if self.held:
-            self.held = False
-            self._slots.release()
-
-    def hand_over(self) -> SendSlot:
-        """A new owner of the slot held (the group commit); this one holds nothing more."""
-        other = SendSlot(self._slots)
-        other.held, self.held = self.held, False
-        return other
-
-
-# The outbox send the current task is making, if any (see SendSlot).
-sending: ContextVar[SendSlot | None] = ContextVar("sending", default=None)
-
-
-class Store:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
-        self._lock = asyncio.Lock()
-        self.on_enqueue: Callable[[], None] | None = None  # told after a commit that queued messages
-        self.on_lost: Callable[[QueuedReport], None] | None = None  # told of a report that failed to commit
-        self.handled: set[int] = set()  # updates whose effects are committed, or queued to be
-        self.started: set[int] = set()  # updates this run has begun to handle
-        self.done_upto = 0  # the highest update id in the inbox at start: newer ones are new
-        self._reports: list[QueuedReport] = []
-        self._sent: list[Sent] = []
-        self._sent_slots: list[SendSlot] = []  # given back once their sends are recorded
-        self._slots = asyncio.Semaphore(8 + SENT_BATCH)
-        self._done: list[int] = []  # updates that changed nothing
-        self._last_error = ""
-        self._committer: asyncio.Task[None] | None = None
-        self.now: Callable[[], float] = time.time  # the inbox's clock; the app sets its own
-        self.failing: dict[int, str] = {}  # updates whose handler raised, with the error
-
-    @classmethod
-    async def open(cls, path: str | Path) -> Store:
-        if sqlite3.sqlite_version_info < MIN_SQLITE:
-            raise RuntimeError(
-                f"tierbot needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (for RETURNING); "
-                f"this Python has {sqlite3.sqlite_version}"
-            )
-        path = Path(path)
-        if str(path) != ":memory:":
-            _private_file(path)
-        conn = await aiosqlite.connect(path, isolation_level=None)
-        try:
-            for pragma in (
-                "PRAGMA journal_mode=WAL",
-                "PRAGMA synchronous=NORMAL",
-                "PRAGMA foreign_keys=ON",
-                "PRAGMA busy_timeout=5000",
-                # What is deleted (a done update's payload, cleared personal data) is zeroed
-                # where that costs no extra write, rather than lingering in free space.
-                "PRAGMA secure_delete=FAST",
-            ):
-                await conn.execute(pragma)
-            store = cls(conn)
-            await store._migrate()
-        except BaseException:
-            await conn.close()  # else its thread keeps the process alive after the error
-            raise
-        if str(path) != ":memory:":
-            _warn_if_shared(path)
-        return store
-
-    async def quick_check(self) -> str | None:
-        """SQLite's quick integrity check (a damaged or truncated file): the first problem, or None."""
-        async with self._lock, self._conn.execute("PRAGMA quick_check(1)") as cur:
-            (result,) = await cur.fetchone()  # type: ignore[misc]
-        return None if result == "ok" else str(result)
-
-    async def close(self) -> None:
-        async with self._lock:
-            await self._write_queued()
-            await self._conn.close()
-
-    async def _migrate(self) -> None:
-        async with self._conn.execute("PRAGMA user_version") as cur:
-            (version,) = await cur.fetchone()  # type: ignore[misc]
-        if version > SCHEMA_VERSION:
-            raise SchemaTooNew(f"made by a newer tierbot: schema {version}, this one knows {SCHEMA_VERSION}")
-        for number in range(version, SCHEMA_VERSION):
-            await self._conn.execute("BEGIN IMMEDIATE")
-            # Statement by statement: executescript() would commit half-way.
-            for statement in _statements(MIGRATIONS[number]):
-                await self._conn.execute(statement)
-            await self._conn.execute(f"PRAGMA user_version = {number + 1}")
-            await self._conn.execute("COMMIT")
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
-        """One write transaction: everything inside commits together or not at all."""
-        async with self._lock:
-            await self._write_queued()
-            update_id = current_update.get()
-            async with self._atomic() as tx:
-                yield tx
-                if update_id is not None:
-                    await tx.inbox_done([update_id], self.now())
-            if update_id is not None:
-                self.handled.add(update_id)
-        if tx.enqueued and self.on_enqueue is not None:
-            self.on_enqueue()
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[Tx]:
-        """Queries only; holds the lock so reads never see half a transaction."""
-        async with self._lock:
-            await self._write_queued()
-            yield Tx(self._conn)
-
-    def queue_report(self, report: QueuedReport) -> None:
-        """Log a group report in the next group commit (see the module's docstring)."""
-        self._reports.append(report)
-        if report.update_id is not None:
-            self.handled.add(report.update_id)
-        self._commit_soon()
-
-    def queue_done(self, update_id: int) -> None:
-        """Mark an update that changed nothing done in the next group commit."""
-        self._done.append(update_id)
-        self.handled.add(update_id)
-        self._commit_soon()
-
-    def bound_unrecorded(self, connections: int) -> None:
-        """Sends in flight at most: at most this many plus SENT_BATCH go unrecorded."""
-        self._slots = asyncio.Semaphore(connections + SENT_BATCH)
-
-    def send_slot(self) -> SendSlot:
-        return SendSlot(self._slots)
-
-    def queue_sent(self, sent: Sent, slot: SendSlot | None = None) -> None:
-        """Record an outbox item as sent in the next group commit; its slot is given back
-        then."""
-        self._sent.append(sent)
-        if slot is not None and slot.held:
-            self._sent_slots.append(slot.hand_over())
-        self._commit_soon()
-
-    def _commit_soon(self) -> None:
-        if self._committer is None or self._committer.done():
-            # A fresh context: the task must not inherit the handler's current update.
-            self._committer = asyncio.get_running_loop().create_task(
-                self._commit_queued(), name="tierbot-group-commit", context=contextvars.Context()
-            )
-
-    async def _commit_queued(self) -> None:
-        async with self._lock:
-            await self._write_queued()
-
-    async def _write_queued(self) -> None:
-        """Commit whatever is queued; the caller holds the lock. The write is shielded: a
-        caller cancelled meanwhile (delivery stopping, say) must not take with it what
-        others queued, such as messages Telegram has already accepted.
-
-        Returns only when nothing is queued: between the write's end and this caller's
-        turn, others may queue more (a send just accepted), and a reader must see it
-        recorded, or the delivery worker would find that message still due and send it
-        again."""
-        cancelled = False
-        while self._queued:
-            writing = asyncio.get_running_loop().create_task(self._write_all(), context=contextvars.Context())
-            while not writing.done():
-                try:
-                    await asyncio.shield(writing)
-                except asyncio.CancelledError:
-                    cancelled = True
-            writing.result()
-            if cancelled:
-                raise asyncio.CancelledError
-
-    @property
-    def _queued(self) -> bool:
-        return bool(self._reports or self._sent or self._done)
-
-    async def _write_all(self) -> None:
-        while self._queued:
-            reports, self._reports = self._reports, []
-            sent, self._sent = self._sent, []
-            slots, self._sent_slots = self._sent_slots, []
-            done, self._done = self._done, []
-            try:
-                if await self._try_write(reports, sent, done, quiet=True):
-                    continue
-                # One bad row must not sink the others: each alone.
-                for report in reports:
-                    if not await self._try_write([report], [], []):
-                        if report.update_id is not None:
-                            await self._count_try(report.update_id, self._last_error)
-                        if self.on_lost is not None:
-                            self.on_lost(report)
-                for one in sent:
-                    await self._try_write([], [one], [])
-                if done:
-                    await self._try_write([], [], done)
-            finally:  # recorded (or beyond recording): the next sends may go
-                for slot in slots:
-                    slot.give_back()
-
-    async def _try_write(self, reports: list[QueuedReport], sent: list[Sent], done: list[int],
-                         quiet: bool = False) -> bool:
-        try:
-            async with self._atomic() as tx:
-                admitted = await self._hold_over_limit(tx, reports) if reports else reports
-                if admitted:
-                    ids = await tx.insert_reports(admitted)
-                    for (matter_id, _), report in zip(ids, admitted, strict=True):
-                        tx.log_event("reported", matter=matter_id, node=report.matter["unit_id"])
-                await tx.inbox_done([r.update_id for r in reports if r.update_id is not None] + done, self.now())
-                if sent:
-                    await tx.outbox_sent(sent)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            # A report left behind stays in the inbox, not done: the next start tries it again.
-            self._last_error = describe_error(exc)
-            if not quiet:  # ids only: a report's text and its reporter's name stay out of the log
-                log.exception("could not commit %d report(s) (updates %s), %d sent, %d done", len(reports),
-                              [r.update_id for r in reports], len(sent), len(done))
-            return False
-        if reports and self.on_enqueue is not None:
-            self.on_enqueue()
-        return True
-
-    async def _hold_over_limit(self, tx: Tx, reports: list[QueuedReport]) -> list[QueuedReport]:
-        """Inside the batch's write transaction: hold the reports over their hourly limit
-        (bot/limits.py), each answered politely; returns the others, to be logged. One
-        query for the whole batch, and none if nobody in it is limited."""
-        limited = [r for r in reports if r.per_hour is not None and r.matter.get("limit_key") is not None]
-        if not limited:
-            return reports
-        since = min(r.matter["created_at"] for r in limited) - limits.HOUR
-        prior = await tx.limit_times({r.matter["limit_key"] for r in limited}, since)
-        held: dict[int, float] = {}  # id(report): when its reporter may report again
-        for per_hour in {r.per_hour for r in limited if r.per_hour is not None}:
-            batch = [r for r in limited if r.per_hour == per_hour]
-            answers = limits.over_limit(prior, [(r.matter["limit_key"], r.matter["created_at"]) for r in batch],
-                                        per_hour, limits.HOUR)
-            held.update((id(r), again) for r, again in zip(batch, answers, strict=True) if again is not None)
-        if not held:
-            return reports
-        for report in reports:
-            if (again := held.get(id(report))) is not None:
-                held_id = await tx.hold_queued(report, again)
-                log.info("report held at commit: unit %s, key %s, held report %s (hourly)",
-                         report.matter["unit_id"], report.matter["limit_key"], held_id)
-        return [r for r in reports if id(r) not in held]
-
-    async def _count_try(self, update_id: int, error: str) -> None:
-        """An update that could not be handled: one try more; failed after the last. The
-        caller holds the lock."""
-        try:
-            async with self._atomic() as tx:
-                tries = await tx.inbox_try_failed(update_id, error, self.now())
-        except Exception:
-            log.exception("could not count a try of update %s", update_id)
-            return
-        if tries >= MAX_TRIES:
-            log.error("update %s failed %d times (%s); given up", update_id, tries, error)
-        else:
-            log.warning("update %s failed (%s), try %d of %d; tried again at the next start",
-                        update_id, error, tries, MAX_TRIES)
-
-    async def count_try(self, update_id: int, error: str) -> None:
-        async with self._lock:
-            await self._write_queued()
-            await self._count_try(update_id, error)
-
-    @asynccontextmanager
-    async def _atomic(self) -> AsyncIterator[Tx]:
-        """BEGIN … COMMIT, or ROLLBACK on any error; the caller holds the lock."""
-        tx = Tx(self._conn)
-        try:
-            await self._conn.execute("BEGIN IMMEDIATE")
-            yield tx
-        except BaseException:
-            # Also after a cancel during BEGIN: aiosqlite runs it anyway, and this ROLLBACK,
-            # queued behind it, ends what it began ("no transaction" if it began nothing).
-            with contextlib.suppress(sqlite3.Error):
-                await self._conn.execute("ROLLBACK")
-            raise
-        await self._conn.execute("COMMIT")
-        for name, values in tx.logged:  # only now: a change rolled back is never logged
-            logs.event(name, **values)
-
-
-def describe_error(exc: BaseException) -> str:
-    """What went wrong, for the inbox and the log: the exception's kind and where it was
-    raised; the message only from SQLite and the OS, whose words never quote a report."""
-    where, ours = "", str(Path(__file__).resolve().parent.parent)
-    tb = exc.__traceback__
-    while tb is not None:  # the innermost frame of tierbot's own code, else the innermost
-        path = tb.tb_frame.f_code.co_filename
-        if not where or (path.startswith(ours) and "site-packages" not in path):
-            where = f" at {Path(path).name}:{tb.tb_lineno}"
-        tb = tb.tb_next
-    said = f": {exc}" if isinstance(exc, sqlite3.Error | OSError) else ""
-    return f"{type(exc).__name__}{said}{where}"[:300]
-
-
-def _private_file(path: Path) -> None:
-    """The database holds residents' reports: a new file is the bot user's alone (0600; SQLite
-    gives its -wal and -shm the same mode), in a folder of its own (0700) when the bot makes
-    it."""
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700)
-        path.parent.chmod(0o700)  # mkdir's mode passes through the umask
-    with contextlib.suppress(FileExistsError):
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-
-
-def _warn_if_shared(path: Path) -> None:
-    """An existing file open to others is the operator's choice to revisit: a warning, once
-    the file has opened as a database (a file that will not open has its own one line)."""
-    shared: list[str] = []
-    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        with contextlib.suppress(FileNotFoundError):
-            if (mode := name.stat().st_mode & 0o777) & 0o066:
-                shared.append(f"{name} (mode {mode:o})")
-    if shared:
-        log.warning("readable or writable by other users: %s; chmod 600 them", ", ".join(shared))
-
-
-def _statements(script: str) -> Iterable[str]:
-    return (s.strip() for s in script.split(";") if s.strip())
+from bot.store.rows import (
+    HELD_COLUMNS,
+    MATTER_COLUMNS,
+    MATTER_SELECT,
+    Broadcast,
+    BroadcastOutcome,
+    DutyOverride,
+    Event,
+    HeldPing,
+    HeldReport,
+    Matter,
+    OutboxItem,
+    Prompt,
+    Purged,
+    QueuedReport,
+    Sent,
+    TimelineRow,
+    held_from_row,
+    matter_from_row,
+)
+from bot.store.schema import IDS_PER_QUERY, MAX_TRIES, OWN_WORDS_EVENTS, PURGED, ROWS_PER_INSERT
 
 
 class Tx:
@@ -1004,8 +58,8 @@ class Tx:
 
     # --- matters -----------------------------------------------------------------
     async def matter(self, matter_id: int) -> Matter | None:
-        row = await self._one(f"{_MATTER_SELECT} WHERE id = ?", (matter_id,))
-        return _matter(row) if row else None
+        row = await self._one(f"{MATTER_SELECT} WHERE id = ?", (matter_id,))
+        return matter_from_row(row) if row else None
 
     async def insert_reports(self, reports: list[QueuedReport]) -> list[tuple[int, int]]:
         """Reports, each with its "reported" event, photo and card, in a few trips whatever
@@ -1053,12 +107,12 @@ class Tx:
             return {}
         marks = ", ".join("?" for _ in matter_ids)
         rows = await self._all(
-            f"SELECT {', '.join(_MATTER_COLUMNS)}, "
+            f"SELECT {', '.join(MATTER_COLUMNS)}, "
             "(SELECT count(*) FROM attachments WHERE attachments.matter_id = matters.id) "
             f"FROM matters WHERE id IN ({marks})",
             tuple(matter_ids),
         )
-        return {row[0]: (_matter(row[:-1]), int(row[-1])) for row in rows}
+        return {row[0]: (matter_from_row(row[:-1]), int(row[-1])) for row in rows}
 
     async def update_matter(self, matter_id: int, **values: Any) -> None:
         assignments = ", ".join(f"{column} = ?" for column in values)
@@ -1077,19 +131,19 @@ class Tx:
 
     async def due_matters(self, now: float, limit: int = 500) -> list[Matter]:
         rows = await self._all(
-            f"{_MATTER_SELECT} WHERE next_due IS NOT NULL AND next_due <= ? "
+            f"{MATTER_SELECT} WHERE next_due IS NOT NULL AND next_due <= ? "
             "ORDER BY next_due LIMIT ?",
             (now, limit),
         )
-        return [_matter(r) for r in rows]
+        return [matter_from_row(r) for r in rows]
 
     async def open_matters(self, unit_ids: Sequence[str]) -> list[Matter]:
         marks = ", ".join("?" for _ in unit_ids)
         rows = await self._all(
-            f"{_MATTER_SELECT} WHERE unit_id IN ({marks}) AND state IN ('open', 'claimed') ORDER BY id",
+            f"{MATTER_SELECT} WHERE unit_id IN ({marks}) AND state IN ('open', 'claimed') ORDER BY id",
             tuple(unit_ids),
         )
-        return [_matter(r) for r in rows]
+        return [matter_from_row(r) for r in rows]
 
     # --- timeline ----------------------------------------------------------------
     async def add_event(
@@ -1310,9 +364,9 @@ class Tx:
     # --- a person's own matters, and what is attached ----------------------------
     async def matters_of(self, reporter_id: int, limit: int = 20) -> list[Matter]:
         rows = await self._all(
-            f"{_MATTER_SELECT} WHERE reporter_id = ? ORDER BY id DESC LIMIT ?", (reporter_id, limit)
+            f"{MATTER_SELECT} WHERE reporter_id = ? ORDER BY id DESC LIMIT ?", (reporter_id, limit)
         )
-        return [_matter(r) for r in rows]
+        return [matter_from_row(r) for r in rows]
 
     async def reported_units(self, reporter_id: int) -> list[str]:
         rows = await self._all(
@@ -1324,11 +378,11 @@ class Tx:
     async def matter_by_message(self, chat_id: int, message_id: int) -> Matter | None:
         """The matter whose card, or whose report, is this message."""
         row = await self._one(
-            f"{_MATTER_SELECT} WHERE (card_chat_id = ? AND card_message_id = ?) "
+            f"{MATTER_SELECT} WHERE (card_chat_id = ? AND card_message_id = ?) "
             "OR (chat_id = ? AND report_message_id = ?)",
             (chat_id, message_id, chat_id, message_id),
         )
-        return _matter(row) if row else None
+        return matter_from_row(row) if row else None
 
     async def attachments(self, matter_id: int) -> list[tuple[str, str]]:
         """(kind, file id or "lat,lon") of everything attached to a matter, oldest first."""
@@ -1407,18 +461,18 @@ class Tx:
         return cur.lastrowid  # type: ignore[return-value]
 
     async def held_report(self, held_id: int) -> HeldReport | None:
-        row = await self._one(f"SELECT {', '.join(_HELD_COLUMNS)} FROM held_reports WHERE id = ?", (held_id,))
-        return _held(row) if row else None
+        row = await self._one(f"SELECT {', '.join(HELD_COLUMNS)} FROM held_reports WHERE id = ?", (held_id,))
+        return held_from_row(row) if row else None
 
     async def held_reports(self, unit_ids: Sequence[str], limit: int = 20) -> list[HeldReport]:
         """Reports still held for these units, newest first."""
         marks = ", ".join("?" for _ in unit_ids)
         rows = await self._all(
-            f"SELECT {', '.join(_HELD_COLUMNS)} FROM held_reports "
+            f"SELECT {', '.join(HELD_COLUMNS)} FROM held_reports "
             f"WHERE matter_id IS NULL AND unit_id IN ({marks}) ORDER BY id DESC LIMIT ?",
             (*unit_ids, limit),
         )
-        return [_held(r) for r in rows]
+        return [held_from_row(r) for r in rows]
 
     async def release_held(self, held_id: int, matter_id: int, by: int, now: float) -> bool:
         """Returns True only the first time: one held report becomes one matter."""
@@ -1577,7 +631,7 @@ class Tx:
             return Purged()
         marks = ", ".join("?" for _ in ids)
         own = "actor_id = (SELECT reporter_id FROM matters WHERE matters.id = events.matter_id)"
-        words = ", ".join(f"'{k}'" for k in _OWN_WORDS_EVENTS)
+        words = ", ".join(f"'{k}'" for k in OWN_WORDS_EVENTS)
         free = f"detail IS NOT NULL AND actor_id IS NOT NULL AND kind NOT IN ({words})"
         events = await self._conn.execute(
             f"UPDATE events SET detail = CASE WHEN {free} THEN ? ELSE detail END, "
@@ -1735,10 +789,10 @@ class Tx:
     async def ledger_matters(self, start: float, end: float) -> list[Matter]:
         """Every matter that existed at some point in [start, end), by number: the ledger."""
         rows = await self._all(
-            f"{_MATTER_SELECT} WHERE created_at < ? AND (closed_at IS NULL OR closed_at >= ?) ORDER BY id",
+            f"{MATTER_SELECT} WHERE created_at < ? AND (closed_at IS NULL OR closed_at >= ?) ORDER BY id",
             (end, start),
         )
-        return [_matter(r) for r in rows]
+        return [matter_from_row(r) for r in rows]
 
     async def ledger_events(self, matter_ids: list[int]) -> dict[int, list[Event]]:
         """The timelines of a ledger's matters, by matter, each in order; a query per
@@ -1868,8 +922,8 @@ class Tx:
 
     async def running_matters(self) -> list[Matter]:
         """Matters whose clocks run (open or claimed, not suspended): those that can be overdue."""
-        rows = await self._all(f"{_MATTER_SELECT} WHERE state IN ('open', 'claimed') AND suspended_until IS NULL")
-        return [_matter(r) for r in rows]
+        rows = await self._all(f"{MATTER_SELECT} WHERE state IN ('open', 'claimed') AND suspended_until IS NULL")
+        return [matter_from_row(r) for r in rows]
 
     async def outbox_backlog(self) -> tuple[int, float | None, str | None]:
         """Messages waiting to be sent: how many, and the oldest one's queuing time and key."""
@@ -1885,83 +939,5 @@ class Tx:
         return None if row is None else str(row[0])
 
 
+
 LAST_SWEEP = "last_sweep"  # meta: when the sweep last ran to its end (unix seconds), for `tierbot status`
-
-
-def _file_uri(path: Path, read_only: bool) -> str:
-    return path.resolve().as_uri() + ("?mode=ro" if read_only else "")
-
-
-@asynccontextmanager
-async def read_only(path: str | Path) -> AsyncIterator[Tx]:
-    """A read-only connection to a database a running bot may be writing (`tierbot status`):
-    one snapshot for every query (WAL: the bot is never blocked), no migration, no lock."""
-    conn = await aiosqlite.connect(_file_uri(Path(path), read_only=True), uri=True, isolation_level=None)
-    try:
-        await conn.execute("PRAGMA busy_timeout=5000")
-        await conn.execute("BEGIN")
-        yield Tx(conn)
-    finally:
-        await conn.close()
-
-
-# --- backup and restore (issue 11): plain sqlite3, as they run from the command line -----
-class BadCopy(Exception):
-    """A file that is not a sound tierbot database this code can open; nothing was changed."""
-
-
-def check_copy(path: Path) -> int:
-    """Integrity check and schema version of a database file; its version, or BadCopy."""
-    try:
-        conn = sqlite3.connect(_file_uri(path, read_only=True), uri=True)
-        try:
-            problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-            (version,) = conn.execute("PRAGMA user_version").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as exc:
-        raise BadCopy(f"{path}: not a readable SQLite database ({exc})") from exc
-    if problems != ["ok"]:
-        raise BadCopy(f"{path}: integrity check failed: {'; '.join(problems[:5])}")
-    if version < 1:
-        raise BadCopy(f"{path}: not a tierbot database (schema version 0)")
-    if version > SCHEMA_VERSION:
-        raise BadCopy(f"{path}: made by a newer tierbot (schema {version}, this one knows {SCHEMA_VERSION})")
-    return int(version)
-
-
-def copy_database(source: Path, out: Path) -> None:
-    """A consistent copy of ``source`` at ``out``, readable by its owner only (0600), taken
-    with SQLite's online backup API: all pages in one step, so in one read snapshot; in WAL
-    mode a running bot goes on writing meanwhile. Written beside ``out`` and renamed, so
-    ``out`` is never half a copy."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, part = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)  # mode 0600
-    os.close(fd)
-    try:
-        src = sqlite3.connect(_file_uri(source, read_only=True), uri=True)
-        try:
-            src.execute("PRAGMA busy_timeout=5000")
-            dst = sqlite3.connect(part)
-            try:
-                src.backup(dst)
-                dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal beside it
-            finally:
-                dst.close()
-        finally:
-            src.close()
-        os.replace(part, out)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(part)
-        raise
-    folder = os.open(out.parent, os.O_RDONLY)
-    try:  # the rename itself survives a power cut
-        os.fsync(folder)
-    finally:
-        os.close(folder)
-
-
-def database_files(path: Path) -> list[Path]:
-    """The database and the files SQLite keeps beside it."""
-    return [path, *(path.with_name(path.name + suffix) for suffix in ("-wal", "-shm", "-journal"))]

@@ -20,8 +20,8 @@ import yaml
 
 from bot.app import running
 from bot.config import Config, ConfigError, parse_config
-from bot.fakeapi import FakeBotApi, buttons
-from bot.i18n import Texts
+from bot.dev.fakeapi import FakeBotApi, buttons
+from bot.text.i18n import Texts
 
 DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
 TOKEN = "123456:DEMO-NOT-A-REAL-TOKEN"

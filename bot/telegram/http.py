@@ -1,5 +1,5 @@
 """The HTTP request PTB makes its Bot API calls through (all but getUpdates, which
-bot/inbox.py handles): a few connections, each kept busy in turn.
+bot/telegram/inbox.py handles): a few connections, each kept busy in turn.
 
 The delivery worker sends to each chat from its own task, so a burst of reports can start
 a hundred sends at once. httpx's connection pool looks over every connection it holds on

@@ -1,7 +1,7 @@
 """The delivery worker: sends what the outbox holds until Telegram takes it.
 
 Notifications are written to the outbox in the transaction that caused them; this worker
-sends them through PTB (whose rate limiter, bot/ratelimit.py, keeps within Telegram's
+sends them through PTB (whose rate limiter, bot/telegram/ratelimit.py, keeps within Telegram's
 limits and waits out 429s), marks each sent, and retries the rest:
 
 - 429 beyond the limiter's retries, timeouts, dropped connections, 5xx → retry with backoff;
@@ -39,11 +39,12 @@ from telegram import (
 )
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
 
-from bot import outbox, render, visibility
+from bot import outbox, visibility
 from bot.clock import Clock
-from bot.i18n import Languages
 from bot.outbox import Kind, kind_of, put
-from bot.storage import Matter, OutboxItem, QueuedReport, SendSlot, Sent, Store, Tx, sending
+from bot.store import Matter, OutboxItem, QueuedReport, SendSlot, Sent, Store, Tx, sending
+from bot.text import render
+from bot.text.i18n import Languages
 from bot.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -213,7 +214,7 @@ class Delivery:
 
     async def _deliver(self, item: OutboxItem, cards: dict[int, tuple[Matter, int]]) -> float | None:
         """Send one item; None when it is done with, else when to try again. Its calls go
-        out holding a slot (see bot/storage.py's SendSlot), so that few sends Telegram took
+        out holding a slot (see bot/store/'s SendSlot), so that few sends Telegram took
         are ever unrecorded at once."""
         slot = self.store.send_slot()
         token = sending.set(slot)

@@ -10,7 +10,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from bot.config import DEFAULT_CATEGORIES
-from bot.locale import en, zh
+from bot.text.locale import en, zh
 
 CATALOGS: dict[str, dict[str, str]] = {"zh": zh.MESSAGES, "en": en.MESSAGES}
 

@@ -35,9 +35,9 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import Application, CommandHandler, ContextTypes
 
-from bot import render
-from bot.i18n import CATALOGS, Languages
-from bot.storage import Store
+from bot.store import Store
+from bot.text import render
+from bot.text.i18n import CATALOGS, Languages
 from bot.tree import UNIT, Tree
 
 log = logging.getLogger(__name__)

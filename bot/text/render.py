@@ -12,8 +12,8 @@ from typing import Any
 
 from bot import visibility
 from bot.config import Person
-from bot.i18n import Texts
-from bot.storage import Event, Matter
+from bot.store import Event, Matter
+from bot.text.i18n import Texts
 from bot.tree import Tree
 from bot.visibility import Audience, Piece
 from escalation import policy

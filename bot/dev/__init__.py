@@ -1,0 +1,1 @@
+"""Not product: the fake Bot API and the demo that drives it."""

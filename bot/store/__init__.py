@@ -1,0 +1,33 @@
+"""Storage: the only SQL. ``schema`` (migrations), ``rows`` (rows as dataclasses),
+``queries`` (``Tx``, named queries), ``store`` (the connection, transactions and the group
+commit) and ``copies`` (backup and restore). The names other layers use are here."""
+
+from bot.store.copies import BadCopy, check_copy, copy_database, database_files
+from bot.store.queries import LAST_SWEEP, Tx
+from bot.store.rows import (
+    Broadcast,
+    BroadcastOutcome,
+    DutyOverride,
+    Event,
+    HeldPing,
+    HeldReport,
+    Matter,
+    OutboxItem,
+    Prompt,
+    Purged,
+    QueuedReport,
+    Sent,
+    SummaryFacts,
+    TimelineRow,
+    clock_columns,
+)
+from bot.store.schema import MIGRATIONS, PURGED, SCHEMA_VERSION, SENT_BATCH, SchemaTooNew
+from bot.store.store import SendSlot, Store, current_update, describe_error, read_only, sending
+
+__all__ = [
+    "LAST_SWEEP", "MIGRATIONS", "PURGED", "SCHEMA_VERSION", "SENT_BATCH", "BadCopy", "Broadcast",
+    "BroadcastOutcome", "DutyOverride", "Event", "HeldPing", "HeldReport", "Matter", "OutboxItem", "Prompt",
+    "Purged", "QueuedReport", "SchemaTooNew", "SendSlot", "Sent", "Store", "SummaryFacts", "TimelineRow", "Tx",
+    "check_copy", "clock_columns", "copy_database", "current_update", "database_files", "describe_error",
+    "read_only", "sending",
+]

@@ -1,0 +1,301 @@
+"""The schema: its migrations, numbered, and the version a database must not exceed."""
+
+from __future__ import annotations
+
+MIN_SQLITE = (3, 35)  # INSERT … RETURNING
+SENT_BATCH = 16  # accepted sends that may wait for the group commit beyond those in flight
+ROWS_PER_INSERT = 200  # rows in one INSERT: well within SQLite's limit on parameters
+IDS_PER_QUERY = 5000  # numbers in one "id IN (…)": within SQLite's limit of 32,766 parameters
+MAX_TRIES = 3  # an update that could not be handled this often is marked failed (issue 11)
+PURGED = "（已清除）"  # what personal data reads as once its retention period is over (issue 10)
+# Timeline entries whose detail is the bot's own words (a category's name, a rating, an
+# attachment's kind), not a person's: kept when personal data is cleared.
+OWN_WORDS_EVENTS = ("categorized", "rated", "attached")
+
+# Each entry moves the schema one version up; never edit one that has shipped.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE matters (
+        id INTEGER PRIMARY KEY,
+        unit_id TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        report_message_id INTEGER,
+        reporter_id INTEGER NOT NULL,
+        reporter_name TEXT NOT NULL,
+        text TEXT NOT NULL,
+        state TEXT NOT NULL,
+        tier INTEGER NOT NULL,
+        top_tier INTEGER NOT NULL,
+        tier_since REAL NOT NULL,
+        last_ping_at REAL,
+        next_due REAL,
+        rules TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        first_claimed_at REAL,
+        claimed_by INTEGER,
+        claimed_by_name TEXT,
+        claimed_at REAL,
+        escalated_at REAL,
+        resolved_at REAL,
+        resolved_by INTEGER,
+        resolved_by_name TEXT,
+        resolution TEXT,
+        card_chat_id INTEGER,
+        card_message_id INTEGER,
+        category TEXT NOT NULL DEFAULT 'other',
+        urgent INTEGER NOT NULL DEFAULT 0,
+        private INTEGER NOT NULL DEFAULT 0,
+        rating TEXT,
+        rated_at REAL,
+        category_set INTEGER NOT NULL DEFAULT 0,
+        claim_since REAL,
+        reminded_upto REAL,
+        last_activity_at REAL,
+        idle_reminded_at REAL,
+        suspended_at REAL,
+        suspended_until REAL,
+        closed_at REAL,
+        close_reason TEXT
+    );
+    CREATE INDEX matters_due ON matters(next_due) WHERE next_due IS NOT NULL;
+    CREATE INDEX matters_unit_state ON matters(unit_id, state);
+    CREATE INDEX matters_created ON matters(created_at);
+    CREATE INDEX matters_open_or_resolved ON matters(resolved_at);
+    CREATE INDEX matters_closed ON matters(closed_at);
+    CREATE INDEX matters_card ON matters(card_chat_id, card_message_id);
+    CREATE INDEX matters_report ON matters(chat_id, report_message_id);
+    CREATE INDEX matters_reporter ON matters(reporter_id);
+
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        matter_id INTEGER NOT NULL REFERENCES matters(id),
+        at REAL NOT NULL,
+        actor_id INTEGER,
+        actor_name TEXT,
+        kind TEXT NOT NULL,
+        tier INTEGER,
+        detail TEXT
+    );
+    CREATE INDEX events_matter ON events(matter_id);
+    CREATE INDEX events_kind_at ON events(kind, at);
+
+    CREATE TABLE attachments (
+        id INTEGER PRIMARY KEY,
+        matter_id INTEGER NOT NULL REFERENCES matters(id),
+        kind TEXT NOT NULL,
+        file_id TEXT NOT NULL,
+        added_by INTEGER,
+        at REAL NOT NULL
+    );
+    CREATE INDEX attachments_matter ON attachments(matter_id);
+
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        chat_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        matter_id INTEGER REFERENCES matters(id),
+        text TEXT,
+        markup TEXT,
+        reply_to INTEGER,
+        media TEXT,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        not_before REAL NOT NULL,
+        created_at REAL NOT NULL,
+        sent_at REAL,
+        message_id INTEGER,
+        error TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox(not_before) WHERE state = 'pending';
+
+    CREATE TABLE chats (
+        chat_id INTEGER PRIMARY KEY,
+        node_id TEXT,
+        bound_by INTEGER,
+        bound_at REAL,
+        unreachable_at REAL,
+        language TEXT
+    );
+
+    CREATE TABLE prompts (
+        chat_id INTEGER NOT NULL,
+        user_id INTEGER NOT NULL,
+        asked_at REAL NOT NULL,
+        kind TEXT NOT NULL DEFAULT 'report',
+        unit_id TEXT,
+        matter_id INTEGER,
+        draft TEXT,
+        PRIMARY KEY (chat_id, user_id)
+    );
+
+    CREATE TABLE held_pings (
+        id INTEGER PRIMARY KEY,
+        chat_id INTEGER NOT NULL,
+        matter_id INTEGER NOT NULL REFERENCES matters(id),
+        kind TEXT NOT NULL,
+        tier INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        at REAL NOT NULL,
+        release_at REAL NOT NULL
+    );
+    CREATE INDEX held_pings_release ON held_pings(release_at);
+
+    CREATE TABLE users (
+        user_id INTEGER PRIMARY KEY,
+        name TEXT,
+        private_chat INTEGER NOT NULL DEFAULT 0,
+        language TEXT,
+        updated_at REAL
+    );
+
+    CREATE TABLE duty_overrides (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        name TEXT,
+        start REAL NOT NULL,
+        until REAL NOT NULL,
+        set_by INTEGER,
+        set_at REAL NOT NULL
+    );
+    CREATE INDEX duty_overrides_until ON duty_overrides(until);
+
+    CREATE TABLE inbox (
+        update_id INTEGER PRIMARY KEY,
+        payload TEXT NOT NULL,
+        received_at REAL NOT NULL,
+        done_at REAL
+    );
+    CREATE INDEX inbox_pending ON inbox(update_id) WHERE done_at IS NULL;
+
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+
+    CREATE TABLE schedule_runs (
+        name TEXT NOT NULL,
+        period TEXT NOT NULL,
+        ran_at REAL NOT NULL,
+        PRIMARY KEY (name, period)
+    );
+    """,
+    # 2 (issue 5, bulletins): matters reported per unit and category in each bulletin week,
+    # counted once when a chart first needs that week (a week's reports never change), so a
+    # chart's eight weeks do not re-count a big town's history every time. ``counts`` is
+    # JSON: [[unit_id, category, reported], ...].
+    """
+    CREATE TABLE week_counts (
+        week_end REAL PRIMARY KEY,
+        counts TEXT NOT NULL
+    );
+    """,
+    # 3: broadcasts (一点发起、全网响应): a notice from a station or community to its unit
+    # groups, each target's message in the outbox under its own key; the sender's delivery
+    # report is queued once, when the last target's outcome is recorded.
+    """
+    CREATE TABLE broadcasts (
+        id INTEGER PRIMARY KEY,
+        node_id TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        message_id INTEGER,
+        sender_id INTEGER NOT NULL,
+        sender_name TEXT NOT NULL,
+        text TEXT NOT NULL,
+        photo TEXT,
+        language TEXT NOT NULL,
+        targets INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        reported_at REAL
+    );
+    CREATE INDEX broadcasts_unreported ON broadcasts(id) WHERE reported_at IS NULL;
+
+    CREATE TABLE broadcast_targets (
+        broadcast_id INTEGER NOT NULL REFERENCES broadcasts(id),
+        unit_id TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        outbox_key TEXT NOT NULL,
+        PRIMARY KEY (broadcast_id, unit_id)
+    );
+    CREATE INDEX broadcast_targets_chat ON broadcast_targets(chat_id);
+    """,
+    # 4 (issue 10, abuse limits): whom a report counts against (the person, or the
+    # sender_chat of an anonymous admin or channel post), whether Telegram shows a private
+    # reporter as a member of the unit's group, and when a matter first alerted as urgent.
+    # Reports over a limit are kept in held_reports (not matters: no figure sees them)
+    # until a head turns one into a matter. Older matters have no limit_key: they count
+    # against nobody, which forgets at most an hour's and a day's reports at the upgrade.
+    """
+    ALTER TABLE matters ADD COLUMN limit_key INTEGER;
+    ALTER TABLE matters ADD COLUMN membership TEXT;
+    ALTER TABLE matters ADD COLUMN urgent_at REAL;
+    CREATE INDEX matters_limit ON matters(limit_key, created_at) WHERE limit_key IS NOT NULL;
+    CREATE INDEX matters_limit_urgent ON matters(limit_key, urgent_at) WHERE urgent_at IS NOT NULL;
+
+    CREATE TABLE held_reports (
+        id INTEGER PRIMARY KEY,
+        unit_id TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        message_id INTEGER,
+        reporter_id INTEGER NOT NULL,
+        reporter_name TEXT NOT NULL,
+        limit_key INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        photo TEXT,
+        private INTEGER NOT NULL DEFAULT 0,
+        membership TEXT,
+        reason TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        matter_id INTEGER REFERENCES matters(id),
+        released_by INTEGER,
+        released_at REAL
+    );
+    CREATE INDEX held_reports_key ON held_reports(limit_key, created_at);
+    CREATE INDEX held_reports_waiting ON held_reports(unit_id, id) WHERE matter_id IS NULL;
+    """,
+    # 5 (issue 12, figures): each published bulletin's figures, per node, so the next period
+    # is compared with what was shown (JSON, see escalation/reports/service.py); and the first
+    # claim re-read from the timeline, since a resolve without a claim used to set it.
+    """
+    CREATE TABLE published_figures (
+        schedule TEXT NOT NULL,
+        period_start REAL NOT NULL,
+        period_end REAL NOT NULL,
+        figures TEXT NOT NULL,
+        published_at REAL NOT NULL,
+        PRIMARY KEY (schedule, period_start, period_end)
+    );
+    UPDATE matters SET first_claimed_at = (SELECT min(e.at) FROM events e WHERE e.matter_id = matters.id
+        AND e.kind IN ('claimed', 'taken_over'));
+    """,
+    # 6 (issue 10, data kept no longer than needed; issue 11, the poisoned update): an
+    # update's payload is kept only until it is done (NULL after, and from chats outside
+    # the tree never stored), so it may be NULL; an update that cannot be handled counts
+    # its tries and, after the last, is marked failed with its error. Payloads of updates
+    # already done go now. Matters whose personal data was cleared say when.
+    """
+    CREATE TABLE inbox_new (
+        update_id INTEGER PRIMARY KEY,
+        payload TEXT,
+        received_at REAL NOT NULL,
+        done_at REAL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        failed_at REAL,
+        error TEXT
+    );
+    INSERT INTO inbox_new (update_id, payload, received_at, done_at)
+        SELECT update_id, CASE WHEN done_at IS NULL THEN payload END, received_at, done_at FROM inbox;
+    DROP TABLE inbox;
+    ALTER TABLE inbox_new RENAME TO inbox;
+    CREATE INDEX inbox_pending ON inbox(update_id) WHERE done_at IS NULL;
+    CREATE INDEX inbox_failed ON inbox(failed_at) WHERE failed_at IS NOT NULL;
+
+    ALTER TABLE matters ADD COLUMN purged_at REAL;
+    CREATE INDEX matters_unpurged ON matters(closed_at) WHERE purged_at IS NULL;
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer tierbot; refuse rather than corrupt it."""

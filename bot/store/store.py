@@ -1,0 +1,415 @@
+"""All SQL lives here: the schema and its migrations, and named queries.
+
+One aiosqlite connection, guarded by a lock so that the handlers, the sweep and the
+delivery worker never interleave inside one transaction. Rows become small dataclasses at
+this boundary. Times are unix seconds (UTC).
+
+Group commit: every query is a trip to aiosqlite's thread, and the trips, not SQLite,
+are most of what a write costs. So the writes that come by the thousand under load, a
+report logged in a unit group, a message marked sent and an update that changed nothing
+marked done, are queued instead (``queue_report``, ``queue_sent``, ``queue_done``);
+whatever is queued is written in one transaction, a few trips for any number, as soon as
+the event loop is free. Every other read or write
+first commits what is queued, so nobody ever sees the store without it. A queued report
+is safe before its commit: its update waits in the inbox, not done, until then. The
+commit also decides the hourly report limit, counting every process's rows in its write
+transaction: a report over it is written as held, with its answer (bot/limits.py).
+
+A queued send is not safe: if the process dies before its commit, the message is sent
+again after the restart. So the sends waiting to be recorded are bounded: each outbox send
+takes a slot (``SendSlot``) just before it goes out, and gives it back when its record is
+committed (or when Telegram did not take it). There are ``connections + SENT_BATCH`` slots:
+the sends in flight, and a batch of 16 waiting for the group commit, which starts as soon as
+the store is free (a few milliseconds) and writes them all. A crash repeats at most that many.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from pathlib import Path
+
+import aiosqlite
+
+from bot import limits, logs
+from bot.store.queries import Tx
+from bot.store.rows import QueuedReport, Sent
+from bot.store.schema import MAX_TRIES, MIGRATIONS, MIN_SQLITE, SCHEMA_VERSION, SENT_BATCH, SchemaTooNew
+
+log = logging.getLogger(__name__)
+
+# The Telegram update being handled in this task (see bot/telegram/inbox.py). A write transaction
+# committed while it is set marks that update done, so its effects and "done" commit
+# together. Handlers therefore make one write transaction per update: their effect.
+current_update: ContextVar[int | None] = ContextVar("current_update", default=None)
+
+
+class SendSlot:
+    """The right of one outbox send to be accepted by Telegram before it is recorded.
+
+    bot/telegram/delivery.py makes one per item and puts it in ``sending`` for the Bot API calls it
+    makes; bot/telegram/ratelimit.py takes it just before a call goes out (after any rate-limit wait,
+    so a chat waiting out its limits holds none) and gives it back if the call failed."""
+
+    __slots__ = ("_slots", "held")
+
+    def __init__(self, slots: asyncio.Semaphore) -> None:
+        self._slots = slots
+        self.held = False
+
+    async def take(self) -> None:
+        if not self.held:
+            await self._slots.acquire()
+            self.held = True
+
+    def give_back(self) -> None:
+        if self.held:
+            self.held = False
+            self._slots.release()
+
+    def hand_over(self) -> SendSlot:
+        """A new owner of the slot held (the group commit); this one holds nothing more."""
+        other = SendSlot(self._slots)
+        other.held, self.held = self.held, False
+        return other
+
+
+# The outbox send the current task is making, if any (see SendSlot).
+sending: ContextVar[SendSlot | None] = ContextVar("sending", default=None)
+
+
+class Store:
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self._lock = asyncio.Lock()
+        self.on_enqueue: Callable[[], None] | None = None  # told after a commit that queued messages
+        self.on_lost: Callable[[QueuedReport], None] | None = None  # told of a report that failed to commit
+        self.handled: set[int] = set()  # updates whose effects are committed, or queued to be
+        self.started: set[int] = set()  # updates this run has begun to handle
+        self.done_upto = 0  # the highest update id in the inbox at start: newer ones are new
+        self._reports: list[QueuedReport] = []
+        self._sent: list[Sent] = []
+        self._sent_slots: list[SendSlot] = []  # given back once their sends are recorded
+        self._slots = asyncio.Semaphore(8 + SENT_BATCH)
+        self._done: list[int] = []  # updates that changed nothing
+        self._last_error = ""
+        self._committer: asyncio.Task[None] | None = None
+        self.now: Callable[[], float] = time.time  # the inbox's clock; the app sets its own
+        self.failing: dict[int, str] = {}  # updates whose handler raised, with the error
+
+    @classmethod
+    async def open(cls, path: str | Path) -> Store:
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise RuntimeError(
+                f"tierbot needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (for RETURNING); "
+                f"this Python has {sqlite3.sqlite_version}"
+            )
+        path = Path(path)
+        if str(path) != ":memory:":
+            _private_file(path)
+        conn = await aiosqlite.connect(path, isolation_level=None)
+        try:
+            for pragma in (
+                "PRAGMA journal_mode=WAL",
+                "PRAGMA synchronous=NORMAL",
+                "PRAGMA foreign_keys=ON",
+                "PRAGMA busy_timeout=5000",
+                # What is deleted (a done update's payload, cleared personal data) is zeroed
+                # where that costs no extra write, rather than lingering in free space.
+                "PRAGMA secure_delete=FAST",
+            ):
+                await conn.execute(pragma)
+            store = cls(conn)
+            await store._migrate()
+        except BaseException:
+            await conn.close()  # else its thread keeps the process alive after the error
+            raise
+        if str(path) != ":memory:":
+            _warn_if_shared(path)
+        return store
+
+    async def quick_check(self) -> str | None:
+        """SQLite's quick integrity check (a damaged or truncated file): the first problem, or None."""
+        async with self._lock, self._conn.execute("PRAGMA quick_check(1)") as cur:
+            (result,) = await cur.fetchone()  # type: ignore[misc]
+        return None if result == "ok" else str(result)
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._write_queued()
+            await self._conn.close()
+
+    async def _migrate(self) -> None:
+        async with self._conn.execute("PRAGMA user_version") as cur:
+            (version,) = await cur.fetchone()  # type: ignore[misc]
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(f"made by a newer tierbot: schema {version}, this one knows {SCHEMA_VERSION}")
+        for number in range(version, SCHEMA_VERSION):
+            await self._conn.execute("BEGIN IMMEDIATE")
+            # Statement by statement: executescript() would commit half-way.
+            for statement in statements(MIGRATIONS[number]):
+                await self._conn.execute(statement)
+            await self._conn.execute(f"PRAGMA user_version = {number + 1}")
+            await self._conn.execute("COMMIT")
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Tx]:
+        """One write transaction: everything inside commits together or not at all."""
+        async with self._lock:
+            await self._write_queued()
+            update_id = current_update.get()
+            async with self._atomic() as tx:
+                yield tx
+                if update_id is not None:
+                    await tx.inbox_done([update_id], self.now())
+            if update_id is not None:
+                self.handled.add(update_id)
+        if tx.enqueued and self.on_enqueue is not None:
+            self.on_enqueue()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[Tx]:
+        """Queries only; holds the lock so reads never see half a transaction."""
+        async with self._lock:
+            await self._write_queued()
+            yield Tx(self._conn)
+
+    def queue_report(self, report: QueuedReport) -> None:
+        """Log a group report in the next group commit (see the module's docstring)."""
+        self._reports.append(report)
+        if report.update_id is not None:
+            self.handled.add(report.update_id)
+        self._commit_soon()
+
+    def queue_done(self, update_id: int) -> None:
+        """Mark an update that changed nothing done in the next group commit."""
+        self._done.append(update_id)
+        self.handled.add(update_id)
+        self._commit_soon()
+
+    def bound_unrecorded(self, connections: int) -> None:
+        """Sends in flight at most: at most this many plus SENT_BATCH go unrecorded."""
+        self._slots = asyncio.Semaphore(connections + SENT_BATCH)
+
+    def send_slot(self) -> SendSlot:
+        return SendSlot(self._slots)
+
+    def queue_sent(self, sent: Sent, slot: SendSlot | None = None) -> None:
+        """Record an outbox item as sent in the next group commit; its slot is given back
+        then."""
+        self._sent.append(sent)
+        if slot is not None and slot.held:
+            self._sent_slots.append(slot.hand_over())
+        self._commit_soon()
+
+    def _commit_soon(self) -> None:
+        if self._committer is None or self._committer.done():
+            # A fresh context: the task must not inherit the handler's current update.
+            self._committer = asyncio.get_running_loop().create_task(
+                self._commit_queued(), name="tierbot-group-commit", context=contextvars.Context()
+            )
+
+    async def _commit_queued(self) -> None:
+        async with self._lock:
+            await self._write_queued()
+
+    async def _write_queued(self) -> None:
+        """Commit whatever is queued; the caller holds the lock. The write is shielded: a
+        caller cancelled meanwhile (delivery stopping, say) must not take with it what
+        others queued, such as messages Telegram has already accepted.
+
+        Returns only when nothing is queued: between the write's end and this caller's
+        turn, others may queue more (a send just accepted), and a reader must see it
+        recorded, or the delivery worker would find that message still due and send it
+        again."""
+        cancelled = False
+        while self._queued:
+            writing = asyncio.get_running_loop().create_task(self._write_all(), context=contextvars.Context())
+            while not writing.done():
+                try:
+                    await asyncio.shield(writing)
+                except asyncio.CancelledError:
+                    cancelled = True
+            writing.result()
+            if cancelled:
+                raise asyncio.CancelledError
+
+    @property
+    def _queued(self) -> bool:
+        return bool(self._reports or self._sent or self._done)
+
+    async def _write_all(self) -> None:
+        while self._queued:
+            reports, self._reports = self._reports, []
+            sent, self._sent = self._sent, []
+            slots, self._sent_slots = self._sent_slots, []
+            done, self._done = self._done, []
+            try:
+                if await self._try_write(reports, sent, done, quiet=True):
+                    continue
+                # One bad row must not sink the others: each alone.
+                for report in reports:
+                    if not await self._try_write([report], [], []):
+                        if report.update_id is not None:
+                            await self._count_try(report.update_id, self._last_error)
+                        if self.on_lost is not None:
+                            self.on_lost(report)
+                for one in sent:
+                    await self._try_write([], [one], [])
+                if done:
+                    await self._try_write([], [], done)
+            finally:  # recorded (or beyond recording): the next sends may go
+                for slot in slots:
+                    slot.give_back()
+
+    async def _try_write(self, reports: list[QueuedReport], sent: list[Sent], done: list[int],
+                         quiet: bool = False) -> bool:
+        try:
+            async with self._atomic() as tx:
+                admitted = await self._hold_over_limit(tx, reports) if reports else reports
+                if admitted:
+                    ids = await tx.insert_reports(admitted)
+                    for (matter_id, _), report in zip(ids, admitted, strict=True):
+                        tx.log_event("reported", matter=matter_id, node=report.matter["unit_id"])
+                await tx.inbox_done([r.update_id for r in reports if r.update_id is not None] + done, self.now())
+                if sent:
+                    await tx.outbox_sent(sent)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A report left behind stays in the inbox, not done: the next start tries it again.
+            self._last_error = describe_error(exc)
+            if not quiet:  # ids only: a report's text and its reporter's name stay out of the log
+                log.exception("could not commit %d report(s) (updates %s), %d sent, %d done", len(reports),
+                              [r.update_id for r in reports], len(sent), len(done))
+            return False
+        if reports and self.on_enqueue is not None:
+            self.on_enqueue()
+        return True
+
+    async def _hold_over_limit(self, tx: Tx, reports: list[QueuedReport]) -> list[QueuedReport]:
+        """Inside the batch's write transaction: hold the reports over their hourly limit
+        (bot/limits.py), each answered politely; returns the others, to be logged. One
+        query for the whole batch, and none if nobody in it is limited."""
+        limited = [r for r in reports if r.per_hour is not None and r.matter.get("limit_key") is not None]
+        if not limited:
+            return reports
+        since = min(r.matter["created_at"] for r in limited) - limits.HOUR
+        prior = await tx.limit_times({r.matter["limit_key"] for r in limited}, since)
+        held: dict[int, float] = {}  # id(report): when its reporter may report again
+        for per_hour in {r.per_hour for r in limited if r.per_hour is not None}:
+            batch = [r for r in limited if r.per_hour == per_hour]
+            answers = limits.over_limit(prior, [(r.matter["limit_key"], r.matter["created_at"]) for r in batch],
+                                        per_hour, limits.HOUR)
+            held.update((id(r), again) for r, again in zip(batch, answers, strict=True) if again is not None)
+        if not held:
+            return reports
+        for report in reports:
+            if (again := held.get(id(report))) is not None:
+                held_id = await tx.hold_queued(report, again)
+                log.info("report held at commit: unit %s, key %s, held report %s (hourly)",
+                         report.matter["unit_id"], report.matter["limit_key"], held_id)
+        return [r for r in reports if id(r) not in held]
+
+    async def _count_try(self, update_id: int, error: str) -> None:
+        """An update that could not be handled: one try more; failed after the last. The
+        caller holds the lock."""
+        try:
+            async with self._atomic() as tx:
+                tries = await tx.inbox_try_failed(update_id, error, self.now())
+        except Exception:
+            log.exception("could not count a try of update %s", update_id)
+            return
+        if tries >= MAX_TRIES:
+            log.error("update %s failed %d times (%s); given up", update_id, tries, error)
+        else:
+            log.warning("update %s failed (%s), try %d of %d; tried again at the next start",
+                        update_id, error, tries, MAX_TRIES)
+
+    async def count_try(self, update_id: int, error: str) -> None:
+        async with self._lock:
+            await self._write_queued()
+            await self._count_try(update_id, error)
+
+    @asynccontextmanager
+    async def _atomic(self) -> AsyncIterator[Tx]:
+        """BEGIN … COMMIT, or ROLLBACK on any error; the caller holds the lock."""
+        tx = Tx(self._conn)
+        try:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            yield tx
+        except BaseException:
+            # Also after a cancel during BEGIN: aiosqlite runs it anyway, and this ROLLBACK,
+            # queued behind it, ends what it began ("no transaction" if it began nothing).
+            with contextlib.suppress(sqlite3.Error):
+                await self._conn.execute("ROLLBACK")
+            raise
+        await self._conn.execute("COMMIT")
+        for name, values in tx.logged:  # only now: a change rolled back is never logged
+            logs.event(name, **values)
+
+
+def describe_error(exc: BaseException) -> str:
+    """What went wrong, for the inbox and the log: the exception's kind and where it was
+    raised; the message only from SQLite and the OS, whose words never quote a report."""
+    where, ours = "", str(Path(__file__).resolve().parents[2])
+    tb = exc.__traceback__
+    while tb is not None:  # the innermost frame of tierbot's own code, else the innermost
+        path = tb.tb_frame.f_code.co_filename
+        if not where or (path.startswith(ours) and "site-packages" not in path):
+            where = f" at {Path(path).name}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    said = f": {exc}" if isinstance(exc, sqlite3.Error | OSError) else ""
+    return f"{type(exc).__name__}{said}{where}"[:300]
+
+
+def _private_file(path: Path) -> None:
+    """The database holds residents' reports: a new file is the bot user's alone (0600; SQLite
+    gives its -wal and -shm the same mode), in a folder of its own (0700) when the bot makes
+    it."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+        path.parent.chmod(0o700)  # mkdir's mode passes through the umask
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _warn_if_shared(path: Path) -> None:
+    """An existing file open to others is the operator's choice to revisit: a warning, once
+    the file has opened as a database (a file that will not open has its own one line)."""
+    shared: list[str] = []
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if (mode := name.stat().st_mode & 0o777) & 0o066:
+                shared.append(f"{name} (mode {mode:o})")
+    if shared:
+        log.warning("readable or writable by other users: %s; chmod 600 them", ", ".join(shared))
+
+
+def statements(script: str) -> Iterable[str]:
+    return (s.strip() for s in script.split(";") if s.strip())
+
+
+def file_uri(path: Path, read_only: bool) -> str:
+    return path.resolve().as_uri() + ("?mode=ro" if read_only else "")
+
+
+@asynccontextmanager
+async def read_only(path: str | Path) -> AsyncIterator[Tx]:
+    """A read-only connection to a database a running bot may be writing (`tierbot status`):
+    one snapshot for every query (WAL: the bot is never blocked), no migration, no lock."""
+    conn = await aiosqlite.connect(file_uri(Path(path), read_only=True), uri=True, isolation_level=None)
+    try:
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute("BEGIN")
+        yield Tx(conn)
+    finally:
+        await conn.close()

@@ -1,0 +1,1 @@
+"""Telegram I/O: getting updates in, sending the outbox out."""

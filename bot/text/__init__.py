@@ -1,0 +1,1 @@
+"""The words: the catalog and the renderer that turns notices into text."""
