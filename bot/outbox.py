@@ -7,8 +7,11 @@ its own idempotency key: a retry of the same change builds the same key, and the
 ignores a key it already holds, so nothing is ever queued twice.
 
 The keys are the ones the bot has always written (an outbox of an older version is read as
-before). Most notices still carry their text, composed when they are queued; a card is
-rendered when it is sent, from the matter as it is then, and a chart is drawn then.
+before). A notice carries no words of its own: it carries what they are made of (its
+``data``: catalog keys and their values, the matters it names), and bot/text/render.py
+composes its text and buttons when it is sent, in the chat's language and from the state
+as it is then. Notices written by an older version kept their text; they are sent as they
+are. A card is rendered then too, and a chart drawn then.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from bot.store import OutboxItem, Tx
@@ -27,8 +30,8 @@ if TYPE_CHECKING:
 # for a reply that asks the person to answer it.
 Keyboard = tuple[tuple[tuple[str, str], ...], ...] | list[list[tuple[str, str]]] | dict[str, bool]
 # A row of the outbox table: key, chat, kind, matter, text, markup (JSON), reply to, media,
-# not before, created at.
-Row = tuple[str, int, str, int | None, str | None, str | None, int | None, str | None, float, float]
+# data (JSON), not before, created at.
+Row = tuple[str, int, str, int | None, str | None, str | None, int | None, str | None, str | None, float, float]
 
 BROADCAST_PREFIX = "bc:"  # a broadcast's copies: bc:<broadcast>:<chat>
 
@@ -83,9 +86,53 @@ def kind_of(item: OutboxItem) -> Kind:
     return kind
 
 
+@dataclass(frozen=True)
+class Say:
+    """Words to be composed when they are sent, in the chat's language: a catalog key and
+    its values. A value that holds a person's text is escaped by whoever puts it here."""
+
+    key: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def data(self) -> list[Any]:
+        return [self.key, {name: {"say": v.data()} if isinstance(v, Say) else v for name, v in self.values.items()}]
+
+
+def say(key: str, **values: Any) -> Say:
+    """Words: a catalog key and its values (see bot/text/render.py's ``words`` for what a
+    value may be; a plain string is escaped there)."""
+    return Say(key, values)
+
+
+# Values of words that are not plain text (bot/text/render.py's ``words`` composes them).
+def mention(user_id: int, name: str | None) -> dict[str, Any]:
+    return {"mention": [user_id, name]}
+
+
+def local_time(at: float) -> dict[str, Any]:
+    return {"time": at}
+
+
+def duration(seconds: float) -> dict[str, Any]:
+    return {"duration": seconds}
+
+
+def category(key: str) -> dict[str, Any]:
+    return {"category": key}
+
+
+def said(*parts: Say, buttons: list[list[tuple[Say, str]]] | None = None) -> dict[str, Any]:
+    """The data of a notice that is only words: its lines, and buttons of (label, callback)."""
+    data: dict[str, Any] = {"say": [part.data() for part in parts]}
+    if buttons:
+        data["buttons"] = [[[label.data(), callback] for label, callback in row] for row in buttons]
+    return data
+
+
 class Notice:
     """What every notice has: a chat, a kind and a key. The optional parts (text, buttons,
-    the message it answers, a matter, a medium) are read by name when it is written."""
+    the message it answers, a matter, a medium, the renderer's ``data``) are read by name
+    when it is written."""
 
     kind: ClassVar[Kind]
     chat: int
@@ -96,10 +143,12 @@ class Notice:
 
     def row(self, now: float) -> Row:
         markup = getattr(self, "markup", None)
+        data = getattr(self, "data", None)
         return (
             self.key, self.chat, str(self.kind), getattr(self, "matter_id", None), getattr(self, "text", None),
             json.dumps(markup, ensure_ascii=False) if markup else None,
-            getattr(self, "reply_to", None), getattr(self, "media", None), now, now,
+            getattr(self, "reply_to", None), getattr(self, "media", None),
+            json.dumps(data, ensure_ascii=False, separators=(",", ":")) if data is not None else None, now, now,
         )
 
 
@@ -410,7 +459,11 @@ class UnreachableNotice(Notice):
     lost_chat: int
     at: float
     chat: int  # the station's
-    text: str
+    node_name: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return said(say("unreachable", node=self.node_name, chat_id=self.lost_chat))
 
     @property
     def key(self) -> str:

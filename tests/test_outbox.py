@@ -40,7 +40,7 @@ def test_each_notice_builds_the_key_the_outbox_has_always_held() -> None:
         (outbox.BroadcastCopy(2, -5, "…", "ph"), "bc:2:-5", Kind.BROADCAST),
         (outbox.BroadcastQueued(2, -1, "…"), "bca:2", Kind.BROADCAST_QUEUED),
         (outbox.BroadcastReport(2, -1, "…"), "bcr:2", Kind.BROADCAST_REPORT),
-        (outbox.UnreachableNotice(-5, 1000.7, -1, "…"), "unreachable:-5:1000", Kind.UNREACHABLE),
+        (outbox.UnreachableNotice(-5, 1000.7, -1, "c1"), "unreachable:-5:1000", Kind.UNREACHABLE),
         (outbox.OpsNotice("conflict", 77, 1000.7, -1, "…"), "ops.conflict:77:1000", Kind.OPS),
         (outbox.BulletinPart("weekly:2026-W48", "c1", 0, -5, "…"), "weekly:2026-W48:c1:0", Kind.BULLETIN),
         (outbox.Chart.of_bulletin("weekly:2026-W48", "c1", -5, "…", {}), "weekly:2026-W48:c1:chart", Kind.CHART),
@@ -177,3 +177,26 @@ async def test_a_command_answer_is_queued_with_its_update_and_survives_a_failed_
         bot.clock.advance(5)
         answer = await bot.wait_bot(U1_CHAT, "")
         assert answer.reply_to == sent["message_id"] and answer.text
+
+
+def test_a_notice_carries_what_its_words_are_made_of_and_is_composed_when_sent() -> None:
+    """A notice keeps the renderer's input, not text: its words are composed at send time,
+    in the language of the chat it goes to, with a person's text escaped there."""
+    from zoneinfo import ZoneInfo
+
+    from bot.text import render
+    from bot.text.i18n import Texts
+
+    notice = outbox.UnreachableNotice(-5, 1000.0, -1, "<b>蒋母塘村</b>")
+    row = notice.row(1.0)
+    assert row[4] is None, "no text is kept: it is composed when sent"
+    data = notice.data
+    tz = ZoneInfo("Asia/Shanghai")
+    zh = render.compose(Kind.UNREACHABLE, data, render.Scene(None, Texts("zh", tz), 0.0, -1))  # type: ignore[arg-type]
+    en = render.compose(Kind.UNREACHABLE, data, render.Scene(None, Texts("en", tz), 0.0, -1))  # type: ignore[arg-type]
+    assert zh[0].startswith("⚠️ 无法向 &lt;b&gt;蒋母塘村&lt;/b&gt; 的群（ID -5）") and zh[1] is None
+    assert en[0].startswith("⚠️ Cannot send to &lt;b&gt;蒋母塘村&lt;/b&gt;'s group (id -5)")
+    nested = outbox.said(outbox.say("unreachable", node=outbox.say("dur.s", n=3), chat_id=outbox.duration(60)),
+                         buttons=[[(outbox.say("dur.s", n=1), "v1:x:1")]])
+    text, buttons = render.compose("anything", nested, render.Scene(None, Texts("en", tz), 0.0, -1))  # type: ignore[arg-type]
+    assert "Cannot send to 3 s's group (id 1 min)" in text and buttons == [[("1 s", "v1:x:1")]]

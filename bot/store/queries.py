@@ -194,7 +194,7 @@ class Tx:
         if rows:
             cur = await self._conn.executemany(
                 "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, text, markup, "
-                "reply_to, media, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "reply_to, media, data, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             self.enqueued = self.enqueued or cur.rowcount > 0
@@ -225,7 +225,7 @@ class Tx:
         prefixes = [bulk_prefix] if isinstance(bulk_prefix, str) else list(bulk_prefix or ())
         bulk = f"({' OR '.join('substr(key, 1, ?) = ?' for _ in prefixes)}), " if prefixes else ""
         rows = await self._all(
-            "SELECT id, key, chat_id, kind, matter_id, text, markup, reply_to, attempts, media "
+            "SELECT id, key, chat_id, kind, matter_id, text, markup, reply_to, attempts, media, data "
             f"FROM outbox WHERE state = 'pending' AND not_before <= ? {skip}ORDER BY {bulk}id LIMIT ?",
             (now, *skip_chats, *(x for p in prefixes for x in (len(p), p)), limit),
         )

@@ -94,6 +94,7 @@ class OutboxItem:
     reply_to: int | None
     attempts: int
     media: str | None = None  # a photo's or voice note's file id, a location's "lat,lon"
+    data: str | None = None  # JSON: what bot/text/render.py composes the words from when it is sent
 
 
 class SummaryFacts(NamedTuple):

@@ -293,6 +293,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE matters ADD COLUMN purged_at REAL;
     CREATE INDEX matters_unpurged ON matters(closed_at) WHERE purged_at IS NULL;
     """,
+    # 7: what a notice's words are made of (issue 13): a notice rendered when it is sent,
+    # from the state as it is then, keeps the renderer's input here (JSON), not its text.
+    """
+    ALTER TABLE outbox ADD COLUMN data TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

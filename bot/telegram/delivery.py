@@ -22,11 +22,11 @@ id, a broadcast's copy as text or a photo with its caption; every other kind is 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
-from html import escape
 
 from telegram import (
     Bot,
@@ -78,6 +78,11 @@ def keyboard_markup(rows: list | dict | None) -> InlineKeyboardMarkup | ForceRep
             for row in rows
         ]
     )
+
+
+def _named_matters(data: str) -> list[int]:
+    """The matters a notice composed when it is sent names besides its own (``"matters"``)."""
+    return list(json.loads(data).get("matters", ())) if '"matters"' in data else []
 
 
 def _seconds(value: object) -> float:
@@ -179,8 +184,12 @@ class Delivery:
             items = await tx.outbox_due(
                 self.clock.now(), limit=200, skip_chats=list(self._busy), bulk_prefix=BULK
             )
-            # The cards' matters in one query. One changed since is queued again behind.
-            cards = await tx.cards_of(sorted({i.matter_id for i in items if i.kind == Kind.CARD and i.matter_id}))
+            # The matters of the cards and of the notices composed now, in one query. A card
+            # changed since is queued again behind.
+            cards = await tx.cards_of(sorted(
+                {i.matter_id for i in items if (i.kind == Kind.CARD or i.data) and i.matter_id}
+                | {m for i in items if i.data for m in _named_matters(i.data)}
+            ))
         by_chat: dict[int, list[OutboxItem]] = defaultdict(list)
         room = self.bulk_at_once - len(self._bulk)
         for item in items:  # a broadcast's or a bulletin's messages come last, and only so many at once
@@ -229,6 +238,8 @@ class Delivery:
     ) -> float | None:
         now = self.clock.now()
         kind = kind_of(item)
+        if item.data is not None:  # its words are composed now, from the state as it is now
+            item = self._composed(item, kind, cards, now)
         photo = None
         if kind == Kind.CHART:  # a bulletin's chart: drawn now, so drawing is paced with sending
             photo = await self._draw_chart(item)
@@ -282,6 +293,15 @@ class Delivery:
         else:  # recorded with others in the store's next group commit, within milliseconds
             self.store.queue_sent(sent, slot)
         return None
+
+    def _composed(self, item: OutboxItem, kind: Kind, cards: dict[int, tuple[Matter, int]], now: float) -> OutboxItem:
+        data = json.loads(item.data or "null")
+        scene = render.Scene(
+            self.tree, self.langs.for_chat(item.chat_id), now, item.chat_id,
+            {number: matter for number, (matter, _) in cards.items()}, self.bot.username,
+        )
+        text, keyboard = render.compose(kind, data, scene)
+        return dataclasses.replace(item, text=text, markup=json.dumps(keyboard) if keyboard else item.markup)
 
     async def _settled(self, tx: Tx, kind: Kind, item: OutboxItem, now: float) -> None:
         hook = self.settle.get(kind)
@@ -374,8 +394,7 @@ class Delivery:
                 await hook(tx, self.tree, self.langs, now, chat_id=chat_id)
             station_chat = self.tree.chat_of(self.tree.station.id)
             if first and node is not None and station_chat is not None and station_chat != chat_id:
-                text = self.langs.for_chat(station_chat)("unreachable", node=escape(node.name), chat_id=chat_id)
-                await put(tx, outbox.UnreachableNotice(chat_id, now, station_chat, text), now=now)
+                await put(tx, outbox.UnreachableNotice(chat_id, now, station_chat, node.name), now=now)
 
     async def migrated(self, old_chat: int, new_chat: int) -> bool:
         """Follow a group to its new id (it became a supergroup): its binding, its language,

@@ -7,6 +7,8 @@ edited at any moment. Every piece of user text is HTML-escaped here and nowhere 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from html import escape, unescape
 from typing import Any
 
@@ -392,3 +394,76 @@ def details(
         detail = f"：{snippet(event.detail, 100)}" if event.detail else ""
         lines.append(t("event.line", at=t.time(event.at), what=what, actor=actor, detail=detail))
     return "\n".join(lines)
+
+
+# --- notices composed when they are sent (issue 13) -------------------------------------
+# A notice carries what its words are made of (bot/outbox.py's ``data``); the delivery
+# worker asks ``compose`` for its text and buttons just before it goes out, in the chat's
+# language and from the matters as they are then.
+@dataclass(frozen=True)
+class Scene:
+    """What a notice is composed from when it is sent."""
+
+    tree: Tree
+    t: Texts  # the language of the chat it goes to
+    now: float
+    chat_id: int
+    matters: Mapping[int, Matter] = field(default_factory=dict)  # those the notice names, as they are now
+    bot_username: str | None = None
+
+
+Composed = tuple[str, Keyboard | None]
+Composer = Callable[[Any, Scene], Composed]
+_COMPOSERS: dict[str, Composer] = {}
+
+
+def composes(*kinds: str) -> Callable[[Composer], Composer]:
+    """Register the composer of these notice kinds (bot.outbox.Kind values)."""
+
+    def register(composer: Composer) -> Composer:
+        for kind in kinds:
+            _COMPOSERS[str(kind)] = composer
+        return composer
+
+    return register
+
+
+def compose(kind: str, data: Any, scene: Scene) -> Composed:
+    """A notice's text and buttons. A kind without a composer of its own is its words:
+    ``{"say": [[key, values], …], "buttons": [[[[key, values], callback], …], …]}``."""
+    composer = _COMPOSERS.get(str(kind))
+    if composer is not None:
+        return composer(data, scene)
+    return said(data, scene)
+
+
+def said(data: Any, scene: Scene) -> Composed:
+    text = "\n".join(words(part, scene) for part in data.get("say", []))
+    rows = [[(words(label, scene), callback_data) for label, callback_data in row] for row in data.get("buttons", [])]
+    return text, rows or None
+
+
+def words(part: Any, scene: Scene) -> str:
+    """One catalog entry, ``[key, values]``, in the scene's language. A value is escaped
+    here (it may hold what a person wrote), unless it is itself words (``{"say": part}``),
+    a mention (``{"mention": [user id, name]}``), a category (``{"category": key}``), a
+    time (``{"time": unix seconds}``) or a duration (``{"duration": seconds}``)."""
+    key, values = part
+    return scene.t(key, **{name: _value(value, scene) for name, value in values.items()})
+
+
+def _value(value: Any, scene: Scene) -> Any:
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        if "say" in value:
+            return words(value["say"], scene)
+        if "mention" in value:
+            return mention(*value["mention"])
+        if "category" in value:
+            return escape(scene.t.category(value["category"]))
+        if "time" in value:
+            return scene.t.time(value["time"])
+        if "duration" in value:
+            return scene.t.duration(value["duration"])
+    return value
