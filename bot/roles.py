@@ -48,7 +48,7 @@ def role(tree: Tree, user_id: int, node_id: str | None = None, *, reporter_id: i
     """``user_id``'s role at ``node_id``: the highest post they hold at it or above (a node
     gone from config.yaml: none), else REPORTER if they are ``reporter_id``, else NOBODY.
     Without a node: the highest post they hold anywhere in the tree."""
-    posts = tree.posts.get(user_id, ())
+    posts = tree.posts.get(user_id, [])
     if posts and node_id is not None:
         above = {n.id for n in tree.lineage(node_id)}
         posts = [(node, post) for node, post in posts if node in above]
