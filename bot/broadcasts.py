@@ -21,7 +21,7 @@ from bot.outbox import put
 from bot.store import Store, Tx
 from bot.text import render
 from bot.text.i18n import Languages, Texts
-from bot.tree import COMMUNITY, Node, Tree
+from bot.tree import Node, Tree
 
 TELEGRAM_TEXT = 4096  # characters in a message
 TELEGRAM_CAPTION = 1024  # characters in a photo's caption
@@ -35,11 +35,6 @@ KEY_PREFIX = outbox.BROADCAST_PREFIX
 class Queued:
     id: int
     targets: int
-
-
-def may_broadcast(tree: Tree, user_id: int, node: Node | None) -> bool:
-    """Leaders of a station or community (or of a node above it), from that node's chat."""
-    return node is not None and node.tier <= COMMUNITY and tree.leads(user_id, node.id)
 
 
 def notice(t: Texts, node: Node, text: str) -> str:

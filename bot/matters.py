@@ -16,7 +16,7 @@ from enum import StrEnum
 from html import escape
 from typing import Any
 
-from bot import limits, outbox, visibility
+from bot import limits, outbox, roles, visibility
 from bot.authority import Action, Verdict, decide
 from bot.clock import Clock
 from bot.config import Config
@@ -89,8 +89,6 @@ class Matters:
         self.clock = clock
         self.config = config
         self.notifier = notifier
-        # Abuse limits (bot/limits.py) bind residents only: anyone who leads a node is exempt.
-        self.leaders = {p.id for node in tree.nodes.values() for p in node.leaders}
         self.counter = ReportCounter(config.limits.reports_per_hour)
 
     async def load_limits(self) -> None:
@@ -100,10 +98,11 @@ class Matters:
 
     def limit_key(self, user_id: int, sender_chat: int | None = None) -> int | None:
         """Whom a report counts against: None for a leader of the tree (no limits), the
-        sender_chat of an anonymous admin or a channel post, else the person."""
+        sender_chat of an anonymous admin or a channel post, else the person. Abuse limits
+        (bot/limits.py) bind residents only: anyone who holds a post anywhere is exempt."""
         if sender_chat is not None:
             return sender_chat
-        return None if user_id in self.leaders else user_id
+        return None if roles.role(self.tree, user_id).leads else user_id
 
     # --- residents -----------------------------------------------------------------
     async def report(
@@ -227,7 +226,7 @@ class Matters:
                 return Outcome.NOT_FOUND, None
             if not self.tree.contains(chat.id, held.unit_id):
                 return Outcome.OTHER_UNIT, None
-            if not self.tree.may_act(actor.id, held.unit_id):
+            if not roles.may(self.tree, actor.id, roles.Act.HELD, held.unit_id):
                 return Outcome.NOT_ALLOWED, None
             if held.matter_id is not None:
                 return Outcome.ALREADY_RESOLVED, held.matter_id
@@ -290,7 +289,7 @@ class Matters:
                 # Past the reporter's urgent alerts for the day (a resident tagging, not a
                 # head), it still reaches tiers 2 and 1 at once, but as a line in one
                 # message per chat per sweep: thirty tags are one message, not thirty alerts.
-                over = (matter.limit_key is not None and actor.id not in self.leaders
+                over = (matter.limit_key is not None and not roles.role(self.tree, actor.id).leads
                         and await tx.urgent_alerts(matter.limit_key, now - limits.DAY)
                         >= self.config.limits.urgent_per_day)
                 await tx.update_matter(matter.id, urgent_at=now)
@@ -461,7 +460,7 @@ class Matters:
         """The caller's tier becomes responsible, and the caller has it."""
 
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
-            tier = self.tree.leader_tier(actor.id, matter.unit_id)
+            tier = roles.role(self.tree, actor.id, matter.unit_id).tier
             assert tier is not None  # authority.decide let only a leader at or above the holder here
             await self._move(tx, matter, actor, now, tier, "taken_over", None, claimed=True)
             await self._ack(tx, ack, now, "ok.taken_over", id=matter.id)
@@ -677,7 +676,7 @@ class Matters:
 
     def _verdict(self, action: Action, matter: Matter, actor: Actor) -> Verdict:
         return decide(
-            action, self.tree.leader_tier(actor.id, matter.unit_id), actor.id == matter.reporter_id,
+            action, roles.role(self.tree, actor.id, matter.unit_id).tier, actor.id == matter.reporter_id,
             self._holder(action, matter), person=actor.person,
             resolve_from_below=self.config.escalation.resolve_from_below,
         )
@@ -686,7 +685,7 @@ class Matters:
         """The tier whose say the action needs: the one holding the matter; for reopening a
         closed one, the tier that held it or the closer's, whichever is higher."""
         if action == Action.REOPEN and matter.closed and matter.resolved_by is not None:
-            return min(matter.tier, self.tree.leader_tier(matter.resolved_by, matter.unit_id) or UNIT)
+            return min(matter.tier, roles.role(self.tree, matter.resolved_by, matter.unit_id).tier or UNIT)
         return matter.tier
 
     async def _move(

@@ -10,7 +10,8 @@ from html import escape
 from telegram import Message, Update
 from telegram.ext import ContextTypes, filters
 
-from bot.broadcasts import MAX_CAPTION, MAX_TEXT, Broadcasts, fits, may_broadcast
+from bot.broadcasts import MAX_CAPTION, MAX_TEXT, Broadcasts, fits
+from bot.roles import Act, may
 from bot.tree import Tree
 from handlers.common import actor, chat_node, command_text, reply, services, texts_for
 
@@ -26,8 +27,8 @@ class LeaderChat(filters.MessageFilter):
         self.tree = tree
 
     def filter(self, message: Message) -> bool:
-        user = message.from_user
-        return user is not None and may_broadcast(self.tree, user.id, self.tree.node_for_chat(message.chat.id))
+        user, node = message.from_user, self.tree.node_for_chat(message.chat.id)
+        return user is not None and node is not None and may(self.tree, user.id, Act.BROADCAST, node.id)
 
 
 def _for_another_bot(message: Message, context: ContextTypes.DEFAULT_TYPE) -> bool:
