@@ -22,11 +22,12 @@ from enum import StrEnum
 from apscheduler.triggers.cron import CronTrigger
 
 from bot import outbox
-from bot.broadcasts import MAX_TEXT, Broadcasts, fits, may_broadcast
+from bot.broadcasts import MAX_TEXT, Broadcasts, fits
 from bot.clock import Clock
 from bot.config import VillageNotice
 from bot.matters import Actor
 from bot.outbox import put, say
+from bot.roles import Act, may
 from bot.store import Store, Tx
 from bot.store.rows import VillageNoticeRow
 from bot.text import render
@@ -121,7 +122,7 @@ class VillageNotices:
         notice = await tx.village_notice(notice_id)
         if notice is None or notice.community_id not in self.tree.nodes:
             return Decision(Answer.NOT_FOUND)
-        if not actor.person or not may_broadcast(self.tree, actor.id, self.tree.nodes[notice.community_id]):
+        if not actor.person or not may(self.tree, actor.id, Act.BROADCAST, notice.community_id):
             return Decision(Answer.NOT_ALLOWED, notice)
         if notice.state != "draft":
             return Decision(Answer.DECIDED, notice)
