@@ -276,6 +276,23 @@ class TelegramSettings(_Strict):
     )
 
 
+class VillageNotice(_Strict):
+    """The weekly safety notice to the village (治安通报, issue 16): drafted from the week's
+    figures and posted to each community's group for its officer to publish."""
+
+    enabled: bool = True
+    due: str = Field("fri 16:00", description='a day and time such as "fri 16:00"')
+    closing: str | None = Field(
+        None, max_length=500, description="the notice's last line (empty: the catalog's anti-fraud reminder)"
+    )
+
+    @field_validator("due")
+    @classmethod
+    def _day_and_time(cls, value: str) -> str:
+        parse_weekly(value)
+        return value
+
+
 class Config(_Strict):
     language: str = Field("zh", pattern=r"^(zh|en)$", description="zh or en")
     timezone: str = Field("Asia/Shanghai", description="an IANA time zone such as Asia/Shanghai")
@@ -295,6 +312,7 @@ class Config(_Strict):
     categories: list[Category] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
     duty: list[DutyShift] = Field(default_factory=list, description="a list of shifts")
     retention: Retention = Retention()
+    notice: VillageNotice = VillageNotice()
     station: Station
 
     @field_validator("quiet_hours")
@@ -403,6 +421,10 @@ class Config(_Strict):
 
     def weekly_trigger(self) -> CronTrigger:
         day, hour, minute = parse_weekly(self.weekly_summary)
+        return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=self.tz)
+
+    def notice_trigger(self) -> CronTrigger:
+        day, hour, minute = parse_weekly(self.notice.due)
         return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=self.tz)
 
     def monthly_trigger(self) -> CronTrigger:

@@ -298,6 +298,27 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE outbox ADD COLUMN data TEXT;
     """,
+    # 8: the weekly safety notice to the village (issue 16): one draft per community a week,
+    # published (as a broadcast), skipped, or left; the prompts that ask for a new text.
+    """
+    CREATE TABLE village_notices (
+        id INTEGER PRIMARY KEY,
+        community_id TEXT NOT NULL,
+        week TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'draft',
+        drafted_at REAL NOT NULL,
+        draft_message_id INTEGER,
+        decided_at REAL,
+        decided_by INTEGER,
+        decided_by_name TEXT,
+        broadcast_id INTEGER,
+        UNIQUE (community_id, week)
+    );
+    CREATE INDEX village_notices_drafted ON village_notices(drafted_at);
+    CREATE INDEX outbox_notice_prompts ON outbox(chat_id, message_id) WHERE kind = 'notice_prompt';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
