@@ -29,6 +29,8 @@ FRIDAY_16 = datetime(2026, 11, 27, 16, 0, tzinfo=TZ).timestamp()
 MONDAY_9 = datetime(2026, 11, 30, 9, 0, tzinfo=TZ).timestamp()
 ASK = "本周矛盾纠纷排查"
 
+ON = town(screening={"enabled": True}, notice={"enabled": True})
+
 
 async def _asked(bot: Running, chat: int = C1_CHAT) -> Any:
     bot.clock.set(THURSDAY_18 + 1)
@@ -48,7 +50,7 @@ def _current(bot: Running, chat: int, message_id: int) -> Any:
 
 
 async def test_asked_once_a_day_before_the_deadline_and_a_zero_report_is_one_tap(make_bot: Any) -> None:
-    async with make_bot() as bot:
+    async with make_bot(ON) as bot:
         bot.clock.set(THURSDAY_18 - 60)
         await bot.settle()
         assert bot.count_bot(C1_CHAT, ASK) == 0, "not before ask_ahead"
@@ -70,7 +72,7 @@ async def test_asked_once_a_day_before_the_deadline_and_a_zero_report_is_one_tap
 
 
 async def test_a_finding_names_its_unit_and_becomes_a_private_matter_or_goes_on_record(make_bot: Any) -> None:
-    async with make_bot() as bot:
+    async with make_bot(ON) as bot:
         ask = await _asked(bot)
         police = bot.user(POLICE, "王警官")
         bot.api.press_button(C1_CHAT, police, ask.message_id, _buttons(ask)[1])
@@ -115,7 +117,7 @@ async def test_a_finding_names_its_unit_and_becomes_a_private_matter_or_goes_on_
 
 
 async def test_only_the_communitys_leaders_answer(make_bot: Any) -> None:
-    async with make_bot() as bot:
+    async with make_bot(ON) as bot:
         ask = await _asked(bot)
         for who in (HEAD1, HEAD2):
             bot.api.press_button(C1_CHAT, bot.user(who), ask.message_id, _buttons(ask)[0])
@@ -125,7 +127,7 @@ async def test_only_the_communitys_leaders_answer(make_bot: Any) -> None:
 
 
 async def test_one_reminder_then_the_unanswered_are_named_in_the_stations_bulletin(make_bot: Any) -> None:
-    async with make_bot() as bot:
+    async with make_bot(ON) as bot:
         ask = await _asked(bot)
         await bot.wait_bot(C2_CHAT, ASK)
         bot.api.press_button(C1_CHAT, bot.user(POLICE, "王警官"), ask.message_id, _buttons(ask)[0])
