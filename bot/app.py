@@ -17,6 +17,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.matters import Matters
 from bot.outbox import Kind
+from bot.screening import Screenings
 from bot.services import Services
 from bot.store import LAST_SWEEP, Store
 from bot.telegram.delivery import Delivery
@@ -148,6 +149,9 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     await weekly.send_due(svc.store, svc.tree, svc.langs, svc.weekly_trigger, now, since=svc.first_started)
     await VillageNotices(svc.store, svc.tree, svc.langs, svc.clock, svc.config.notice).draft_due(
         svc.config.notice_trigger(), now, since=svc.first_started
+    )
+    await Screenings(svc.store, svc.tree, svc.clock, svc.config.screening, svc.matters).due_work(
+        svc.config.screening_trigger(), now
     )
     if now - svc.last_prune > PRUNE_EVERY:  # keep the tables to what is still useful
         async with svc.store.transaction() as tx:

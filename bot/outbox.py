@@ -73,6 +73,12 @@ class Kind(StrEnum):
     NOTICE_DRAFT = "notice_draft"  # a community's draft, for its officer: 发布 / 修改 / 不发
     NOTICE_PROMPT = "notice_prompt"  # "reply with the new text" (ForceReply); its message id finds the draft
     NOTICE_LATE = "notice_late"  # the station's bulletin: communities whose notice was not published in time
+    # --- the weekly screening for disputes (issue 16) ---
+    SCREENING_ASK = "screening_ask"  # a community asked for the week's screening: 零报告 / 上报发现
+    SCREENING_REMIND = "screening_remind"  # … reminded once before the deadline
+    SCREENING_UNITS = "screening_units"  # which unit was the finding in?
+    SCREENING_PROMPT = "screening_prompt"  # "reply with what you found" (ForceReply); its message id finds it
+    FINDING = "finding"  # one finding, to become a matter or be noted as handled
 
 
 MEDIA = frozenset({Kind.PHOTO, Kind.VOICE, Kind.LOCATION})
@@ -111,6 +117,11 @@ def say(key: str, **values: Any) -> Say:
 # Values of words that are not plain text (bot/text/render.py's ``words`` composes them).
 def mention(user_id: int, name: str | None) -> dict[str, Any]:
     return {"mention": [user_id, name]}
+
+
+def people(persons: list[tuple[int, str | None]]) -> dict[str, Any]:
+    """Mentions of several people (Telegram notifies the first forty)."""
+    return {"people": [list(p) for p in persons]}
 
 
 def local_time(at: float) -> dict[str, Any]:
@@ -692,19 +703,126 @@ class NoticePrompt(Notice):
 
 @dataclass(frozen=True)
 class NoticesLate(Notice):
-    """A line of the station's weekly bulletin naming the communities whose safety notice
-    was not published within a day; ``batch`` is the bulletin's."""
+    """The officers' lines of the station's weekly bulletin: the communities whose safety
+    notice was not published within a day, and those whose screening had no answer by its
+    deadline; ``batch`` is the bulletin's."""
 
     kind: ClassVar[Kind] = Kind.NOTICE_LATE
     batch: str
     node_id: str
     chat: int
     names: tuple[str, ...]
+    unscreened: tuple[str, ...] = ()  # communities whose weekly screening had no answer by its deadline
 
     @property
     def data(self) -> dict[str, Any]:
-        return {"names": list(self.names)}
+        return {"names": list(self.names), "unscreened": list(self.unscreened)}
 
     @property
     def key(self) -> str:
         return f"{self.batch}:{self.node_id}:notices"
+
+
+# --- the weekly screening for disputes (issue 16) -------------------------------------------
+@dataclass(frozen=True)
+class ScreeningAsk(Notice):
+    kind: ClassVar[Kind] = Kind.SCREENING_ASK
+    screening_id: int
+    chat: int
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"sc:{self.screening_id}"
+
+
+@dataclass(frozen=True)
+class ScreeningAskEdit(Notice):
+    """The question's message rewritten as the screening stands (``tag``: what changed)."""
+
+    kind: ClassVar[Kind] = Kind.EDIT_TEXT
+    screening_id: int
+    chat: int
+    message_id: int
+    tag: str
+    data: dict[str, Any]
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def key(self) -> str:
+        return f"scedit:{self.screening_id}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class ScreeningReminder(Notice):
+    kind: ClassVar[Kind] = Kind.SCREENING_REMIND
+    screening_id: int
+    chat: int
+    data: dict[str, Any]
+    reply_to: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"scremind:{self.screening_id}"
+
+
+@dataclass(frozen=True)
+class ScreeningUnits(Notice):
+    kind: ClassVar[Kind] = Kind.SCREENING_UNITS
+    screening_id: int
+    update_id: int
+    chat: int
+    data: dict[str, Any]
+    reply_to: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"scunits:{self.screening_id}:{self.update_id}"
+
+
+@dataclass(frozen=True)
+class ScreeningPrompt(Notice):
+    kind: ClassVar[Kind] = Kind.SCREENING_PROMPT
+    screening_id: int
+    unit_id: str
+    update_id: int
+    chat: int
+    data: dict[str, Any]
+    reply_to: int | None = None
+    markup: Keyboard | None = None
+
+    @property
+    def key(self) -> str:
+        return f"scask:{self.screening_id}:{self.unit_id}:{self.update_id}"
+
+
+@dataclass(frozen=True)
+class FindingCard(Notice):
+    kind: ClassVar[Kind] = Kind.FINDING
+    finding_id: int
+    chat: int
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"finding:{self.finding_id}"
+
+
+@dataclass(frozen=True)
+class FindingEdit(Notice):
+    kind: ClassVar[Kind] = Kind.EDIT_TEXT
+    finding_id: int
+    chat: int
+    message_id: int
+    data: dict[str, Any]
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def key(self) -> str:
+        return f"findingedit:{self.finding_id}"

@@ -211,11 +211,6 @@ class VillageNotices:
         await put(tx, outbox.NoticeDraftEdit(notice_id, notice.chat_id, message_id, tag, view(notice, name)), now=now)
 
 
-async def late_line(tx: Tx, tree: Tree, batch: str, start: float, end: float) -> outbox.Notice | None:
-    """The station's bulletin line naming communities whose notice due in [start, end)
-    was not published within a day; None if every one was (or there is no station group)."""
-    station_chat = tree.chat_of(tree.station.id)
-    late = await tx.village_notices_late(start, end, GRACE)
-    if station_chat is None or not late:
-        return None
-    return outbox.NoticesLate(batch, tree.station.id, station_chat, tuple(tree.name_of(c) for c in late))
+async def late_names(tx: Tx, tree: Tree, start: float, end: float) -> tuple[str, ...]:
+    """Communities whose notice, due to be published in [start, end), was not within a day."""
+    return tuple(tree.name_of(c) for c in await tx.village_notices_late(start, end, GRACE))

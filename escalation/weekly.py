@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
-from bot import village_notice
+from bot import outbox, screening, village_notice
 from bot.outbox import put
-from bot.store import Store
+from bot.store import Store, Tx
 from bot.text.i18n import Languages
 from bot.tree import Tree
 from escalation.reports import bulletin, service
@@ -81,10 +81,22 @@ async def _send(store: Store, tree: Tree, langs: Languages, schedule: str, fire:
         if not await tx.mark_schedule(schedule, key, now):
             return False  # another sweep got there first
         await put(tx, *service.notices(tree, langs, items, period, f"{schedule}:{key}"), now=now)
-        if schedule == SCHEDULE and (late := await village_notice.late_line(tx, tree, f"{schedule}:{key}",
-                                                                           period.start, period.end)):
-            await put(tx, late, now=now)
+        if schedule == SCHEDULE and (officers := await _officers_line(tx, tree, f"{schedule}:{key}", period)):
+            await put(tx, officers, now=now)
         tx.log_event("bulletin", schedule=schedule, due=key,
                      groups=sum(1 for item in items if tree.chat_of(item.node_id) is not None))
         await service.publish(tx, tree, figures, period, now)
     return True
+
+
+async def _officers_line(tx: Tx, tree: Tree, batch: str, period: Period) -> outbox.Notice | None:
+    """The station's weekly bulletin names the communities whose safety notice was not
+    published within a day and those whose screening had no answer by its deadline."""
+    station_chat = tree.chat_of(tree.station.id)
+    if station_chat is None:
+        return None
+    late = await village_notice.late_names(tx, tree, period.start, period.end)
+    unscreened = await screening.missing_names(tx, tree, period.start, period.end)
+    if not late and not unscreened:
+        return None
+    return outbox.NoticesLate(batch, tree.station.id, station_chat, late, unscreened)

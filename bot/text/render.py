@@ -460,6 +460,8 @@ def _value(value: Any, scene: Scene) -> Any:
             return words(value["say"], scene)
         if "mention" in value:
             return mention(*value["mention"])
+        if "people" in value:
+            return "、".join(mention(*p) for p in value["people"][:MAX_MENTIONS]) or "—"
         if "category" in value:
             return escape(scene.t.category(value["category"]))
         if "time" in value:
@@ -488,6 +490,10 @@ def village_notice_body(t: Texts, figures: Any, closing: str | None) -> str:
 
 
 @composes("notice_late")
-def _notices_late(data: Any, scene: Scene) -> Composed:
-    names = scene.t("broadcast.sep").join(escape(name) for name in data["names"])
-    return scene.t("vn.late", names=names), None
+def _officers_late(data: Any, scene: Scene) -> Composed:
+    """The station's bulletin: safety notices not published in time, screenings not answered."""
+    lines = []
+    for key, names in (("vn.late", data.get("names")), ("sc.missing", data.get("unscreened"))):
+        if names:
+            lines.append(scene.t(key, names=scene.t("broadcast.sep").join(escape(name) for name in names)))
+    return "\n".join(lines), None
