@@ -415,11 +415,19 @@ class HeldNotice(Notice):
 # --- broadcasts -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BroadcastCopy(Notice):
+    """A broadcast's copy in a unit group: the sender's own ``words`` (raw, as typed),
+    under a heading naming ``node_id`` that bot/text/render.py composes when it is sent."""
+
     kind: ClassVar[Kind] = Kind.BROADCAST
     broadcast_id: int
     chat: int
-    text: str  # the caption, with a photo
+    node_id: str
+    words: str  # the caption, with a photo
     media: str | None = None  # a photo's file id
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"node": self.node_id, "words": self.words}
 
     @property
     def key(self) -> str:
@@ -428,11 +436,19 @@ class BroadcastCopy(Notice):
 
 @dataclass(frozen=True)
 class BroadcastQueued(Notice):
+    """The sender told how many groups it goes to; ``language``: the sender's, for a chat
+    that chose none (as every answer to a person)."""
+
     kind: ClassVar[Kind] = Kind.BROADCAST_QUEUED
     broadcast_id: int
     chat: int
-    text: str
+    count: int
+    language: str | None = None
     reply_to: int | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return said(say("broadcast.queued", id=self.broadcast_id, count=self.count)) | {"language": self.language}
 
     @property
     def key(self) -> str:
@@ -441,11 +457,22 @@ class BroadcastQueued(Notice):
 
 @dataclass(frozen=True)
 class BroadcastReport(Notice):
+    """How a broadcast went: ``failed`` names the units whose groups it did not reach."""
+
     kind: ClassVar[Kind] = Kind.BROADCAST_REPORT
     broadcast_id: int
     chat: int
-    text: str
+    sender_id: int
+    sender_name: str | None
+    delivered: int
+    failed: tuple[str, ...] = ()
+    language: str | None = None
     reply_to: int | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"report": {"id": self.broadcast_id, "sender": mention(self.sender_id, self.sender_name),
+                           "delivered": self.delivered, "failed": list(self.failed)}, "language": self.language}
 
     @property
     def key(self) -> str:
@@ -477,7 +504,10 @@ class OpsNotice(Notice):
     pid: int
     at: float
     chat: int
-    text: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return said(say(f"ops.{self.topic}"))
 
     @property
     def key(self) -> str:

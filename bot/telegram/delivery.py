@@ -296,8 +296,10 @@ class Delivery:
 
     def _composed(self, item: OutboxItem, kind: Kind, cards: dict[int, tuple[Matter, int]], now: float) -> OutboxItem:
         data = json.loads(item.data or "null")
+        # A notice answering a person may name their language, for a chat that chose none.
+        language = data.get("language") if isinstance(data, dict) else None
         scene = render.Scene(
-            self.tree, self.langs.for_chat(item.chat_id), now, item.chat_id,
+            self.tree, self.langs.for_user(item.chat_id, language), now, item.chat_id,
             {number: matter for number, (matter, _) in cards.items()}, self.bot.username,
         )
         text, keyboard = render.compose(kind, data, scene)

@@ -14,8 +14,9 @@ from typing import Any
 
 from bot import visibility
 from bot.config import Person
+from bot.outbox import Kind
 from bot.store import Event, Matter
-from bot.text.i18n import Texts
+from bot.text.i18n import Languages, Texts
 from bot.tree import Tree
 from bot.visibility import Audience, Piece
 from escalation import policy
@@ -467,3 +468,48 @@ def _value(value: Any, scene: Scene) -> Any:
         if "duration" in value:
             return scene.t.duration(value["duration"])
     return value
+
+
+# --- broadcasts, operations (issue 13) ----------------------------------------------------
+TELEGRAM_TEXT = 4096  # characters in a message
+TELEGRAM_CAPTION = 1024  # characters in a photo's caption
+
+
+def broadcast_copy(t: Texts, node_name: str, words: str) -> str:
+    """What a unit group reads of a broadcast: a heading naming who sends it, then the
+    sender's own words (escaped: shown as typed)."""
+    header = t("broadcast.notice", node=escape(node_name))
+    return f"{header}\n{escape(words)}" if words else header
+
+
+def broadcast_fits(langs: Languages, node_name: str, words: str, photo: bool, most: int) -> bool:
+    """Whether a broadcast of ``words`` (at most ``most`` characters) fits one Telegram
+    message, or a photo's caption, in every language."""
+    if len(words) > most:
+        return False
+    limit = TELEGRAM_CAPTION if photo else TELEGRAM_TEXT
+    return all(len(broadcast_copy(t, node_name, words)) <= limit for t in langs.texts.values())
+
+
+@composes(Kind.BROADCAST)
+def _broadcast(data: dict[str, Any], scene: Scene) -> Composed:
+    node = scene.tree.nodes.get(data["node"])
+    return broadcast_copy(scene.t, node.name if node is not None else data["node"], data["words"]), None
+
+
+BROADCAST_NAMED = 60  # failed groups named in a report; the rest are counted
+
+
+@composes(Kind.BROADCAST_REPORT)
+def _broadcast_report(data: dict[str, Any], scene: Scene) -> Composed:
+    """delivered N, failed M, naming the units whose groups it did not reach."""
+    t, report = scene.t, data["report"]
+    failed = report["failed"]
+    lines = [t("broadcast.report", sender=_value(report["sender"], scene), id=report["id"],
+               delivered=report["delivered"], failed=len(failed))]
+    if failed:
+        names = [escape(scene.tree.nodes[unit].name if unit in scene.tree.nodes else unit) for unit in failed]
+        lines.append(t("broadcast.failed", units=t("broadcast.sep").join(names[:BROADCAST_NAMED])))
+        if len(names) > BROADCAST_NAMED:
+            lines.append(t("broadcast.failed_more", count=len(names) - BROADCAST_NAMED))
+    return "\n".join(lines), None
