@@ -24,6 +24,7 @@ from bot.telegram.http import ConnectionsRequest
 from bot.telegram.inbox import InboxRequest, replay
 from bot.telegram.menus import Menus, registered_commands
 from bot.telegram.ratelimit import ChatRateLimiter
+from bot.text import render
 from bot.text.i18n import Languages
 from bot.tree import Tree
 from escalation import sweep, weekly
@@ -144,7 +145,8 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     now = svc.clock.now()
     await sweep.sweep(svc.store, svc.notifier, now)
-    await weekly.send_due(svc.store, svc.tree, svc.langs, svc.weekly_trigger, now, since=svc.first_started)
+    words = render.BulletinWords(svc.langs, svc.tree)  # the bulletins' words are composed when sent
+    await weekly.send_due(svc.store, svc.tree, words, svc.weekly_trigger, now, since=svc.first_started)
     if now - svc.last_prune > PRUNE_EVERY:  # keep the tables to what is still useful
         async with svc.store.transaction() as tx:
             await tx.inbox_prune(now - KEEP_UPDATE_IDS)
@@ -152,7 +154,7 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         await retention.purge(svc.store, now - svc.config.retention.personal_data, now)
         svc.last_prune = now
     await weekly.send_monthly_due(
-        svc.store, svc.tree, svc.langs, svc.config.monthly_trigger(), now, since=svc.first_started,
+        svc.store, svc.tree, words, svc.config.monthly_trigger(), now, since=svc.first_started,
         weekly_trigger=svc.weekly_trigger,
     )
     async with svc.store.transaction() as tx:  # for `tierbot status`: a sweep that stopped is a bot that stopped

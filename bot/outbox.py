@@ -516,14 +516,21 @@ class OpsNotice(Notice):
 
 @dataclass(frozen=True)
 class BulletinPart(Notice):
-    """Message ``part`` of a node's bulletin; ``batch`` names the run ("weekly:<period>")."""
+    """Message ``part`` of ``parts`` of a node's bulletin; ``batch`` names the run
+    ("weekly:<period>"). ``bulletin``: what it is made of (escalation/reports/bulletin.view),
+    composed when it is sent."""
 
     kind: ClassVar[Kind] = Kind.BULLETIN
     batch: str
     node_id: str
     part: int
     chat: int
-    text: str
+    bulletin: dict[str, Any]
+    parts: int = 1
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"bulletin": self.bulletin, "part": self.part, "parts": self.parts}
 
     @property
     def key(self) -> str:
@@ -533,17 +540,20 @@ class BulletinPart(Notice):
 @dataclass(frozen=True)
 class Chart(Notice):
     """A chart (escalation/reports/bulletin.chart_spec) drawn when it is sent; ``name`` is
-    its key: see ``of_bulletin`` and ``of_summary``."""
+    its key: see ``of_bulletin`` and ``of_summary``. A bulletin's chart carries what the
+    bulletin is made of, and its caption and chart are composed when it is sent; /summary's
+    carries its ``caption`` and ``spec`` as made when it was asked for."""
 
     kind: ClassVar[Kind] = Kind.CHART
     name: str
     chat: int
-    caption: str
-    spec: dict
+    caption: str | None = None
+    spec: dict | None = None
+    bulletin: dict[str, Any] | None = None
 
     @classmethod
-    def of_bulletin(cls, batch: str, node_id: str, chat: int, caption: str, spec: dict) -> Chart:
-        return cls(f"{batch}:{node_id}:chart", chat, caption, spec)
+    def of_bulletin(cls, batch: str, node_id: str, chat: int, bulletin: dict[str, Any]) -> Chart:
+        return cls(f"{batch}:{node_id}:chart", chat, bulletin=bulletin)
 
     @classmethod
     def of_summary(cls, chat: int, message_id: int, caption: str, spec: dict) -> Chart:
@@ -554,7 +564,13 @@ class Chart(Notice):
         return self.name
 
     @property
-    def text(self) -> str:  # what the delivery worker reads back (bot/telegram/delivery.py's _draw_chart)
+    def data(self) -> dict[str, Any] | None:
+        return {"chart": self.bulletin} if self.bulletin is not None else None
+
+    @property
+    def text(self) -> str | None:  # what the delivery worker reads back (bot/telegram/delivery.py's _draw_chart)
+        if self.bulletin is not None:
+            return None  # composed when sent (bot/text/render.py), into the same JSON
         return json.dumps({"caption": self.caption, "chart": self.spec}, ensure_ascii=False)
 
 

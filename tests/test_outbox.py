@@ -42,8 +42,8 @@ def test_each_notice_builds_the_key_the_outbox_has_always_held() -> None:
         (outbox.BroadcastReport(2, -1, 42, "王警官", 19, ("u2",)), "bcr:2", Kind.BROADCAST_REPORT),
         (outbox.UnreachableNotice(-5, 1000.7, -1, "c1"), "unreachable:-5:1000", Kind.UNREACHABLE),
         (outbox.OpsNotice("conflict", 77, 1000.7, -1), "ops.conflict:77:1000", Kind.OPS),
-        (outbox.BulletinPart("weekly:2026-W48", "c1", 0, -5, "…"), "weekly:2026-W48:c1:0", Kind.BULLETIN),
-        (outbox.Chart.of_bulletin("weekly:2026-W48", "c1", -5, "…", {}), "weekly:2026-W48:c1:chart", Kind.CHART),
+        (outbox.BulletinPart("weekly:2026-W48", "c1", 0, -5, {"node": "c1"}, 2), "weekly:2026-W48:c1:0", Kind.BULLETIN),
+        (outbox.Chart.of_bulletin("weekly:2026-W48", "c1", -5, {"node": "c1"}), "weekly:2026-W48:c1:chart", Kind.CHART),
         (outbox.Chart.of_summary(-5, 31, "…", {}), "summary:-5:31", Kind.CHART),
     ]
     for notice, key, kind in cases:
