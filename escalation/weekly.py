@@ -76,10 +76,11 @@ async def _send(store: Store, tree: Tree, words: Words, schedule: str, fire: flo
             return False
     figures = await service.period_figures(store, tree, period, now=now)
     views = service.bulletins(tree, figures, period)
+    notices = service.notices(tree, words, views, f"{schedule}:{key}")  # counted outside the write lock
     async with store.transaction() as tx:
         if not await tx.mark_schedule(schedule, key, now):
             return False  # another sweep got there first
-        await put(tx, *service.notices(tree, words, views, f"{schedule}:{key}"), now=now)
+        await put(tx, *notices, now=now)
         tx.log_event("bulletin", schedule=schedule, due=key, groups=len(views))
         await service.publish(tx, tree, figures, period, now)
     return True
