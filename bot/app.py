@@ -25,6 +25,7 @@ from bot.telegram.http import ConnectionsRequest
 from bot.telegram.inbox import InboxRequest, replay
 from bot.telegram.menus import Menus, registered_commands
 from bot.telegram.ratelimit import ChatRateLimiter
+from bot.text import render
 from bot.text.i18n import Languages
 from bot.tree import Tree
 from bot.village_notice import VillageNotices
@@ -146,9 +147,12 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     now = svc.clock.now()
     await sweep.sweep(svc.store, svc.notifier, now)
-    await weekly.send_due(svc.store, svc.tree, svc.langs, svc.weekly_trigger, now, since=svc.first_started)
-    await VillageNotices(svc.store, svc.tree, svc.langs, svc.clock, svc.config.notice).draft_due(
-        svc.config.notice_trigger(), now, since=svc.first_started
+    words = render.BulletinWords(svc.langs, svc.tree)  # the bulletins' words are composed when sent
+    await weekly.send_due(svc.store, svc.tree, words, svc.weekly_trigger, now, since=svc.first_started)
+    await VillageNotices(svc.store, svc.tree, svc.clock, svc.config.notice).draft_due(
+        svc.config.notice_trigger(), now, svc.config.tz,
+        lambda chat, figures: render.village_notice_body(svc.langs.for_chat(chat), figures, svc.config.notice.closing),
+        since=svc.first_started,
     )
     await Screenings(svc.store, svc.tree, svc.clock, svc.config.screening, svc.matters).due_work(
         svc.config.screening_trigger(), now
@@ -160,7 +164,7 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         await retention.purge(svc.store, now - svc.config.retention.personal_data, now)
         svc.last_prune = now
     await weekly.send_monthly_due(
-        svc.store, svc.tree, svc.langs, svc.config.monthly_trigger(), now, since=svc.first_started,
+        svc.store, svc.tree, words, svc.config.monthly_trigger(), now, since=svc.first_started,
         weekly_trigger=svc.weekly_trigger,
     )
     async with svc.store.transaction() as tx:  # for `tierbot status`: a sweep that stopped is a bot that stopped

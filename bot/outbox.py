@@ -430,11 +430,19 @@ class HeldNotice(Notice):
 # --- broadcasts -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BroadcastCopy(Notice):
+    """A broadcast's copy in a unit group: the sender's own ``words`` (raw, as typed),
+    under a heading naming ``node_id`` that bot/text/render.py composes when it is sent."""
+
     kind: ClassVar[Kind] = Kind.BROADCAST
     broadcast_id: int
     chat: int
-    text: str  # the caption, with a photo
+    node_id: str
+    words: str  # the caption, with a photo
     media: str | None = None  # a photo's file id
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"node": self.node_id, "words": self.words}
 
     @property
     def key(self) -> str:
@@ -443,11 +451,19 @@ class BroadcastCopy(Notice):
 
 @dataclass(frozen=True)
 class BroadcastQueued(Notice):
+    """The sender told how many groups it goes to; ``language``: the sender's, for a chat
+    that chose none (as every answer to a person)."""
+
     kind: ClassVar[Kind] = Kind.BROADCAST_QUEUED
     broadcast_id: int
     chat: int
-    text: str
+    count: int
+    language: str | None = None
     reply_to: int | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return said(say("broadcast.queued", id=self.broadcast_id, count=self.count)) | {"language": self.language}
 
     @property
     def key(self) -> str:
@@ -456,11 +472,22 @@ class BroadcastQueued(Notice):
 
 @dataclass(frozen=True)
 class BroadcastReport(Notice):
+    """How a broadcast went: ``failed`` names the units whose groups it did not reach."""
+
     kind: ClassVar[Kind] = Kind.BROADCAST_REPORT
     broadcast_id: int
     chat: int
-    text: str
+    sender_id: int
+    sender_name: str | None
+    delivered: int
+    failed: tuple[str, ...] = ()
+    language: str | None = None
     reply_to: int | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"report": {"id": self.broadcast_id, "sender": mention(self.sender_id, self.sender_name),
+                           "delivered": self.delivered, "failed": list(self.failed)}, "language": self.language}
 
     @property
     def key(self) -> str:
@@ -492,7 +519,10 @@ class OpsNotice(Notice):
     pid: int
     at: float
     chat: int
-    text: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return said(say(f"ops.{self.topic}"))
 
     @property
     def key(self) -> str:
@@ -501,14 +531,21 @@ class OpsNotice(Notice):
 
 @dataclass(frozen=True)
 class BulletinPart(Notice):
-    """Message ``part`` of a node's bulletin; ``batch`` names the run ("weekly:<period>")."""
+    """Message ``part`` of ``parts`` of a node's bulletin; ``batch`` names the run
+    ("weekly:<period>"). ``bulletin``: what it is made of (escalation/reports/bulletin.view),
+    composed when it is sent."""
 
     kind: ClassVar[Kind] = Kind.BULLETIN
     batch: str
     node_id: str
     part: int
     chat: int
-    text: str
+    bulletin: dict[str, Any]
+    parts: int = 1
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"bulletin": self.bulletin, "part": self.part, "parts": self.parts}
 
     @property
     def key(self) -> str:
@@ -518,17 +555,20 @@ class BulletinPart(Notice):
 @dataclass(frozen=True)
 class Chart(Notice):
     """A chart (escalation/reports/bulletin.chart_spec) drawn when it is sent; ``name`` is
-    its key: see ``of_bulletin`` and ``of_summary``."""
+    its key: see ``of_bulletin`` and ``of_summary``. A bulletin's chart carries what the
+    bulletin is made of, and its caption and chart are composed when it is sent; /summary's
+    carries its ``caption`` and ``spec`` as made when it was asked for."""
 
     kind: ClassVar[Kind] = Kind.CHART
     name: str
     chat: int
-    caption: str
-    spec: dict
+    caption: str | None = None
+    spec: dict | None = None
+    bulletin: dict[str, Any] | None = None
 
     @classmethod
-    def of_bulletin(cls, batch: str, node_id: str, chat: int, caption: str, spec: dict) -> Chart:
-        return cls(f"{batch}:{node_id}:chart", chat, caption, spec)
+    def of_bulletin(cls, batch: str, node_id: str, chat: int, bulletin: dict[str, Any]) -> Chart:
+        return cls(f"{batch}:{node_id}:chart", chat, bulletin=bulletin)
 
     @classmethod
     def of_summary(cls, chat: int, message_id: int, caption: str, spec: dict) -> Chart:
@@ -539,7 +579,13 @@ class Chart(Notice):
         return self.name
 
     @property
-    def text(self) -> str:  # what the delivery worker reads back (bot/telegram/delivery.py's _draw_chart)
+    def data(self) -> dict[str, Any] | None:
+        return {"chart": self.bulletin} if self.bulletin is not None else None
+
+    @property
+    def text(self) -> str | None:  # what the delivery worker reads back (bot/telegram/delivery.py's _draw_chart)
+        if self.bulletin is not None:
+            return None  # composed when sent (bot/text/render.py), into the same JSON
         return json.dumps({"caption": self.caption, "chart": self.spec}, ensure_ascii=False)
 
 

@@ -20,7 +20,7 @@ _DATA = re.compile(PATTERN)
 
 def _notices(context: ContextTypes.DEFAULT_TYPE) -> VillageNotices:
     svc = services(context)
-    return VillageNotices(svc.store, svc.tree, svc.langs, svc.clock, svc.config.notice)
+    return VillageNotices(svc.store, svc.tree, svc.clock, svc.config.notice)
 
 
 def _refusal(update: Update, context: ContextTypes.DEFAULT_TYPE, decision: Decision, notice_id: int) -> str | None:
