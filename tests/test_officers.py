@@ -1,0 +1,168 @@
+"""The officers' section of the bulletins (issue 16): targets from config, each officer's
+days in the village, visits, households, findings and the community's screening, with ↑↓
+against the period before, those below target first; a month's assessment. The pure core
+(escalation/officers.py) on plain data first; then end to end through the bot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import pytest
+
+from bot.config import ConfigError, parse_config
+from bot.text import render
+from bot.text.i18n import Texts
+from bot.tree import Tree
+from escalation import officers
+from escalation.officers import Officer, Targets
+from escalation.reports import bulletin
+from tests.conftest import POLICE, POLICE2, SECRETARY, STATION_CHAT, TZ, parse_town, town
+
+# The week of the bulletin sent Monday 30 November 2026 09:00: [Mon 23 09:00, Mon 30 09:00).
+MONDAY = datetime(2026, 11, 30, 9, 0, tzinfo=TZ).timestamp()
+WEEK = bulletin.weekly_period(MONDAY, tz=TZ)
+
+
+def at(day: int, hour: int = 10, month: int = 11) -> float:
+    return datetime(2026, month, day, hour, 0, tzinfo=TZ).timestamp()
+
+
+@dataclass
+class V:
+    """A finished visit as bot/store/rows.Visit has it (the fields the core reads)."""
+
+    user_id: int
+    community_id: str | None
+    households: int | None
+    finished_at: float | None
+    findings: str | None = None
+    user_name: str = "someone"
+
+
+def role_of(community: str, user: int) -> str:
+    return {SECRETARY: "secretary", 25: "grid_worker"}.get(user, "nobody")
+
+
+TWO = [Officer("c1", POLICE, "王警官"), Officer("c2", POLICE2, "赵警官")]
+
+
+def test_a_day_counts_toward_the_target_only_with_a_full_visit_and_days_are_local_dates() -> None:
+    visits = [
+        V(POLICE, "c1", 3, at(24, 9)), V(POLICE, "c1", 4, at(24, 15)),  # two short visits: a day, not a full one
+        V(POLICE, "c1", 6, at(25, 23), "王家漏水"), V(POLICE, "c1", 5, at(25, 23, ) + 1800),  # 23:30 is still the 25th
+        V(POLICE, "c2", 9, at(26)),  # another community: its own row
+        V(POLICE, "c1", 9, at(30, 8, 11) + 2 * 3600),  # 30 Nov 10:00: after the week's end
+        V(POLICE, None, 9, at(26)), V(POLICE, "c1", 9, None),  # unfinished: not counted
+    ]
+    tallies = officers.tallies(visits, WEEK.start, WEEK.end, TZ, Targets())
+    assert tallies[("c1", POLICE)] == officers.Tally(days=2, target_days=1, visits=4, households=18, findings=1)
+    assert tallies[("c2", POLICE)].target_days == 1
+    assert not officers.met(tallies[("c1", POLICE)], Targets(days_per_week=2))
+    assert officers.met(tallies[("c1", POLICE)], Targets(days_per_week=1))
+    assert officers.tallies(visits, WEEK.start, WEEK.end, TZ, Targets(households_per_visit=7))[("c1", POLICE)] \
+        .target_days == 0
+
+
+def test_rows_list_every_police_officer_rank_those_below_target_first_and_show_the_others_unranked() -> None:
+    visits = [
+        V(POLICE2, "c2", 8, at(25)), V(POLICE2, "c2", 8, at(26)),  # 赵: target met
+        V(POLICE, "c1", 2, at(25)),  # 王: a visit, but short
+        V(POLICE, "c1", 7, at(17)), V(POLICE, "c1", 7, at(18)),  # 王 the week before: more
+        V(SECRETARY, "c1", 12, at(26), user_name="李书记"),  # a secretary: shown, not ranked
+        V(25, "c1", 1, at(18), user_name="网格员小张"),  # a grid worker with visits only the week before
+    ]
+    rows = officers.rows(TWO, visits, WEEK, TZ, Targets(), role_of)
+    by_user = {r.user_id: r for r in rows}
+    wang, zhao, li = by_user[POLICE], by_user[POLICE2], by_user[SECRETARY]
+    assert (wang.met, wang.now.days, wang.now.target_days, wang.before.days) == (False, 1, 0, 2)
+    assert zhao.met and zhao.now.target_days == 2
+    assert (li.ranked, li.role, li.met, li.name) == (False, "secretary", None, "李书记")
+    assert by_user[25].now.visits == 0 and by_user[25].before.visits == 1
+    order = [r.user_id for r in officers.ordered(rows, ["c1", "c2"])]
+    assert order == [POLICE, POLICE2, SECRETARY, 25], "below target first; the unranked last"
+    assert [r.user_id for r in officers.rows(TWO, [], WEEK, TZ, Targets(), role_of)] == [POLICE, POLICE2], \
+        "an officer with no visit is still listed (below target)"
+
+
+def test_a_month_counts_the_weeks_of_its_weekly_bulletins_and_the_weeks_whose_target_was_met() -> None:
+    fire = datetime(2026, 12, 1, 9, 0, tzinfo=TZ).timestamp()
+    month = bulletin.monthly_period(fire, TZ)
+    from dataclasses import replace
+
+    month = replace(month, chart_end=MONDAY)  # the last weekly bulletin of November: Mon 30th 09:00
+    weeks = officers.month_weeks(month)
+    ends = [datetime.fromtimestamp(end, TZ).day for _, end in weeks]
+    assert ends == [2, 9, 16, 23, 30], "every weekly bulletin sent in November: each week assessed once"
+    visits = [V(POLICE, "c1", 5, at(day)) for day in (3, 10, 24)] + [V(POLICE, "c1", 4, at(17))]
+    rows = officers.rows(TWO, visits, month, TZ, Targets(), role_of, weeks)
+    wang = next(r for r in rows if r.user_id == POLICE)
+    assert (wang.weeks, wang.weeks_met, wang.met) == (5, 3, False)
+    assert (wang.now.visits, wang.now.days, wang.now.target_days) == (4, 4, 3)
+
+
+def test_screenings_and_a_section_per_node_cut_into_messages() -> None:
+    screened = officers.screenings([("c1", True, 0), ("c2", False, 0), ("c1", True, 2)])
+    assert screened["c1"] == officers.Screening(asked=2, done=2, findings=2)
+    assert screened["c2"] == officers.Screening(asked=1, done=0, findings=0)
+    many = [Officer("c1", 1000 + i, f"警官{i}") for i in range(officers.ROWS_PER_MESSAGE + 3)]
+    rows = officers.rows(many, [], WEEK, TZ, Targets(), role_of)
+    parts = officers.section(rows, ["c1"], screened, Targets(), bulletin.Kind.WEEKLY)
+    assert [len(p["rows"]) for p in parts] == [officers.ROWS_PER_MESSAGE, 3]
+    assert [(p["part"], p["parts"]) for p in parts] == [(0, 2), (1, 2)]
+    assert parts[0]["screenings"] == {"c1": {"asked": 2, "done": 2, "findings": 2}}
+    assert officers.section(rows, ["c2"], screened, Targets(), bulletin.Kind.WEEKLY) == []
+
+
+def _compose(rows: list[officers.Row], communities: list[str], kind: str = bulletin.Kind.WEEKLY,
+             language: str = "zh") -> str:
+    tree = Tree(parse_town())
+    screened = officers.screenings([("c1", True, 0), ("c2", False, 0)])
+    (part,) = officers.section(rows, communities, screened, Targets(), kind)
+    text, buttons = render.compose("officers", part, render.Scene(tree, Texts(language, TZ), MONDAY, STATION_CHAT))
+    assert buttons is None
+    return text
+
+
+def test_the_section_is_composed_with_arrows_marks_screening_and_escaped_names() -> None:
+    visits = [V(POLICE2, "c2", 8, at(25)), V(POLICE, "c1", 2, at(25)), V(POLICE, "c1", 7, at(17)),
+              V(POLICE, "c1", 7, at(18)), V(SECRETARY, "c1", 12, at(26), "打架", user_name="<b>李</b>")]
+    rows = officers.rows(TWO, visits, WEEK, TZ, Targets(), role_of)
+    text = _compose(rows, ["c1", "c2"])
+    lines = text.splitlines()
+    assert "每周驻村 1 天" in lines[0] and "不少于 5 户" in lines[0]
+    assert lines[1].startswith("⚠️ 王警官（蒋母塘村）：驻村天数 1 ↓1（满 5 户的 0 天） · 走访次数 1 ↓1 · 入户 2 ↓12")
+    assert "排查 ✅ 零报告" in lines[1]
+    assert lines[2].startswith("✅ 赵警官（好派新城社区）：驻村天数 1 ↑1") and "排查 ❌ 未按时上报" in lines[2]
+    assert "不排名" in lines[3]
+    assert lines[4].startswith("• &lt;b&gt;李&lt;/b&gt;（书记）（蒋母塘村）") and "发现 1 ↑1" in lines[4]
+    community = _compose([r for r in rows if r.community_id == "c1"], ["c1"], language="en")
+    assert "(蒋母塘村)" not in community and "王警官:" in community, "a community's own section omits its name"
+
+
+def test_the_monthly_section_adds_an_assessment_line_per_officer() -> None:
+    fire = datetime(2026, 12, 1, 9, 0, tzinfo=TZ).timestamp()
+    from dataclasses import replace
+
+    month = replace(bulletin.monthly_period(fire, TZ), chart_end=MONDAY)
+    visits = [V(POLICE, "c1", 5, at(day)) for day in (3, 10, 24)] + [V(SECRETARY, "c1", 5, at(3))]
+    rows = officers.rows(TWO, visits, month, TZ, Targets(), role_of, officers.month_weeks(month))
+    lines = _compose(rows, ["c1", "c2"], bulletin.Kind.MONTHLY).splitlines()
+    assert "月度考核" in lines[0]
+    assert lines[1].startswith("⚠️ 赵警官") and lines[2] == "　📋 月度考核：5 周中 0 周达标"
+    assert lines[3].startswith("⚠️ 王警官") and lines[4] == "　📋 月度考核：5 周中 3 周达标"
+    assert "排查 1/1 周按时" in lines[3]
+    assert not any("月度考核" in line for line in lines[6:]), "the unranked have no assessment"
+
+
+def test_visit_targets_are_configured_and_checked() -> None:
+    config = parse_config(town())
+    assert (config.visits.days_per_week, config.visits.households_per_visit) == (1, 5)
+    config = parse_config(town(visits={"days_per_week": 2, "households_per_visit": 8}))
+    assert (config.visits.days_per_week, config.visits.households_per_visit) == (2, 8)
+    with pytest.raises(ConfigError, match=r"visits\.days_per_week"):
+        parse_config(town(visits={"days_per_week": 8}))
+    with pytest.raises(ConfigError, match=r"visits\.households_per_visit"):
+        parse_config(town(visits={"households_per_visit": 0}))
+    with pytest.raises(ConfigError, match=r"visits\.days"):
+        parse_config(town(visits={"days": 1}))
