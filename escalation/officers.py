@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from escalation.reports.bulletin import Period, weeks_before
 
 POLICE = "police"
+UNRANKED_ORDER = ("secretary", "grid_worker", "staff")  # the community's own people first, the station's last
 ROWS_PER_MESSAGE = 20  # officers' lines in one message: 20 × ~150 characters stay under Telegram's 4,096
 
 
@@ -179,13 +180,14 @@ def rows(
 
 def ordered(rows: Iterable[Row], communities: Sequence[str]) -> list[Row]:
     """The ranked first, those below target first (the furthest below first), then those
-    who met it (the most done first); then everyone else, by community."""
+    who met it (the most done first); then everyone else, by community and role."""
     place = {c: i for i, c in enumerate(communities)}
 
     def key(row: Row) -> tuple[Any, ...]:
         where = place.get(row.community_id, len(place))
         if not row.ranked:
-            return (2, where, row.name, row.user_id)
+            rank = UNRANKED_ORDER.index(row.role) if row.role in UNRANKED_ORDER else len(UNRANKED_ORDER)
+            return (2, where, rank, row.name, row.user_id)
         done = (row.weeks_met or 0, row.now.target_days, row.now.households, row.now.visits)
         return (1 if row.met else 0, tuple(-n for n in done) if row.met else done, where, row.name, row.user_id)
 
