@@ -114,6 +114,16 @@ def test_screenings_and_a_section_per_node_cut_into_messages() -> None:
     assert officers.section(rows, ["c2"], screened, Targets(), bulletin.Kind.WEEKLY) == []
 
 
+def test_a_section_part_has_a_key_of_its_own_beside_its_bulletins() -> None:
+    from bot import outbox
+
+    part = outbox.OfficersPart("weekly:2026-11-30T01:00:00+00:00", "c1", -5, {"part": 1, "rows": []})
+    row = part.row(1.0)
+    assert (row[0], row[2]) == ("weekly:2026-11-30T01:00:00+00:00:c1:officers:1", "officers")
+    assert part.key != outbox.BulletinPart("weekly:2026-11-30T01:00:00+00:00", "c1", 1, -5, {}).key
+    assert row[8] == '{"part":1,"rows":[]}' and row[4] is None, "its rows, no words: composed when sent"
+
+
 def _compose(rows: list[officers.Row], communities: list[str], kind: str = bulletin.Kind.WEEKLY,
              language: str = "zh") -> str:
     tree = Tree(parse_town())
