@@ -69,6 +69,9 @@ class Kind(StrEnum):
     EDIT_TEXT = "edit_text"  # one of the bot's messages rewritten (a rating's thanks)
     EDIT_KEYBOARD = "edit_keyboard"  # one of the bot's messages given other buttons (a card's categories)
     DOCUMENT = "document"  # a file made for the asker (the /export ledger)
+    # --- issue 16: the monthly sense-of-safety poll (群众安全感) ---
+    SAFETY_POLL = "safety_poll"  # an anonymous poll in a unit group (question in text, options in media)
+    STOP_POLL = "stop_poll"  # that poll closed (its message id in reply_to)
 
 
 MEDIA = frozenset({Kind.PHOTO, Kind.VOICE, Kind.LOCATION})
@@ -631,3 +634,58 @@ def document_file(media: str) -> tuple[str, bytes]:
     """A Document's file name and bytes, as the outbox keeps them."""
     stored = json.loads(media)
     return stored["name"], base64.b64decode(stored["data"])
+
+
+# --- issue 16: the monthly sense-of-safety poll (群众安全感) ---------------------------------
+SAFETY_PREFIX = "safety:"  # every unit group's poll goes out at once: bulk, like a broadcast
+
+
+@dataclass(frozen=True)
+class SafetyPoll(Notice):
+    """The month's anonymous poll in a unit group (sendPoll); its message and poll ids are
+    recorded on its safety_polls row when Telegram takes it."""
+
+    kind: ClassVar[Kind] = Kind.SAFETY_POLL
+    month: str  # "2026-12", local
+    unit_id: str
+    chat: int
+    text: str  # the question
+    options: tuple[str, ...]
+
+    @property
+    def media(self) -> str:
+        return json.dumps(list(self.options), ensure_ascii=False)
+
+    @property
+    def key(self) -> str:
+        return f"{SAFETY_PREFIX}poll:{self.month}:{self.unit_id}"
+
+
+@dataclass(frozen=True)
+class StopPoll(Notice):
+    """Close the month's poll (stopPoll); its final counts are recorded when Telegram answers."""
+
+    kind: ClassVar[Kind] = Kind.STOP_POLL
+    month: str
+    unit_id: str
+    chat: int
+    message_id: int
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def key(self) -> str:
+        return f"{SAFETY_PREFIX}stop:{self.month}:{self.unit_id}"
+
+
+def poll_options(media: str | None) -> list[str]:
+    """A SafetyPoll's options, as the outbox keeps them."""
+    return [str(option) for option in json.loads(media or "[]")]
+
+
+def safety_of_key(key: str) -> tuple[str, str]:
+    """(month, unit id) of a SafetyPoll's or a StopPoll's key."""
+    _, _, month, unit_id = key.split(":", 3)
+    return month, unit_id

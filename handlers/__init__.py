@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    PollHandler,
+    TypeHandler,
+    filters,
+)
 
 from bot.telegram import inbox
 from bot.tree import Tree
-from handlers import broadcast, chats, duty, language, limits, matters, migration, people, report
+from handlers import broadcast, chats, duty, language, limits, matters, migration, people, report, safety
 from handlers import reports as report_handlers
 from handlers.common import BoundChat, UnitChat
 
@@ -83,6 +91,8 @@ def register(app: Application, tree: Tree) -> None:
             # --- end of reports
             # Work commands in a chat outside the tree: nothing is logged.
             CommandHandler(work, chats.not_bound),
+            # --- 群众安全感 (issue 16): the counts of the bot's monthly polls.
+            PollHandler(safety.counted),
         ]
     )
     # Around everything: skip updates already done (a replay after a crash), and mark done

@@ -290,3 +290,26 @@ def clock_columns(clock: Clock, rules: Rules) -> dict[str, Any]:
         "suspended_until": clock.suspended_until,
         "next_due": next_check(clock, rules),
     }
+
+
+# --- issue 16: the monthly sense-of-safety poll (群众安全感) ---------------------------------
+@dataclass
+class SafetyPollDue:
+    """A unit's poll whose time is up and that is not closed yet."""
+
+    id: int
+    unit_id: str
+    month: str
+    chat_id: int
+    message_id: int | None  # None: not sent (yet)
+    outbox_state: str | None  # its sendPoll's: pending, sent, failed (None: no longer in the outbox)
+
+
+@dataclass
+class SafetyCount:
+    """A unit's poll of a month: voters per option, in the options' order, and answers."""
+
+    unit_id: str
+    month: str
+    counts: list[int]
+    answers: int

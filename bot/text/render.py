@@ -467,3 +467,26 @@ def _value(value: Any, scene: Scene) -> Any:
         if "duration" in value:
             return scene.t.duration(value["duration"])
     return value
+
+
+# --- issue 16: the monthly sense-of-safety poll (群众安全感) ---------------------------------
+SAFETY_OPTIONS = tuple(f"safety.option{n}" for n in range(1, 6))
+
+
+def safety_poll(question: str | None, options: list[str] | None, t: Texts) -> tuple[str, tuple[str, ...]]:
+    """The poll's question and answers: config.yaml's ``safety_poll`` words, else the
+    catalog's in the chat's language. Plain text: a poll's words are not HTML."""
+    return question or t("safety.question"), tuple(options or (t(key) for key in SAFETY_OPTIONS))
+
+
+def safety_line(rate: str | None, answers: int, min_answers: int, t: Texts) -> str:
+    """A node's 群众安全感 in its monthly bulletin: ``rate`` with its change as shown, or
+    None under ``min_answers`` answers."""
+    if rate is None:
+        return t("safety.line_few", answers=answers, min=min_answers)
+    return t("safety.line", rate=rate, answers=answers)
+
+
+def safety_row(rate: str, t: Texts) -> str:
+    """Appended to a unit's or a community's row of a ranking: beside the stars, not in them."""
+    return t("safety.row", rate=rate)

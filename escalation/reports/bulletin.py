@@ -16,10 +16,12 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.text import render as words
 from bot.text.i18n import Texts
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation import summary
 from escalation.reports import stars as star_rating
+from escalation.reports.safety import SafetyFigures
 from escalation.summary import Figures, half_up, percent, rank, split_message
 
 WEEK = 7 * 86400.0
@@ -94,6 +96,7 @@ class PeriodFigures:
     history: list[list[Any]] = field(default_factory=list)
     # node → the figures the bulletin of the period before published: what is compared with
     published: dict[str, Figures] | None = None
+    safety: SafetyFigures | None = None  # the month's 群众安全感 polls (monthly bulletins only)
     _totals: dict[tuple[str, bool], Figures] = field(default_factory=dict, repr=False)
     _stars: dict[str, int | None] = field(default_factory=dict, repr=False)
     _by_node: dict[str, dict[str, list[int]]] | None = field(default=None, repr=False)
@@ -260,6 +263,8 @@ def render(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, period: Period
         count = figs.stars(node.id)
         stars = star_rating.show(count) if count is not None or not cur.new else t("bulletin.stars_closed")
         lines.append(t("bulletin.stars", stars=stars))
+    if figs.safety is not None:  # beside the stars, not part of them
+        lines.append(_safety_line(node, tree, figs.safety, t))
     lines.append(_legend(period, t))
     if node.tier == COMMUNITY:
         lines += ["", t("bulletin.ranking")]
@@ -310,6 +315,10 @@ def _ranking(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, with_communi
         lines.append(t("bulletin.unit_row", rank=f"{place}. ", stars=star_rating.show(count), unit=label,
                        new=fig.new, resolved=fig.resolved, open=fig.open, overdue=fig.overdue,
                        in_unit=rate_with_change(fig.in_unit_rate, prev.in_unit_rate, t)))
+    if figs.safety is not None:
+        safety = figs.safety
+        lines = [line if line == "……" else line + _safety_suffix(unit_id, tree, safety, t)
+                 for line, (_, (unit_id, _)) in zip(lines, ranked, strict=True)]
     return lines
 
 
@@ -317,9 +326,29 @@ def _community_row(community: Node, tree: Tree, figs: PeriodFigures, t: Texts) -
     cur = figs.total(tree, community.id)
     counts = [c for c in (figs.stars(u.id) for u in tree.units_under(community.id)) if c]
     average = f"{half_up(sum(counts) / len(counts), 1):.1f}" if counts else t("summary.none")
-    return t("bulletin.community_row", community=escape(community.name), new=cur.new, resolved=cur.resolved,
-             open=cur.open, overdue=cur.overdue, in_unit=rate_with_change(cur.in_unit_rate, None, t),
-             stars=average)
+    row = t("bulletin.community_row", community=escape(community.name), new=cur.new, resolved=cur.resolved,
+            open=cur.open, overdue=cur.overdue, in_unit=rate_with_change(cur.in_unit_rate, None, t),
+            stars=average)
+    return row + _safety_suffix(community.id, tree, figs.safety, t) if figs.safety is not None else row
+
+
+# --- 群众安全感 (issue 16): beside the stars, never part of them -----------------------------
+def _safety_rate(node_id: str, tree: Tree, safety: SafetyFigures, t: Texts) -> str | None:
+    """The node's share feeling safe with its change from the month before, as shown; None
+    under ``min_answers`` answers."""
+    current = safety.rate(tree, node_id)
+    if current is None:
+        return None
+    return rate_with_change(current, safety.rate(tree, node_id, previous=True), t)
+
+
+def _safety_line(node: Node, tree: Tree, safety: SafetyFigures, t: Texts) -> str:
+    _, answers = safety.pooled(tree, node.id)
+    return words.safety_line(_safety_rate(node.id, tree, safety, t), answers, safety.min_answers, t)
+
+
+def _safety_suffix(node_id: str, tree: Tree, safety: SafetyFigures, t: Texts) -> str:
+    return words.safety_row(_safety_rate(node_id, tree, safety, t) or t("summary.none"), t)
 
 
 def _star_counts(node: Node, tree: Tree, figs: PeriodFigures, t: Texts) -> str:

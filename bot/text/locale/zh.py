@@ -453,4 +453,14 @@ MESSAGES: dict[str, str] = {
     "esc.unsatisfied": "⚠️ <b>报告人对事项 #{id} 的处理结果不满意</b>，事项已在{tier}重新打开，请跟进",
     "notify.unsatisfied_above": "⚠️ 报告人对事项 #{id} 的处理结果不满意，事项已由{tier}重新打开跟进。",
     "esc.reopened": "🔄 <b>事项 #{id} 已重新打开</b>，交{tier}处理",
+    # --- poll16 (issue 16) ---
+    "safety.question": "您觉得本村/小区治安状况如何？",
+    "safety.option1": "很安全",
+    "safety.option2": "比较安全",
+    "safety.option3": "一般",
+    "safety.option4": "不太安全",
+    "safety.option5": "很不安全",
+    "safety.line": "🛡 群众安全感 {rate}（本月问卷 {answers} 人作答；不计入评星）",
+    "safety.line_few": "🛡 群众安全感 —（本月问卷 {answers} 人作答，不足 {min} 人）",
+    "safety.row": " · 安全感 {rate}",
 }
