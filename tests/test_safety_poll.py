@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -353,3 +354,26 @@ def test_the_figure_pools_units_and_needs_enough_answers() -> None:
     assert figures.rate(tree, "st") == pytest.approx(6 / 9)
     assert figures.rate(tree, "u1", previous=True) == pytest.approx(2 / 5)
     assert figures.pooled(tree, "st") == (6, 9)
+
+
+async def test_a_poll_update_is_kept_in_the_inbox_until_handled_so_a_crash_replays_it(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        bot.clock.set(DEC_20_10 + 1)
+        await bot.api.wait_for(lambda: polls_in(bot, U1_CHAT))
+        await until(bot, lambda r: len(r) == 3)
+        await bot.settle()
+        db = sqlite3.connect(bot.config.database)
+        db.executescript(  # note, for each update the bot stores, whether its payload was kept
+            "CREATE TABLE stored (update_id INTEGER, kept INTEGER);"
+            "CREATE TRIGGER note_stored AFTER INSERT ON inbox BEGIN "
+            "INSERT INTO stored VALUES (NEW.update_id, NEW.payload IS NOT NULL); END;"
+        )
+        cast(bot, U1_CHAT, 0)
+        await until(bot, lambda r: r[("u1", "2026-12")][1] == 1)
+        await bot.settle()
+        kept = db.execute("SELECT kept FROM stored").fetchall()
+        done = db.execute("SELECT payload IS NULL AND done_at IS NOT NULL FROM inbox "
+                          "WHERE update_id IN (SELECT update_id FROM stored)").fetchall()
+        db.close()
+    assert kept == [(1,)], "a poll update has no chat, but it is ours: replay needs it"
+    assert done == [(1,)], "handled: done, and its payload dropped"
