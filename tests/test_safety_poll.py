@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from telegram import Bot, Update
+from telegram.error import BadRequest
 
 from bot.clock import ManualClock
 from bot.config import ConfigError
-from bot.dev.fakeapi import Msg
+from bot.dev.fakeapi import FakeBotApi, Msg
 from bot.runner import ALLOWED_UPDATES
 from bot.store import SafetyCount
 from bot.text import render
@@ -299,7 +301,7 @@ async def test_a_poll_deleted_in_its_group_closes_with_the_counts_last_reported(
         await bot.settle()
         cast(bot, U1_CHAT, 0, 1, 2, 2, 2)
         await until(bot, lambda r: r[("u1", "2026-12")][1] == 5)
-        bot.api._delete_message({"chat_id": U1_CHAT, "message_id": polls_in(bot, U1_CHAT)[0].message_id})
+        polls_in(bot, U1_CHAT)[0].deleted = True  # an admin deleted the poll in the group
         bot.clock.set(DEC_20_10 + 7 * DAY + 1)
         found = await until(bot, lambda r: all(closed for _, _, closed in r.values()))
         assert found[("u1", "2026-12")] == ([1, 1, 3, 0, 0], 5, True)
@@ -377,3 +379,36 @@ async def test_a_poll_update_is_kept_in_the_inbox_until_handled_so_a_crash_repla
         db.close()
     assert kept == [(1,)], "a poll update has no chat, but it is ours: replay needs it"
     assert done == [(1,)], "handled: done, and its payload dropped"
+
+
+async def test_the_fake_bot_api_sends_counts_and_stops_polls_as_telegram_does() -> None:
+    group = -1001
+    async with FakeBotApi() as api, Bot("123:TEST", base_url=api.base_url) as bot:
+        api.add_chat(group, "张家村第一组")
+        sent = await bot.send_poll(group, "治安如何？", ["好", "一般", "差"], is_anonymous=True)
+        assert sent.poll is not None and sent.poll.is_anonymous and not sent.poll.is_closed
+        with pytest.raises(BadRequest, match=r"(?i)at least 2 option"):
+            await bot.send_poll(group, "治安如何？", ["好"])
+        with pytest.raises(BadRequest, match=r"(?i)question"):
+            await bot.send_poll(group, "问" * 301, ["好", "差"])
+        alice, bob = api.user(1, "Alice"), api.user(2, "Bob")
+        api.vote(group, sent.message_id, alice, [0])
+        api.vote(group, sent.message_id, bob, [2])
+        api.vote(group, sent.message_id, bob, [0])  # Bob changes his answer
+        updates = [Update.de_json(u, bot) for u in api.pending_updates()]
+        assert [u.poll.total_voter_count for u in updates if u and u.poll] == [1, 2, 2]
+        last = updates[-1].poll
+        assert last is not None and last.id == sent.poll.id
+        assert [o.voter_count for o in last.options] == [2, 0, 0]
+        assert all(u is not None and u.poll_answer is None for u in updates), "anonymous: nobody named"
+        stopped = await bot.stop_poll(group, sent.message_id)
+        assert stopped.is_closed and [o.voter_count for o in stopped.options] == [2, 0, 0]
+        assert api.pending_updates()[-1]["poll"]["is_closed"]  # the bot hears that it closed
+        with pytest.raises(BadRequest, match=r"(?i)poll has already been closed"):
+            await bot.stop_poll(group, sent.message_id)
+        with pytest.raises(ValueError, match="closed"):
+            api.vote(group, sent.message_id, alice, [1])
+        text = await bot.send_message(group, "不是投票")
+        with pytest.raises(BadRequest, match=r"(?i)message with poll to stop not found"):
+            await bot.stop_poll(group, text.message_id)
+        assert "📊 治安如何？ [好 2 / 一般 0 / 差 0] (closed)" in api.transcript([group])
