@@ -70,7 +70,7 @@ class Kind(StrEnum):
     EDIT_KEYBOARD = "edit_keyboard"  # one of the bot's messages given other buttons (a card's categories)
     DOCUMENT = "document"  # a file made for the asker (the /export ledger)
     # --- issue 16: the monthly sense-of-safety poll (群众安全感) ---
-    SAFETY_POLL = "safety_poll"  # an anonymous poll in a unit group (question in text, options in media)
+    SAFETY_POLL = "safety_poll"  # an anonymous poll in a unit group (its words composed when it is sent)
     STOP_POLL = "stop_poll"  # that poll closed (its message id in reply_to)
 
 
@@ -643,18 +643,20 @@ SAFETY_PREFIX = "safety:"  # every unit group's poll goes out at once: bulk, lik
 @dataclass(frozen=True)
 class SafetyPoll(Notice):
     """The month's anonymous poll in a unit group (sendPoll); its message and poll ids are
-    recorded on its safety_polls row when Telegram takes it."""
+    recorded on its safety_polls row when Telegram takes it. Its words are config.yaml's
+    ``safety_poll.question`` and ``options``, or (None) the catalog's in the chat's language,
+    composed when it is sent (bot/text/render.py's ``safety_poll``)."""
 
     kind: ClassVar[Kind] = Kind.SAFETY_POLL
     month: str  # "2026-12", local
     unit_id: str
     chat: int
-    text: str  # the question
-    options: tuple[str, ...]
+    question: str | None = None
+    options: tuple[str, ...] | None = None
 
     @property
-    def media(self) -> str:
-        return json.dumps(list(self.options), ensure_ascii=False)
+    def data(self) -> dict[str, Any]:
+        return {"question": self.question, "options": list(self.options) if self.options else None}
 
     @property
     def key(self) -> str:
@@ -678,11 +680,6 @@ class StopPoll(Notice):
     @property
     def key(self) -> str:
         return f"{SAFETY_PREFIX}stop:{self.month}:{self.unit_id}"
-
-
-def poll_options(media: str | None) -> list[str]:
-    """A SafetyPoll's options, as the outbox keeps them."""
-    return [str(option) for option in json.loads(media or "[]")]
 
 
 def safety_of_key(key: str) -> tuple[str, str]:

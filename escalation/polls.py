@@ -20,7 +20,6 @@ from bot import outbox
 from bot.config import SafetyPoll
 from bot.outbox import put
 from bot.store import Store, Tx
-from bot.text import render
 from bot.text.i18n import Languages
 from bot.tree import Tree
 from escalation.reports.safety import month_key
@@ -47,12 +46,12 @@ async def open_due(
     async with store.read() as tx:
         if await tx.schedule_ran(SCHEDULE, month):
             return 0
+    options = tuple(settings.options) if settings.options else None
     notices = {}
     for unit in tree.units():
         chat = tree.chat_of(unit.id)
-        if chat is not None:
-            question, options = render.safety_poll(settings.question, settings.options, langs.for_chat(chat))
-            notices[unit.id] = outbox.SafetyPoll(month, unit.id, chat, question, options)
+        if chat is not None:  # its words are composed when it is sent, in the chat's language
+            notices[unit.id] = outbox.SafetyPoll(month, unit.id, chat, settings.question, options)
     closes = fire + settings.open_for
     async with store.transaction() as tx:
         if not await tx.mark_schedule(SCHEDULE, month, now):

@@ -315,10 +315,13 @@ class Delivery:
     # --- issue 16: the monthly sense-of-safety poll (群众安全感) ---
     async def _poll(self, item: OutboxItem, kind: Kind) -> tuple[int | None, Poll | None]:
         """Send a unit's anonymous poll, or stop it (its message id in ``reply_to``): the
-        message id and the poll as Telegram has it. Its words are plain text, not HTML."""
+        message id and the poll as Telegram has it. Its words are plain text, not HTML: the
+        question was composed with the item's data, the answers are composed now."""
         if kind == Kind.STOP_POLL:
             return item.reply_to, await self.bot.stop_poll(item.chat_id, item.reply_to or 0)
-        options = [InputPollOption(option, text_parse_mode=None) for option in outbox.poll_options(item.media)]
+        data = json.loads(item.data or "{}")
+        _, answers = render.safety_poll(data.get("question"), data.get("options"), self.langs.for_chat(item.chat_id))
+        options = [InputPollOption(answer, text_parse_mode=None) for answer in answers]
         message = await self.bot.send_poll(item.chat_id, item.text or "", options, is_anonymous=True,
                                            question_parse_mode=None)
         return message.message_id, message.poll

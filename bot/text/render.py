@@ -479,6 +479,12 @@ def safety_poll(question: str | None, options: list[str] | None, t: Texts) -> tu
     return question or t("safety.question"), tuple(options or (t(key) for key in SAFETY_OPTIONS))
 
 
+@composes("safety_poll")
+def _safety_poll_question(data: Any, scene: Scene) -> Composed:
+    """A poll notice's text is its question (its answers: ``safety_poll``, when it is sent)."""
+    return safety_poll(data.get("question"), data.get("options"), scene.t)[0], None
+
+
 def safety_line(rate: str | None, answers: int, min_answers: int, t: Texts) -> str:
     """A node's 群众安全感 in its monthly bulletin: ``rate`` with its change as shown, or
     None under ``min_answers`` answers."""
