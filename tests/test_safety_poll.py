@@ -107,6 +107,9 @@ async def test_the_poll_goes_to_every_unit_group_on_the_20th_once_even_across_a_
         bot.say(U3_CHAT, HEAD3, "/lang en")  # this group reads English
         await bot.wait_bot(U3_CHAT, "English")
         await bot.settle()
+        bot.clock.set(DEC_1_9 + 60)  # November's bulletin: no poll that month, so no line for it
+        november = await bot.wait_bot(STATION_CHAT, "全镇月通报（2026年11月）")
+        assert "安全感" not in november.text
         bot.clock.set(DEC_20_10 - 60)
         await bot.settle()
         assert poll_calls(bot) == []

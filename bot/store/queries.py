@@ -1011,13 +1011,13 @@ class Tx:
         return cur.rowcount
 
     async def safety_counts(self, months: Sequence[str]) -> list[SafetyCount]:
-        """Every unit's poll of these months that was answered."""
+        """Every unit's poll of these months (one nobody answered yet counts nothing)."""
         rows = await self._all(
             "SELECT unit_id, month, counts, answers FROM safety_polls "
-            f"WHERE month IN ({', '.join('?' for _ in months)}) AND counts IS NOT NULL",
+            f"WHERE month IN ({', '.join('?' for _ in months)})",
             tuple(months),
         )
-        return [SafetyCount(unit, month, [int(n) for n in json.loads(counts)], int(answers))
+        return [SafetyCount(unit, month, [int(n) for n in json.loads(counts or "[]")], int(answers))
                 for unit, month, counts, answers in rows]
 
 
