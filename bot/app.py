@@ -27,6 +27,7 @@ from bot.telegram.menus import Menus, registered_commands
 from bot.telegram.ratelimit import ChatRateLimiter
 from bot.text.i18n import Languages
 from bot.tree import Tree
+from bot.village_notice import VillageNotices
 from escalation import polls, sweep, weekly
 from escalation.notify import Notifier
 
@@ -147,6 +148,9 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     now = svc.clock.now()
     await sweep.sweep(svc.store, svc.notifier, now)
     await weekly.send_due(svc.store, svc.tree, svc.langs, svc.weekly_trigger, now, since=svc.first_started)
+    await VillageNotices(svc.store, svc.tree, svc.langs, svc.clock, svc.config.notice).draft_due(
+        svc.config.notice_trigger(), now, since=svc.first_started
+    )
     if now - svc.last_prune > PRUNE_EVERY:  # keep the tables to what is still useful
         async with svc.store.transaction() as tx:
             await tx.inbox_prune(now - KEEP_UPDATE_IDS)

@@ -73,25 +73,32 @@ class Broadcasts:
         language: str,
     ) -> Queued | None:
         """Queue the notice to every unit group below ``node``; None if there is none."""
+        now = self.clock.now()
+        async with self.store.transaction() as tx:
+            return await self.queue(tx, node, chat_id, message_id, sender, text, photo, language, now)
+
+    async def queue(
+        self, tx: Tx, node: Node, chat_id: int, message_id: int | None, sender: Actor, text: str, photo: str | None,
+        language: str, now: float,
+    ) -> Queued | None:
+        """``send`` in the caller's transaction (the weekly safety notice's 发布 records its
+        decision with it)."""
         to = targets(self.tree, node)
         if not to:
             return None
-        now = self.clock.now()
-        async with self.store.transaction() as tx:
-            broadcast_id = await tx.insert_broadcast(
-                node.id, chat_id, message_id, sender.id, sender.name, text, photo, language, len(to), now
-            )
-            for unit, chat in to:
-                copy = outbox.BroadcastCopy(broadcast_id, chat, notice(self.langs.for_chat(chat), node, text), photo)
-                await put(tx, copy, now=now)
-                await tx.add_broadcast_target(broadcast_id, unit.id, chat, copy.key)
-            t = self.langs.get(language)
-            await put(tx, outbox.BroadcastQueued(
-                broadcast_id, chat_id, reply_to=message_id, text=t("broadcast.queued", id=broadcast_id, count=len(to)),
-            ), now=now)
-            tx.log_event("broadcast_queued", broadcast=broadcast_id, node=node.id, targets=len(to))
+        broadcast_id = await tx.insert_broadcast(
+            node.id, chat_id, message_id, sender.id, sender.name, text, photo, language, len(to), now
+        )
+        for unit, chat in to:
+            copy = outbox.BroadcastCopy(broadcast_id, chat, notice(self.langs.for_chat(chat), node, text), photo)
+            await put(tx, copy, now=now)
+            await tx.add_broadcast_target(broadcast_id, unit.id, chat, copy.key)
+        t = self.langs.get(language)
+        await put(tx, outbox.BroadcastQueued(
+            broadcast_id, chat_id, reply_to=message_id, text=t("broadcast.queued", id=broadcast_id, count=len(to)),
+        ), now=now)
+        tx.log_event("broadcast_queued", broadcast=broadcast_id, node=node.id, targets=len(to))
         return Queued(broadcast_id, len(to))
-
 
 async def settled(
     tx: Tx, tree: Tree, langs: Languages, now: float, *, key: str | None = None, chat_id: int | None = None

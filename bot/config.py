@@ -276,6 +276,23 @@ class TelegramSettings(_Strict):
     )
 
 
+class VillageNotice(_Strict):
+    """The weekly safety notice to the village (治安通报, issue 16): drafted from the week's
+    figures and posted to each community's group for its officer to publish."""
+
+    enabled: bool = True
+    due: str = Field("fri 16:00", description='a day and time such as "fri 16:00"')
+    closing: str | None = Field(
+        None, max_length=500, description="the notice's last line (empty: the catalog's anti-fraud reminder)"
+    )
+
+    @field_validator("due")
+    @classmethod
+    def _day_and_time(cls, value: str) -> str:
+        parse_weekly(value)
+        return value
+
+
 class SafetyPoll(_Strict):
     """群众安全感: once a month every unit group gets an anonymous poll (issue 16). The first
     two options count as feeling safe (很安全 + 比较安全); the share is shown in the monthly
@@ -330,6 +347,7 @@ class Config(_Strict):
     categories: list[Category] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
     duty: list[DutyShift] = Field(default_factory=list, description="a list of shifts")
     retention: Retention = Retention()
+    notice: VillageNotice = VillageNotice()
     safety_poll: SafetyPoll = SafetyPoll()
     station: Station
 
@@ -439,6 +457,10 @@ class Config(_Strict):
 
     def weekly_trigger(self) -> CronTrigger:
         day, hour, minute = parse_weekly(self.weekly_summary)
+        return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=self.tz)
+
+    def notice_trigger(self) -> CronTrigger:
+        day, hour, minute = parse_weekly(self.notice.due)
         return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=self.tz)
 
     def monthly_trigger(self) -> CronTrigger:

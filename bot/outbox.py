@@ -69,6 +69,10 @@ class Kind(StrEnum):
     EDIT_TEXT = "edit_text"  # one of the bot's messages rewritten (a rating's thanks)
     EDIT_KEYBOARD = "edit_keyboard"  # one of the bot's messages given other buttons (a card's categories)
     DOCUMENT = "document"  # a file made for the asker (the /export ledger)
+    # --- the weekly safety notice to the village (issue 16) ---
+    NOTICE_DRAFT = "notice_draft"  # a community's draft, for its officer: 发布 / 修改 / 不发
+    NOTICE_PROMPT = "notice_prompt"  # "reply with the new text" (ForceReply); its message id finds the draft
+    NOTICE_LATE = "notice_late"  # the station's bulletin: communities whose notice was not published in time
     # --- issue 16: the monthly sense-of-safety poll (群众安全感) ---
     SAFETY_POLL = "safety_poll"  # an anonymous poll in a unit group (its words composed when it is sent)
     STOP_POLL = "stop_poll"  # that poll closed (its message id in reply_to)
@@ -634,6 +638,79 @@ def document_file(media: str) -> tuple[str, bytes]:
     """A Document's file name and bytes, as the outbox keeps them."""
     stored = json.loads(media)
     return stored["name"], base64.b64decode(stored["data"])
+
+
+# --- the weekly safety notice to the village (issue 16) ------------------------------------
+@dataclass(frozen=True)
+class NoticeDraft(Notice):
+    """A community's weekly safety notice as its group sees it, posted once."""
+
+    kind: ClassVar[Kind] = Kind.NOTICE_DRAFT
+    notice_id: int
+    chat: int
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"vn:{self.notice_id}"
+
+
+@dataclass(frozen=True)
+class NoticeDraftEdit(Notice):
+    """The draft's message rewritten: a new text (``tag`` the update that brought it), or
+    its decision (``tag`` the state)."""
+
+    kind: ClassVar[Kind] = Kind.EDIT_TEXT
+    notice_id: int
+    chat: int
+    message_id: int
+    tag: str
+    data: dict[str, Any]
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def key(self) -> str:
+        return f"vnedit:{self.notice_id}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class NoticePrompt(Notice):
+    """Asks the officer for the notice's new text, as a reply to this message."""
+
+    kind: ClassVar[Kind] = Kind.NOTICE_PROMPT
+    notice_id: int
+    update_id: int
+    chat: int
+    data: dict[str, Any]
+    reply_to: int | None = None
+    markup: Keyboard | None = None
+
+    @property
+    def key(self) -> str:
+        return f"vnask:{self.notice_id}:{self.update_id}"
+
+
+@dataclass(frozen=True)
+class NoticesLate(Notice):
+    """A line of the station's weekly bulletin naming the communities whose safety notice
+    was not published within a day; ``batch`` is the bulletin's."""
+
+    kind: ClassVar[Kind] = Kind.NOTICE_LATE
+    batch: str
+    node_id: str
+    chat: int
+    names: tuple[str, ...]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"names": list(self.names)}
+
+    @property
+    def key(self) -> str:
+        return f"{self.batch}:{self.node_id}:notices"
 
 
 # --- issue 16: the monthly sense-of-safety poll (群众安全感) ---------------------------------

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
+from bot import village_notice
 from bot.outbox import put
 from bot.store import Store
 from bot.text.i18n import Languages
@@ -83,6 +84,9 @@ async def _send(store: Store, tree: Tree, langs: Languages, schedule: str, fire:
         if not await tx.mark_schedule(schedule, key, now):
             return False  # another sweep got there first
         await put(tx, *service.notices(tree, langs, items, period, f"{schedule}:{key}"), now=now)
+        if schedule == SCHEDULE and (late := await village_notice.late_line(tx, tree, f"{schedule}:{key}",
+                                                                           period.start, period.end)):
+            await put(tx, late, now=now)
         tx.log_event("bulletin", schedule=schedule, due=key,
                      groups=sum(1 for item in items if tree.chat_of(item.node_id) is not None))
         await service.publish(tx, tree, figures, period, now)

@@ -15,7 +15,19 @@ from telegram.ext import (
 
 from bot.telegram import inbox
 from bot.tree import Tree
-from handlers import broadcast, chats, duty, language, limits, matters, migration, people, report, safety
+from handlers import (
+    broadcast,
+    chats,
+    duty,
+    language,
+    limits,
+    matters,
+    migration,
+    people,
+    report,
+    safety,
+    village_notice,
+)
 from handlers import reports as report_handlers
 from handlers.common import BoundChat, UnitChat
 
@@ -42,6 +54,10 @@ def register(app: Application, tree: Tree) -> None:
             CommandHandler("broadcast", broadcast.refuse),
             MessageHandler(filters.PHOTO & broadcast.CAPTION, broadcast.refuse),
             # One chat's language: /lang en | zh (a group's leaders; a person in private).
+            # The weekly safety notice (治安通报, issue 16): the officer's buttons, and the new
+            # text as a reply to the bot's prompt in a community's group.
+            CallbackQueryHandler(village_notice.button, pattern=village_notice.PATTERN),
+            MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND & bound & ~unit, village_notice.new_text),
             CommandHandler("lang", language.lang),
             # --- end of the people's side ------------------------------------------------
             # Residents report in their unit's group…

@@ -16,6 +16,7 @@ from bot.store.rows import (
     HELD_COLUMNS,
     MATTER_COLUMNS,
     MATTER_SELECT,
+    VILLAGE_NOTICE_COLUMNS,
     Broadcast,
     BroadcastOutcome,
     DutyOverride,
@@ -31,6 +32,7 @@ from bot.store.rows import (
     SafetyPollDue,
     Sent,
     TimelineRow,
+    VillageNoticeRow,
     held_from_row,
     matter_from_row,
 )
@@ -1020,6 +1022,63 @@ class Tx:
         return [SafetyCount(unit, month, [int(n) for n in json.loads(counts or "[]")], int(answers))
                 for unit, month, counts, answers in rows]
 
+
+
+    # --- the weekly safety notice to the village (issue 16) ----------------------------
+    async def insert_village_notice(self, community_id: str, week: str, chat_id: int, text: str,
+                                    now: float) -> int | None:
+        """A community's draft for the week; None if that week's was already drafted."""
+        row = await self._one(
+            "INSERT OR IGNORE INTO village_notices (community_id, week, chat_id, text, drafted_at) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (community_id, week, chat_id, text, now),
+        )
+        return None if row is None else int(row[0])
+
+    async def village_notice(self, notice_id: int) -> VillageNoticeRow | None:
+        row = await self._one(
+            f"SELECT {', '.join(VILLAGE_NOTICE_COLUMNS)} FROM village_notices WHERE id = ?", (notice_id,)
+        )
+        return VillageNoticeRow(*row) if row else None
+
+    async def decide_village_notice(self, notice_id: int, state: str, now: float, by: int, by_name: str,
+                                    broadcast_id: int | None = None) -> bool:
+        """Publish or skip a draft; False if it was no longer a draft (a second tap)."""
+        cur = await self._conn.execute(
+            "UPDATE village_notices SET state = ?, decided_at = ?, decided_by = ?, decided_by_name = ?, "
+            "broadcast_id = ? WHERE id = ? AND state = 'draft'",
+            (state, now, by, by_name, broadcast_id, notice_id),
+        )
+        return cur.rowcount == 1
+
+    async def set_village_notice_text(self, notice_id: int, text: str) -> bool:
+        cur = await self._conn.execute(
+            "UPDATE village_notices SET text = ? WHERE id = ? AND state = 'draft'", (text, notice_id)
+        )
+        return cur.rowcount == 1
+
+    async def set_village_notice_message(self, notice_id: int, message_id: int) -> None:
+        await self._conn.execute(
+            "UPDATE village_notices SET draft_message_id = ? WHERE id = ?", (message_id, notice_id)
+        )
+
+    async def notice_of_prompt(self, chat_id: int, message_id: int) -> int | None:
+        """The notice a "send the new text" prompt (key ``vnask:<notice>:<update>``) asked about."""
+        row = await self._one(
+            "SELECT key FROM outbox WHERE chat_id = ? AND message_id = ? AND kind = 'notice_prompt'",
+            (chat_id, message_id),
+        )
+        return None if row is None else int(str(row[0]).split(":")[1])
+
+    async def village_notices_late(self, start: float, end: float, grace: float) -> list[str]:
+        """Communities whose notice was due to be published (drafted + ``grace``) within
+        [start, end) and was not published by then."""
+        rows = await self._all(
+            "SELECT community_id FROM village_notices WHERE drafted_at + ? >= ? AND drafted_at + ? < ? "
+            "AND NOT (state = 'published' AND decided_at <= drafted_at + ?) ORDER BY community_id",
+            (grace, start, grace, end, grace),
+        )
+        return [str(r[0]) for r in rows]
 
 
 LAST_SWEEP = "last_sweep"  # meta: when the sweep last ran to its end (unix seconds), for `tierbot status`

@@ -292,6 +292,27 @@ def clock_columns(clock: Clock, rules: Rules) -> dict[str, Any]:
     }
 
 
+@dataclass
+class VillageNoticeRow:
+    """A community's weekly safety notice (治安通报): its draft or final text, and what was done with it."""
+
+    id: int
+    community_id: str
+    week: str
+    chat_id: int
+    text: str
+    state: str  # draft | published | skipped
+    drafted_at: float
+    draft_message_id: int | None
+    decided_at: float | None
+    decided_by: int | None
+    decided_by_name: str | None
+    broadcast_id: int | None
+
+
+VILLAGE_NOTICE_COLUMNS = [f.name for f in fields(VillageNoticeRow)]
+
+
 # --- issue 16: the monthly sense-of-safety poll (群众安全感) ---------------------------------
 @dataclass
 class SafetyPollDue:

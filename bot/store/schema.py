@@ -298,7 +298,28 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE outbox ADD COLUMN data TEXT;
     """,
-    # 8 (issue 16, 群众安全感): the monthly anonymous poll in each unit group, one per unit and
+    # 8: the weekly safety notice to the village (issue 16): one draft per community a week,
+    # published (as a broadcast), skipped, or left; the prompts that ask for a new text.
+    """
+    CREATE TABLE village_notices (
+        id INTEGER PRIMARY KEY,
+        community_id TEXT NOT NULL,
+        week TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'draft',
+        drafted_at REAL NOT NULL,
+        draft_message_id INTEGER,
+        decided_at REAL,
+        decided_by INTEGER,
+        decided_by_name TEXT,
+        broadcast_id INTEGER,
+        UNIQUE (community_id, week)
+    );
+    CREATE INDEX village_notices_drafted ON village_notices(drafted_at);
+    CREATE INDEX outbox_notice_prompts ON outbox(chat_id, message_id) WHERE kind = 'notice_prompt';
+    """,
+    # 9 (issue 16, 群众安全感): the monthly anonymous poll in each unit group, one per unit and
     # month (local 'YYYY-MM' of its opening). ``outbox_key`` names its sendPoll; ``message_id``
     # and ``poll_id`` are what Telegram gave it; ``counts`` (JSON, voters per option, in the
     # options' order) and ``answers`` are the latest Telegram reported, final once ``closed_at``

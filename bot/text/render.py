@@ -469,6 +469,30 @@ def _value(value: Any, scene: Scene) -> Any:
     return value
 
 
+# --- the weekly safety notice to the village (issue 16) ------------------------------------
+def village_notice_body(t: Texts, figures: Any, closing: str | None) -> str:
+    """The draft of a community's weekly notice from its week's figures (escalation/summary.py's
+    Figures): what came in, what was settled, the leading kind, any fraud; then the closing
+    line. Plain text: it is the officer's to edit, and escaped where it is shown."""
+    categories = figures.public_categories  # the notice goes to every unit group: no private report's kind
+    lines = [t("vn.body", new=figures.new, resolved=figures.resolved)] if figures.new else [t("vn.quiet")]
+    if categories:
+        ranked = sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append(t("vn.by_category", list=t("broadcast.sep").join(f"{t.category(k)} {n}" for k, n in ranked)))
+        if len(ranked) == 1 or ranked[0][1] > ranked[1][1]:
+            lines.append(t("vn.leading", category=t.category(ranked[0][0]), n=ranked[0][1]))
+    if categories.get("fraud"):
+        lines.append(t("vn.fraud", n=categories["fraud"]))
+    lines.append(closing or t("vn.closing"))
+    return "\n".join(lines)
+
+
+@composes("notice_late")
+def _notices_late(data: Any, scene: Scene) -> Composed:
+    names = scene.t("broadcast.sep").join(escape(name) for name in data["names"])
+    return scene.t("vn.late", names=names), None
+
+
 # --- issue 16: the monthly sense-of-safety poll (群众安全感) ---------------------------------
 SAFETY_OPTIONS = tuple(f"safety.option{n}" for n in range(1, 6))
 
