@@ -293,6 +293,28 @@ class VillageNotice(_Strict):
         return value
 
 
+class Screening(_Strict):
+    """The weekly screening for disputes (矛盾纠纷排查, issue 16): each community's officers
+    answer by ``due`` with a zero-report or what they found."""
+
+    enabled: bool = True
+    due: str = Field("fri 18:00", description='a day and time such as "fri 18:00"')
+    ask_ahead: Duration = Field(86400.0, description='a duration such as "1d" (the question goes out this long before)')
+    remind_ahead: Duration = Field(7200.0, description='a duration such as "2h" (one reminder this long before)')
+
+    @field_validator("due")
+    @classmethod
+    def _day_and_time(cls, value: str) -> str:
+        parse_weekly(value)
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> Screening:
+        if not 0 < self.remind_ahead < self.ask_ahead <= 6 * 86400:
+            raise ValueError("remind_ahead must be shorter than ask_ahead, and ask_ahead at most 6 days")
+        return self
+
+
 class SafetyPoll(_Strict):
     """群众安全感: once a month every unit group gets an anonymous poll (issue 16). The first
     two options count as feeling safe (很安全 + 比较安全); the share is shown in the monthly
@@ -348,6 +370,7 @@ class Config(_Strict):
     duty: list[DutyShift] = Field(default_factory=list, description="a list of shifts")
     retention: Retention = Retention()
     notice: VillageNotice = VillageNotice()
+    screening: Screening = Screening()
     safety_poll: SafetyPoll = SafetyPoll()
     station: Station
 
@@ -457,6 +480,10 @@ class Config(_Strict):
 
     def weekly_trigger(self) -> CronTrigger:
         day, hour, minute = parse_weekly(self.weekly_summary)
+        return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=self.tz)
+
+    def screening_trigger(self) -> CronTrigger:
+        day, hour, minute = parse_weekly(self.screening.due)
         return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=self.tz)
 
     def notice_trigger(self) -> CronTrigger:

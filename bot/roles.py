@@ -67,6 +67,7 @@ class Act(StrEnum):
     HELD = "held"  # list the reports held over a limit, and turn one into a matter (/held)
     BROADCAST = "broadcast"  # a notice to every unit group below (/broadcast)
     KEEP_WATCH = "keep_watch"  # take or hand over the station's watch (/duty)
+    SCREEN = "screen"  # answer a community's weekly screening for disputes (issue 16)
 
 
 def _leads(who: Role, node: Node) -> bool:
@@ -82,6 +83,7 @@ _NEEDS: dict[Act, Callable[[Role, Node], bool]] = {
     Act.HELD: _leads,
     Act.BROADCAST: lambda who, node: who.leads and node.tier <= COMMUNITY,  # from a station's or community's group
     Act.KEEP_WATCH: lambda who, node: who == Role.STAFF,
+    Act.SCREEN: lambda who, node: who.leads and node.tier == COMMUNITY,  # its officers, or the station's staff
 }
 
 

@@ -15,14 +15,16 @@ kept by the schedule's run and the table's unique (community, week).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
 from bot import outbox
-from bot.broadcasts import MAX_TEXT, Broadcasts, fits
+from bot.broadcasts import MAX_TEXT, Broadcasts
 from bot.clock import Clock
 from bot.config import VillageNotice
 from bot.matters import Actor
@@ -30,11 +32,9 @@ from bot.outbox import put, say
 from bot.roles import Act, may
 from bot.store import Store, Tx
 from bot.store.rows import VillageNoticeRow
-from bot.text import render
-from bot.text.i18n import Languages
 from bot.tree import Tree
 from escalation.reports import bulletin, service
-from escalation.summary import rollup
+from escalation.summary import Figures, rollup
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,10 @@ SCHEDULE = "village_notice"
 CATCH_UP = 86400.0  # a draft missed by more than a day is stale; skip that week
 GRACE = 86400.0  # a draft not published within a day is named in the station's bulletin
 CALLBACK = "vn:"  # vn:<pub|edit|skip>:<notice id>
+# The draft's words from a community's week: (its chat, its figures) → plain text. It is the
+# renderer's (bot/text/render.py's village_notice_body, in the chat's language), handed in
+# by the sweep: the draft is the officer's to edit, so its text is kept once made.
+Drafter = Callable[[int, Figures], str]
 
 
 class Answer(StrEnum):
@@ -75,15 +79,15 @@ def view(notice: VillageNoticeRow, community: str) -> dict:
 
 
 class VillageNotices:
-    def __init__(self, store: Store, tree: Tree, langs: Languages, clock: Clock, settings: VillageNotice) -> None:
+    def __init__(self, store: Store, tree: Tree, clock: Clock, settings: VillageNotice) -> None:
         self.store = store
         self.tree = tree
-        self.langs = langs
         self.clock = clock
         self.settings = settings
 
     # --- drafting -------------------------------------------------------------------
-    async def draft_due(self, trigger: CronTrigger, now: float, since: float = 0.0) -> int:
+    async def draft_due(self, trigger: CronTrigger, now: float, tz: ZoneInfo, drafter: Drafter,
+                        since: float = 0.0) -> int:
         """Draft this week's notices if due and not yet drafted; how many were queued."""
         from escalation.weekly import last_fire  # the bulletins' schedule rule, shared
 
@@ -97,16 +101,14 @@ class VillageNotices:
             if await tx.schedule_ran(SCHEDULE, week):
                 return 0
         communities = [(c, chat) for c in self.tree.communities() if (chat := self.tree.chat_of(c.id)) is not None]
-        period = bulletin.weekly_period(fire, tz=self.langs.get(None).tz)
+        period = bulletin.weekly_period(fire, tz=tz)
         figures = await service.period_figures(self.store, self.tree, period, history=False, now=now)
         drafted = 0
         async with self.store.transaction() as tx:
             if not await tx.mark_schedule(SCHEDULE, week, now):
                 return 0  # another sweep got there first
             for community, chat in communities:
-                text = render.village_notice_body(
-                    self.langs.for_chat(chat), rollup(self.tree, community.id, figures.current), self.settings.closing
-                )
+                text = drafter(chat, rollup(self.tree, community.id, figures.current))
                 notice_id = await tx.insert_village_notice(community.id, week, chat, text, now)
                 if notice_id is None:
                     continue
@@ -138,9 +140,9 @@ class VillageNotices:
             notice = decision.notice
             assert notice is not None
             community = self.tree.nodes[notice.community_id]
-            if not fits(self.langs, community, notice.text, photo=False):
+            if len(notice.text) > MAX_TEXT:
                 return Decision(Answer.TOO_LONG, notice)
-            queued = await Broadcasts(self.store, self.tree, self.langs, self.clock).queue(
+            queued = await Broadcasts(self.store, self.tree, self.clock).queue(
                 tx, community, notice.chat_id, message_id, actor, notice.text, None, language, now
             )
             if queued is None:
@@ -194,7 +196,7 @@ class VillageNotices:
                 return decision
             notice = decision.notice
             assert notice is not None
-            if not text.strip() or not fits(self.langs, self.tree.nodes[notice.community_id], text, photo=False):
+            if not text.strip() or len(text.strip()) > MAX_TEXT:  # MAX_TEXT leaves room for the heading
                 return Decision(Answer.TOO_LONG, notice)
             await tx.set_village_notice_text(notice_id, text.strip())
             await self._show(tx, notice_id, notice.draft_message_id, f"u{update_id}", now)
@@ -211,11 +213,6 @@ class VillageNotices:
         await put(tx, outbox.NoticeDraftEdit(notice_id, notice.chat_id, message_id, tag, view(notice, name)), now=now)
 
 
-async def late_line(tx: Tx, tree: Tree, batch: str, start: float, end: float) -> outbox.Notice | None:
-    """The station's bulletin line naming communities whose notice due in [start, end)
-    was not published within a day; None if every one was (or there is no station group)."""
-    station_chat = tree.chat_of(tree.station.id)
-    late = await tx.village_notices_late(start, end, GRACE)
-    if station_chat is None or not late:
-        return None
-    return outbox.NoticesLate(batch, tree.station.id, station_chat, tuple(tree.name_of(c) for c in late))
+async def late_names(tx: Tx, tree: Tree, start: float, end: float) -> tuple[str, ...]:
+    """Communities whose notice, due to be published in [start, end), was not within a day."""
+    return tuple(tree.name_of(c) for c in await tx.village_notices_late(start, end, GRACE))

@@ -13,6 +13,7 @@ updates (handlers/safety.py).
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -20,7 +21,6 @@ from bot import outbox
 from bot.config import SafetyPoll
 from bot.outbox import put
 from bot.store import Store, Tx
-from bot.text.i18n import Languages
 from bot.tree import Tree
 from escalation.reports.safety import month_key
 from escalation.weekly import last_fire
@@ -30,7 +30,7 @@ LOOKBACK = 32 * 86400.0  # the month's moment is at most a month back
 
 
 async def open_due(
-    store: Store, tree: Tree, langs: Languages, settings: SafetyPoll, trigger: CronTrigger, now: float,
+    store: Store, tree: Tree, settings: SafetyPoll, trigger: CronTrigger, tz: ZoneInfo, now: float,
     since: float = 0.0,
 ) -> int:
     """Queue this month's poll to every unit group if it is due and not yet sent; returns
@@ -41,7 +41,7 @@ async def open_due(
     fire = last_fire(trigger, now, lookback=LOOKBACK)
     if fire is None or fire < since or now >= fire + settings.open_for:
         return 0
-    local = datetime.fromtimestamp(fire, langs.get(None).tz)
+    local = datetime.fromtimestamp(fire, tz)
     month = month_key(local.year, local.month)
     async with store.read() as tx:
         if await tx.schedule_ran(SCHEDULE, month):
@@ -84,7 +84,7 @@ async def close_due(store: Store, now: float) -> int:
     return len(stops)
 
 
-async def settled(tx: Tx, tree: Tree, langs: Languages, now: float, *, key: str | None = None,
+async def settled(tx: Tx, tree: Tree, langs: object, now: float, *, key: str | None = None,
                   chat_id: int | None = None) -> None:
     """Delivery's hook for a poll Telegram would not take or stop (key=), or a unit group
     out of reach (chat_id=): the poll closes with the counts last reported."""

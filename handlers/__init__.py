@@ -26,6 +26,7 @@ from handlers import (
     people,
     report,
     safety,
+    screening,
     village_notice,
 )
 from handlers import reports as report_handlers
@@ -54,9 +55,10 @@ def register(app: Application, tree: Tree) -> None:
             CommandHandler("broadcast", broadcast.refuse),
             MessageHandler(filters.PHOTO & broadcast.CAPTION, broadcast.refuse),
             # One chat's language: /lang en | zh (a group's leaders; a person in private).
-            # The weekly safety notice (治安通报, issue 16): the officer's buttons, and the new
-            # text as a reply to the bot's prompt in a community's group.
+            # The officers' side (issue 16): the weekly safety notice's and screening's buttons,
+            # and a new text or a finding as a reply to the bot's prompt in a community's group.
             CallbackQueryHandler(village_notice.button, pattern=village_notice.PATTERN),
+            CallbackQueryHandler(screening.button, pattern=screening.PATTERN),
             MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND & bound & ~unit, village_notice.new_text),
             CommandHandler("lang", language.lang),
             # --- end of the people's side ------------------------------------------------

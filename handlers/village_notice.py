@@ -11,6 +11,7 @@ from telegram.ext import ContextTypes
 from bot.broadcasts import MAX_TEXT
 from bot.text import render
 from bot.village_notice import CALLBACK, Answer, Decision, VillageNotices
+from handlers import screening
 from handlers.common import actor, reply, services, texts_for
 
 PATTERN = f"^{CALLBACK}(pub|edit|skip):([0-9]{{1,9}})$"
@@ -19,7 +20,7 @@ _DATA = re.compile(PATTERN)
 
 def _notices(context: ContextTypes.DEFAULT_TYPE) -> VillageNotices:
     svc = services(context)
-    return VillageNotices(svc.store, svc.tree, svc.langs, svc.clock, svc.config.notice)
+    return VillageNotices(svc.store, svc.tree, svc.clock, svc.config.notice)
 
 
 def _refusal(update: Update, context: ContextTypes.DEFAULT_TYPE, decision: Decision, notice_id: int) -> str | None:
@@ -60,8 +61,10 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def new_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A reply in a community's group: the draft's new text if it answers our prompt;
-    any other reply is not ours to handle."""
+    """A reply in a community's group: a screening's finding or the draft's new text if it
+    answers one of our prompts; any other reply is not ours to handle."""
+    if await screening.finding_text(update, context):
+        return
     message = update.effective_message
     answered = message.reply_to_message if message is not None else None
     if message is None or answered is None or answered.from_user is None or answered.from_user.id != context.bot.id:

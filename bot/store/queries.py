@@ -13,14 +13,17 @@ import aiosqlite
 from bot import limits
 from bot.outbox import Card, HeldNotice
 from bot.store.rows import (
+    FINDING_COLUMNS,
     HELD_COLUMNS,
     MATTER_COLUMNS,
     MATTER_SELECT,
+    SCREENING_COLUMNS,
     VILLAGE_NOTICE_COLUMNS,
     Broadcast,
     BroadcastOutcome,
     DutyOverride,
     Event,
+    FindingRow,
     HeldPing,
     HeldReport,
     Matter,
@@ -30,6 +33,7 @@ from bot.store.rows import (
     QueuedReport,
     SafetyCount,
     SafetyPollDue,
+    ScreeningRow,
     Sent,
     TimelineRow,
     VillageNoticeRow,
@@ -1079,6 +1083,108 @@ class Tx:
             (grace, start, grace, end, grace),
         )
         return [str(r[0]) for r in rows]
+
+
+    # --- the weekly screening for disputes (issue 16) -----------------------------------
+    async def insert_screening(self, community_id: str, week: str, chat_id: int, now: float,
+                               due_at: float) -> int | None:
+        row = await self._one(
+            "INSERT OR IGNORE INTO screenings (community_id, week, chat_id, asked_at, due_at) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (community_id, week, chat_id, now, due_at),
+        )
+        return None if row is None else int(row[0])
+
+    async def screening(self, screening_id: int) -> ScreeningRow | None:
+        row = await self._one(f"SELECT {', '.join(SCREENING_COLUMNS)} FROM screenings WHERE id = ?", (screening_id,))
+        return ScreeningRow(*row) if row else None
+
+    async def screenings_to_remind(self, now: float, ahead: float) -> list[ScreeningRow]:
+        rows = await self._all(
+            f"SELECT {', '.join(SCREENING_COLUMNS)} FROM screenings WHERE state = 'asked' "
+            "AND reminded_at IS NULL AND due_at > ? AND due_at - ? <= ? ORDER BY id",
+            (now, ahead, now),
+        )
+        return [ScreeningRow(*r) for r in rows]
+
+    async def mark_screening_reminded(self, screening_id: int, now: float) -> bool:
+        cur = await self._conn.execute(
+            "UPDATE screenings SET reminded_at = ? WHERE id = ? AND reminded_at IS NULL", (now, screening_id)
+        )
+        return cur.rowcount == 1
+
+    async def answer_screening(self, screening_id: int, state: str, now: float, by: int, by_name: str) -> bool:
+        """A zero-report, or the first finding; False if it was answered already."""
+        cur = await self._conn.execute(
+            "UPDATE screenings SET state = ?, answered_at = ?, answered_by = ?, answered_by_name = ? "
+            "WHERE id = ? AND state = 'asked'",
+            (state, now, by, by_name, screening_id),
+        )
+        return cur.rowcount == 1
+
+    async def set_screening_message(self, screening_id: int, message_id: int) -> None:
+        await self._conn.execute("UPDATE screenings SET ask_message_id = ? WHERE id = ?", (message_id, screening_id))
+
+    async def add_finding(self, screening_id: int, unit_id: str, text: str, by: int, by_name: str,
+                          now: float) -> int:
+        row = await self._one(
+            "INSERT INTO screening_findings (screening_id, unit_id, text, by_id, by_name, at) "
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            (screening_id, unit_id, text, by, by_name, now),
+        )
+        return int(row[0])
+
+    async def finding(self, finding_id: int) -> FindingRow | None:
+        row = await self._one(
+            f"SELECT {', '.join(FINDING_COLUMNS)} FROM screening_findings WHERE id = ?", (finding_id,)
+        )
+        return FindingRow(*row) if row else None
+
+    async def findings_of(self, screening_id: int) -> list[FindingRow]:
+        rows = await self._all(
+            f"SELECT {', '.join(FINDING_COLUMNS)} FROM screening_findings WHERE screening_id = ? ORDER BY id",
+            (screening_id,),
+        )
+        return [FindingRow(*r) for r in rows]
+
+    async def decide_finding(self, finding_id: int, outcome: str, now: float, matter_id: int | None) -> bool:
+        cur = await self._conn.execute(
+            "UPDATE screening_findings SET outcome = ?, decided_at = ?, matter_id = ? "
+            "WHERE id = ? AND outcome IS NULL",
+            (outcome, now, matter_id, finding_id),
+        )
+        return cur.rowcount == 1
+
+    async def screening_of_prompt(self, chat_id: int, message_id: int) -> tuple[int, str] | None:
+        """The screening and unit a "describe what you found" prompt (key
+        ``scask:<screening>:<unit>:<update>``) asked about."""
+        row = await self._one(
+            "SELECT key FROM outbox WHERE chat_id = ? AND message_id = ? AND kind = 'screening_prompt'",
+            (chat_id, message_id),
+        )
+        if row is None:
+            return None
+        _, screening_id, unit_id, _ = str(row[0]).split(":", 3)
+        return int(screening_id), unit_id
+
+    async def screenings_missing(self, start: float, end: float) -> list[str]:
+        """Communities whose screening due in [start, end) was not answered by its deadline."""
+        rows = await self._all(
+            "SELECT community_id FROM screenings WHERE due_at >= ? AND due_at < ? "
+            "AND (answered_at IS NULL OR answered_at > due_at) ORDER BY community_id",
+            (start, end),
+        )
+        return [str(r[0]) for r in rows]
+
+    async def screenings_between(self, start: float, end: float) -> list[tuple[ScreeningRow, int]]:
+        """Every screening due in [start, end), with how many findings it has (the ledger's 排查 sheet)."""
+        rows = await self._all(
+            f"SELECT {', '.join('s.' + c for c in SCREENING_COLUMNS)}, "
+            "(SELECT count(*) FROM screening_findings f WHERE f.screening_id = s.id) "
+            "FROM screenings s WHERE s.due_at >= ? AND s.due_at < ? ORDER BY s.due_at, s.community_id",
+            (start, end),
+        )
+        return [(ScreeningRow(*r[:-1]), int(r[-1])) for r in rows]
 
 
 LAST_SWEEP = "last_sweep"  # meta: when the sweep last ran to its end (unix seconds), for `tierbot status`

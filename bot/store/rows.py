@@ -313,6 +313,46 @@ class VillageNoticeRow:
 VILLAGE_NOTICE_COLUMNS = [f.name for f in fields(VillageNoticeRow)]
 
 
+@dataclass
+class ScreeningRow:
+    """A community's weekly screening for disputes (矛盾纠纷排查): asked, then a zero-report or findings."""
+
+    id: int
+    community_id: str
+    week: str
+    chat_id: int
+    asked_at: float
+    due_at: float
+    state: str  # asked | zero | found
+    answered_at: float | None
+    answered_by: int | None
+    answered_by_name: str | None
+    reminded_at: float | None
+    ask_message_id: int | None
+
+
+SCREENING_COLUMNS = [f.name for f in fields(ScreeningRow)]
+
+
+@dataclass
+class FindingRow:
+    """One dispute a screening found, in a unit: to become a matter, or noted as handled."""
+
+    id: int
+    screening_id: int
+    unit_id: str
+    text: str
+    by_id: int
+    by_name: str
+    at: float
+    outcome: str | None  # None: not decided · matter · handled
+    matter_id: int | None
+    decided_at: float | None
+
+
+FINDING_COLUMNS = [f.name for f in fields(FindingRow)]
+
+
 # --- issue 16: the monthly sense-of-safety poll (群众安全感) ---------------------------------
 @dataclass
 class SafetyPollDue:

@@ -319,7 +319,41 @@ MIGRATIONS: list[str] = [
     CREATE INDEX village_notices_drafted ON village_notices(drafted_at);
     CREATE INDEX outbox_notice_prompts ON outbox(chat_id, message_id) WHERE kind = 'notice_prompt';
     """,
-    # 9 (issue 16, 群众安全感): the monthly anonymous poll in each unit group, one per unit and
+    # 9: the weekly screening for disputes (issue 16): each community's answer for a week (a
+    # zero-report or findings), and each finding with its unit and what became of it.
+    """
+    CREATE TABLE screenings (
+        id INTEGER PRIMARY KEY,
+        community_id TEXT NOT NULL,
+        week TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        asked_at REAL NOT NULL,
+        due_at REAL NOT NULL,
+        state TEXT NOT NULL DEFAULT 'asked',
+        answered_at REAL,
+        answered_by INTEGER,
+        answered_by_name TEXT,
+        reminded_at REAL,
+        ask_message_id INTEGER,
+        UNIQUE (community_id, week)
+    );
+    CREATE INDEX screenings_due ON screenings(due_at);
+    CREATE TABLE screening_findings (
+        id INTEGER PRIMARY KEY,
+        screening_id INTEGER NOT NULL REFERENCES screenings(id),
+        unit_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        by_id INTEGER NOT NULL,
+        by_name TEXT NOT NULL,
+        at REAL NOT NULL,
+        outcome TEXT,
+        matter_id INTEGER,
+        decided_at REAL
+    );
+    CREATE INDEX screening_findings_of ON screening_findings(screening_id);
+    CREATE INDEX outbox_screening_prompts ON outbox(chat_id, message_id) WHERE kind = 'screening_prompt';
+    """,
+    # 10 (issue 16, 群众安全感): the monthly anonymous poll in each unit group, one per unit and
     # month (local 'YYYY-MM' of its opening). ``outbox_key`` names its sendPoll; ``message_id``
     # and ``poll_id`` are what Telegram gave it; ``counts`` (JSON, voters per option, in the
     # options' order) and ``answers`` are the latest Telegram reported, final once ``closed_at``
