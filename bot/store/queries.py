@@ -1176,15 +1176,17 @@ class Tx:
         )
         return [str(r[0]) for r in rows]
 
-    async def screenings_between(self, start: float, end: float) -> list[tuple[ScreeningRow, int]]:
-        """Every screening due in [start, end), with how many findings it has (the ledger's 排查 sheet)."""
+    async def screenings_between(self, start: float, end: float) -> list[tuple[ScreeningRow, int, int, int]]:
+        """Every screening due in [start, end), with its findings: all, made matters, put on
+        record (the ledger's 排查 sheet)."""
         rows = await self._all(
-            f"SELECT {', '.join('s.' + c for c in SCREENING_COLUMNS)}, "
-            "(SELECT count(*) FROM screening_findings f WHERE f.screening_id = s.id) "
-            "FROM screenings s WHERE s.due_at >= ? AND s.due_at < ? ORDER BY s.due_at, s.community_id",
+            f"SELECT {', '.join('s.' + c for c in SCREENING_COLUMNS)}, count(f.id), "
+            "count(CASE WHEN f.outcome = 'matter' THEN 1 END), count(CASE WHEN f.outcome = 'handled' THEN 1 END) "
+            "FROM screenings s LEFT JOIN screening_findings f ON f.screening_id = s.id "
+            "WHERE s.due_at >= ? AND s.due_at < ? GROUP BY s.id ORDER BY s.due_at, s.community_id",
             (start, end),
         )
-        return [(ScreeningRow(*r[:-1]), int(r[-1])) for r in rows]
+        return [(ScreeningRow(*r[:-3]), int(r[-3]), int(r[-2]), int(r[-1])) for r in rows]
 
 
 LAST_SWEEP = "last_sweep"  # meta: when the sweep last ran to its end (unix seconds), for `tierbot status`
