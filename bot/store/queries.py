@@ -31,6 +31,8 @@ from bot.store.rows import (
     Prompt,
     Purged,
     QueuedReport,
+    SafetyCount,
+    SafetyPollDue,
     ScreeningRow,
     Sent,
     TimelineRow,
@@ -943,6 +945,86 @@ class Tx:
     async def meta_value(self, key: str) -> str | None:
         row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else str(row[0])
+
+    # --- the monthly sense-of-safety poll (issue 16) ------------------------------------
+    async def safety_polls_add(self, rows: list[tuple[str, str, int, str, float, float]]) -> list[str]:
+        """New polls: (unit, month, chat, outbox key, opened at, closes at). A unit has one a
+        month: the units whose poll this inserted are returned, the others already had theirs."""
+        added = []
+        for unit_id, month, chat_id, key, opened, closes in rows:
+            cur = await self._conn.execute(
+                "INSERT OR IGNORE INTO safety_polls (unit_id, month, chat_id, outbox_key, opened_at, closes_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (unit_id, month, chat_id, key, opened, closes),
+            )
+            if cur.rowcount == 1:
+                added.append(unit_id)
+        return added
+
+    async def safety_poll_sent(self, outbox_key: str, message_id: int, poll_id: str) -> None:
+        await self._conn.execute(
+            "UPDATE safety_polls SET message_id = ?, poll_id = ? WHERE outbox_key = ?",
+            (message_id, poll_id, outbox_key),
+        )
+
+    async def safety_poll_counted(self, poll_id: str, counts: list[int], answers: int, now: float) -> bool:
+        """The latest counts Telegram reported for an open poll; False if the poll is not
+        ours or already closed (its final counts are kept)."""
+        cur = await self._conn.execute(
+            "UPDATE safety_polls SET counts = ?, answers = ?, counted_at = ? WHERE poll_id = ? AND closed_at IS NULL",
+            (json.dumps(counts), answers, now, poll_id),
+        )
+        return cur.rowcount > 0
+
+    async def safety_polls_due(self, now: float) -> list[SafetyPollDue]:
+        """Polls whose time is up, not closed and not yet asked to close."""
+        rows = await self._all(
+            "SELECT p.id, p.unit_id, p.month, p.chat_id, p.message_id, o.state FROM safety_polls p "
+            "LEFT JOIN outbox o ON o.key = p.outbox_key "
+            "WHERE p.closed_at IS NULL AND p.stop_queued_at IS NULL AND p.closes_at <= ?",
+            (now,),
+        )
+        return [SafetyPollDue(*r) for r in rows]
+
+    async def safety_polls_stopping(self, ids: list[int], now: float) -> None:
+        await self._conn.executemany(
+            "UPDATE safety_polls SET stop_queued_at = ? WHERE id = ?", [(now, poll) for poll in ids]
+        )
+
+    async def safety_poll_close(
+        self, unit_id: str, month: str, now: float, counts: list[int] | None = None, answers: int | None = None
+    ) -> bool:
+        """Close a poll, with its final counts when Telegram gave them (else those last
+        reported stay); False if it was closed already."""
+        if counts is None:
+            cur = await self._conn.execute(
+                "UPDATE safety_polls SET closed_at = ? WHERE unit_id = ? AND month = ? AND closed_at IS NULL",
+                (now, unit_id, month),
+            )
+        else:
+            cur = await self._conn.execute(
+                "UPDATE safety_polls SET closed_at = ?, counts = ?, answers = ?, counted_at = ? "
+                "WHERE unit_id = ? AND month = ? AND closed_at IS NULL",
+                (now, json.dumps(counts), answers or 0, now, unit_id, month),
+            )
+        return cur.rowcount > 0
+
+    async def safety_polls_close_chat(self, chat_id: int, now: float) -> int:
+        """A chat out of reach: its open polls close with the counts last reported."""
+        cur = await self._conn.execute(
+            "UPDATE safety_polls SET closed_at = ? WHERE chat_id = ? AND closed_at IS NULL", (now, chat_id)
+        )
+        return cur.rowcount
+
+    async def safety_counts(self, months: Sequence[str]) -> list[SafetyCount]:
+        """Every unit's poll of these months (one nobody answered yet counts nothing)."""
+        rows = await self._all(
+            "SELECT unit_id, month, counts, answers FROM safety_polls "
+            f"WHERE month IN ({', '.join('?' for _ in months)})",
+            tuple(months),
+        )
+        return [SafetyCount(unit, month, [int(n) for n in json.loads(counts or "[]")], int(answers))
+                for unit, month, counts, answers in rows]
 
 
 

@@ -281,7 +281,7 @@ def to_xlsx(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
         ws = sheet(category_name(key, t), MATTER_COLUMNS)
         for row in by_category[key]:
             ws.append(styled(ws, row, date_formats, WRAP_COLUMNS))
-    if ledger.node.tier != UNIT:  # the officers' side (issue 16): a unit has no screening of its own
+    if ledger.screenings and ledger.node.tier != UNIT:  # issue 16; a unit has no screening of its own
         ws = sheet(t("ledger.sheet_screening"), SCREENING_COLUMNS)
         for row in screening_rows(ledger, tree, t):
             ws.append(styled(ws, row, dict.fromkeys(SCREENING_DATES, DATE_FORMAT)))

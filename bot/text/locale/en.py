@@ -533,4 +533,14 @@ MESSAGES: dict[str, str] = {
     "off.sc.found": "screening ✅ {n} finding(s)",
     "off.sc.missing": "screening ❌ not in time",
     "off.sc.month": "screening {done}/{asked} weeks in time",
+    # --- poll16 (issue 16) ---
+    "safety.question": "How safe do you feel in your village or estate?",
+    "safety.option1": "Very safe",
+    "safety.option2": "Fairly safe",
+    "safety.option3": "So-so",
+    "safety.option4": "Not very safe",
+    "safety.option5": "Not safe at all",
+    "safety.line": "🛡 sense of safety {rate} ({answers} answered this month's poll; not part of the stars)",
+    "safety.line_few": "🛡 sense of safety — ({answers} answered this month's poll, fewer than {min})",
+    "safety.row": " · safety {rate}",
 }

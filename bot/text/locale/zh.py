@@ -535,4 +535,14 @@ MESSAGES: dict[str, str] = {
     "off.sc.found": "排查 ✅ 发现 {n} 条",
     "off.sc.missing": "排查 ❌ 未按时上报",
     "off.sc.month": "排查 {done}/{asked} 周按时",
+    # --- poll16 (issue 16) ---
+    "safety.question": "您觉得本村/小区治安状况如何？",
+    "safety.option1": "很安全",
+    "safety.option2": "比较安全",
+    "safety.option3": "一般",
+    "safety.option4": "不太安全",
+    "safety.option5": "很不安全",
+    "safety.line": "🛡 群众安全感 {rate}（本月问卷 {answers} 人作答；不计入评星）",
+    "safety.line_few": "🛡 群众安全感 —（本月问卷 {answers} 人作答，不足 {min} 人）",
+    "safety.row": " · 安全感 {rate}",
 }
