@@ -92,11 +92,11 @@ async def _open(app: Application) -> None:
     langs = Languages(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
     async with store.read() as tx:
         langs.load(await tx.chat_languages())
+    # The worker is woken through the store's signals (bot/store/store.py's Signals), made with the
+    # store: neither is wired to the other after it is built.
     delivery = Delivery(app.bot, store, tree, langs, clock, round(config.telegram.rate_limit.overall_per_second),
                         settle={Kind.BROADCAST: broadcasts.settled})
     notifier = Notifier(tree, langs, config)
-    store.on_enqueue = delivery.wake
-    store.on_lost = delivery.report_lost
     app.bot_data["services"] = Services(
         config=config,
         tree=tree,

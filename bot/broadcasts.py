@@ -75,14 +75,15 @@ class Broadcasts:
 
     async def send(
         self, node: Node, chat_id: int, message_id: int | None, sender: Actor, text: str, photo: str | None,
-        language: str,
+        language: str, update: int | None = None,
     ) -> Queued | None:
-        """Queue the notice to every unit group below ``node``; None if there is none."""
+        """Queue the notice to every unit group below ``node``, in ``update``'s transaction; None if
+        there is none."""
         to = targets(self.tree, node)
         if not to:
             return None
         now = self.clock.now()
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update) as tx:
             broadcast_id = await tx.insert_broadcast(
                 node.id, chat_id, message_id, sender.id, sender.name, text, photo, language, len(to), now
             )
