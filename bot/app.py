@@ -82,9 +82,9 @@ async def _open(app: Application) -> None:
     config: Config = app.bot_data["config"]
     tree: Tree = app.bot_data["tree"]
     clock: Clock = app.bot_data["clock"]
-    store = app.bot_data.pop("store", None) or await Store.open(config.database)  # bot/runner.py opens it first
-    store.now = clock.now
-    store.bound_unrecorded(config.telegram.connections)
+    # bot/runner.py opens it first, with the same clock and connections
+    store = app.bot_data.pop("store", None) or await Store.open(config.database, now=clock.now,
+                                                                connections=config.telegram.connections)
     async with store.transaction() as tx:
         tree.set_bindings(await tx.bindings())
         first_started = await tx.first_started(clock.now())

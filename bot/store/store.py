@@ -101,7 +101,8 @@ sending: ContextVar[SendSlot | None] = ContextVar("sending", default=None)
 
 
 class Store:
-    def __init__(self, conn: aiosqlite.Connection, signals: Signals | None = None) -> None:
+    def __init__(self, conn: aiosqlite.Connection, signals: Signals | None = None,
+                 now: Callable[[], float] = time.time, connections: int = 8) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
         self.signals = signals or Signals()
@@ -111,15 +112,17 @@ class Store:
         self._reports: list[QueuedReport] = []
         self._sent: list[Sent] = []
         self._sent_slots: list[SendSlot] = []  # given back once their sends are recorded
-        self._slots = asyncio.Semaphore(8 + SENT_BATCH)
+        # Sends in flight at most (the bot's connections): at most this many plus SENT_BATCH go unrecorded.
+        self._slots = asyncio.Semaphore(connections + SENT_BATCH)
         self._done: list[int] = []  # updates that changed nothing
         self._last_error = ""
         self._committer: asyncio.Task[None] | None = None
-        self.now: Callable[[], float] = time.time  # the inbox's clock; the app sets its own
+        self.now = now  # the inbox's clock: the app's
         self.failing: dict[int, str] = {}  # updates whose handler raised, with the error
 
     @classmethod
-    async def open(cls, path: str | Path, signals: Signals | None = None) -> Store:
+    async def open(cls, path: str | Path, signals: Signals | None = None, now: Callable[[], float] = time.time,
+                   connections: int = 8) -> Store:
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise RuntimeError(
                 f"tierbot needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (for RETURNING); "
@@ -140,7 +143,7 @@ class Store:
                 "PRAGMA secure_delete=FAST",
             ):
                 await conn.execute(pragma)
-            store = cls(conn, signals)
+            store = cls(conn, signals, now, connections)
             await store._migrate()
         except BaseException:
             await conn.close()  # else its thread keeps the process alive after the error
@@ -217,10 +220,6 @@ class Store:
         self._done.append(update_id)
         self.handled.add(update_id)
         self._commit_soon()
-
-    def bound_unrecorded(self, connections: int) -> None:
-        """Sends in flight at most: at most this many plus SENT_BATCH go unrecorded."""
-        self._slots = asyncio.Semaphore(connections + SENT_BATCH)
 
     def send_slot(self) -> SendSlot:
         return SendSlot(self._slots)
