@@ -451,4 +451,9 @@ MESSAGES: dict[str, str] = {
     "esc.unsatisfied": "⚠️ <b>The reporter is not satisfied with matter #{id}</b>; it is open again at {tier}: please follow up",
     "notify.unsatisfied_above": "⚠️ The reporter is not satisfied with matter #{id}; {tier} has reopened it and follows up.",
     "esc.reopened": "🔄 <b>Matter #{id} is open again</b>, for {tier} to handle",
+    # --- views14 (issue 14) ---
+    "view.now": "📍 Now: {state}",
+    "view.held": "held by {tier}",
+    "view.line_now": "\n    ↳ #{id} {state}",
+    "view.attachment": "#{id}",
 }
