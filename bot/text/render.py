@@ -232,6 +232,8 @@ def pings(
             title = ping_title(ping, t, now, category=visibility.may_see(Piece.CATEGORY, audience, ping.matter.private))
             now_stands = t("view.line_now", id=ping.matter.id, state=standing(ping.matter, t, audience))
             lines.append(f"• {title} · {escape(unit.name)}：{text}{suffix}{now_stands}")
+    if all(ping.matter.closed for ping in batch):  # settled: a view asks no one to act any more
+        on_watch, leaders = [], []
     if on_watch:
         lines.append(t("esc.on_duty", who="、".join(mention(uid, _name(tree, uid)) for uid in on_watch)))
     if leaders:
