@@ -35,6 +35,7 @@ def test_each_notice_builds_the_key_the_outbox_has_always_held() -> None:
         (outbox.Mentions(ping, 50, ((21, "王警官"),)), "ping:-5:7e3,8e4:m50", Kind.MENTIONS),
         (outbox.Attachment(ping, 8, 1, "voice", "v1"), "ping:-5:7e3,8e4:8:a1", Kind.VOICE),
         (outbox.PingCopy(ping, 42), "dm:42:ping:-5:7e3,8e4", Kind.PING_COPY),
+        (outbox.ViewRefresh("dm:42:ping:-5:7e3,8e4", 42, "e9"), "view:dm:42:ping:-5:7e3,8e4:e9", Kind.VIEW),
         (outbox.CommandAnswer(900, -5, "…"), "ack:900", Kind.ANSWER),
         (outbox.HeldNotice(4, -5, "…"), "held:4", Kind.HELD),
         (outbox.BroadcastCopy(2, -5, "…", "ph"), "bc:2:-5", Kind.BROADCAST),
@@ -50,6 +51,7 @@ def test_each_notice_builds_the_key_the_outbox_has_always_held() -> None:
         row = notice.row(1.0)
         assert (notice.key, notice.kind, row[0], row[1], row[2]) == (key, kind, key, notice.chat, kind.value)
     assert outbox.Mentions(ping, 50, ()).row(1.0)[3] == 7, "a ping's follow-up belongs to its first matter"
+    assert outbox.ViewRefresh("ping:-5:7e3", -5, "e9").row(1.0)[9:] == (2.0, 1.0), "a view's refresh waits a second"
 
 
 def test_rows_written_before_the_kinds_were_typed_are_read_by_their_key() -> None:
