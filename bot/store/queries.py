@@ -251,13 +251,13 @@ class Tx:
                 "UPDATE matters SET card_chat_id = ?, card_message_id = ? WHERE id = ?",
                 [(chat, message, matter) for matter, chat, message in (s.card for s in cards if s.card)],
             )
-        await self._record_views([s.item_id for s in sent])
+        await self._record_views([s.item_id for s in sent if s.view])
 
     async def _record_views(self, item_ids: list[int]) -> None:
         """The messages among these that follow their matters (bot/outbox.py's LIVE kinds,
         composed from data, or a private matter's card copy) become views: their message
         ids, what they were composed from, and the matters they name (the row's own and
-        its data's ``matters``). One trip when there are none."""
+        its data's ``matters``)."""
         if not item_ids:
             return
         marks = ", ".join("?" for _ in item_ids)

@@ -258,6 +258,7 @@ class Sent:
     at: float
     message_id: int | None
     card: tuple[int, int, int] | None = None  # a new card: (matter, chat, message), kept on the matter
+    view: bool = False  # a message that follows its matters (bot/outbox.py's LIVE): kept as a view
 
 
 @dataclass(frozen=True)

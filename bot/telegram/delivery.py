@@ -333,7 +333,7 @@ class Delivery:
                 await tx.outbox_failed(item.id, repr(exc))
                 await self._settled(tx, kind, item, now)
             return None
-        sent = Sent(item.id, now, message_id, new_card)
+        sent = Sent(item.id, now, message_id, new_card, view=kind in outbox.LIVE)
         if kind in self.settle:  # its last outcome is recorded with what its hook queues
             async with self.store.transaction() as tx:
                 await tx.outbox_sent([sent])

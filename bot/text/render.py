@@ -262,9 +262,7 @@ def standing(matter: Matter, t: Texts, audience: Audience) -> str:
     parts.append(t("view.held", tier=t(f"tier.{matter.tier}")))
     if matter.state == State.CLAIMED and names and matter.claimed_by_name:
         parts.append(escape(matter.claimed_by_name))
-    if matter.suspended_until is not None:
-        parts.append(t("list.suspended", until=t.date(matter.suspended_until)))
-    return " · ".join(parts)
+    return " · ".join(parts)  # a suspension has its own line (or suffix) in the ping
 
 
 def over_limit(batch: list[Any], tree: Tree, t: Texts) -> tuple[str, Keyboard]:
