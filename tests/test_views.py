@@ -342,6 +342,24 @@ async def test_a_view_in_a_chat_the_bot_was_removed_from_is_dead(make_bot: Any) 
             assert await tx.live_views([1]) == []  # the next change asks nothing of that chat
 
 
+async def test_a_groups_views_die_when_it_becomes_a_supergroup(make_bot: Any) -> None:
+    """A group upgraded to a supergroup has a new id; its old messages cannot be edited."""
+    async with make_bot(dm_town()) as bot:
+        act(bot, U1_CHAT, (RESIDENT, "王芳"), "/report 楼道堆放杂物")
+        await bot.wait_bot(U1_CHAT, "📋")
+        bot.clock.advance(1 * H)
+        await bot.wait_bot(C1_CHAT, "事项 #1 上报至社区")
+        await drained(bot)
+        bot.api.migrate_chat(C1_CHAT, -1000000000200, bot.user(*OFFICER))
+        await eventually(lambda: view_rows(bot) == [(C1_CHAT, "migrated")])
+        act(bot, STATION_CHAT, CHIEF, "/claim 1")
+        await matter_is(bot, 1, lambda m: m.claimed_by == STAFF)
+        bot.clock.advance(1.5)
+        await drained(bot)
+        edited = {c.params.get("chat_id") for c in bot.api.calls_to("editMessageText")}
+        assert edited == {U1_CHAT}, "the unit's card, nothing in the old group or the new"
+
+
 async def test_a_change_while_a_ping_waits_to_be_sent_is_followed_too(make_bot: Any) -> None:
     """A ping not yet sent (here: Telegram failed it once) is composed when it goes, and a
     change meanwhile queues its refresh all the same: the ping may be on its way already."""
