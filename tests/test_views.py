@@ -252,6 +252,21 @@ async def test_a_ping_naming_several_matters_stays_one_message_showing_each_ones
         assert bot.count_bot(C1_CHAT, "需要处理") == 1
 
 
+async def test_a_view_follows_in_its_chats_language(make_bot: Any) -> None:
+    async with make_bot(dm_town()) as bot:
+        act(bot, C1_CHAT, OFFICER, "/lang en")
+        await eventually(lambda: bot.svc.langs.chat_language(C1_CHAT) == "en")
+        act(bot, U1_CHAT, (RESIDENT, "王芳"), "/report 楼道堆放杂物")
+        await bot.wait_bot(U1_CHAT, "📋")
+        bot.clock.advance(1 * H)
+        community = await bot.wait_bot(C1_CHAT, "Matter #1 escalated to the community")
+        assert now_line(community) == "📍 Now: ⏳ waiting to be claimed · held by the community"
+        act(bot, U1_CHAT, OFFICER, "/resolve 1 已清理")
+        await matter_is(bot, 1, lambda m: m.state == "resolved")
+        await followed(bot, lambda: now_line(community) == "📍 Now: ✅ resolved · 王警官")
+        assert buttons(community) == [] and "事项" not in community.text
+
+
 async def test_many_changes_within_a_second_make_one_edit_per_view(make_bot: Any) -> None:
     async with make_bot(dm_town()) as bot:
         await start_dm(bot, POLICE)
