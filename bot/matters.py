@@ -16,7 +16,7 @@ from enum import StrEnum
 from html import escape
 from typing import Any
 
-from bot import limits, outbox, roles, visibility
+from bot import limits, outbox, roles, views, visibility
 from bot.authority import Action, Verdict, decide
 from bot.clock import Clock
 from bot.config import Config
@@ -782,6 +782,7 @@ class Matters:
     async def _refresh_card(self, tx: Tx, matter: Matter, now: float, event: int) -> None:
         # Rendered at delivery time, so several quick changes still end in the latest state.
         await put(tx, outbox.Card(matter.id, matter.chat_id, f"e{event}"), now=now)
+        await views.follow(tx, [matter.id], now, f"e{event}")  # and every message about it elsewhere
 
     async def _tell_reporter(
         self, tx: Tx, matter: Matter, actor: Actor, now: float, event: int, key: str, **params: str

@@ -82,6 +82,13 @@ class Kind(StrEnum):
     # --- issue 16: the monthly sense-of-safety poll (群众安全感) ---
     SAFETY_POLL = "safety_poll"  # an anonymous poll in a unit group (its words composed when it is sent)
     STOP_POLL = "stop_poll"  # that poll closed (its message id in reply_to)
+    VIEW = "view"  # a message about a matter outside its card (a ping, a DM copy) edited to follow it
+
+
+# Messages about matters that follow them once sent (issue 14): a ping in a group, its DM
+# copies and a private matter's card in a head's DM. Telegram's message id is kept as a view
+# (bot/views.py) and edited whenever one of its matters changes.
+LIVE = frozenset({Kind.PING, Kind.PING_COPY, Kind.CARD_COPY})
 
 
 MEDIA = frozenset({Kind.PHOTO, Kind.VOICE, Kind.LOCATION})
@@ -328,14 +335,14 @@ class RatingRequest(Notice):
 class Ping(Notice):
     """One message to a chat about several matters. ``batch`` is "ping", or a release's
     ``held<time>`` / ``overlimit<time>`` (event ids restart there); ``pings`` the (matter,
-    event) pairs, the first twenty of which name it."""
+    event) pairs, the first twenty of which name it. ``data``: what the renderer composes
+    it from (escalation/notify.py's ``ping_data``: the matters, why each is told, who)."""
 
     kind: ClassVar[Kind] = Kind.PING
     batch: str
     chat: int
     pings: tuple[tuple[int, int], ...]
-    text: str
-    markup: Keyboard | None = None
+    data: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def matter_id(self) -> int:
@@ -348,10 +355,16 @@ class Ping(Notice):
 
 @dataclass(frozen=True)
 class Mentions(Notice):
+    """A ping's follow-up naming the leaders past Telegram's 50 mentions a message."""
+
     kind: ClassVar[Kind] = Kind.MENTIONS
     ping: Ping
     part: int
-    text: str
+    leaders: tuple[tuple[int, str | None], ...]  # (user id, name)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"leaders": [list(person) for person in self.leaders]}
 
     @property
     def chat(self) -> int:  # type: ignore[override]
@@ -375,7 +388,10 @@ class Attachment(Notice):
     index: int
     medium: str  # photo, voice, location
     media: str
-    text: str  # the caption
+
+    @property
+    def data(self) -> dict[str, Any]:  # its caption: the matter's number
+        return said(say("view.attachment", id=self.matter_id))
 
     @property
     def kind(self) -> Kind:  # type: ignore[override]
@@ -392,15 +408,44 @@ class Attachment(Notice):
 
 @dataclass(frozen=True)
 class PingCopy(Notice):
+    """A leader's private copy of a ping: the same data, read as a leader's DM reads it."""
+
     kind: ClassVar[Kind] = Kind.PING_COPY
     ping: Ping
     chat: int  # the leader's private chat
-    text: str
-    markup: Keyboard | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {**self.ping.data, "audience": "leader_dm"}
 
     @property
     def key(self) -> str:
         return f"dm:{self.chat}:{self.ping.key}"
+
+
+@dataclass(frozen=True)
+class ViewRefresh(Notice):
+    """Edit a view (``view``: the key of the notice that posted it) to show its matters as
+    they are now; ``tag`` names the change (as a card's). It waits ``DELAY`` seconds, and
+    delivery sends one refresh of a view for all those then waiting, so that many changes
+    within a second make one edit."""
+
+    kind: ClassVar[Kind] = Kind.VIEW
+    DELAY: ClassVar[float] = 1.0
+    view: str
+    chat: int
+    tag: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"view": self.view}
+
+    @property
+    def key(self) -> str:
+        return f"view:{self.view}:{self.tag}"
+
+    def row(self, now: float) -> Row:
+        return (*super().row(now)[:9], now + self.DELAY, now)
 
 
 # --- answers ----------------------------------------------------------------------------

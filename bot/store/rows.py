@@ -258,6 +258,21 @@ class Sent:
     at: float
     message_id: int | None
     card: tuple[int, int, int] | None = None  # a new card: (matter, chat, message), kept on the matter
+    view: bool = False  # a message that follows its matters (bot/outbox.py's LIVE): kept as a view
+
+
+@dataclass(frozen=True)
+class View:
+    """A message about matters outside their cards (bot/views.py): where it is, what it was
+    composed from (its notice's kind and data) and the matters it names."""
+
+    key: str  # the outbox key of the notice that posted it
+    chat_id: int
+    message_id: int
+    kind: str
+    data: str | None
+    matters: tuple[int, ...]
+    dead: str | None = None
 
 
 def matter_from_row(row: Sequence[Any]) -> Matter:
