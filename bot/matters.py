@@ -13,18 +13,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from html import escape
-from typing import Any
+from typing import Any, Protocol
 
 from bot import limits, outbox, visibility
 from bot.authority import Action, Verdict, decide
 from bot.clock import Clock
 from bot.config import Config
 from bot.limits import ReportCounter
-from bot.outbox import put
+from bot.outbox import mention, put, said, say
 from bot.store import Matter, QueuedReport, Store, Tx, clock_columns, current_update
-from bot.text import render
-from bot.text.i18n import Languages, Texts
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation import policy
 from escalation.notify import Notifier, Ping, target_chat
@@ -79,9 +76,17 @@ class Ack:
     language: str | None = None
 
 
+class Labels(Protocol):
+    """bot.text.i18n.Languages, as far as the timeline needs it: a rating's label and a
+    suspension's day are kept in an event in the town's language. Nothing here composes
+    a message: notices carry what their words are made of (bot/outbox.py)."""
+
+    def for_chat(self, chat_id: int | None) -> Any: ...
+
+
 class Matters:
     def __init__(
-        self, store: Store, tree: Tree, langs: Languages, clock: Clock, config: Config, notifier: Notifier
+        self, store: Store, tree: Tree, langs: Labels, clock: Clock, config: Config, notifier: Notifier
     ) -> None:
         self.store = store
         self.tree = tree
@@ -160,14 +165,9 @@ class Matters:
             **clock_columns(clock, rules),
         }
         if not private:
-            def held_answer(again: float) -> str:
-                t = self.langs.for_chat(chat_id)
-                return t("limits.held_hourly", reporter=render.mention(reporter.id, reporter.name), limit=per_hour,
-                         at=t.time(again))
-
             self.store.queue_report(QueuedReport(
                 current_update.get(), row, message_id, photo_file_id, chat_id if answers_prompt else None,
-                per_hour=None if limit_key is None else per_hour, held_answer=held_answer,
+                per_hour=None if limit_key is None else per_hour,
             ))
             return None
         report = QueuedReport(current_update.get(), row, None, photo_file_id, chat_id if answers_prompt else None)
@@ -209,13 +209,10 @@ class Matters:
             "reporter_name": reporter.name, "limit_key": key, "text": text, "photo": photo_file_id,
             "private": int(private), "membership": membership, "reason": reason, "created_at": now,
         })
-        t = self.langs.for_chat(chat_id)
-        await put(tx, outbox.HeldNotice(
-            held_id, chat_id, reply_to=message_id,
-            text=t(f"limits.held_{reason}", reporter=render.mention(reporter.id, reporter.name),
-                   limit=self.config.limits.reports_per_hour if reason == limits.HELD_HOURLY
-                   else self.config.limits.private_nonmember_per_day, at=t.time(again)),
-        ), now=now)
+        limit = (self.config.limits.reports_per_hour if reason == limits.HELD_HOURLY
+                 else self.config.limits.private_nonmember_per_day)
+        await put(tx, outbox.HeldNotice(held_id, chat_id, reason, reporter.id, reporter.name, limit, again,
+                                        reply_to=message_id), now=now)
         log.info("report held: unit %s, key %s, held report %s (%s)", unit.id, key, held_id, reason)
 
     async def release_held(self, held_id: int, actor: Actor, chat: Node) -> tuple[Outcome, int | None]:
@@ -258,17 +255,13 @@ class Matters:
     async def _private_copies(
         self, tx: Tx, matter: Matter, now: float, event: int, private_chat: int, message_id: int | None
     ) -> None:
-        t = self.langs.for_chat(private_chat)
-        await put(tx, outbox.Receipt(
-            matter.id, private_chat, reply_to=message_id,
-            text=t("private.receipt", id=matter.id, unit=escape(self.tree.nodes[matter.unit_id].name)),
-        ), now=now)
         unit = self.tree.nodes[matter.unit_id]
+        await put(tx, outbox.Receipt(
+            matter.id, private_chat, said(say("private.receipt", id=matter.id, unit=unit.name)), reply_to=message_id,
+        ), now=now)
         for head in unit.leaders:
             if head.id != matter.reporter_id and await tx.has_private_chat(head.id):
-                text, keyboard = render.card(matter, self.tree, self.langs.for_chat(head.id),
-                                             audience=visibility.Audience.LEADER_DM)
-                await put(tx, outbox.CardCopy(matter.id, head.id, text, keyboard), now=now)
+                await put(tx, outbox.CardCopy(matter.id, head.id), now=now)
         await self.notifier.send(tx, [Ping(matter, "private", COMMUNITY, "private", event)], now)
 
     async def categorize(self, matter_id: int, actor: Actor, chat: Node, key: str) -> Result:
@@ -306,10 +299,8 @@ class Matters:
                 # A private reporter is told in private: the group must not see who it was.
                 chat = matter.reporter_id if matter.private else matter.chat_id
                 await put(tx, outbox.UrgentAlert(
-                    matter.id, chat,
-                    text=self.langs.for_chat(chat)(
-                        "notify.urgent", reporter=render.mention(matter.reporter_id, matter.reporter_name)
-                    ),
+                    matter.id, chat, said(say("notify.urgent", reporter=mention(matter.reporter_id,
+                                                                                matter.reporter_name))),
                     reply_to=None if matter.private else matter.report_message_id,
                 ), now=now)
 
@@ -372,7 +363,7 @@ class Matters:
             await self._refresh_card(tx, matter, now, event)
             key = {State.RESOLVED: "notify.resolved_with" if text else "notify.resolved",
                    State.UNRESOLVABLE: "notify.unresolvable", State.REFERRED: "notify.referred"}[state]
-            await self._tell_reporter(tx, matter, actor, now, event, key, text=escape(text))
+            await self._tell_reporter(tx, matter, actor, now, event, key, text=text)
             if state == State.RESOLVED and actor.id != matter.reporter_id and matter.reporter_id > 0:
                 await self._ask_rating(tx, matter, now, event)  # (an anonymous reporter, a chat, cannot rate)
             told = None
@@ -413,7 +404,7 @@ class Matters:
                 assert updated is not None
                 ping = Ping(updated, "suspended", by - 1, "suspended", event, reason)
                 await self.notifier.send(tx, [ping], now, may_hold=False)
-            await self._ack(tx, ack, now, "ok.suspended", id=matter.id, until=lambda t: t.date(until))
+            await self._ack(tx, ack, now, "ok.suspended", id=matter.id, until=outbox.local_date(until))
             return None
 
         return await self._act(matter_id, actor, chat, change, Action.SUSPEND)
@@ -565,23 +556,13 @@ class Matters:
                     await self.notifier.send(tx, [Ping(updated, "unsatisfied", tier, "unsatisfied", event)], now,
                                              may_hold=False)
                     told = target_chat(self.tree, matter.unit_id, tier)
-                heads = self.tree.nodes[matter.unit_id]
                 if matter.private:  # not the unit group: the heads by DM, the community in full
                     for chat in await self._private_audience(tx, matter, skip=actor.id):
                         if chat == told:
                             continue
-                        text = self.langs.for_chat(chat)(
-                            "privacy.unsatisfied", id=matter.id, unit=escape(heads.name),
-                            heads=render.people(heads.leaders), text=render.snippet(matter.text),
-                            reporter=render.mention(matter.reporter_id, matter.reporter_name),
-                        )
-                        await put(tx, outbox.Unsatisfied(matter.id, event, chat, text, per_chat=True), now=now)
+                        await put(tx, outbox.Unsatisfied(matter.id, event, chat, tier, per_chat=True), now=now)
                 else:
-                    chat = matter.chat_id
-                    tt = self.langs.for_chat(chat)
-                    text = (tt("notify.unsatisfied", id=matter.id, heads=render.people(heads.leaders)) if tier == UNIT
-                            else tt("notify.unsatisfied_above", id=matter.id, tier=tt(f"tier.{tier}")))
-                    await put(tx, outbox.Unsatisfied(matter.id, event, chat, text), now=now)
+                    await put(tx, outbox.Unsatisfied(matter.id, event, matter.chat_id, tier), now=now)
                 if ask_why_in is not None:
                     await tx.set_prompt(ask_why_in, actor.id, now, kind="unsatisfied", matter_id=matter.id)
             await self._refresh_card(tx, matter, now, event)
@@ -603,8 +584,8 @@ class Matters:
             if holder is not None and holder not in chats:  # reopened above: the tier that decides hears why
                 chats.append(holder)
             for chat in chats:
-                text = self.langs.for_chat(chat)("notify.unsatisfied_why", id=matter.id, text=escape(why))
-                await put(tx, outbox.UnsatisfiedWhy(matter.id, event, chat, text), now=now)
+                words = said(say("notify.unsatisfied_why", id=matter.id, text=why))
+                await put(tx, outbox.UnsatisfiedWhy(matter.id, event, chat, words), now=now)
             return Result(Outcome.OK, matter)
 
     async def attach(
@@ -622,13 +603,11 @@ class Matters:
 
     async def _ask_rating(self, tx: Tx, matter: Matter, now: float, event: int) -> None:
         chat = matter.reporter_id if matter.private else matter.chat_id
-        t = self.langs.for_chat(chat)
-        keyboard = [[(t(f"rating.{r}"), render.callback("rate", matter.id, r)) for r in RATINGS]]
+        words = said(say("rating.ask", reporter=mention(matter.reporter_id, matter.reporter_name), id=matter.id,
+                         days=outbox.duration(self.config.satisfaction.ask_for)))
         await put(tx, outbox.RatingRequest(
-            matter.id, event, chat, markup=keyboard,
+            matter.id, event, chat, {**words, "matter": matter.id, "ratings": list(RATINGS)},
             reply_to=None if matter.private else matter.report_message_id,
-            text=t("rating.ask", reporter=render.mention(matter.reporter_id, matter.reporter_name), id=matter.id,
-                   days=t.duration(self.config.satisfaction.ask_for)),
         ), now=now)
 
     @staticmethod
@@ -720,9 +699,8 @@ class Matters:
         for head in self.tree.nodes[ping.matter.unit_id].leaders:
             if head.dm or head.id == ping.matter.reporter_id or not await tx.has_private_chat(head.id):
                 continue
-            text, keyboard = render.pings([ping], self.tree, self.langs.for_chat(head.id), now, [], [],
-                                          audience=visibility.Audience.LEADER_DM)
-            await put(tx, outbox.Instruction(ping.matter.id, ping.event_id, head.id, text, keyboard), now=now)
+            await put(tx, outbox.Instruction(ping.matter.id, ping.event_id, head.id,
+                                             (ping.kind, ping.tier, ping.reason, ping.note)), now=now)
 
     async def _event(
         self, tx: Tx, matter: Matter, now: float, kind: str, actor: Actor, detail: str | None = None,
@@ -742,14 +720,12 @@ class Matters:
     ) -> None:
         if actor.id == matter.reporter_id:
             return
-        text = self.langs.for_chat(matter.reporter_id if matter.private else matter.chat_id)(
-            key, reporter=render.mention(matter.reporter_id, matter.reporter_name), id=matter.id,
-            who=escape(actor.name), resolution=params.get("text", ""), **params,
-        )
+        words = said(say(key, reporter=mention(matter.reporter_id, matter.reporter_name), id=matter.id,
+                         who=actor.name, resolution=params.get("text", ""), **params))
         # A private reporter hears back in private; others in their group, under their report.
         chat = matter.reporter_id if matter.private else matter.chat_id
         await put(tx, outbox.ReporterNotice(
-            matter.id, event, chat, text=text, reply_to=None if matter.private else matter.report_message_id,
+            matter.id, event, chat, words, reply_to=None if matter.private else matter.report_message_id,
         ), now=now)
 
     async def _tell_leaders(
@@ -764,13 +740,11 @@ class Matters:
         for to in await self._private_audience(tx, matter, skip=actor.id):
             if to in (came_from, told):
                 continue
-            t = self.langs.for_chat(to)
-            lines = [t("privacy.closed", id=matter.id, unit=escape(unit.name), state=t(f"state.{state.value}"),
-                       who=escape(actor.name))]
+            lines = [say("privacy.closed", id=matter.id, unit=unit.name, state=say(f"state.{state.value}"),
+                         who=actor.name)]
             if text:
-                lines.append(t("card.resolution" if state == State.RESOLVED else "card.close_reason",
-                               text=escape(text)))
-            await put(tx, outbox.Outcome(matter.id, event, to, "\n".join(lines)), now=now)
+                lines.append(say("card.resolution" if state == State.RESOLVED else "card.close_reason", text=text))
+            await put(tx, outbox.Outcome(matter.id, event, to, said(*lines)), now=now)
 
     async def _private_audience(self, tx: Tx, matter: Matter, skip: int | None = None) -> list[int]:
         """Where a private matter's news goes besides its reporter: each of its unit's heads
@@ -789,14 +763,17 @@ class Matters:
 
     async def _ack(self, tx: Tx, ack: Ack | None, now: float, key: str, **params: object) -> None:
         if ack is not None:
-            t = self.langs.get(ack.language)
-            # A parameter may depend on the language: then it is a function of the texts.
-            texts = {name: value(t) if callable(value) else value for name, value in params.items()}
-            await put(tx, outbox.CommandAnswer(ack.update_id, ack.chat_id, t(key, **texts), ack.message_id), now=now)
+            await put(tx, outbox.CommandAnswer(ack.update_id, ack.chat_id, _answer(ack, key, **params), ack.message_id),
+                      now=now)
 
 
-def _tier(tier: int) -> Callable[[Texts], str]:
-    return lambda t: t(f"tier.{tier}")
+def _answer(ack: Ack, key: str, **params: object) -> dict[str, Any]:
+    """A command's confirmation, in the language of the person who gave it."""
+    return {"lang": ack.language, **said(say(key, **params))}
+
+
+def _tier(tier: int) -> outbox.Say:
+    return say(f"tier.{tier}")
 
 
 _REFUSALS = {

@@ -69,6 +69,7 @@ class Kind(StrEnum):
     EDIT_TEXT = "edit_text"  # one of the bot's messages rewritten (a rating's thanks)
     EDIT_KEYBOARD = "edit_keyboard"  # one of the bot's messages given other buttons (a card's categories)
     DOCUMENT = "document"  # a file made for the asker (the /export ledger)
+    REACTION = "reaction"  # an emoji on a message: a command done, a report taken up
 
 
 MEDIA = frozenset({Kind.PHOTO, Kind.VOICE, Kind.LOCATION})
@@ -111,6 +112,10 @@ def mention(user_id: int, name: str | None) -> dict[str, Any]:
 
 def local_time(at: float) -> dict[str, Any]:
     return {"time": at}
+
+
+def local_date(at: float) -> dict[str, Any]:
+    return {"date": at}
 
 
 def duration(seconds: float) -> dict[str, Any]:
@@ -182,11 +187,16 @@ class Card(Notice):
 
 @dataclass(frozen=True)
 class CardCopy(Notice):
+    """A private matter's card in a head's private chat, composed from the matter as it is
+    when it is sent."""
+
     kind: ClassVar[Kind] = Kind.CARD_COPY
     matter_id: int
     chat: int  # the head's private chat
-    text: str
-    markup: Keyboard | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"matter": self.matter_id}
 
     @property
     def key(self) -> str:
@@ -198,7 +208,7 @@ class Receipt(Notice):
     kind: ClassVar[Kind] = Kind.RECEIPT
     matter_id: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
     reply_to: int | None = None
 
     @property
@@ -212,7 +222,7 @@ class ReporterNotice(Notice):
     matter_id: int
     event: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
     reply_to: int | None = None
 
     @property
@@ -225,7 +235,7 @@ class UrgentAlert(Notice):
     kind: ClassVar[Kind] = Kind.URGENT
     matter_id: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
     reply_to: int | None = None
 
     @property
@@ -235,14 +245,20 @@ class UrgentAlert(Notice):
 
 @dataclass(frozen=True)
 class Unsatisfied(Notice):
-    """``per_chat``: a private matter's news goes to several chats, one key each."""
+    """The heads (or the tier above that reopened it) told the reporter is not satisfied,
+    composed from the matter as it is when sent. ``per_chat``: a private matter's news goes
+    to several chats, one key each; ``tier``: the tier it was reopened at."""
 
     kind: ClassVar[Kind] = Kind.UNSATISFIED
     matter_id: int
     event: int
     chat: int
-    text: str
+    tier: int
     per_chat: bool = False
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"matter": self.matter_id, "tier": self.tier, "private": self.per_chat}
 
     @property
     def key(self) -> str:
@@ -256,7 +272,7 @@ class UnsatisfiedWhy(Notice):
     matter_id: int
     event: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
 
     @property
     def key(self) -> str:
@@ -269,7 +285,7 @@ class Outcome(Notice):
     matter_id: int
     event: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
 
     @property
     def key(self) -> str:
@@ -278,12 +294,20 @@ class Outcome(Notice):
 
 @dataclass(frozen=True)
 class Instruction(Notice):
+    """A ping about a private matter, to one of its heads by DM (the group reads none of
+    it), composed from the matter as it is when sent. ``ping``: its kind, tier, reason and note."""
+
     kind: ClassVar[Kind] = Kind.INSTRUCTION
     matter_id: int
     event: int
     chat: int  # the head's private chat
-    text: str
-    markup: Keyboard | None = None
+    ping: tuple[str, int, str, str | None]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        kind, tier, reason, note = self.ping
+        return {"matter": self.matter_id, "ping": {"kind": kind, "tier": tier, "reason": reason, "note": note,
+                                                   "event": self.event}}
 
     @property
     def key(self) -> str:
@@ -292,12 +316,14 @@ class Instruction(Notice):
 
 @dataclass(frozen=True)
 class RatingRequest(Notice):
+    """The reporter asked to rate a resolution, with the rating buttons, composed from the
+    matter as it is when sent; ``data`` holds the words said before the question."""
+
     kind: ClassVar[Kind] = Kind.RATING
     matter_id: int
     event: int
     chat: int
-    text: str
-    markup: Keyboard | None = None
+    data: dict[str, Any]
     reply_to: int | None = None
 
     @property
@@ -388,10 +414,13 @@ class PingCopy(Notice):
 # --- answers ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CommandAnswer(Notice):
+    """A command confirmed, under its message; ``data``: said(…), with ``"lang"`` the
+    language of the person who gave it (see ``answered_in``)."""
+
     kind: ClassVar[Kind] = Kind.ANSWER
     update_id: int
     chat: int
-    text: str
+    data: dict[str, Any]
     reply_to: int | None = None
 
     @property
@@ -401,15 +430,54 @@ class CommandAnswer(Notice):
 
 @dataclass(frozen=True)
 class HeldNotice(Notice):
+    """A report held by the limits: the reporter told, under it, when to try again."""
+
     kind: ClassVar[Kind] = Kind.HELD
     held_id: int
     chat: int
-    text: str
+    reason: str  # bot/limits.py's HELD_HOURLY, HELD_NONMEMBER
+    reporter_id: int
+    reporter_name: str
+    limit: int
+    again: float
     reply_to: int | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return said(say(f"limits.held_{self.reason}", reporter=mention(self.reporter_id, self.reporter_name),
+                        limit=self.limit, at=local_time(self.again)))
 
     @property
     def key(self) -> str:
         return f"held:{self.held_id}"
+
+
+@dataclass(frozen=True)
+class Reaction(Notice):
+    """An emoji put on a message (setMessageReaction): 👍 on a head's command that the card's
+    edit already answers, 👀 on a report someone claimed. ``fallback``: a CommandAnswer's
+    data, queued under ``update_id``'s key (``ack:…``) in the transaction that records the
+    failure if the chat refuses reactions; None: nothing instead. ``tag`` names it."""
+
+    kind: ClassVar[Kind] = Kind.REACTION
+    tag: str
+    chat: int
+    message_id: int
+    emoji: str
+    fallback: dict[str, Any] | None = None
+    update_id: int | None = None
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"emoji": self.emoji, "fallback": self.fallback, "update": self.update_id}
+
+    @property
+    def key(self) -> str:
+        return f"reaction:{self.tag}"
 
 
 # --- broadcasts -------------------------------------------------------------------------

@@ -420,7 +420,7 @@ class Tx:
 
     async def hold_queued(self, report: QueuedReport, again: float) -> int:
         """A queued group report over the hourly limit: held, not a matter, and answered
-        with ``report.held_answer`` (as its card would have been); a prompt it answers is
+        with a HeldNotice (as its card would have been); a prompt it answers is
         consumed. Returns the held report's id."""
         row = report.matter
         held_id = await self.hold_report({
@@ -429,9 +429,11 @@ class Tx:
             "text": row["text"], "photo": report.photo_file_id, "private": row.get("private", 0),
             "membership": row.get("membership"), "reason": limits.HELD_HOURLY, "created_at": row["created_at"],
         })
-        assert report.held_answer is not None
-        await self.outbox_insert([HeldNotice(held_id, row["chat_id"], report.held_answer(again),
-                                             reply_to=report.reply_to).row(row["created_at"])])
+        assert report.per_hour is not None
+        await self.outbox_insert([HeldNotice(
+            held_id, row["chat_id"], limits.HELD_HOURLY, row["reporter_id"], row["reporter_name"], report.per_hour,
+            again, reply_to=report.reply_to,
+        ).row(row["created_at"])])
         if report.prompt_chat is not None:
             await self._conn.execute("DELETE FROM prompts WHERE chat_id = ? AND user_id = ?",
                                      (report.prompt_chat, row["reporter_id"]))

@@ -238,7 +238,7 @@ class Delivery:
     ) -> float | None:
         now = self.clock.now()
         kind = kind_of(item)
-        if item.data is not None:  # its words are composed now, from the state as it is now
+        if item.data is not None and kind != Kind.REACTION:  # its words are composed now, from the state now
             item = self._composed(item, kind, cards, now)
         photo = None
         if kind == Kind.CHART:  # a bulletin's chart: drawn now, so drawing is paced with sending
@@ -260,6 +260,8 @@ class Delivery:
                                                            caption=item.text, reply_parameters=reply)).message_id
             elif kind in (Kind.EDIT_TEXT, Kind.EDIT_KEYBOARD):
                 message_id = await self._edit(item, kind)
+            elif kind == Kind.REACTION:
+                message_id = await self._react(item)
             else:  # every other kind is its text, with its buttons
                 keyboard = json.loads(item.markup) if item.markup else None
                 message_id = (await self._send(item.chat_id, item.text or "", keyboard, item.reply_to)).message_id
@@ -269,10 +271,13 @@ class Delivery:
             if _gone(exc):
                 await self._unreachable(item.chat_id, exc)
             else:  # the message itself is wrong; sending it again will not help
-                log.error("outbox %s rejected by Telegram: %s", item.key, exc)
+                log.log(logging.INFO if kind == Kind.REACTION else logging.ERROR,
+                        "outbox %s rejected by Telegram: %s", item.key, exc)
                 async with self.store.transaction() as tx:
                     await tx.outbox_failed(item.id, str(exc))
                     await self._settled(tx, kind, item, now)
+                    if kind == Kind.REACTION:  # the chat takes no reactions: today's short reply instead
+                        await self._instead_of_reaction(tx, item, now)
             return None
         except ChatMigrated as exc:  # a group became a supergroup: same group, new id
             await self._migrated(item.chat_id, exc.new_chat_id)
@@ -296,8 +301,11 @@ class Delivery:
 
     def _composed(self, item: OutboxItem, kind: Kind, cards: dict[int, tuple[Matter, int]], now: float) -> OutboxItem:
         data = json.loads(item.data or "null")
+        # In the chat's language, unless the notice names another: a command's answer is in
+        # the language of the person who gave it.
+        lang = data.get("lang") if isinstance(data, dict) else None
         scene = render.Scene(
-            self.tree, self.langs.for_chat(item.chat_id), now, item.chat_id,
+            self.tree, self.langs.get(lang) if lang else self.langs.for_chat(item.chat_id), now, item.chat_id,
             {number: matter for number, (matter, _) in cards.items()}, self.bot.username,
         )
         text, keyboard = render.compose(kind, data, scene)
@@ -323,6 +331,20 @@ class Delivery:
             if "not modified" not in str(exc).lower():
                 raise
         return item.reply_to
+
+    async def _react(self, item: OutboxItem) -> int | None:
+        """Put the item's emoji on the message it names (kept in ``reply_to``)."""
+        emoji = json.loads(item.data or "{}").get("emoji")
+        await self.bot.set_message_reaction(item.chat_id, item.reply_to or 0, reaction=emoji)
+        return item.reply_to
+
+    @staticmethod
+    async def _instead_of_reaction(tx: Tx, item: OutboxItem, now: float) -> None:
+        """A reaction refused (a group that disallows them answers 400): its fallback answer,
+        if it has one, under the same message, keyed as the command's answer always was."""
+        data = json.loads(item.data or "{}")
+        if data.get("fallback") and data.get("update") is not None:
+            await put(tx, outbox.CommandAnswer(data["update"], item.chat_id, data["fallback"], item.reply_to), now=now)
 
     async def _send(self, chat_id: int, text: str, keyboard: list | dict | None, reply_to: int | None) -> Message:
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
