@@ -319,8 +319,13 @@ class Matters:
             event = await self._event(tx, matter, now, "claimed", actor)
             tx.log_event("claimed", matter=matter.id, node=matter.unit_id, tier=matter.tier)
             await self._refresh_card(tx, matter, now, event)
-            await self._tell_reporter(tx, matter, actor, now, event, "notify.claimed")
-            await self._ack(tx, ack, now, "ok.claimed", id=matter.id)
+            if matter.private or self.config.notify.reporter_on_claim:  # a private reporter sees no card
+                await self._tell_reporter(tx, matter, actor, now, event, "notify.claimed")
+            if not matter.private and matter.report_message_id is not None and actor.id != matter.reporter_id:
+                # Telegram shows the reporter a reaction on their report: someone is on it.
+                await put(tx, outbox.Reaction(f"claim:{matter.id}:e{event}", matter.chat_id,
+                                              matter.report_message_id, SEEN), now=now)
+            await self._react(tx, ack, now, "ok.claimed", id=matter.id)
             return None
 
         return await self._act(matter_id, actor, chat, change, Action.CLAIM)
@@ -330,7 +335,7 @@ class Matters:
             clock = policy.noted(matter.clock, now)
             await tx.update_matter(matter.id, **clock_columns(clock, matter.policy_rules))
             await self._event(tx, matter, now, "note", actor, text, tier=self._written_at(actor, chat, matter))
-            await self._ack(tx, ack, now, "ok.note", id=matter.id)
+            await self._react(tx, ack, now, "ok.note", id=matter.id)
 
         return await self._act(matter_id, actor, chat, change, Action.NOTE)
 
@@ -363,9 +368,12 @@ class Matters:
             await self._refresh_card(tx, matter, now, event)
             key = {State.RESOLVED: "notify.resolved_with" if text else "notify.resolved",
                    State.UNRESOLVABLE: "notify.unresolvable", State.REFERRED: "notify.referred"}[state]
-            await self._tell_reporter(tx, matter, actor, now, event, key, text=text)
+            # The reporter is told once per outcome: a resolution in the one message that asks
+            # for the rating (an anonymous reporter, a chat, cannot rate).
             if state == State.RESOLVED and actor.id != matter.reporter_id and matter.reporter_id > 0:
-                await self._ask_rating(tx, matter, now, event)  # (an anonymous reporter, a chat, cannot rate)
+                await self._ask_rating(tx, matter, now, event, self._to_reporter(matter, actor, key, text=text))
+            else:
+                await self._tell_reporter(tx, matter, actor, now, event, key, text=text)
             told = None
             if self._verdict(action, matter, actor) == Verdict.ALLOW_TELL_HOLDER:
                 # Resolved from below: the tier that holds it hears at once, with the resolution.
@@ -376,7 +384,7 @@ class Matters:
                 told = target_chat(self.tree, matter.unit_id, matter.tier)
             if matter.private:
                 await self._tell_leaders(tx, matter, actor, chat, now, event, state, text, told)
-            await self._ack(tx, ack, now, f"ok.{state.value}", id=matter.id)
+            await self._react(tx, ack, now, f"ok.{state.value}", id=matter.id)
 
         action = {State.RESOLVED: Action.RESOLVE, State.UNRESOLVABLE: Action.CLOSE, State.REFERRED: Action.REFER}[state]
         return await self._act(matter_id, actor, chat, change, action)
@@ -601,10 +609,10 @@ class Matters:
 
         return await self._act(matter_id, actor, chat, change, Action.ATTACH, when_closed=True)
 
-    async def _ask_rating(self, tx: Tx, matter: Matter, now: float, event: int) -> None:
+    async def _ask_rating(self, tx: Tx, matter: Matter, now: float, event: int, resolved: outbox.Say) -> None:
+        """The reporter told of the resolution and asked to rate it, in one message."""
         chat = matter.reporter_id if matter.private else matter.chat_id
-        words = said(say("rating.ask", reporter=mention(matter.reporter_id, matter.reporter_name), id=matter.id,
-                         days=outbox.duration(self.config.satisfaction.ask_for)))
+        words = said(resolved, say("rating.ask_after", days=outbox.duration(self.config.satisfaction.ask_for)))
         await put(tx, outbox.RatingRequest(
             matter.id, event, chat, {**words, "matter": matter.id, "ratings": list(RATINGS)},
             reply_to=None if matter.private else matter.report_message_id,
@@ -720,13 +728,17 @@ class Matters:
     ) -> None:
         if actor.id == matter.reporter_id:
             return
-        words = said(say(key, reporter=mention(matter.reporter_id, matter.reporter_name), id=matter.id,
-                         who=actor.name, resolution=params.get("text", ""), **params))
+        words = said(self._to_reporter(matter, actor, key, **params))
         # A private reporter hears back in private; others in their group, under their report.
         chat = matter.reporter_id if matter.private else matter.chat_id
         await put(tx, outbox.ReporterNotice(
             matter.id, event, chat, words, reply_to=None if matter.private else matter.report_message_id,
         ), now=now)
+
+    @staticmethod
+    def _to_reporter(matter: Matter, actor: Actor, key: str, **params: str) -> outbox.Say:
+        return say(key, reporter=mention(matter.reporter_id, matter.reporter_name), id=matter.id, who=actor.name,
+                   resolution=params.get("text", ""), **params)
 
     async def _tell_leaders(
         self, tx: Tx, matter: Matter, actor: Actor, chat: Node | None, now: float, event: int, state: State,
@@ -766,6 +778,13 @@ class Matters:
             await put(tx, outbox.CommandAnswer(ack.update_id, ack.chat_id, _answer(ack, key, **params), ack.message_id),
                       now=now)
 
+    async def _react(self, tx: Tx, ack: Ack | None, now: float, key: str, **params: object) -> None:
+        """A command the card's edit already answers: 👍 on it, not a new message; the short
+        reply only if the chat refuses reactions (bot/telegram/delivery.py queues it then)."""
+        if ack is not None:
+            await put(tx, outbox.Reaction(f"u{ack.update_id}", ack.chat_id, ack.message_id, DONE,
+                                          fallback=_answer(ack, key, **params), update_id=ack.update_id), now=now)
+
 
 def _answer(ack: Ack, key: str, **params: object) -> dict[str, Any]:
     """A command's confirmation, in the language of the person who gave it."""
@@ -781,6 +800,7 @@ _REFUSALS = {
     Verdict.NOT_ALLOWED: Outcome.NOT_ALLOWED,
     Verdict.NOT_REPORTER: Outcome.NOT_REPORTER,
 }
+DONE, SEEN = "👍", "👀"  # reactions: a command done; a report someone claimed
 RATINGS = ("satisfied", "basic", "unsatisfied")  # 满意 / 基本满意 / 不满意
 RATING_UNSATISFIED = "unsatisfied"
 __all__ = ["CLOSED", "MAX_TEXT", "RATINGS", "Ack", "Actor", "Matters", "Outcome", "Result"]

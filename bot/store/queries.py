@@ -650,9 +650,12 @@ class Tx:
             (PURGED, *ids),
         )
         messages = await self._conn.execute(
-            "UPDATE outbox SET text = CASE WHEN text IS NULL THEN NULL ELSE ? END, "
+            # A notice composed when it was sent kept what its words were made of (names, the
+            # resolution) in ``data``: cleared as its text would have been.
+            "UPDATE outbox SET text = CASE WHEN text IS NULL AND data IS NULL THEN NULL ELSE ? END, data = NULL, "
             "markup = NULL, media = CASE WHEN media IS NULL THEN NULL ELSE ? END "
-            f"WHERE matter_id IN ({marks}) AND state != 'pending' AND (text IS NOT NULL OR media IS NOT NULL)",
+            f"WHERE matter_id IN ({marks}) AND state != 'pending' "
+            "AND (text IS NOT NULL OR media IS NOT NULL OR data IS NOT NULL)",
             (PURGED, PURGED, *ids),
         )
         prompts = await self._conn.execute(f"DELETE FROM prompts WHERE matter_id IN ({marks})", ids)

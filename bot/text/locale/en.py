@@ -451,4 +451,6 @@ MESSAGES: dict[str, str] = {
     "esc.unsatisfied": "⚠️ <b>The reporter is not satisfied with matter #{id}</b>; it is open again at {tier}: please follow up",
     "notify.unsatisfied_above": "⚠️ The reporter is not satisfied with matter #{id}; {tier} has reopened it and follows up.",
     "esc.reopened": "🔄 <b>Matter #{id} is open again</b>, for {tier} to handle",
+    # --- notices13 (issue 14) ---
+    "rating.ask_after": "How was it handled? (open for {days})",
 }

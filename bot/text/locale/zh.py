@@ -453,4 +453,6 @@ MESSAGES: dict[str, str] = {
     "esc.unsatisfied": "⚠️ <b>报告人对事项 #{id} 的处理结果不满意</b>，事项已在{tier}重新打开，请跟进",
     "notify.unsatisfied_above": "⚠️ 报告人对事项 #{id} 的处理结果不满意，事项已由{tier}重新打开跟进。",
     "esc.reopened": "🔄 <b>事项 #{id} 已重新打开</b>，交{tier}处理",
+    # --- notices13 (issue 14) ---
+    "rating.ask_after": "请评价处理结果（{days}内有效）：",
 }
