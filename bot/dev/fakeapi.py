@@ -551,7 +551,8 @@ class FakeBotApi:
                 stamp = datetime.fromtimestamp(m.date, tz).strftime("%H:%M:%S")
                 first, *rest = f"{marks}{body.strip()}".split("\n")
                 out.append(f"[{stamp}] #{m.message_id} {who}: {first}"
-                           + (" (edited)" if m.edits else ""))
+                           + (" (edited)" if m.edits else "")
+                           + (f" [bot: {''.join(m.reactions)}]" if m.reactions else ""))
                 rows = (m.reply_markup or {}).get("inline_keyboard") or []
                 out += ["    " + line for line in rest]
                 out += ["    " + " ".join(f"[{b.get('text', '')}]" for b in row) for row in rows]
