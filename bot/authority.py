@@ -83,8 +83,9 @@ def decide(
     """May someone do ``action`` to a matter?
 
     ``actor_tier``: the highest tier above the matter's unit that the actor leads (1, 2 or
-    3), or None for a resident. ``holder``: the tier that holds the matter; for a reopen,
-    the tier that held it when it was closed, or the closer's tier if that was higher.
+    3), or None for a resident: ``bot.roles.role(tree, actor, unit).tier``. ``holder``: the
+    tier that holds the matter; for a reopen, the tier that held it when it was closed, or
+    the closer's tier if that was higher.
     ``person``: False for an anonymous admin or a channel post.
     """
     if not person:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
 
-from bot import limits, outbox, visibility
+from bot import limits, outbox, roles, visibility
 from bot.authority import Action, Verdict, decide
 from bot.clock import Clock
 from bot.config import Config
@@ -94,8 +94,6 @@ class Matters:
         self.clock = clock
         self.config = config
         self.notifier = notifier
-        # Abuse limits (bot/limits.py) bind residents only: anyone who leads a node is exempt.
-        self.leaders = {p.id for node in tree.nodes.values() for p in node.leaders}
         self.counter = ReportCounter(config.limits.reports_per_hour)
 
     async def load_limits(self) -> None:
@@ -105,10 +103,11 @@ class Matters:
 
     def limit_key(self, user_id: int, sender_chat: int | None = None) -> int | None:
         """Whom a report counts against: None for a leader of the tree (no limits), the
-        sender_chat of an anonymous admin or a channel post, else the person."""
+        sender_chat of an anonymous admin or a channel post, else the person. Abuse limits
+        (bot/limits.py) bind residents only: anyone who holds a post anywhere is exempt."""
         if sender_chat is not None:
             return sender_chat
-        return None if user_id in self.leaders else user_id
+        return None if roles.role(self.tree, user_id).leads else user_id
 
     # --- residents -----------------------------------------------------------------
     async def report(
@@ -146,24 +145,9 @@ class Matters:
                     await self._hold(tx, unit, chat_id, reporter, text, message_id, photo_file_id, private,
                                      limit_key, membership, limits.HELD_HOURLY, again, now)
                 return again
-        rules = self.config.rules_for("other")  # a category picked later brings its own
-        clock = policy.arrive(UNIT, now)
         card_chat = (self.tree.chat_of(unit.id) or chat_id) if private else chat_id
-        row = {
-            "unit_id": unit.id,
-            "chat_id": card_chat,
-            "report_message_id": None if private else message_id,
-            "reporter_id": reporter.id,
-            "reporter_name": reporter.name,
-            "text": text,
-            "top_tier": UNIT,
-            "rules": rules.to_json(),
-            "created_at": now,
-            "private": int(private),
-            "limit_key": limit_key,
-            "membership": membership,
-            **clock_columns(clock, rules),
-        }
+        row = self._new_row(unit, card_chat, reporter, text, None if private else message_id, private, now,
+                            limit_key, membership)
         if not private:
             self.store.queue_report(QueuedReport(
                 current_update.get(), row, message_id, photo_file_id, chat_id if answers_prompt else None,
@@ -185,6 +169,45 @@ class Matters:
             assert matter is not None
             await self._private_copies(tx, matter, now, event, chat_id, message_id)
         return None
+
+    def _new_row(
+        self, unit: Node, card_chat: int, reporter: Actor, text: str, message_id: int | None, private: bool,
+        now: float, limit_key: int | None = None, membership: str | None = None,
+    ) -> dict[str, Any]:
+        """A new matter's row: at the unit, with the default deadlines (a category picked
+        later brings its own)."""
+        rules = self.config.rules_for("other")
+        return {
+            "unit_id": unit.id,
+            "chat_id": card_chat,
+            "report_message_id": message_id,
+            "reporter_id": reporter.id,
+            "reporter_name": reporter.name,
+            "text": text,
+            "top_tier": UNIT,
+            "rules": rules.to_json(),
+            "created_at": now,
+            "private": int(private),
+            "limit_key": limit_key,
+            "membership": membership,
+            **clock_columns(policy.arrive(UNIT, now), rules),
+        }
+
+    async def log_found(self, tx: Tx, unit: Node, finder: Actor, text: str, private: bool, now: float) -> int:
+        """A matter an officer found (a screening's or a visit's finding), logged in the
+        caller's transaction with the officer as its reporter; it follows the normal flow.
+        A private one goes to the unit group without its text, as 私下反映 does. Returns its number."""
+        assert unit.tier == UNIT
+        card_chat = self.tree.chat_of(unit.id) or finder.id
+        row = self._new_row(unit, card_chat, finder, text, None, private, now)
+        [(matter_id, event)] = await tx.insert_reports([QueuedReport(None, row, None, None, None)])
+        tx.log_event("reported", matter=matter_id, node=unit.id, found=True)
+        if private:
+            matter = await tx.matter(matter_id)
+            assert matter is not None
+            await self._private_copies(tx, matter, now, event, finder.id, None,
+                                       receipt=await tx.has_private_chat(finder.id))
+        return matter_id
 
     async def _over_limit(self, tx: Tx, key: int, membership: str | None, now: float) -> tuple[str, float | None]:
         """Whether a private report is over a limit, counted in the database inside its write
@@ -224,7 +247,7 @@ class Matters:
                 return Outcome.NOT_FOUND, None
             if not self.tree.contains(chat.id, held.unit_id):
                 return Outcome.OTHER_UNIT, None
-            if not self.tree.may_act(actor.id, held.unit_id):
+            if not roles.may(self.tree, actor.id, roles.Act.HELD, held.unit_id):
                 return Outcome.NOT_ALLOWED, None
             if held.matter_id is not None:
                 return Outcome.ALREADY_RESOLVED, held.matter_id
@@ -253,12 +276,15 @@ class Matters:
         return Outcome.OK, matter_id
 
     async def _private_copies(
-        self, tx: Tx, matter: Matter, now: float, event: int, private_chat: int, message_id: int | None
+        self, tx: Tx, matter: Matter, now: float, event: int, private_chat: int, message_id: int | None,
+        receipt: bool = True,
     ) -> None:
         unit = self.tree.nodes[matter.unit_id]
-        await put(tx, outbox.Receipt(
-            matter.id, private_chat, said(say("private.receipt", id=matter.id, unit=unit.name)), reply_to=message_id,
-        ), now=now)
+        if receipt:
+            await put(tx, outbox.Receipt(
+                matter.id, private_chat, said(say("private.receipt", id=matter.id, unit=unit.name)),
+                reply_to=message_id,
+            ), now=now)
         for head in unit.leaders:
             if head.id != matter.reporter_id and await tx.has_private_chat(head.id):
                 await put(tx, outbox.CardCopy(matter.id, head.id), now=now)
@@ -283,7 +309,7 @@ class Matters:
                 # Past the reporter's urgent alerts for the day (a resident tagging, not a
                 # head), it still reaches tiers 2 and 1 at once, but as a line in one
                 # message per chat per sweep: thirty tags are one message, not thirty alerts.
-                over = (matter.limit_key is not None and actor.id not in self.leaders
+                over = (matter.limit_key is not None and not roles.role(self.tree, actor.id).leads
                         and await tx.urgent_alerts(matter.limit_key, now - limits.DAY)
                         >= self.config.limits.urgent_per_day)
                 await tx.update_matter(matter.id, urgent_at=now)
@@ -460,7 +486,7 @@ class Matters:
         """The caller's tier becomes responsible, and the caller has it."""
 
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
-            tier = self.tree.leader_tier(actor.id, matter.unit_id)
+            tier = roles.role(self.tree, actor.id, matter.unit_id).tier
             assert tier is not None  # authority.decide let only a leader at or above the holder here
             await self._move(tx, matter, actor, now, tier, "taken_over", None, claimed=True)
             await self._ack(tx, ack, now, "ok.taken_over", id=matter.id)
@@ -664,7 +690,7 @@ class Matters:
 
     def _verdict(self, action: Action, matter: Matter, actor: Actor) -> Verdict:
         return decide(
-            action, self.tree.leader_tier(actor.id, matter.unit_id), actor.id == matter.reporter_id,
+            action, roles.role(self.tree, actor.id, matter.unit_id).tier, actor.id == matter.reporter_id,
             self._holder(action, matter), person=actor.person,
             resolve_from_below=self.config.escalation.resolve_from_below,
         )
@@ -673,7 +699,7 @@ class Matters:
         """The tier whose say the action needs: the one holding the matter; for reopening a
         closed one, the tier that held it or the closer's, whichever is higher."""
         if action == Action.REOPEN and matter.closed and matter.resolved_by is not None:
-            return min(matter.tier, self.tree.leader_tier(matter.resolved_by, matter.unit_id) or UNIT)
+            return min(matter.tier, roles.role(self.tree, matter.resolved_by, matter.unit_id).tier or UNIT)
         return matter.tier
 
     async def _move(
@@ -788,7 +814,7 @@ class Matters:
 
 def _answer(ack: Ack, key: str, **params: object) -> dict[str, Any]:
     """A command's confirmation, in the language of the person who gave it."""
-    return {"lang": ack.language, **said(say(key, **params))}
+    return {"language": ack.language, **said(say(key, **params))}
 
 
 def _tier(tier: int) -> outbox.Say:

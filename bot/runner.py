@@ -34,7 +34,7 @@ from bot.store import SchemaTooNew, Store
 log = logging.getLogger(__name__)
 
 EXIT_FATAL, EXIT_CONFIG, EXIT_RUNNING = 1, 2, 3
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "callback_query", "poll"]  # poll: the counts of the bot's polls (issue 16)
 MAX_BACKOFF = 60.0
 CONFLICT_LOG_EVERY = 60.0
 
@@ -211,8 +211,7 @@ async def tell_station_of_conflict(app: Application) -> None:
         return
     now = svc.clock.now()
     async with svc.store.transaction() as tx:
-        text = svc.langs.for_chat(chat)("ops.conflict")
-        await put(tx, OpsNotice("conflict", os.getpid(), now, chat, text), now=now)
+        await put(tx, OpsNotice("conflict", os.getpid(), now, chat), now=now)
 
 
 def _polling_errors(app: Application, watch: ConflictWatch) -> Callable[[TelegramError], None]:

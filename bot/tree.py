@@ -47,6 +47,16 @@ class Tree:
         )
         self.nodes = nodes
         self.station = nodes[st.id]
+        # Who holds which post where, as config.yaml says (bot/roles.py reads it):
+        # user id → (node id, "staff" | "police" | "secretary" | "head").
+        posts: list[tuple[int, str, str]] = [(p.id, st.id, "staff") for p in st.staff]
+        for community in st.communities:
+            posts += [(p.id, community.id, "police") for p in community.police]
+            posts += [(p.id, community.id, "secretary") for p in community.secretaries]
+            posts += [(p.id, unit.id, "head") for unit in community.units for p in unit.heads]
+        self.posts: dict[int, list[tuple[str, str]]] = {}
+        for user_id, node_id, post in posts:
+            self.posts.setdefault(user_id, []).append((node_id, post))
         self._bound: dict[int, str] = {}
         self._chat_of: dict[str, int] = {}
         self.set_bindings({})
@@ -106,20 +116,7 @@ class Tree:
     def communities(self) -> Iterator[Node]:
         return (n for n in self.nodes.values() if n.tier == COMMUNITY)
 
-    # --- people --------------------------------------------------------------------
-    def may_act(self, user_id: int, unit_id: str) -> bool:
-        """Unit heads and every leader above the unit may act on its matters."""
-        return any(p.id == user_id for n in self.lineage(unit_id) for p in n.leaders)
-
-    def leader_tier(self, user_id: int, unit_id: str) -> int | None:
-        """The highest tier (1 above 2 above 3) at or above the unit that this user leads."""
-        tiers = [n.tier for n in self.lineage(unit_id) if any(p.id == user_id for p in n.leaders)]
-        return min(tiers) if tiers else None
-
-    def leads(self, user_id: int, node_id: str) -> bool:
-        """Whether the user leads this node or one above it."""
-        return self.may_act(user_id, node_id)
-
+    # --- people (who may do what: bot/roles.py) -----------------------------------
     def person_name(self, user_id: int) -> str | None:
         for node in self.nodes.values():
             for person in node.leaders:

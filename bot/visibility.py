@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from bot import roles
 from bot.store import Event, Matter
 from bot.tree import COMMUNITY, STATION, UNIT, Tree
 
@@ -75,7 +76,7 @@ def redacted(audience: Audience, private: bool) -> bool:
 def writer_tier(tree: Tree, actor_id: int | None, unit_id: str) -> int:
     """The tier a person acts at on this unit's matters: the highest they lead (1 station,
     2 community), else 3 (a unit head, the reporter, a resident)."""
-    return (tree.leader_tier(actor_id, unit_id) if actor_id is not None else None) or UNIT
+    return (roles.role(tree, actor_id, unit_id).tier if actor_id is not None else None) or UNIT
 
 
 def entry_level(event: Event, tree: Tree, unit_id: str) -> int:
@@ -117,7 +118,7 @@ def of_chat(tree: Tree, chat_id: int, matter: Matter) -> Audience | None:
         return GROUPS[node.tier]
     if chat_id < 0:
         return Audience.UNIT
-    if tree.may_act(chat_id, matter.unit_id):
+    if roles.may(tree, chat_id, roles.Act.WORK, matter.unit_id):
         return Audience.LEADER_DM
     if chat_id == matter.reporter_id:
         return Audience.REPORTER_DM

@@ -99,11 +99,6 @@ class Figures:
         """Of those, the ones that never missed a deadline (by the end of the period)."""
         return self.resolved_in_unit + self.open - self.overdue
 
-    @property
-    def empty(self) -> bool:
-        """Nothing happened and nothing was waiting: there is nothing to judge."""
-        return not (self.new or self.judged or self.rated)
-
     def add(self, other: Figures) -> None:
         self.new += other.new
         self.resolved += other.resolved

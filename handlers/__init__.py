@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    PollHandler,
+    TypeHandler,
+    filters,
+)
 
 from bot.telegram import inbox
 from bot.tree import Tree
-from handlers import broadcast, chats, duty, language, limits, matters, migration, people, report
+from handlers import (
+    broadcast,
+    chats,
+    duty,
+    language,
+    limits,
+    matters,
+    migration,
+    people,
+    report,
+    safety,
+    screening,
+    village_notice,
+)
 from handlers import reports as report_handlers
 from handlers.common import BoundChat, UnitChat
 
@@ -34,6 +55,11 @@ def register(app: Application, tree: Tree) -> None:
             CommandHandler("broadcast", broadcast.refuse),
             MessageHandler(filters.PHOTO & broadcast.CAPTION, broadcast.refuse),
             # One chat's language: /lang en | zh (a group's leaders; a person in private).
+            # The officers' side (issue 16): the weekly safety notice's and screening's buttons,
+            # and a new text or a finding as a reply to the bot's prompt in a community's group.
+            CallbackQueryHandler(village_notice.button, pattern=village_notice.PATTERN),
+            CallbackQueryHandler(screening.button, pattern=screening.PATTERN),
+            MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND & bound & ~unit, village_notice.new_text),
             CommandHandler("lang", language.lang),
             # --- end of the people's side ------------------------------------------------
             # Residents report in their unit's group…
@@ -83,6 +109,8 @@ def register(app: Application, tree: Tree) -> None:
             # --- end of reports
             # Work commands in a chat outside the tree: nothing is logged.
             CommandHandler(work, chats.not_bound),
+            # --- 群众安全感 (issue 16): the counts of the bot's monthly polls.
+            PollHandler(safety.counted),
         ]
     )
     # Around everything: skip updates already done (a replay after a crash), and mark done

@@ -10,6 +10,7 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.outbox import Chart, put
+from bot.roles import Act, may
 from bot.telegram.menus import menus
 from bot.text import render
 from bot.tree import UNIT
@@ -35,16 +36,18 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     current = svc.tree.node_for_chat(chat.id)
     if node is None:
         # The town's ids are its map: only the ids this person could bind this chat to.
-        may_rebind = current is None or svc.tree.leads(user.id, current.id)
-        ids = ", ".join(escape(n) for n in svc.tree.nodes if may_rebind and svc.tree.leads(user.id, n))
+        may_rebind = current is None or may(svc.tree, user.id, Act.BIND, current.id)
+        ids = ", ".join(escape(n) for n in svc.tree.nodes if may_rebind and may(svc.tree, user.id, Act.BIND, n))
         t = texts_for(update, context)
         node_id = escape(context.args[0][:40])
         answer = t("bind.unknown", node_id=node_id, ids=ids) if ids else t("bind.unknown_id", node_id=node_id)
         await reply(update, context, answer)
         return
     # Rebinding a chat takes it from its node: only who leads both may do that.
-    if not svc.tree.leads(user.id, node.id) or (current is not None and not svc.tree.leads(user.id, current.id)):
-        denied = current if current is not None and not svc.tree.leads(user.id, current.id) else node
+    if not may(svc.tree, user.id, Act.BIND, node.id) or (
+        current is not None and not may(svc.tree, user.id, Act.BIND, current.id)
+    ):
+        denied = current if current is not None and not may(svc.tree, user.id, Act.BIND, current.id) else node
         await reply(update, context, texts_for(update, context)("bind.not_allowed", node=escape(denied.name)))
         return
     before = svc.tree.chat_of(node.id)

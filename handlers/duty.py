@@ -7,6 +7,7 @@ from html import escape
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
 from telegram.ext import ContextTypes
 
+from bot.roles import Act, may, staff
 from bot.services import Services
 from bot.text import render
 from bot.text.i18n import Texts
@@ -56,7 +57,7 @@ async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     query = update.callback_query
     assert query is not None
     user = actor(update)
-    if not _is_staff(svc, user.id):
+    if not may(svc.tree, user.id, Act.KEEP_WATCH, svc.tree.station.id):
         await query.answer(render.plain(texts_for(update, context)("duty.not_staff")), show_alert=True)
         return
     await _set(svc, user.id, user.id)
@@ -69,7 +70,7 @@ async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 async def _take(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services, target: int) -> None:
     user = actor(update)
-    if not _is_staff(svc, user.id) or not _is_staff(svc, target):
+    if not all(may(svc.tree, who, Act.KEEP_WATCH, svc.tree.station.id) for who in (user.id, target)):
         await reply(update, context, texts_for(update, context)("duty.not_staff"))
         return
     await _set(svc, target, user.id)
@@ -81,10 +82,6 @@ async def _set(svc: Services, user_id: int, by: int) -> None:
     until = duty.watch_end(svc.config.duty, now, svc.config.tz)
     async with svc.store.transaction() as tx:
         await tx.add_duty_override(user_id, _staff_name(svc, user_id), now, until, by)
-
-
-def _is_staff(svc: Services, user_id: int) -> bool:
-    return any(p.id == user_id for p in svc.tree.station.leaders)
 
 
 def _target(svc: Services, message: Message, args: list[str]) -> int | None:
@@ -99,9 +96,9 @@ def _target(svc: Services, message: Message, args: list[str]) -> int | None:
     word = args[0].lstrip("@")
     if word.isdecimal() and len(word) < 20:  # a user id; "²" is a digit int() refuses
         return int(word)
-    staff = {p.name: p.id for p in svc.tree.station.leaders if p.name}
+    named = {p.name: p.id for p in staff(svc.tree) if p.name}
     # @username: Telegram gives bots no lookup, so only staff the bot has heard from.
-    return staff.get(word) or svc.usernames.get(word.lower())
+    return named.get(word) or svc.usernames.get(word.lower())
 
 
 async def remember_staff(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -110,5 +107,5 @@ async def remember_staff(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if user is None or not user.username:
         return
     svc = services(context)
-    if any(p.id == user.id for p in svc.tree.station.leaders):
+    if may(svc.tree, user.id, Act.KEEP_WATCH, svc.tree.station.id):
         svc.usernames[user.username.lower()] = user.id

@@ -7,7 +7,8 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot.tree import COMMUNITY, UNIT
+from bot.roles import Role, role
+from bot.tree import UNIT
 from handlers.common import services, texts_for
 
 
@@ -21,16 +22,16 @@ def for_role(update: Update, context: ContextTypes.DEFAULT_TYPE, welcome: bool =
         node = svc.tree.node_for_chat(chat.id)
         if node is None:
             keys = ["help.unbound"]
-        elif not svc.tree.leads(user_id, node.id):  # a resident: just how to report
+        elif not role(svc.tree, user_id, node.id).leads:  # a resident: just how to report
             return t("help.resident" if node.tier == UNIT else "help.resident_private")
         else:
             keys = ["help.head" if node.tier == UNIT else "help.leader"]
     else:
-        tiers = {n.tier for n in svc.tree.nodes.values() if any(p.id == user_id for p in n.leaders)}
-        if any(tier <= COMMUNITY for tier in tiers):
-            keys = ["help.leader", "help.head"]
-        elif tiers:
+        highest = role(svc.tree, user_id)  # their highest post anywhere in the tree
+        if highest == Role.HEAD:
             keys = ["help.head"]
+        elif highest.leads:
+            keys = ["help.leader", "help.head"]
         else:
             keys = ["help.resident_private"]
     if welcome:

@@ -8,6 +8,7 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
+from bot.roles import Act, may
 from bot.telegram.menus import menus
 from bot.text.i18n import CATALOGS, user_language
 from handlers.common import actor, reply, services, texts_for
@@ -40,7 +41,7 @@ async def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if node is None:
             await reply(update, context, t("err.not_bound"))
             return
-        if not svc.tree.leads(actor(update).id, node.id):
+        if not may(svc.tree, actor(update).id, Act.LANGUAGE, node.id):
             await reply(update, context, t("lang.not_allowed"))
             return
     async with svc.store.transaction() as tx:

@@ -12,6 +12,7 @@ from telegram.ext import ContextTypes
 
 from bot import limits, visibility
 from bot.matters import Outcome
+from bot.roles import Act, may
 from bot.services import Services
 from bot.text import render
 from bot.visibility import Piece
@@ -63,7 +64,7 @@ async def held_list(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not me.person:  # an anonymous admin may be anyone: a head must post as themself to see what is held
         await reply(update, context, t("err.not_a_person"))
         return
-    if not svc.tree.leads(me.id, node.id):
+    if not may(svc.tree, me.id, Act.HELD, node.id):
         await reply(update, context, t("limits.held_not_allowed"))
         return
     async with svc.store.read() as tx:

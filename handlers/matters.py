@@ -14,6 +14,7 @@ from telegram.ext import ContextTypes
 
 from bot import outbox, visibility
 from bot.matters import MAX_TEXT, RATINGS, Ack, Actor, Outcome, Result
+from bot.roles import Role, role
 from bot.services import Services
 from bot.store import PURGED, Event, Matter
 from bot.text import render
@@ -214,7 +215,7 @@ async def _show_categories(update: Update, context: ContextTypes.DEFAULT_TYPE, n
     user = actor(update)
     if matter is None or matter.closed:
         await query.answer(render.plain(t("err.stale_button")), show_alert=True)
-    elif user.id != matter.reporter_id and not svc.tree.may_act(user.id, matter.unit_id):
+    elif role(svc.tree, user.id, matter.unit_id, reporter_id=matter.reporter_id) == Role.NOBODY:
         await query.answer(render.plain(t("err.not_allowed")), show_alert=True)
     else:
         await query.answer(render.plain(t("card.pick_category")))

@@ -11,6 +11,7 @@ from telegram.ext import ContextTypes
 
 from bot import outbox
 from bot.matters import MAX_TEXT, Outcome
+from bot.roles import Act, may
 from bot.services import Services
 from bot.text import render
 from bot.tree import UNIT, Node
@@ -59,7 +60,7 @@ async def report_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
                             draft=text[0].strip() if text else None)
         recent = await tx.reported_units(user.id)
     units = [svc.tree.nodes[u] for u in recent if u in svc.tree.nodes]
-    units += [u for u in svc.tree.units() if svc.tree.may_act(user.id, u.id) and u not in units]
+    units += [u for u in svc.tree.units() if may(svc.tree, user.id, Act.WORK, u.id) and u not in units]
     await reply(update, context, texts_for(update, context)("private.choose"), reply_markup=_unit_buttons(units[:8]))
 
 

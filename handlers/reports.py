@@ -9,6 +9,7 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot import outbox
+from bot.roles import Act, may
 from bot.tree import UNIT
 from escalation.reports import ledger, service
 from handlers.common import actor, chat_node, reply, send, services
@@ -25,7 +26,7 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if node.tier == UNIT:
         await reply(update, context, t("export.not_leader_chat"))
         return
-    if not svc.tree.leads(actor(update).id, node.id):
+    if not may(svc.tree, actor(update).id, Act.EXPORT, node.id):
         await reply(update, context, t("export.not_allowed", node=escape(node.name)))
         return
     try:

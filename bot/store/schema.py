@@ -298,6 +298,88 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE outbox ADD COLUMN data TEXT;
     """,
+    # 8: the weekly safety notice to the village (issue 16): one draft per community a week,
+    # published (as a broadcast), skipped, or left; the prompts that ask for a new text.
+    """
+    CREATE TABLE village_notices (
+        id INTEGER PRIMARY KEY,
+        community_id TEXT NOT NULL,
+        week TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'draft',
+        drafted_at REAL NOT NULL,
+        draft_message_id INTEGER,
+        decided_at REAL,
+        decided_by INTEGER,
+        decided_by_name TEXT,
+        broadcast_id INTEGER,
+        UNIQUE (community_id, week)
+    );
+    CREATE INDEX village_notices_drafted ON village_notices(drafted_at);
+    CREATE INDEX outbox_notice_prompts ON outbox(chat_id, message_id) WHERE kind = 'notice_prompt';
+    """,
+    # 9: the weekly screening for disputes (issue 16): each community's answer for a week (a
+    # zero-report or findings), and each finding with its unit and what became of it.
+    """
+    CREATE TABLE screenings (
+        id INTEGER PRIMARY KEY,
+        community_id TEXT NOT NULL,
+        week TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        asked_at REAL NOT NULL,
+        due_at REAL NOT NULL,
+        state TEXT NOT NULL DEFAULT 'asked',
+        answered_at REAL,
+        answered_by INTEGER,
+        answered_by_name TEXT,
+        reminded_at REAL,
+        ask_message_id INTEGER,
+        UNIQUE (community_id, week)
+    );
+    CREATE INDEX screenings_due ON screenings(due_at);
+    CREATE TABLE screening_findings (
+        id INTEGER PRIMARY KEY,
+        screening_id INTEGER NOT NULL REFERENCES screenings(id),
+        unit_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        by_id INTEGER NOT NULL,
+        by_name TEXT NOT NULL,
+        at REAL NOT NULL,
+        outcome TEXT,
+        matter_id INTEGER,
+        decided_at REAL
+    );
+    CREATE INDEX screening_findings_of ON screening_findings(screening_id);
+    CREATE INDEX outbox_screening_prompts ON outbox(chat_id, message_id) WHERE kind = 'screening_prompt';
+    """,
+    # 10 (issue 16, 群众安全感): the monthly anonymous poll in each unit group, one per unit and
+    # month (local 'YYYY-MM' of its opening). ``outbox_key`` names its sendPoll; ``message_id``
+    # and ``poll_id`` are what Telegram gave it; ``counts`` (JSON, voters per option, in the
+    # options' order) and ``answers`` are the latest Telegram reported, final once ``closed_at``
+    # is set (by stopPoll, or when it could not be sent or stopped).
+    """
+    CREATE TABLE safety_polls (
+        id INTEGER PRIMARY KEY,
+        unit_id TEXT NOT NULL,
+        month TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        outbox_key TEXT NOT NULL,
+        message_id INTEGER,
+        poll_id TEXT,
+        opened_at REAL NOT NULL,
+        closes_at REAL NOT NULL,
+        stop_queued_at REAL,
+        closed_at REAL,
+        counts TEXT,
+        answers INTEGER NOT NULL DEFAULT 0,
+        counted_at REAL,
+        UNIQUE (unit_id, month)
+    );
+    CREATE INDEX safety_polls_poll ON safety_polls(poll_id) WHERE poll_id IS NOT NULL;
+    CREATE INDEX safety_polls_open ON safety_polls(closes_at) WHERE closed_at IS NULL;
+    CREATE INDEX safety_polls_month ON safety_polls(month);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

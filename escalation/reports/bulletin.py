@@ -20,6 +20,7 @@ from bot.text.i18n import Texts
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation import summary
 from escalation.reports import stars as star_rating
+from escalation.reports.safety import SafetyFigures
 from escalation.summary import Figures, half_up, percent, rank, split_message
 
 WEEK = 7 * 86400.0
@@ -94,6 +95,7 @@ class PeriodFigures:
     history: list[list[Any]] = field(default_factory=list)
     # node → the figures the bulletin of the period before published: what is compared with
     published: dict[str, Figures] | None = None
+    safety: SafetyFigures | None = None  # the month's 群众安全感 polls (monthly bulletins only)
     _totals: dict[tuple[str, bool], Figures] = field(default_factory=dict, repr=False)
     _stars: dict[str, int | None] = field(default_factory=dict, repr=False)
     _by_node: dict[str, dict[str, list[int]]] | None = field(default=None, repr=False)
@@ -260,6 +262,8 @@ def render(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, period: Period
         count = figs.stars(node.id)
         stars = star_rating.show(count) if count is not None or not cur.new else t("bulletin.stars_closed")
         lines.append(t("bulletin.stars", stars=stars))
+    if figs.safety is not None:  # beside the stars, not part of them
+        lines.append(_safety_line(node, tree, figs.safety, t))
     lines.append(_legend(period, t))
     if node.tier == COMMUNITY:
         lines += ["", t("bulletin.ranking")]
@@ -310,6 +314,10 @@ def _ranking(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, with_communi
         lines.append(t("bulletin.unit_row", rank=f"{place}. ", stars=star_rating.show(count), unit=label,
                        new=fig.new, resolved=fig.resolved, open=fig.open, overdue=fig.overdue,
                        in_unit=rate_with_change(fig.in_unit_rate, prev.in_unit_rate, t)))
+    if figs.safety is not None:
+        safety = figs.safety
+        lines = [line if line == "……" else line + _safety_suffix(unit_id, tree, safety, t)
+                 for line, (_, (unit_id, _)) in zip(lines, ranked, strict=True)]
     return lines
 
 
@@ -317,9 +325,34 @@ def _community_row(community: Node, tree: Tree, figs: PeriodFigures, t: Texts) -
     cur = figs.total(tree, community.id)
     counts = [c for c in (figs.stars(u.id) for u in tree.units_under(community.id)) if c]
     average = f"{half_up(sum(counts) / len(counts), 1):.1f}" if counts else t("summary.none")
-    return t("bulletin.community_row", community=escape(community.name), new=cur.new, resolved=cur.resolved,
-             open=cur.open, overdue=cur.overdue, in_unit=rate_with_change(cur.in_unit_rate, None, t),
-             stars=average)
+    row = t("bulletin.community_row", community=escape(community.name), new=cur.new, resolved=cur.resolved,
+            open=cur.open, overdue=cur.overdue, in_unit=rate_with_change(cur.in_unit_rate, None, t),
+            stars=average)
+    return row + _safety_suffix(community.id, tree, figs.safety, t) if figs.safety is not None else row
+
+
+# --- 群众安全感 (issue 16): beside the stars, never part of them -----------------------------
+def _safety_rate(node_id: str, tree: Tree, safety: SafetyFigures, t: Texts) -> str | None:
+    """The node's share feeling safe with its change from the month before, as shown; None
+    under ``min_answers`` answers."""
+    current = safety.rate(tree, node_id)
+    if current is None:
+        return None
+    return rate_with_change(current, safety.rate(tree, node_id, previous=True), t)
+
+
+def _safety_line(node: Node, tree: Tree, safety: SafetyFigures, t: Texts) -> str:
+    """The node's own line; "—" under ``min_answers`` answers."""
+    _, answers = safety.pooled(tree, node.id)
+    rate = _safety_rate(node.id, tree, safety, t)
+    if rate is None:
+        return t("safety.line_few", answers=answers, min=safety.min_answers)
+    return t("safety.line", rate=rate, answers=answers)
+
+
+def _safety_suffix(node_id: str, tree: Tree, safety: SafetyFigures, t: Texts) -> str:
+    """Appended to a unit's or a community's row of a ranking: beside the stars, not in them."""
+    return t("safety.row", rate=_safety_rate(node_id, tree, safety, t) or t("summary.none"))
 
 
 def _star_counts(node: Node, tree: Tree, figs: PeriodFigures, t: Texts) -> str:
@@ -420,3 +453,100 @@ def build(tree: Tree, figs: PeriodFigures, t: Texts, period: Period, nodes: list
         chart = chart_spec(node, tree, figs, t, period) if node.tier in (STATION, COMMUNITY) else None
         out.append(Bulletin(node.id, render(node, tree, figs, t, period), chart))
     return out
+
+
+# --- what a bulletin is made of, kept until it is sent (issue 13) ---------------------------
+# A bulletin waits in the outbox as its figures, not its words: bot/text/render.py composes
+# it when it is sent, in the chat's language then. ``view`` keeps what ``render`` and
+# ``chart_spec`` read for one node (plain JSON); ``from_view`` gives it back as a
+# PeriodFigures that reads the same. A node's own figures are kept whole; its units' and
+# communities' only as far as rows, stars and ranks read them.
+_COUNTS = ("new", "resolved", "open", "overdue", "escalated", "to_community", "to_station", "resolved_in_unit",
+           "unclaimed_up")
+_RATINGS = ("satisfied", "basic", "unsatisfied")
+
+
+def _row(fig: Figures) -> list[int]:
+    return [getattr(fig, name) for name in _COUNTS] + [fig.ratings.get(key, 0) for key in _RATINGS]
+
+
+def _from_row(row: list[int]) -> Figures:
+    fig = Figures(**dict(zip(_COUNTS, row, strict=False)))
+    fig.ratings = {key: n for key, n in zip(_RATINGS, row[len(_COUNTS):], strict=True) if n}
+    return fig
+
+
+def _whole(fig: Figures) -> dict[str, Any]:
+    return summary.shown(fig) | {
+        "private_categories": fig.private_categories,
+        "at_station": [[m.matter_id, m.unit_id, m.category, m.created_at, m.reached_station_at]
+                       for m in fig.at_station],
+    }
+
+
+def _from_whole(data: dict[str, Any]) -> Figures:
+    fig = summary.from_shown(data)
+    fig.private_categories = dict(data.get("private_categories") or {})
+    fig.at_station = [summary.AtStation(*m) for m in data.get("at_station") or ()]
+    return fig
+
+
+def view(node: Node, tree: Tree, figs: PeriodFigures, period: Period) -> dict[str, Any]:
+    """What ``node``'s bulletin and chart are made of, in no language (JSON-able)."""
+    units = [u.id for u in tree.units_under(node.id)] if node.tier in (STATION, COMMUNITY) else []
+    return {
+        "node": node.id,
+        "period": [period.kind, period.start, period.end, period.prev_start, period.month, period.chart_end,
+                   period.tz.key if period.tz is not None else None],
+        "current": _whole(figs.total(tree, node.id)),
+        "previous": _whole(figs.total(tree, node.id, previous=True)),
+        "units": {u: [_row(figs.current[u]), _row(figs.total(tree, u, previous=True))] for u in units},
+        "communities": {c: _row(figs.total(tree, c)) for c in node.children} if node.tier == STATION else {},
+        "history": figs.weekly_by_category(tree, node.id) if units else {},
+        "safety": _safety_view(node, tree, figs.safety) if figs.safety is not None else None,
+    }
+
+
+def from_view(data: dict[str, Any], tree: Tree) -> tuple[Node, PeriodFigures, Period]:
+    """The node, figures and period of a bulletin kept by ``view``."""
+    kind, start, end, prev_start, month, chart_end, tz = data["period"]
+    period = Period(kind, start, end, prev_start, tuple(month) if month else None, chart_end,
+                    ZoneInfo(tz) if tz else None)
+    node = tree.nodes[data["node"]]
+    current, previous = _from_whole(data["current"]), _from_whole(data["previous"])
+    units = {u: _from_row(now) for u, (now, _) in data["units"].items()}
+    figs = PeriodFigures(
+        units or {node.id: current}, {}, published={node.id: previous} | {
+            u: _from_row(before) for u, (_, before) in data["units"].items()},
+        _totals={(node.id, False): current} | {(c, False): _from_row(row) for c, row in data["communities"].items()},
+        _by_node={node.id: data["history"]},
+    )
+    if data.get("safety") is not None:
+        figs.safety = _safety_from_view(data["safety"])
+    return node, figs, period
+
+
+def _safety_view(node: Node, tree: Tree, safety: SafetyFigures) -> dict[str, Any]:
+    """The polls the node's bulletin reads: its units' (safe, answers), this month and the one
+    before; a community's and the town's figures pool them when composed."""
+    units = [u.id for u in tree.units_under(node.id)]
+    return {"min": safety.min_answers,
+            "current": {u: list(safety.current[u]) for u in units if u in safety.current},
+            "previous": {u: list(safety.previous[u]) for u in units if u in safety.previous}}
+
+
+def _safety_from_view(data: dict[str, Any]) -> SafetyFigures:
+    return SafetyFigures({u: (safe, answers) for u, (safe, answers) in data["current"].items()},
+                         {u: (safe, answers) for u, (safe, answers) in data["previous"].items()}, data["min"])
+
+
+def messages(data: dict[str, Any], tree: Tree, t: Texts) -> list[str]:
+    """The messages of a bulletin kept by ``view``, in ``t``'s language."""
+    node, figs, period = from_view(data, tree)
+    return render(node, tree, figs, t, period)
+
+
+def chart(data: dict[str, Any], tree: Tree, t: Texts) -> tuple[str, dict]:
+    """The caption and the chart description of a bulletin kept by ``view``."""
+    node, figs, period = from_view(data, tree)
+    return chart_caption(node, t, period), chart_spec(node, tree, figs, t, period)

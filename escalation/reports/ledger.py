@@ -20,7 +20,9 @@ from datetime import datetime
 from typing import Any
 
 from bot import visibility
+from bot.config import Config
 from bot.store import Event, Matter, TimelineRow
+from bot.store.rows import ScreeningRow
 from bot.text.i18n import Texts
 from bot.tree import UNIT, Node, Tree
 from escalation.policy import State
@@ -45,6 +47,13 @@ DATE_COLUMNS = {i for i, (key, _) in enumerate(MATTER_COLUMNS)
                 if key in ("ledger.col.reported_at", "ledger.col.claimed_at", "ledger.col.resolved_at")}
 WRAP_COLUMNS = {i for i, (key, _) in enumerate(MATTER_COLUMNS) if key in ("ledger.col.text", "ledger.col.timeline")}
 MAX_CELL = 32767  # Excel's limit of characters in a cell; a longer report is cut there
+SCREENING_COLUMNS = [
+    ("ledger.col.community", 16), ("ledger.col.due", 17), ("ledger.col.screening", 12),
+    ("ledger.col.answered_by", 14), ("ledger.col.answered_at", 17), ("ledger.col.in_time", 8),
+    ("ledger.col.findings", 8), ("ledger.col.made_matters", 10), ("ledger.col.on_record", 10),
+]
+SCREENING_DATES = {1, 4}
+
 SUMMARY_COLUMNS = [
     ("ledger.col.community", 16), ("ledger.col.unit", 20), ("ledger.col.stars", 10), ("ledger.col.new", 8),
     ("ledger.col.resolved", 8), ("ledger.col.open", 8), ("ledger.col.overdue", 8),
@@ -66,6 +75,9 @@ class Ledger:
     figures: PeriodFigures
     events: dict[int, list[Event]] = field(default_factory=dict)  # matter id → its timeline, in order
     current: dict[int, str] = field(default_factory=dict)  # matter → its state as of the export
+    # the weekly screenings due in the period under the node (issue 16): (screening, findings,
+    # made matters, put on record)
+    screenings: list[tuple[ScreeningRow, int, int, int]] = field(default_factory=list)
 
 
 def as_of(matters: list[Matter], events: dict[int, list[Event]], end: float) -> list[Matter]:
@@ -269,9 +281,29 @@ def to_xlsx(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
         ws = sheet(category_name(key, t), MATTER_COLUMNS)
         for row in by_category[key]:
             ws.append(styled(ws, row, date_formats, WRAP_COLUMNS))
+    if ledger.screenings and ledger.node.tier != UNIT:  # issue 16; a unit has no screening of its own
+        ws = sheet(t("ledger.sheet_screening"), SCREENING_COLUMNS)
+        for row in screening_rows(ledger, tree, t):
+            ws.append(styled(ws, row, dict.fromkeys(SCREENING_DATES, DATE_FORMAT)))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def screening_rows(ledger: Ledger, tree: Tree, t: Texts) -> list[list[Any]]:
+    """The 排查 sheet: each community's weekly screening, answered in time or not."""
+    rows = []
+    for screening, findings, matters, on_record in ledger.screenings:
+        answered = screening.answered_at
+        result = {"zero": "ledger.screening.zero", "found": "ledger.screening.found"}.get(
+            screening.state, "ledger.screening.missing")
+        in_time = answered is not None and answered <= screening.due_at
+        rows.append([
+            tree.name_of(screening.community_id), _local(screening.due_at, t), t(result),
+            screening.answered_by_name or "", _local(answered, t),
+            t("ledger.yes") if in_time else t("ledger.no"), findings, matters, on_record,
+        ])
+    return rows
 
 
 def text_cell(ws: Any, value: str) -> Any:
@@ -364,3 +396,8 @@ def file_stem(ledger: Ledger, t: Texts) -> str:
         last -= timedelta(days=1)
     name = t("export.filename", node=ledger.node.name, start=t.date(ledger.start), end=last.strftime("%Y-%m-%d"))
     return name.translate(str.maketrans({c: "_" for c in '\\/:*?"<>| '}))
+
+
+def texts(config: Config) -> Texts:
+    """The configured language's words, for a ledger made outside any chat (``tierbot export``)."""
+    return Texts(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
