@@ -83,6 +83,7 @@ class Kind(StrEnum):
     SAFETY_POLL = "safety_poll"  # an anonymous poll in a unit group (its words composed when it is sent)
     STOP_POLL = "stop_poll"  # that poll closed (its message id in reply_to)
     VIEW = "view"  # a message about a matter outside its card (a ping, a DM copy) edited to follow it
+    REACTION = "reaction"  # an emoji on a message: a command done, a report taken up
 
 
 # Messages about matters that follow them once sent (issue 14): a ping in a group, its DM
@@ -136,6 +137,10 @@ def people(persons: list[tuple[int, str | None]]) -> dict[str, Any]:
 
 def local_time(at: float) -> dict[str, Any]:
     return {"time": at}
+
+
+def local_date(at: float) -> dict[str, Any]:
+    return {"date": at}
 
 
 def duration(seconds: float) -> dict[str, Any]:
@@ -207,11 +212,16 @@ class Card(Notice):
 
 @dataclass(frozen=True)
 class CardCopy(Notice):
+    """A private matter's card in a head's private chat, composed from the matter as it is
+    when it is sent."""
+
     kind: ClassVar[Kind] = Kind.CARD_COPY
     matter_id: int
     chat: int  # the head's private chat
-    text: str
-    markup: Keyboard | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"matter": self.matter_id}
 
     @property
     def key(self) -> str:
@@ -223,7 +233,7 @@ class Receipt(Notice):
     kind: ClassVar[Kind] = Kind.RECEIPT
     matter_id: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
     reply_to: int | None = None
 
     @property
@@ -237,7 +247,7 @@ class ReporterNotice(Notice):
     matter_id: int
     event: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
     reply_to: int | None = None
 
     @property
@@ -250,7 +260,7 @@ class UrgentAlert(Notice):
     kind: ClassVar[Kind] = Kind.URGENT
     matter_id: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
     reply_to: int | None = None
 
     @property
@@ -260,14 +270,20 @@ class UrgentAlert(Notice):
 
 @dataclass(frozen=True)
 class Unsatisfied(Notice):
-    """``per_chat``: a private matter's news goes to several chats, one key each."""
+    """The heads (or the tier above that reopened it) told the reporter is not satisfied,
+    composed from the matter as it is when sent. ``per_chat``: a private matter's news goes
+    to several chats, one key each; ``tier``: the tier it was reopened at."""
 
     kind: ClassVar[Kind] = Kind.UNSATISFIED
     matter_id: int
     event: int
     chat: int
-    text: str
+    tier: int
     per_chat: bool = False
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"matter": self.matter_id, "tier": self.tier, "private": self.per_chat}
 
     @property
     def key(self) -> str:
@@ -281,7 +297,7 @@ class UnsatisfiedWhy(Notice):
     matter_id: int
     event: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
 
     @property
     def key(self) -> str:
@@ -294,7 +310,7 @@ class Outcome(Notice):
     matter_id: int
     event: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
 
     @property
     def key(self) -> str:
@@ -303,12 +319,20 @@ class Outcome(Notice):
 
 @dataclass(frozen=True)
 class Instruction(Notice):
+    """A ping about a private matter, to one of its heads by DM (the group reads none of
+    it), composed from the matter as it is when sent. ``ping``: its kind, tier, reason and note."""
+
     kind: ClassVar[Kind] = Kind.INSTRUCTION
     matter_id: int
     event: int
     chat: int  # the head's private chat
-    text: str
-    markup: Keyboard | None = None
+    ping: tuple[str, int, str, str | None]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        kind, tier, reason, note = self.ping
+        return {"matter": self.matter_id, "ping": {"kind": kind, "tier": tier, "reason": reason, "note": note,
+                                                   "event": self.event}}
 
     @property
     def key(self) -> str:
@@ -317,12 +341,14 @@ class Instruction(Notice):
 
 @dataclass(frozen=True)
 class RatingRequest(Notice):
+    """The reporter asked to rate a resolution, with the rating buttons, composed from the
+    matter as it is when sent; ``data`` holds the words said before the question."""
+
     kind: ClassVar[Kind] = Kind.RATING
     matter_id: int
     event: int
     chat: int
-    text: str
-    markup: Keyboard | None = None
+    data: dict[str, Any]
     reply_to: int | None = None
 
     @property
@@ -451,10 +477,13 @@ class ViewRefresh(Notice):
 # --- answers ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CommandAnswer(Notice):
+    """A command confirmed, under its message; ``data``: said(…), with ``"lang"`` the
+    language of the person who gave it (see ``answered_in``)."""
+
     kind: ClassVar[Kind] = Kind.ANSWER
     update_id: int
     chat: int
-    text: str
+    data: dict[str, Any]
     reply_to: int | None = None
 
     @property
@@ -464,15 +493,54 @@ class CommandAnswer(Notice):
 
 @dataclass(frozen=True)
 class HeldNotice(Notice):
+    """A report held by the limits: the reporter told, under it, when to try again."""
+
     kind: ClassVar[Kind] = Kind.HELD
     held_id: int
     chat: int
-    text: str
+    reason: str  # bot/limits.py's HELD_HOURLY, HELD_NONMEMBER
+    reporter_id: int
+    reporter_name: str
+    limit: int
+    again: float
     reply_to: int | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return said(say(f"limits.held_{self.reason}", reporter=mention(self.reporter_id, self.reporter_name),
+                        limit=self.limit, at=local_time(self.again)))
 
     @property
     def key(self) -> str:
         return f"held:{self.held_id}"
+
+
+@dataclass(frozen=True)
+class Reaction(Notice):
+    """An emoji put on a message (setMessageReaction): 👍 on a head's command that the card's
+    edit already answers, 👀 on a report someone claimed. ``fallback``: a CommandAnswer's
+    data, queued under ``update_id``'s key (``ack:…``) in the transaction that records the
+    failure if the chat refuses reactions; None: nothing instead. ``tag`` names it."""
+
+    kind: ClassVar[Kind] = Kind.REACTION
+    tag: str
+    chat: int
+    message_id: int
+    emoji: str
+    fallback: dict[str, Any] | None = None
+    update_id: int | None = None
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"emoji": self.emoji, "fallback": self.fallback, "update": self.update_id}
+
+    @property
+    def key(self) -> str:
+        return f"reaction:{self.tag}"
 
 
 # --- broadcasts -------------------------------------------------------------------------

@@ -532,7 +532,7 @@ class Tx:
 
     async def hold_queued(self, report: QueuedReport, again: float) -> int:
         """A queued group report over the hourly limit: held, not a matter, and answered
-        with ``report.held_answer`` (as its card would have been); a prompt it answers is
+        with a HeldNotice (as its card would have been); a prompt it answers is
         consumed. Returns the held report's id."""
         row = report.matter
         held_id = await self.hold_report({
@@ -541,9 +541,11 @@ class Tx:
             "text": row["text"], "photo": report.photo_file_id, "private": row.get("private", 0),
             "membership": row.get("membership"), "reason": limits.HELD_HOURLY, "created_at": row["created_at"],
         })
-        assert report.held_answer is not None
-        await self.outbox_insert([HeldNotice(held_id, row["chat_id"], report.held_answer(again),
-                                             reply_to=report.reply_to).row(row["created_at"])])
+        assert report.per_hour is not None
+        await self.outbox_insert([HeldNotice(
+            held_id, row["chat_id"], limits.HELD_HOURLY, row["reporter_id"], row["reporter_name"], report.per_hour,
+            again, reply_to=report.reply_to,
+        ).row(row["created_at"])])
         if report.prompt_chat is not None:
             await self._conn.execute("DELETE FROM prompts WHERE chat_id = ? AND user_id = ?",
                                      (report.prompt_chat, row["reporter_id"]))
@@ -760,9 +762,12 @@ class Tx:
             (PURGED, *ids),
         )
         messages = await self._conn.execute(
-            "UPDATE outbox SET text = CASE WHEN text IS NULL THEN NULL ELSE ? END, "
+            # A notice composed when it was sent kept what its words were made of (names, the
+            # resolution) in ``data``: cleared as its text would have been.
+            "UPDATE outbox SET text = CASE WHEN text IS NULL AND data IS NULL THEN NULL ELSE ? END, data = NULL, "
             "markup = NULL, media = CASE WHEN media IS NULL THEN NULL ELSE ? END "
-            f"WHERE matter_id IN ({marks}) AND state != 'pending' AND (text IS NOT NULL OR media IS NOT NULL)",
+            f"WHERE matter_id IN ({marks}) AND state != 'pending' "
+            "AND (text IS NOT NULL OR media IS NOT NULL OR data IS NOT NULL)",
             (PURGED, PURGED, *ids),
         )
         prompts = await self._conn.execute(f"DELETE FROM prompts WHERE matter_id IN ({marks})", ids)

@@ -291,7 +291,7 @@ class Delivery:
     ) -> float | None:
         now = self.clock.now()
         kind = kind_of(item)
-        if item.data is not None:  # its words are composed now, from the state as it is now
+        if item.data is not None and kind != Kind.REACTION:  # its words are composed now, from the state now
             item = self._composed(item, kind, cards, now)
         photo = None
         if kind == Kind.CHART:  # a bulletin's chart: drawn now, so drawing is paced with sending
@@ -318,6 +318,8 @@ class Delivery:
                 message_id = await self._edit(item, kind)
             elif kind == Kind.VIEW:
                 message_id = await self._refresh_view(item)
+            elif kind == Kind.REACTION:
+                message_id = await self._react(item)
             else:  # every other kind is its text, with its buttons
                 keyboard = json.loads(item.markup) if item.markup else None
                 message_id = (await self._send(item.chat_id, item.text or "", keyboard, item.reply_to)).message_id
@@ -327,10 +329,13 @@ class Delivery:
             if _gone(exc):
                 await self._unreachable(item.chat_id, exc)
             else:  # the message itself is wrong; sending it again will not help
-                log.error("outbox %s rejected by Telegram: %s", item.key, exc)
+                log.log(logging.INFO if kind == Kind.REACTION else logging.ERROR,
+                        "outbox %s rejected by Telegram: %s", item.key, exc)
                 async with self.store.transaction() as tx:
                     await tx.outbox_failed(item.id, str(exc))
                     await self._settled(tx, kind, item, now)
+                    if kind == Kind.REACTION:  # the chat takes no reactions: today's short reply instead
+                        await self._instead_of_reaction(tx, item, now)
             return None
         except ChatMigrated as exc:  # a group became a supergroup: same group, new id
             await self._migrated(item.chat_id, exc.new_chat_id)
@@ -435,6 +440,20 @@ class Delivery:
             log.info("view %s in chat %s is gone; no longer edited", item.reply_to, item.chat_id)
             return None
         return item.reply_to
+
+    async def _react(self, item: OutboxItem) -> int | None:
+        """Put the item's emoji on the message it names (kept in ``reply_to``)."""
+        emoji = json.loads(item.data or "{}").get("emoji")
+        await self.bot.set_message_reaction(item.chat_id, item.reply_to or 0, reaction=emoji)
+        return item.reply_to
+
+    @staticmethod
+    async def _instead_of_reaction(tx: Tx, item: OutboxItem, now: float) -> None:
+        """A reaction refused (a group that disallows them answers 400): its fallback answer,
+        if it has one, under the same message, keyed as the command's answer always was."""
+        data = json.loads(item.data or "{}")
+        if data.get("fallback") and data.get("update") is not None:
+            await put(tx, outbox.CommandAnswer(data["update"], item.chat_id, data["fallback"], item.reply_to), now=now)
 
     async def _send(self, chat_id: int, text: str, keyboard: list | dict | None, reply_to: int | None) -> Message:
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None

@@ -478,7 +478,8 @@ def words(part: Any, scene: Scene) -> str:
     """One catalog entry, ``[key, values]``, in the scene's language. A value is escaped
     here (it may hold what a person wrote), unless it is itself words (``{"say": part}``),
     a mention (``{"mention": [user id, name]}``), a category (``{"category": key}``), a
-    time (``{"time": unix seconds}``) or a duration (``{"duration": seconds}``)."""
+    time (``{"time": unix seconds}``), a day (``{"date": unix seconds}``) or a duration
+    (``{"duration": seconds}``)."""
     key, values = part
     return scene.t(key, **{name: _value(value, scene) for name, value in values.items()})
 
@@ -497,6 +498,8 @@ def _value(value: Any, scene: Scene) -> Any:
             return escape(scene.t.category(value["category"]))
         if "time" in value:
             return scene.t.time(value["time"])
+        if "date" in value:
+            return scene.t.date(value["date"])
         if "duration" in value:
             return scene.t.duration(value["duration"])
     return value
@@ -687,3 +690,39 @@ def _view(data: Any, scene: Scene) -> Composed:
         text, keyboard = card(matter, scene.tree, scene.t, audience=Audience.LEADER_DM)
         return text, keyboard or None
     return compose(data["of"], data["data"], scene)
+
+
+# --- a matter's notices (bot/matters.py decides who hears them; their words are here) -----
+@composes("card_copy")
+def _card_copy(data: Any, scene: Scene) -> Composed:
+    """A private matter's card in a head's private chat, as the matter is now."""
+    return card(scene.matters[data["matter"]], scene.tree, scene.t, audience=Audience.LEADER_DM)
+
+
+@composes("unsatisfied")
+def _unsatisfied(data: Any, scene: Scene) -> Composed:
+    """The reporter is not satisfied: the heads follow it up, or the tier that reopened it."""
+    t, matter = scene.t, scene.matters[data["matter"]]
+    unit = scene.tree.nodes[matter.unit_id]
+    if data.get("private"):
+        return t("privacy.unsatisfied", id=matter.id, unit=escape(unit.name), heads=people(unit.leaders),
+                 text=snippet(matter.text), reporter=mention(matter.reporter_id, matter.reporter_name)), None
+    if data["tier"] == 3:
+        return t("notify.unsatisfied", id=matter.id, heads=people(unit.leaders)), None
+    return t("notify.unsatisfied_above", id=matter.id, tier=t(f"tier.{data['tier']}")), None
+
+
+@composes("instruction")
+def _instruction(data: Any, scene: Scene) -> Composed:
+    """A private matter handed to its unit, to a head by DM: the ping, as the matter is now."""
+    p = data["ping"]
+    ping = Pinged(scene.matters[data["matter"]], p["kind"], p["tier"], p["reason"], p["note"])
+    return pings([ping], scene.tree, scene.t, scene.now, [], [], audience=Audience.LEADER_DM)
+
+
+@composes("rating")
+def _rating(data: Any, scene: Scene) -> Composed:
+    """The reporter asked to rate a resolution: its words, and a button per rating."""
+    text, _ = said(data, scene)
+    buttons = [[(scene.t(f"rating.{r}"), callback("rate", data["matter"], r)) for r in data["ratings"]]]
+    return text, buttons

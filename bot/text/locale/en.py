@@ -528,4 +528,6 @@ MESSAGES: dict[str, str] = {
     "view.held": "held by {tier}",
     "view.line_now": "\n    ↳ #{id} {state}",
     "view.attachment": "#{id}",
+    # --- notices13 (issue 14) ---
+    "rating.ask_after": "How was it handled? (open for {days})",
 }

@@ -530,4 +530,6 @@ MESSAGES: dict[str, str] = {
     "view.held": "{tier}负责",
     "view.line_now": "\n    ↳ #{id} {state}",
     "view.attachment": "#{id}",
+    # --- notices13 (issue 14) ---
+    "rating.ask_after": "请评价处理结果（{days}内有效）：",
 }
