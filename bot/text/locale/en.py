@@ -523,4 +523,6 @@ MESSAGES: dict[str, str] = {
     "safety.line": "🛡 sense of safety {rate} ({answers} answered this month's poll; not part of the stars)",
     "safety.line_few": "🛡 sense of safety — ({answers} answered this month's poll, fewer than {min})",
     "safety.row": " · safety {rate}",
+    # --- replies13 (issue 13) ---
+    "show.caption": "#{id}",
 }

@@ -525,4 +525,6 @@ MESSAGES: dict[str, str] = {
     "safety.line": "🛡 群众安全感 {rate}（本月问卷 {answers} 人作答；不计入评星）",
     "safety.line_few": "🛡 群众安全感 —（本月问卷 {answers} 人作答，不足 {min} 人）",
     "safety.row": " · 安全感 {rate}",
+    # --- replies13 (issue 13) ---
+    "show.caption": "#{id}",
 }
