@@ -9,9 +9,12 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot import outbox
 from bot.outbox import Kind
-from bot.store import OutboxItem
+from bot.store import OutboxItem, Tx
+from bot.text.locale import en
 from tests.conftest import HEAD1, RESIDENT, ROOT, STAFF, STATION_CHAT, U1_CHAT, U2_CHAT, U3_CHAT
 
 
@@ -339,3 +342,17 @@ async def test_a_show_answer_sends_only_the_parts_its_text_needs(make_bot: Any) 
         assert len(bot.api.bot_messages(U1_CHAT)) == before + 1
         async with bot.svc.store.read() as tx:
             assert await tx.outbox_due(bot.clock.now() + 1e9, limit=5) == [], "the parts not needed are done with"
+
+
+async def test_an_apology_the_database_will_not_take_is_worded_and_sent_at_once(
+    make_bot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the outbox itself fails, the handler's apology cannot wait for it: it is worded
+    from the same data, in the asker's language, and sent directly."""
+    async with make_bot() as bot:
+        async def broken(self: Tx, rows: list[tuple], *args: Any, **kwargs: Any) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(Tx, "outbox_insert", broken)
+        bot.api.send_text(U1_CHAT, bot.api.user(HEAD1, "组长", language_code="en"), "/list")
+        await bot.wait_bot(U1_CHAT, en.MESSAGES["err.internal"])
