@@ -15,6 +15,7 @@ from bot.outbox import say
 from bot.roles import Act, may
 from bot.services import Services
 from bot.text import render
+from bot.visibility import Piece
 from handlers.common import actor, chat_node, reply, services, toast
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,19 @@ async def held_list(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not held:
         await reply(update, context, say("limits.held_empty"))
         return
-    # As for a matter (bot/visibility.py): a unit group reads no text, name or 非本群成员 of a
-    # private one; render.py's _held decides, when it is sent.
-    reports = [{"id": r.id, "at": r.created_at, "unit": r.unit_id, "reporter": r.reporter_name, "text": r.text,
-                "private": r.private, "membership": r.membership, "button": f"{RELEASE}{r.id}"} for r in held]
-    await reply(update, context, {"answer": "held", "reports": reports, "audience": visibility.GROUPS[node.tier]})
+    audience = visibility.GROUPS[node.tier]
+    reports = []
+    for report in held:
+        # As for a matter (bot/visibility.py): a unit group reads no text, name or 非本群成员 of a
+        # private one, and the answer keeps none of them (render.py's _held words the rest).
+        named = visibility.may_see(Piece.REPORTER, audience, report.private)
+        reports.append({
+            "id": report.id, "at": report.created_at, "unit": report.unit_id,
+            "reporter": report.reporter_name if named else None,
+            "text": report.text if visibility.may_see(Piece.TEXT, audience, report.private) else None,
+            "membership": report.membership if named else None, "button": f"{RELEASE}{report.id}",
+        })
+    await reply(update, context, {"answer": "held", "reports": reports})
 
 
 async def release_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -187,10 +187,11 @@ async def _show(
     assert message is not None
     # Composed when sent, from the matter as it is then (bot/text/render.py's _show); a long
     # one takes more than one message: parts it does not need are not sent.
+    # It keeps only the timeline entries this chat may read (none where the matter is redacted).
+    shown = [] if visibility.redacted(audience, matter.private) else \
+        visibility.timeline(events, matter, services(context).tree, audience)[-render.SHOW_EVENTS:]
     answer = {"answer": "show", "matters": [matter.id], "audience": audience, "attachments": len(attached),
-              "attached": dict(Counter(kind for kind, _ in media)),
-              "events": [astuple(e)[1:] for e in visibility.timeline(events, matter, services(context).tree,
-                                                                     audience)[-render.SHOW_EVENTS:]]}
+              "attached": dict(Counter(kind for kind, _ in media)), "events": [astuple(e)[1:] for e in shown]}
     notices: list[outbox.Notice] = [reply_notice(update, message, {**answer, "part": part})
                                     for part in range(render.SHOW_PARTS)]
     # The attachments answer the message in a group only, as PTB's reply_photo does by default.

@@ -356,3 +356,19 @@ async def test_an_apology_the_database_will_not_take_is_worded_and_sent_at_once(
         monkeypatch.setattr(Tx, "outbox_insert", broken)
         bot.api.send_text(U1_CHAT, bot.api.user(HEAD1, "组长", language_code="en"), "/list")
         await bot.wait_bot(U1_CHAT, en.MESSAGES["err.internal"])
+
+
+async def test_an_answer_keeps_nothing_its_chat_may_not_read(make_bot: Any) -> None:
+    """/held in a unit group about a private report: the outbox keeps neither its text nor
+    who sent it (not only the message leaves them out)."""
+    from tests.test_review import SECRET, held_private_report, start_dm, town
+
+    async with make_bot(town(limits={"private_nonmember_per_day": 1})) as bot:
+        await start_dm(bot, HEAD1)
+        await held_private_report(bot)
+        bot.say(U1_CHAT, HEAD1, "/held")
+        await bot.wait_bot(U1_CHAT, "暂存的反映 1 条")
+        with sqlite3.connect(bot.config.database) as conn:
+            (data,) = conn.execute("SELECT data FROM outbox WHERE chat_id = ? AND data LIKE '%\"held\"%'",
+                                   (U1_CHAT,)).fetchone()
+        assert SECRET not in data and "用户901" not in data and "nonmember" not in data

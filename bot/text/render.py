@@ -717,19 +717,17 @@ def _my(data: Any, scene: Scene) -> Composed:
 @answer("held")
 def _held(data: Any, scene: Scene) -> Composed:
     """/held: the reports held over a limit (carried in ``reports``), each with its 转为事项
-    button, as ``audience`` may read them: a unit group no text, name or 非本群成员 of a private one."""
+    button. What the chat may not read of a private one (handlers/limits.py) is None there."""
     t = scene.t
-    audience = Audience(data["audience"])
     lines = [t("limits.held_header", count=len(data["reports"]))]
     rows: Keyboard = []
     for report in data["reports"]:
-        named = visibility.may_see(Piece.REPORTER, audience, report["private"])
-        flagged = named and report["membership"] in ("nonmember", "unverified")
+        flagged = report["membership"] in ("nonmember", "unverified")
         lines.append(t(
             "limits.held_item", id=report["id"], at=t.time(report["at"]),
             unit=escape(scene.tree.name_of(report["unit"])),
-            reporter=escape(report["reporter"]) if named else t("limits.held_private"),
-            text=snippet(report["text"], 60) if visibility.may_see(Piece.TEXT, audience, report["private"]) else "",
+            reporter=escape(report["reporter"]) if report["reporter"] is not None else t("limits.held_private"),
+            text=snippet(report["text"], 60) if report["text"] is not None else "",
             flag=t(f"limits.flag_{report['membership']}") if flagged else "",
         ))
         rows.append([(t("limits.button_release", id=report["id"]), report["button"])])
