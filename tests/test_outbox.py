@@ -49,6 +49,10 @@ def test_each_notice_builds_the_key_the_outbox_has_always_held() -> None:
         (outbox.BulletinPart("weekly:2026-W48", "c1", 0, -5, {"node": "c1"}, 2), "weekly:2026-W48:c1:0", Kind.BULLETIN),
         (outbox.Chart.of_bulletin("weekly:2026-W48", "c1", -5, {"node": "c1"}), "weekly:2026-W48:c1:chart", Kind.CHART),
         (outbox.Chart.of_summary(-5, 31, "…", {}), "summary:-5:31", Kind.CHART),
+        (outbox.ShownAttachment(900, 1, -5, "photo", "ph", {}), "reply:900:a1", Kind.PHOTO),
+        (outbox.EditText(900, -5, 12, {}), "edit:900:12", Kind.EDIT_TEXT),
+        (outbox.EditKeyboard(900, -5, 12, {}), "keyboard:900:12", Kind.EDIT_KEYBOARD),
+        (outbox.Document(900, -5, "a.xlsx", b"", {}), "document:900", Kind.DOCUMENT),
     ]
     for notice, key, kind in cases:
         row = notice.row(1.0)
