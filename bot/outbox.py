@@ -560,9 +560,9 @@ class BulletinPart(Notice):
 @dataclass(frozen=True)
 class Chart(Notice):
     """A chart (escalation/reports/bulletin.chart_spec) drawn when it is sent; ``name`` is
-    its key: see ``of_bulletin`` and ``of_summary``. A bulletin's chart carries what the
-    bulletin is made of, and its caption and chart are composed when it is sent; /summary's
-    carries its ``caption`` and ``spec`` as made when it was asked for."""
+    its key: see ``of_bulletin`` and ``of_summary``. A bulletin's chart, and /summary's, carries
+    what the bulletin is made of, and its caption and chart are composed when it is sent; one
+    queued by an older version, its ``caption`` and ``spec`` as they were made then."""
 
     kind: ClassVar[Kind] = Kind.CHART
     name: str
@@ -576,8 +576,8 @@ class Chart(Notice):
         return cls(f"{batch}:{node_id}:chart", chat, bulletin=bulletin)
 
     @classmethod
-    def of_summary(cls, chat: int, message_id: int, caption: str, spec: dict) -> Chart:
-        return cls(f"summary:{chat}:{message_id}", chat, caption, spec)
+    def of_summary(cls, chat: int, message_id: int, bulletin: dict[str, Any]) -> Chart:
+        return cls(f"summary:{chat}:{message_id}", chat, bulletin=bulletin)
 
     @property
     def key(self) -> str:

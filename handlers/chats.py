@@ -8,7 +8,7 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot.outbox import Chart, put, say
+from bot.outbox import Chart, Notice, say
 from bot.roles import Act, may
 from bot.telegram.menus import menus
 from bot.text import render
@@ -16,7 +16,7 @@ from bot.text.render import SUMMARY_PARTS
 from bot.tree import UNIT
 from escalation.reports import bulletin, service
 from handlers import people
-from handlers.common import actor, chat_node, language_code, reply, reply_notice, send, services
+from handlers.common import actor, chat_node, reply, reply_notice, send, services
 from handlers.help import for_role
 
 log = logging.getLogger(__name__)
@@ -116,18 +116,14 @@ async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     period = bulletin.weekly_period(now, kind=bulletin.Kind.RECENT, tz=svc.config.tz)
     chart = node.tier != UNIT  # a community's and the station's get the bulletin's chart, too
     figures = await service.period_figures(svc.store, svc.tree, period, history=chart)
-    # Worded when sent, from these figures (bot/text/render.py's _summary); parts a short one
-    # does not need are not sent.
-    shown = {"kind": period.kind, "start": period.start, "end": period.end, "prev_start": period.prev_start}
-    answer = {"answer": "summary", "node": node.id, "period": shown,
-              "figures": bulletin.figures_data(figures, [u.id for u in svc.tree.units_under(node.id)])}
-    await send(context, *(reply_notice(update, message, {**answer, "part": part}) for part in range(SUMMARY_PARTS)))
+    # Worded when sent, from these figures (bot/text/render.py's _summary, and the chart as a
+    # bulletin's); parts a short one does not need are not sent.
+    view = bulletin.view(node, svc.tree, figures, period)
+    notices: list[Notice] = [reply_notice(update, message, {"answer": "summary", "bulletin": view, "part": part})
+                             for part in range(SUMMARY_PARTS)]
     if chart:  # after the text, drawn and paced by the delivery worker like a bulletin's
-        t = svc.langs.for_user(message.chat_id, language_code(update))  # the chart's words: see Chart (issue 13)
-        spec = bulletin.chart_spec(node, svc.tree, figures, t, period)
-        async with svc.store.transaction() as tx:
-            await put(tx, Chart.of_summary(message.chat_id, message.message_id,
-                                           bulletin.chart_caption(node, t, period), spec), now=now)
+        notices.append(Chart.of_summary(message.chat_id, message.message_id, view))
+    await send(context, *notices)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -589,11 +589,6 @@ def _safety_poll_question(data: Any, scene: Scene) -> Composed:
     return safety_poll(data.get("question"), data.get("options"), scene.t)[0], None
 
 
-def _notices_late(data: Any, scene: Scene) -> Composed:
-    names = scene.t("broadcast.sep").join(escape(name) for name in data["names"])
-    return scene.t("vn.late", names=names), None
-
-
 # --- a handler's answers (issue 13) -------------------------------------------------------
 # Handlers queue what an answer is made of (bot/outbox.py's Reply and friends); the words are
 # composed here when it is sent. Those that are more than catalog words name their composer
@@ -750,9 +745,12 @@ SUMMARY_PARTS = 4  # messages queued for a /summary; those its text does not nee
 
 @answer("summary")
 def _summary(data: Any, scene: Scene) -> Composed:
-    """Part ``part`` of /summary's answer: the node's bulletin for ``period`` worded from its
-    ``figures`` (escalation/reports/bulletin.py's figures_data); "" past its last part."""
-    period = bulletin.Period(**data["period"], tz=scene.t.tz)
-    figures = bulletin.figures_from(data["figures"])
-    parts = bulletin.render(scene.tree.nodes[data["node"]], scene.tree, figures, scene.t, period)
-    return (parts[data["part"]] if data["part"] < len(parts) else ""), None
+    """Part ``part`` of /summary's answer: the node's bulletin (escalation/reports/bulletin.view)
+    in the chat's language now; "" past its last part."""
+    messages = bulletin.messages(data["bulletin"], scene.tree, scene.t)
+    part = data["part"]
+    if len(messages) > SUMMARY_PARTS:  # longer than ever seen: its lines shared out over the parts queued
+        lines = "\n".join(messages).split("\n")
+        text = "\n".join(lines[part * len(lines) // SUMMARY_PARTS : (part + 1) * len(lines) // SUMMARY_PARTS])
+        return (text if len(text) <= TELEGRAM_TEXT else text[: TELEGRAM_TEXT - 1] + "…"), None
+    return (messages[part] if part < len(messages) else ""), None

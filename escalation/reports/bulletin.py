@@ -9,7 +9,7 @@ the matters still open at the station and the units that let matters go up uncla
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
 from html import escape
@@ -144,27 +144,6 @@ class PeriodFigures:
                     by_node.setdefault(node, {}).setdefault(category, [0] * CHART_WEEKS)[week] += count
             self._by_node = by_node
         return self._by_node.get(node_id, {})
-
-
-def figures_data(figs: PeriodFigures, unit_ids: list[str]) -> dict[str, Any]:
-    """What a bulletin of these units is worded from, as JSON-able data (a /summary waits in
-    the outbox as its figures and is worded when it is sent: bot/text/render.py)."""
-    published = None if figs.published is None else {k: asdict(v) for k, v in figs.published.items()}
-    return {"current": {u: asdict(figs.current[u]) for u in unit_ids if u in figs.current},
-            "previous": {u: asdict(figs.previous[u]) for u in unit_ids if u in figs.previous},
-            "published": published}
-
-
-def figures_from(data: dict[str, Any]) -> PeriodFigures:
-    """``figures_data`` back as figures (without the chart's history)."""
-
-    def one(fig: dict[str, Any]) -> Figures:
-        return Figures(**{**fig, "at_station": [summary.AtStation(**m) for m in fig.get("at_station", [])]})
-
-    published = data.get("published")
-    return PeriodFigures({u: one(f) for u, f in data["current"].items()},
-                         {u: one(f) for u, f in data["previous"].items()},
-                         published={k: one(f) for k, f in published.items()} if published is not None else None)
 
 
 @dataclass
