@@ -54,7 +54,8 @@ async def send(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, say("broadcast.too_long", max=MAX_CAPTION if photo else MAX_TEXT))
         return
     queued = await Broadcasts(svc.store, svc.tree, svc.clock).send(
-        node, message.chat_id, message.message_id, actor(update), text, photo, ack_for(update, context).language
+        node, message.chat_id, message.message_id, actor(update), text, photo, ack_for(update, context).language,
+        update=update.update_id,
     )
     if queued is None:  # the acknowledgement and the report come through the outbox
         await reply(update, context, say("broadcast.no_targets", node=node.name))

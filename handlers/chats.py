@@ -8,7 +8,7 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot.outbox import Chart, Notice, say
+from bot.outbox import Chart, Notice, put, say
 from bot.roles import Act, may
 from bot.telegram.menus import menus
 from bot.text import render
@@ -50,11 +50,14 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, say("bind.not_allowed", node=denied.name))
         return
     before = svc.tree.chat_of(node.id)
-    async with svc.store.transaction() as tx:
+    message = update.effective_message
+    assert message is not None
+    done = reply_notice(update, message, say("bind.done", node=node.name, tier=say(f"tier.{node.tier}")))
+    async with svc.store.transaction(update=update.update_id) as tx:  # the binding and its answer in one
         await tx.bind_chat(chat.id, node.id, user.id, svc.clock.now())
         bindings = await tx.bindings()
+        await put(tx, done, now=svc.clock.now())
     svc.tree.set_bindings(bindings)
-    await reply(update, context, say("bind.done", node=node.name, tier=say(f"tier.{node.tier}")))
     chat_menus = menus(context)
     if chat_menus is not None:  # the chat's menu follows its node; a released chat loses its own
         await chat_menus.set_chat(chat.id)
@@ -79,9 +82,12 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if chat is not None and chat.type == ChatType.PRIVATE:
         svc = services(context)
         user = actor(update)
-        async with svc.store.transaction() as tx:
+        message = update.effective_message
+        assert message is not None
+        welcome = reply_notice(update, message, for_role(update, context, welcome=True))
+        async with svc.store.transaction(update=update.update_id) as tx:  # reachable by DM, and the welcome
             await tx.set_private_chat(user.id, user.name, svc.clock.now())
-        await reply(update, context, for_role(update, context, welcome=True))
+            await put(tx, welcome, now=svc.clock.now())
         return
     await help_text(update, context)
 
@@ -123,7 +129,7 @@ async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
                              for part in range(SUMMARY_PARTS)]
     if chart:  # after the text, drawn and paced by the delivery worker like a bulletin's
         notices.append(Chart.of_summary(message.chat_id, message.message_id, view))
-    await send(context, *notices)
+    await send(context, *notices, update=update.update_id)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -134,7 +140,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         if svc is not None:
             sorry = reply_notice(update, update.effective_message, say("err.internal"), quote=None)
             try:
-                await send(context, sorry, done=False)  # the failed update counts a try (bot/telegram/inbox.py)
+                await send(context, sorry, update=None)  # the failed update counts a try (bot/telegram/inbox.py)
             except Exception:  # the database may be what failed: then say so outside the outbox
                 log.debug("could not queue the apology", exc_info=True)
                 svc.delivery.apologise(sorry.chat, sorry.data, sorry.reply_to)

@@ -15,7 +15,6 @@ from bot.config import parse_duration
 from bot.matters import Ack, Actor, Outcome, Result
 from bot.outbox import Say, duration, said, say
 from bot.services import Services, services
-from bot.store import current_update
 from bot.text import render
 from bot.tree import UNIT, Node, Tree
 from bot.visibility import Audience, Piece
@@ -182,18 +181,13 @@ def parse_until(word: str, now: float, tz: ZoneInfo) -> float | None:
     return None
 
 
-async def send(context: ContextTypes.DEFAULT_TYPE, *notices: outbox.Notice, done: bool = True) -> None:
-    """Queue a handler's answers in a transaction of its update (which marks the update
-    done; ``done=False``: not, as for an apology, the update to be tried again); the
-    delivery worker, woken by the commit, sends them at once."""
+async def send(context: ContextTypes.DEFAULT_TYPE, *notices: outbox.Notice, update: int | None) -> None:
+    """Queue a handler's answers in the write transaction of its ``update``, which marks it
+    done (None: of no update, as for an apology, the update to be tried again); the delivery
+    worker, woken by the commit, sends them at once."""
     svc = services(context)
-    token = None if done else current_update.set(None)
-    try:
-        async with svc.store.transaction() as tx:
-            await outbox.put(tx, *notices, now=svc.clock.now())
-    finally:
-        if token is not None:
-            current_update.reset(token)
+    async with svc.store.transaction(update=update) as tx:
+        await outbox.put(tx, *notices, now=svc.clock.now())
 
 
 Buttons = list[list[tuple[Say | str, str]]]  # rows of (label, callback data or render.URL_PREFIX + a link)
@@ -207,7 +201,7 @@ async def reply(
     reply_text does by default), through the outbox: ``words`` are composed when it is sent."""
     message = update.effective_message
     if message is not None:
-        await send(context, reply_notice(update, message, words, reply_markup, quote))
+        await send(context, reply_notice(update, message, words, reply_markup, quote), update=update.update_id)
 
 
 def reply_notice(

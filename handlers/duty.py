@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from telegram import Message, MessageEntity, Update
 from telegram.ext import ContextTypes
 
-from bot.outbox import say
+from bot.outbox import Notice, put, say
 from bot.roles import Act, may, staff
 from bot.services import Services
+from bot.store import Tx
 from bot.text import render
 from escalation import duty
-from handlers.common import actor, reply, reply_notice, send, services, toast
+from handlers.common import actor, reply, reply_notice, services, toast
 
 TAKE_WATCH = f"{render.CALLBACK_VERSION}:duty"
 
@@ -21,11 +23,15 @@ def _staff_name(svc: Services, user_id: int) -> str:
     return svc.tree.person_name(user_id) or str(user_id)
 
 
-async def _roster(svc: Services, button: bool = False) -> dict[str, Any]:
-    """Who is on watch now and next (render.py's _duty composes it), with 我来值班 if ``button``."""
+async def _roster(svc: Services, tx: Tx | None = None, button: bool = False) -> dict[str, Any]:
+    """Who is on watch now and next (render.py's _duty words it), with 我来值班 if ``button``;
+    read in ``tx`` when given (the one that changed it)."""
     now = svc.clock.now()
-    async with svc.store.read() as tx:
+    if tx is not None:
         overrides = await tx.duty_overrides(now)
+    else:
+        async with svc.store.read() as tx:
+            overrides = await tx.duty_overrides(now)
     current = duty.on_duty(svc.config.duty, overrides, now, svc.config.tz)
     roster: dict[str, Any] = {"answer": "duty", "now": [[u, _staff_name(svc, u)] for u in current]}
     upcoming = duty.next_watch(svc.config.duty, now, svc.config.tz)
@@ -60,10 +66,10 @@ async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if not may(svc.tree, user.id, Act.KEEP_WATCH, svc.tree.station.id):
         await toast(update, context, say("duty.not_staff"), alert=True)
         return
-    await _set(svc, user.id, user.id)
+    asked = query.message if isinstance(query.message, Message) else None
+    await _set(svc, user.id, user.id, update.update_id,
+               None if asked is None else lambda roster: reply_notice(update, asked, roster, quote=None))
     await toast(update, context, say("duty.taken", who=_staff_name(svc, user.id)))
-    if query.message is not None and isinstance(query.message, Message):
-        await send(context, reply_notice(update, query.message, await _roster(svc), quote=None))
 
 
 async def _take(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services, target: int) -> None:
@@ -71,15 +77,20 @@ async def _take(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Service
     if not all(may(svc.tree, who, Act.KEEP_WATCH, svc.tree.station.id) for who in (user.id, target)):
         await reply(update, context, say("duty.not_staff"))
         return
-    await _set(svc, target, user.id)
-    await reply(update, context, await _roster(svc))
+    message = update.effective_message
+    assert message is not None
+    await _set(svc, target, user.id, update.update_id, lambda roster: reply_notice(update, message, roster))
 
 
-async def _set(svc: Services, user_id: int, by: int) -> None:
+async def _set(svc: Services, user_id: int, by: int, update: int,
+               answer: Callable[[dict[str, Any]], Notice] | None) -> None:
+    """Hand the watch over and answer with the roster that shows it, in the update's one transaction."""
     now = svc.clock.now()
     until = duty.watch_end(svc.config.duty, now, svc.config.tz)
-    async with svc.store.transaction() as tx:
+    async with svc.store.transaction(update=update) as tx:
         await tx.add_duty_override(user_id, _staff_name(svc, user_id), now, until, by)
+        if answer is not None:
+            await put(tx, answer(await _roster(svc, tx)), now=now)
 
 
 def _target(svc: Services, message: Message, args: list[str]) -> int | None:

@@ -8,11 +8,11 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot.outbox import said, say
+from bot.outbox import put, said, say
 from bot.roles import Act, may
 from bot.telegram.menus import menus
 from bot.text.i18n import CATALOGS, user_language
-from handlers.common import actor, language_code, reply, services
+from handlers.common import actor, language_code, reply, reply_notice, services
 
 ALIASES = {"中文": "zh", "汉语": "zh", "cn": "zh", "chinese": "zh", "英文": "en", "英语": "en", "english": "en"}
 
@@ -45,11 +45,15 @@ async def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not may(svc.tree, actor(update).id, Act.LANGUAGE, node.id):
             await reply(update, context, say("lang.not_allowed"))
             return
-    async with svc.store.transaction() as tx:
+    message = update.effective_message
+    assert message is not None
+    # Composed when sent, in the chat's language then: the one set here.
+    done = reply_notice(update, message, say("lang.set_private" if private else "lang.set",
+                                             language=say(f"lang.name.{language}")))
+    async with svc.store.transaction(update=update.update_id) as tx:  # the change and its answer in one
         await tx.set_chat_language(chat.id, language)
-    svc.langs.set_chat(chat.id, language)  # the answer is composed in it: it is sent after this
-    answer = say("lang.set_private" if private else "lang.set", language=say(f"lang.name.{language}"))
-    await reply(update, context, answer)
+        await put(tx, done, now=svc.clock.now())
+    svc.langs.set_chat(chat.id, language)
     chat_menus = menus(context)
     if chat_menus is not None:  # after the change is committed: the menu is a convenience
         await chat_menus.set_chat(chat.id)

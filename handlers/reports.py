@@ -42,4 +42,4 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     caption = said(say("export.caption", node=node.name, start=local_time(start), end=local_time(end),
                        count=len(data.matters)))
     await send(context, outbox.Document(update.update_id, message.chat_id, f"{ledger.file_stem(data, t)}.xlsx",
-                                        content, caption, message.message_id))
+                                        content, caption, message.message_id), update=update.update_id)
