@@ -530,4 +530,6 @@ MESSAGES: dict[str, str] = {
     "view.attachment": "#{id}",
     # --- notices13 (issue 14) ---
     "rating.ask_after": "How was it handled? (open for {days})",
+    # --- replies13 (issue 13) ---
+    "show.caption": "#{id}",
 }

@@ -532,4 +532,6 @@ MESSAGES: dict[str, str] = {
     "view.attachment": "#{id}",
     # --- notices13 (issue 14) ---
     "rating.ask_after": "请评价处理结果（{days}内有效）：",
+    # --- replies13 (issue 13) ---
+    "show.caption": "#{id}",
 }
