@@ -3,6 +3,7 @@ opened at start (database, delivery worker) and closed at stop."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -78,7 +79,12 @@ def build_application(config: Config, token: str, clock: Clock | None = None) ->
     app.bot_data["clock"] = clock or SystemClock()
     handlers.register(app, tree)
     assert app.job_queue is not None, "install python-telegram-bot[job-queue]"
-    app.job_queue.run_repeating(_sweep_job, interval=config.sweep_interval, first=0.1, name="sweep")
+    # The first sweep's time is fixed now (APScheduler would otherwise work it out when the
+    # job queue starts and, if opening the database took longer than 0.1 s, skip to a whole
+    # sweep_interval later), and it runs however late it comes.
+    first = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.1)
+    app.job_queue.run_repeating(_sweep_job, interval=config.sweep_interval, first=first, name="sweep",
+                                job_kwargs={"next_run_time": first, "misfire_grace_time": None})
     return app
 
 
@@ -86,9 +92,9 @@ async def _open(app: Application) -> None:
     config: Config = app.bot_data["config"]
     tree: Tree = app.bot_data["tree"]
     clock: Clock = app.bot_data["clock"]
-    store = app.bot_data.pop("store", None) or await Store.open(config.database)  # bot/runner.py opens it first
-    store.now = clock.now
-    store.bound_unrecorded(config.telegram.connections)
+    # bot/runner.py opens it first, with the same clock and connections
+    store = app.bot_data.pop("store", None) or await Store.open(config.database, now=clock.now,
+                                                                connections=config.telegram.connections)
     async with store.transaction() as tx:
         tree.set_bindings(await tx.bindings())
         first_started = await tx.first_started(clock.now())
@@ -96,12 +102,12 @@ async def _open(app: Application) -> None:
     langs = Languages(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
     async with store.read() as tx:
         langs.load(await tx.chat_languages())
+    # The worker is woken through the store's signals (bot/store/store.py's Signals), made with the
+    # store: neither is wired to the other after it is built.
     delivery = Delivery(app.bot, store, tree, langs, clock, round(config.telegram.rate_limit.overall_per_second),
                         settle={Kind.BROADCAST: broadcasts.settled,
                                 Kind.SAFETY_POLL: polls.settled, Kind.STOP_POLL: polls.settled})
     notifier = Notifier(tree, langs, config)
-    store.on_enqueue = delivery.wake
-    store.on_lost = delivery.report_lost
     app.bot_data["services"] = Services(
         config=config,
         tree=tree,

@@ -10,21 +10,18 @@ Handlers call these and turn the outcome into a reply.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from html import escape
-from typing import Any
+from typing import Any, Protocol
 
-from bot import limits, outbox, roles, visibility
+from bot import limits, outbox, roles, views, visibility
 from bot.authority import Action, Verdict, decide
 from bot.clock import Clock
 from bot.config import Config
 from bot.limits import ReportCounter
-from bot.outbox import put
-from bot.store import Matter, QueuedReport, Store, Tx, clock_columns, current_update
-from bot.text import render
-from bot.text.i18n import Languages, Texts
+from bot.outbox import mention, put, said, say
+from bot.store import Matter, QueuedReport, Store, Tx, clock_columns
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation import policy
 from escalation.notify import Notifier, Ping, target_chat
@@ -79,9 +76,17 @@ class Ack:
     language: str | None = None
 
 
+class Labels(Protocol):
+    """bot.text.i18n.Languages, as far as the timeline needs it: a rating's label and a
+    suspension's day are kept in an event in the town's language. Nothing here composes
+    a message: notices carry what their words are made of (bot/outbox.py)."""
+
+    def for_chat(self, chat_id: int | None) -> Any: ...
+
+
 class Matters:
     def __init__(
-        self, store: Store, tree: Tree, langs: Languages, clock: Clock, config: Config, notifier: Notifier
+        self, store: Store, tree: Tree, langs: Labels, clock: Clock, config: Config, notifier: Notifier
     ) -> None:
         self.store = store
         self.tree = tree
@@ -117,6 +122,7 @@ class Matters:
         private: bool = False,
         limit_key: int | None = None,
         membership: str | None = None,
+        update: int | None = None,
     ) -> float | None:
         """Log a report. One from a unit group is queued for the next group commit (see
         bot/store/): its card, posted once it is committed, is the answer. A private
@@ -136,7 +142,7 @@ class Matters:
             again = limits.retry_at(self.counter.times(limit_key, now), per_hour, limits.HOUR)
             self.counter.add(limit_key, now)  # held or not, it counts: spamming on does not help
             if again is not None:
-                async with self.store.transaction() as tx:
+                async with self.store.transaction(update=update) as tx:
                     await self._hold(tx, unit, chat_id, reporter, text, message_id, photo_file_id, private,
                                      limit_key, membership, limits.HELD_HOURLY, again, now)
                 return again
@@ -144,18 +150,13 @@ class Matters:
         row = self._new_row(unit, card_chat, reporter, text, None if private else message_id, private, now,
                             limit_key, membership)
         if not private:
-            def held_answer(again: float) -> str:
-                t = self.langs.for_chat(chat_id)
-                return t("limits.held_hourly", reporter=render.mention(reporter.id, reporter.name), limit=per_hour,
-                         at=t.time(again))
-
             self.store.queue_report(QueuedReport(
-                current_update.get(), row, message_id, photo_file_id, chat_id if answers_prompt else None,
-                per_hour=None if limit_key is None else per_hour, held_answer=held_answer,
+                update, row, message_id, photo_file_id, chat_id if answers_prompt else None,
+                per_hour=None if limit_key is None else per_hour,
             ))
             return None
-        report = QueuedReport(current_update.get(), row, None, photo_file_id, chat_id if answers_prompt else None)
-        async with self.store.transaction() as tx:  # the write lock: no other process counts in between
+        report = QueuedReport(update, row, None, photo_file_id, chat_id if answers_prompt else None)
+        async with self.store.transaction(update=update) as tx:  # the write lock: no other process counts in between
             if limit_key is not None:
                 reason, again = await self._over_limit(tx, limit_key, membership, now)
                 self.counter.add(limit_key, now)
@@ -232,19 +233,18 @@ class Matters:
             "reporter_name": reporter.name, "limit_key": key, "text": text, "photo": photo_file_id,
             "private": int(private), "membership": membership, "reason": reason, "created_at": now,
         })
-        t = self.langs.for_chat(chat_id)
-        await put(tx, outbox.HeldNotice(
-            held_id, chat_id, reply_to=message_id,
-            text=t(f"limits.held_{reason}", reporter=render.mention(reporter.id, reporter.name),
-                   limit=self.config.limits.reports_per_hour if reason == limits.HELD_HOURLY
-                   else self.config.limits.private_nonmember_per_day, at=t.time(again)),
-        ), now=now)
+        limit = (self.config.limits.reports_per_hour if reason == limits.HELD_HOURLY
+                 else self.config.limits.private_nonmember_per_day)
+        await put(tx, outbox.HeldNotice(held_id, chat_id, reason, reporter.id, reporter.name, limit, again,
+                                        reply_to=message_id), now=now)
         log.info("report held: unit %s, key %s, held report %s (%s)", unit.id, key, held_id, reason)
 
-    async def release_held(self, held_id: int, actor: Actor, chat: Node) -> tuple[Outcome, int | None]:
+    async def release_held(
+        self, held_id: int, actor: Actor, chat: Node, update: int | None = None
+    ) -> tuple[Outcome, int | None]:
         """A head turns a held report into a matter: from then on a normal report by its
         original reporter, with fresh deadlines. Returns the outcome and the matter's number."""
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update) as tx:
             held = await tx.held_report(held_id)
             if held is None or held.unit_id not in self.tree.nodes:
                 return Outcome.NOT_FOUND, None
@@ -282,21 +282,18 @@ class Matters:
         self, tx: Tx, matter: Matter, now: float, event: int, private_chat: int, message_id: int | None,
         receipt: bool = True,
     ) -> None:
-        if receipt:
-            t = self.langs.for_chat(private_chat)
-            await put(tx, outbox.Receipt(
-                matter.id, private_chat, reply_to=message_id,
-                text=t("private.receipt", id=matter.id, unit=escape(self.tree.nodes[matter.unit_id].name)),
-            ), now=now)
         unit = self.tree.nodes[matter.unit_id]
+        if receipt:
+            await put(tx, outbox.Receipt(
+                matter.id, private_chat, said(say("private.receipt", id=matter.id, unit=unit.name)),
+                reply_to=message_id,
+            ), now=now)
         for head in unit.leaders:
             if head.id != matter.reporter_id and await tx.has_private_chat(head.id):
-                text, keyboard = render.card(matter, self.tree, self.langs.for_chat(head.id),
-                                             audience=visibility.Audience.LEADER_DM)
-                await put(tx, outbox.CardCopy(matter.id, head.id, text, keyboard), now=now)
+                await put(tx, outbox.CardCopy(matter.id, head.id), now=now)
         await self.notifier.send(tx, [Ping(matter, "private", COMMUNITY, "private", event)], now)
 
-    async def categorize(self, matter_id: int, actor: Actor, chat: Node, key: str) -> Result:
+    async def categorize(self, matter_id: int, actor: Actor, chat: Node, key: str, update: int | None = None) -> Result:
         """The reporter or a head picks the category. Its deadlines replace the defaults
         (counted from the report), and an urgent one alerts tiers 2 and 1 at once."""
 
@@ -331,17 +328,17 @@ class Matters:
                 # A private reporter is told in private: the group must not see who it was.
                 chat = matter.reporter_id if matter.private else matter.chat_id
                 await put(tx, outbox.UrgentAlert(
-                    matter.id, chat,
-                    text=self.langs.for_chat(chat)(
-                        "notify.urgent", reporter=render.mention(matter.reporter_id, matter.reporter_name)
-                    ),
+                    matter.id, chat, said(say("notify.urgent", reporter=mention(matter.reporter_id,
+                                                                                matter.reporter_name))),
                     reply_to=None if matter.private else matter.report_message_id,
                 ), now=now)
 
-        return await self._act(matter_id, actor, chat, change, Action.CATEGORIZE)
+        return await self._act(matter_id, actor, chat, change, Action.CATEGORIZE, update=update)
 
     # --- heads and leaders ---------------------------------------------------------
-    async def claim(self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None) -> Result:
+    async def claim(
+        self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None, update: int | None = None
+    ) -> Result:
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
             if matter.state == State.CLAIMED:
                 return Outcome.ALREADY_CLAIMED
@@ -353,25 +350,31 @@ class Matters:
             event = await self._event(tx, matter, now, "claimed", actor)
             tx.log_event("claimed", matter=matter.id, node=matter.unit_id, tier=matter.tier)
             await self._refresh_card(tx, matter, now, event)
-            await self._tell_reporter(tx, matter, actor, now, event, "notify.claimed")
-            await self._ack(tx, ack, now, "ok.claimed", id=matter.id)
+            if matter.private or self.config.notify.reporter_on_claim:  # a private reporter sees no card
+                await self._tell_reporter(tx, matter, actor, now, event, "notify.claimed")
+            if not matter.private and matter.report_message_id is not None and actor.id != matter.reporter_id:
+                # Telegram shows the reporter a reaction on their report: someone is on it.
+                await put(tx, outbox.Reaction(f"claim:{matter.id}:e{event}", matter.chat_id,
+                                              matter.report_message_id, SEEN), now=now)
+            await self._react(tx, ack, now, "ok.claimed", id=matter.id)
             return None
 
-        return await self._act(matter_id, actor, chat, change, Action.CLAIM)
+        return await self._act(matter_id, actor, chat, change, Action.CLAIM, update=_update_of(ack, update))
 
     async def note(self, matter_id: int, actor: Actor, chat: Node, text: str, ack: Ack | None = None) -> Result:
         async def change(tx: Tx, matter: Matter, now: float) -> None:
             clock = policy.noted(matter.clock, now)
             await tx.update_matter(matter.id, **clock_columns(clock, matter.policy_rules))
             await self._event(tx, matter, now, "note", actor, text, tier=self._written_at(actor, chat, matter))
-            await self._ack(tx, ack, now, "ok.note", id=matter.id)
+            await self._react(tx, ack, now, "ok.note", id=matter.id)
 
-        return await self._act(matter_id, actor, chat, change, Action.NOTE)
+        return await self._act(matter_id, actor, chat, change, Action.NOTE, update=_update_of(ack))
 
     async def resolve(
-        self, matter_id: int, actor: Actor, chat: Node, resolution: str = "", ack: Ack | None = None
+        self, matter_id: int, actor: Actor, chat: Node, resolution: str = "", ack: Ack | None = None,
+        update: int | None = None,
     ) -> Result:
-        return await self._close(matter_id, actor, chat, State.RESOLVED, resolution, ack)
+        return await self._close(matter_id, actor, chat, State.RESOLVED, resolution, ack, update)
 
     async def close(
         self, matter_id: int, actor: Actor, chat: Node, state: State, reason: str, ack: Ack | None = None
@@ -381,7 +384,8 @@ class Matters:
         return await self._close(matter_id, actor, chat, state, reason, ack)
 
     async def _close(
-        self, matter_id: int, actor: Actor, chat: Node, state: State, text: str, ack: Ack | None
+        self, matter_id: int, actor: Actor, chat: Node, state: State, text: str, ack: Ack | None,
+        update: int | None = None,
     ) -> Result:
         async def change(tx: Tx, matter: Matter, now: float) -> None:
             values: dict[str, Any] = {"state": state.value, "closed_at": now, "next_due": None,
@@ -397,9 +401,12 @@ class Matters:
             await self._refresh_card(tx, matter, now, event)
             key = {State.RESOLVED: "notify.resolved_with" if text else "notify.resolved",
                    State.UNRESOLVABLE: "notify.unresolvable", State.REFERRED: "notify.referred"}[state]
-            await self._tell_reporter(tx, matter, actor, now, event, key, text=escape(text))
+            # The reporter is told once per outcome: a resolution in the one message that asks
+            # for the rating (an anonymous reporter, a chat, cannot rate).
             if state == State.RESOLVED and actor.id != matter.reporter_id and matter.reporter_id > 0:
-                await self._ask_rating(tx, matter, now, event)  # (an anonymous reporter, a chat, cannot rate)
+                await self._ask_rating(tx, matter, now, event, self._to_reporter(matter, actor, key, text=text))
+            else:
+                await self._tell_reporter(tx, matter, actor, now, event, key, text=text)
             told = None
             if self._verdict(action, matter, actor) == Verdict.ALLOW_TELL_HOLDER:
                 # Resolved from below: the tier that holds it hears at once, with the resolution.
@@ -410,10 +417,10 @@ class Matters:
                 told = target_chat(self.tree, matter.unit_id, matter.tier)
             if matter.private:
                 await self._tell_leaders(tx, matter, actor, chat, now, event, state, text, told)
-            await self._ack(tx, ack, now, f"ok.{state.value}", id=matter.id)
+            await self._react(tx, ack, now, f"ok.{state.value}", id=matter.id)
 
         action = {State.RESOLVED: Action.RESOLVE, State.UNRESOLVABLE: Action.CLOSE, State.REFERRED: Action.REFER}[state]
-        return await self._act(matter_id, actor, chat, change, action)
+        return await self._act(matter_id, actor, chat, change, action, update=_update_of(ack, update))
 
     async def suspend(
         self, matter_id: int, actor: Actor, chat: Node, until: float, reason: str, ack: Ack | None = None
@@ -438,10 +445,10 @@ class Matters:
                 assert updated is not None
                 ping = Ping(updated, "suspended", by - 1, "suspended", event, reason)
                 await self.notifier.send(tx, [ping], now, may_hold=False)
-            await self._ack(tx, ack, now, "ok.suspended", id=matter.id, until=lambda t: t.date(until))
+            await self._ack(tx, ack, now, "ok.suspended", id=matter.id, until=outbox.local_date(until))
             return None
 
-        return await self._act(matter_id, actor, chat, change, Action.SUSPEND)
+        return await self._act(matter_id, actor, chat, change, Action.SUSPEND, update=_update_of(ack))
 
     async def resume(self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None) -> Result:
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
@@ -454,7 +461,7 @@ class Matters:
             await self._ack(tx, ack, now, "ok.resumed", id=matter.id)
             return None
 
-        return await self._act(matter_id, actor, chat, change, Action.RESUME)
+        return await self._act(matter_id, actor, chat, change, Action.RESUME, update=_update_of(ack))
 
     async def escalate(self, matter_id: int, actor: Actor, chat: Node, reason: str, ack: Ack | None = None) -> Result:
         """疑难会商: a head sends the matter up at once."""
@@ -466,7 +473,7 @@ class Matters:
             await self._ack(tx, ack, now, "ok.escalated", id=matter.id, tier=_tier(matter.tier - 1))
             return None
 
-        return await self._act(matter_id, actor, chat, change, Action.ESCALATE)
+        return await self._act(matter_id, actor, chat, change, Action.ESCALATE, update=_update_of(ack))
 
     async def return_down(
         self, matter_id: int, actor: Actor, chat: Node, instructions: str, ack: Ack | None = None
@@ -480,7 +487,7 @@ class Matters:
             await self._ack(tx, ack, now, "ok.returned", id=matter.id, tier=_tier(matter.tier + 1))
             return None
 
-        return await self._act(matter_id, actor, chat, change, Action.RETURN)
+        return await self._act(matter_id, actor, chat, change, Action.RETURN, update=_update_of(ack))
 
     async def takeover(self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None) -> Result:
         """The caller's tier becomes responsible, and the caller has it."""
@@ -492,7 +499,7 @@ class Matters:
             await self._ack(tx, ack, now, "ok.taken_over", id=matter.id)
             return None
 
-        return await self._act(matter_id, actor, chat, change, Action.TAKEOVER)
+        return await self._act(matter_id, actor, chat, change, Action.TAKEOVER, update=_update_of(ack))
 
     async def reopen(self, matter_id: int, actor: Actor, chat: Node, why: str, ack: Ack | None = None) -> Result:
         """Reopen a closed matter, with fresh deadlines, at the tier that closed it: the
@@ -513,7 +520,7 @@ class Matters:
             await self._ack(tx, ack, now, "ok.reopened", id=matter.id)
             return None
 
-        return await self._act(matter_id, actor, chat, change, Action.REOPEN, when_closed=True)
+        return await self._act(matter_id, actor, chat, change, Action.REOPEN, when_closed=True, update=_update_of(ack))
 
     async def _reopen(
         self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str, tier: int = UNIT,
@@ -550,18 +557,23 @@ class Matters:
         async def held(tx: Tx, matter: Matter, now: float) -> None:
             # The reporter may not undo what a higher tier handles, but that tier should know
             # (once per tier: asking again does not ping it again).
-            if any(e.kind == "cancel_wish" and e.tier == matter.tier for e in await tx.events(matter.id)):
-                return
-            event = await self._event(tx, matter, now, "cancel_wish", actor)
-            ping = Ping(matter, "cancel_wish", matter.tier, "cancel_wish", event)
-            await self.notifier.send(tx, [ping], now, may_hold=False)
+            if not any(e.kind == "cancel_wish" and e.tier == matter.tier for e in await tx.events(matter.id)):
+                event = await self._event(tx, matter, now, "cancel_wish", actor)
+                ping = Ping(matter, "cancel_wish", matter.tier, "cancel_wish", event)
+                await self.notifier.send(tx, [ping], now, may_hold=False)
+            # The reporter hears where the wish went in the same transaction, the update's one.
+            await self._ack(tx, ack, now, "err.cancel_held", id=matter.id, tier=_tier(matter.tier))
 
-        return await self._act(matter_id, actor, chat, change, Action.CANCEL, on_held=held)
+        return await self._act(matter_id, actor, chat, change, Action.CANCEL, on_held=held, update=_update_of(ack))
 
-    async def rate(self, matter_id: int, actor: Actor, rating: str, ask_why_in: int | None = None) -> Result:
+    async def rate(
+        self, matter_id: int, actor: Actor, rating: str, ask_why_in: int | None = None, update: int | None = None,
+        thanks: Sequence[outbox.Notice] = (),
+    ) -> Result:
         """群众满意度: the reporter rates a resolved matter; 不满意 reopens it, tells the
-        heads, and (in chat ``ask_why_in``) waits for the reporter's reason."""
-        async with self.store.transaction() as tx:
+        heads, and (in chat ``ask_why_in``) waits for the reporter's reason. ``thanks``: the
+        handler's answers to a rating taken, queued with it."""
+        async with self.store.transaction(update=update) as tx:
             matter = await tx.matter(matter_id)
             if matter is None:
                 return Result(Outcome.NOT_FOUND)
@@ -590,31 +602,22 @@ class Matters:
                     await self.notifier.send(tx, [Ping(updated, "unsatisfied", tier, "unsatisfied", event)], now,
                                              may_hold=False)
                     told = target_chat(self.tree, matter.unit_id, tier)
-                heads = self.tree.nodes[matter.unit_id]
                 if matter.private:  # not the unit group: the heads by DM, the community in full
                     for chat in await self._private_audience(tx, matter, skip=actor.id):
                         if chat == told:
                             continue
-                        text = self.langs.for_chat(chat)(
-                            "privacy.unsatisfied", id=matter.id, unit=escape(heads.name),
-                            heads=render.people(heads.leaders), text=render.snippet(matter.text),
-                            reporter=render.mention(matter.reporter_id, matter.reporter_name),
-                        )
-                        await put(tx, outbox.Unsatisfied(matter.id, event, chat, text, per_chat=True), now=now)
+                        await put(tx, outbox.Unsatisfied(matter.id, event, chat, tier, per_chat=True), now=now)
                 else:
-                    chat = matter.chat_id
-                    tt = self.langs.for_chat(chat)
-                    text = (tt("notify.unsatisfied", id=matter.id, heads=render.people(heads.leaders)) if tier == UNIT
-                            else tt("notify.unsatisfied_above", id=matter.id, tier=tt(f"tier.{tier}")))
-                    await put(tx, outbox.Unsatisfied(matter.id, event, chat, text), now=now)
+                    await put(tx, outbox.Unsatisfied(matter.id, event, matter.chat_id, tier), now=now)
                 if ask_why_in is not None:
                     await tx.set_prompt(ask_why_in, actor.id, now, kind="unsatisfied", matter_id=matter.id)
             await self._refresh_card(tx, matter, now, event)
+            await put(tx, *thanks, now=now)
             return Result(Outcome.OK, await tx.matter(matter.id))
 
-    async def explain(self, matter_id: int, actor: Actor, chat_id: int, why: str) -> Result:
+    async def explain(self, matter_id: int, actor: Actor, chat_id: int, why: str, update: int | None = None) -> Result:
         """The reporter's reason for 不满意: into the timeline, and to the heads."""
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update) as tx:
             matter = await tx.matter(matter_id)
             await tx.take_prompt(chat_id, actor.id, 0.0)
             if matter is None or actor.id != matter.reporter_id:
@@ -628,8 +631,8 @@ class Matters:
             if holder is not None and holder not in chats:  # reopened above: the tier that decides hears why
                 chats.append(holder)
             for chat in chats:
-                text = self.langs.for_chat(chat)("notify.unsatisfied_why", id=matter.id, text=escape(why))
-                await put(tx, outbox.UnsatisfiedWhy(matter.id, event, chat, text), now=now)
+                words = said(say("notify.unsatisfied_why", id=matter.id, text=why))
+                await put(tx, outbox.UnsatisfiedWhy(matter.id, event, chat, words), now=now)
             return Result(Outcome.OK, matter)
 
     async def attach(
@@ -643,17 +646,15 @@ class Matters:
             await self._refresh_card(tx, matter, now, event)
             await self._ack(tx, ack, now, "ok.attached", id=matter.id)
 
-        return await self._act(matter_id, actor, chat, change, Action.ATTACH, when_closed=True)
+        return await self._act(matter_id, actor, chat, change, Action.ATTACH, when_closed=True, update=_update_of(ack))
 
-    async def _ask_rating(self, tx: Tx, matter: Matter, now: float, event: int) -> None:
+    async def _ask_rating(self, tx: Tx, matter: Matter, now: float, event: int, resolved: outbox.Say) -> None:
+        """The reporter told of the resolution and asked to rate it, in one message."""
         chat = matter.reporter_id if matter.private else matter.chat_id
-        t = self.langs.for_chat(chat)
-        keyboard = [[(t(f"rating.{r}"), render.callback("rate", matter.id, r)) for r in RATINGS]]
+        words = said(resolved, say("rating.ask_after", days=outbox.duration(self.config.satisfaction.ask_for)))
         await put(tx, outbox.RatingRequest(
-            matter.id, event, chat, markup=keyboard,
+            matter.id, event, chat, {**words, "matter": matter.id, "ratings": list(RATINGS)},
             reply_to=None if matter.private else matter.report_message_id,
-            text=t("rating.ask", reporter=render.mention(matter.reporter_id, matter.reporter_name), id=matter.id,
-                   days=t.duration(self.config.satisfaction.ask_for)),
         ), now=now)
 
     @staticmethod
@@ -677,28 +678,36 @@ class Matters:
         action: Action,
         when_closed: bool = False,
         on_held: Callable[[Tx, Matter, float], Awaitable[None]] | None = None,
+        update: int | None = None,
     ) -> Result:
         """Load, check scope and permission (bot/authority.py), apply ``change`` — all in
-        one transaction. ``on_held``: what to do, in it, when a higher tier holds the matter."""
-        async with self.store.transaction() as tx:
-            matter = await tx.matter(matter_id)
-            if matter is None:
-                return Result(Outcome.NOT_FOUND)
-            if chat is not None and not self.tree.contains(chat.id, matter.unit_id):
-                return Result(Outcome.OTHER_UNIT, matter)
-            verdict = self._verdict(action, matter, actor)
-            if verdict in _REFUSALS:
-                return Result(_REFUSALS[verdict], matter)
-            if matter.closed and not when_closed:
-                return Result(Outcome.ALREADY_RESOLVED, matter)
-            if verdict == Verdict.HELD_ABOVE:
-                if on_held is not None:
+        one transaction, ``update``'s. ``on_held``: what to do, in it, when a higher tier holds
+        the matter. A refusal is rolled back: nothing changed, and the update's one write
+        transaction is left to the handler's answer."""
+        try:
+            async with self.store.transaction(update=update) as tx:
+                matter = await tx.matter(matter_id)
+                if matter is None:
+                    raise _Refused(Result(Outcome.NOT_FOUND))
+                if chat is not None and not self.tree.contains(chat.id, matter.unit_id):
+                    raise _Refused(Result(Outcome.OTHER_UNIT, matter))
+                verdict = self._verdict(action, matter, actor)
+                if verdict in _REFUSALS:
+                    raise _Refused(Result(_REFUSALS[verdict], matter))
+                if matter.closed and not when_closed:
+                    raise _Refused(Result(Outcome.ALREADY_RESOLVED, matter))
+                if verdict == Verdict.HELD_ABOVE:
+                    held = Result(Outcome.HELD_ABOVE, matter, tier=self._holder(action, matter))
+                    if on_held is None:
+                        raise _Refused(held)
                     await on_held(tx, matter, self.clock.now())
-                return Result(Outcome.HELD_ABOVE, matter, tier=self._holder(action, matter))
-            refusal = await change(tx, matter, self.clock.now())
-            if refusal is not None:
-                return Result(refusal, matter)
-            return Result(Outcome.OK, await tx.matter(matter.id))
+                    return held
+                refusal = await change(tx, matter, self.clock.now())
+                if refusal is not None:
+                    raise _Refused(Result(refusal, matter))
+                return Result(Outcome.OK, await tx.matter(matter.id))
+        except _Refused as refused:
+            return refused.result
 
     def _verdict(self, action: Action, matter: Matter, actor: Actor) -> Verdict:
         return decide(
@@ -745,9 +754,8 @@ class Matters:
         for head in self.tree.nodes[ping.matter.unit_id].leaders:
             if head.dm or head.id == ping.matter.reporter_id or not await tx.has_private_chat(head.id):
                 continue
-            text, keyboard = render.pings([ping], self.tree, self.langs.for_chat(head.id), now, [], [],
-                                          audience=visibility.Audience.LEADER_DM)
-            await put(tx, outbox.Instruction(ping.matter.id, ping.event_id, head.id, text, keyboard), now=now)
+            await put(tx, outbox.Instruction(ping.matter.id, ping.event_id, head.id,
+                                             (ping.kind, ping.tier, ping.reason, ping.note)), now=now)
 
     async def _event(
         self, tx: Tx, matter: Matter, now: float, kind: str, actor: Actor, detail: str | None = None,
@@ -761,21 +769,24 @@ class Matters:
     async def _refresh_card(self, tx: Tx, matter: Matter, now: float, event: int) -> None:
         # Rendered at delivery time, so several quick changes still end in the latest state.
         await put(tx, outbox.Card(matter.id, matter.chat_id, f"e{event}"), now=now)
+        await views.follow(tx, [matter.id], now, f"e{event}")  # and every message about it elsewhere
 
     async def _tell_reporter(
         self, tx: Tx, matter: Matter, actor: Actor, now: float, event: int, key: str, **params: str
     ) -> None:
         if actor.id == matter.reporter_id:
             return
-        text = self.langs.for_chat(matter.reporter_id if matter.private else matter.chat_id)(
-            key, reporter=render.mention(matter.reporter_id, matter.reporter_name), id=matter.id,
-            who=escape(actor.name), resolution=params.get("text", ""), **params,
-        )
+        words = said(self._to_reporter(matter, actor, key, **params))
         # A private reporter hears back in private; others in their group, under their report.
         chat = matter.reporter_id if matter.private else matter.chat_id
         await put(tx, outbox.ReporterNotice(
-            matter.id, event, chat, text=text, reply_to=None if matter.private else matter.report_message_id,
+            matter.id, event, chat, words, reply_to=None if matter.private else matter.report_message_id,
         ), now=now)
+
+    @staticmethod
+    def _to_reporter(matter: Matter, actor: Actor, key: str, **params: str) -> outbox.Say:
+        return say(key, reporter=mention(matter.reporter_id, matter.reporter_name), id=matter.id, who=actor.name,
+                   resolution=params.get("text", ""), **params)
 
     async def _tell_leaders(
         self, tx: Tx, matter: Matter, actor: Actor, chat: Node | None, now: float, event: int, state: State,
@@ -789,13 +800,11 @@ class Matters:
         for to in await self._private_audience(tx, matter, skip=actor.id):
             if to in (came_from, told):
                 continue
-            t = self.langs.for_chat(to)
-            lines = [t("privacy.closed", id=matter.id, unit=escape(unit.name), state=t(f"state.{state.value}"),
-                       who=escape(actor.name))]
+            lines = [say("privacy.closed", id=matter.id, unit=unit.name, state=say(f"state.{state.value}"),
+                         who=actor.name)]
             if text:
-                lines.append(t("card.resolution" if state == State.RESOLVED else "card.close_reason",
-                               text=escape(text)))
-            await put(tx, outbox.Outcome(matter.id, event, to, "\n".join(lines)), now=now)
+                lines.append(say("card.resolution" if state == State.RESOLVED else "card.close_reason", text=text))
+            await put(tx, outbox.Outcome(matter.id, event, to, said(*lines)), now=now)
 
     async def _private_audience(self, tx: Tx, matter: Matter, skip: int | None = None) -> list[int]:
         """Where a private matter's news goes besides its reporter: each of its unit's heads
@@ -814,14 +823,38 @@ class Matters:
 
     async def _ack(self, tx: Tx, ack: Ack | None, now: float, key: str, **params: object) -> None:
         if ack is not None:
-            t = self.langs.get(ack.language)
-            # A parameter may depend on the language: then it is a function of the texts.
-            texts = {name: value(t) if callable(value) else value for name, value in params.items()}
-            await put(tx, outbox.CommandAnswer(ack.update_id, ack.chat_id, t(key, **texts), ack.message_id), now=now)
+            await put(tx, outbox.CommandAnswer(ack.update_id, ack.chat_id, _answer(ack, key, **params), ack.message_id),
+                      now=now)
+
+    async def _react(self, tx: Tx, ack: Ack | None, now: float, key: str, **params: object) -> None:
+        """A command the card's edit already answers: 👍 on it, not a new message; the short
+        reply only if the chat refuses reactions (bot/telegram/delivery.py queues it then)."""
+        if ack is not None:
+            await put(tx, outbox.Reaction(f"u{ack.update_id}", ack.chat_id, ack.message_id, DONE,
+                                          fallback=_answer(ack, key, **params), update_id=ack.update_id), now=now)
 
 
-def _tier(tier: int) -> Callable[[Texts], str]:
-    return lambda t: t(f"tier.{tier}")
+def _update_of(ack: Ack | None, update: int | None = None) -> int | None:
+    """The update a command is handled for: its Ack's (the command's message), else the one
+    given (a button carries no Ack)."""
+    return ack.update_id if ack is not None else update
+
+
+class _Refused(Exception):
+    """Leaves ``Matters._act``'s transaction with a refusal, rolling it back."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.outcome)
+        self.result = result
+
+
+def _answer(ack: Ack, key: str, **params: object) -> dict[str, Any]:
+    """A command's confirmation, in the language of the person who gave it."""
+    return {"language": ack.language, **said(say(key, **params))}
+
+
+def _tier(tier: int) -> outbox.Say:
+    return say(f"tier.{tier}")
 
 
 _REFUSALS = {
@@ -829,6 +862,7 @@ _REFUSALS = {
     Verdict.NOT_ALLOWED: Outcome.NOT_ALLOWED,
     Verdict.NOT_REPORTER: Outcome.NOT_REPORTER,
 }
+DONE, SEEN = "👍", "👀"  # reactions: a command done; a report someone claimed
 RATINGS = ("satisfied", "basic", "unsatisfied")  # 满意 / 基本满意 / 不满意
 RATING_UNSATISFIED = "unsatisfied"
 __all__ = ["CLOSED", "MAX_TEXT", "RATINGS", "Ack", "Actor", "Matters", "Outcome", "Result"]

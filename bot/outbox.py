@@ -84,6 +84,14 @@ class Kind(StrEnum):
     # --- issue 16: the monthly sense-of-safety poll (群众安全感) ---
     SAFETY_POLL = "safety_poll"  # an anonymous poll in a unit group (its words composed when it is sent)
     STOP_POLL = "stop_poll"  # that poll closed (its message id in reply_to)
+    VIEW = "view"  # a message about a matter outside its card (a ping, a DM copy) edited to follow it
+    REACTION = "reaction"  # an emoji on a message: a command done, a report taken up
+
+
+# Messages about matters that follow them once sent (issue 14): a ping in a group, its DM
+# copies and a private matter's card in a head's DM. Telegram's message id is kept as a view
+# (bot/views.py) and edited whenever one of its matters changes.
+LIVE = frozenset({Kind.PING, Kind.PING_COPY, Kind.CARD_COPY})
 
 
 MEDIA = frozenset({Kind.PHOTO, Kind.VOICE, Kind.LOCATION})
@@ -133,6 +141,10 @@ def local_time(at: float) -> dict[str, Any]:
     return {"time": at}
 
 
+def local_date(at: float) -> dict[str, Any]:
+    return {"date": at}
+
+
 def duration(seconds: float) -> dict[str, Any]:
     return {"duration": seconds}
 
@@ -141,11 +153,13 @@ def category(key: str) -> dict[str, Any]:
     return {"category": key}
 
 
-def said(*parts: Say, buttons: list[list[tuple[Say, str]]] | None = None) -> dict[str, Any]:
-    """The data of a notice that is only words: its lines, and buttons of (label, callback)."""
+def said(*parts: Say, buttons: list[list[tuple[Say | str, str]]] | None = None) -> dict[str, Any]:
+    """The data of a notice that is only words: its lines, and buttons of (label, callback);
+    a label that is a plain string is shown as it is (a unit's name)."""
     data: dict[str, Any] = {"say": [part.data() for part in parts]}
     if buttons:
-        data["buttons"] = [[[label.data(), callback] for label, callback in row] for row in buttons]
+        data["buttons"] = [[[label if isinstance(label, str) else label.data(), callback] for label, callback in row]
+                           for row in buttons]
     return data
 
 
@@ -202,11 +216,16 @@ class Card(Notice):
 
 @dataclass(frozen=True)
 class CardCopy(Notice):
+    """A private matter's card in a head's private chat, composed from the matter as it is
+    when it is sent."""
+
     kind: ClassVar[Kind] = Kind.CARD_COPY
     matter_id: int
     chat: int  # the head's private chat
-    text: str
-    markup: Keyboard | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"matter": self.matter_id}
 
     @property
     def key(self) -> str:
@@ -218,7 +237,7 @@ class Receipt(Notice):
     kind: ClassVar[Kind] = Kind.RECEIPT
     matter_id: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
     reply_to: int | None = None
 
     @property
@@ -232,7 +251,7 @@ class ReporterNotice(Notice):
     matter_id: int
     event: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
     reply_to: int | None = None
 
     @property
@@ -245,7 +264,7 @@ class UrgentAlert(Notice):
     kind: ClassVar[Kind] = Kind.URGENT
     matter_id: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
     reply_to: int | None = None
 
     @property
@@ -255,14 +274,20 @@ class UrgentAlert(Notice):
 
 @dataclass(frozen=True)
 class Unsatisfied(Notice):
-    """``per_chat``: a private matter's news goes to several chats, one key each."""
+    """The heads (or the tier above that reopened it) told the reporter is not satisfied,
+    composed from the matter as it is when sent. ``per_chat``: a private matter's news goes
+    to several chats, one key each; ``tier``: the tier it was reopened at."""
 
     kind: ClassVar[Kind] = Kind.UNSATISFIED
     matter_id: int
     event: int
     chat: int
-    text: str
+    tier: int
     per_chat: bool = False
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"matter": self.matter_id, "tier": self.tier, "private": self.per_chat}
 
     @property
     def key(self) -> str:
@@ -276,7 +301,7 @@ class UnsatisfiedWhy(Notice):
     matter_id: int
     event: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
 
     @property
     def key(self) -> str:
@@ -289,7 +314,7 @@ class Outcome(Notice):
     matter_id: int
     event: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
 
     @property
     def key(self) -> str:
@@ -298,12 +323,20 @@ class Outcome(Notice):
 
 @dataclass(frozen=True)
 class Instruction(Notice):
+    """A ping about a private matter, to one of its heads by DM (the group reads none of
+    it), composed from the matter as it is when sent. ``ping``: its kind, tier, reason and note."""
+
     kind: ClassVar[Kind] = Kind.INSTRUCTION
     matter_id: int
     event: int
     chat: int  # the head's private chat
-    text: str
-    markup: Keyboard | None = None
+    ping: tuple[str, int, str, str | None]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        kind, tier, reason, note = self.ping
+        return {"matter": self.matter_id, "ping": {"kind": kind, "tier": tier, "reason": reason, "note": note,
+                                                   "event": self.event}}
 
     @property
     def key(self) -> str:
@@ -312,12 +345,14 @@ class Instruction(Notice):
 
 @dataclass(frozen=True)
 class RatingRequest(Notice):
+    """The reporter asked to rate a resolution, with the rating buttons, composed from the
+    matter as it is when sent; ``data`` holds the words said before the question."""
+
     kind: ClassVar[Kind] = Kind.RATING
     matter_id: int
     event: int
     chat: int
-    text: str
-    markup: Keyboard | None = None
+    data: dict[str, Any]
     reply_to: int | None = None
 
     @property
@@ -330,14 +365,14 @@ class RatingRequest(Notice):
 class Ping(Notice):
     """One message to a chat about several matters. ``batch`` is "ping", or a release's
     ``held<time>`` / ``overlimit<time>`` (event ids restart there); ``pings`` the (matter,
-    event) pairs, the first twenty of which name it."""
+    event) pairs, the first twenty of which name it. ``data``: what the renderer composes
+    it from (escalation/notify.py's ``ping_data``: the matters, why each is told, who)."""
 
     kind: ClassVar[Kind] = Kind.PING
     batch: str
     chat: int
     pings: tuple[tuple[int, int], ...]
-    text: str
-    markup: Keyboard | None = None
+    data: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def matter_id(self) -> int:
@@ -350,10 +385,16 @@ class Ping(Notice):
 
 @dataclass(frozen=True)
 class Mentions(Notice):
+    """A ping's follow-up naming the leaders past Telegram's 50 mentions a message."""
+
     kind: ClassVar[Kind] = Kind.MENTIONS
     ping: Ping
     part: int
-    text: str
+    leaders: tuple[tuple[int, str | None], ...]  # (user id, name)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"leaders": [list(person) for person in self.leaders]}
 
     @property
     def chat(self) -> int:  # type: ignore[override]
@@ -377,7 +418,10 @@ class Attachment(Notice):
     index: int
     medium: str  # photo, voice, location
     media: str
-    text: str  # the caption
+
+    @property
+    def data(self) -> dict[str, Any]:  # its caption: the matter's number
+        return said(say("view.attachment", id=self.matter_id))
 
     @property
     def kind(self) -> Kind:  # type: ignore[override]
@@ -394,24 +438,56 @@ class Attachment(Notice):
 
 @dataclass(frozen=True)
 class PingCopy(Notice):
+    """A leader's private copy of a ping: the same data, read as a leader's DM reads it."""
+
     kind: ClassVar[Kind] = Kind.PING_COPY
     ping: Ping
     chat: int  # the leader's private chat
-    text: str
-    markup: Keyboard | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {**self.ping.data, "audience": "leader_dm"}
 
     @property
     def key(self) -> str:
         return f"dm:{self.chat}:{self.ping.key}"
 
 
+@dataclass(frozen=True)
+class ViewRefresh(Notice):
+    """Edit a view (``view``: the key of the notice that posted it) to show its matters as
+    they are now; ``tag`` names the change (as a card's). It waits ``DELAY`` seconds, and
+    delivery sends one refresh of a view for all those then waiting, so that many changes
+    within a second make one edit."""
+
+    kind: ClassVar[Kind] = Kind.VIEW
+    DELAY: ClassVar[float] = 1.0
+    view: str
+    chat: int
+    tag: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"view": self.view}
+
+    @property
+    def key(self) -> str:
+        return f"view:{self.view}:{self.tag}"
+
+    def row(self, now: float) -> Row:
+        return (*super().row(now)[:9], now + self.DELAY, now)
+
+
 # --- answers ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CommandAnswer(Notice):
+    """A command confirmed, under its message; ``data``: said(…), with ``"lang"`` the
+    language of the person who gave it (see ``answered_in``)."""
+
     kind: ClassVar[Kind] = Kind.ANSWER
     update_id: int
     chat: int
-    text: str
+    data: dict[str, Any]
     reply_to: int | None = None
 
     @property
@@ -421,15 +497,54 @@ class CommandAnswer(Notice):
 
 @dataclass(frozen=True)
 class HeldNotice(Notice):
+    """A report held by the limits: the reporter told, under it, when to try again."""
+
     kind: ClassVar[Kind] = Kind.HELD
     held_id: int
     chat: int
-    text: str
+    reason: str  # bot/limits.py's HELD_HOURLY, HELD_NONMEMBER
+    reporter_id: int
+    reporter_name: str
+    limit: int
+    again: float
     reply_to: int | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return said(say(f"limits.held_{self.reason}", reporter=mention(self.reporter_id, self.reporter_name),
+                        limit=self.limit, at=local_time(self.again)))
 
     @property
     def key(self) -> str:
         return f"held:{self.held_id}"
+
+
+@dataclass(frozen=True)
+class Reaction(Notice):
+    """An emoji put on a message (setMessageReaction): 👍 on a head's command that the card's
+    edit already answers, 👀 on a report someone claimed. ``fallback``: a CommandAnswer's
+    data, queued under ``update_id``'s key (``ack:…``) in the transaction that records the
+    failure if the chat refuses reactions; None: nothing instead. ``tag`` names it."""
+
+    kind: ClassVar[Kind] = Kind.REACTION
+    tag: str
+    chat: int
+    message_id: int
+    emoji: str
+    fallback: dict[str, Any] | None = None
+    update_id: int | None = None
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"emoji": self.emoji, "fallback": self.fallback, "update": self.update_id}
+
+    @property
+    def key(self) -> str:
+        return f"reaction:{self.tag}"
 
 
 # --- broadcasts -------------------------------------------------------------------------
@@ -560,9 +675,9 @@ class BulletinPart(Notice):
 @dataclass(frozen=True)
 class Chart(Notice):
     """A chart (escalation/reports/bulletin.chart_spec) drawn when it is sent; ``name`` is
-    its key: see ``of_bulletin`` and ``of_summary``. A bulletin's chart carries what the
-    bulletin is made of, and its caption and chart are composed when it is sent; /summary's
-    carries its ``caption`` and ``spec`` as made when it was asked for."""
+    its key: see ``of_bulletin`` and ``of_summary``. A bulletin's chart, and /summary's, carries
+    what the bulletin is made of, and its caption and chart are composed when it is sent; one
+    queued by an older version, its ``caption`` and ``spec`` as they were made then."""
 
     kind: ClassVar[Kind] = Kind.CHART
     name: str
@@ -576,8 +691,8 @@ class Chart(Notice):
         return cls(f"{batch}:{node_id}:chart", chat, bulletin=bulletin)
 
     @classmethod
-    def of_summary(cls, chat: int, message_id: int, caption: str, spec: dict) -> Chart:
-        return cls(f"summary:{chat}:{message_id}", chat, caption, spec)
+    def of_summary(cls, chat: int, message_id: int, bulletin: dict[str, Any]) -> Chart:
+        return cls(f"summary:{chat}:{message_id}", chat, bulletin=bulletin)
 
     @property
     def key(self) -> str:
@@ -597,33 +712,39 @@ class Chart(Notice):
 # --- a handler's answers (queued in the update's transaction, sent at once) ------------------
 @dataclass(frozen=True)
 class Reply(Notice):
-    """A handler's answer or refusal to update ``update_id``. An update may be answered
-    with several messages: each is named by its words, so a replayed update queues none
-    of them twice."""
+    """A handler's answer or refusal to update ``update_id``: its ``data`` (words, or an
+    answer composed from the matters it names; see bot/text/render.py). An update may be
+    answered with several messages: each is named by its data, so a replayed update queues
+    none of them twice. ``markup``: a request to answer it ({"force_reply": …}), if any."""
 
     kind: ClassVar[Kind] = Kind.REPLY
     update_id: int
     chat: int
-    text: str
+    data: dict[str, Any]
     reply_to: int | None = None
     markup: Keyboard | None = None
 
     @property
     def key(self) -> str:
-        digest = hashlib.blake2s(self.text.encode(), digest_size=6).hexdigest()
-        return f"reply:{self.update_id}:{digest}"
+        return f"reply:{self.update_id}:{digest(self.data)}"
+
+
+def digest(data: Any) -> str:
+    """A short name for a notice's data: the same data, the same name."""
+    canonical = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2s(canonical.encode(), digest_size=6).hexdigest()
 
 
 @dataclass(frozen=True)
 class ShownAttachment(Notice):
-    """A matter's photo, voice note or place, sent with /show's answer."""
+    """A matter's photo, voice note or place, sent with /show's answer; ``data``: its caption."""
 
     update_id: int
     index: int
     chat: int
     medium: str  # photo, voice, location
     media: str
-    text: str  # the caption
+    data: dict[str, Any]
     reply_to: int | None = None
 
     @property
@@ -637,13 +758,14 @@ class ShownAttachment(Notice):
 
 @dataclass(frozen=True)
 class EditText(Notice):
-    """One of the bot's messages rewritten; the outbox keeps its id where a reply's is."""
+    """One of the bot's messages rewritten (``data``: its new words); the outbox keeps its
+    id where a reply's is."""
 
     kind: ClassVar[Kind] = Kind.EDIT_TEXT
     update_id: int
     chat: int
     message_id: int
-    text: str
+    data: dict[str, Any]
 
     @property
     def reply_to(self) -> int:
@@ -656,11 +778,13 @@ class EditText(Notice):
 
 @dataclass(frozen=True)
 class EditKeyboard(Notice):
+    """One of the bot's messages given other buttons (``data``: what they are composed from)."""
+
     kind: ClassVar[Kind] = Kind.EDIT_KEYBOARD
     update_id: int
     chat: int
     message_id: int
-    markup: Keyboard
+    data: dict[str, Any]
 
     @property
     def reply_to(self) -> int:
@@ -673,15 +797,15 @@ class EditKeyboard(Notice):
 
 @dataclass(frozen=True)
 class Document(Notice):
-    """A file sent in answer to update ``update_id``, with its caption; the outbox keeps it
-    (name and base64 bytes, as JSON) only until it is sent (Tx.outbox_sent drops it)."""
+    """A file sent in answer to update ``update_id``, with its caption (``data``); the outbox
+    keeps it (name and base64 bytes, as JSON) only until it is sent (Tx.outbox_sent drops it)."""
 
     kind: ClassVar[Kind] = Kind.DOCUMENT
     update_id: int
     chat: int
     filename: str
     content: bytes
-    text: str  # the caption
+    data: dict[str, Any]
     reply_to: int | None = None
 
     @property

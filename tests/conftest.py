@@ -4,6 +4,7 @@ against it with a real SQLite file and a clock the test moves."""
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from bot.app import Services, build_application, running
 from bot.clock import ManualClock
 from bot.config import Config, parse_config
 from bot.dev.fakeapi import FakeBotApi
+from bot.store import SecondWrite
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-TOKEN"
@@ -123,6 +125,11 @@ class Running:
 
         return await self.api.wait_for(found, within)
 
+    async def done(self, chat_id: int, sent: dict[str, Any], emoji: str = "👍", within: float = 5.0) -> None:
+        """Wait for the bot's reaction on a message it sent: a head's command that the card's
+        edit answers is acknowledged with 👍, not a new message (issue 14)."""
+        await self.api.wait_for(lambda: emoji in self.api.reactions(chat_id, sent["message_id"]), within)
+
     def count_bot(self, chat_id: int, contains: str) -> int:
         """How many bot messages in the chat contain ``contains`` (as people see them)."""
         return sum(contains in (m.text or "") for m in self.api.bot_messages(chat_id))
@@ -170,7 +177,26 @@ def make_bot(tmp_path: Path, api: FakeBotApi) -> Callable[..., Any]:
         add_chats(api, raw)
         clock = clock or ManualClock(START)
         app = build_application(config, TOKEN, clock=clock)
-        async with running(app):
-            yield Running(app, api, clock, config)
+        second = _SecondWrites()
+        logging.getLogger().addHandler(second)
+        try:
+            async with running(app):
+                yield Running(app, api, clock, config)
+        finally:
+            logging.getLogger().removeHandler(second)
+        # Every handler path a test drives makes one write transaction for its update.
+        assert not second.seen, f"a handler wrote twice for one update: {second.seen}"
 
     return start
+
+
+class _SecondWrites(logging.Handler):
+    """Collects the SecondWrite errors logged while a bot runs (bot/store/store.py)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and isinstance(record.exc_info[1], SecondWrite):
+            self.seen.append(str(record.exc_info[1]))

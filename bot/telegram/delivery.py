@@ -16,7 +16,9 @@ limits and waits out 429s), marks each sent, and retries the rest:
 
 Each item is sent by its kind (bot/outbox.py's Kind): a card is rendered now and sent or
 edited in place, a chart drawn now and sent as a photo, an attachment sent by Telegram file
-id, a broadcast's copy as text or a photo with its caption; every other kind is its text.
+id, a broadcast's copy as text or a photo with its caption, a view's refresh (bot/views.py)
+as an edit of that view, once for every refresh of it then waiting; every other kind is its
+text.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ from bot import outbox, visibility
 from bot.clock import Clock
 from bot.outbox import Kind, kind_of, put
 from bot.store import Matter, OutboxItem, QueuedReport, SendSlot, Sent, Store, Tx, sending
+from bot.store.rows import View
 from bot.text import render
-from bot.text.i18n import Languages
+from bot.text.i18n import Languages, Texts
 from bot.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -87,6 +90,11 @@ def _named_matters(data: str) -> list[int]:
     return list(json.loads(data).get("matters", ())) if '"matters"' in data else []
 
 
+def _view_of(item: OutboxItem) -> str:
+    """The view a refresh is for (bot/outbox.py's ViewRefresh)."""
+    return str(json.loads(item.data or "{}").get("view", ""))
+
+
 def _seconds(value: object) -> float:
     """RetryAfter.retry_after is an int or a timedelta, depending on PTB's settings."""
     total = getattr(value, "total_seconds", None)
@@ -116,7 +124,7 @@ class Delivery:
         # at Telegram's overall limit, so that a card or an escalation queued meanwhile waits
         # no longer.
         self.bulk_at_once = max(1, bulk_at_once)
-        self._wake = asyncio.Event()
+        self._wake = store.signals.queued  # set by the store after a commit that queued messages
         self._task: asyncio.Task[None] | None = None
         self._busy: dict[int, asyncio.Task[None]] = {}  # chats being served now
         self._bulk: set[int] = set()  # those of them sending a broadcast's or a bulletin's message
@@ -134,12 +142,13 @@ class Delivery:
         database is what failed), so that the reporter knows to try again. Its update stays
         not-done in the inbox and is handled again at the next start."""
         chat_id = report.matter["chat_id"]
-        scene = render.Scene(self.tree, self.langs.for_chat(chat_id), self.clock.now(), chat_id)
-        text, _ = render.compose(Kind.MESSAGE, outbox.said(outbox.say("err.internal")), scene)
-        self.apologise(chat_id, text, report.reply_to)
+        self.apologise(chat_id, outbox.said(outbox.say("err.internal")), report.reply_to)
 
-    def apologise(self, chat_id: int, text: str, reply_to: int | None) -> None:
-        """An apology that cannot wait for the outbox: the database is what failed."""
+    def apologise(self, chat_id: int, data: dict, reply_to: int | None) -> None:
+        """An apology that cannot wait for the outbox (the database is what failed), composed
+        from its ``data`` as a queued one would be."""
+        scene = render.Scene(self.tree, self._texts(chat_id, data), self.clock.now(), chat_id)
+        text, _ = render.compose(Kind.REPLY, data, scene)
         task = asyncio.create_task(self._apologise(chat_id, text, reply_to))
         self._apologies.add(task)
         task.add_done_callback(self._apologies.discard)
@@ -166,6 +175,9 @@ class Delivery:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
+            lost, self.store.signals.lost[:] = list(self.store.signals.lost), []
+            for report in lost:
+                self.report_lost(report)
             try:
                 started = await self.deliver_due()
             except Exception:  # never let one bad batch stop delivery for good
@@ -188,12 +200,20 @@ class Delivery:
             items = await tx.outbox_due(
                 self.clock.now(), limit=200, skip_chats=list(self._busy), bulk_prefix=BULK
             )
+            # Views to refresh, and every refresh of them waiting: read with the matters, so
+            # the one edit sent shows every change those refreshes were queued for.
+            viewed = sorted({_view_of(i) for i in items if i.kind == Kind.VIEW})
+            views = await tx.views(viewed)
+            waiting = await tx.waiting_refreshes(viewed)
             # The matters of the cards and of the notices composed now, in one query. A card
             # changed since is queued again behind.
             cards = await tx.cards_of(sorted(
                 {i.matter_id for i in items if (i.kind == Kind.CARD or i.data) and i.matter_id}
                 | {m for i in items if i.data for m in _named_matters(i.data)}
+                | {m for view in views.values() for m in view.matters}
             ))
+        if viewed:
+            items = await self._one_edit_per_view(items, views, waiting)
         by_chat: dict[int, list[OutboxItem]] = defaultdict(list)
         room = self.bulk_at_once - len(self._bulk)
         for item in items:  # a broadcast's or a bulletin's messages come last, and only so many at once
@@ -208,6 +228,36 @@ class Delivery:
             self._busy[chat_id] = task
             task.add_done_callback(lambda done, chat=chat_id: self._finished(chat, done))
         return sum(len(chat_items) for chat_items in by_chat.values())
+
+    async def _one_edit_per_view(
+        self, items: list[OutboxItem], views: dict[str, View], waiting: dict[str, list[int]]
+    ) -> list[OutboxItem]:
+        """Of the refreshes of one view, the first due is sent and shows its matters as
+        just read: every other refresh of that view waiting (due or not) is done with it.
+        A refresh of a view that is dead, or not recorded (its message failed, or waits to
+        be sent and will be composed then), is done with at once."""
+        kept: dict[str, int] = {}
+        out: list[OutboxItem] = []
+        done: list[int] = []
+        for item in items:
+            if item.kind != Kind.VIEW:
+                out.append(item)
+                continue
+            key = _view_of(item)
+            view = views.get(key)
+            if view is None or view.dead is not None or key in kept:
+                done.append(item.id)
+                continue
+            kept[key] = item.id
+            data = {"view": key, "of": view.kind, "matters": list(view.matters),
+                    "data": json.loads(view.data) if view.data else None}
+            out.append(dataclasses.replace(item, data=json.dumps(data, ensure_ascii=False),
+                                           reply_to=view.message_id))
+        done += [other for key, first in kept.items() for other in waiting.get(key, ()) if other != first]
+        if done:
+            async with self.store.transaction() as tx:
+                await tx.outbox_done(sorted(set(done)), self.clock.now(), "one edit for all: view refreshed or gone")
+        return out
 
     def _finished(self, chat_id: int, task: asyncio.Task[None]) -> None:
         self._busy.pop(chat_id, None)
@@ -242,8 +292,11 @@ class Delivery:
     ) -> float | None:
         now = self.clock.now()
         kind = kind_of(item)
-        if item.data is not None:  # its words are composed now, from the state as it is now
+        if item.data is not None and kind != Kind.REACTION:  # its words are composed now, from the state now
             item = self._composed(item, kind, cards, now)
+            if not item.text and kind in (Kind.REPLY, Kind.EDIT_TEXT):  # nothing to say (a short /show's last parts)
+                self.store.queue_sent(Sent(item.id, now, None), slot)
+                return None
         photo = None
         if kind == Kind.CHART:  # a bulletin's chart: drawn now, so drawing is paced with sending
             photo = await self._draw_chart(item)
@@ -267,6 +320,10 @@ class Delivery:
                                                            caption=item.text, reply_parameters=reply)).message_id
             elif kind in (Kind.EDIT_TEXT, Kind.EDIT_KEYBOARD):
                 message_id = await self._edit(item, kind)
+            elif kind == Kind.VIEW:
+                message_id = await self._refresh_view(item)
+            elif kind == Kind.REACTION:
+                message_id = await self._react(item)
             else:  # every other kind is its text, with its buttons
                 keyboard = json.loads(item.markup) if item.markup else None
                 message_id = (await self._send(item.chat_id, item.text or "", keyboard, item.reply_to)).message_id
@@ -276,10 +333,13 @@ class Delivery:
             if _gone(exc):
                 await self._unreachable(item.chat_id, exc)
             else:  # the message itself is wrong; sending it again will not help
-                log.error("outbox %s rejected by Telegram: %s", item.key, exc)
+                log.log(logging.INFO if kind == Kind.REACTION else logging.ERROR,
+                        "outbox %s rejected by Telegram: %s", item.key, exc)
                 async with self.store.transaction() as tx:
                     await tx.outbox_failed(item.id, str(exc))
                     await self._settled(tx, kind, item, now)
+                    if kind == Kind.REACTION:  # the chat takes no reactions: today's short reply instead
+                        await self._instead_of_reaction(tx, item, now)
             return None
         except ChatMigrated as exc:  # a group became a supergroup: same group, new id
             await self._migrated(item.chat_id, exc.new_chat_id)
@@ -292,7 +352,7 @@ class Delivery:
                 await tx.outbox_failed(item.id, repr(exc))
                 await self._settled(tx, kind, item, now)
             return None
-        sent = Sent(item.id, now, message_id, new_card)
+        sent = Sent(item.id, now, message_id, new_card, view=kind in outbox.LIVE)
         if poll is not None:  # what Telegram made of it is recorded with it
             async with self.store.transaction() as tx:
                 await tx.outbox_sent([sent])
@@ -307,10 +367,8 @@ class Delivery:
 
     def _composed(self, item: OutboxItem, kind: Kind, cards: dict[int, tuple[Matter, int]], now: float) -> OutboxItem:
         data = json.loads(item.data or "null")
-        # A notice answering a person may name their language, for a chat that chose none.
-        language = data.get("language") if isinstance(data, dict) else None
         scene = render.Scene(
-            self.tree, self.langs.for_user(item.chat_id, language), now, item.chat_id,
+            self.tree, self._texts(item.chat_id, data), now, item.chat_id,
             {number: matter for number, (matter, _) in cards.items()}, self.bot.username,
         )
         text, keyboard = render.compose(kind, data, scene)
@@ -343,6 +401,11 @@ class Delivery:
         if await tx.safety_poll_close(unit_id, month, now, counts, poll.total_voter_count):
             tx.log_event("safety_poll_closed", month=month, node=unit_id, answers=poll.total_voter_count)
 
+    def _texts(self, chat_id: int, data: object) -> Texts:
+        """The language a notice is composed in: the chat's; in a chat that chose none, that of
+        the person it answers (``data["language"]``, their Telegram language_code), if any."""
+        return self.langs.for_user(chat_id, data.get("language") if isinstance(data, dict) else None)
+
     async def _settled(self, tx: Tx, kind: Kind, item: OutboxItem, now: float) -> None:
         hook = self.settle.get(kind)
         if hook is not None:
@@ -363,6 +426,41 @@ class Delivery:
             if "not modified" not in str(exc).lower():
                 raise
         return item.reply_to
+
+    async def _refresh_view(self, item: OutboxItem) -> int | None:
+        """Edit a view (its message id in ``reply_to``) to what was just composed; no
+        buttons once its matters are closed. "Not modified" is done; a message gone from
+        its chat makes the view dead (never tried again)."""
+        keyboard = keyboard_markup(json.loads(item.markup) if item.markup else None)
+        assert not isinstance(keyboard, ForceReply)
+        try:
+            await self.bot.edit_message_text(item.text or "", chat_id=item.chat_id, message_id=item.reply_to,
+                                             reply_markup=keyboard)
+        except BadRequest as exc:
+            said = str(exc).lower()
+            if "not modified" in said:
+                return item.reply_to
+            if "message to edit not found" not in said:
+                raise
+            async with self.store.transaction() as tx:
+                await tx.view_dead(_view_of(item), "gone")
+            log.info("view %s in chat %s is gone; no longer edited", item.reply_to, item.chat_id)
+            return None
+        return item.reply_to
+
+    async def _react(self, item: OutboxItem) -> int | None:
+        """Put the item's emoji on the message it names (kept in ``reply_to``)."""
+        emoji = json.loads(item.data or "{}").get("emoji")
+        await self.bot.set_message_reaction(item.chat_id, item.reply_to or 0, reaction=emoji)
+        return item.reply_to
+
+    @staticmethod
+    async def _instead_of_reaction(tx: Tx, item: OutboxItem, now: float) -> None:
+        """A reaction refused (a group that disallows them answers 400): its fallback answer,
+        if it has one, under the same message, keyed as the command's answer always was."""
+        data = json.loads(item.data or "{}")
+        if data.get("fallback") and data.get("update") is not None:
+            await put(tx, outbox.CommandAnswer(data["update"], item.chat_id, data["fallback"], item.reply_to), now=now)
 
     async def _send(self, chat_id: int, text: str, keyboard: list | dict | None, reply_to: int | None) -> Message:
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
@@ -430,22 +528,24 @@ class Delivery:
                 tx.log_event("unreachable", level=logging.WARNING, chat=chat_id,
                              node=node.id if node is not None else "no node", error=str(exc))
             await tx.fail_pending_for_chat(chat_id, f"unreachable: {exc}")
+            await tx.views_dead_in(chat_id, "unreachable")  # its messages are no longer edited
             for hook in self.settle.values():
                 await hook(tx, self.tree, self.langs, now, chat_id=chat_id)
             station_chat = self.tree.chat_of(self.tree.station.id)
             if first and node is not None and station_chat is not None and station_chat != chat_id:
                 await put(tx, outbox.UnreachableNotice(chat_id, now, station_chat, node.name), now=now)
 
-    async def migrated(self, old_chat: int, new_chat: int) -> bool:
+    async def migrated(self, old_chat: int, new_chat: int, update: int | None = None) -> bool:
         """Follow a group to its new id (it became a supergroup): its binding, its language,
-        and what waits in the outbox. Returns whether there was anything to move; the second
-        of Telegram's two service messages, or a send that fails after them, finds nothing."""
+        and what waits in the outbox, in the transaction of the ``update`` that said so. Returns
+        whether there was anything to move; the second of Telegram's two service messages, or a
+        send that fails after them, finds nothing."""
         node = self.tree.node_for_chat(old_chat)
         if node is None and self.langs.chat_language(old_chat) is None:
-            async with self.store.transaction() as tx:  # not ours, or already moved: only stray rows
+            async with self.store.transaction(update=update) as tx:  # not ours, or already moved: only stray rows
                 await tx.move_chat(old_chat, new_chat)
             return False
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update) as tx:
             await tx.move_chat(old_chat, new_chat)
             if node is not None:
                 await tx.bind_chat(new_chat, node.id, 0, self.clock.now())

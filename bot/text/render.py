@@ -23,6 +23,7 @@ from bot.visibility import Audience, Piece
 from escalation import policy
 from escalation.policy import State
 from escalation.reports import bulletin
+from escalation.summary import split_message
 
 # Callback data: a version prefix, an action, a matter id — well under Telegram's 64 bytes.
 CALLBACK_VERSION = "v1"
@@ -82,6 +83,7 @@ def snippet(text: str, limit: int = SNIPPET) -> str:
 
 CARD_TEXT = 2500  # of a report on its card; the rest of the card needs the other 1,500
 SHOW_TEXT = 3800  # of a report in /show, whose timeline goes into a second message if need be
+SHOW_EVENTS = 12  # the latest timeline entries /show lists
 
 
 def card(
@@ -223,6 +225,7 @@ def pings(
             lines.append(t("esc.claimed_before", who=escape(matter.claimed_by_name)))
         if ping.kind == "idle" and matter.claimed_by and see(Piece.NAMES):
             lines.append(t("esc.idle_who", who=mention(matter.claimed_by, matter.claimed_by_name)))
+        lines.append(t("view.now", state=standing(matter, t, audience)))
     else:
         lines.append(t("esc.digest", count=len(batch)))
         for ping in batch:
@@ -232,7 +235,10 @@ def pings(
             paused = ping.matter.suspended_until is not None and not ping.matter.closed
             suffix = t("list.suspended", until=t.date(ping.matter.suspended_until)) if paused else ""
             title = ping_title(ping, t, now, category=visibility.may_see(Piece.CATEGORY, audience, ping.matter.private))
-            lines.append(f"• {title} · {escape(unit.name)}：{text}{suffix}")
+            now_stands = t("view.line_now", id=ping.matter.id, state=standing(ping.matter, t, audience))
+            lines.append(f"• {title} · {escape(unit.name)}：{text}{suffix}{now_stands}")
+    if all(ping.matter.closed for ping in batch):  # settled: a view asks no one to act any more
+        on_watch, leaders = [], []
     if on_watch:
         lines.append(t("esc.on_duty", who="、".join(mention(uid, _name(tree, uid)) for uid in on_watch)))
     if leaders:
@@ -249,6 +255,21 @@ def pings(
     return "\n".join(lines), keyboard
 
 
+def standing(matter: Matter, t: Texts, audience: Audience) -> str:
+    """Where a matter stands now, for the views that follow it (issue 14): its state, the
+    tier that holds it and, where names may be read, who has it or closed it."""
+    names = visibility.may_see(Piece.NAMES, audience, matter.private)
+    parts = [t(f"state.{matter.state}")]
+    if matter.closed:
+        if names and matter.resolved_by_name and matter.state != State.CANCELLED:
+            parts.append(escape(matter.resolved_by_name))
+        return " · ".join(parts)
+    parts.append(t("view.held", tier=t(f"tier.{matter.tier}")))
+    if matter.state == State.CLAIMED and names and matter.claimed_by_name:
+        parts.append(escape(matter.claimed_by_name))
+    return " · ".join(parts)  # a suspension has its own line (or suffix) in the ping
+
+
 def over_limit(batch: list[Any], tree: Tree, t: Texts) -> tuple[str, Keyboard]:
     """Urgent matters whose reporters are past their urgent alerts for the day: one line
     each in one message, mentioning nobody (see bot/limits.py)."""
@@ -258,7 +279,10 @@ def over_limit(batch: list[Any], tree: Tree, t: Texts) -> tuple[str, Keyboard]:
         matter = ping.matter
         lines.append(t("limits.urgent_over_line", id=matter.id, category=t.category(matter.category),
                        unit=escape(tree.name_of(matter.unit_id)), reporter=escape(matter.reporter_name),
-                       text=snippet(matter.text, 40)))
+                       text=snippet(matter.text, 40))
+                     + t("view.line_now", id=matter.id, state=standing(matter, t, Audience.COMMUNITY)))
+        if matter.closed:
+            continue
         if len(keyboard) < MAX_BUTTON_ROWS:
             keyboard += [[(f"{label} #{matter.id}", data) for label, data in row]
                          for row in action_buttons(matter, t, takeover=True)]
@@ -282,9 +306,13 @@ def ping_title(ping: Any, t: Texts, now: float, category: bool = True) -> str:
         case "escalated":
             return t("esc.title", id=matter.id, tier=tier, reason=reason or t("reason.manual"))
         case "reping":
-            return t("esc.reping", id=matter.id, reason=reason, overdue=t.duration(now - overdue_since(matter, now)))
+            overdue = getattr(ping, "overdue", None)  # as it was when the ping was queued
+            overdue = now - overdue_since(matter, now) if overdue is None else overdue
+            return t("esc.reping", id=matter.id, reason=reason, overdue=t.duration(overdue))
         case "remind":
-            return t("esc.remind", id=matter.id, reason=reason, at=t.time(_next_deadline(matter, now)))
+            due = getattr(ping, "due", None)
+            return t("esc.remind", id=matter.id, reason=reason, at=t.time(_next_deadline(matter, now) if due is None
+                                                                          else due))
         case "idle":
             return t("esc.idle", id=matter.id)
         case "unclaimed":
@@ -298,7 +326,9 @@ def ping_title(ping: Any, t: Texts, now: float, category: bool = True) -> str:
         case "private":
             return t("esc.private", id=matter.id)
         case "resolved_below":
-            return t("esc.resolved_below", id=matter.id, who=escape(matter.resolved_by_name or ""))
+            who = getattr(ping, "who", None)
+            who = (matter.resolved_by_name or "") if who is None else who
+            return t("esc.resolved_below", id=matter.id, who=escape(who))
         case "suspended":
             return t("esc.suspended", id=matter.id, tier=t(f"tier.{ping.tier + 1}"))  # told: the tier above
         case "cancel_wish":
@@ -339,30 +369,8 @@ def matter_list(
     """/list: open matters, overdue first, then oldest first, as ``audience`` may read them
     (``redact``, older callers: a unit group)."""
     audience = audience or (Audience.UNIT if redact else Audience.COMMUNITY)
-    if not matters:
-        return t("list.empty", node=escape(node_name))
-
-    def overdue(m: Matter) -> bool:
-        return (m.next_due is not None and m.next_due <= now) or m.tier < 3
-
-    ordered = sorted(matters, key=lambda m: (not overdue(m), m.created_at))
-    lines = [t("list.header", node=escape(node_name), count=len(matters))]
-    for m in ordered[:limit]:
-        lines.append(
-            t(
-                "list.item",
-                id=m.id,
-                state=t(f"state.{m.state}"),
-                overdue=t("list.overdue") if overdue(m) else "",
-                unit=escape(tree.nodes[m.unit_id].name),
-                text=snippet(m.text, 40) if visibility.may_see(Piece.TEXT, audience, m.private) else t("card.private"),
-                age=t.duration(now - m.created_at),
-            )
-            + (t("list.suspended", until=t.date(m.suspended_until)) if m.suspended_until is not None else "")
-        )
-    if len(ordered) > limit:
-        lines.append(t("list.more", count=len(ordered) - limit))
-    return "\n".join(lines)
+    by_id = {m.id: m for m in matters}
+    return listing(node_name, [by_id[m] for m in listed(matters, now, limit)], len(matters), tree, t, now, audience)
 
 
 def details(
@@ -391,7 +399,7 @@ def details(
         "",
         t("show.timeline"),
     ]
-    for event in visibility.timeline(events, matter, tree, audience)[-12:]:  # the latest: one message
+    for event in visibility.timeline(events, matter, tree, audience)[-SHOW_EVENTS:]:  # the latest: one message
         what = t(f"event.{event.kind}", tier=t(f"tier.{event.tier}") if event.tier else "")
         actor = f" · {escape(event.actor_name)}" if event.actor_name else ""
         detail = f"：{snippet(event.detail, 100)}" if event.detail else ""
@@ -434,23 +442,32 @@ def composes(*kinds: str) -> Callable[[Composer], Composer]:
 def compose(kind: str, data: Any, scene: Scene) -> Composed:
     """A notice's text and buttons. A kind without a composer of its own is its words:
     ``{"say": [[key, values], …], "buttons": [[[[key, values], callback], …], …]}``."""
+    if isinstance(data, dict) and "answer" in data:  # a handler's answer with a composer of its own (/list …)
+        return _ANSWERS[data["answer"]](data, scene)
     composer = _COMPOSERS.get(str(kind))
     if composer is not None:
         return composer(data, scene)
     return said(data, scene)
 
 
-def said(data: Any, scene: Scene) -> Composed:
-    text = "\n".join(words(part, scene) for part in data.get("say", []))
-    rows = [[(words(label, scene), callback_data) for label, callback_data in row] for row in data.get("buttons", [])]
-    return text, rows or None
+def said(data: Any, scene: Scene, sep: str = "\n") -> Composed:
+    text = sep.join(words(part, scene) for part in data.get("say", []))
+    return text, buttons(data, scene)
+
+
+def buttons(data: Any, scene: Scene) -> Keyboard | None:
+    """A notice's buttons: (label, callback data); a label that is a plain string is shown as it is."""
+    rows = [[(label if isinstance(label, str) else words(label, scene), callback_data) for label, callback_data in row]
+            for row in data.get("buttons", [])]
+    return rows or None
 
 
 def words(part: Any, scene: Scene) -> str:
     """One catalog entry, ``[key, values]``, in the scene's language. A value is escaped
     here (it may hold what a person wrote), unless it is itself words (``{"say": part}``),
     a mention (``{"mention": [user id, name]}``), a category (``{"category": key}``), a
-    time (``{"time": unix seconds}``) or a duration (``{"duration": seconds}``)."""
+    time (``{"time": unix seconds}``), a day (``{"date": unix seconds}``) or a duration
+    (``{"duration": seconds}``)."""
     key, values = part
     return scene.t(key, **{name: _value(value, scene) for name, value in values.items()})
 
@@ -469,6 +486,8 @@ def _value(value: Any, scene: Scene) -> Any:
             return escape(scene.t.category(value["category"]))
         if "time" in value:
             return scene.t.time(value["time"])
+        if "date" in value:
+            return scene.t.date(value["date"])
         if "duration" in value:
             return scene.t.duration(value["duration"])
     return value
@@ -648,3 +667,265 @@ def _safety_poll_question(data: Any, scene: Scene) -> Composed:
     """A poll notice's text is its question (its answers: ``safety_poll``, when it is sent)."""
     return safety_poll(data.get("question"), data.get("options"), scene.t)[0], None
 
+
+
+# --- pings and the views that follow them (issue 14) --------------------------------------
+@dataclass(frozen=True)
+class Pinged:
+    """One matter of a ping as render.pings reads it, rebuilt from the ping's data
+    (escalation/notify.py's ``ping_data``) and the matter as it is now."""
+
+    matter: Matter
+    kind: str
+    tier: int
+    reason: str
+    note: str | None = None
+    overdue: float | None = None
+    due: float | None = None
+    who: str | None = None
+
+
+def _people(pairs: list[list[Any]]) -> list[Person]:
+    return [Person(id=user_id, name=name) for user_id, name in pairs]
+
+
+@composes("ping", "ping_copy")
+def _ping(data: Any, scene: Scene) -> Composed:
+    """A ping to a tier's chat, or its copy in a leader's DM: the words of the moment it
+    was queued (``data["at"]``), each matter's state as it is now, and buttons only for
+    the matters still open."""
+    batch = [
+        Pinged(scene.matters[entry["matter"]], entry["kind"], entry["tier"], entry["reason"], entry.get("note"),
+               entry.get("overdue"), entry.get("due"), entry.get("who"))
+        for entry in data["pings"] if entry["matter"] in scene.matters
+    ]
+    if not batch:
+        return "", None
+    if data.get("style") == "over_limit":
+        text, keyboard = over_limit(batch, scene.tree, scene.t)
+        return text, keyboard or None
+    text, keyboard = pings(batch, scene.tree, scene.t, data["at"], _people(data.get("leaders", [])),
+                           data.get("on_watch", []), audience=Audience(data["audience"]))
+    return text, keyboard or None
+
+
+@composes("mentions")
+def _mentions(data: Any, scene: Scene) -> Composed:
+    return scene.t("esc.leaders", leaders=people(_people(data["leaders"]))), None
+
+
+@composes("view")
+def _view(data: Any, scene: Scene) -> Composed:
+    """A view refreshed: composed as the message it edits was (``of``: that notice's kind,
+    ``data``: what it was composed from) from its matters as they are now. A private
+    matter's card in a head's DM is that head's full card."""
+    if data["of"] == "card_copy":
+        matter = scene.matters.get(data["matters"][0])
+        if matter is None:
+            return "", None
+        text, keyboard = card(matter, scene.tree, scene.t, audience=Audience.LEADER_DM)
+        return text, keyboard or None
+    return compose(data["of"], data["data"], scene)
+
+
+# --- a matter's notices (bot/matters.py decides who hears them; their words are here) -----
+@composes("card_copy")
+def _card_copy(data: Any, scene: Scene) -> Composed:
+    """A private matter's card in a head's private chat, as the matter is now."""
+    return card(scene.matters[data["matter"]], scene.tree, scene.t, audience=Audience.LEADER_DM)
+
+
+@composes("unsatisfied")
+def _unsatisfied(data: Any, scene: Scene) -> Composed:
+    """The reporter is not satisfied: the heads follow it up, or the tier that reopened it."""
+    t, matter = scene.t, scene.matters[data["matter"]]
+    unit = scene.tree.nodes[matter.unit_id]
+    if data.get("private"):
+        return t("privacy.unsatisfied", id=matter.id, unit=escape(unit.name), heads=people(unit.leaders),
+                 text=snippet(matter.text), reporter=mention(matter.reporter_id, matter.reporter_name)), None
+    if data["tier"] == 3:
+        return t("notify.unsatisfied", id=matter.id, heads=people(unit.leaders)), None
+    return t("notify.unsatisfied_above", id=matter.id, tier=t(f"tier.{data['tier']}")), None
+
+
+@composes("instruction")
+def _instruction(data: Any, scene: Scene) -> Composed:
+    """A private matter handed to its unit, to a head by DM: the ping, as the matter is now."""
+    p = data["ping"]
+    ping = Pinged(scene.matters[data["matter"]], p["kind"], p["tier"], p["reason"], p["note"])
+    return pings([ping], scene.tree, scene.t, scene.now, [], [], audience=Audience.LEADER_DM)
+
+
+@composes("rating")
+def _rating(data: Any, scene: Scene) -> Composed:
+    """The reporter asked to rate a resolution: its words, and a button per rating."""
+    text, _ = said(data, scene)
+    buttons = [[(scene.t(f"rating.{r}"), callback("rate", data["matter"], r)) for r in data["ratings"]]]
+    return text, buttons
+
+
+# --- a handler's answers (issue 13) -------------------------------------------------------
+# Handlers queue what an answer is made of (bot/outbox.py's Reply and friends); the words are
+# composed here when it is sent. Those that are more than catalog words name their composer
+# in ``data["answer"]``.
+_ANSWERS: dict[str, Composer] = {}
+
+
+def answer(name: str) -> Callable[[Composer], Composer]:
+    """Register the composer of the answers whose data says ``"answer": name``."""
+
+    def register(composer: Composer) -> Composer:
+        _ANSWERS[name] = composer
+        return composer
+
+    return register
+
+
+def toast(langs: Languages, chat_id: int | None, language_code: str | None, part: Any) -> str:
+    """The text of a button's toast (answerCallbackQuery, which must answer at once and so is
+    not queued): ``part`` (bot.outbox.Say) in the language of the one who pressed, as plain text."""
+    t = langs.for_user(chat_id, language_code)
+    return plain(words(part.data(), Scene(None, t, 0.0, chat_id or 0)))  # type: ignore[arg-type]
+
+
+@answer("paragraphs")
+def _paragraphs(data: Any, scene: Scene) -> Composed:
+    """Words a blank line apart (/help, /start)."""
+    return said(data, scene, sep="\n\n")
+
+
+@answer("list")
+def _list(data: Any, scene: Scene) -> Composed:
+    """/list: the matters it names, as they are now (the first ``limit``, in its order), of ``count``."""
+    shown = [scene.matters[m] for m in data["matters"] if m in scene.matters]
+    return listing(scene.tree.name_of(data["node"]), shown, data["count"], scene.tree, scene.t, scene.now,
+                   Audience(data["audience"])), None
+
+
+def listed(matters: list[Matter], now: float, limit: int = 30) -> list[int]:
+    """The matters /list shows, in its order: overdue first, then oldest first."""
+
+    def overdue(m: Matter) -> bool:
+        return (m.next_due is not None and m.next_due <= now) or m.tier < 3
+
+    return [m.id for m in sorted(matters, key=lambda m: (not overdue(m), m.created_at))[:limit]]
+
+
+def listing(node_name: str, matters: list[Matter], count: int, tree: Tree, t: Texts, now: float,
+            audience: Audience) -> str:
+    """/list's words: ``matters`` (already in order) of ``count`` open ones."""
+    if not count:
+        return t("list.empty", node=escape(node_name))
+
+    def overdue(m: Matter) -> bool:
+        return (m.next_due is not None and m.next_due <= now) or m.tier < 3
+
+    lines = [t("list.header", node=escape(node_name), count=count)]
+    for m in matters:
+        lines.append(
+            t(
+                "list.item",
+                id=m.id,
+                state=t(f"state.{m.state}"),
+                overdue=t("list.overdue") if overdue(m) else "",
+                unit=escape(tree.nodes[m.unit_id].name),
+                text=snippet(m.text, 40) if visibility.may_see(Piece.TEXT, audience, m.private) else t("card.private"),
+                age=t.duration(now - m.created_at),
+            )
+            + (t("list.suspended", until=t.date(m.suspended_until)) if m.suspended_until is not None else "")
+        )
+    if count > len(matters):
+        lines.append(t("list.more", count=count - len(matters)))
+    return "\n".join(lines)
+
+
+SHOW_PARTS = 4  # messages queued for a /show; those its text does not need are not sent
+
+
+@answer("show")
+def _show(data: Any, scene: Scene) -> Composed:
+    """Part ``part`` of /show N's answer: the matter as it is now, with its timeline (carried
+    in ``events``) and what is attached, as ``audience`` may read them; "" past its last part."""
+    (number,) = data["matters"]
+    matter = scene.matters.get(number)
+    if matter is None:
+        return "", None
+    t = scene.t
+    audience = Audience(data["audience"])
+    events = [Event(number, *row) for row in data["events"]]
+    text = details(matter, events, scene.tree, t, data["attachments"], audience=audience)
+    if data.get("attached"):
+        text += "\n" + t("show.attachments", items=" · ".join(f"{t(f'attachment.{k}')} {n}"
+                                                               for k, n in data["attached"].items()))
+    parts = split_message(text.split("\n"))
+    return (parts[data["part"]] if data["part"] < len(parts) else ""), None
+
+
+@answer("categories")
+def _categories(data: Any, scene: Scene) -> Composed:
+    """A card's buttons become its category list (分类)."""
+    (number,) = data["matters"]
+    matter = scene.matters.get(number)
+    return "", category_buttons(matter, scene.t) if matter is not None else None
+
+
+@answer("my")
+def _my(data: Any, scene: Scene) -> Composed:
+    """/my: the asker's matters and where they stand now."""
+    t = scene.t
+    mine = [scene.matters[m] for m in data["matters"] if m in scene.matters]
+    if not mine:
+        return t("my.empty"), None
+    lines = [t("my.header", count=len(mine))] + [
+        t("my.item", id=m.id, state=t(f"state.{m.state}"), unit=escape(scene.tree.name_of(m.unit_id)),
+          text=snippet(m.text, 30))
+        for m in mine
+    ]
+    return "\n".join(lines), None
+
+
+@answer("held")
+def _held(data: Any, scene: Scene) -> Composed:
+    """/held: the reports held over a limit (carried in ``reports``), each with its 转为事项
+    button. What the chat may not read of a private one (handlers/limits.py) is None there."""
+    t = scene.t
+    lines = [t("limits.held_header", count=len(data["reports"]))]
+    rows: Keyboard = []
+    for report in data["reports"]:
+        flagged = report["membership"] in ("nonmember", "unverified")
+        lines.append(t(
+            "limits.held_item", id=report["id"], at=t.time(report["at"]),
+            unit=escape(scene.tree.name_of(report["unit"])),
+            reporter=escape(report["reporter"]) if report["reporter"] is not None else t("limits.held_private"),
+            text=snippet(report["text"], 60) if report["text"] is not None else "",
+            flag=t(f"limits.flag_{report['membership']}") if flagged else "",
+        ))
+        rows.append([(t("limits.button_release", id=report["id"]), report["button"])])
+    return "\n".join(lines), rows
+
+
+@answer("duty")
+def _duty(data: Any, scene: Scene) -> Composed:
+    """/duty: who is on watch now (``now``: [user id, name]) and next (``next``: [user id, name, from])."""
+    t = scene.t
+    lines = [t("duty.now", who="、".join(mention(u, name) for u, name in data["now"]) or t("duty.nobody"))]
+    if data.get("next"):
+        user_id, name, start = data["next"]
+        lines.append(t("duty.next", who=mention(user_id, name), at=t.time(start)))
+    return "\n".join(lines), buttons(data, scene)
+
+
+SUMMARY_PARTS = 4  # messages queued for a /summary; those its text does not need are not sent
+
+
+@answer("summary")
+def _summary(data: Any, scene: Scene) -> Composed:
+    """Part ``part`` of /summary's answer: the node's bulletin (escalation/reports/bulletin.view)
+    in the chat's language now; "" past its last part."""
+    messages = bulletin.messages(data["bulletin"], scene.tree, scene.t)
+    part = data["part"]
+    if len(messages) > SUMMARY_PARTS:  # longer than ever seen: its lines shared out over the parts queued
+        lines = "\n".join(messages).split("\n")
+        text = "\n".join(lines[part * len(lines) // SUMMARY_PARTS : (part + 1) * len(lines) // SUMMARY_PARTS])
+        return (text if len(text) <= TELEGRAM_TEXT else text[: TELEGRAM_TEXT - 1] + "…"), None
+    return (messages[part] if part < len(messages) else ""), None

@@ -543,4 +543,13 @@ MESSAGES: dict[str, str] = {
     "safety.line": "🛡 sense of safety {rate} ({answers} answered this month's poll; not part of the stars)",
     "safety.line_few": "🛡 sense of safety — ({answers} answered this month's poll, fewer than {min})",
     "safety.row": " · safety {rate}",
+    # --- views14 (issue 14) ---
+    "view.now": "📍 Now: {state}",
+    "view.held": "held by {tier}",
+    "view.line_now": "\n    ↳ #{id} {state}",
+    "view.attachment": "#{id}",
+    # --- notices13 (issue 14) ---
+    "rating.ask_after": "How was it handled? (open for {days})",
+    # --- replies13 (issue 13) ---
+    "show.caption": "#{id}",
 }
