@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import aiosqlite
@@ -687,14 +687,15 @@ class Tx:
         return Purged(prompts=prompts.rowcount, users=users.rowcount, held=held.rowcount)
 
     # --- summaries ---------------------------------------------------------------
-    async def summary_matters(self, start: float, end: float) -> tuple[list[Any], list[TimelineRow]]:
+    async def summary_matters(self, start: float, end: float) -> tuple[list[Any], list[Any], list[tuple[Any, ...]]]:
         """Matters that existed at some point in [start, end): created before the end and
-        not closed for good before the start, as SummaryFacts rows from their columns (with
-        ``escalated_at`` in place of the first missed deadline); and the timeline of those
-        that ever went above their unit or were reopened since ``start`` (their columns
-        alone cannot say where they stood when: escalation.summary.facts replays them)."""
+        not closed for good before the start, as rows (unit_id, created_at, first_claimed_at,
+        resolved_at, escalated_at, id, category, top_tier, closed_at, private), in two lists:
+        those that never went above their unit and were not reopened since ``start`` (their
+        columns say all their timeline says), and the others; and the others' timelines
+        (plain tuples in TimelineRow's order), which escalation.summary.facts replays."""
         columns = ("m.unit_id, m.created_at, m.first_claimed_at, m.resolved_at, m.escalated_at, m.id, "
-                   "m.category, m.top_tier, NULL, NULL, NULL, m.closed_at, NULL, NULL, NULL, m.private")
+                   "m.category, m.top_tier, m.closed_at, m.private")
         # Matters are numbered in the order they are reported: those reported since the
         # start are read in one sequential pass; older ones (closed since the start, or
         # still open) through the closed_at index. Each part applies the whole condition,
@@ -711,12 +712,19 @@ class Tx:
         )
         reopened = {r[0] for r in await self._all(
             "SELECT DISTINCT matter_id FROM events WHERE kind = 'reopened' AND at >= ?", (start,))}
-        moved = [r[5] for r in rows if r[4] is not None or r[5] in reopened]
-        return rows, await self.timelines(moved)
+        plain: list[Any] = []
+        moved: list[Any] = []
+        for row in rows:  # a move up sets escalated_at (bot/matters.py, escalation/sweep.py)
+            (plain if row[4] is None and row[5] not in reopened else moved).append(row)
+        return plain, moved, await self._timeline_rows([r[5] for r in moved])
 
     async def timelines(self, matter_ids: list[int]) -> list[TimelineRow]:
         """The events that say where the given matters stood when, by matter and in order:
         arrivals, closes, reopens and missed deadlines."""
+        return [TimelineRow(*row) for row in await self._timeline_rows(matter_ids)]
+
+    async def _timeline_rows(self, matter_ids: list[int]) -> list[tuple[Any, ...]]:
+        """timelines() as plain tuples (matter, at, kind, tier, by the sweep, None)."""
         kinds = "'escalated', 'taken_over', 'returned', 'reopened', 'resolved', 'unresolvable', 'referred', " \
                 "'cancelled', 'reping'"
         rows: list[Any] = []
@@ -728,25 +736,49 @@ class Tx:
                 f"AND e.kind IN ({kinds}) ORDER BY e.matter_id, e.id",
                 chunk,
             )
-        return [TimelineRow(m, at, kind, tier, bool(sweep), text) for m, at, kind, tier, sweep, text in rows]
+        return rows
 
-    async def ratings_given(self, start: float, middle: float, end: float) -> list[tuple[str, str | None, float, int]]:
+    async def ratings_given(
+        self, start: float, middle: float, end: float, units: Mapping[int, str] | None = None
+    ) -> list[tuple[str, str | None, float, int]]:
         """Ratings given in [start, middle) and in [middle, end), counted per unit and label:
         (unit, label, when the first of them was given, how many). Ratings are events,
-        counted when they were given, whatever became of their matter since."""
+        counted when they were given, whatever became of their matter since. ``units``:
+        the matters' units where the caller knows them (summary_matters' rows), so that
+        only the index is read, not a matter's row per rating."""
         rows = await self._all(
-            "SELECT m.unit_id, e.detail, min(e.at), count(*) FROM events e INDEXED BY events_kind_at "
-            "JOIN matters m ON m.id = e.matter_id WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ? "
-            "GROUP BY m.unit_id, e.detail, e.at >= ?",
-            (start, end, middle),
+            "SELECT matter_id, detail, at FROM events INDEXED BY events_kind_at_matter "
+            "WHERE kind = 'rated' AND at >= ? AND at < ? ORDER BY at",  # the index's order: no sorting
+            (start, end),
         )
-        return [(unit_id, detail, at, int(n)) for unit_id, detail, at, n in rows]
+        known = units or {}
+        found: dict[int, str] = {}  # the units of the others
+        missing = list({m for m, _, _ in rows if m not in known})
+        for first in range(0, len(missing), IDS_PER_QUERY):
+            chunk = missing[first : first + IDS_PER_QUERY]
+            found.update(await self._all(
+                f"SELECT id, unit_id FROM matters WHERE id IN ({', '.join('?' for _ in chunk)})", chunk))
+        unit_of = (lambda m: known.get(m) or found.get(m)) if found else known.get
+        groups: dict[tuple[str, str | None, bool], list[Any]] = {}
+        for matter_id, detail, at in rows:
+            key = (unit_of(matter_id), detail, at >= middle)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [at, 1]  # in time order: the first is the earliest
+            else:
+                group[1] += 1
+        ordered = sorted((k for k in groups if k[0] is not None),  # no such matter: nothing to count it for
+                         key=lambda k: (k[0], k[1] is not None, k[1] or "", k[2]))
+        return [(k[0], k[1], *groups[k]) for k in ordered]
 
     async def _first_reported_since(self, at: float) -> int:
         """The number of the first matter reported at or after ``at`` (or the next number)."""
+        # The earliest reported, not the lowest number: one step down the created_at index
+        # instead of a walk over the whole period (min(id) reads every entry since ``at``).
+        # Numbers follow report times, so the two agree, and the callers are exact either way.
         (first,) = await self._one(
-            "SELECT coalesce((SELECT min(id) FROM matters WHERE created_at >= ?), "
-            "(SELECT coalesce(max(id), 0) + 1 FROM matters))",
+            "SELECT coalesce((SELECT id FROM matters INDEXED BY matters_created WHERE created_at >= ? "
+            "ORDER BY created_at LIMIT 1), (SELECT coalesce(max(id), 0) + 1 FROM matters))",
             (at,),
         )
         return int(first)

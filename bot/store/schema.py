@@ -293,6 +293,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE matters ADD COLUMN purged_at REAL;
     CREATE INDEX matters_unpurged ON matters(closed_at) WHERE purged_at IS NULL;
     """,
+    # 7 (issue 12, bulletins' speed): the ratings given in a period are read from this index
+    # alone (kind and time, then which matter and which rating), not from the events' rows.
+    """
+    CREATE INDEX events_kind_at_matter ON events(kind, at, matter_id, detail);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -127,19 +127,18 @@ class PeriodFigures:
     def weekly_by_category(self, tree: Tree, node_id: str) -> dict[str, list[int]]:
         """category → matters reported per chart week, for a community or the station."""
         if self._by_node is None:
-            parent = {u.id: u.parent_id or "" for u in tree.units()}
-            summed: dict[tuple[str, str, int], int] = {}
-            for week, counts in enumerate(self.history[:CHART_WEEKS]):
-                for unit_id, category, count in counts:
-                    community = parent.get(unit_id)
-                    if community is not None:
-                        key = (community, category, week)
-                        summed[key] = summed.get(key, 0) + count
+            parent = {u.id: u.parent_id or "" for u in tree.units()}.get
             by_node: dict[str, dict[str, list[int]]] = {}
             station = tree.station.id
-            for (community, category, week), count in summed.items():
-                for node in (community, station):
-                    by_node.setdefault(node, {}).setdefault(category, [0] * CHART_WEEKS)[week] += count
+            for week, counts in enumerate(self.history[:CHART_WEEKS]):
+                summed: dict[tuple[str | None, str], int] = {}  # (community, category) → matters
+                for unit_id, category, count in counts:  # a town's week is some 20,000 of these
+                    key = (parent(unit_id), category)
+                    summed[key] = summed.get(key, 0) + count
+                for (community, category), count in summed.items():
+                    if community is not None:  # a unit since removed from config.yaml
+                        for node in (community, station):
+                            by_node.setdefault(node, {}).setdefault(category, [0] * CHART_WEEKS)[week] += count
             self._by_node = by_node
         return self._by_node.get(node_id, {})
 
