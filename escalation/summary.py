@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 
 from bot.store import SummaryFacts
@@ -369,6 +370,7 @@ def _add_plain(out: dict[str, Figures], rows: Iterable[Any], start: float, end: 
             fig.claim_times.append(claimed - created)
 
 
+@lru_cache(maxsize=65536)  # a town's bulletins round some 20,000 shares, most of them alike
 def half_up(value: float, digits: int = 0) -> float:
     """Rounded half up (四舍五入), the one rule for every figure shown: 12.5 → 13, 2.25 → 2.3.
     (Python's round() rounds half to even.) A float's binary noise is rounded away first."""

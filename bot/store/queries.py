@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import aiosqlite
@@ -742,34 +744,33 @@ class Tx:
         self, start: float, middle: float, end: float, units: Mapping[int, str] | None = None
     ) -> list[tuple[str, str | None, float, int]]:
         """Ratings given in [start, middle) and in [middle, end), counted per unit and label:
-        (unit, label, when the first of them was given, how many). Ratings are events,
-        counted when they were given, whatever became of their matter since. ``units``:
-        the matters' units where the caller knows them (summary_matters' rows), so that
-        only the index is read, not a matter's row per rating."""
-        rows = await self._all(
-            "SELECT matter_id, detail, at FROM events INDEXED BY events_kind_at_matter "
-            "WHERE kind = 'rated' AND at >= ? AND at < ? ORDER BY at",  # the index's order: no sorting
-            (start, end),
-        )
+        (unit, label, the start of the part they were given in, how many). Ratings are
+        events, counted when they were given, whatever became of their matter since.
+        ``units``: the matters' units where the caller knows them (summary_matters' rows):
+        then only the index is read, not a matter's row per rating, and they are counted
+        in C (a big town's week has some 50,000 ratings)."""
+        rated = ("SELECT {unit}, e.detail, e.at >= ? FROM events e INDEXED BY events_kind_at_matter {join}"
+                 "WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ?")
         known = units or {}
-        found: dict[int, str] = {}  # the units of the others
-        missing = list({m for m, _, _ in rows if m not in known})
-        for first in range(0, len(missing), IDS_PER_QUERY):
-            chunk = missing[first : first + IDS_PER_QUERY]
-            found.update(await self._all(
-                f"SELECT id, unit_id FROM matters WHERE id IN ({', '.join('?' for _ in chunk)})", chunk))
-        unit_of = (lambda m: known.get(m) or found.get(m)) if found else known.get
-        groups: dict[tuple[str, str | None, bool], list[Any]] = {}
-        for matter_id, detail, at in rows:
-            key = (unit_of(matter_id), detail, at >= middle)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [at, 1]  # in time order: the first is the earliest
-            else:
-                group[1] += 1
-        ordered = sorted((k for k in groups if k[0] is not None),  # no such matter: nothing to count it for
+        counts: Counter[tuple[str | None, str | None, int]] = Counter()
+        missing: list[int] = []
+        if known:
+            rows = await self._all(rated.format(unit="e.matter_id", join=""), (middle, start, end))
+            counts.update(zip(map(known.get, map(itemgetter(0), rows)), map(itemgetter(1), rows),
+                              map(itemgetter(2), rows), strict=True))
+            missing = list(set(map(itemgetter(0), rows)).difference(known))
+        joined = rated.format(unit="m.unit_id", join="JOIN matters m ON m.id = e.matter_id ")
+        if not known:
+            counts.update(map(tuple, await self._all(joined, (middle, start, end))))
+        elif missing:  # matters closed before ``start``: their units from their rows
+            for first in range(0, len(missing), IDS_PER_QUERY):
+                chunk = missing[first : first + IDS_PER_QUERY]
+                counts.update(map(tuple, await self._all(
+                    f"{joined} AND e.matter_id IN ({', '.join('?' for _ in chunk)})", (middle, start, end, *chunk))))
+        ordered = sorted((key for key in counts if key[0] is not None),
                          key=lambda k: (k[0], k[1] is not None, k[1] or "", k[2]))
-        return [(k[0], k[1], *groups[k]) for k in ordered]
+        return [(unit_id, detail, middle if later else start, counts[unit_id, detail, later])
+                for unit_id, detail, later in ordered]
 
     async def _first_reported_since(self, at: float) -> int:
         """The number of the first matter reported at or after ``at`` (or the next number)."""

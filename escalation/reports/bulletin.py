@@ -97,6 +97,7 @@ class PeriodFigures:
     _totals: dict[tuple[str, bool], Figures] = field(default_factory=dict, repr=False)
     _stars: dict[str, int | None] = field(default_factory=dict, repr=False)
     _by_node: dict[str, dict[str, list[int]]] | None = field(default=None, repr=False)
+    _ranked: dict[str, list[tuple[str, int | None]]] = field(default_factory=dict, repr=False)
 
     def total(self, tree: Tree, node_id: str, previous: bool = False) -> Figures:
         """A node's figures (its units' summed), computed once."""
@@ -158,10 +159,22 @@ def category_name(key: str, t: Texts) -> str:
     return t.category(key) if key in t.category_keys() else key
 
 
+@lru_cache(maxsize=1024)
+def category_label(key: str, t: Texts) -> str:
+    """category_name, escaped for HTML: a town's bulletins show some 20,000 of them."""
+    return escape(category_name(key, t))
+
+
+@lru_cache(maxsize=64)
+def _time(ts: float, t: Texts) -> str:
+    """t.time, once per moment: every bulletin of a period shows the same two."""
+    return t.time(ts)
+
+
 def period_label(period: Period, t: Texts) -> str:
     if period.month is not None:
         return t("bulletin.month", year=period.month[0], month=period.month[1])
-    return t("bulletin.span", start=t.time(period.start), end=t.time(period.end))
+    return t("bulletin.span", start=_time(period.start, t), end=_time(period.end, t))
 
 
 def _arrow(diff: float, text: str) -> str:
@@ -207,7 +220,7 @@ def _title(node: Node, period: Period, t: Texts) -> str:
     if period.kind == Kind.MONTHLY:
         return t(f"bulletin.monthly_{level}_title", node=escape(node.name), month=period_label(period, t))
     prefix = "recent" if period.kind == Kind.RECENT else "summary"  # /summary's rolling days are no 周报
-    return t(f"{prefix}.{level}_title", node=escape(node.name), start=t.time(period.start), end=t.time(period.end))
+    return t(f"{prefix}.{level}_title", node=escape(node.name), start=_time(period.start, t), end=_time(period.end, t))
 
 
 def figure_lines(cur: Figures, prev: Figures, t: Texts, period: Period, public: bool = False) -> list[str]:
@@ -239,7 +252,7 @@ def categories_line(cur: Figures, prev: Figures, t: Texts, public: bool = False)
         return t("bulletin.categories", items=t("summary.none"))
     ordered = sorted(now.items(), key=lambda item: (-item[1], item[0]))
     items = t("bulletin.sep").join(
-        f"{escape(category_name(key, t))} {count_with_change(count, before.get(key, 0))}"
+        f"{category_label(key, t)} {count_with_change(count, before.get(key, 0))}"
         for key, count in ordered
     )
     return t("bulletin.categories", items=items)
@@ -281,9 +294,12 @@ def _unit_label(unit: Node, tree: Tree, with_community: bool) -> str:
 
 
 def ranked_units(node: Node, tree: Tree, figs: PeriodFigures) -> list[tuple[str, int | None]]:
-    """The node's units by stars (most first), ties by the figures' ranking, unrated last."""
-    units = {u.id: figs.current[u.id] for u in tree.units_under(node.id)}
-    return star_rating.ranked(units, rank(units), figs.stars)
+    """The node's units by stars (most first), ties by the figures' ranking, unrated last
+    (once per node: the ranking, the star counts and the chart all ask)."""
+    if node.id not in figs._ranked:
+        units = {u.id: figs.current[u.id] for u in tree.units_under(node.id)}
+        figs._ranked[node.id] = star_rating.ranked(units, rank(units), figs.stars)
+    return figs._ranked[node.id]
 
 
 def _ranking(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, with_community: bool) -> list[str]:
