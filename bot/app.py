@@ -12,7 +12,7 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
-from bot import broadcasts, retention
+from bot import broadcasts, retention, visits
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.matters import Matters
@@ -144,6 +144,7 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     now = svc.clock.now()
     await sweep.sweep(svc.store, svc.notifier, now)
+    await visits.expire(svc.store, now)  # visit log entries left unfinished for 24 h (issue 16)
     await weekly.send_due(svc.store, svc.tree, svc.langs, svc.weekly_trigger, now, since=svc.first_started)
     if now - svc.last_prune > PRUNE_EVERY:  # keep the tables to what is still useful
         async with svc.store.transaction() as tx:

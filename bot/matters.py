@@ -117,6 +117,7 @@ class Matters:
         private: bool = False,
         limit_key: int | None = None,
         membership: str | None = None,
+        visit_id: int | None = None,
     ) -> float | None:
         """Log a report. One from a unit group is queued for the next group commit (see
         bot/store/): its card, posted once it is committed, is the answer. A private
@@ -126,7 +127,8 @@ class Matters:
 
         ``limit_key`` (None: no limits) counts it against a person (bot/limits.py); over a
         limit it is held instead, the reporter is told when they may report again, and
-        that time is returned. ``membership``: what Telegram says of a private reporter."""
+        that time is returned. ``membership``: what Telegram says of a private reporter.
+        ``visit_id``: the visit log entry whose finding it is (转为事项, bot/visits.py)."""
         assert unit.tier == UNIT
         now = self.clock.now()
         per_hour = self.config.limits.reports_per_hour
@@ -156,6 +158,7 @@ class Matters:
             "private": int(private),
             "limit_key": limit_key,
             "membership": membership,
+            "visit_id": visit_id,
             **clock_columns(clock, rules),
         }
         if not private:

@@ -69,6 +69,8 @@ class Kind(StrEnum):
     EDIT_TEXT = "edit_text"  # one of the bot's messages rewritten (a rating's thanks)
     EDIT_KEYBOARD = "edit_keyboard"  # one of the bot's messages given other buttons (a card's categories)
     DOCUMENT = "document"  # a file made for the asker (the /export ledger)
+    VISIT = "visit"  # a finished visit log entry (走访日志) posted to its community's group
+    VISIT_NOTE = "visit_note"  # the one writing a visit log told something outside an update (dropped after 24 h)
 
 
 MEDIA = frozenset({Kind.PHOTO, Kind.VOICE, Kind.LOCATION})
@@ -121,11 +123,13 @@ def category(key: str) -> dict[str, Any]:
     return {"category": key}
 
 
-def said(*parts: Say, buttons: list[list[tuple[Say, str]]] | None = None) -> dict[str, Any]:
-    """The data of a notice that is only words: its lines, and buttons of (label, callback)."""
+def said(*parts: Say, buttons: list[list[tuple[Say | str, str]]] | None = None) -> dict[str, Any]:
+    """The data of a notice that is only words: its lines, and buttons of (label, callback);
+    a label that is a plain string is shown as it is (a unit's name)."""
     data: dict[str, Any] = {"say": [part.data() for part in parts]}
     if buttons:
-        data["buttons"] = [[[label.data(), callback] for label, callback in row] for row in buttons]
+        data["buttons"] = [[[label if isinstance(label, str) else label.data(), callback] for label, callback in row]
+                           for row in buttons]
     return data
 
 
@@ -631,3 +635,110 @@ def document_file(media: str) -> tuple[str, bytes]:
     """A Document's file name and bytes, as the outbox keeps them."""
     stored = json.loads(media)
     return stored["name"], base64.b64decode(stored["data"])
+
+
+# --- visit logs (走访日志, issue 16): composed when sent, like every new notice ------------------
+def _named(data: Any) -> str:
+    canonical = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2s(canonical.encode(), digest_size=6).hexdigest()
+
+
+@dataclass(frozen=True)
+class VisitAnswer(Notice):
+    """An answer in a visit's guided entry, or to /visits: its ``data`` (words and buttons).
+    Named by its update and its data, so a replayed update queues none twice."""
+
+    kind: ClassVar[Kind] = Kind.REPLY
+    update_id: int
+    chat: int
+    data: dict[str, Any]
+    reply_to: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"vanswer:{self.update_id}:{_named(self.data)}"
+
+
+@dataclass(frozen=True)
+class VisitEdit(Notice):
+    """One of the guided entry's messages rewritten (a unit ticked, a step done)."""
+
+    kind: ClassVar[Kind] = Kind.EDIT_TEXT
+    update_id: int
+    chat: int
+    message_id: int
+    data: dict[str, Any]
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def key(self) -> str:
+        return f"vedit:{self.update_id}:{self.message_id}"
+
+
+@dataclass(frozen=True)
+class VisitPost(Notice):
+    """A finished entry in its community's group; ``data``: the entry (render.py composes it)."""
+
+    kind: ClassVar[Kind] = Kind.VISIT
+    visit_id: int
+    chat: int
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"vpost:{self.visit_id}:{self.chat}"
+
+
+@dataclass(frozen=True)
+class VisitPlace(Notice):
+    """Where a visit was, after its post: a Telegram location, which every client shows on
+    its own map (no outside map link: their coordinate systems differ in China)."""
+
+    kind: ClassVar[Kind] = Kind.LOCATION
+    visit_id: int
+    chat: int
+    latitude: float
+    longitude: float
+
+    @property
+    def media(self) -> str:
+        return f"{self.latitude},{self.longitude}"
+
+    @property
+    def key(self) -> str:
+        return f"vplace:{self.visit_id}:{self.chat}"
+
+
+@dataclass(frozen=True)
+class VisitPhoto(Notice):
+    """A visit's photo sent again for a spot check (抽查), asked by update ``update_id``."""
+
+    kind: ClassVar[Kind] = Kind.PHOTO
+    visit_id: int
+    index: int
+    update_id: int
+    chat: int
+    media: str  # Telegram's file id
+    data: dict[str, Any]  # the caption
+
+    @property
+    def key(self) -> str:
+        return f"vphoto:{self.visit_id}:{self.index}:{self.update_id}"
+
+
+@dataclass(frozen=True)
+class VisitNote(Notice):
+    """The one writing an entry told something outside an update (the sweep dropped it)."""
+
+    kind: ClassVar[Kind] = Kind.VISIT_NOTE
+    visit_id: int
+    topic: str  # "dropped"
+    chat: int
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"vnote:{self.visit_id}:{self.topic}"

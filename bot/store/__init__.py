@@ -19,6 +19,7 @@ from bot.store.rows import (
     Sent,
     SummaryFacts,
     TimelineRow,
+    Visit,
     clock_columns,
 )
 from bot.store.schema import MIGRATIONS, PURGED, SCHEMA_VERSION, SENT_BATCH, SchemaTooNew
@@ -27,7 +28,7 @@ from bot.store.store import SendSlot, Store, current_update, describe_error, rea
 __all__ = [
     "LAST_SWEEP", "MIGRATIONS", "PURGED", "SCHEMA_VERSION", "SENT_BATCH", "BadCopy", "Broadcast",
     "BroadcastOutcome", "DutyOverride", "Event", "HeldPing", "HeldReport", "Matter", "OutboxItem", "Prompt",
-    "Purged", "QueuedReport", "SchemaTooNew", "SendSlot", "Sent", "Store", "SummaryFacts", "TimelineRow", "Tx",
+    "Purged", "QueuedReport", "SchemaTooNew", "SendSlot", "Sent", "Store", "SummaryFacts", "TimelineRow", "Tx", "Visit",
     "check_copy", "clock_columns", "copy_database", "current_update", "database_files", "describe_error",
     "read_only", "sending",
 ]

@@ -16,6 +16,7 @@ from bot.store.rows import (
     HELD_COLUMNS,
     MATTER_COLUMNS,
     MATTER_SELECT,
+    VISIT_COLUMNS,
     Broadcast,
     BroadcastOutcome,
     DutyOverride,
@@ -29,8 +30,10 @@ from bot.store.rows import (
     QueuedReport,
     Sent,
     TimelineRow,
+    Visit,
     held_from_row,
     matter_from_row,
+    visit_from_row,
 )
 from bot.store.schema import IDS_PER_QUERY, MAX_TRIES, OWN_WORDS_EVENTS, PURGED, ROWS_PER_INSERT
 
@@ -938,6 +941,82 @@ class Tx:
         row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else str(row[0])
 
+    # --- visit logs (走访日志, issue 16) -------------------------------------------
+    async def open_visit(self, user_id: int) -> Visit | None:
+        """The person's unfinished entry, if any (one at a time)."""
+        row = await self._one(f"{VISIT_SELECT} WHERE user_id = ? AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
+                              (user_id,))
+        return visit_from_row(row) if row else None
+
+    async def visit(self, visit_id: int) -> Visit | None:
+        row = await self._one(f"{VISIT_SELECT} WHERE id = ?", (visit_id,))
+        return visit_from_row(row) if row else None
+
+    async def start_visit(self, user_id: int, user_name: str, chat_id: int, now: float, **values: Any) -> int:
+        """A new entry; ``values``: the columns already known (community_id, step, households, deed)."""
+        columns = {"user_id": user_id, "user_name": user_name, "chat_id": chat_id, "started_at": now,
+                   "updated_at": now, **values}
+        if "units" in columns:
+            columns["units"] = json.dumps(columns["units"])
+        (visit_id,) = await self._one(
+            f"INSERT INTO visits ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) RETURNING id",
+            list(columns.values()),
+        )
+        return int(visit_id)
+
+    async def update_visit(self, visit_id: int, now: float, **values: Any) -> None:
+        """Write a step of an entry (and when: 24 h of silence after it drop an unfinished one)."""
+        if "units" in values:
+            values["units"] = json.dumps(values["units"])
+        values["updated_at"] = now
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        await self._conn.execute(f"UPDATE visits SET {assignments} WHERE id = ?", (*values.values(), visit_id))
+
+    async def add_visit_photo(self, visit_id: int, file_id: str, now: float) -> int:
+        """A photo of an entry; returns how many it has now."""
+        (count,) = await self._one(
+            "UPDATE visits SET photos = photos + 1, updated_at = ? WHERE id = ? RETURNING photos", (now, visit_id)
+        )
+        await self._conn.execute("INSERT INTO visit_photos (visit_id, position, file_id, at) VALUES (?, ?, ?, ?)",
+                                 (visit_id, int(count), file_id, now))
+        return int(count)
+
+    async def visit_photos(self, visit_id: int) -> list[str]:
+        rows = await self._all("SELECT file_id FROM visit_photos WHERE visit_id = ? ORDER BY position", (visit_id,))
+        return [r[0] for r in rows]
+
+    async def stale_visits(self, before: float) -> list[Visit]:
+        """Unfinished entries whose last step was before ``before``."""
+        rows = await self._all(f"{VISIT_SELECT} WHERE finished_at IS NULL AND updated_at < ?", (before,))
+        return [visit_from_row(r) for r in rows]
+
+    async def drop_visit(self, visit_id: int) -> bool:
+        """Delete an unfinished entry and its photos; False if it was finished (or gone) meanwhile."""
+        cur = await self._conn.execute("DELETE FROM visits WHERE id = ? AND finished_at IS NULL", (visit_id,))
+        if cur.rowcount != 1:
+            return False
+        await self._conn.execute("DELETE FROM visit_photos WHERE visit_id = ?", (visit_id,))
+        return True
+
+    async def visits_between(self, start: float, end: float, community_ids: Sequence[str] | None = None,
+                             user_id: int | None = None) -> list[Visit]:
+        """Finished entries with ``start <= finished_at < end``, oldest first; optionally of
+        these communities only, or of one person."""
+        sql, params = f"{VISIT_SELECT} WHERE finished_at >= ? AND finished_at < ?", [start, end]
+        if community_ids is not None:
+            sql += f" AND community_id IN ({', '.join('?' for _ in community_ids)})"
+            params += list(community_ids)
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            params.append(user_id)
+        return [visit_from_row(r) for r in await self._all(sql + " ORDER BY finished_at, id", params)]
+
+    async def visit_matters(self, visit_id: int) -> list[int]:
+        """The matters made from a visit's finding (转为事项)."""
+        rows = await self._all("SELECT id FROM matters WHERE visit_id = ? ORDER BY id", (visit_id,))
+        return [int(r[0]) for r in rows]
 
 
+
+VISIT_SELECT = "SELECT " + ", ".join(VISIT_COLUMNS) + " FROM visits"
 LAST_SWEEP = "last_sweep"  # meta: when the sweep last ran to its end (unix seconds), for `tierbot status`

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot import visibility
 from bot.config import Person
+from bot.outbox import Kind
 from bot.store import Event, Matter
 from bot.text.i18n import Texts
 from bot.tree import Tree
@@ -437,10 +438,16 @@ def compose(kind: str, data: Any, scene: Scene) -> Composed:
     return said(data, scene)
 
 
-def said(data: Any, scene: Scene) -> Composed:
-    text = "\n".join(words(part, scene) for part in data.get("say", []))
-    rows = [[(words(label, scene), callback_data) for label, callback_data in row] for row in data.get("buttons", [])]
-    return text, rows or None
+def said(data: Any, scene: Scene, sep: str = "\n") -> Composed:
+    text = sep.join(words(part, scene) for part in data.get("say", []))
+    return text, buttons(data, scene)
+
+
+def buttons(data: Any, scene: Scene) -> Keyboard | None:
+    """A notice's buttons: (label, callback data); a label that is a plain string is shown as it is."""
+    rows = [[(label if isinstance(label, str) else words(label, scene), callback_data) for label, callback_data in row]
+            for row in data.get("buttons", [])]
+    return rows or None
 
 
 def words(part: Any, scene: Scene) -> str:
@@ -467,3 +474,25 @@ def _value(value: Any, scene: Scene) -> Any:
         if "duration" in value:
             return scene.t.duration(value["duration"])
     return value
+
+
+# --- visit logs (走访日志, issue 16) --------------------------------------------------------
+@composes(Kind.VISIT)
+def _visit(data: Any, scene: Scene) -> Composed:
+    """A finished visit log entry as its community's group reads it: who, when, which units,
+    how many households, what was done, what was found, how many photos (the place follows
+    as a Telegram location)."""
+    visit, t = data["visit"], scene.t
+    units = "、".join(escape(scene.tree.name_of(unit)) for unit in visit["units"]) or "—"
+    findings = visit.get("findings")
+    lines = [
+        t("visit.post_title", id=visit["id"], community=escape(scene.tree.name_of(visit["community"] or ""))),
+        t("visit.post_who", who=escape(visit["name"]), at=t.time(visit["at"])),
+        t("visit.post_units", units=units),
+        t("visit.post_households", count=visit["households"]),
+        t("visit.post_deed", text=fit(visit["deed"] or "", 1500)),
+        t("visit.post_findings", text=fit(findings, 1500)) if findings else t("visit.post_no_findings"),
+        t("visit.post_media", photos=visit["photos"],
+          place=t("visit.place_below" if visit.get("located") else "visit.place_none")),
+    ]
+    return "\n".join(lines), None

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from bot import visibility
-from bot.store import Event, Matter, TimelineRow
+from bot.store import Event, Matter, TimelineRow, Visit
 from bot.text.i18n import Texts
 from bot.tree import UNIT, Node, Tree
 from escalation.policy import State
@@ -52,6 +52,17 @@ SUMMARY_COLUMNS = [
     ("ledger.col.satisfaction", 12), ("ledger.col.median_claim", 14), ("ledger.col.median_resolve", 14),
 ]
 PERCENT_COLUMNS = {9, 10}
+# 走访日志 (issue 16): every entry finished in the period, its place as coordinates (WGS-84, as sent).
+VISIT_COLUMNS = [
+    ("ledger.col.visit_id", 8), ("ledger.col.community", 16), ("ledger.col.visitor", 12),
+    ("ledger.col.visit_units", 24), ("ledger.col.households", 8), ("ledger.col.deed", 40),
+    ("ledger.col.findings", 40), ("ledger.col.photos", 8), ("ledger.col.latitude", 12),
+    ("ledger.col.longitude", 12), ("ledger.col.place", 24), ("ledger.col.started_at", 17),
+    ("ledger.col.finished_at", 17),
+]
+VISIT_DATES = {i for i, (key, _) in enumerate(VISIT_COLUMNS)
+               if key in ("ledger.col.started_at", "ledger.col.finished_at")}
+VISIT_WRAP = {i for i, (key, _) in enumerate(VISIT_COLUMNS) if key in ("ledger.col.deed", "ledger.col.findings")}
 # A cell a spreadsheet would run as a formula (or DDE) when it starts with one of these;
 # CSV cells so starting get a leading apostrophe (the OWASP rule), XLSX cells are typed text.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -66,6 +77,7 @@ class Ledger:
     figures: PeriodFigures
     events: dict[int, list[Event]] = field(default_factory=dict)  # matter id → its timeline, in order
     current: dict[int, str] = field(default_factory=dict)  # matter → its state as of the export
+    visits: list[Visit] = field(default_factory=list)  # visit log entries finished in the period (issue 16)
 
 
 def as_of(matters: list[Matter], events: dict[int, list[Event]], end: float) -> list[Matter]:
@@ -165,6 +177,15 @@ def matter_row(m: Matter, tree: Tree, t: Texts, events: list[Event] | None = Non
         (t("ledger.private") if m.private else outcome) if (outcome := m.resolution or m.close_reason) else "",
         timeline_text(events or [], m, tree, t),
         t(f"ledger.state.{current or m.state}"),
+    ]
+
+
+def visit_row(v: Visit, tree: Tree, t: Texts) -> list[Any]:
+    """One visit log entry: who, where, what, what was found, photos counted, the place."""
+    return [
+        v.id, tree.name_of(v.community_id or ""), v.user_name, "、".join(tree.name_of(u) for u in v.units),
+        v.households, v.deed or "", v.findings or "", v.photos, v.latitude, v.longitude, v.place or "",
+        _local(v.started_at, t), _local(v.finished_at, t),
     ]
 
 
@@ -269,6 +290,9 @@ def to_xlsx(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
         ws = sheet(category_name(key, t), MATTER_COLUMNS)
         for row in by_category[key]:
             ws.append(styled(ws, row, date_formats, WRAP_COLUMNS))
+    ws = sheet(t("ledger.sheet_visits"), VISIT_COLUMNS)
+    for visit in ledger.visits:
+        ws.append(styled(ws, visit_row(visit, tree, t), dict.fromkeys(VISIT_DATES, DATE_FORMAT), VISIT_WRAP))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
