@@ -14,7 +14,7 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot import outbox, visits
-from bot.matters import MAX_TEXT
+from bot.matters import MAX_TEXT, Actor
 from bot.outbox import Say, local_time, said, say
 from bot.roles import Act, may
 from bot.services import Services
@@ -90,7 +90,8 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
                 values.update(households=one_line[0], deed=one_line[1])
             if len(mine) == 1:
                 values.update(community_id=mine[0].id, step=visits.UNITS)
-            visit = await tx.visit(await tx.start_visit(user.id, user.name, message.chat_id, now, **values))
+            name = svc.tree.person_name(user.id) or user.name  # the name config.yaml gives the post
+            visit = await tx.visit(await tx.start_visit(user.id, name, message.chat_id, now, **values))
             assert visit is not None
             data = visits.question(visit, svc.tree, mine)
             if one_line is not None:
@@ -262,7 +263,8 @@ async def _convert(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Serv
         return
     group = svc.tree.chat_of(unit.id)
     private = choice[0] == "p" or group is None  # no group to post in: private
-    await svc.matters.report(unit, message.chat_id if private else group, actor(update), visit.findings[:MAX_TEXT],
+    reporter = Actor(visit.user_id, visit.user_name)  # as the entry names them
+    await svc.matters.report(unit, message.chat_id if private else group, reporter, visit.findings[:MAX_TEXT],
                              None, private=private, visit_id=visit.id)
     async with svc.store.transaction() as tx:
         await tx.update_visit(visit.id, svc.clock.now(), step=visits.CONVERTED)

@@ -992,10 +992,10 @@ class Tx:
 
     async def drop_visit(self, visit_id: int) -> bool:
         """Delete an unfinished entry and its photos; False if it was finished (or gone) meanwhile."""
-        cur = await self._conn.execute("DELETE FROM visits WHERE id = ? AND finished_at IS NULL", (visit_id,))
-        if cur.rowcount != 1:
+        if await self._one("SELECT 1 FROM visits WHERE id = ? AND finished_at IS NULL", (visit_id,)) is None:
             return False
         await self._conn.execute("DELETE FROM visit_photos WHERE visit_id = ?", (visit_id,))
+        await self._conn.execute("DELETE FROM visits WHERE id = ?", (visit_id,))
         return True
 
     async def visits_between(self, start: float, end: float, community_ids: Sequence[str] | None = None,
