@@ -175,9 +175,13 @@ async def expire(store: Store, now: float) -> int:
     """The sweep: drop entries left unfinished 24 h after their last step, each with a note
     to the one writing it. Returns how many were dropped."""
     dropped = 0
+    async with store.read() as tx:  # most sweeps find none: no write transaction for them
+        stale = await tx.stale_visits(now - TTL)
+    if not stale:
+        return 0
     async with store.transaction() as tx:
-        for visit in await tx.stale_visits(now - TTL):
-            if await tx.drop_visit(visit.id):
+        for visit in stale:  # each re-checked in the transaction: one finished meanwhile stays
+            if await tx.drop_visit(visit.id, before=now - TTL):
                 await tx.take_prompt(visit.chat_id, visit.user_id, 0.0)
                 await outbox.put(tx, outbox.VisitNote(visit.id, "dropped", visit.chat_id, said(
                     say("visit.dropped", started=local_time(visit.started_at), photos=visit.photos))), now=now)

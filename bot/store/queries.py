@@ -990,9 +990,11 @@ class Tx:
         rows = await self._all(f"{VISIT_SELECT} WHERE finished_at IS NULL AND updated_at < ?", (before,))
         return [visit_from_row(r) for r in rows]
 
-    async def drop_visit(self, visit_id: int) -> bool:
-        """Delete an unfinished entry and its photos; False if it was finished (or gone) meanwhile."""
-        if await self._one("SELECT 1 FROM visits WHERE id = ? AND finished_at IS NULL", (visit_id,)) is None:
+    async def drop_visit(self, visit_id: int, before: float | None = None) -> bool:
+        """Delete an unfinished entry and its photos (with ``before``: only if its last step
+        was before then); False if it was finished, answered or gone meanwhile."""
+        row = await self._one("SELECT updated_at FROM visits WHERE id = ? AND finished_at IS NULL", (visit_id,))
+        if row is None or (before is not None and row[0] >= before):
             return False
         await self._conn.execute("DELETE FROM visit_photos WHERE visit_id = ?", (visit_id,))
         await self._conn.execute("DELETE FROM visits WHERE id = ?", (visit_id,))
