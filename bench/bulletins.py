@@ -28,8 +28,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.config import parse_config
-from bot.outbox import put
+from bot.outbox import Kind, put
 from bot.store import Store
+from bot.text import render
 from bot.text.i18n import Languages
 from bot.tree import Tree
 from escalation.reports import bulletin, charts, service
@@ -122,6 +123,23 @@ def populate(path: Path, unit_ids: list[str], per_week: int, weeks: int, rules: 
     return matter_id
 
 
+def as_sent(tree: Tree, langs: Languages, views: dict[str, Any]) -> list[bulletin.Bulletin]:
+    """Every bulletin's messages and chart as the delivery worker composes them when it
+    sends them (bot/text/render.py), from the data the outbox keeps."""
+    out: dict[str, bulletin.Bulletin] = {}
+    for notice in service.notices(tree, render.BulletinWords(langs, tree), views, "bench"):
+        data = json.loads(notice.row(END)[8] or "null")  # as the outbox keeps it
+        scene = render.Scene(tree, langs.for_chat(notice.chat), END, notice.chat)
+        text, _ = render.compose(notice.kind, data, scene)
+        node_id = data["chart"]["node"] if notice.kind == Kind.CHART else data["bulletin"]["node"]
+        item = out.setdefault(node_id, bulletin.Bulletin(node_id, []))
+        if notice.kind == Kind.CHART:
+            item.chart = json.loads(text)["chart"]
+        else:
+            item.messages.append(text)
+    return list(out.values())
+
+
 def exists(path: Path) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path.exists()
@@ -166,7 +184,7 @@ async def main(args: argparse.Namespace) -> bytes:
             began, cpu = time.perf_counter(), time.process_time()
             figures = await service.period_figures(store, tree, period, now=END)
             gathered = time.perf_counter() - began
-            items = service.bulletins(tree, langs, figures, period)
+            items = service.bulletins(tree, figures, period)  # what each is made of: composed when sent
             return figures, items, time.perf_counter() - began, gathered, time.process_time() - cpu
 
         # The first week after an upgrade: last week's bulletin was not published, so the
@@ -176,14 +194,19 @@ async def main(args: argparse.Namespace) -> bytes:
         async with store.transaction() as tx:
             await service.publish(tx, tree, last, last_period, END - WEEK)
         figures, items, computed, gathered, cpu = await timed()
+        began, cpu_began = time.perf_counter(), time.process_time()
+        sent = as_sent(tree, langs, items)
+        composing, composing_cpu = time.perf_counter() - began, time.process_time() - cpu_began
         if args.dump:  # every bulletin as sent, to compare the figures before and after a change
             write(args.dump, json.dumps([[[b.node_id, b.messages, b.chart] for b in bulletins]
-                                         for bulletins in (first_items, items)], ensure_ascii=False, indent=0))
+                                         for bulletins in (as_sent(tree, langs, first_items), sent)],
+                                        ensure_ascii=False, indent=0))
+        items = sent
         week = sum(f.new for f in figures.current.values())
         messages = sum(len(b.messages) for b in items)
         charts_count = sum(b.chart is not None for b in items)
-        print(f"computing every bulletin: {computed:.2f}s (figures {gathered:.2f}s, texts and charts "
-              f"{computed - gathered:.2f}s) — {week:,} matters in the week, {len(items)} bulletins, "
+        print(f"computing every bulletin: {computed:.2f}s (figures {gathered:.2f}s, what the texts and charts are "
+              f"made of {computed - gathered:.2f}s) — {week:,} matters in the week, {len(items)} bulletins, "
               f"{messages} messages, {charts_count} chart descriptions; CPU time {cpu:.2f}s")
         print(f"  (the first week after an upgrade, with last week's bulletin not published and so counted "
               f"again: {first_computed:.2f}s, figures {first_gathered:.2f}s; the figures on a fresh database, "
@@ -193,9 +216,12 @@ async def main(args: argparse.Namespace) -> bytes:
               f"{computed / bare:.1f}× that (goal ≤ 3×), the figures alone {gathered / bare:.1f}×; "
               f"the first week after an upgrade {first_computed / bare:.1f}×")
 
+        print(f"composing their texts and charts' words as they are sent (bot/text/render.py): {composing:.2f}s "
+              f"(CPU {composing_cpu:.2f}s), spread over the sends")
+        views = service.bulletins(tree, figures, period)
         began = time.perf_counter()
         async with store.transaction() as tx:
-            await put(tx, *service.notices(tree, langs, items, period, "bench"), now=END)
+            await put(tx, *service.notices(tree, render.BulletinWords(langs, tree), views, "bench"), now=END)
         print(f"queueing them in the outbox: {time.perf_counter() - began:.2f}s")
         await store.close()
 

@@ -17,6 +17,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.matters import Matters
 from bot.outbox import Kind
+from bot.screening import Screenings
 from bot.services import Services
 from bot.store import LAST_SWEEP, Store
 from bot.telegram.delivery import Delivery
@@ -24,8 +25,10 @@ from bot.telegram.http import ConnectionsRequest
 from bot.telegram.inbox import InboxRequest, replay
 from bot.telegram.menus import Menus, registered_commands
 from bot.telegram.ratelimit import ChatRateLimiter
+from bot.text import render
 from bot.text.i18n import Languages
 from bot.tree import Tree
+from bot.village_notice import VillageNotices
 from escalation import sweep, weekly
 from escalation.notify import Notifier
 
@@ -145,7 +148,16 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     now = svc.clock.now()
     await sweep.sweep(svc.store, svc.notifier, now)
     await visits.expire(svc.store, now)  # visit log entries left unfinished for 24 h (issue 16)
-    await weekly.send_due(svc.store, svc.tree, svc.langs, svc.weekly_trigger, now, since=svc.first_started)
+    words = render.BulletinWords(svc.langs, svc.tree)  # the bulletins' words are composed when sent
+    await weekly.send_due(svc.store, svc.tree, words, svc.weekly_trigger, now, since=svc.first_started)
+    await VillageNotices(svc.store, svc.tree, svc.clock, svc.config.notice).draft_due(
+        svc.config.notice_trigger(), now, svc.config.tz,
+        lambda chat, figures: render.village_notice_body(svc.langs.for_chat(chat), figures, svc.config.notice.closing),
+        since=svc.first_started,
+    )
+    await Screenings(svc.store, svc.tree, svc.clock, svc.config.screening, svc.matters).due_work(
+        svc.config.screening_trigger(), now
+    )
     if now - svc.last_prune > PRUNE_EVERY:  # keep the tables to what is still useful
         async with svc.store.transaction() as tx:
             await tx.inbox_prune(now - KEEP_UPDATE_IDS)
@@ -153,7 +165,7 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         await retention.purge(svc.store, now - svc.config.retention.personal_data, now)
         svc.last_prune = now
     await weekly.send_monthly_due(
-        svc.store, svc.tree, svc.langs, svc.config.monthly_trigger(), now, since=svc.first_started,
+        svc.store, svc.tree, words, svc.config.monthly_trigger(), now, since=svc.first_started,
         weekly_trigger=svc.weekly_trigger,
     )
     async with svc.store.transaction() as tx:  # for `tierbot status`: a sweep that stopped is a bot that stopped

@@ -278,6 +278,45 @@ class TelegramSettings(_Strict):
     )
 
 
+class VillageNotice(_Strict):
+    """The weekly safety notice to the village (治安通报, issue 16): drafted from the week's
+    figures and posted to each community's group for its officer to publish."""
+
+    enabled: bool = True
+    due: str = Field("fri 16:00", description='a day and time such as "fri 16:00"')
+    closing: str | None = Field(
+        None, max_length=500, description="the notice's last line (empty: the catalog's anti-fraud reminder)"
+    )
+
+    @field_validator("due")
+    @classmethod
+    def _day_and_time(cls, value: str) -> str:
+        parse_weekly(value)
+        return value
+
+
+class Screening(_Strict):
+    """The weekly screening for disputes (矛盾纠纷排查, issue 16): each community's officers
+    answer by ``due`` with a zero-report or what they found."""
+
+    enabled: bool = True
+    due: str = Field("fri 18:00", description='a day and time such as "fri 18:00"')
+    ask_ahead: Duration = Field(86400.0, description='a duration such as "1d" (the question goes out this long before)')
+    remind_ahead: Duration = Field(7200.0, description='a duration such as "2h" (one reminder this long before)')
+
+    @field_validator("due")
+    @classmethod
+    def _day_and_time(cls, value: str) -> str:
+        parse_weekly(value)
+        return value
+
+    @model_validator(mode="after")
+    def _order(self) -> Screening:
+        if not 0 < self.remind_ahead < self.ask_ahead <= 6 * 86400:
+            raise ValueError("remind_ahead must be shorter than ask_ahead, and ask_ahead at most 6 days")
+        return self
+
+
 class Config(_Strict):
     language: str = Field("zh", pattern=r"^(zh|en)$", description="zh or en")
     timezone: str = Field("Asia/Shanghai", description="an IANA time zone such as Asia/Shanghai")
@@ -297,6 +336,8 @@ class Config(_Strict):
     categories: list[Category] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
     duty: list[DutyShift] = Field(default_factory=list, description="a list of shifts")
     retention: Retention = Retention()
+    notice: VillageNotice = VillageNotice()
+    screening: Screening = Screening()
     station: Station
 
     @field_validator("quiet_hours")
@@ -405,6 +446,14 @@ class Config(_Strict):
 
     def weekly_trigger(self) -> CronTrigger:
         day, hour, minute = parse_weekly(self.weekly_summary)
+        return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=self.tz)
+
+    def screening_trigger(self) -> CronTrigger:
+        day, hour, minute = parse_weekly(self.screening.due)
+        return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=self.tz)
+
+    def notice_trigger(self) -> CronTrigger:
+        day, hour, minute = parse_weekly(self.notice.due)
         return CronTrigger(day_of_week=day, hour=hour, minute=minute, timezone=self.tz)
 
     def monthly_trigger(self) -> CronTrigger:

@@ -117,7 +117,6 @@ class Matters:
         private: bool = False,
         limit_key: int | None = None,
         membership: str | None = None,
-        visit_id: int | None = None,
     ) -> float | None:
         """Log a report. One from a unit group is queued for the next group commit (see
         bot/store/): its card, posted once it is committed, is the answer. A private
@@ -127,8 +126,7 @@ class Matters:
 
         ``limit_key`` (None: no limits) counts it against a person (bot/limits.py); over a
         limit it is held instead, the reporter is told when they may report again, and
-        that time is returned. ``membership``: what Telegram says of a private reporter.
-        ``visit_id``: the visit log entry whose finding it is (转为事项, bot/visits.py)."""
+        that time is returned. ``membership``: what Telegram says of a private reporter."""
         assert unit.tier == UNIT
         now = self.clock.now()
         per_hour = self.config.limits.reports_per_hour
@@ -142,25 +140,9 @@ class Matters:
                     await self._hold(tx, unit, chat_id, reporter, text, message_id, photo_file_id, private,
                                      limit_key, membership, limits.HELD_HOURLY, again, now)
                 return again
-        rules = self.config.rules_for("other")  # a category picked later brings its own
-        clock = policy.arrive(UNIT, now)
         card_chat = (self.tree.chat_of(unit.id) or chat_id) if private else chat_id
-        row = {
-            "unit_id": unit.id,
-            "chat_id": card_chat,
-            "report_message_id": None if private else message_id,
-            "reporter_id": reporter.id,
-            "reporter_name": reporter.name,
-            "text": text,
-            "top_tier": UNIT,
-            "rules": rules.to_json(),
-            "created_at": now,
-            "private": int(private),
-            "limit_key": limit_key,
-            "membership": membership,
-            "visit_id": visit_id,
-            **clock_columns(clock, rules),
-        }
+        row = self._new_row(unit, card_chat, reporter, text, None if private else message_id, private, now,
+                            limit_key, membership)
         if not private:
             def held_answer(again: float) -> str:
                 t = self.langs.for_chat(chat_id)
@@ -187,6 +169,45 @@ class Matters:
             assert matter is not None
             await self._private_copies(tx, matter, now, event, chat_id, message_id)
         return None
+
+    def _new_row(
+        self, unit: Node, card_chat: int, reporter: Actor, text: str, message_id: int | None, private: bool,
+        now: float, limit_key: int | None = None, membership: str | None = None,
+    ) -> dict[str, Any]:
+        """A new matter's row: at the unit, with the default deadlines (a category picked
+        later brings its own)."""
+        rules = self.config.rules_for("other")
+        return {
+            "unit_id": unit.id,
+            "chat_id": card_chat,
+            "report_message_id": message_id,
+            "reporter_id": reporter.id,
+            "reporter_name": reporter.name,
+            "text": text,
+            "top_tier": UNIT,
+            "rules": rules.to_json(),
+            "created_at": now,
+            "private": int(private),
+            "limit_key": limit_key,
+            "membership": membership,
+            **clock_columns(policy.arrive(UNIT, now), rules),
+        }
+
+    async def log_found(self, tx: Tx, unit: Node, finder: Actor, text: str, private: bool, now: float) -> int:
+        """A matter an officer found (a screening's or a visit's finding), logged in the
+        caller's transaction with the officer as its reporter; it follows the normal flow.
+        A private one goes to the unit group without its text, as 私下反映 does. Returns its number."""
+        assert unit.tier == UNIT
+        card_chat = self.tree.chat_of(unit.id) or finder.id
+        row = self._new_row(unit, card_chat, finder, text, None, private, now)
+        [(matter_id, event)] = await tx.insert_reports([QueuedReport(None, row, None, None, None)])
+        tx.log_event("reported", matter=matter_id, node=unit.id, found=True)
+        if private:
+            matter = await tx.matter(matter_id)
+            assert matter is not None
+            await self._private_copies(tx, matter, now, event, finder.id, None,
+                                       receipt=await tx.has_private_chat(finder.id))
+        return matter_id
 
     async def _over_limit(self, tx: Tx, key: int, membership: str | None, now: float) -> tuple[str, float | None]:
         """Whether a private report is over a limit, counted in the database inside its write
@@ -258,13 +279,15 @@ class Matters:
         return Outcome.OK, matter_id
 
     async def _private_copies(
-        self, tx: Tx, matter: Matter, now: float, event: int, private_chat: int, message_id: int | None
+        self, tx: Tx, matter: Matter, now: float, event: int, private_chat: int, message_id: int | None,
+        receipt: bool = True,
     ) -> None:
-        t = self.langs.for_chat(private_chat)
-        await put(tx, outbox.Receipt(
-            matter.id, private_chat, reply_to=message_id,
-            text=t("private.receipt", id=matter.id, unit=escape(self.tree.nodes[matter.unit_id].name)),
-        ), now=now)
+        if receipt:
+            t = self.langs.for_chat(private_chat)
+            await put(tx, outbox.Receipt(
+                matter.id, private_chat, reply_to=message_id,
+                text=t("private.receipt", id=matter.id, unit=escape(self.tree.nodes[matter.unit_id].name)),
+            ), now=now)
         unit = self.tree.nodes[matter.unit_id]
         for head in unit.leaders:
             if head.id != matter.reporter_id and await tx.has_private_chat(head.id):

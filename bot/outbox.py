@@ -69,6 +69,17 @@ class Kind(StrEnum):
     EDIT_TEXT = "edit_text"  # one of the bot's messages rewritten (a rating's thanks)
     EDIT_KEYBOARD = "edit_keyboard"  # one of the bot's messages given other buttons (a card's categories)
     DOCUMENT = "document"  # a file made for the asker (the /export ledger)
+    # --- the weekly safety notice to the village (issue 16) ---
+    NOTICE_DRAFT = "notice_draft"  # a community's draft, for its officer: 发布 / 修改 / 不发
+    NOTICE_PROMPT = "notice_prompt"  # "reply with the new text" (ForceReply); its message id finds the draft
+    NOTICE_LATE = "notice_late"  # the station's bulletin: communities whose notice was not published in time
+    # --- the weekly screening for disputes (issue 16) ---
+    SCREENING_ASK = "screening_ask"  # a community asked for the week's screening: 零报告 / 上报发现
+    SCREENING_REMIND = "screening_remind"  # … reminded once before the deadline
+    SCREENING_UNITS = "screening_units"  # which unit was the finding in?
+    SCREENING_PROMPT = "screening_prompt"  # "reply with what you found" (ForceReply); its message id finds it
+    FINDING = "finding"  # one finding, to become a matter or be noted as handled
+    # --- visit logs (issue 16) ---
     VISIT = "visit"  # a finished visit log entry (走访日志) posted to its community's group
     VISIT_NOTE = "visit_note"  # the one writing a visit log told something outside an update (dropped after 24 h)
 
@@ -109,6 +120,11 @@ def say(key: str, **values: Any) -> Say:
 # Values of words that are not plain text (bot/text/render.py's ``words`` composes them).
 def mention(user_id: int, name: str | None) -> dict[str, Any]:
     return {"mention": [user_id, name]}
+
+
+def people(persons: list[tuple[int, str | None]]) -> dict[str, Any]:
+    """Mentions of several people (Telegram notifies the first forty)."""
+    return {"people": [list(p) for p in persons]}
 
 
 def local_time(at: float) -> dict[str, Any]:
@@ -419,11 +435,19 @@ class HeldNotice(Notice):
 # --- broadcasts -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class BroadcastCopy(Notice):
+    """A broadcast's copy in a unit group: the sender's own ``words`` (raw, as typed),
+    under a heading naming ``node_id`` that bot/text/render.py composes when it is sent."""
+
     kind: ClassVar[Kind] = Kind.BROADCAST
     broadcast_id: int
     chat: int
-    text: str  # the caption, with a photo
+    node_id: str
+    words: str  # the caption, with a photo
     media: str | None = None  # a photo's file id
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"node": self.node_id, "words": self.words}
 
     @property
     def key(self) -> str:
@@ -432,11 +456,19 @@ class BroadcastCopy(Notice):
 
 @dataclass(frozen=True)
 class BroadcastQueued(Notice):
+    """The sender told how many groups it goes to; ``language``: the sender's, for a chat
+    that chose none (as every answer to a person)."""
+
     kind: ClassVar[Kind] = Kind.BROADCAST_QUEUED
     broadcast_id: int
     chat: int
-    text: str
+    count: int
+    language: str | None = None
     reply_to: int | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return said(say("broadcast.queued", id=self.broadcast_id, count=self.count)) | {"language": self.language}
 
     @property
     def key(self) -> str:
@@ -445,11 +477,22 @@ class BroadcastQueued(Notice):
 
 @dataclass(frozen=True)
 class BroadcastReport(Notice):
+    """How a broadcast went: ``failed`` names the units whose groups it did not reach."""
+
     kind: ClassVar[Kind] = Kind.BROADCAST_REPORT
     broadcast_id: int
     chat: int
-    text: str
+    sender_id: int
+    sender_name: str | None
+    delivered: int
+    failed: tuple[str, ...] = ()
+    language: str | None = None
     reply_to: int | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"report": {"id": self.broadcast_id, "sender": mention(self.sender_id, self.sender_name),
+                           "delivered": self.delivered, "failed": list(self.failed)}, "language": self.language}
 
     @property
     def key(self) -> str:
@@ -481,7 +524,10 @@ class OpsNotice(Notice):
     pid: int
     at: float
     chat: int
-    text: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return said(say(f"ops.{self.topic}"))
 
     @property
     def key(self) -> str:
@@ -490,14 +536,21 @@ class OpsNotice(Notice):
 
 @dataclass(frozen=True)
 class BulletinPart(Notice):
-    """Message ``part`` of a node's bulletin; ``batch`` names the run ("weekly:<period>")."""
+    """Message ``part`` of ``parts`` of a node's bulletin; ``batch`` names the run
+    ("weekly:<period>"). ``bulletin``: what it is made of (escalation/reports/bulletin.view),
+    composed when it is sent."""
 
     kind: ClassVar[Kind] = Kind.BULLETIN
     batch: str
     node_id: str
     part: int
     chat: int
-    text: str
+    bulletin: dict[str, Any]
+    parts: int = 1
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"bulletin": self.bulletin, "part": self.part, "parts": self.parts}
 
     @property
     def key(self) -> str:
@@ -507,17 +560,20 @@ class BulletinPart(Notice):
 @dataclass(frozen=True)
 class Chart(Notice):
     """A chart (escalation/reports/bulletin.chart_spec) drawn when it is sent; ``name`` is
-    its key: see ``of_bulletin`` and ``of_summary``."""
+    its key: see ``of_bulletin`` and ``of_summary``. A bulletin's chart carries what the
+    bulletin is made of, and its caption and chart are composed when it is sent; /summary's
+    carries its ``caption`` and ``spec`` as made when it was asked for."""
 
     kind: ClassVar[Kind] = Kind.CHART
     name: str
     chat: int
-    caption: str
-    spec: dict
+    caption: str | None = None
+    spec: dict | None = None
+    bulletin: dict[str, Any] | None = None
 
     @classmethod
-    def of_bulletin(cls, batch: str, node_id: str, chat: int, caption: str, spec: dict) -> Chart:
-        return cls(f"{batch}:{node_id}:chart", chat, caption, spec)
+    def of_bulletin(cls, batch: str, node_id: str, chat: int, bulletin: dict[str, Any]) -> Chart:
+        return cls(f"{batch}:{node_id}:chart", chat, bulletin=bulletin)
 
     @classmethod
     def of_summary(cls, chat: int, message_id: int, caption: str, spec: dict) -> Chart:
@@ -528,7 +584,13 @@ class Chart(Notice):
         return self.name
 
     @property
-    def text(self) -> str:  # what the delivery worker reads back (bot/telegram/delivery.py's _draw_chart)
+    def data(self) -> dict[str, Any] | None:
+        return {"chart": self.bulletin} if self.bulletin is not None else None
+
+    @property
+    def text(self) -> str | None:  # what the delivery worker reads back (bot/telegram/delivery.py's _draw_chart)
+        if self.bulletin is not None:
+            return None  # composed when sent (bot/text/render.py), into the same JSON
         return json.dumps({"caption": self.caption, "chart": self.spec}, ensure_ascii=False)
 
 
@@ -635,6 +697,186 @@ def document_file(media: str) -> tuple[str, bytes]:
     """A Document's file name and bytes, as the outbox keeps them."""
     stored = json.loads(media)
     return stored["name"], base64.b64decode(stored["data"])
+
+
+# --- the weekly safety notice to the village (issue 16) ------------------------------------
+@dataclass(frozen=True)
+class NoticeDraft(Notice):
+    """A community's weekly safety notice as its group sees it, posted once."""
+
+    kind: ClassVar[Kind] = Kind.NOTICE_DRAFT
+    notice_id: int
+    chat: int
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"vn:{self.notice_id}"
+
+
+@dataclass(frozen=True)
+class NoticeDraftEdit(Notice):
+    """The draft's message rewritten: a new text (``tag`` the update that brought it), or
+    its decision (``tag`` the state)."""
+
+    kind: ClassVar[Kind] = Kind.EDIT_TEXT
+    notice_id: int
+    chat: int
+    message_id: int
+    tag: str
+    data: dict[str, Any]
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def key(self) -> str:
+        return f"vnedit:{self.notice_id}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class NoticePrompt(Notice):
+    """Asks the officer for the notice's new text, as a reply to this message."""
+
+    kind: ClassVar[Kind] = Kind.NOTICE_PROMPT
+    notice_id: int
+    update_id: int
+    chat: int
+    data: dict[str, Any]
+    reply_to: int | None = None
+    markup: Keyboard | None = None
+
+    @property
+    def key(self) -> str:
+        return f"vnask:{self.notice_id}:{self.update_id}"
+
+
+@dataclass(frozen=True)
+class NoticesLate(Notice):
+    """The officers' lines of the station's weekly bulletin: the communities whose safety
+    notice was not published within a day, and those whose screening had no answer by its
+    deadline; ``batch`` is the bulletin's."""
+
+    kind: ClassVar[Kind] = Kind.NOTICE_LATE
+    batch: str
+    node_id: str
+    chat: int
+    names: tuple[str, ...]
+    unscreened: tuple[str, ...] = ()  # communities whose weekly screening had no answer by its deadline
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"names": list(self.names), "unscreened": list(self.unscreened)}
+
+    @property
+    def key(self) -> str:
+        return f"{self.batch}:{self.node_id}:notices"
+
+
+# --- the weekly screening for disputes (issue 16) -------------------------------------------
+@dataclass(frozen=True)
+class ScreeningAsk(Notice):
+    kind: ClassVar[Kind] = Kind.SCREENING_ASK
+    screening_id: int
+    chat: int
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"sc:{self.screening_id}"
+
+
+@dataclass(frozen=True)
+class ScreeningAskEdit(Notice):
+    """The question's message rewritten as the screening stands (``tag``: what changed)."""
+
+    kind: ClassVar[Kind] = Kind.EDIT_TEXT
+    screening_id: int
+    chat: int
+    message_id: int
+    tag: str
+    data: dict[str, Any]
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def key(self) -> str:
+        return f"scedit:{self.screening_id}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class ScreeningReminder(Notice):
+    kind: ClassVar[Kind] = Kind.SCREENING_REMIND
+    screening_id: int
+    chat: int
+    data: dict[str, Any]
+    reply_to: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"scremind:{self.screening_id}"
+
+
+@dataclass(frozen=True)
+class ScreeningUnits(Notice):
+    kind: ClassVar[Kind] = Kind.SCREENING_UNITS
+    screening_id: int
+    update_id: int
+    chat: int
+    data: dict[str, Any]
+    reply_to: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"scunits:{self.screening_id}:{self.update_id}"
+
+
+@dataclass(frozen=True)
+class ScreeningPrompt(Notice):
+    kind: ClassVar[Kind] = Kind.SCREENING_PROMPT
+    screening_id: int
+    unit_id: str
+    update_id: int
+    chat: int
+    data: dict[str, Any]
+    reply_to: int | None = None
+    markup: Keyboard | None = None
+
+    @property
+    def key(self) -> str:
+        return f"scask:{self.screening_id}:{self.unit_id}:{self.update_id}"
+
+
+@dataclass(frozen=True)
+class FindingCard(Notice):
+    kind: ClassVar[Kind] = Kind.FINDING
+    finding_id: int
+    chat: int
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"finding:{self.finding_id}"
+
+
+@dataclass(frozen=True)
+class FindingEdit(Notice):
+    kind: ClassVar[Kind] = Kind.EDIT_TEXT
+    finding_id: int
+    chat: int
+    message_id: int
+    data: dict[str, Any]
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def key(self) -> str:
+        return f"findingedit:{self.finding_id}"
 
 
 # --- visit logs (走访日志, issue 16): composed when sent, like every new notice ------------------

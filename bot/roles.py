@@ -71,6 +71,7 @@ class Act(StrEnum):
     HELD = "held"  # list the reports held over a limit, and turn one into a matter (/held)
     BROADCAST = "broadcast"  # a notice to every unit group below (/broadcast)
     KEEP_WATCH = "keep_watch"  # take or hand over the station's watch (/duty)
+    SCREEN = "screen"  # answer a community's weekly screening for disputes (issue 16)
     VISIT = "visit"  # log a visit (/visit) for a community; list a community's or the town's (/visits)
 
 
@@ -87,6 +88,7 @@ _NEEDS: dict[Act, Callable[[Role, Node], bool]] = {
     Act.HELD: _leads,
     Act.BROADCAST: lambda who, node: who.leads and node.tier <= COMMUNITY,  # from a station's or community's group
     Act.KEEP_WATCH: lambda who, node: who == Role.STAFF,
+    Act.SCREEN: lambda who, node: who.leads and node.tier == COMMUNITY,  # its officers, or the station's staff
     # Its community's officers, secretaries and grid workers, and the station's staff; at
     # the station, its staff (the town's visits).
     Act.VISIT: lambda who, node: node.tier <= COMMUNITY and (who.leads or who == Role.GRID_WORKER),

@@ -211,8 +211,7 @@ async def tell_station_of_conflict(app: Application) -> None:
         return
     now = svc.clock.now()
     async with svc.store.transaction() as tx:
-        text = svc.langs.for_chat(chat)("ops.conflict")
-        await put(tx, OpsNotice("conflict", os.getpid(), now, chat, text), now=now)
+        await put(tx, OpsNotice("conflict", os.getpid(), now, chat), now=now)
 
 
 def _polling_errors(app: Application, watch: ConflictWatch) -> Callable[[TelegramError], None]:

@@ -23,7 +23,6 @@ from bot import outbox
 from bot.outbox import Say, local_time, said, say
 from bot.roles import Act, may
 from bot.store import Store, Tx, Visit
-from bot.text.render import CALLBACK_VERSION
 from bot.tree import Node, Tree
 
 log = logging.getLogger(__name__)
@@ -32,8 +31,9 @@ TTL = 24 * 3600.0  # an unfinished entry is dropped this long after its last ste
 PROMPT = "visit"  # the prompts row's kind while an entry is the conversation in a private chat
 MAX_HOUSEHOLDS = 9999
 MAX_TEXT = 2000  # characters of a deed or a finding (a matter made of it takes up to 4,000)
-CALLBACK = f"{CALLBACK_VERSION}:vs:"  # + visit id : action [: argument]
-SPOT_CHECK = f"{CALLBACK_VERSION}:vp:"  # + visit id: send its photos again (抽查)
+# Buttons' data (the renderer's "v1" version, spelled here: the domain imports no renderer).
+CALLBACK = "v1:vs:"  # + visit id : action [: argument]
+SPOT_CHECK = "v1:vp:"  # + visit id: send its photos again (抽查)
 
 # The steps, in order; "done" once finished, "converted" once its finding became a matter.
 COMMUNITY, UNITS, HOUSEHOLDS, DEED, FINDINGS, MEDIA = "community", "units", "households", "deed", "findings", "media"

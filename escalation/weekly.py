@@ -14,12 +14,13 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.cron import CronTrigger
 
+from bot import outbox, screening, village_notice
 from bot.outbox import put
-from bot.store import Store
-from bot.text.i18n import Languages
+from bot.store import Store, Tx
 from bot.tree import Tree
 from escalation.reports import bulletin, service
 from escalation.reports.bulletin import Period
+from escalation.reports.service import Words
 
 WEEK = bulletin.WEEK
 CATCH_UP = 86400.0  # a weekly bulletin missed by more than a day is stale; skip it
@@ -40,7 +41,7 @@ def last_fire(trigger: CronTrigger, now: float, lookback: float = 8 * 86400.0) -
 
 
 async def send_due(
-    store: Store, tree: Tree, langs: Languages, trigger: CronTrigger, now: float, since: float = 0.0
+    store: Store, tree: Tree, words: Words, trigger: CronTrigger, now: float, since: float = 0.0
 ) -> bool:
     """Queue the week's bulletins if they are due and not yet sent; True if queued.
 
@@ -49,12 +50,12 @@ async def send_due(
     fire = last_fire(trigger, now)
     if fire is None or now - fire > CATCH_UP or fire < since:
         return False
-    period = bulletin.weekly_period(fire, tz=langs.get(None).tz)
-    return await _send(store, tree, langs, SCHEDULE, fire, period, now)
+    period = bulletin.weekly_period(fire, tz=words.tz)
+    return await _send(store, tree, words, SCHEDULE, fire, period, now)
 
 
 async def send_monthly_due(
-    store: Store, tree: Tree, langs: Languages, trigger: CronTrigger, now: float, since: float = 0.0,
+    store: Store, tree: Tree, words: Words, trigger: CronTrigger, now: float, since: float = 0.0,
     weekly_trigger: CronTrigger | None = None,
 ) -> bool:
     """Queue last month's bulletins on the 1st, once; True if queued. The chart's weeks
@@ -62,25 +63,40 @@ async def send_monthly_due(
     fire = last_fire(trigger, now, lookback=32 * 86400.0)
     if fire is None or now - fire > MONTHLY_CATCH_UP or fire < since:
         return False
-    period = bulletin.monthly_period(fire, langs.get(None).tz)
+    period = bulletin.monthly_period(fire, words.tz)
     if weekly_trigger is not None:
         period = replace(period, chart_end=last_fire(weekly_trigger, period.end))
-    return await _send(store, tree, langs, MONTHLY, fire, period, now)
+    return await _send(store, tree, words, MONTHLY, fire, period, now)
 
 
-async def _send(store: Store, tree: Tree, langs: Languages, schedule: str, fire: float, period: Period,
+async def _send(store: Store, tree: Tree, words: Words, schedule: str, fire: float, period: Period,
                 now: float) -> bool:
     key = datetime.fromtimestamp(fire, UTC).isoformat()
     async with store.read() as tx:
         if await tx.schedule_ran(schedule, key):
             return False
     figures = await service.period_figures(store, tree, period, now=now)
-    items = service.bulletins(tree, langs, figures, period)
+    views = service.bulletins(tree, figures, period)
+    notices = service.notices(tree, words, views, f"{schedule}:{key}")  # counted outside the write lock
     async with store.transaction() as tx:
         if not await tx.mark_schedule(schedule, key, now):
             return False  # another sweep got there first
-        await put(tx, *service.notices(tree, langs, items, period, f"{schedule}:{key}"), now=now)
-        tx.log_event("bulletin", schedule=schedule, due=key,
-                     groups=sum(1 for item in items if tree.chat_of(item.node_id) is not None))
+        await put(tx, *notices, now=now)
+        if schedule == SCHEDULE and (officers := await _officers_line(tx, tree, f"{schedule}:{key}", period)):
+            await put(tx, officers, now=now)
+        tx.log_event("bulletin", schedule=schedule, due=key, groups=len(views))
         await service.publish(tx, tree, figures, period, now)
     return True
+
+
+async def _officers_line(tx: Tx, tree: Tree, batch: str, period: Period) -> outbox.Notice | None:
+    """The station's weekly bulletin names the communities whose safety notice was not
+    published within a day and those whose screening had no answer by its deadline."""
+    station_chat = tree.chat_of(tree.station.id)
+    if station_chat is None:
+        return None
+    late = await village_notice.late_names(tx, tree, period.start, period.end)
+    unscreened = await screening.missing_names(tx, tree, period.start, period.end)
+    if not late and not unscreened:
+        return None
+    return outbox.NoticesLate(batch, tree.station.id, station_chat, late, unscreened)

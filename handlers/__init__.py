@@ -7,7 +7,20 @@ from telegram.ext import Application, CallbackQueryHandler, CommandHandler, Mess
 
 from bot.telegram import inbox
 from bot.tree import Tree
-from handlers import broadcast, chats, duty, language, limits, matters, migration, people, report, visits
+from handlers import (
+    broadcast,
+    chats,
+    duty,
+    language,
+    limits,
+    matters,
+    migration,
+    people,
+    report,
+    screening,
+    village_notice,
+    visits,
+)
 from handlers import reports as report_handlers
 from handlers.common import BoundChat, UnitChat
 
@@ -34,6 +47,11 @@ def register(app: Application, tree: Tree) -> None:
             CommandHandler("broadcast", broadcast.refuse),
             MessageHandler(filters.PHOTO & broadcast.CAPTION, broadcast.refuse),
             # One chat's language: /lang en | zh (a group's leaders; a person in private).
+            # The officers' side (issue 16): the weekly safety notice's and screening's buttons,
+            # and a new text or a finding as a reply to the bot's prompt in a community's group.
+            CallbackQueryHandler(village_notice.button, pattern=village_notice.PATTERN),
+            CallbackQueryHandler(screening.button, pattern=screening.PATTERN),
+            MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND & bound & ~unit, village_notice.new_text),
             CommandHandler("lang", language.lang),
             # --- end of the people's side ------------------------------------------------
             # Residents report in their unit's group…

@@ -10,8 +10,9 @@ from html import escape
 from telegram import Message, Update
 from telegram.ext import ContextTypes, filters
 
-from bot.broadcasts import MAX_CAPTION, MAX_TEXT, Broadcasts, fits
+from bot.broadcasts import MAX_CAPTION, MAX_TEXT, Broadcasts
 from bot.roles import Act, may
+from bot.text import render
 from bot.tree import Tree
 from handlers.common import actor, chat_node, command_text, reply, services, texts_for
 
@@ -50,10 +51,10 @@ async def send(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not text and photo is None:  # a photo alone is a notice (a poster); words alone must be there
         await reply(update, context, t("usage.broadcast"))
         return
-    if not fits(svc.langs, node, text, photo is not None):
+    if not render.broadcast_fits(svc.langs, node.name, text, photo is not None, MAX_CAPTION if photo else MAX_TEXT):
         await reply(update, context, t("broadcast.too_long", max=MAX_CAPTION if photo else MAX_TEXT))
         return
-    queued = await Broadcasts(svc.store, svc.tree, svc.langs, svc.clock).send(
+    queued = await Broadcasts(svc.store, svc.tree, svc.clock).send(
         node, message.chat_id, message.message_id, actor(update), text, photo, t.language
     )
     if queued is None:  # the acknowledgement and the report come through the outbox

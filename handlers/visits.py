@@ -192,15 +192,12 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if visit is None or visit.user_id != user.id:
             await _put(svc, tx, _answer(update, message, said(say("visit.stale"))))
             return
-        notices = await _press(svc, tx, update, message, visit, action, arg, now)
-        await _put(svc, tx, *notices)
-    if action in ("m", "k") and notices == []:  # 转为事项 in one unit: a matter, by the normal flow
-        await _convert(update, context, svc, message, visit, arg if action == "k" else arg + visit.units[0])
+        await _put(svc, tx, *await _press(svc, tx, update, message, visit, action, arg, now))
 
 
 async def _press(svc: Services, tx: Tx, update: Update, message: Message, visit: Visit, action: str, arg: str,
                  now: float) -> list[outbox.Notice]:
-    """What a button does to the entry; the notices to queue ([] for a conversion, done after)."""
+    """What a button does to the entry, in its transaction; the notices to queue."""
     tree = svc.tree
     mine = visits.communities_for(tree, visit.user_id)
     step = visit.step
@@ -243,9 +240,9 @@ async def _press(svc: Services, tx: Tx, update: Update, message: Message, visit:
     elif action == "m" and step == visits.DONE and visit.findings and arg in ("p", "g"):
         if len(visit.units) > 1:
             return [_edit(update, message, visits.unit_choice(visit, tree, arg))]
-        return []
+        return await _convert(svc, tx, update, message, visit, arg + visit.units[0], now)
     elif action == "k" and step == visits.DONE and visit.findings and arg[:1] in ("p", "g") and arg[1:] in visit.units:
-        return []
+        return await _convert(svc, tx, update, message, visit, arg, now)
     else:
         return again()
     moved = await tx.visit(visit.id)
@@ -253,25 +250,25 @@ async def _press(svc: Services, tx: Tx, update: Update, message: Message, visit:
     return [_edit(update, message, visits.question(moved, tree, mine))]
 
 
-async def _convert(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services, message: Message,
-                   visit: Visit, choice: str) -> None:
-    """转为事项: the finding becomes a matter of the unit, reported by the one who visited,
-    private unless they chose public (a household's problem is not the whole group's), through
-    Matters.report like any report, with the visit named on it."""
+async def _convert(svc: Services, tx: Tx, update: Update, message: Message, visit: Visit, choice: str,
+                   now: float) -> list[outbox.Notice]:
+    """转为事项: the finding becomes a matter of the unit, reported by the one who visited (as
+    the entry names them), private unless they chose public (a household's problem is not
+    the whole group's), logged as every officer's finding is (Matters.log_found), with the
+    visit named on it, in the transaction that marks the entry converted."""
     unit = svc.tree.get(choice[1:])
     if unit is None or unit.tier != UNIT or not visit.findings:
-        return
-    group = svc.tree.chat_of(unit.id)
-    private = choice[0] == "p" or group is None  # no group to post in: private
-    reporter = Actor(visit.user_id, visit.user_name)  # as the entry names them
-    await svc.matters.report(unit, message.chat_id if private else group, reporter, visit.findings[:MAX_TEXT],
-                             None, private=private, visit_id=visit.id)
-    async with svc.store.transaction() as tx:
-        await tx.update_visit(visit.id, svc.clock.now(), step=visits.CONVERTED)
-        mode = say("visit.mode_private" if private else "visit.mode_public")
-        await _put(svc, tx, _edit(update, message, said(say("visit.finished", id=visit.id),
-                                                         say("visit.converted", unit=unit.name, mode=mode))))
-    log.info("visit %s: its finding reported in %s (%s)", visit.id, unit.id, "private" if private else "public")
+        return [_answer(update, message, said(say("visit.stale")))]
+    private = choice[0] == "p" or svc.tree.chat_of(unit.id) is None  # no group to post in: private
+    matter_id = await svc.matters.log_found(tx, unit, Actor(visit.user_id, visit.user_name), visit.findings[:MAX_TEXT],
+                                            private, now)
+    await tx.update_matter(matter_id, visit_id=visit.id)
+    await tx.update_visit(visit.id, now, step=visits.CONVERTED)
+    log.info("visit %s: its finding is matter %s in %s (%s)", visit.id, matter_id, unit.id,
+             "private" if private else "public")
+    mode = say("visit.mode_private" if private else "visit.mode_public")
+    return [_edit(update, message, said(say("visit.finished", id=visit.id),
+                                        say("visit.converted", id=matter_id, unit=unit.name, mode=mode)))]
 
 
 # --- /visits in a community's or the station's group -----------------------------------

@@ -182,3 +182,42 @@ async def test_a_card_does_not_wait_behind_a_broadcast(make_bot: Any) -> None:
         assert notices < 15, f"the card came after {notices} of 20 notices"
         report = await bot.wait_bot(STATION_CHAT, "已发送完毕", within=15)
         assert "送达 20 个群" in report.text
+
+
+# --- composed when sent (issue 13) -----------------------------------------------------
+async def test_a_broadcast_is_composed_in_each_chats_language_when_it_is_sent(make_bot: Any) -> None:
+    """The copies, the acknowledgement and the report carry what their words are made of:
+    a group that switches to English while its copy waits reads it in English, with the
+    sender's own words as typed; the other groups read the same words as ever."""
+    async with make_bot() as bot:
+        bot.api.fail("sendMessage", chat_id=U1_CHAT, status=500)  # the copy waits for a retry
+        bot.api.fail("sendMessage", chat_id=STATION_CHAT, status=500)  # … and the acknowledgement
+        bot.say(STATION_CHAT, STAFF, f"/broadcast {NOTICE}")
+        copy = await bot.wait_bot(U2_CHAT, NOTICE)
+        assert copy.text == f"📢 苏溪派出所通知\n{NOTICE}"
+        async with bot.svc.store.read() as tx:
+            rows = await tx.outbox_due(bot.clock.now() + 1e9, limit=10)
+        assert rows and all(row.text is None and row.data for row in rows), "no words are kept in the outbox"
+        bot.say(U1_CHAT, HEAD1, "/lang en")
+        bot.say(STATION_CHAT, STAFF, "/lang en")
+        await bot.settle()
+        bot.clock.advance(5)  # the retries fall due
+        copy = await bot.wait_bot(U1_CHAT, NOTICE)
+        assert copy.text == f"📢 Notice from 苏溪派出所\n{NOTICE}"
+        queued = await bot.wait_bot(STATION_CHAT, "Notice #1 is on its way to 3 unit group(s)")
+        assert queued.reply_to is not None
+        report = await bot.wait_bot(STATION_CHAT, "notice #1 has been sent", within=10)
+        assert report.text == f"📢 用户{STAFF}, notice #1 has been sent: delivered to 3 group(s), failed for 0."
+        assert bot.api.bot_messages(U3_CHAT)[0].text == f"📢 苏溪派出所通知\n{NOTICE}"
+
+
+async def test_a_broadcast_report_names_the_groups_it_missed_in_the_senders_language(make_bot: Any) -> None:
+    """A sender whose Telegram speaks English, in a group that chose no language, is
+    answered in English, as before; the units it missed are named."""
+    async with make_bot() as bot:
+        bot.api.remove_bot_from(U2_CHAT)
+        bot.api.send_text(STATION_CHAT, bot.api.user(STAFF, "Officer Li", language_code="en"), "/broadcast 注意防火")
+        await bot.wait_bot(STATION_CHAT, "Notice #1 is on its way to 3 unit group(s)")
+        report = await bot.wait_bot(STATION_CHAT, "notice #1 has been sent", within=10)
+        assert report.text == ("📢 Officer Li, notice #1 has been sent: "
+                               "delivered to 2 group(s), failed for 1.\nNot delivered: 第二村民小组")

@@ -5,6 +5,7 @@ bulletin end to end (sent once, also when it fell due while the bot was down).""
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 from datetime import datetime
 from typing import Any
@@ -13,9 +14,12 @@ import pytest
 
 from bot.clock import ManualClock
 from bot.config import ConfigError
+from bot.outbox import Kind
 from bot.store import SummaryFacts
+from bot.text import render
 from bot.text.i18n import Texts
 from bot.tree import Tree
+from escalation import summary
 from escalation.reports import bulletin, charts
 from escalation.reports import stars as star_rating
 from escalation.reports.bulletin import PeriodFigures, count_with_change
@@ -24,6 +28,7 @@ from tests.conftest import (
     C1_CHAT,
     C2_CHAT,
     HEAD1,
+    POLICE,
     RESIDENT,
     STATION_CHAT,
     TZ,
@@ -297,3 +302,67 @@ async def test_a_chart_that_cannot_be_drawn_does_not_hold_up_the_chat(make_bot: 
             await asyncio.sleep(0.1)
         assert {key.rsplit(":", 2)[-2:][0] for key, _ in failed} == {"st", "c1", "c2"}
         assert all("no font here" in error for _, error in failed)
+
+
+# --- kept as figures, composed when sent (issue 13) ------------------------------------------
+def kept(view: dict) -> dict:
+    """A view as the outbox keeps it (JSON) and the delivery worker reads it back."""
+    return json.loads(json.dumps(view, ensure_ascii=False, separators=(",", ":")))
+
+
+@pytest.mark.parametrize("published", [False, True])
+def test_a_bulletin_kept_as_its_figures_composes_the_same_words_and_chart(published: bool) -> None:
+    """What the outbox keeps of a bulletin (bulletin.view) composes, in either language, the
+    very messages and chart its figures do: the words move to the moment it is sent."""
+    tree = Tree(parse_town())
+    period = bulletin.weekly_period(END, tz=TZ)
+    facts = FACTS + [fact(10 + i, "u2", "neighbour", START - 24 * H, claimed=START - 23 * H,
+                          resolved=START - 20 * H) for i in range(3)]
+    history = [[("u1", "neighbour", 1 + week), ("u3", "wages", 2)] for week in range(bulletin.CHART_WEEKS)]
+    figs = PeriodFigures(unit_figures(facts, {"u1": 1}, UNITS, START, END, RATINGS),
+                         unit_figures(facts, {}, UNITS, START - 7 * 24 * H, START, RATINGS), history)
+    if published:  # every week but the first compares with what last week's bulletin showed
+        figs.published = {node_id: summary.from_shown(shown) for node_id, shown in figs.shown(tree).items()}
+        figs.current["u2"].private_categories = {"safety": 1}  # a unit group does not read it
+    for language in ("zh", "en"):
+        t = Texts(language, TZ)
+        for node in tree.nodes.values():
+            view = kept(bulletin.view(node, tree, figs, period))
+            assert bulletin.messages(view, tree, t) == bulletin.render(node, tree, figs, t, period), node.id
+            if node.tier != 3:
+                assert bulletin.chart(view, tree, t) == (bulletin.chart_caption(node, t, period),
+                                                         bulletin.chart_spec(node, tree, figs, t, period))
+
+
+def test_a_bulletin_counted_in_another_language_shares_its_lines_out() -> None:
+    """Counted as two messages, sent to a chat whose language now needs one: both parts are
+    sent, each with its share of the lines, none lost."""
+    tree = Tree(parse_town())
+    figs = PeriodFigures(unit_figures(FACTS, {}, UNITS, START, END, RATINGS),
+                         unit_figures(FACTS, {}, UNITS, START - 7 * 24 * H, START, RATINGS))
+    view = kept(bulletin.view(tree.nodes["st"], tree, figs, bulletin.weekly_period(END, tz=TZ)))
+    scene = render.Scene(tree, Texts("en", TZ), END, STATION_CHAT)
+    (whole,) = bulletin.messages(view, tree, scene.t)
+    parts = [render.compose(Kind.BULLETIN, {"bulletin": view, "part": n, "parts": 2}, scene)[0] for n in (0, 1)]
+    assert all(parts) and "\n".join(parts) == whole
+    assert render.compose(Kind.BULLETIN, {"bulletin": view, "part": 0, "parts": 1}, scene) == (whole, None)
+
+
+async def test_a_bulletin_is_composed_in_the_chats_language_when_it_is_sent(make_bot: Any) -> None:
+    """The outbox keeps a bulletin's figures, not its words: a community that switches to
+    English while its monthly bulletin and chart wait reads both in English."""
+    async with make_bot(clock=ManualClock(DEC_1_9 + 60)) as bot:
+        bot.api.fail("sendMessage", chat_id=C1_CHAT, status=500)  # the community's bulletin waits
+        bot.svc.first_started = 0.0  # as if it had been running: the bulletin is due
+        await bot.wait_bot(STATION_CHAT, "全镇月通报")
+        async with bot.svc.store.read() as tx:
+            kept_rows = await tx._all("SELECT kind, text, data FROM outbox WHERE kind IN ('bulletin', 'chart')")
+        assert kept_rows and all(text is None and data for _, text, data in kept_rows), "figures, not words"
+        bot.say(C1_CHAT, POLICE, "/lang en")
+        await bot.settle()
+        bot.clock.advance(5)  # the retry falls due
+        text = await bot.wait_bot(C1_CHAT, "蒋母塘村: monthly bulletin")
+        assert "(2026-11)" in text.text
+        chart = await bot.api.wait_for(lambda: next((m for m in bot.api.bot_messages(C1_CHAT) if m.photo), None))
+        assert chart.text == "📈 蒋母塘村 · 2026-11"
+        assert "月通报" in (await bot.wait_bot(C2_CHAT, "月通报（2026年11月）")).text  # the others as ever

@@ -103,9 +103,9 @@ async def test_a_queued_photo_is_sent_by_file_id_with_its_caption(make_bot: Any)
         bot.api.send_photo(U1_CHAT, bot.user(RESIDENT), file_id="ph7")  # a photo Telegram knows
         async with bot.svc.store.transaction() as tx:
             # A broadcast's photo (one with no record: its report is nobody's business here).
-            await outbox.put(tx, outbox.BroadcastCopy(7, C1_CHAT, "<b>井盖</b>丢失", "ph7"), now=bot.clock.now())
+            await outbox.put(tx, outbox.BroadcastCopy(7, C1_CHAT, "st", "井盖丢失", "ph7"), now=bot.clock.now())
         photo = await bot.api.wait_for(lambda: next((m for m in bot.api.bot_messages(C1_CHAT) if m.photo), None))
-        assert photo.text == "井盖丢失" and photo.raw["photo"][-1]["file_id"] == "ph7"
+        assert photo.text == "📢 苏溪派出所通知\n井盖丢失" and photo.raw["photo"][-1]["file_id"] == "ph7"
         await bot.settle()
         async with bot.svc.store.read() as tx:
             assert await tx.outbox_due(bot.clock.now(), limit=1) == []

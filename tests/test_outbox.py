@@ -37,13 +37,13 @@ def test_each_notice_builds_the_key_the_outbox_has_always_held() -> None:
         (outbox.PingCopy(ping, 42, "…"), "dm:42:ping:-5:7e3,8e4", Kind.PING_COPY),
         (outbox.CommandAnswer(900, -5, "…"), "ack:900", Kind.ANSWER),
         (outbox.HeldNotice(4, -5, "…"), "held:4", Kind.HELD),
-        (outbox.BroadcastCopy(2, -5, "…", "ph"), "bc:2:-5", Kind.BROADCAST),
-        (outbox.BroadcastQueued(2, -1, "…"), "bca:2", Kind.BROADCAST_QUEUED),
-        (outbox.BroadcastReport(2, -1, "…"), "bcr:2", Kind.BROADCAST_REPORT),
+        (outbox.BroadcastCopy(2, -5, "c1", "…", "ph"), "bc:2:-5", Kind.BROADCAST),
+        (outbox.BroadcastQueued(2, -1, 20), "bca:2", Kind.BROADCAST_QUEUED),
+        (outbox.BroadcastReport(2, -1, 42, "王警官", 19, ("u2",)), "bcr:2", Kind.BROADCAST_REPORT),
         (outbox.UnreachableNotice(-5, 1000.7, -1, "c1"), "unreachable:-5:1000", Kind.UNREACHABLE),
-        (outbox.OpsNotice("conflict", 77, 1000.7, -1, "…"), "ops.conflict:77:1000", Kind.OPS),
-        (outbox.BulletinPart("weekly:2026-W48", "c1", 0, -5, "…"), "weekly:2026-W48:c1:0", Kind.BULLETIN),
-        (outbox.Chart.of_bulletin("weekly:2026-W48", "c1", -5, "…", {}), "weekly:2026-W48:c1:chart", Kind.CHART),
+        (outbox.OpsNotice("conflict", 77, 1000.7, -1), "ops.conflict:77:1000", Kind.OPS),
+        (outbox.BulletinPart("weekly:2026-W48", "c1", 0, -5, {"node": "c1"}, 2), "weekly:2026-W48:c1:0", Kind.BULLETIN),
+        (outbox.Chart.of_bulletin("weekly:2026-W48", "c1", -5, {"node": "c1"}), "weekly:2026-W48:c1:chart", Kind.CHART),
         (outbox.Chart.of_summary(-5, 31, "…", {}), "summary:-5:31", Kind.CHART),
     ]
     for notice, key, kind in cases:
@@ -95,8 +95,8 @@ async def test_a_kinds_settlement_hook_runs_in_the_transaction_that_records_its_
 
         bot.svc.delivery.settle[Kind.OPS] = hook
         async with bot.svc.store.transaction() as tx:
-            await outbox.put(tx, outbox.OpsNotice("conflict", 1, 5.0, STATION_CHAT, "另一个进程"), now=bot.clock.now())
-        await bot.wait_bot(STATION_CHAT, "另一个进程")
+            await outbox.put(tx, outbox.OpsNotice("conflict", 1, 5.0, STATION_CHAT), now=bot.clock.now())
+        await bot.wait_bot(STATION_CHAT, "另有一个程序")
         await bot.settle()
         assert seen == [("ops.conflict:1:5", True)]
         async with bot.svc.store.read() as tx:

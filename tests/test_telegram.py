@@ -173,7 +173,7 @@ async def test_a_reader_sees_every_send_queued_before_it_got_in(tmp_path: Path) 
     store = await Store.open(tmp_path / "commit.sqlite3")
     async with store.transaction() as tx:
         for key in ("a", "b"):
-            await outbox.put(tx, outbox.OpsNotice(key, 0, 0.0, -1, "通知"), now=0.0)
+            await outbox.put(tx, outbox.OpsNotice(key, 0, 0.0, -1), now=0.0)
     async with store.read() as tx:
         first, second = await tx.outbox_due(1.0, limit=10)
     write_all = store._write_all

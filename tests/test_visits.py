@@ -276,7 +276,7 @@ async def test_a_finding_becomes_a_private_matter_of_the_unit_chosen(make_bot: A
         await latest(bot, POLICE, "转为哪个单元的事项")
         chosen, unit_button = await bot.api.wait_for(lambda: _with_button(bot, POLICE, "第二村民小组"))
         bot.api.press_button(POLICE, bot.user(POLICE), chosen.message_id, unit_button)
-        await latest(bot, POLICE, "已转为 第二村民小组 的事项")
+        await latest(bot, POLICE, "已转为 第二村民小组 的事项 #1（私下")
         card = await bot.wait_bot(U2_CHAT, "#1")
         assert "儿子打骂" not in card.text, "private: the unit group sees only that it exists"
         await bot.wait_bot(C1_CHAT, "儿子打骂")  # the community reads it in full
@@ -298,7 +298,7 @@ async def test_the_toggle_makes_the_matter_public(make_bot: Any) -> None:
         await press(bot, GRID, GRID, "点此改为公开")
         await latest(bot, GRID, "公开，在单元群发布事项卡片")
         await press(bot, GRID, GRID, "转为事项")  # one unit visited: no question which
-        await latest(bot, GRID, "已转为 第一村民小组 的事项（公开")
+        await latest(bot, GRID, "已转为 第一村民小组 的事项 #1（公开")
         card = await bot.wait_bot(U1_CHAT, "路灯坏了三盏")
         assert "孙网格员" in card.text
         async with bot.svc.store.read() as tx:

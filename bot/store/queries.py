@@ -13,14 +13,18 @@ import aiosqlite
 from bot import limits
 from bot.outbox import Card, HeldNotice
 from bot.store.rows import (
+    FINDING_COLUMNS,
     HELD_COLUMNS,
     MATTER_COLUMNS,
     MATTER_SELECT,
+    SCREENING_COLUMNS,
+    VILLAGE_NOTICE_COLUMNS,
     VISIT_COLUMNS,
     Broadcast,
     BroadcastOutcome,
     DutyOverride,
     Event,
+    FindingRow,
     HeldPing,
     HeldReport,
     Matter,
@@ -28,8 +32,10 @@ from bot.store.rows import (
     Prompt,
     Purged,
     QueuedReport,
+    ScreeningRow,
     Sent,
     TimelineRow,
+    VillageNoticeRow,
     Visit,
     held_from_row,
     matter_from_row,
@@ -1017,6 +1023,165 @@ class Tx:
         """The matters made from a visit's finding (转为事项)."""
         rows = await self._all("SELECT id FROM matters WHERE visit_id = ? ORDER BY id", (visit_id,))
         return [int(r[0]) for r in rows]
+
+
+    # --- the weekly safety notice to the village (issue 16) ----------------------------
+    async def insert_village_notice(self, community_id: str, week: str, chat_id: int, text: str,
+                                    now: float) -> int | None:
+        """A community's draft for the week; None if that week's was already drafted."""
+        row = await self._one(
+            "INSERT OR IGNORE INTO village_notices (community_id, week, chat_id, text, drafted_at) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (community_id, week, chat_id, text, now),
+        )
+        return None if row is None else int(row[0])
+
+    async def village_notice(self, notice_id: int) -> VillageNoticeRow | None:
+        row = await self._one(
+            f"SELECT {', '.join(VILLAGE_NOTICE_COLUMNS)} FROM village_notices WHERE id = ?", (notice_id,)
+        )
+        return VillageNoticeRow(*row) if row else None
+
+    async def decide_village_notice(self, notice_id: int, state: str, now: float, by: int, by_name: str,
+                                    broadcast_id: int | None = None) -> bool:
+        """Publish or skip a draft; False if it was no longer a draft (a second tap)."""
+        cur = await self._conn.execute(
+            "UPDATE village_notices SET state = ?, decided_at = ?, decided_by = ?, decided_by_name = ?, "
+            "broadcast_id = ? WHERE id = ? AND state = 'draft'",
+            (state, now, by, by_name, broadcast_id, notice_id),
+        )
+        return cur.rowcount == 1
+
+    async def set_village_notice_text(self, notice_id: int, text: str) -> bool:
+        cur = await self._conn.execute(
+            "UPDATE village_notices SET text = ? WHERE id = ? AND state = 'draft'", (text, notice_id)
+        )
+        return cur.rowcount == 1
+
+    async def set_village_notice_message(self, notice_id: int, message_id: int) -> None:
+        await self._conn.execute(
+            "UPDATE village_notices SET draft_message_id = ? WHERE id = ?", (message_id, notice_id)
+        )
+
+    async def notice_of_prompt(self, chat_id: int, message_id: int) -> int | None:
+        """The notice a "send the new text" prompt (key ``vnask:<notice>:<update>``) asked about."""
+        row = await self._one(
+            "SELECT key FROM outbox WHERE chat_id = ? AND message_id = ? AND kind = 'notice_prompt'",
+            (chat_id, message_id),
+        )
+        return None if row is None else int(str(row[0]).split(":")[1])
+
+    async def village_notices_late(self, start: float, end: float, grace: float) -> list[str]:
+        """Communities whose notice was due to be published (drafted + ``grace``) within
+        [start, end) and was not published by then."""
+        rows = await self._all(
+            "SELECT community_id FROM village_notices WHERE drafted_at + ? >= ? AND drafted_at + ? < ? "
+            "AND NOT (state = 'published' AND decided_at <= drafted_at + ?) ORDER BY community_id",
+            (grace, start, grace, end, grace),
+        )
+        return [str(r[0]) for r in rows]
+
+
+    # --- the weekly screening for disputes (issue 16) -----------------------------------
+    async def insert_screening(self, community_id: str, week: str, chat_id: int, now: float,
+                               due_at: float) -> int | None:
+        row = await self._one(
+            "INSERT OR IGNORE INTO screenings (community_id, week, chat_id, asked_at, due_at) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (community_id, week, chat_id, now, due_at),
+        )
+        return None if row is None else int(row[0])
+
+    async def screening(self, screening_id: int) -> ScreeningRow | None:
+        row = await self._one(f"SELECT {', '.join(SCREENING_COLUMNS)} FROM screenings WHERE id = ?", (screening_id,))
+        return ScreeningRow(*row) if row else None
+
+    async def screenings_to_remind(self, now: float, ahead: float) -> list[ScreeningRow]:
+        rows = await self._all(
+            f"SELECT {', '.join(SCREENING_COLUMNS)} FROM screenings WHERE state = 'asked' "
+            "AND reminded_at IS NULL AND due_at > ? AND due_at - ? <= ? ORDER BY id",
+            (now, ahead, now),
+        )
+        return [ScreeningRow(*r) for r in rows]
+
+    async def mark_screening_reminded(self, screening_id: int, now: float) -> bool:
+        cur = await self._conn.execute(
+            "UPDATE screenings SET reminded_at = ? WHERE id = ? AND reminded_at IS NULL", (now, screening_id)
+        )
+        return cur.rowcount == 1
+
+    async def answer_screening(self, screening_id: int, state: str, now: float, by: int, by_name: str) -> bool:
+        """A zero-report, or the first finding; False if it was answered already."""
+        cur = await self._conn.execute(
+            "UPDATE screenings SET state = ?, answered_at = ?, answered_by = ?, answered_by_name = ? "
+            "WHERE id = ? AND state = 'asked'",
+            (state, now, by, by_name, screening_id),
+        )
+        return cur.rowcount == 1
+
+    async def set_screening_message(self, screening_id: int, message_id: int) -> None:
+        await self._conn.execute("UPDATE screenings SET ask_message_id = ? WHERE id = ?", (message_id, screening_id))
+
+    async def add_finding(self, screening_id: int, unit_id: str, text: str, by: int, by_name: str,
+                          now: float) -> int:
+        row = await self._one(
+            "INSERT INTO screening_findings (screening_id, unit_id, text, by_id, by_name, at) "
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            (screening_id, unit_id, text, by, by_name, now),
+        )
+        return int(row[0])
+
+    async def finding(self, finding_id: int) -> FindingRow | None:
+        row = await self._one(
+            f"SELECT {', '.join(FINDING_COLUMNS)} FROM screening_findings WHERE id = ?", (finding_id,)
+        )
+        return FindingRow(*row) if row else None
+
+    async def findings_of(self, screening_id: int) -> list[FindingRow]:
+        rows = await self._all(
+            f"SELECT {', '.join(FINDING_COLUMNS)} FROM screening_findings WHERE screening_id = ? ORDER BY id",
+            (screening_id,),
+        )
+        return [FindingRow(*r) for r in rows]
+
+    async def decide_finding(self, finding_id: int, outcome: str, now: float, matter_id: int | None) -> bool:
+        cur = await self._conn.execute(
+            "UPDATE screening_findings SET outcome = ?, decided_at = ?, matter_id = ? "
+            "WHERE id = ? AND outcome IS NULL",
+            (outcome, now, matter_id, finding_id),
+        )
+        return cur.rowcount == 1
+
+    async def screening_of_prompt(self, chat_id: int, message_id: int) -> tuple[int, str] | None:
+        """The screening and unit a "describe what you found" prompt (key
+        ``scask:<screening>:<unit>:<update>``) asked about."""
+        row = await self._one(
+            "SELECT key FROM outbox WHERE chat_id = ? AND message_id = ? AND kind = 'screening_prompt'",
+            (chat_id, message_id),
+        )
+        if row is None:
+            return None
+        _, screening_id, unit_id, _ = str(row[0]).split(":", 3)
+        return int(screening_id), unit_id
+
+    async def screenings_missing(self, start: float, end: float) -> list[str]:
+        """Communities whose screening due in [start, end) was not answered by its deadline."""
+        rows = await self._all(
+            "SELECT community_id FROM screenings WHERE due_at >= ? AND due_at < ? "
+            "AND (answered_at IS NULL OR answered_at > due_at) ORDER BY community_id",
+            (start, end),
+        )
+        return [str(r[0]) for r in rows]
+
+    async def screenings_between(self, start: float, end: float) -> list[tuple[ScreeningRow, int]]:
+        """Every screening due in [start, end), with how many findings it has (the ledger's 排查 sheet)."""
+        rows = await self._all(
+            f"SELECT {', '.join('s.' + c for c in SCREENING_COLUMNS)}, "
+            "(SELECT count(*) FROM screening_findings f WHERE f.screening_id = s.id) "
+            "FROM screenings s WHERE s.due_at >= ? AND s.due_at < ? ORDER BY s.due_at, s.community_id",
+            (start, end),
+        )
+        return [(ScreeningRow(*r[:-1]), int(r[-1])) for r in rows]
 
 
 

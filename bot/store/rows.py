@@ -325,3 +325,64 @@ def clock_columns(clock: Clock, rules: Rules) -> dict[str, Any]:
         "suspended_until": clock.suspended_until,
         "next_due": next_check(clock, rules),
     }
+
+
+@dataclass
+class VillageNoticeRow:
+    """A community's weekly safety notice (治安通报): its draft or final text, and what was done with it."""
+
+    id: int
+    community_id: str
+    week: str
+    chat_id: int
+    text: str
+    state: str  # draft | published | skipped
+    drafted_at: float
+    draft_message_id: int | None
+    decided_at: float | None
+    decided_by: int | None
+    decided_by_name: str | None
+    broadcast_id: int | None
+
+
+VILLAGE_NOTICE_COLUMNS = [f.name for f in fields(VillageNoticeRow)]
+
+
+@dataclass
+class ScreeningRow:
+    """A community's weekly screening for disputes (矛盾纠纷排查): asked, then a zero-report or findings."""
+
+    id: int
+    community_id: str
+    week: str
+    chat_id: int
+    asked_at: float
+    due_at: float
+    state: str  # asked | zero | found
+    answered_at: float | None
+    answered_by: int | None
+    answered_by_name: str | None
+    reminded_at: float | None
+    ask_message_id: int | None
+
+
+SCREENING_COLUMNS = [f.name for f in fields(ScreeningRow)]
+
+
+@dataclass
+class FindingRow:
+    """One dispute a screening found, in a unit: to become a matter, or noted as handled."""
+
+    id: int
+    screening_id: int
+    unit_id: str
+    text: str
+    by_id: int
+    by_name: str
+    at: float
+    outcome: str | None  # None: not decided · matter · handled
+    matter_id: int | None
+    decided_at: float | None
+
+
+FINDING_COLUMNS = [f.name for f in fields(FindingRow)]

@@ -298,7 +298,62 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE outbox ADD COLUMN data TEXT;
     """,
-    # 8 (issue 16, the officers' side): visit logs (走访日志). An entry is written as it is
+    # 8: the weekly safety notice to the village (issue 16): one draft per community a week,
+    # published (as a broadcast), skipped, or left; the prompts that ask for a new text.
+    """
+    CREATE TABLE village_notices (
+        id INTEGER PRIMARY KEY,
+        community_id TEXT NOT NULL,
+        week TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'draft',
+        drafted_at REAL NOT NULL,
+        draft_message_id INTEGER,
+        decided_at REAL,
+        decided_by INTEGER,
+        decided_by_name TEXT,
+        broadcast_id INTEGER,
+        UNIQUE (community_id, week)
+    );
+    CREATE INDEX village_notices_drafted ON village_notices(drafted_at);
+    CREATE INDEX outbox_notice_prompts ON outbox(chat_id, message_id) WHERE kind = 'notice_prompt';
+    """,
+    # 9: the weekly screening for disputes (issue 16): each community's answer for a week (a
+    # zero-report or findings), and each finding with its unit and what became of it.
+    """
+    CREATE TABLE screenings (
+        id INTEGER PRIMARY KEY,
+        community_id TEXT NOT NULL,
+        week TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        asked_at REAL NOT NULL,
+        due_at REAL NOT NULL,
+        state TEXT NOT NULL DEFAULT 'asked',
+        answered_at REAL,
+        answered_by INTEGER,
+        answered_by_name TEXT,
+        reminded_at REAL,
+        ask_message_id INTEGER,
+        UNIQUE (community_id, week)
+    );
+    CREATE INDEX screenings_due ON screenings(due_at);
+    CREATE TABLE screening_findings (
+        id INTEGER PRIMARY KEY,
+        screening_id INTEGER NOT NULL REFERENCES screenings(id),
+        unit_id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        by_id INTEGER NOT NULL,
+        by_name TEXT NOT NULL,
+        at REAL NOT NULL,
+        outcome TEXT,
+        matter_id INTEGER,
+        decided_at REAL
+    );
+    CREATE INDEX screening_findings_of ON screening_findings(screening_id);
+    CREATE INDEX outbox_screening_prompts ON outbox(chat_id, message_id) WHERE kind = 'screening_prompt';
+    """,
+    # 10 (issue 16, the officers' side): visit logs (走访日志). An entry is written as it is
     # guided (``step``: what it waits for) and finished with 完成 (``finished_at``); one left
     # unfinished is deleted 24 h after its last step. ``units``: JSON list of the unit ids
     # visited; the place as sent (WGS-84) and a venue's title. Its photos by Telegram file id.

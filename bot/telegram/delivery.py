@@ -132,7 +132,9 @@ class Delivery:
         database is what failed), so that the reporter knows to try again. Its update stays
         not-done in the inbox and is handled again at the next start."""
         chat_id = report.matter["chat_id"]
-        self.apologise(chat_id, self.langs.for_chat(chat_id)("err.internal"), report.reply_to)
+        scene = render.Scene(self.tree, self.langs.for_chat(chat_id), self.clock.now(), chat_id)
+        text, _ = render.compose(Kind.MESSAGE, outbox.said(outbox.say("err.internal")), scene)
+        self.apologise(chat_id, text, report.reply_to)
 
     def apologise(self, chat_id: int, text: str, reply_to: int | None) -> None:
         """An apology that cannot wait for the outbox: the database is what failed."""
@@ -296,8 +298,10 @@ class Delivery:
 
     def _composed(self, item: OutboxItem, kind: Kind, cards: dict[int, tuple[Matter, int]], now: float) -> OutboxItem:
         data = json.loads(item.data or "null")
+        # A notice answering a person may name their language, for a chat that chose none.
+        language = data.get("language") if isinstance(data, dict) else None
         scene = render.Scene(
-            self.tree, self.langs.for_chat(item.chat_id), now, item.chat_id,
+            self.tree, self.langs.for_user(item.chat_id, language), now, item.chat_id,
             {number: matter for number, (matter, _) in cards.items()}, self.bot.username,
         )
         text, keyboard = render.compose(kind, data, scene)

@@ -6,6 +6,7 @@ edited at any moment. Every piece of user text is HTML-escaped here and nowhere 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,11 +17,12 @@ from bot import visibility
 from bot.config import Person
 from bot.outbox import Kind
 from bot.store import Event, Matter
-from bot.text.i18n import Texts
-from bot.tree import Tree
+from bot.text.i18n import Languages, Texts
+from bot.tree import UNIT, Tree
 from bot.visibility import Audience, Piece
 from escalation import policy
 from escalation.policy import State
+from escalation.reports import bulletin
 
 # Callback data: a version prefix, an action, a matter id — well under Telegram's 64 bytes.
 CALLBACK_VERSION = "v1"
@@ -467,6 +469,8 @@ def _value(value: Any, scene: Scene) -> Any:
             return words(value["say"], scene)
         if "mention" in value:
             return mention(*value["mention"])
+        if "people" in value:
+            return "、".join(mention(*p) for p in value["people"][:MAX_MENTIONS]) or "—"
         if "category" in value:
             return escape(scene.t.category(value["category"]))
         if "time" in value:
@@ -476,6 +480,115 @@ def _value(value: Any, scene: Scene) -> Any:
     return value
 
 
+# --- the weekly safety notice to the village (issue 16) ------------------------------------
+def village_notice_body(t: Texts, figures: Any, closing: str | None) -> str:
+    """The draft of a community's weekly notice from its week's figures (escalation/summary.py's
+    Figures): what came in, what was settled, the leading kind, any fraud; then the closing
+    line. Plain text: it is the officer's to edit, and escaped where it is shown."""
+    categories = figures.public_categories  # the notice goes to every unit group: no private report's kind
+    lines = [t("vn.body", new=figures.new, resolved=figures.resolved)] if figures.new else [t("vn.quiet")]
+    if categories:
+        ranked = sorted(categories.items(), key=lambda kv: (-kv[1], kv[0]))
+        lines.append(t("vn.by_category", list=t("broadcast.sep").join(f"{t.category(k)} {n}" for k, n in ranked)))
+        if len(ranked) == 1 or ranked[0][1] > ranked[1][1]:
+            lines.append(t("vn.leading", category=t.category(ranked[0][0]), n=ranked[0][1]))
+    if categories.get("fraud"):
+        lines.append(t("vn.fraud", n=categories["fraud"]))
+    lines.append(closing or t("vn.closing"))
+    return "\n".join(lines)
+
+
+@composes("notice_late")
+def _officers_late(data: Any, scene: Scene) -> Composed:
+    """The station's bulletin: safety notices not published in time, screenings not answered."""
+    lines = []
+    for key, names in (("vn.late", data.get("names")), ("sc.missing", data.get("unscreened"))):
+        if names:
+            lines.append(scene.t(key, names=scene.t("broadcast.sep").join(escape(name) for name in names)))
+    return "\n".join(lines), None
+
+
+# --- broadcasts, operations (issue 13) ----------------------------------------------------
+TELEGRAM_TEXT = 4096  # characters in a message
+TELEGRAM_CAPTION = 1024  # characters in a photo's caption
+
+
+def broadcast_copy(t: Texts, node_name: str, words: str) -> str:
+    """What a unit group reads of a broadcast: a heading naming who sends it, then the
+    sender's own words (escaped: shown as typed)."""
+    header = t("broadcast.notice", node=escape(node_name))
+    return f"{header}\n{escape(words)}" if words else header
+
+
+def broadcast_fits(langs: Languages, node_name: str, words: str, photo: bool, most: int) -> bool:
+    """Whether a broadcast of ``words`` (at most ``most`` characters) fits one Telegram
+    message, or a photo's caption, in every language."""
+    if len(words) > most:
+        return False
+    limit = TELEGRAM_CAPTION if photo else TELEGRAM_TEXT
+    return all(len(broadcast_copy(t, node_name, words)) <= limit for t in langs.texts.values())
+
+
+@composes(Kind.BROADCAST)
+def _broadcast(data: dict[str, Any], scene: Scene) -> Composed:
+    node = scene.tree.nodes.get(data["node"])
+    return broadcast_copy(scene.t, node.name if node is not None else data["node"], data["words"]), None
+
+
+BROADCAST_NAMED = 60  # failed groups named in a report; the rest are counted
+
+
+@composes(Kind.BROADCAST_REPORT)
+def _broadcast_report(data: dict[str, Any], scene: Scene) -> Composed:
+    """delivered N, failed M, naming the units whose groups it did not reach."""
+    t, report = scene.t, data["report"]
+    failed = report["failed"]
+    lines = [t("broadcast.report", sender=_value(report["sender"], scene), id=report["id"],
+               delivered=report["delivered"], failed=len(failed))]
+    if failed:
+        names = [escape(scene.tree.nodes[unit].name if unit in scene.tree.nodes else unit) for unit in failed]
+        lines.append(t("broadcast.failed", units=t("broadcast.sep").join(names[:BROADCAST_NAMED])))
+        if len(names) > BROADCAST_NAMED:
+            lines.append(t("broadcast.failed_more", count=len(names) - BROADCAST_NAMED))
+    return "\n".join(lines), None
+
+
+# --- bulletins (issue 13) ------------------------------------------------------------------
+# A bulletin waits as its figures (escalation/reports/bulletin.view); its words, and its
+# chart's, are composed here when it is sent, by the bulletin's own text functions.
+class BulletinWords:
+    """What queueing bulletins asks of the words (escalation/reports/service.Words)."""
+
+    def __init__(self, langs: Languages, tree: Tree) -> None:
+        self.langs = langs
+        self.tree = tree
+        self.tz = langs.get(None).tz
+
+    def parts(self, chat: int, view: dict[str, Any]) -> int:
+        """How many messages the bulletin takes in the chat's language now: each part is its
+        own outbox item. A unit's is a dozen short lines: one message, without counting."""
+        if self.tree.nodes[view["node"]].tier == UNIT:
+            return 1
+        return len(bulletin.messages(view, self.tree, self.langs.for_chat(chat)))
+
+
+@composes(Kind.BULLETIN)
+def _bulletin(data: dict[str, Any], scene: Scene) -> Composed:
+    messages = bulletin.messages(data["bulletin"], scene.tree, scene.t)
+    part, parts = data["part"], data["parts"]
+    if len(messages) != parts:  # the chat changed its language since it was counted: share the lines out
+        lines = "\n".join(messages).split("\n")
+        text = "\n".join(lines[part * len(lines) // parts : (part + 1) * len(lines) // parts])
+        return (text if len(text) <= TELEGRAM_TEXT else text[: TELEGRAM_TEXT - 1] + "…"), None
+    return messages[part], None
+
+
+@composes(Kind.CHART)
+def _chart(data: dict[str, Any], scene: Scene) -> Composed:
+    """A bulletin's chart: its caption and what reports.charts draws, as the delivery
+    worker reads them back ({"caption", "chart"})."""
+    caption, spec = bulletin.chart(data["chart"], scene.tree, scene.t)
+    return json.dumps({"caption": caption, "chart": spec}, ensure_ascii=False), None
 # --- visit logs (走访日志, issue 16) --------------------------------------------------------
 @composes(Kind.VISIT)
 def _visit(data: Any, scene: Scene) -> Composed:

@@ -420,3 +420,83 @@ def build(tree: Tree, figs: PeriodFigures, t: Texts, period: Period, nodes: list
         chart = chart_spec(node, tree, figs, t, period) if node.tier in (STATION, COMMUNITY) else None
         out.append(Bulletin(node.id, render(node, tree, figs, t, period), chart))
     return out
+
+
+# --- what a bulletin is made of, kept until it is sent (issue 13) ---------------------------
+# A bulletin waits in the outbox as its figures, not its words: bot/text/render.py composes
+# it when it is sent, in the chat's language then. ``view`` keeps what ``render`` and
+# ``chart_spec`` read for one node (plain JSON); ``from_view`` gives it back as a
+# PeriodFigures that reads the same. A node's own figures are kept whole; its units' and
+# communities' only as far as rows, stars and ranks read them.
+_COUNTS = ("new", "resolved", "open", "overdue", "escalated", "to_community", "to_station", "resolved_in_unit",
+           "unclaimed_up")
+_RATINGS = ("satisfied", "basic", "unsatisfied")
+
+
+def _row(fig: Figures) -> list[int]:
+    return [getattr(fig, name) for name in _COUNTS] + [fig.ratings.get(key, 0) for key in _RATINGS]
+
+
+def _from_row(row: list[int]) -> Figures:
+    fig = Figures(**dict(zip(_COUNTS, row, strict=False)))
+    fig.ratings = {key: n for key, n in zip(_RATINGS, row[len(_COUNTS):], strict=True) if n}
+    return fig
+
+
+def _whole(fig: Figures) -> dict[str, Any]:
+    return summary.shown(fig) | {
+        "private_categories": fig.private_categories,
+        "at_station": [[m.matter_id, m.unit_id, m.category, m.created_at, m.reached_station_at]
+                       for m in fig.at_station],
+    }
+
+
+def _from_whole(data: dict[str, Any]) -> Figures:
+    fig = summary.from_shown(data)
+    fig.private_categories = dict(data.get("private_categories") or {})
+    fig.at_station = [summary.AtStation(*m) for m in data.get("at_station") or ()]
+    return fig
+
+
+def view(node: Node, tree: Tree, figs: PeriodFigures, period: Period) -> dict[str, Any]:
+    """What ``node``'s bulletin and chart are made of, in no language (JSON-able)."""
+    units = [u.id for u in tree.units_under(node.id)] if node.tier in (STATION, COMMUNITY) else []
+    return {
+        "node": node.id,
+        "period": [period.kind, period.start, period.end, period.prev_start, period.month, period.chart_end,
+                   period.tz.key if period.tz is not None else None],
+        "current": _whole(figs.total(tree, node.id)),
+        "previous": _whole(figs.total(tree, node.id, previous=True)),
+        "units": {u: [_row(figs.current[u]), _row(figs.total(tree, u, previous=True))] for u in units},
+        "communities": {c: _row(figs.total(tree, c)) for c in node.children} if node.tier == STATION else {},
+        "history": figs.weekly_by_category(tree, node.id) if units else {},
+    }
+
+
+def from_view(data: dict[str, Any], tree: Tree) -> tuple[Node, PeriodFigures, Period]:
+    """The node, figures and period of a bulletin kept by ``view``."""
+    kind, start, end, prev_start, month, chart_end, tz = data["period"]
+    period = Period(kind, start, end, prev_start, tuple(month) if month else None, chart_end,
+                    ZoneInfo(tz) if tz else None)
+    node = tree.nodes[data["node"]]
+    current, previous = _from_whole(data["current"]), _from_whole(data["previous"])
+    units = {u: _from_row(now) for u, (now, _) in data["units"].items()}
+    figs = PeriodFigures(
+        units or {node.id: current}, {}, published={node.id: previous} | {
+            u: _from_row(before) for u, (_, before) in data["units"].items()},
+        _totals={(node.id, False): current} | {(c, False): _from_row(row) for c, row in data["communities"].items()},
+        _by_node={node.id: data["history"]},
+    )
+    return node, figs, period
+
+
+def messages(data: dict[str, Any], tree: Tree, t: Texts) -> list[str]:
+    """The messages of a bulletin kept by ``view``, in ``t``'s language."""
+    node, figs, period = from_view(data, tree)
+    return render(node, tree, figs, t, period)
+
+
+def chart(data: dict[str, Any], tree: Tree, t: Texts) -> tuple[str, dict]:
+    """The caption and the chart description of a bulletin kept by ``view``."""
+    node, figs, period = from_view(data, tree)
+    return chart_caption(node, t, period), chart_spec(node, tree, figs, t, period)

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from bot import visibility
+from bot.config import Config
 from bot.store import Event, Matter, TimelineRow, Visit
 from bot.text.i18n import Texts
 from bot.tree import UNIT, Node, Tree
@@ -388,3 +389,8 @@ def file_stem(ledger: Ledger, t: Texts) -> str:
         last -= timedelta(days=1)
     name = t("export.filename", node=ledger.node.name, start=t.date(ledger.start), end=last.strftime("%Y-%m-%d"))
     return name.translate(str.maketrans({c: "_" for c in '\\/:*?"<>| '}))
+
+
+def texts(config: Config) -> Texts:
+    """The configured language's words, for a ledger made outside any chat (``tierbot export``)."""
+    return Texts(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})

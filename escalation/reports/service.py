@@ -1,9 +1,12 @@
 """Gathering a period's figures from the database and queueing bulletins in the outbox.
 
-The bulletins' texts go out as ordinary messages; a community's or the station's chart
-goes as an outbox item of kind Kind.CHART (bot/outbox.py) whose text holds JSON ``{"caption", "chart"}``:
-the delivery worker draws the PNG when it sends it, so drawing is paced with the sends
-(AIORateLimiter) and a bulletin's chart is queued, like its text, exactly once.
+A bulletin is queued as what it is made of (escalation/reports/bulletin.view: the node's
+figures, in no language): bot/text/render.py composes its messages when they are sent, in
+the chat's language then. How many messages it takes is counted when it is queued (each is
+its own outbox item, sent exactly once). A community's or the station's chart goes as an
+outbox item of kind Kind.CHART (bot/outbox.py), composed and drawn into a PNG when it is
+sent, so drawing is paced with the sends (AIORateLimiter) and a bulletin's chart is queued,
+like its text, exactly once.
 """
 
 from __future__ import annotations
@@ -12,15 +15,15 @@ import gc
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 from bot import outbox
 from bot.config import Config
 from bot.store import Store, Tx
-from bot.text.i18n import Languages, Texts
-from bot.tree import Node, Tree
+from bot.tree import COMMUNITY, STATION, Node, Tree
 from escalation.reports import bulletin, ledger
-from escalation.reports.bulletin import Bulletin, Period, PeriodFigures
+from escalation.reports.bulletin import Period, PeriodFigures
 from escalation.reports.ledger import Ledger
 from escalation.summary import Figures, facts, from_shown, unit_figures
 
@@ -116,29 +119,34 @@ async def chart_history(
     return out
 
 
-def bulletins(tree: Tree, langs: Languages, figs: PeriodFigures, period: Period) -> list[Bulletin]:
-    """The bulletins of every node that has a chat, each in its chat's language."""
-    by_language: dict[str, list[Node]] = {}
-    for node in tree.nodes.values():
-        chat = tree.chat_of(node.id)
-        if chat is not None:
-            by_language.setdefault(langs.for_chat(chat).language, []).append(node)
+class Words(Protocol):
+    """What queueing bulletins asks of the renderer (bot/text/render.py's BulletinWords),
+    given by whoever runs it: the town's timezone, and how many messages a node's bulletin
+    (``view``) takes in a chat's language now."""
+
+    tz: ZoneInfo
+
+    def parts(self, chat: int, view: dict[str, Any]) -> int: ...
+
+
+def bulletins(tree: Tree, figs: PeriodFigures, period: Period) -> dict[str, dict[str, Any]]:
+    """What the bulletin of every node that has a chat is made of (bulletin.view), by node."""
     with gc_paused():
-        return [item for language, nodes in by_language.items()
-                for item in bulletin.build(tree, figs, langs.get(language), period, nodes)]
+        return {node.id: bulletin.view(node, tree, figs, period)
+                for node in tree.nodes.values() if tree.chat_of(node.id) is not None}
 
 
-def notices(tree: Tree, langs: Languages, items: list[Bulletin], period: Period, key: str) -> list[outbox.Notice]:
+def notices(tree: Tree, words: Words, views: dict[str, dict[str, Any]], key: str) -> list[outbox.Notice]:
     """Each bulletin's messages, then its chart, to its node's chat: for ``outbox.put``."""
     out: list[outbox.Notice] = []
-    for item in items:
-        chat = tree.chat_of(item.node_id)
+    for node_id, view in views.items():
+        chat = tree.chat_of(node_id)
         if chat is None:
             continue
-        out += [outbox.BulletinPart(key, item.node_id, part, chat, text) for part, text in enumerate(item.messages)]
-        if item.chart is not None:
-            caption = bulletin.chart_caption(tree.nodes[item.node_id], langs.for_chat(chat), period)
-            out.append(outbox.Chart.of_bulletin(key, item.node_id, chat, caption, item.chart))
+        parts = words.parts(chat, view)
+        out += [outbox.BulletinPart(key, node_id, part, chat, view, parts) for part in range(parts)]
+        if tree.nodes[node_id].tier in (STATION, COMMUNITY):  # they get a chart too
+            out.append(outbox.Chart.of_bulletin(key, node_id, chat, view))
     return out
 
 
@@ -157,7 +165,7 @@ async def load_ledger(store: Store, tree: Tree, node: Node, start: float, end: f
 async def export_file(config: Config, node_id: str, start: float, end: float, csv: bool) -> tuple[bytes, int]:
     """``tierbot export``: the ledger as XLSX (or CSV) bytes, and how many matters it holds."""
     tree = Tree(config)
-    texts = Texts(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
+    texts = ledger.texts(config)
     store = await Store.open(config.database)
     try:
         data = await load_ledger(store, tree, tree.nodes[node_id], start, end)

@@ -1,0 +1,81 @@
+"""The weekly screening's buttons (零报告 / 上报发现 / a unit / 转为事项 / 已化解) and the
+officer's description of a finding, sent as a reply to the bot's prompt (bot/screening.py)."""
+
+from __future__ import annotations
+
+import re
+
+from telegram import Message, Update
+from telegram.ext import ContextTypes
+
+from bot.screening import CALLBACK, MAX_FINDING, Answer, Reply, Screenings
+from bot.text import render
+from handlers.common import actor, reply, services, texts_for
+
+PATTERN = f"^{CALLBACK}(zero|find|unit|matter|handled):([0-9]{{1,9}})(?::([0-9]{{1,4}}))?$"
+_DATA = re.compile(PATTERN)
+
+
+def _screenings(context: ContextTypes.DEFAULT_TYPE) -> Screenings:
+    svc = services(context)
+    return Screenings(svc.store, svc.tree, svc.clock, svc.config.screening, svc.matters)
+
+
+def _refusal(update: Update, context: ContextTypes.DEFAULT_TYPE, answer: Answer) -> str | None:
+    t = texts_for(update, context)
+    match answer:
+        case Answer.OK:
+            return None
+        case Answer.NOT_FOUND:
+            return t("sc.not_found")
+        case Answer.NOT_ALLOWED:
+            return t("sc.not_allowed")
+        case Answer.ANSWERED:
+            return t("sc.answered")
+        case Answer.DECIDED:
+            return t("sc.decided")
+        case Answer.TOO_LONG:
+            return t("sc.too_long", max=MAX_FINDING)
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query is not None
+    match = _DATA.match(query.data or "")
+    message = query.message if isinstance(query.message, Message) else None
+    if match is None or message is None:
+        await query.answer()
+        return
+    action, number, extra = match.group(1), int(match.group(2)), match.group(3)
+    screenings, who, t = _screenings(context), actor(update), texts_for(update, context)
+    done: Reply
+    ok = None
+    if action == "zero":
+        done, ok = await screenings.zero_report(number, who, message.message_id), t("sc.zero_ok")
+    elif action == "find":
+        done = await screenings.choose_unit(number, who, message.message_id, update.update_id)
+    elif action == "unit" and extra is not None:
+        done = await screenings.ask_text(number, int(extra), who, message.message_id, update.update_id)
+    elif action in ("matter", "handled"):
+        done = await screenings.decide(number, action == "matter", who, message.message_id)
+        ok = t("sc.made_matter", id=done.matter_id) if done.matter_id else t("sc.noted")
+    else:
+        done = Reply(Answer.NOT_FOUND)
+    refusal = _refusal(update, context, done.answer)
+    text = refusal or ok
+    await query.answer(render.plain(text) if text else None, show_alert=refusal is not None)
+
+
+async def finding_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """A reply in a community's group that answers our prompt: a finding. False if it
+    answers no prompt of the screening's."""
+    message = update.effective_message
+    answered = message.reply_to_message if message is not None else None
+    if message is None or answered is None or answered.from_user is None or answered.from_user.id != context.bot.id:
+        return False
+    done = await _screenings(context).add_finding(message.chat_id, answered.message_id, actor(update),
+                                                   message.text or "")
+    if done is None:
+        return False
+    await reply(update, context, _refusal(update, context, done.answer) or texts_for(update, context)("sc.added"))
+    return True

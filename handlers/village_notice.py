@@ -1,0 +1,79 @@
+"""The weekly safety notice's buttons (发布 / 修改 / 不发) and the officer's new text, sent
+as a reply to the bot's prompt (bot/village_notice.py)."""
+
+from __future__ import annotations
+
+import re
+
+from telegram import Message, Update
+from telegram.ext import ContextTypes
+
+from bot.broadcasts import MAX_TEXT
+from bot.text import render
+from bot.village_notice import CALLBACK, Answer, Decision, VillageNotices
+from handlers import screening
+from handlers.common import actor, reply, services, texts_for
+
+PATTERN = f"^{CALLBACK}(pub|edit|skip):([0-9]{{1,9}})$"
+_DATA = re.compile(PATTERN)
+
+
+def _notices(context: ContextTypes.DEFAULT_TYPE) -> VillageNotices:
+    svc = services(context)
+    return VillageNotices(svc.store, svc.tree, svc.clock, svc.config.notice)
+
+
+def _refusal(update: Update, context: ContextTypes.DEFAULT_TYPE, decision: Decision, notice_id: int) -> str | None:
+    t = texts_for(update, context)
+    match decision.answer:
+        case Answer.OK:
+            return None
+        case Answer.NOT_FOUND:
+            return t("vn.not_found")
+        case Answer.NOT_ALLOWED:
+            return t("vn.not_allowed")
+        case Answer.DECIDED:
+            return t("vn.decided", id=notice_id)
+        case Answer.TOO_LONG:
+            return t("vn.too_long", max=MAX_TEXT)
+        case Answer.NO_TARGETS:
+            return t("vn.no_targets")
+
+
+async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    query = update.callback_query
+    assert query is not None
+    match = _DATA.match(query.data or "")
+    message = query.message if isinstance(query.message, Message) else None
+    if match is None or message is None:
+        await query.answer()
+        return
+    action, notice_id = match.group(1), int(match.group(2))
+    notices, who = _notices(context), actor(update)
+    if action == "pub":
+        decision = await notices.publish(notice_id, who, message.message_id, texts_for(update, context).language)
+    elif action == "skip":
+        decision = await notices.skip(notice_id, who, message.message_id)
+    else:
+        decision = await notices.ask_for_text(notice_id, who, message.message_id, update.update_id)
+    refusal = _refusal(update, context, decision, notice_id)
+    await query.answer(render.plain(refusal) if refusal else None, show_alert=refusal is not None)
+
+
+async def new_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A reply in a community's group: a screening's finding or the draft's new text if it
+    answers one of our prompts; any other reply is not ours to handle."""
+    if await screening.finding_text(update, context):
+        return
+    message = update.effective_message
+    answered = message.reply_to_message if message is not None else None
+    if message is None or answered is None or answered.from_user is None or answered.from_user.id != context.bot.id:
+        return
+    decision = await _notices(context).replace_text(
+        message.chat_id, answered.message_id, actor(update), message.text or "", update.update_id
+    )
+    if decision is None:
+        return
+    notice_id = decision.notice.id if decision.notice is not None else 0
+    refusal = _refusal(update, context, decision, notice_id)
+    await reply(update, context, refusal or texts_for(update, context)("vn.edited", id=notice_id))
