@@ -97,12 +97,9 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             if one_line is not None:
                 data = _first(say("visit.started_one_line", households=one_line[0]), data)
         await tx.set_prompt(message.chat_id, user.id, now, kind=visits.PROMPT)  # the conversation in this chat
+        await tx.set_private_chat(user.id, user.name, now)  # DMs reach them now (a finding's receipt, copies)
         await _put(svc, tx, _answer(update, message, data))
-    await log_started(visit)
-
-
-async def log_started(visit: Visit) -> None:
-    log.info("visit %s in progress for %s (step %s)", visit.id, visit.community_id or "-", visit.step)
+    log.info("visit %s in progress (community %s, step %s)", visit.id, visit.community_id or "-", visit.step)
 
 
 async def elsewhere(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -279,6 +279,7 @@ async def test_a_finding_becomes_a_private_matter_of_the_unit_chosen(make_bot: A
         await latest(bot, POLICE, "已转为 第二村民小组 的事项 #1（私下")
         card = await bot.wait_bot(U2_CHAT, "#1")
         assert "儿子打骂" not in card.text, "private: the unit group sees only that it exists"
+        await latest(bot, POLICE, "私下反映的事项 #1")  # the reporter's receipt, as for any private report
         await bot.wait_bot(C1_CHAT, "儿子打骂")  # the community reads it in full
         async with bot.svc.store.read() as tx:
             matter = await tx.matter(1)
@@ -400,3 +401,24 @@ async def test_export_has_a_visit_log_sheet(make_bot: Any) -> None:
         assert first[8] is None and first[9] is None
         assert second[8:11] == (29.5, 120.25, None) and second[7] == 0
         assert book["走访日志"]["G2"].data_type == "s", "a finding is text, never a formula"
+
+
+async def test_an_entry_is_asked_in_the_language_its_chat_reads(make_bot: Any) -> None:
+    async with make_bot(grid_town()) as bot:
+        bot.say(POLICE, POLICE, "/lang en")
+        await bot.api.wait_for(lambda: len(bot.api.bot_messages(POLICE)) == 1)
+        bot.say(POLICE, POLICE, "/visit")
+        question = await latest(bot, POLICE, "Which units did you visit?")
+        assert [label for label, _ in bot.api.buttons(question)][-2:] == ["Next", "Discard"]
+
+
+async def test_an_entry_answered_meanwhile_is_not_dropped(make_bot: Any) -> None:
+    """The sweep reads the stale entries, then drops each in a transaction: one whose writer
+    answered a step in between stays."""
+    async with make_bot(grid_town()) as bot:
+        async with bot.svc.store.transaction() as tx:
+            visit_id = await tx.start_visit(POLICE, "王警官", POLICE, START, step="units", community_id="c1")
+            await tx.update_visit(visit_id, START + 10 * H, units=["u1"])
+            assert not await tx.drop_visit(visit_id, before=START + 10 * H), "its last step is not before"
+            assert await tx.drop_visit(visit_id, before=START + 10 * H + 1)
+            assert await tx.visit(visit_id) is None
