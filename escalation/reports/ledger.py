@@ -1,10 +1,10 @@
 """Ledgers (台账): every matter under a node in a period, as XLSX (for leaders) or CSV.
 
 The XLSX has a summary sheet (each unit's figures and stars, and the total), a sheet of
-all matters, and a sheet per category; the header row is frozen, columns have widths, and
-times are real Excel datetimes in the town's timezone (Excel has no time zones; the zone
-is named on the summary sheet). The CSV is the all-matters sheet in UTF-8 with a BOM, so
-Excel opens the Chinese correctly. Pure functions: rows in, bytes out.
+all matters, a sheet per category and one of the period's visit logs (走访日志); the header
+row is frozen, columns have widths, and times are real Excel datetimes in the town's
+timezone (Excel has no time zones; the zone is named on the summary sheet). The CSV is
+the all-matters sheet in UTF-8 with a BOM, so Excel opens the Chinese correctly. Pure functions: rows in, bytes out.
 
 A matter is in the ledger of [start, end) if it existed then: reported before the end and
 not resolved before the start. Each is shown as it stood at the end (from its timeline),
