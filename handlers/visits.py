@@ -260,6 +260,9 @@ async def _convert(svc: Services, tx: Tx, update: Update, message: Message, visi
     matter_id = await svc.matters.log_found(tx, unit, Actor(visit.user_id, visit.user_name), visit.findings[:MAX_TEXT],
                                             private, now)
     await tx.update_matter(matter_id, visit_id=visit.id)
+    # …and on its timeline (/show, the ledger): the visit's number, no one's words.
+    await tx.add_event(matter_id, now, "from_visit", actor_id=visit.user_id, actor_name=visit.user_name,
+                       tier=UNIT, detail=f"#{visit.id}")
     await tx.update_visit(visit.id, now, step=visits.CONVERTED)
     log.info("visit %s: its finding is matter %s in %s (%s)", visit.id, matter_id, unit.id,
              "private" if private else "public")

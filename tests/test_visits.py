@@ -306,6 +306,9 @@ async def test_the_toggle_makes_the_matter_public(make_bot: Any) -> None:
             matter = await tx.matter(1)
             assert await tx.visit_matters(1) == [1]
         assert matter is not None and not matter.private and matter.reporter_id == GRID
+        bot.say(U1_CHAT, HEAD1, "/show 1")
+        shown = await bot.wait_bot(U1_CHAT, "时间线")
+        assert "走访中发现，见走访日志 · 孙网格员：#1" in shown.text
 
 
 # --- /visits and the spot check ------------------------------------------------------------

@@ -558,6 +558,7 @@ MESSAGES: dict[str, str] = {
     "visit.list_more": "… and {count} more",
     "visit.no_photos": "Visit log #{id} has no photos.",
     "visit.photo_caption": "Spot check: visit log #{id} · {name} · {at} · photo {index}/{count}",
+    "event.from_visit": "found on a visit; see visit log",
     "cmd.visit": "Log a visit (private chat)",
     "cmd.visits": "This week's visit logs: /visits [name] [month]",
     "ledger.sheet_visits": "Visit logs",

@@ -560,6 +560,7 @@ MESSAGES: dict[str, str] = {
     "visit.list_more": "……另有 {count} 条未列出",
     "visit.no_photos": "走访日志 #{id} 没有照片。",
     "visit.photo_caption": "抽查：走访日志 #{id} · {name} · {at} · 照片 {index}/{count}",
+    "event.from_visit": "走访中发现，见走访日志",
     "cmd.visit": "记录走访日志（私聊）",
     "cmd.visits": "本周走访日志：/visits [姓名] [month]",
     "ledger.sheet_visits": "走访日志",
