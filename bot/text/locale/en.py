@@ -559,6 +559,7 @@ MESSAGES: dict[str, str] = {
     "visit.no_photos": "Visit log #{id} has no photos.",
     "visit.photo_caption": "Spot check: visit log #{id} · {name} · {at} · photo {index}/{count}",
     "event.from_visit": "found on a visit; see visit log",
+    "demo.visit": "{who} visits {unit} and logs it with /visit in a private chat with the bot; it is posted to the community's group",
     "cmd.visit": "Log a visit (private chat)",
     "cmd.visits": "This week's visit logs: /visits [name] [month]",
     "ledger.sheet_visits": "Visit logs",

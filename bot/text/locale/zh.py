@@ -561,6 +561,7 @@ MESSAGES: dict[str, str] = {
     "visit.no_photos": "走访日志 #{id} 没有照片。",
     "visit.photo_caption": "抽查：走访日志 #{id} · {name} · {at} · 照片 {index}/{count}",
     "event.from_visit": "走访中发现，见走访日志",
+    "demo.visit": "{who} 走访 {unit}，在与机器人的私聊中用 /visit 记下走访日志，发到社区群",
     "cmd.visit": "记录走访日志（私聊）",
     "cmd.visits": "本周走访日志：/visits [姓名] [month]",
     "ledger.sheet_visits": "走访日志",
