@@ -17,6 +17,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.matters import Matters
 from bot.outbox import Kind
+from bot.runner import ALLOWED_UPDATES
 from bot.screening import Screenings
 from bot.services import Services
 from bot.store import LAST_SWEEP, Store
@@ -29,7 +30,7 @@ from bot.text import render
 from bot.text.i18n import Languages
 from bot.tree import Tree
 from bot.village_notice import VillageNotices
-from escalation import sweep, weekly
+from escalation import polls, sweep, weekly
 from escalation.notify import Notifier
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,8 @@ async def _open(app: Application) -> None:
     async with store.read() as tx:
         langs.load(await tx.chat_languages())
     delivery = Delivery(app.bot, store, tree, langs, clock, round(config.telegram.rate_limit.overall_per_second),
-                        settle={Kind.BROADCAST: broadcasts.settled})
+                        settle={Kind.BROADCAST: broadcasts.settled,
+                                Kind.SAFETY_POLL: polls.settled, Kind.STOP_POLL: polls.settled})
     notifier = Notifier(tree, langs, config)
     store.on_enqueue = delivery.wake
     store.on_lost = delivery.report_lost
@@ -167,7 +169,12 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     await weekly.send_monthly_due(
         svc.store, svc.tree, words, svc.config.monthly_trigger(), now, since=svc.first_started,
         weekly_trigger=svc.weekly_trigger,
+        safety_min_answers=svc.config.safety_poll.min_answers if svc.config.safety_poll.enabled else None,
     )
+    # 群众安全感 (issue 16): the month's poll to every unit group, and each closed when its time is up.
+    await polls.open_due(svc.store, svc.tree, svc.config.safety_poll, svc.config.safety_poll_trigger(),
+                         svc.config.tz, now, since=svc.first_started)
+    await polls.close_due(svc.store, now)
     async with svc.store.transaction() as tx:  # for `tierbot status`: a sweep that stopped is a bot that stopped
         await tx.set_meta(LAST_SWEEP, repr(now))
 
@@ -180,8 +187,9 @@ async def running(app: Application, poll_timeout: int | None = None) -> AsyncIte
     await app.initialize()
     await _open(app)
     assert app.updater is not None
-    await app.updater.start_polling(
-        poll_interval=0, timeout=config.telegram.poll_timeout if poll_timeout is None else poll_timeout
+    await app.updater.start_polling(  # asking for what `tierbot run` asks for (bot/runner.py)
+        poll_interval=0, timeout=config.telegram.poll_timeout if poll_timeout is None else poll_timeout,
+        allowed_updates=ALLOWED_UPDATES,
     )
     await app.start()
     try:

@@ -317,6 +317,41 @@ class Screening(_Strict):
         return self
 
 
+class SafetyPoll(_Strict):
+    """群众安全感: once a month every unit group gets an anonymous poll (issue 16). The first
+    two options count as feeling safe (很安全 + 比较安全); the share is shown in the monthly
+    bulletin, beside the stars and not part of them."""
+
+    enabled: bool = Field(True, description="true or false (send the monthly poll)")
+    day: int = Field(20, ge=1, le=28, description="a day of the month from 1 to 28 (every month has it)")
+    time: str = Field("10:00", description='a time of day such as "10:00"')
+    open_for: Duration = Field(7 * 86400.0, description='a duration such as "7d", at most "27d"')
+    min_answers: int = Field(5, ge=1, description="a whole number of answers (1 or more)")
+    question: str | None = Field(None, min_length=1, max_length=300,
+                                 description="the question (1 to 300 characters)")
+    options: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = Field(
+        None, min_length=3, max_length=10,
+        description="a list of 3 to 10 answers (each 1 to 100 characters), the two safe ones first",
+    )
+
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        try:
+            parse_time_of_day(value)
+        except ValueError:
+            raise ValueError('a time of day such as "10:00"') from None
+        return value
+
+    @field_validator("open_for")
+    @classmethod
+    def _within_the_month(cls, value: float) -> float:
+        # A poll closes before the next month's opens, even in February.
+        if value > 27 * 86400:
+            raise ValueError('a duration such as "7d", at most "27d" (a poll closes before the next one opens)')
+        return value
+
+
 class Config(_Strict):
     language: str = Field("zh", pattern=r"^(zh|en)$", description="zh or en")
     timezone: str = Field("Asia/Shanghai", description="an IANA time zone such as Asia/Shanghai")
@@ -338,6 +373,7 @@ class Config(_Strict):
     retention: Retention = Retention()
     notice: VillageNotice = VillageNotice()
     screening: Screening = Screening()
+    safety_poll: SafetyPoll = SafetyPoll()
     station: Station
 
     @field_validator("quiet_hours")
@@ -460,6 +496,11 @@ class Config(_Strict):
         """The 1st of every month at ``monthly_bulletin``, local time."""
         hour, minute = parse_time_of_day(self.monthly_bulletin)
         return CronTrigger(day=1, hour=hour, minute=minute, timezone=self.tz)
+
+    def safety_poll_trigger(self) -> CronTrigger:
+        """``safety_poll.day`` of every month at ``safety_poll.time``, local time."""
+        hour, minute = parse_time_of_day(self.safety_poll.time)
+        return CronTrigger(day=self.safety_poll.day, hour=hour, minute=minute, timezone=self.tz)
 
 
 def parse_time_of_day(value: str) -> tuple[int, int]:

@@ -50,6 +50,10 @@ _MESSAGES = {
     "purged": "personal data cleared ({by}): {matters} matter(s) closed before {before}, {events} event(s), "
               "{attachments} attachment(s), {messages} message(s), {prompts} prompt(s), {users} name(s), "
               "{held} held report(s)",
+    # --- issue 16: the monthly sense-of-safety poll ---
+    "safety_poll_opened": "safety poll {month} queued for {groups} unit group(s)",
+    "safety_poll_closed": "safety poll {month} of {node} closed: {answers} answer(s)",
+    "safety_poll_given_up": "safety poll {month} of {node} closed as it stood: not sent, not stopped or out of reach",
 }
 
 

@@ -79,6 +79,9 @@ class Kind(StrEnum):
     SCREENING_UNITS = "screening_units"  # which unit was the finding in?
     SCREENING_PROMPT = "screening_prompt"  # "reply with what you found" (ForceReply); its message id finds it
     FINDING = "finding"  # one finding, to become a matter or be noted as handled
+    # --- issue 16: the monthly sense-of-safety poll (群众安全感) ---
+    SAFETY_POLL = "safety_poll"  # an anonymous poll in a unit group (its words composed when it is sent)
+    STOP_POLL = "stop_poll"  # that poll closed (its message id in reply_to)
     # --- visit logs (issue 16) ---
     VISIT = "visit"  # a finished visit log entry (走访日志) posted to its community's group
     VISIT_NOTE = "visit_note"  # the one writing a visit log told something outside an update (dropped after 24 h)
@@ -877,6 +880,58 @@ class FindingEdit(Notice):
     @property
     def key(self) -> str:
         return f"findingedit:{self.finding_id}"
+
+
+# --- issue 16: the monthly sense-of-safety poll (群众安全感) ---------------------------------
+SAFETY_PREFIX = "safety:"  # every unit group's poll goes out at once: bulk, like a broadcast
+
+
+@dataclass(frozen=True)
+class SafetyPoll(Notice):
+    """The month's anonymous poll in a unit group (sendPoll); its message and poll ids are
+    recorded on its safety_polls row when Telegram takes it. Its words are config.yaml's
+    ``safety_poll.question`` and ``options``, or (None) the catalog's in the chat's language,
+    composed when it is sent (bot/text/render.py's ``safety_poll``)."""
+
+    kind: ClassVar[Kind] = Kind.SAFETY_POLL
+    month: str  # "2026-12", local
+    unit_id: str
+    chat: int
+    question: str | None = None
+    options: tuple[str, ...] | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"question": self.question, "options": list(self.options) if self.options else None}
+
+    @property
+    def key(self) -> str:
+        return f"{SAFETY_PREFIX}poll:{self.month}:{self.unit_id}"
+
+
+@dataclass(frozen=True)
+class StopPoll(Notice):
+    """Close the month's poll (stopPoll); its final counts are recorded when Telegram answers."""
+
+    kind: ClassVar[Kind] = Kind.STOP_POLL
+    month: str
+    unit_id: str
+    chat: int
+    message_id: int
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def key(self) -> str:
+        return f"{SAFETY_PREFIX}stop:{self.month}:{self.unit_id}"
+
+
+def safety_of_key(key: str) -> tuple[str, str]:
+    """(month, unit id) of a SafetyPoll's or a StopPoll's key."""
+    _, _, month, unit_id = key.split(":", 3)
+    return month, unit_id
 
 
 # --- visit logs (走访日志, issue 16): composed when sent, like every new notice ------------------

@@ -34,7 +34,7 @@ from bot.store import SchemaTooNew, Store
 log = logging.getLogger(__name__)
 
 EXIT_FATAL, EXIT_CONFIG, EXIT_RUNNING = 1, 2, 3
-ALLOWED_UPDATES = ["message", "callback_query"]
+ALLOWED_UPDATES = ["message", "callback_query", "poll"]  # poll: the counts of the bot's polls (issue 16)
 MAX_BACKOFF = 60.0
 CONFLICT_LOG_EVERY = 60.0
 

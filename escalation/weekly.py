@@ -56,26 +56,29 @@ async def send_due(
 
 async def send_monthly_due(
     store: Store, tree: Tree, words: Words, trigger: CronTrigger, now: float, since: float = 0.0,
-    weekly_trigger: CronTrigger | None = None,
+    weekly_trigger: CronTrigger | None = None, safety_min_answers: int | None = None,
 ) -> bool:
     """Queue last month's bulletins on the 1st, once; True if queued. The chart's weeks
-    are the weekly bulletin's (``weekly_trigger``) up to the month's end."""
+    are the weekly bulletin's (``weekly_trigger``) up to the month's end. With
+    ``safety_min_answers`` they show the month's 群众安全感 polls (issue 16)."""
     fire = last_fire(trigger, now, lookback=32 * 86400.0)
     if fire is None or now - fire > MONTHLY_CATCH_UP or fire < since:
         return False
     period = bulletin.monthly_period(fire, words.tz)
     if weekly_trigger is not None:
         period = replace(period, chart_end=last_fire(weekly_trigger, period.end))
-    return await _send(store, tree, words, MONTHLY, fire, period, now)
+    return await _send(store, tree, words, MONTHLY, fire, period, now, safety_min_answers)
 
 
 async def _send(store: Store, tree: Tree, words: Words, schedule: str, fire: float, period: Period,
-                now: float) -> bool:
+                now: float, safety_min_answers: int | None = None) -> bool:
     key = datetime.fromtimestamp(fire, UTC).isoformat()
     async with store.read() as tx:
         if await tx.schedule_ran(schedule, key):
             return False
     figures = await service.period_figures(store, tree, period, now=now)
+    if safety_min_answers is not None:
+        figures.safety = await service.safety_figures(store, period, safety_min_answers)
     views = service.bulletins(tree, figures, period)
     notices = service.notices(tree, words, views, f"{schedule}:{key}")  # counted outside the write lock
     async with store.transaction() as tx:

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from telegram import Update
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, TypeHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    MessageHandler,
+    PollHandler,
+    TypeHandler,
+    filters,
+)
 
 from bot.telegram import inbox
 from bot.tree import Tree
@@ -17,6 +25,7 @@ from handlers import (
     migration,
     people,
     report,
+    safety,
     screening,
     village_notice,
     visits,
@@ -111,6 +120,8 @@ def register(app: Application, tree: Tree) -> None:
             # --- end of reports
             # Work commands in a chat outside the tree: nothing is logged.
             CommandHandler(work, chats.not_bound),
+            # --- 群众安全感 (issue 16): the counts of the bot's monthly polls.
+            PollHandler(safety.counted),
         ]
     )
     # Around everything: skip updates already done (a replay after a crash), and mark done

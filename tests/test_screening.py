@@ -151,3 +151,28 @@ def test_screening_config_is_checked() -> None:
     with pytest.raises(ConfigError, match=r"screening\.due"):
         parse_config(town(screening={"due": "someday"}))
     assert parse_config(town(screening={"enabled": False})).screening.enabled is False
+
+
+async def test_the_ledger_has_a_screening_sheet(make_bot: Any) -> None:
+    import io
+
+    from openpyxl import load_workbook
+
+    from escalation.reports import ledger, service
+
+    async with make_bot(ON) as bot:
+        ask = await _asked(bot)
+        await bot.wait_bot(C2_CHAT, ASK)
+        bot.api.press_button(C1_CHAT, bot.user(POLICE, "王警官"), ask.message_id, _buttons(ask)[0])
+        await bot.api.wait_for(lambda: "零报告）" in (_current(bot, C1_CHAT, ask.message_id).text or "") or None)
+        svc = bot.svc
+        data = await service.load_ledger(svc.store, svc.tree, svc.tree.station, THURSDAY_18 - 86400, MONDAY_9)
+        book = load_workbook(io.BytesIO(ledger.to_xlsx(data, svc.tree, svc.texts)))
+        rows = list(book["排查"].iter_rows(values_only=True))
+        assert rows[0][:3] == ("社区", "截止时间", "排查结果")
+        by_community = {row[0]: row for row in rows[1:]}
+        assert by_community["蒋母塘村"][2] == "零报告" and by_community["蒋母塘村"][3] == "王警官"
+        assert by_community["蒋母塘村"][5] == "是"
+        assert by_community["好派新城社区"][2] == "未上报" and by_community["好派新城社区"][5] == "否"
+        unit = await service.load_ledger(svc.store, svc.tree, svc.tree.nodes["u1"], THURSDAY_18 - 86400, MONDAY_9)
+        assert "排查" not in load_workbook(io.BytesIO(ledger.to_xlsx(unit, svc.tree, svc.texts))).sheetnames

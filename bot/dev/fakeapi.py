@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 _logger = logging.getLogger(__name__)
 _RAW_KEYS = {"text", "caption", "data", "callback_data", "title", "description", "parse_mode",
              "callback_query_id", "file_id", "language_code", "action", "url", "query",
-             "photo", "document"}
+             "photo", "document", "question"}
 _HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
               "span", "tg-spoiler", "tg-emoji", "blockquote"}
 _TAG_RE = re.compile(r"<(/?)([a-zA-Z][\w-]*)[^<>]*>|<")
@@ -115,7 +115,7 @@ class _Bucket:
 
 # Calls that put a message in a chat, which Telegram's flood limits count.
 _LIMITED = {"sendmessage", "sendphoto", "senddocument", "sendvoice", "sendlocation", "editmessagetext",
-            "editmessagereplymarkup", "copymessage", "forwardmessage"}
+            "editmessagereplymarkup", "copymessage", "forwardmessage", "sendpoll", "stoppoll"}
 
 
 @dataclass
@@ -231,6 +231,7 @@ class FakeBotApi:
         self.on_call: Callable[[Call], bool | None] | None = None
         self._counter = 0
         self._polls = 0  # getUpdates requests so far; a newer one terminates an older one
+        self._poll_votes: dict[str, dict[int, list[int]]] = {}  # poll id -> user -> chosen option ids
         handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -256,6 +257,8 @@ class FakeBotApi:
             "leaveChat": self._leave_chat,
             "forwardMessage": lambda p: self._forward(p, copying=False),
             "copyMessage": lambda p: self._forward(p, copying=True),
+            "sendPoll": self._send_poll,
+            "stopPoll": self._stop_poll,
         }
         self._methods = {name.lower(): handler for name, handler in handlers.items()}
 
@@ -440,6 +443,37 @@ class FakeBotApi:
             msgs[raw["message_id"]] = Msg(raw["message_id"], chat["id"], False, None, raw=raw)
             self.push_update({"message": raw})
 
+    def vote(self, chat_id: int, message_id: int, from_user: dict[str, Any], option_ids: list[int]) -> dict[str, Any]:
+        """A user answers the poll in a message (``[]`` takes the answer back), as Telegram
+        counts it: one answer per user, changed by answering again. The bot that sent the
+        poll gets a ``poll`` update with the new counts (an anonymous poll names nobody; a
+        public one also gets a ``poll_answer``). Returns the Poll dict."""
+        msg = self._msgs.get(chat_id, {}).get(message_id)
+        poll = msg.raw.get("poll") if msg is not None and not msg.deleted else None
+        if poll is None:
+            raise ValueError(f"no poll in message {message_id} of chat {chat_id}")
+        if poll["is_closed"]:
+            raise ValueError(f"the poll in message {message_id} of chat {chat_id} is closed")
+        if from_user["id"] in self._poll_votes.get(poll["id"], {}) and not poll["allows_revoting"]:
+            raise ValueError(f"the poll in message {message_id} of chat {chat_id} allows no change of answer")
+        if any(not 0 <= i < len(poll["options"]) for i in option_ids) or (
+                len(option_ids) > 1 and not poll["allows_multiple_answers"]):
+            raise ValueError(f"cannot choose {option_ids} in this poll")
+        votes = self._poll_votes.setdefault(poll["id"], {})
+        votes[from_user["id"]] = list(option_ids)
+        if not option_ids:
+            del votes[from_user["id"]]
+        for index, option in enumerate(poll["options"]):
+            option["voter_count"] = sum(index in chosen for chosen in votes.values())
+        poll["total_voter_count"] = len(votes)
+        if msg is not None and msg.from_bot:  # Telegram tells a bot only of its own polls
+            self.push_update({"poll": copy.deepcopy(poll)})
+            if not poll["is_anonymous"]:
+                self.push_update({"poll_answer": {
+                    "poll_id": poll["id"], "user": from_user, "option_ids": list(option_ids),
+                    "option_persistent_ids": [poll["options"][i]["persistent_id"] for i in option_ids]}})
+        return copy.deepcopy(poll)
+
     # ----------------------------------------------------------------- observing
     def messages(self, chat_id: int) -> list[Msg]:
         """All messages of a chat in order (deleted ones keep ``deleted=True``)."""
@@ -543,6 +577,9 @@ class FakeBotApi:
                     body = "🎤 " + body
                 if "location" in m.raw:
                     body = "📍 {latitude:.4f},{longitude:.4f} ".format(**m.raw["location"]) + body
+                if poll := m.raw.get("poll"):
+                    options = " / ".join(f"{o['text']} {o['voter_count']}" for o in poll["options"])
+                    body = f"📊 {poll['question']} [{options}]" + (" (closed)" if poll["is_closed"] else "")
                 if m.document_name is not None:
                     body = f"📎 {m.document_name} ({len(m.document_bytes or b'')} bytes) {body}"
                 marks = (f"↩#{m.reply_to} " if m.reply_to else "") + ("(deleted) " if m.deleted
@@ -891,6 +928,50 @@ class FakeBotApi:
         msg = self._store(chat, self.bot_user, reply_markup=p.get("reply_markup"),
                           reply_to=self._reply_target(p), media={"location": location})
         return msg.raw
+
+    def _send_poll(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat = self._chat(p["chat_id"], write=True)
+        question = p.get("question")
+        if not isinstance(question, str) or not 1 <= len(question.strip()) <= 300:
+            raise ApiError(400, "Bad Request: poll question length must not exceed 300")
+        if (p.get("question_parse_mode") or "").upper() == "HTML":
+            _check_html(question)
+        raw_options = p.get("options")
+        if not isinstance(raw_options, list) or not 2 <= len(raw_options) <= 12:
+            raise ApiError(400, "Bad Request: poll must have at least 2 option")
+        options = []
+        for option in raw_options:  # InputPollOption objects, or bare strings as the Bot API once took
+            text = option.get("text") if isinstance(option, dict) else option
+            if not isinstance(text, str) or not 1 <= len(text) <= 100:
+                raise ApiError(400, "Bad Request: poll options length must not exceed 100")
+            # persistent_id: Bot API 9.6 names each option for good (PTB 22.8 requires it)
+            options.append({"persistent_id": str(len(options)), "text": text, "voter_count": 0})
+        kind = p.get("type") or "regular"
+        poll = {"id": str(5_000_000_000_000_000_000 + self._tick()), "question": plain_text(
+                    question, p.get("question_parse_mode")), "options": options, "total_voter_count": 0,
+                "is_closed": bool(p.get("is_closed")), "is_anonymous": p.get("is_anonymous", True) is not False,
+                "type": kind, "allows_multiple_answers": bool(p.get("allows_multiple_answers")),
+                # Bot API 9.6 and 10.0 fields that PTB 22.8 requires
+                "allows_revoting": p.get("allows_revoting", kind != "quiz") is not False,
+                "members_only": bool(p.get("members_only"))}
+        msg = self._store(chat, self.bot_user, reply_markup=p.get("reply_markup"),
+                          reply_to=self._reply_target(p), media={"poll": poll})
+        return msg.raw
+
+    def _stop_poll(self, p: dict[str, Any]) -> dict[str, Any]:
+        self._chat(p["chat_id"], write=True)
+        msg = self._message(p["chat_id"], p["message_id"], "stop poll")
+        poll = msg.raw.get("poll")
+        if poll is None:
+            raise ApiError(400, "Bad Request: message with poll to stop not found")
+        if not msg.from_bot:
+            raise ApiError(400, "Bad Request: poll can't be stopped")
+        if poll["is_closed"]:
+            raise ApiError(400, "Bad Request: poll has already been closed")
+        poll["is_closed"] = True
+        msg.edits += 1
+        self.push_update({"poll": copy.deepcopy(poll)})  # its state changed: the bot hears of it
+        return copy.deepcopy(poll)
 
     def _edit(self, p: dict[str, Any]) -> dict[str, Any]:
         if "inline_message_id" in p:

@@ -16,6 +16,8 @@ from bot.store.rows import (
     Prompt,
     Purged,
     QueuedReport,
+    SafetyCount,
+    SafetyPollDue,
     Sent,
     SummaryFacts,
     TimelineRow,
@@ -28,7 +30,9 @@ from bot.store.store import SendSlot, Store, current_update, describe_error, rea
 __all__ = [
     "LAST_SWEEP", "MIGRATIONS", "PURGED", "SCHEMA_VERSION", "SENT_BATCH", "BadCopy", "Broadcast",
     "BroadcastOutcome", "DutyOverride", "Event", "HeldPing", "HeldReport", "Matter", "OutboxItem", "Prompt",
-    "Purged", "QueuedReport", "SchemaTooNew", "SendSlot", "Sent", "Store", "SummaryFacts", "TimelineRow", "Tx", "Visit",
+    "Purged", "QueuedReport",
+    "SafetyCount", "SafetyPollDue",  # issue 16
+    "SchemaTooNew", "SendSlot", "Sent", "Store", "SummaryFacts", "TimelineRow", "Tx", "Visit",
     "check_copy", "clock_columns", "copy_database", "current_update", "database_files", "describe_error",
     "read_only", "sending",
 ]

@@ -32,6 +32,8 @@ from bot.store.rows import (
     Prompt,
     Purged,
     QueuedReport,
+    SafetyCount,
+    SafetyPollDue,
     ScreeningRow,
     Sent,
     TimelineRow,
@@ -947,6 +949,86 @@ class Tx:
         row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
         return None if row is None else str(row[0])
 
+    # --- the monthly sense-of-safety poll (issue 16) ------------------------------------
+    async def safety_polls_add(self, rows: list[tuple[str, str, int, str, float, float]]) -> list[str]:
+        """New polls: (unit, month, chat, outbox key, opened at, closes at). A unit has one a
+        month: the units whose poll this inserted are returned, the others already had theirs."""
+        added = []
+        for unit_id, month, chat_id, key, opened, closes in rows:
+            cur = await self._conn.execute(
+                "INSERT OR IGNORE INTO safety_polls (unit_id, month, chat_id, outbox_key, opened_at, closes_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (unit_id, month, chat_id, key, opened, closes),
+            )
+            if cur.rowcount == 1:
+                added.append(unit_id)
+        return added
+
+    async def safety_poll_sent(self, outbox_key: str, message_id: int, poll_id: str) -> None:
+        await self._conn.execute(
+            "UPDATE safety_polls SET message_id = ?, poll_id = ? WHERE outbox_key = ?",
+            (message_id, poll_id, outbox_key),
+        )
+
+    async def safety_poll_counted(self, poll_id: str, counts: list[int], answers: int, now: float) -> bool:
+        """The latest counts Telegram reported for an open poll; False if the poll is not
+        ours or already closed (its final counts are kept)."""
+        cur = await self._conn.execute(
+            "UPDATE safety_polls SET counts = ?, answers = ?, counted_at = ? WHERE poll_id = ? AND closed_at IS NULL",
+            (json.dumps(counts), answers, now, poll_id),
+        )
+        return cur.rowcount > 0
+
+    async def safety_polls_due(self, now: float) -> list[SafetyPollDue]:
+        """Polls whose time is up, not closed and not yet asked to close."""
+        rows = await self._all(
+            "SELECT p.id, p.unit_id, p.month, p.chat_id, p.message_id, o.state FROM safety_polls p "
+            "LEFT JOIN outbox o ON o.key = p.outbox_key "
+            "WHERE p.closed_at IS NULL AND p.stop_queued_at IS NULL AND p.closes_at <= ?",
+            (now,),
+        )
+        return [SafetyPollDue(*r) for r in rows]
+
+    async def safety_polls_stopping(self, ids: list[int], now: float) -> None:
+        await self._conn.executemany(
+            "UPDATE safety_polls SET stop_queued_at = ? WHERE id = ?", [(now, poll) for poll in ids]
+        )
+
+    async def safety_poll_close(
+        self, unit_id: str, month: str, now: float, counts: list[int] | None = None, answers: int | None = None
+    ) -> bool:
+        """Close a poll, with its final counts when Telegram gave them (else those last
+        reported stay); False if it was closed already."""
+        if counts is None:
+            cur = await self._conn.execute(
+                "UPDATE safety_polls SET closed_at = ? WHERE unit_id = ? AND month = ? AND closed_at IS NULL",
+                (now, unit_id, month),
+            )
+        else:
+            cur = await self._conn.execute(
+                "UPDATE safety_polls SET closed_at = ?, counts = ?, answers = ?, counted_at = ? "
+                "WHERE unit_id = ? AND month = ? AND closed_at IS NULL",
+                (now, json.dumps(counts), answers or 0, now, unit_id, month),
+            )
+        return cur.rowcount > 0
+
+    async def safety_polls_close_chat(self, chat_id: int, now: float) -> int:
+        """A chat out of reach: its open polls close with the counts last reported."""
+        cur = await self._conn.execute(
+            "UPDATE safety_polls SET closed_at = ? WHERE chat_id = ? AND closed_at IS NULL", (now, chat_id)
+        )
+        return cur.rowcount
+
+    async def safety_counts(self, months: Sequence[str]) -> list[SafetyCount]:
+        """Every unit's poll of these months (one nobody answered yet counts nothing)."""
+        rows = await self._all(
+            "SELECT unit_id, month, counts, answers FROM safety_polls "
+            f"WHERE month IN ({', '.join('?' for _ in months)})",
+            tuple(months),
+        )
+        return [SafetyCount(unit, month, [int(n) for n in json.loads(counts or "[]")], int(answers))
+                for unit, month, counts, answers in rows]
+
     # --- visit logs (走访日志, issue 16) -------------------------------------------
     async def open_visit(self, user_id: int) -> Visit | None:
         """The person's unfinished entry, if any (one at a time)."""
@@ -1173,15 +1255,17 @@ class Tx:
         )
         return [str(r[0]) for r in rows]
 
-    async def screenings_between(self, start: float, end: float) -> list[tuple[ScreeningRow, int]]:
-        """Every screening due in [start, end), with how many findings it has (the ledger's 排查 sheet)."""
+    async def screenings_between(self, start: float, end: float) -> list[tuple[ScreeningRow, int, int, int]]:
+        """Every screening due in [start, end), with its findings: all, made matters, put on
+        record (the ledger's 排查 sheet)."""
         rows = await self._all(
-            f"SELECT {', '.join('s.' + c for c in SCREENING_COLUMNS)}, "
-            "(SELECT count(*) FROM screening_findings f WHERE f.screening_id = s.id) "
-            "FROM screenings s WHERE s.due_at >= ? AND s.due_at < ? ORDER BY s.due_at, s.community_id",
+            f"SELECT {', '.join('s.' + c for c in SCREENING_COLUMNS)}, count(f.id), "
+            "count(CASE WHEN f.outcome = 'matter' THEN 1 END), count(CASE WHEN f.outcome = 'handled' THEN 1 END) "
+            "FROM screenings s LEFT JOIN screening_findings f ON f.screening_id = s.id "
+            "WHERE s.due_at >= ? AND s.due_at < ? GROUP BY s.id ORDER BY s.due_at, s.community_id",
             (start, end),
         )
-        return [(ScreeningRow(*r[:-1]), int(r[-1])) for r in rows]
+        return [(ScreeningRow(*r[:-3]), int(r[-3]), int(r[-2]), int(r[-1])) for r in rows]
 
 
 

@@ -386,3 +386,26 @@ class FindingRow:
 
 
 FINDING_COLUMNS = [f.name for f in fields(FindingRow)]
+
+
+# --- issue 16: the monthly sense-of-safety poll (群众安全感) ---------------------------------
+@dataclass
+class SafetyPollDue:
+    """A unit's poll whose time is up and that is not closed yet."""
+
+    id: int
+    unit_id: str
+    month: str
+    chat_id: int
+    message_id: int | None  # None: not sent (yet)
+    outbox_state: str | None  # its sendPoll's: pending, sent, failed (None: no longer in the outbox)
+
+
+@dataclass
+class SafetyCount:
+    """A unit's poll of a month: voters per option, in the options' order, and answers."""
+
+    unit_id: str
+    month: str
+    counts: list[int]
+    answers: int

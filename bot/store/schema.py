@@ -353,7 +353,34 @@ MIGRATIONS: list[str] = [
     CREATE INDEX screening_findings_of ON screening_findings(screening_id);
     CREATE INDEX outbox_screening_prompts ON outbox(chat_id, message_id) WHERE kind = 'screening_prompt';
     """,
-    # 10 (issue 16, the officers' side): visit logs (走访日志). An entry is written as it is
+    # 10 (issue 16, 群众安全感): the monthly anonymous poll in each unit group, one per unit and
+    # month (local 'YYYY-MM' of its opening). ``outbox_key`` names its sendPoll; ``message_id``
+    # and ``poll_id`` are what Telegram gave it; ``counts`` (JSON, voters per option, in the
+    # options' order) and ``answers`` are the latest Telegram reported, final once ``closed_at``
+    # is set (by stopPoll, or when it could not be sent or stopped).
+    """
+    CREATE TABLE safety_polls (
+        id INTEGER PRIMARY KEY,
+        unit_id TEXT NOT NULL,
+        month TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        outbox_key TEXT NOT NULL,
+        message_id INTEGER,
+        poll_id TEXT,
+        opened_at REAL NOT NULL,
+        closes_at REAL NOT NULL,
+        stop_queued_at REAL,
+        closed_at REAL,
+        counts TEXT,
+        answers INTEGER NOT NULL DEFAULT 0,
+        counted_at REAL,
+        UNIQUE (unit_id, month)
+    );
+    CREATE INDEX safety_polls_poll ON safety_polls(poll_id) WHERE poll_id IS NOT NULL;
+    CREATE INDEX safety_polls_open ON safety_polls(closes_at) WHERE closed_at IS NULL;
+    CREATE INDEX safety_polls_month ON safety_polls(month);
+    """,
+    # 11 (issue 16, the officers' side): visit logs (走访日志). An entry is written as it is
     # guided (``step``: what it waits for) and finished with 完成 (``finished_at``); one left
     # unfinished is deleted 24 h after its last step. ``units``: JSON list of the unit ids
     # visited; the place as sent (WGS-84) and a venue's title. Its photos by Telegram file id.

@@ -34,7 +34,9 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
+    InputPollOption,
     Message,
+    Poll,
     ReplyParameters,
 )
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
@@ -53,7 +55,7 @@ MAX_BACKOFF = 300.0
 IDLE_WAIT = 1.0  # look again at least this often, for retries that fall due
 # Messages that come by the thousand: a broadcast's, and the weekly and monthly bulletins'
 # (escalation/weekly.py's schedules). They go after everything else, a second's worth at a time.
-BULK = (outbox.BROADCAST_PREFIX, "weekly:", "monthly:")
+BULK = (outbox.BROADCAST_PREFIX, "weekly:", "monthly:", outbox.SAFETY_PREFIX)
 
 # A kind's settlement hook: (tx, tree, languages, now, key= the item settled, or chat_id= the
 # chat whose pending items were all given up).
@@ -248,8 +250,11 @@ class Delivery:
             if photo is None:
                 return None
         new_card = None
+        poll: Poll | None = None  # a safety poll sent or stopped (issue 16)
         try:
-            if kind == Kind.CARD:
+            if kind in (Kind.SAFETY_POLL, Kind.STOP_POLL):
+                message_id, poll = await self._poll(item, kind)
+            elif kind == Kind.CARD:
                 message_id, new_card = await self._send_card(item, cards)
             elif kind in outbox.MEDIA or (kind == Kind.BROADCAST and item.media):
                 message_id = (await self._send_media(item, kind)).message_id
@@ -288,7 +293,11 @@ class Delivery:
                 await self._settled(tx, kind, item, now)
             return None
         sent = Sent(item.id, now, message_id, new_card)
-        if kind in self.settle:  # its last outcome is recorded with what its hook queues
+        if poll is not None:  # what Telegram made of it is recorded with it
+            async with self.store.transaction() as tx:
+                await tx.outbox_sent([sent])
+                await self._record_poll(tx, kind, item, poll, message_id, now)
+        elif kind in self.settle:  # its last outcome is recorded with what its hook queues
             async with self.store.transaction() as tx:
                 await tx.outbox_sent([sent])
                 await self._settled(tx, kind, item, now)
@@ -306,6 +315,33 @@ class Delivery:
         )
         text, keyboard = render.compose(kind, data, scene)
         return dataclasses.replace(item, text=text, markup=json.dumps(keyboard) if keyboard else item.markup)
+
+    # --- issue 16: the monthly sense-of-safety poll (群众安全感) ---
+    async def _poll(self, item: OutboxItem, kind: Kind) -> tuple[int | None, Poll | None]:
+        """Send a unit's anonymous poll, or stop it (its message id in ``reply_to``): the
+        message id and the poll as Telegram has it. Its words are plain text, not HTML: the
+        question was composed with the item's data, the answers are composed now."""
+        if kind == Kind.STOP_POLL:
+            return item.reply_to, await self.bot.stop_poll(item.chat_id, item.reply_to or 0)
+        data = json.loads(item.data or "{}")
+        _, answers = render.safety_poll(data.get("question"), data.get("options"), self.langs.for_chat(item.chat_id))
+        options = [InputPollOption(answer, text_parse_mode=None) for answer in answers]
+        message = await self.bot.send_poll(item.chat_id, item.text or "", options, is_anonymous=True,
+                                           question_parse_mode=None)
+        return message.message_id, message.poll
+
+    @staticmethod
+    async def _record_poll(tx: Tx, kind: Kind, item: OutboxItem, poll: Poll, message_id: int | None,
+                           now: float) -> None:
+        """A poll sent: its ids, to know its updates by and to stop it; a poll stopped: its final counts."""
+        if kind == Kind.SAFETY_POLL:
+            if message_id is not None:
+                await tx.safety_poll_sent(item.key, message_id, poll.id)
+            return
+        month, unit_id = outbox.safety_of_key(item.key)
+        counts = [option.voter_count for option in poll.options]
+        if await tx.safety_poll_close(unit_id, month, now, counts, poll.total_voter_count):
+            tx.log_event("safety_poll_closed", month=month, node=unit_id, answers=poll.total_voter_count)
 
     async def _settled(self, tx: Tx, kind: Kind, item: OutboxItem, now: float) -> None:
         hook = self.settle.get(kind)

@@ -70,8 +70,8 @@ class InboxRequest(HTTPXRequest):
     def _replay_needs(self, update: dict[str, Any]) -> bool:
         """Private chats and the tree's groups; a group outside the tree leaves its id only."""
         chat = _chat(update)
-        if chat is None:
-            return False
+        if chat is None:  # a poll's counts name nobody; the bot only hears of its own polls
+            return "poll" in update
         if chat.get("type") == "private" or self.tree is None:
             return True
         return self.tree.node_for_chat(chat.get("id", 0)) is not None

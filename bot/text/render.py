@@ -589,6 +589,24 @@ def _chart(data: dict[str, Any], scene: Scene) -> Composed:
     worker reads them back ({"caption", "chart"})."""
     caption, spec = bulletin.chart(data["chart"], scene.tree, scene.t)
     return json.dumps({"caption": caption, "chart": spec}, ensure_ascii=False), None
+
+
+# --- issue 16: the monthly sense-of-safety poll (群众安全感) ---------------------------------
+SAFETY_OPTIONS = tuple(f"safety.option{n}" for n in range(1, 6))
+
+
+def safety_poll(question: str | None, options: list[str] | None, t: Texts) -> tuple[str, tuple[str, ...]]:
+    """The poll's question and answers: config.yaml's ``safety_poll`` words, else the
+    catalog's in the chat's language. Plain text: a poll's words are not HTML."""
+    return question or t("safety.question"), tuple(options or (t(key) for key in SAFETY_OPTIONS))
+
+
+@composes(Kind.SAFETY_POLL)
+def _safety_poll_question(data: Any, scene: Scene) -> Composed:
+    """A poll notice's text is its question (its answers: ``safety_poll``, when it is sent)."""
+    return safety_poll(data.get("question"), data.get("options"), scene.t)[0], None
+
+
 # --- visit logs (走访日志, issue 16) --------------------------------------------------------
 @composes(Kind.VISIT)
 def _visit(data: Any, scene: Scene) -> Composed:

@@ -20,6 +20,7 @@ from bot.text.i18n import Texts
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation import summary
 from escalation.reports import stars as star_rating
+from escalation.reports.safety import SafetyFigures
 from escalation.summary import Figures, half_up, percent, rank, split_message
 
 WEEK = 7 * 86400.0
@@ -94,6 +95,7 @@ class PeriodFigures:
     history: list[list[Any]] = field(default_factory=list)
     # node → the figures the bulletin of the period before published: what is compared with
     published: dict[str, Figures] | None = None
+    safety: SafetyFigures | None = None  # the month's 群众安全感 polls (monthly bulletins only)
     _totals: dict[tuple[str, bool], Figures] = field(default_factory=dict, repr=False)
     _stars: dict[str, int | None] = field(default_factory=dict, repr=False)
     _by_node: dict[str, dict[str, list[int]]] | None = field(default=None, repr=False)
@@ -260,6 +262,8 @@ def render(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, period: Period
         count = figs.stars(node.id)
         stars = star_rating.show(count) if count is not None or not cur.new else t("bulletin.stars_closed")
         lines.append(t("bulletin.stars", stars=stars))
+    if figs.safety is not None:  # beside the stars, not part of them
+        lines.append(_safety_line(node, tree, figs.safety, t))
     lines.append(_legend(period, t))
     if node.tier == COMMUNITY:
         lines += ["", t("bulletin.ranking")]
@@ -310,6 +314,10 @@ def _ranking(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, with_communi
         lines.append(t("bulletin.unit_row", rank=f"{place}. ", stars=star_rating.show(count), unit=label,
                        new=fig.new, resolved=fig.resolved, open=fig.open, overdue=fig.overdue,
                        in_unit=rate_with_change(fig.in_unit_rate, prev.in_unit_rate, t)))
+    if figs.safety is not None:
+        safety = figs.safety
+        lines = [line if line == "……" else line + _safety_suffix(unit_id, tree, safety, t)
+                 for line, (_, (unit_id, _)) in zip(lines, ranked, strict=True)]
     return lines
 
 
@@ -317,9 +325,34 @@ def _community_row(community: Node, tree: Tree, figs: PeriodFigures, t: Texts) -
     cur = figs.total(tree, community.id)
     counts = [c for c in (figs.stars(u.id) for u in tree.units_under(community.id)) if c]
     average = f"{half_up(sum(counts) / len(counts), 1):.1f}" if counts else t("summary.none")
-    return t("bulletin.community_row", community=escape(community.name), new=cur.new, resolved=cur.resolved,
-             open=cur.open, overdue=cur.overdue, in_unit=rate_with_change(cur.in_unit_rate, None, t),
-             stars=average)
+    row = t("bulletin.community_row", community=escape(community.name), new=cur.new, resolved=cur.resolved,
+            open=cur.open, overdue=cur.overdue, in_unit=rate_with_change(cur.in_unit_rate, None, t),
+            stars=average)
+    return row + _safety_suffix(community.id, tree, figs.safety, t) if figs.safety is not None else row
+
+
+# --- 群众安全感 (issue 16): beside the stars, never part of them -----------------------------
+def _safety_rate(node_id: str, tree: Tree, safety: SafetyFigures, t: Texts) -> str | None:
+    """The node's share feeling safe with its change from the month before, as shown; None
+    under ``min_answers`` answers."""
+    current = safety.rate(tree, node_id)
+    if current is None:
+        return None
+    return rate_with_change(current, safety.rate(tree, node_id, previous=True), t)
+
+
+def _safety_line(node: Node, tree: Tree, safety: SafetyFigures, t: Texts) -> str:
+    """The node's own line; "—" under ``min_answers`` answers."""
+    _, answers = safety.pooled(tree, node.id)
+    rate = _safety_rate(node.id, tree, safety, t)
+    if rate is None:
+        return t("safety.line_few", answers=answers, min=safety.min_answers)
+    return t("safety.line", rate=rate, answers=answers)
+
+
+def _safety_suffix(node_id: str, tree: Tree, safety: SafetyFigures, t: Texts) -> str:
+    """Appended to a unit's or a community's row of a ranking: beside the stars, not in them."""
+    return t("safety.row", rate=_safety_rate(node_id, tree, safety, t) or t("summary.none"))
 
 
 def _star_counts(node: Node, tree: Tree, figs: PeriodFigures, t: Texts) -> str:
@@ -470,6 +503,7 @@ def view(node: Node, tree: Tree, figs: PeriodFigures, period: Period) -> dict[st
         "units": {u: [_row(figs.current[u]), _row(figs.total(tree, u, previous=True))] for u in units},
         "communities": {c: _row(figs.total(tree, c)) for c in node.children} if node.tier == STATION else {},
         "history": figs.weekly_by_category(tree, node.id) if units else {},
+        "safety": _safety_view(node, tree, figs.safety) if figs.safety is not None else None,
     }
 
 
@@ -487,7 +521,23 @@ def from_view(data: dict[str, Any], tree: Tree) -> tuple[Node, PeriodFigures, Pe
         _totals={(node.id, False): current} | {(c, False): _from_row(row) for c, row in data["communities"].items()},
         _by_node={node.id: data["history"]},
     )
+    if data.get("safety") is not None:
+        figs.safety = _safety_from_view(data["safety"])
     return node, figs, period
+
+
+def _safety_view(node: Node, tree: Tree, safety: SafetyFigures) -> dict[str, Any]:
+    """The polls the node's bulletin reads: its units' (safe, answers), this month and the one
+    before; a community's and the town's figures pool them when composed."""
+    units = [u.id for u in tree.units_under(node.id)]
+    return {"min": safety.min_answers,
+            "current": {u: list(safety.current[u]) for u in units if u in safety.current},
+            "previous": {u: list(safety.previous[u]) for u in units if u in safety.previous}}
+
+
+def _safety_from_view(data: dict[str, Any]) -> SafetyFigures:
+    return SafetyFigures({u: (safe, answers) for u, (safe, answers) in data["current"].items()},
+                         {u: (safe, answers) for u, (safe, answers) in data["previous"].items()}, data["min"])
 
 
 def messages(data: dict[str, Any], tree: Tree, t: Texts) -> list[str]:

@@ -22,6 +22,7 @@ from typing import Any
 from bot import visibility
 from bot.config import Config
 from bot.store import Event, Matter, TimelineRow, Visit
+from bot.store.rows import ScreeningRow
 from bot.text.i18n import Texts
 from bot.tree import UNIT, Node, Tree
 from escalation.policy import State
@@ -46,6 +47,13 @@ DATE_COLUMNS = {i for i, (key, _) in enumerate(MATTER_COLUMNS)
                 if key in ("ledger.col.reported_at", "ledger.col.claimed_at", "ledger.col.resolved_at")}
 WRAP_COLUMNS = {i for i, (key, _) in enumerate(MATTER_COLUMNS) if key in ("ledger.col.text", "ledger.col.timeline")}
 MAX_CELL = 32767  # Excel's limit of characters in a cell; a longer report is cut there
+SCREENING_COLUMNS = [
+    ("ledger.col.community", 16), ("ledger.col.due", 17), ("ledger.col.screening", 12),
+    ("ledger.col.answered_by", 14), ("ledger.col.answered_at", 17), ("ledger.col.in_time", 8),
+    ("ledger.col.findings", 8), ("ledger.col.made_matters", 10), ("ledger.col.on_record", 10),
+]
+SCREENING_DATES = {1, 4}
+
 SUMMARY_COLUMNS = [
     ("ledger.col.community", 16), ("ledger.col.unit", 20), ("ledger.col.stars", 10), ("ledger.col.new", 8),
     ("ledger.col.resolved", 8), ("ledger.col.open", 8), ("ledger.col.overdue", 8),
@@ -57,13 +65,13 @@ PERCENT_COLUMNS = {9, 10}
 VISIT_COLUMNS = [
     ("ledger.col.visit_id", 8), ("ledger.col.community", 16), ("ledger.col.visitor", 12),
     ("ledger.col.visit_units", 24), ("ledger.col.households", 8), ("ledger.col.deed", 40),
-    ("ledger.col.findings", 40), ("ledger.col.photos", 8), ("ledger.col.latitude", 12),
+    ("ledger.col.visit_findings", 40), ("ledger.col.photos", 8), ("ledger.col.latitude", 12),
     ("ledger.col.longitude", 12), ("ledger.col.place", 24), ("ledger.col.started_at", 17),
     ("ledger.col.finished_at", 17),
 ]
 VISIT_DATES = {i for i, (key, _) in enumerate(VISIT_COLUMNS)
                if key in ("ledger.col.started_at", "ledger.col.finished_at")}
-VISIT_WRAP = {i for i, (key, _) in enumerate(VISIT_COLUMNS) if key in ("ledger.col.deed", "ledger.col.findings")}
+VISIT_WRAP = {i for i, (key, _) in enumerate(VISIT_COLUMNS) if key in ("ledger.col.deed", "ledger.col.visit_findings")}
 # A cell a spreadsheet would run as a formula (or DDE) when it starts with one of these;
 # CSV cells so starting get a leading apostrophe (the OWASP rule), XLSX cells are typed text.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -78,6 +86,9 @@ class Ledger:
     figures: PeriodFigures
     events: dict[int, list[Event]] = field(default_factory=dict)  # matter id → its timeline, in order
     current: dict[int, str] = field(default_factory=dict)  # matter → its state as of the export
+    # the weekly screenings due in the period under the node (issue 16): (screening, findings,
+    # made matters, put on record)
+    screenings: list[tuple[ScreeningRow, int, int, int]] = field(default_factory=list)
     visits: list[Visit] = field(default_factory=list)  # visit log entries finished in the period (issue 16)
 
 
@@ -291,12 +302,32 @@ def to_xlsx(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
         ws = sheet(category_name(key, t), MATTER_COLUMNS)
         for row in by_category[key]:
             ws.append(styled(ws, row, date_formats, WRAP_COLUMNS))
+    if ledger.screenings and ledger.node.tier != UNIT:  # issue 16; a unit has no screening of its own
+        ws = sheet(t("ledger.sheet_screening"), SCREENING_COLUMNS)
+        for row in screening_rows(ledger, tree, t):
+            ws.append(styled(ws, row, dict.fromkeys(SCREENING_DATES, DATE_FORMAT)))
     ws = sheet(t("ledger.sheet_visits"), VISIT_COLUMNS)
     for visit in ledger.visits:
         ws.append(styled(ws, visit_row(visit, tree, t), dict.fromkeys(VISIT_DATES, DATE_FORMAT), VISIT_WRAP))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+def screening_rows(ledger: Ledger, tree: Tree, t: Texts) -> list[list[Any]]:
+    """The 排查 sheet: each community's weekly screening, answered in time or not."""
+    rows = []
+    for screening, findings, matters, on_record in ledger.screenings:
+        answered = screening.answered_at
+        result = {"zero": "ledger.screening.zero", "found": "ledger.screening.found"}.get(
+            screening.state, "ledger.screening.missing")
+        in_time = answered is not None and answered <= screening.due_at
+        rows.append([
+            tree.name_of(screening.community_id), _local(screening.due_at, t), t(result),
+            screening.answered_by_name or "", _local(answered, t),
+            t("ledger.yes") if in_time else t("ledger.no"), findings, matters, on_record,
+        ])
+    return rows
 
 
 def text_cell(ws: Any, value: str) -> Any:

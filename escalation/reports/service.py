@@ -25,6 +25,7 @@ from bot.tree import COMMUNITY, STATION, Node, Tree
 from escalation.reports import bulletin, ledger
 from escalation.reports.bulletin import Period, PeriodFigures
 from escalation.reports.ledger import Ledger
+from escalation.reports.safety import SafetyFigures, month_before, month_key
 from escalation.summary import Figures, facts, from_shown, unit_figures
 
 
@@ -73,6 +74,19 @@ async def period_figures(store: Store, tree: Tree, period: Period, history: bool
     figures = PeriodFigures(current, previous, await chart_history(store, period, now, known) if history else [])
     figures.published = was_published
     return figures
+
+
+async def safety_figures(store: Store, period: Period, min_answers: int) -> SafetyFigures | None:
+    """The 群众安全感 polls of a monthly bulletin's month and of the month before (issue 16);
+    None for a month without a poll (the bot came later, or polls were off): no line then."""
+    if period.month is None:
+        return None
+    month, before = month_key(*period.month), month_key(*month_before(*period.month))
+    async with store.read() as tx:
+        counts = await tx.safety_counts([month, before])
+    if not any(c.month == month for c in counts):
+        return None
+    return SafetyFigures.of_months(counts, month, before, min_answers)
 
 
 async def published(store: Store, period: Period) -> dict[str, Figures] | None:
@@ -156,10 +170,11 @@ async def load_ledger(store: Store, tree: Tree, node: Node, start: float, end: f
         matters = ledger.select(await tx.ledger_matters(start, end), tree, node)
         events = await tx.ledger_events([m.id for m in matters])
         visits = await tx.visits_between(start, end, [c.id for c in tree.communities() if tree.contains(node.id, c.id)])
+        screenings = [s for s in await tx.screenings_between(start, end) if tree.contains(node.id, s[0].community_id)]
     period = Period("ledger", start, end, start - (end - start))
     figures = await period_figures(store, tree, period, history=False)
     return Ledger(node, start, end, ledger.as_of(matters, events, end), figures, events,
-                  {m.id: m.state for m in matters}, visits)
+                  {m.id: m.state for m in matters}, screenings, visits)
 
 
 async def export_file(config: Config, node_id: str, start: float, end: float, csv: bool) -> tuple[bytes, int]:
