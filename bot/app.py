@@ -86,9 +86,9 @@ async def _open(app: Application) -> None:
     config: Config = app.bot_data["config"]
     tree: Tree = app.bot_data["tree"]
     clock: Clock = app.bot_data["clock"]
-    store = app.bot_data.pop("store", None) or await Store.open(config.database)  # bot/runner.py opens it first
-    store.now = clock.now
-    store.bound_unrecorded(config.telegram.connections)
+    # bot/runner.py opens it first, with the same clock and connections
+    store = app.bot_data.pop("store", None) or await Store.open(config.database, now=clock.now,
+                                                                connections=config.telegram.connections)
     async with store.transaction() as tx:
         tree.set_bindings(await tx.bindings())
         first_started = await tx.first_started(clock.now())
@@ -96,12 +96,12 @@ async def _open(app: Application) -> None:
     langs = Languages(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
     async with store.read() as tx:
         langs.load(await tx.chat_languages())
+    # The worker is woken through the store's signals (bot/store/store.py's Signals), made with the
+    # store: neither is wired to the other after it is built.
     delivery = Delivery(app.bot, store, tree, langs, clock, round(config.telegram.rate_limit.overall_per_second),
                         settle={Kind.BROADCAST: broadcasts.settled,
                                 Kind.SAFETY_POLL: polls.settled, Kind.STOP_POLL: polls.settled})
     notifier = Notifier(tree, langs, config)
-    store.on_enqueue = delivery.wake
-    store.on_lost = delivery.report_lost
     app.bot_data["services"] = Services(
         config=config,
         tree=tree,

@@ -50,11 +50,11 @@ class Broadcasts:
 
     async def send(
         self, node: Node, chat_id: int, message_id: int | None, sender: Actor, text: str, photo: str | None,
-        language: str,
+        language: str, update: int | None = None,
     ) -> Queued | None:
         """Queue the notice to every unit group below ``node``; None if there is none."""
         now = self.clock.now()
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update) as tx:
             return await self.queue(tx, node, chat_id, message_id, sender, text, photo, language, now)
 
     async def queue(

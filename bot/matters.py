@@ -10,7 +10,7 @@ Handlers call these and turn the outcome into a reply.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from html import escape
@@ -22,7 +22,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.limits import ReportCounter
 from bot.outbox import put
-from bot.store import Matter, QueuedReport, Store, Tx, clock_columns, current_update
+from bot.store import Matter, QueuedReport, Store, Tx, clock_columns
 from bot.text import render
 from bot.text.i18n import Languages, Texts
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
@@ -117,6 +117,7 @@ class Matters:
         private: bool = False,
         limit_key: int | None = None,
         membership: str | None = None,
+        update: int | None = None,
     ) -> float | None:
         """Log a report. One from a unit group is queued for the next group commit (see
         bot/store/): its card, posted once it is committed, is the answer. A private
@@ -136,7 +137,7 @@ class Matters:
             again = limits.retry_at(self.counter.times(limit_key, now), per_hour, limits.HOUR)
             self.counter.add(limit_key, now)  # held or not, it counts: spamming on does not help
             if again is not None:
-                async with self.store.transaction() as tx:
+                async with self.store.transaction(update=update) as tx:
                     await self._hold(tx, unit, chat_id, reporter, text, message_id, photo_file_id, private,
                                      limit_key, membership, limits.HELD_HOURLY, again, now)
                 return again
@@ -150,12 +151,12 @@ class Matters:
                          at=t.time(again))
 
             self.store.queue_report(QueuedReport(
-                current_update.get(), row, message_id, photo_file_id, chat_id if answers_prompt else None,
+                update, row, message_id, photo_file_id, chat_id if answers_prompt else None,
                 per_hour=None if limit_key is None else per_hour, held_answer=held_answer,
             ))
             return None
-        report = QueuedReport(current_update.get(), row, None, photo_file_id, chat_id if answers_prompt else None)
-        async with self.store.transaction() as tx:  # the write lock: no other process counts in between
+        report = QueuedReport(update, row, None, photo_file_id, chat_id if answers_prompt else None)
+        async with self.store.transaction(update=update) as tx:  # the write lock: no other process counts in between
             if limit_key is not None:
                 reason, again = await self._over_limit(tx, limit_key, membership, now)
                 self.counter.add(limit_key, now)
@@ -241,10 +242,12 @@ class Matters:
         ), now=now)
         log.info("report held: unit %s, key %s, held report %s (%s)", unit.id, key, held_id, reason)
 
-    async def release_held(self, held_id: int, actor: Actor, chat: Node) -> tuple[Outcome, int | None]:
+    async def release_held(
+        self, held_id: int, actor: Actor, chat: Node, update: int | None = None
+    ) -> tuple[Outcome, int | None]:
         """A head turns a held report into a matter: from then on a normal report by its
         original reporter, with fresh deadlines. Returns the outcome and the matter's number."""
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update) as tx:
             held = await tx.held_report(held_id)
             if held is None or held.unit_id not in self.tree.nodes:
                 return Outcome.NOT_FOUND, None
@@ -296,7 +299,7 @@ class Matters:
                 await put(tx, outbox.CardCopy(matter.id, head.id, text, keyboard), now=now)
         await self.notifier.send(tx, [Ping(matter, "private", COMMUNITY, "private", event)], now)
 
-    async def categorize(self, matter_id: int, actor: Actor, chat: Node, key: str) -> Result:
+    async def categorize(self, matter_id: int, actor: Actor, chat: Node, key: str, update: int | None = None) -> Result:
         """The reporter or a head picks the category. Its deadlines replace the defaults
         (counted from the report), and an urgent one alerts tiers 2 and 1 at once."""
 
@@ -338,10 +341,12 @@ class Matters:
                     reply_to=None if matter.private else matter.report_message_id,
                 ), now=now)
 
-        return await self._act(matter_id, actor, chat, change, Action.CATEGORIZE)
+        return await self._act(matter_id, actor, chat, change, Action.CATEGORIZE, update=update)
 
     # --- heads and leaders ---------------------------------------------------------
-    async def claim(self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None) -> Result:
+    async def claim(
+        self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None, update: int | None = None
+    ) -> Result:
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
             if matter.state == State.CLAIMED:
                 return Outcome.ALREADY_CLAIMED
@@ -357,7 +362,7 @@ class Matters:
             await self._ack(tx, ack, now, "ok.claimed", id=matter.id)
             return None
 
-        return await self._act(matter_id, actor, chat, change, Action.CLAIM)
+        return await self._act(matter_id, actor, chat, change, Action.CLAIM, update=_update_of(ack, update))
 
     async def note(self, matter_id: int, actor: Actor, chat: Node, text: str, ack: Ack | None = None) -> Result:
         async def change(tx: Tx, matter: Matter, now: float) -> None:
@@ -366,12 +371,13 @@ class Matters:
             await self._event(tx, matter, now, "note", actor, text, tier=self._written_at(actor, chat, matter))
             await self._ack(tx, ack, now, "ok.note", id=matter.id)
 
-        return await self._act(matter_id, actor, chat, change, Action.NOTE)
+        return await self._act(matter_id, actor, chat, change, Action.NOTE, update=_update_of(ack))
 
     async def resolve(
-        self, matter_id: int, actor: Actor, chat: Node, resolution: str = "", ack: Ack | None = None
+        self, matter_id: int, actor: Actor, chat: Node, resolution: str = "", ack: Ack | None = None,
+        update: int | None = None,
     ) -> Result:
-        return await self._close(matter_id, actor, chat, State.RESOLVED, resolution, ack)
+        return await self._close(matter_id, actor, chat, State.RESOLVED, resolution, ack, update)
 
     async def close(
         self, matter_id: int, actor: Actor, chat: Node, state: State, reason: str, ack: Ack | None = None
@@ -381,7 +387,8 @@ class Matters:
         return await self._close(matter_id, actor, chat, state, reason, ack)
 
     async def _close(
-        self, matter_id: int, actor: Actor, chat: Node, state: State, text: str, ack: Ack | None
+        self, matter_id: int, actor: Actor, chat: Node, state: State, text: str, ack: Ack | None,
+        update: int | None = None,
     ) -> Result:
         async def change(tx: Tx, matter: Matter, now: float) -> None:
             values: dict[str, Any] = {"state": state.value, "closed_at": now, "next_due": None,
@@ -413,7 +420,7 @@ class Matters:
             await self._ack(tx, ack, now, f"ok.{state.value}", id=matter.id)
 
         action = {State.RESOLVED: Action.RESOLVE, State.UNRESOLVABLE: Action.CLOSE, State.REFERRED: Action.REFER}[state]
-        return await self._act(matter_id, actor, chat, change, action)
+        return await self._act(matter_id, actor, chat, change, action, update=_update_of(ack, update))
 
     async def suspend(
         self, matter_id: int, actor: Actor, chat: Node, until: float, reason: str, ack: Ack | None = None
@@ -441,7 +448,7 @@ class Matters:
             await self._ack(tx, ack, now, "ok.suspended", id=matter.id, until=lambda t: t.date(until))
             return None
 
-        return await self._act(matter_id, actor, chat, change, Action.SUSPEND)
+        return await self._act(matter_id, actor, chat, change, Action.SUSPEND, update=_update_of(ack))
 
     async def resume(self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None) -> Result:
         async def change(tx: Tx, matter: Matter, now: float) -> Outcome | None:
@@ -454,7 +461,7 @@ class Matters:
             await self._ack(tx, ack, now, "ok.resumed", id=matter.id)
             return None
 
-        return await self._act(matter_id, actor, chat, change, Action.RESUME)
+        return await self._act(matter_id, actor, chat, change, Action.RESUME, update=_update_of(ack))
 
     async def escalate(self, matter_id: int, actor: Actor, chat: Node, reason: str, ack: Ack | None = None) -> Result:
         """疑难会商: a head sends the matter up at once."""
@@ -466,7 +473,7 @@ class Matters:
             await self._ack(tx, ack, now, "ok.escalated", id=matter.id, tier=_tier(matter.tier - 1))
             return None
 
-        return await self._act(matter_id, actor, chat, change, Action.ESCALATE)
+        return await self._act(matter_id, actor, chat, change, Action.ESCALATE, update=_update_of(ack))
 
     async def return_down(
         self, matter_id: int, actor: Actor, chat: Node, instructions: str, ack: Ack | None = None
@@ -480,7 +487,7 @@ class Matters:
             await self._ack(tx, ack, now, "ok.returned", id=matter.id, tier=_tier(matter.tier + 1))
             return None
 
-        return await self._act(matter_id, actor, chat, change, Action.RETURN)
+        return await self._act(matter_id, actor, chat, change, Action.RETURN, update=_update_of(ack))
 
     async def takeover(self, matter_id: int, actor: Actor, chat: Node, ack: Ack | None = None) -> Result:
         """The caller's tier becomes responsible, and the caller has it."""
@@ -492,7 +499,7 @@ class Matters:
             await self._ack(tx, ack, now, "ok.taken_over", id=matter.id)
             return None
 
-        return await self._act(matter_id, actor, chat, change, Action.TAKEOVER)
+        return await self._act(matter_id, actor, chat, change, Action.TAKEOVER, update=_update_of(ack))
 
     async def reopen(self, matter_id: int, actor: Actor, chat: Node, why: str, ack: Ack | None = None) -> Result:
         """Reopen a closed matter, with fresh deadlines, at the tier that closed it: the
@@ -513,7 +520,7 @@ class Matters:
             await self._ack(tx, ack, now, "ok.reopened", id=matter.id)
             return None
 
-        return await self._act(matter_id, actor, chat, change, Action.REOPEN, when_closed=True)
+        return await self._act(matter_id, actor, chat, change, Action.REOPEN, when_closed=True, update=_update_of(ack))
 
     async def _reopen(
         self, tx: Tx, matter: Matter, actor: Actor, now: float, why: str, tier: int = UNIT,
@@ -550,18 +557,23 @@ class Matters:
         async def held(tx: Tx, matter: Matter, now: float) -> None:
             # The reporter may not undo what a higher tier handles, but that tier should know
             # (once per tier: asking again does not ping it again).
-            if any(e.kind == "cancel_wish" and e.tier == matter.tier for e in await tx.events(matter.id)):
-                return
-            event = await self._event(tx, matter, now, "cancel_wish", actor)
-            ping = Ping(matter, "cancel_wish", matter.tier, "cancel_wish", event)
-            await self.notifier.send(tx, [ping], now, may_hold=False)
+            if not any(e.kind == "cancel_wish" and e.tier == matter.tier for e in await tx.events(matter.id)):
+                event = await self._event(tx, matter, now, "cancel_wish", actor)
+                ping = Ping(matter, "cancel_wish", matter.tier, "cancel_wish", event)
+                await self.notifier.send(tx, [ping], now, may_hold=False)
+            # The reporter hears where the wish went in the same transaction, the update's one.
+            await self._ack(tx, ack, now, "err.cancel_held", id=matter.id, tier=_tier(matter.tier))
 
-        return await self._act(matter_id, actor, chat, change, Action.CANCEL, on_held=held)
+        return await self._act(matter_id, actor, chat, change, Action.CANCEL, on_held=held, update=_update_of(ack))
 
-    async def rate(self, matter_id: int, actor: Actor, rating: str, ask_why_in: int | None = None) -> Result:
+    async def rate(
+        self, matter_id: int, actor: Actor, rating: str, ask_why_in: int | None = None, update: int | None = None,
+        thanks: Sequence[outbox.Notice] = (),
+    ) -> Result:
         """群众满意度: the reporter rates a resolved matter; 不满意 reopens it, tells the
-        heads, and (in chat ``ask_why_in``) waits for the reporter's reason."""
-        async with self.store.transaction() as tx:
+        heads, and (in chat ``ask_why_in``) waits for the reporter's reason. ``thanks``: the
+        handler's answers to a rating taken, queued with it."""
+        async with self.store.transaction(update=update) as tx:
             matter = await tx.matter(matter_id)
             if matter is None:
                 return Result(Outcome.NOT_FOUND)
@@ -610,11 +622,12 @@ class Matters:
                 if ask_why_in is not None:
                     await tx.set_prompt(ask_why_in, actor.id, now, kind="unsatisfied", matter_id=matter.id)
             await self._refresh_card(tx, matter, now, event)
+            await put(tx, *thanks, now=now)
             return Result(Outcome.OK, await tx.matter(matter.id))
 
-    async def explain(self, matter_id: int, actor: Actor, chat_id: int, why: str) -> Result:
+    async def explain(self, matter_id: int, actor: Actor, chat_id: int, why: str, update: int | None = None) -> Result:
         """The reporter's reason for 不满意: into the timeline, and to the heads."""
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update) as tx:
             matter = await tx.matter(matter_id)
             await tx.take_prompt(chat_id, actor.id, 0.0)
             if matter is None or actor.id != matter.reporter_id:
@@ -643,7 +656,7 @@ class Matters:
             await self._refresh_card(tx, matter, now, event)
             await self._ack(tx, ack, now, "ok.attached", id=matter.id)
 
-        return await self._act(matter_id, actor, chat, change, Action.ATTACH, when_closed=True)
+        return await self._act(matter_id, actor, chat, change, Action.ATTACH, when_closed=True, update=_update_of(ack))
 
     async def _ask_rating(self, tx: Tx, matter: Matter, now: float, event: int) -> None:
         chat = matter.reporter_id if matter.private else matter.chat_id
@@ -677,28 +690,36 @@ class Matters:
         action: Action,
         when_closed: bool = False,
         on_held: Callable[[Tx, Matter, float], Awaitable[None]] | None = None,
+        update: int | None = None,
     ) -> Result:
         """Load, check scope and permission (bot/authority.py), apply ``change`` — all in
-        one transaction. ``on_held``: what to do, in it, when a higher tier holds the matter."""
-        async with self.store.transaction() as tx:
-            matter = await tx.matter(matter_id)
-            if matter is None:
-                return Result(Outcome.NOT_FOUND)
-            if chat is not None and not self.tree.contains(chat.id, matter.unit_id):
-                return Result(Outcome.OTHER_UNIT, matter)
-            verdict = self._verdict(action, matter, actor)
-            if verdict in _REFUSALS:
-                return Result(_REFUSALS[verdict], matter)
-            if matter.closed and not when_closed:
-                return Result(Outcome.ALREADY_RESOLVED, matter)
-            if verdict == Verdict.HELD_ABOVE:
-                if on_held is not None:
+        one transaction, ``update``'s. ``on_held``: what to do, in it, when a higher tier holds
+        the matter. A refusal is rolled back: nothing changed, and the update's one write
+        transaction is left to the handler's answer."""
+        try:
+            async with self.store.transaction(update=update) as tx:
+                matter = await tx.matter(matter_id)
+                if matter is None:
+                    raise _Refused(Result(Outcome.NOT_FOUND))
+                if chat is not None and not self.tree.contains(chat.id, matter.unit_id):
+                    raise _Refused(Result(Outcome.OTHER_UNIT, matter))
+                verdict = self._verdict(action, matter, actor)
+                if verdict in _REFUSALS:
+                    raise _Refused(Result(_REFUSALS[verdict], matter))
+                if matter.closed and not when_closed:
+                    raise _Refused(Result(Outcome.ALREADY_RESOLVED, matter))
+                if verdict == Verdict.HELD_ABOVE:
+                    held = Result(Outcome.HELD_ABOVE, matter, tier=self._holder(action, matter))
+                    if on_held is None:
+                        raise _Refused(held)
                     await on_held(tx, matter, self.clock.now())
-                return Result(Outcome.HELD_ABOVE, matter, tier=self._holder(action, matter))
-            refusal = await change(tx, matter, self.clock.now())
-            if refusal is not None:
-                return Result(refusal, matter)
-            return Result(Outcome.OK, await tx.matter(matter.id))
+                    return held
+                refusal = await change(tx, matter, self.clock.now())
+                if refusal is not None:
+                    raise _Refused(Result(refusal, matter))
+                return Result(Outcome.OK, await tx.matter(matter.id))
+        except _Refused as refused:
+            return refused.result
 
     def _verdict(self, action: Action, matter: Matter, actor: Actor) -> Verdict:
         return decide(
@@ -818,6 +839,20 @@ class Matters:
             # A parameter may depend on the language: then it is a function of the texts.
             texts = {name: value(t) if callable(value) else value for name, value in params.items()}
             await put(tx, outbox.CommandAnswer(ack.update_id, ack.chat_id, t(key, **texts), ack.message_id), now=now)
+
+
+def _update_of(ack: Ack | None, update: int | None = None) -> int | None:
+    """The update a command is handled for: its Ack's (the command's message), else the one
+    given (a button carries no Ack)."""
+    return ack.update_id if ack is not None else update
+
+
+class _Refused(Exception):
+    """Leaves ``Matters._act``'s transaction with a refusal, rolling it back."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__(result.outcome)
+        self.result = result
 
 
 def _tier(tier: int) -> Callable[[Texts], str]:

@@ -89,10 +89,10 @@ def refuse_orphaned_log(path: str) -> None:
         )
 
 
-async def open_database(path: str) -> Store:
+async def open_database(path: str, now: Callable[[], float] = time.time, connections: int = 8) -> Store:
     """The Store, or Fatal with one line: which file, what is wrong, what to do."""
     try:
-        store = await Store.open(path)
+        store = await Store.open(path, now=now, connections=connections)
     except SchemaTooNew as exc:
         raise Fatal(f"tierbot: cannot use the database {path}: {exc}. Run the newer tierbot, or restore a "
                     "backup this version made.") from None
@@ -242,8 +242,8 @@ async def _serve(config: Config, token: str) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    store = await open_database(config.database)
     app = build_application(config, token)
+    store = await open_database(config.database, app.bot_data["clock"].now, config.telegram.connections)
     app.bot_data["store"] = store  # bot/app.py's _open takes it instead of opening another
     reached: set[str] = set()
     try:

@@ -15,6 +15,7 @@ messages it changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -139,9 +140,10 @@ class Screenings:
             return Answer.NOT_ALLOWED, screening
         return Answer.OK, screening
 
-    async def zero_report(self, screening_id: int, actor: Actor, message_id: int | None) -> Reply:
+    async def zero_report(self, screening_id: int, actor: Actor, message_id: int | None,
+                          update: int | None = None) -> Reply:
         now = self.clock.now()
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update) as tx:
             answer, _ = await self._open(tx, screening_id, actor)
             if answer != Answer.OK:
                 return Reply(answer)
@@ -154,7 +156,7 @@ class Screenings:
     async def choose_unit(self, screening_id: int, actor: Actor, message_id: int | None, update_id: int) -> Reply:
         """上报发现: which unit? A button per unit of the community."""
         now = self.clock.now()
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update_id) as tx:
             answer, screening = await self._open(tx, screening_id, actor)
             if answer != Answer.OK or screening is None:
                 return Reply(answer)
@@ -173,7 +175,7 @@ class Screenings:
                        update_id: int) -> Reply:
         """The unit chosen: ask for the finding as a reply (ForceReply, naming the officer)."""
         now = self.clock.now()
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update_id) as tx:
             answer, screening = await self._open(tx, screening_id, actor)
             if answer != Answer.OK or screening is None:
                 return Reply(answer)
@@ -189,38 +191,42 @@ class Screenings:
             ), now=now)
         return Reply(Answer.OK)
 
-    async def add_finding(self, chat_id: int, prompt_message_id: int, actor: Actor, text: str) -> Reply | None:
-        """The officer's reply to a prompt: a finding in that unit. None if the message
-        answered is no prompt of ours."""
+    async def add_finding(self, screening_id: int, unit_id: str, chat_id: int, actor: Actor, text: str,
+                          update_id: int, answer: Callable[[Reply], outbox.Notice | None]) -> Reply:
+        """The officer's reply to the prompt about ``unit_id``: a finding there. The handler's
+        ``answer`` to it is queued in the same transaction (the update's one)."""
         now = self.clock.now()
-        async with self.store.transaction() as tx:
-            asked = await tx.screening_of_prompt(chat_id, prompt_message_id)
-            if asked is None:
-                return None
-            screening_id, unit_id = asked
-            answer, screening = await self._open(tx, screening_id, actor)
-            if answer != Answer.OK or screening is None:
-                return Reply(answer)
-            text = text.strip()
-            if not text or len(text) > MAX_FINDING or unit_id not in self.tree.nodes:
-                return Reply(Answer.TOO_LONG)
-            if screening.state == "zero":
-                return Reply(Answer.ANSWERED)
-            await tx.answer_screening(screening_id, "found", now, actor.id, actor.name)
-            finding_id = await tx.add_finding(screening_id, unit_id, text, actor.id, actor.name, now)
-            finding = await tx.finding(finding_id)
-            assert finding is not None
-            await put(tx, outbox.FindingCard(finding_id, chat_id, finding_view(finding, self.tree.name_of(unit_id))),
-                      now=now)
-            await self._show(tx, screening_id, None, f"f{finding_id}", now)
-            tx.log_event("screening_finding", screening=screening_id, finding=finding_id, node=unit_id)
+        async with self.store.transaction(update=update_id) as tx:
+            done = await self._add_finding(tx, screening_id, unit_id, chat_id, actor, text.strip(), now)
+            if (said := answer(done)) is not None:
+                await put(tx, said, now=now)
+        return done
+
+    async def _add_finding(self, tx: Tx, screening_id: int, unit_id: str, chat_id: int, actor: Actor, text: str,
+                           now: float) -> Reply:
+        answer, screening = await self._open(tx, screening_id, actor)
+        if answer != Answer.OK or screening is None:
+            return Reply(answer)
+        if not text or len(text) > MAX_FINDING or unit_id not in self.tree.nodes:
+            return Reply(Answer.TOO_LONG)
+        if screening.state == "zero":
+            return Reply(Answer.ANSWERED)
+        await tx.answer_screening(screening_id, "found", now, actor.id, actor.name)
+        finding_id = await tx.add_finding(screening_id, unit_id, text, actor.id, actor.name, now)
+        finding = await tx.finding(finding_id)
+        assert finding is not None
+        await put(tx, outbox.FindingCard(finding_id, chat_id, finding_view(finding, self.tree.name_of(unit_id))),
+                  now=now)
+        await self._show(tx, screening_id, None, f"f{finding_id}", now)
+        tx.log_event("screening_finding", screening=screening_id, finding=finding_id, node=unit_id)
         return Reply(Answer.OK)
 
-    async def decide(self, finding_id: int, to_matter: bool, actor: Actor, message_id: int | None) -> Reply:
+    async def decide(self, finding_id: int, to_matter: bool, actor: Actor, message_id: int | None,
+                     update: int | None = None) -> Reply:
         """A finding becomes a matter in its unit (private: a household's problem is not
         posted to the whole group), or is noted as already handled."""
         now = self.clock.now()
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update) as tx:
             finding = await tx.finding(finding_id)
             if finding is None or finding.unit_id not in self.tree.nodes:
                 return Reply(Answer.NOT_FOUND)

@@ -130,10 +130,12 @@ class VillageNotices:
             return Decision(Answer.DECIDED, notice)
         return Decision(Answer.OK, notice)
 
-    async def publish(self, notice_id: int, actor: Actor, message_id: int | None, language: str) -> Decision:
-        """Send the draft to every unit group of its community, as a broadcast."""
+    async def publish(self, notice_id: int, actor: Actor, message_id: int | None, language: str,
+                      update: int | None = None) -> Decision:
+        """Send the draft to every unit group of its community, as a broadcast (in
+        ``update``'s one write transaction)."""
         now = self.clock.now()
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update) as tx:
             decision = await self._load(tx, notice_id, actor)
             if decision.answer != Answer.OK:
                 return decision
@@ -152,9 +154,9 @@ class VillageNotices:
             tx.log_event("village_notice_published", notice=notice.id, community=community.id, broadcast=queued.id)
         return Decision(Answer.OK, notice)
 
-    async def skip(self, notice_id: int, actor: Actor, message_id: int | None) -> Decision:
+    async def skip(self, notice_id: int, actor: Actor, message_id: int | None, update: int | None = None) -> Decision:
         now = self.clock.now()
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update) as tx:
             decision = await self._load(tx, notice_id, actor)
             if decision.answer != Answer.OK:
                 return decision
@@ -168,7 +170,7 @@ class VillageNotices:
         """Ask the officer for the new text: a prompt to reply to, naming them (so that
         Telegram's ForceReply opens the reply for them alone)."""
         now = self.clock.now()
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update_id) as tx:
             decision = await self._load(tx, notice_id, actor)
             if decision.answer != Answer.OK:
                 return decision
@@ -182,25 +184,29 @@ class VillageNotices:
                                               {"force_reply": True, "selective": True}), now=now)
         return decision
 
-    async def replace_text(self, chat_id: int, prompt_message_id: int, actor: Actor, text: str,
-                           update_id: int) -> Decision | None:
-        """The officer's reply to a prompt: the draft's new text. None if the message
-        answered is no prompt of ours (an ordinary reply in the group)."""
+    async def replace_text(self, notice_id: int, actor: Actor, text: str, update_id: int,
+                           answer: Callable[[Decision], outbox.Notice | None]) -> Decision:
+        """The officer's reply to the prompt about ``notice_id``: the draft's new text. The
+        handler's ``answer`` to it is queued in the same transaction (the update's one)."""
         now = self.clock.now()
-        async with self.store.transaction() as tx:
-            notice_id = await tx.notice_of_prompt(chat_id, prompt_message_id)
-            if notice_id is None:
-                return None
-            decision = await self._load(tx, notice_id, actor)
-            if decision.answer != Answer.OK:
-                return decision
-            notice = decision.notice
-            assert notice is not None
-            if not text.strip() or len(text.strip()) > MAX_TEXT:  # MAX_TEXT leaves room for the heading
-                return Decision(Answer.TOO_LONG, notice)
-            await tx.set_village_notice_text(notice_id, text.strip())
-            await self._show(tx, notice_id, notice.draft_message_id, f"u{update_id}", now)
-            tx.log_event("village_notice_edited", notice=notice_id)
+        async with self.store.transaction(update=update_id) as tx:
+            decision = await self._replace_text(tx, notice_id, actor, text.strip(), update_id, now)
+            if (said := answer(decision)) is not None:
+                await put(tx, said, now=now)
+        return decision
+
+    async def _replace_text(self, tx: Tx, notice_id: int, actor: Actor, text: str, update_id: int,
+                            now: float) -> Decision:
+        decision = await self._load(tx, notice_id, actor)
+        if decision.answer != Answer.OK:
+            return decision
+        notice = decision.notice
+        assert notice is not None
+        if not text or len(text) > MAX_TEXT:  # MAX_TEXT leaves room for the heading
+            return Decision(Answer.TOO_LONG, notice)
+        await tx.set_village_notice_text(notice_id, text)
+        await self._show(tx, notice_id, notice.draft_message_id, f"u{update_id}", now)
+        tx.log_event("village_notice_edited", notice=notice_id)
         return decision
 
     async def _show(self, tx: Tx, notice_id: int, message_id: int | None, tag: str, now: float) -> None:

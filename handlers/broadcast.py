@@ -55,7 +55,7 @@ async def send(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, t("broadcast.too_long", max=MAX_CAPTION if photo else MAX_TEXT))
         return
     queued = await Broadcasts(svc.store, svc.tree, svc.clock).send(
-        node, message.chat_id, message.message_id, actor(update), text, photo, t.language
+        node, message.chat_id, message.message_id, actor(update), text, photo, t.language, update=update.update_id
     )
     if queued is None:  # the acknowledgement and the report come through the outbox
         await reply(update, context, t("broadcast.no_targets", node=escape(node.name)))

@@ -9,7 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot.outbox import Chart, put
+from bot.outbox import Chart, Notice, put
 from bot.roles import Act, may
 from bot.telegram.menus import menus
 from bot.text import render
@@ -51,12 +51,15 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, texts_for(update, context)("bind.not_allowed", node=escape(denied.name)))
         return
     before = svc.tree.chat_of(node.id)
-    async with svc.store.transaction() as tx:
+    t = texts_for(update, context)
+    message = update.effective_message
+    assert message is not None
+    done = reply_notice(update, message, t("bind.done", node=escape(node.name), tier=t(f"tier.{node.tier}")))
+    async with svc.store.transaction(update=update.update_id) as tx:  # the binding and its answer in one
         await tx.bind_chat(chat.id, node.id, user.id, svc.clock.now())
         bindings = await tx.bindings()
+        await put(tx, done, now=svc.clock.now())
     svc.tree.set_bindings(bindings)
-    t = texts_for(update, context)
-    await reply(update, context, t("bind.done", node=escape(node.name), tier=t(f"tier.{node.tier}")))
     chat_menus = menus(context)
     if chat_menus is not None:  # the chat's menu follows its node; a released chat loses its own
         await chat_menus.set_chat(chat.id)
@@ -81,9 +84,12 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if chat is not None and chat.type == ChatType.PRIVATE:
         svc = services(context)
         user = actor(update)
-        async with svc.store.transaction() as tx:
+        message = update.effective_message
+        assert message is not None
+        welcome = reply_notice(update, message, for_role(update, context, welcome=True))
+        async with svc.store.transaction(update=update.update_id) as tx:  # reachable by DM, and the welcome
             await tx.set_private_chat(user.id, user.name, svc.clock.now())
-        await reply(update, context, for_role(update, context, welcome=True))
+            await put(tx, welcome, now=svc.clock.now())
         return
     await help_text(update, context)
 
@@ -120,13 +126,13 @@ async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     chart = node.tier != UNIT  # a community's and the station's get the bulletin's chart, too
     figures = await service.period_figures(svc.store, svc.tree, period, history=chart)
     t = texts_for(update, context)
-    for text in bulletin.render(node, svc.tree, figures, t, period):
-        await reply(update, context, text)
+    notices: list[Notice] = [reply_notice(update, message, text)
+                             for text in bulletin.render(node, svc.tree, figures, t, period)]
     if chart:  # after the text, drawn and paced by the delivery worker like a bulletin's
         spec = bulletin.chart_spec(node, svc.tree, figures, t, period)
-        async with svc.store.transaction() as tx:
-            await put(tx, Chart.of_summary(message.chat_id, message.message_id,
-                                           bulletin.chart_caption(node, t, period), spec), now=now)
+        notices.append(Chart.of_summary(message.chat_id, message.message_id, bulletin.chart_caption(node, t, period),
+                                        spec))
+    await send(context, *notices, update=update.update_id)
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -138,7 +144,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             sorry = reply_notice(update, update.effective_message, texts_for(update, context)("err.internal"),
                                  quote=None)
             try:
-                await send(context, sorry, done=False)  # the failed update counts a try (bot/telegram/inbox.py)
+                await send(context, sorry, update=None)  # the failed update counts a try (bot/telegram/inbox.py)
             except Exception:  # the database may be what failed: then say so outside the outbox
                 log.debug("could not queue the apology", exc_info=True)
                 svc.delivery.apologise(sorry.chat, sorry.text, sorry.reply_to)

@@ -14,7 +14,6 @@ from bot import outbox, visibility
 from bot.config import parse_duration
 from bot.matters import Ack, Actor, Outcome, Result
 from bot.services import Services, services
-from bot.store import current_update
 from bot.text import render
 from bot.text.i18n import Texts
 from bot.tree import UNIT, Node, Tree
@@ -193,18 +192,13 @@ def keyboard(markup: InlineKeyboardMarkup | ForceReply | None) -> outbox.Keyboar
              for b in row] for row in markup.inline_keyboard]
 
 
-async def send(context: ContextTypes.DEFAULT_TYPE, *notices: outbox.Notice, done: bool = True) -> None:
-    """Queue a handler's answers in a transaction of its update (which marks the update
-    done; ``done=False``: not, as for an apology, the update to be tried again); the
-    delivery worker, woken by the commit, sends them at once."""
+async def send(context: ContextTypes.DEFAULT_TYPE, *notices: outbox.Notice, update: int | None) -> None:
+    """Queue a handler's answers in the write transaction of its ``update``, which marks it
+    done (None: of no update, as for an apology, the update to be tried again); the delivery
+    worker, woken by the commit, sends them at once."""
     svc = services(context)
-    token = None if done else current_update.set(None)
-    try:
-        async with svc.store.transaction() as tx:
-            await outbox.put(tx, *notices, now=svc.clock.now())
-    finally:
-        if token is not None:
-            current_update.reset(token)
+    async with svc.store.transaction(update=update) as tx:
+        await outbox.put(tx, *notices, now=svc.clock.now())
 
 
 async def reply(
@@ -215,7 +209,7 @@ async def reply(
     reply_text does by default), through the outbox."""
     message = update.effective_message
     if message is not None:
-        await send(context, reply_notice(update, message, text, reply_markup, quote))
+        await send(context, reply_notice(update, message, text, reply_markup, quote), update=update.update_id)
 
 
 def reply_notice(

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
 from telegram.ext import ContextTypes
 
+from bot.outbox import Notice, put
 from bot.roles import Act, may, staff
 from bot.services import Services
+from bot.store import Tx
 from bot.text import render
 from bot.text.i18n import Texts
 from escalation import duty
-from handlers.common import actor, reply, reply_notice, send, services, texts_for
+from handlers.common import actor, reply, reply_notice, services, texts_for
 
 TAKE_WATCH = f"{render.CALLBACK_VERSION}:duty"
 
@@ -21,10 +24,14 @@ def _staff_name(svc: Services, user_id: int) -> str:
     return svc.tree.person_name(user_id) or str(user_id)
 
 
-async def _roster_text(svc: Services, t: Texts) -> str:
+async def _roster_text(svc: Services, t: Texts, tx: Tx | None = None) -> str:
+    """Who is on watch now and next; read in ``tx`` when given (the one that changed it)."""
     now = svc.clock.now()
-    async with svc.store.read() as tx:
+    if tx is not None:
         overrides = await tx.duty_overrides(now)
+    else:
+        async with svc.store.read() as tx:
+            overrides = await tx.duty_overrides(now)
     current = duty.on_duty(svc.config.duty, overrides, now, svc.config.tz)
     lines = [t("duty.now", who="、".join(render.mention(u, _staff_name(svc, u)) for u in current) or t("duty.nobody"))]
     upcoming = duty.next_watch(svc.config.duty, now, svc.config.tz)
@@ -60,12 +67,12 @@ async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if not may(svc.tree, user.id, Act.KEEP_WATCH, svc.tree.station.id):
         await query.answer(render.plain(texts_for(update, context)("duty.not_staff")), show_alert=True)
         return
-    await _set(svc, user.id, user.id)
+    asked = query.message if isinstance(query.message, Message) else None
+    await _set(svc, user.id, user.id, update.update_id,
+               None if asked is None else lambda roster: reply_notice(update, asked, roster, quote=None),
+               texts_for(update, context))
     taken = texts_for(update, context)("duty.taken", who=escape(_staff_name(svc, user.id)))
     await query.answer(render.plain(taken))
-    if query.message is not None and isinstance(query.message, Message):
-        roster = await _roster_text(svc, texts_for(update, context))
-        await send(context, reply_notice(update, query.message, roster, quote=None))
 
 
 async def _take(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services, target: int) -> None:
@@ -73,15 +80,21 @@ async def _take(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Service
     if not all(may(svc.tree, who, Act.KEEP_WATCH, svc.tree.station.id) for who in (user.id, target)):
         await reply(update, context, texts_for(update, context)("duty.not_staff"))
         return
-    await _set(svc, target, user.id)
-    await reply(update, context, await _roster_text(svc, texts_for(update, context)))
+    message = update.effective_message
+    assert message is not None
+    await _set(svc, target, user.id, update.update_id, lambda roster: reply_notice(update, message, roster),
+               texts_for(update, context))
 
 
-async def _set(svc: Services, user_id: int, by: int) -> None:
+async def _set(svc: Services, user_id: int, by: int, update: int, answer: Callable[[str], Notice] | None,
+               t: Texts) -> None:
+    """Hand the watch over and answer with the roster that shows it, in the update's one transaction."""
     now = svc.clock.now()
     until = duty.watch_end(svc.config.duty, now, svc.config.tz)
-    async with svc.store.transaction() as tx:
+    async with svc.store.transaction(update=update) as tx:
         await tx.add_duty_override(user_id, _staff_name(svc, user_id), now, until, by)
+        if answer is not None:
+            await put(tx, answer(await _roster_text(svc, t, tx)), now=now)
 
 
 def _target(svc: Services, message: Message, args: list[str]) -> int | None:

@@ -8,10 +8,11 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
+from bot.outbox import put
 from bot.roles import Act, may
 from bot.telegram.menus import menus
 from bot.text.i18n import CATALOGS, user_language
-from handlers.common import actor, reply, services, texts_for
+from handlers.common import actor, reply, reply_notice, services, texts_for
 
 ALIASES = {"中文": "zh", "汉语": "zh", "cn": "zh", "chinese": "zh", "英文": "en", "英语": "en", "english": "en"}
 
@@ -44,11 +45,15 @@ async def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not may(svc.tree, actor(update).id, Act.LANGUAGE, node.id):
             await reply(update, context, t("lang.not_allowed"))
             return
-    async with svc.store.transaction() as tx:
-        await tx.set_chat_language(chat.id, language)
-    svc.langs.set_chat(chat.id, language)
     t = svc.langs.get(language)
-    await reply(update, context, t("lang.set_private" if private else "lang.set", language=t(f"lang.name.{language}")))
+    message = update.effective_message
+    assert message is not None
+    done = reply_notice(update, message, t("lang.set_private" if private else "lang.set",
+                                           language=t(f"lang.name.{language}")))
+    async with svc.store.transaction(update=update.update_id) as tx:  # the change and its answer in one
+        await tx.set_chat_language(chat.id, language)
+        await put(tx, done, now=svc.clock.now())
+    svc.langs.set_chat(chat.id, language)
     chat_menus = menus(context)
     if chat_menus is not None:  # after the change is committed: the menu is a convenience
         await chat_menus.set_chat(chat.id)

@@ -102,7 +102,7 @@ async def release_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if not number.isascii() or not number.isdigit() or len(number) > 12 or node is None:
         await query.answer(render.plain(t("err.stale_button")), show_alert=True)
         return
-    outcome, matter_id = await svc.matters.release_held(int(number), actor(update), node)
+    outcome, matter_id = await svc.matters.release_held(int(number), actor(update), node, update=update.update_id)
     if outcome == Outcome.OK:
         await query.answer(render.plain(t("limits.released", held=number, id=matter_id)))
         return

@@ -201,7 +201,7 @@ async def _show(
         outbox.ShownAttachment(update.update_id, index, message.chat_id, kind, file, f"#{matter.id}", under)
         for index, (kind, file) in enumerate(kept)
     ]
-    await send(context, *notices)
+    await send(context, *notices, update=update.update_id)
 
 
 async def _show_categories(update: Update, context: ContextTypes.DEFAULT_TYPE, number: int) -> None:
@@ -221,7 +221,8 @@ async def _show_categories(update: Update, context: ContextTypes.DEFAULT_TYPE, n
         await query.answer(render.plain(t("card.pick_category")))
         if isinstance(query.message, Message):
             await send(context, outbox.EditKeyboard(update.update_id, query.message.chat_id,
-                                                    query.message.message_id, render.category_buttons(matter, t)))
+                                                    query.message.message_id, render.category_buttons(matter, t)),
+                       update=update.update_id)
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -242,10 +243,10 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     action, number, arg = parsed
     if action == "claim":
-        result = await svc.matters.claim(number, actor(update), node)
+        result = await svc.matters.claim(number, actor(update), node, update=update.update_id)
         done = texts_for(update, context)("ok.claimed", id=number)
     elif action == "resolve":
-        result = await svc.matters.resolve(number, actor(update), node)
+        result = await svc.matters.resolve(number, actor(update), node, update=update.update_id)
         done = texts_for(update, context)("ok.resolved", id=number)
     elif action == "rate":
         await people.rate(update, context, number, arg or "")
@@ -254,7 +255,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _show_categories(update, context, number)
         return
     else:
-        result = await svc.matters.categorize(number, actor(update), node, arg or "other")
+        result = await svc.matters.categorize(number, actor(update), node, arg or "other",
+                                                update=update.update_id)
         t = texts_for(update, context)
         done = t("ok.categorized", id=number, category=t.category(arg or "other"))
     if result.outcome == Outcome.OK:

@@ -22,7 +22,7 @@ async def follow(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         old_chat, new_chat = message.migrate_from_chat_id, message.chat_id
     else:
         return
-    moved = await services(context).delivery.migrated(old_chat, new_chat)
+    moved = await services(context).delivery.migrated(old_chat, new_chat, update=update.update_id)
     chat_menus = menus(context)
     if moved and chat_menus is not None:  # the group's menu follows its node
         await chat_menus.set_chat(new_chat)

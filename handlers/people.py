@@ -25,7 +25,6 @@ from handlers.common import (
     refusal,
     reply,
     reply_notice,
-    send,
     services,
     texts_for,
 )
@@ -57,13 +56,15 @@ async def report_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     assert message is not None
     text = (message.text or "").split(maxsplit=1)[1:]
     user = actor(update)
-    async with svc.store.transaction() as tx:
+    async with svc.store.transaction(update=update.update_id) as tx:  # the prompt and the question in one
         await tx.set_prompt(message.chat_id, user.id, svc.clock.now(), kind="choose_unit",
                             draft=text[0].strip() if text else None)
         recent = await tx.reported_units(user.id)
-    units = [svc.tree.nodes[u] for u in recent if u in svc.tree.nodes]
-    units += [u for u in svc.tree.units() if may(svc.tree, user.id, Act.WORK, u.id) and u not in units]
-    await reply(update, context, texts_for(update, context)("private.choose"), reply_markup=_unit_buttons(units[:8]))
+        units = [svc.tree.nodes[u] for u in recent if u in svc.tree.nodes]
+        units += [u for u in svc.tree.units() if may(svc.tree, user.id, Act.WORK, u.id) and u not in units]
+        choose = reply_notice(update, message, texts_for(update, context)("private.choose"),
+                              reply_markup=_unit_buttons(units[:8]))
+        await outbox.put(tx, choose, now=svc.clock.now())
 
 
 async def choose_unit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -115,7 +116,7 @@ async def private_message(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         else:
             await reply(update, context, t("private.no_match", query=escape(text[:40])))
     elif pending.kind == "unsatisfied" and pending.matter_id and text:
-        await svc.matters.explain(pending.matter_id, user, message.chat_id, text[:MAX_TEXT])
+        await svc.matters.explain(pending.matter_id, user, message.chat_id, text[:MAX_TEXT], update=update.update_id)
 
 
 async def _ask_private(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services, unit: Node) -> None:
@@ -124,7 +125,7 @@ async def _ask_private(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: 
     user = actor(update)
     ask = reply_notice(update, message, texts_for(update, context)("private.start", unit=escape(unit.name)),
                        reply_markup=ForceReply(), quote=None)
-    async with svc.store.transaction() as tx:  # the prompt and the question in one
+    async with svc.store.transaction(update=update.update_id) as tx:  # the prompt and the question in one
         await tx.set_private_chat(user.id, user.name, svc.clock.now())
         await tx.set_prompt(message.chat_id, user.id, svc.clock.now(), kind="private", unit_id=unit.id)
         await outbox.put(tx, ask, now=svc.clock.now())
@@ -148,7 +149,7 @@ async def _log_private(
     key = limit_key(update, svc)
     member = None if key is None else await membership(context.bot, svc.tree.chat_of(unit.id), user.id)
     await svc.matters.report(unit, message.chat_id, user, text, reply_id, photo, answers_prompt, private=True,
-                             limit_key=key, membership=member)
+                             limit_key=key, membership=member, update=update.update_id)
 
 
 def _unit_buttons(units: list[Node]) -> InlineKeyboardMarkup | None:
@@ -204,7 +205,16 @@ async def rate(update: Update, context: ContextTypes.DEFAULT_TYPE, number: int, 
     query = update.callback_query
     assert query is not None and query.message is not None
     t = texts_for(update, context)
-    result = await svc.matters.rate(number, actor(update), rating, ask_why_in=query.message.chat.id)
+    notices: list[outbox.Notice] = []  # queued with the rating, if it is taken
+    if isinstance(query.message, Message):
+        asked = query.message
+        thanks = t("rating.thanks", rating=t(f"rating.{rating}"))
+        notices.append(outbox.EditText(update.update_id, asked.chat_id, asked.message_id, thanks))
+        if rating == "unsatisfied":
+            notices.append(reply_notice(update, asked, t("rating.why", id=number),
+                                        reply_markup=ForceReply(selective=True), quote=None))
+    result = await svc.matters.rate(number, actor(update), rating, ask_why_in=query.message.chat.id,
+                                    update=update.update_id, thanks=notices)
     if result.outcome != Outcome.OK:
         key = {Outcome.NOT_ALLOWED: "rating.not_yours", Outcome.EXPIRED: "rating.expired"}.get(
             result.outcome, "rating.done"
@@ -212,14 +222,6 @@ async def rate(update: Update, context: ContextTypes.DEFAULT_TYPE, number: int, 
         await query.answer(render.plain(t(key)), show_alert=True)
         return
     await query.answer(render.plain(t("rating.thanks", rating=t(f"rating.{rating}"))))
-    if isinstance(query.message, Message):
-        asked = query.message
-        thanks = t("rating.thanks", rating=t(f"rating.{rating}"))
-        notices: list[outbox.Notice] = [outbox.EditText(update.update_id, asked.chat_id, asked.message_id, thanks)]
-        if rating == "unsatisfied":
-            notices.append(reply_notice(update, asked, t("rating.why", id=number),
-                                        reply_markup=ForceReply(selective=True), quote=None))
-        await send(context, *notices)
 
 
 # --- one's own matters ---------------------------------------------------------------
@@ -253,7 +255,6 @@ async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await reply(update, context, t("usage.cancel"))
         return
     result = await svc.matters.cancel(number, actor(update), chat_node(update, context), ack=ack_for(update, context))
-    if result.outcome == Outcome.HELD_ABOVE:  # the wish went to the tier that holds it
-        await reply(update, context, t("err.cancel_held", id=number, tier=t(f"tier.{result.tier}")))
-    elif result.outcome != Outcome.OK:
+    # Held above, the wish went to the tier that holds it, and the answer saying so with it.
+    if result.outcome not in (Outcome.OK, Outcome.HELD_ABOVE):
         await reply(update, context, refusal(svc, t, result, number))

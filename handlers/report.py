@@ -47,7 +47,7 @@ async def report_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     user = actor(update)
     question = texts_for(update, context)("report.ask", user=render.mention(user.id, user.name))
     ask = reply_notice(update, message, question, reply_markup=ForceReply(selective=True))
-    async with svc.store.transaction() as tx:  # the prompt and the question in one
+    async with svc.store.transaction(update=update.update_id) as tx:  # the prompt and the question in one
         await tx.set_prompt(message.chat_id, user.id, svc.clock.now())
         await outbox.put(tx, ask, now=svc.clock.now())
 
@@ -83,7 +83,8 @@ async def prompt_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if asked.kind == "report":  # the report's own transaction consumes the question
         await _log(update, context, message.text, answers_prompt=True)
     elif asked.kind == "unsatisfied" and asked.matter_id:
-        await svc.matters.explain(asked.matter_id, actor(update), message.chat_id, message.text[:MAX_TEXT])
+        await svc.matters.explain(asked.matter_id, actor(update), message.chat_id, message.text[:MAX_TEXT],
+                                  update=update.update_id)
 
 
 async def report_elsewhere(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -126,5 +127,5 @@ async def _log(
     # (over a limit, the polite answer saying when to report again).
     await svc.matters.report(
         unit, message.chat_id, actor(update), text, message.message_id, photo_file_id, answers_prompt,
-        limit_key=limit_key(update, svc),
+        limit_key=limit_key(update, svc), update=update.update_id,
     )

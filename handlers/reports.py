@@ -42,4 +42,4 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     caption = t("export.caption", node=escape(node.name), start=t.time(start), end=t.time(end),
                 count=len(data.matters))
     await send(context, outbox.Document(update.update_id, message.chat_id, f"{ledger.file_stem(data, t)}.xlsx",
-                                        content, caption, message.message_id))
+                                        content, caption, message.message_id), update=update.update_id)

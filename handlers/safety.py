@@ -19,6 +19,6 @@ async def counted(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if poll is None:
         return
     svc = services(context)
-    async with svc.store.transaction() as tx:  # marks the update done with its effect
+    async with svc.store.transaction(update=update.update_id) as tx:  # marks the update done with its effect
         await tx.safety_poll_counted(poll.id, [option.voter_count for option in poll.options],
                                      poll.total_voter_count, svc.clock.now())

@@ -8,9 +8,10 @@ import re
 from telegram import Message, Update
 from telegram.ext import ContextTypes
 
+from bot import outbox
 from bot.screening import CALLBACK, MAX_FINDING, Answer, Reply, Screenings
 from bot.text import render
-from handlers.common import actor, reply, services, texts_for
+from handlers.common import actor, reply_notice, services, texts_for
 
 PATTERN = f"^{CALLBACK}(zero|find|unit|matter|handled):([0-9]{{1,9}})(?::([0-9]{{1,4}}))?$"
 _DATA = re.compile(PATTERN)
@@ -51,13 +52,14 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     done: Reply
     ok = None
     if action == "zero":
-        done, ok = await screenings.zero_report(number, who, message.message_id), t("sc.zero_ok")
+        done = await screenings.zero_report(number, who, message.message_id, update=update.update_id)
+        ok = t("sc.zero_ok")
     elif action == "find":
         done = await screenings.choose_unit(number, who, message.message_id, update.update_id)
     elif action == "unit" and extra is not None:
         done = await screenings.ask_text(number, int(extra), who, message.message_id, update.update_id)
     elif action in ("matter", "handled"):
-        done = await screenings.decide(number, action == "matter", who, message.message_id)
+        done = await screenings.decide(number, action == "matter", who, message.message_id, update=update.update_id)
         ok = t("sc.made_matter", id=done.matter_id) if done.matter_id else t("sc.noted")
     else:
         done = Reply(Answer.NOT_FOUND)
@@ -66,16 +68,15 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     await query.answer(render.plain(text) if text else None, show_alert=refusal is not None)
 
 
-async def finding_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
-    """A reply in a community's group that answers our prompt: a finding. False if it
-    answers no prompt of the screening's."""
+async def finding_text(update: Update, context: ContextTypes.DEFAULT_TYPE, screening_id: int, unit_id: str) -> None:
+    """A reply in a community's group that answers the prompt about ``unit_id``: a finding
+    (handlers/village_notice.py's ``new_text`` tells whose prompt a reply answers)."""
     message = update.effective_message
-    answered = message.reply_to_message if message is not None else None
-    if message is None or answered is None or answered.from_user is None or answered.from_user.id != context.bot.id:
-        return False
-    done = await _screenings(context).add_finding(message.chat_id, answered.message_id, actor(update),
-                                                   message.text or "")
-    if done is None:
-        return False
-    await reply(update, context, _refusal(update, context, done.answer) or texts_for(update, context)("sc.added"))
-    return True
+    assert message is not None
+
+    def answer(done: Reply) -> outbox.Notice:
+        said = _refusal(update, context, done.answer) or texts_for(update, context)("sc.added")
+        return reply_notice(update, message, said)
+
+    await _screenings(context).add_finding(screening_id, unit_id, message.chat_id, actor(update), message.text or "",
+                                           update.update_id, answer)

@@ -9,10 +9,11 @@ from telegram import Message, Update
 from telegram.ext import ContextTypes
 
 from bot.broadcasts import MAX_TEXT
+from bot.outbox import Reply
 from bot.text import render
 from bot.village_notice import CALLBACK, Answer, Decision, VillageNotices
 from handlers import screening
-from handlers.common import actor, reply, services, texts_for
+from handlers.common import actor, reply_notice, services, texts_for
 
 PATTERN = f"^{CALLBACK}(pub|edit|skip):([0-9]{{1,9}})$"
 _DATA = re.compile(PATTERN)
@@ -51,9 +52,10 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     action, notice_id = match.group(1), int(match.group(2))
     notices, who = _notices(context), actor(update)
     if action == "pub":
-        decision = await notices.publish(notice_id, who, message.message_id, texts_for(update, context).language)
+        decision = await notices.publish(notice_id, who, message.message_id, texts_for(update, context).language,
+                                         update=update.update_id)
     elif action == "skip":
-        decision = await notices.skip(notice_id, who, message.message_id)
+        decision = await notices.skip(notice_id, who, message.message_id, update=update.update_id)
     else:
         decision = await notices.ask_for_text(notice_id, who, message.message_id, update.update_id)
     refusal = _refusal(update, context, decision, notice_id)
@@ -63,17 +65,22 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def new_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A reply in a community's group: a screening's finding or the draft's new text if it
     answers one of our prompts; any other reply is not ours to handle."""
-    if await screening.finding_text(update, context):
-        return
     message = update.effective_message
     answered = message.reply_to_message if message is not None else None
     if message is None or answered is None or answered.from_user is None or answered.from_user.id != context.bot.id:
         return
-    decision = await _notices(context).replace_text(
-        message.chat_id, answered.message_id, actor(update), message.text or "", update.update_id
-    )
-    if decision is None:
+    svc = services(context)
+    async with svc.store.read() as tx:  # whose prompt it answers decides who writes the update's one transaction
+        finding = await tx.screening_of_prompt(message.chat_id, answered.message_id)
+        notice_id = None if finding is not None else await tx.notice_of_prompt(message.chat_id, answered.message_id)
+    if finding is not None:
+        await screening.finding_text(update, context, *finding)
         return
-    notice_id = decision.notice.id if decision.notice is not None else 0
-    refusal = _refusal(update, context, decision, notice_id)
-    await reply(update, context, refusal or texts_for(update, context)("vn.edited", id=notice_id))
+    if notice_id is None:
+        return
+
+    def answer(decision: Decision) -> Reply:
+        said = _refusal(update, context, decision, notice_id) or texts_for(update, context)("vn.edited", id=notice_id)
+        return reply_notice(update, message, said)
+
+    await _notices(context).replace_text(notice_id, actor(update), message.text or "", update.update_id, answer)

@@ -58,7 +58,7 @@ async def _reply(update: Update, context: ContextTypes.DEFAULT_TYPE, data: dict[
     svc = services(context)
     message = update.effective_message
     assert message is not None
-    async with svc.store.transaction() as tx:
+    async with svc.store.transaction(update=update.update_id) as tx:
         await _put(svc, tx, _answer(update, message, data, quote=message.chat.type != ChatType.PRIVATE))
 
 
@@ -79,7 +79,7 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _reply(update, context, said(say("visit.usage")))
         return
     now = svc.clock.now()
-    async with svc.store.transaction() as tx:
+    async with svc.store.transaction(update=update.update_id) as tx:
         visit = await tx.open_visit(user.id)
         if visit is not None:  # one at a time: the unfinished one first
             resumed = say("visit.resumed", started=local_time(visit.started_at))
@@ -133,7 +133,7 @@ async def _step(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Service
     text = (message.text or "").strip()
     kept: Say | None = None
     values: dict[str, Any] = {}
-    async with svc.store.transaction() as tx:
+    async with svc.store.transaction(update=update.update_id) as tx:
         if message.photo:
             count = await tx.add_visit_photo(visit.id, message.photo[-1].file_id, now)
             kept = say("visit.photo_kept", count=count)
@@ -184,7 +184,7 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     visit_id, action, arg = parsed
     user = actor(update)
     now = svc.clock.now()
-    async with svc.store.transaction() as tx:
+    async with svc.store.transaction(update=update.update_id) as tx:
         visit = await tx.visit(visit_id)
         if visit is None or visit.user_id != user.id:
             await _put(svc, tx, _answer(update, message, said(say("visit.stale"))))
@@ -346,7 +346,7 @@ async def spot_check(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     node = chat_node(update, context)
     if message is None or node is None or not number.isdecimal() or len(number) > 9:
         return
-    async with svc.store.transaction() as tx:
+    async with svc.store.transaction(update=update.update_id) as tx:
         visit = await tx.visit(int(number))
         if visit is None or visit.finished_at is None or not svc.tree.contains(node.id, visit.community_id or ""):
             await _put(svc, tx, _answer(update, message, said(say("visit.stale"))))

@@ -4,6 +4,7 @@ against it with a real SQLite file and a clock the test moves."""
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,7 @@ from bot.app import Services, build_application, running
 from bot.clock import ManualClock
 from bot.config import Config, parse_config
 from bot.dev.fakeapi import FakeBotApi
+from bot.store import SecondWrite
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-TOKEN"
@@ -170,7 +172,26 @@ def make_bot(tmp_path: Path, api: FakeBotApi) -> Callable[..., Any]:
         add_chats(api, raw)
         clock = clock or ManualClock(START)
         app = build_application(config, TOKEN, clock=clock)
-        async with running(app):
-            yield Running(app, api, clock, config)
+        second = _SecondWrites()
+        logging.getLogger().addHandler(second)
+        try:
+            async with running(app):
+                yield Running(app, api, clock, config)
+        finally:
+            logging.getLogger().removeHandler(second)
+        # Every handler path a test drives makes one write transaction for its update.
+        assert not second.seen, f"a handler wrote twice for one update: {second.seen}"
 
     return start
+
+
+class _SecondWrites(logging.Handler):
+    """Collects the SecondWrite errors logged while a bot runs (bot/store/store.py)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info and isinstance(record.exc_info[1], SecondWrite):
+            self.seen.append(str(record.exc_info[1]))

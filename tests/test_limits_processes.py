@@ -29,8 +29,7 @@ HELD = "一小时内反映的事项已达"
 async def second_process(bot: Running) -> AsyncIterator[Matters]:
     """Another process on the bot's database: its own connection, group commit and memory
     of the last hour (loaded now, as at its start)."""
-    store = await Store.open(bot.config.database)
-    store.now = bot.clock.now
+    store = await Store.open(bot.config.database, now=bot.clock.now)
     svc = bot.svc
     matters = Matters(store, svc.tree, svc.langs, bot.clock, bot.config, svc.notifier)
     await matters.load_limits()

@@ -25,14 +25,15 @@ from bot.store.rows import (
     clock_columns,
 )
 from bot.store.schema import MIGRATIONS, PURGED, SCHEMA_VERSION, SENT_BATCH, SchemaTooNew
-from bot.store.store import SendSlot, Store, current_update, describe_error, read_only, sending
+from bot.store.store import SecondWrite, SendSlot, Signals, Store, describe_error, read_only, sending
 
 __all__ = [
     "LAST_SWEEP", "MIGRATIONS", "PURGED", "SCHEMA_VERSION", "SENT_BATCH", "BadCopy", "Broadcast",
     "BroadcastOutcome", "DutyOverride", "Event", "HeldPing", "HeldReport", "Matter", "OutboxItem", "Prompt",
     "Purged", "QueuedReport",
     "SafetyCount", "SafetyPollDue",  # issue 16
-    "SchemaTooNew", "SendSlot", "Sent", "Store", "SummaryFacts", "TimelineRow", "Tx", "Visit",
-    "check_copy", "clock_columns", "copy_database", "current_update", "database_files", "describe_error",
+    "SchemaTooNew", "SecondWrite", "SendSlot", "Sent", "Signals", "Store", "SummaryFacts", "TimelineRow", "Tx",
+    "Visit",
+    "check_copy", "clock_columns", "copy_database", "database_files", "describe_error",
     "read_only", "sending",
 ]

@@ -46,10 +46,24 @@ from bot.store.schema import MAX_TRIES, MIGRATIONS, MIN_SQLITE, SCHEMA_VERSION, 
 
 log = logging.getLogger(__name__)
 
-# The Telegram update being handled in this task (see bot/telegram/inbox.py). A write transaction
-# committed while it is set marks that update done, so its effects and "done" commit
-# together. Handlers therefore make one write transaction per update: their effect.
-current_update: ContextVar[int | None] = ContextVar("current_update", default=None)
+class SecondWrite(RuntimeError):
+    """A programming error: a handler opened a second write transaction for its update. An
+    update's effects, its answers and "done" commit together, in one (``Store.transaction``)."""
+
+
+class Signals:
+    """What the store tells the delivery worker. Each needs the other (the worker reads and
+    writes through the store; the store wakes it after a commit that queued messages and hands
+    it the reports that would not commit), so this is made with the store and given to the
+    worker when it is built (bot/app.py): neither is told of the other afterwards."""
+
+    def __init__(self) -> None:
+        self.queued = asyncio.Event()  # a commit queued messages: deliver now, not at the next idle tick
+        self.lost: list[QueuedReport] = []  # reports that failed to commit, to apologise for (queued is set)
+
+    def report_lost(self, report: QueuedReport) -> None:
+        self.lost.append(report)
+        self.queued.set()
 
 
 class SendSlot:
@@ -87,26 +101,28 @@ sending: ContextVar[SendSlot | None] = ContextVar("sending", default=None)
 
 
 class Store:
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, signals: Signals | None = None,
+                 now: Callable[[], float] = time.time, connections: int = 8) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
-        self.on_enqueue: Callable[[], None] | None = None  # told after a commit that queued messages
-        self.on_lost: Callable[[QueuedReport], None] | None = None  # told of a report that failed to commit
+        self.signals = signals or Signals()
         self.handled: set[int] = set()  # updates whose effects are committed, or queued to be
         self.started: set[int] = set()  # updates this run has begun to handle
         self.done_upto = 0  # the highest update id in the inbox at start: newer ones are new
         self._reports: list[QueuedReport] = []
         self._sent: list[Sent] = []
         self._sent_slots: list[SendSlot] = []  # given back once their sends are recorded
-        self._slots = asyncio.Semaphore(8 + SENT_BATCH)
+        # Sends in flight at most (the bot's connections): at most this many plus SENT_BATCH go unrecorded.
+        self._slots = asyncio.Semaphore(connections + SENT_BATCH)
         self._done: list[int] = []  # updates that changed nothing
         self._last_error = ""
         self._committer: asyncio.Task[None] | None = None
-        self.now: Callable[[], float] = time.time  # the inbox's clock; the app sets its own
+        self.now = now  # the inbox's clock: the app's
         self.failing: dict[int, str] = {}  # updates whose handler raised, with the error
 
     @classmethod
-    async def open(cls, path: str | Path) -> Store:
+    async def open(cls, path: str | Path, signals: Signals | None = None, now: Callable[[], float] = time.time,
+                   connections: int = 8) -> Store:
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise RuntimeError(
                 f"tierbot needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (for RETURNING); "
@@ -127,7 +143,7 @@ class Store:
                 "PRAGMA secure_delete=FAST",
             ):
                 await conn.execute(pragma)
-            store = cls(conn)
+            store = cls(conn, signals, now, connections)
             await store._migrate()
         except BaseException:
             await conn.close()  # else its thread keeps the process alive after the error
@@ -161,19 +177,27 @@ class Store:
             await self._conn.execute("COMMIT")
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
-        """One write transaction: everything inside commits together or not at all."""
+    async def transaction(self, update: int | None = None) -> AsyncIterator[Tx]:
+        """One write transaction: everything inside commits together or not at all.
+
+        ``update``: the Telegram update a handler is handling (bot/telegram/inbox.py). It is
+        marked done in this transaction, so its effects, its answers and "done" commit together;
+        an update has one such transaction (or one queued report), and a second is refused
+        (SecondWrite) before it writes anything."""
+        if update is not None and update in self.handled:
+            raise SecondWrite(f"update {update} already has its write transaction")
         async with self._lock:
             await self._write_queued()
-            update_id = current_update.get()
+            if update is not None and update in self.handled:  # the same, once the lock is ours
+                raise SecondWrite(f"update {update} already has its write transaction")
             async with self._atomic() as tx:
                 yield tx
-                if update_id is not None:
-                    await tx.inbox_done([update_id], self.now())
-            if update_id is not None:
-                self.handled.add(update_id)
-        if tx.enqueued and self.on_enqueue is not None:
-            self.on_enqueue()
+                if update is not None:
+                    await tx.inbox_done([update], self.now())
+            if update is not None:
+                self.handled.add(update)
+        if tx.enqueued:
+            self.signals.queued.set()
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Tx]:
@@ -184,9 +208,11 @@ class Store:
 
     def queue_report(self, report: QueuedReport) -> None:
         """Log a group report in the next group commit (see the module's docstring)."""
-        self._reports.append(report)
         if report.update_id is not None:
+            if report.update_id in self.handled:
+                raise SecondWrite(f"update {report.update_id} already has its write transaction")
             self.handled.add(report.update_id)
+        self._reports.append(report)
         self._commit_soon()
 
     def queue_done(self, update_id: int) -> None:
@@ -194,10 +220,6 @@ class Store:
         self._done.append(update_id)
         self.handled.add(update_id)
         self._commit_soon()
-
-    def bound_unrecorded(self, connections: int) -> None:
-        """Sends in flight at most: at most this many plus SENT_BATCH go unrecorded."""
-        self._slots = asyncio.Semaphore(connections + SENT_BATCH)
 
     def send_slot(self) -> SendSlot:
         return SendSlot(self._slots)
@@ -212,7 +234,7 @@ class Store:
 
     def _commit_soon(self) -> None:
         if self._committer is None or self._committer.done():
-            # A fresh context: the task must not inherit the handler's current update.
+            # A fresh context: the task must not inherit its caller's outbox send (``sending``).
             self._committer = asyncio.get_running_loop().create_task(
                 self._commit_queued(), name="tierbot-group-commit", context=contextvars.Context()
             )
@@ -260,8 +282,7 @@ class Store:
                     if not await self._try_write([report], [], []):
                         if report.update_id is not None:
                             await self._count_try(report.update_id, self._last_error)
-                        if self.on_lost is not None:
-                            self.on_lost(report)
+                        self.signals.report_lost(report)
                 for one in sent:
                     await self._try_write([], [one], [])
                 if done:
@@ -291,8 +312,8 @@ class Store:
                 log.exception("could not commit %d report(s) (updates %s), %d sent, %d done", len(reports),
                               [r.update_id for r in reports], len(sent), len(done))
             return False
-        if reports and self.on_enqueue is not None:
-            self.on_enqueue()
+        if reports:
+            self.signals.queued.set()
         return True
 
     async def _hold_over_limit(self, tx: Tx, reports: list[QueuedReport]) -> list[QueuedReport]:

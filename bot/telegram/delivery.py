@@ -116,7 +116,7 @@ class Delivery:
         # at Telegram's overall limit, so that a card or an escalation queued meanwhile waits
         # no longer.
         self.bulk_at_once = max(1, bulk_at_once)
-        self._wake = asyncio.Event()
+        self._wake = store.signals.queued  # set by the store after a commit that queued messages
         self._task: asyncio.Task[None] | None = None
         self._busy: dict[int, asyncio.Task[None]] = {}  # chats being served now
         self._bulk: set[int] = set()  # those of them sending a broadcast's or a bulletin's message
@@ -166,6 +166,9 @@ class Delivery:
     async def _run(self) -> None:
         while True:
             self._wake.clear()
+            lost, self.store.signals.lost[:] = list(self.store.signals.lost), []
+            for report in lost:
+                self.report_lost(report)
             try:
                 started = await self.deliver_due()
             except Exception:  # never let one bad batch stop delivery for good
@@ -436,16 +439,17 @@ class Delivery:
             if first and node is not None and station_chat is not None and station_chat != chat_id:
                 await put(tx, outbox.UnreachableNotice(chat_id, now, station_chat, node.name), now=now)
 
-    async def migrated(self, old_chat: int, new_chat: int) -> bool:
+    async def migrated(self, old_chat: int, new_chat: int, update: int | None = None) -> bool:
         """Follow a group to its new id (it became a supergroup): its binding, its language,
-        and what waits in the outbox. Returns whether there was anything to move; the second
-        of Telegram's two service messages, or a send that fails after them, finds nothing."""
+        and what waits in the outbox, in the transaction of the ``update`` that said so. Returns
+        whether there was anything to move; the second of Telegram's two service messages, or a
+        send that fails after them, finds nothing."""
         node = self.tree.node_for_chat(old_chat)
         if node is None and self.langs.chat_language(old_chat) is None:
-            async with self.store.transaction() as tx:  # not ours, or already moved: only stray rows
+            async with self.store.transaction(update=update) as tx:  # not ours, or already moved: only stray rows
                 await tx.move_chat(old_chat, new_chat)
             return False
-        async with self.store.transaction() as tx:
+        async with self.store.transaction(update=update) as tx:
             await tx.move_chat(old_chat, new_chat)
             if node is not None:
                 await tx.bind_chat(new_chat, node.id, 0, self.clock.now())

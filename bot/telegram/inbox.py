@@ -27,7 +27,7 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ApplicationHandlerStop, ContextTypes
 from telegram.request import HTTPXRequest, RequestData
 
-from bot.store import Store, current_update, describe_error
+from bot.store import Store, describe_error
 from bot.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,8 @@ def _replace_surrogates(value: Any) -> Any:
 
 
 async def open_update(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """First handler group: skip an update already done; remember which one is running."""
+    """First handler group: skip an update already done; remember that this one has begun.
+    Its handler passes its id to the one write transaction it makes (``Store.transaction``)."""
     if not isinstance(update, Update):
         return
     store: Store = context.application.bot_data["services"].store
@@ -132,7 +133,6 @@ async def open_update(update: object, context: ContextTypes.DEFAULT_TYPE) -> Non
     if len(store.started) > 100_000:  # duplicates arrive within seconds; forget old ids
         store.started.clear()
     store.started.add(update.update_id)
-    current_update.set(update.update_id)
 
 
 async def close_update(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -142,7 +142,6 @@ async def close_update(update: object, context: ContextTypes.DEFAULT_TYPE) -> No
         return
     store: Store = context.application.bot_data["services"].store
     error = store.failing.pop(update.update_id, None)
-    current_update.set(None)
     if update.update_id not in store.handled:
         if error is not None:
             await store.count_try(update.update_id, error)
