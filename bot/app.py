@@ -3,6 +3,7 @@ opened at start (database, delivery worker) and closed at stop."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -78,7 +79,12 @@ def build_application(config: Config, token: str, clock: Clock | None = None) ->
     app.bot_data["clock"] = clock or SystemClock()
     handlers.register(app, tree)
     assert app.job_queue is not None, "install python-telegram-bot[job-queue]"
-    app.job_queue.run_repeating(_sweep_job, interval=config.sweep_interval, first=0.1, name="sweep")
+    # The first sweep's time is fixed now (APScheduler would otherwise work it out when the
+    # job queue starts and, if opening the database took longer than 0.1 s, skip to a whole
+    # sweep_interval later), and it runs however late it comes.
+    first = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=0.1)
+    app.job_queue.run_repeating(_sweep_job, interval=config.sweep_interval, first=first, name="sweep",
+                                job_kwargs={"next_run_time": first, "misfire_grace_time": None})
     return app
 
 

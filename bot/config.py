@@ -212,6 +212,15 @@ class Escalation(_Strict):
     )
 
 
+class Notify(_Strict):
+    """What the reporter hears besides the card's edits."""
+
+    reporter_on_claim: bool = Field(
+        False, description="true or false (a claim also sends the reporter a message; by default a 👀 reaction "
+                           "on the report says it)"
+    )
+
+
 class Limits(_Strict):
     """Abuse limits, per resident (heads, officers and station staff have none)."""
 
@@ -367,6 +376,7 @@ class Config(_Strict):
     satisfaction: Satisfaction = Satisfaction()
     suspend: Suspend = Suspend()
     escalation: Escalation = Escalation()
+    notify: Notify = Notify()
     limits: Limits = Limits()
     categories: list[Category] = Field(default_factory=lambda: list(DEFAULT_CATEGORIES))
     duty: list[DutyShift] = Field(default_factory=list, description="a list of shifts")

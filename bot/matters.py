@@ -13,18 +13,15 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from html import escape
-from typing import Any
+from typing import Any, Protocol
 
-from bot import limits, outbox, roles, visibility
+from bot import limits, outbox, roles, views, visibility
 from bot.authority import Action, Verdict, decide
 from bot.clock import Clock
 from bot.config import Config
 from bot.limits import ReportCounter
-from bot.outbox import put
+from bot.outbox import mention, put, said, say
 from bot.store import Matter, QueuedReport, Store, Tx, clock_columns
-from bot.text import render
-from bot.text.i18n import Languages, Texts
 from bot.tree import COMMUNITY, STATION, UNIT, Node, Tree
 from escalation import policy
 from escalation.notify import Notifier, Ping, target_chat
@@ -79,9 +76,17 @@ class Ack:
     language: str | None = None
 
 
+class Labels(Protocol):
+    """bot.text.i18n.Languages, as far as the timeline needs it: a rating's label and a
+    suspension's day are kept in an event in the town's language. Nothing here composes
+    a message: notices carry what their words are made of (bot/outbox.py)."""
+
+    def for_chat(self, chat_id: int | None) -> Any: ...
+
+
 class Matters:
     def __init__(
-        self, store: Store, tree: Tree, langs: Languages, clock: Clock, config: Config, notifier: Notifier
+        self, store: Store, tree: Tree, langs: Labels, clock: Clock, config: Config, notifier: Notifier
     ) -> None:
         self.store = store
         self.tree = tree
@@ -145,14 +150,9 @@ class Matters:
         row = self._new_row(unit, card_chat, reporter, text, None if private else message_id, private, now,
                             limit_key, membership)
         if not private:
-            def held_answer(again: float) -> str:
-                t = self.langs.for_chat(chat_id)
-                return t("limits.held_hourly", reporter=render.mention(reporter.id, reporter.name), limit=per_hour,
-                         at=t.time(again))
-
             self.store.queue_report(QueuedReport(
                 update, row, message_id, photo_file_id, chat_id if answers_prompt else None,
-                per_hour=None if limit_key is None else per_hour, held_answer=held_answer,
+                per_hour=None if limit_key is None else per_hour,
             ))
             return None
         report = QueuedReport(update, row, None, photo_file_id, chat_id if answers_prompt else None)
@@ -233,13 +233,10 @@ class Matters:
             "reporter_name": reporter.name, "limit_key": key, "text": text, "photo": photo_file_id,
             "private": int(private), "membership": membership, "reason": reason, "created_at": now,
         })
-        t = self.langs.for_chat(chat_id)
-        await put(tx, outbox.HeldNotice(
-            held_id, chat_id, reply_to=message_id,
-            text=t(f"limits.held_{reason}", reporter=render.mention(reporter.id, reporter.name),
-                   limit=self.config.limits.reports_per_hour if reason == limits.HELD_HOURLY
-                   else self.config.limits.private_nonmember_per_day, at=t.time(again)),
-        ), now=now)
+        limit = (self.config.limits.reports_per_hour if reason == limits.HELD_HOURLY
+                 else self.config.limits.private_nonmember_per_day)
+        await put(tx, outbox.HeldNotice(held_id, chat_id, reason, reporter.id, reporter.name, limit, again,
+                                        reply_to=message_id), now=now)
         log.info("report held: unit %s, key %s, held report %s (%s)", unit.id, key, held_id, reason)
 
     async def release_held(
@@ -285,18 +282,15 @@ class Matters:
         self, tx: Tx, matter: Matter, now: float, event: int, private_chat: int, message_id: int | None,
         receipt: bool = True,
     ) -> None:
-        if receipt:
-            t = self.langs.for_chat(private_chat)
-            await put(tx, outbox.Receipt(
-                matter.id, private_chat, reply_to=message_id,
-                text=t("private.receipt", id=matter.id, unit=escape(self.tree.nodes[matter.unit_id].name)),
-            ), now=now)
         unit = self.tree.nodes[matter.unit_id]
+        if receipt:
+            await put(tx, outbox.Receipt(
+                matter.id, private_chat, said(say("private.receipt", id=matter.id, unit=unit.name)),
+                reply_to=message_id,
+            ), now=now)
         for head in unit.leaders:
             if head.id != matter.reporter_id and await tx.has_private_chat(head.id):
-                text, keyboard = render.card(matter, self.tree, self.langs.for_chat(head.id),
-                                             audience=visibility.Audience.LEADER_DM)
-                await put(tx, outbox.CardCopy(matter.id, head.id, text, keyboard), now=now)
+                await put(tx, outbox.CardCopy(matter.id, head.id), now=now)
         await self.notifier.send(tx, [Ping(matter, "private", COMMUNITY, "private", event)], now)
 
     async def categorize(self, matter_id: int, actor: Actor, chat: Node, key: str, update: int | None = None) -> Result:
@@ -334,10 +328,8 @@ class Matters:
                 # A private reporter is told in private: the group must not see who it was.
                 chat = matter.reporter_id if matter.private else matter.chat_id
                 await put(tx, outbox.UrgentAlert(
-                    matter.id, chat,
-                    text=self.langs.for_chat(chat)(
-                        "notify.urgent", reporter=render.mention(matter.reporter_id, matter.reporter_name)
-                    ),
+                    matter.id, chat, said(say("notify.urgent", reporter=mention(matter.reporter_id,
+                                                                                matter.reporter_name))),
                     reply_to=None if matter.private else matter.report_message_id,
                 ), now=now)
 
@@ -358,8 +350,13 @@ class Matters:
             event = await self._event(tx, matter, now, "claimed", actor)
             tx.log_event("claimed", matter=matter.id, node=matter.unit_id, tier=matter.tier)
             await self._refresh_card(tx, matter, now, event)
-            await self._tell_reporter(tx, matter, actor, now, event, "notify.claimed")
-            await self._ack(tx, ack, now, "ok.claimed", id=matter.id)
+            if matter.private or self.config.notify.reporter_on_claim:  # a private reporter sees no card
+                await self._tell_reporter(tx, matter, actor, now, event, "notify.claimed")
+            if not matter.private and matter.report_message_id is not None and actor.id != matter.reporter_id:
+                # Telegram shows the reporter a reaction on their report: someone is on it.
+                await put(tx, outbox.Reaction(f"claim:{matter.id}:e{event}", matter.chat_id,
+                                              matter.report_message_id, SEEN), now=now)
+            await self._react(tx, ack, now, "ok.claimed", id=matter.id)
             return None
 
         return await self._act(matter_id, actor, chat, change, Action.CLAIM, update=_update_of(ack, update))
@@ -369,7 +366,7 @@ class Matters:
             clock = policy.noted(matter.clock, now)
             await tx.update_matter(matter.id, **clock_columns(clock, matter.policy_rules))
             await self._event(tx, matter, now, "note", actor, text, tier=self._written_at(actor, chat, matter))
-            await self._ack(tx, ack, now, "ok.note", id=matter.id)
+            await self._react(tx, ack, now, "ok.note", id=matter.id)
 
         return await self._act(matter_id, actor, chat, change, Action.NOTE, update=_update_of(ack))
 
@@ -404,9 +401,12 @@ class Matters:
             await self._refresh_card(tx, matter, now, event)
             key = {State.RESOLVED: "notify.resolved_with" if text else "notify.resolved",
                    State.UNRESOLVABLE: "notify.unresolvable", State.REFERRED: "notify.referred"}[state]
-            await self._tell_reporter(tx, matter, actor, now, event, key, text=escape(text))
+            # The reporter is told once per outcome: a resolution in the one message that asks
+            # for the rating (an anonymous reporter, a chat, cannot rate).
             if state == State.RESOLVED and actor.id != matter.reporter_id and matter.reporter_id > 0:
-                await self._ask_rating(tx, matter, now, event)  # (an anonymous reporter, a chat, cannot rate)
+                await self._ask_rating(tx, matter, now, event, self._to_reporter(matter, actor, key, text=text))
+            else:
+                await self._tell_reporter(tx, matter, actor, now, event, key, text=text)
             told = None
             if self._verdict(action, matter, actor) == Verdict.ALLOW_TELL_HOLDER:
                 # Resolved from below: the tier that holds it hears at once, with the resolution.
@@ -417,7 +417,7 @@ class Matters:
                 told = target_chat(self.tree, matter.unit_id, matter.tier)
             if matter.private:
                 await self._tell_leaders(tx, matter, actor, chat, now, event, state, text, told)
-            await self._ack(tx, ack, now, f"ok.{state.value}", id=matter.id)
+            await self._react(tx, ack, now, f"ok.{state.value}", id=matter.id)
 
         action = {State.RESOLVED: Action.RESOLVE, State.UNRESOLVABLE: Action.CLOSE, State.REFERRED: Action.REFER}[state]
         return await self._act(matter_id, actor, chat, change, action, update=_update_of(ack, update))
@@ -445,7 +445,7 @@ class Matters:
                 assert updated is not None
                 ping = Ping(updated, "suspended", by - 1, "suspended", event, reason)
                 await self.notifier.send(tx, [ping], now, may_hold=False)
-            await self._ack(tx, ack, now, "ok.suspended", id=matter.id, until=lambda t: t.date(until))
+            await self._ack(tx, ack, now, "ok.suspended", id=matter.id, until=outbox.local_date(until))
             return None
 
         return await self._act(matter_id, actor, chat, change, Action.SUSPEND, update=_update_of(ack))
@@ -602,23 +602,13 @@ class Matters:
                     await self.notifier.send(tx, [Ping(updated, "unsatisfied", tier, "unsatisfied", event)], now,
                                              may_hold=False)
                     told = target_chat(self.tree, matter.unit_id, tier)
-                heads = self.tree.nodes[matter.unit_id]
                 if matter.private:  # not the unit group: the heads by DM, the community in full
                     for chat in await self._private_audience(tx, matter, skip=actor.id):
                         if chat == told:
                             continue
-                        text = self.langs.for_chat(chat)(
-                            "privacy.unsatisfied", id=matter.id, unit=escape(heads.name),
-                            heads=render.people(heads.leaders), text=render.snippet(matter.text),
-                            reporter=render.mention(matter.reporter_id, matter.reporter_name),
-                        )
-                        await put(tx, outbox.Unsatisfied(matter.id, event, chat, text, per_chat=True), now=now)
+                        await put(tx, outbox.Unsatisfied(matter.id, event, chat, tier, per_chat=True), now=now)
                 else:
-                    chat = matter.chat_id
-                    tt = self.langs.for_chat(chat)
-                    text = (tt("notify.unsatisfied", id=matter.id, heads=render.people(heads.leaders)) if tier == UNIT
-                            else tt("notify.unsatisfied_above", id=matter.id, tier=tt(f"tier.{tier}")))
-                    await put(tx, outbox.Unsatisfied(matter.id, event, chat, text), now=now)
+                    await put(tx, outbox.Unsatisfied(matter.id, event, matter.chat_id, tier), now=now)
                 if ask_why_in is not None:
                     await tx.set_prompt(ask_why_in, actor.id, now, kind="unsatisfied", matter_id=matter.id)
             await self._refresh_card(tx, matter, now, event)
@@ -641,8 +631,8 @@ class Matters:
             if holder is not None and holder not in chats:  # reopened above: the tier that decides hears why
                 chats.append(holder)
             for chat in chats:
-                text = self.langs.for_chat(chat)("notify.unsatisfied_why", id=matter.id, text=escape(why))
-                await put(tx, outbox.UnsatisfiedWhy(matter.id, event, chat, text), now=now)
+                words = said(say("notify.unsatisfied_why", id=matter.id, text=why))
+                await put(tx, outbox.UnsatisfiedWhy(matter.id, event, chat, words), now=now)
             return Result(Outcome.OK, matter)
 
     async def attach(
@@ -658,15 +648,13 @@ class Matters:
 
         return await self._act(matter_id, actor, chat, change, Action.ATTACH, when_closed=True, update=_update_of(ack))
 
-    async def _ask_rating(self, tx: Tx, matter: Matter, now: float, event: int) -> None:
+    async def _ask_rating(self, tx: Tx, matter: Matter, now: float, event: int, resolved: outbox.Say) -> None:
+        """The reporter told of the resolution and asked to rate it, in one message."""
         chat = matter.reporter_id if matter.private else matter.chat_id
-        t = self.langs.for_chat(chat)
-        keyboard = [[(t(f"rating.{r}"), render.callback("rate", matter.id, r)) for r in RATINGS]]
+        words = said(resolved, say("rating.ask_after", days=outbox.duration(self.config.satisfaction.ask_for)))
         await put(tx, outbox.RatingRequest(
-            matter.id, event, chat, markup=keyboard,
+            matter.id, event, chat, {**words, "matter": matter.id, "ratings": list(RATINGS)},
             reply_to=None if matter.private else matter.report_message_id,
-            text=t("rating.ask", reporter=render.mention(matter.reporter_id, matter.reporter_name), id=matter.id,
-                   days=t.duration(self.config.satisfaction.ask_for)),
         ), now=now)
 
     @staticmethod
@@ -766,9 +754,8 @@ class Matters:
         for head in self.tree.nodes[ping.matter.unit_id].leaders:
             if head.dm or head.id == ping.matter.reporter_id or not await tx.has_private_chat(head.id):
                 continue
-            text, keyboard = render.pings([ping], self.tree, self.langs.for_chat(head.id), now, [], [],
-                                          audience=visibility.Audience.LEADER_DM)
-            await put(tx, outbox.Instruction(ping.matter.id, ping.event_id, head.id, text, keyboard), now=now)
+            await put(tx, outbox.Instruction(ping.matter.id, ping.event_id, head.id,
+                                             (ping.kind, ping.tier, ping.reason, ping.note)), now=now)
 
     async def _event(
         self, tx: Tx, matter: Matter, now: float, kind: str, actor: Actor, detail: str | None = None,
@@ -782,21 +769,24 @@ class Matters:
     async def _refresh_card(self, tx: Tx, matter: Matter, now: float, event: int) -> None:
         # Rendered at delivery time, so several quick changes still end in the latest state.
         await put(tx, outbox.Card(matter.id, matter.chat_id, f"e{event}"), now=now)
+        await views.follow(tx, [matter.id], now, f"e{event}")  # and every message about it elsewhere
 
     async def _tell_reporter(
         self, tx: Tx, matter: Matter, actor: Actor, now: float, event: int, key: str, **params: str
     ) -> None:
         if actor.id == matter.reporter_id:
             return
-        text = self.langs.for_chat(matter.reporter_id if matter.private else matter.chat_id)(
-            key, reporter=render.mention(matter.reporter_id, matter.reporter_name), id=matter.id,
-            who=escape(actor.name), resolution=params.get("text", ""), **params,
-        )
+        words = said(self._to_reporter(matter, actor, key, **params))
         # A private reporter hears back in private; others in their group, under their report.
         chat = matter.reporter_id if matter.private else matter.chat_id
         await put(tx, outbox.ReporterNotice(
-            matter.id, event, chat, text=text, reply_to=None if matter.private else matter.report_message_id,
+            matter.id, event, chat, words, reply_to=None if matter.private else matter.report_message_id,
         ), now=now)
+
+    @staticmethod
+    def _to_reporter(matter: Matter, actor: Actor, key: str, **params: str) -> outbox.Say:
+        return say(key, reporter=mention(matter.reporter_id, matter.reporter_name), id=matter.id, who=actor.name,
+                   resolution=params.get("text", ""), **params)
 
     async def _tell_leaders(
         self, tx: Tx, matter: Matter, actor: Actor, chat: Node | None, now: float, event: int, state: State,
@@ -810,13 +800,11 @@ class Matters:
         for to in await self._private_audience(tx, matter, skip=actor.id):
             if to in (came_from, told):
                 continue
-            t = self.langs.for_chat(to)
-            lines = [t("privacy.closed", id=matter.id, unit=escape(unit.name), state=t(f"state.{state.value}"),
-                       who=escape(actor.name))]
+            lines = [say("privacy.closed", id=matter.id, unit=unit.name, state=say(f"state.{state.value}"),
+                         who=actor.name)]
             if text:
-                lines.append(t("card.resolution" if state == State.RESOLVED else "card.close_reason",
-                               text=escape(text)))
-            await put(tx, outbox.Outcome(matter.id, event, to, "\n".join(lines)), now=now)
+                lines.append(say("card.resolution" if state == State.RESOLVED else "card.close_reason", text=text))
+            await put(tx, outbox.Outcome(matter.id, event, to, said(*lines)), now=now)
 
     async def _private_audience(self, tx: Tx, matter: Matter, skip: int | None = None) -> list[int]:
         """Where a private matter's news goes besides its reporter: each of its unit's heads
@@ -835,10 +823,15 @@ class Matters:
 
     async def _ack(self, tx: Tx, ack: Ack | None, now: float, key: str, **params: object) -> None:
         if ack is not None:
-            t = self.langs.get(ack.language)
-            # A parameter may depend on the language: then it is a function of the texts.
-            texts = {name: value(t) if callable(value) else value for name, value in params.items()}
-            await put(tx, outbox.CommandAnswer(ack.update_id, ack.chat_id, t(key, **texts), ack.message_id), now=now)
+            await put(tx, outbox.CommandAnswer(ack.update_id, ack.chat_id, _answer(ack, key, **params), ack.message_id),
+                      now=now)
+
+    async def _react(self, tx: Tx, ack: Ack | None, now: float, key: str, **params: object) -> None:
+        """A command the card's edit already answers: 👍 on it, not a new message; the short
+        reply only if the chat refuses reactions (bot/telegram/delivery.py queues it then)."""
+        if ack is not None:
+            await put(tx, outbox.Reaction(f"u{ack.update_id}", ack.chat_id, ack.message_id, DONE,
+                                          fallback=_answer(ack, key, **params), update_id=ack.update_id), now=now)
 
 
 def _update_of(ack: Ack | None, update: int | None = None) -> int | None:
@@ -855,8 +848,13 @@ class _Refused(Exception):
         self.result = result
 
 
-def _tier(tier: int) -> Callable[[Texts], str]:
-    return lambda t: t(f"tier.{tier}")
+def _answer(ack: Ack, key: str, **params: object) -> dict[str, Any]:
+    """A command's confirmation, in the language of the person who gave it."""
+    return {"language": ack.language, **said(say(key, **params))}
+
+
+def _tier(tier: int) -> outbox.Say:
+    return say(f"tier.{tier}")
 
 
 _REFUSALS = {
@@ -864,6 +862,7 @@ _REFUSALS = {
     Verdict.NOT_ALLOWED: Outcome.NOT_ALLOWED,
     Verdict.NOT_REPORTER: Outcome.NOT_REPORTER,
 }
+DONE, SEEN = "👍", "👀"  # reactions: a command done; a report someone claimed
 RATINGS = ("satisfied", "basic", "unsatisfied")  # 满意 / 基本满意 / 不满意
 RATING_UNSATISFIED = "unsatisfied"
 __all__ = ["CLOSED", "MAX_TEXT", "RATINGS", "Ack", "Actor", "Matters", "Outcome", "Result"]

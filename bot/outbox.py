@@ -82,9 +82,17 @@ class Kind(StrEnum):
     # --- issue 16: the monthly sense-of-safety poll (群众安全感) ---
     SAFETY_POLL = "safety_poll"  # an anonymous poll in a unit group (its words composed when it is sent)
     STOP_POLL = "stop_poll"  # that poll closed (its message id in reply_to)
+    VIEW = "view"  # a message about a matter outside its card (a ping, a DM copy) edited to follow it
+    REACTION = "reaction"  # an emoji on a message: a command done, a report taken up
     # --- visit logs (issue 16) ---
     VISIT = "visit"  # a finished visit log entry (走访日志) posted to its community's group
     VISIT_NOTE = "visit_note"  # the one writing a visit log told something outside an update (dropped after 24 h)
+
+
+# Messages about matters that follow them once sent (issue 14): a ping in a group, its DM
+# copies and a private matter's card in a head's DM. Telegram's message id is kept as a view
+# (bot/views.py) and edited whenever one of its matters changes.
+LIVE = frozenset({Kind.PING, Kind.PING_COPY, Kind.CARD_COPY})
 
 
 MEDIA = frozenset({Kind.PHOTO, Kind.VOICE, Kind.LOCATION})
@@ -132,6 +140,10 @@ def people(persons: list[tuple[int, str | None]]) -> dict[str, Any]:
 
 def local_time(at: float) -> dict[str, Any]:
     return {"time": at}
+
+
+def local_date(at: float) -> dict[str, Any]:
+    return {"date": at}
 
 
 def duration(seconds: float) -> dict[str, Any]:
@@ -205,11 +217,16 @@ class Card(Notice):
 
 @dataclass(frozen=True)
 class CardCopy(Notice):
+    """A private matter's card in a head's private chat, composed from the matter as it is
+    when it is sent."""
+
     kind: ClassVar[Kind] = Kind.CARD_COPY
     matter_id: int
     chat: int  # the head's private chat
-    text: str
-    markup: Keyboard | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"matter": self.matter_id}
 
     @property
     def key(self) -> str:
@@ -221,7 +238,7 @@ class Receipt(Notice):
     kind: ClassVar[Kind] = Kind.RECEIPT
     matter_id: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
     reply_to: int | None = None
 
     @property
@@ -235,7 +252,7 @@ class ReporterNotice(Notice):
     matter_id: int
     event: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
     reply_to: int | None = None
 
     @property
@@ -248,7 +265,7 @@ class UrgentAlert(Notice):
     kind: ClassVar[Kind] = Kind.URGENT
     matter_id: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
     reply_to: int | None = None
 
     @property
@@ -258,14 +275,20 @@ class UrgentAlert(Notice):
 
 @dataclass(frozen=True)
 class Unsatisfied(Notice):
-    """``per_chat``: a private matter's news goes to several chats, one key each."""
+    """The heads (or the tier above that reopened it) told the reporter is not satisfied,
+    composed from the matter as it is when sent. ``per_chat``: a private matter's news goes
+    to several chats, one key each; ``tier``: the tier it was reopened at."""
 
     kind: ClassVar[Kind] = Kind.UNSATISFIED
     matter_id: int
     event: int
     chat: int
-    text: str
+    tier: int
     per_chat: bool = False
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"matter": self.matter_id, "tier": self.tier, "private": self.per_chat}
 
     @property
     def key(self) -> str:
@@ -279,7 +302,7 @@ class UnsatisfiedWhy(Notice):
     matter_id: int
     event: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
 
     @property
     def key(self) -> str:
@@ -292,7 +315,7 @@ class Outcome(Notice):
     matter_id: int
     event: int
     chat: int
-    text: str
+    data: dict[str, Any]  # said(…): its words
 
     @property
     def key(self) -> str:
@@ -301,12 +324,20 @@ class Outcome(Notice):
 
 @dataclass(frozen=True)
 class Instruction(Notice):
+    """A ping about a private matter, to one of its heads by DM (the group reads none of
+    it), composed from the matter as it is when sent. ``ping``: its kind, tier, reason and note."""
+
     kind: ClassVar[Kind] = Kind.INSTRUCTION
     matter_id: int
     event: int
     chat: int  # the head's private chat
-    text: str
-    markup: Keyboard | None = None
+    ping: tuple[str, int, str, str | None]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        kind, tier, reason, note = self.ping
+        return {"matter": self.matter_id, "ping": {"kind": kind, "tier": tier, "reason": reason, "note": note,
+                                                   "event": self.event}}
 
     @property
     def key(self) -> str:
@@ -315,12 +346,14 @@ class Instruction(Notice):
 
 @dataclass(frozen=True)
 class RatingRequest(Notice):
+    """The reporter asked to rate a resolution, with the rating buttons, composed from the
+    matter as it is when sent; ``data`` holds the words said before the question."""
+
     kind: ClassVar[Kind] = Kind.RATING
     matter_id: int
     event: int
     chat: int
-    text: str
-    markup: Keyboard | None = None
+    data: dict[str, Any]
     reply_to: int | None = None
 
     @property
@@ -333,14 +366,14 @@ class RatingRequest(Notice):
 class Ping(Notice):
     """One message to a chat about several matters. ``batch`` is "ping", or a release's
     ``held<time>`` / ``overlimit<time>`` (event ids restart there); ``pings`` the (matter,
-    event) pairs, the first twenty of which name it."""
+    event) pairs, the first twenty of which name it. ``data``: what the renderer composes
+    it from (escalation/notify.py's ``ping_data``: the matters, why each is told, who)."""
 
     kind: ClassVar[Kind] = Kind.PING
     batch: str
     chat: int
     pings: tuple[tuple[int, int], ...]
-    text: str
-    markup: Keyboard | None = None
+    data: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def matter_id(self) -> int:
@@ -353,10 +386,16 @@ class Ping(Notice):
 
 @dataclass(frozen=True)
 class Mentions(Notice):
+    """A ping's follow-up naming the leaders past Telegram's 50 mentions a message."""
+
     kind: ClassVar[Kind] = Kind.MENTIONS
     ping: Ping
     part: int
-    text: str
+    leaders: tuple[tuple[int, str | None], ...]  # (user id, name)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"leaders": [list(person) for person in self.leaders]}
 
     @property
     def chat(self) -> int:  # type: ignore[override]
@@ -380,7 +419,10 @@ class Attachment(Notice):
     index: int
     medium: str  # photo, voice, location
     media: str
-    text: str  # the caption
+
+    @property
+    def data(self) -> dict[str, Any]:  # its caption: the matter's number
+        return said(say("view.attachment", id=self.matter_id))
 
     @property
     def kind(self) -> Kind:  # type: ignore[override]
@@ -397,24 +439,56 @@ class Attachment(Notice):
 
 @dataclass(frozen=True)
 class PingCopy(Notice):
+    """A leader's private copy of a ping: the same data, read as a leader's DM reads it."""
+
     kind: ClassVar[Kind] = Kind.PING_COPY
     ping: Ping
     chat: int  # the leader's private chat
-    text: str
-    markup: Keyboard | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {**self.ping.data, "audience": "leader_dm"}
 
     @property
     def key(self) -> str:
         return f"dm:{self.chat}:{self.ping.key}"
 
 
+@dataclass(frozen=True)
+class ViewRefresh(Notice):
+    """Edit a view (``view``: the key of the notice that posted it) to show its matters as
+    they are now; ``tag`` names the change (as a card's). It waits ``DELAY`` seconds, and
+    delivery sends one refresh of a view for all those then waiting, so that many changes
+    within a second make one edit."""
+
+    kind: ClassVar[Kind] = Kind.VIEW
+    DELAY: ClassVar[float] = 1.0
+    view: str
+    chat: int
+    tag: str
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"view": self.view}
+
+    @property
+    def key(self) -> str:
+        return f"view:{self.view}:{self.tag}"
+
+    def row(self, now: float) -> Row:
+        return (*super().row(now)[:9], now + self.DELAY, now)
+
+
 # --- answers ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CommandAnswer(Notice):
+    """A command confirmed, under its message; ``data``: said(…), with ``"lang"`` the
+    language of the person who gave it (see ``answered_in``)."""
+
     kind: ClassVar[Kind] = Kind.ANSWER
     update_id: int
     chat: int
-    text: str
+    data: dict[str, Any]
     reply_to: int | None = None
 
     @property
@@ -424,15 +498,54 @@ class CommandAnswer(Notice):
 
 @dataclass(frozen=True)
 class HeldNotice(Notice):
+    """A report held by the limits: the reporter told, under it, when to try again."""
+
     kind: ClassVar[Kind] = Kind.HELD
     held_id: int
     chat: int
-    text: str
+    reason: str  # bot/limits.py's HELD_HOURLY, HELD_NONMEMBER
+    reporter_id: int
+    reporter_name: str
+    limit: int
+    again: float
     reply_to: int | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return said(say(f"limits.held_{self.reason}", reporter=mention(self.reporter_id, self.reporter_name),
+                        limit=self.limit, at=local_time(self.again)))
 
     @property
     def key(self) -> str:
         return f"held:{self.held_id}"
+
+
+@dataclass(frozen=True)
+class Reaction(Notice):
+    """An emoji put on a message (setMessageReaction): 👍 on a head's command that the card's
+    edit already answers, 👀 on a report someone claimed. ``fallback``: a CommandAnswer's
+    data, queued under ``update_id``'s key (``ack:…``) in the transaction that records the
+    failure if the chat refuses reactions; None: nothing instead. ``tag`` names it."""
+
+    kind: ClassVar[Kind] = Kind.REACTION
+    tag: str
+    chat: int
+    message_id: int
+    emoji: str
+    fallback: dict[str, Any] | None = None
+    update_id: int | None = None
+
+    @property
+    def reply_to(self) -> int:
+        return self.message_id
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {"emoji": self.emoji, "fallback": self.fallback, "update": self.update_id}
+
+    @property
+    def key(self) -> str:
+        return f"reaction:{self.tag}"
 
 
 # --- broadcasts -------------------------------------------------------------------------

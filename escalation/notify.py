@@ -5,22 +5,23 @@ is near, a claim went idle, it was returned, or it is urgent. Pings to one chat 
 go become one message. In quiet hours, pings for non-urgent matters are held and released
 together at the end, one message per chat. Tier-1 pings name the officer on duty; leaders
 who asked for it (``dm: true``) and have opened a private chat with the bot get a copy.
-Everything is queued inside the caller's transaction.
+Everything is queued inside the caller's transaction. A ping carries what it is about
+(``ping_data``), not words: bot/text/render.py composes it when it is sent, and again
+whenever one of its matters changes (bot/views.py), from the matters as they are then.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from bot import outbox, visibility
-from bot.config import Config, parse_span
+from bot.config import Config, Person, parse_span
 from bot.outbox import put
 from bot.store import Matter, Tx
-from bot.text import render
-from bot.text.i18n import Languages
 from bot.tree import STATION, UNIT, Tree
-from escalation import duty, quiet
+from escalation import duty, policy, quiet
 
 
 @dataclass(frozen=True)
@@ -35,11 +36,61 @@ class Ping:
 
 MAX_ATTACHMENTS = 5  # forwarded per matter with a ping; /show lists them all
 MAX_FORWARDED_MATTERS = 3  # a digest of many matters forwards the first few's attachments
+MAX_MENTIONS = 40  # Telegram notifies nobody in a message with more than 50 mentions
 
 
 def _pairs(pings: list[Ping]) -> tuple[tuple[int, int], ...]:
     """The (matter, event) pairs that name a ping's message."""
     return tuple((p.matter.id, p.event_id) for p in pings)
+
+
+def ping_data(
+    pings: list[Ping], now: float, audience: visibility.Audience, leaders: list[Person] | tuple[Person, ...] = (),
+    on_watch: list[int] | tuple[int, ...] = (), style: str | None = None,
+) -> dict[str, Any]:
+    """What a ping's message is composed from (bot/text/render.py's ``_ping``): the matters
+    it names, why each is told (with what its title needs as of ``now``, so that the words
+    stay those of the moment when the view is refreshed later), who reads the chat and who
+    is named."""
+    told: list[dict[str, Any]] = []
+    for ping in pings:
+        entry: dict[str, Any] = {"matter": ping.matter.id, "kind": ping.kind, "tier": ping.tier,
+                                 "reason": ping.reason}
+        if ping.note:
+            entry["note"] = ping.note
+        if ping.kind == "reping":
+            entry["overdue"] = now - _overdue_since(ping.matter, now)
+        elif ping.kind == "remind":
+            entry["due"] = _next_deadline(ping.matter, now)
+        elif ping.kind == "resolved_below":
+            entry["who"] = ping.matter.resolved_by_name or ""
+        told.append(entry)
+    data: dict[str, Any] = {
+        "matters": list(dict.fromkeys(p.matter.id for p in pings)), "pings": told, "at": now,
+        "audience": audience.value,
+    }
+    if leaders:
+        data["leaders"] = [[p.id, p.name] for p in leaders]
+    if on_watch:
+        data["on_watch"] = list(on_watch)
+    if style:
+        data["style"] = style
+    return data
+
+
+def _overdue_since(matter: Matter, now: float) -> float:
+    """When the earliest passed deadline of its current tier passed (``now`` if none has)."""
+    rules = matter.policy_rules
+    passed = [d for d in (policy.claim_due(matter.clock, rules), policy.resolve_due(matter.clock, rules))
+              if d is not None and d <= now]
+    return min(passed) if passed else now
+
+
+def _next_deadline(matter: Matter, now: float) -> float:
+    rules = matter.policy_rules
+    dues = [d for d in (policy.claim_due(matter.clock, rules), policy.resolve_due(matter.clock, rules)) if d]
+    upcoming = [d for d in dues if d >= now]
+    return min(upcoming or dues or [now])
 
 
 def target_chat(tree: Tree, unit_id: str, tier: int) -> int | None:
@@ -52,7 +103,9 @@ def target_chat(tree: Tree, unit_id: str, tier: int) -> int | None:
 
 
 class Notifier:
-    def __init__(self, tree: Tree, langs: Languages, config: Config) -> None:
+    # ``langs``: the chats' languages, which only escalation/sweep.py still reads from here
+    # (for the timeline's reason); a ping's words are composed when it is sent.
+    def __init__(self, tree: Tree, langs: Any, config: Config) -> None:
         self.tree = tree
         self.langs = langs
         self.config = config
@@ -96,10 +149,14 @@ class Notifier:
         for chat, chat_pings in by_chat.items():
             await self._queue(tx, chat, chat_pings, now, key_prefix=f"held{int(now)}")  # ids restart
         for chat, chat_pings in over_limit.items():
-            text, keyboard = render.over_limit(chat_pings, self.tree, self.langs.for_chat(chat))
-            await put(tx, outbox.Ping(f"overlimit{int(now)}", chat, _pairs(chat_pings), text, keyboard), now=now)
+            data = ping_data(chat_pings, now, self._audience(chat), style="over_limit")
+            await put(tx, outbox.Ping(f"overlimit{int(now)}", chat, _pairs(chat_pings), data), now=now)
         await tx.drop_held_pings([row.id for row in held])
         return len(held)
+
+    def _audience(self, chat: int) -> visibility.Audience:
+        node = self.tree.node_for_chat(chat)
+        return visibility.GROUPS[node.tier] if node is not None else visibility.Audience.UNIT
 
     async def _queue(self, tx: Tx, chat: int, pings: list[Ping], now: float, key_prefix: str = "ping") -> None:
         node = self.tree.node_for_chat(chat)
@@ -109,31 +166,25 @@ class Notifier:
         if tier == STATION:
             on_watch = duty.on_duty(self.config.duty, await tx.duty_overrides(now), now, self.config.tz)
         unit_group = node is not None and node.tier == UNIT  # sees no text of private matters
-        audience = visibility.GROUPS[tier] if node is not None else visibility.Audience.UNIT
-        text, keyboard = render.pings(pings, self.tree, self.langs.for_chat(chat), now, leaders, on_watch,
-                                      audience=audience)
-        message = outbox.Ping(key_prefix, chat, _pairs(pings), text, keyboard)
+        data = ping_data(pings, now, self._audience(chat), leaders[:MAX_MENTIONS], on_watch)
+        message = outbox.Ping(key_prefix, chat, _pairs(pings), data)
         notices: list[outbox.Notice] = [message]
         # Telegram notifies nobody in a message with over 50 mentions: the rest of a large
         # group of leaders is named in follow-ups of at most MAX_MENTIONS each.
-        rest = leaders[render.MAX_MENTIONS :]
-        for part in range(0, len(rest), render.MAX_MENTIONS):
-            names = render.people(rest[part : part + render.MAX_MENTIONS])
-            notices.append(outbox.Mentions(message, part, self.langs.for_chat(chat)("esc.leaders", leaders=names)))
+        rest = leaders[MAX_MENTIONS:]
+        for part in range(0, len(rest), MAX_MENTIONS):
+            named = tuple((p.id, p.name) for p in rest[part : part + MAX_MENTIONS])
+            notices.append(outbox.Mentions(message, part, named))
         if not unit_group:  # photos, voice notes and places travel up with the matter
             forwarded = pings[:MAX_FORWARDED_MATTERS]
             attached_to = await tx.attachments_of([p.matter.id for p in forwarded])
             for ping in forwarded:
                 attached = attached_to.get(ping.matter.id, [])
                 for index, (kind, media) in enumerate(attached[:MAX_ATTACHMENTS]):
-                    notices.append(outbox.Attachment(message, ping.matter.id, index, kind, media, f"#{ping.matter.id}"))
+                    notices.append(outbox.Attachment(message, ping.matter.id, index, kind, media))
         # Copies by private message: the group stays the source of truth. A leader reads in
         # private what the unit group may not (a private matter's text).
         for person in leaders:
             if person.dm and await tx.has_private_chat(person.id):
-                dm_text = text
-                if any(visibility.redacted(audience, p.matter.private) for p in pings):
-                    dm_text, _ = render.pings(pings, self.tree, self.langs.for_chat(person.id), now, leaders,
-                                              on_watch, audience=visibility.Audience.LEADER_DM)
-                notices.append(outbox.PingCopy(message, person.id, dm_text, keyboard))
+                notices.append(outbox.PingCopy(message, person.id))
         await put(tx, *notices, now=now)

@@ -12,6 +12,7 @@ import logging
 from dataclasses import replace
 from typing import Any
 
+from bot import views
 from bot.outbox import Card, put
 from bot.store import Event, Store, clock_columns
 from escalation import policy
@@ -87,5 +88,6 @@ async def _sweep_batch(store: Store, notifier: Notifier, now: float) -> tuple[in
         await tx.update_matters(changes)
         await tx.add_events(events)
         await put(tx, *cards, now=now)
+        await views.follow(tx, [card.matter_id for card in cards], now, f"s{stamp}")
         await notifier.send(tx, pings, now)
     return len(pings), len(due)

@@ -125,6 +125,11 @@ class Running:
 
         return await self.api.wait_for(found, within)
 
+    async def done(self, chat_id: int, sent: dict[str, Any], emoji: str = "👍", within: float = 5.0) -> None:
+        """Wait for the bot's reaction on a message it sent: a head's command that the card's
+        edit answers is acknowledged with 👍, not a new message (issue 14)."""
+        await self.api.wait_for(lambda: emoji in self.api.reactions(chat_id, sent["message_id"]), within)
+
     def count_bot(self, chat_id: int, contains: str) -> int:
         """How many bot messages in the chat contain ``contains`` (as people see them)."""
         return sum(contains in (m.text or "") for m in self.api.bot_messages(chat_id))

@@ -103,8 +103,7 @@ async def test_a_unit_head_cannot_bury_a_matter_the_station_holds(make_bot: Any)
         held = await matter(bot, 1)
         assert (held.state, held.tier, held.suspended_until, held.closed_at) == (State.OPEN, 1, None, None)
         # The head may still add what they learn on the ground…
-        bot.say(U1_CHAT, HEAD1, "/note 1 已上门了解")
-        await bot.wait_bot(U1_CHAT, "已为事项 #1 记录进展")
+        await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/note 1 已上门了解"))
         # …and escalation goes on: the station is pinged again when its own window passes.
         bot.clock.advance(3 * H)
         await bot.wait_bot(STATION_CHAT, "事项 #1 仍未处理")
@@ -131,8 +130,7 @@ async def test_resolving_from_below_can_be_forbidden_by_config(make_bot: Any) ->
         bot.say(U1_CHAT, HEAD1, "/resolve 1 已处理")
         await bot.wait_bot(U1_CHAT, "事项 #1 现由社区负责")
         assert (await matter(bot, 1)).state == State.OPEN
-        bot.say(C1_CHAT, POLICE, "/resolve 1 社区已处理")
-        await bot.wait_bot(C1_CHAT, "已解决事项 #1")
+        await bot.done(C1_CHAT, bot.say(C1_CHAT, POLICE, "/resolve 1 社区已处理"))
 
 
 async def test_buttons_on_a_card_held_above(make_bot: Any) -> None:
@@ -156,8 +154,8 @@ async def test_buttons_on_a_card_held_above(make_bot: Any) -> None:
 async def test_a_matter_closed_by_a_higher_tier_is_reopened_by_that_tier(make_bot: Any) -> None:
     async with make_bot() as bot:
         await report(bot)
-        bot.say(C1_CHAT, POLICE, "/close 1 不属于本辖区")  # the community closes a matter the unit held
-        await bot.wait_bot(C1_CHAT, "已标记为无法解决")
+        # The community closes a matter the unit held.
+        await bot.done(C1_CHAT, bot.say(C1_CHAT, POLICE, "/close 1 不属于本辖区"))
         bot.say(U1_CHAT, HEAD1, "/reopen 1 我们能处理")
         await bot.wait_bot(U1_CHAT, "事项 #1 由社区办结，只有社区或上级可以重新打开")
         bot.say(U1_CHAT, RESIDENT, "/reopen 1 还没解决")

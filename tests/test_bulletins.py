@@ -226,8 +226,7 @@ async def test_the_monthly_bulletin_goes_out_on_the_first_with_charts(make_bot: 
     async with make_bot() as bot:
         bot.say(U1_CHAT, RESIDENT, "/report 邻居占用楼道堆放杂物")
         await bot.wait_bot(U1_CHAT, "事项 #1")
-        bot.say(U1_CHAT, HEAD1, "/resolve 1 已协调清理")
-        await bot.wait_bot(U1_CHAT, "已解决事项 #1")
+        await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/resolve 1 已协调清理"))
         bot.say(U2_CHAT, RESIDENT, "/report 工厂拖欠工资")  # nobody answers: it climbs
         await bot.wait_bot(U2_CHAT, "事项 #2")
         bot.clock.advance(1.5 * H)

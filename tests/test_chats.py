@@ -144,8 +144,7 @@ async def test_list_shows_open_matters_overdue_first_and_show_has_the_timeline(m
         community = await bot.wait_bot(C1_CHAT, "未结事项")
         assert "未结事项 3 件" in community.text
 
-        bot.say(U1_CHAT, HEAD1, "/note 1 已联系物业，明天清理")
-        await bot.wait_bot(U1_CHAT, "已为事项 #1 记录进展")
+        await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/note 1 已联系物业，明天清理"))
         bot.say(U1_CHAT, HEAD1, "/show 1")
         details = await bot.wait_bot(U1_CHAT, "时间线")
         assert "上报至社区" in details.text and "进展 · 用户31：已联系物业，明天清理" in details.text

@@ -73,23 +73,25 @@ async def test_claim_by_button_then_resolve_by_command(make_bot: Any) -> None:
     async with make_bot() as bot:
         card = await report(bot)
         bot.api.press_button(U1_CHAT, bot.user(HEAD1, "蒋建国"), card.message_id, "v1:claim:1")
-        notice = await bot.wait_bot(U1_CHAT, "已由 蒋建国 认领")
-        assert f"tg://user?id={RESIDENT}" in notice.source  # the reporter is told, by mention
+        # The reporter sees 👀 on their report (issue 14): no message says it.
+        await bot.api.wait_for(lambda: bot.api.reactions(U1_CHAT, card.reply_to) == ["👀"])
         assert any(a.get("text") == "已认领事项 #1" for a in bot.api.callback_answers)
         await bot.api.wait_for(lambda: "处理中" in text_of(card))
         assert card.edits >= 1 and buttons(card)[0] == ("解决", "v1:resolve:1")
         assert ("认领", "v1:claim:1") not in buttons(card)
 
-        bot.say(U1_CHAT, HEAD1, "/resolve 1 已上门清理，消除隐患")
-        await bot.wait_bot(U1_CHAT, "已由 用户31 解决：已上门清理，消除隐患")
+        command = bot.say(U1_CHAT, HEAD1, "/resolve 1 已上门清理，消除隐患")
+        ask = await bot.wait_bot(U1_CHAT, "已由 用户31 解决：已上门清理，消除隐患")
+        assert f"tg://user?id={RESIDENT}" in ask.source  # the reporter is told, by mention
+        await bot.done(U1_CHAT, command)  # the /resolve confirmed by 👍
         await bot.api.wait_for(lambda: not buttons(card))
         assert "处理结果：已上门清理，消除隐患" in text_of(card)
         matter = await matter_state(bot, 1)
         assert matter.state == State.RESOLVED and matter.resolution == "已上门清理，消除隐患"
-        # The card, the reporter told twice and asked to rate, and the /resolve confirmed.
+        # The card, and the reporter told once: the resolution and the rating's question in one.
         await bot.settle()
-        assert len(bot.api.bot_messages(U1_CHAT)) == 5
-        ask = await bot.wait_bot(U1_CHAT, "请评价处理结果")
+        assert len(bot.api.bot_messages(U1_CHAT)) == 2
+        assert "请评价处理结果" in ask.text and ask.reply_to == card.reply_to
         assert [label for label, _ in buttons(ask)] == ["满意", "基本满意", "不满意"]
         async with bot.svc.store.read() as tx:
             kinds = [e.kind for e in await tx.events(1)]
@@ -163,8 +165,7 @@ async def test_unclaimed_matter_climbs_to_the_community_then_the_station(make_bo
 async def test_a_claimed_matter_still_goes_up_when_not_resolved_in_time(make_bot: Any) -> None:
     async with make_bot() as bot:
         await report(bot)
-        bot.say(U1_CHAT, HEAD1, "/claim 1")
-        await bot.wait_bot(U1_CHAT, "认领，正在处理")
+        await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/claim 1"))
         bot.clock.advance(2 * H)
         await bot.settle()
         assert bot.api.bot_messages(C1_CHAT) == []  # claimed in time: no escalation
@@ -172,7 +173,7 @@ async def test_a_claimed_matter_still_goes_up_when_not_resolved_in_time(make_bot
         up = await bot.wait_bot(C1_CHAT, "上报至社区")
         assert "超过解决期限仍未解决" in text_of(up) and "此前认领人：用户31" in text_of(up)
         bot.api.press_button(C1_CHAT, bot.user(POLICE, "王警官"), up.message_id, "v1:claim:1")
-        await bot.wait_bot(U1_CHAT, "已由 王警官 认领")
+        await bot.wait_bot(U1_CHAT, "认领人：王警官")  # the card in the unit group follows
 
 
 async def test_nothing_escalates_after_resolve(make_bot: Any) -> None:

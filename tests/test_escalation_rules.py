@@ -205,8 +205,7 @@ async def test_suspension_stops_the_clocks_until_the_date(make_bot: Any) -> None
 async def test_an_idle_claim_is_nudged_then_released(make_bot: Any) -> None:
     async with make_bot(town(idle={"remind_after": "4h", "release_after": "2h"})) as bot:
         card = await report(bot)
-        bot.say(U1_CHAT, HEAD1, "/claim 1")
-        await bot.wait_bot(U1_CHAT, "认领，正在处理")
+        await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/claim 1"))
         bot.clock.advance(4 * H)
         nudge = await bot.wait_bot(U1_CHAT, "认领后无进展")
         assert f"tg://user?id={HEAD1}" in nudge.source
@@ -290,7 +289,7 @@ async def test_leaders_who_asked_get_escalations_by_dm_too(make_bot: Any) -> Non
         assert 22 not in bot.api._chats or bot.api.bot_messages(22) == []
         # A leader may act from the DM: the same permission check, the group card updated.
         bot.api.press_button(POLICE, bot.user(POLICE, "王警官"), dm.message_id, "v1:claim:1")
-        await bot.wait_bot(U1_CHAT, "已由 王警官 认领")
+        await bot.wait_bot(U1_CHAT, "认领人：王警官")  # the unit's card
         assert (await matter(bot, 1)).claimed_by == POLICE
 
 

@@ -61,16 +61,24 @@ async def report(bot: Running, text: str, chat: int = U1_CHAT, who: int = RESIDE
 
 
 async def do(bot: Running, chat: int, user: int, command: str, expect: str) -> None:
+    """Give a command and wait for ``expect`` in a new answer ("👍": the bot's reaction on it)."""
     before = bot.count_bot(chat, expect)
-    bot.say(chat, user, command)
-    await bot.api.wait_for(lambda: bot.count_bot(chat, expect) > before)
+    sent = bot.say(chat, user, command)
+    if expect == "👍":
+        await bot.done(chat, sent)
+    else:
+        await bot.api.wait_for(lambda: bot.count_bot(chat, expect) > before)
     await bot.settle()
 
 
 async def asked(bot: Running, matter_id: int) -> int:
     """The request to rate the matter now waiting for an answer (answered ones are edited)."""
-    ask = await bot.wait_bot(U1_CHAT, f"事项 #{matter_id} 已办结")
-    return int(ask.message_id)
+    def waiting() -> object:
+        return next((m for m in bot.api.bot_messages(U1_CHAT)
+                     if f"事项 #{matter_id} 已由" in (m.text or "") and "请评价处理结果" in (m.text or "")), None)
+
+    ask = await bot.api.wait_for(waiting)
+    return int(ask.message_id)  # type: ignore[attr-defined]
 
 
 async def rate(bot: Running, matter_id: int, rating: str, ask: int | None = None) -> str:
@@ -96,10 +104,10 @@ async def summary(bot: Running, chat: int, user: int) -> str:
 async def test_a_resolution_after_an_unsatisfied_reopen_can_be_rated(make_bot: Any) -> None:
     async with make_bot(long_rating()) as bot:
         await report(bot, "楼上漏水")
-        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已修好", "已解决事项 #1")
+        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已修好", "👍")
         assert "不满意" in await rate(bot, 1, "unsatisfied")  # reopens
         bot.clock.advance(H)
-        await do(bot, U1_CHAT, HEAD1, "/resolve 1 换了水管", "已解决事项 #1")
+        await do(bot, U1_CHAT, HEAD1, "/resolve 1 换了水管", "👍")
         second = await asked(bot, 1)
         assert "感谢您的评价：满意" in await rate(bot, 1, "satisfied", second)
         assert (await matter(bot, 1)).rating == "satisfied"  # the latest is the matter's rating
@@ -114,7 +122,7 @@ async def test_a_resolution_after_an_unsatisfied_reopen_can_be_rated(make_bot: A
 async def test_reopening_by_hand_keeps_the_rating(make_bot: Any) -> None:
     async with make_bot(long_rating()) as bot:
         await report(bot, "路灯坏了")
-        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已报修", "已解决事项 #1")
+        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已报修", "👍")
         await rate(bot, 1, "satisfied")
         bot.clock.advance(H)
         await do(bot, U1_CHAT, HEAD1, "/reopen 1 又坏了", "#1")
@@ -127,12 +135,12 @@ async def test_reopening_by_hand_keeps_the_rating(make_bot: Any) -> None:
 async def test_last_periods_satisfaction_counts_ratings_given_then(make_bot: Any) -> None:
     async with make_bot(long_rating()) as bot:
         await report(bot, "垃圾清运")
-        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已清运", "已解决事项 #1")
+        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已清运", "👍")
         bot.clock.advance(8 * DAY)  # rated in the week before the summary's, long after its resolve
         await rate(bot, 1, "satisfied")
         bot.clock.advance(7 * DAY)
         await report(bot, "井盖松动")
-        await do(bot, U1_CHAT, HEAD1, "/resolve 2 已固定", "已解决事项 #2")
+        await do(bot, U1_CHAT, HEAD1, "/resolve 2 已固定", "👍")
         await rate(bot, 2, "satisfied")
         bot.clock.advance(DAY)
         text = await summary(bot, U1_CHAT, RESIDENT)
@@ -177,10 +185,10 @@ async def test_a_resolve_without_a_claim_is_not_a_claim(make_bot: Any) -> None:
     async with make_bot(long_rating()) as bot:
         await report(bot, "楼道灯不亮")
         bot.clock.advance(1800)
-        await do(bot, U1_CHAT, HEAD1, "/resolve 1 换了灯泡", "已解决事项 #1")
+        await do(bot, U1_CHAT, HEAD1, "/resolve 1 换了灯泡", "👍")
         await report(bot, "下水道堵了")
         bot.clock.advance(600)
-        await do(bot, U1_CHAT, HEAD1, "/claim 2", "已认领事项 #2")
+        await do(bot, U1_CHAT, HEAD1, "/claim 2", "👍")
         text = await summary(bot, U1_CHAT, RESIDENT)
         assert "认领用时中位数 10分钟" in text  # matter 2 only
         bot.say(C1_CHAT, POLICE, "/export week")
@@ -227,7 +235,7 @@ async def test_a_reopen_does_not_rewrite_the_week_it_was_resolved_in(make_bot: A
     async with make_bot(long_rating()) as bot:
         await report(bot, "噪音扰民")
         bot.clock.advance(H)
-        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已劝导", "已解决事项 #1")
+        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已劝导", "👍")
         first = await weekly(bot, MONDAY_9)
         assert "新增 1 ↑1 · 解决 1 ↑1 · 未结 0 · 超期 0" in first
         bot.clock.advance(DAY)
@@ -359,13 +367,13 @@ async def test_a_week_after_a_published_one_reads_only_its_own_matters(make_bot:
     async with make_bot(long_rating()) as bot:
         await report(bot, "噪音扰民")
         bot.clock.advance(H)
-        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已劝导", "已解决事项 #1")
+        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已劝导", "👍")
         await weekly(bot, MONDAY_9)
         bot.clock.advance(DAY)
         await do(bot, U1_CHAT, HEAD1, "/reopen 1 又开始了", "事项 #1 已重新打开")
         await weekly(bot, MONDAY_9 + 7 * DAY)  # published: one open
         bot.clock.advance(DAY)
-        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已调解", "已解决事项 #1")
+        await do(bot, U1_CHAT, HEAD1, "/resolve 1 已调解", "👍")
         resolved_at = bot.clock.now()
         created_at = (await matter(bot, 1)).created_at
         period = bulletin.weekly_period(MONDAY_9 + 14 * DAY, tz=TZ)

@@ -90,13 +90,11 @@ async def test_a_ledger_writes_formula_like_text_as_text(make_bot: Any, tmp_path
     async with make_bot(calm_town(), database=database) as bot:
         await report(bot, U1_CHAT, RESIDENT, EVIL_NAME, "楼道堆放杂物", 1)
         await report(bot, U1_CHAT, RESIDENT2, "@SUM(A1:A9)", "-2+3 噪音扰民", 2)
-        bot.say(U1_CHAT, HEAD1, "/resolve 1 =1+2")
-        await bot.wait_bot(U1_CHAT, "已解决事项 #1")
-        bot.say(U1_CHAT, HEAD1, "/resolve 2 +cmd|' /C calc'!A0")
-        await bot.wait_bot(U1_CHAT, "已解决事项 #2")
+        await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/resolve 1 =1+2"))
+        await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/resolve 2 +cmd|' /C calc'!A0"))
         await report(bot, U1_CHAT, RESIDENT2, "刘大爷", "井盖丢了", 3)
-        bot.say(U1_CHAT, HEAD1, "/resolve 3 已补\x0b好\x1b")  # XML cannot hold these: they go, not the file
-        await bot.wait_bot(U1_CHAT, "已解决事项 #3")
+        # XML cannot hold these: they go, not the file.
+        await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/resolve 3 已补\x0b好\x1b"))
         await bot.settle()
         book = await exported(bot, C1_CHAT, POLICE, "/export week")
     formulas = [c.coordinate for ws in book for row in ws.iter_rows() for c in row if c.data_type == "f"]
@@ -165,15 +163,13 @@ async def test_odd_numbers_dates_and_durations_get_a_usage_answer(make_bot: Any)
 async def test_fullwidth_digits_name_the_matter_they_show(make_bot: Any) -> None:
     async with make_bot(calm_town()) as bot:
         await report(bot, U1_CHAT, RESIDENT, "王芳", "路灯坏了", 1)
-        bot.say(U1_CHAT, HEAD1, "/claim ＃１")  # a Chinese keyboard's digits and hash
-        await bot.wait_bot(U1_CHAT, "已认领事项 #1")
+        await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/claim ＃１"))  # a Chinese keyboard's digits and hash
 
 
 async def test_forged_buttons_get_a_short_answer_and_change_nothing(make_bot: Any) -> None:
     async with make_bot(calm_town()) as bot:
         card = await report(bot, U1_CHAT, RESIDENT, "王芳", "路灯坏了", 1)
-        bot.say(U1_CHAT, HEAD1, "/resolve 1 已修好")
-        await bot.wait_bot(U1_CHAT, "已解决事项 #1")
+        await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/resolve 1 已修好"))
         await bot.settle()
         forged = ["v1:claim:²", "v1:claim:12345678901234567890123", "v1:resolve:١", "v1:rate:1:bogus",
                   "v1:rate:1:", "v1:cat:²:fraud", "v1:cats:99999999999999999999"]
@@ -280,17 +276,17 @@ async def matters_in_every_state(bot: Running) -> None:
     for n in range(1, 8):
         await report(bot, U1_CHAT if n != 6 else U2_CHAT, RESIDENT, "王芳", f"第{n}件事", n)
     steps = [
-        (U1_CHAT, HEAD1, "/claim 2", "已认领事项 #2"),
-        (U1_CHAT, HEAD1, "/resolve 3 已处理", "已解决事项 #3"),
-        (U1_CHAT, HEAD1, "/close 4 双方拒绝调解", "事项 #4 已标记为无法解决"),
-        (U1_CHAT, HEAD1, "/refer 5 已引导至法院", "事项 #5 已转交"),
+        (U1_CHAT, HEAD1, "/claim 2", "👍"),  # a reaction on the command (issue 14)
+        (U1_CHAT, HEAD1, "/resolve 3 已处理", "👍"),
+        (U1_CHAT, HEAD1, "/close 4 双方拒绝调解", "👍"),
+        (U1_CHAT, HEAD1, "/refer 5 已引导至法院", "👍"),
         (U2_CHAT, RESIDENT, "/cancel 6", "事项 #6 已撤回"),
-        (U1_CHAT, HEAD1, "/claim 7", "已认领事项 #7"),
+        (U1_CHAT, HEAD1, "/claim 7", "👍"),
         (U1_CHAT, HEAD1, "/suspend 7 3d 等待鉴定", "事项 #7 已挂起"),
     ]
     for chat, user, command, answer in steps:
-        bot.say(chat, user, command)
-        await bot.wait_bot(chat, answer)
+        sent = bot.say(chat, user, command)
+        await (bot.done(chat, sent) if answer == "👍" else bot.wait_bot(chat, answer))
     await bot.settle()
     states = [(await matter(bot, n)).state for n in range(1, 8)]
     assert states == ["open", "claimed", "resolved", "unresolvable", "referred", "cancelled", "claimed"]

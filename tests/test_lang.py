@@ -48,8 +48,7 @@ async def test_lang_switches_one_chat_only_and_what_is_sent_there_follows(make_b
         await bot.wait_bot(U1_CHAT, "Matter #3")
         bot.say(U1_CHAT, HEAD1, "/lang zh")
         await bot.wait_bot(U1_CHAT, "本群语言已设为中文")
-        bot.say(U1_CHAT, HEAD1, "/claim 3")
-        await bot.wait_bot(U1_CHAT, "已认领事项 #3")
+        await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/claim 3"))
 
 
 async def test_only_leaders_of_the_chat_may_switch_a_group(make_bot: Any) -> None:

@@ -61,11 +61,9 @@ async def town_with_matters(bot: Running) -> None:
         bot.api.send_text(chat, bot.api.user(who, "王芳" if who == RESIDENT else "刘大爷"), f"/report {text}")
         await bot.api.wait_for(lambda chat=chat, before=before: len(bot.api.bot_messages(chat)) > before)
         bot.clock.advance(600)
-    bot.say(U1_CHAT, HEAD1, "/claim 1")
-    await bot.wait_bot(U1_CHAT, "已认领事项 #1")
+    await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/claim 1"))
     bot.clock.advance(H)
-    bot.say(U1_CHAT, HEAD1, "/resolve 1 已上门协调，杂物清走")
-    await bot.wait_bot(U1_CHAT, "已解决事项 #1")
+    await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/resolve 1 已上门协调，杂物清走"))
     async with bot.svc.store.transaction() as tx:  # what the category and rating work will record
         await tx.update_matter(1, category="neighbour", rating="satisfied", rated_at=bot.clock.now())
         await tx.add_event(1, bot.clock.now(), "rated", actor_id=RESIDENT, tier=3, detail="满意")

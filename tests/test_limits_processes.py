@@ -130,7 +130,7 @@ async def test_two_stores_committing_at_once_admit_exactly_the_limit(tmp_path: P
             row = {"unit_id": "u1", "chat_id": U1_CHAT, "report_message_id": i, "reporter_id": RESIDENT,
                    "reporter_name": "居民", "text": f"第{i}件", "state": "open", "tier": 3, "top_tier": 3,
                    "tier_since": START + i, "rules": rules, "created_at": START + i, "limit_key": RESIDENT}
-            store.queue_report(QueuedReport(None, row, i, per_hour=5, held_answer=lambda at: f"held until {at}"))
+            store.queue_report(QueuedReport(None, row, i, per_hour=5))
 
         for i in range(20):
             queue(one if i % 2 else two, i)
@@ -144,8 +144,8 @@ async def test_two_stores_committing_at_once_admit_exactly_the_limit(tmp_path: P
             assert db.execute("SELECT count(*) FROM matters").fetchone() == (5,)
             assert db.execute("SELECT count(*), min(reason), max(reason) FROM held_reports").fetchone() == (
                 15, "hourly", "hourly")
-            replies = db.execute("SELECT reply_to, text FROM outbox WHERE key LIKE 'held:%'").fetchall()
-            assert len(replies) == 15 and all(text.startswith("held until ") for _, text in replies)
+            replies = db.execute("SELECT reply_to, data FROM outbox WHERE key LIKE 'held:%'").fetchall()
+            assert len(replies) == 15 and all("limits.held_hourly" in data for _, data in replies)
             cards = {r for (r,) in db.execute("SELECT reply_to FROM outbox WHERE kind = 'card'")}
             assert cards.isdisjoint(r for r, _ in replies) and len(cards) == 5
         finally:

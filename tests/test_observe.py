@@ -108,8 +108,7 @@ async def test_each_event_is_one_info_line_with_numbers_and_never_text_or_names(
     async with make_bot() as bot:
         # Report → claim → resolve.
         await report(bot, U1_CHAT, 901, SECRET)
-        bot.api.send_text(U1_CHAT, bot.api.user(HEAD1, HEAD_NAME), "/claim 1")
-        await bot.wait_bot(U1_CHAT, "认领，正在处理")
+        await bot.done(U1_CHAT, bot.api.send_text(U1_CHAT, bot.api.user(HEAD1, HEAD_NAME), "/claim 1"))
         bot.api.send_text(U1_CHAT, bot.api.user(HEAD1, HEAD_NAME), "/resolve 1 已上门调解，双方和好")
         await bot.wait_bot(U1_CHAT, "双方和好")
         # Another, left alone, climbs to the community and the station.
@@ -149,12 +148,12 @@ async def test_moves_by_hand_and_a_released_claim_are_logged(make_bot: Any, capl
             (U1_CHAT, HEAD1, HEAD_NAME, "/escalate 1 涉及多户", "已提请"),
             (*police, "/return 1 请先上门了解", "已退回"),
             (*police, "/takeover 1", "已接手事项 #1"),
-            (*police, "/refer 1 转交法院", "已转交"),
+            (*police, "/refer 1 转交法院", "👍"),
             (*police, "/reopen 1 问题再次出现", "已重新打开"),  # back to the tier that closed it
-            (*police, "/claim 1", "已认领事项 #1"),
+            (*police, "/claim 1", "👍"),  # acknowledged by a reaction (issue 14)
         ):
-            bot.api.send_text(chat, bot.api.user(user, name), command)
-            await bot.wait_bot(chat, answer)
+            sent = bot.api.send_text(chat, bot.api.user(user, name), command)
+            await (bot.done(chat, sent) if answer == "👍" else bot.wait_bot(chat, answer))
         bot.clock.advance(1 * H)
         await bot.wait_bot(C1_CHAT, "认领后无进展")  # the claimer is asked for news…
         bot.clock.advance(1 * H)
@@ -181,7 +180,7 @@ async def test_a_change_rolled_back_is_not_logged(
         real = Tx.outbox_insert
 
         async def fail_late(self: Tx, rows: list[tuple], *args: Any, **kw: Any) -> None:
-            if any(row[0].startswith("reporter:") for row in rows):  # after the claim is written and its event noted
+            if any(row[0].startswith("reaction:") for row in rows):  # after the claim is written and its event noted
                 raise sqlite3.OperationalError("disk I/O error")
             return await real(self, rows, *args, **kw)
 
@@ -192,8 +191,7 @@ async def test_a_change_rolled_back_is_not_logged(
             matter = await tx.matter(1)
         assert matter is not None and matter.claimed_by is None
         monkeypatch.setattr(Tx, "outbox_insert", real)
-        bot.api.send_text(U1_CHAT, bot.api.user(HEAD1, HEAD_NAME), "/claim 1")
-        await bot.wait_bot(U1_CHAT, "认领，正在处理")
+        await bot.done(U1_CHAT, bot.api.send_text(U1_CHAT, bot.api.user(HEAD1, HEAD_NAME), "/claim 1"))
     assert [r.event for r in events_of(caplog)] == ["reported", "claimed"]  # type: ignore[attr-defined]
 
 
@@ -264,8 +262,8 @@ async def test_tierbot_run_logs_json_events_and_no_scheduler_chatter(api: FakeBo
     try:
         api.send_text(U3_CHAT, api.user(903, REPORTER), f"/report {SECRET}")
         await api.wait_for(lambda: any("事项 #1" in (m.text or "") for m in api.bot_messages(U3_CHAT)), 20)
-        api.send_text(U3_CHAT, api.user(33, HEAD_NAME), "/claim 1")
-        await api.wait_for(lambda: any("认领，正在处理" in (m.text or "") for m in api.bot_messages(U3_CHAT)), 10)
+        claim = api.send_text(U3_CHAT, api.user(33, HEAD_NAME), "/claim 1")
+        await api.wait_for(lambda: "👍" in api.reactions(U3_CHAT, claim["message_id"]), 10)
         api.send_text(U3_CHAT, api.user(33, HEAD_NAME), "/resolve 1 已处理完毕")
         await api.wait_for(lambda: any("已处理完毕" in (m.text or "") for m in api.bot_messages(U3_CHAT)), 10)
         await asyncio.sleep(1.5)  # several sweeps: none of them may log at INFO
@@ -289,8 +287,7 @@ async def test_status_of_a_running_bot(make_bot: Any, tmp_path: Path) -> None:
     async with make_bot(clock=ManualClock(now - 5 * H)) as bot:
         await report(bot, U1_CHAT, 901, SECRET)  # left alone: it climbs to the station
         await report(bot, U2_CHAT, 902, "二")
-        bot.api.send_text(U2_CHAT, bot.api.user(32, "周明"), "/claim 2")
-        await bot.wait_bot(U2_CHAT, "认领，正在处理")
+        await bot.done(U2_CHAT, bot.api.send_text(U2_CHAT, bot.api.user(32, "周明"), "/claim 2"))
         await report(bot, U3_CHAT, 903, "三")
         bot.api.send_text(U3_CHAT, bot.api.user(33, "吴楼长"), "/resolve 3 好了")
         await bot.wait_bot(U3_CHAT, "好了")
@@ -303,8 +300,8 @@ async def test_status_of_a_running_bot(make_bot: Any, tmp_path: Path) -> None:
         bot.api.fail("sendMessage", chat_id=U3_CHAT, status=500)  # a card left waiting for its retry
         bot.api.send_text(U3_CHAT, bot.api.user(904, "居民"), "/report 四")
         await bot.api.wait_for(lambda: bot.api.calls_to("sendMessage")[-1].status == 500)
-        bot.api.send_text(U2_CHAT, bot.api.user(32, "周明"), "/note 2 在处理")  # its answer finds the bot gone
-        await bot.api.wait_for(lambda: bot.api.calls_to("sendMessage")[-1].status == 403)
+        bot.api.send_text(U2_CHAT, bot.api.user(32, "周明"), "/note 2 在处理")  # its 👍 finds the bot gone
+        await bot.api.wait_for(lambda: bot.api.calls_to("setMessageReaction")[-1].status == 403)
         await bot.settle()
         config = config_of(bot, tmp_path)
 

@@ -17,26 +17,28 @@ from tests.conftest import HEAD1, ROOT, STAFF, STATION_CHAT, U1_CHAT, U2_CHAT, U
 def test_each_notice_builds_the_key_the_outbox_has_always_held() -> None:
     """Keys are what makes a retry queue nothing twice; an outbox written by the version
     before the notices were typed must be matched by the same keys."""
-    ping = outbox.Ping("ping", -5, ((7, 3), (8, 4)), "…")
+    ping = outbox.Ping("ping", -5, ((7, 3), (8, 4)), {})
     cases: list[tuple[outbox.Notice, str, Kind]] = [
         (outbox.Card(7, -5, "e3"), "card:7:e3", Kind.CARD),
         (outbox.Card(7, -5, "new", 12), "card:7:new", Kind.CARD),
-        (outbox.CardCopy(7, 42, "…"), "dmcard:7:42", Kind.CARD_COPY),
-        (outbox.Receipt(7, 42, "…"), "receipt:7", Kind.RECEIPT),
-        (outbox.ReporterNotice(7, 3, -5, "…"), "reporter:7:e3", Kind.REPORTER),
-        (outbox.UrgentAlert(7, -5, "…"), "urgent110:7", Kind.URGENT),
-        (outbox.Unsatisfied(7, 3, -5, "…"), "unsatisfied:7:e3", Kind.UNSATISFIED),
-        (outbox.Unsatisfied(7, 3, -5, "…", per_chat=True), "unsatisfied:7:e3:-5", Kind.UNSATISFIED),
-        (outbox.UnsatisfiedWhy(7, 3, -5, "…"), "why:7:e3:-5", Kind.WHY),
-        (outbox.Outcome(7, 3, -5, "…"), "outcome:7:e3:-5", Kind.OUTCOME),
-        (outbox.Instruction(7, 3, 42, "…"), "instruct:7:e3:42", Kind.INSTRUCTION),
-        (outbox.RatingRequest(7, 3, -5, "…"), "rate:7:e3", Kind.RATING),
+        (outbox.CardCopy(7, 42), "dmcard:7:42", Kind.CARD_COPY),
+        (outbox.Receipt(7, 42, {}), "receipt:7", Kind.RECEIPT),
+        (outbox.ReporterNotice(7, 3, -5, {}), "reporter:7:e3", Kind.REPORTER),
+        (outbox.UrgentAlert(7, -5, {}), "urgent110:7", Kind.URGENT),
+        (outbox.Unsatisfied(7, 3, -5, 3), "unsatisfied:7:e3", Kind.UNSATISFIED),
+        (outbox.Unsatisfied(7, 3, -5, 3, per_chat=True), "unsatisfied:7:e3:-5", Kind.UNSATISFIED),
+        (outbox.UnsatisfiedWhy(7, 3, -5, {}), "why:7:e3:-5", Kind.WHY),
+        (outbox.Outcome(7, 3, -5, {}), "outcome:7:e3:-5", Kind.OUTCOME),
+        (outbox.Instruction(7, 3, 42, ("returned", 3, "returned", None)), "instruct:7:e3:42", Kind.INSTRUCTION),
+        (outbox.RatingRequest(7, 3, -5, {}), "rate:7:e3", Kind.RATING),
         (ping, "ping:-5:7e3,8e4", Kind.PING),
-        (outbox.Mentions(ping, 50, "…"), "ping:-5:7e3,8e4:m50", Kind.MENTIONS),
-        (outbox.Attachment(ping, 8, 1, "voice", "v1", "#8"), "ping:-5:7e3,8e4:8:a1", Kind.VOICE),
-        (outbox.PingCopy(ping, 42, "…"), "dm:42:ping:-5:7e3,8e4", Kind.PING_COPY),
-        (outbox.CommandAnswer(900, -5, "…"), "ack:900", Kind.ANSWER),
-        (outbox.HeldNotice(4, -5, "…"), "held:4", Kind.HELD),
+        (outbox.Mentions(ping, 50, ((21, "王警官"),)), "ping:-5:7e3,8e4:m50", Kind.MENTIONS),
+        (outbox.Attachment(ping, 8, 1, "voice", "v1"), "ping:-5:7e3,8e4:8:a1", Kind.VOICE),
+        (outbox.PingCopy(ping, 42), "dm:42:ping:-5:7e3,8e4", Kind.PING_COPY),
+        (outbox.ViewRefresh("dm:42:ping:-5:7e3,8e4", 42, "e9"), "view:dm:42:ping:-5:7e3,8e4:e9", Kind.VIEW),
+        (outbox.CommandAnswer(900, -5, {}), "ack:900", Kind.ANSWER),
+        (outbox.HeldNotice(4, -5, "hourly", 901, "居民", 5, 1000.0), "held:4", Kind.HELD),
+        (outbox.Reaction("u900", -5, 12, "👍"), "reaction:u900", Kind.REACTION),
         (outbox.BroadcastCopy(2, -5, "c1", "…", "ph"), "bc:2:-5", Kind.BROADCAST),
         (outbox.BroadcastQueued(2, -1, 20), "bca:2", Kind.BROADCAST_QUEUED),
         (outbox.BroadcastReport(2, -1, 42, "王警官", 19, ("u2",)), "bcr:2", Kind.BROADCAST_REPORT),
@@ -49,7 +51,8 @@ def test_each_notice_builds_the_key_the_outbox_has_always_held() -> None:
     for notice, key, kind in cases:
         row = notice.row(1.0)
         assert (notice.key, notice.kind, row[0], row[1], row[2]) == (key, kind, key, notice.chat, kind.value)
-    assert outbox.Mentions(ping, 50, "…").row(1.0)[3] == 7, "a ping's follow-up belongs to its first matter"
+    assert outbox.Mentions(ping, 50, ()).row(1.0)[3] == 7, "a ping's follow-up belongs to its first matter"
+    assert outbox.ViewRefresh("ping:-5:7e3", -5, "e9").row(1.0)[9:] == (2.0, 1.0), "a view's refresh waits a second"
 
 
 def test_rows_written_before_the_kinds_were_typed_are_read_by_their_key() -> None:

@@ -194,10 +194,8 @@ async def test_leaders_notes_and_reasons_are_read_at_their_tier_and_above(make_b
     async with make_bot() as bot:
         bot.say(U1_CHAT, RESIDENT, "/report 楼上天天吵架摔东西")
         await bot.wait_bot(U1_CHAT, "事项 #1")
-        bot.say(U1_CHAT, HEAD1, "/note 1 已上门了解")
-        await bot.wait_bot(U1_CHAT, "记录进展")
-        bot.say(C1_CHAT, POLICE, "/note 1 当事人有前科")
-        await bot.wait_bot(C1_CHAT, "记录进展")
+        await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/note 1 已上门了解"))
+        await bot.done(C1_CHAT, bot.say(C1_CHAT, POLICE, "/note 1 当事人有前科"))
         bot.say(C1_CHAT, POLICE, "/takeover 1")
         await bot.wait_bot(C1_CHAT, "已接手事项 #1")
         bot.say(C1_CHAT, POLICE, "/escalate 1 涉及刑事，请所里研判")
@@ -237,8 +235,7 @@ async def test_leaders_notes_and_reasons_are_read_at_their_tier_and_above(make_b
 async def test_show_in_private_gives_a_private_matter_to_its_leaders_and_reporter(make_bot: Any) -> None:
     async with make_bot() as bot:
         await report_privately(bot, 1)
-        bot.say(C1_CHAT, POLICE, "/note 1 已联系妇联")
-        await bot.wait_bot(C1_CHAT, "记录进展")
+        await bot.done(C1_CHAT, bot.say(C1_CHAT, POLICE, "/note 1 已联系妇联"))
         open_private(bot, HEAD1)
         head = await ask(bot, HEAD1, HEAD1, "/show 1")
         assert SECRET in head and "已联系妇联" in head and f"报告人：用户{RESIDENT}" in head

@@ -82,3 +82,30 @@ async def test_a_large_group_of_leaders_is_named_in_messages_of_at_most_50_menti
         assert all(c <= 50 for c in counts)
         named = {int(x) for m in bot.api.bot_messages(C1_CHAT) for x in re.findall(r"id=(\d+)", m.source)}
         assert {5000 + i for i in range(90)} <= named  # every officer is notified
+
+
+async def test_the_first_sweep_runs_at_start_however_long_opening_took(api: Any, tmp_path: Any) -> None:
+    """APScheduler worked the first run out when the job queue started: a start slower than
+    0.1 s (a fresh database's migrations on a busy machine) skipped it to a whole
+    sweep_interval later (here an hour)."""
+    import asyncio
+
+    from bot.app import build_application, running
+    from bot.clock import ManualClock
+    from bot.config import parse_config
+    from bot.store import LAST_SWEEP
+    from tests.conftest import START, TOKEN, add_chats
+
+    raw = town(sweep_interval="1h", database=str(tmp_path / "t.sqlite3"))
+    raw["telegram"] = {**raw["telegram"], "base_url": api.base_url, "base_file_url": api.base_file_url}
+    add_chats(api, raw)
+    app = build_application(parse_config(raw), TOKEN, clock=ManualClock(START))
+    await asyncio.sleep(0.3)  # the database took a while to open
+    async with running(app):
+        store = app.bot_data["services"].store
+        for _ in range(300):
+            async with store.read() as tx:
+                if await tx.meta_value(LAST_SWEEP) is not None:
+                    return
+            await asyncio.sleep(0.01)
+    raise AssertionError("the first sweep did not run at start")

@@ -41,8 +41,7 @@ async def test_unsatisfied_reopens_at_the_tier_that_closed_it_and_tells_it(make_
     async with make_bot() as bot:
         await report(bot, "邻里多次冲突")
         await to_station(bot)
-        bot.say(STATION_CHAT, STAFF, "/resolve 1 已调解")
-        await bot.wait_bot(STATION_CHAT, "已解决")
+        await bot.done(STATION_CHAT, bot.say(STATION_CHAT, STAFF, "/resolve 1 已调解"))
         why = await rate_unsatisfied(bot, U1_CHAT, 1)
         told = await bot.wait_bot(STATION_CHAT, "报告人对事项 #1 的处理结果不满意")
         bot.say(U1_CHAT, RESIDENT, "对方还在闹", reply_to_message_id=why.message_id)
@@ -61,8 +60,8 @@ async def test_a_private_matter_the_community_resolved_reopens_there_and_tells_i
     async with make_bot() as bot:
         await start_dm(bot, HEAD1)
         await report_privately(bot, 1)
-        bot.say(C1_CHAT, POLICE, "/resolve 1 已训诫")  # the community decided what the unit held
-        await bot.wait_bot(C1_CHAT, "已解决")
+        # The community decided what the unit held.
+        await bot.done(C1_CHAT, bot.say(C1_CHAT, POLICE, "/resolve 1 已训诫"))
         await rate_unsatisfied(bot, RESIDENT, 1)
         told = await bot.wait_bot(C1_CHAT, "不满意")
         assert SECRET in told.text
@@ -214,8 +213,7 @@ async def test_a_private_matter_stays_private_when_its_unit_group_becomes_a_supe
         bot.api.migrate_chat(U1_CHAT, SUPERGROUP, bot.user(HEAD1))
         await bot.api.wait_for(lambda: not bot.api.pending_updates())
         await bot.settle()
-        bot.say(C1_CHAT, POLICE, "/resolve 1 已训诫张某")
-        await bot.wait_bot(C1_CHAT, "已解决")
+        await bot.done(C1_CHAT, bot.say(C1_CHAT, POLICE, "/resolve 1 已训诫张某"))
         card = await bot.wait_bot(SUPERGROUP, "事项 #1")  # its card follows the group…
         bot.say(SUPERGROUP, HEAD1, "/show 1")
         shown = await bot.wait_bot(SUPERGROUP, "#1")
@@ -230,15 +228,14 @@ async def test_a_private_matter_stays_private_when_its_unit_group_becomes_a_supe
 async def test_a_matter_reopened_onto_a_lower_tier_tells_that_tier(make_bot: Any) -> None:
     async with make_bot() as bot:
         await report(bot)
-        bot.say(C1_CHAT, POLICE, "/close 1 不属于本辖区")
-        await bot.wait_bot(C1_CHAT, "已标记为无法解决")
+        await bot.done(C1_CHAT, bot.say(C1_CHAT, POLICE, "/close 1 不属于本辖区"))
         bot.say(STATION_CHAT, STAFF, "/reopen 1 重新核实")  # the station reopens what the community closed
         await bot.wait_bot(STATION_CHAT, "事项 #1 已重新打开")
         told = await bot.wait_bot(C1_CHAT, "交社区处理")
         assert "楼道堆放杂物" in told.text
         assert (await matter(bot, 1)).tier == 2
-        bot.say(C1_CHAT, POLICE, "/close 1 还是不属于")  # the community reopens its own: no ping to itself
-        await bot.wait_bot(C1_CHAT, "已标记为无法解决")
+        # The community reopens its own: no ping to itself.
+        await bot.done(C1_CHAT, bot.say(C1_CHAT, POLICE, "/close 1 还是不属于"))
         bot.say(C1_CHAT, POLICE, "/reopen 1 再看看")
         await bot.api.wait_for(lambda: bot.count_bot(C1_CHAT, "事项 #1 已重新打开") >= 1)
         await bot.settle()
@@ -290,8 +287,7 @@ async def test_a_held_report_follows_its_group_to_a_supergroup(make_bot: Any) ->
 async def test_the_figures_read_a_reopened_matters_tier_as_where_it_went(make_bot: Any) -> None:
     async with make_bot() as bot:
         await report(bot)
-        bot.say(C1_CHAT, POLICE, "/close 1 不属于本辖区")
-        await bot.wait_bot(C1_CHAT, "已标记为无法解决")
+        await bot.done(C1_CHAT, bot.say(C1_CHAT, POLICE, "/close 1 不属于本辖区"))
         bot.say(STATION_CHAT, STAFF, "/reopen 1 重新核实")  # back at the community, written by the station
         await bot.wait_bot(STATION_CHAT, "事项 #1 已重新打开")
         assert (await matter(bot, 1)).tier == 2
@@ -336,8 +332,7 @@ async def test_a_private_matters_outcome_stays_out_of_the_ledger_like_its_words(
 
     async with make_bot() as bot:
         await report_privately(bot, 1)
-        bot.say(C1_CHAT, POLICE, "/resolve 1 已训诫张某家暴")
-        await bot.wait_bot(C1_CHAT, "已解决")
+        await bot.done(C1_CHAT, bot.say(C1_CHAT, POLICE, "/resolve 1 已训诫张某家暴"))
         bot.clock.advance(60)
         bot.say(C1_CHAT, POLICE, "/export week")
         await bot.api.wait_for(lambda: any(m.document_name for m in bot.api.bot_messages(C1_CHAT)))

@@ -211,8 +211,7 @@ async def test_answers_are_counted_the_poll_is_stopped_after_a_week_and_the_bull
         # A matter in u3, resolved at once: five stars, whatever its residents answer.
         bot.say(U3_CHAT, RESIDENT, "/report 楼道灯坏了")
         await bot.wait_bot(U3_CHAT, "事项 #1")
-        bot.say(U3_CHAT, HEAD3, "/resolve 1 已更换灯泡")
-        await bot.wait_bot(U3_CHAT, "已解决事项 #1")
+        await bot.done(U3_CHAT, bot.say(U3_CHAT, HEAD3, "/resolve 1 已更换灯泡"))
 
         bot.clock.set(DEC_1_9 - 24 * H + 60)  # Monday's weekly bulletin carries no poll figure
         await bot.wait_bot(STATION_CHAT, "全镇周报")
@@ -264,8 +263,7 @@ async def test_the_safety_figure_is_no_part_of_the_stars(make_bot: Any) -> None:
         await bot.wait_bot(U1_CHAT, "事项 #1")
         bot.clock.advance(2 * H)  # unclaimed past the hour: it climbs, the unit loses stars
         await bot.wait_bot(C1_CHAT, "事项 #1 上报至社区")
-        bot.say(C1_CHAT, POLICE, "/resolve 1 已调解")
-        await bot.wait_bot(C1_CHAT, "已解决")
+        await bot.done(C1_CHAT, bot.say(C1_CHAT, POLICE, "/resolve 1 已调解"))
         bot.clock.set(NOV_20_10 + 1)
         await bot.api.wait_for(lambda: polls_in(bot, U1_CHAT))
         await until(bot, lambda r: len(r) == 3)

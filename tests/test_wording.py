@@ -154,24 +154,20 @@ async def test_the_ledger_says_what_was_reported_how_it_went_and_how_long_it_too
     async with make_bot() as bot:
         await report(bot, text="邻居占用楼道")
         bot.clock.advance(600)
-        bot.say(U1_CHAT, HEAD1, "/note 1 已联系邻居")
-        await bot.wait_bot(U1_CHAT, "已为事项 #1 记录进展")
+        await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/note 1 已联系邻居"))
         await report(bot, text="家里有人动手")
         async with bot.svc.store.transaction() as tx:  # as a private report is stored
             await tx.update_matter(2, private=1)
-        bot.say(U1_CHAT, HEAD1, "/note 2 丈夫酒后动手")
-        await bot.wait_bot(U1_CHAT, "已为事项 #2 记录进展")
+        await bot.done(U1_CHAT, bot.say(U1_CHAT, HEAD1, "/note 2 丈夫酒后动手"))
         bot.clock.advance(3000)  # 11:00: the unit's claim window is over
         await bot.wait_bot(C1_CHAT, "事项 #1 上报至社区")
-        bot.say(C1_CHAT, POLICE, "/note 1 此人有前科")  # the leaders' own words
-        await bot.wait_bot(C1_CHAT, "已为事项 #1 记录进展")
+        await bot.done(C1_CHAT, bot.say(C1_CHAT, POLICE, "/note 1 此人有前科"))  # the leaders' own words
         bot.say(C1_CHAT, POLICE, "/return 1 请单元先调解")
         await bot.wait_bot(C1_CHAT, "事项 #1 已退回")
         bot.say(C1_CHAT, POLICE, "/takeover 1")
         await bot.wait_bot(C1_CHAT, "已接手事项 #1")
         bot.clock.advance(H)  # 12:00
-        bot.say(C1_CHAT, POLICE, "/resolve 1 已调解，杂物清走")
-        await bot.wait_bot(C1_CHAT, "已解决事项 #1")
+        await bot.done(C1_CHAT, bot.say(C1_CHAT, POLICE, "/resolve 1 已调解，杂物清走"))
         await bot.settle()
         book = await exported(bot, C1_CHAT, POLICE, "/export 2026-11-23 2026-11-24")
 

@@ -94,6 +94,7 @@ class Msg:
     photo: bool = False
     document_name: str | None = None
     document_bytes: bytes | None = None
+    reactions: list[str] = field(default_factory=list)  # the bot's, set by setMessageReaction
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
@@ -213,6 +214,7 @@ class FakeBotApi:
         self._event = asyncio.Event()
         self._chats: dict[int, dict[str, Any]] = {}
         self._kicked: dict[int, str] = {}
+        self._no_reactions: set[int] = set()  # chats whose admins disallowed reactions
         self._migrated: dict[int, int] = {}  # old group id -> its supergroup's id
         self._msgs: dict[int, dict[int, Msg]] = {}
         self._updates: list[dict[str, Any]] = []
@@ -248,6 +250,7 @@ class FakeBotApi:
             "sendLocation": self._send_location,
             "editMessageText": self._edit,
             "editMessageReplyMarkup": self._edit,
+            "setMessageReaction": self._set_reaction,
             "deleteMessage": self._delete_message,
             "answerCallbackQuery": self._answer_callback,
             "sendChatAction": lambda p: bool(self._chat(p["chat_id"], write=True)),
@@ -325,6 +328,10 @@ class FakeBotApi:
         creator) or an error, e.g. ``ApiError(400, "Bad Request: user not found")``. Unset
         pairs are members."""
         self._members[(chat_id, user_id)] = status
+
+    def disallow_reactions(self, chat_id: int) -> None:
+        """The group's admins turned reactions off: setMessageReaction there answers 400."""
+        self._no_reactions.add(chat_id)
 
     def remove_bot_from(self, chat_id: int) -> None:
         """Kick the bot: later sends to this chat fail with 403."""
@@ -483,6 +490,11 @@ class FakeBotApi:
         """Messages the bot sent to a chat."""
         return [m for m in self.messages(chat_id) if m.from_bot]
 
+    def reactions(self, chat_id: int, message_id: int) -> list[str]:
+        """The bot's reaction on a message (setMessageReaction), if any."""
+        msg = self._msgs.get(chat_id, {}).get(message_id)
+        return list(msg.reactions) if msg is not None else []
+
     buttons = staticmethod(buttons)
 
     def pending_updates(self) -> list[dict[str, Any]]:
@@ -587,7 +599,8 @@ class FakeBotApi:
                 stamp = datetime.fromtimestamp(m.date, tz).strftime("%H:%M:%S")
                 first, *rest = f"{marks}{body.strip()}".split("\n")
                 out.append(f"[{stamp}] #{m.message_id} {who}: {first}"
-                           + (" (edited)" if m.edits else ""))
+                           + (" (edited)" if m.edits else "")
+                           + (f" [bot: {''.join(m.reactions)}]" if m.reactions else ""))
                 rows = (m.reply_markup or {}).get("inline_keyboard") or []
                 out += ["    " + line for line in rest]
                 out += ["    " + " ".join(f"[{b.get('text', '')}]" for b in row) for row in rows]
@@ -1003,6 +1016,18 @@ class FakeBotApi:
             if p.get("entities"):
                 msg.raw["entities"] = p["entities"]
         return msg.raw
+
+    # The emoji Telegram accepts as a reaction (a subset; the bot uses 👍 and 👀).
+    REACTIONS = frozenset("👍👎❤🔥🎉👀🙏👌🤝✍")
+
+    def _set_reaction(self, p: dict[str, Any]) -> bool:
+        self._chat(p["chat_id"], write=True)
+        msg = self._message(p["chat_id"], p["message_id"], "react")
+        emoji = [r.get("emoji") for r in p.get("reaction") or [] if r.get("type") == "emoji"]
+        if p["chat_id"] in self._no_reactions or any(e not in self.REACTIONS for e in emoji):
+            raise ApiError(400, "Bad Request: REACTION_INVALID")
+        msg.reactions = emoji  # the bot's reaction replaces its earlier one
+        return True
 
     def _delete_message(self, p: dict[str, Any]) -> bool:
         self._chat(p["chat_id"], write=True)

@@ -11,7 +11,7 @@ from typing import Any
 import aiosqlite
 
 from bot import limits
-from bot.outbox import Card, HeldNotice
+from bot.outbox import LIVE, Card, HeldNotice, Kind
 from bot.store.rows import (
     FINDING_COLUMNS,
     HELD_COLUMNS,
@@ -37,6 +37,7 @@ from bot.store.rows import (
     ScreeningRow,
     Sent,
     TimelineRow,
+    View,
     VillageNoticeRow,
     Visit,
     held_from_row,
@@ -261,6 +262,108 @@ class Tx:
                 "UPDATE matters SET card_chat_id = ?, card_message_id = ? WHERE id = ?",
                 [(chat, message, matter) for matter, chat, message in (s.card for s in cards if s.card)],
             )
+        await self._record_views([s.item_id for s in sent if s.view])
+
+    async def _record_views(self, item_ids: list[int]) -> None:
+        """The messages among these that follow their matters (bot/outbox.py's LIVE kinds,
+        composed from data, or a private matter's card copy) become views: their message
+        ids, what they were composed from, and the matters they name (the row's own and
+        its data's ``matters``)."""
+        if not item_ids:
+            return
+        marks = ", ".join("?" for _ in item_ids)
+        live = sorted(LIVE)
+        kinds = ", ".join("?" for _ in live)
+        recorded = await self._all(
+            "INSERT OR IGNORE INTO views (key, chat_id, message_id, kind, data, created_at) "
+            "SELECT key, chat_id, message_id, kind, data, sent_at FROM outbox "
+            f"WHERE id IN ({marks}) AND message_id IS NOT NULL AND kind IN ({kinds}) "
+            "AND (data IS NOT NULL OR kind = ?) RETURNING key",
+            (*item_ids, *live, Kind.CARD_COPY.value),
+        )
+        if not recorded:
+            return
+        keys = [r[0] for r in recorded]
+        marks = ", ".join("?" for _ in keys)
+        await self._conn.execute(
+            "INSERT OR IGNORE INTO view_matters (matter_id, view_key) "
+            f"SELECT matter_id, key FROM outbox WHERE key IN ({marks}) AND matter_id IS NOT NULL "
+            "UNION SELECT j.value, o.key FROM outbox o, json_each(o.data, '$.matters') j "
+            f"WHERE o.key IN ({marks}) AND o.data IS NOT NULL AND json_type(o.data, '$.matters') = 'array'",
+            (*keys, *keys),
+        )
+
+    # --- views (issue 14: every message about a matter follows it) -----------------
+    async def live_views(self, matter_ids: Sequence[int]) -> list[tuple[str, int]]:
+        """(key, chat) of every message about these matters that is to follow them: the
+        views recorded and not dead, and the LIVE notices not yet recorded (being sent
+        now, or waiting: a change committed meanwhile must not be missed)."""
+        if not matter_ids:
+            return []
+        rows: list[tuple[str, int]] = []
+        live = sorted(LIVE)
+        kinds = ", ".join("?" for _ in live)
+        for start in range(0, len(matter_ids), IDS_PER_QUERY // 2):
+            ids = list(matter_ids[start : start + IDS_PER_QUERY // 2])
+            marks = ", ".join("?" for _ in ids)
+            rows += await self._all(
+                "SELECT v.key, v.chat_id FROM view_matters m JOIN views v ON v.key = m.view_key "
+                f"WHERE m.matter_id IN ({marks}) AND v.dead IS NULL "
+                "UNION SELECT o.key, o.chat_id FROM outbox o "
+                f"WHERE o.state = 'pending' AND o.kind IN ({kinds}) AND (o.matter_id IN ({marks}) "
+                "OR (o.data IS NOT NULL AND json_type(o.data, '$.matters') = 'array' AND EXISTS "
+                f"(SELECT 1 FROM json_each(o.data, '$.matters') j WHERE j.value IN ({marks}))))",
+                (*ids, *live, *ids, *ids),
+            )
+        return sorted(set(rows))
+
+    async def views(self, keys: Sequence[str]) -> dict[str, View]:
+        """The views of these keys, with the matters each names."""
+        if not keys:
+            return {}
+        marks = ", ".join("?" for _ in keys)
+        rows = await self._all(
+            "SELECT v.key, v.chat_id, v.message_id, v.kind, v.data, v.dead, group_concat(m.matter_id) "
+            f"FROM views v LEFT JOIN view_matters m ON m.view_key = v.key WHERE v.key IN ({marks}) GROUP BY v.key",
+            tuple(keys),
+        )
+        return {
+            key: View(key, chat, message, kind, data, tuple(sorted(int(m) for m in (named or "").split(",") if m)),
+                      dead)
+            for key, chat, message, kind, data, dead, named in rows
+        }
+
+    async def waiting_refreshes(self, keys: Sequence[str]) -> dict[str, list[int]]:
+        """The refreshes of these views still waiting (due or not), by view: one edit will do for all."""
+        if not keys:
+            return {}
+        marks = ", ".join("?" for _ in keys)
+        rows = await self._all(
+            "SELECT id, json_extract(data, '$.view') FROM outbox "
+            f"WHERE state = 'pending' AND kind = ? AND json_extract(data, '$.view') IN ({marks})",
+            (Kind.VIEW.value, *keys),
+        )
+        out: dict[str, list[int]] = {}
+        for item_id, key in rows:
+            out.setdefault(key, []).append(item_id)
+        return out
+
+    async def outbox_done(self, item_ids: Sequence[int], now: float, why: str) -> None:
+        """Items that need no sending: a view's refresh another one covers, or one whose
+        view is gone."""
+        if item_ids:
+            marks = ", ".join("?" for _ in item_ids)
+            await self._conn.execute(
+                f"UPDATE outbox SET state = 'sent', sent_at = ?, error = ? WHERE id IN ({marks}) AND state = 'pending'",
+                (now, why, *item_ids),
+            )
+
+    async def view_dead(self, key: str, why: str) -> None:
+        await self._conn.execute("UPDATE views SET dead = ? WHERE key = ? AND dead IS NULL", (why, key))
+
+    async def views_dead_in(self, chat_id: int, why: str) -> None:
+        """Every view in a chat the bot can no longer write to (or that moved to a new id)."""
+        await self._conn.execute("UPDATE views SET dead = ? WHERE chat_id = ? AND dead IS NULL", (why, chat_id))
 
     async def outbox_retry(self, item_id: int, not_before: float, error: str) -> None:
         await self._conn.execute(
@@ -303,6 +406,7 @@ class Tx:
         await self._conn.execute(
             "UPDATE matters SET card_chat_id = NULL, card_message_id = NULL WHERE card_chat_id = ?", (old_chat,)
         )
+        await self.views_dead_in(old_chat, "migrated")  # the old group's messages cannot be edited
         await self._conn.execute(  # the group's language goes with it
             "INSERT INTO chats (chat_id, language) SELECT ?, language FROM chats "
             "WHERE chat_id = ? AND language IS NOT NULL "
@@ -431,7 +535,7 @@ class Tx:
 
     async def hold_queued(self, report: QueuedReport, again: float) -> int:
         """A queued group report over the hourly limit: held, not a matter, and answered
-        with ``report.held_answer`` (as its card would have been); a prompt it answers is
+        with a HeldNotice (as its card would have been); a prompt it answers is
         consumed. Returns the held report's id."""
         row = report.matter
         held_id = await self.hold_report({
@@ -440,9 +544,11 @@ class Tx:
             "text": row["text"], "photo": report.photo_file_id, "private": row.get("private", 0),
             "membership": row.get("membership"), "reason": limits.HELD_HOURLY, "created_at": row["created_at"],
         })
-        assert report.held_answer is not None
-        await self.outbox_insert([HeldNotice(held_id, row["chat_id"], report.held_answer(again),
-                                             reply_to=report.reply_to).row(row["created_at"])])
+        assert report.per_hour is not None
+        await self.outbox_insert([HeldNotice(
+            held_id, row["chat_id"], limits.HELD_HOURLY, row["reporter_id"], row["reporter_name"], report.per_hour,
+            again, reply_to=report.reply_to,
+        ).row(row["created_at"])])
         if report.prompt_chat is not None:
             await self._conn.execute("DELETE FROM prompts WHERE chat_id = ? AND user_id = ?",
                                      (report.prompt_chat, row["reporter_id"]))
@@ -659,12 +765,23 @@ class Tx:
             (PURGED, *ids),
         )
         messages = await self._conn.execute(
-            "UPDATE outbox SET text = CASE WHEN text IS NULL THEN NULL ELSE ? END, "
+            # A notice composed when it was sent kept what its words were made of (names, the
+            # resolution) in ``data``: cleared as its text would have been.
+            "UPDATE outbox SET text = CASE WHEN text IS NULL AND data IS NULL THEN NULL ELSE ? END, data = NULL, "
             "markup = NULL, media = CASE WHEN media IS NULL THEN NULL ELSE ? END "
-            f"WHERE matter_id IN ({marks}) AND state != 'pending' AND (text IS NOT NULL OR media IS NOT NULL)",
+            f"WHERE matter_id IN ({marks}) AND state != 'pending' "
+            "AND (text IS NOT NULL OR media IS NOT NULL OR data IS NOT NULL)",
             (PURGED, PURGED, *ids),
         )
         prompts = await self._conn.execute(f"DELETE FROM prompts WHERE matter_id IN ({marks})", ids)
+        # Views hold what their messages were composed from (a leader's words among it): they go.
+        viewed = [r[0] for r in await self._all(
+            f"SELECT DISTINCT view_key FROM view_matters WHERE matter_id IN ({marks})", ids)]
+        for start in range(0, len(viewed), IDS_PER_QUERY):
+            part = viewed[start : start + IDS_PER_QUERY]
+            places = ", ".join("?" for _ in part)
+            await self._conn.execute(f"DELETE FROM view_matters WHERE view_key IN ({places})", part)
+            await self._conn.execute(f"DELETE FROM views WHERE key IN ({places})", part)
         await self._conn.execute(
             "UPDATE matters SET reporter_id = 0, reporter_name = ?, text = ?, "
             "resolution = CASE WHEN resolution IS NULL THEN NULL ELSE ? END, "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
@@ -279,10 +279,9 @@ class QueuedReport:
     reply_to: int | None  # the report's message: its card answers it
     photo_file_id: str | None = None
     prompt_chat: int | None = None  # it answers "what happened?" asked there: consumed with it
-    # The hourly limit the group commit holds it to (bot/limits.py; None: none), and its
-    # answer if it is held, given when the person may report again.
+    # The hourly limit the group commit holds it to (bot/limits.py; None: none); if it is held,
+    # the reporter is told when they may report again (outbox.HeldNotice).
     per_hour: int | None = None
-    held_answer: Callable[[float], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -293,6 +292,21 @@ class Sent:
     at: float
     message_id: int | None
     card: tuple[int, int, int] | None = None  # a new card: (matter, chat, message), kept on the matter
+    view: bool = False  # a message that follows its matters (bot/outbox.py's LIVE): kept as a view
+
+
+@dataclass(frozen=True)
+class View:
+    """A message about matters outside their cards (bot/views.py): where it is, what it was
+    composed from (its notice's kind and data) and the matters it names."""
+
+    key: str  # the outbox key of the notice that posted it
+    chat_id: int
+    message_id: int
+    kind: str
+    data: str | None
+    matters: tuple[int, ...]
+    dead: str | None = None
 
 
 def matter_from_row(row: Sequence[Any]) -> Matter:

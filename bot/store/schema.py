@@ -380,7 +380,31 @@ MIGRATIONS: list[str] = [
     CREATE INDEX safety_polls_open ON safety_polls(closes_at) WHERE closed_at IS NULL;
     CREATE INDEX safety_polls_month ON safety_polls(month);
     """,
-    # 11 (issue 16, the officers' side): visit logs (走访日志). An entry is written as it is
+    # 11 (issue 14, live views): every message about a matter outside its card (a ping in a
+    # group, its DM copies, a private matter's card in a head's DM) once Telegram took it:
+    # its chat and message id, the notice's kind and data (what it is composed from, kept
+    # here since the outbox forgets after 30 days), and the matters it names. Edited when
+    # they change (bot/views.py) until ``dead`` says why not (gone, unreachable, migrated).
+    """
+    CREATE TABLE views (
+        key TEXT PRIMARY KEY,
+        chat_id INTEGER NOT NULL,
+        message_id INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT,
+        created_at REAL NOT NULL,
+        dead TEXT
+    );
+    CREATE INDEX views_chat ON views(chat_id) WHERE dead IS NULL;
+
+    CREATE TABLE view_matters (
+        matter_id INTEGER NOT NULL REFERENCES matters(id),
+        view_key TEXT NOT NULL REFERENCES views(key),
+        PRIMARY KEY (matter_id, view_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX view_matters_view ON view_matters(view_key);
+    """,
+    # 12 (issue 16, the officers' side): visit logs (走访日志). An entry is written as it is
     # guided (``step``: what it waits for) and finished with 完成 (``finished_at``); one left
     # unfinished is deleted 24 h after its last step. ``units``: JSON list of the unit ids
     # visited; the place as sent (WGS-84) and a venue's title. Its photos by Telegram file id.

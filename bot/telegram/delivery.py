@@ -16,7 +16,9 @@ limits and waits out 429s), marks each sent, and retries the rest:
 
 Each item is sent by its kind (bot/outbox.py's Kind): a card is rendered now and sent or
 edited in place, a chart drawn now and sent as a photo, an attachment sent by Telegram file
-id, a broadcast's copy as text or a photo with its caption; every other kind is its text.
+id, a broadcast's copy as text or a photo with its caption, a view's refresh (bot/views.py)
+as an edit of that view, once for every refresh of it then waiting; every other kind is its
+text.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from bot import outbox, visibility
 from bot.clock import Clock
 from bot.outbox import Kind, kind_of, put
 from bot.store import Matter, OutboxItem, QueuedReport, SendSlot, Sent, Store, Tx, sending
+from bot.store.rows import View
 from bot.text import render
 from bot.text.i18n import Languages
 from bot.tree import Tree
@@ -85,6 +88,11 @@ def keyboard_markup(rows: list | dict | None) -> InlineKeyboardMarkup | ForceRep
 def _named_matters(data: str) -> list[int]:
     """The matters a notice composed when it is sent names besides its own (``"matters"``)."""
     return list(json.loads(data).get("matters", ())) if '"matters"' in data else []
+
+
+def _view_of(item: OutboxItem) -> str:
+    """The view a refresh is for (bot/outbox.py's ViewRefresh)."""
+    return str(json.loads(item.data or "{}").get("view", ""))
 
 
 def _seconds(value: object) -> float:
@@ -191,12 +199,20 @@ class Delivery:
             items = await tx.outbox_due(
                 self.clock.now(), limit=200, skip_chats=list(self._busy), bulk_prefix=BULK
             )
+            # Views to refresh, and every refresh of them waiting: read with the matters, so
+            # the one edit sent shows every change those refreshes were queued for.
+            viewed = sorted({_view_of(i) for i in items if i.kind == Kind.VIEW})
+            views = await tx.views(viewed)
+            waiting = await tx.waiting_refreshes(viewed)
             # The matters of the cards and of the notices composed now, in one query. A card
             # changed since is queued again behind.
             cards = await tx.cards_of(sorted(
                 {i.matter_id for i in items if (i.kind == Kind.CARD or i.data) and i.matter_id}
                 | {m for i in items if i.data for m in _named_matters(i.data)}
+                | {m for view in views.values() for m in view.matters}
             ))
+        if viewed:
+            items = await self._one_edit_per_view(items, views, waiting)
         by_chat: dict[int, list[OutboxItem]] = defaultdict(list)
         room = self.bulk_at_once - len(self._bulk)
         for item in items:  # a broadcast's or a bulletin's messages come last, and only so many at once
@@ -211,6 +227,36 @@ class Delivery:
             self._busy[chat_id] = task
             task.add_done_callback(lambda done, chat=chat_id: self._finished(chat, done))
         return sum(len(chat_items) for chat_items in by_chat.values())
+
+    async def _one_edit_per_view(
+        self, items: list[OutboxItem], views: dict[str, View], waiting: dict[str, list[int]]
+    ) -> list[OutboxItem]:
+        """Of the refreshes of one view, the first due is sent and shows its matters as
+        just read: every other refresh of that view waiting (due or not) is done with it.
+        A refresh of a view that is dead, or not recorded (its message failed, or waits to
+        be sent and will be composed then), is done with at once."""
+        kept: dict[str, int] = {}
+        out: list[OutboxItem] = []
+        done: list[int] = []
+        for item in items:
+            if item.kind != Kind.VIEW:
+                out.append(item)
+                continue
+            key = _view_of(item)
+            view = views.get(key)
+            if view is None or view.dead is not None or key in kept:
+                done.append(item.id)
+                continue
+            kept[key] = item.id
+            data = {"view": key, "of": view.kind, "matters": list(view.matters),
+                    "data": json.loads(view.data) if view.data else None}
+            out.append(dataclasses.replace(item, data=json.dumps(data, ensure_ascii=False),
+                                           reply_to=view.message_id))
+        done += [other for key, first in kept.items() for other in waiting.get(key, ()) if other != first]
+        if done:
+            async with self.store.transaction() as tx:
+                await tx.outbox_done(sorted(set(done)), self.clock.now(), "one edit for all: view refreshed or gone")
+        return out
 
     def _finished(self, chat_id: int, task: asyncio.Task[None]) -> None:
         self._busy.pop(chat_id, None)
@@ -245,7 +291,7 @@ class Delivery:
     ) -> float | None:
         now = self.clock.now()
         kind = kind_of(item)
-        if item.data is not None:  # its words are composed now, from the state as it is now
+        if item.data is not None and kind != Kind.REACTION:  # its words are composed now, from the state now
             item = self._composed(item, kind, cards, now)
         photo = None
         if kind == Kind.CHART:  # a bulletin's chart: drawn now, so drawing is paced with sending
@@ -270,6 +316,10 @@ class Delivery:
                                                            caption=item.text, reply_parameters=reply)).message_id
             elif kind in (Kind.EDIT_TEXT, Kind.EDIT_KEYBOARD):
                 message_id = await self._edit(item, kind)
+            elif kind == Kind.VIEW:
+                message_id = await self._refresh_view(item)
+            elif kind == Kind.REACTION:
+                message_id = await self._react(item)
             else:  # every other kind is its text, with its buttons
                 keyboard = json.loads(item.markup) if item.markup else None
                 message_id = (await self._send(item.chat_id, item.text or "", keyboard, item.reply_to)).message_id
@@ -279,10 +329,13 @@ class Delivery:
             if _gone(exc):
                 await self._unreachable(item.chat_id, exc)
             else:  # the message itself is wrong; sending it again will not help
-                log.error("outbox %s rejected by Telegram: %s", item.key, exc)
+                log.log(logging.INFO if kind == Kind.REACTION else logging.ERROR,
+                        "outbox %s rejected by Telegram: %s", item.key, exc)
                 async with self.store.transaction() as tx:
                     await tx.outbox_failed(item.id, str(exc))
                     await self._settled(tx, kind, item, now)
+                    if kind == Kind.REACTION:  # the chat takes no reactions: today's short reply instead
+                        await self._instead_of_reaction(tx, item, now)
             return None
         except ChatMigrated as exc:  # a group became a supergroup: same group, new id
             await self._migrated(item.chat_id, exc.new_chat_id)
@@ -295,7 +348,7 @@ class Delivery:
                 await tx.outbox_failed(item.id, repr(exc))
                 await self._settled(tx, kind, item, now)
             return None
-        sent = Sent(item.id, now, message_id, new_card)
+        sent = Sent(item.id, now, message_id, new_card, view=kind in outbox.LIVE)
         if poll is not None:  # what Telegram made of it is recorded with it
             async with self.store.transaction() as tx:
                 await tx.outbox_sent([sent])
@@ -367,6 +420,41 @@ class Delivery:
                 raise
         return item.reply_to
 
+    async def _refresh_view(self, item: OutboxItem) -> int | None:
+        """Edit a view (its message id in ``reply_to``) to what was just composed; no
+        buttons once its matters are closed. "Not modified" is done; a message gone from
+        its chat makes the view dead (never tried again)."""
+        keyboard = keyboard_markup(json.loads(item.markup) if item.markup else None)
+        assert not isinstance(keyboard, ForceReply)
+        try:
+            await self.bot.edit_message_text(item.text or "", chat_id=item.chat_id, message_id=item.reply_to,
+                                             reply_markup=keyboard)
+        except BadRequest as exc:
+            said = str(exc).lower()
+            if "not modified" in said:
+                return item.reply_to
+            if "message to edit not found" not in said:
+                raise
+            async with self.store.transaction() as tx:
+                await tx.view_dead(_view_of(item), "gone")
+            log.info("view %s in chat %s is gone; no longer edited", item.reply_to, item.chat_id)
+            return None
+        return item.reply_to
+
+    async def _react(self, item: OutboxItem) -> int | None:
+        """Put the item's emoji on the message it names (kept in ``reply_to``)."""
+        emoji = json.loads(item.data or "{}").get("emoji")
+        await self.bot.set_message_reaction(item.chat_id, item.reply_to or 0, reaction=emoji)
+        return item.reply_to
+
+    @staticmethod
+    async def _instead_of_reaction(tx: Tx, item: OutboxItem, now: float) -> None:
+        """A reaction refused (a group that disallows them answers 400): its fallback answer,
+        if it has one, under the same message, keyed as the command's answer always was."""
+        data = json.loads(item.data or "{}")
+        if data.get("fallback") and data.get("update") is not None:
+            await put(tx, outbox.CommandAnswer(data["update"], item.chat_id, data["fallback"], item.reply_to), now=now)
+
     async def _send(self, chat_id: int, text: str, keyboard: list | dict | None, reply_to: int | None) -> Message:
         reply = ReplyParameters(reply_to, allow_sending_without_reply=True) if reply_to else None
         return await self.bot.send_message(
@@ -433,6 +521,7 @@ class Delivery:
                 tx.log_event("unreachable", level=logging.WARNING, chat=chat_id,
                              node=node.id if node is not None else "no node", error=str(exc))
             await tx.fail_pending_for_chat(chat_id, f"unreachable: {exc}")
+            await tx.views_dead_in(chat_id, "unreachable")  # its messages are no longer edited
             for hook in self.settle.values():
                 await hook(tx, self.tree, self.langs, now, chat_id=chat_id)
             station_chat = self.tree.chat_of(self.tree.station.id)

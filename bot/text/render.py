@@ -223,6 +223,7 @@ def pings(
             lines.append(t("esc.claimed_before", who=escape(matter.claimed_by_name)))
         if ping.kind == "idle" and matter.claimed_by and see(Piece.NAMES):
             lines.append(t("esc.idle_who", who=mention(matter.claimed_by, matter.claimed_by_name)))
+        lines.append(t("view.now", state=standing(matter, t, audience)))
     else:
         lines.append(t("esc.digest", count=len(batch)))
         for ping in batch:
@@ -232,7 +233,10 @@ def pings(
             paused = ping.matter.suspended_until is not None and not ping.matter.closed
             suffix = t("list.suspended", until=t.date(ping.matter.suspended_until)) if paused else ""
             title = ping_title(ping, t, now, category=visibility.may_see(Piece.CATEGORY, audience, ping.matter.private))
-            lines.append(f"• {title} · {escape(unit.name)}：{text}{suffix}")
+            now_stands = t("view.line_now", id=ping.matter.id, state=standing(ping.matter, t, audience))
+            lines.append(f"• {title} · {escape(unit.name)}：{text}{suffix}{now_stands}")
+    if all(ping.matter.closed for ping in batch):  # settled: a view asks no one to act any more
+        on_watch, leaders = [], []
     if on_watch:
         lines.append(t("esc.on_duty", who="、".join(mention(uid, _name(tree, uid)) for uid in on_watch)))
     if leaders:
@@ -249,6 +253,21 @@ def pings(
     return "\n".join(lines), keyboard
 
 
+def standing(matter: Matter, t: Texts, audience: Audience) -> str:
+    """Where a matter stands now, for the views that follow it (issue 14): its state, the
+    tier that holds it and, where names may be read, who has it or closed it."""
+    names = visibility.may_see(Piece.NAMES, audience, matter.private)
+    parts = [t(f"state.{matter.state}")]
+    if matter.closed:
+        if names and matter.resolved_by_name and matter.state != State.CANCELLED:
+            parts.append(escape(matter.resolved_by_name))
+        return " · ".join(parts)
+    parts.append(t("view.held", tier=t(f"tier.{matter.tier}")))
+    if matter.state == State.CLAIMED and names and matter.claimed_by_name:
+        parts.append(escape(matter.claimed_by_name))
+    return " · ".join(parts)  # a suspension has its own line (or suffix) in the ping
+
+
 def over_limit(batch: list[Any], tree: Tree, t: Texts) -> tuple[str, Keyboard]:
     """Urgent matters whose reporters are past their urgent alerts for the day: one line
     each in one message, mentioning nobody (see bot/limits.py)."""
@@ -258,7 +277,10 @@ def over_limit(batch: list[Any], tree: Tree, t: Texts) -> tuple[str, Keyboard]:
         matter = ping.matter
         lines.append(t("limits.urgent_over_line", id=matter.id, category=t.category(matter.category),
                        unit=escape(tree.name_of(matter.unit_id)), reporter=escape(matter.reporter_name),
-                       text=snippet(matter.text, 40)))
+                       text=snippet(matter.text, 40))
+                     + t("view.line_now", id=matter.id, state=standing(matter, t, Audience.COMMUNITY)))
+        if matter.closed:
+            continue
         if len(keyboard) < MAX_BUTTON_ROWS:
             keyboard += [[(f"{label} #{matter.id}", data) for label, data in row]
                          for row in action_buttons(matter, t, takeover=True)]
@@ -282,9 +304,13 @@ def ping_title(ping: Any, t: Texts, now: float, category: bool = True) -> str:
         case "escalated":
             return t("esc.title", id=matter.id, tier=tier, reason=reason or t("reason.manual"))
         case "reping":
-            return t("esc.reping", id=matter.id, reason=reason, overdue=t.duration(now - overdue_since(matter, now)))
+            overdue = getattr(ping, "overdue", None)  # as it was when the ping was queued
+            overdue = now - overdue_since(matter, now) if overdue is None else overdue
+            return t("esc.reping", id=matter.id, reason=reason, overdue=t.duration(overdue))
         case "remind":
-            return t("esc.remind", id=matter.id, reason=reason, at=t.time(_next_deadline(matter, now)))
+            due = getattr(ping, "due", None)
+            return t("esc.remind", id=matter.id, reason=reason, at=t.time(_next_deadline(matter, now) if due is None
+                                                                          else due))
         case "idle":
             return t("esc.idle", id=matter.id)
         case "unclaimed":
@@ -298,7 +324,9 @@ def ping_title(ping: Any, t: Texts, now: float, category: bool = True) -> str:
         case "private":
             return t("esc.private", id=matter.id)
         case "resolved_below":
-            return t("esc.resolved_below", id=matter.id, who=escape(matter.resolved_by_name or ""))
+            who = getattr(ping, "who", None)
+            who = (matter.resolved_by_name or "") if who is None else who
+            return t("esc.resolved_below", id=matter.id, who=escape(who))
         case "suspended":
             return t("esc.suspended", id=matter.id, tier=t(f"tier.{ping.tier + 1}"))  # told: the tier above
         case "cancel_wish":
@@ -456,7 +484,8 @@ def words(part: Any, scene: Scene) -> str:
     """One catalog entry, ``[key, values]``, in the scene's language. A value is escaped
     here (it may hold what a person wrote), unless it is itself words (``{"say": part}``),
     a mention (``{"mention": [user id, name]}``), a category (``{"category": key}``), a
-    time (``{"time": unix seconds}``) or a duration (``{"duration": seconds}``)."""
+    time (``{"time": unix seconds}``), a day (``{"date": unix seconds}``) or a duration
+    (``{"duration": seconds}``)."""
     key, values = part
     return scene.t(key, **{name: _value(value, scene) for name, value in values.items()})
 
@@ -475,6 +504,8 @@ def _value(value: Any, scene: Scene) -> Any:
             return escape(scene.t.category(value["category"]))
         if "time" in value:
             return scene.t.time(value["time"])
+        if "date" in value:
+            return scene.t.date(value["date"])
         if "duration" in value:
             return scene.t.duration(value["duration"])
     return value
@@ -605,6 +636,102 @@ def safety_poll(question: str | None, options: list[str] | None, t: Texts) -> tu
 def _safety_poll_question(data: Any, scene: Scene) -> Composed:
     """A poll notice's text is its question (its answers: ``safety_poll``, when it is sent)."""
     return safety_poll(data.get("question"), data.get("options"), scene.t)[0], None
+
+
+
+# --- pings and the views that follow them (issue 14) --------------------------------------
+@dataclass(frozen=True)
+class Pinged:
+    """One matter of a ping as render.pings reads it, rebuilt from the ping's data
+    (escalation/notify.py's ``ping_data``) and the matter as it is now."""
+
+    matter: Matter
+    kind: str
+    tier: int
+    reason: str
+    note: str | None = None
+    overdue: float | None = None
+    due: float | None = None
+    who: str | None = None
+
+
+def _people(pairs: list[list[Any]]) -> list[Person]:
+    return [Person(id=user_id, name=name) for user_id, name in pairs]
+
+
+@composes("ping", "ping_copy")
+def _ping(data: Any, scene: Scene) -> Composed:
+    """A ping to a tier's chat, or its copy in a leader's DM: the words of the moment it
+    was queued (``data["at"]``), each matter's state as it is now, and buttons only for
+    the matters still open."""
+    batch = [
+        Pinged(scene.matters[entry["matter"]], entry["kind"], entry["tier"], entry["reason"], entry.get("note"),
+               entry.get("overdue"), entry.get("due"), entry.get("who"))
+        for entry in data["pings"] if entry["matter"] in scene.matters
+    ]
+    if not batch:
+        return "", None
+    if data.get("style") == "over_limit":
+        text, keyboard = over_limit(batch, scene.tree, scene.t)
+        return text, keyboard or None
+    text, keyboard = pings(batch, scene.tree, scene.t, data["at"], _people(data.get("leaders", [])),
+                           data.get("on_watch", []), audience=Audience(data["audience"]))
+    return text, keyboard or None
+
+
+@composes("mentions")
+def _mentions(data: Any, scene: Scene) -> Composed:
+    return scene.t("esc.leaders", leaders=people(_people(data["leaders"]))), None
+
+
+@composes("view")
+def _view(data: Any, scene: Scene) -> Composed:
+    """A view refreshed: composed as the message it edits was (``of``: that notice's kind,
+    ``data``: what it was composed from) from its matters as they are now. A private
+    matter's card in a head's DM is that head's full card."""
+    if data["of"] == "card_copy":
+        matter = scene.matters.get(data["matters"][0])
+        if matter is None:
+            return "", None
+        text, keyboard = card(matter, scene.tree, scene.t, audience=Audience.LEADER_DM)
+        return text, keyboard or None
+    return compose(data["of"], data["data"], scene)
+
+
+# --- a matter's notices (bot/matters.py decides who hears them; their words are here) -----
+@composes("card_copy")
+def _card_copy(data: Any, scene: Scene) -> Composed:
+    """A private matter's card in a head's private chat, as the matter is now."""
+    return card(scene.matters[data["matter"]], scene.tree, scene.t, audience=Audience.LEADER_DM)
+
+
+@composes("unsatisfied")
+def _unsatisfied(data: Any, scene: Scene) -> Composed:
+    """The reporter is not satisfied: the heads follow it up, or the tier that reopened it."""
+    t, matter = scene.t, scene.matters[data["matter"]]
+    unit = scene.tree.nodes[matter.unit_id]
+    if data.get("private"):
+        return t("privacy.unsatisfied", id=matter.id, unit=escape(unit.name), heads=people(unit.leaders),
+                 text=snippet(matter.text), reporter=mention(matter.reporter_id, matter.reporter_name)), None
+    if data["tier"] == 3:
+        return t("notify.unsatisfied", id=matter.id, heads=people(unit.leaders)), None
+    return t("notify.unsatisfied_above", id=matter.id, tier=t(f"tier.{data['tier']}")), None
+
+
+@composes("instruction")
+def _instruction(data: Any, scene: Scene) -> Composed:
+    """A private matter handed to its unit, to a head by DM: the ping, as the matter is now."""
+    p = data["ping"]
+    ping = Pinged(scene.matters[data["matter"]], p["kind"], p["tier"], p["reason"], p["note"])
+    return pings([ping], scene.tree, scene.t, scene.now, [], [], audience=Audience.LEADER_DM)
+
+
+@composes("rating")
+def _rating(data: Any, scene: Scene) -> Composed:
+    """The reporter asked to rate a resolution: its words, and a button per rating."""
+    text, _ = said(data, scene)
+    buttons = [[(scene.t(f"rating.{r}"), callback("rate", data["matter"], r)) for r in data["ratings"]]]
+    return text, buttons
 
 
 # --- visit logs (走访日志, issue 16) --------------------------------------------------------

@@ -523,6 +523,13 @@ MESSAGES: dict[str, str] = {
     "safety.line": "🛡 sense of safety {rate} ({answers} answered this month's poll; not part of the stars)",
     "safety.line_few": "🛡 sense of safety — ({answers} answered this month's poll, fewer than {min})",
     "safety.row": " · safety {rate}",
+    # --- views14 (issue 14) ---
+    "view.now": "📍 Now: {state}",
+    "view.held": "held by {tier}",
+    "view.line_now": "\n    ↳ #{id} {state}",
+    "view.attachment": "#{id}",
+    # --- notices13 (issue 14) ---
+    "rating.ask_after": "How was it handled? (open for {days})",
     # --- visit16 (issue 16) ---
     "visit.not_allowed": "Sorry: visit logs are kept by community police officers, secretaries, grid workers and station staff.",
     "visit.usage": "Usage: /visit (then answer the questions), or /visit 5 households helped Mr Wang pay his water bill; photos and a place may follow.",

@@ -525,6 +525,13 @@ MESSAGES: dict[str, str] = {
     "safety.line": "🛡 群众安全感 {rate}（本月问卷 {answers} 人作答；不计入评星）",
     "safety.line_few": "🛡 群众安全感 —（本月问卷 {answers} 人作答，不足 {min} 人）",
     "safety.row": " · 安全感 {rate}",
+    # --- views14 (issue 14) ---
+    "view.now": "📍 当前：{state}",
+    "view.held": "{tier}负责",
+    "view.line_now": "\n    ↳ #{id} {state}",
+    "view.attachment": "#{id}",
+    # --- notices13 (issue 14) ---
+    "rating.ask_after": "请评价处理结果（{days}内有效）：",
     # --- visit16 (issue 16) ---
     "visit.not_allowed": "抱歉，走访日志由社区民警、书记、网格员和派出所民警记录。",
     "visit.usage": "用法：/visit（按提示填写），或 /visit 5户 帮王大爷代缴水费（户数和所办实事），之后可发照片和位置。",
