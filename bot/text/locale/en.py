@@ -530,6 +530,8 @@ MESSAGES: dict[str, str] = {
     "view.attachment": "#{id}",
     # --- notices13 (issue 14) ---
     "rating.ask_after": "How was it handled? (open for {days})",
+    # --- replies13 (issue 13) ---
+    "show.caption": "#{id}",
     # --- visit16 (issue 16) ---
     "visit.not_allowed": "Sorry: visit logs are kept by community police officers, secretaries, grid workers and station staff.",
     "visit.usage": "Usage: /visit (then answer the questions), or /visit 5 households helped Mr Wang pay his water bill; photos and a place may follow.",
