@@ -1056,47 +1056,8 @@ def safety_of_key(key: str) -> tuple[str, str]:
     return month, unit_id
 
 
-# --- visit logs (走访日志, issue 16): composed when sent, like every new notice ------------------
-def _named(data: Any) -> str:
-    canonical = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return hashlib.blake2s(canonical.encode(), digest_size=6).hexdigest()
-
-
-@dataclass(frozen=True)
-class VisitAnswer(Notice):
-    """An answer in a visit's guided entry, or to /visits: its ``data`` (words and buttons).
-    Named by its update and its data, so a replayed update queues none twice."""
-
-    kind: ClassVar[Kind] = Kind.REPLY
-    update_id: int
-    chat: int
-    data: dict[str, Any]
-    reply_to: int | None = None
-
-    @property
-    def key(self) -> str:
-        return f"vanswer:{self.update_id}:{_named(self.data)}"
-
-
-@dataclass(frozen=True)
-class VisitEdit(Notice):
-    """One of the guided entry's messages rewritten (a unit ticked, a step done)."""
-
-    kind: ClassVar[Kind] = Kind.EDIT_TEXT
-    update_id: int
-    chat: int
-    message_id: int
-    data: dict[str, Any]
-
-    @property
-    def reply_to(self) -> int:
-        return self.message_id
-
-    @property
-    def key(self) -> str:
-        return f"vedit:{self.update_id}:{self.message_id}"
-
-
+# --- visit logs (走访日志, issue 16): composed when sent, like every new notice; the guided
+# entry's answers and edits are Reply and EditText ----------------------------------------
 @dataclass(frozen=True)
 class VisitPost(Notice):
     """A finished entry in its community's group; ``data``: the entry (render.py composes it)."""

@@ -36,13 +36,12 @@ def _data(update: Update, data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "lang": user.language_code} if user is not None and user.language_code else data
 
 
-def _answer(update: Update, message: Message, data: dict[str, Any], quote: bool = False) -> outbox.VisitAnswer:
-    return outbox.VisitAnswer(update.update_id, message.chat_id, _data(update, data),
-                              message.message_id if quote else None)
+def _answer(update: Update, message: Message, data: dict[str, Any], quote: bool = False) -> outbox.Reply:
+    return outbox.Reply(update.update_id, message.chat_id, _data(update, data), message.message_id if quote else None)
 
 
-def _edit(update: Update, message: Message, data: dict[str, Any]) -> outbox.VisitEdit:
-    return outbox.VisitEdit(update.update_id, message.chat_id, message.message_id, _data(update, data))
+def _edit(update: Update, message: Message, data: dict[str, Any]) -> outbox.EditText:
+    return outbox.EditText(update.update_id, message.chat_id, message.message_id, _data(update, data))
 
 
 def _first(line: Say, data: dict[str, Any]) -> dict[str, Any]:
