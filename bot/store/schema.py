@@ -404,7 +404,12 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX view_matters_view ON view_matters(view_key);
     """,
-    # 12 (issue 16, the officers' side): visit logs (走访日志). An entry is written as it is
+    # 12 (issue 12, bulletins' speed): the ratings given in a period are read from this index
+    # alone (kind and time, then which matter and which rating), not from the events' rows.
+    """
+    CREATE INDEX events_kind_at_matter ON events(kind, at, matter_id, detail);
+    """,
+    # 13 (issue 16, the officers' side): visit logs (走访日志). An entry is written as it is
     # guided (``step``: what it waits for) and finished with 完成 (``finished_at``); one left
     # unfinished is deleted 24 h after its last step. ``units``: JSON list of the unit ids
     # visited; the place as sent (WGS-84) and a venue's title. Its photos by Telegram file id.

@@ -406,6 +406,7 @@ MESSAGES: dict[str, str] = {
     "demo.wait": "事项 #2 无人认领：{unit} 秒后上报社区，再过 {community} 秒上报派出所",
     "demo.community": "社区群收到提醒，也没人接手",
     "demo.station": "派出所群收到提醒；派出所查看近七天统计",
+    "demo.screening": "社区民警 {who} 在{community}群里完成本周矛盾纠纷排查：点「零报告」",
     "demo.finished": "演示结束，用时 {seconds} 秒：无需令牌，不连网络。",
     # --- privacy (issue 10/11) ---
     "privacy.card_closed": "{state}（{at}）",
