@@ -13,7 +13,7 @@ from bot.outbox import Reply
 from bot.text import render
 from bot.village_notice import CALLBACK, Answer, Decision, VillageNotices
 from handlers import screening
-from handlers.common import actor, reply_notice, services, texts_for
+from handlers.common import actor, on_its_keyboard, reply_notice, services, texts_for
 
 PATTERN = f"^{CALLBACK}(pub|edit|skip):([0-9]{{1,9}})$"
 _DATA = re.compile(PATTERN)
@@ -49,15 +49,21 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if match is None or message is None:
         await query.answer()
         return
+    # These rewrite the message pressed on: only from its own buttons. One whose buttons are
+    # gone (pressed again after the edit) is answered, rewriting no message.
+    if message.reply_markup is not None and not on_its_keyboard(update):
+        await query.answer(render.plain(texts_for(update, context)("err.stale_button")), show_alert=True)
+        return
+    pressed = message.message_id if message.reply_markup is not None else None
     action, notice_id = match.group(1), int(match.group(2))
     notices, who = _notices(context), actor(update)
     if action == "pub":
-        decision = await notices.publish(notice_id, who, message.message_id, texts_for(update, context).language,
+        decision = await notices.publish(notice_id, who, pressed, texts_for(update, context).language,
                                          update=update.update_id)
     elif action == "skip":
-        decision = await notices.skip(notice_id, who, message.message_id, update=update.update_id)
+        decision = await notices.skip(notice_id, who, pressed, update=update.update_id)
     else:
-        decision = await notices.ask_for_text(notice_id, who, message.message_id, update.update_id)
+        decision = await notices.ask_for_text(notice_id, who, pressed, update.update_id)
     refusal = _refusal(update, context, decision, notice_id)
     await query.answer(render.plain(refusal) if refusal else None, show_alert=refusal is not None)
 

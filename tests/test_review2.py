@@ -41,3 +41,33 @@ async def test_a_head_taken_off_the_unit_no_longer_reads_its_private_matter_in_t
         assert "签订协议" not in seen, "the resolution reached a former head"
         assert "签订协议" not in (head_card.text or "")
         assert U1_CHAT
+
+
+async def test_a_forged_press_of_the_officers_buttons_on_another_message_changes_nothing(make_bot: Any) -> None:
+    """A client may send any callback data with any of the bot's messages: 发布/不发 of one
+    community's notice, or its screening's 零报告, pressed on the other community's message,
+    must not decide it (nor rewrite a message of that chat by the pressed one's id)."""
+    from tests.conftest import C2_CHAT, STAFF
+    from tests.test_screening import THURSDAY_18
+    from tests.test_village_notice import DRAFT, FRIDAY_16, ON, _buttons
+
+    async with make_bot(ON) as bot:
+        bot.clock.set(THURSDAY_18 + 1)
+        ask1 = await bot.wait_bot(C1_CHAT, "本周矛盾纠纷排查")
+        ask2 = await bot.wait_bot(C2_CHAT, "本周矛盾纠纷排查")
+        bot.clock.set(FRIDAY_16 + 1)
+        draft1 = await bot.wait_bot(C1_CHAT, DRAFT)
+        draft2 = await bot.wait_bot(C2_CHAT, DRAFT)
+        chief = bot.user(STAFF, "陈所长")  # may decide both communities' notices
+        skip1 = next(d for d in _buttons(draft1) if d.startswith("vn:skip:"))
+        zero1 = next(d for d in _buttons(ask1) if d.startswith("sc:zero:"))
+        bot.api.press_button(C2_CHAT, chief, draft2.message_id, skip1)
+        bot.api.press_button(C2_CHAT, chief, ask2.message_id, zero1)
+        await bot.api.wait_for(lambda: len(bot.api.calls_to("answerCallbackQuery")) == 2 or None)
+        await bot.settle()
+        async with bot.svc.store.read() as tx:
+            notice = await tx.village_notice(int(skip1.split(":")[2]))
+            screening = await tx.screening(int(zero1.split(":")[2]))
+        assert notice is not None and notice.state == "draft"
+        assert screening is not None and screening.state == "asked"
+        assert not bot.api.calls_to("editMessageText")
