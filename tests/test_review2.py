@@ -71,3 +71,19 @@ async def test_a_forged_press_of_the_officers_buttons_on_another_message_changes
         assert notice is not None and notice.state == "draft"
         assert screening is not None and screening.state == "asked"
         assert not bot.api.calls_to("editMessageText")
+
+
+def test_the_demos_community_post_shows_the_station_holds_the_matter() -> None:
+    """`tierbot demo` printed its transcript before the community's post had followed matter
+    #2 up to the station: a first reader saw it still 社区负责, with its buttons."""
+    import os
+    import re
+
+    from tests.test_wording import tierbot
+
+    done = tierbot("demo", env={**os.environ})
+    assert done.returncode == 0, done.stderr
+    community = re.search(r"== 蒋母塘村 \(.*?\n(.*?)\n\n== ", done.stdout, flags=re.S)
+    assert community is not None, done.stdout
+    post = next(block for block in community.group(1).split("\n[") if "事项 #2 上报至社区" in block)
+    assert "📍 当前：⏳ 待认领 · 派出所负责" in post, post
