@@ -87,3 +87,19 @@ def test_the_demos_community_post_shows_the_station_holds_the_matter() -> None:
     assert community is not None, done.stdout
     post = next(block for block in community.group(1).split("\n[") if "事项 #2 上报至社区" in block)
     assert "📍 当前：⏳ 待认领 · 派出所负责" in post, post
+
+
+async def test_a_units_name_on_the_screenings_button_is_shown_as_written(make_bot: Any) -> None:
+    """Button labels are plain text to Telegram: a name escaped for HTML showed `&amp;`."""
+    from tests.test_screening import ON, THURSDAY_18
+    from tests.test_screening import _buttons as data_of
+
+    raw = copy.deepcopy(ON)
+    raw["station"]["communities"][0]["units"][0]["name"] = "A&B <商铺>"
+    async with make_bot(raw) as bot:
+        bot.clock.set(THURSDAY_18 + 1)
+        ask = await bot.wait_bot(C1_CHAT, "本周矛盾纠纷排查")
+        bot.api.press_button(C1_CHAT, bot.user(POLICE, "王警官"), ask.message_id, data_of(ask)[1])
+        chooser = await bot.wait_bot(C1_CHAT, "在哪个单元")
+        labels = [b["text"] for row in chooser.reply_markup["inline_keyboard"] for b in row]
+        assert labels[0] == "A&B <商铺>", labels

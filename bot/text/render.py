@@ -470,7 +470,9 @@ def compose(kind: str, data: Any, scene: Scene) -> Composed:
 
 def said(data: Any, scene: Scene) -> Composed:
     text = "\n".join(words(part, scene) for part in data.get("say", []))
-    rows = [[(words(label, scene), callback_data) for label, callback_data in row] for row in data.get("buttons", [])]
+    # A button's label is plain text to Telegram: the escaping its values get is undone.
+    rows = [[(unescape(words(label, scene)), callback_data) for label, callback_data in row]
+            for row in data.get("buttons", [])]
     return text, rows or None
 
 
