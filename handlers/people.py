@@ -201,7 +201,11 @@ async def rate(update: Update, context: ContextTypes.DEFAULT_TYPE, number: int, 
     if isinstance(query.message, Message):
         asked = query.message
         thanks = t("rating.thanks", rating=t(f"rating.{rating}"))
-        notices.append(outbox.EditText(update.update_id, asked.chat_id, asked.message_id, thanks))
+        # The thanks takes the place of the request to rate (its last line), under what the
+        # message told: in a private chat it is the reporter's only word of the resolution.
+        told = "\n".join(asked.text_html.splitlines()[:-1]) if asked.text else ""
+        notices.append(outbox.EditText(update.update_id, asked.chat_id, asked.message_id,
+                                       f"{told}\n{thanks}" if told else thanks))
         if rating == "unsatisfied":
             notices.append(reply_notice(update, asked, t("rating.why", id=number),
                                         reply_markup=ForceReply(selective=True), quote=None))

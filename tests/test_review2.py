@@ -103,3 +103,18 @@ async def test_a_units_name_on_the_screenings_button_is_shown_as_written(make_bo
         chooser = await bot.wait_bot(C1_CHAT, "在哪个单元")
         labels = [b["text"] for row in chooser.reply_markup["inline_keyboard"] for b in row]
         assert labels[0] == "A&B <商铺>", labels
+
+
+async def test_the_rating_thanks_keeps_the_resolution_it_answers(make_bot: Any) -> None:
+    """The rating's thanks edited the reporter's one message down to "感谢您的评价": a private
+    reporter lost the only word they had of how their matter was resolved."""
+    async with make_bot(dm_town()) as bot:
+        await _private_report(bot)
+        await bot.wait_bot(C1_CHAT, "私下反映的事项 #1")
+        act(bot, C1_CHAT, (POLICE, "王警官"), "/resolve 1 已上门调解，双方签订协议")
+        told = await bot.wait_bot(RESIDENT, "签订协议")
+        assert "请评价处理结果" in told.text
+        bot.api.press_button(RESIDENT, bot.user(RESIDENT, "王芳"), told.message_id, "v1:rate:1:satisfied")
+        await bot.api.wait_for(lambda: "感谢您的评价：满意" in (told.text or ""))
+        assert "已上门调解，双方签订协议" in told.text and "请评价处理结果" not in told.text
+        assert not told.reply_markup or not told.reply_markup.get("inline_keyboard")
