@@ -118,3 +118,17 @@ async def test_the_rating_thanks_keeps_the_resolution_it_answers(make_bot: Any) 
         await bot.api.wait_for(lambda: "感谢您的评价：满意" in (told.text or ""))
         assert "已上门调解，双方签订协议" in told.text and "请评价处理结果" not in told.text
         assert not told.reply_markup or not told.reply_markup.get("inline_keyboard")
+
+
+def test_config_yamls_commented_notice_closing_is_under_notice() -> None:
+    """config.yaml showed `# closing: …` under `screening:` (a merge put it there): an operator
+    uncommenting it got a config error instead of the notice's closing line."""
+    import yaml
+
+    from bot.config import parse_config
+    from tests.conftest import ROOT
+
+    text = (ROOT / "config.yaml").read_text(encoding="utf-8")
+    assert "  # closing:" in text
+    raw = yaml.safe_load(text.replace("  # closing:", "  closing:"))
+    assert parse_config(raw).notice.closing
