@@ -132,3 +132,46 @@ def test_config_yamls_commented_notice_closing_is_under_notice() -> None:
     assert "  # closing:" in text
     raw = yaml.safe_load(text.replace("  # closing:", "  closing:"))
     assert parse_config(raw).notice.closing
+
+
+async def test_a_screening_findings_words_go_with_the_personal_data_they_became(make_bot: Any) -> None:
+    """retention.personal_data cleared a matter's text but kept it, word for word, in the
+    screening finding it was made from, and a finding put on record kept its words for good."""
+    from bot import retention
+    from bot.store.schema import PURGED
+    from tests.conftest import HEAD2, U2_CHAT
+    from tests.test_screening import ON, THURSDAY_18
+    from tests.test_screening import _buttons as data_of
+
+    async def finding(bot: Any, police: dict[str, Any], unit: int, words: str) -> Any:
+        ask = next(m for m in bot.api.bot_messages(C1_CHAT) if "本周矛盾纠纷排查" in (m.text or ""))
+        choosers = bot.count_bot(C1_CHAT, "在哪个单元")
+        bot.api.press_button(C1_CHAT, police, ask.message_id, data_of(ask)[-1])
+        await bot.api.wait_for(lambda: bot.count_bot(C1_CHAT, "在哪个单元") == choosers + 1 or None)
+        chooser = [m for m in bot.api.bot_messages(C1_CHAT) if "在哪个单元" in (m.text or "")][-1]
+        bot.api.press_button(C1_CHAT, police, chooser.message_id, data_of(chooser)[unit])
+        prompts = [m for m in bot.api.bot_messages(C1_CHAT) if "发现的矛盾纠纷（" in (m.text or "")]
+        await bot.api.wait_for(lambda: len([m for m in bot.api.bot_messages(C1_CHAT)
+                                            if "发现的矛盾纠纷（" in (m.text or "")]) > len(prompts) or None)
+        prompt = [m for m in bot.api.bot_messages(C1_CHAT) if "发现的矛盾纠纷（" in (m.text or "")][-1]
+        bot.say(C1_CHAT, POLICE, words, reply_to_message_id=prompt.message_id)
+        return await bot.wait_bot(C1_CHAT, words)
+
+    async with make_bot(ON) as bot:
+        bot.clock.set(THURSDAY_18 + 1)
+        await bot.wait_bot(C1_CHAT, "本周矛盾纠纷排查")
+        police = bot.user(POLICE, "王警官")
+        card = await finding(bot, police, 1, "张家儿子长期殴打老人")
+        bot.api.press_button(C1_CHAT, police, card.message_id, data_of(card)[0])  # 转为事项
+        await matter_is(bot, 1, lambda m: m.private)
+        card2 = await finding(bot, police, 0, "两户为停车位争吵")
+        bot.api.press_button(C1_CHAT, police, card2.message_id, data_of(card2)[1])  # 已化解
+        act(bot, U2_CHAT, (HEAD2, "周明"), "/resolve 1 已调解")
+        await matter_is(bot, 1, lambda m: m.state == "resolved")
+        await bot.settle()
+        await retention.purge(bot.svc.store, bot.clock.now() + 1, bot.clock.now())
+        async with bot.svc.store.read() as tx:
+            matter, first, second = await tx.matter(1), await tx.finding(1), await tx.finding(2)
+        assert matter is not None and matter.text == PURGED
+        assert first is not None and first.text == PURGED
+        assert second is not None and second.text == PURGED
