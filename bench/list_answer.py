@@ -1,6 +1,7 @@
 """How long a /list answer takes now that it goes through the outbox (queued in the update's
-transaction, sent by the delivery worker), against the handler sending it directly as the
-code before did (its ``reply`` put back for the measure), in the same run.
+transaction as what it is made of, worded and sent by the delivery worker), against the
+handler wording and sending it directly as the code before did (that handler put back for
+the measure), in the same run.
 
 The real Application long-polls the fake Bot API (bot/dev/fakeapi.py) in this process, with a
 real SQLite file and a few open matters to list. Each /list goes out alone; the time runs
@@ -19,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from _common import QUICK, TOKEN, header, parse, town, unit_chat, verdict
-from telegram import ForceReply, InlineKeyboardMarkup, Update
-from telegram.ext import ContextTypes
+from telegram import Update
+from telegram.ext import CommandHandler, ContextTypes
 
 import handlers.matters
 from bot.app import build_application, running
 from bot.dev.fakeapi import FakeBotApi
+from bot.text import render
+from bot.visibility import GROUPS
+from handlers.common import chat_node, services
 
 ROUNDS = 3
 PER_ROUND = 50 if QUICK else 200
@@ -32,14 +36,18 @@ MATTERS = 20
 HEAD = 400000  # the first unit's head (bench/_common.py's town)
 
 
-async def old_reply(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, text: str,
-    reply_markup: InlineKeyboardMarkup | ForceReply | None = None, quote: bool | None = True,
-) -> None:
-    """handlers/common.reply as it was: Telegram called from the handler."""
-    message = update.effective_message
-    if message is not None:
-        await message.reply_text(text, do_quote=quote, reply_markup=reply_markup)
+async def old_list_open(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """handlers/matters.list_open as it was: worded in the handler, Telegram called from it."""
+    svc = services(context)
+    node = chat_node(update, context)
+    message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+    assert node is not None and message is not None and chat is not None
+    units = [u.id for u in svc.tree.units_under(node.id)]
+    async with svc.store.read() as tx:
+        matters = await tx.open_matters(units)
+    t = svc.langs.for_user(chat.id, user.language_code if user else None)
+    text = render.matter_list(node.name, matters, svc.tree, t, svc.clock.now(), audience=GROUPS[node.tier])
+    await message.reply_text(text, do_quote=True)
 
 
 async def _lists(api: FakeBotApi, chat: int, head: dict[str, Any], n: int) -> list[float]:
@@ -71,14 +79,16 @@ async def measure(folder: Path) -> tuple[list[float], list[float]]:
                 api.send_text(chat, api.user(1000 + i, f"居民{i}"), f"/report 楼道堆放杂物 {i}")
             await api.wait_for(lambda: len(api.bot_messages(chat)) >= MATTERS, 30)
             await _lists(api, chat, head, 10)  # warm up
-            new_reply = handlers.matters.reply
+            (lists,) = [h for h in app.handlers[0]
+                        if isinstance(h, CommandHandler) and h.callback is handlers.matters.list_open]
+            new_list_open = lists.callback
             for _ in range(ROUNDS):
                 through += await _lists(api, chat, head, PER_ROUND)
-                handlers.matters.reply = old_reply  # type: ignore[assignment]
+                lists.callback = old_list_open
                 try:
                     direct += await _lists(api, chat, head, PER_ROUND)
                 finally:
-                    handlers.matters.reply = new_reply
+                    lists.callback = new_list_open
     return through, direct
 
 

@@ -151,11 +151,13 @@ def category(key: str) -> dict[str, Any]:
     return {"category": key}
 
 
-def said(*parts: Say, buttons: list[list[tuple[Say, str]]] | None = None) -> dict[str, Any]:
-    """The data of a notice that is only words: its lines, and buttons of (label, callback)."""
+def said(*parts: Say, buttons: list[list[tuple[Say | str, str]]] | None = None) -> dict[str, Any]:
+    """The data of a notice that is only words: its lines, and buttons of (label, callback);
+    a label that is a plain string is shown as it is (a unit's name)."""
     data: dict[str, Any] = {"say": [part.data() for part in parts]}
     if buttons:
-        data["buttons"] = [[[label.data(), callback] for label, callback in row] for row in buttons]
+        data["buttons"] = [[[label if isinstance(label, str) else label.data(), callback] for label, callback in row]
+                           for row in buttons]
     return data
 
 
@@ -671,9 +673,9 @@ class BulletinPart(Notice):
 @dataclass(frozen=True)
 class Chart(Notice):
     """A chart (escalation/reports/bulletin.chart_spec) drawn when it is sent; ``name`` is
-    its key: see ``of_bulletin`` and ``of_summary``. A bulletin's chart carries what the
-    bulletin is made of, and its caption and chart are composed when it is sent; /summary's
-    carries its ``caption`` and ``spec`` as made when it was asked for."""
+    its key: see ``of_bulletin`` and ``of_summary``. A bulletin's chart, and /summary's, carries
+    what the bulletin is made of, and its caption and chart are composed when it is sent; one
+    queued by an older version, its ``caption`` and ``spec`` as they were made then."""
 
     kind: ClassVar[Kind] = Kind.CHART
     name: str
@@ -687,8 +689,8 @@ class Chart(Notice):
         return cls(f"{batch}:{node_id}:chart", chat, bulletin=bulletin)
 
     @classmethod
-    def of_summary(cls, chat: int, message_id: int, caption: str, spec: dict) -> Chart:
-        return cls(f"summary:{chat}:{message_id}", chat, caption, spec)
+    def of_summary(cls, chat: int, message_id: int, bulletin: dict[str, Any]) -> Chart:
+        return cls(f"summary:{chat}:{message_id}", chat, bulletin=bulletin)
 
     @property
     def key(self) -> str:
@@ -708,33 +710,39 @@ class Chart(Notice):
 # --- a handler's answers (queued in the update's transaction, sent at once) ------------------
 @dataclass(frozen=True)
 class Reply(Notice):
-    """A handler's answer or refusal to update ``update_id``. An update may be answered
-    with several messages: each is named by its words, so a replayed update queues none
-    of them twice."""
+    """A handler's answer or refusal to update ``update_id``: its ``data`` (words, or an
+    answer composed from the matters it names; see bot/text/render.py). An update may be
+    answered with several messages: each is named by its data, so a replayed update queues
+    none of them twice. ``markup``: a request to answer it ({"force_reply": …}), if any."""
 
     kind: ClassVar[Kind] = Kind.REPLY
     update_id: int
     chat: int
-    text: str
+    data: dict[str, Any]
     reply_to: int | None = None
     markup: Keyboard | None = None
 
     @property
     def key(self) -> str:
-        digest = hashlib.blake2s(self.text.encode(), digest_size=6).hexdigest()
-        return f"reply:{self.update_id}:{digest}"
+        return f"reply:{self.update_id}:{digest(self.data)}"
+
+
+def digest(data: Any) -> str:
+    """A short name for a notice's data: the same data, the same name."""
+    canonical = json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2s(canonical.encode(), digest_size=6).hexdigest()
 
 
 @dataclass(frozen=True)
 class ShownAttachment(Notice):
-    """A matter's photo, voice note or place, sent with /show's answer."""
+    """A matter's photo, voice note or place, sent with /show's answer; ``data``: its caption."""
 
     update_id: int
     index: int
     chat: int
     medium: str  # photo, voice, location
     media: str
-    text: str  # the caption
+    data: dict[str, Any]
     reply_to: int | None = None
 
     @property
@@ -748,13 +756,14 @@ class ShownAttachment(Notice):
 
 @dataclass(frozen=True)
 class EditText(Notice):
-    """One of the bot's messages rewritten; the outbox keeps its id where a reply's is."""
+    """One of the bot's messages rewritten (``data``: its new words); the outbox keeps its
+    id where a reply's is."""
 
     kind: ClassVar[Kind] = Kind.EDIT_TEXT
     update_id: int
     chat: int
     message_id: int
-    text: str
+    data: dict[str, Any]
 
     @property
     def reply_to(self) -> int:
@@ -767,11 +776,13 @@ class EditText(Notice):
 
 @dataclass(frozen=True)
 class EditKeyboard(Notice):
+    """One of the bot's messages given other buttons (``data``: what they are composed from)."""
+
     kind: ClassVar[Kind] = Kind.EDIT_KEYBOARD
     update_id: int
     chat: int
     message_id: int
-    markup: Keyboard
+    data: dict[str, Any]
 
     @property
     def reply_to(self) -> int:
@@ -784,15 +795,15 @@ class EditKeyboard(Notice):
 
 @dataclass(frozen=True)
 class Document(Notice):
-    """A file sent in answer to update ``update_id``, with its caption; the outbox keeps it
-    (name and base64 bytes, as JSON) only until it is sent (Tx.outbox_sent drops it)."""
+    """A file sent in answer to update ``update_id``, with its caption (``data``); the outbox
+    keeps it (name and base64 bytes, as JSON) only until it is sent (Tx.outbox_sent drops it)."""
 
     kind: ClassVar[Kind] = Kind.DOCUMENT
     update_id: int
     chat: int
     filename: str
     content: bytes
-    text: str  # the caption
+    data: dict[str, Any]
     reply_to: int | None = None
 
     @property

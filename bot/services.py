@@ -22,7 +22,7 @@ class Services:
     config: Config
     tree: Tree
     texts: Texts  # the configured default language, for text not addressed to a chat
-    langs: Languages  # per chat / per person: use texts_for() in handlers
+    langs: Languages  # per chat / per person: the renderer words a notice in it when it is sent
     clock: Clock
     store: Store
     matters: Matters

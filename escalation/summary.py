@@ -29,10 +29,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from statistics import median
+from functools import lru_cache
 from typing import Any
 
-from bot.store import SummaryFacts, TimelineRow
+from bot.store import SummaryFacts
 from bot.text.i18n import CATALOGS
 from bot.tree import COMMUNITY, STATION, UNIT, Tree
 
@@ -66,11 +66,11 @@ class Figures:
 
     @property
     def median_claim(self) -> float | None:
-        return median(self.claim_times) if self.claim_times else None
+        return sorted_median(self.claim_times)
 
     @property
     def median_resolve(self) -> float | None:
-        return median(self.resolve_times) if self.resolve_times else None
+        return sorted_median(self.resolve_times)
 
     @property
     def rated(self) -> int:
@@ -120,6 +120,17 @@ class Figures:
         self.at_station += other.at_station
 
 
+def sorted_median(values: list[float]) -> float | None:
+    """statistics.median, sorting the list in place: a list is asked for its median more
+    than once, and a community's or the town's list is its units' lists end to end, each
+    sorted by unit_figures, which sort in a merge (statistics.median sorts a copy each time)."""
+    if not values:
+        return None
+    values.sort()
+    n = len(values)
+    return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+
 def shown(fig: Figures) -> dict[str, Any]:
     """What a bulletin shows of a node's figures, to keep as published (JSON-able)."""
     return {"new": fig.new, "resolved": fig.resolved, "open": fig.open, "overdue": fig.overdue,
@@ -157,44 +168,56 @@ MOVES = frozenset(("escalated", "taken_over", "returned", "reopened"))  # events
 MISSED = frozenset(("escalated", "reping"))  # written by the sweep: a deadline passed
 
 
-def facts(rows: list[Any], events: list[TimelineRow]) -> list[SummaryFacts]:
-    """Each matter's history (rows as bot/store/ summary_matters gives them): as read
-    from its columns when it never left its unit and was not reopened (then the row has no
-    missed deadline either), else replayed from its timeline. Rows stay plain tuples: a big
-    town's week is a quarter of a million of them."""
-    timelines: dict[int, list[TimelineRow]] = {}
+def facts(moved: list[Any], events: list[Any]) -> list[SummaryFacts]:
+    """The history of each matter that went above its unit or was reopened (rows and
+    timelines as bot/store/ summary_matters gives them), replayed from its timeline."""
+    timelines: dict[int, list[Any]] = {}
     for event in events:
-        timelines.setdefault(event.matter_id, []).append(event)
-    if not timelines:
-        return rows
-    out = list(rows)
-    for index, row in enumerate(out):
-        timeline = timelines.get(row[5])
-        if timeline is not None:
-            out[index] = replay(row[0], row[1], row[2], row[5], row[6], timeline, bool(row[15]))
+        timelines.setdefault(event[0], []).append(event)
+    out = []
+    for unit_id, created, claimed, resolved, escalated, matter_id, category, top_tier, closed, private in moved:
+        timeline = timelines.get(matter_id)
+        if timeline is None:  # nothing to replay: as its columns say
+            out.append(SummaryFacts(unit_id, created, claimed, resolved, escalated, matter_id, category, top_tier,
+                                    closed_at=closed, private=bool(private)))
+        else:
+            out.append(replay(unit_id, created, claimed, matter_id, category, timeline, bool(private)))
+    return out
+
+
+def escalated_between(moved: list[Any], events: list[Any], start: float, end: float) -> dict[str, int]:
+    """Per unit, how many matters were escalated in [start, end), from the timelines that
+    summary_matters read (every escalated matter is among them: a move up sets escalated_at)."""
+    unit_of = {row[5]: row[0] for row in moved}
+    seen: set[int] = set()
+    out: dict[str, int] = {}
+    for event in events:
+        if event[2] == "escalated" and start <= event[1] < end and event[0] not in seen:
+            seen.add(event[0])
+            unit_id = unit_of[event[0]]
+            out[unit_id] = out.get(unit_id, 0) + 1
     return out
 
 
 def replay(unit_id: str, created: float, claimed: float | None, matter_id: int, category: str,
-           timeline: list[TimelineRow], private: bool = False) -> SummaryFacts:
-    """A matter's history from its timeline (events in order)."""
+           timeline: list[Any], private: bool = False) -> SummaryFacts:
+    """A matter's history from its timeline (events in order, as TimelineRow or plain tuples)."""
     tier = top = UNIT
     closes: list[tuple[float, str | None]] = []
     resolves: list[tuple[float, int]] = []
     moves: list[tuple[float, int]] = []
     missed = community = station = unclaimed = None
-    for e in timeline:
-        kind, at = e.kind, e.at
-        if kind in ARRIVALS and e.tier is not None:
-            if e.tier == COMMUNITY and community is None:
+    for _, at, kind, e_tier, by_deadline, *_ in timeline:
+        if kind in ARRIVALS and e_tier is not None:
+            if e_tier == COMMUNITY and community is None:
                 community = at
-            elif e.tier == STATION and station is None:
+            elif e_tier == STATION and station is None:
                 station = at
-            top = min(top, e.tier)
-        if e.by_deadline and kind in MISSED:
+            top = min(top, e_tier)
+        if by_deadline and kind in MISSED:
             if missed is None:
                 missed = at
-            if kind == "escalated" and e.tier == COMMUNITY and unclaimed is None and (claimed is None or claimed > at):
+            if kind == "escalated" and e_tier == COMMUNITY and unclaimed is None and (claimed is None or claimed > at):
                 unclaimed = at
         if kind in CLOSING:
             closes.append((at, kind))
@@ -202,9 +225,9 @@ def replay(unit_id: str, created: float, claimed: float | None, matter_id: int, 
                 resolves.append((at, top))
         elif kind == "reopened":
             closes.append((at, None))
-        if kind in MOVES and e.tier is not None and (e.tier != tier or kind == "reopened"):
-            moves.append((at, e.tier))  # an arrival: its clocks start again there
-            tier = e.tier
+        if kind in MOVES and e_tier is not None and (e_tier != tier or kind == "reopened"):
+            moves.append((at, e_tier))  # an arrival: its clocks start again there
+            tier = e_tier
     last_resolve = resolves[-1][0] if resolves else None
     return SummaryFacts(unit_id, created, claimed, last_resolve, missed, matter_id, category, top, community, station,
                         unclaimed, None, tuple(closes), tuple(resolves), tuple(moves), private)
@@ -242,12 +265,14 @@ _RATING_LABELS = {key: key for key in ("satisfied", "basic", "unsatisfied")} | {
 
 def unit_figures(
     facts: list[SummaryFacts], escalated: dict[str, int], unit_ids: list[str], start: float, end: float,
-    ratings: Iterable[tuple[str, str | None, float, int]] = (),
+    ratings: Iterable[tuple[str, str | None, float, int]] = (), plain: Iterable[Any] = (),
 ) -> dict[str, Figures]:
     """Every unit's figures, from the timeline as it stood at ``end``; units without
     matters get zeros, not absence. ``ratings``: (unit, label, when, how many) of ratings
-    given (a group given in the same period, counted as one row)."""
+    given (a group given in the same period, counted as one row). ``plain``: matters that
+    never left their unit and were not reopened, as summary_matters' rows."""
     out = {unit_id: Figures(escalated=escalated.get(unit_id, 0)) for unit_id in unit_ids}
+    _add_plain(out, plain, start, end)
     for f in facts:
         # One unpacking per matter: a big town's week is a quarter of a million of them.
         (unit_id, created, claimed, resolved, missed, matter_id, category, top_tier, to_community,
@@ -304,9 +329,43 @@ def unit_figures(
         key = rating_key(label)
         if fig is not None and key is not None and start <= at < end:
             fig.ratings[key] = fig.ratings.get(key, 0) + count
+    for fig in out.values():  # sorted runs: the medians of their sums sort in a merge (sorted_median)
+        fig.claim_times.sort()
+        fig.resolve_times.sort()
     return out
 
 
+def _add_plain(out: dict[str, Figures], rows: Iterable[Any], start: float, end: float) -> None:
+    """unit_figures for matters whose columns say all their timeline says: they were never
+    above their unit (so never overdue, never at the station) and not reopened since the
+    start. One tight loop, as unit_figures' would do: a big town's week is a hundred
+    thousand of them."""
+    for unit_id, created, claimed, resolved, _, _, category, top_tier, closed, private in rows:
+        if created >= end:
+            continue
+        fig = out.get(unit_id)
+        if fig is None:  # a unit since removed from config.yaml
+            continue
+        if created >= start:
+            fig.new += 1
+            categories = fig.categories
+            categories[category] = categories.get(category, 0) + 1
+            if private:
+                fig.private_categories[category] = fig.private_categories.get(category, 0) + 1
+        if closed is None:
+            closed = resolved
+        if closed is None or closed >= end:
+            fig.open += 1
+        if resolved is not None and start <= resolved < end:
+            fig.resolved += 1
+            fig.resolve_times.append(resolved - created)
+            if top_tier == UNIT:
+                fig.resolved_in_unit += 1
+        if claimed is not None and start <= claimed < end:
+            fig.claim_times.append(claimed - created)
+
+
+@lru_cache(maxsize=65536)  # a town's bulletins round some 20,000 shares, most of them alike
 def half_up(value: float, digits: int = 0) -> float:
     """Rounded half up (四舍五入), the one rule for every figure shown: 12.5 → 13, 2.25 → 2.3.
     (Python's round() rounds half to even.) A float's binary noise is rounded away first."""

@@ -5,16 +5,16 @@ goes to every unit group below; the sender gets a delivery report (bot/broadcast
 from __future__ import annotations
 
 import re
-from html import escape
 
 from telegram import Message, Update
 from telegram.ext import ContextTypes, filters
 
 from bot.broadcasts import MAX_CAPTION, MAX_TEXT, Broadcasts
+from bot.outbox import say
 from bot.roles import Act, may
 from bot.text import render
 from bot.tree import Tree
-from handlers.common import actor, chat_node, command_text, reply, services, texts_for
+from handlers.common import ack_for, actor, chat_node, command_text, reply, services
 
 CAPTION = filters.CaptionRegex(r"(?i)^/broadcast(@\w+)?(\s|$)")
 _CAPTION_COMMAND = re.compile(r"^/broadcast(?:@(\w+))?(?:\s|$)", re.IGNORECASE)
@@ -47,18 +47,18 @@ async def send(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     photo = message.photo[-1].file_id if message.photo else None
     text = command_text(message)
-    t = texts_for(update, context)
     if not text and photo is None:  # a photo alone is a notice (a poster); words alone must be there
-        await reply(update, context, t("usage.broadcast"))
+        await reply(update, context, say("usage.broadcast"))
         return
     if not render.broadcast_fits(svc.langs, node.name, text, photo is not None, MAX_CAPTION if photo else MAX_TEXT):
-        await reply(update, context, t("broadcast.too_long", max=MAX_CAPTION if photo else MAX_TEXT))
+        await reply(update, context, say("broadcast.too_long", max=MAX_CAPTION if photo else MAX_TEXT))
         return
     queued = await Broadcasts(svc.store, svc.tree, svc.clock).send(
-        node, message.chat_id, message.message_id, actor(update), text, photo, t.language, update=update.update_id
+        node, message.chat_id, message.message_id, actor(update), text, photo, ack_for(update, context).language,
+        update=update.update_id,
     )
     if queued is None:  # the acknowledgement and the report come through the outbox
-        await reply(update, context, t("broadcast.no_targets", node=escape(node.name)))
+        await reply(update, context, say("broadcast.no_targets", node=node.name))
 
 
 async def refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -66,4 +66,4 @@ async def refuse(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if message is not None and message.photo and _for_another_bot(message, context):
         return
-    await reply(update, context, texts_for(update, context)("broadcast.not_allowed"))
+    await reply(update, context, say("broadcast.not_allowed"))

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import logging
-from html import escape
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot.outbox import Chart, Notice, put
+from bot.outbox import Chart, Notice, put, say
 from bot.roles import Act, may
 from bot.telegram.menus import menus
 from bot.text import render
+from bot.text.render import SUMMARY_PARTS
 from bot.tree import UNIT
 from escalation.reports import bulletin, service
 from handlers import people
-from handlers.common import actor, chat_node, reply, reply_notice, send, services, texts_for
+from handlers.common import actor, chat_node, reply, reply_notice, send, services
 from handlers.help import for_role
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,7 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     assert chat is not None
     if not context.args or len(context.args) != 1 or chat.type == ChatType.PRIVATE:
         example = next(svc.tree.units()).id
-        await reply(update, context, texts_for(update, context)("usage.bind", example=escape(example)))
+        await reply(update, context, say("usage.bind", example=example))
         return
     node = svc.tree.get(context.args[0])
     user = actor(update)
@@ -37,10 +37,9 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if node is None:
         # The town's ids are its map: only the ids this person could bind this chat to.
         may_rebind = current is None or may(svc.tree, user.id, Act.BIND, current.id)
-        ids = ", ".join(escape(n) for n in svc.tree.nodes if may_rebind and may(svc.tree, user.id, Act.BIND, n))
-        t = texts_for(update, context)
-        node_id = escape(context.args[0][:40])
-        answer = t("bind.unknown", node_id=node_id, ids=ids) if ids else t("bind.unknown_id", node_id=node_id)
+        ids = ", ".join(n for n in svc.tree.nodes if may_rebind and may(svc.tree, user.id, Act.BIND, n))
+        node_id = context.args[0][:40]
+        answer = say("bind.unknown", node_id=node_id, ids=ids) if ids else say("bind.unknown_id", node_id=node_id)
         await reply(update, context, answer)
         return
     # Rebinding a chat takes it from its node: only who leads both may do that.
@@ -48,13 +47,12 @@ async def bind(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         current is not None and not may(svc.tree, user.id, Act.BIND, current.id)
     ):
         denied = current if current is not None and not may(svc.tree, user.id, Act.BIND, current.id) else node
-        await reply(update, context, texts_for(update, context)("bind.not_allowed", node=escape(denied.name)))
+        await reply(update, context, say("bind.not_allowed", node=denied.name))
         return
     before = svc.tree.chat_of(node.id)
-    t = texts_for(update, context)
     message = update.effective_message
     assert message is not None
-    done = reply_notice(update, message, t("bind.done", node=escape(node.name), tier=t(f"tier.{node.tier}")))
+    done = reply_notice(update, message, say("bind.done", node=node.name, tier=say(f"tier.{node.tier}")))
     async with svc.store.transaction(update=update.update_id) as tx:  # the binding and its answer in one
         await tx.bind_chat(chat.id, node.id, user.id, svc.clock.now())
         bindings = await tx.bindings()
@@ -71,7 +69,7 @@ async def chat_id(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/chatid: anyone, anywhere; what a leader needs to put the chat in config.yaml."""
     chat = update.effective_chat
     assert chat is not None
-    await reply(update, context, texts_for(update, context)("chatid", chat_id=chat.id))
+    await reply(update, context, say("chatid", chat_id=chat.id))
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -97,21 +95,20 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def help_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/help: by role (resident, unit head, leader), in the asker's language; in a unit
     group, with the 私下反映 button."""
-    t = texts_for(update, context)
     node = chat_node(update, context)
     link = render.private_link(context.bot.username, node.id) if node and node.tier == UNIT else None
-    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(t("button.private"), url=link)]]) if link else None
-    await reply(update, context, for_role(update, context), reply_markup=keyboard)
+    keyboard = [[(say("button.private"), render.URL_PREFIX + link)]] if link else None
+    await reply(update, context, for_role(update, context, buttons=keyboard))
 
 
 async def not_bound(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Work commands in a chat outside the tree: nothing is logged, but say why."""
-    await reply(update, context, texts_for(update, context)("err.not_bound"))
+    await reply(update, context, say("err.not_bound"))
 
 
 async def private_work(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Work commands in a private chat: say where they belong, not "not registered"."""
-    await reply(update, context, texts_for(update, context)("err.private_work"))
+    await reply(update, context, say("err.private_work"))
 
 
 async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -125,13 +122,13 @@ async def summary_now(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     period = bulletin.weekly_period(now, kind=bulletin.Kind.RECENT, tz=svc.config.tz)
     chart = node.tier != UNIT  # a community's and the station's get the bulletin's chart, too
     figures = await service.period_figures(svc.store, svc.tree, period, history=chart)
-    t = texts_for(update, context)
-    notices: list[Notice] = [reply_notice(update, message, text)
-                             for text in bulletin.render(node, svc.tree, figures, t, period)]
+    # Worded when sent, from these figures (bot/text/render.py's _summary, and the chart as a
+    # bulletin's); parts a short one does not need are not sent.
+    view = bulletin.view(node, svc.tree, figures, period)
+    notices: list[Notice] = [reply_notice(update, message, {"answer": "summary", "bulletin": view, "part": part})
+                             for part in range(SUMMARY_PARTS)]
     if chart:  # after the text, drawn and paced by the delivery worker like a bulletin's
-        spec = bulletin.chart_spec(node, svc.tree, figures, t, period)
-        notices.append(Chart.of_summary(message.chat_id, message.message_id, bulletin.chart_caption(node, t, period),
-                                        spec))
+        notices.append(Chart.of_summary(message.chat_id, message.message_id, view))
     await send(context, *notices, update=update.update_id)
 
 
@@ -141,10 +138,9 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if isinstance(update, Update) and update.effective_message is not None:
         svc = context.application.bot_data.get("services")
         if svc is not None:
-            sorry = reply_notice(update, update.effective_message, texts_for(update, context)("err.internal"),
-                                 quote=None)
+            sorry = reply_notice(update, update.effective_message, say("err.internal"), quote=None)
             try:
                 await send(context, sorry, update=None)  # the failed update counts a try (bot/telegram/inbox.py)
             except Exception:  # the database may be what failed: then say so outside the outbox
                 log.debug("could not queue the apology", exc_info=True)
-                svc.delivery.apologise(sorry.chat, sorry.text, sorry.reply_to)
+                svc.delivery.apologise(sorry.chat, sorry.data, sorry.reply_to)

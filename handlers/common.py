@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from html import escape
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from telegram import ForceReply, InlineKeyboardMarkup, Message, Update
+from telegram import ForceReply, Message, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes, filters
 
 from bot import outbox, visibility
 from bot.config import parse_duration
 from bot.matters import Ack, Actor, Outcome, Result
+from bot.outbox import Say, duration, said, say
 from bot.services import Services, services
 from bot.text import render
-from bot.text.i18n import Texts
 from bot.tree import UNIT, Node, Tree
 from bot.visibility import Audience, Piece
 
@@ -26,7 +26,7 @@ __all__ = [
     "actor",
     "chat_node",
     "command_text",
-    "keyboard",
+    "language_code",
     "matter_number",
     "on_its_keyboard",
     "parse_until",
@@ -35,7 +35,7 @@ __all__ = [
     "reply_notice",
     "send",
     "services",
-    "texts_for",
+    "toast",
 ]
 
 
@@ -109,56 +109,55 @@ def ack_for(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Ack:
     """Where and in what language to confirm the command this update carries."""
     message = update.effective_message
     assert message is not None
-    return Ack(message.chat_id, message.message_id, update.update_id, texts_for(update, context).language)
+    language = services(context).langs.for_user(message.chat_id, language_code(update)).language
+    return Ack(message.chat_id, message.message_id, update.update_id, language)
 
 
-def texts_for(update: object, context: ContextTypes.DEFAULT_TYPE) -> Texts:
-    """The language to answer this update in: the chat's, else the person's, else the default."""
-    langs = services(context).langs
-    if not isinstance(update, Update):
-        return langs.for_chat(None)
-    chat, user = update.effective_chat, update.effective_user
-    return langs.for_user(chat.id if chat else None, user.language_code if user else None)
+def language_code(update: object) -> str | None:
+    """The Telegram language of the person who sent the update: what an answer is composed in
+    where the chat chose no language of its own (bot/telegram/delivery.py)."""
+    user = update.effective_user if isinstance(update, Update) else None
+    return user.language_code if user is not None else None
 
 
-def refusal(svc: Services, t: Texts, result: Result, matter_id: int) -> str:
+def refusal(svc: Services, result: Result, matter_id: int) -> Say:
     """The polite answer for an outcome other than OK."""
     matter = result.matter
     match result.outcome:
         case Outcome.NOT_FOUND:
-            return t("err.no_matter", id=matter_id)
+            return say("err.no_matter", id=matter_id)
         case Outcome.OTHER_UNIT:
             unit = svc.tree.name_of(matter.unit_id) if matter else "?"
-            return t("err.other_unit", id=matter_id, unit=escape(unit))
+            return say("err.other_unit", id=matter_id, unit=unit)
         case Outcome.NOT_ALLOWED:
-            return t("err.not_allowed")
+            return say("err.not_allowed")
         case Outcome.ALREADY_CLAIMED:
             # A refusal may be read by a unit group, which never learns who works a private matter.
             if matter is not None and not visibility.may_see(Piece.NAMES, Audience.UNIT, matter.private):
-                return t("privacy.already_claimed", id=matter_id)
-            return t("err.already_claimed", id=matter_id, who=escape((matter.claimed_by_name if matter else "") or ""))
+                return say("privacy.already_claimed", id=matter_id)
+            return say("err.already_claimed", id=matter_id, who=(matter.claimed_by_name if matter else "") or "")
         case Outcome.ALREADY_RESOLVED:
-            return t("err.already_resolved", id=matter_id)
+            return say("err.already_resolved", id=matter_id)
         case Outcome.AT_TOP:
-            return t("err.at_top", id=matter_id)
+            return say("err.at_top", id=matter_id)
         case Outcome.AT_UNIT:
-            return t("err.at_unit", id=matter_id)
+            return say("err.at_unit", id=matter_id)
         case Outcome.NOT_CLOSED:
-            return t("err.not_closed", id=matter_id)
+            return say("err.not_closed", id=matter_id)
         case Outcome.NOT_SUSPENDED:
-            return t("err.not_suspended", id=matter_id)
+            return say("err.not_suspended", id=matter_id)
         case Outcome.SUSPENDED:
-            return t("err.suspended", id=matter_id)
+            return say("err.suspended", id=matter_id)
         case Outcome.HELD_ABOVE:
             key = "err.closed_above" if matter is not None and matter.closed else "err.held_above"
-            return t(key, id=matter_id, tier=t(f"tier.{result.tier or (matter.tier if matter else 1)}"))
+            return say(key, id=matter_id, tier=say(f"tier.{result.tier or (matter.tier if matter else 1)}"))
         case Outcome.NOT_REPORTER:
-            return t("err.not_reporter")
+            return say("err.not_reporter")
         case Outcome.NOT_A_PERSON:
-            return t("err.not_a_person")
+            return say("err.not_a_person")
         case Outcome.TOO_LONG:
-            return t("err.suspend_too_long", max=t.duration(svc.config.suspend.max))
-    return t("err.internal")
+            return say("err.suspend_too_long", max=duration(svc.config.suspend.max))
+    return say("err.internal")
 
 
 def parse_until(word: str, now: float, tz: ZoneInfo) -> float | None:
@@ -182,16 +181,6 @@ def parse_until(word: str, now: float, tz: ZoneInfo) -> float | None:
     return None
 
 
-def keyboard(markup: InlineKeyboardMarkup | ForceReply | None) -> outbox.Keyboard | None:
-    """PTB's reply markup as the outbox keeps it (see bot/telegram/delivery.py's keyboard_markup)."""
-    if isinstance(markup, ForceReply):
-        return {"force_reply": True, "selective": bool(markup.selective)}
-    if markup is None:
-        return None
-    return [[(b.text, b.callback_data if isinstance(b.callback_data, str) else render.URL_PREFIX + (b.url or ""))
-             for b in row] for row in markup.inline_keyboard]
-
-
 async def send(context: ContextTypes.DEFAULT_TYPE, *notices: outbox.Notice, update: int | None) -> None:
     """Queue a handler's answers in the write transaction of its ``update``, which marks it
     done (None: of no update, as for an apology, the update to be tried again); the delivery
@@ -201,21 +190,42 @@ async def send(context: ContextTypes.DEFAULT_TYPE, *notices: outbox.Notice, upda
         await outbox.put(tx, *notices, now=svc.clock.now())
 
 
+Buttons = list[list[tuple[Say | str, str]]]  # rows of (label, callback data or render.URL_PREFIX + a link)
+
+
 async def reply(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, text: str,
-    reply_markup: InlineKeyboardMarkup | ForceReply | None = None, quote: bool | None = True,
+    update: Update, context: ContextTypes.DEFAULT_TYPE, words: Say | dict[str, Any],
+    reply_markup: Buttons | ForceReply | None = None, quote: bool | None = True,
 ) -> None:
     """Answer the update's message, under it (``quote=None``: only in a group, as PTB's
-    reply_text does by default), through the outbox."""
+    reply_text does by default), through the outbox: ``words`` are composed when it is sent."""
     message = update.effective_message
     if message is not None:
-        await send(context, reply_notice(update, message, text, reply_markup, quote), update=update.update_id)
+        await send(context, reply_notice(update, message, words, reply_markup, quote), update=update.update_id)
 
 
 def reply_notice(
-    update: Update, message: Message, text: str, reply_markup: InlineKeyboardMarkup | ForceReply | None = None,
+    update: Update, message: Message, words: Say | dict[str, Any], reply_markup: Buttons | ForceReply | None = None,
     quote: bool | None = True,
 ) -> outbox.Reply:
+    """An answer's notice: ``words`` (catalog words, or the data of an answer with a composer
+    of its own: bot/text/render.py), its buttons, and the asker's language."""
     under = quote if quote is not None else message.chat.type != ChatType.PRIVATE
-    return outbox.Reply(update.update_id, message.chat_id, text, message.message_id if under else None,
-                        keyboard(reply_markup))
+    data = said(words, buttons=reply_markup if isinstance(reply_markup, list) else None) \
+        if isinstance(words, Say) else dict(words)
+    code = language_code(update)
+    if code:
+        data["language"] = code
+    force = {"force_reply": True, "selective": bool(reply_markup.selective)} \
+        if isinstance(reply_markup, ForceReply) else None
+    return outbox.Reply(update.update_id, message.chat_id, data, message.message_id if under else None, force)
+
+
+async def toast(update: Update, context: ContextTypes.DEFAULT_TYPE, words: Say, alert: bool = False) -> None:
+    """Answer a button at once (answerCallbackQuery: no message, so not through the outbox),
+    in the language of the one who pressed it."""
+    query = update.callback_query
+    assert query is not None
+    chat = update.effective_chat
+    text = render.toast(services(context).langs, chat.id if chat else None, language_code(update), words)
+    await query.answer(text, show_alert=alert)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from html import escape
+from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Message, MessageEntity, Update
+from telegram import Message, MessageEntity, Update
 from telegram.ext import ContextTypes
 
-from bot.outbox import Notice, put
+from bot.outbox import Notice, put, say
 from bot.roles import Act, may, staff
 from bot.services import Services
 from bot.store import Tx
 from bot.text import render
-from bot.text.i18n import Texts
 from escalation import duty
-from handlers.common import actor, reply, reply_notice, services, texts_for
+from handlers.common import actor, reply, reply_notice, services, toast
 
 TAKE_WATCH = f"{render.CALLBACK_VERSION}:duty"
 
@@ -24,8 +23,9 @@ def _staff_name(svc: Services, user_id: int) -> str:
     return svc.tree.person_name(user_id) or str(user_id)
 
 
-async def _roster_text(svc: Services, t: Texts, tx: Tx | None = None) -> str:
-    """Who is on watch now and next; read in ``tx`` when given (the one that changed it)."""
+async def _roster(svc: Services, tx: Tx | None = None, button: bool = False) -> dict[str, Any]:
+    """Who is on watch now and next (render.py's _duty words it), with 我来值班 if ``button``;
+    read in ``tx`` when given (the one that changed it)."""
     now = svc.clock.now()
     if tx is not None:
         overrides = await tx.duty_overrides(now)
@@ -33,12 +33,13 @@ async def _roster_text(svc: Services, t: Texts, tx: Tx | None = None) -> str:
         async with svc.store.read() as tx:
             overrides = await tx.duty_overrides(now)
     current = duty.on_duty(svc.config.duty, overrides, now, svc.config.tz)
-    lines = [t("duty.now", who="、".join(render.mention(u, _staff_name(svc, u)) for u in current) or t("duty.nobody"))]
+    roster: dict[str, Any] = {"answer": "duty", "now": [[u, _staff_name(svc, u)] for u in current]}
     upcoming = duty.next_watch(svc.config.duty, now, svc.config.tz)
     if upcoming is not None:
-        who = render.mention(upcoming.user_id, _staff_name(svc, upcoming.user_id))
-        lines.append(t("duty.next", who=who, at=t.time(upcoming.start)))
-    return "\n".join(lines)
+        roster["next"] = [upcoming.user_id, _staff_name(svc, upcoming.user_id), upcoming.start]
+    if button:
+        roster["buttons"] = [[[say("button.take_watch").data(), TAKE_WATCH]]]
+    return roster
 
 
 async def show_or_set(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -48,14 +49,12 @@ async def show_or_set(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     assert message is not None
     target = _target(svc, message, context.args or [])
     if target is None and context.args:
-        await reply(update, context, texts_for(update, context)("duty.unknown"))
+        await reply(update, context, say("duty.unknown"))
         return
     if target is not None:
         await _take(update, context, svc, target)
         return
-    label = texts_for(update, context)("button.take_watch")
-    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=TAKE_WATCH)]])
-    await reply(update, context, await _roster_text(svc, texts_for(update, context)), reply_markup=keyboard)
+    await reply(update, context, await _roster(svc, button=True))
 
 
 async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -65,36 +64,33 @@ async def take_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     assert query is not None
     user = actor(update)
     if not may(svc.tree, user.id, Act.KEEP_WATCH, svc.tree.station.id):
-        await query.answer(render.plain(texts_for(update, context)("duty.not_staff")), show_alert=True)
+        await toast(update, context, say("duty.not_staff"), alert=True)
         return
     asked = query.message if isinstance(query.message, Message) else None
     await _set(svc, user.id, user.id, update.update_id,
-               None if asked is None else lambda roster: reply_notice(update, asked, roster, quote=None),
-               texts_for(update, context))
-    taken = texts_for(update, context)("duty.taken", who=escape(_staff_name(svc, user.id)))
-    await query.answer(render.plain(taken))
+               None if asked is None else lambda roster: reply_notice(update, asked, roster, quote=None))
+    await toast(update, context, say("duty.taken", who=_staff_name(svc, user.id)))
 
 
 async def _take(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services, target: int) -> None:
     user = actor(update)
     if not all(may(svc.tree, who, Act.KEEP_WATCH, svc.tree.station.id) for who in (user.id, target)):
-        await reply(update, context, texts_for(update, context)("duty.not_staff"))
+        await reply(update, context, say("duty.not_staff"))
         return
     message = update.effective_message
     assert message is not None
-    await _set(svc, target, user.id, update.update_id, lambda roster: reply_notice(update, message, roster),
-               texts_for(update, context))
+    await _set(svc, target, user.id, update.update_id, lambda roster: reply_notice(update, message, roster))
 
 
-async def _set(svc: Services, user_id: int, by: int, update: int, answer: Callable[[str], Notice] | None,
-               t: Texts) -> None:
+async def _set(svc: Services, user_id: int, by: int, update: int,
+               answer: Callable[[dict[str, Any]], Notice] | None) -> None:
     """Hand the watch over and answer with the roster that shows it, in the update's one transaction."""
     now = svc.clock.now()
     until = duty.watch_end(svc.config.duty, now, svc.config.tz)
     async with svc.store.transaction(update=update) as tx:
         await tx.add_duty_override(user_id, _staff_name(svc, user_id), now, until, by)
         if answer is not None:
-            await put(tx, answer(await _roster_text(svc, t, tx)), now=now)
+            await put(tx, answer(await _roster(svc, tx)), now=now)
 
 
 def _target(svc: Services, message: Message, args: list[str]) -> int | None:

@@ -3,18 +3,23 @@ welcome /start gives in a private chat. Always in the language of the one asking
 
 from __future__ import annotations
 
+from typing import Any
+
 from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
+from bot.outbox import said, say
 from bot.roles import Role, role
 from bot.tree import UNIT
-from handlers.common import services, texts_for
+from handlers.common import Buttons, services
 
 
-def for_role(update: Update, context: ContextTypes.DEFAULT_TYPE, welcome: bool = False) -> str:
+def for_role(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, welcome: bool = False, buttons: Buttons | None = None
+) -> dict[str, Any]:
+    """What /help (and /start's welcome) says: its paragraphs, composed when sent."""
     svc = services(context)
-    t = texts_for(update, context)
     chat, user = update.effective_chat, update.effective_user
     user_id = user.id if user else 0
     private = chat is None or chat.type == ChatType.PRIVATE
@@ -23,7 +28,7 @@ def for_role(update: Update, context: ContextTypes.DEFAULT_TYPE, welcome: bool =
         if node is None:
             keys = ["help.unbound"]
         elif not role(svc.tree, user_id, node.id).leads:  # a resident: just how to report
-            return t("help.resident" if node.tier == UNIT else "help.resident_private")
+            return said(say("help.resident" if node.tier == UNIT else "help.resident_private"), buttons=buttons)
         else:
             keys = ["help.head" if node.tier == UNIT else "help.leader"]
     else:
@@ -36,4 +41,5 @@ def for_role(update: Update, context: ContextTypes.DEFAULT_TYPE, welcome: bool =
             keys = ["help.resident_private"]
     if welcome:
         keys.insert(0, "start.welcome")
-    return "\n\n".join([*(t(key) for key in keys), t("help.footer_private" if private else "help.footer")])
+    footer = "help.footer_private" if private else "help.footer"
+    return {"answer": "paragraphs", **said(*(say(key) for key in [*keys, footer]), buttons=buttons)}

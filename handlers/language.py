@@ -8,11 +8,11 @@ from telegram import Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot.outbox import put
+from bot.outbox import put, said, say
 from bot.roles import Act, may
 from bot.telegram.menus import menus
 from bot.text.i18n import CATALOGS, user_language
-from handlers.common import actor, reply, reply_notice, services, texts_for
+from handlers.common import actor, language_code, reply, reply_notice, services
 
 ALIASES = {"中文": "zh", "汉语": "zh", "cn": "zh", "chinese": "zh", "英文": "en", "英语": "en", "english": "en"}
 
@@ -27,29 +27,29 @@ async def lang(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     svc = services(context)
     chat = update.effective_chat
     assert chat is not None
-    t = texts_for(update, context)
     args = context.args or []
     language = parse_language(args[0]) if len(args) == 1 else None
     if not args:
-        await reply(update, context, t("lang.current", language=t(f"lang.name.{t.language}")) + "\n" + t("usage.lang"))
+        current = svc.langs.for_user(chat.id, language_code(update)).language
+        await reply(update, context, said(say("lang.current", language=say(f"lang.name.{current}")), say("usage.lang")))
         return
     if language is None:
-        await reply(update, context, t("usage.lang"))
+        await reply(update, context, say("usage.lang"))
         return
     private = chat.type == ChatType.PRIVATE
     if not private:
         node = svc.tree.node_for_chat(chat.id)
         if node is None:
-            await reply(update, context, t("err.not_bound"))
+            await reply(update, context, say("err.not_bound"))
             return
         if not may(svc.tree, actor(update).id, Act.LANGUAGE, node.id):
-            await reply(update, context, t("lang.not_allowed"))
+            await reply(update, context, say("lang.not_allowed"))
             return
-    t = svc.langs.get(language)
     message = update.effective_message
     assert message is not None
-    done = reply_notice(update, message, t("lang.set_private" if private else "lang.set",
-                                           language=t(f"lang.name.{language}")))
+    # Composed when sent, in the chat's language then: the one set here.
+    done = reply_notice(update, message, say("lang.set_private" if private else "lang.set",
+                                             language=say(f"lang.name.{language}")))
     async with svc.store.transaction(update=update.update_id) as tx:  # the change and its answer in one
         await tx.set_chat_language(chat.id, language)
         await put(tx, done, now=svc.clock.now())

@@ -4,19 +4,19 @@ reporter is a member of the unit's group, and /held with its 转为事项 button
 from __future__ import annotations
 
 import logging
-from html import escape
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot import limits, visibility
 from bot.matters import Outcome
+from bot.outbox import say
 from bot.roles import Act, may
 from bot.services import Services
 from bot.text import render
 from bot.visibility import Piece
-from handlers.common import actor, chat_node, reply, services, texts_for
+from handlers.common import actor, chat_node, reply, services, toast
 
 log = logging.getLogger(__name__)
 
@@ -57,38 +57,33 @@ async def held_list(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/held: reports held over a limit for this chat's units, each with a 转为事项 button.
     The heads and leaders above; a unit group sees no text or name of a private one."""
     svc = services(context)
-    t = texts_for(update, context)
     node = chat_node(update, context)
     assert node is not None
     me = actor(update)
     if not me.person:  # an anonymous admin may be anyone: a head must post as themself to see what is held
-        await reply(update, context, t("err.not_a_person"))
+        await reply(update, context, say("err.not_a_person"))
         return
     if not may(svc.tree, me.id, Act.HELD, node.id):
-        await reply(update, context, t("limits.held_not_allowed"))
+        await reply(update, context, say("limits.held_not_allowed"))
         return
     async with svc.store.read() as tx:
         held = await tx.held_reports([u.id for u in svc.tree.units_under(node.id)], limit=SHOWN)
     if not held:
-        await reply(update, context, t("limits.held_empty"))
+        await reply(update, context, say("limits.held_empty"))
         return
-    lines = [t("limits.held_header", count=len(held))]
-    buttons = []
     audience = visibility.GROUPS[node.tier]
+    reports = []
     for report in held:
-        # As for a matter (bot/visibility.py): a unit group reads no text, name or 非本群成员 of a private one.
+        # As for a matter (bot/visibility.py): a unit group reads no text, name or 非本群成员 of a
+        # private one, and the answer keeps none of them (render.py's _held words the rest).
         named = visibility.may_see(Piece.REPORTER, audience, report.private)
-        flagged = named and report.membership in ("nonmember", "unverified")
-        lines.append(t(
-            "limits.held_item", id=report.id, at=t.time(report.created_at),
-            unit=escape(svc.tree.name_of(report.unit_id)),
-            reporter=escape(report.reporter_name) if named else t("limits.held_private"),
-            text=render.snippet(report.text, 60) if visibility.may_see(Piece.TEXT, audience, report.private) else "",
-            flag=t(f"limits.flag_{report.membership}") if flagged else "",
-        ))
-        buttons.append([InlineKeyboardButton(t("limits.button_release", id=report.id),
-                                             callback_data=f"{RELEASE}{report.id}")])
-    await reply(update, context, "\n".join(lines), reply_markup=InlineKeyboardMarkup(buttons))
+        reports.append({
+            "id": report.id, "at": report.created_at, "unit": report.unit_id,
+            "reporter": report.reporter_name if named else None,
+            "text": report.text if visibility.may_see(Piece.TEXT, audience, report.private) else None,
+            "membership": report.membership if named else None, "button": f"{RELEASE}{report.id}",
+        })
+    await reply(update, context, {"answer": "held", "reports": reports})
 
 
 async def release_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -96,16 +91,14 @@ async def release_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     svc = services(context)
     query = update.callback_query
     assert query is not None
-    t = texts_for(update, context)
     number = (query.data or "").removeprefix(RELEASE)
     node = chat_node(update, context)
     if not number.isascii() or not number.isdigit() or len(number) > 12 or node is None:
-        await query.answer(render.plain(t("err.stale_button")), show_alert=True)
+        await toast(update, context, say("err.stale_button"), alert=True)
         return
     outcome, matter_id = await svc.matters.release_held(int(number), actor(update), node, update=update.update_id)
     if outcome == Outcome.OK:
-        await query.answer(render.plain(t("limits.released", held=number, id=matter_id)))
+        await toast(update, context, say("limits.released", held=number, id=matter_id))
         return
     key = {Outcome.ALREADY_RESOLVED: "limits.already_released", Outcome.NOT_ALLOWED: "limits.held_not_allowed"}
-    await query.answer(render.plain(t(key.get(outcome, "err.stale_button"), held=number, id=matter_id or 0)),
-                       show_alert=True)
+    await toast(update, context, say(key.get(outcome, "err.stale_button"), held=number, id=matter_id or 0), alert=True)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from enum import Enum
-from html import escape
 
 from telegram import Message, Update
 from telegram.constants import ChatType
@@ -14,16 +13,15 @@ from telegram.ext import ContextTypes
 
 from bot import outbox, visibility
 from bot.matters import MAX_TEXT, RATINGS, Ack, Actor, Outcome, Result
+from bot.outbox import category, said, say
 from bot.roles import Role, role
 from bot.services import Services
 from bot.store import PURGED, Event, Matter
 from bot.text import render
-from bot.text.i18n import Texts
 from bot.tree import Node
 from bot.visibility import GROUPS, Audience, Piece
 from escalation.notify import MAX_ATTACHMENTS
 from escalation.policy import State
-from escalation.summary import split_message
 from handlers import people
 from handlers.common import (
     ack_for,
@@ -38,7 +36,7 @@ from handlers.common import (
     reply_notice,
     send,
     services,
-    texts_for,
+    toast,
 )
 
 
@@ -106,18 +104,18 @@ def matter_command(name: str) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], A
             or (command.words == Words.NONE and words)
             or (command.words == Words.REQUIRED and not words)
         ):
-            await reply(update, context, texts_for(update, context)(f"usage.{name}"))
+            await reply(update, context, say(f"usage.{name}"))
             return
         if len(words) > MAX_TEXT:
-            await reply(update, context, texts_for(update, context)("err.text_too_long", max=MAX_TEXT))
+            await reply(update, context, say("err.text_too_long", max=MAX_TEXT))
             return
         node = chat_node(update, context)
         assert node is not None
         result = await command.act(svc, number, actor(update), node, words, ack_for(update, context))
         if result is None:
-            await reply(update, context, texts_for(update, context)(f"usage.{name}"))
+            await reply(update, context, say(f"usage.{name}"))
         elif result.outcome != Outcome.OK:
-            await reply(update, context, refusal(svc, texts_for(update, context), result, number))
+            await reply(update, context, refusal(svc, result, number))
 
     handle.__name__ = f"{name}_command"
     return handle
@@ -131,20 +129,19 @@ async def list_open(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     units = [u.id for u in svc.tree.units_under(node.id)]
     async with svc.store.read() as tx:
         matters = await tx.open_matters(units)
-    text = render.matter_list(
-        node.name, matters, svc.tree, texts_for(update, context), svc.clock.now(), audience=GROUPS[node.tier]
-    )
-    await reply(update, context, text)
+    # Composed when sent, from these matters as they are then (bot/text/render.py's _list).
+    shown = render.listed(matters, svc.clock.now())
+    answer = {"answer": "list", "node": node.id, "matters": shown, "count": len(matters), "audience": GROUPS[node.tier]}
+    await reply(update, context, answer)
 
 
 async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/show N in a group: details, the rules it runs under, its timeline, and what is
     attached, as that group may read them (bot/visibility.py)."""
     svc = services(context)
-    t = texts_for(update, context)
     number = matter_number(context.args[0] if context.args else None)
     if number is None:
-        await reply(update, context, t("usage.show"))
+        await reply(update, context, say("usage.show"))
         return
     node = chat_node(update, context)
     assert node is not None
@@ -153,22 +150,21 @@ async def show(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         events = await tx.events(number) if matter else []
         attached = await tx.attachments(number) if matter else []
     if matter is None:
-        await reply(update, context, t("err.no_matter", id=number))
+        await reply(update, context, say("err.no_matter", id=number))
         return
     if not svc.tree.contains(node.id, matter.unit_id):
-        await reply(update, context, t("err.other_unit", id=number, unit=escape(svc.tree.name_of(matter.unit_id))))
+        await reply(update, context, say("err.other_unit", id=number, unit=svc.tree.name_of(matter.unit_id)))
         return
-    await _show(update, context, t, svc, matter, events, attached, GROUPS[node.tier])
+    await _show(update, context, matter, events, attached, GROUPS[node.tier])
 
 
 async def show_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/show N in a private chat: in full, with every timeline entry, for a head of the
     matter's unit or a leader above it; the public entries for its reporter; else nothing."""
     svc = services(context)
-    t = texts_for(update, context)
     number = matter_number(context.args[0] if context.args else None)
     if number is None:
-        await reply(update, context, t("usage.show"))
+        await reply(update, context, say("usage.show"))
         return
     async with svc.store.read() as tx:
         matter = await tx.matter(number)
@@ -177,28 +173,33 @@ async def show_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     user = actor(update)
     audience = visibility.of_chat(svc.tree, user.id, matter) if matter is not None else None
     if matter is None or audience is None:  # nor whether it exists: say who may read it
-        await reply(update, context, t("privacy.show_not_yours", id=number))
+        await reply(update, context, say("privacy.show_not_yours", id=number))
         return
-    await _show(update, context, t, svc, matter, events, attached, audience)
+    await _show(update, context, matter, events, attached, audience)
 
 
 async def _show(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, t: Texts, svc: Services, matter: Matter, events: list[Event],
+    update: Update, context: ContextTypes.DEFAULT_TYPE, matter: Matter, events: list[Event],
     attached: list[tuple[str, str]], audience: Audience,
 ) -> None:
-    text = render.details(matter, events, svc.tree, t, len(attached), audience=audience)
     media = attached if visibility.may_see(Piece.ATTACHMENTS, audience, matter.private) else []
-    if media:
-        kinds = Counter(kind for kind, _ in media)
-        text += "\n" + t("show.attachments", items=" · ".join(f"{t(f'attachment.{k}')} {n}" for k, n in kinds.items()))
     message = update.effective_message
     assert message is not None
-    notices: list[outbox.Notice] = [reply_notice(update, message, part) for part in split_message(text.split("\n"))]
+    # Composed when sent, from the matter as it is then (bot/text/render.py's _show); a long
+    # one takes more than one message: parts it does not need are not sent.
+    # It keeps only the timeline entries this chat may read (none where the matter is redacted).
+    shown = [] if visibility.redacted(audience, matter.private) else \
+        visibility.timeline(events, matter, services(context).tree, audience)[-render.SHOW_EVENTS:]
+    answer = {"answer": "show", "matters": [matter.id], "audience": audience, "attachments": len(attached),
+              "attached": dict(Counter(kind for kind, _ in media)), "events": [astuple(e)[1:] for e in shown]}
+    notices: list[outbox.Notice] = [reply_notice(update, message, {**answer, "part": part})
+                                    for part in range(render.SHOW_PARTS)]
     # The attachments answer the message in a group only, as PTB's reply_photo does by default.
     under = message.message_id if message.chat.type != ChatType.PRIVATE else None
     kept = [a for a in media if a[1] != PURGED][:MAX_ATTACHMENTS]  # none once cleared
     notices += [
-        outbox.ShownAttachment(update.update_id, index, message.chat_id, kind, file, f"#{matter.id}", under)
+        outbox.ShownAttachment(update.update_id, index, message.chat_id, kind, file,
+                               said(say("show.caption", id=matter.id)), under)
         for index, (kind, file) in enumerate(kept)
     ]
     await send(context, *notices, update=update.update_id)
@@ -209,19 +210,18 @@ async def _show_categories(update: Update, context: ContextTypes.DEFAULT_TYPE, n
     svc = services(context)
     query = update.callback_query
     assert query is not None
-    t = texts_for(update, context)
     async with svc.store.read() as tx:
         matter = await tx.matter(number)
     user = actor(update)
     if matter is None or matter.closed:
-        await query.answer(render.plain(t("err.stale_button")), show_alert=True)
+        await toast(update, context, say("err.stale_button"), alert=True)
     elif role(svc.tree, user.id, matter.unit_id, reporter_id=matter.reporter_id) == Role.NOBODY:
-        await query.answer(render.plain(t("err.not_allowed")), show_alert=True)
+        await toast(update, context, say("err.not_allowed"), alert=True)
     else:
-        await query.answer(render.plain(t("card.pick_category")))
+        await toast(update, context, say("card.pick_category"))
         if isinstance(query.message, Message):
-            await send(context, outbox.EditKeyboard(update.update_id, query.message.chat_id,
-                                                    query.message.message_id, render.category_buttons(matter, t)),
+            await send(context, outbox.EditKeyboard(update.update_id, query.message.chat_id, query.message.message_id,
+                                                    {"answer": "categories", "matters": [matter.id]}),
                        update=update.update_id)
 
 
@@ -239,15 +239,15 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     # These two rewrite the message pressed on: only from that message's own buttons.
     forged = parsed is not None and parsed[0] in ("rate", "cats") and not on_its_keyboard(update)
     if parsed is None or node is None or forged_rating or forged:
-        await query.answer(render.plain(texts_for(update, context)("err.stale_button")), show_alert=True)
+        await toast(update, context, say("err.stale_button"), alert=True)
         return
     action, number, arg = parsed
     if action == "claim":
         result = await svc.matters.claim(number, actor(update), node, update=update.update_id)
-        done = texts_for(update, context)("ok.claimed", id=number)
+        done = say("ok.claimed", id=number)
     elif action == "resolve":
         result = await svc.matters.resolve(number, actor(update), node, update=update.update_id)
-        done = texts_for(update, context)("ok.resolved", id=number)
+        done = say("ok.resolved", id=number)
     elif action == "rate":
         await people.rate(update, context, number, arg or "")
         return
@@ -257,9 +257,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     else:
         result = await svc.matters.categorize(number, actor(update), node, arg or "other",
                                                 update=update.update_id)
-        t = texts_for(update, context)
-        done = t("ok.categorized", id=number, category=t.category(arg or "other"))
+        done = say("ok.categorized", id=number, category=category(arg or "other"))
     if result.outcome == Outcome.OK:
-        await query.answer(render.plain(done))
+        await toast(update, context, done)
     else:
-        await query.answer(render.plain(refusal(svc, texts_for(update, context), result, number)), show_alert=True)
+        await toast(update, context, refusal(svc, result, number), alert=True)

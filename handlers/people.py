@@ -3,28 +3,29 @@ added to a matter, ratings (群众满意度), /my and /cancel."""
 
 from __future__ import annotations
 
-from html import escape
-
-from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram import ForceReply, Message, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot import outbox
 from bot.matters import MAX_TEXT, Outcome
+from bot.outbox import said, say
 from bot.roles import Act, may
 from bot.services import Services
 from bot.text import render
 from bot.tree import UNIT, Node
 from handlers.common import (
+    Buttons,
     ack_for,
     actor,
     chat_node,
+    language_code,
     matter_number,
     refusal,
     reply,
     reply_notice,
     services,
-    texts_for,
+    toast,
 )
 from handlers.limits import limit_key, membership
 from handlers.report import PROMPT_TTL, report_text_ok, visible
@@ -60,8 +61,7 @@ async def report_private(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         recent = await tx.reported_units(user.id)
         units = [svc.tree.nodes[u] for u in recent if u in svc.tree.nodes]
         units += [u for u in svc.tree.units() if may(svc.tree, user.id, Act.WORK, u.id) and u not in units]
-        choose = reply_notice(update, message, texts_for(update, context)("private.choose"),
-                              reply_markup=_unit_buttons(units[:8]))
+        choose = reply_notice(update, message, say("private.choose"), reply_markup=_unit_buttons(units[:8]))
         await outbox.put(tx, choose, now=svc.clock.now())
 
 
@@ -72,7 +72,7 @@ async def choose_unit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     assert query is not None
     unit = svc.tree.get((query.data or "").removeprefix(UNIT_CHOICE))
     if unit is None or unit.tier != UNIT:
-        await query.answer(render.plain(texts_for(update, context)("err.stale_button")), show_alert=True)
+        await toast(update, context, say("err.stale_button"), alert=True)
         return
     await query.answer()
     message = update.effective_message
@@ -99,16 +99,15 @@ async def private_message(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     if pending is None and photo and (message.reply_to_message or (message.caption or "").startswith("#")):
         await attachment(update, context)  # e.g. a fraud victim's screenshot for matter #N
     elif pending is None:
-        await reply(update, context, texts_for(update, context)("private.welcome"))
+        await reply(update, context, say("private.welcome"))
     elif pending.kind == "private" and pending.unit_id in svc.tree.nodes:
         await _log_private(update, context, svc, svc.tree.nodes[pending.unit_id], text, photo, answers_prompt=True)
     elif pending.kind == "choose_unit" and text:
         found = [u for u in svc.tree.units() if text in u.name][:8]
-        t = texts_for(update, context)
         if found:
-            await reply(update, context, t("private.choose"), reply_markup=_unit_buttons(found))
+            await reply(update, context, say("private.choose"), reply_markup=_unit_buttons(found))
         else:
-            await reply(update, context, t("private.no_match", query=escape(text[:40])))
+            await reply(update, context, say("private.no_match", query=text[:40]))
     elif pending.kind == "unsatisfied" and pending.matter_id and text:
         await svc.matters.explain(pending.matter_id, user, message.chat_id, text[:MAX_TEXT], update=update.update_id)
 
@@ -117,8 +116,7 @@ async def _ask_private(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: 
     message = update.effective_message
     assert message is not None
     user = actor(update)
-    ask = reply_notice(update, message, texts_for(update, context)("private.start", unit=escape(unit.name)),
-                       reply_markup=ForceReply(), quote=None)
+    ask = reply_notice(update, message, say("private.start", unit=unit.name), reply_markup=ForceReply(), quote=None)
     async with svc.store.transaction(update=update.update_id) as tx:  # the prompt and the question in one
         await tx.set_private_chat(user.id, user.name, svc.clock.now())
         await tx.set_prompt(message.chat_id, user.id, svc.clock.now(), kind="private", unit_id=unit.id)
@@ -129,11 +127,10 @@ async def _log_private(
     update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services, unit: Node, text: str,
     photo: str | None, answers_prompt: bool,
 ) -> None:
-    t = texts_for(update, context)
     message = update.effective_message
     assert message is not None
-    if not visible(text) and photo:
-        text = t("report.photo_only")
+    if not visible(text) and photo:  # the matter's own text, in the reporter's language
+        text = svc.langs.for_user(message.chat_id, language_code(update))("report.photo_only")
     if not await report_text_ok(update, context, text):
         return
     user = actor(update)
@@ -146,10 +143,8 @@ async def _log_private(
                              limit_key=key, membership=member, update=update.update_id)
 
 
-def _unit_buttons(units: list[Node]) -> InlineKeyboardMarkup | None:
-    if not units:
-        return None
-    return InlineKeyboardMarkup([[InlineKeyboardButton(u.name, callback_data=UNIT_CHOICE + u.id)] for u in units])
+def _unit_buttons(units: list[Node]) -> Buttons | None:
+    return [[(u.name, UNIT_CHOICE + u.id)] for u in units] or None
 
 
 # --- photos, voice notes, places -----------------------------------------------------
@@ -178,7 +173,7 @@ async def attachment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     )
     if result.outcome != Outcome.OK:
         number = result.matter.id if result.matter else 0
-        await reply(update, context, refusal(svc, texts_for(update, context), result, number))
+        await reply(update, context, refusal(svc, result, number))
 
 
 def _medium(message: Message) -> tuple[str, str]:
@@ -196,18 +191,17 @@ async def rate(update: Update, context: ContextTypes.DEFAULT_TYPE, number: int, 
     svc = services(context)
     query = update.callback_query
     assert query is not None and query.message is not None
-    t = texts_for(update, context)
+    thanks = say("rating.thanks", rating=say(f"rating.{rating}"))
     notices: list[outbox.Notice] = []  # queued with the rating, if it is taken
     if isinstance(query.message, Message):
         asked = query.message
-        thanks = t("rating.thanks", rating=t(f"rating.{rating}"))
         # The thanks takes the place of the request to rate (its last line), under what the
         # message told: in a private chat it is the reporter's only word of the resolution.
-        told = "\n".join(asked.text_html.splitlines()[:-1]) if asked.text else ""
-        notices.append(outbox.EditText(update.update_id, asked.chat_id, asked.message_id,
-                                       f"{told}\n{thanks}" if told else thanks))
+        told = "\n".join((asked.text or "").splitlines()[:-1])
+        words = said(say("rating.told", text=told), thanks) if told else said(thanks)
+        notices.append(outbox.EditText(update.update_id, asked.chat_id, asked.message_id, words))
         if rating == "unsatisfied":
-            notices.append(reply_notice(update, asked, t("rating.why", id=number),
+            notices.append(reply_notice(update, asked, say("rating.why", id=number),
                                         reply_markup=ForceReply(selective=True), quote=None))
     result = await svc.matters.rate(number, actor(update), rating, ask_why_in=query.message.chat.id,
                                     update=update.update_id, thanks=notices)
@@ -215,42 +209,35 @@ async def rate(update: Update, context: ContextTypes.DEFAULT_TYPE, number: int, 
         key = {Outcome.NOT_ALLOWED: "rating.not_yours", Outcome.EXPIRED: "rating.expired"}.get(
             result.outcome, "rating.done"
         )
-        await query.answer(render.plain(t(key)), show_alert=True)
+        await toast(update, context, say(key), alert=True)
         return
-    await query.answer(render.plain(t("rating.thanks", rating=t(f"rating.{rating}"))))
+    await toast(update, context, thanks)
 
 
 # --- one's own matters ---------------------------------------------------------------
 async def my_matters(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/my: the caller's matters and where they stand (private ones only in private)."""
     svc = services(context)
-    t = texts_for(update, context)
     chat = update.effective_chat
     in_private = chat is not None and chat.type == ChatType.PRIVATE
     async with svc.store.read() as tx:
         mine = [m for m in await tx.matters_of(actor(update).id) if in_private or not m.private]
     if not mine:
-        await reply(update, context, t("my.empty"))
+        await reply(update, context, say("my.empty"))
         return
-    lines = [t("my.header", count=len(mine))] + [
-        t("my.item", id=m.id, state=t(f"state.{m.state}"), unit=escape(svc.tree.name_of(m.unit_id)),
-          text=render.snippet(m.text, 30))
-        for m in mine
-    ]
-    await reply(update, context, "\n".join(lines))
+    await reply(update, context, {"answer": "my", "matters": [m.id for m in mine]})  # composed as they are when sent
 
 
 async def cancel(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/cancel N: the reporter withdraws their own open matter."""
     svc = services(context)
-    t = texts_for(update, context)
     message = update.effective_message
     assert message is not None
     number = matter_number(context.args[0] if context.args else None)
     if number is None:
-        await reply(update, context, t("usage.cancel"))
+        await reply(update, context, say("usage.cancel"))
         return
     result = await svc.matters.cancel(number, actor(update), chat_node(update, context), ack=ack_for(update, context))
     # Held above, the wish went to the tier that holds it, and the answer saying so with it.
     if result.outcome not in (Outcome.OK, Outcome.HELD_ABOVE):
-        await reply(update, context, refusal(svc, t, result, number))
+        await reply(update, context, refusal(svc, result, number))

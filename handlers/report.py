@@ -11,9 +11,9 @@ from telegram.ext import ContextTypes
 
 from bot import outbox
 from bot.matters import MAX_TEXT
-from bot.text import render
+from bot.outbox import mention, say
 from bot.tree import UNIT
-from handlers.common import actor, chat_node, command_text, reply, reply_notice, services, texts_for
+from handlers.common import actor, chat_node, command_text, reply, reply_notice, services
 from handlers.limits import limit_key
 
 KEYWORD = re.compile(r"^\s*(?:上报|#纠纷)[\s:：,，]*")
@@ -45,7 +45,7 @@ async def report_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     svc = services(context)
     user = actor(update)
-    question = texts_for(update, context)("report.ask", user=render.mention(user.id, user.name))
+    question = say("report.ask", user=mention(user.id, user.name))
     ask = reply_notice(update, message, question, reply_markup=ForceReply(selective=True))
     async with svc.store.transaction(update=update.update_id) as tx:  # the prompt and the question in one
         await tx.set_prompt(message.chat_id, user.id, svc.clock.now())
@@ -89,22 +89,20 @@ async def prompt_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 
 async def report_elsewhere(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/report outside a unit group: say where to report instead of logging nothing silently."""
-    t = texts_for(update, context)
     node = chat_node(update, context)
     if node is None:
-        await reply(update, context, t("report.unbound"))
+        await reply(update, context, say("report.unbound"))
     else:
-        await reply(update, context, t("report.not_unit", tier=t(f"tier.{node.tier}")))
+        await reply(update, context, say("report.not_unit", tier=say(f"tier.{node.tier}")))
 
 
 async def report_text_ok(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> bool:
     """Whether a report's text can be logged; if not, the reporter is told why."""
-    t = texts_for(update, context)
     if not visible(text):  # "", spaces, or only zero-width characters
-        await reply(update, context, t("report.empty"))
+        await reply(update, context, say("report.empty"))
         return False
     if len(text) > MAX_TEXT:
-        await reply(update, context, t("report.too_long", max=MAX_TEXT))
+        await reply(update, context, say("report.too_long", max=MAX_TEXT))
         return False
     return True
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from html import escape
 
 from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot import outbox
+from bot.outbox import local_time, said, say
 from bot.roles import Act, may
 from bot.tree import UNIT
 from escalation.reports import ledger, service
@@ -24,22 +24,22 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     assert node is not None and message is not None
     if node.tier == UNIT:
-        await reply(update, context, t("export.not_leader_chat"))
+        await reply(update, context, say("export.not_leader_chat"))
         return
     if not may(svc.tree, actor(update).id, Act.EXPORT, node.id):
-        await reply(update, context, t("export.not_allowed", node=escape(node.name)))
+        await reply(update, context, say("export.not_allowed", node=node.name))
         return
     try:
         start, end = ledger.parse_range(list(context.args or []), svc.clock.now(), svc.config.tz)
     except ledger.UsageError:
-        await reply(update, context, t("export.usage"))
+        await reply(update, context, say("export.usage"))
         return
     except ValueError:
-        await reply(update, context, t("export.bad_dates", max=ledger.MAX_DAYS))
+        await reply(update, context, say("export.bad_dates", max=ledger.MAX_DAYS))
         return
     data = await service.load_ledger(svc.store, svc.tree, node, start, end)
     content = await asyncio.to_thread(ledger.to_xlsx, data, svc.tree, t)  # a big town's month takes a while
-    caption = t("export.caption", node=escape(node.name), start=t.time(start), end=t.time(end),
-                count=len(data.matters))
+    caption = said(say("export.caption", node=node.name, start=local_time(start), end=local_time(end),
+                       count=len(data.matters)))
     await send(context, outbox.Document(update.update_id, message.chat_id, f"{ledger.file_stem(data, t)}.xlsx",
                                         content, caption, message.message_id), update=update.update_id)

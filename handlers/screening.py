@@ -9,9 +9,9 @@ from telegram import Message, Update
 from telegram.ext import ContextTypes
 
 from bot import outbox
+from bot.outbox import Say, say
 from bot.screening import CALLBACK, MAX_FINDING, Answer, Reply, Screenings
-from bot.text import render
-from handlers.common import actor, on_its_keyboard, reply_notice, services, texts_for
+from handlers.common import actor, on_its_keyboard, reply_notice, services, toast
 
 PATTERN = f"^{CALLBACK}(zero|find|unit|matter|handled):([0-9]{{1,9}})(?::([0-9]{{1,4}}))?$"
 _DATA = re.compile(PATTERN)
@@ -22,21 +22,20 @@ def _screenings(context: ContextTypes.DEFAULT_TYPE) -> Screenings:
     return Screenings(svc.store, svc.tree, svc.clock, svc.config.screening, svc.matters)
 
 
-def _refusal(update: Update, context: ContextTypes.DEFAULT_TYPE, answer: Answer) -> str | None:
-    t = texts_for(update, context)
+def _refusal(update: Update, context: ContextTypes.DEFAULT_TYPE, answer: Answer) -> Say | None:
     match answer:
         case Answer.OK:
             return None
         case Answer.NOT_FOUND:
-            return t("sc.not_found")
+            return say("sc.not_found")
         case Answer.NOT_ALLOWED:
-            return t("sc.not_allowed")
+            return say("sc.not_allowed")
         case Answer.ANSWERED:
-            return t("sc.answered")
+            return say("sc.answered")
         case Answer.DECIDED:
-            return t("sc.decided")
+            return say("sc.decided")
         case Answer.TOO_LONG:
-            return t("sc.too_long", max=MAX_FINDING)
+            return say("sc.too_long", max=MAX_FINDING)
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -50,28 +49,31 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     # These rewrite the message pressed on: only from its own buttons. One whose buttons are
     # gone (pressed again after the edit) is answered, rewriting no message.
     if message.reply_markup is not None and not on_its_keyboard(update):
-        await query.answer(render.plain(texts_for(update, context)("err.stale_button")), show_alert=True)
+        await toast(update, context, say("err.stale_button"), alert=True)
         return
     pressed = message.message_id if message.reply_markup is not None else None
     action, number, extra = match.group(1), int(match.group(2)), match.group(3)
-    screenings, who, t = _screenings(context), actor(update), texts_for(update, context)
+    screenings, who = _screenings(context), actor(update)
     done: Reply
     ok = None
     if action == "zero":
         done = await screenings.zero_report(number, who, pressed, update=update.update_id)
-        ok = t("sc.zero_ok")
+        ok = say("sc.zero_ok")
     elif action == "find":
         done = await screenings.choose_unit(number, who, pressed, update.update_id)
     elif action == "unit" and extra is not None:
         done = await screenings.ask_text(number, int(extra), who, pressed, update.update_id)
     elif action in ("matter", "handled"):
         done = await screenings.decide(number, action == "matter", who, pressed, update=update.update_id)
-        ok = t("sc.made_matter", id=done.matter_id) if done.matter_id else t("sc.noted")
+        ok = say("sc.made_matter", id=done.matter_id) if done.matter_id else say("sc.noted")
     else:
         done = Reply(Answer.NOT_FOUND)
     refusal = _refusal(update, context, done.answer)
-    text = refusal or ok
-    await query.answer(render.plain(text) if text else None, show_alert=refusal is not None)
+    words = refusal or ok
+    if words is not None:
+        await toast(update, context, words, alert=refusal is not None)
+    else:
+        await query.answer()
 
 
 async def finding_text(update: Update, context: ContextTypes.DEFAULT_TYPE, screening_id: int, unit_id: str) -> None:
@@ -81,7 +83,7 @@ async def finding_text(update: Update, context: ContextTypes.DEFAULT_TYPE, scree
     assert message is not None
 
     def answer(done: Reply) -> outbox.Notice:
-        said = _refusal(update, context, done.answer) or texts_for(update, context)("sc.added")
+        said = _refusal(update, context, done.answer) or say("sc.added")
         return reply_notice(update, message, said)
 
     await _screenings(context).add_finding(screening_id, unit_id, message.chat_id, actor(update), message.text or "",

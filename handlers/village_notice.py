@@ -9,11 +9,10 @@ from telegram import Message, Update
 from telegram.ext import ContextTypes
 
 from bot.broadcasts import MAX_TEXT
-from bot.outbox import Reply
-from bot.text import render
+from bot.outbox import Reply, Say, say
 from bot.village_notice import CALLBACK, Answer, Decision, VillageNotices
 from handlers import screening
-from handlers.common import actor, on_its_keyboard, reply_notice, services, texts_for
+from handlers.common import ack_for, actor, on_its_keyboard, reply_notice, services, toast
 
 PATTERN = f"^{CALLBACK}(pub|edit|skip):([0-9]{{1,9}})$"
 _DATA = re.compile(PATTERN)
@@ -24,21 +23,20 @@ def _notices(context: ContextTypes.DEFAULT_TYPE) -> VillageNotices:
     return VillageNotices(svc.store, svc.tree, svc.clock, svc.config.notice)
 
 
-def _refusal(update: Update, context: ContextTypes.DEFAULT_TYPE, decision: Decision, notice_id: int) -> str | None:
-    t = texts_for(update, context)
+def _refusal(update: Update, context: ContextTypes.DEFAULT_TYPE, decision: Decision, notice_id: int) -> Say | None:
     match decision.answer:
         case Answer.OK:
             return None
         case Answer.NOT_FOUND:
-            return t("vn.not_found")
+            return say("vn.not_found")
         case Answer.NOT_ALLOWED:
-            return t("vn.not_allowed")
+            return say("vn.not_allowed")
         case Answer.DECIDED:
-            return t("vn.decided", id=notice_id)
+            return say("vn.decided", id=notice_id)
         case Answer.TOO_LONG:
-            return t("vn.too_long", max=MAX_TEXT)
+            return say("vn.too_long", max=MAX_TEXT)
         case Answer.NO_TARGETS:
-            return t("vn.no_targets")
+            return say("vn.no_targets")
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -52,20 +50,23 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     # These rewrite the message pressed on: only from its own buttons. One whose buttons are
     # gone (pressed again after the edit) is answered, rewriting no message.
     if message.reply_markup is not None and not on_its_keyboard(update):
-        await query.answer(render.plain(texts_for(update, context)("err.stale_button")), show_alert=True)
+        await toast(update, context, say("err.stale_button"), alert=True)
         return
     pressed = message.message_id if message.reply_markup is not None else None
     action, notice_id = match.group(1), int(match.group(2))
     notices, who = _notices(context), actor(update)
     if action == "pub":
-        decision = await notices.publish(notice_id, who, pressed, texts_for(update, context).language,
+        decision = await notices.publish(notice_id, who, pressed, ack_for(update, context).language,
                                          update=update.update_id)
     elif action == "skip":
         decision = await notices.skip(notice_id, who, pressed, update=update.update_id)
     else:
         decision = await notices.ask_for_text(notice_id, who, pressed, update.update_id)
     refusal = _refusal(update, context, decision, notice_id)
-    await query.answer(render.plain(refusal) if refusal else None, show_alert=refusal is not None)
+    if refusal is not None:
+        await toast(update, context, refusal, alert=True)
+    else:
+        await query.answer()
 
 
 async def new_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -86,7 +87,7 @@ async def new_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
 
     def answer(decision: Decision) -> Reply:
-        said = _refusal(update, context, decision, notice_id) or texts_for(update, context)("vn.edited", id=notice_id)
+        said = _refusal(update, context, decision, notice_id) or say("vn.edited", id=notice_id)
         return reply_notice(update, message, said)
 
     await _notices(context).replace_text(notice_id, actor(update), message.text or "", update.update_id, answer)

@@ -28,9 +28,6 @@ ALLOWED = {
     "escalation/reports/bulletin.py": "the bulletins' text functions: the renderer's helpers, called when sent",
     "escalation/reports/ledger.py": "the ledger file's words (a document, not a message)",
     "escalation/summary.py": "reads the rating labels the timeline recorded (parsing, not composing)",
-    # Converted on their own branches (issue 13: notices13, views14); drop them from here when they land.
-    "bot/matters.py": "being converted (notices13)",
-    "escalation/notify.py": "being converted (views14)",
 }
 
 

@@ -272,8 +272,8 @@ async def _town_figures(bot: Any, around: float) -> tuple[Any, ...]:
     climbs meanwhile), for the days around the test's matters."""
     start, end = around - 86400, around + 86400
     async with bot.svc.store.read() as tx:
-        rows, _ = await tx.summary_matters(start, end)
-        facts = [tuple(f) for f in rows if f[5] in (1, 2)]  # column 5: the matter's number
+        plain, moved, _ = await tx.summary_matters(start, end)
+        facts = [tuple(f) for f in plain + moved if f[5] in (1, 2)]  # column 5: the matter's number
         replayed = await tx.timelines([1, 2])
         weeks = await tx.count_week(start, end)
         ledger = [(m.id, m.state, m.category, m.created_at, m.closed_at, m.rating, m.top_tier)

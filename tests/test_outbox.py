@@ -4,14 +4,18 @@ and that nothing else writes to the outbox or talks to Telegram."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot import outbox
 from bot.outbox import Kind
-from bot.store import OutboxItem
-from tests.conftest import HEAD1, ROOT, STAFF, STATION_CHAT, U1_CHAT, U2_CHAT, U3_CHAT
+from bot.store import OutboxItem, Tx
+from bot.text.locale import en
+from tests.conftest import HEAD1, RESIDENT, ROOT, STAFF, STATION_CHAT, U1_CHAT, U2_CHAT, U3_CHAT
 
 
 def test_each_notice_builds_the_key_the_outbox_has_always_held() -> None:
@@ -46,7 +50,11 @@ def test_each_notice_builds_the_key_the_outbox_has_always_held() -> None:
         (outbox.OpsNotice("conflict", 77, 1000.7, -1), "ops.conflict:77:1000", Kind.OPS),
         (outbox.BulletinPart("weekly:2026-W48", "c1", 0, -5, {"node": "c1"}, 2), "weekly:2026-W48:c1:0", Kind.BULLETIN),
         (outbox.Chart.of_bulletin("weekly:2026-W48", "c1", -5, {"node": "c1"}), "weekly:2026-W48:c1:chart", Kind.CHART),
-        (outbox.Chart.of_summary(-5, 31, "…", {}), "summary:-5:31", Kind.CHART),
+        (outbox.Chart.of_summary(-5, 31, {"node": "c1"}), "summary:-5:31", Kind.CHART),
+        (outbox.ShownAttachment(900, 1, -5, "photo", "ph", {}), "reply:900:a1", Kind.PHOTO),
+        (outbox.EditText(900, -5, 12, {}), "edit:900:12", Kind.EDIT_TEXT),
+        (outbox.EditKeyboard(900, -5, 12, {}), "keyboard:900:12", Kind.EDIT_KEYBOARD),
+        (outbox.Document(900, -5, "a.xlsx", b"", {}), "document:900", Kind.DOCUMENT),
     ]
     for notice, key, kind in cases:
         row = notice.row(1.0)
@@ -164,6 +172,76 @@ def test_nothing_but_the_delivery_worker_sends_edits_or_reacts() -> None:
     assert offenders == []
 
 
+# Handlers that may import the catalog, and why. (Outside the handlers, tests/test_composed.py
+# checks the rest of bot/ and escalation/.)
+CATALOG_IN_HANDLERS = {
+    "handlers/language.py": "which languages there are, to read /lang's argument",
+}
+
+
+def _imports_catalog(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+        elif isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            continue
+        if any(name.startswith(("bot.text.i18n", "bot.text.locale")) for name in names):
+            return True
+    return False
+
+
+def test_no_handler_imports_the_catalog() -> None:
+    """Words are composed in one place, bot/text/render.py, when a notice is sent (issue 13).
+    A handler allowed otherwise says why; an allowance no longer needed is taken back."""
+    importers = {str(path.relative_to(ROOT)) for path in sorted((ROOT / "handlers").glob("*.py"))
+                 if _imports_catalog(path)}
+    assert importers == set(CATALOG_IN_HANDLERS)
+
+
+# What handlers may use of the renderer: no words, only callback data, links, limits and a toast.
+RENDER_FOR_HANDLERS = {"CALLBACK_VERSION", "URL_PREFIX", "parse_callback", "private_link", "listed", "toast",
+                       "SHOW_PARTS", "SHOW_EVENTS", "SUMMARY_PARTS", "broadcast_fits"}
+
+
+# Handlers' functions that may hold a language's words, and why.
+WORDS_IN_HANDLERS = {
+    ("handlers/reports.py", "export"): "the ledger file's own headings (a file; its caption is data)",
+}
+
+
+def test_handlers_queue_what_their_answers_are_made_of_not_words() -> None:
+    """A handler's answers carry data, never text (the notices it queues have no text to
+    give), and no handler words anything: no catalog lookup, no renderer function that
+    composes. The one exception: a photo sent alone is reported as "(photo)", which is the
+    matter's own text in the database, not a message."""
+    for notice in (outbox.Reply, outbox.EditText, outbox.EditKeyboard, outbox.Document, outbox.ShownAttachment):
+        fields = {f.name for f in dataclasses.fields(notice)}
+        assert "data" in fields and not fields & {"text", "caption"}, notice
+    offenders = []
+    for path in sorted((ROOT / "handlers").glob("*.py")):
+        module = ast.parse(path.read_text(encoding="utf-8"))
+        allowed = {id(n) for f in ast.walk(module)
+                   if isinstance(f, ast.AsyncFunctionDef | ast.FunctionDef)
+                   and (str(path.relative_to(ROOT)), f.name) in WORDS_IN_HANDLERS for n in ast.walk(f)}
+        for node in ast.walk(module):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "render" \
+                    and node.attr not in RENDER_FOR_HANDLERS:
+                offenders.append(f"{where} render.{node.attr}")
+            if isinstance(node, ast.ImportFrom) and node.module == "bot.text.render":
+                offenders += [f"{where} {a.name}" for a in node.names if a.name not in RENDER_FOR_HANDLERS]
+            if isinstance(node, ast.Name) and node.id in ("texts_for", "Texts", "t") and id(node) not in allowed:
+                offenders.append(f"{where} {node.id}")
+            if isinstance(node, ast.Call) and (isinstance(node.func, ast.Call) or (
+                    isinstance(node.func, ast.Attribute) and node.func.attr == "texts")):  # langs.for_user(…)(key)
+                key = node.args[0].value if node.args and isinstance(node.args[0], ast.Constant) else None
+                if key != "report.photo_only":
+                    offenders.append(f"{where} a catalog lookup")
+    assert offenders == []
+
+
 async def test_a_command_answer_is_queued_with_its_update_and_survives_a_failed_send(make_bot: Any) -> None:
     """/list's answer is an outbox row written in the transaction that marks its update
     done; a send Telegram fails is retried like any other, not lost with the handler."""
@@ -203,3 +281,78 @@ def test_a_notice_carries_what_its_words_are_made_of_and_is_composed_when_sent()
                          buttons=[[(outbox.say("dur.s", n=1), "v1:x:1")]])
     text, buttons = render.compose("anything", nested, render.Scene(None, Texts("en", tz), 0.0, -1))  # type: ignore[arg-type]
     assert "Cannot send to 3 s's group (id 1 min)" in text and buttons == [[("1 s", "v1:x:1")]]
+
+
+def test_a_replys_key_is_made_of_its_update_and_its_data() -> None:
+    """A replayed update builds the same answers, hence the same keys: none is queued twice.
+    Two different answers to one update are two keys."""
+    first = outbox.Reply(900, -5, outbox.said(outbox.say("err.no_matter", id=7)), 12)
+    again = outbox.Reply(900, -5, outbox.said(outbox.say("err.no_matter", id=7)), 12)
+    other = outbox.Reply(900, -5, outbox.said(outbox.say("err.no_matter", id=8)), 12)
+    assert first.key == again.key and first.key.startswith("reply:900:") and other.key != first.key
+    row = first.row(1.0)
+    assert row[4] is None and row[8] is not None and '"err.no_matter"' in row[8], "words, not text"
+    shown = {"answer": "show", "matters": [7], "part": 0}
+    assert outbox.Reply(900, -5, shown).key != outbox.Reply(900, -5, {**shown, "part": 1}).key
+
+
+async def test_an_answer_is_worded_when_it_is_sent_from_the_matters_as_they_are_then(make_bot: Any) -> None:
+    """/list's answer is queued as the matters it names: held up by Telegram while the chat
+    switches to English and the matter is claimed, it goes out in English, as claimed."""
+    async with make_bot() as bot:
+        bot.say(U1_CHAT, RESIDENT, "/report 楼道堆放杂物")
+        await bot.wait_bot(U1_CHAT, "楼道堆放杂物")
+        await bot.settle()
+        bot.api.fail("sendMessage", chat_id=U1_CHAT, status=500)
+        bot.say(U1_CHAT, HEAD1, "/list")
+        await bot.settle()
+        assert bot.count_bot(U1_CHAT, "未结事项") == 0, "not sent yet"
+        bot.say(U1_CHAT, HEAD1, "/lang en")
+        bot.say(U1_CHAT, HEAD1, "/claim 1")
+        await bot.settle()
+        bot.clock.advance(5)
+        listed = await bot.wait_bot(U1_CHAT, "open matter(s)")
+        assert "#1 🛠 in progress" in listed.text and "待认领" not in listed.text
+
+
+async def test_a_show_answer_sends_only_the_parts_its_text_needs(make_bot: Any) -> None:
+    async with make_bot() as bot:
+        bot.say(U1_CHAT, RESIDENT, "/report 楼道堆放杂物")
+        await bot.wait_bot(U1_CHAT, "楼道堆放杂物")
+        before = len(bot.api.bot_messages(U1_CHAT))
+        bot.say(U1_CHAT, HEAD1, "/show 1")
+        await bot.wait_bot(U1_CHAT, "时间线")
+        await bot.settle()
+        assert len(bot.api.bot_messages(U1_CHAT)) == before + 1
+        async with bot.svc.store.read() as tx:
+            assert await tx.outbox_due(bot.clock.now() + 1e9, limit=5) == [], "the parts not needed are done with"
+
+
+async def test_an_apology_the_database_will_not_take_is_worded_and_sent_at_once(
+    make_bot: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the outbox itself fails, the handler's apology cannot wait for it: it is worded
+    from the same data, in the asker's language, and sent directly."""
+    async with make_bot() as bot:
+        async def broken(self: Tx, rows: list[tuple], *args: Any, **kwargs: Any) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(Tx, "outbox_insert", broken)
+        bot.api.send_text(U1_CHAT, bot.api.user(HEAD1, "组长", language_code="en"), "/list")
+        await bot.wait_bot(U1_CHAT, en.MESSAGES["err.internal"])
+
+
+async def test_an_answer_keeps_nothing_its_chat_may_not_read(make_bot: Any) -> None:
+    """/held in a unit group about a private report: the outbox keeps neither its text nor
+    who sent it (not only the message leaves them out)."""
+    from tests.test_review import SECRET, held_private_report, start_dm, town
+
+    async with make_bot(town(limits={"private_nonmember_per_day": 1})) as bot:
+        await start_dm(bot, HEAD1)
+        await held_private_report(bot)
+        bot.say(U1_CHAT, HEAD1, "/held")
+        await bot.wait_bot(U1_CHAT, "暂存的反映 1 条")
+        with sqlite3.connect(bot.config.database) as conn:
+            (data,) = conn.execute("SELECT data FROM outbox WHERE chat_id = ? AND data LIKE '%\"held\"%'",
+                                   (U1_CHAT,)).fetchone()
+        assert SECRET not in data and "用户901" not in data and "nonmember" not in data

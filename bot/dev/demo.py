@@ -13,8 +13,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 
@@ -38,7 +40,15 @@ def load_demo_config(database: Path, base_url: str, base_file_url: str, source: 
         raw = town_for_demo(raw, _read(source))
     raw["database"] = str(database)
     raw.setdefault("telegram", {}).update(base_url=base_url, base_file_url=base_file_url)
+    raw["screening"] = _screening_now(str(raw.get("timezone") or "Asia/Shanghai"))
     return parse_config(raw, source=str(source or DEMO_CONFIG))
+
+
+def _screening_now(timezone: str) -> dict[str, Any]:
+    """The weekly screening, due in an hour and asked a day ahead: its question goes out as
+    the demo starts, whatever the day (issue 16's officers' side)."""
+    due = datetime.now(ZoneInfo(timezone)) + timedelta(hours=1)
+    return {"enabled": True, "due": due.strftime("%a %H:%M").lower(), "ask_ahead": "1d", "remind_ahead": "10m"}
 
 
 def _read(source: str) -> dict[str, Any]:
@@ -154,6 +164,17 @@ async def main(config_path: str | None = None) -> int:
                 api.send_text(st.chat_id or 0, api.user(staff.id, staff.name or "staff"), "/summary")
                 # The figures, then their chart (drawn by the delivery worker).
                 await api.wait_for(lambda: any(m.photo for m in api.bot_messages(st.chat_id or 0)), timeout=30)
+
+                # The officers' side: the week's screening for disputes, answered with a zero-report.
+                officer = community.police[0] if community.police else community.secretaries[0]
+                say("demo.screening", who=officer.name or str(officer.id), community=community.name)
+                ask = await api.wait_for(lambda: next(
+                    (m for m in api.bot_messages(community.chat_id or 0)
+                     if any(d.startswith("sc:zero:") for _, d in buttons(m))), None), timeout=10)
+                zero = next(d for _, d in buttons(ask) if d.startswith("sc:zero:"))
+                api.press_button(community.chat_id or 0, api.user(officer.id, officer.name or str(officer.id)),
+                                 ask.message_id, zero)
+                await api.wait_for(lambda: not any(d.startswith("sc:zero:") for _, d in buttons(ask)))
                 await asyncio.sleep(0.3)
             names = {RESIDENT_WANG[0]: RESIDENT_WANG[1], RESIDENT_LIU[0]: RESIDENT_LIU[1]}
             chats = [unit_a.chat_id, unit_b.chat_id, community.chat_id, st.chat_id]

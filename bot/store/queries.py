@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import aiosqlite
@@ -821,14 +823,15 @@ class Tx:
         return Purged(prompts=prompts.rowcount, users=users.rowcount, held=held.rowcount)
 
     # --- summaries ---------------------------------------------------------------
-    async def summary_matters(self, start: float, end: float) -> tuple[list[Any], list[TimelineRow]]:
+    async def summary_matters(self, start: float, end: float) -> tuple[list[Any], list[Any], list[tuple[Any, ...]]]:
         """Matters that existed at some point in [start, end): created before the end and
-        not closed for good before the start, as SummaryFacts rows from their columns (with
-        ``escalated_at`` in place of the first missed deadline); and the timeline of those
-        that ever went above their unit or were reopened since ``start`` (their columns
-        alone cannot say where they stood when: escalation.summary.facts replays them)."""
+        not closed for good before the start, as rows (unit_id, created_at, first_claimed_at,
+        resolved_at, escalated_at, id, category, top_tier, closed_at, private), in two lists:
+        those that never went above their unit and were not reopened since ``start`` (their
+        columns say all their timeline says), and the others; and the others' timelines
+        (plain tuples in TimelineRow's order), which escalation.summary.facts replays."""
         columns = ("m.unit_id, m.created_at, m.first_claimed_at, m.resolved_at, m.escalated_at, m.id, "
-                   "m.category, m.top_tier, NULL, NULL, NULL, m.closed_at, NULL, NULL, NULL, m.private")
+                   "m.category, m.top_tier, m.closed_at, m.private")
         # Matters are numbered in the order they are reported: those reported since the
         # start are read in one sequential pass; older ones (closed since the start, or
         # still open) through the closed_at index. Each part applies the whole condition,
@@ -845,12 +848,19 @@ class Tx:
         )
         reopened = {r[0] for r in await self._all(
             "SELECT DISTINCT matter_id FROM events WHERE kind = 'reopened' AND at >= ?", (start,))}
-        moved = [r[5] for r in rows if r[4] is not None or r[5] in reopened]
-        return rows, await self.timelines(moved)
+        plain: list[Any] = []
+        moved: list[Any] = []
+        for row in rows:  # a move up sets escalated_at (bot/matters.py, escalation/sweep.py)
+            (plain if row[4] is None and row[5] not in reopened else moved).append(row)
+        return plain, moved, await self._timeline_rows([r[5] for r in moved])
 
     async def timelines(self, matter_ids: list[int]) -> list[TimelineRow]:
         """The events that say where the given matters stood when, by matter and in order:
         arrivals, closes, reopens and missed deadlines."""
+        return [TimelineRow(*row) for row in await self._timeline_rows(matter_ids)]
+
+    async def _timeline_rows(self, matter_ids: list[int]) -> list[tuple[Any, ...]]:
+        """timelines() as plain tuples (matter, at, kind, tier, by the sweep, None)."""
         kinds = "'escalated', 'taken_over', 'returned', 'reopened', 'resolved', 'unresolvable', 'referred', " \
                 "'cancelled', 'reping'"
         rows: list[Any] = []
@@ -862,25 +872,48 @@ class Tx:
                 f"AND e.kind IN ({kinds}) ORDER BY e.matter_id, e.id",
                 chunk,
             )
-        return [TimelineRow(m, at, kind, tier, bool(sweep), text) for m, at, kind, tier, sweep, text in rows]
+        return rows
 
-    async def ratings_given(self, start: float, middle: float, end: float) -> list[tuple[str, str | None, float, int]]:
+    async def ratings_given(
+        self, start: float, middle: float, end: float, units: Mapping[int, str] | None = None
+    ) -> list[tuple[str, str | None, float, int]]:
         """Ratings given in [start, middle) and in [middle, end), counted per unit and label:
-        (unit, label, when the first of them was given, how many). Ratings are events,
-        counted when they were given, whatever became of their matter since."""
-        rows = await self._all(
-            "SELECT m.unit_id, e.detail, min(e.at), count(*) FROM events e INDEXED BY events_kind_at "
-            "JOIN matters m ON m.id = e.matter_id WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ? "
-            "GROUP BY m.unit_id, e.detail, e.at >= ?",
-            (start, end, middle),
-        )
-        return [(unit_id, detail, at, int(n)) for unit_id, detail, at, n in rows]
+        (unit, label, the start of the part they were given in, how many). Ratings are
+        events, counted when they were given, whatever became of their matter since.
+        ``units``: the matters' units where the caller knows them (summary_matters' rows):
+        then only the index is read, not a matter's row per rating, and they are counted
+        in C (a big town's week has some 50,000 ratings)."""
+        rated = ("SELECT {unit}, e.detail, e.at >= ? FROM events e INDEXED BY events_kind_at_matter {join}"
+                 "WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ?")
+        known = units or {}
+        counts: Counter[tuple[str | None, str | None, int]] = Counter()
+        missing: list[int] = []
+        if known:
+            rows = await self._all(rated.format(unit="e.matter_id", join=""), (middle, start, end))
+            counts.update(zip(map(known.get, map(itemgetter(0), rows)), map(itemgetter(1), rows),
+                              map(itemgetter(2), rows), strict=True))
+            missing = list(set(map(itemgetter(0), rows)).difference(known))
+        joined = rated.format(unit="m.unit_id", join="JOIN matters m ON m.id = e.matter_id ")
+        if not known:
+            counts.update(map(tuple, await self._all(joined, (middle, start, end))))
+        elif missing:  # matters closed before ``start``: their units from their rows
+            for first in range(0, len(missing), IDS_PER_QUERY):
+                chunk = missing[first : first + IDS_PER_QUERY]
+                counts.update(map(tuple, await self._all(
+                    f"{joined} AND e.matter_id IN ({', '.join('?' for _ in chunk)})", (middle, start, end, *chunk))))
+        ordered = sorted((key for key in counts if key[0] is not None),
+                         key=lambda k: (k[0], k[1] is not None, k[1] or "", k[2]))
+        return [(unit_id, detail, middle if later else start, counts[unit_id, detail, later])
+                for unit_id, detail, later in ordered]
 
     async def _first_reported_since(self, at: float) -> int:
         """The number of the first matter reported at or after ``at`` (or the next number)."""
+        # The earliest reported, not the lowest number: one step down the created_at index
+        # instead of a walk over the whole period (min(id) reads every entry since ``at``).
+        # Numbers follow report times, so the two agree, and the callers are exact either way.
         (first,) = await self._one(
-            "SELECT coalesce((SELECT min(id) FROM matters WHERE created_at >= ?), "
-            "(SELECT coalesce(max(id), 0) + 1 FROM matters))",
+            "SELECT coalesce((SELECT id FROM matters INDEXED BY matters_created WHERE created_at >= ? "
+            "ORDER BY created_at LIMIT 1), (SELECT coalesce(max(id), 0) + 1 FROM matters))",
             (at,),
         )
         return int(first)

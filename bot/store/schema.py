@@ -404,6 +404,11 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX view_matters_view ON view_matters(view_key);
     """,
+    # 12 (issue 12, bulletins' speed): the ratings given in a period are read from this index
+    # alone (kind and time, then which matter and which rating), not from the events' rows.
+    """
+    CREATE INDEX events_kind_at_matter ON events(kind, at, matter_id, detail);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -49,7 +49,7 @@ from bot.outbox import Kind, kind_of, put
 from bot.store import Matter, OutboxItem, QueuedReport, SendSlot, Sent, Store, Tx, sending
 from bot.store.rows import View
 from bot.text import render
-from bot.text.i18n import Languages
+from bot.text.i18n import Languages, Texts
 from bot.tree import Tree
 
 log = logging.getLogger(__name__)
@@ -142,12 +142,13 @@ class Delivery:
         database is what failed), so that the reporter knows to try again. Its update stays
         not-done in the inbox and is handled again at the next start."""
         chat_id = report.matter["chat_id"]
-        scene = render.Scene(self.tree, self.langs.for_chat(chat_id), self.clock.now(), chat_id)
-        text, _ = render.compose(Kind.MESSAGE, outbox.said(outbox.say("err.internal")), scene)
-        self.apologise(chat_id, text, report.reply_to)
+        self.apologise(chat_id, outbox.said(outbox.say("err.internal")), report.reply_to)
 
-    def apologise(self, chat_id: int, text: str, reply_to: int | None) -> None:
-        """An apology that cannot wait for the outbox: the database is what failed."""
+    def apologise(self, chat_id: int, data: dict, reply_to: int | None) -> None:
+        """An apology that cannot wait for the outbox (the database is what failed), composed
+        from its ``data`` as a queued one would be."""
+        scene = render.Scene(self.tree, self._texts(chat_id, data), self.clock.now(), chat_id)
+        text, _ = render.compose(Kind.REPLY, data, scene)
         task = asyncio.create_task(self._apologise(chat_id, text, reply_to))
         self._apologies.add(task)
         task.add_done_callback(self._apologies.discard)
@@ -293,6 +294,9 @@ class Delivery:
         kind = kind_of(item)
         if item.data is not None and kind != Kind.REACTION:  # its words are composed now, from the state now
             item = self._composed(item, kind, cards, now)
+            if not item.text and kind in (Kind.REPLY, Kind.EDIT_TEXT):  # nothing to say (a short /show's last parts)
+                self.store.queue_sent(Sent(item.id, now, None), slot)
+                return None
         photo = None
         if kind == Kind.CHART:  # a bulletin's chart: drawn now, so drawing is paced with sending
             photo = await self._draw_chart(item)
@@ -363,10 +367,8 @@ class Delivery:
 
     def _composed(self, item: OutboxItem, kind: Kind, cards: dict[int, tuple[Matter, int]], now: float) -> OutboxItem:
         data = json.loads(item.data or "null")
-        # A notice answering a person may name their language, for a chat that chose none.
-        language = data.get("language") if isinstance(data, dict) else None
         scene = render.Scene(
-            self.tree, self.langs.for_user(item.chat_id, language), now, item.chat_id,
+            self.tree, self._texts(item.chat_id, data), now, item.chat_id,
             {number: matter for number, (matter, _) in cards.items()}, self.bot.username,
         )
         text, keyboard = render.compose(kind, data, scene)
@@ -398,6 +400,11 @@ class Delivery:
         counts = [option.voter_count for option in poll.options]
         if await tx.safety_poll_close(unit_id, month, now, counts, poll.total_voter_count):
             tx.log_event("safety_poll_closed", month=month, node=unit_id, answers=poll.total_voter_count)
+
+    def _texts(self, chat_id: int, data: object) -> Texts:
+        """The language a notice is composed in: the chat's; in a chat that chose none, that of
+        the person it answers (``data["language"]``, their Telegram language_code), if any."""
+        return self.langs.for_user(chat_id, data.get("language") if isinstance(data, dict) else None)
 
     async def _settled(self, tx: Tx, kind: Kind, item: OutboxItem, now: float) -> None:
         hook = self.settle.get(kind)

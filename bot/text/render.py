@@ -23,6 +23,7 @@ from bot.visibility import Audience, Piece
 from escalation import policy
 from escalation.policy import State
 from escalation.reports import bulletin
+from escalation.summary import split_message
 
 # Callback data: a version prefix, an action, a matter id — well under Telegram's 64 bytes.
 CALLBACK_VERSION = "v1"
@@ -82,6 +83,7 @@ def snippet(text: str, limit: int = SNIPPET) -> str:
 
 CARD_TEXT = 2500  # of a report on its card; the rest of the card needs the other 1,500
 SHOW_TEXT = 3800  # of a report in /show, whose timeline goes into a second message if need be
+SHOW_EVENTS = 12  # the latest timeline entries /show lists
 
 
 def card(
@@ -367,30 +369,8 @@ def matter_list(
     """/list: open matters, overdue first, then oldest first, as ``audience`` may read them
     (``redact``, older callers: a unit group)."""
     audience = audience or (Audience.UNIT if redact else Audience.COMMUNITY)
-    if not matters:
-        return t("list.empty", node=escape(node_name))
-
-    def overdue(m: Matter) -> bool:
-        return (m.next_due is not None and m.next_due <= now) or m.tier < 3
-
-    ordered = sorted(matters, key=lambda m: (not overdue(m), m.created_at))
-    lines = [t("list.header", node=escape(node_name), count=len(matters))]
-    for m in ordered[:limit]:
-        lines.append(
-            t(
-                "list.item",
-                id=m.id,
-                state=t(f"state.{m.state}"),
-                overdue=t("list.overdue") if overdue(m) else "",
-                unit=escape(tree.nodes[m.unit_id].name),
-                text=snippet(m.text, 40) if visibility.may_see(Piece.TEXT, audience, m.private) else t("card.private"),
-                age=t.duration(now - m.created_at),
-            )
-            + (t("list.suspended", until=t.date(m.suspended_until)) if m.suspended_until is not None else "")
-        )
-    if len(ordered) > limit:
-        lines.append(t("list.more", count=len(ordered) - limit))
-    return "\n".join(lines)
+    by_id = {m.id: m for m in matters}
+    return listing(node_name, [by_id[m] for m in listed(matters, now, limit)], len(matters), tree, t, now, audience)
 
 
 def details(
@@ -419,7 +399,7 @@ def details(
         "",
         t("show.timeline"),
     ]
-    for event in visibility.timeline(events, matter, tree, audience)[-12:]:  # the latest: one message
+    for event in visibility.timeline(events, matter, tree, audience)[-SHOW_EVENTS:]:  # the latest: one message
         what = t(f"event.{event.kind}", tier=t(f"tier.{event.tier}") if event.tier else "")
         actor = f" · {escape(event.actor_name)}" if event.actor_name else ""
         detail = f"：{snippet(event.detail, 100)}" if event.detail else ""
@@ -462,18 +442,26 @@ def composes(*kinds: str) -> Callable[[Composer], Composer]:
 def compose(kind: str, data: Any, scene: Scene) -> Composed:
     """A notice's text and buttons. A kind without a composer of its own is its words:
     ``{"say": [[key, values], …], "buttons": [[[[key, values], callback], …], …]}``."""
+    if isinstance(data, dict) and "answer" in data:  # a handler's answer with a composer of its own (/list …)
+        return _ANSWERS[data["answer"]](data, scene)
     composer = _COMPOSERS.get(str(kind))
     if composer is not None:
         return composer(data, scene)
     return said(data, scene)
 
 
-def said(data: Any, scene: Scene) -> Composed:
-    text = "\n".join(words(part, scene) for part in data.get("say", []))
-    # A button's label is plain text to Telegram: the escaping its values get is undone.
-    rows = [[(unescape(words(label, scene)), callback_data) for label, callback_data in row]
+def said(data: Any, scene: Scene, sep: str = "\n") -> Composed:
+    text = sep.join(words(part, scene) for part in data.get("say", []))
+    return text, buttons(data, scene)
+
+
+def buttons(data: Any, scene: Scene) -> Keyboard | None:
+    """A notice's buttons: (label, callback data); a label that is a plain string is shown as it is.
+    A label is plain text to Telegram: the escaping its words' values get is undone."""
+    rows = [[(label if isinstance(label, str) else unescape(words(label, scene)), callback_data)
+             for label, callback_data in row]
             for row in data.get("buttons", [])]
-    return text, rows or None
+    return rows or None
 
 
 def words(part: Any, scene: Scene) -> str:
@@ -734,3 +722,170 @@ def _rating(data: Any, scene: Scene) -> Composed:
     text, _ = said(data, scene)
     buttons = [[(scene.t(f"rating.{r}"), callback("rate", data["matter"], r)) for r in data["ratings"]]]
     return text, buttons
+
+
+# --- a handler's answers (issue 13) -------------------------------------------------------
+# Handlers queue what an answer is made of (bot/outbox.py's Reply and friends); the words are
+# composed here when it is sent. Those that are more than catalog words name their composer
+# in ``data["answer"]``.
+_ANSWERS: dict[str, Composer] = {}
+
+
+def answer(name: str) -> Callable[[Composer], Composer]:
+    """Register the composer of the answers whose data says ``"answer": name``."""
+
+    def register(composer: Composer) -> Composer:
+        _ANSWERS[name] = composer
+        return composer
+
+    return register
+
+
+def toast(langs: Languages, chat_id: int | None, language_code: str | None, part: Any) -> str:
+    """The text of a button's toast (answerCallbackQuery, which must answer at once and so is
+    not queued): ``part`` (bot.outbox.Say) in the language of the one who pressed, as plain text."""
+    t = langs.for_user(chat_id, language_code)
+    return plain(words(part.data(), Scene(None, t, 0.0, chat_id or 0)))  # type: ignore[arg-type]
+
+
+@answer("paragraphs")
+def _paragraphs(data: Any, scene: Scene) -> Composed:
+    """Words a blank line apart (/help, /start)."""
+    return said(data, scene, sep="\n\n")
+
+
+@answer("list")
+def _list(data: Any, scene: Scene) -> Composed:
+    """/list: the matters it names, as they are now (the first ``limit``, in its order), of ``count``."""
+    shown = [scene.matters[m] for m in data["matters"] if m in scene.matters]
+    return listing(scene.tree.name_of(data["node"]), shown, data["count"], scene.tree, scene.t, scene.now,
+                   Audience(data["audience"])), None
+
+
+def listed(matters: list[Matter], now: float, limit: int = 30) -> list[int]:
+    """The matters /list shows, in its order: overdue first, then oldest first."""
+
+    def overdue(m: Matter) -> bool:
+        return (m.next_due is not None and m.next_due <= now) or m.tier < 3
+
+    return [m.id for m in sorted(matters, key=lambda m: (not overdue(m), m.created_at))[:limit]]
+
+
+def listing(node_name: str, matters: list[Matter], count: int, tree: Tree, t: Texts, now: float,
+            audience: Audience) -> str:
+    """/list's words: ``matters`` (already in order) of ``count`` open ones."""
+    if not count:
+        return t("list.empty", node=escape(node_name))
+
+    def overdue(m: Matter) -> bool:
+        return (m.next_due is not None and m.next_due <= now) or m.tier < 3
+
+    lines = [t("list.header", node=escape(node_name), count=count)]
+    for m in matters:
+        lines.append(
+            t(
+                "list.item",
+                id=m.id,
+                state=t(f"state.{m.state}"),
+                overdue=t("list.overdue") if overdue(m) else "",
+                unit=escape(tree.nodes[m.unit_id].name),
+                text=snippet(m.text, 40) if visibility.may_see(Piece.TEXT, audience, m.private) else t("card.private"),
+                age=t.duration(now - m.created_at),
+            )
+            + (t("list.suspended", until=t.date(m.suspended_until)) if m.suspended_until is not None else "")
+        )
+    if count > len(matters):
+        lines.append(t("list.more", count=count - len(matters)))
+    return "\n".join(lines)
+
+
+SHOW_PARTS = 4  # messages queued for a /show; those its text does not need are not sent
+
+
+@answer("show")
+def _show(data: Any, scene: Scene) -> Composed:
+    """Part ``part`` of /show N's answer: the matter as it is now, with its timeline (carried
+    in ``events``) and what is attached, as ``audience`` may read them; "" past its last part."""
+    (number,) = data["matters"]
+    matter = scene.matters.get(number)
+    if matter is None:
+        return "", None
+    t = scene.t
+    audience = Audience(data["audience"])
+    events = [Event(number, *row) for row in data["events"]]
+    text = details(matter, events, scene.tree, t, data["attachments"], audience=audience)
+    if data.get("attached"):
+        text += "\n" + t("show.attachments", items=" · ".join(f"{t(f'attachment.{k}')} {n}"
+                                                               for k, n in data["attached"].items()))
+    parts = split_message(text.split("\n"))
+    return (parts[data["part"]] if data["part"] < len(parts) else ""), None
+
+
+@answer("categories")
+def _categories(data: Any, scene: Scene) -> Composed:
+    """A card's buttons become its category list (分类)."""
+    (number,) = data["matters"]
+    matter = scene.matters.get(number)
+    return "", category_buttons(matter, scene.t) if matter is not None else None
+
+
+@answer("my")
+def _my(data: Any, scene: Scene) -> Composed:
+    """/my: the asker's matters and where they stand now."""
+    t = scene.t
+    mine = [scene.matters[m] for m in data["matters"] if m in scene.matters]
+    if not mine:
+        return t("my.empty"), None
+    lines = [t("my.header", count=len(mine))] + [
+        t("my.item", id=m.id, state=t(f"state.{m.state}"), unit=escape(scene.tree.name_of(m.unit_id)),
+          text=snippet(m.text, 30))
+        for m in mine
+    ]
+    return "\n".join(lines), None
+
+
+@answer("held")
+def _held(data: Any, scene: Scene) -> Composed:
+    """/held: the reports held over a limit (carried in ``reports``), each with its 转为事项
+    button. What the chat may not read of a private one (handlers/limits.py) is None there."""
+    t = scene.t
+    lines = [t("limits.held_header", count=len(data["reports"]))]
+    rows: Keyboard = []
+    for report in data["reports"]:
+        flagged = report["membership"] in ("nonmember", "unverified")
+        lines.append(t(
+            "limits.held_item", id=report["id"], at=t.time(report["at"]),
+            unit=escape(scene.tree.name_of(report["unit"])),
+            reporter=escape(report["reporter"]) if report["reporter"] is not None else t("limits.held_private"),
+            text=snippet(report["text"], 60) if report["text"] is not None else "",
+            flag=t(f"limits.flag_{report['membership']}") if flagged else "",
+        ))
+        rows.append([(t("limits.button_release", id=report["id"]), report["button"])])
+    return "\n".join(lines), rows
+
+
+@answer("duty")
+def _duty(data: Any, scene: Scene) -> Composed:
+    """/duty: who is on watch now (``now``: [user id, name]) and next (``next``: [user id, name, from])."""
+    t = scene.t
+    lines = [t("duty.now", who="、".join(mention(u, name) for u, name in data["now"]) or t("duty.nobody"))]
+    if data.get("next"):
+        user_id, name, start = data["next"]
+        lines.append(t("duty.next", who=mention(user_id, name), at=t.time(start)))
+    return "\n".join(lines), buttons(data, scene)
+
+
+SUMMARY_PARTS = 4  # messages queued for a /summary; those its text does not need are not sent
+
+
+@answer("summary")
+def _summary(data: Any, scene: Scene) -> Composed:
+    """Part ``part`` of /summary's answer: the node's bulletin (escalation/reports/bulletin.view)
+    in the chat's language now; "" past its last part."""
+    messages = bulletin.messages(data["bulletin"], scene.tree, scene.t)
+    part = data["part"]
+    if len(messages) > SUMMARY_PARTS:  # longer than ever seen: its lines shared out over the parts queued
+        lines = "\n".join(messages).split("\n")
+        text = "\n".join(lines[part * len(lines) // SUMMARY_PARTS : (part + 1) * len(lines) // SUMMARY_PARTS])
+        return (text if len(text) <= TELEGRAM_TEXT else text[: TELEGRAM_TEXT - 1] + "…"), None
+    return (messages[part] if part < len(messages) else ""), None

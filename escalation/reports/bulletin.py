@@ -99,6 +99,7 @@ class PeriodFigures:
     _totals: dict[tuple[str, bool], Figures] = field(default_factory=dict, repr=False)
     _stars: dict[str, int | None] = field(default_factory=dict, repr=False)
     _by_node: dict[str, dict[str, list[int]]] | None = field(default=None, repr=False)
+    _ranked: dict[str, list[tuple[str, int | None]]] = field(default_factory=dict, repr=False)
 
     def total(self, tree: Tree, node_id: str, previous: bool = False) -> Figures:
         """A node's figures (its units' summed), computed once."""
@@ -129,19 +130,18 @@ class PeriodFigures:
     def weekly_by_category(self, tree: Tree, node_id: str) -> dict[str, list[int]]:
         """category → matters reported per chart week, for a community or the station."""
         if self._by_node is None:
-            parent = {u.id: u.parent_id or "" for u in tree.units()}
-            summed: dict[tuple[str, str, int], int] = {}
-            for week, counts in enumerate(self.history[:CHART_WEEKS]):
-                for unit_id, category, count in counts:
-                    community = parent.get(unit_id)
-                    if community is not None:
-                        key = (community, category, week)
-                        summed[key] = summed.get(key, 0) + count
+            parent = {u.id: u.parent_id or "" for u in tree.units()}.get
             by_node: dict[str, dict[str, list[int]]] = {}
             station = tree.station.id
-            for (community, category, week), count in summed.items():
-                for node in (community, station):
-                    by_node.setdefault(node, {}).setdefault(category, [0] * CHART_WEEKS)[week] += count
+            for week, counts in enumerate(self.history[:CHART_WEEKS]):
+                summed: dict[tuple[str | None, str], int] = {}  # (community, category) → matters
+                for unit_id, category, count in counts:  # a town's week is some 20,000 of these
+                    key = (parent(unit_id), category)
+                    summed[key] = summed.get(key, 0) + count
+                for (community, category), count in summed.items():
+                    if community is not None:  # a unit since removed from config.yaml
+                        for node in (community, station):
+                            by_node.setdefault(node, {}).setdefault(category, [0] * CHART_WEEKS)[week] += count
             self._by_node = by_node
         return self._by_node.get(node_id, {})
 
@@ -161,10 +161,22 @@ def category_name(key: str, t: Texts) -> str:
     return t.category(key) if key in t.category_keys() else key
 
 
+@lru_cache(maxsize=1024)
+def category_label(key: str, t: Texts) -> str:
+    """category_name, escaped for HTML: a town's bulletins show some 20,000 of them."""
+    return escape(category_name(key, t))
+
+
+@lru_cache(maxsize=64)
+def _time(ts: float, t: Texts) -> str:
+    """t.time, once per moment: every bulletin of a period shows the same two."""
+    return t.time(ts)
+
+
 def period_label(period: Period, t: Texts) -> str:
     if period.month is not None:
         return t("bulletin.month", year=period.month[0], month=period.month[1])
-    return t("bulletin.span", start=t.time(period.start), end=t.time(period.end))
+    return t("bulletin.span", start=_time(period.start, t), end=_time(period.end, t))
 
 
 def _arrow(diff: float, text: str) -> str:
@@ -210,7 +222,7 @@ def _title(node: Node, period: Period, t: Texts) -> str:
     if period.kind == Kind.MONTHLY:
         return t(f"bulletin.monthly_{level}_title", node=escape(node.name), month=period_label(period, t))
     prefix = "recent" if period.kind == Kind.RECENT else "summary"  # /summary's rolling days are no 周报
-    return t(f"{prefix}.{level}_title", node=escape(node.name), start=t.time(period.start), end=t.time(period.end))
+    return t(f"{prefix}.{level}_title", node=escape(node.name), start=_time(period.start, t), end=_time(period.end, t))
 
 
 def figure_lines(cur: Figures, prev: Figures, t: Texts, period: Period, public: bool = False) -> list[str]:
@@ -242,7 +254,7 @@ def categories_line(cur: Figures, prev: Figures, t: Texts, public: bool = False)
         return t("bulletin.categories", items=t("summary.none"))
     ordered = sorted(now.items(), key=lambda item: (-item[1], item[0]))
     items = t("bulletin.sep").join(
-        f"{escape(category_name(key, t))} {count_with_change(count, before.get(key, 0))}"
+        f"{category_label(key, t)} {count_with_change(count, before.get(key, 0))}"
         for key, count in ordered
     )
     return t("bulletin.categories", items=items)
@@ -286,9 +298,12 @@ def _unit_label(unit: Node, tree: Tree, with_community: bool) -> str:
 
 
 def ranked_units(node: Node, tree: Tree, figs: PeriodFigures) -> list[tuple[str, int | None]]:
-    """The node's units by stars (most first), ties by the figures' ranking, unrated last."""
-    units = {u.id: figs.current[u.id] for u in tree.units_under(node.id)}
-    return star_rating.ranked(units, rank(units), figs.stars)
+    """The node's units by stars (most first), ties by the figures' ranking, unrated last
+    (once per node: the ranking, the star counts and the chart all ask)."""
+    if node.id not in figs._ranked:
+        units = {u.id: figs.current[u.id] for u in tree.units_under(node.id)}
+        figs._ranked[node.id] = star_rating.ranked(units, rank(units), figs.stars)
+    return figs._ranked[node.id]
 
 
 def _ranking(node: Node, tree: Tree, figs: PeriodFigures, t: Texts, with_community: bool) -> list[str]:

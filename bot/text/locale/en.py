@@ -398,6 +398,7 @@ MESSAGES: dict[str, str] = {
     "demo.wait": "matter #2 waits: {unit}s to the community, {community}s more to the station",
     "demo.community": "the community's group is pinged; nobody takes it over either",
     "demo.station": "the station is pinged; the station asks for the last seven days' figures",
+    "demo.screening": "Community officer {who} answers the week's screening for disputes in {community}'s group: a zero-report",
     "demo.finished": "demo finished in {seconds}s — no token, no network.",
     # --- privacy (issue 10/11) ---
     "privacy.card_closed": "{state} ({at})",
@@ -530,4 +531,8 @@ MESSAGES: dict[str, str] = {
     "view.attachment": "#{id}",
     # --- notices13 (issue 14) ---
     "rating.ask_after": "How was it handled? (open for {days})",
+    # --- replies13 (issue 13) ---
+    "show.caption": "#{id}",
+    # --- review (issue 14) ---
+    "rating.told": "{text}",  # what the rated message told, kept above the thanks
 }

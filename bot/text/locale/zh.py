@@ -406,6 +406,7 @@ MESSAGES: dict[str, str] = {
     "demo.wait": "事项 #2 无人认领：{unit} 秒后上报社区，再过 {community} 秒上报派出所",
     "demo.community": "社区群收到提醒，也没人接手",
     "demo.station": "派出所群收到提醒；派出所查看近七天统计",
+    "demo.screening": "社区民警 {who} 在{community}群里完成本周矛盾纠纷排查：点「零报告」",
     "demo.finished": "演示结束，用时 {seconds} 秒：无需令牌，不连网络。",
     # --- privacy (issue 10/11) ---
     "privacy.card_closed": "{state}（{at}）",
@@ -532,4 +533,8 @@ MESSAGES: dict[str, str] = {
     "view.attachment": "#{id}",
     # --- notices13 (issue 14) ---
     "rating.ask_after": "请评价处理结果（{days}内有效）：",
+    # --- replies13 (issue 13) ---
+    "show.caption": "#{id}",
+    # --- review (issue 14) ---
+    "rating.told": "{text}",  # what the rated message told, kept above the thanks
 }
