@@ -533,4 +533,6 @@ MESSAGES: dict[str, str] = {
     "rating.ask_after": "How was it handled? (open for {days})",
     # --- replies13 (issue 13) ---
     "show.caption": "#{id}",
+    # --- review (issue 14) ---
+    "rating.told": "{text}",  # what the rated message told, kept above the thanks
 }

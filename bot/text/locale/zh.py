@@ -535,4 +535,6 @@ MESSAGES: dict[str, str] = {
     "rating.ask_after": "请评价处理结果（{days}内有效）：",
     # --- replies13 (issue 13) ---
     "show.caption": "#{id}",
+    # --- review (issue 14) ---
+    "rating.told": "{text}",  # what the rated message told, kept above the thanks
 }
