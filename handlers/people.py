@@ -203,7 +203,11 @@ async def rate(update: Update, context: ContextTypes.DEFAULT_TYPE, number: int, 
     notices: list[outbox.Notice] = []  # queued with the rating, if it is taken
     if isinstance(query.message, Message):
         asked = query.message
-        notices.append(outbox.EditText(update.update_id, asked.chat_id, asked.message_id, said(thanks)))
+        # The thanks takes the place of the request to rate (its last line), under what the
+        # message told: in a private chat it is the reporter's only word of the resolution.
+        told = "\n".join((asked.text or "").splitlines()[:-1])
+        words = said(say("rating.told", text=told), thanks) if told else said(thanks)
+        notices.append(outbox.EditText(update.update_id, asked.chat_id, asked.message_id, words))
         if rating == "unsatisfied":
             notices.append(reply_notice(update, asked, say("rating.why", id=number),
                                         reply_markup=ForceReply(selective=True), quote=None))

@@ -155,6 +155,10 @@ async def main(config_path: str | None = None) -> int:
                 await api.wait_for(lambda: _has(api, community.chat_id, "#2"), timeout=d.unit.claim + 10)
                 say("demo.community")
                 await api.wait_for(lambda: _has(api, st.chat_id, "#2"), timeout=d.community.claim + 10)
+                # The community's post follows the matter up (its refresh waits a second): the
+                # transcript must not show it still asking the community.
+                await api.wait_for(lambda: any(m.edits and "#2" in (m.text or "")
+                                               for m in api.bot_messages(community.chat_id or 0)), timeout=10)
                 say("demo.station")
                 staff = st.staff[0]
                 api.send_text(st.chat_id or 0, api.user(staff.id, staff.name or "staff"), "/summary")

@@ -776,6 +776,10 @@ class Tx:
             (PURGED, PURGED, *ids),
         )
         prompts = await self._conn.execute(f"DELETE FROM prompts WHERE matter_id IN ({marks})", ids)
+        # A screening's finding made this matter: its words are the matter's (issue 16).
+        await self._conn.execute(
+            f"UPDATE screening_findings SET text = ? WHERE matter_id IN ({marks}) AND text != ?", (PURGED, *ids, PURGED)
+        )
         # Views hold what their messages were composed from (a leader's words among it): they go.
         viewed = [r[0] for r in await self._all(
             f"SELECT DISTINCT view_key FROM view_matters WHERE matter_id IN ({marks})", ids)]
@@ -813,6 +817,11 @@ class Tx:
             "UPDATE held_reports SET reporter_id = 0, reporter_name = ?, limit_key = 0, text = ?, photo = NULL "
             "WHERE created_at < ? AND text != ?",
             (PURGED, PURGED, before, PURGED),
+        )
+        # A screening's finding put on record (not made a matter) names a household's trouble too.
+        await self._conn.execute(
+            "UPDATE screening_findings SET text = ? WHERE matter_id IS NULL AND at < ? AND text != ?",
+            (PURGED, before, PURGED),
         )
         return Purged(prompts=prompts.rowcount, users=users.rowcount, held=held.rowcount)
 

@@ -533,6 +533,8 @@ MESSAGES: dict[str, str] = {
     "rating.ask_after": "How was it handled? (open for {days})",
     # --- replies13 (issue 13) ---
     "show.caption": "#{id}",
+    # --- review (issue 14) ---
+    "rating.told": "{text}",  # what the rated message told, kept above the thanks
     # --- visit16 (issue 16) ---
     "visit.not_allowed": "Sorry: visit logs are kept by community police officers, secretaries, grid workers and station staff.",
     "visit.usage": "Usage: /visit (then answer the questions), or /visit 5 households helped Mr Wang pay his water bill; photos and a place may follow.",

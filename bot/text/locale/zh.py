@@ -535,6 +535,8 @@ MESSAGES: dict[str, str] = {
     "rating.ask_after": "请评价处理结果（{days}内有效）：",
     # --- replies13 (issue 13) ---
     "show.caption": "#{id}",
+    # --- review (issue 14) ---
+    "rating.told": "{text}",  # what the rated message told, kept above the thanks
     # --- visit16 (issue 16) ---
     "visit.not_allowed": "抱歉，走访日志由社区民警、书记、网格员和派出所民警记录。",
     "visit.usage": "用法：/visit（按提示填写），或 /visit 5户 帮王大爷代缴水费（户数和所办实事），之后可发照片和位置。",
