@@ -889,3 +889,27 @@ def _summary(data: Any, scene: Scene) -> Composed:
         text = "\n".join(lines[part * len(lines) // SUMMARY_PARTS : (part + 1) * len(lines) // SUMMARY_PARTS])
         return (text if len(text) <= TELEGRAM_TEXT else text[: TELEGRAM_TEXT - 1] + "…"), None
     return (messages[part] if part < len(messages) else ""), None
+
+
+# --- visit logs (走访日志, issue 16) --------------------------------------------------------
+@composes(Kind.VISIT)
+def _visit(data: Any, scene: Scene) -> Composed:
+    """A finished visit log entry as its community's group reads it: who, when, which units,
+    how many households, what was done, what was found, how many photos (the place follows
+    as a Telegram location)."""
+    visit, t = data["visit"], scene.t
+    units = "、".join(escape(scene.tree.name_of(unit)) for unit in visit["units"]) or "—"
+    findings = visit.get("findings")
+    lines = [
+        t("visit.post_title", id=visit["id"], community=escape(scene.tree.name_of(visit["community"] or ""))),
+        t("visit.post_who", who=escape(visit["name"]), at=t.time(visit["at"])),
+        t("visit.post_units", units=units),
+        t("visit.post_households", count=visit["households"]),
+        t("visit.post_deed", text=fit(visit["deed"] or "", 1500)),
+        t("visit.post_findings", text=fit(findings, 1500)) if findings else t("visit.post_no_findings"),
+        t("visit.post_media", photos=visit["photos"],
+          place=t("visit.place_below" if visit.get("located") else "visit.place_none")),
+    ]
+    return "\n".join(lines), None
+
+
