@@ -425,3 +425,23 @@ async def test_an_entry_answered_meanwhile_is_not_dropped(make_bot: Any) -> None
             assert not await tx.drop_visit(visit_id, before=START + 10 * H), "its last step is not before"
             assert await tx.drop_visit(visit_id, before=START + 10 * H + 1)
             assert await tx.visit(visit_id) is None
+
+
+async def test_a_visits_words_place_and_photos_go_with_the_personal_data(make_bot: Any) -> None:
+    """retention.personal_data clears what a visit says of a household (the deed, the
+    findings, the place and its photos) and keeps the counts the figures need."""
+    from bot import retention
+    from bot.store.schema import PURGED
+
+    async with make_bot(grid_town()) as bot:
+        await log_visit(bot, POLICE, findings="王家漏水", photos=2)
+        [visit] = await visits_of(bot)
+        assert visit.deed and visit.photos == 2
+        bot.clock.advance(3600)
+        await retention.purge(bot.svc.store, bot.clock.now(), bot.clock.now())
+        [cleared] = await visits_of(bot)
+        async with bot.svc.store.read() as tx:
+            photos = await tx.visit_photos(cleared.id)
+        assert cleared.deed == PURGED and cleared.findings == PURGED and photos == []
+        assert cleared.latitude is None and cleared.place is None
+        assert cleared.households == visit.households and cleared.photos == 2 and cleared.user_name == visit.user_name

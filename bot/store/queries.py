@@ -823,6 +823,16 @@ class Tx:
             "UPDATE screening_findings SET text = ? WHERE matter_id IS NULL AND at < ? AND text != ?",
             (PURGED, before, PURGED),
         )
+        # A visit's words, its place and its photos are a household's too; the officer's name,
+        # the units, the day and the counts stay for the figures (issue 16).
+        await self._conn.execute(
+            "DELETE FROM visit_photos WHERE visit_id IN (SELECT id FROM visits WHERE finished_at < ?)", (before,)
+        )
+        await self._conn.execute(
+            "UPDATE visits SET deed = ?, findings = CASE WHEN findings IS NULL THEN NULL ELSE ? END, "
+            "place = NULL, latitude = NULL, longitude = NULL WHERE finished_at < ? AND deed IS NOT ?",
+            (PURGED, PURGED, before, PURGED),
+        )
         return Purged(prompts=prompts.rowcount, users=users.rowcount, held=held.rowcount)
 
     # --- summaries ---------------------------------------------------------------
