@@ -13,7 +13,7 @@ from telegram.constants import ParseMode
 from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 
 import handlers
-from bot import broadcasts, retention
+from bot import broadcasts, retention, visits
 from bot.clock import Clock, SystemClock
 from bot.config import Config
 from bot.matters import Matters
@@ -155,6 +155,7 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     now = svc.clock.now()
     await sweep.sweep(svc.store, svc.notifier, now)
+    await visits.expire(svc.store, now)  # visit log entries left unfinished for 24 h (issue 16)
     words = render.BulletinWords(svc.langs, svc.tree)  # the bulletins' words are composed when sent
     await weekly.send_due(svc.store, svc.tree, words, svc.weekly_trigger, now, since=svc.first_started)
     await VillageNotices(svc.store, svc.tree, svc.clock, svc.config.notice).draft_due(

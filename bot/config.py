@@ -111,6 +111,8 @@ class Community(_Strict):
     chat_id: int | None = _CHAT_ID
     police: People
     secretaries: People
+    # Grid workers (网格员) log visits (/visit) and report like anyone; they lead nothing.
+    grid_workers: People = Field(default_factory=list)
     units: list[Unit] = Field(min_length=1, description="a list of at least one unit")
 
 

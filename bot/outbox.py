@@ -86,6 +86,9 @@ class Kind(StrEnum):
     STOP_POLL = "stop_poll"  # that poll closed (its message id in reply_to)
     VIEW = "view"  # a message about a matter outside its card (a ping, a DM copy) edited to follow it
     REACTION = "reaction"  # an emoji on a message: a command done, a report taken up
+    # --- visit logs (issue 16) ---
+    VISIT = "visit"  # a finished visit log entry (走访日志) posted to its community's group
+    VISIT_NOTE = "visit_note"  # the one writing a visit log told something outside an update (dropped after 24 h)
 
 
 # Messages about matters that follow them once sent (issue 14): a ping in a group, its DM
@@ -1069,3 +1072,71 @@ def safety_of_key(key: str) -> tuple[str, str]:
     """(month, unit id) of a SafetyPoll's or a StopPoll's key."""
     _, _, month, unit_id = key.split(":", 3)
     return month, unit_id
+
+
+# --- visit logs (走访日志, issue 16): composed when sent, like every new notice; the guided
+# entry's answers and edits are Reply and EditText ----------------------------------------
+@dataclass(frozen=True)
+class VisitPost(Notice):
+    """A finished entry in its community's group; ``data``: the entry (render.py composes it)."""
+
+    kind: ClassVar[Kind] = Kind.VISIT
+    visit_id: int
+    chat: int
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"vpost:{self.visit_id}:{self.chat}"
+
+
+@dataclass(frozen=True)
+class VisitPlace(Notice):
+    """Where a visit was, after its post: a Telegram location, which every client shows on
+    its own map (no outside map link: their coordinate systems differ in China)."""
+
+    kind: ClassVar[Kind] = Kind.LOCATION
+    visit_id: int
+    chat: int
+    latitude: float
+    longitude: float
+
+    @property
+    def media(self) -> str:
+        return f"{self.latitude},{self.longitude}"
+
+    @property
+    def key(self) -> str:
+        return f"vplace:{self.visit_id}:{self.chat}"
+
+
+@dataclass(frozen=True)
+class VisitPhoto(Notice):
+    """A visit's photo sent again for a spot check (抽查), asked by update ``update_id``."""
+
+    kind: ClassVar[Kind] = Kind.PHOTO
+    visit_id: int
+    index: int
+    update_id: int
+    chat: int
+    media: str  # Telegram's file id
+    data: dict[str, Any]  # the caption
+
+    @property
+    def key(self) -> str:
+        return f"vphoto:{self.visit_id}:{self.index}:{self.update_id}"
+
+
+@dataclass(frozen=True)
+class VisitNote(Notice):
+    """The one writing an entry told something outside an update (the sweep dropped it)."""
+
+    kind: ClassVar[Kind] = Kind.VISIT_NOTE
+    visit_id: int
+    topic: str  # "dropped"
+    chat: int
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"vnote:{self.visit_id}:{self.topic}"

@@ -2,7 +2,8 @@
 
 A person's role at a node is the highest post they hold at it or above it (config.yaml's
 posts): station staff lead the whole town (tier 1), a community's police officer or
-secretary its units (tier 2), a unit's head that unit (tier 3). Someone with no post
+secretary its units (tier 2), a unit's head that unit (tier 3); a community's grid worker
+holds a post but leads nothing (they log visits). Someone with no post
 there is the matter's reporter, if asked about a matter they reported, or nobody.
 
 ``role`` answers who someone is; ``may`` what they may do at a node outside one matter
@@ -26,6 +27,9 @@ class Role(StrEnum):
     POLICE = "police"  # a community's police officer (社区民警)
     SECRETARY = "secretary"  # a community's party secretary (村书记)
     HEAD = "head"  # a unit's head
+    # A community's grid worker (网格员): logs visits, leads nothing (no tier). Below a head,
+    # so that a head who is also a grid worker keeps leading their unit.
+    GRID_WORKER = "grid_worker"
     REPORTER = "reporter"  # the matter's reporter, with no post at or above its unit
     NOBODY = "nobody"  # a resident, a stranger, an anonymous admin or a channel
 
@@ -68,6 +72,7 @@ class Act(StrEnum):
     BROADCAST = "broadcast"  # a notice to every unit group below (/broadcast)
     KEEP_WATCH = "keep_watch"  # take or hand over the station's watch (/duty)
     SCREEN = "screen"  # answer a community's weekly screening for disputes (issue 16)
+    VISIT = "visit"  # log a visit (/visit) for a community; list a community's or the town's (/visits)
 
 
 def _leads(who: Role, node: Node) -> bool:
@@ -84,6 +89,9 @@ _NEEDS: dict[Act, Callable[[Role, Node], bool]] = {
     Act.BROADCAST: lambda who, node: who.leads and node.tier <= COMMUNITY,  # from a station's or community's group
     Act.KEEP_WATCH: lambda who, node: who == Role.STAFF,
     Act.SCREEN: lambda who, node: who.leads and node.tier == COMMUNITY,  # its officers, or the station's staff
+    # Its community's officers, secretaries and grid workers, and the station's staff; at
+    # the station, its staff (the town's visits).
+    Act.VISIT: lambda who, node: node.tier <= COMMUNITY and (who.leads or who == Role.GRID_WORKER),
 }
 
 

@@ -48,12 +48,15 @@ class Tree:
         self.nodes = nodes
         self.station = nodes[st.id]
         # Who holds which post where, as config.yaml says (bot/roles.py reads it):
-        # user id → (node id, "staff" | "police" | "secretary" | "head").
+        # user id → (node id, "staff" | "police" | "secretary" | "grid_worker" | "head").
         posts: list[tuple[int, str, str]] = [(p.id, st.id, "staff") for p in st.staff]
         for community in st.communities:
             posts += [(p.id, community.id, "police") for p in community.police]
             posts += [(p.id, community.id, "secretary") for p in community.secretaries]
+            posts += [(p.id, community.id, "grid_worker") for p in community.grid_workers]
             posts += [(p.id, unit.id, "head") for unit in community.units for p in unit.heads]
+        # Grid workers are no node's leaders: kept apart, for their names.
+        self.grid_workers = {c.id: tuple(c.grid_workers) for c in st.communities}
         self.posts: dict[int, list[tuple[str, str]]] = {}
         for user_id, node_id, post in posts:
             self.posts.setdefault(user_id, []).append((node_id, post))
@@ -119,7 +122,7 @@ class Tree:
     # --- people (who may do what: bot/roles.py) -----------------------------------
     def person_name(self, user_id: int) -> str | None:
         for node in self.nodes.values():
-            for person in node.leaders:
+            for person in (*node.leaders, *self.grid_workers.get(node.id, ())):
                 if person.id == user_id and person.name:
                     return person.name
         return None

@@ -28,6 +28,7 @@ from handlers import (
     safety,
     screening,
     village_notice,
+    visits,
 )
 from handlers import reports as report_handlers
 from handlers.common import BoundChat, UnitChat
@@ -74,6 +75,16 @@ def register(app: Application, tree: Tree) -> None:
             CallbackQueryHandler(people.choose_unit, pattern=f"^{people.UNIT_CHOICE}"),
             MessageHandler(((filters.TEXT & ~filters.COMMAND) | filters.PHOTO) & filters.ChatType.PRIVATE,
                            people.private_message),
+            # --- Visit logs (走访日志, issue 16): written in private, step by step (a message
+            # in private goes to an unfinished entry: people.private_message and
+            # people.attachment ask visits.take); listed in a community's or the station's group.
+            CommandHandler("visit", visits.start, filters=filters.ChatType.PRIVATE),
+            CommandHandler("visit", visits.elsewhere),
+            CallbackQueryHandler(visits.button, pattern=f"^{visits.visits.CALLBACK}"),
+            CallbackQueryHandler(visits.spot_check, pattern=f"^{visits.visits.SPOT_CHECK}"),
+            CommandHandler("visits", visits.list_visits, filters=bound),
+            CommandHandler("visits", visits.list_elsewhere),
+            # --- end of visit logs
             # …and are told where to go when they try elsewhere.
             CommandHandler("report", report.report_elsewhere),
             # Photos, voice notes and places replying to a card (or captioned #N) join the matter.

@@ -8,12 +8,14 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot import outbox
+from bot import visits as visit_log
 from bot.matters import MAX_TEXT, Outcome
 from bot.outbox import said, say
 from bot.roles import Act, may
 from bot.services import Services
 from bot.text import render
 from bot.tree import UNIT, Node
+from handlers import visits
 from handlers.common import (
     Buttons,
     ack_for,
@@ -88,12 +90,16 @@ async def choose_unit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 async def private_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Text or a photo in a private chat: the report asked for, a unit name to search for,
     or why a resolved matter was unsatisfying."""
+    if await visits.take(update, context):  # the next step of an unfinished visit log entry
+        return
     svc = services(context)
     message = update.effective_message
     assert message is not None
     user = actor(update)
     async with svc.store.read() as tx:
         pending = await tx.prompt(message.chat_id, user.id, svc.clock.now() - PROMPT_TTL)
+    if pending is not None and pending.kind == visit_log.PROMPT:  # the entry it asked for is gone
+        pending = None
     text = (message.text or message.caption or "").strip()
     photo = message.photo[-1].file_id if message.photo else None
     if pending is None and photo and (message.reply_to_message or (message.caption or "").startswith("#")):
@@ -154,6 +160,8 @@ async def attachment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     svc = services(context)
     message = update.effective_message
     assert message is not None
+    if message.location is not None and message.reply_to_message is None and await visits.take(update, context):
+        return  # a place shared in private for an unfinished visit log entry
     caption = (message.caption or "").split(maxsplit=1)
     # Only "#N" names a matter: a caption such as "1 号井盖丢了" is about something else.
     number = matter_number(caption[0]) if caption and caption[0].startswith(("#", "＃")) else None
@@ -195,7 +203,11 @@ async def rate(update: Update, context: ContextTypes.DEFAULT_TYPE, number: int, 
     notices: list[outbox.Notice] = []  # queued with the rating, if it is taken
     if isinstance(query.message, Message):
         asked = query.message
-        notices.append(outbox.EditText(update.update_id, asked.chat_id, asked.message_id, said(thanks)))
+        # The thanks takes the place of the request to rate (its last line), under what the
+        # message told: in a private chat it is the reporter's only word of the resolution.
+        told = "\n".join((asked.text or "").splitlines()[:-1])
+        words = said(say("rating.told", text=told), thanks) if told else said(thanks)
+        notices.append(outbox.EditText(update.update_id, asked.chat_id, asked.message_id, words))
         if rating == "unsatisfied":
             notices.append(reply_notice(update, asked, say("rating.why", id=number),
                                         reply_markup=ForceReply(selective=True), quote=None))

@@ -11,7 +11,7 @@ from telegram.ext import ContextTypes
 from bot import outbox
 from bot.outbox import Say, say
 from bot.screening import CALLBACK, MAX_FINDING, Answer, Reply, Screenings
-from handlers.common import actor, reply_notice, services, toast
+from handlers.common import actor, on_its_keyboard, reply_notice, services, toast
 
 PATTERN = f"^{CALLBACK}(zero|find|unit|matter|handled):([0-9]{{1,9}})(?::([0-9]{{1,4}}))?$"
 _DATA = re.compile(PATTERN)
@@ -46,19 +46,25 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if match is None or message is None:
         await query.answer()
         return
+    # These rewrite the message pressed on: only from its own buttons. One whose buttons are
+    # gone (pressed again after the edit) is answered, rewriting no message.
+    if message.reply_markup is not None and not on_its_keyboard(update):
+        await toast(update, context, say("err.stale_button"), alert=True)
+        return
+    pressed = message.message_id if message.reply_markup is not None else None
     action, number, extra = match.group(1), int(match.group(2)), match.group(3)
     screenings, who = _screenings(context), actor(update)
     done: Reply
     ok = None
     if action == "zero":
-        done = await screenings.zero_report(number, who, message.message_id, update=update.update_id)
+        done = await screenings.zero_report(number, who, pressed, update=update.update_id)
         ok = say("sc.zero_ok")
     elif action == "find":
-        done = await screenings.choose_unit(number, who, message.message_id, update.update_id)
+        done = await screenings.choose_unit(number, who, pressed, update.update_id)
     elif action == "unit" and extra is not None:
-        done = await screenings.ask_text(number, int(extra), who, message.message_id, update.update_id)
+        done = await screenings.ask_text(number, int(extra), who, pressed, update.update_id)
     elif action in ("matter", "handled"):
-        done = await screenings.decide(number, action == "matter", who, message.message_id, update=update.update_id)
+        done = await screenings.decide(number, action == "matter", who, pressed, update=update.update_id)
         ok = say("sc.made_matter", id=done.matter_id) if done.matter_id else say("sc.noted")
     else:
         done = Reply(Answer.NOT_FOUND)

@@ -12,7 +12,7 @@ from bot.broadcasts import MAX_TEXT
 from bot.outbox import Reply, Say, say
 from bot.village_notice import CALLBACK, Answer, Decision, VillageNotices
 from handlers import screening
-from handlers.common import ack_for, actor, reply_notice, services, toast
+from handlers.common import ack_for, actor, on_its_keyboard, reply_notice, services, toast
 
 PATTERN = f"^{CALLBACK}(pub|edit|skip):([0-9]{{1,9}})$"
 _DATA = re.compile(PATTERN)
@@ -47,15 +47,21 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if match is None or message is None:
         await query.answer()
         return
+    # These rewrite the message pressed on: only from its own buttons. One whose buttons are
+    # gone (pressed again after the edit) is answered, rewriting no message.
+    if message.reply_markup is not None and not on_its_keyboard(update):
+        await toast(update, context, say("err.stale_button"), alert=True)
+        return
+    pressed = message.message_id if message.reply_markup is not None else None
     action, notice_id = match.group(1), int(match.group(2))
     notices, who = _notices(context), actor(update)
     if action == "pub":
-        decision = await notices.publish(notice_id, who, message.message_id, ack_for(update, context).language,
+        decision = await notices.publish(notice_id, who, pressed, ack_for(update, context).language,
                                          update=update.update_id)
     elif action == "skip":
-        decision = await notices.skip(notice_id, who, message.message_id, update=update.update_id)
+        decision = await notices.skip(notice_id, who, pressed, update=update.update_id)
     else:
-        decision = await notices.ask_for_text(notice_id, who, message.message_id, update.update_id)
+        decision = await notices.ask_for_text(notice_id, who, pressed, update.update_id)
     refusal = _refusal(update, context, decision, notice_id)
     if refusal is not None:
         await toast(update, context, refusal, alert=True)

@@ -86,7 +86,7 @@ async def test_export_sends_an_xlsx_ledger_of_the_leaders_community(make_bot: An
         assert doc.document_name == "蒋母塘村台账_2026-11-17_2026-11-24.xlsx"
         assert "蒋母塘村 台账" in (doc.text or "") and "共 3 件事项" in (doc.text or "")
         book = load_workbook(io.BytesIO(doc.document_bytes or b""))
-        assert book.sheetnames == ["汇总", "全部事项", "家庭纠纷", "邻里纠纷", "劳资纠纷"]
+        assert book.sheetnames == ["汇总", "全部事项", "家庭纠纷", "邻里纠纷", "劳资纠纷", "走访日志"]
         await bot.settle()  # once sent, the file (names and all) is not kept in the database
         with contextlib.closing(sqlite3.connect(bot.config.database)) as db:
             assert db.execute("SELECT state, media FROM outbox WHERE kind = 'document'").fetchall() == [("sent", None)]

@@ -84,8 +84,8 @@ def test_several_posts_the_highest_above_the_node_counts() -> None:
 
 def test_tiers_are_what_authority_takes(tree: Tree) -> None:
     """``role(…).tier`` is bot/authority.py's actor tier: the highest tier led at or above."""
-    assert [r.tier for r in Role] == [1, 2, 2, 3, None, None]
-    assert [r.leads for r in Role] == [True, True, True, True, False, False]
+    assert [r.tier for r in Role] == [1, 2, 2, 3, None, None, None]
+    assert [r.leads for r in Role] == [True, True, True, True, False, False, False]
     assert role(tree, POLICE, "u1").tier == 2 and role(tree, POLICE, "u3").tier is None
 
 

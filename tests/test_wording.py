@@ -283,8 +283,10 @@ def test_demo_plays_a_config_without_chats_in_its_language_and_time_zone(tmp_pat
     done = tierbot("demo", "--config", str(path), env={**os.environ, "TZ": "UTC"})
     assert done.returncode == 0, done.stderr
     narration = [line for line in done.stdout.splitlines() if re.match(r"\[\s*\d+\.\ds\] ", line)]
-    assert len(narration) == 8
+    assert len(narration) == 10
     assert "reports a fire hazard in" in narration[0] and "Safety hazard" in narration[1]
+    assert "screening for disputes" in narration[8] and "(zero-report)" in done.stdout  # issue 16's officers' side
+    assert "logs it with /visit in a private chat" in narration[9]
     assert not any("她" in line or "反映" in line for line in narration)  # no Chinese narration
     assert "no token, no network" in done.stdout.splitlines()[-1]
     # The transcript's clock is New York's, not the machine's (UTC here).

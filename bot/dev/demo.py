@@ -155,6 +155,10 @@ async def main(config_path: str | None = None) -> int:
                 await api.wait_for(lambda: _has(api, community.chat_id, "#2"), timeout=d.unit.claim + 10)
                 say("demo.community")
                 await api.wait_for(lambda: _has(api, st.chat_id, "#2"), timeout=d.community.claim + 10)
+                # The community's post follows the matter up (its refresh waits a second): the
+                # transcript must not show it still asking the community.
+                await api.wait_for(lambda: any(m.edits and "#2" in (m.text or "")
+                                               for m in api.bot_messages(community.chat_id or 0)), timeout=10)
                 say("demo.station")
                 staff = st.staff[0]
                 api.send_text(st.chat_id or 0, api.user(staff.id, staff.name or "staff"), "/summary")
@@ -171,12 +175,38 @@ async def main(config_path: str | None = None) -> int:
                 api.press_button(community.chat_id or 0, api.user(officer.id, officer.name or str(officer.id)),
                                  ask.message_id, zero)
                 await api.wait_for(lambda: not any(d.startswith("sc:zero:") for _, d in buttons(ask)))
+                if community.police:  # …and a visit logged in private
+                    await _visit(api, community.police[0], unit_a, community.chat_id, say)
                 await asyncio.sleep(0.3)
             names = {RESIDENT_WANG[0]: RESIDENT_WANG[1], RESIDENT_LIU[0]: RESIDENT_LIU[1]}
             chats = [unit_a.chat_id, unit_b.chat_id, community.chat_id, st.chat_id]
             print("\n" + api.transcript([c for c in chats if c is not None], names=names, tz=config.tz))
     print(t("demo.finished", seconds=f"{time.monotonic() - started:.1f}"))
     return 0
+
+
+async def _visit(api: FakeBotApi, officer: Any, unit: Any, community_chat: int | None,
+                 say: Callable[..., None]) -> None:
+    """The community's officer logs a visit in a private chat with the bot: the one-line
+    start, the unit, no findings, the place, 完成; it is posted to the community's group,
+    the place after it."""
+    name = officer.name or str(officer.id)
+    say("demo.visit", who=name, unit=unit.name)
+    cop = api.user(officer.id, name)
+
+    async def tap(suffix: str) -> None:
+        found = await api.wait_for(lambda: next(((m, d) for m in reversed(api.bot_messages(officer.id))
+                                                 for _, d in buttons(m) if d.endswith(suffix)), None))
+        api.press_button(officer.id, cop, found[0].message_id, found[1])
+
+    api.send_text(officer.id, cop, "/visit 5户 帮独居老人代缴水费、检查燃气灶")
+    await tap(f":u:{unit.id}")
+    await api.wait_for(lambda: any("✅" in label for m in api.bot_messages(officer.id) for label, _ in buttons(m)))
+    await tap(":n")
+    await tap(":f")
+    api.send_location(officer.id, cop, 29.3201, 120.1402)  # where: Telegram's own location, as sent
+    await tap(":d")  # 完成: its button comes with the last step's question
+    await api.wait_for(lambda: any("location" in m.raw for m in api.bot_messages(community_chat or 0)))
 
 
 def _chats(config: Config) -> list[tuple[int, str]]:

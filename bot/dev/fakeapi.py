@@ -413,6 +413,17 @@ class FakeBotApi:
         self.push_update({"message": msg.raw})
         return msg.raw
 
+    def send_venue(self, chat_id: int, from_user: dict[str, Any], latitude: float, longitude: float,
+                   title: str, address: str) -> dict[str, Any]:
+        """A user shares a place picked from the map (a venue): Telegram sends both ``venue``
+        and its ``location``; returns the Message dict."""
+        location = {"latitude": latitude, "longitude": longitude}
+        msg = self._store(self._user_chat(chat_id, from_user), from_user,
+                          media={"location": location, "venue": {"location": location, "title": title,
+                                                                 "address": address}})
+        self.push_update({"message": msg.raw})
+        return msg.raw
+
     def press_button(self, chat_id: int, from_user: dict[str, Any], message_id: int,
                      data: str) -> str:
         """A user presses an inline button on a stored message; returns the query id."""

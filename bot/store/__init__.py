@@ -21,6 +21,7 @@ from bot.store.rows import (
     Sent,
     SummaryFacts,
     TimelineRow,
+    Visit,
     clock_columns,
 )
 from bot.store.schema import MIGRATIONS, PURGED, SCHEMA_VERSION, SENT_BATCH, SchemaTooNew
@@ -32,6 +33,7 @@ __all__ = [
     "Purged", "QueuedReport",
     "SafetyCount", "SafetyPollDue",  # issue 16
     "SchemaTooNew", "SecondWrite", "SendSlot", "Sent", "Signals", "Store", "SummaryFacts", "TimelineRow", "Tx",
+    "Visit",
     "check_copy", "clock_columns", "copy_database", "database_files", "describe_error",
     "read_only", "sending",
 ]

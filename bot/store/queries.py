@@ -21,6 +21,7 @@ from bot.store.rows import (
     MATTER_SELECT,
     SCREENING_COLUMNS,
     VILLAGE_NOTICE_COLUMNS,
+    VISIT_COLUMNS,
     Broadcast,
     BroadcastOutcome,
     DutyOverride,
@@ -40,8 +41,10 @@ from bot.store.rows import (
     TimelineRow,
     View,
     VillageNoticeRow,
+    Visit,
     held_from_row,
     matter_from_row,
+    visit_from_row,
 )
 from bot.store.schema import IDS_PER_QUERY, MAX_TRIES, OWN_WORDS_EVENTS, PURGED, ROWS_PER_INSERT
 
@@ -773,6 +776,10 @@ class Tx:
             (PURGED, PURGED, *ids),
         )
         prompts = await self._conn.execute(f"DELETE FROM prompts WHERE matter_id IN ({marks})", ids)
+        # A screening's finding made this matter: its words are the matter's (issue 16).
+        await self._conn.execute(
+            f"UPDATE screening_findings SET text = ? WHERE matter_id IN ({marks}) AND text != ?", (PURGED, *ids, PURGED)
+        )
         # Views hold what their messages were composed from (a leader's words among it): they go.
         viewed = [r[0] for r in await self._all(
             f"SELECT DISTINCT view_key FROM view_matters WHERE matter_id IN ({marks})", ids)]
@@ -809,6 +816,21 @@ class Tx:
         held = await self._conn.execute(
             "UPDATE held_reports SET reporter_id = 0, reporter_name = ?, limit_key = 0, text = ?, photo = NULL "
             "WHERE created_at < ? AND text != ?",
+            (PURGED, PURGED, before, PURGED),
+        )
+        # A screening's finding put on record (not made a matter) names a household's trouble too.
+        await self._conn.execute(
+            "UPDATE screening_findings SET text = ? WHERE matter_id IS NULL AND at < ? AND text != ?",
+            (PURGED, before, PURGED),
+        )
+        # A visit's words, its place and its photos are a household's too; the officer's name,
+        # the units, the day and the counts stay for the figures (issue 16).
+        await self._conn.execute(
+            "DELETE FROM visit_photos WHERE visit_id IN (SELECT id FROM visits WHERE finished_at < ?)", (before,)
+        )
+        await self._conn.execute(
+            "UPDATE visits SET deed = ?, findings = CASE WHEN findings IS NULL THEN NULL ELSE ? END, "
+            "place = NULL, latitude = NULL, longitude = NULL WHERE finished_at < ? AND deed IS NOT ?",
             (PURGED, PURGED, before, PURGED),
         )
         return Purged(prompts=prompts.rowcount, users=users.rowcount, held=held.rowcount)
@@ -1176,6 +1198,82 @@ class Tx:
         return [SafetyCount(unit, month, [int(n) for n in json.loads(counts or "[]")], int(answers))
                 for unit, month, counts, answers in rows]
 
+    # --- visit logs (走访日志, issue 16) -------------------------------------------
+    async def open_visit(self, user_id: int) -> Visit | None:
+        """The person's unfinished entry, if any (one at a time)."""
+        row = await self._one(f"{VISIT_SELECT} WHERE user_id = ? AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
+                              (user_id,))
+        return visit_from_row(row) if row else None
+
+    async def visit(self, visit_id: int) -> Visit | None:
+        row = await self._one(f"{VISIT_SELECT} WHERE id = ?", (visit_id,))
+        return visit_from_row(row) if row else None
+
+    async def start_visit(self, user_id: int, user_name: str, chat_id: int, now: float, **values: Any) -> int:
+        """A new entry; ``values``: the columns already known (community_id, step, households, deed)."""
+        columns = {"user_id": user_id, "user_name": user_name, "chat_id": chat_id, "started_at": now,
+                   "updated_at": now, **values}
+        if "units" in columns:
+            columns["units"] = json.dumps(columns["units"])
+        (visit_id,) = await self._one(
+            f"INSERT INTO visits ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) RETURNING id",
+            list(columns.values()),
+        )
+        return int(visit_id)
+
+    async def update_visit(self, visit_id: int, now: float, **values: Any) -> None:
+        """Write a step of an entry (and when: 24 h of silence after it drop an unfinished one)."""
+        if "units" in values:
+            values["units"] = json.dumps(values["units"])
+        values["updated_at"] = now
+        assignments = ", ".join(f"{column} = ?" for column in values)
+        await self._conn.execute(f"UPDATE visits SET {assignments} WHERE id = ?", (*values.values(), visit_id))
+
+    async def add_visit_photo(self, visit_id: int, file_id: str, now: float) -> int:
+        """A photo of an entry; returns how many it has now."""
+        (count,) = await self._one(
+            "UPDATE visits SET photos = photos + 1, updated_at = ? WHERE id = ? RETURNING photos", (now, visit_id)
+        )
+        await self._conn.execute("INSERT INTO visit_photos (visit_id, position, file_id, at) VALUES (?, ?, ?, ?)",
+                                 (visit_id, int(count), file_id, now))
+        return int(count)
+
+    async def visit_photos(self, visit_id: int) -> list[str]:
+        rows = await self._all("SELECT file_id FROM visit_photos WHERE visit_id = ? ORDER BY position", (visit_id,))
+        return [r[0] for r in rows]
+
+    async def stale_visits(self, before: float) -> list[Visit]:
+        """Unfinished entries whose last step was before ``before``."""
+        rows = await self._all(f"{VISIT_SELECT} WHERE finished_at IS NULL AND updated_at < ?", (before,))
+        return [visit_from_row(r) for r in rows]
+
+    async def drop_visit(self, visit_id: int, before: float | None = None) -> bool:
+        """Delete an unfinished entry and its photos (with ``before``: only if its last step
+        was before then); False if it was finished, answered or gone meanwhile."""
+        row = await self._one("SELECT updated_at FROM visits WHERE id = ? AND finished_at IS NULL", (visit_id,))
+        if row is None or (before is not None and row[0] >= before):
+            return False
+        await self._conn.execute("DELETE FROM visit_photos WHERE visit_id = ?", (visit_id,))
+        await self._conn.execute("DELETE FROM visits WHERE id = ?", (visit_id,))
+        return True
+
+    async def visits_between(self, start: float, end: float, community_ids: Sequence[str] | None = None,
+                             user_id: int | None = None) -> list[Visit]:
+        """Finished entries with ``start <= finished_at < end``, oldest first; optionally of
+        these communities only, or of one person."""
+        sql, params = f"{VISIT_SELECT} WHERE finished_at >= ? AND finished_at < ?", [start, end]
+        if community_ids is not None:
+            sql += f" AND community_id IN ({', '.join('?' for _ in community_ids)})"
+            params += list(community_ids)
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            params.append(user_id)
+        return [visit_from_row(r) for r in await self._all(sql + " ORDER BY finished_at, id", params)]
+
+    async def visit_matters(self, visit_id: int) -> list[int]:
+        """The matters made from a visit's finding (转为事项)."""
+        rows = await self._all("SELECT id FROM matters WHERE visit_id = ? ORDER BY id", (visit_id,))
+        return [int(r[0]) for r in rows]
 
 
     # --- the weekly safety notice to the village (issue 16) ----------------------------
@@ -1339,4 +1437,6 @@ class Tx:
         return [(ScreeningRow(*r[:-3]), int(r[-3]), int(r[-2]), int(r[-1])) for r in rows]
 
 
+
+VISIT_SELECT = "SELECT " + ", ".join(VISIT_COLUMNS) + " FROM visits"
 LAST_SWEEP = "last_sweep"  # meta: when the sweep last ran to its end (unix seconds), for `tierbot status`

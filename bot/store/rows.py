@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
@@ -142,6 +143,40 @@ class Prompt:
     unit_id: str | None
     matter_id: int | None
     draft: str | None
+
+
+@dataclass
+class Visit:
+    """A visit log entry (走访日志, issue 16): who walked where, did what, found what.
+    ``step`` is what an unfinished entry waits for (bot/visits.py); a finished one has
+    ``finished_at``. ``units``: the unit ids visited."""
+
+    id: int
+    user_id: int
+    user_name: str
+    chat_id: int  # the private chat it is written in
+    community_id: str | None
+    step: str
+    units: list[str]
+    households: int | None
+    deed: str | None
+    findings: str | None
+    latitude: float | None
+    longitude: float | None
+    place: str | None  # a venue's title and address, as sent
+    photos: int
+    started_at: float
+    updated_at: float
+    finished_at: float | None
+
+
+VISIT_COLUMNS = [f.name for f in fields(Visit)]
+
+
+def visit_from_row(row: Sequence[Any]) -> Visit:
+    values = dict(zip(VISIT_COLUMNS, row, strict=True))
+    values["units"] = json.loads(values["units"] or "[]")
+    return Visit(**values)
 
 
 @dataclass

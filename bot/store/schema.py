@@ -409,6 +409,46 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX events_kind_at_matter ON events(kind, at, matter_id, detail);
     """,
+    # 13 (issue 16, the officers' side): visit logs (走访日志). An entry is written as it is
+    # guided (``step``: what it waits for) and finished with 完成 (``finished_at``); one left
+    # unfinished is deleted 24 h after its last step. ``units``: JSON list of the unit ids
+    # visited; the place as sent (WGS-84) and a venue's title. Its photos by Telegram file id.
+    # A matter made from a visit's finding names it in ``matters.visit_id``.
+    """
+    CREATE TABLE visits (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER NOT NULL,
+        user_name TEXT NOT NULL,
+        chat_id INTEGER NOT NULL,
+        community_id TEXT,
+        step TEXT NOT NULL,
+        units TEXT NOT NULL DEFAULT '[]',
+        households INTEGER,
+        deed TEXT,
+        findings TEXT,
+        latitude REAL,
+        longitude REAL,
+        place TEXT,
+        photos INTEGER NOT NULL DEFAULT 0,
+        started_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE INDEX visits_open ON visits(user_id) WHERE finished_at IS NULL;
+    CREATE INDEX visits_stale ON visits(updated_at) WHERE finished_at IS NULL;
+    CREATE INDEX visits_finished ON visits(finished_at) WHERE finished_at IS NOT NULL;
+
+    CREATE TABLE visit_photos (
+        visit_id INTEGER NOT NULL REFERENCES visits(id),
+        position INTEGER NOT NULL,
+        file_id TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (visit_id, position)
+    );
+
+    ALTER TABLE matters ADD COLUMN visit_id INTEGER REFERENCES visits(id);
+    CREATE INDEX matters_visit ON matters(visit_id) WHERE visit_id IS NOT NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -50,7 +50,7 @@ HEADS = (
 )
 LEADERS = (
     "broadcast", "list", "show", "takeover", "resolve", "return", "note", "escalate", "close", "refer",
-    "suspend", "resume", "reopen", "held", "duty", "summary", "export", "bind", "lang", "help",
+    "suspend", "resume", "reopen", "held", "duty", "summary", "export", "visits", "bind", "lang", "help",
 )
 DESCRIPTION_MAX = 256  # Telegram's limit for a command's description
 

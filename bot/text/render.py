@@ -456,8 +456,10 @@ def said(data: Any, scene: Scene, sep: str = "\n") -> Composed:
 
 
 def buttons(data: Any, scene: Scene) -> Keyboard | None:
-    """A notice's buttons: (label, callback data); a label that is a plain string is shown as it is."""
-    rows = [[(label if isinstance(label, str) else words(label, scene), callback_data) for label, callback_data in row]
+    """A notice's buttons: (label, callback data); a label that is a plain string is shown as it is.
+    A label is plain text to Telegram: the escaping its words' values get is undone."""
+    rows = [[(label if isinstance(label, str) else unescape(words(label, scene)), callback_data)
+             for label, callback_data in row]
             for row in data.get("buttons", [])]
     return rows or None
 
@@ -719,12 +721,18 @@ def _view(data: Any, scene: Scene) -> Composed:
     """A view refreshed: composed as the message it edits was (``of``: that notice's kind,
     ``data``: what it was composed from) from its matters as they are now. A private
     matter's card in a head's DM is that head's full card."""
+    # Who reads the chat is asked again: config.yaml may have changed since the view was
+    # sent (a head moved away, a group rebound), and a chat that may no longer read a
+    # private matter gets the unit group's view of it, not its news.
+    named = [m for m in (scene.matters.get(i) for i in data["matters"]) if m is not None]
+    barred = any(visibility.of_chat(scene.tree, scene.chat_id, m) in (None, Audience.UNIT) for m in named)
     if data["of"] == "card_copy":
-        matter = scene.matters.get(data["matters"][0])
-        if matter is None:
+        if not named:
             return "", None
-        text, keyboard = card(matter, scene.tree, scene.t, audience=Audience.LEADER_DM)
+        text, keyboard = card(named[0], scene.tree, scene.t, audience=Audience.UNIT if barred else Audience.LEADER_DM)
         return text, keyboard or None
+    if barred and isinstance(data["data"], dict) and "audience" in data["data"]:
+        return compose(data["of"], {**data["data"], "audience": Audience.UNIT.value}, scene)
     return compose(data["of"], data["data"], scene)
 
 
@@ -929,3 +937,27 @@ def _summary(data: Any, scene: Scene) -> Composed:
         text = "\n".join(lines[part * len(lines) // SUMMARY_PARTS : (part + 1) * len(lines) // SUMMARY_PARTS])
         return (text if len(text) <= TELEGRAM_TEXT else text[: TELEGRAM_TEXT - 1] + "…"), None
     return (messages[part] if part < len(messages) else ""), None
+
+
+# --- visit logs (走访日志, issue 16) --------------------------------------------------------
+@composes(Kind.VISIT)
+def _visit(data: Any, scene: Scene) -> Composed:
+    """A finished visit log entry as its community's group reads it: who, when, which units,
+    how many households, what was done, what was found, how many photos (the place follows
+    as a Telegram location)."""
+    visit, t = data["visit"], scene.t
+    units = "、".join(escape(scene.tree.name_of(unit)) for unit in visit["units"]) or "—"
+    findings = visit.get("findings")
+    lines = [
+        t("visit.post_title", id=visit["id"], community=escape(scene.tree.name_of(visit["community"] or ""))),
+        t("visit.post_who", who=escape(visit["name"]), at=t.time(visit["at"])),
+        t("visit.post_units", units=units),
+        t("visit.post_households", count=visit["households"]),
+        t("visit.post_deed", text=fit(visit["deed"] or "", 1500)),
+        t("visit.post_findings", text=fit(findings, 1500)) if findings else t("visit.post_no_findings"),
+        t("visit.post_media", photos=visit["photos"],
+          place=t("visit.place_below" if visit.get("located") else "visit.place_none")),
+    ]
+    return "\n".join(lines), None
+
+

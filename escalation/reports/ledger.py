@@ -1,10 +1,10 @@
 """Ledgers (台账): every matter under a node in a period, as XLSX (for leaders) or CSV.
 
 The XLSX has a summary sheet (each unit's figures and stars, and the total), a sheet of
-all matters, and a sheet per category; the header row is frozen, columns have widths, and
-times are real Excel datetimes in the town's timezone (Excel has no time zones; the zone
-is named on the summary sheet). The CSV is the all-matters sheet in UTF-8 with a BOM, so
-Excel opens the Chinese correctly. Pure functions: rows in, bytes out.
+all matters, a sheet per category and one of the period's visit logs (走访日志); the header
+row is frozen, columns have widths, and times are real Excel datetimes in the town's
+timezone (Excel has no time zones; the zone is named on the summary sheet). The CSV is
+the all-matters sheet in UTF-8 with a BOM, so Excel opens the Chinese correctly. Pure functions: rows in, bytes out.
 
 A matter is in the ledger of [start, end) if it existed then: reported before the end and
 not resolved before the start. Each is shown as it stood at the end (from its timeline),
@@ -21,7 +21,7 @@ from typing import Any
 
 from bot import visibility
 from bot.config import Config
-from bot.store import Event, Matter, TimelineRow
+from bot.store import Event, Matter, TimelineRow, Visit
 from bot.store.rows import ScreeningRow
 from bot.text.i18n import Texts
 from bot.tree import UNIT, Node, Tree
@@ -61,6 +61,17 @@ SUMMARY_COLUMNS = [
     ("ledger.col.satisfaction", 12), ("ledger.col.median_claim", 14), ("ledger.col.median_resolve", 14),
 ]
 PERCENT_COLUMNS = {9, 10}
+# 走访日志 (issue 16): every entry finished in the period, its place as coordinates (WGS-84, as sent).
+VISIT_COLUMNS = [
+    ("ledger.col.visit_id", 8), ("ledger.col.community", 16), ("ledger.col.visitor", 12),
+    ("ledger.col.visit_units", 24), ("ledger.col.households", 8), ("ledger.col.deed", 40),
+    ("ledger.col.visit_findings", 40), ("ledger.col.photos", 8), ("ledger.col.latitude", 12),
+    ("ledger.col.longitude", 12), ("ledger.col.place", 24), ("ledger.col.started_at", 17),
+    ("ledger.col.finished_at", 17),
+]
+VISIT_DATES = {i for i, (key, _) in enumerate(VISIT_COLUMNS)
+               if key in ("ledger.col.started_at", "ledger.col.finished_at")}
+VISIT_WRAP = {i for i, (key, _) in enumerate(VISIT_COLUMNS) if key in ("ledger.col.deed", "ledger.col.visit_findings")}
 # A cell a spreadsheet would run as a formula (or DDE) when it starts with one of these;
 # CSV cells so starting get a leading apostrophe (the OWASP rule), XLSX cells are typed text.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -78,6 +89,7 @@ class Ledger:
     # the weekly screenings due in the period under the node (issue 16): (screening, findings,
     # made matters, put on record)
     screenings: list[tuple[ScreeningRow, int, int, int]] = field(default_factory=list)
+    visits: list[Visit] = field(default_factory=list)  # visit log entries finished in the period (issue 16)
 
 
 def as_of(matters: list[Matter], events: dict[int, list[Event]], end: float) -> list[Matter]:
@@ -177,6 +189,15 @@ def matter_row(m: Matter, tree: Tree, t: Texts, events: list[Event] | None = Non
         (t("ledger.private") if m.private else outcome) if (outcome := m.resolution or m.close_reason) else "",
         timeline_text(events or [], m, tree, t),
         t(f"ledger.state.{current or m.state}"),
+    ]
+
+
+def visit_row(v: Visit, tree: Tree, t: Texts) -> list[Any]:
+    """One visit log entry: who, where, what, what was found, photos counted, the place."""
+    return [
+        v.id, tree.name_of(v.community_id or ""), v.user_name, "、".join(tree.name_of(u) for u in v.units),
+        v.households, v.deed or "", v.findings or "", v.photos, v.latitude, v.longitude, v.place or "",
+        _local(v.started_at, t), _local(v.finished_at, t),
     ]
 
 
@@ -285,6 +306,9 @@ def to_xlsx(ledger: Ledger, tree: Tree, t: Texts) -> bytes:
         ws = sheet(t("ledger.sheet_screening"), SCREENING_COLUMNS)
         for row in screening_rows(ledger, tree, t):
             ws.append(styled(ws, row, dict.fromkeys(SCREENING_DATES, DATE_FORMAT)))
+    ws = sheet(t("ledger.sheet_visits"), VISIT_COLUMNS)
+    for visit in ledger.visits:
+        ws.append(styled(ws, visit_row(visit, tree, t), dict.fromkeys(VISIT_DATES, DATE_FORMAT), VISIT_WRAP))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

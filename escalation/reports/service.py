@@ -171,11 +171,12 @@ async def load_ledger(store: Store, tree: Tree, node: Node, start: float, end: f
     async with store.read() as tx:
         matters = ledger.select(await tx.ledger_matters(start, end), tree, node)
         events = await tx.ledger_events([m.id for m in matters])
+        visits = await tx.visits_between(start, end, [c.id for c in tree.communities() if tree.contains(node.id, c.id)])
         screenings = [s for s in await tx.screenings_between(start, end) if tree.contains(node.id, s[0].community_id)]
     period = Period("ledger", start, end, start - (end - start))
     figures = await period_figures(store, tree, period, history=False)
     return Ledger(node, start, end, ledger.as_of(matters, events, end), figures, events,
-                  {m.id: m.state for m in matters}, screenings)
+                  {m.id: m.state for m in matters}, screenings, visits)
 
 
 async def export_file(config: Config, node_id: str, start: float, end: float, csv: bool) -> tuple[bytes, int]:
