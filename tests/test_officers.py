@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,20 @@ from bot.tree import Tree
 from escalation import officers
 from escalation.officers import Officer, Targets
 from escalation.reports import bulletin
-from tests.conftest import POLICE, POLICE2, SECRETARY, STATION_CHAT, TZ, parse_town, town
+from tests.conftest import (
+    C1_CHAT,
+    C2_CHAT,
+    POLICE,
+    POLICE2,
+    SECRETARY,
+    STATION_CHAT,
+    TZ,
+    U1_CHAT,
+    Running,
+    parse_town,
+    town,
+)
+from tests.test_visits import log_visit
 
 # The week of the bulletin sent Monday 30 November 2026 09:00: [Mon 23 09:00, Mon 30 09:00).
 MONDAY = datetime(2026, 11, 30, 9, 0, tzinfo=TZ).timestamp()
@@ -176,3 +190,120 @@ def test_visit_targets_are_configured_and_checked() -> None:
         parse_config(town(visits={"households_per_visit": 0}))
     with pytest.raises(ConfigError, match=r"visits\.days"):
         parse_config(town(visits={"days": 1}))
+
+
+# --- end to end: a week of visits through the bot, the bulletins' sections -----------------
+GRID = 41  # c1's grid worker (网格员)
+THURSDAY_18 = datetime(2026, 11, 26, 18, 0, tzinfo=TZ).timestamp()
+DEC_1_9 = datetime(2026, 12, 1, 9, 0, tzinfo=TZ).timestamp()
+
+
+def officers_town() -> dict[str, Any]:
+    raw = town(screening={"enabled": True})
+    raw["station"]["communities"][0]["grid_workers"] = [{"id": GRID, "name": "孙网格员"}]
+    return raw
+
+
+async def insert_visit(bot: Running, user: int, name: str, community: str, households: int, finished: float,
+                       findings: str | None = None) -> None:
+    """A finished entry written through the visit log's own queries (for weeks before the
+    clock's start, which the bot cannot be driven through)."""
+    async with bot.svc.store.transaction() as tx:
+        await tx.start_visit(user, name, user, finished, community_id=community, step="done", households=households,
+                             units=[bot.svc.tree.units_under(community)[0].id], deed="走访", findings=findings,
+                             finished_at=finished)
+
+
+def section_of(bot: Running, chat: int, title: str = "民警走访") -> list[str]:
+    messages = [m.text for m in bot.api.bot_messages(chat) if (m.text or "").startswith(f"👮 {title}（")]
+    assert len(messages) == 1, messages
+    return messages[0].splitlines()
+
+
+async def test_a_week_of_visits_in_the_station_and_community_bulletins(make_bot: Any) -> None:
+    async with make_bot(officers_town()) as bot:
+        # The week before (16–23 November): 王 met the target, 赵 did not visit.
+        await insert_visit(bot, POLICE, "王警官", "c1", 6, at(18))
+        await insert_visit(bot, POLICE, "王警官", "c1", 5, at(19))
+        # This week, through the bot: 王 visits 3 households (short of 5: no day toward the
+        # target), his secretary 8 and the grid worker 2 (shown, not ranked); 赵 visits 5.
+        await log_visit(bot, POLICE, households="3", findings="张家与李家因排水沟争吵")
+        await log_visit(bot, SECRETARY, households="8")
+        await log_visit(bot, GRID, households="2")
+        await log_visit(bot, POLICE2, units=("3幢",), households="5")
+        # The week's screening: 蒋母塘村 a zero-report in time, 好派新城社区 no answer.
+        bot.clock.set(THURSDAY_18 + 1)
+        ask = await bot.wait_bot(C1_CHAT, "本周矛盾纠纷排查")
+        zero = next(data for text, data in bot.api.buttons(ask) if "零报告" in text)
+        bot.api.press_button(C1_CHAT, bot.user(POLICE, "王警官"), ask.message_id, zero)
+        await bot.api.wait_for(lambda: "零报告）" in (next(
+            m for m in bot.api.bot_messages(C1_CHAT) if m.message_id == ask.message_id).text or "") or None)
+        bot.clock.set(MONDAY + 1)
+        await bot.wait_bot(STATION_CHAT, "👮 民警走访", within=20)
+        await bot.wait_bot(C1_CHAT, "👮 民警走访")
+        await bot.wait_bot(C2_CHAT, "👮 民警走访")
+        station = section_of(bot, STATION_CHAT)
+        assert "每周驻村 1 天" in station[0] and "不少于 5 户" in station[0]
+        assert station[1].startswith("⚠️ 王警官（蒋母塘村）：驻村天数 1 ↓1（满 5 户的 0 天） · 走访次数 1 ↓1 · "
+                                     "入户 3 ↓8 · 发现 1 ↑1 · 排查 ✅ 零报告"), "below target first"
+        assert station[2].startswith("✅ 赵警官（好派新城社区）：驻村天数 1 ↑1 · 走访次数 1 ↑1 · 入户 5 ↑5")
+        assert station[2].endswith("排查 ❌ 未按时上报")
+        assert "不排名" in station[3]
+        assert station[4].startswith("• 李书记（书记）（蒋母塘村）：驻村天数 1 ↑1")
+        assert station[5].startswith("• 孙网格员（网格员）（蒋母塘村）") and len(station) == 6
+        assert not any("月度考核" in line for line in station)
+        community = section_of(bot, C1_CHAT)
+        assert [line.split("：")[0] for line in community[1:]] == ["⚠️ 王警官", community[2].split("：")[0],
+                                                                   "• 李书记（书记）", "• 孙网格员（网格员）"]
+        assert not any("赵警官" in line or "（蒋母塘村）" in line for line in community), "its own officers only"
+        assert [line.split("：")[0] for line in section_of(bot, C2_CHAT)[1:]] == ["✅ 赵警官"]
+        assert bot.count_bot(U1_CHAT, "民警走访") == 0, "a unit's bulletin has no officers' section"
+        # In the same batch as the bulletin: after it and its chart in the station's chat.
+        texts = [m.text or "" for m in bot.api.bot_messages(STATION_CHAT)]
+        assert texts.index(next(x for x in texts if "全镇周报" in x)) < texts.index(station_text(texts))
+
+
+def station_text(texts: list[str]) -> str:
+    return next(x for x in texts if x.startswith("👮 民警走访"))
+
+
+async def test_the_monthly_bulletin_assesses_each_officer_by_the_weeks_of_the_month(make_bot: Any) -> None:
+    raw = officers_town()
+    raw["visits"] = {"days_per_week": 1, "households_per_visit": 5}
+    async with make_bot(raw) as bot:
+        for day in (3, 10, 18):  # 王: on target in the weeks ending 9, 16 and 23 November
+            await insert_visit(bot, POLICE, "王警官", "c1", 5, at(day))
+        await insert_visit(bot, POLICE2, "赵警官", "c2", 4, at(11))  # short: no week on target
+        await log_visit(bot, POLICE, households="7")  # the week ending 30 November, through the bot
+        bot.clock.set(MONDAY + 60)
+        await bot.wait_bot(STATION_CHAT, "👮 民警走访（", within=20)
+        bot.clock.set(DEC_1_9 + 60)
+        await bot.wait_bot(STATION_CHAT, "民警走访·月度考核", within=20)
+        station = section_of(bot, STATION_CHAT, "民警走访·月度考核")
+        assert station[1].startswith("⚠️ 赵警官（好派新城社区）：驻村天数 1 ↑1（满 5 户的 0 天） · "
+                                     "走访次数 1 ↑1 · 入户 4 ↑4")
+        assert station[2] == "　📋 月度考核：5 周中 0 周达标"
+        assert station[3].startswith("⚠️ 王警官（蒋母塘村）：驻村天数 4 ↑4 · 走访次数 4 ↑4 · 入户 22 ↑22")
+        assert station[4] == "　📋 月度考核：5 周中 4 周达标"
+        await bot.wait_bot(C1_CHAT, "民警走访·月度考核")
+        community = section_of(bot, C1_CHAT, "民警走访·月度考核")
+        assert community[1].startswith("⚠️ 王警官：")
+        assert community[2] == "　📋 月度考核：5 周中 4 周达标"
+        weekly = section_of(bot, STATION_CHAT)  # Monday 30th's
+        assert weekly[1].startswith("⚠️ 赵警官") and weekly[2].startswith("✅ 王警官")
+        assert not any("月度考核" in line for line in weekly)
+
+
+async def test_targets_from_config_decide_who_is_below(make_bot: Any) -> None:
+    raw = officers_town()
+    raw["visits"] = {"days_per_week": 2, "households_per_visit": 3}
+    async with make_bot(raw) as bot:
+        await log_visit(bot, POLICE, households="3")  # a full visit at 3 households, but one day of two
+        bot.clock.advance(24 * 3600)
+        await log_visit(bot, POLICE, households="4")
+        await log_visit(bot, POLICE2, units=("3幢",), households="9")
+        bot.clock.set(MONDAY + 1)
+        await bot.wait_bot(STATION_CHAT, "👮 民警走访", within=20)
+        station = section_of(bot, STATION_CHAT)
+        assert "每周驻村 2 天" in station[0] and "不少于 3 户" in station[0]
+        assert station[1].startswith("⚠️ 赵警官") and station[2].startswith("✅ 王警官（蒋母塘村）：驻村天数 2 ↑2 ·")
