@@ -138,6 +138,25 @@ def test_a_section_part_has_a_key_of_its_own_beside_its_bulletins() -> None:
     assert row[8] == '{"part":1,"rows":[]}' and row[4] is None, "its rows, no words: composed when sent"
 
 
+def test_a_full_part_fits_one_message_in_either_language_whatever_the_names() -> None:
+    raw = town()
+    raw["station"]["communities"][0]["name"] = "长" * 60
+    tree = Tree(parse_config(raw))
+    fire = datetime(2026, 12, 1, 9, 0, tzinfo=TZ).timestamp()
+    from dataclasses import replace
+
+    month = replace(bulletin.monthly_period(fire, TZ), chart_end=MONDAY)
+    many = [Officer("c1", 1000 + i, "W" * 64) for i in range(officers.ROWS_PER_MESSAGE)]
+    visits = [V(1000 + i, "c1", 99999, at(3), "x") for i in range(officers.ROWS_PER_MESSAGE)]
+    rows = officers.rows(many, visits, month, TZ, Targets(), role_of, officers.month_weeks(month))
+    screened = officers.screenings([("c1", True, 9999)])
+    for kind in (bulletin.Kind.WEEKLY, bulletin.Kind.MONTHLY):
+        part = officers.section(rows, ["c1", "c2"], screened, Targets(7, 1000), kind)[0]
+        for language in ("zh", "en"):
+            text, _ = render.compose("officers", part, render.Scene(tree, Texts(language, TZ), MONDAY, STATION_CHAT))
+            assert len(text) <= render.TELEGRAM_TEXT and "W" * 24 not in text and "长" * 24 not in text
+
+
 def _compose(rows: list[officers.Row], communities: list[str], kind: str = bulletin.Kind.WEEKLY,
              language: str = "zh") -> str:
     tree = Tree(parse_town())

@@ -545,14 +545,16 @@ def _officers(data: dict[str, Any], scene: Scene) -> Composed:
 
 
 OFFICER_ROLES = ("staff", "police", "secretary", "grid_worker")  # roles with a word in the catalog (off.role.*)
+OFFICER_NAME = 24  # characters of a name or a community's: a part's lines stay within one message
 
 
 def _officer_line(row: dict[str, Any], data: dict[str, Any], scene: Scene) -> str:
     t, now, before = scene.t, row["now"], row["before"]
     mark = "•" if not row["ranked"] else ("✅" if row["met"] else "⚠️")
     role = row["role"] if row["role"] in OFFICER_ROLES else "other"
-    name = escape(row["name"]) + ("" if row["ranked"] else t("off.role", role=t(f"off.role.{role}")))
-    where = t("off.where", community=escape(scene.tree.name_of(row["community_id"]))) if data["with_community"] else ""
+    name = fit(row["name"], OFFICER_NAME) + ("" if row["ranked"] else t("off.role", role=t(f"off.role.{role}")))
+    where = t("off.where", community=fit(scene.tree.name_of(row["community_id"]), OFFICER_NAME)) \
+        if data["with_community"] else ""
     figures = [bulletin.count_with_change(now[k], before[k]) for k in ("days", "visits", "households", "findings")]
     short = t("off.short_days", households=data["targets"]["households_per_visit"], n=now["target_days"]) \
         if row["ranked"] and now["target_days"] < now["days"] else ""
