@@ -33,6 +33,7 @@ from bot.tree import Tree
 from bot.village_notice import VillageNotices
 from escalation import polls, sweep, weekly
 from escalation.notify import Notifier
+from escalation.officers import Targets
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,9 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
     await sweep.sweep(svc.store, svc.notifier, now)
     await visits.expire(svc.store, now)  # visit log entries left unfinished for 24 h (issue 16)
     words = render.BulletinWords(svc.langs, svc.tree)  # the bulletins' words are composed when sent
-    await weekly.send_due(svc.store, svc.tree, words, svc.weekly_trigger, now, since=svc.first_started)
+    targets = Targets(svc.config.visits.days_per_week, svc.config.visits.households_per_visit)
+    await weekly.send_due(svc.store, svc.tree, words, svc.weekly_trigger, now, since=svc.first_started,
+                          targets=targets)
     await VillageNotices(svc.store, svc.tree, svc.clock, svc.config.notice).draft_due(
         svc.config.notice_trigger(), now, svc.config.tz,
         lambda chat, figures: render.village_notice_body(svc.langs.for_chat(chat), figures, svc.config.notice.closing),
@@ -176,6 +179,7 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
         svc.store, svc.tree, words, svc.config.monthly_trigger(), now, since=svc.first_started,
         weekly_trigger=svc.weekly_trigger,
         safety_min_answers=svc.config.safety_poll.min_answers if svc.config.safety_poll.enabled else None,
+        targets=targets,
     )
     # 群众安全感 (issue 16): the month's poll to every unit group, and each closed when its time is up.
     await polls.open_due(svc.store, svc.tree, svc.config.safety_poll, svc.config.safety_poll_trigger(),

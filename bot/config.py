@@ -326,6 +326,15 @@ class Screening(_Strict):
         return self
 
 
+class Visits(_Strict):
+    """The officers' targets (seed 002, 一村一警; issue 16): each community's police officer
+    is in the village this many days a week, visiting at least this many households each
+    time. Only the police are held to them (escalation/officers.py)."""
+
+    days_per_week: int = Field(1, ge=1, le=7, description="a whole number of days from 1 to 7")
+    households_per_visit: int = Field(5, ge=1, le=1000, description="a whole number of households from 1 to 1000")
+
+
 class SafetyPoll(_Strict):
     """群众安全感: once a month every unit group gets an anonymous poll (issue 16). The first
     two options count as feeling safe (很安全 + 比较安全); the share is shown in the monthly
@@ -383,6 +392,7 @@ class Config(_Strict):
     retention: Retention = Retention()
     notice: VillageNotice = VillageNotice()
     screening: Screening = Screening()
+    visits: Visits = Visits()
     safety_poll: SafetyPoll = SafetyPoll()
     station: Station
 

@@ -79,6 +79,8 @@ class Kind(StrEnum):
     SCREENING_UNITS = "screening_units"  # which unit was the finding in?
     SCREENING_PROMPT = "screening_prompt"  # "reply with what you found" (ForceReply); its message id finds it
     FINDING = "finding"  # one finding, to become a matter or be noted as handled
+    # --- the officers' section of the bulletins (issue 16) ---
+    OFFICERS = "officers"  # a node's officers: visits against the targets, screening; a month's assessment
     # --- issue 16: the monthly sense-of-safety poll (群众安全感) ---
     SAFETY_POLL = "safety_poll"  # an anonymous poll in a unit group (its words composed when it is sent)
     STOP_POLL = "stop_poll"  # that poll closed (its message id in reply_to)
@@ -897,6 +899,22 @@ class NoticesLate(Notice):
     @property
     def key(self) -> str:
         return f"{self.batch}:{self.node_id}:notices"
+
+
+@dataclass(frozen=True)
+class OfficersPart(Notice):
+    """Message ``part`` of a node's officers' section (escalation/officers.section), after
+    its bulletin in the same batch."""
+
+    kind: ClassVar[Kind] = Kind.OFFICERS
+    batch: str
+    node_id: str
+    chat: int
+    data: dict[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"{self.batch}:{self.node_id}:officers:{self.data['part']}"
 
 
 # --- the weekly screening for disputes (issue 16) -------------------------------------------

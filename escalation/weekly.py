@@ -16,8 +16,11 @@ from apscheduler.triggers.cron import CronTrigger
 
 from bot import outbox, screening, village_notice
 from bot.outbox import put
+from bot.roles import Role, role
 from bot.store import Store, Tx
-from bot.tree import Tree
+from bot.tree import COMMUNITY, STATION, Tree
+from escalation import officers
+from escalation.officers import Targets
 from escalation.reports import bulletin, service
 from escalation.reports.bulletin import Period
 from escalation.reports.service import Words
@@ -41,7 +44,8 @@ def last_fire(trigger: CronTrigger, now: float, lookback: float = 8 * 86400.0) -
 
 
 async def send_due(
-    store: Store, tree: Tree, words: Words, trigger: CronTrigger, now: float, since: float = 0.0
+    store: Store, tree: Tree, words: Words, trigger: CronTrigger, now: float, since: float = 0.0,
+    targets: Targets | None = None,
 ) -> bool:
     """Queue the week's bulletins if they are due and not yet sent; True if queued.
 
@@ -51,12 +55,13 @@ async def send_due(
     if fire is None or now - fire > CATCH_UP or fire < since:
         return False
     period = bulletin.weekly_period(fire, tz=words.tz)
-    return await _send(store, tree, words, SCHEDULE, fire, period, now)
+    return await _send(store, tree, words, SCHEDULE, fire, period, now, targets=targets)
 
 
 async def send_monthly_due(
     store: Store, tree: Tree, words: Words, trigger: CronTrigger, now: float, since: float = 0.0,
     weekly_trigger: CronTrigger | None = None, safety_min_answers: int | None = None,
+    targets: Targets | None = None,
 ) -> bool:
     """Queue last month's bulletins on the 1st, once; True if queued. The chart's weeks
     are the weekly bulletin's (``weekly_trigger``) up to the month's end. With
@@ -67,11 +72,11 @@ async def send_monthly_due(
     period = bulletin.monthly_period(fire, words.tz)
     if weekly_trigger is not None:
         period = replace(period, chart_end=last_fire(weekly_trigger, period.end))
-    return await _send(store, tree, words, MONTHLY, fire, period, now, safety_min_answers)
+    return await _send(store, tree, words, MONTHLY, fire, period, now, safety_min_answers, targets)
 
 
 async def _send(store: Store, tree: Tree, words: Words, schedule: str, fire: float, period: Period,
-                now: float, safety_min_answers: int | None = None) -> bool:
+                now: float, safety_min_answers: int | None = None, targets: Targets | None = None) -> bool:
     key = datetime.fromtimestamp(fire, UTC).isoformat()
     async with store.read() as tx:
         if await tx.schedule_ran(schedule, key):
@@ -81,12 +86,14 @@ async def _send(store: Store, tree: Tree, words: Words, schedule: str, fire: flo
         figures.safety = await service.safety_figures(store, period, safety_min_answers)
     views = service.bulletins(tree, figures, period)
     notices = service.notices(tree, words, views, f"{schedule}:{key}")  # counted outside the write lock
+    sections = await _officers_sections(store, tree, f"{schedule}:{key}", period, targets or Targets(), words)
     async with store.transaction() as tx:
         if not await tx.mark_schedule(schedule, key, now):
             return False  # another sweep got there first
         await put(tx, *notices, now=now)
         if schedule == SCHEDULE and (officers := await _officers_line(tx, tree, f"{schedule}:{key}", period)):
             await put(tx, officers, now=now)
+        await put(tx, *sections, now=now)  # each node's officers, after its bulletin
         tx.log_event("bulletin", schedule=schedule, due=key, groups=len(views))
         await service.publish(tx, tree, figures, period, now)
     return True
@@ -103,3 +110,29 @@ async def _officers_line(tx: Tx, tree: Tree, batch: str, period: Period) -> outb
     if not late and not unscreened:
         return None
     return outbox.NoticesLate(batch, tree.station.id, station_chat, late, unscreened)
+
+
+async def _officers_sections(store: Store, tree: Tree, batch: str, period: Period, targets: Targets,
+                             words: Words) -> list[outbox.Notice]:
+    """Each station's and community's officers' section (escalation/officers.py): the
+    station's lists every community's, a community's its own."""
+    weeks = officers.month_weeks(period) if period.kind == bulletin.Kind.MONTHLY else []
+    async with store.read() as tx:
+        visits = await tx.visits_between(min([period.prev_start, *(start for start, _ in weeks)]), period.end)
+        answers = await tx.screenings_between(period.start, period.end)
+    communities = list(tree.communities())
+    police = [officers.Officer(c.id, p.id, p.name or tree.person_name(p.id) or str(p.id))
+              for c in communities for p in c.leaders if role(tree, p.id, c.id) == Role.POLICE]
+    rows = officers.rows(police, visits, period, words.tz, targets, lambda c, user: role(tree, user, c).value, weeks)
+    screened = officers.screenings(
+        (s.community_id, s.answered_at is not None and s.answered_at <= s.due_at, found) for s, found, *_ in answers
+    )
+    out: list[outbox.Notice] = []
+    for node in tree.nodes.values():
+        chat = tree.chat_of(node.id)
+        if chat is None or node.tier not in (STATION, COMMUNITY):
+            continue
+        mine = [c.id for c in communities] if node.tier == STATION else [node.id]
+        out += [outbox.OfficersPart(batch, node.id, chat, part)
+                for part in officers.section(rows, mine, screened, targets, period.kind)]
+    return out

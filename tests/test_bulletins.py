@@ -254,8 +254,8 @@ async def test_the_monthly_bulletin_goes_out_on_the_first_with_charts(make_bot: 
             assert width >= 600 and height >= 600
         charts_in_c1 = [m.text for m in bot.api.bot_messages(C1_CHAT) if m.photo]
         assert charts_in_c1 == ["📈 蒋母塘村 · 11-23 09:00 至 11-30 09:00", "📈 蒋母塘村 · 2026年11月"]
-        # The chart comes after the bulletin's text in the chat.
-        assert bot.api.bot_messages(C1_CHAT)[-1].photo
+        # The chart comes after the bulletin's text in the chat, then the officers' section (issue 16).
+        assert bot.api.bot_messages(C1_CHAT)[-2].photo and "民警走访" in (bot.api.bot_messages(C1_CHAT)[-1].text or "")
         bot.clock.advance(2 * H)
         await bot.settle()
         assert bot.count_bot(STATION_CHAT, "全镇月通报") == 1 and len(bot.api.calls_to("sendPhoto")) == 6

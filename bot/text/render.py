@@ -523,6 +523,56 @@ def _officers_late(data: Any, scene: Scene) -> Composed:
     return "\n".join(lines), None
 
 
+# --- the officers' section of the bulletins (issue 16) -------------------------------------
+@composes(Kind.OFFICERS)
+def _officers(data: dict[str, Any], scene: Scene) -> Composed:
+    """A node's officers (escalation/officers.section): the police held to the targets,
+    those below first; then the others who visited, unranked. Each figure with its change
+    from the period before; a month adds each officer's weeks on target."""
+    t, targets = scene.t, data["targets"]
+    monthly = data["kind"] == bulletin.Kind.MONTHLY
+    lines = [t("off.title_month" if monthly else "off.title", days=targets["days_per_week"],
+               households=targets["households_per_visit"]) if data["part"] == 0 else t("off.more")]
+    unranked_shown = False
+    for row in data["rows"]:
+        if not row["ranked"] and not unranked_shown:
+            lines.append(t("off.unranked"))
+            unranked_shown = True
+        lines.append(_officer_line(row, data, scene))
+        if row["weeks"] is not None:
+            lines.append(t("off.assessment", weeks=row["weeks"], met=row["weeks_met"]))
+    return "\n".join(lines), None
+
+
+OFFICER_ROLES = ("staff", "police", "secretary", "grid_worker")  # roles with a word in the catalog (off.role.*)
+OFFICER_NAME = 24  # characters of a name or a community's: a part's lines stay within one message
+
+
+def _officer_line(row: dict[str, Any], data: dict[str, Any], scene: Scene) -> str:
+    t, now, before = scene.t, row["now"], row["before"]
+    mark = "•" if not row["ranked"] else ("✅" if row["met"] else "⚠️")
+    role = row["role"] if row["role"] in OFFICER_ROLES else "other"
+    name = fit(row["name"], OFFICER_NAME) + ("" if row["ranked"] else t("off.role", role=t(f"off.role.{role}")))
+    where = t("off.where", community=fit(scene.tree.name_of(row["community_id"]), OFFICER_NAME)) \
+        if data["with_community"] else ""
+    figures = [bulletin.count_with_change(now[k], before[k]) for k in ("days", "visits", "households", "findings")]
+    short = t("off.short_days", households=data["targets"]["households_per_visit"], n=now["target_days"]) \
+        if row["ranked"] and now["target_days"] < now["days"] else ""
+    return t("off.line", mark=mark, name=name, where=where, days=figures[0], short=short, visits=figures[1],
+             households=figures[2], findings=figures[3],
+             screening=_screening(data["screenings"].get(row["community_id"]), data["kind"], t))
+
+
+def _screening(screening: dict[str, int] | None, kind: str, t: Texts) -> str:
+    if not screening or not screening["asked"]:
+        return t("off.sc.none")
+    if kind == bulletin.Kind.MONTHLY:
+        return t("off.sc.month", done=screening["done"], asked=screening["asked"])
+    if screening["done"] < screening["asked"]:
+        return t("off.sc.missing")
+    return t("off.sc.found", n=screening["findings"]) if screening["findings"] else t("off.sc.zero")
+
+
 # --- broadcasts, operations (issue 13) ----------------------------------------------------
 TELEGRAM_TEXT = 4096  # characters in a message
 TELEGRAM_CAPTION = 1024  # characters in a photo's caption
