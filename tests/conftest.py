@@ -20,6 +20,7 @@ from bot.clock import ManualClock
 from bot.config import Config, parse_config
 from bot.dev.fakeapi import FakeBotApi
 from bot.store import SecondWrite
+from tests.postgres import database_url, postgres_url  # noqa: F401  (issue 17: the PostgreSQL fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-TOKEN"
