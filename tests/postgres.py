@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -42,10 +43,10 @@ def with_schema(url: str, schema: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
+@asynccontextmanager
+async def fresh_schema() -> AsyncIterator[str]:
     """A URL whose connections see a new, empty schema of their own (a database's worth of
-    tables, without the tenth of a second a CREATE DATABASE takes)."""
+    tables, without the tenth of a second a CREATE DATABASE takes), dropped afterwards."""
     url = server_url()
     schema = f"test_{uuid.uuid4().hex[:16]}"
     admin = await asyncpg.connect(url)
@@ -57,10 +58,17 @@ async def postgres_url() -> AsyncIterator[str]:
         await admin.close()
 
 
+@pytest.fixture
+async def postgres_url() -> AsyncIterator[str]:
+    async with fresh_schema() as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     """A test's database, on each engine: a SQLite file path, then a PostgreSQL URL."""
     if request.param == "sqlite":
         yield str(tmp_path / "tierbot.sqlite3")
     else:
-        yield request.getfixturevalue("postgres_url")
+        async with fresh_schema() as url:
+            yield url

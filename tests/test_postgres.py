@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import traceback
 from pathlib import Path
 
 import asyncpg
@@ -10,7 +11,7 @@ import pytest
 import yaml
 
 from bot.config import is_postgres, parse_config
-from bot.store import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew, Store
+from bot.store import MIGRATIONS, SCHEMA_VERSION, QueuedReport, SchemaTooNew, Store
 from bot.store.dialect import POSTGRES_FORMS, Untranslatable, postgres_migrations, postgres_query
 from bot.store.postgres import migrate, schema_version
 from tests.conftest import ROOT, town
@@ -188,3 +189,29 @@ def test_queries_are_respelled_for_postgresql() -> None:
                         "INSERT OR REPLACE INTO chats (chat_id) VALUES (?)"):
         with pytest.raises(Untranslatable):
             postgres_query(sqlite_only)
+
+
+# --- the connection ---------------------------------------------------------------------
+NAME, TEXT = "张" + "秘名", "不可外传" + "的举报"  # not as such in this file's lines a traceback quotes
+
+
+async def test_a_postgresql_error_quotes_no_row_in_the_log(postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """PostgreSQL's DETAIL repeats the failing row, asyncpg's binding error the value: a
+    report's text and a resident's name must stay out of the log all the same."""
+    store = await Store.open(postgres_url)
+    try:
+        row = {"unit_id": None, "chat_id": -201, "report_message_id": 7, "reporter_id": 901,
+               "reporter_name": NAME, "text": TEXT, "state": "open", "tier": 3, "top_tier": 3,
+               "tier_since": 1000.0, "rules": "{}", "created_at": 1000.0}
+        store.queue_report(QueuedReport(None, row, 7))  # NOT NULL fails, logged with its traceback
+        async with store.read():
+            pass
+        assert "could not commit 1 report(s)" in caplog.text and "NotNullViolationError" in caplog.text
+        with pytest.raises(asyncpg.DataError) as caught:
+            async with store.transaction() as tx:
+                await tx.update_matter(1, tier=TEXT)
+        assert "query argument $1" in str(caught.value)
+        shown = caplog.text + str(caught.value) + "".join(traceback.format_exception(caught.value))
+        assert NAME not in shown and TEXT not in shown
+    finally:
+        await store.close()

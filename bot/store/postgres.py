@@ -25,6 +25,8 @@ import asyncpg
 from bot.store.dialect import MIGRATION_LOCK, VERSION_TABLE, postgres_migration, postgres_query
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew
 
+# What a ROLLBACK may raise and be ignored (the transaction it would end is gone already).
+ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError)
 _STATUS_COUNT = re.compile(r"(\d+)$")
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(\w+)", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
@@ -77,6 +79,16 @@ def _with_id(sql: str) -> str | None:
     return None
 
 
+def quiet(exc: BaseException) -> None:
+    """Leave out of an error what would quote a row (a report's text, a resident's name) in a
+    log: PostgreSQL's DETAIL ("Failing row contains (…)") and the value asyncpg could not bind."""
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+        exc.detail = None
+    if isinstance(exc, asyncpg.DataError) and exc.args and str(exc.args[0]).startswith("invalid input for query"):
+        where = str(exc.args[0]).split(":", 1)[0]
+        exc.args = (f"{where} ({exc.__cause__})" if exc.__cause__ is not None else where,)
+
+
 class Connection:
     """An asyncpg connection answering like aiosqlite's (the part the storage layer uses)."""
 
@@ -91,8 +103,29 @@ class Connection:
         await self.raw.close()
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        try:
+            return await self._execute(sql, params)
+        except Exception as exc:
+            quiet(exc)
+            raise
+
+    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return await self._fetchall(sql, params)
+        except Exception as exc:
+            quiet(exc)
+            raise
+
+    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
+        try:
+            return await self._executemany(sql, rows)
+        except Exception as exc:
+            quiet(exc)
+            raise
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> Cursor:
         if sql.strip().upper() == "PRAGMA USER_VERSION":  # `tierbot status`: the version table instead
-            return Cursor(rows=[(await schema_version(self.raw),)])
+            return Cursor(1, rows=[(await schema_version(self.raw),)])
         query = postgres_query(sql)
         if (returning := _with_id(query)) is not None:
             rows = await self.raw.fetch(returning, *params)
@@ -105,11 +138,13 @@ class Connection:
         count = _STATUS_COUNT.search(status)
         return Cursor(int(count.group(1)) if count else -1)
 
-    async def execute_fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    async def _fetchall(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        if sql.strip().upper() == "PRAGMA USER_VERSION":
+            return [(await schema_version(self.raw),)]
         rows = await self.raw.fetch(postgres_query(sql), *params)
         return [tuple(r) for r in rows]
 
-    async def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
+    async def _executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Cursor:
         query = postgres_query(sql)
         rows = list(rows)
         if not rows:
