@@ -58,6 +58,22 @@ REPLACE_KEYS: dict[str, tuple[str, ...]] = {
     "prompts": ("chat_id", "user_id"),
 }
 
+# Queries whose PostgreSQL form is not a matter of spelling but is known: SQLite's JSON
+# functions on the outbox's and views' ``data`` (TEXT holding JSON on both engines), each
+# rule for one path whose values the code knows. Applied to the SQLite text (literals and all)
+# before the mechanical rewrites.
+_COLUMN = r"(\w+(?:\.\w+)?)"
+QUERY_FORMS: list[tuple[re.Pattern[str], str]] = [
+    # data.matters: the matter ids a notice names (bot/outbox.py), so bigint on PostgreSQL.
+    (re.compile(rf"\bjson_each\({_COLUMN}, '\$\.matters'\) (\w+)"),
+     r"LATERAL (SELECT e::bigint AS value FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof((\1)::jsonb "
+     r"-> 'matters') = 'array' THEN (\1)::jsonb -> 'matters' ELSE '[]' END) e) \2"),
+    # json_type names an array 'array' on both (its other answers differ: 'text' vs 'string', …).
+    (re.compile(rf"\bjson_type\({_COLUMN}, '\$\.(\w+)'\) = 'array'"), r"jsonb_typeof((\1)::jsonb -> '\2') = 'array'"),
+    # data.view: a view's key (text), as ->> gives it.
+    (re.compile(rf"\bjson_extract\({_COLUMN}, '\$\.view'\)"), r"((\1)::jsonb ->> 'view')"),
+]
+
 # Constructs with no mechanical PostgreSQL spelling (checked outside string literals).
 _REFUSED = [
     (re.compile(r"\bPRAGMA\b", re.I), "a PRAGMA"),
@@ -192,6 +208,8 @@ def _rewrite_query(code: str, where: str) -> str:
 def postgres_query(sql: str) -> str:
     """A query of bot/store/queries.py in PostgreSQL's spelling; Untranslatable if it has
     none. Cached: the same few hundred queries come by the thousand."""
+    for pattern, form in QUERY_FORMS:
+        sql = pattern.sub(form, sql)
     code, kept = _masked(sql)
     _refuse(code, "query")
     return _unmasked(_rewrite_query(code, "query"), kept)
