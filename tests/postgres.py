@@ -2,6 +2,10 @@
 on the server that ``TIERBOT_TEST_POSTGRES`` names (``.ci/postgres.sh`` starts one and sets
 it), dropped after the test; ``database_url`` is a test's database on each engine in turn.
 
+``bot_database`` is the database of the bots a test starts (``make_bot``): a SQLite file, or
+with ``TIERBOT_TEST_ENGINE=postgres`` a PostgreSQL schema, to run the end-to-end tests on
+PostgreSQL (``TIERBOT_TEST_ENGINE=postgres .ci/postgres.sh .venv/bin/pytest tests/test_core_loop.py``).
+
 Without the variable the PostgreSQL tests are skipped, saying why; in CI (``CI`` set) they
 must run, so a missing server fails them instead of skipping."""
 
@@ -72,3 +76,13 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     else:
         async with fresh_schema() as url:
             yield url
+
+
+@pytest.fixture
+async def bot_database(tmp_path: Path) -> AsyncIterator[str]:
+    """The default database of the bots a test starts: one per test, kept across restarts."""
+    if os.environ.get("TIERBOT_TEST_ENGINE", "sqlite") == "postgres":
+        async with fresh_schema() as url:
+            yield url
+    else:
+        yield str(tmp_path / "tierbot.sqlite3")

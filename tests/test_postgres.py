@@ -184,8 +184,8 @@ def test_queries_are_respelled_for_postgresql() -> None:
     assert postgres_query("SELECT v.key, group_concat(m.matter_id) FROM views v") == (
         "SELECT v.key, string_agg((m.matter_id)::text, ',') FROM views v")
     assert postgres_query("BEGIN IMMEDIATE") == "BEGIN"
-    for sqlite_only in ("SELECT j.value FROM outbox o, json_each(o.data, '$.matters') j",
-                        "SELECT t.unit_id FROM broadcast_targets t ORDER BY t.rowid", "PRAGMA quick_check(1)",
+    for sqlite_only in ("SELECT j.value FROM outbox o, json_each(o.data, '$.names') j",
+                        "SELECT rowid FROM matters", "PRAGMA quick_check(1)",
                         "INSERT OR REPLACE INTO chats (chat_id) VALUES (?)"):
         with pytest.raises(Untranslatable):
             postgres_query(sqlite_only)

@@ -70,6 +70,10 @@ QUERY_FORMS: list[tuple[re.Pattern[str], str]] = [
      r"-> 'matters') = 'array' THEN (\1)::jsonb -> 'matters' ELSE '[]' END) e) \2"),
     # json_type names an array 'array' on both (its other answers differ: 'text' vs 'string', …).
     (re.compile(rf"\bjson_type\({_COLUMN}, '\$\.(\w+)'\) = 'array'"), r"jsonb_typeof((\1)::jsonb -> '\2') = 'array'"),
+    # A broadcast's targets in the order they were written: nothing updates or deletes
+    # broadcast_targets, so its heap is append-only and ctid follows insertion as rowid does.
+    # (A column of its own would say it on both engines: a migration for whoever owns one.)
+    (re.compile(r"\bFROM broadcast_targets t (.*)ORDER BY t\.rowid\b"), r"FROM broadcast_targets t \1ORDER BY t.ctid"),
     # data.view: a view's key (text), as ->> gives it.
     (re.compile(rf"\bjson_extract\({_COLUMN}, '\$\.view'\)"), r"((\1)::jsonb ->> 'view')"),
 ]

@@ -27,6 +27,7 @@ from bot.store.schema import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew
 
 # What a ROLLBACK may raise and be ignored (the transaction it would end is gone already).
 ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError)
+STATEMENTS = 2000  # prepared statements kept per connection
 _STATUS_COUNT = re.compile(r"(\d+)$")
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(\w+)", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
@@ -97,7 +98,9 @@ class Connection:
 
     @classmethod
     async def connect(cls, url: str) -> Connection:
-        return cls(await asyncpg.connect(url))
+        # Every query prepared once and kept (asyncpg's default keeps 100; Tx has more, and
+        # an evicted one costs a second trip to prepare it again).
+        return cls(await asyncpg.connect(url, statement_cache_size=STATEMENTS))
 
     async def close(self) -> None:
         await self.raw.close()
