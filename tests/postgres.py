@@ -12,14 +12,19 @@ must run, so a missing server fails them instead of skipping."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+
+from bot.config import is_postgres
+from bot.store.dialect import postgres_query
 
 SERVER = "TIERBOT_TEST_POSTGRES"
 NO_SERVER = f"{SERVER} is not set: no PostgreSQL server to test against (.ci/postgres.sh COMMAND starts one)"
@@ -86,3 +91,19 @@ async def bot_database(tmp_path: Path) -> AsyncIterator[str]:
             yield url
     else:
         yield str(tmp_path / "tierbot.sqlite3")
+
+
+async def rows(database: str, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """A test's own look into a bot's database, on either engine: ``sql`` in SQLite's
+    spelling, run on a connection of its own (committed; a SQLite file as sqlite3 sees it)."""
+    if not is_postgres(database):
+        db = sqlite3.connect(database)
+        try:
+            return db.execute(sql, tuple(params)).fetchall()
+        finally:
+            db.close()
+    conn = await asyncpg.connect(database)
+    try:
+        return [tuple(r) for r in await conn.fetch(postgres_query(sql), *params)]
+    finally:
+        await conn.close()

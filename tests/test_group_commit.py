@@ -18,6 +18,7 @@ from telegram import Bot
 from bot.store import QueuedReport, Sent, Store
 from bot.telegram.http import ConnectionsRequest
 from tests.conftest import RESIDENT, RESIDENT2, U1_CHAT, U2_CHAT, town
+from tests.postgres import rows
 
 
 async def test_reports_arriving_together_keep_their_order_and_each_its_own_card(make_bot: Any) -> None:
@@ -40,9 +41,8 @@ async def test_reports_arriving_together_keep_their_order_and_each_its_own_card(
             async with bot.svc.store.read() as tx:
                 assert [e.kind for e in await tx.events(matter.id)] == ["reported"]
         await bot.settle()
-        db = sqlite3.connect(bot.config.database)
-        assert db.execute("SELECT count(*) FROM inbox WHERE done_at IS NULL").fetchone()[0] == 0
-        assert db.execute("SELECT count(*) FROM outbox WHERE state != 'sent'").fetchone()[0] == 0
+        assert await rows(bot.config.database, "SELECT count(*) FROM inbox WHERE done_at IS NULL") == [(0,)]
+        assert await rows(bot.config.database, "SELECT count(*) FROM outbox WHERE state != 'sent'") == [(0,)]
 
 
 def _row(text: str, unit_id: str | None = "u1") -> dict[str, Any]:
