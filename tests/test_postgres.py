@@ -12,7 +12,7 @@ import yaml
 
 from bot.config import is_postgres, parse_config
 from bot.store import MIGRATIONS, SCHEMA_VERSION, QueuedReport, SchemaTooNew, Store
-from bot.store.dialect import POSTGRES_FORMS, Untranslatable, postgres_migrations, postgres_query
+from bot.store.dialect import POSTGRES_FORMS, WRITE_LOCK, Untranslatable, postgres_migrations, postgres_query
 from bot.store.postgres import migrate, schema_version
 from tests.conftest import ROOT, town
 from tests.test_config import errors_of, tierbot
@@ -183,7 +183,8 @@ def test_queries_are_respelled_for_postgresql() -> None:
         "SELECT e.at FROM events e WHERE e.matter_id = $1")
     assert postgres_query("SELECT v.key, group_concat(m.matter_id) FROM views v") == (
         "SELECT v.key, string_agg((m.matter_id)::text, ',') FROM views v")
-    assert postgres_query("BEGIN IMMEDIATE") == "BEGIN"
+    assert postgres_query("BEGIN IMMEDIATE") == f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+    assert postgres_query("BEGIN") == "BEGIN" and postgres_query("BEGIN DEFERRED") == "BEGIN"
     for sqlite_only in ("SELECT j.value FROM outbox o, json_each(o.data, '$.names') j",
                         "SELECT rowid FROM matters", "PRAGMA quick_check(1)",
                         "INSERT OR REPLACE INTO chats (chat_id) VALUES (?)"):

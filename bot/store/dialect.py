@@ -10,7 +10,8 @@ mechanically, so a new migration or query needs no PostgreSQL form of its own:
 - parameters ``?`` → ``$1, $2, …``; ``INSERT OR IGNORE`` → ``… ON CONFLICT DO NOTHING``;
   ``INSERT OR REPLACE`` → ``… ON CONFLICT (key) DO UPDATE SET every column`` (the table's
   key from ``REPLACE_KEYS``); ``INDEXED BY`` (a SQLite planner hint) dropped;
-  ``group_concat(x)`` → ``string_agg((x)::text, ',')``; ``BEGIN IMMEDIATE`` → ``BEGIN``.
+  ``group_concat(x)`` → ``string_agg((x)::text, ',')``; ``BEGIN IMMEDIATE`` → ``BEGIN`` and
+  the one writers' lock (``WRITE_LOCK``), as SQLite has one writer at a time.
 
 What cannot be rewritten by spelling alone is refused (``Untranslatable``), naming what,
 rather than run with another meaning: PRAGMAs, SQLite's JSON functions, ``rowid``, date
@@ -169,6 +170,10 @@ def postgres_migrations() -> list[list[str]]:
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)"
 # Every process migrating at once waits for the one that holds this (any constant of ours).
 MIGRATION_LOCK = 0x7469657262  # "tierb"
+# SQLite's BEGIN IMMEDIATE makes one writer at a time, across processes: the hourly limit
+# counts every process's reports in its write transaction and relies on it. PostgreSQL's
+# BEGIN does not, so a write transaction takes this lock first, in the same trip.
+WRITE_LOCK = 0x746965727762  # "tierwb"
 
 # --- the queries -------------------------------------------------------------------------
 _INSERT_OR = re.compile(r"^\s*INSERT\s+OR\s+(IGNORE|REPLACE)\s+INTO\s+(\w+)", re.I)
@@ -176,12 +181,14 @@ _INSERT_COLUMNS = re.compile(r"^\s*INSERT\s+INTO\s+\w+\s*\(([^)]*)\)", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
 _INDEXED_BY = re.compile(r"\s+INDEXED\s+BY\s+\w+", re.I)
 _GROUP_CONCAT = re.compile(r"\bgroup_concat\s*\(([^()]*)\)", re.I)
-_BEGIN = re.compile(r"^\s*BEGIN\s+(IMMEDIATE|DEFERRED|EXCLUSIVE)\b", re.I)
+_BEGIN = re.compile(r"^\s*BEGIN\s+(IMMEDIATE|EXCLUSIVE)\s*$", re.I)
+_BEGIN_DEFERRED = re.compile(r"^\s*BEGIN\s+DEFERRED\b", re.I)
 
 
 def _rewrite_query(code: str, where: str) -> str:
     """The rewrites on masked SQL (no literals in it)."""
-    code = _BEGIN.sub("BEGIN", code)
+    code = _BEGIN.sub(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})", code)
+    code = _BEGIN_DEFERRED.sub("BEGIN", code)
     code = _INDEXED_BY.sub("", code)
     code = _GROUP_CONCAT.sub(lambda m: f"string_agg(({m.group(1).strip()})::text, ',')", code)
     conflict = ""
