@@ -18,11 +18,16 @@ rather than run with another meaning: PRAGMAs, SQLite's JSON functions, ``rowid`
 functions, triggers. A migration with such a statement, or one that needs another shape on
 PostgreSQL (a table rebuild, written there as ALTERs), has an explicit form in
 ``POSTGRES_FORMS``, found by a phrase only its SQLite text contains (so that renumbering the
-migrations at a merge does not move it).
+migrations at a merge does not move it). A query with a known PostgreSQL form (the JSON paths
+the views read, a broadcast's target order) has a rule in ``QUERY_FORMS``.
 
 The issue's end state is the other way round: the queries written once in PostgreSQL's
-style (``$n``, ``ON CONFLICT DO NOTHING``), rewritten for SQLite. ``postgres_query`` is the
-one place that knows the direction.
+style, rewritten for SQLite. ``postgres_query`` is the one place that knows the direction;
+to flip it: respell queries.py's SQL with this module (``?`` → ``$n``, ``INSERT OR IGNORE`` →
+``ON CONFLICT DO NOTHING``, both of which SQLite ≥ 3.35 accepts as they are once ``$n`` reads
+``?n``), write ``RETURNING id`` where Tx reads ``cursor.lastrowid``, and let a ``sqlite_query``
+turn ``$n`` into ``?n``; what stays different (JSON, rowid, IN lists vs ``= ANY($1)``,
+``INSERT OR REPLACE``) becomes a branch in queries.py.
 """
 
 from __future__ import annotations
