@@ -140,3 +140,52 @@ async def test_a_broadcasts_outcomes_come_in_the_order_of_its_targets(database_u
         assert [(o.unit_id, o.state) for o in outcomes] == [("u2", "failed"), ("u1", "failed"), ("u3", "failed")]
     finally:
         await store.close()
+
+
+async def trips_per_commit(database: str, sizes: list[int]) -> list[int]:
+    """Queries sent to the database by the group commit of each batch of reports: the calls
+    to aiosqlite's thread on SQLite, the statements asyncpg ran on PostgreSQL."""
+    store = await Store.open(database)
+    sent = 0
+
+    def count(record: object = None) -> None:
+        nonlocal sent
+        sent += 1
+
+    if store.engine == "postgres":
+        store._conn.raw.add_query_logger(count)  # type: ignore[union-attr]
+    else:
+        conn: Any = store._conn
+
+        def counting(call: Any) -> Any:
+            def counted(*args: Any, **kwargs: Any) -> Any:
+                count()
+                return call(*args, **kwargs)
+            return counted
+
+        for name in ("execute", "execute_fetchall", "executemany"):
+            setattr(conn, name, counting(getattr(conn, name)))
+    out = []
+    try:
+        for size in sizes:
+            before = sent
+            for i in range(size):
+                store.queue_report(report(f"第{i}件", 1000.0 + i, 100 + i))
+            async with store.read():  # waits for the group commit
+                pass
+            out.append(sent - before)
+    finally:
+        await store.close()
+    return out
+
+
+async def test_a_batch_of_reports_costs_as_few_trips_on_postgresql_as_on_sqlite(postgres_url: str,
+                                                                             tmp_path: Path) -> None:
+    """The group commit writes any number of reports in a few trips (bot/store/store.py): on
+    PostgreSQL the same few, each query one trip (executemany is asyncpg's pipelined one, the
+    writers' lock rides with BEGIN). The first batch of a size prepares its statements."""
+    sizes = [1, 30, 1, 30]
+    sqlite = await trips_per_commit(str(tmp_path / "town.sqlite3"), sizes)
+    postgres = await trips_per_commit(postgres_url, sizes)
+    assert sqlite[2] == sqlite[3] == 5  # BEGIN, matters, events, outbox, COMMIT
+    assert postgres[2:] == sqlite[2:]
