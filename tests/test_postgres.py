@@ -183,6 +183,11 @@ def test_queries_are_respelled_for_postgresql() -> None:
         "SELECT e.at FROM events e WHERE e.matter_id = $1")
     assert postgres_query("SELECT v.key, group_concat(m.matter_id) FROM views v") == (
         "SELECT v.key, string_agg((m.matter_id)::text, ',') FROM views v")
+    assert postgres_query("UPDATE visits SET deed = ? WHERE deed IS NOT ? AND place IS NOT NULL AND x IS ?") == (
+        "UPDATE visits SET deed = $1 WHERE deed IS DISTINCT FROM $2 AND place IS NOT NULL "
+        "AND x IS NOT DISTINCT FROM $3")
+    assert postgres_query("SELECT 1 WHERE a IS NULL AND b IS TRUE AND c IS NOT 'x'") == (
+        "SELECT 1 WHERE a IS NULL AND b IS TRUE AND c IS DISTINCT FROM 'x'")
     assert postgres_query("BEGIN IMMEDIATE") == f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
     assert postgres_query("BEGIN") == "BEGIN" and postgres_query("BEGIN DEFERRED") == "BEGIN"
     for sqlite_only in ("SELECT j.value FROM outbox o, json_each(o.data, '$.names') j",
@@ -214,5 +219,18 @@ async def test_a_postgresql_error_quotes_no_row_in_the_log(postgres_url: str, ca
         assert "query argument $1" in str(caught.value)
         shown = caplog.text + str(caught.value) + "".join(traceback.format_exception(caught.value))
         assert NAME not in shown and TEXT not in shown
+    finally:
+        await store.close()
+
+
+async def test_sqlites_null_safe_is_means_the_same_on_postgresql(database_url: str) -> None:
+    store = await Store.open(database_url)
+    try:
+        async with store.transaction() as tx:
+            await tx.set_meta("cleared", "（已清除）")
+        async with store.read() as tx:
+            found = [[k for (k,) in await tx._all(f"SELECT key FROM meta WHERE value {op} ?", (value,))]
+                     for op, value in (("IS NOT", None), ("IS NOT", "（已清除）"), ("IS", "（已清除）"), ("IS", None))]
+        assert found == [["cleared"], [], ["cleared"], []]
     finally:
         await store.close()

@@ -10,7 +10,8 @@ mechanically, so a new migration or query needs no PostgreSQL form of its own:
 - parameters ``?`` → ``$1, $2, …``; ``INSERT OR IGNORE`` → ``… ON CONFLICT DO NOTHING``;
   ``INSERT OR REPLACE`` → ``… ON CONFLICT (key) DO UPDATE SET every column`` (the table's
   key from ``REPLACE_KEYS``); ``INDEXED BY`` (a SQLite planner hint) dropped;
-  ``group_concat(x)`` → ``string_agg((x)::text, ',')``; ``BEGIN IMMEDIATE`` → ``BEGIN`` and
+  ``group_concat(x)`` → ``string_agg((x)::text, ',')``; ``a IS NOT b`` (any value, NULL-safe)
+  → ``a IS DISTINCT FROM b``, ``a IS b`` → ``IS NOT DISTINCT FROM``; ``BEGIN IMMEDIATE`` → ``BEGIN`` and
   the one writers' lock (``WRITE_LOCK``), as SQLite has one writer at a time.
 
 What cannot be rewritten by spelling alone is refused (``Untranslatable``), naming what,
@@ -186,6 +187,9 @@ _INSERT_COLUMNS = re.compile(r"^\s*INSERT\s+INTO\s+\w+\s*\(([^)]*)\)", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
 _INDEXED_BY = re.compile(r"\s+INDEXED\s+BY\s+\w+", re.I)
 _GROUP_CONCAT = re.compile(r"\bgroup_concat\s*\(([^()]*)\)", re.I)
+# SQLite's IS / IS NOT compare any two values, NULL-safe; PostgreSQL's only take NULL, TRUE…
+_IS_VALUE = re.compile(
+    r"\bIS\s+(NOT\s+)?(?!(?:NULL|TRUE|FALSE|UNKNOWN|DISTINCT|NOT|OF|DOCUMENT|NORMALIZED)\b)(?=[?\x00\w(])", re.I)
 _BEGIN = re.compile(r"^\s*BEGIN\s+(IMMEDIATE|EXCLUSIVE)\s*$", re.I)
 _BEGIN_DEFERRED = re.compile(r"^\s*BEGIN\s+DEFERRED\b", re.I)
 
@@ -195,6 +199,7 @@ def _rewrite_query(code: str, where: str) -> str:
     code = _BEGIN.sub(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})", code)
     code = _BEGIN_DEFERRED.sub("BEGIN", code)
     code = _INDEXED_BY.sub("", code)
+    code = _IS_VALUE.sub(lambda m: "IS DISTINCT FROM " if m.group(1) else "IS NOT DISTINCT FROM ", code)
     code = _GROUP_CONCAT.sub(lambda m: f"string_agg(({m.group(1).strip()})::text, ',')", code)
     conflict = ""
     if match := _INSERT_OR.match(code):
