@@ -11,6 +11,7 @@ import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -27,6 +28,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from escalation.policy import Rules, TierRule
+
+POSTGRES_SCHEMES = ("postgresql", "postgres")  # `database:` as a URL (issue 17); anything else is a SQLite file
+
+
+def is_postgres(database: str) -> bool:
+    """Whether ``database`` names a PostgreSQL database (a URL) rather than a SQLite file."""
+    return urlsplit(database).scheme in POSTGRES_SCHEMES and "://" in database
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdy])\s*$")
 # Far beyond any real setting, far enough below datetime's year 9999 that no sum overflows.
@@ -373,7 +381,8 @@ class SafetyPoll(_Strict):
 class Config(_Strict):
     language: str = Field("zh", pattern=r"^(zh|en)$", description="zh or en")
     timezone: str = Field("Asia/Shanghai", description="an IANA time zone such as Asia/Shanghai")
-    database: str = Field("data/tierbot.sqlite3", min_length=1, description="a file path")
+    database: str = Field("data/tierbot.sqlite3", min_length=1,
+                          description="a file path (SQLite) or a URL postgresql://user@host:port/db")
     sweep_interval: Duration = Field(30.0, description='a duration such as "30s"')
     weekly_summary: str = Field("mon 09:00", description='a day and time such as "mon 09:00"')
     quiet_hours: str | None = Field(None, description='a span such as "22:00-07:00"')
@@ -411,6 +420,18 @@ class Config(_Strict):
             raise ValueError("category keys to be unique")
         if "other" not in keys:
             raise ValueError('a category with key "other" (where uncategorised matters go)')
+        return value
+
+    @field_validator("database")
+    @classmethod
+    def _file_or_postgres(cls, value: str) -> str:
+        # A file path is SQLite, as before; a URL must be PostgreSQL's (issue 17).
+        if "://" in value:
+            parts = urlsplit(value)
+            if parts.scheme not in POSTGRES_SCHEMES:
+                raise ValueError("a file path, or a URL postgresql://user@host:port/db")
+            if not parts.hostname and "host=" not in parts.query:
+                raise ValueError("a PostgreSQL URL with a host: postgresql://user@host:port/db")
         return value
 
     @field_validator("timezone")

@@ -20,6 +20,7 @@ from bot.clock import ManualClock
 from bot.config import Config, parse_config
 from bot.dev.fakeapi import FakeBotApi
 from bot.store import SecondWrite
+from tests.postgres import bot_database, database_url, postgres_url  # noqa: F401  (issue 17: PostgreSQL fixtures)
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-TOKEN"
@@ -161,7 +162,7 @@ async def api() -> AsyncIterator[FakeBotApi]:
 
 
 @pytest.fixture
-def make_bot(tmp_path: Path, api: FakeBotApi) -> Callable[..., Any]:
+def make_bot(bot_database: str, api: FakeBotApi) -> Callable[..., Any]:  # noqa: F811 (the fixture)
     """``async with make_bot(raw_config) as bot:`` runs the real Application."""
     from contextlib import asynccontextmanager
 
@@ -169,7 +170,7 @@ def make_bot(tmp_path: Path, api: FakeBotApi) -> Callable[..., Any]:
     async def start(raw: dict[str, Any] | None = None, clock: ManualClock | None = None,
                     database: Path | None = None) -> AsyncIterator[Running]:
         raw = copy.deepcopy(raw or TOWN)
-        raw["database"] = str(database or tmp_path / "tierbot.sqlite3")
+        raw["database"] = str(database or bot_database)
         raw.setdefault("telegram", {})
         raw["telegram"]["base_url"] = api.base_url
         raw["telegram"]["base_file_url"] = api.base_file_url

@@ -10,16 +10,15 @@ elsewhere). The first process is the real Application behind the fake Bot API.""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from bot.limits import HOUR, over_limit
 from bot.matters import Actor, Matters
 from bot.store import QueuedReport, Store
 from tests.conftest import RESIDENT, START, U1_CHAT, Running, parse_town, town
+from tests.postgres import rows
 from tests.test_limits import private_report
 
 HELD = "一小时内反映的事项已达"
@@ -53,14 +52,10 @@ async def flush(other: Matters) -> None:
         pass
 
 
-def counts(bot: Running) -> tuple[list[str], int]:
-    db = sqlite3.connect(bot.config.database)
-    try:
-        texts = [r[0] for r in db.execute("SELECT text FROM matters ORDER BY id")]
-        (held,) = db.execute("SELECT count(*) FROM held_reports WHERE matter_id IS NULL").fetchone()
-        return texts, held
-    finally:
-        db.close()
+async def counts(bot: Running) -> tuple[list[str], int]:
+    texts = [r[0] for r in await rows(bot.config.database, "SELECT text FROM matters ORDER BY id")]
+    [(held,)] = await rows(bot.config.database, "SELECT count(*) FROM held_reports WHERE matter_id IS NULL")
+    return texts, held
 
 
 async def answered(bot: Running, sent: list[dict[str, Any]]) -> dict[int, str]:
@@ -85,7 +80,7 @@ async def test_a_second_process_below_its_own_count_is_stopped_by_the_database(m
         assert "📋" in answers[there[0]["message_id"]]
         held = answers[there[1]["message_id"]]
         assert "已达 3 件上限" in held and "11-24 11:00 后可以再反映" in held and "📋" not in held
-        assert counts(bot) == (["本处第1件", "本处第2件", "别处第1件"], 1)
+        assert await counts(bot) == (["本处第1件", "本处第2件", "别处第1件"], 1)
 
 
 async def test_two_processes_reporting_at_once_never_exceed_the_limit(make_bot: Any) -> None:
@@ -104,7 +99,7 @@ async def test_two_processes_reporting_at_once_never_exceed_the_limit(make_bot: 
             here.append(bot.say(U1_CHAT, RESIDENT, f"/report 本处第{i}件"))
         there_sent = await there()
         answers = await answered(bot, here + there_sent)
-        texts, held = counts(bot)
+        texts, held = await counts(bot)
         assert len(texts) == limit and held == 12 - limit
         assert sum("📋" in a for a in answers.values()) == limit
         assert sum(HELD in a and "📋" not in a for a in answers.values()) == 12 - limit
@@ -117,13 +112,14 @@ async def test_a_private_report_is_held_by_the_same_count(make_bot: Any) -> None
         await private_report(bot, RESIDENT, "私下反映：楼上漏水")
         answer = bot.api.bot_messages(RESIDENT)[-1].text
         assert "已达 2 件上限" in answer
-        assert counts(bot) == (["别处第1件", "别处第2件"], 1)
+        assert await counts(bot) == (["别处第1件", "别处第2件"], 1)
 
 
-async def test_two_stores_committing_at_once_admit_exactly_the_limit(tmp_path: Path) -> None:
-    """The group commit alone: two connections, each with batches of one person's reports."""
+async def test_two_stores_committing_at_once_admit_exactly_the_limit(database_url: str) -> None:
+    """The group commit alone: two connections, each with batches of one person's reports
+    (on PostgreSQL too: its write transactions take the writers' lock, bot/store/dialect.py)."""
     rules = parse_town().rules_for("other").to_json()
-    path = tmp_path / "t.sqlite3"
+    path = database_url
     one, two = await Store.open(path), await Store.open(path)
     try:
         def queue(store: Store, i: int) -> None:
@@ -139,17 +135,13 @@ async def test_two_stores_committing_at_once_admit_exactly_the_limit(tmp_path: P
         for store in (one, two):
             async with store.read():
                 pass
-        db = sqlite3.connect(path)
-        try:
-            assert db.execute("SELECT count(*) FROM matters").fetchone() == (5,)
-            assert db.execute("SELECT count(*), min(reason), max(reason) FROM held_reports").fetchone() == (
-                15, "hourly", "hourly")
-            replies = db.execute("SELECT reply_to, data FROM outbox WHERE key LIKE 'held:%'").fetchall()
-            assert len(replies) == 15 and all("limits.held_hourly" in data for _, data in replies)
-            cards = {r for (r,) in db.execute("SELECT reply_to FROM outbox WHERE kind = 'card'")}
-            assert cards.isdisjoint(r for r, _ in replies) and len(cards) == 5
-        finally:
-            db.close()
+        assert await rows(path, "SELECT count(*) FROM matters") == [(5,)]
+        assert await rows(path, "SELECT count(*), min(reason), max(reason) FROM held_reports") == [
+            (15, "hourly", "hourly")]
+        replies = await rows(path, "SELECT reply_to, data FROM outbox WHERE key LIKE 'held:%'")
+        assert len(replies) == 15 and all("limits.held_hourly" in data for _, data in replies)
+        cards = {r for (r,) in await rows(path, "SELECT reply_to FROM outbox WHERE kind = 'card'")}
+        assert cards.isdisjoint(r for r, _ in replies) and len(cards) == 5
     finally:
         await one.close()
         await two.close()
@@ -167,7 +159,7 @@ async def test_private_reports_at_once_in_two_processes_never_exceed_the_limit(m
             for i, matters in enumerate([bot.svc.matters, other, bot.svc.matters, other])
         ))
         assert sum(again is not None for again in agains) == 3
-        texts, held = counts(bot)
+        texts, held = await counts(bot)
         assert len(texts) == 2 and held == 3
 
 

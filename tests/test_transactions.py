@@ -15,12 +15,12 @@ import pytest
 
 from bot.store import QueuedReport, SecondWrite, Store
 from tests.conftest import HEAD1, RESIDENT, ROOT, U1_CHAT
+from tests.postgres import rows
 
 
-def _done(database: str | Path, update_id: int) -> bool:
-    with contextlib.closing(sqlite3.connect(database)) as db:
-        row = db.execute("SELECT done_at FROM inbox WHERE update_id = ?", (update_id,)).fetchone()
-    return row is not None and row[0] is not None
+async def _done(database: str | Path, update_id: int) -> bool:
+    found = await rows(str(database), "SELECT done_at FROM inbox WHERE update_id = ?", (update_id,))
+    return bool(found) and found[0][0] is not None
 
 
 def _next_update(bot: Any) -> int:
@@ -28,14 +28,14 @@ def _next_update(bot: Any) -> int:
     return int(bot.api._next_update)
 
 
-async def test_a_second_write_transaction_for_one_update_is_refused(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "t.sqlite3")
+async def test_a_second_write_transaction_for_one_update_is_refused(database_url: str) -> None:
+    store = await Store.open(database_url)
     try:
         async with store.transaction() as tx:
             await tx.inbox_add([(7, "{}"), (8, "{}")], 1.0)
         async with store.transaction(update=7) as tx:
             await tx.set_meta("first", "1")
-        assert _done(tmp_path / "t.sqlite3", 7)
+        assert await _done(database_url, 7)
         with pytest.raises(SecondWrite, match="update 7"):
             async with store.transaction(update=7) as tx:
                 await tx.set_meta("second", "2")
@@ -50,8 +50,8 @@ async def test_a_second_write_transaction_for_one_update_is_refused(tmp_path: Pa
         await store.close()
 
 
-async def test_a_refused_transaction_rolled_back_leaves_the_update_its_one_write(tmp_path: Path) -> None:
-    store = await Store.open(tmp_path / "t.sqlite3")
+async def test_a_refused_transaction_rolled_back_leaves_the_update_its_one_write(database_url: str) -> None:
+    store = await Store.open(database_url)
     try:
         async with store.transaction() as tx:
             await tx.inbox_add([(9, "{}")], 1.0)
@@ -59,10 +59,10 @@ async def test_a_refused_transaction_rolled_back_leaves_the_update_its_one_write
             async with store.transaction(update=9) as tx:
                 await tx.set_meta("undone", "1")
                 raise RuntimeError("changed my mind")
-        assert not _done(tmp_path / "t.sqlite3", 9)
+        assert not await _done(database_url, 9)
         async with store.transaction(update=9) as tx:  # nothing committed: this is its one write
             await tx.set_meta("answer", "1")
-        assert _done(tmp_path / "t.sqlite3", 9)
+        assert await _done(database_url, 9)
     finally:
         await store.close()
 
@@ -85,7 +85,7 @@ async def test_a_handlers_effect_and_its_update_being_done_commit_together(make_
             db.execute("DROP TRIGGER no_done")
             db.commit()
         assert claimed is None  # so the claim went with it
-        assert not _done(bot.config.database, claim)
+        assert not await _done(bot.config.database, claim)
 
 
 async def test_a_refused_command_is_answered_in_its_updates_one_transaction(make_bot: Any) -> None:
@@ -98,7 +98,7 @@ async def test_a_refused_command_is_answered_in_its_updates_one_transaction(make
         bot.say(U1_CHAT, HEAD1, "/claim 1")
         await bot.wait_bot(U1_CHAT, "99")
         await bot.settle()
-        assert _done(bot.config.database, refused) and _done(bot.config.database, claimed)
+        assert await _done(bot.config.database, refused) and await _done(bot.config.database, claimed)
     # make_bot fails the test had any handler been refused a second write transaction
 
 

@@ -955,7 +955,7 @@ class Tx:
             "SELECT unit_id, category, count(*) FROM ("
             "SELECT unit_id, category FROM matters WHERE id >= ? AND +created_at >= ? AND +created_at < ? "
             "UNION ALL SELECT unit_id, category FROM matters WHERE id < ? AND created_at >= ? AND created_at < ?"
-            ") GROUP BY unit_id, category",
+            ") AS week GROUP BY unit_id, category",  # PostgreSQL before 16 wants the alias
             (first, start, end, first, start, end),
         )
         return [(unit, category, int(n)) for unit, category, n in rows]

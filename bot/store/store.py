@@ -36,13 +36,18 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiosqlite
 
 from bot import limits, logs
+from bot.config import is_postgres
 from bot.store.queries import Tx
 from bot.store.rows import QueuedReport, Sent
 from bot.store.schema import MAX_TRIES, MIGRATIONS, MIN_SQLITE, SCHEMA_VERSION, SENT_BATCH, SchemaTooNew
+
+if TYPE_CHECKING:
+    from bot.store.postgres import Connection as PgConnection
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +106,11 @@ sending: ContextVar[SendSlot | None] = ContextVar("sending", default=None)
 
 
 class Store:
-    def __init__(self, conn: aiosqlite.Connection, signals: Signals | None = None,
+    def __init__(self, conn: aiosqlite.Connection | PgConnection, signals: Signals | None = None,
                  now: Callable[[], float] = time.time, connections: int = 8) -> None:
         self._conn = conn
+        # What a ROLLBACK may raise and be ignored (SQLite: "no transaction" after a cancelled BEGIN).
+        self._rollback_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
         self._lock = asyncio.Lock()
         self.signals = signals or Signals()
         self.handled: set[int] = set()  # updates whose effects are committed, or queued to be
@@ -123,6 +130,9 @@ class Store:
     @classmethod
     async def open(cls, path: str | Path, signals: Signals | None = None, now: Callable[[], float] = time.time,
                    connections: int = 8) -> Store:
+        """SQLite at a file path; PostgreSQL at a postgresql:// URL (issue 17)."""
+        if is_postgres(str(path)):
+            return await cls._open_postgres(str(path), signals, now, connections)
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise RuntimeError(
                 f"tierbot needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer (for RETURNING); "
@@ -152,8 +162,29 @@ class Store:
             _warn_if_shared(path)
         return store
 
+    @classmethod
+    async def _open_postgres(cls, url: str, signals: Signals | None, now: Callable[[], float],
+                             connections: int) -> Store:
+        from bot.store import postgres  # asyncpg only for those who use it
+
+        conn = await postgres.Connection.connect(url)
+        try:
+            await postgres.migrate(conn.raw)
+        except BaseException:
+            await conn.close()
+            raise
+        store = cls(conn, signals, now, connections)
+        store._rollback_errors = postgres.ERRORS
+        return store
+
+    @property
+    def engine(self) -> str:
+        return "sqlite" if isinstance(self._conn, aiosqlite.Connection) else "postgres"
+
     async def quick_check(self) -> str | None:
         """SQLite's quick integrity check (a damaged or truncated file): the first problem, or None."""
+        if self.engine != "sqlite":
+            return None  # a server's own business (PostgreSQL has no file to be truncated)
         async with self._lock, self._conn.execute("PRAGMA quick_check(1)") as cur:
             (result,) = await cur.fetchone()  # type: ignore[misc]
         return None if result == "ok" else str(result)
@@ -370,7 +401,7 @@ class Store:
         except BaseException:
             # Also after a cancel during BEGIN: aiosqlite runs it anyway, and this ROLLBACK,
             # queued behind it, ends what it began ("no transaction" if it began nothing).
-            with contextlib.suppress(sqlite3.Error):
+            with contextlib.suppress(*self._rollback_errors):
                 await self._conn.execute("ROLLBACK")
             raise
         await self._conn.execute("COMMIT")
