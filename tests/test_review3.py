@@ -1,0 +1,30 @@
+"""Review of the visit log, the officers' section and the cheaper card send (issue 16):
+each defect found, with the test that fails without its fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot import visits
+from tests.conftest import C1_CHAT, POLICE, STAFF, STATION_CHAT
+
+H = 3600.0
+
+
+async def test_visits_list_of_a_busy_week_fits_one_message(make_bot: Any) -> None:
+    """/visits listed every person's line and 40 entries of up to 40 characters each with
+    all their units: a busy week's answer passed Telegram's 4,096 characters and was refused
+    (400 "message is too long"), so the officer got no answer at all."""
+    async with make_bot() as bot:
+        now = bot.clock.now()
+        async with bot.svc.store.transaction() as tx:
+            for i in range(60):  # 60 entries, by 60 people (grid workers, staff …)
+                vid = await tx.start_visit(1000 + i, f"走访人{i:02d}号走访人走访人", 1000 + i, now - H,
+                                           community_id="c1", units=["u1", "u2"], households=5,
+                                           deed="帮" * 40, findings="邻里纠纷", step=visits.MEDIA)
+                await tx.update_visit(vid, now - H, step=visits.DONE, finished_at=now - H)
+        for chat, who in ((C1_CHAT, POLICE), (STATION_CHAT, STAFF)):
+            bot.say(chat, who, "/visits")
+            listed = await bot.wait_bot(chat, "走访日志")
+            assert "60 次，300 户" in listed.text
+            assert len(listed.text) <= 4096
