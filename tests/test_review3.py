@@ -28,3 +28,31 @@ async def test_visits_list_of_a_busy_week_fits_one_message(make_bot: Any) -> Non
             listed = await bot.wait_bot(chat, "走访日志")
             assert "60 次，300 户" in listed.text
             assert len(listed.text) <= 4096
+
+
+async def test_one_no_longer_listed_can_neither_finish_an_entry_nor_make_a_matter_of_it(make_bot: Any) -> None:
+    """A grid worker taken off config.yaml kept their buttons: the unfinished entry could still
+    be finished (and posted to the community's group) and a finding of an old entry turned
+    into a matter in a unit's group, though /visit refuses them."""
+    from bot.clock import ManualClock
+    from tests.conftest import START, town
+    from tests.test_visits import GRID, grid_town, latest, log_visit, press
+
+    clock = ManualClock(START)
+    async with make_bot(grid_town(), clock=clock) as bot:
+        await log_visit(bot, GRID, findings="张家老人独居")
+        await latest(bot, GRID, "已记录")
+        bot.say(GRID, GRID, "/visit 5户 帮李大妈修水管")
+        await latest(bot, GRID, "走访了哪些单元")
+        await bot.settle()
+    async with make_bot(town(), clock=clock) as bot:  # no grid worker any more
+        posts = bot.count_bot(C1_CHAT, "走访日志")
+        await press(bot, GRID, GRID, "转为事项")
+        await press(bot, GRID, GRID, "第一村民小组")
+        await press(bot, GRID, GRID, "下一步")
+        await bot.settle()
+        async with bot.svc.store.read() as tx:
+            assert await tx.matter(1) is None
+            assert (await tx.visit(2)).units == []  # type: ignore[union-attr]
+        assert bot.count_bot(C1_CHAT, "走访日志") == posts
+        await latest(bot, GRID, "走访日志由社区民警、书记、网格员和派出所民警记录")
