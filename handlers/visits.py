@@ -195,7 +195,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     now = svc.clock.now()
     async with svc.store.transaction(update=update.update_id) as tx:
         visit = await tx.visit(visit_id)
-        if visit is None or visit.user_id != user.id:
+        if visit is None or visit.user_id != user.id or message.chat_id != visit.chat_id:
+            # …or its data on a message elsewhere: it would edit that one (a group's post, a card)
             await _put(svc, tx, _answer(update, message, said(say("visit.stale"))))
             return
         if not _still_allowed(svc, visit):  # taken off config.yaml since: their old buttons do nothing

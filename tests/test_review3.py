@@ -56,3 +56,20 @@ async def test_one_no_longer_listed_can_neither_finish_an_entry_nor_make_a_matte
             assert (await tx.visit(2)).units == []  # type: ignore[union-attr]
         assert bot.count_bot(C1_CHAT, "走访日志") == posts
         await latest(bot, GRID, "走访日志由社区民警、书记、网格员和派出所民警记录")
+
+
+async def test_an_entrys_button_data_on_a_group_message_edits_nothing_there(make_bot: Any) -> None:
+    """An entry's buttons edit the message pressed: with its data sent on another message (a
+    forged press, by the entry's own writer, on the entry's post in the community's group) the
+    post became the private answer with its 转为事项 buttons, in the group."""
+    from tests.test_visits import latest, log_visit
+
+    async with make_bot() as bot:
+        await log_visit(bot, POLICE, findings="张家老人独居")
+        await latest(bot, POLICE, "已记录")
+        post = await bot.wait_bot(C1_CHAT, "走访日志 #1")
+        text = post.text
+        bot.api.press_button(C1_CHAT, bot.user(POLICE), post.message_id, visits.callback(1, "t", "g"))
+        await bot.settle()
+        after = next(m for m in bot.api.bot_messages(C1_CHAT) if m.message_id == post.message_id)
+        assert after.text == text and not bot.api.buttons(after)
