@@ -73,3 +73,22 @@ async def test_an_entrys_button_data_on_a_group_message_edits_nothing_there(make
         await bot.settle()
         after = next(m for m in bot.api.bot_messages(C1_CHAT) if m.message_id == post.message_id)
         assert after.text == text and not bot.api.buttons(after)
+
+
+async def test_a_date_after_visit_is_not_read_as_households(make_bot: Any) -> None:
+    """``/visit 2026年3月帮王大爷…`` was read as 2026 households (any digits at the start, the
+    rest the deed), which went into the officer's figures and the ranking. A number is the
+    households only when 户 or a space follows it."""
+    from tests.test_visits import latest
+
+    assert visits.parse_one_line("2026年3月帮王大爷代缴水费") is None
+    assert visits.parse_one_line("3月5日 入户") is None
+    assert visits.parse_one_line("5户帮王大爷") == (5, "帮王大爷")
+    assert visits.parse_one_line("5 户 帮王大爷") == (5, "帮王大爷")
+    assert visits.parse_one_line("5 帮王大爷") == (5, "帮王大爷")
+    async with make_bot() as bot:
+        bot.say(POLICE, POLICE, "/visit 2026年3月帮王大爷代缴水费")
+        await latest(bot, POLICE, "用法：/visit")
+        await bot.settle()
+        async with bot.svc.store.read() as tx:
+            assert await tx.open_visit(POLICE) is None
