@@ -122,9 +122,8 @@ async def take(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
         visit = await tx.open_visit(user.id)
     if visit is None:
         return False
-    if not _still_allowed(svc, visit):
-        await _reply(update, context, said(say("visit.not_allowed")))
-        return True
+    if not _still_allowed(svc, visit):  # no step of it; their message goes on as anyone's
+        return False
     await _step(update, context, svc, message, visit)
     return True
 
