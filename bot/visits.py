@@ -41,7 +41,7 @@ DONE, CONVERTED = "done", "converted"
 ORDER = (COMMUNITY, UNITS, HOUSEHOLDS, DEED, FINDINGS, MEDIA)
 
 # "/visit 5户 帮王大爷代缴水费", "/visit 5 户 …", "/visit 5户帮…"
-_ONE_LINE = re.compile(r"^\s*(\d{1,6})\s*户?\s*(.*)$", re.DOTALL)
+_ONE_LINE = re.compile(r"^\s*(\d{1,6})(?:\s*户|\s)\s*(.*)$", re.DOTALL)  # 户 or a space: not "3月"
 
 
 def callback(visit_id: int, action: str, arg: str = "") -> str:

@@ -122,8 +122,17 @@ async def take(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
         visit = await tx.open_visit(user.id)
     if visit is None:
         return False
+    if not _still_allowed(svc, visit):  # no step of it; their message goes on as anyone's
+        return False
     await _step(update, context, svc, message, visit)
     return True
+
+
+def _still_allowed(svc: Services, visit: Visit) -> bool:
+    """Whether the one writing ``visit`` may still log visits for its community (any, before
+    one is chosen): an entry outlives a restart, and config.yaml may have changed meanwhile."""
+    mine = [c.id for c in visits.communities_for(svc.tree, visit.user_id)]
+    return visit.community_id in mine if visit.community_id else bool(mine)
 
 
 async def _step(update: Update, context: ContextTypes.DEFAULT_TYPE, svc: Services, message: Message,
@@ -185,8 +194,12 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     now = svc.clock.now()
     async with svc.store.transaction(update=update.update_id) as tx:
         visit = await tx.visit(visit_id)
-        if visit is None or visit.user_id != user.id:
+        if visit is None or visit.user_id != user.id or message.chat_id != visit.chat_id:
+            # …or its data on a message elsewhere: it would edit that one (a group's post, a card)
             await _put(svc, tx, _answer(update, message, said(say("visit.stale"))))
+            return
+        if not _still_allowed(svc, visit):  # taken off config.yaml since: their old buttons do nothing
+            await _put(svc, tx, _answer(update, message, said(say("visit.not_allowed"))))
             return
         await _put(svc, tx, *await _press(svc, tx, update, message, visit, action, arg, now))
 

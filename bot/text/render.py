@@ -451,7 +451,13 @@ def compose(kind: str, data: Any, scene: Scene) -> Composed:
 
 
 def said(data: Any, scene: Scene, sep: str = "\n") -> Composed:
-    text = sep.join(words(part, scene) for part in data.get("say", []))
+    parts = [words(part, scene) for part in data.get("say", [])]
+    text = sep.join(parts)
+    # Past Telegram's 4,096 (a busy /visits) the whole answer is refused: its last parts go
+    # instead, whole, so no tag is cut (tags and entities counted: within the limit for sure).
+    while len(text) > TELEGRAM_TEXT and len(parts) > 1:
+        parts.pop()
+        text = sep.join([*parts, "…"])
     return text, buttons(data, scene)
 
 
