@@ -59,9 +59,9 @@ def ping_data(
         if ping.note:
             entry["note"] = ping.note
         if ping.kind == "reping":
-            entry["overdue"] = now - _overdue_since(ping.matter, now)
+            entry["overdue"] = now - policy.overdue_since(ping.matter.clock, ping.matter.policy_rules, now)
         elif ping.kind == "remind":
-            entry["due"] = _next_deadline(ping.matter, now)
+            entry["due"] = policy.next_deadline(ping.matter.clock, ping.matter.policy_rules, now)
         elif ping.kind == "resolved_below":
             entry["who"] = ping.matter.resolved_by_name or ""
         told.append(entry)
@@ -78,19 +78,6 @@ def ping_data(
     return data
 
 
-def _overdue_since(matter: Matter, now: float) -> float:
-    """When the earliest passed deadline of its current tier passed (``now`` if none has)."""
-    rules = matter.policy_rules
-    passed = [d for d in (policy.claim_due(matter.clock, rules), policy.resolve_due(matter.clock, rules))
-              if d is not None and d <= now]
-    return min(passed) if passed else now
-
-
-def _next_deadline(matter: Matter, now: float) -> float:
-    rules = matter.policy_rules
-    dues = [d for d in (policy.claim_due(matter.clock, rules), policy.resolve_due(matter.clock, rules)) if d]
-    upcoming = [d for d in dues if d >= now]
-    return min(upcoming or dues or [now])
 
 
 def target_chat(tree: Tree, unit_id: str, tier: int) -> int | None:

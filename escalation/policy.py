@@ -269,3 +269,16 @@ def resume(clock: Clock, now: float) -> Clock:
         suspended_at=None,
         suspended_until=None,
     )
+
+
+def overdue_since(clock: Clock, rules: Rules, now: float) -> float:
+    """When the earliest passed deadline of the current tier passed (``now`` if none has)."""
+    passed = [d for d in (claim_due(clock, rules), resolve_due(clock, rules)) if d is not None and d <= now]
+    return min(passed) if passed else now
+
+
+def next_deadline(clock: Clock, rules: Rules, now: float) -> float:
+    """The current tier's next deadline (the latest passed one if all have passed)."""
+    dues = [d for d in (claim_due(clock, rules), resolve_due(clock, rules)) if d]
+    upcoming = [d for d in dues if d >= now]
+    return min(upcoming or dues or [now])

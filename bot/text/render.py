@@ -307,12 +307,13 @@ def ping_title(ping: Any, t: Texts, now: float, category: bool = True) -> str:
             return t("esc.title", id=matter.id, tier=tier, reason=reason or t("reason.manual"))
         case "reping":
             overdue = getattr(ping, "overdue", None)  # as it was when the ping was queued
-            overdue = now - overdue_since(matter, now) if overdue is None else overdue
+            overdue = now - policy.overdue_since(matter.clock, matter.policy_rules, now) if overdue is None else overdue
             return t("esc.reping", id=matter.id, reason=reason, overdue=t.duration(overdue))
         case "remind":
-            due = getattr(ping, "due", None)
-            return t("esc.remind", id=matter.id, reason=reason, at=t.time(_next_deadline(matter, now) if due is None
-                                                                          else due))
+            due = getattr(ping, "due", None)  # as it was when the ping was queued
+            if due is None:
+                due = policy.next_deadline(matter.clock, matter.policy_rules, now)
+            return t("esc.remind", id=matter.id, reason=reason, at=t.time(due))
         case "idle":
             return t("esc.idle", id=matter.id)
         case "unclaimed":
@@ -341,21 +342,6 @@ def ping_title(ping: Any, t: Texts, now: float, category: bool = True) -> str:
 
 
 REASONS = ("unclaimed", "unresolved", "idle", "suspension_over")
-
-
-def overdue_since(matter: Matter, now: float) -> float:
-    """When the earliest passed deadline of its current tier passed (``now`` if none has)."""
-    rules = matter.policy_rules
-    passed = [d for d in (policy.claim_due(matter.clock, rules), policy.resolve_due(matter.clock, rules))
-              if d is not None and d <= now]
-    return min(passed) if passed else now
-
-
-def _next_deadline(matter: Matter, now: float) -> float:
-    rules = matter.policy_rules
-    dues = [d for d in (policy.claim_due(matter.clock, rules), policy.resolve_due(matter.clock, rules)) if d]
-    upcoming = [d for d in dues if d >= now]
-    return min(upcoming or dues or [now])
 
 
 def _name(tree: Tree, user_id: int) -> str:
