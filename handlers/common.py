@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -30,6 +31,7 @@ __all__ = [
     "matter_number",
     "on_its_keyboard",
     "parse_until",
+    "pressed_on_its_message",
     "refusal",
     "reply",
     "reply_notice",
@@ -219,6 +221,26 @@ def reply_notice(
     force = {"force_reply": True, "selective": bool(reply_markup.selective)} \
         if isinstance(reply_markup, ForceReply) else None
     return outbox.Reply(update.update_id, message.chat_id, data, message.message_id if under else None, force)
+
+
+async def pressed_on_its_message(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, pattern: re.Pattern[str]
+) -> tuple[re.Match[str], int | None] | None:
+    """A button that rewrites the message it sits on (the officers' messages): its data
+    matched against ``pattern``, and the message to rewrite. Data not on that message's own
+    keyboard is a forgery and is refused; a message whose buttons are gone (pressed again
+    after the edit) gives None to rewrite. None when the press is answered here already."""
+    query = update.callback_query
+    assert query is not None
+    match = pattern.match(query.data or "")
+    message = query.message if isinstance(query.message, Message) else None
+    if match is None or message is None:
+        await query.answer()
+        return None
+    if message.reply_markup is not None and not on_its_keyboard(update):
+        await toast(update, context, say("err.stale_button"), alert=True)
+        return None
+    return match, message.message_id if message.reply_markup is not None else None
 
 
 async def toast(update: Update, context: ContextTypes.DEFAULT_TYPE, words: Say, alert: bool = False) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import re
 
-from telegram import Message, Update
+from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot import outbox
 from bot.outbox import Say, say
 from bot.screening import CALLBACK, MAX_FINDING, Answer, Reply, Screenings
-from handlers.common import actor, on_its_keyboard, reply_notice, services, toast
+from handlers.common import actor, pressed_on_its_message, reply_notice, services, toast
 
 PATTERN = f"^{CALLBACK}(zero|find|unit|matter|handled):([0-9]{{1,9}})(?::([0-9]{{1,4}}))?$"
 _DATA = re.compile(PATTERN)
@@ -39,19 +39,9 @@ def _refusal(update: Update, context: ContextTypes.DEFAULT_TYPE, answer: Answer)
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    query = update.callback_query
-    assert query is not None
-    match = _DATA.match(query.data or "")
-    message = query.message if isinstance(query.message, Message) else None
-    if match is None or message is None:
-        await query.answer()
+    if (own := await pressed_on_its_message(update, context, _DATA)) is None:
         return
-    # These rewrite the message pressed on: only from its own buttons. One whose buttons are
-    # gone (pressed again after the edit) is answered, rewriting no message.
-    if message.reply_markup is not None and not on_its_keyboard(update):
-        await toast(update, context, say("err.stale_button"), alert=True)
-        return
-    pressed = message.message_id if message.reply_markup is not None else None
+    match, pressed = own
     action, number, extra = match.group(1), int(match.group(2)), match.group(3)
     screenings, who = _screenings(context), actor(update)
     done: Reply
@@ -72,8 +62,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     words = refusal or ok
     if words is not None:
         await toast(update, context, words, alert=refusal is not None)
-    else:
-        await query.answer()
+    elif update.callback_query is not None:
+        await update.callback_query.answer()
 
 
 async def finding_text(update: Update, context: ContextTypes.DEFAULT_TYPE, screening_id: int, unit_id: str) -> None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 
-from telegram import Message, Update
+from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot.broadcasts import MAX_TEXT
 from bot.outbox import Reply, Say, say
 from bot.village_notice import CALLBACK, Answer, Decision, VillageNotices
 from handlers import screening
-from handlers.common import ack_for, actor, on_its_keyboard, reply_notice, services, toast
+from handlers.common import ack_for, actor, pressed_on_its_message, reply_notice, services, toast
 
 PATTERN = f"^{CALLBACK}(pub|edit|skip):([0-9]{{1,9}})$"
 _DATA = re.compile(PATTERN)
@@ -40,19 +40,9 @@ def _refusal(update: Update, context: ContextTypes.DEFAULT_TYPE, decision: Decis
 
 
 async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    query = update.callback_query
-    assert query is not None
-    match = _DATA.match(query.data or "")
-    message = query.message if isinstance(query.message, Message) else None
-    if match is None or message is None:
-        await query.answer()
+    if (own := await pressed_on_its_message(update, context, _DATA)) is None:
         return
-    # These rewrite the message pressed on: only from its own buttons. One whose buttons are
-    # gone (pressed again after the edit) is answered, rewriting no message.
-    if message.reply_markup is not None and not on_its_keyboard(update):
-        await toast(update, context, say("err.stale_button"), alert=True)
-        return
-    pressed = message.message_id if message.reply_markup is not None else None
+    match, pressed = own
     action, notice_id = match.group(1), int(match.group(2))
     notices, who = _notices(context), actor(update)
     if action == "pub":
@@ -65,8 +55,8 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     refusal = _refusal(update, context, decision, notice_id)
     if refusal is not None:
         await toast(update, context, refusal, alert=True)
-    else:
-        await query.answer()
+    elif update.callback_query is not None:
+        await update.callback_query.answer()
 
 
 async def new_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
