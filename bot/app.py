@@ -15,7 +15,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 import handlers
 from bot import broadcasts, retention, visits
 from bot.clock import Clock, SystemClock
-from bot.config import Config
+from bot.config import Config, shown
 from bot.matters import Matters
 from bot.outbox import Kind
 from bot.runner import ALLOWED_UPDATES
@@ -132,7 +132,7 @@ async def _open(app: Application) -> None:
     if isinstance(request, InboxRequest):
         request.store, request.tree = store, tree
     await replay(app, store)
-    log.info("tierbot started: %d units, database %s", sum(1 for _ in tree.units()), config.database)
+    log.info("tierbot started: %d units, database %s", sum(1 for _ in tree.units()), shown(config.database))
 
 
 async def _stop_workers(app: Application) -> None:
