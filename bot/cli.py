@@ -384,9 +384,13 @@ def _restore(args: argparse.Namespace) -> int:
 def _postgres_backup_advice(command: str, database: str) -> int:
     """backup/restore copy SQLite files; a PostgreSQL database has the server's own tools
     (and no file whose mode tierbot could set: pg_dump's output is the operator's to keep)."""
+    from urllib.parse import parse_qs, urlsplit
+
     url = pg_tool_url(database)
-    advice = (f"pg_dump -Fc -f tierbot.dump '{url}'" if command == "backup"
-              else f"pg_restore --clean --if-exists -d '{url}' tierbot.dump (the bot stopped)")
+    schema = parse_qs(urlsplit(database).query).get("search_path", [""])[0]
+    only = f"-n {schema} " if schema else ""
+    advice = (f"pg_dump -Fc {only}-f tierbot.dump '{url}'" if command == "backup"
+              else f"pg_restore --clean --if-exists {only}-d '{url}' tierbot.dump (the bot stopped)")
     print(f"tierbot {command}: `database` is a PostgreSQL URL; tierbot {command} copies SQLite files only. "
           f"Use PostgreSQL's own tool: {advice}", file=sys.stderr)
     return 2
@@ -395,7 +399,7 @@ def _postgres_backup_advice(command: str, database: str) -> int:
 def pg_tool_url(database: str) -> str:
     """The URL as pg_dump/pg_restore take it: without the password (they read PGPASSWORD or
     ~/.pgpass) and without asyncpg's server settings, which libpq refuses in a URL (a schema
-    other than the user's default goes as --schema=NAME)."""
+    named by search_path goes as -n NAME)."""
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(database)

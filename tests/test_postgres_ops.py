@@ -240,10 +240,10 @@ async def test_backup_and_restore_refuse_a_postgresql_url_with_pg_dump_and_pg_re
     code, out, err = await tierbot("backup", "--config", str(config), "--out", str(tmp_path / "copy.sqlite3"))
     assert (code, out) == (2, "") and len(err.splitlines()) == 1
     assert "`database` is a PostgreSQL URL" in err
-    assert "pg_dump -Fc -f tierbot.dump 'postgresql://tierbot@db.example:5432/city'" in err
+    assert "pg_dump -Fc -n town -f tierbot.dump 'postgresql://tierbot@db.example:5432/city'" in err
     code, out, err = await tierbot("restore", "--config", str(config), "--from", str(tmp_path / "copy.sqlite3"))
     assert (code, out) == (2, "") and len(err.splitlines()) == 1
-    assert "pg_restore --clean --if-exists -d 'postgresql://tierbot@db.example:5432/city' tierbot.dump" in err
+    assert "pg_restore --clean --if-exists -n town -d 'postgresql://tierbot@db.example:5432/city' tierbot.dump" in err
     assert ":pw@" not in err
     assert os.listdir(tmp_path) == ["config.yaml"]  # no file written, none made of the URL
 
