@@ -60,6 +60,8 @@ async def test_the_guard_is_one_holder_per_database_and_schema_and_goes_with_its
             with pytest.raises(AlreadyRunning) as refused:
                 await PostgresGuard(town_a).acquire()
             assert refused.value.pid == os.getpid()  # named by the holder's session
+            # The server probes the holder: a vanished host's guard goes within minutes.
+            assert await first._conn.fetchval("SHOW tcp_keepalives_idle") == "60"
             other = PostgresGuard(town_b)  # another schema of the same database: another town
             await other.acquire()
             await other.release()

@@ -216,8 +216,13 @@ APPLICATION = "tierbot run pid {pid}"  # the guard's session names its holder, f
 _HOLDER_PID = re.compile(r"^tierbot run pid (\d+)")
 
 
+# The server probes the guard's idle connection: a bot whose host vanished (no FIN, no RST)
+# loses the guard within about two minutes instead of the kernel's two hours.
+KEEPALIVES = {"tcp_keepalives_idle": "60", "tcp_keepalives_interval": "10", "tcp_keepalives_count": "6"}
+
+
 async def guard_connection(url: str, pid: int) -> asyncpg.Connection:
-    return await asyncpg.connect(url, server_settings={"application_name": APPLICATION.format(pid=pid)})
+    return await asyncpg.connect(url, server_settings={"application_name": APPLICATION.format(pid=pid), **KEEPALIVES})
 
 
 async def guard_key(conn: asyncpg.Connection) -> int:
