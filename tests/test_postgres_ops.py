@@ -388,3 +388,19 @@ async def test_a_row_that_cannot_move_leaves_the_target_empty(tmp_path: Path, po
     finally:
         await conn.close()
 
+
+
+async def test_the_commands_that_read_a_database_take_a_postgresql_url(tmp_path: Path, postgres_url: str) -> None:
+    """inbox, purge and export looked for a file at `database` and said there was none."""
+    store = await Store.open(postgres_url)
+    await store.close()
+    raw = town(database=postgres_url)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    code, out, err = await tierbot("inbox", "--config", str(config))
+    assert (code, err, out) == (0, "", "inbox: 0 update(s) waiting, 0 failed (list them with --failed)\n")
+    code, out, err = await tierbot("export", "--config", str(config), "--from", "2026-11-01", "--to", "2026-11-30",
+                                   "--out", str(tmp_path / "ledger.csv"))
+    assert (code, err) == (0, "") and "0 matter(s)" in out
+    code, out, err = await tierbot("purge", "--config", str(config), "--before", "2026-01-01")
+    assert code == 0 and "cleared the personal data of 0 matter(s)" in out, err
