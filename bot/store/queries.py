@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -55,6 +55,11 @@ class Tx:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
         self.enqueued = False
+        # In-memory copies this transaction changed ("bindings", "languages"): other workers
+        # reload them once it commits (bot/store/workers.py).
+        self.changed: set[str] = set()
+        # The sender's lease (several workers, bot/store/workers.py): checked where messages are marked sent.
+        self.fence: Callable[[Any], Awaitable[None]] | None = None
         self.logged: list[tuple[str, dict[str, Any]]] = []  # events to log once committed
 
     def log_event(self, name: str, **fields: Any) -> None:
@@ -252,7 +257,10 @@ class Tx:
         )
 
     async def outbox_sent(self, sent: list[Sent]) -> None:
-        """Items Telegram accepted, and the places of the new cards among them."""
+        """Items Telegram accepted, and the places of the new cards among them; refused
+        (LeaseLost) to a sender whose lease another worker has taken since."""
+        if self.fence is not None and sent:
+            await self.fence(self._conn)
         # A file made for the asker (a ledger, with names in it) is not kept once it is sent.
         await self._conn.executemany(
             "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ?, "
@@ -388,6 +396,7 @@ class Tx:
 
     # --- chats -------------------------------------------------------------------
     async def bind_chat(self, chat_id: int, node_id: str, user_id: int, now: float) -> None:
+        self.changed.add("bindings")
         # A node has one chat: binding a new one releases the old.
         await self._conn.execute("UPDATE chats SET node_id = NULL WHERE node_id = ?", (node_id,))
         await self._conn.execute(
@@ -399,6 +408,7 @@ class Tx:
 
     async def move_chat(self, old_chat: int, new_chat: int) -> None:
         """A group's new id (it became a supergroup): pending messages, cards and its language follow it."""
+        self.changed.update(("bindings", "languages"))
         await self._conn.execute(
             "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND state = 'pending'", (new_chat, old_chat)
         )
@@ -421,6 +431,7 @@ class Tx:
         return {chat_id: node_id for chat_id, node_id in rows}
 
     async def set_chat_language(self, chat_id: int, language: str) -> None:
+        self.changed.add("languages")
         await self._conn.execute(
             "INSERT INTO chats (chat_id, language) VALUES (?, ?) "
             "ON CONFLICT(chat_id) DO UPDATE SET language = excluded.language",
