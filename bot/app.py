@@ -116,6 +116,8 @@ async def _open(app: Application) -> None:
 
         workers = await Workers.connect(config.database, config.delivery.lease)
         app.bot_data["workers"] = workers
+        if isinstance(limiter := app.bot.rate_limiter, ChatRateLimiter):  # a 429 is the token's: kept for all
+            limiter.on_flood = workers.note_flood
     # The worker is woken through the store's signals (bot/store/store.py's Signals), made with the
     # store: neither is wired to the other after it is built.
     delivery = Delivery(app.bot, store, tree, langs, clock, round(config.telegram.rate_limit.overall_per_second),
@@ -245,22 +247,26 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 @asynccontextmanager
-async def running(app: Application, poll_timeout: int | None = None) -> AsyncIterator[Application]:
+async def running(app: Application, poll_timeout: int | None = None,
+                  polling: bool = True) -> AsyncIterator[Application]:
     """Start and stop the Application in the order ``run_polling`` does, inside an event
-    loop the caller owns (tests, the demo)."""
+    loop the caller owns (tests, the demo); ``polling=False``: a worker that takes no
+    updates (tests of several workers, whose updates go to one of them)."""
     config: Config = app.bot_data["config"]
     await app.initialize()
     await _open(app)
     assert app.updater is not None
-    await app.updater.start_polling(  # asking for what `tierbot run` asks for (bot/runner.py)
-        poll_interval=0, timeout=config.telegram.poll_timeout if poll_timeout is None else poll_timeout,
-        allowed_updates=ALLOWED_UPDATES,
-    )
+    if polling:
+        await app.updater.start_polling(  # asking for what `tierbot run` asks for (bot/runner.py)
+            poll_interval=0, timeout=config.telegram.poll_timeout if poll_timeout is None else poll_timeout,
+            allowed_updates=ALLOWED_UPDATES,
+        )
     await app.start()
     try:
         yield app
     finally:
-        await app.updater.stop()
+        if polling:
+            await app.updater.stop()
         await app.stop()
         await _stop_workers(app)
         await app.shutdown()
