@@ -27,7 +27,7 @@ from bot.store.workers import Workers, channel
 from tests.conftest import STAFF, START, TOKEN, U1_CHAT, U2_CHAT, U3_CHAT, Running, add_chats, town
 from tests.postgres import rows
 
-LEASE = 1.5  # seconds: a test's lease, short (the default is 15 s)
+LEASE = 2.0  # seconds: a test's lease, short (the default is 15 s)
 SLACK = 0.6  # for a loaded test machine
 
 
