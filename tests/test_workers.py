@@ -116,6 +116,9 @@ async def test_a_former_holder_can_neither_send_nor_mark_sent(postgres_url: str)
         with pytest.raises(LeaseLost):
             async with first.transaction() as tx:
                 await tx.outbox_sent([Sent(ids[1], START, 2)])
+        with pytest.raises(LeaseLost):  # nor give an item up (the new sender may have sent it)
+            async with first.transaction() as tx:
+                await tx.outbox_failed(ids[1], "400")
         assert await rows(postgres_url, "SELECT state FROM outbox ORDER BY id") == [("pending",), ("pending",)]
         with pytest.raises(LeaseLost):  # and it sends nothing more
             await first.send_slot().take()

@@ -62,6 +62,11 @@ class Tx:
         self.fence: Callable[[Any], Awaitable[None]] | None = None
         self.logged: list[tuple[str, dict[str, Any]]] = []  # events to log once committed
 
+    async def _fenced(self) -> None:
+        """Several workers: only the sender's lease holder settles outbox items (LeaseLost else)."""
+        if self.fence is not None:
+            await self.fence(self._conn)
+
     def log_event(self, name: str, **fields: Any) -> None:
         """An event for the operator's log (see bot/logs.py), written after the commit."""
         self.logged.append((name, fields))
@@ -259,8 +264,8 @@ class Tx:
     async def outbox_sent(self, sent: list[Sent]) -> None:
         """Items Telegram accepted, and the places of the new cards among them; refused
         (LeaseLost) to a sender whose lease another worker has taken since."""
-        if self.fence is not None and sent:
-            await self.fence(self._conn)
+        if sent:
+            await self._fenced()
         # A file made for the asker (a ledger, with names in it) is not kept once it is sent.
         await self._conn.executemany(
             "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ?, "
@@ -362,6 +367,7 @@ class Tx:
         """Items that need no sending: a view's refresh another one covers, or one whose
         view is gone."""
         if item_ids:
+            await self._fenced()
             marks = ", ".join("?" for _ in item_ids)
             await self._conn.execute(
                 f"UPDATE outbox SET state = 'sent', sent_at = ?, error = ? WHERE id IN ({marks}) AND state = 'pending'",
@@ -382,6 +388,7 @@ class Tx:
         )
 
     async def outbox_failed(self, item_id: int, error: str) -> None:
+        await self._fenced()
         await self._conn.execute(
             "UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = ?, "
             "media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?",
@@ -389,6 +396,7 @@ class Tx:
         )
 
     async def fail_pending_for_chat(self, chat_id: int, error: str) -> None:
+        await self._fenced()
         await self._conn.execute(
             "UPDATE outbox SET state = 'failed', error = ? WHERE chat_id = ? AND state = 'pending'",
             (error, chat_id),
