@@ -225,3 +225,23 @@ def test_the_lease_is_configured_and_validated() -> None:
 
     for bad in ("0s", "500ms", "1h"):
         assert "delivery.lease" in errors_of(town(delivery={"lease": bad}))
+
+
+async def test_a_worker_whose_side_connection_drops_hears_again_and_reloads_what_it_missed(
+    api: FakeBotApi, postgres_url: str
+) -> None:
+    new_chat = -401
+    api.add_chat(new_chat, "商铺街群")
+    async with worker(api, postgres_url) as a, worker(api, postgres_url, polling=True) as b:
+        side: Workers = a.app.bot_data["workers"]
+        pid = side.server_pid
+        admin = await asyncpg.connect(postgres_url)
+        try:  # the server drops it (a restart, a network cut): what is said meanwhile is not heard
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
+        finally:
+            await admin.close()
+        api.send_text(new_chat, api.user(STAFF, "陈所长"), "/bind u4")
+        await api.wait_for(lambda: b.svc.tree.node_for_chat(new_chat) is not None, 5)
+        # Made again at its next renewal (a third of the lease), and the copies reloaded then.
+        await api.wait_for(lambda: a.svc.tree.node_for_chat(new_chat) is not None, LEASE)
+        assert side.server_pid not in (None, pid)

@@ -123,6 +123,11 @@ class Workers:
         assert self._conn is not None
         return self._conn
 
+    @property
+    def server_pid(self) -> int | None:
+        """The side connection's server process (``pg_stat_activity``), while it is open."""
+        return None if self._conn is None or self._conn.is_closed() else self._conn.get_server_pid()
+
     # --- what the others say -----------------------------------------------------------
     def on(self, word: str, heard: Heard, reconnected: Callable[[], None] | None = None) -> None:
         """Call ``heard`` (with the rest of the notice) for every notice that begins with
