@@ -245,3 +245,40 @@ async def test_a_worker_whose_side_connection_drops_hears_again_and_reloads_what
         # Made again at its next renewal (a third of the lease), and the copies reloaded then.
         await api.wait_for(lambda: a.svc.tree.node_for_chat(new_chat) is not None, LEASE)
         assert side.server_pid not in (None, pid)
+
+
+async def test_marking_sent_under_the_lease_costs_no_trip_more(postgres_url: str) -> None:
+    """The fence rides in the marking UPDATE (bot/store/queries.py's ``outbox_sent``): a group
+    commit of sent marks sends as many statements as without it (issue 17: the trips per sent
+    message must not grow)."""
+    store = await Store.open(postgres_url)
+    lease = await Workers.connect(postgres_url, LEASE)
+    statements = 0
+
+    def count(record: object = None) -> None:
+        nonlocal statements
+        statements += 1
+
+    store._conn.raw.add_query_logger(count)  # type: ignore[union-attr]
+    try:
+        async with store.transaction() as tx:
+            await outbox.put(tx, *numbered(12), now=START)
+        ids = [i for (i,) in await rows(postgres_url, "SELECT id FROM outbox ORDER BY id")]
+
+        async def mark(batch: list[int]) -> int:
+            before = statements
+            for item in batch:
+                store.queue_sent(Sent(item, START, item))
+            async with store.read():  # waits for the group commit
+                pass
+            return statements - before
+
+        plain = [await mark(ids[0:3]), await mark(ids[3:6])]
+        assert await lease.hold()
+        store.fence = lease.fence()
+        fenced = [await mark(ids[6:9]), await mark(ids[9:12])]
+        assert fenced[1] == plain[1]
+        assert await rows(postgres_url, "SELECT count(*) FROM outbox WHERE state = 'sent'") == [(12,)]
+    finally:
+        await lease.close()
+        await store.close()

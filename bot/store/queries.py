@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
@@ -48,6 +48,9 @@ from bot.store.rows import (
 )
 from bot.store.schema import IDS_PER_QUERY, MAX_TRIES, OWN_WORDS_EVENTS, PURGED, ROWS_PER_INSERT
 
+if TYPE_CHECKING:
+    from bot.store.workers import Fence
+
 
 class Tx:
     """Named queries, used inside Store.transaction() or Store.read()."""
@@ -59,13 +62,13 @@ class Tx:
         # reload them once it commits (bot/store/workers.py).
         self.changed: set[str] = set()
         # The sender's lease (several workers, bot/store/workers.py): checked where messages are marked sent.
-        self.fence: Callable[[Any], Awaitable[None]] | None = None
+        self.fence: Fence | None = None
         self.logged: list[tuple[str, dict[str, Any]]] = []  # events to log once committed
 
     async def _fenced(self) -> None:
         """Several workers: only the sender's lease holder settles outbox items (LeaseLost else)."""
         if self.fence is not None:
-            await self.fence(self._conn)
+            await self.fence.check(self._conn)
 
     def log_event(self, name: str, **fields: Any) -> None:
         """An event for the operator's log (see bot/logs.py), written after the commit."""
@@ -264,14 +267,17 @@ class Tx:
     async def outbox_sent(self, sent: list[Sent]) -> None:
         """Items Telegram accepted, and the places of the new cards among them; refused
         (LeaseLost) to a sender whose lease another worker has taken since."""
-        if sent:
-            await self._fenced()
+        # Several workers: the lease is a condition of the UPDATE (no trip of its own), asked
+        # about only when rows were left unmarked.
+        guard, lease = (self.fence.guard, self.fence.params) if self.fence is not None else ("", ())
         # A file made for the asker (a ledger, with names in it) is not kept once it is sent.
-        await self._conn.executemany(
+        marked = await self._conn.executemany(
             "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ?, "
-            "media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?",
-            [(s.at, s.message_id, s.item_id) for s in sent],
+            f"media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?{guard}",
+            [(s.at, s.message_id, s.item_id, *lease) for s in sent],
         )
+        if self.fence is not None and marked.rowcount < len(sent):
+            await self._fenced()
         if cards := [s for s in sent if s.card is not None]:
             await self._conn.executemany(
                 "UPDATE matters SET card_chat_id = ?, card_message_id = ? WHERE id = ?",

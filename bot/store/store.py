@@ -32,11 +32,11 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import aiosqlite
 
@@ -48,6 +48,7 @@ from bot.store.schema import MAX_TRIES, MIGRATIONS, MIN_SQLITE, SCHEMA_VERSION, 
 
 if TYPE_CHECKING:
     from bot.store.postgres import Connection as PgConnection
+    from bot.store.workers import Fence
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ class Store:
         # channel; the sender's fence, checked where messages are marked sent; and whether
         # this worker may send now (its lease). None on SQLite: one process, nothing to tell.
         self.channel: str | None = None
-        self.fence: Callable[[Any], Awaitable[None]] | None = None
+        self.fence: Fence | None = None
         self.may_send: Callable[[], bool] | None = None
 
     @classmethod

@@ -26,7 +26,8 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import asyncpg
 
@@ -47,6 +48,8 @@ ACQUIRE = f"""
 RELEASE = "UPDATE delivery_lease SET expires_at = 0 WHERE name = $1 AND holder = $2"
 # In the store's transaction that marks messages sent: still ours? (FOR SHARE: a takeover waits for that commit.)
 FENCE = "SELECT 1 FROM delivery_lease WHERE name = ? AND holder = ? AND generation = ? FOR SHARE"
+# The same, as a condition of the marking UPDATE itself: no trip of its own.
+GUARD = " AND EXISTS (SELECT 1 FROM delivery_lease WHERE name = ? AND holder = ? AND generation = ? FOR SHARE)"
 FLOOD = f"""
     INSERT INTO flood_waits (chat_id, until) VALUES ($1, {NOW} + $2::float8)
     ON CONFLICT (chat_id) DO UPDATE SET until = greatest(flood_waits.until, EXCLUDED.until)"""
@@ -66,6 +69,26 @@ def quoted(name: str) -> str:
 
 
 Heard = Callable[[str], None]  # a notice's words after its first
+
+
+@dataclass(frozen=True)
+class Fence:
+    """A sender's lease as it held it (bot/store/queries.py checks it where outbox items are
+    settled): ``guard`` and ``params`` make a statement's condition of it, ``check`` a query."""
+
+    holder: str
+    generation: int
+
+    guard: ClassVar[str] = GUARD
+
+    @property
+    def params(self) -> tuple[str, str, int]:
+        return (LEASE, self.holder, self.generation)
+
+    async def check(self, conn: Any) -> None:
+        """LeaseLost if the lease is no longer this one."""
+        if not await conn.execute_fetchall(FENCE, self.params):
+            raise LeaseLost(f"the delivery lease of generation {self.generation} is no longer this worker's")
 
 
 class Workers:
@@ -189,16 +212,10 @@ class Workers:
             async with self._use:
                 await self._conn.execute(RELEASE, LEASE, self.holder)
 
-    def fence(self) -> Callable[[Any], Awaitable[None]]:
-        """The check that marking messages sent runs in its transaction (bot/store/queries.py's
+    def fence(self) -> Fence:
+        """What marking messages sent checks in its transaction (bot/store/queries.py's
         ``Tx.outbox_sent``): this worker's generation, fixed now, must still hold the lease."""
-        holder, generation = self.holder, self.generation
-
-        async def check(conn: Any) -> None:
-            if generation is None or not await conn.execute_fetchall(FENCE, (LEASE, holder, generation)):
-                raise LeaseLost(f"the delivery lease of generation {generation} is no longer this worker's")
-
-        return check
+        return Fence(self.holder, self.generation if self.generation is not None else -1)
 
     # --- flood waits -------------------------------------------------------------------
     def note_flood(self, chat: int | str | None, seconds: float) -> None:
