@@ -261,6 +261,8 @@ class Delivery:
             try:
                 if self.may_send():  # several workers: only the lease's holder sends
                     started = await self.deliver_due()
+            except LeaseLost:  # lost meanwhile: the new sender takes what this batch held
+                pass
             except Exception:  # never let one bad batch stop delivery for good
                 log.exception("delivery batch failed")
             if not started:
