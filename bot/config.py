@@ -306,6 +306,19 @@ class TelegramSettings(_Strict):
     )
 
 
+class DeliverySettings(_Strict):
+    """Several workers on one PostgreSQL (issue 18): one sends at a time, holding a lease."""
+
+    lease: Duration = Field(15.0, description='a duration such as "15s", from "1s" to "10m"')
+
+    @field_validator("lease")
+    @classmethod
+    def _lease(cls, value: float) -> float:
+        if not 1 <= value <= 600:
+            raise ValueError('a duration such as "15s", from "1s" to "10m" (a dead sender is replaced within it)')
+        return value
+
+
 class VillageNotice(_Strict):
     """The weekly safety notice to the village (治安通报, issue 16): drafted from the week's
     figures and posted to each community's group for its officer to publish."""
@@ -399,6 +412,7 @@ class Config(_Strict):
     quiet_hours: str | None = Field(None, description='a span such as "22:00-07:00"')
     monthly_bulletin: str = Field("09:00", description='a time of day such as "09:00"')
     telegram: TelegramSettings = TelegramSettings()
+    delivery: DeliverySettings = DeliverySettings()
     deadlines: Deadlines
     reminders: Reminders = Reminders()
     idle: Idle = Idle()

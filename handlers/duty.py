@@ -117,4 +117,8 @@ async def remember_staff(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return
     svc = services(context)
     if may(svc.tree, user.id, Act.KEEP_WATCH, svc.tree.station.id):
-        svc.usernames[user.username.lower()] = user.id
+        name = user.username.lower()
+        workers = context.application.bot_data.get("workers")
+        if workers is not None and svc.usernames.get(name) != user.id:  # other workers learn it too (issue 18)
+            workers.tell(f"username {name} {user.id}")
+        svc.usernames[name] = user.id

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
@@ -48,6 +48,9 @@ from bot.store.rows import (
 )
 from bot.store.schema import IDS_PER_QUERY, MAX_TRIES, OWN_WORDS_EVENTS, PURGED, ROWS_PER_INSERT
 
+if TYPE_CHECKING:
+    from bot.store.workers import Fence
+
 
 class Tx:
     """Named queries, used inside Store.transaction() or Store.read()."""
@@ -55,7 +58,17 @@ class Tx:
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
         self.enqueued = False
+        # In-memory copies this transaction changed ("bindings", "languages"): other workers
+        # reload them once it commits (bot/store/workers.py).
+        self.changed: set[str] = set()
+        # The sender's lease (several workers, bot/store/workers.py): checked where messages are marked sent.
+        self.fence: Fence | None = None
         self.logged: list[tuple[str, dict[str, Any]]] = []  # events to log once committed
+
+    async def _fenced(self) -> None:
+        """Several workers: only the sender's lease holder settles outbox items (LeaseLost else)."""
+        if self.fence is not None:
+            await self.fence.check(self._conn)
 
     def log_event(self, name: str, **fields: Any) -> None:
         """An event for the operator's log (see bot/logs.py), written after the commit."""
@@ -252,13 +265,19 @@ class Tx:
         )
 
     async def outbox_sent(self, sent: list[Sent]) -> None:
-        """Items Telegram accepted, and the places of the new cards among them."""
+        """Items Telegram accepted, and the places of the new cards among them; refused
+        (LeaseLost) to a sender whose lease another worker has taken since."""
+        # Several workers: the lease is a condition of the UPDATE (no trip of its own), asked
+        # about only when rows were left unmarked.
+        guard, lease = (self.fence.guard, self.fence.params) if self.fence is not None else ("", ())
         # A file made for the asker (a ledger, with names in it) is not kept once it is sent.
-        await self._conn.executemany(
+        marked = await self._conn.executemany(
             "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ?, "
-            "media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?",
-            [(s.at, s.message_id, s.item_id) for s in sent],
+            f"media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?{guard}",
+            [(s.at, s.message_id, s.item_id, *lease) for s in sent],
         )
+        if self.fence is not None and marked.rowcount < len(sent):
+            await self._fenced()
         if cards := [s for s in sent if s.card is not None]:
             await self._conn.executemany(
                 "UPDATE matters SET card_chat_id = ?, card_message_id = ? WHERE id = ?",
@@ -354,6 +373,7 @@ class Tx:
         """Items that need no sending: a view's refresh another one covers, or one whose
         view is gone."""
         if item_ids:
+            await self._fenced()
             marks = ", ".join("?" for _ in item_ids)
             await self._conn.execute(
                 f"UPDATE outbox SET state = 'sent', sent_at = ?, error = ? WHERE id IN ({marks}) AND state = 'pending'",
@@ -374,6 +394,7 @@ class Tx:
         )
 
     async def outbox_failed(self, item_id: int, error: str) -> None:
+        await self._fenced()
         await self._conn.execute(
             "UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = ?, "
             "media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?",
@@ -381,6 +402,7 @@ class Tx:
         )
 
     async def fail_pending_for_chat(self, chat_id: int, error: str) -> None:
+        await self._fenced()
         await self._conn.execute(
             "UPDATE outbox SET state = 'failed', error = ? WHERE chat_id = ? AND state = 'pending'",
             (error, chat_id),
@@ -388,6 +410,7 @@ class Tx:
 
     # --- chats -------------------------------------------------------------------
     async def bind_chat(self, chat_id: int, node_id: str, user_id: int, now: float) -> None:
+        self.changed.add("bindings")
         # A node has one chat: binding a new one releases the old.
         await self._conn.execute("UPDATE chats SET node_id = NULL WHERE node_id = ?", (node_id,))
         await self._conn.execute(
@@ -399,6 +422,7 @@ class Tx:
 
     async def move_chat(self, old_chat: int, new_chat: int) -> None:
         """A group's new id (it became a supergroup): pending messages, cards and its language follow it."""
+        self.changed.update(("bindings", "languages"))
         await self._conn.execute(
             "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND state = 'pending'", (new_chat, old_chat)
         )
@@ -421,6 +445,7 @@ class Tx:
         return {chat_id: node_id for chat_id, node_id in rows}
 
     async def set_chat_language(self, chat_id: int, language: str) -> None:
+        self.changed.add("languages")
         await self._conn.execute(
             "INSERT INTO chats (chat_id, language) VALUES (?, ?) "
             "ON CONFLICT(chat_id) DO UPDATE SET language = excluded.language",

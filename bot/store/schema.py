@@ -449,6 +449,22 @@ MIGRATIONS: list[str] = [
     ALTER TABLE matters ADD COLUMN visit_id INTEGER REFERENCES visits(id);
     CREATE INDEX matters_visit ON matters(visit_id) WHERE visit_id IS NOT NULL;
     """,
+    # issue 18 (several workers on one PostgreSQL): the sender's lease, and the flood waits
+    # Telegram set per chat (chat 0: every chat), so a new sender honours them. On SQLite
+    # (one process) both stay empty.
+    """
+    CREATE TABLE delivery_lease (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        expires_at REAL NOT NULL
+    );
+
+    CREATE TABLE flood_waits (
+        chat_id INTEGER NOT NULL PRIMARY KEY,
+        until REAL NOT NULL
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -48,8 +48,14 @@ from bot.store.schema import MAX_TRIES, MIGRATIONS, MIN_SQLITE, SCHEMA_VERSION, 
 
 if TYPE_CHECKING:
     from bot.store.postgres import Connection as PgConnection
+    from bot.store.workers import Fence
 
 log = logging.getLogger(__name__)
+
+class LeaseLost(RuntimeError):
+    """This worker no longer holds the sender's lease (several workers on PostgreSQL, issue 18:
+    bot/store/workers.py): it sends nothing more, and what it sent is not marked by it."""
+
 
 class SecondWrite(RuntimeError):
     """A programming error: a handler opened a second write transaction for its update. An
@@ -78,13 +84,17 @@ class SendSlot:
     makes; bot/telegram/ratelimit.py takes it just before a call goes out (after any rate-limit wait,
     so a chat waiting out its limits holds none) and gives it back if the call failed."""
 
-    __slots__ = ("_slots", "held")
+    __slots__ = ("_may_send", "_slots", "held")
 
-    def __init__(self, slots: asyncio.Semaphore) -> None:
+    def __init__(self, slots: asyncio.Semaphore, may_send: Callable[[], bool] | None = None) -> None:
         self._slots = slots
+        self._may_send = may_send
         self.held = False
 
     async def take(self) -> None:
+        # Several workers: right before it goes out, a send is refused to a worker whose lease ran out.
+        if self._may_send is not None and not self._may_send():
+            raise LeaseLost("the delivery lease ran out before this send")
         if not self.held:
             await self._slots.acquire()
             self.held = True
@@ -96,7 +106,7 @@ class SendSlot:
 
     def hand_over(self) -> SendSlot:
         """A new owner of the slot held (the group commit); this one holds nothing more."""
-        other = SendSlot(self._slots)
+        other = SendSlot(self._slots, self._may_send)
         other.held, self.held = self.held, False
         return other
 
@@ -122,10 +132,17 @@ class Store:
         # Sends in flight at most (the bot's connections): at most this many plus SENT_BATCH go unrecorded.
         self._slots = asyncio.Semaphore(connections + SENT_BATCH)
         self._done: list[int] = []  # updates that changed nothing
+        self._fenced_off = False  # the last group commit failed on the sender's fence
         self._last_error = ""
         self._committer: asyncio.Task[None] | None = None
         self.now = now  # the inbox's clock: the app's
         self.failing: dict[int, str] = {}  # updates whose handler raised, with the error
+        # Several workers on PostgreSQL (issue 18, bot/store/workers.py): the schema's NOTIFY
+        # channel; the sender's fence, checked where messages are marked sent; and whether
+        # this worker may send now (its lease). None on SQLite: one process, nothing to tell.
+        self.channel: str | None = None
+        self.fence: Fence | None = None
+        self.may_send: Callable[[], bool] | None = None
 
     @classmethod
     async def open(cls, path: str | Path, signals: Signals | None = None, now: Callable[[], float] = time.time,
@@ -173,8 +190,11 @@ class Store:
         except BaseException:
             await conn.close()
             raise
+        from bot.store import workers
+
         store = cls(conn, signals, now, connections)
         store._rollback_errors = postgres.ERRORS
+        store.channel = workers.quoted(workers.channel(await conn.raw.fetchval("SELECT current_schema()")))
         return store
 
     @property
@@ -253,7 +273,7 @@ class Store:
         self._commit_soon()
 
     def send_slot(self) -> SendSlot:
-        return SendSlot(self._slots)
+        return SendSlot(self._slots, self.may_send)
 
     def queue_sent(self, sent: Sent, slot: SendSlot | None = None) -> None:
         """Record an outbox item as sent in the next group commit; its slot is given back
@@ -308,6 +328,9 @@ class Store:
             try:
                 if await self._try_write(reports, sent, done, quiet=True):
                     continue
+                if self._fenced_off:  # another worker sends now: these sends are its to repeat
+                    log.warning("delivery lease lost: %d send(s) not marked; the new sender repeats them", len(sent))
+                    sent = []
                 # One bad row must not sink the others: each alone.
                 for report in reports:
                     if not await self._try_write([report], [], []):
@@ -324,6 +347,7 @@ class Store:
 
     async def _try_write(self, reports: list[QueuedReport], sent: list[Sent], done: list[int],
                          quiet: bool = False) -> bool:
+        self._fenced_off = False
         try:
             async with self._atomic() as tx:
                 admitted = await self._hold_over_limit(tx, reports) if reports else reports
@@ -336,6 +360,9 @@ class Store:
                     await tx.outbox_sent(sent)
         except asyncio.CancelledError:
             raise
+        except LeaseLost:
+            self._fenced_off = True
+            return False
         except Exception as exc:
             # A report left behind stays in the inbox, not done: the next start tries it again.
             self._last_error = describe_error(exc)
@@ -395,6 +422,7 @@ class Store:
     async def _atomic(self) -> AsyncIterator[Tx]:
         """BEGIN … COMMIT, or ROLLBACK on any error; the caller holds the lock."""
         tx = Tx(self._conn)
+        tx.fence = self.fence
         try:
             await self._conn.execute("BEGIN IMMEDIATE")
             yield tx
@@ -404,7 +432,12 @@ class Store:
             with contextlib.suppress(*self._rollback_errors):
                 await self._conn.execute("ROLLBACK")
             raise
-        await self._conn.execute("COMMIT")
+        notices = (["queued"] if tx.enqueued else []) + sorted(tx.changed)
+        if notices and self.channel is not None:
+            # Every worker hears it once this commits (bot/store/workers.py), in the COMMIT's own trip.
+            await self._conn.execute("".join(f"NOTIFY {self.channel}, '{n}'; " for n in notices) + "COMMIT")
+        else:
+            await self._conn.execute("COMMIT")
         for name, values in tx.logged:  # only now: a change rolled back is never logged
             logs.event(name, **values)
 
