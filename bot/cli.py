@@ -124,7 +124,7 @@ def describe_tree(tree: Tree) -> str:
             out += line(child, depth + 1)
         return out
 
-    return "\n".join(line(tree.station.id, 0))
+    return "\n".join(x for st in tree.stations for x in line(st.id, 0))
 
 
 def describe_ids(tree: Tree) -> str:
@@ -133,7 +133,7 @@ def describe_ids(tree: Tree) -> str:
         node = tree.nodes[node_id]
         return [f"{'  ' * (depth + 1)}{node.id}  {node.name}", *(x for c in node.children for x in line(c, depth + 1))]
 
-    return "\n".join(line(tree.station.id, 0))
+    return "\n".join(x for st in tree.stations for x in line(st.id, 0))
 
 
 def _run(config_path: str) -> int:
@@ -171,7 +171,7 @@ def _export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"tierbot export: {exc}", file=sys.stderr)
         return 2
-    node_id = args.node or config.station.id
+    node_id = args.node or config.stations[0].id
     tree = Tree(config)
     if node_id not in tree.nodes:
         print(f"tierbot export: no node {node_id!r} in {args.config}; the nodes are:", file=sys.stderr)
