@@ -106,7 +106,7 @@ def _check_config(path: str) -> int:
     print(f"categories: {', '.join(c.zh for c in config.categories)} (urgent: {', '.join(urgent) or 'none'})")
     print(f"weekly bulletin: {config.weekly_summary} · monthly bulletin: the 1st at {config.monthly_bulletin} "
           f"({config.timezone}) · language: {config.language}")
-    print(f"quiet hours: {config.quiet_hours or 'none'} · duty shifts: {len(config.duty)}")
+    print(f"quiet hours: {config.quiet_hours or 'none'} · duty shifts: {sum(len(st.duty) for st in config.stations)}")
     print("config OK")
     return 0
 

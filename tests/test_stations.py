@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+import yaml
 
 from bot.config import ConfigError, parse_config
 from bot.store import Store
@@ -16,6 +17,7 @@ from tests.conftest import (
     C1_CHAT,
     HEAD1,
     RESIDENT,
+    ROOT,
     STAFF,
     STATION_CHAT,
     TOWN,
@@ -98,6 +100,17 @@ def test_a_city_has_one_form_and_each_station_its_own_watch() -> None:
     bad = city()
     bad["stations"][1]["communities"][0]["units"][0]["kind"] = "castle"
     assert "stations[1].communities[0].units[0].kind: expected one of village" in errors_of(bad)
+
+
+def test_config_yamls_commented_city_is_valid() -> None:
+    """config.yaml's commented example of the list form, uncommented in place of its station:."""
+    text = (ROOT / "config.yaml").read_text(encoding="utf-8")
+    block = text[text.index("# stations:"):].splitlines()
+    city_form = yaml.safe_load("\n".join(line.removeprefix("# ").removeprefix("#") for line in block))
+    raw = yaml.safe_load(text)
+    del raw["station"], raw["duty"]
+    config = parse_config({**raw, **city_form})
+    assert [st.id for st in config.stations] == ["suxi", "chengnan"] and len(config.stations[0].duty) == 1
 
 
 async def report(bot: Running, chat: int, text: str) -> None:
