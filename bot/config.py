@@ -125,30 +125,6 @@ class Community(_Strict):
     units: list[Unit] = Field(min_length=1, description="a list of at least one unit")
 
 
-class DutyShift(_Strict):
-    """One entry of the station's weekly rotation (值班)."""
-
-    user: int = Field(gt=0, description="a Telegram user id of station staff")
-    days: list[str] = Field(min_length=1, description="a list of days such as [mon, tue]")
-    start: str = Field("00:00", alias="from", description='a time such as "08:00"')
-    end: str = Field("24:00", alias="to", description='a time such as "20:00" (or "24:00")')
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-    @field_validator("days")
-    @classmethod
-    def _days(cls, value: list[str]) -> list[str]:
-        if any(day not in _DAYS for day in value):
-            raise ValueError("a list of days from mon, tue, wed, thu, fri, sat, sun")
-        return value
-
-    @field_validator("start", "end")
-    @classmethod
-    def _time(cls, value: str) -> str:
-        parse_clock(value)
-        return value
-
-
 class Station(_Strict):
     """Tier 1: the police station, covering the whole town (or, in a city's ``stations:``
     list, its own part of it, with its own duty roster)."""
@@ -268,6 +244,28 @@ class Limits(_Strict):
     )
 
 
+class DutyShift(_Strict):
+    """One entry of the station's weekly rotation (值班)."""
+
+    user: int = Field(gt=0, description="a Telegram user id of station staff")
+    days: list[str] = Field(min_length=1, description="a list of days such as [mon, tue]")
+    start: str = Field("00:00", alias="from", description='a time such as "08:00"')
+    end: str = Field("24:00", alias="to", description='a time such as "20:00" (or "24:00")')
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        if any(day not in _DAYS for day in value):
+            raise ValueError("a list of days from mon, tue, wed, thu, fri, sat, sun")
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _time(cls, value: str) -> str:
+        parse_clock(value)
+        return value
 
 
 class Retention(_Strict):
