@@ -175,6 +175,12 @@ async def test_each_station_pings_its_own_watch_and_bulletins_count_its_own(make
         assert "新增 1 →" in b2.text
         await bot.settle()
         assert bot.count_bot(STATION_CHAT, "全镇周报") == 2 and bot.count_bot(B_STATION_CHAT, "全镇周报") == 2
+        # November's monthly bulletins went out on the 1st on the way, each station's its own.
+        month_a = await bot.wait_bot(STATION_CHAT, "苏溪派出所 全镇月通报（2026年11月）")
+        month_b = await bot.wait_bot(B_STATION_CHAT, "城南派出所 全镇月通报（2026年11月）")
+        assert "新增 2 ↑2 · 解决 1 ↑1" in month_a.text and "新增 2 ↑2 · 解决 0" in month_b.text
+        assert not any("城南" in text for text in bot.bot_texts(STATION_CHAT))  # nothing of st2's in st's chat
+        assert not any("蒋母塘" in text for text in bot.bot_texts(B_STATION_CHAT))
 
 
 def _key(fire: float) -> str:
