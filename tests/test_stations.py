@@ -151,8 +151,8 @@ async def test_each_station_pings_its_own_watch_and_bulletins_count_its_own(make
         assert "值班：林所长" in again_b.text and "值班：陈所长" in again_a.text
 
         bot.clock.set(NOV_30_9 + 60)
-        a = await bot.wait_bot(STATION_CHAT, "全镇周报")
-        b = await bot.wait_bot(B_STATION_CHAT, "全镇周报")
+        a = await bot.wait_bot(STATION_CHAT, "全镇周报", within=20)  # room for a busy machine
+        b = await bot.wait_bot(B_STATION_CHAT, "全镇周报", within=20)
         assert "苏溪派出所" in a.text and "新增 2 ↑2 · 解决 1 ↑1 · 未结 1 ↑1" in a.text
         assert "城南派出所" in b.text and "新增 1 ↑1 · 解决 0 · 未结 1 ↑1" in b.text
         assert "城南" not in a.text and "蒋母塘村" not in b.text  # each ranks its own communities
@@ -171,11 +171,11 @@ async def test_each_station_pings_its_own_watch_and_bulletins_count_its_own(make
         # The week after compares each station with what its own bulletin published.
         await report(bot, U5_CHAT, "又一件")
         bot.clock.set(DEC_1_9 + 60)  # November's monthly bulletins: each station's its own
-        month_a = await bot.wait_bot(STATION_CHAT, "苏溪派出所 全镇月通报（2026年11月）")
-        month_b = await bot.wait_bot(B_STATION_CHAT, "城南派出所 全镇月通报（2026年11月）")
+        month_a = await bot.wait_bot(STATION_CHAT, "苏溪派出所 全镇月通报（2026年11月）", within=20)
+        month_b = await bot.wait_bot(B_STATION_CHAT, "城南派出所 全镇月通报（2026年11月）", within=20)
         assert "新增 2 ↑2 · 解决 1 ↑1" in month_a.text and "新增 2 ↑2 · 解决 0" in month_b.text
         bot.clock.set(DEC_7_9 + 60)
-        await bot.api.wait_for(lambda: bot.count_bot(B_STATION_CHAT, "全镇周报（11-30") >= 1)
+        await bot.api.wait_for(lambda: bot.count_bot(B_STATION_CHAT, "全镇周报（11-30") >= 1, 20)
         b2 = [m for m in bot.api.bot_messages(B_STATION_CHAT) if "全镇周报" in m.text][-1]
         assert "新增 1 →" in b2.text
         await bot.settle()
