@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--from", dest="first", required=True, metavar="DATE", help="first day, YYYY-MM-DD")
     export.add_argument("--to", dest="last", required=True, metavar="DATE", help="last day, YYYY-MM-DD")
     export.add_argument("--out", required=True, metavar="FILE", help="FILE.xlsx or FILE.csv (UTF-8 with BOM)")
-    export.add_argument("--node", default=None, help="a community or unit id (default: the whole town)")
+    export.add_argument("--node", default=None,
+                        help="a station, community or unit id (default: the whole town; a city's first station)")
     _add_log_options(run)
     _add_operations(commands)
     inbox = commands.add_parser("inbox", help="updates waiting in the inbox; --failed lists those given up on")
