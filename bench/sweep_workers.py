@@ -37,7 +37,8 @@ from bot.tree import Tree
 from escalation.notify import Notifier
 from escalation.sweep import sweep
 
-HERE = Path(__file__).resolve().parent
+SCRIPT = Path(__file__).resolve()
+HERE = SCRIPT.parent
 MATTERS = 10_000 if QUICK else 100_000
 UNITS, COMMUNITIES = 2000, 80
 NOW = 1_795_000_000.0
@@ -96,7 +97,7 @@ async def run(url: str, workers: int) -> tuple[float, list[int]]:
     """Seconds from the signal until every worker's sweep has ended; each one's steps."""
     procs = [
         await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), "--worker", url,
+            sys.executable, str(SCRIPT), "--worker", url,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=HERE.parent,
         )
         for _ in range(workers)
