@@ -104,6 +104,7 @@ class Connection:
     """An asyncpg connection answering like aiosqlite's (the part the storage layer uses)."""
 
     engine = "postgres"  # what Tx reads to pick a query's PostgreSQL branch (row locks)
+    retry = RETRY  # what Store.retrying runs again
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.raw = conn

@@ -138,7 +138,7 @@ class Store:
         # What a ROLLBACK may raise and be ignored (SQLite: "no transaction" after a cancelled BEGIN).
         self._rollback_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
         # What a transaction may be aborted with and run again (Store.retrying): none on SQLite's one writer.
-        self._retry_errors: tuple[type[BaseException], ...] = ()
+        self._retry_errors: tuple[type[BaseException], ...] = getattr(conn, "retry", ())
         self._lock = asyncio.Lock()
         self.signals = signals or Signals()
         self.handled: set[int] = set()  # updates whose effects are committed, or queued to be
@@ -203,7 +203,6 @@ class Store:
             raise
         store = cls(conn, signals, now, connections)
         store._rollback_errors = postgres.ERRORS
-        store._retry_errors = postgres.RETRY
         return store
 
     @property
