@@ -57,6 +57,8 @@ class Tx:
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
+        # PostgreSQL-only clauses (row locks) are a branch on this; SQLite has one writer at a time.
+        self.postgres = getattr(conn, "engine", "sqlite") == "postgres"
         self.enqueued = False
         # In-memory copies this transaction changed ("bindings", "languages"): other workers
         # reload them once it commits (bot/store/workers.py).
@@ -86,6 +88,14 @@ class Tx:
     # --- matters -----------------------------------------------------------------
     async def matter(self, matter_id: int) -> Matter | None:
         row = await self._one(f"{MATTER_SELECT} WHERE id = ?", (matter_id,))
+        return matter_from_row(row) if row else None
+
+    async def matter_for_update(self, matter_id: int) -> Matter | None:
+        """The matter, its row locked until the commit (PostgreSQL): a state change reads it
+        first, so that another worker's change or sweep waits for this one, then sees it
+        (SQLite's one writer already does that)."""
+        lock = " FOR UPDATE" if self.postgres else ""
+        row = await self._one(f"{MATTER_SELECT} WHERE id = ?{lock}", (matter_id,))
         return matter_from_row(row) if row else None
 
     async def insert_reports(self, reports: list[QueuedReport]) -> list[tuple[int, int]]:
@@ -157,9 +167,13 @@ class Tx:
             await self._conn.executemany(f"UPDATE matters SET {assignments} WHERE id = ?", rows)
 
     async def due_matters(self, now: float, limit: int = 500) -> list[Matter]:
+        """What is due, oldest first. On PostgreSQL the rows are locked until the commit and
+        those another worker's sweep or state change holds are passed over: several workers
+        sweep side by side, each matter stepped by one of them (escalation/sweep.py)."""
+        lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
         rows = await self._all(
             f"{MATTER_SELECT} WHERE next_due IS NOT NULL AND next_due <= ? "
-            "ORDER BY next_due LIMIT ?",
+            f"ORDER BY next_due LIMIT ?{lock}",
             (now, limit),
         )
         return [matter_from_row(r) for r in rows]
