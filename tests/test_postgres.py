@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import traceback
 from pathlib import Path
@@ -12,9 +13,17 @@ import yaml
 
 from bot.config import is_postgres, parse_config
 from bot.store import MIGRATIONS, SCHEMA_VERSION, QueuedReport, SchemaTooNew, Store
-from bot.store.dialect import POSTGRES_FORMS, WRITE_LOCK, Untranslatable, postgres_migrations, postgres_query
+from bot.store.dialect import (
+    POSTGRES_FORMS,
+    SCHEMA_KEY,
+    WRITE_LOCK,
+    Untranslatable,
+    postgres_migrations,
+    postgres_query,
+)
 from bot.store.postgres import migrate, schema_version
 from tests.conftest import ROOT, town
+from tests.postgres import fresh_schema
 from tests.test_config import errors_of, tierbot
 
 
@@ -26,6 +35,25 @@ async def test_a_fresh_schema_on_a_real_server(postgres_url: str) -> None:
         assert await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()") == 0
     finally:
         await conn.close()
+
+
+async def test_the_writers_lock_is_per_schema(postgres_url: str) -> None:
+    """One writer at a time in a schema (SQLite's BEGIN IMMEDIATE), but two towns (or two
+    tests) in two schemas of one database never wait for each other's writes."""
+    async with fresh_schema() as other_url:
+        holder, same, other = [await asyncpg.connect(u) for u in (postgres_url, postgres_url, other_url)]
+        try:
+            for statement in postgres_query("BEGIN IMMEDIATE").split("; "):
+                await holder.execute(statement)
+            await other.execute("BEGIN")
+            await other.execute(postgres_query("BEGIN IMMEDIATE").split("; ")[1], timeout=2)  # not kept waiting
+            await other.execute("ROLLBACK")
+            await same.execute("BEGIN")
+            with pytest.raises(asyncio.TimeoutError):
+                await same.execute(postgres_query("BEGIN IMMEDIATE").split("; ")[1], timeout=0.5)
+        finally:
+            for conn in (holder, same, other):
+                await conn.close()
 
 
 # --- `database:` takes a PostgreSQL URL --------------------------------------------------
@@ -194,7 +222,7 @@ def test_queries_are_respelled_for_postgresql() -> None:
         "AND x IS NOT DISTINCT FROM $3")
     assert postgres_query("SELECT 1 WHERE a IS NULL AND b IS TRUE AND c IS NOT 'x'") == (
         "SELECT 1 WHERE a IS NULL AND b IS TRUE AND c IS DISTINCT FROM 'x'")
-    assert postgres_query("BEGIN IMMEDIATE") == f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+    assert postgres_query("BEGIN IMMEDIATE") == f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}, {SCHEMA_KEY})"
     assert postgres_query("BEGIN") == "BEGIN" and postgres_query("BEGIN DEFERRED") == "BEGIN"
     for sqlite_only in ("SELECT j.value FROM outbox o, json_each(o.data, '$.names') j",
                         "SELECT rowid FROM matters", "PRAGMA quick_check(1)",

@@ -174,12 +174,16 @@ def postgres_migrations() -> list[list[str]]:
 
 # The version table: PostgreSQL has no PRAGMA user_version.
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)"
-# Every process migrating at once waits for the one that holds this (any constant of ours).
-MIGRATION_LOCK = 0x7469657262  # "tierb"
+# Advisory locks are shared by every schema of a database, so ours are two-key locks: a class
+# of ours and the schema's hash. Two towns (or two tests) in two schemas of one database never
+# wait for each other; the single-instance guard (bot/store/postgres.py) has a class of its own.
+# Every process migrating at once waits for the one that holds MIGRATION_LOCK.
+MIGRATION_LOCK = 0x74626D67  # "tbmg"
 # SQLite's BEGIN IMMEDIATE makes one writer at a time, across processes: the hourly limit
 # counts every process's reports in its write transaction and relies on it. PostgreSQL's
-# BEGIN does not, so a write transaction takes this lock first, in the same trip.
-WRITE_LOCK = 0x746965727762  # "tierwb"
+# BEGIN does not, so a write transaction takes WRITE_LOCK first, in the same trip.
+WRITE_LOCK = 0x7462776C  # "tbwl"
+SCHEMA_KEY = "hashtext(current_schema())"
 
 # --- the queries -------------------------------------------------------------------------
 _INSERT_OR = re.compile(r"^\s*INSERT\s+OR\s+(IGNORE|REPLACE)\s+INTO\s+(\w+)", re.I)
@@ -196,7 +200,7 @@ _BEGIN_DEFERRED = re.compile(r"^\s*BEGIN\s+DEFERRED\b", re.I)
 
 def _rewrite_query(code: str, where: str) -> str:
     """The rewrites on masked SQL (no literals in it)."""
-    code = _BEGIN.sub(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})", code)
+    code = _BEGIN.sub(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}, {SCHEMA_KEY})", code)
     code = _BEGIN_DEFERRED.sub("BEGIN", code)
     code = _INDEXED_BY.sub("", code)
     code = _IS_VALUE.sub(lambda m: "IS DISTINCT FROM " if m.group(1) else "IS NOT DISTINCT FROM ", code)

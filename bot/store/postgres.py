@@ -30,7 +30,7 @@ from typing import Any
 
 import asyncpg
 
-from bot.store.dialect import MIGRATION_LOCK, VERSION_TABLE, postgres_migration, postgres_query
+from bot.store.dialect import MIGRATION_LOCK, SCHEMA_KEY, VERSION_TABLE, postgres_migration, postgres_query
 from bot.store.queries import Tx
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew
 
@@ -204,7 +204,7 @@ async def migrate(conn: asyncpg.Connection, migrations: Sequence[str] = MIGRATIO
     found = None
     while True:
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(f"SELECT pg_advisory_xact_lock($1, {SCHEMA_KEY})", MIGRATION_LOCK)
             await conn.execute(VERSION_TABLE)
             version = await schema_version(conn)
             found = version if found is None else found
@@ -222,8 +222,8 @@ async def migrate(conn: asyncpg.Connection, migrations: Sequence[str] = MIGRATIO
 
 # --- the single-instance guard (issue 17) ----------------------------------------------------
 # ``tierbot run`` on PostgreSQL holds this advisory lock on a connection of its own (bot/lock.py).
-# The two-key form has a space of its own, apart from the one-key locks above (MIGRATION_LOCK,
-# WRITE_LOCK), so no guard's key can meet theirs.
+# A class of its own (the first key), apart from MIGRATION_LOCK's and WRITE_LOCK's (bot/store/dialect.py),
+# so no guard's key can meet theirs.
 GUARD_CLASS = 0x74627275  # "tbru"
 APPLICATION = "tierbot run pid {pid}"  # the guard's session names its holder, for the second one's message
 _HOLDER_PID = re.compile(r"^tierbot run pid (\d+)")
