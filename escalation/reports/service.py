@@ -61,7 +61,7 @@ async def period_figures(store: Store, tree: Tree, period: Period, history: bool
     since = period.prev_start if was_published is None else period.start
     with gc_paused():
         async with store.read() as tx:
-            plain, moved, events = await tx.summary_matters(since, period.end)
+            plain, moved, events, idle = await tx.summary_rows(since, period.end)
             units = dict(map(itemgetter(5, 0), plain))  # matter → unit (a loop in C)
             units.update(map(itemgetter(5, 0), moved))
             ratings = await tx.ratings_given(since, period.start, period.end, units)
@@ -69,10 +69,10 @@ async def period_figures(store: Store, tree: Tree, period: Period, history: bool
         matters = facts(moved, events)
         unit_ids = [u.id for u in tree.units()]
         current = unit_figures(matters, escalated_between(moved, events, period.start, period.end), unit_ids,
-                               period.start, period.end, ratings, plain)
+                               period.start, period.end, ratings, plain, idle)
         previous = ({} if was_published is not None else
                     unit_figures(matters, escalated_between(moved, events, period.prev_start, period.start),
-                                 unit_ids, period.prev_start, period.start, ratings, plain))
+                                 unit_ids, period.prev_start, period.start, ratings, plain, idle))
         del plain, moved, events, matters
         known = {}
         if period.kind != bulletin.Kind.MONTHLY and period.start == period.week_start(period.end):
