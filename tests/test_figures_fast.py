@@ -89,13 +89,14 @@ def _month(seed: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 async def _figures(tx: Any, start: float, middle: float, end: float, fast: bool) -> tuple[Any, Any]:
     """Each unit's figures for [middle, end) and [start, middle), read as the bulletins read
-    them (``fast``) or every matter as a row of its own (summary_matters)."""
+    them (``fast``) or every matter as a row of its own (summary_matters) and every rating
+    joined with its matter."""
     if fast:
         plain, moved, events, idle = await tx.summary_rows(start, end)
     else:
         (plain, moved, events), idle = await tx.summary_matters(start, end), []
-    units = {row[5]: row[0] for row in plain + moved}
-    ratings = await tx.ratings_given(start, middle, end, units)
+    # the fast way takes the matters' units from their rows; the plain one joins each rating's matter
+    ratings = await tx.ratings_given(start, middle, end, {row[5]: row[0] for row in plain + moved} if fast else None)
     matters = facts(moved, events)
     return tuple(unit_figures(matters, escalated_between(moved, events, a, b), UNITS, a, b, ratings, plain, idle)
                  for a, b in ((middle, end), (start, middle)))
