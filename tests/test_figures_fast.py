@@ -125,3 +125,29 @@ async def test_the_fast_reads_count_as_every_matters_row_does(database_url: str)
             assert idle_seen > 0  # the matters counted, not read, were there to count
     finally:
         await store.close()
+
+
+async def test_the_open_matters_from_before_are_read_from_their_index_alone(tmp_path: Any, monkeypatch: Any) -> None:
+    """The open matters reported before the period (tens of thousands in a big town, scattered
+    over the table) are read from matters_open_figures alone, never from their rows."""
+    store = await Store.open(tmp_path / "t.sqlite3")
+    asked: list[tuple[str, Any]] = []
+    try:
+        async with store.read() as tx:
+            read = tx._all
+
+            async def recording(sql: str, params: Any = ()) -> list[Any]:
+                asked.append((sql, params))
+                return await read(sql, params)
+
+            monkeypatch.setattr(tx, "_all", recording)
+            await tx.summary_rows(BASE, BASE + WEEK)
+            monkeypatch.undo()
+            plans = [str(await tx._all(f"EXPLAIN QUERY PLAN {sql}", params)) for sql, params in asked
+                     if "matters_open_figures" in sql]
+    finally:
+        await store.close()
+    assert len(plans) == 2  # the rows of those not idle in the period, and the count of those idle
+    for plan in plans:
+        assert "COVERING INDEX matters_open_figures" in plan
+        assert "SCAN m" not in plan

@@ -869,8 +869,9 @@ class Tx:
                 "AND m.id NOT IN (SELECT matter_id FROM events WHERE kind = 'reopened' AND at >= ?)")
         idle_params = (start, start, end, end, start)
         # Matters are numbered in the order they are reported: those reported since the
-        # start are read in one sequential pass; older ones (closed since the start, or
-        # still open) through the closed_at index. Each part applies the whole condition,
+        # start are read in one sequential pass; older ones closed since the start through
+        # the closed_at index, older ones still open from matters_open_figures alone (they
+        # are scattered over the table). Each part applies the whole condition,
         # so the split is exact whatever the order; it only makes a big town fast.
         first = await self._first_reported_since(start)
         rows = await self._all(
@@ -878,7 +879,7 @@ class Tx:
             "AND (m.closed_at IS NULL OR m.closed_at >= ?) "
             f"UNION ALL SELECT {columns} FROM matters m INDEXED BY matters_closed "
             "WHERE m.closed_at >= ? AND m.id < ? AND m.created_at < ? "
-            f"UNION ALL SELECT {columns} FROM matters m INDEXED BY matters_closed "
+            f"UNION ALL SELECT {columns} FROM matters m INDEXED BY matters_open_figures "
             "WHERE m.closed_at IS NULL AND m.id < ? AND m.created_at < ?"
             + (f" AND NOT ({idle})" if count_idle else ""),
             (first, end, start, start, first, end, first, end, *(idle_params if count_idle else ())),
@@ -886,7 +887,7 @@ class Tx:
         idle_counts: list[tuple[str, int]] = []
         if count_idle:
             idle_counts = [(unit_id, int(n)) for unit_id, n in await self._all(
-                "SELECT m.unit_id, count(*) FROM matters m INDEXED BY matters_closed "
+                "SELECT m.unit_id, count(*) FROM matters m INDEXED BY matters_open_figures "
                 f"WHERE m.closed_at IS NULL AND m.id < ? AND m.created_at < ? AND {idle} GROUP BY m.unit_id",
                 (first, end, *idle_params),
             )]
