@@ -112,7 +112,7 @@ async def test_the_fast_reads_count_as_every_matters_row_does(database_url: str)
                 await tx._conn.execute("DELETE FROM matters")
                 await tx._insert_many("matters", matters)
                 await tx._insert_many("events", events)
-            idle_seen = 0
+            idle_seen, counted = 0, set()
             async with store.read() as tx:
                 for week in range(6):
                     end = BASE + week * WEEK
@@ -121,8 +121,12 @@ async def test_the_fast_reads_count_as_every_matters_row_does(database_url: str)
                         fast = await _figures(tx, start, middle, end_, fast=True)
                         plain = await _figures(tx, start, middle, end_, fast=False)
                         assert fast == plain, (seed, week, shift)
+                        counted |= {name for figs in fast for f in figs.values() for name in
+                                    ("new", "resolved", "open", "overdue", "to_community", "to_station",
+                                     "unclaimed_up", "ratings", "claim_times", "at_station") if getattr(f, name)}
                         idle_seen += sum(n for _, n in (await tx.summary_rows(start, end_))[3])
             assert idle_seen > 0  # the matters counted, not read, were there to count
+            assert len(counted) == 10  # and every kind of figure had something to count
     finally:
         await store.close()
 
