@@ -898,11 +898,36 @@ class Tx:
         those that never went above their unit and were not reopened since ``start`` (their
         columns say all their timeline says), and the others; and the others' timelines
         (plain tuples in TimelineRow's order), which escalation.summary.facts replays."""
+        plain, moved, events, _ = await self._summary_rows(start, end, count_idle=False)
+        return plain, moved, events
+
+    async def summary_rows(
+        self, start: float, end: float
+    ) -> tuple[list[Any], list[Any], list[tuple[Any, ...]], list[tuple[str, int]]]:
+        """summary_matters, but the plain matters reported before ``start`` that the window
+        touches only by being open at its end (not claimed, resolved or reopened in it) are
+        not read one by one: they come last, counted per unit as (unit_id, how many). A big
+        town keeps some 30,000 of them, a quarter of the rows a week's bulletins read. They
+        are idle in every part of [start, end), so the count holds for any window inside it."""
+        return await self._summary_rows(start, end, count_idle=True)
+
+    async def _summary_rows(
+        self, start: float, end: float, count_idle: bool
+    ) -> tuple[list[Any], list[Any], list[tuple[Any, ...]], list[tuple[str, int]]]:
         columns = ("m.unit_id, m.created_at, m.first_claimed_at, m.resolved_at, m.escalated_at, m.id, "
                    "m.category, m.top_tier, m.closed_at, m.private")
+        # Open plain matters reported before the start and idle since: open at the end and
+        # nothing else in the window. Each part of the condition is true or false, never
+        # NULL, so NOT(idle) is exactly the rest.
+        idle = ("m.created_at < ? AND m.escalated_at IS NULL "
+                "AND (m.first_claimed_at IS NULL OR m.first_claimed_at < ? OR m.first_claimed_at >= ?) "
+                "AND (m.resolved_at IS NULL OR m.resolved_at >= ?) "
+                "AND m.id NOT IN (SELECT matter_id FROM events WHERE kind = 'reopened' AND at >= ?)")
+        idle_params = (start, start, end, end, start)
         # Matters are numbered in the order they are reported: those reported since the
-        # start are read in one sequential pass; older ones (closed since the start, or
-        # still open) through the closed_at index. Each part applies the whole condition,
+        # start are read in one sequential pass; older ones closed since the start through
+        # the closed_at index, older ones still open from matters_open_figures alone (they
+        # are scattered over the table). Each part applies the whole condition,
         # so the split is exact whatever the order; it only makes a big town fast.
         first = await self._first_reported_since(start)
         rows = await self._all(
@@ -910,17 +935,25 @@ class Tx:
             "AND (m.closed_at IS NULL OR m.closed_at >= ?) "
             f"UNION ALL SELECT {columns} FROM matters m INDEXED BY matters_closed "
             "WHERE m.closed_at >= ? AND m.id < ? AND m.created_at < ? "
-            f"UNION ALL SELECT {columns} FROM matters m INDEXED BY matters_closed "
-            "WHERE m.closed_at IS NULL AND m.id < ? AND m.created_at < ?",
-            (first, end, start, start, first, end, first, end),
+            f"UNION ALL SELECT {columns} FROM matters m INDEXED BY matters_open_figures "
+            "WHERE m.closed_at IS NULL AND m.id < ? AND m.created_at < ?"
+            + (f" AND NOT ({idle})" if count_idle else ""),
+            (first, end, start, start, first, end, first, end, *(idle_params if count_idle else ())),
         )
+        idle_counts: list[tuple[str, int]] = []
+        if count_idle:
+            idle_counts = [(unit_id, int(n)) for unit_id, n in await self._all(
+                "SELECT m.unit_id, count(*) FROM matters m INDEXED BY matters_open_figures "
+                f"WHERE m.closed_at IS NULL AND m.id < ? AND m.created_at < ? AND {idle} GROUP BY m.unit_id",
+                (first, end, *idle_params),
+            )]
         reopened = {r[0] for r in await self._all(
             "SELECT DISTINCT matter_id FROM events WHERE kind = 'reopened' AND at >= ?", (start,))}
         plain: list[Any] = []
         moved: list[Any] = []
         for row in rows:  # a move up sets escalated_at (bot/matters.py, escalation/sweep.py)
             (plain if row[4] is None and row[5] not in reopened else moved).append(row)
-        return plain, moved, await self._timeline_rows([r[5] for r in moved])
+        return plain, moved, await self._timeline_rows([r[5] for r in moved]), idle_counts
 
     async def timelines(self, matter_ids: list[int]) -> list[TimelineRow]:
         """The events that say where the given matters stood when, by matter and in order:
@@ -949,18 +982,25 @@ class Tx:
         (unit, label, the start of the part they were given in, how many). Ratings are
         events, counted when they were given, whatever became of their matter since.
         ``units``: the matters' units where the caller knows them (summary_matters' rows):
-        then only the index is read, not a matter's row per rating, and they are counted
-        in C (a big town's week has some 50,000 ratings)."""
+        then only the index is read, not a matter's row per rating, and they come as one
+        list of matter numbers per label and part, counted in C (a big town's week has some
+        50,000 ratings: a row each cost more than counting them)."""
         rated = ("SELECT {unit}, e.detail, e.at >= ? FROM events e INDEXED BY events_kind_at_matter {join}"
                  "WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ?")
         known = units or {}
         counts: Counter[tuple[str | None, str | None, int]] = Counter()
         missing: list[int] = []
         if known:
-            rows = await self._all(rated.format(unit="e.matter_id", join=""), (middle, start, end))
-            counts.update(zip(map(known.get, map(itemgetter(0), rows)), map(itemgetter(1), rows),
-                              map(itemgetter(2), rows), strict=True))
-            missing = list(set(map(itemgetter(0), rows)).difference(known))
+            rated_matters: set[int] = set()
+            for detail, later, numbers in await self._all(
+                "SELECT e.detail, e.at >= ?, group_concat(e.matter_id) FROM events e INDEXED BY events_kind_at_matter "
+                "WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ? GROUP BY 1, 2", (middle, start, end),
+            ):
+                matter_ids = list(map(int, numbers.split(",")))
+                rated_matters.update(matter_ids)
+                for unit_id, n in Counter(map(known.get, matter_ids)).items():
+                    counts[unit_id, detail, later] += n
+            missing = list(rated_matters.difference(known))
         joined = rated.format(unit="m.unit_id", join="JOIN matters m ON m.id = e.matter_id ")
         if not known:
             counts.update(map(tuple, await self._all(joined, (middle, start, end))))
