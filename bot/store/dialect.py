@@ -225,10 +225,33 @@ def _rewrite_query(code: str, where: str) -> str:
     return re.sub(r"\?", lambda _: f"${next(numbers)}", code)
 
 
+# --- the canonical spelling (PostgreSQL's, ``$n`` parameters) ----------------------------
+_POSITIONAL = re.compile(r"\$(\d+)")
+
+
+def canonical(code: str) -> bool:
+    """Whether (masked) SQL is in the canonical spelling: numbered ``$n`` parameters. Old-style
+    SQL (SQLite's ``?``) is translated for PostgreSQL as before, until it is respelled."""
+    return _POSITIONAL.search(code) is not None
+
+
+@lru_cache(maxsize=4096)
+def sqlite_query(sql: str) -> str:
+    """A query for SQLite: canonical ``$n`` read as SQLite's ``?n`` (as mautrix-python's
+    async_db does); old-style SQL as it is. Cached, as postgres_query is."""
+    code, kept = _masked(sql)
+    if not canonical(code):
+        return sql
+    return _unmasked(_POSITIONAL.sub(r"?\1", code), kept)
+
+
 @lru_cache(maxsize=4096)
 def postgres_query(sql: str) -> str:
-    """A query of bot/store/queries.py in PostgreSQL's spelling; Untranslatable if it has
-    none. Cached: the same few hundred queries come by the thousand."""
+    """A query of bot/store/queries.py in PostgreSQL's spelling: canonical SQL as it is,
+    old-style SQL translated; Untranslatable if it has no such form. Cached: the same few
+    hundred queries come by the thousand."""
+    if canonical(_masked(sql)[0]):
+        return sql
     for pattern, form in QUERY_FORMS:
         sql = pattern.sub(form, sql)
     code, kept = _masked(sql)

@@ -14,6 +14,7 @@ import aiosqlite
 
 from bot import limits
 from bot.outbox import LIVE, Card, HeldNotice, Kind
+from bot.store.dialect import sqlite_query
 from bot.store.rows import (
     FINDING_COLUMNS,
     HELD_COLUMNS,
@@ -52,8 +53,10 @@ from bot.store.schema import IDS_PER_QUERY, MAX_TRIES, OWN_WORDS_EVENTS, PURGED,
 class Tx:
     """Named queries, used inside Store.transaction() or Store.read()."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
+    def __init__(self, conn: aiosqlite.Connection | SqliteSpelling) -> None:
+        # SQLite reads the canonical spelling through SqliteSpelling; PostgreSQL's connection
+        # (bot/store/postgres.py) reads it as it is.
+        self._conn = SqliteSpelling(conn) if isinstance(conn, aiosqlite.Connection) else conn
         self.enqueued = False
         self.logged: list[tuple[str, dict[str, Any]]] = []  # events to log once committed
 
@@ -1436,6 +1439,25 @@ class Tx:
         )
         return [(ScreeningRow(*r[:-3]), int(r[-3]), int(r[-2]), int(r[-1])) for r in rows]
 
+
+
+class SqliteSpelling:
+    """aiosqlite's connection, as Tx uses it, reading the canonical spelling (``$n`` → ``?n``,
+    bot/store/dialect.py's sqlite_query); no trip of its own."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        return self.raw.execute(sqlite_query(sql), parameters)
+
+    def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        return self.raw.execute_fetchall(sqlite_query(sql), parameters)
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> Any:
+        return self.raw.executemany(sqlite_query(sql), parameters)
 
 
 VISIT_SELECT = "SELECT " + ", ".join(VISIT_COLUMNS) + " FROM visits"
