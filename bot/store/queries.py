@@ -75,7 +75,7 @@ class Tx:
 
     # --- matters -----------------------------------------------------------------
     async def matter(self, matter_id: int) -> Matter | None:
-        row = await self._one(f"{MATTER_SELECT} WHERE id = ?", (matter_id,))
+        row = await self._one(f"{MATTER_SELECT} WHERE id = $1", (matter_id,))
         return matter_from_row(row) if row else None
 
     async def insert_reports(self, reports: list[QueuedReport]) -> list[tuple[int, int]]:
@@ -90,12 +90,12 @@ class Tx:
         ])
         if photos := [(i, r) for i, r in pairs if r.photo_file_id]:
             await self._conn.executemany(
-                "INSERT INTO attachments (matter_id, kind, file_id, added_by, at) VALUES (?, 'photo', ?, ?, ?)",
+                "INSERT INTO attachments (matter_id, kind, file_id, added_by, at) VALUES ($1, 'photo', $2, $3, $4)",
                 [(i, r.photo_file_id, r.matter["reporter_id"], r.matter["created_at"]) for i, r in photos],
             )
         if answers := [r for r in reports if r.prompt_chat is not None]:
             await self._conn.executemany(
-                "DELETE FROM prompts WHERE chat_id = ? AND user_id = ?",
+                "DELETE FROM prompts WHERE chat_id = $1 AND user_id = $2",
                 [(r.prompt_chat, r.matter["reporter_id"]) for r in answers],
             )
         await self.outbox_insert(
@@ -148,8 +148,8 @@ class Tx:
 
     async def due_matters(self, now: float, limit: int = 500) -> list[Matter]:
         rows = await self._all(
-            f"{MATTER_SELECT} WHERE next_due IS NOT NULL AND next_due <= ? "
-            "ORDER BY next_due LIMIT ?",
+            f"{MATTER_SELECT} WHERE next_due IS NOT NULL AND next_due <= $1 "
+            "ORDER BY next_due LIMIT $2",
             (now, limit),
         )
         return [matter_from_row(r) for r in rows]
@@ -176,7 +176,7 @@ class Tx:
     ) -> int:
         cur = await self._conn.execute(
             "INSERT INTO events (matter_id, at, actor_id, actor_name, kind, tier, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
             (matter_id, at, actor_id, actor_name, kind, tier, detail),
         )
         return cur.lastrowid  # type: ignore[return-value]
@@ -184,14 +184,15 @@ class Tx:
     async def add_events(self, events: list[Event]) -> None:
         """Many timeline rows in one trip (the sweep's; it needs no ids back)."""
         await self._conn.executemany(
-            "INSERT INTO events (matter_id, at, actor_id, actor_name, kind, tier, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (matter_id, at, actor_id, actor_name, kind, tier, detail) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
             [(e.matter_id, e.at, e.actor_id, e.actor_name, e.kind, e.tier, e.detail) for e in events],
         )
 
     async def events(self, matter_id: int) -> list[Event]:
         rows = await self._all(
             "SELECT matter_id, at, actor_id, actor_name, kind, tier, detail FROM events "
-            "WHERE matter_id = ? ORDER BY id",
+            "WHERE matter_id = $1 ORDER BY id",
             (matter_id,),
         )
         return [Event(*r) for r in rows]
@@ -201,7 +202,7 @@ class Tx:
     ) -> None:
         """A photo, voice note (Telegram file ids) or location ("lat,lon") on a matter."""
         await self._conn.execute(
-            "INSERT INTO attachments (matter_id, kind, file_id, added_by, at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO attachments (matter_id, kind, file_id, added_by, at) VALUES ($1, $2, $3, $4, $5)",
             (matter_id, kind, file_id, added_by, at),
         )
 
@@ -210,8 +211,9 @@ class Tx:
         trip; keys already queued are ignored, so retries never queue twice."""
         if rows:
             cur = await self._conn.executemany(
-                "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, text, markup, "
-                "reply_to, media, data, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO outbox (key, chat_id, kind, matter_id, text, markup, "
+                "reply_to, media, data, not_before, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                "ON CONFLICT DO NOTHING",
                 rows,
             )
             self.enqueued = self.enqueued or cur.rowcount > 0
@@ -251,20 +253,20 @@ class Tx:
     async def outbox_retry_now(self, now: float) -> None:
         """At start: whatever was waiting for a retry is tried again at once."""
         await self._conn.execute(
-            "UPDATE outbox SET not_before = ? WHERE state = 'pending' AND not_before > ?", (now, now)
+            "UPDATE outbox SET not_before = $1 WHERE state = 'pending' AND not_before > $2", (now, now)
         )
 
     async def outbox_sent(self, sent: list[Sent]) -> None:
         """Items Telegram accepted, and the places of the new cards among them."""
         # A file made for the asker (a ledger, with names in it) is not kept once it is sent.
         await self._conn.executemany(
-            "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ?, "
-            "media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?",
+            "UPDATE outbox SET state = 'sent', sent_at = $1, message_id = $2, "
+            "media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = $3",
             [(s.at, s.message_id, s.item_id) for s in sent],
         )
         if cards := [s for s in sent if s.card is not None]:
             await self._conn.executemany(
-                "UPDATE matters SET card_chat_id = ?, card_message_id = ? WHERE id = ?",
+                "UPDATE matters SET card_chat_id = $1, card_message_id = $2 WHERE id = $3",
                 [(chat, message, matter) for matter, chat, message in (s.card for s in cards if s.card)],
             )
         await self._record_views([s.item_id for s in sent if s.view])
@@ -364,37 +366,37 @@ class Tx:
             )
 
     async def view_dead(self, key: str, why: str) -> None:
-        await self._conn.execute("UPDATE views SET dead = ? WHERE key = ? AND dead IS NULL", (why, key))
+        await self._conn.execute("UPDATE views SET dead = $1 WHERE key = $2 AND dead IS NULL", (why, key))
 
     async def views_dead_in(self, chat_id: int, why: str) -> None:
         """Every view in a chat the bot can no longer write to (or that moved to a new id)."""
-        await self._conn.execute("UPDATE views SET dead = ? WHERE chat_id = ? AND dead IS NULL", (why, chat_id))
+        await self._conn.execute("UPDATE views SET dead = $1 WHERE chat_id = $2 AND dead IS NULL", (why, chat_id))
 
     async def outbox_retry(self, item_id: int, not_before: float, error: str) -> None:
         await self._conn.execute(
-            "UPDATE outbox SET attempts = attempts + 1, not_before = ?, error = ? WHERE id = ?",
+            "UPDATE outbox SET attempts = attempts + 1, not_before = $1, error = $2 WHERE id = $3",
             (not_before, error, item_id),
         )
 
     async def outbox_failed(self, item_id: int, error: str) -> None:
         await self._conn.execute(
-            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = ?, "
-            "media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?",
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = $1, "
+            "media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = $2",
             (error, item_id),
         )
 
     async def fail_pending_for_chat(self, chat_id: int, error: str) -> None:
         await self._conn.execute(
-            "UPDATE outbox SET state = 'failed', error = ? WHERE chat_id = ? AND state = 'pending'",
+            "UPDATE outbox SET state = 'failed', error = $1 WHERE chat_id = $2 AND state = 'pending'",
             (error, chat_id),
         )
 
     # --- chats -------------------------------------------------------------------
     async def bind_chat(self, chat_id: int, node_id: str, user_id: int, now: float) -> None:
         # A node has one chat: binding a new one releases the old.
-        await self._conn.execute("UPDATE chats SET node_id = NULL WHERE node_id = ?", (node_id,))
+        await self._conn.execute("UPDATE chats SET node_id = NULL WHERE node_id = $1", (node_id,))
         await self._conn.execute(
-            "INSERT INTO chats (chat_id, node_id, bound_by, bound_at) VALUES (?, ?, ?, ?) "
+            "INSERT INTO chats (chat_id, node_id, bound_by, bound_at) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT(chat_id) DO UPDATE SET node_id = excluded.node_id, "
             "bound_by = excluded.bound_by, bound_at = excluded.bound_at, unreachable_at = NULL",
             (chat_id, node_id, user_id, now),
@@ -403,18 +405,18 @@ class Tx:
     async def move_chat(self, old_chat: int, new_chat: int) -> None:
         """A group's new id (it became a supergroup): pending messages, cards and its language follow it."""
         await self._conn.execute(
-            "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND state = 'pending'", (new_chat, old_chat)
+            "UPDATE outbox SET chat_id = $1 WHERE chat_id = $2 AND state = 'pending'", (new_chat, old_chat)
         )
-        await self._conn.execute("UPDATE matters SET chat_id = ? WHERE chat_id = ?", (new_chat, old_chat))
+        await self._conn.execute("UPDATE matters SET chat_id = $1 WHERE chat_id = $2", (new_chat, old_chat))
         # A report held over a limit becomes a matter there later: its card goes to the new id.
-        await self._conn.execute("UPDATE held_reports SET chat_id = ? WHERE chat_id = ?", (new_chat, old_chat))
+        await self._conn.execute("UPDATE held_reports SET chat_id = $1 WHERE chat_id = $2", (new_chat, old_chat))
         await self._conn.execute(
-            "UPDATE matters SET card_chat_id = NULL, card_message_id = NULL WHERE card_chat_id = ?", (old_chat,)
+            "UPDATE matters SET card_chat_id = NULL, card_message_id = NULL WHERE card_chat_id = $1", (old_chat,)
         )
         await self.views_dead_in(old_chat, "migrated")  # the old group's messages cannot be edited
         await self._conn.execute(  # the group's language goes with it
-            "INSERT INTO chats (chat_id, language) SELECT ?, language FROM chats "
-            "WHERE chat_id = ? AND language IS NOT NULL "
+            "INSERT INTO chats (chat_id, language) SELECT $1, language FROM chats "
+            "WHERE chat_id = $2 AND language IS NOT NULL "
             "ON CONFLICT(chat_id) DO UPDATE SET language = excluded.language",
             (new_chat, old_chat),
         )
@@ -425,7 +427,7 @@ class Tx:
 
     async def set_chat_language(self, chat_id: int, language: str) -> None:
         await self._conn.execute(
-            "INSERT INTO chats (chat_id, language) VALUES (?, ?) "
+            "INSERT INTO chats (chat_id, language) VALUES ($1, $2) "
             "ON CONFLICT(chat_id) DO UPDATE SET language = excluded.language",
             (chat_id, language),
         )
@@ -437,7 +439,7 @@ class Tx:
     async def mark_unreachable(self, chat_id: int, now: float) -> bool:
         """Returns True only the first time, so the station is told once."""
         cur = await self._conn.execute(
-            "INSERT INTO chats (chat_id, unreachable_at) VALUES (?, ?) "
+            "INSERT INTO chats (chat_id, unreachable_at) VALUES ($1, $2) "
             "ON CONFLICT(chat_id) DO UPDATE SET unreachable_at = excluded.unreachable_at "
             "WHERE chats.unreachable_at IS NULL",
             (chat_id, now),
@@ -468,7 +470,8 @@ class Tx:
 
     async def prompt(self, chat_id: int, user_id: int, since: float) -> Prompt | None:
         row = await self._one(
-            "SELECT kind, unit_id, matter_id, draft FROM prompts WHERE chat_id = ? AND user_id = ? AND asked_at >= ?",
+            "SELECT kind, unit_id, matter_id, draft FROM prompts WHERE chat_id = $1 AND user_id = $2 "
+            "AND asked_at >= $3",
             (chat_id, user_id, since),
         )
         return Prompt(*row) if row else None
@@ -476,7 +479,7 @@ class Tx:
     async def take_prompt(self, chat_id: int, user_id: int, since: float) -> bool:
         """Consume a pending prompt asked after ``since``."""
         cur = await self._conn.execute(
-            "DELETE FROM prompts WHERE chat_id = ? AND user_id = ? AND asked_at >= ?",
+            "DELETE FROM prompts WHERE chat_id = $1 AND user_id = $2 AND asked_at >= $3",
             (chat_id, user_id, since),
         )
         return cur.rowcount == 1
@@ -484,13 +487,13 @@ class Tx:
     # --- a person's own matters, and what is attached ----------------------------
     async def matters_of(self, reporter_id: int, limit: int = 20) -> list[Matter]:
         rows = await self._all(
-            f"{MATTER_SELECT} WHERE reporter_id = ? ORDER BY id DESC LIMIT ?", (reporter_id, limit)
+            f"{MATTER_SELECT} WHERE reporter_id = $1 ORDER BY id DESC LIMIT $2", (reporter_id, limit)
         )
         return [matter_from_row(r) for r in rows]
 
     async def reported_units(self, reporter_id: int) -> list[str]:
         rows = await self._all(
-            "SELECT unit_id FROM matters WHERE reporter_id = ? GROUP BY unit_id ORDER BY max(id) DESC LIMIT 8",
+            "SELECT unit_id FROM matters WHERE reporter_id = $1 GROUP BY unit_id ORDER BY max(id) DESC LIMIT 8",
             (reporter_id,),
         )
         return [r[0] for r in rows]
@@ -498,15 +501,15 @@ class Tx:
     async def matter_by_message(self, chat_id: int, message_id: int) -> Matter | None:
         """The matter whose card, or whose report, is this message."""
         row = await self._one(
-            f"{MATTER_SELECT} WHERE (card_chat_id = ? AND card_message_id = ?) "
-            "OR (chat_id = ? AND report_message_id = ?)",
+            f"{MATTER_SELECT} WHERE (card_chat_id = $1 AND card_message_id = $2) "
+            "OR (chat_id = $3 AND report_message_id = $4)",
             (chat_id, message_id, chat_id, message_id),
         )
         return matter_from_row(row) if row else None
 
     async def attachments(self, matter_id: int) -> list[tuple[str, str]]:
         """(kind, file id or "lat,lon") of everything attached to a matter, oldest first."""
-        return await self._all("SELECT kind, file_id FROM attachments WHERE matter_id = ? ORDER BY id", (matter_id,))
+        return await self._all("SELECT kind, file_id FROM attachments WHERE matter_id = $1 ORDER BY id", (matter_id,))
 
     # --- abuse limits (issue 10) -------------------------------------------------
     async def report_times(self, key: int, since: float, nonmember: bool = False) -> list[float]:
@@ -555,22 +558,22 @@ class Tx:
             again, reply_to=report.reply_to,
         ).row(row["created_at"])])
         if report.prompt_chat is not None:
-            await self._conn.execute("DELETE FROM prompts WHERE chat_id = ? AND user_id = ?",
+            await self._conn.execute("DELETE FROM prompts WHERE chat_id = $1 AND user_id = $2",
                                      (report.prompt_chat, row["reporter_id"]))
         return held_id
 
     async def recent_reports(self, since: float) -> list[tuple[int, float]]:
         """(limit key, when) of every report since ``since``: the limits' memory at start."""
         return await self._all(
-            "SELECT limit_key, created_at FROM matters WHERE created_at >= ? AND limit_key IS NOT NULL "
-            "UNION ALL SELECT limit_key, created_at FROM held_reports WHERE created_at >= ? AND matter_id IS NULL",
+            "SELECT limit_key, created_at FROM matters WHERE created_at >= $1 AND limit_key IS NOT NULL "
+            "UNION ALL SELECT limit_key, created_at FROM held_reports WHERE created_at >= $2 AND matter_id IS NULL",
             (since, since),
         )
 
     async def urgent_alerts(self, key: int, since: float) -> int:
         """How many of this person's matters first alerted as urgent since ``since``."""
         (count,) = await self._one(
-            "SELECT count(*) FROM matters WHERE limit_key = ? AND urgent_at >= ?", (key, since)
+            "SELECT count(*) FROM matters WHERE limit_key = $1 AND urgent_at >= $2", (key, since)
         )
         return int(count)
 
@@ -583,7 +586,7 @@ class Tx:
         return cur.lastrowid  # type: ignore[return-value]
 
     async def held_report(self, held_id: int) -> HeldReport | None:
-        row = await self._one(f"SELECT {', '.join(HELD_COLUMNS)} FROM held_reports WHERE id = ?", (held_id,))
+        row = await self._one(f"SELECT {', '.join(HELD_COLUMNS)} FROM held_reports WHERE id = $1", (held_id,))
         return held_from_row(row) if row else None
 
     async def held_reports(self, unit_ids: Sequence[str], limit: int = 20) -> list[HeldReport]:
@@ -599,8 +602,8 @@ class Tx:
     async def release_held(self, held_id: int, matter_id: int, by: int, now: float) -> bool:
         """Returns True only the first time: one held report becomes one matter."""
         cur = await self._conn.execute(
-            "UPDATE held_reports SET matter_id = ?, released_by = ?, released_at = ? "
-            "WHERE id = ? AND matter_id IS NULL",
+            "UPDATE held_reports SET matter_id = $1, released_by = $2, released_at = $3 "
+            "WHERE id = $4 AND matter_id IS NULL",
             (matter_id, by, now, held_id),
         )
         return cur.rowcount == 1
@@ -608,19 +611,20 @@ class Tx:
     # --- schedules ---------------------------------------------------------------
     async def first_started(self, now: float) -> float:
         """When this database first served a bot (set once, at the first start)."""
-        await self._conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('first_started', ?)", (repr(now),))
+        await self._conn.execute("INSERT INTO meta (key, value) VALUES ('first_started', $1) "
+                                 "ON CONFLICT DO NOTHING", (repr(now),))
         (value,) = await self._one("SELECT value FROM meta WHERE key = 'first_started'")
         return float(value)
 
     async def schedule_ran(self, name: str, period: str) -> bool:
         row = await self._one(
-            "SELECT 1 FROM schedule_runs WHERE name = ? AND period = ?", (name, period)
+            "SELECT 1 FROM schedule_runs WHERE name = $1 AND period = $2", (name, period)
         )
         return row is not None
 
     async def mark_schedule(self, name: str, period: str, now: float) -> bool:
         cur = await self._conn.execute(
-            "INSERT OR IGNORE INTO schedule_runs (name, period, ran_at) VALUES (?, ?, ?)",
+            "INSERT INTO schedule_runs (name, period, ran_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             (name, period, now),
         )
         return cur.rowcount == 1
@@ -631,43 +635,43 @@ class Tx:
     ) -> None:
         await self._conn.execute(
             "INSERT INTO held_pings (chat_id, matter_id, kind, tier, reason, at, release_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
             (chat_id, matter_id, kind, tier, reason, now, release_at),
         )
 
     async def held_pings_due(self, now: float) -> list[HeldPing]:
         rows = await self._all(
-            "SELECT id, chat_id, matter_id, kind, tier, reason FROM held_pings WHERE release_at <= ? ORDER BY id",
+            "SELECT id, chat_id, matter_id, kind, tier, reason FROM held_pings WHERE release_at <= $1 ORDER BY id",
             (now,),
         )
         return [HeldPing(*r) for r in rows]
 
     async def drop_held_pings(self, ids: list[int]) -> None:
-        await self._conn.executemany("DELETE FROM held_pings WHERE id = ?", [(i,) for i in ids])
+        await self._conn.executemany("DELETE FROM held_pings WHERE id = $1", [(i,) for i in ids])
 
     # --- people ------------------------------------------------------------------
     async def set_private_chat(self, user_id: int, name: str, now: float) -> None:
         """The user opened a private chat with the bot (/start): DMs can reach them."""
         await self._conn.execute(
-            "INSERT INTO users (user_id, name, private_chat, updated_at) VALUES (?, ?, 1, ?) "
+            "INSERT INTO users (user_id, name, private_chat, updated_at) VALUES ($1, $2, 1, $3) "
             "ON CONFLICT(user_id) DO UPDATE SET name = excluded.name, private_chat = 1, "
             "updated_at = excluded.updated_at",
             (user_id, name, now),
         )
 
     async def has_private_chat(self, user_id: int) -> bool:
-        row = await self._one("SELECT private_chat FROM users WHERE user_id = ?", (user_id,))
+        row = await self._one("SELECT private_chat FROM users WHERE user_id = $1", (user_id,))
         return bool(row and row[0])
 
     async def add_duty_override(self, user_id: int, name: str, start: float, until: float, by: int) -> None:
         await self._conn.execute(
-            "INSERT INTO duty_overrides (user_id, name, start, until, set_by, set_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO duty_overrides (user_id, name, start, until, set_by, set_at) VALUES ($1, $2, $3, $4, $5, $6)",
             (user_id, name, start, until, by, start),
         )
 
     async def duty_overrides(self, now: float) -> list[DutyOverride]:
         rows = await self._all(
-            "SELECT user_id, start, until FROM duty_overrides WHERE until > ? ORDER BY set_at, id", (now,)
+            "SELECT user_id, start, until FROM duty_overrides WHERE until > $1 ORDER BY set_at, id", (now,)
         )
         return [DutyOverride(*r) for r in rows]
 
@@ -676,7 +680,7 @@ class Tx:
         """Fetched updates, each with its payload, or None when replay will not need it."""
         now = time.time() if now is None else now
         await self._conn.executemany(
-            "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
+            "INSERT INTO inbox (update_id, payload, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             [(update_id, payload, now) for update_id, payload in updates],
         )
 
@@ -684,7 +688,7 @@ class Tx:
         """Done: only the id stays (duplicate detection), never what it said."""
         if update_ids:
             await self._conn.executemany(
-                "UPDATE inbox SET done_at = ?, payload = NULL WHERE update_id = ? AND done_at IS NULL",
+                "UPDATE inbox SET done_at = $1, payload = NULL WHERE update_id = $2 AND done_at IS NULL",
                 [(now, update_id) for update_id in update_ids],
             )
 
@@ -692,13 +696,13 @@ class Tx:
         """One more failed try of a pending update; after MAX_TRIES it is failed (and done,
         its payload dropped). Returns the tries so far (0 if it is not pending)."""
         row = await self._one(
-            "UPDATE inbox SET tries = tries + 1, error = ? WHERE update_id = ? AND done_at IS NULL RETURNING tries",
+            "UPDATE inbox SET tries = tries + 1, error = $1 WHERE update_id = $2 AND done_at IS NULL RETURNING tries",
             (error, update_id),
         )
         tries = int(row[0]) if row else 0
         if tries >= MAX_TRIES:
             await self._conn.execute(
-                "UPDATE inbox SET failed_at = ?, done_at = ?, payload = NULL WHERE update_id = ?",
+                "UPDATE inbox SET failed_at = $1, done_at = $2, payload = NULL WHERE update_id = $3",
                 (now, now, update_id),
             )
         return tries
@@ -707,7 +711,7 @@ class Tx:
         """Updates given up on, newest first: (update id, when, error)."""
         return await self._all(
             "SELECT update_id, failed_at, coalesce(error, '') FROM inbox WHERE failed_at IS NOT NULL "
-            "ORDER BY failed_at DESC, update_id DESC LIMIT ?",
+            "ORDER BY failed_at DESC, update_id DESC LIMIT $1",
             (limit,),
         )
 
@@ -717,7 +721,7 @@ class Tx:
         return int(count)
 
     async def inbox_is_done(self, update_id: int) -> bool:
-        row = await self._one("SELECT done_at FROM inbox WHERE update_id = ?", (update_id,))
+        row = await self._one("SELECT done_at FROM inbox WHERE update_id = $1", (update_id,))
         return row is not None and row[0] is not None
 
     async def inbox_last_id(self) -> int:
@@ -730,12 +734,12 @@ class Tx:
 
     async def outbox_prune(self, before: float) -> None:
         """Forget messages sent or given up on long ago (keys stay unique meanwhile)."""
-        await self._conn.execute("DELETE FROM outbox WHERE state != 'pending' AND created_at < ?", (before,))
+        await self._conn.execute("DELETE FROM outbox WHERE state != 'pending' AND created_at < $1", (before,))
 
     async def inbox_prune(self, before: float) -> None:
         """Forget updates done (or failed) long ago; the newest is kept so ids stay known."""
         await self._conn.execute(
-            "DELETE FROM inbox WHERE done_at < ? AND update_id < (SELECT max(update_id) FROM inbox)", (before,)
+            "DELETE FROM inbox WHERE done_at < $1 AND update_id < (SELECT max(update_id) FROM inbox)", (before,)
         )
 
     # --- personal data retention (issue 10) ---------------------------------------
@@ -745,7 +749,7 @@ class Tx:
         file ids, the messages about them and questions pending on them. Figures (times,
         tiers, categories, ratings, counts) stay, and each matter's timeline says so."""
         rows = await self._all(
-            "SELECT id FROM matters WHERE closed_at < ? AND purged_at IS NULL ORDER BY closed_at LIMIT ?",
+            "SELECT id FROM matters WHERE closed_at < $1 AND purged_at IS NULL ORDER BY closed_at LIMIT $2",
             (before, limit),
         )
         ids = [r[0] for r in rows]
@@ -803,7 +807,7 @@ class Tx:
             (PURGED, PURGED, PURGED, PURGED, PURGED, PURGED, now, *ids),
         )
         await self._conn.executemany(
-            "INSERT INTO events (matter_id, at, kind) VALUES (?, ?, 'purged')", [(i, now) for i in ids]
+            "INSERT INTO events (matter_id, at, kind) VALUES ($1, $2, 'purged')", [(i, now) for i in ids]
         )
         return Purged(len(ids), events.rowcount, attachments.rowcount, messages.rowcount, prompts.rowcount)
 
@@ -811,25 +815,25 @@ class Tx:
         """Questions left unanswered since before ``before``, the names of people not seen
         since (kept only to know who opened a private chat), and reports held back by the
         abuse limits since then."""
-        prompts = await self._conn.execute("DELETE FROM prompts WHERE asked_at < ?", (before,))
+        prompts = await self._conn.execute("DELETE FROM prompts WHERE asked_at < $1", (before,))
         users = await self._conn.execute(
-            "UPDATE users SET name = ? WHERE updated_at < ? AND name IS NOT NULL AND name != ?",
+            "UPDATE users SET name = $1 WHERE updated_at < $2 AND name IS NOT NULL AND name != $3",
             (PURGED, before, PURGED),
         )
         held = await self._conn.execute(
-            "UPDATE held_reports SET reporter_id = 0, reporter_name = ?, limit_key = 0, text = ?, photo = NULL "
-            "WHERE created_at < ? AND text != ?",
+            "UPDATE held_reports SET reporter_id = 0, reporter_name = $1, limit_key = 0, text = $2, photo = NULL "
+            "WHERE created_at < $3 AND text != $4",
             (PURGED, PURGED, before, PURGED),
         )
         # A screening's finding put on record (not made a matter) names a household's trouble too.
         await self._conn.execute(
-            "UPDATE screening_findings SET text = ? WHERE matter_id IS NULL AND at < ? AND text != ?",
+            "UPDATE screening_findings SET text = $1 WHERE matter_id IS NULL AND at < $2 AND text != $3",
             (PURGED, before, PURGED),
         )
         # A visit's words, its place and its photos are a household's too; the officer's name,
         # the units, the day and the counts stay for the figures (issue 16).
         await self._conn.execute(
-            "DELETE FROM visit_photos WHERE visit_id IN (SELECT id FROM visits WHERE finished_at < ?)", (before,)
+            "DELETE FROM visit_photos WHERE visit_id IN (SELECT id FROM visits WHERE finished_at < $1)", (before,)
         )
         await self._conn.execute(
             "UPDATE visits SET deed = ?, findings = CASE WHEN findings IS NULL THEN NULL ELSE ? END, "
@@ -863,7 +867,7 @@ class Tx:
             (first, end, start, start, first, end, first, end),
         )
         reopened = {r[0] for r in await self._all(
-            "SELECT DISTINCT matter_id FROM events WHERE kind = 'reopened' AND at >= ?", (start,))}
+            "SELECT DISTINCT matter_id FROM events WHERE kind = 'reopened' AND at >= $1", (start,))}
         plain: list[Any] = []
         moved: list[Any] = []
         for row in rows:  # a move up sets escalated_at (bot/matters.py, escalation/sweep.py)
@@ -939,7 +943,7 @@ class Tx:
         rows = await self._all(
             "SELECT m.unit_id, count(DISTINCT e.matter_id) FROM events e "
             "JOIN matters m ON m.id = e.matter_id "
-            "WHERE e.kind = 'escalated' AND e.at >= ? AND e.at < ? GROUP BY m.unit_id",
+            "WHERE e.kind = 'escalated' AND e.at >= $1 AND e.at < $2 GROUP BY m.unit_id",
             (start, end),
         )
         return {unit_id: count for unit_id, count in rows}
@@ -948,7 +952,7 @@ class Tx:
     async def week_counts(self, week_end: float) -> list[list[Any]] | None:
         """(unit, category, matters reported) in the week ending at ``week_end``, as
         counted before; None if that week has not been counted yet."""
-        row = await self._one("SELECT counts FROM week_counts WHERE week_end = ?", (week_end,))
+        row = await self._one("SELECT counts FROM week_counts WHERE week_end = $1", (week_end,))
         return None if row is None else json.loads(row[0])
 
     async def count_week(self, start: float, end: float) -> list[tuple[str, str, int]]:
@@ -956,8 +960,8 @@ class Tx:
         first = await self._first_reported_since(start)
         rows = await self._all(
             "SELECT unit_id, category, count(*) FROM ("
-            "SELECT unit_id, category FROM matters WHERE id >= ? AND +created_at >= ? AND +created_at < ? "
-            "UNION ALL SELECT unit_id, category FROM matters WHERE id < ? AND created_at >= ? AND created_at < ?"
+            "SELECT unit_id, category FROM matters WHERE id >= $1 AND +created_at >= $2 AND +created_at < $3 "
+            "UNION ALL SELECT unit_id, category FROM matters WHERE id < $4 AND created_at >= $5 AND created_at < $6"
             ") AS week GROUP BY unit_id, category",  # PostgreSQL before 16 wants the alias
             (first, start, end, first, start, end),
         )
@@ -965,14 +969,14 @@ class Tx:
 
     async def save_week_counts(self, week_end: float, counts: list[tuple[str, str, int]]) -> None:
         await self._conn.execute(
-            "INSERT OR IGNORE INTO week_counts (week_end, counts) VALUES (?, ?)",
+            "INSERT INTO week_counts (week_end, counts) VALUES ($1, $2) ON CONFLICT DO NOTHING",
             (week_end, json.dumps(counts, ensure_ascii=False, separators=(",", ":"))),
         )
 
     async def ledger_matters(self, start: float, end: float) -> list[Matter]:
         """Every matter that existed at some point in [start, end), by number: the ledger."""
         rows = await self._all(
-            f"{MATTER_SELECT} WHERE created_at < ? AND (closed_at IS NULL OR closed_at >= ?) ORDER BY id",
+            f"{MATTER_SELECT} WHERE created_at < $1 AND (closed_at IS NULL OR closed_at >= $2) ORDER BY id",
             (end, start),
         )
         return [matter_from_row(r) for r in rows]
@@ -995,15 +999,15 @@ class Tx:
     async def save_published(self, schedule: str, start: float, end: float, figures: str, now: float) -> None:
         """A bulletin's figures as published (JSON), once per schedule and period."""
         await self._conn.execute(
-            "INSERT OR IGNORE INTO published_figures (schedule, period_start, period_end, figures, published_at) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO published_figures (schedule, period_start, period_end, figures, published_at) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
             (schedule, start, end, figures, now),
         )
 
     async def published(self, schedule: str, start: float, end: float) -> str | None:
         """The figures a bulletin of [start, end) published, if one did."""
         row = await self._one(
-            "SELECT figures FROM published_figures WHERE schedule = ? AND period_start = ? AND period_end = ?",
+            "SELECT figures FROM published_figures WHERE schedule = $1 AND period_start = $2 AND period_end = $3",
             (schedule, start, end),
         )
         return None if row is None else str(row[0])
@@ -1024,21 +1028,21 @@ class Tx:
     ) -> int:
         cur = await self._conn.execute(
             "INSERT INTO broadcasts (node_id, chat_id, message_id, sender_id, sender_name, text, photo, "
-            "language, targets, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "language, targets, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             (node_id, chat_id, message_id, sender_id, sender_name, text, photo, language, targets, now),
         )
         return cur.lastrowid  # type: ignore[return-value]
 
     async def add_broadcast_target(self, broadcast_id: int, unit_id: str, chat_id: int, outbox_key: str) -> None:
         await self._conn.execute(
-            "INSERT INTO broadcast_targets (broadcast_id, unit_id, chat_id, outbox_key) VALUES (?, ?, ?, ?)",
+            "INSERT INTO broadcast_targets (broadcast_id, unit_id, chat_id, outbox_key) VALUES ($1, $2, $3, $4)",
             (broadcast_id, unit_id, chat_id, outbox_key),
         )
 
     async def broadcast(self, broadcast_id: int) -> Broadcast | None:
         row = await self._one(
             "SELECT id, node_id, chat_id, message_id, sender_id, sender_name, text, photo, language, targets, "
-            "created_at, reported_at FROM broadcasts WHERE id = ?",
+            "created_at, reported_at FROM broadcasts WHERE id = $1",
             (broadcast_id,),
         )
         return Broadcast(*row) if row else None
@@ -1047,7 +1051,7 @@ class Tx:
         """Whether some target of the broadcast has not been tried to the end yet."""
         row = await self._one(
             "SELECT 1 FROM broadcast_targets t JOIN outbox o ON o.key = t.outbox_key "
-            "WHERE t.broadcast_id = ? AND o.state = 'pending' LIMIT 1",
+            "WHERE t.broadcast_id = $1 AND o.state = 'pending' LIMIT 1",
             (broadcast_id,),
         )
         return row is not None
@@ -1065,7 +1069,7 @@ class Tx:
         """Broadcasts still waiting for their report that have a target in this chat."""
         rows = await self._all(
             "SELECT DISTINCT t.broadcast_id FROM broadcast_targets t JOIN broadcasts b ON b.id = t.broadcast_id "
-            "WHERE t.chat_id = ? AND b.reported_at IS NULL ORDER BY t.broadcast_id",
+            "WHERE t.chat_id = $1 AND b.reported_at IS NULL ORDER BY t.broadcast_id",
             (chat_id,),
         )
         return [r[0] for r in rows]
@@ -1073,25 +1077,25 @@ class Tx:
     async def mark_broadcast_reported(self, broadcast_id: int, now: float) -> bool:
         """Returns True only the first time."""
         cur = await self._conn.execute(
-            "UPDATE broadcasts SET reported_at = ? WHERE id = ? AND reported_at IS NULL", (now, broadcast_id)
+            "UPDATE broadcasts SET reported_at = $1 WHERE id = $2 AND reported_at IS NULL", (now, broadcast_id)
         )
         return cur.rowcount == 1
 
     # --- command menus: what was last set, so a restart does not set 2,000 menus again --
     async def meta_values(self, prefix: str) -> dict[str, str]:
         rows = await self._all(
-            "SELECT key, value FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff")
+            "SELECT key, value FROM meta WHERE key >= $1 AND key < $2", (prefix, prefix + "\U0010ffff")
         )
         return {key: value for key, value in rows}
 
     async def set_meta(self, key: str, value: str) -> None:
         await self._conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
 
     async def delete_meta(self, prefix: str) -> None:
-        await self._conn.execute("DELETE FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff"))
+        await self._conn.execute("DELETE FROM meta WHERE key >= $1 AND key < $2", (prefix, prefix + "\U0010ffff"))
 
     # --- tierbot status (issue 11) ------------------------------------------------
     async def schema_version(self) -> int:
@@ -1118,7 +1122,7 @@ class Tx:
         return int(count), (oldest[0] if oldest else None), (oldest[1] if oldest else None)
 
     async def meta_value(self, key: str) -> str | None:
-        row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        row = await self._one("SELECT value FROM meta WHERE key = $1", (key,))
         return None if row is None else str(row[0])
 
     # --- the monthly sense-of-safety poll (issue 16) ------------------------------------
@@ -1128,8 +1132,8 @@ class Tx:
         added = []
         for unit_id, month, chat_id, key, opened, closes in rows:
             cur = await self._conn.execute(
-                "INSERT OR IGNORE INTO safety_polls (unit_id, month, chat_id, outbox_key, opened_at, closes_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO safety_polls (unit_id, month, chat_id, outbox_key, opened_at, closes_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                 (unit_id, month, chat_id, key, opened, closes),
             )
             if cur.rowcount == 1:
@@ -1138,7 +1142,7 @@ class Tx:
 
     async def safety_poll_sent(self, outbox_key: str, message_id: int, poll_id: str) -> None:
         await self._conn.execute(
-            "UPDATE safety_polls SET message_id = ?, poll_id = ? WHERE outbox_key = ?",
+            "UPDATE safety_polls SET message_id = $1, poll_id = $2 WHERE outbox_key = $3",
             (message_id, poll_id, outbox_key),
         )
 
@@ -1146,7 +1150,8 @@ class Tx:
         """The latest counts Telegram reported for an open poll; False if the poll is not
         ours or already closed (its final counts are kept)."""
         cur = await self._conn.execute(
-            "UPDATE safety_polls SET counts = ?, answers = ?, counted_at = ? WHERE poll_id = ? AND closed_at IS NULL",
+            "UPDATE safety_polls SET counts = $1, answers = $2, counted_at = $3 WHERE poll_id = $4 "
+            "AND closed_at IS NULL",
             (json.dumps(counts), answers, now, poll_id),
         )
         return cur.rowcount > 0
@@ -1156,14 +1161,14 @@ class Tx:
         rows = await self._all(
             "SELECT p.id, p.unit_id, p.month, p.chat_id, p.message_id, o.state FROM safety_polls p "
             "LEFT JOIN outbox o ON o.key = p.outbox_key "
-            "WHERE p.closed_at IS NULL AND p.stop_queued_at IS NULL AND p.closes_at <= ?",
+            "WHERE p.closed_at IS NULL AND p.stop_queued_at IS NULL AND p.closes_at <= $1",
             (now,),
         )
         return [SafetyPollDue(*r) for r in rows]
 
     async def safety_polls_stopping(self, ids: list[int], now: float) -> None:
         await self._conn.executemany(
-            "UPDATE safety_polls SET stop_queued_at = ? WHERE id = ?", [(now, poll) for poll in ids]
+            "UPDATE safety_polls SET stop_queued_at = $1 WHERE id = $2", [(now, poll) for poll in ids]
         )
 
     async def safety_poll_close(
@@ -1173,13 +1178,13 @@ class Tx:
         reported stay); False if it was closed already."""
         if counts is None:
             cur = await self._conn.execute(
-                "UPDATE safety_polls SET closed_at = ? WHERE unit_id = ? AND month = ? AND closed_at IS NULL",
+                "UPDATE safety_polls SET closed_at = $1 WHERE unit_id = $2 AND month = $3 AND closed_at IS NULL",
                 (now, unit_id, month),
             )
         else:
             cur = await self._conn.execute(
-                "UPDATE safety_polls SET closed_at = ?, counts = ?, answers = ?, counted_at = ? "
-                "WHERE unit_id = ? AND month = ? AND closed_at IS NULL",
+                "UPDATE safety_polls SET closed_at = $1, counts = $2, answers = $3, counted_at = $4 "
+                "WHERE unit_id = $5 AND month = $6 AND closed_at IS NULL",
                 (now, json.dumps(counts), answers or 0, now, unit_id, month),
             )
         return cur.rowcount > 0
@@ -1187,7 +1192,7 @@ class Tx:
     async def safety_polls_close_chat(self, chat_id: int, now: float) -> int:
         """A chat out of reach: its open polls close with the counts last reported."""
         cur = await self._conn.execute(
-            "UPDATE safety_polls SET closed_at = ? WHERE chat_id = ? AND closed_at IS NULL", (now, chat_id)
+            "UPDATE safety_polls SET closed_at = $1 WHERE chat_id = $2 AND closed_at IS NULL", (now, chat_id)
         )
         return cur.rowcount
 
@@ -1204,12 +1209,12 @@ class Tx:
     # --- visit logs (走访日志, issue 16) -------------------------------------------
     async def open_visit(self, user_id: int) -> Visit | None:
         """The person's unfinished entry, if any (one at a time)."""
-        row = await self._one(f"{VISIT_SELECT} WHERE user_id = ? AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
+        row = await self._one(f"{VISIT_SELECT} WHERE user_id = $1 AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
                               (user_id,))
         return visit_from_row(row) if row else None
 
     async def visit(self, visit_id: int) -> Visit | None:
-        row = await self._one(f"{VISIT_SELECT} WHERE id = ?", (visit_id,))
+        row = await self._one(f"{VISIT_SELECT} WHERE id = $1", (visit_id,))
         return visit_from_row(row) if row else None
 
     async def start_visit(self, user_id: int, user_name: str, chat_id: int, now: float, **values: Any) -> int:
@@ -1235,29 +1240,29 @@ class Tx:
     async def add_visit_photo(self, visit_id: int, file_id: str, now: float) -> int:
         """A photo of an entry; returns how many it has now."""
         (count,) = await self._one(
-            "UPDATE visits SET photos = photos + 1, updated_at = ? WHERE id = ? RETURNING photos", (now, visit_id)
+            "UPDATE visits SET photos = photos + 1, updated_at = $1 WHERE id = $2 RETURNING photos", (now, visit_id)
         )
-        await self._conn.execute("INSERT INTO visit_photos (visit_id, position, file_id, at) VALUES (?, ?, ?, ?)",
+        await self._conn.execute("INSERT INTO visit_photos (visit_id, position, file_id, at) VALUES ($1, $2, $3, $4)",
                                  (visit_id, int(count), file_id, now))
         return int(count)
 
     async def visit_photos(self, visit_id: int) -> list[str]:
-        rows = await self._all("SELECT file_id FROM visit_photos WHERE visit_id = ? ORDER BY position", (visit_id,))
+        rows = await self._all("SELECT file_id FROM visit_photos WHERE visit_id = $1 ORDER BY position", (visit_id,))
         return [r[0] for r in rows]
 
     async def stale_visits(self, before: float) -> list[Visit]:
         """Unfinished entries whose last step was before ``before``."""
-        rows = await self._all(f"{VISIT_SELECT} WHERE finished_at IS NULL AND updated_at < ?", (before,))
+        rows = await self._all(f"{VISIT_SELECT} WHERE finished_at IS NULL AND updated_at < $1", (before,))
         return [visit_from_row(r) for r in rows]
 
     async def drop_visit(self, visit_id: int, before: float | None = None) -> bool:
         """Delete an unfinished entry and its photos (with ``before``: only if its last step
         was before then); False if it was finished, answered or gone meanwhile."""
-        row = await self._one("SELECT updated_at FROM visits WHERE id = ? AND finished_at IS NULL", (visit_id,))
+        row = await self._one("SELECT updated_at FROM visits WHERE id = $1 AND finished_at IS NULL", (visit_id,))
         if row is None or (before is not None and row[0] >= before):
             return False
-        await self._conn.execute("DELETE FROM visit_photos WHERE visit_id = ?", (visit_id,))
-        await self._conn.execute("DELETE FROM visits WHERE id = ?", (visit_id,))
+        await self._conn.execute("DELETE FROM visit_photos WHERE visit_id = $1", (visit_id,))
+        await self._conn.execute("DELETE FROM visits WHERE id = $1", (visit_id,))
         return True
 
     async def visits_between(self, start: float, end: float, community_ids: Sequence[str] | None = None,
@@ -1275,7 +1280,7 @@ class Tx:
 
     async def visit_matters(self, visit_id: int) -> list[int]:
         """The matters made from a visit's finding (转为事项)."""
-        rows = await self._all("SELECT id FROM matters WHERE visit_id = ? ORDER BY id", (visit_id,))
+        rows = await self._all("SELECT id FROM matters WHERE visit_id = $1 ORDER BY id", (visit_id,))
         return [int(r[0]) for r in rows]
 
 
@@ -1284,15 +1289,15 @@ class Tx:
                                     now: float) -> int | None:
         """A community's draft for the week; None if that week's was already drafted."""
         row = await self._one(
-            "INSERT OR IGNORE INTO village_notices (community_id, week, chat_id, text, drafted_at) "
-            "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO village_notices (community_id, week, chat_id, text, drafted_at) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
             (community_id, week, chat_id, text, now),
         )
         return None if row is None else int(row[0])
 
     async def village_notice(self, notice_id: int) -> VillageNoticeRow | None:
         row = await self._one(
-            f"SELECT {', '.join(VILLAGE_NOTICE_COLUMNS)} FROM village_notices WHERE id = ?", (notice_id,)
+            f"SELECT {', '.join(VILLAGE_NOTICE_COLUMNS)} FROM village_notices WHERE id = $1", (notice_id,)
         )
         return VillageNoticeRow(*row) if row else None
 
@@ -1300,27 +1305,27 @@ class Tx:
                                     broadcast_id: int | None = None) -> bool:
         """Publish or skip a draft; False if it was no longer a draft (a second tap)."""
         cur = await self._conn.execute(
-            "UPDATE village_notices SET state = ?, decided_at = ?, decided_by = ?, decided_by_name = ?, "
-            "broadcast_id = ? WHERE id = ? AND state = 'draft'",
+            "UPDATE village_notices SET state = $1, decided_at = $2, decided_by = $3, decided_by_name = $4, "
+            "broadcast_id = $5 WHERE id = $6 AND state = 'draft'",
             (state, now, by, by_name, broadcast_id, notice_id),
         )
         return cur.rowcount == 1
 
     async def set_village_notice_text(self, notice_id: int, text: str) -> bool:
         cur = await self._conn.execute(
-            "UPDATE village_notices SET text = ? WHERE id = ? AND state = 'draft'", (text, notice_id)
+            "UPDATE village_notices SET text = $1 WHERE id = $2 AND state = 'draft'", (text, notice_id)
         )
         return cur.rowcount == 1
 
     async def set_village_notice_message(self, notice_id: int, message_id: int) -> None:
         await self._conn.execute(
-            "UPDATE village_notices SET draft_message_id = ? WHERE id = ?", (message_id, notice_id)
+            "UPDATE village_notices SET draft_message_id = $1 WHERE id = $2", (message_id, notice_id)
         )
 
     async def notice_of_prompt(self, chat_id: int, message_id: int) -> int | None:
         """The notice a "send the new text" prompt (key ``vnask:<notice>:<update>``) asked about."""
         row = await self._one(
-            "SELECT key FROM outbox WHERE chat_id = ? AND message_id = ? AND kind = 'notice_prompt'",
+            "SELECT key FROM outbox WHERE chat_id = $1 AND message_id = $2 AND kind = 'notice_prompt'",
             (chat_id, message_id),
         )
         return None if row is None else int(str(row[0]).split(":")[1])
@@ -1329,8 +1334,8 @@ class Tx:
         """Communities whose notice was due to be published (drafted + ``grace``) within
         [start, end) and was not published by then."""
         rows = await self._all(
-            "SELECT community_id FROM village_notices WHERE drafted_at + ? >= ? AND drafted_at + ? < ? "
-            "AND NOT (state = 'published' AND decided_at <= drafted_at + ?) ORDER BY community_id",
+            "SELECT community_id FROM village_notices WHERE drafted_at + $1 >= $2 AND drafted_at + $3 < $4 "
+            "AND NOT (state = 'published' AND decided_at <= drafted_at + $5) ORDER BY community_id",
             (grace, start, grace, end, grace),
         )
         return [str(r[0]) for r in rows]
@@ -1340,68 +1345,68 @@ class Tx:
     async def insert_screening(self, community_id: str, week: str, chat_id: int, now: float,
                                due_at: float) -> int | None:
         row = await self._one(
-            "INSERT OR IGNORE INTO screenings (community_id, week, chat_id, asked_at, due_at) "
-            "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO screenings (community_id, week, chat_id, asked_at, due_at) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
             (community_id, week, chat_id, now, due_at),
         )
         return None if row is None else int(row[0])
 
     async def screening(self, screening_id: int) -> ScreeningRow | None:
-        row = await self._one(f"SELECT {', '.join(SCREENING_COLUMNS)} FROM screenings WHERE id = ?", (screening_id,))
+        row = await self._one(f"SELECT {', '.join(SCREENING_COLUMNS)} FROM screenings WHERE id = $1", (screening_id,))
         return ScreeningRow(*row) if row else None
 
     async def screenings_to_remind(self, now: float, ahead: float) -> list[ScreeningRow]:
         rows = await self._all(
             f"SELECT {', '.join(SCREENING_COLUMNS)} FROM screenings WHERE state = 'asked' "
-            "AND reminded_at IS NULL AND due_at > ? AND due_at - ? <= ? ORDER BY id",
+            "AND reminded_at IS NULL AND due_at > $1 AND due_at - $2 <= $3 ORDER BY id",
             (now, ahead, now),
         )
         return [ScreeningRow(*r) for r in rows]
 
     async def mark_screening_reminded(self, screening_id: int, now: float) -> bool:
         cur = await self._conn.execute(
-            "UPDATE screenings SET reminded_at = ? WHERE id = ? AND reminded_at IS NULL", (now, screening_id)
+            "UPDATE screenings SET reminded_at = $1 WHERE id = $2 AND reminded_at IS NULL", (now, screening_id)
         )
         return cur.rowcount == 1
 
     async def answer_screening(self, screening_id: int, state: str, now: float, by: int, by_name: str) -> bool:
         """A zero-report, or the first finding; False if it was answered already."""
         cur = await self._conn.execute(
-            "UPDATE screenings SET state = ?, answered_at = ?, answered_by = ?, answered_by_name = ? "
-            "WHERE id = ? AND state = 'asked'",
+            "UPDATE screenings SET state = $1, answered_at = $2, answered_by = $3, answered_by_name = $4 "
+            "WHERE id = $5 AND state = 'asked'",
             (state, now, by, by_name, screening_id),
         )
         return cur.rowcount == 1
 
     async def set_screening_message(self, screening_id: int, message_id: int) -> None:
-        await self._conn.execute("UPDATE screenings SET ask_message_id = ? WHERE id = ?", (message_id, screening_id))
+        await self._conn.execute("UPDATE screenings SET ask_message_id = $1 WHERE id = $2", (message_id, screening_id))
 
     async def add_finding(self, screening_id: int, unit_id: str, text: str, by: int, by_name: str,
                           now: float) -> int:
         row = await self._one(
             "INSERT INTO screening_findings (screening_id, unit_id, text, by_id, by_name, at) "
-            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             (screening_id, unit_id, text, by, by_name, now),
         )
         return int(row[0])
 
     async def finding(self, finding_id: int) -> FindingRow | None:
         row = await self._one(
-            f"SELECT {', '.join(FINDING_COLUMNS)} FROM screening_findings WHERE id = ?", (finding_id,)
+            f"SELECT {', '.join(FINDING_COLUMNS)} FROM screening_findings WHERE id = $1", (finding_id,)
         )
         return FindingRow(*row) if row else None
 
     async def findings_of(self, screening_id: int) -> list[FindingRow]:
         rows = await self._all(
-            f"SELECT {', '.join(FINDING_COLUMNS)} FROM screening_findings WHERE screening_id = ? ORDER BY id",
+            f"SELECT {', '.join(FINDING_COLUMNS)} FROM screening_findings WHERE screening_id = $1 ORDER BY id",
             (screening_id,),
         )
         return [FindingRow(*r) for r in rows]
 
     async def decide_finding(self, finding_id: int, outcome: str, now: float, matter_id: int | None) -> bool:
         cur = await self._conn.execute(
-            "UPDATE screening_findings SET outcome = ?, decided_at = ?, matter_id = ? "
-            "WHERE id = ? AND outcome IS NULL",
+            "UPDATE screening_findings SET outcome = $1, decided_at = $2, matter_id = $3 "
+            "WHERE id = $4 AND outcome IS NULL",
             (outcome, now, matter_id, finding_id),
         )
         return cur.rowcount == 1
@@ -1410,7 +1415,7 @@ class Tx:
         """The screening and unit a "describe what you found" prompt (key
         ``scask:<screening>:<unit>:<update>``) asked about."""
         row = await self._one(
-            "SELECT key FROM outbox WHERE chat_id = ? AND message_id = ? AND kind = 'screening_prompt'",
+            "SELECT key FROM outbox WHERE chat_id = $1 AND message_id = $2 AND kind = 'screening_prompt'",
             (chat_id, message_id),
         )
         if row is None:
@@ -1421,7 +1426,7 @@ class Tx:
     async def screenings_missing(self, start: float, end: float) -> list[str]:
         """Communities whose screening due in [start, end) was not answered by its deadline."""
         rows = await self._all(
-            "SELECT community_id FROM screenings WHERE due_at >= ? AND due_at < ? "
+            "SELECT community_id FROM screenings WHERE due_at >= $1 AND due_at < $2 "
             "AND (answered_at IS NULL OR answered_at > due_at) ORDER BY community_id",
             (start, end),
         )
@@ -1434,7 +1439,7 @@ class Tx:
             f"SELECT {', '.join('s.' + c for c in SCREENING_COLUMNS)}, count(f.id), "
             "count(CASE WHEN f.outcome = 'matter' THEN 1 END), count(CASE WHEN f.outcome = 'handled' THEN 1 END) "
             "FROM screenings s LEFT JOIN screening_findings f ON f.screening_id = s.id "
-            "WHERE s.due_at >= ? AND s.due_at < ? GROUP BY s.id ORDER BY s.due_at, s.community_id",
+            "WHERE s.due_at >= $1 AND s.due_at < $2 GROUP BY s.id ORDER BY s.due_at, s.community_id",
             (start, end),
         )
         return [(ScreeningRow(*r[:-3]), int(r[-3]), int(r[-2]), int(r[-1])) for r in rows]
