@@ -5,7 +5,7 @@ keeps working beside it, translated for PostgreSQL as before."""
 from __future__ import annotations
 
 from bot.store import Store
-from bot.store.dialect import postgres_query, sqlite_query
+from bot.store.dialect import postgres_query, sqlite_form, sqlite_query
 
 
 def test_the_canonical_spelling_is_read_by_each_engine() -> None:
@@ -34,5 +34,30 @@ async def test_both_spellings_answer_alike_on_both_engines(database_url: str) ->
             old = await tx._all("SELECT key, value FROM meta WHERE key IN (?, ?) OR value = ? ORDER BY key",
                                 ("c", "a", "c"))
         assert canonical == old == [("a", "1"), ("c", "3")]
+    finally:
+        await store.close()
+
+
+def test_a_list_compared_with_any_is_spread_into_an_in_list_for_sqlite() -> None:
+    sql = "UPDATE outbox SET sent_at = $1 WHERE id = ANY($2) AND error != $3 AND chat_id = ANY($2) AND key != '$2'"
+    assert sqlite_form(sql, (5.0, [7, 8, 9], "x")) == (
+        "UPDATE outbox SET sent_at = ?1 WHERE id IN (?2, ?3, ?4) AND error != ?5 AND chat_id IN (?2, ?3, ?4) "
+        "AND key != '$2'", [5.0, 7, 8, 9, "x"])
+    assert sqlite_form("SELECT 1 WHERE id = ANY($1) AND x = $2", ([], 5)) == ("SELECT 1 WHERE id IN () AND x = ?1", [5])
+
+
+async def test_a_list_parameter_answers_alike_on_both_engines(database_url: str) -> None:
+    store = await Store.open(database_url)
+    try:
+        async with store.transaction() as tx:
+            await tx.set_meta("a", "1")
+            await tx.set_meta("b", "2")
+            await tx.set_meta("c", "3")
+        async with store.read() as tx:
+            found = [await tx._all("SELECT key FROM meta WHERE key = ANY($1) AND value != $2 ORDER BY key", (keys, "2"))
+                     for keys in (["a", "b", "c", "z"], ["b"], [])]
+            left = await tx._all("SELECT key FROM meta WHERE NOT (key = ANY($1)) AND key = ANY($2) ORDER BY key",
+                                 ([], ["a", "b"]))
+        assert found == [[("a",), ("c",)], [], []] and left == [("a",), ("b",)]
     finally:
         await store.close()

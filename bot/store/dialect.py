@@ -34,7 +34,9 @@ turn ``$n`` into ``?n``; what stays different (JSON, rowid, IN lists vs ``= ANY(
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from bot.store.schema import MIGRATIONS
 
@@ -243,6 +245,54 @@ def sqlite_query(sql: str) -> str:
     if not canonical(code):
         return sql
     return _unmasked(_POSITIONAL.sub(r"?\1", code), kept)
+
+
+# ``x = ANY($n)`` with a list: PostgreSQL binds the list as one array; SQLite has no arrays.
+_ANY = re.compile(r"=\s*ANY\s*\(\s*\$(\d+)\s*\)", re.I)
+
+
+@lru_cache(maxsize=4096)
+def _list_parameters(sql: str) -> tuple[int, ...]:
+    """The numbers of the parameters this query compares with ``= ANY($n)`` (0-based)."""
+    return tuple(sorted({int(n) - 1 for n in _ANY.findall(_masked(sql)[0])}))
+
+
+@lru_cache(maxsize=512)
+def _expanded(sql: str, lists: tuple[tuple[int, int], ...], count: int) -> str:
+    """The query with each ``= ANY($n)`` an ``IN (?a, …)`` of its list's length, and every
+    parameter renumbered for the flattened values; ``lists``: (parameter, length)."""
+    lengths = dict(lists)
+    first: list[int] = []  # each parameter's first place (1-based) among the flattened values
+    at = 1
+    for n in range(count):
+        first.append(at)
+        at += lengths.get(n, 1)
+    code, kept = _masked(sql)
+
+    def listed(match: re.Match[str]) -> str:
+        n = int(match.group(1)) - 1
+        return "IN (" + ", ".join(f"?{first[n] + i}" for i in range(lengths[n])) + ")"
+
+    code = _ANY.sub(listed, code)
+    code = _POSITIONAL.sub(lambda m: f"?{first[int(m.group(1)) - 1]}", code)
+    return _unmasked(code, kept)
+
+
+def sqlite_form(sql: str, parameters: Sequence[Any]) -> tuple[str, Sequence[Any]]:
+    """A query and its parameters for SQLite: as sqlite_query, and each list compared with
+    ``= ANY($n)`` spread into ``IN (?, ?, …)`` (the one place the two engines bind a list
+    differently; an empty list is ``IN ()``, false, as ``= ANY('{}')`` is)."""
+    lists = _list_parameters(sql)
+    if not lists:
+        return sqlite_query(sql), parameters
+    shape = tuple((n, len(parameters[n])) for n in lists)
+    flat: list[Any] = []
+    for n, value in enumerate(parameters):
+        if n in lists:
+            flat.extend(value)
+        else:
+            flat.append(value)
+    return _expanded(sql, shape, len(parameters)), flat
 
 
 @lru_cache(maxsize=4096)

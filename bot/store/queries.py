@@ -14,7 +14,7 @@ import aiosqlite
 
 from bot import limits
 from bot.outbox import LIVE, Card, HeldNotice, Kind
-from bot.store.dialect import sqlite_query
+from bot.store.dialect import sqlite_form, sqlite_query
 from bot.store.rows import (
     FINDING_COLUMNS,
     HELD_COLUMNS,
@@ -122,12 +122,11 @@ class Tx:
         """Matters and how many attachments each has (what their cards show), in one query."""
         if not matter_ids:
             return {}
-        marks = ", ".join("?" for _ in matter_ids)
         rows = await self._all(
             f"SELECT {', '.join(MATTER_COLUMNS)}, "
             "(SELECT count(*) FROM attachments WHERE attachments.matter_id = matters.id) "
-            f"FROM matters WHERE id IN ({marks})",
-            tuple(matter_ids),
+            "FROM matters WHERE id = ANY($1)",
+            (list(matter_ids),),
         )
         return {row[0]: (matter_from_row(row[:-1]), int(row[-1])) for row in rows}
 
@@ -155,10 +154,9 @@ class Tx:
         return [matter_from_row(r) for r in rows]
 
     async def open_matters(self, unit_ids: Sequence[str]) -> list[Matter]:
-        marks = ", ".join("?" for _ in unit_ids)
         rows = await self._all(
-            f"{MATTER_SELECT} WHERE unit_id IN ({marks}) AND state IN ('open', 'claimed') ORDER BY id",
-            tuple(unit_ids),
+            f"{MATTER_SELECT} WHERE unit_id = ANY($1) AND state IN ('open', 'claimed') ORDER BY id",
+            (list(unit_ids),),
         )
         return [matter_from_row(r) for r in rows]
 
@@ -222,10 +220,9 @@ class Tx:
         """What is attached to each of these matters, in one query."""
         if not matter_ids:
             return {}
-        marks = ", ".join("?" for _ in matter_ids)
         rows = await self._all(
-            f"SELECT matter_id, kind, file_id FROM attachments WHERE matter_id IN ({marks}) ORDER BY id",
-            tuple(matter_ids),
+            "SELECT matter_id, kind, file_id FROM attachments WHERE matter_id = ANY($1) ORDER BY id",
+            (list(matter_ids),),
         )
         out: dict[int, list[tuple[str, str]]] = {}
         for matter_id, kind, file_id in rows:
@@ -240,13 +237,14 @@ class Tx:
         Items whose key starts with ``bulk_prefix`` (or one of them: a broadcast's or the
         bulletins' thousands) come after all others, so that no card or escalation waits a
         minute behind them."""
-        skip = f"AND chat_id NOT IN ({', '.join('?' for _ in skip_chats)}) " if skip_chats else ""
         prefixes = [bulk_prefix] if isinstance(bulk_prefix, str) else list(bulk_prefix or ())
-        bulk = f"({' OR '.join('substr(key, 1, ?) = ?' for _ in prefixes)}), " if prefixes else ""
+        # Each prefix's length and text, numbered after now, limit and the chats skipped.
+        bulk = " OR ".join(f"substr(key, 1, ${4 + 2 * i}) = ${5 + 2 * i}" for i in range(len(prefixes)))
         rows = await self._all(
             "SELECT id, key, chat_id, kind, matter_id, text, markup, reply_to, attempts, media, data "
-            f"FROM outbox WHERE state = 'pending' AND not_before <= ? {skip}ORDER BY {bulk}id LIMIT ?",
-            (now, *skip_chats, *(x for p in prefixes for x in (len(p), p)), limit),
+            "FROM outbox WHERE state = 'pending' AND not_before <= $1 AND NOT (chat_id = ANY($3)) "
+            f"ORDER BY {f'({bulk}), ' if bulk else ''}id LIMIT $2",
+            (now, limit, list(skip_chats), *(x for p in prefixes for x in (len(p), p))),
         )
         return [OutboxItem(*r) for r in rows]
 
@@ -278,15 +276,12 @@ class Tx:
         its data's ``matters``)."""
         if not item_ids:
             return
-        marks = ", ".join("?" for _ in item_ids)
-        live = sorted(LIVE)
-        kinds = ", ".join("?" for _ in live)
         recorded = await self._all(
-            "INSERT OR IGNORE INTO views (key, chat_id, message_id, kind, data, created_at) "
+            "INSERT INTO views (key, chat_id, message_id, kind, data, created_at) "
             "SELECT key, chat_id, message_id, kind, data, sent_at FROM outbox "
-            f"WHERE id IN ({marks}) AND message_id IS NOT NULL AND kind IN ({kinds}) "
-            "AND (data IS NOT NULL OR kind = ?) RETURNING key",
-            (*item_ids, *live, Kind.CARD_COPY.value),
+            "WHERE id = ANY($1) AND message_id IS NOT NULL AND kind = ANY($2) "
+            "AND (data IS NOT NULL OR kind = $3) ON CONFLICT DO NOTHING RETURNING key",
+            (list(item_ids), sorted(LIVE), Kind.CARD_COPY.value),
         )
         if not recorded:
             return
@@ -359,10 +354,9 @@ class Tx:
         """Items that need no sending: a view's refresh another one covers, or one whose
         view is gone."""
         if item_ids:
-            marks = ", ".join("?" for _ in item_ids)
             await self._conn.execute(
-                f"UPDATE outbox SET state = 'sent', sent_at = ?, error = ? WHERE id IN ({marks}) AND state = 'pending'",
-                (now, why, *item_ids),
+                "UPDATE outbox SET state = 'sent', sent_at = $1, error = $2 WHERE id = ANY($3) AND state = 'pending'",
+                (now, why, list(item_ids)),
             )
 
     async def view_dead(self, key: str, why: str) -> None:
@@ -529,12 +523,11 @@ class Tx:
         """When the reports counting against each of ``keys`` since ``since`` were made
         (matters and reports still held), in one query."""
         keys = list(keys)
-        marks = ", ".join("?" for _ in keys)
         rows = await self._all(
-            f"SELECT limit_key, created_at FROM matters WHERE limit_key IN ({marks}) AND created_at >= ? "
-            f"UNION ALL SELECT limit_key, created_at FROM held_reports WHERE limit_key IN ({marks}) "
-            "AND created_at >= ? AND matter_id IS NULL",
-            (*keys, since, *keys, since),
+            "SELECT limit_key, created_at FROM matters WHERE limit_key = ANY($1) AND created_at >= $2 "
+            "UNION ALL SELECT limit_key, created_at FROM held_reports WHERE limit_key = ANY($1) "
+            "AND created_at >= $2 AND matter_id IS NULL",
+            (keys, since),
         )
         times: dict[int, list[float]] = {}
         for key, at in rows:
@@ -591,11 +584,10 @@ class Tx:
 
     async def held_reports(self, unit_ids: Sequence[str], limit: int = 20) -> list[HeldReport]:
         """Reports still held for these units, newest first."""
-        marks = ", ".join("?" for _ in unit_ids)
         rows = await self._all(
             f"SELECT {', '.join(HELD_COLUMNS)} FROM held_reports "
-            f"WHERE matter_id IS NULL AND unit_id IN ({marks}) ORDER BY id DESC LIMIT ?",
-            (*unit_ids, limit),
+            "WHERE matter_id IS NULL AND unit_id = ANY($1) ORDER BY id DESC LIMIT $2",
+            (list(unit_ids), limit),
         )
         return [held_from_row(r) for r in rows]
 
@@ -755,56 +747,54 @@ class Tx:
         ids = [r[0] for r in rows]
         if not ids:
             return Purged()
-        marks = ", ".join("?" for _ in ids)
         own = "actor_id = (SELECT reporter_id FROM matters WHERE matters.id = events.matter_id)"
         words = ", ".join(f"'{k}'" for k in OWN_WORDS_EVENTS)
         free = f"detail IS NOT NULL AND actor_id IS NOT NULL AND kind NOT IN ({words})"
         events = await self._conn.execute(
-            f"UPDATE events SET detail = CASE WHEN {free} THEN ? ELSE detail END, "
-            f"actor_name = CASE WHEN {own} THEN ? ELSE actor_name END, "
+            f"UPDATE events SET detail = CASE WHEN {free} THEN $1 ELSE detail END, "
+            f"actor_name = CASE WHEN {own} THEN $2 ELSE actor_name END, "
             # 0, not NULL: a NULL actor means the sweep wrote it, and the figures count that apart.
             f"actor_id = CASE WHEN {own} THEN 0 ELSE actor_id END "
-            f"WHERE matter_id IN ({marks}) AND (({free}) OR {own})",
-            (PURGED, PURGED, *ids),
+            f"WHERE matter_id = ANY($3) AND (({free}) OR {own})",
+            (PURGED, PURGED, ids),
         )
         attachments = await self._conn.execute(
-            "UPDATE attachments SET file_id = ?, added_by = CASE WHEN added_by = "
+            "UPDATE attachments SET file_id = $1, added_by = CASE WHEN added_by = "
             "(SELECT reporter_id FROM matters WHERE matters.id = attachments.matter_id) THEN NULL ELSE added_by END "
-            f"WHERE matter_id IN ({marks})",
-            (PURGED, *ids),
+            "WHERE matter_id = ANY($2)",
+            (PURGED, ids),
         )
         messages = await self._conn.execute(
             # A notice composed when it was sent kept what its words were made of (names, the
             # resolution) in ``data``: cleared as its text would have been.
-            "UPDATE outbox SET text = CASE WHEN text IS NULL AND data IS NULL THEN NULL ELSE ? END, data = NULL, "
-            "markup = NULL, media = CASE WHEN media IS NULL THEN NULL ELSE ? END "
-            f"WHERE matter_id IN ({marks}) AND state != 'pending' "
+            "UPDATE outbox SET text = CASE WHEN text IS NULL AND data IS NULL THEN NULL ELSE $1 END, data = NULL, "
+            "markup = NULL, media = CASE WHEN media IS NULL THEN NULL ELSE $2 END "
+            "WHERE matter_id = ANY($3) AND state != 'pending' "
             "AND (text IS NOT NULL OR media IS NOT NULL OR data IS NOT NULL)",
-            (PURGED, PURGED, *ids),
+            (PURGED, PURGED, ids),
         )
-        prompts = await self._conn.execute(f"DELETE FROM prompts WHERE matter_id IN ({marks})", ids)
+        prompts = await self._conn.execute("DELETE FROM prompts WHERE matter_id = ANY($1)", (ids,))
         # A screening's finding made this matter: its words are the matter's (issue 16).
         await self._conn.execute(
-            f"UPDATE screening_findings SET text = ? WHERE matter_id IN ({marks}) AND text != ?", (PURGED, *ids, PURGED)
+            "UPDATE screening_findings SET text = $1 WHERE matter_id = ANY($2) AND text != $1", (PURGED, ids)
         )
         # Views hold what their messages were composed from (a leader's words among it): they go.
         viewed = [r[0] for r in await self._all(
-            f"SELECT DISTINCT view_key FROM view_matters WHERE matter_id IN ({marks})", ids)]
+            "SELECT DISTINCT view_key FROM view_matters WHERE matter_id = ANY($1)", (ids,))]
         for start in range(0, len(viewed), IDS_PER_QUERY):
             part = viewed[start : start + IDS_PER_QUERY]
-            places = ", ".join("?" for _ in part)
-            await self._conn.execute(f"DELETE FROM view_matters WHERE view_key IN ({places})", part)
-            await self._conn.execute(f"DELETE FROM views WHERE key IN ({places})", part)
+            await self._conn.execute("DELETE FROM view_matters WHERE view_key = ANY($1)", (part,))
+            await self._conn.execute("DELETE FROM views WHERE key = ANY($1)", (part,))
         await self._conn.execute(
-            "UPDATE matters SET reporter_id = 0, reporter_name = ?, text = ?, "
-            "resolution = CASE WHEN resolution IS NULL THEN NULL ELSE ? END, "
-            "close_reason = CASE WHEN close_reason IS NULL THEN NULL ELSE ? END, "
-            "claimed_by_name = CASE WHEN claimed_by = reporter_id THEN ? ELSE claimed_by_name END, "
+            "UPDATE matters SET reporter_id = 0, reporter_name = $1, text = $1, "
+            "resolution = CASE WHEN resolution IS NULL THEN NULL ELSE $1 END, "
+            "close_reason = CASE WHEN close_reason IS NULL THEN NULL ELSE $1 END, "
+            "claimed_by_name = CASE WHEN claimed_by = reporter_id THEN $1 ELSE claimed_by_name END, "
             "claimed_by = CASE WHEN claimed_by = reporter_id THEN NULL ELSE claimed_by END, "
-            "resolved_by_name = CASE WHEN resolved_by = reporter_id THEN ? ELSE resolved_by_name END, "
+            "resolved_by_name = CASE WHEN resolved_by = reporter_id THEN $1 ELSE resolved_by_name END, "
             "resolved_by = CASE WHEN resolved_by = reporter_id THEN NULL ELSE resolved_by END, "
-            f"limit_key = NULL, purged_at = ? WHERE id IN ({marks})",
-            (PURGED, PURGED, PURGED, PURGED, PURGED, PURGED, now, *ids),
+            "limit_key = NULL, purged_at = $2 WHERE id = ANY($3)",
+            (PURGED, now, ids),
         )
         await self._conn.executemany(
             "INSERT INTO events (matter_id, at, kind) VALUES ($1, $2, 'purged')", [(i, now) for i in ids]
@@ -1199,9 +1189,7 @@ class Tx:
     async def safety_counts(self, months: Sequence[str]) -> list[SafetyCount]:
         """Every unit's poll of these months (one nobody answered yet counts nothing)."""
         rows = await self._all(
-            "SELECT unit_id, month, counts, answers FROM safety_polls "
-            f"WHERE month IN ({', '.join('?' for _ in months)})",
-            tuple(months),
+            "SELECT unit_id, month, counts, answers FROM safety_polls WHERE month = ANY($1)", (list(months),)
         )
         return [SafetyCount(unit, month, [int(n) for n in json.loads(counts or "[]")], int(answers))
                 for unit, month, counts, answers in rows]
@@ -1269,13 +1257,13 @@ class Tx:
                              user_id: int | None = None) -> list[Visit]:
         """Finished entries with ``start <= finished_at < end``, oldest first; optionally of
         these communities only, or of one person."""
-        sql, params = f"{VISIT_SELECT} WHERE finished_at >= ? AND finished_at < ?", [start, end]
+        sql, params = f"{VISIT_SELECT} WHERE finished_at >= $1 AND finished_at < $2", [start, end]
         if community_ids is not None:
-            sql += f" AND community_id IN ({', '.join('?' for _ in community_ids)})"
-            params += list(community_ids)
+            params.append(list(community_ids))
+            sql += f" AND community_id = ANY(${len(params)})"
         if user_id is not None:
-            sql += " AND user_id = ?"
             params.append(user_id)
+            sql += f" AND user_id = ${len(params)}"
         return [visit_from_row(r) for r in await self._all(sql + " ORDER BY finished_at, id", params)]
 
     async def visit_matters(self, visit_id: int) -> list[int]:
@@ -1448,7 +1436,8 @@ class Tx:
 
 class SqliteSpelling:
     """aiosqlite's connection, as Tx uses it, reading the canonical spelling (``$n`` → ``?n``,
-    bot/store/dialect.py's sqlite_query); no trip of its own."""
+    a list compared with ``= ANY($n)`` → ``IN (?, …)``: bot/store/dialect.py's sqlite_form);
+    no trip of its own."""
 
     __slots__ = ("raw",)
 
@@ -1456,10 +1445,10 @@ class SqliteSpelling:
         self.raw = conn
 
     def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
-        return self.raw.execute(sqlite_query(sql), parameters)
+        return self.raw.execute(*sqlite_form(sql, parameters))
 
     def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
-        return self.raw.execute_fetchall(sqlite_query(sql), parameters)
+        return self.raw.execute_fetchall(*sqlite_form(sql, parameters))
 
     def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> Any:
         return self.raw.executemany(sqlite_query(sql), parameters)
