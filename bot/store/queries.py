@@ -109,9 +109,11 @@ class Tx:
         for start in range(0, len(rows), ROWS_PER_INSERT):
             chunk = rows[start : start + ROWS_PER_INSERT]
             columns = list(chunk[0])
-            marks = "(" + ", ".join("?" for _ in columns) + ")"
+            width = len(columns)
+            rows_sql = ", ".join(
+                "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")" for r in range(len(chunk)))
             returned = await self._all(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(marks for _ in chunk)} RETURNING id",
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {rows_sql} RETURNING id",
                 [row[c] for row in chunk for c in columns],
             )
             # New rowids are handed out in insertion order; RETURNING's own order is unspecified.
@@ -131,9 +133,9 @@ class Tx:
         return {row[0]: (matter_from_row(row[:-1]), int(row[-1])) for row in rows}
 
     async def update_matter(self, matter_id: int, **values: Any) -> None:
-        assignments = ", ".join(f"{column} = ?" for column in values)
+        assignments = ", ".join(f"{column} = ${n}" for n, column in enumerate(values, start=1))
         await self._conn.execute(
-            f"UPDATE matters SET {assignments} WHERE id = ?", (*values.values(), matter_id)
+            f"UPDATE matters SET {assignments} WHERE id = ${len(values) + 1}", (*values.values(), matter_id)
         )
 
     async def update_matters(self, changes: list[tuple[int, dict[str, Any]]]) -> None:
@@ -142,8 +144,8 @@ class Tx:
         for matter_id, values in changes:
             groups.setdefault(tuple(values), []).append((*values.values(), matter_id))
         for columns, rows in groups.items():
-            assignments = ", ".join(f"{column} = ?" for column in columns)
-            await self._conn.executemany(f"UPDATE matters SET {assignments} WHERE id = ?", rows)
+            assignments = ", ".join(f"{column} = ${n}" for n, column in enumerate(columns, start=1))
+            await self._conn.executemany(f"UPDATE matters SET {assignments} WHERE id = ${len(columns) + 1}", rows)
 
     async def due_matters(self, now: float, limit: int = 500) -> list[Matter]:
         rows = await self._all(
@@ -512,10 +514,10 @@ class Tx:
         someone Telegram does not show as a member of the unit's group."""
         extra = " AND membership = 'nonmember'" if nonmember else ""
         rows = await self._all(
-            f"SELECT created_at FROM matters WHERE limit_key = ? AND created_at >= ?{extra} "
-            f"UNION ALL SELECT created_at FROM held_reports WHERE limit_key = ? AND created_at >= ? "
+            f"SELECT created_at FROM matters WHERE limit_key = $1 AND created_at >= $2{extra} "
+            f"UNION ALL SELECT created_at FROM held_reports WHERE limit_key = $1 AND created_at >= $2 "
             f"AND matter_id IS NULL{extra} ORDER BY 1",
-            (key, since, key, since),
+            (key, since),
         )
         return [r[0] for r in rows]
 
@@ -573,7 +575,8 @@ class Tx:
     async def hold_report(self, held: dict[str, Any]) -> int:
         columns = list(held)
         cur = await self._conn.execute(
-            f"INSERT INTO held_reports ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+            f"INSERT INTO held_reports ({', '.join(columns)}) "
+            f"VALUES ({', '.join(f'${n}' for n in range(1, len(columns) + 1))})",
             [held[c] for c in columns],
         )
         return cur.lastrowid  # type: ignore[return-value]
@@ -1212,7 +1215,8 @@ class Tx:
         if "units" in columns:
             columns["units"] = json.dumps(columns["units"])
         (visit_id,) = await self._one(
-            f"INSERT INTO visits ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) RETURNING id",
+            f"INSERT INTO visits ({', '.join(columns)}) "
+            f"VALUES ({', '.join(f'${n}' for n in range(1, len(columns) + 1))}) RETURNING id",
             list(columns.values()),
         )
         return int(visit_id)
@@ -1222,8 +1226,9 @@ class Tx:
         if "units" in values:
             values["units"] = json.dumps(values["units"])
         values["updated_at"] = now
-        assignments = ", ".join(f"{column} = ?" for column in values)
-        await self._conn.execute(f"UPDATE visits SET {assignments} WHERE id = ?", (*values.values(), visit_id))
+        assignments = ", ".join(f"{column} = ${n}" for n, column in enumerate(values, start=1))
+        await self._conn.execute(f"UPDATE visits SET {assignments} WHERE id = ${len(values) + 1}",
+                                 (*values.values(), visit_id))
 
     async def add_visit_photo(self, visit_id: int, file_id: str, now: float) -> int:
         """A photo of an entry; returns how many it has now."""
