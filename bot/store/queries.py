@@ -174,12 +174,12 @@ class Tx:
         tier: int | None = None,
         detail: str | None = None,
     ) -> int:
-        cur = await self._conn.execute(
+        (event_id,) = await self._one(
             "INSERT INTO events (matter_id, at, actor_id, actor_name, kind, tier, detail) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             (matter_id, at, actor_id, actor_name, kind, tier, detail),
         )
-        return cur.lastrowid  # type: ignore[return-value]
+        return int(event_id)
 
     async def add_events(self, events: list[Event]) -> None:
         """Many timeline rows in one trip (the sweep's; it needs no ids back)."""
@@ -459,8 +459,10 @@ class Tx:
     ) -> None:
         """Remember that the bot asked this person something in this chat (one at a time)."""
         await self._conn.execute(
-            "INSERT OR REPLACE INTO prompts (chat_id, user_id, asked_at, kind, unit_id, matter_id, draft) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO prompts (chat_id, user_id, asked_at, kind, unit_id, matter_id, draft) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (chat_id, user_id) DO UPDATE SET "
+            "asked_at = excluded.asked_at, kind = excluded.kind, unit_id = excluded.unit_id, "
+            "matter_id = excluded.matter_id, draft = excluded.draft",
             (chat_id, user_id, now, kind, unit_id, matter_id, draft),
         )
 
@@ -574,12 +576,12 @@ class Tx:
 
     async def hold_report(self, held: dict[str, Any]) -> int:
         columns = list(held)
-        cur = await self._conn.execute(
+        (held_id,) = await self._one(
             f"INSERT INTO held_reports ({', '.join(columns)}) "
-            f"VALUES ({', '.join(f'${n}' for n in range(1, len(columns) + 1))})",
+            f"VALUES ({', '.join(f'${n}' for n in range(1, len(columns) + 1))}) RETURNING id",
             [held[c] for c in columns],
         )
-        return cur.lastrowid  # type: ignore[return-value]
+        return int(held_id)
 
     async def held_report(self, held_id: int) -> HeldReport | None:
         row = await self._one(f"SELECT {', '.join(HELD_COLUMNS)} FROM held_reports WHERE id = $1", (held_id,))
@@ -829,9 +831,9 @@ class Tx:
             "DELETE FROM visit_photos WHERE visit_id IN (SELECT id FROM visits WHERE finished_at < $1)", (before,)
         )
         await self._conn.execute(
-            "UPDATE visits SET deed = ?, findings = CASE WHEN findings IS NULL THEN NULL ELSE ? END, "
-            "place = NULL, latitude = NULL, longitude = NULL WHERE finished_at < ? AND deed IS NOT ?",
-            (PURGED, PURGED, before, PURGED),
+            "UPDATE visits SET deed = $1, findings = CASE WHEN findings IS NULL THEN NULL ELSE $1 END, "
+            "place = NULL, latitude = NULL, longitude = NULL WHERE finished_at < $2 AND (deed IS NULL OR deed != $1)",
+            (PURGED, before),
         )
         return Purged(prompts=prompts.rowcount, users=users.rowcount, held=held.rowcount)
 
@@ -1019,12 +1021,12 @@ class Tx:
         targets: int,
         now: float,
     ) -> int:
-        cur = await self._conn.execute(
+        (broadcast_id,) = await self._one(
             "INSERT INTO broadcasts (node_id, chat_id, message_id, sender_id, sender_name, text, photo, "
-            "language, targets, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "language, targets, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
             (node_id, chat_id, message_id, sender_id, sender_name, text, photo, language, targets, now),
         )
-        return cur.lastrowid  # type: ignore[return-value]
+        return int(broadcast_id)
 
     async def add_broadcast_target(self, broadcast_id: int, unit_id: str, chat_id: int, outbox_key: str) -> None:
         await self._conn.execute(
