@@ -57,12 +57,38 @@ class Tx:
         # SQLite reads the canonical spelling through SqliteSpelling; PostgreSQL's connection
         # (bot/store/postgres.py) reads it as it is.
         self._conn = SqliteSpelling(conn) if isinstance(conn, aiosqlite.Connection) else conn
+        self._postgres = not isinstance(conn, aiosqlite.Connection)
         self.enqueued = False
         self.logged: list[tuple[str, dict[str, Any]]] = []  # events to log once committed
 
     def log_event(self, name: str, **fields: Any) -> None:
         """An event for the operator's log (see bot/logs.py), written after the commit."""
         self.logged.append((name, fields))
+
+    # --- where the engines differ: one small branch each -------------------------
+    def _indexed_by(self, index: str) -> str:
+        """SQLite's planner hint, where its planner would pick a worse index; PostgreSQL has
+        no hints (and its statistics choose these indexes by themselves)."""
+        return "" if self._postgres else f" INDEXED BY {index}"
+
+    def _json_matters(self, column: str, alias: str) -> str:
+        """A FROM item: each matter id in a JSON column's "matters" array (bot/outbox.py), as
+        ``alias.value``; nothing where it holds no array."""
+        if self._postgres:
+            array = f"({column})::jsonb -> 'matters'"
+            return (f"LATERAL (SELECT e::bigint AS value FROM jsonb_array_elements_text(CASE WHEN "
+                    f"jsonb_typeof({array}) = 'array' THEN {array} ELSE '[]' END) e) {alias}")
+        return f"json_each({column}, '$.matters') {alias}"
+
+    def _json_is_array(self, column: str, key: str) -> str:
+        """Whether a JSON column's ``key`` holds an array (both call it 'array'; their other names differ)."""
+        if self._postgres:
+            return f"jsonb_typeof(({column})::jsonb -> '{key}') = 'array'"
+        return f"json_type({column}, '$.{key}') = 'array'"
+
+    def _json_text(self, column: str, key: str) -> str:
+        """A JSON column's text value at ``key``."""
+        return f"(({column})::jsonb ->> '{key}')" if self._postgres else f"json_extract({column}, '$.{key}')"
 
     # One trip to aiosqlite's thread per query: a cursor would take three (execute, fetch,
     # close), and the trips, not SQLite, are most of what a query costs here.
@@ -288,13 +314,13 @@ class Tx:
         if not recorded:
             return
         keys = [r[0] for r in recorded]
-        marks = ", ".join("?" for _ in keys)
         await self._conn.execute(
-            "INSERT OR IGNORE INTO view_matters (matter_id, view_key) "
-            f"SELECT matter_id, key FROM outbox WHERE key IN ({marks}) AND matter_id IS NOT NULL "
-            "UNION SELECT j.value, o.key FROM outbox o, json_each(o.data, '$.matters') j "
-            f"WHERE o.key IN ({marks}) AND o.data IS NOT NULL AND json_type(o.data, '$.matters') = 'array'",
-            (*keys, *keys),
+            "INSERT INTO view_matters (matter_id, view_key) "
+            "SELECT matter_id, key FROM outbox WHERE key = ANY($1) AND matter_id IS NOT NULL "
+            f"UNION SELECT j.value, o.key FROM outbox o, {self._json_matters('o.data', 'j')} "
+            f"WHERE o.key = ANY($1) AND o.data IS NOT NULL AND {self._json_is_array('o.data', 'matters')} "
+            "ON CONFLICT DO NOTHING",
+            (keys,),
         )
 
     # --- views (issue 14: every message about a matter follows it) -----------------
@@ -305,19 +331,16 @@ class Tx:
         if not matter_ids:
             return []
         rows: list[tuple[str, int]] = []
-        live = sorted(LIVE)
-        kinds = ", ".join("?" for _ in live)
         for start in range(0, len(matter_ids), IDS_PER_QUERY // 2):
             ids = list(matter_ids[start : start + IDS_PER_QUERY // 2])
-            marks = ", ".join("?" for _ in ids)
             rows += await self._all(
                 "SELECT v.key, v.chat_id FROM view_matters m JOIN views v ON v.key = m.view_key "
-                f"WHERE m.matter_id IN ({marks}) AND v.dead IS NULL "
+                "WHERE m.matter_id = ANY($1) AND v.dead IS NULL "
                 "UNION SELECT o.key, o.chat_id FROM outbox o "
-                f"WHERE o.state = 'pending' AND o.kind IN ({kinds}) AND (o.matter_id IN ({marks}) "
-                "OR (o.data IS NOT NULL AND json_type(o.data, '$.matters') = 'array' AND EXISTS "
-                f"(SELECT 1 FROM json_each(o.data, '$.matters') j WHERE j.value IN ({marks}))))",
-                (*ids, *live, *ids, *ids),
+                "WHERE o.state = 'pending' AND o.kind = ANY($2) AND (o.matter_id = ANY($1) "
+                f"OR (o.data IS NOT NULL AND {self._json_is_array('o.data', 'matters')} AND EXISTS "
+                f"(SELECT 1 FROM {self._json_matters('o.data', 'j')} WHERE j.value = ANY($1))))",
+                (ids, sorted(LIVE)),
             )
         return sorted(set(rows))
 
@@ -325,27 +348,30 @@ class Tx:
         """The views of these keys, with the matters each names."""
         if not keys:
             return {}
-        marks = ", ".join("?" for _ in keys)
+        # A row per view and matter it names, gathered here: one query, and no aggregate to spell
+        # twice (group_concat; string_agg only from SQLite 3.44).
         rows = await self._all(
-            "SELECT v.key, v.chat_id, v.message_id, v.kind, v.data, v.dead, group_concat(m.matter_id) "
-            f"FROM views v LEFT JOIN view_matters m ON m.view_key = v.key WHERE v.key IN ({marks}) GROUP BY v.key",
-            tuple(keys),
+            "SELECT v.key, v.chat_id, v.message_id, v.kind, v.data, v.dead, m.matter_id "
+            "FROM views v LEFT JOIN view_matters m ON m.view_key = v.key WHERE v.key = ANY($1)",
+            (list(keys),),
         )
-        return {
-            key: View(key, chat, message, kind, data, tuple(sorted(int(m) for m in (named or "").split(",") if m)),
-                      dead)
-            for key, chat, message, kind, data, dead, named in rows
-        }
+        found: dict[str, tuple[Any, ...]] = {}
+        named: dict[str, list[int]] = {}
+        for key, chat, message, kind, data, dead, matter in rows:
+            found.setdefault(key, (chat, message, kind, data, dead))
+            if matter is not None:
+                named.setdefault(key, []).append(int(matter))
+        return {key: View(key, chat, message, kind, data, tuple(sorted(named.get(key, ()))), dead)
+                for key, (chat, message, kind, data, dead) in found.items()}
 
     async def waiting_refreshes(self, keys: Sequence[str]) -> dict[str, list[int]]:
         """The refreshes of these views still waiting (due or not), by view: one edit will do for all."""
         if not keys:
             return {}
-        marks = ", ".join("?" for _ in keys)
+        view = self._json_text("data", "view")
         rows = await self._all(
-            "SELECT id, json_extract(data, '$.view') FROM outbox "
-            f"WHERE state = 'pending' AND kind = ? AND json_extract(data, '$.view') IN ({marks})",
-            (Kind.VIEW.value, *keys),
+            f"SELECT id, {view} FROM outbox WHERE state = 'pending' AND kind = $1 AND {view} = ANY($2)",
+            (Kind.VIEW.value, list(keys)),
         )
         out: dict[str, list[int]] = {}
         for item_id, key in rows:
@@ -853,13 +879,13 @@ class Tx:
         # so the split is exact whatever the order; it only makes a big town fast.
         first = await self._first_reported_since(start)
         rows = await self._all(
-            f"SELECT {columns} FROM matters m WHERE m.id >= ? AND +m.created_at < ? "
-            "AND (m.closed_at IS NULL OR m.closed_at >= ?) "
-            f"UNION ALL SELECT {columns} FROM matters m INDEXED BY matters_closed "
-            "WHERE m.closed_at >= ? AND m.id < ? AND m.created_at < ? "
-            f"UNION ALL SELECT {columns} FROM matters m INDEXED BY matters_closed "
-            "WHERE m.closed_at IS NULL AND m.id < ? AND m.created_at < ?",
-            (first, end, start, start, first, end, first, end),
+            f"SELECT {columns} FROM matters m WHERE m.id >= $1 AND +m.created_at < $2 "
+            "AND (m.closed_at IS NULL OR m.closed_at >= $3) "
+            f"UNION ALL SELECT {columns} FROM matters m{self._indexed_by('matters_closed')} "
+            "WHERE m.closed_at >= $3 AND m.id < $1 AND m.created_at < $2 "
+            f"UNION ALL SELECT {columns} FROM matters m{self._indexed_by('matters_closed')} "
+            "WHERE m.closed_at IS NULL AND m.id < $1 AND m.created_at < $2",
+            (first, end, start),
         )
         reopened = {r[0] for r in await self._all(
             "SELECT DISTINCT matter_id FROM events WHERE kind = 'reopened' AND at >= $1", (start,))}
@@ -882,10 +908,10 @@ class Tx:
         for start in range(0, len(matter_ids), IDS_PER_QUERY):
             chunk = matter_ids[start : start + IDS_PER_QUERY]
             rows += await self._all(
-                "SELECT e.matter_id, e.at, e.kind, e.tier, e.actor_id IS NULL, NULL FROM events e "
-                f"INDEXED BY events_matter WHERE e.matter_id IN ({', '.join('?' for _ in chunk)}) "
+                "SELECT e.matter_id, e.at, e.kind, e.tier, e.actor_id IS NULL, NULL FROM events e"
+                f"{self._indexed_by('events_matter')} WHERE e.matter_id = ANY($1) "
                 f"AND e.kind IN ({kinds}) ORDER BY e.matter_id, e.id",
-                chunk,
+                (chunk,),
             )
         return rows
 
@@ -898,8 +924,8 @@ class Tx:
         ``units``: the matters' units where the caller knows them (summary_matters' rows):
         then only the index is read, not a matter's row per rating, and they are counted
         in C (a big town's week has some 50,000 ratings)."""
-        rated = ("SELECT {unit}, e.detail, e.at >= ? FROM events e INDEXED BY events_kind_at_matter {join}"
-                 "WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ?")
+        rated = (f"SELECT {{unit}}, e.detail, e.at >= $1 FROM events e{self._indexed_by('events_kind_at_matter')} "
+                 "{join}WHERE e.kind = 'rated' AND e.at >= $2 AND e.at < $3")
         known = units or {}
         counts: Counter[tuple[str | None, str | None, int]] = Counter()
         missing: list[int] = []
@@ -915,7 +941,7 @@ class Tx:
             for first in range(0, len(missing), IDS_PER_QUERY):
                 chunk = missing[first : first + IDS_PER_QUERY]
                 counts.update(map(tuple, await self._all(
-                    f"{joined} AND e.matter_id IN ({', '.join('?' for _ in chunk)})", (middle, start, end, *chunk))))
+                    f"{joined} AND e.matter_id = ANY($4)", (middle, start, end, chunk))))
         ordered = sorted((key for key in counts if key[0] is not None),
                          key=lambda k: (k[0], k[1] is not None, k[1] or "", k[2]))
         return [(unit_id, detail, middle if later else start, counts[unit_id, detail, later])
@@ -927,7 +953,7 @@ class Tx:
         # instead of a walk over the whole period (min(id) reads every entry since ``at``).
         # Numbers follow report times, so the two agree, and the callers are exact either way.
         (first,) = await self._one(
-            "SELECT coalesce((SELECT id FROM matters INDEXED BY matters_created WHERE created_at >= ? "
+            f"SELECT coalesce((SELECT id FROM matters{self._indexed_by('matters_created')} WHERE created_at >= $1 "
             "ORDER BY created_at LIMIT 1), (SELECT coalesce(max(id), 0) + 1 FROM matters))",
             (at,),
         )
@@ -983,9 +1009,9 @@ class Tx:
         for start in range(0, len(matter_ids), IDS_PER_QUERY):
             chunk = matter_ids[start : start + IDS_PER_QUERY]
             rows = await self._all(
-                "SELECT matter_id, at, actor_id, actor_name, kind, tier, detail FROM events INDEXED BY events_matter "
-                f"WHERE matter_id IN ({', '.join('?' for _ in chunk)}) ORDER BY matter_id, id",
-                chunk,
+                "SELECT matter_id, at, actor_id, actor_name, kind, tier, detail FROM events"
+                f"{self._indexed_by('events_matter')} WHERE matter_id = ANY($1) ORDER BY matter_id, id",
+                (chunk,),
             )
             for r in rows:
                 out.setdefault(r[0], []).append(Event(*r))
@@ -1055,7 +1081,10 @@ class Tx:
         """Every target with its outbox state; a target with no outbox row counts as failed."""
         rows = await self._all(
             "SELECT t.unit_id, t.chat_id, coalesce(o.state, 'failed') FROM broadcast_targets t "
-            "LEFT JOIN outbox o ON o.key = t.outbox_key WHERE t.broadcast_id = ? ORDER BY t.rowid",
+            # In the order they were written: SQLite's rowid; PostgreSQL's ctid, as nothing updates or
+            # deletes broadcast_targets (its heap is append-only). A column of its own would say it on both.
+            "LEFT JOIN outbox o ON o.key = t.outbox_key WHERE t.broadcast_id = $1 "
+            f"ORDER BY t.{'ctid' if self._postgres else 'rowid'}",
             (broadcast_id,),
         )
         return [BroadcastOutcome(*r) for r in rows]
@@ -1094,7 +1123,9 @@ class Tx:
 
     # --- tierbot status (issue 11) ------------------------------------------------
     async def schema_version(self) -> int:
-        (version,) = await self._one("PRAGMA user_version")
+        # PostgreSQL has no PRAGMA user_version: bot/store/postgres.py keeps it in a table.
+        (version,) = await self._one("SELECT coalesce(max(version), 0) FROM schema_version" if self._postgres
+                                     else "PRAGMA user_version")
         return int(version)
 
     async def open_by_tier(self) -> dict[int, int]:
@@ -1111,7 +1142,7 @@ class Tx:
         """Messages waiting to be sent: how many, and the oldest one's queuing time and key."""
         (count,) = await self._one("SELECT count(*) FROM outbox WHERE state = 'pending'")
         oldest = await self._one(
-            "SELECT created_at, key FROM outbox INDEXED BY outbox_pending WHERE state = 'pending' "
+            f"SELECT created_at, key FROM outbox{self._indexed_by('outbox_pending')} WHERE state = 'pending' "
             "ORDER BY created_at, id LIMIT 1"
         )
         return int(count), (oldest[0] if oldest else None), (oldest[1] if oldest else None)
