@@ -4,8 +4,15 @@ keeps working beside it, translated for PostgreSQL as before."""
 
 from __future__ import annotations
 
-from bot.store import Store
-from bot.store.dialect import postgres_query, sqlite_form, sqlite_query
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from bot.store import Store, postgres
+from bot.store.dialect import is_canonical, postgres_query, sqlite_form, sqlite_query
+from tests.conftest import U1_CHAT
+from tests.test_postgres_queries import UNIT, answers, report
 
 
 def test_the_canonical_spelling_is_read_by_each_engine() -> None:
@@ -61,3 +68,41 @@ async def test_a_list_parameter_answers_alike_on_both_engines(database_url: str)
         assert found == [[("a",), ("c",)], [], []] and left == [("a",), ("b",)]
     finally:
         await store.close()
+
+
+# Calls the shared scenario (tests/test_postgres_queries.py) leaves out.
+MORE: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+    ("start_visit", (21, "警官", -200, 1.0), {"community_id": "c1", "step": "deed", "units": ["u1"]}),
+    ("update_visit", (1, 2.0), {"deed": "走访", "households": 3}), ("add_visit_photo", (1, "F", 3.0), {}),
+    ("visit", (1,), {}), ("open_visit", (21,), {}), ("visit_photos", (1,), {}), ("stale_visits", (9.0,), {}),
+    ("update_visit", (1, 4.0), {"finished_at": 4.0}), ("visits_between", (0.0, 9.0), {"community_ids": ["c1"]}),
+    ("visits_between", (0.0, 9.0), {"user_id": 21}), ("visit_matters", (1,), {}), ("drop_visit", (1,), {}),
+    ("insert_broadcast", ("c1", -200, 5, 21, "p", "hi", None, "zh", 1, 1.0), {}),
+    ("add_broadcast_target", (2, UNIT, U1_CHAT, "bc:2:u1"), {}), ("broadcast_outcomes", (2,), {}),
+    ("hold_queued", (replace(report("丙", 1200.0, 9), per_hour=1, prompt_chat=U1_CHAT), 5000.0), {}),
+]
+
+
+async def test_every_query_tx_sends_is_in_the_canonical_spelling(postgres_url: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """No query of Tx needs the old spelling's translation any more: each one PostgreSQL gets
+    is canonical, or has no parameter and reads the same translated or not. (Only the writers'
+    lock, Store's BEGIN IMMEDIATE, is rewritten: the locking branch.)"""
+    seen: set[str] = set()
+
+    def recording(sql: str) -> str:
+        seen.add(sql)
+        return postgres_query(sql)
+
+    monkeypatch.setattr(postgres, "postgres_query", recording)
+    await answers(postgres_url)
+    store = await Store.open(postgres_url)
+    try:
+        for name, args, kwargs in MORE:
+            async with store.transaction() as tx:
+                await getattr(tx, name)(*args, **kwargs)
+    finally:
+        await store.close()
+    assert len(seen) > 150
+    old = sorted(sql for sql in seen if not is_canonical(sql) and postgres_query(sql) != sql)
+    assert old == ["BEGIN IMMEDIATE"]
