@@ -9,9 +9,8 @@ compared with ``= ANY($n)`` is PostgreSQL's array; for SQLite, ``sqlite_form`` s
 JSON of ``data``, rowid/ctid, the schema version); the writers' lock is ``BEGIN IMMEDIATE``
 on SQLite and an advisory lock taken with ``BEGIN`` on PostgreSQL (``WRITE_LOCK``).
 
-SQL in the old spelling (SQLite's ``?``), from a branch not yet respelled (the respelling
-script, /work/wt/pgflip_respell.py at the time, converts it) or from the tests' own looks,
-is still translated for PostgreSQL: ``?`` → ``$n``, ``INSERT OR IGNORE`` → ``ON CONFLICT DO
+SQL in the old spelling (SQLite's ``?``), from code not yet respelled or from the tests'
+own looks (tests/postgres.py's rows), is still translated for PostgreSQL: ``?`` → ``$n``, ``INSERT OR IGNORE`` → ``ON CONFLICT DO
 NOTHING``. What cannot be rewritten by spelling alone is refused (``Untranslatable``), naming
 what, rather than run with another meaning: PRAGMAs, SQLite's JSON functions, ``rowid``, date
 functions, triggers, ``INSERT OR REPLACE``, ``INDEXED BY``, ``group_concat``, ``IS`` between
