@@ -6,7 +6,8 @@ the next_due partial index, not what is stored. Goal: the largest within 2× the
 The matters are generated on the server (INSERT … SELECT generate_series, the secondary
 indexes dropped meanwhile and rebuilt after, then ANALYZE); only matters, not their
 timelines and sent messages (the sweep reads neither). Each figure is the median of several
-sweeps of the same 100 due matters, put back as they were between runs.
+sweeps of the same 100 due matters, put back as they were between runs; each size is in a
+schema of its own and the sizes take turns, so that the machine's load weighs on each alike.
 
 Needs a server: TIERBOT_BENCH_POSTGRES (else TIERBOT_TEST_POSTGRES); 10,000,000 matters take
 some 5 GB, so a server of its own: ``.ci/postgres.sh .venv/bin/python bench/sweep_postgres.py``.
@@ -15,6 +16,7 @@ some 5 GB, so a server of its own: ``.ci/postgres.sh .venv/bin/python bench/swee
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sys
 import time
@@ -31,7 +33,7 @@ from escalation.policy import State
 from escalation.sweep import sweep
 
 SIZES = [1_000, 10_000, 100_000] if QUICK else [10_000, 1_000_000, 10_000_000]
-RUNS = 7
+RUNS = 9
 DUE = 100
 OPEN_SHARE = 0.01
 SPAN = 365 * 86400.0
@@ -56,11 +58,9 @@ FROM generate_series($1::bigint, $2::bigint) g,
 
 
 async def build(conn: asyncpg.Connection, first: int, size: int, raw: dict, claim: float) -> None:
-    """Grow the history to ``size`` matters: the open ones closed, the new ones added
-    resolved, then the latest 1% opened and 100 of them made due at NOW."""
+    """Matters ``first``..``size``, resolved, then the latest 1% opened and 100 of them made
+    due at NOW."""
     units = [u for c in raw["station"]["communities"] for u in c["units"]]
-    await conn.execute("UPDATE matters SET state = 'resolved', next_due = NULL, resolved_at = created_at + 3600, "
-                       "closed_at = created_at + 3600 WHERE next_due IS NOT NULL")
     indexes = await conn.fetch("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'matters' "
                                "AND schemaname = current_schema() AND indexname NOT LIKE '%pkey'")
     for index in indexes:
@@ -91,67 +91,78 @@ async def build(conn: asyncpg.Connection, first: int, size: int, raw: dict, clai
     await conn.execute("ANALYZE matters")
 
 
-async def measure(url: str, notifier: Notifier) -> tuple[float, float, int]:
-    """(median ms with DUE matters due, median ms with nothing due, steps taken)."""
-    plain = await asyncpg.connect(url)  # the bench's own SQL, outside the bot's store
-    saved = await plain.fetch(f"SELECT {', '.join(RESET_FIELDS)}, id FROM matters WHERE next_due <= $1", NOW)
-    max_event = await plain.fetchval("SELECT coalesce(max(id), 0) FROM events")
-    max_outbox = await plain.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
-    store = await Store.open(url)
-    busy: list[float] = []
-    idle: list[float] = []
-    taken = 0
-    try:
-        for _ in range(RUNS):
-            started = time.perf_counter()
-            taken = await sweep(store, notifier, NOW)
-            busy.append(time.perf_counter() - started)
-            started = time.perf_counter()
-            again = await sweep(store, notifier, NOW)
-            idle.append(time.perf_counter() - started)
-            assert again == 0, "a second sweep at the same moment must do nothing"
-            async with plain.transaction():
-                await plain.executemany(
-                    f"UPDATE matters SET {', '.join(f'{f} = ${n}' for n, f in enumerate(RESET_FIELDS, 1))} "
-                    f"WHERE id = ${len(RESET_FIELDS) + 1}", [tuple(r) for r in saved])
-                await plain.execute("DELETE FROM view_matters")
-                await plain.execute("DELETE FROM views")
-                await plain.execute("DELETE FROM events WHERE id > $1", max_event)
-                await plain.execute("DELETE FROM outbox WHERE id > $1", max_outbox)
-    finally:
-        await store.close()
-        await plain.close()
-    return median(busy) * 1000, median(idle) * 1000, taken
+class Sweeps:
+    """Sweeps of one history's DUE matters, each put back as it was after it."""
+
+    def __init__(self, url: str, notifier: Notifier) -> None:
+        self.url, self.notifier = url, notifier
+        self.busy: list[float] = []
+        self.idle: list[float] = []
+        self.taken = 0
+
+    async def __aenter__(self) -> Sweeps:
+        self.plain = await asyncpg.connect(self.url)  # the bench's own SQL, outside the bot's store
+        self.saved = [tuple(r) for r in await self.plain.fetch(
+            f"SELECT {', '.join(RESET_FIELDS)}, id FROM matters WHERE next_due <= $1", NOW)]
+        self.max_event = await self.plain.fetchval("SELECT coalesce(max(id), 0) FROM events")
+        self.max_outbox = await self.plain.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
+        self.store = await Store.open(self.url)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.store.close()
+        await self.plain.close()
+
+    async def once(self) -> None:
+        started = time.perf_counter()
+        self.taken = await sweep(self.store, self.notifier, NOW)
+        self.busy.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        again = await sweep(self.store, self.notifier, NOW)
+        self.idle.append(time.perf_counter() - started)
+        assert again == 0, "a second sweep at the same moment must do nothing"
+        async with self.plain.transaction():
+            await self.plain.executemany(
+                f"UPDATE matters SET {', '.join(f'{f} = ${n}' for n, f in enumerate(RESET_FIELDS, 1))} "
+                f"WHERE id = ${len(RESET_FIELDS) + 1}", self.saved)
+            await self.plain.execute("DELETE FROM view_matters")
+            await self.plain.execute("DELETE FROM views")
+            await self.plain.execute("DELETE FROM events WHERE id > $1", self.max_event)
+            await self.plain.execute("DELETE FROM outbox WHERE id > $1", self.max_outbox)
 
 
 async def run(raw: dict, notifier: Notifier, claim: float) -> dict[int, float]:
-    results: dict[int, float] = {}
-    async with PostgresSchema() as url:
-        store = await Store.open(url)  # the real schema and migrations
-        await store.close()
-        conn = await asyncpg.connect(url)
-        try:
-            built = 0
-            for size in SIZES:
+    """Each size in a schema of its own, built first; then the sweeps of all sizes taking
+    turns, so that the machine's load weighs on each alike."""
+    async with contextlib.AsyncExitStack() as stack:
+        urls: dict[int, str] = {}
+        for size in SIZES:
+            url = urls[size] = await stack.enter_async_context(PostgresSchema())
+            store = await Store.open(url)  # the real schema and migrations
+            await store.close()
+            conn = await asyncpg.connect(url)
+            try:
                 started = time.perf_counter()
-                await build(conn, built + 1, size, raw, claim)
-                ready = time.perf_counter() - started
-                built = size
-                busy, idle, taken = await measure(url, notifier)
-                assert taken == DUE, f"expected {DUE} escalations, got {taken}"
-                results[size] = busy
+                await build(conn, 1, size, raw, claim)
                 megabytes = await conn.fetchval("SELECT pg_total_relation_size('matters')") / 1e6
                 plan = "\n".join(r[0] for r in await conn.fetch(
                     "EXPLAIN SELECT id FROM matters WHERE next_due IS NOT NULL AND next_due <= $1 "
                     "ORDER BY next_due LIMIT 200", NOW))
-                # The due ones found through the partial index (a table of a few pages is read whole).
-                via = "matters_due" if "matters_due" in plan else "a table scan"
-                print(f"  {size:>10,} matters: sweep of {DUE} due {busy:7.1f} ms · idle sweep {idle:6.2f} ms"
-                      f"   (matters {megabytes:,.0f} MB with indexes, ready in {ready:.0f} s; due found via {via})",
-                      flush=True)
-        finally:
-            await conn.close()
-    return results
+            finally:
+                await conn.close()
+            # The due ones found through the partial index (a table of a few pages is read whole).
+            via = "matters_due" if "matters_due" in plan else "a table scan"
+            print(f"  {size:>10,} matters: {megabytes:,.0f} MB with indexes, ready in "
+                  f"{time.perf_counter() - started:.0f} s; the due found via {via}", flush=True)
+        sweeps = {size: await stack.enter_async_context(Sweeps(urls[size], notifier)) for size in SIZES}
+        for _ in range(RUNS):
+            for size in SIZES:
+                await sweeps[size].once()
+        for size, done in sweeps.items():
+            assert done.taken == DUE, f"expected {DUE} escalations, got {done.taken}"
+            print(f"  {size:>10,} matters: sweep of {DUE} due {median(done.busy) * 1000:7.1f} ms · "
+                  f"idle sweep {median(done.idle) * 1000:6.2f} ms", flush=True)
+        return {size: median(done.busy) * 1000 for size, done in sweeps.items()}
 
 
 def main() -> int:
