@@ -10,11 +10,11 @@ JSON of ``data``, rowid/ctid, the schema version); the writers' lock is ``BEGIN 
 on SQLite and an advisory lock taken with ``BEGIN`` on PostgreSQL (``WRITE_LOCK``).
 
 SQL in the old spelling (SQLite's ``?``), from code not yet respelled or from the tests'
-own looks (tests/postgres.py's rows), is still translated for PostgreSQL: ``?`` → ``$n``, ``INSERT OR IGNORE`` → ``ON CONFLICT DO
-NOTHING``. What cannot be rewritten by spelling alone is refused (``Untranslatable``), naming
-what, rather than run with another meaning: PRAGMAs, SQLite's JSON functions, ``rowid``, date
-functions, triggers, ``INSERT OR REPLACE``, ``INDEXED BY``, ``group_concat``, ``IS`` between
-values.
+own looks (tests/postgres.py's rows), is still translated for PostgreSQL: ``?`` → ``$n``,
+``INSERT OR IGNORE`` → ``ON CONFLICT DO NOTHING``. What cannot be rewritten by spelling alone
+is refused (``Untranslatable``), naming what, rather than run with another meaning: PRAGMAs,
+SQLite's JSON functions, ``rowid``, date functions, triggers, ``INSERT OR REPLACE``,
+``INDEXED BY``, ``group_concat``, ``IS`` between values.
 
 The schema (bot/store/schema.py) is written for SQLite, and its migrations are respelled for
 PostgreSQL mechanically: types (INTEGER → BIGINT for Telegram's 64-bit ids, REAL → DOUBLE
