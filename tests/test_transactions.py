@@ -6,8 +6,6 @@ are built, never by assigning callbacks afterwards."""
 from __future__ import annotations
 
 import ast
-import contextlib
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,9 @@ import pytest
 
 from bot.store import QueuedReport, SecondWrite, Store
 from tests.conftest import HEAD1, RESIDENT, ROOT, U1_CHAT
-from tests.postgres import rows
+from tests.postgres import add_trigger, drop_trigger, rows
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 
 async def _done(database: str | Path, update_id: int) -> bool:
@@ -72,18 +72,14 @@ async def test_a_handlers_effect_and_its_update_being_done_commit_together(make_
         bot.say(U1_CHAT, RESIDENT, "/report 楼道灯坏了")
         await bot.wait_bot(U1_CHAT, "#1")
         await bot.settle()
-        with contextlib.closing(sqlite3.connect(bot.config.database)) as db:  # "done" cannot be written
-            db.execute("CREATE TRIGGER no_done BEFORE UPDATE OF done_at ON inbox WHEN NEW.done_at IS NOT NULL "
-                       "BEGIN SELECT RAISE(ABORT, 'not now'); END")
-            db.commit()
+        await add_trigger(bot.config.database, "no_done", "BEFORE UPDATE OF done_at", "inbox",  # "done" cannot be written
+                          where="NEW.done_at IS NOT NULL", fail="not now")
         claim = _next_update(bot)
         bot.say(U1_CHAT, HEAD1, "/claim 1")
         await bot.wait_bot(U1_CHAT, "抱歉")  # the handler's transaction failed as a whole
         await bot.settle()
-        with contextlib.closing(sqlite3.connect(bot.config.database)) as db:
-            claimed = db.execute("SELECT claimed_by FROM matters WHERE id = 1").fetchone()[0]
-            db.execute("DROP TRIGGER no_done")
-            db.commit()
+        [(claimed,)] = await rows(bot.config.database, "SELECT claimed_by FROM matters WHERE id = 1")
+        await drop_trigger(bot.config.database, "no_done", "inbox")
         assert claimed is None  # so the claim went with it
         assert not await _done(bot.config.database, claim)
 
