@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.config import Config, ConfigError, load_config
+from bot.config import Config, ConfigError, is_postgres, load_config
 from bot.text.i18n import Texts
 from bot.tree import Tree
 
@@ -177,7 +177,7 @@ def _export(args: argparse.Namespace) -> int:
         print(f"tierbot export: no node {node_id!r} in {args.config}; the nodes are:", file=sys.stderr)
         print(describe_ids(tree), file=sys.stderr)
         return 2
-    if not Path(config.database).is_file():
+    if not is_postgres(config.database) and not Path(config.database).is_file():
         print(f"tierbot export: no database at {config.database}", file=sys.stderr)
         return 1
     content, count = asyncio.run(service.export_file(config, node_id, start, end, csv=out.suffix.lower() == ".csv"))
@@ -192,7 +192,7 @@ def _open_database(config_path: str, command: str) -> tuple[Config, Any] | int:
     config = _load(config_path)
     if config is None:
         return 1
-    if not Path(config.database).is_file():
+    if not is_postgres(config.database) and not Path(config.database).is_file():
         print(f"tierbot {command}: no database at {config.database}", file=sys.stderr)
         return 1
     return config, config.database

@@ -72,8 +72,8 @@ async def test_a_handlers_effect_and_its_update_being_done_commit_together(make_
         bot.say(U1_CHAT, RESIDENT, "/report 楼道灯坏了")
         await bot.wait_bot(U1_CHAT, "#1")
         await bot.settle()
-        await add_trigger(bot.config.database, "no_done", "BEFORE UPDATE OF done_at", "inbox",  # "done" cannot be written
-                          where="NEW.done_at IS NOT NULL", fail="not now")
+        await add_trigger(bot.config.database, "no_done", "BEFORE UPDATE OF done_at", "inbox",
+                          where="NEW.done_at IS NOT NULL", fail="not now")  # "done" cannot be written
         claim = _next_update(bot)
         bot.say(U1_CHAT, HEAD1, "/claim 1")
         await bot.wait_bot(U1_CHAT, "抱歉")  # the handler's transaction failed as a whole
