@@ -1261,6 +1261,8 @@ class Tx:
                              user_id: int | None = None) -> list[Visit]:
         """Finished entries with ``start <= finished_at < end``, oldest first; optionally of
         these communities only, or of one person."""
+        if community_ids is not None and not community_ids:
+            return []  # (IN () is SQLite's alone: PostgreSQL refuses an empty list)
         sql, params = f"{VISIT_SELECT} WHERE finished_at >= ? AND finished_at < ?", [start, end]
         if community_ids is not None:
             sql += f" AND community_id IN ({', '.join('?' for _ in community_ids)})"
