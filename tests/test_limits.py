@@ -47,8 +47,8 @@ async def report(bot: Running, text: str, user: int = RESIDENT, chat: int = U1_C
     return sent
 
 
-async def matters(bot: Running) -> list[tuple[int, int, str]]:
-    return await rows(bot.config.database, "SELECT id, reporter_id, text FROM matters ORDER BY id")  # type: ignore[return-value]
+async def matters(bot: Running) -> list[tuple[Any, ...]]:
+    return await rows(bot.config.database, "SELECT id, reporter_id, text FROM matters ORDER BY id")
 
 
 def open_private(bot: Running, user: int) -> None:
