@@ -100,7 +100,7 @@ async def test_a_database_others_can_read_is_reported_at_start(
 
 
 # --- the inbox keeps what replay needs, no more ----------------------------------------
-async def _watch_inbox(database: str) -> None:
+async def watch_inbox(database: str) -> None:
     """A trigger noting in ``stored``, for each update the bot stores, whether its payload was kept."""
     await rows(database, "CREATE TABLE stored (update_id INTEGER, kept INTEGER)")
     await add_trigger(database, "note_stored", "AFTER INSERT", "inbox",
@@ -109,7 +109,7 @@ async def _watch_inbox(database: str) -> None:
 
 async def test_a_done_update_leaves_its_id_only_and_outsiders_never_more(make_bot: Any) -> None:
     async with make_bot() as bot:
-        await _watch_inbox(bot.config.database)
+        await watch_inbox(bot.config.database)
         outside = -777
         bot.api.add_chat(outside, "外面的群")
         chatter = bot.say(U1_CHAT, RESIDENT, "今天谁家在装修，吵死了")
