@@ -6,6 +6,7 @@ are built, never by assigning callbacks afterwards."""
 from __future__ import annotations
 
 import ast
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from bot.store import QueuedReport, SecondWrite, Store
 from tests.conftest import HEAD1, RESIDENT, ROOT, U1_CHAT
-from tests.postgres import add_trigger, drop_trigger, rows
+from tests.postgres import add_trigger, drop_trigger, fresh_schema, rows
 
 pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
@@ -113,3 +114,22 @@ def test_nothing_wires_the_store_or_delivery_after_they_are_built() -> None:
                          t.attr == "now" and "store" in ast.unparse(t.value)))]  # its clock comes with it too
     assert late == []
     assert not {"on_enqueue", "on_lost", "bound_unrecorded"} & set(vars(Store))
+
+
+async def test_write_transactions_of_two_databases_on_one_server_do_not_wait_for_each_other() -> None:
+    """PostgreSQL's writers' lock (SQLite's one writer at a time) is a lock of the database,
+    i.e. of its schema: two towns on one server, or two tests, never queue behind each other."""
+    async with fresh_schema() as one, fresh_schema() as other:
+        first, second = await Store.open(one), await Store.open(other)
+        try:
+            async with first.transaction() as tx:
+                await tx.set_meta("held", "1")
+
+                async def elsewhere() -> None:
+                    async with second.transaction() as tx2:
+                        await tx2.set_meta("meanwhile", "1")
+
+                await asyncio.wait_for(elsewhere(), 5)  # while the first holds its write transaction
+        finally:
+            await first.close()
+            await second.close()

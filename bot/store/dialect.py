@@ -179,7 +179,8 @@ MIGRATION_LOCK = 0x7469657262  # "tierb"
 # SQLite's BEGIN IMMEDIATE makes one writer at a time, across processes: the hourly limit
 # counts every process's reports in its write transaction and relies on it. PostgreSQL's
 # BEGIN does not, so a write transaction takes this lock first, in the same trip.
-WRITE_LOCK = 0x746965727762  # "tierwb"
+WRITE_LOCK = f"hashtextextended(current_schema(), {0x746965727762})"  # "tierwb", keyed by the schema: another
+# town (or test) in another schema of the same server is not a writer of this one.
 
 # --- the queries -------------------------------------------------------------------------
 _INSERT_OR = re.compile(r"^\s*INSERT\s+OR\s+(IGNORE|REPLACE)\s+INTO\s+(\w+)", re.I)
