@@ -284,7 +284,7 @@ async def test_tierbot_run_logs_json_events_and_no_scheduler_chatter(api: FakeBo
 
 
 # --- status ------------------------------------------------------------------------------
-@pytest.mark.sqlite_only(reason="its PostgreSQL twin: test_postgres_ops.py, test_status_on_postgresql_says_what_it_says_on_sqlite")
+@pytest.mark.sqlite_only(reason="its PostgreSQL twin: test_postgres_ops.py, test_status_on_postgresql_says_…")
 async def test_status_of_a_running_bot(make_bot: Any, tmp_path: Path) -> None:
     now = time.time()
     # No bulletin falls due while the bot's clock runs the 5 hours up to now (on a Monday
