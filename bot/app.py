@@ -73,6 +73,8 @@ def build_application(config: Config, token: str, clock: Clock | None = None) ->
         builder = builder.base_url(config.telegram.base_url)
     if config.telegram.base_file_url:
         builder = builder.base_file_url(config.telegram.base_file_url)
+    if config.telegram.mode == "webhook":  # no getUpdates: Telegram posts (bot/telegram/webhook.py)
+        builder = builder.updater(None)
     app = builder.build()
     tree = Tree(config)
     app.bot_data["config"] = config
@@ -96,7 +98,9 @@ async def _open(app: Application) -> None:
     # bot/runner.py opens it first, with the same clock and connections
     store = app.bot_data.pop("store", None) or await Store.open(config.database, now=clock.now,
                                                                 connections=config.telegram.connections)
+    store.bot_id = app.bot.id  # the inbox's key (issue 18); Telegram said who we are at initialize
     async with store.transaction() as tx:
+        await tx.inbox_adopt()  # updates stored before the key had the bot's id (issue 18)
         tree.set_bindings(await tx.bindings())
         first_started = await tx.first_started(clock.now())
         await tx.outbox_retry_now(clock.now())
@@ -190,22 +194,33 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 @asynccontextmanager
-async def running(app: Application, poll_timeout: int | None = None) -> AsyncIterator[Application]:
+async def running(app: Application, poll_timeout: int | None = None,
+                  webhook_secret: str = "") -> AsyncIterator[Application]:
     """Start and stop the Application in the order ``run_polling`` does, inside an event
-    loop the caller owns (tests, the demo)."""
+    loop the caller owns (tests, the demo). In webhook mode its server listens on a port the
+    system chooses (``app.bot_data["webhook"].port``)."""
+    from bot.telegram.webhook import WebhookServer
+
     config: Config = app.bot_data["config"]
     await app.initialize()
     await _open(app)
-    assert app.updater is not None
-    await app.updater.start_polling(  # asking for what `tierbot run` asks for (bot/runner.py)
-        poll_interval=0, timeout=config.telegram.poll_timeout if poll_timeout is None else poll_timeout,
-        allowed_updates=ALLOWED_UPDATES,
-    )
+    server: WebhookServer | None = None
+    if app.updater is not None:
+        await app.updater.start_polling(  # asking for what `tierbot run` asks for (bot/runner.py)
+            poll_interval=0, timeout=config.telegram.poll_timeout if poll_timeout is None else poll_timeout,
+            allowed_updates=ALLOWED_UPDATES,
+        )
     await app.start()
+    if app.updater is None:
+        server = app.bot_data["webhook"] = WebhookServer(app, config.telegram.webhook, webhook_secret, port=0)
+        await server.start()
     try:
         yield app
     finally:
-        await app.updater.stop()
+        if server is not None:
+            await server.stop()
+        if app.updater is not None:
+            await app.updater.stop()
         await app.stop()
         await _stop_workers(app)
         await app.shutdown()

@@ -26,7 +26,7 @@ from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, Tel
 from telegram.ext import Application
 
 from bot import redact
-from bot.config import Config, is_postgres
+from bot.config import WEBHOOK_SECRET_VARIABLE, Config, is_postgres
 from bot.lock import AlreadyRunning, DatabaseLock
 from bot.outbox import OpsNotice, put
 from bot.store import SchemaTooNew, Store
@@ -47,9 +47,17 @@ class Fatal(Exception):
         self.code = code
 
 
-def run(config: Config, token: str) -> int:
-    """Run until SIGTERM/SIGINT or a fatal error; the process's exit status."""
+def run(config: Config, token: str, webhook_secret: str | None = None) -> int:
+    """Run until SIGTERM/SIGINT or a fatal error; the process's exit status. In webhook mode
+    (issue 18) ``webhook_secret`` is the secret token Telegram sends with each update."""
     redact.install(token)
+    if config.telegram.mode == "webhook":
+        if not webhook_secret:
+            print(f"tierbot: telegram.mode is webhook: set the webhook's secret token in the environment variable "
+                  f"{WEBHOOK_SECRET_VARIABLE} (1-256 of A-Z a-z 0-9 _ -); it is never read from the config file.",
+                  file=sys.stderr)
+            return EXIT_CONFIG
+        redact.install(webhook_secret)
     if is_postgres(config.database):
         # Accepted by the config, not yet served (issue 17): the storage layer, the
         # single-instance guard, status and backup have no PostgreSQL form yet.
@@ -65,7 +73,7 @@ def run(config: Config, token: str) -> int:
                 raise Fatal(f"tierbot: cannot take the lock {lock.path} ({exc.strerror}); check that the database's "
                              "folder exists and that the user running tierbot may write there.") from None
         refuse_orphaned_log(config.database)
-        return asyncio.run(_serve(config, token))
+        return asyncio.run(_serve(config, token, webhook_secret or ""))
     except AlreadyRunning as exc:
         print(exc, file=sys.stderr)
         return EXIT_RUNNING
@@ -239,8 +247,9 @@ def _polling_errors(app: Application, watch: ConflictWatch) -> Callable[[Telegra
 # ----------------------------------------------------------------------------- the run
 
 
-async def _serve(config: Config, token: str) -> int:
+async def _serve(config: Config, token: str, webhook_secret: str = "") -> int:
     from bot.app import _open, build_application
+    from bot.telegram.webhook import WebhookServer
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -257,15 +266,27 @@ async def _serve(config: Config, token: str) -> int:
             return 0
         reached.add("initialized")
         await _open(app)
-        assert app.updater is not None
-        await app.updater.start_polling(
-            poll_interval=0, timeout=config.telegram.poll_timeout, allowed_updates=ALLOWED_UPDATES,
-            error_callback=_polling_errors(app, ConflictWatch()),
-        )
-        reached.add("polling")
-        _watch_polling(app, outcome, stop)
-        await app.start()
-        reached.add("running")
+        if app.updater is None:  # webhook mode (issue 18): Telegram posts, never a getUpdates
+            server = app.bot_data["webhook"] = WebhookServer(app, config.telegram.webhook, webhook_secret)
+            await app.start()
+            reached.add("running")
+            try:
+                await server.start()
+            except (OSError, SystemExit) as exc:  # uvicorn exits when it cannot bind
+                raise Fatal(f"tierbot: cannot listen on {config.telegram.webhook.listen}:"
+                            f"{config.telegram.webhook.port} for the webhook ({exc})") from None
+            reached.add("webhook")
+            assert server.stopped is not None
+            server.stopped.add_done_callback(lambda _: stop.set())  # the server gone: stop, do not run deaf
+        else:
+            await app.updater.start_polling(
+                poll_interval=0, timeout=config.telegram.poll_timeout, allowed_updates=ALLOWED_UPDATES,
+                error_callback=_polling_errors(app, ConflictWatch()),
+            )
+            reached.add("polling")
+            _watch_polling(app, outcome, stop)
+            await app.start()
+            reached.add("running")
         await stop.wait()
     finally:
         await _stop(app, store, reached)
@@ -280,11 +301,13 @@ async def _stop(app: Application, store: Store, reached: set[str]) -> None:
     the process alive."""
     from bot.app import _close, _stop_workers
 
-    assert app.updater is not None
     steps: list[tuple[str | None, Callable[[], Awaitable[object]]]] = [
-        ("polling", app.updater.stop), ("running", app.stop), (None, lambda: _stop_workers(app)),
-        ("initialized", app.shutdown),
+        ("running", app.stop), (None, lambda: _stop_workers(app)), ("initialized", app.shutdown),
     ]
+    if app.updater is not None:
+        steps.insert(0, ("polling", app.updater.stop))
+    if "webhook" in app.bot_data:  # first: the requests in hand are answered, their updates committed
+        steps.insert(0, ("webhook", app.bot_data["webhook"].stop))
     for needed, step in steps:
         if needed is None or needed in reached:
             try:

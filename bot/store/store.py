@@ -126,6 +126,10 @@ class Store:
         self._committer: asyncio.Task[None] | None = None
         self.now = now  # the inbox's clock: the app's
         self.failing: dict[int, str] = {}  # updates whose handler raised, with the error
+        self.bot_id = 0  # the inbox's bot (issue 18); the app sets it once Telegram said who it is
+        self.tries_counted: set[int] = set()  # updates whose try was counted, for the webhook (issue 18)
+        self._admits: list[tuple[int, str | None, asyncio.Future[bool]]] = []
+        self._admitter: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str | Path, signals: Signals | None = None, now: Callable[[], float] = time.time,
@@ -235,7 +239,7 @@ class Store:
         """Queries only; holds the lock so reads never see half a transaction."""
         async with self._lock:
             await self._write_queued()
-            yield Tx(self._conn)
+            yield Tx(self._conn, self.bot_id)
 
     def queue_report(self, report: QueuedReport) -> None:
         """Log a group report in the next group commit (see the module's docstring)."""
@@ -251,6 +255,39 @@ class Store:
         self._done.append(update_id)
         self.handled.add(update_id)
         self._commit_soon()
+
+    async def admit(self, update_id: int, payload: str | None) -> bool:
+        """A posted update into the inbox (webhook mode, issue 18): with those posted meanwhile,
+        in one transaction. True if it is new; False if it was there (posted before)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._admits.append((update_id, payload, future))
+        if self._admitter is None or self._admitter.done():
+            self._admitter = asyncio.get_running_loop().create_task(
+                self._admit_queued(), name="tierbot-inbox-admit", context=contextvars.Context()
+            )
+        return await asyncio.shield(future)  # a request cancelled must not cancel the others'
+
+    async def _admit_queued(self) -> None:
+        async with self._lock:
+            await self._write_queued()
+            while self._admits:
+                batch, self._admits = self._admits, []
+                try:
+                    async with self._atomic() as tx:
+                        new = await tx.inbox_add_new([(u, p) for u, p, _ in batch], self.now())
+                except Exception as exc:
+                    for _, _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for update_id, _, future in batch:
+                    if not future.done():
+                        future.set_result(update_id in new)
+
+    async def flush(self) -> None:
+        """Commit whatever is queued now (a webhook answers once its update's effect is in)."""
+        async with self._lock:  # also waits for a group commit under way (its rows are no longer queued)
+            await self._write_queued()
 
     def send_slot(self) -> SendSlot:
         return SendSlot(self._slots)
@@ -377,6 +414,7 @@ class Store:
         try:
             async with self._atomic() as tx:
                 tries = await tx.inbox_try_failed(update_id, error, self.now())
+            self.tries_counted.add(update_id)
         except Exception:
             log.exception("could not count a try of update %s", update_id)
             return
@@ -394,7 +432,7 @@ class Store:
     @asynccontextmanager
     async def _atomic(self) -> AsyncIterator[Tx]:
         """BEGIN … COMMIT, or ROLLBACK on any error; the caller holds the lock."""
-        tx = Tx(self._conn)
+        tx = Tx(self._conn, self.bot_id)
         try:
             await self._conn.execute("BEGIN IMMEDIATE")
             yield tx
