@@ -11,20 +11,25 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import sqlite3
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from telegram import Bot
 
 from bot.app import build_application, running
 from bot.clock import ManualClock
-from bot.config import parse_config
+from bot.config import is_postgres, parse_config
 from bot.dev.fakeapi import FakeBotApi
-from bot.store import LAST_SWEEP
+from bot.store import LAST_SWEEP, MIGRATIONS, Store
+from bot.store.dialect import postgres_query
+from bot.store.postgres import migrate
+from bot.store.store import statements
 from tests.conftest import HEAD1, RESIDENT, START, TOKEN, TOWN, U1_CHAT, U2_CHAT, U3_CHAT, Running, add_chats
 from tests.postgres import rows
 
@@ -251,6 +256,7 @@ async def test_a_post_with_a_wrong_secret_is_refused_and_changes_nothing(webhook
             "from": api.user(RESIDENT, "居民"), "text": "/report 有人砸车",
             "entities": [{"type": "bot_command", "offset": 0, "length": 7}]}}
         assert await post(bot, update, secret="wrong") == 403
+        assert api.calls_to("getUpdates") == []
         assert await post(bot, update, secret="") == 403
         async with httpx.AsyncClient() as client:  # no header at all
             assert (await client.post(hook_url(bot), json=update)).status_code == 403
@@ -259,7 +265,9 @@ async def test_a_post_with_a_wrong_secret_is_refused_and_changes_nothing(webhook
         assert await count(bot, "SELECT count(*) FROM matters") == 0
         assert bot.api.bot_messages(U3_CHAT) == []
         assert await post(bot, update) == 200  # the right secret: taken
-        assert await count(bot, "SELECT count(*) FROM matters") == 1
+        # answered once committed: seen at once from another connection, no flush awaited
+        assert (await rows(bot.config.database, "SELECT count(*) FROM matters"))[0][0] == 1
+        assert (await rows(bot.config.database, "SELECT count(*) FROM inbox WHERE done_at IS NOT NULL"))[0][0] == 1
 
 
 async def test_a_button_press_by_webhook_claims_once(webhook_bot: Any, api: FakeBotApi) -> None:
@@ -293,3 +301,55 @@ async def test_healthz_says_whether_the_database_answers_and_the_sweep_is_recent
             async with bot.svc.store.transaction() as tx:
                 await tx.set_meta(LAST_SWEEP, repr(bot.clock.now() - 3600))
             assert (await client.get(url)).status_code == 503
+
+
+# --- the inbox's key: the bot's id and the update's (issue 18) --------------------------------
+KEYED = next(i for i, sql in enumerate(MIGRATIONS) if "CREATE TABLE inbox_keyed" in sql)  # its index: renumbering-proof
+
+
+async def old_database(database: str) -> None:
+    """A database as it was before the inbox was keyed by bot, with update 5 done and 6 not."""
+    insert = ("INSERT INTO inbox (update_id, payload, received_at, done_at) VALUES "
+              "(5, NULL, 1.0, 2.0), (6, '{\"update_id\": 6}', 1.0, NULL)")
+    if is_postgres(database):
+        conn = await asyncpg.connect(database)
+        try:
+            await migrate(conn, MIGRATIONS[:KEYED], known=KEYED)
+            await conn.execute(postgres_query(insert))
+        finally:
+            await conn.close()
+        return
+    db = sqlite3.connect(database, isolation_level=None)
+    try:
+        for sql in MIGRATIONS[:KEYED]:
+            for statement in statements(sql):
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {KEYED}")
+        db.execute(insert)
+    finally:
+        db.close()
+
+
+async def test_the_inbox_is_keyed_by_the_bot_and_old_rows_are_adopted(database_url: str) -> None:
+    await old_database(database_url)
+    store = await Store.open(database_url)
+    try:
+        store.bot_id = 111
+        async with store.transaction() as tx:
+            assert await tx.inbox_adopt() == 2  # the rows from before are this bot's
+            assert await tx.inbox_is_done(5)
+            assert await tx.inbox_pending() == [(6, '{"update_id": 6}')]
+        store.bot_id = 222  # another bot numbers its updates from anywhere: its 5 is another update
+        async with store.transaction() as tx:
+            assert not await tx.inbox_is_done(5)
+            assert await tx.inbox_pending() == []
+            assert await tx.inbox_add_new([(5, "{}"), (6, None)], 3.0) == {5, 6}
+            assert await tx.inbox_add_new([(5, "{}"), (7, None)], 3.0) == {7}  # posted again: not new
+            await tx.inbox_done([5], 4.0)
+            assert await tx.inbox_is_done(5)
+        store.bot_id = 111
+        async with store.read() as tx:
+            assert await tx.inbox_pending() == [(6, '{"update_id": 6}')]  # bot 222's "done 5" is not ours
+            assert await tx.inbox_last_id() == 6
+    finally:
+        await store.close()
