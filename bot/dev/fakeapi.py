@@ -918,7 +918,7 @@ class FakeBotApi:
             return self._delete_webhook(p)
         if urlsplit(url).scheme not in ("http", "https"):
             raise ApiError(400, "Bad Request: bad webhook: invalid URL")
-        secret = p.get("secret_token")
+        secret = p.get("secret_token") or None
         if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
             raise ApiError(400, "Bad Request: secret token contains unallowed characters")
         connections = int(p.get("max_connections") or 40)
