@@ -73,7 +73,9 @@ async def _load(server: FakeServer, url: str, secret: str, n: int) -> tuple[floa
 async def bare(n: int) -> tuple[float, float, float]:
     async with FakeServer() as server:
         await server.call("benchAddChats", chats=[(unit_chat(i), f"第{i + 1}小组") for i in range(UNITS)])
-        app = ApplicationBuilder().token(TOKEN).base_url(server.url + "/bot").updater(None).build()
+        # as many connections as tierbot's default (telegram.connections): its handlers run side by side
+        app = (ApplicationBuilder().token(TOKEN).base_url(server.url + "/bot").updater(None)
+               .connection_pool_size(8).build())
 
         async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             message = update.effective_message

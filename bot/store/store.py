@@ -128,8 +128,7 @@ class Store:
         self.failing: dict[int, str] = {}  # updates whose handler raised, with the error
         self.bot_id = 0  # the inbox's bot (issue 18); the app sets it once Telegram said who it is
         self.tries_counted: set[int] = set()  # updates whose try was counted, for the webhook (issue 18)
-        self._admits: list[tuple[int, str | None, asyncio.Future[bool]]] = []
-        self._admitter: asyncio.Task[None] | None = None
+        self._admits: list[tuple[int, str | None, asyncio.Future[bool]]] = []  # posted updates (webhook)
 
     @classmethod
     async def open(cls, path: str | Path, signals: Signals | None = None, now: Callable[[], float] = time.time,
@@ -257,37 +256,22 @@ class Store:
         self._commit_soon()
 
     async def admit(self, update_id: int, payload: str | None) -> bool:
-        """A posted update into the inbox (webhook mode, issue 18): with those posted meanwhile,
-        in one transaction. True if it is new; False if it was there (posted before)."""
+        """A posted update into the inbox (webhook mode, issue 18), in the next group commit
+        (with the updates posted meanwhile and whatever else is queued). True if it is new;
+        False if it was there (posted before)."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._admits.append((update_id, payload, future))
-        if self._admitter is None or self._admitter.done():
-            self._admitter = asyncio.get_running_loop().create_task(
-                self._admit_queued(), name="tierbot-inbox-admit", context=contextvars.Context()
-            )
+        self._commit_soon()
         return await asyncio.shield(future)  # a request cancelled must not cancel the others'
 
-    async def _admit_queued(self) -> None:
-        async with self._lock:
-            await self._write_queued()
-            while self._admits:
-                batch, self._admits = self._admits, []
-                try:
-                    async with self._atomic() as tx:
-                        new = await tx.inbox_add_new([(u, p) for u, p, _ in batch], self.now())
-                except Exception as exc:
-                    for _, _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                    continue
-                for update_id, _, future in batch:
-                    if not future.done():
-                        future.set_result(update_id in new)
-
     async def flush(self) -> None:
-        """Commit whatever is queued now (a webhook answers once its update's effect is in)."""
-        async with self._lock:  # also waits for a group commit under way (its rows are no longer queued)
-            await self._write_queued()
+        """Return once what is queued now is committed (a webhook answers once its update's
+        effect is in). The group commit under way writes until nothing is queued, and waits for
+        any other writer holding the store, which writes what is queued first: so its end is
+        the moment. Nothing queued: no group commit to wait for."""
+        committer = self._committer
+        if committer is not None and not committer.done():
+            await asyncio.shield(committer)
 
     def send_slot(self) -> SendSlot:
         return SendSlot(self._slots)
@@ -334,7 +318,7 @@ class Store:
 
     @property
     def _queued(self) -> bool:
-        return bool(self._reports or self._sent or self._done)
+        return bool(self._reports or self._sent or self._done or self._admits)
 
     async def _write_all(self) -> None:
         while self._queued:
@@ -342,9 +326,14 @@ class Store:
             sent, self._sent = self._sent, []
             slots, self._sent_slots = self._sent_slots, []
             done, self._done = self._done, []
+            admits, self._admits = self._admits, []
             try:
-                if await self._try_write(reports, sent, done, quiet=True):
+                if await self._try_write(reports, sent, done, quiet=True, admits=admits):
                     continue
+                if admits and not await self._try_write([], [], [], admits=admits):
+                    for _, _, future in admits:  # answered 5xx: Telegram posts them again
+                        if not future.done():
+                            future.set_exception(RuntimeError(f"inbox: {self._last_error}"))
                 # One bad row must not sink the others: each alone.
                 for report in reports:
                     if not await self._try_write([report], [], []):
@@ -358,11 +347,16 @@ class Store:
             finally:  # recorded (or beyond recording): the next sends may go
                 for slot in slots:
                     slot.give_back()
+                for _, _, future in admits:  # never left waiting (the write cancelled, say)
+                    if not future.done():
+                        future.set_exception(RuntimeError("inbox: the group commit did not finish"))
 
     async def _try_write(self, reports: list[QueuedReport], sent: list[Sent], done: list[int],
-                         quiet: bool = False) -> bool:
+                         quiet: bool = False,
+                         admits: list[tuple[int, str | None, asyncio.Future[bool]]] | None = None) -> bool:
         try:
             async with self._atomic() as tx:
+                new = await tx.inbox_add_new([(u, p) for u, p, _ in admits], self.now()) if admits else set()
                 admitted = await self._hold_over_limit(tx, reports) if reports else reports
                 if admitted:
                     ids = await tx.insert_reports(admitted)
@@ -380,6 +374,9 @@ class Store:
                 log.exception("could not commit %d report(s) (updates %s), %d sent, %d done", len(reports),
                               [r.update_id for r in reports], len(sent), len(done))
             return False
+        for update_id, _, future in admits or ():
+            if not future.done():
+                future.set_result(update_id in new)
         if reports:
             self.signals.queued.set()
         return True
