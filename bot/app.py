@@ -135,7 +135,9 @@ async def _open(app: Application) -> None:
     request = app.bot._request[0]  # PTB keeps (getUpdates request, other requests)
     if isinstance(request, InboxRequest):
         request.store, request.tree = store, tree
-    await replay(app, store)
+    # Webhook mode on PostgreSQL (several workers): what was never answered, Telegram posts again;
+    # replayed here it could be an update another worker has in hand.
+    await replay(app, store, queue=not (config.telegram.mode == "webhook" and store.engine == "postgres"))
     log.info("tierbot started: %d units, database %s", sum(1 for _ in tree.units()), config.database)
 
 

@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"tierbot {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
-        "run", help="run the bot (long polling)",
-        description=f"Run the bot (long polling). The token from @BotFather is read from the environment "
-                    f"variable {TOKEN_VARIABLE}, never from the config file.",
+        "run", help="run the bot (long polling, or webhook mode)",
+        description=f"Run the bot (long polling, or in webhook mode a worker Telegram posts to). The token from "
+                    f"@BotFather is read from the environment variable {TOKEN_VARIABLE}, never from the config file.",
         epilog=f"example: {TOKEN_VARIABLE}=123456:ABC... tierbot run --config config.yaml",
     )
     run.add_argument("--config", default="config.yaml", help="path to config.yaml")

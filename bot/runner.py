@@ -21,6 +21,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
@@ -30,6 +31,9 @@ from bot.config import WEBHOOK_SECRET_VARIABLE, Config, is_postgres
 from bot.lock import AlreadyRunning, DatabaseLock
 from bot.outbox import OpsNotice, put
 from bot.store import SchemaTooNew, Store
+
+if TYPE_CHECKING:
+    from bot.telegram.webhook import WebhookServer
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +68,7 @@ def run(config: Config, token: str, webhook_secret: str | None = None) -> int:
         print("tierbot: `database` is a PostgreSQL URL, which this tierbot cannot run on yet (issue 17); "
               "use a SQLite file path", file=sys.stderr)
         return EXIT_FATAL
-    lock = DatabaseLock(config.database) if config.database != ":memory:" else None
+    lock = DatabaseLock(config.database) if config.database != ":memory:" and one_instance_only(config) else None
     try:
         if lock is not None:
             try:
@@ -89,6 +93,14 @@ def run(config: Config, token: str, webhook_secret: str | None = None) -> int:
 
 
 # ----------------------------------------------------------------------------- the database
+
+
+def one_instance_only(config: Config) -> bool:
+    """Whether this database takes one `tierbot run` at a time: always on SQLite (its lock file,
+    bot/lock.py), in polling mode too on PostgreSQL (one getUpdates per token); webhook mode on
+    PostgreSQL runs several workers side by side (issue 18)."""
+    return not (is_postgres(config.database) and config.telegram.mode == "webhook")
+
 
 
 def refuse_orphaned_log(path: str) -> None:
@@ -277,7 +289,7 @@ async def _serve(config: Config, token: str, webhook_secret: str = "") -> int:
                             f"{config.telegram.webhook.port} for the webhook ({exc})") from None
             reached.add("webhook")
             assert server.stopped is not None
-            server.stopped.add_done_callback(lambda _: stop.set())  # the server gone: stop, do not run deaf
+            _watch_server(server, outcome, stop)
         else:
             await app.updater.start_polling(
                 poll_interval=0, timeout=config.telegram.poll_timeout, allowed_updates=ALLOWED_UPDATES,
@@ -318,6 +330,19 @@ async def _stop(app: Application, store: Store, reached: set[str]) -> None:
         await _close(app)
     else:
         await store.close()
+
+
+def _watch_server(server: WebhookServer, outcome: list[Fatal], stop: asyncio.Event) -> None:
+    """The webhook's server ending of itself (not asked to): stop the process instead of running deaf."""
+    assert server.stopped is not None
+
+    def done(task: asyncio.Task[None]) -> None:
+        if not server.stopping:
+            what = "" if task.cancelled() or task.exception() is None else f": {_describe(task.exception())}"  # type: ignore[arg-type]
+            outcome.append(Fatal(f"tierbot: the webhook's server stopped{what}"))
+        stop.set()
+
+    server.stopped.add_done_callback(done)
 
 
 def _watch_polling(app: Application, outcome: list[Fatal], stop: asyncio.Event) -> None:

@@ -177,11 +177,14 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             services.store.failing[update.update_id] = describe_error(error)
 
 
-async def replay(app: Application, store: Store) -> int:
-    """Queue, in order, the updates fetched before a crash but never done."""
+async def replay(app: Application, store: Store, queue: bool = True) -> int:
+    """Queue, in order, the updates fetched before a crash but never done (``queue`` False:
+    only learn the newest id)."""
     async with store.read() as tx:
-        pending = await tx.inbox_pending()
         store.done_upto = await tx.inbox_last_id()
+        if not queue:
+            return 0
+        pending = await tx.inbox_pending()
     if id_only := [update_id for update_id, payload in pending if payload is None]:
         async with store.transaction() as tx:  # nothing to replay: a chat outside the tree
             await tx.inbox_done(id_only, store.now())

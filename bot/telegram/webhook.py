@@ -145,7 +145,13 @@ class WebhookServer:
 
     @property
     def stopped(self) -> asyncio.Task[None] | None:
+        """The server's task: done once it stopped."""
         return self._task
+
+    @property
+    def stopping(self) -> bool:
+        """Whether it was asked to stop."""
+        return bool(self._server.should_exit)
 
     async def stop(self) -> None:
         """Stop listening; the requests in hand are answered first (their updates committed)."""
