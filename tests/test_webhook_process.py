@@ -102,7 +102,18 @@ async def test_a_worker_killed_before_answering_gets_the_update_again_and_logs_i
     assert (await tierbot("set-webhook", "--config", str(config), env=env))[0] == 0
     reports: list[str] = []
     pressed: list[int] = []
+    started: list[asyncio.subprocess.Process] = []
+    try:
+        await kill_and_restart(api, config, database, reports, pressed, started)
+    finally:  # a failed wait leaves no worker behind
+        for process in started:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
 
+
+async def kill_and_restart(api: FakeBotApi, config: Path, database: Path, reports: list[str], pressed: list[int],
+                           started: list[asyncio.subprocess.Process]) -> None:
     def kill_at(process: asyncio.subprocess.Process, killed: asyncio.Event, point: str) -> None:
         """SIGKILL at ``point``: the first card (reports in flight), or the answer to a button
         press (its claim committed, the post not yet answered). Nothing more reaches Telegram."""
@@ -132,6 +143,7 @@ async def test_a_worker_killed_before_answering_gets_the_update_again_and_logs_i
     # 1: killed mid-stream, at the first card; 2: killed after a claim committed, before its 200
     for point in ("card", "press"):
         process = await start_worker(config)
+        started.append(process)
         killed = asyncio.Event()
         kill_at(process, killed, point)
         if point == "card":
@@ -150,6 +162,7 @@ async def test_a_worker_killed_before_answering_gets_the_update_again_and_logs_i
         api.on_call = None
 
     process = await start_worker(config)
+    started.append(process)
     try:
         await api.wait_for(lambda: not api.pending_updates(), timeout=30)
         await api.wait_for(lambda: outbox_drained(database), timeout=30)
