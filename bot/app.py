@@ -15,7 +15,7 @@ from telegram.ext import Application, ApplicationBuilder, ContextTypes, Defaults
 import handlers
 from bot import broadcasts, retention, visits
 from bot.clock import Clock, SystemClock
-from bot.config import Config
+from bot.config import Config, shown
 from bot.matters import Matters
 from bot.outbox import Kind
 from bot.runner import ALLOWED_UPDATES
@@ -138,7 +138,7 @@ async def _open(app: Application) -> None:
     # Webhook mode on PostgreSQL (several workers): what was never answered, Telegram posts again;
     # replayed here it could be an update another worker has in hand.
     await replay(app, store, queue=not (config.telegram.mode == "webhook" and store.engine == "postgres"))
-    log.info("tierbot started: %d units, database %s", sum(1 for _ in tree.units()), config.database)
+    log.info("tierbot started: %d units, database %s", sum(1 for _ in tree.units()), shown(config.database))
 
 
 async def _stop_workers(app: Application) -> None:

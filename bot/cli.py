@@ -1,4 +1,4 @@
-"""The ``tierbot`` command: run, check-config, demo, export, status, backup, restore, inbox, purge."""
+"""The ``tierbot`` command: run, check-config, demo, export, status, backup, restore, migrate-db, inbox, purge."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.config import WEBHOOK_SECRET_VARIABLE, Config, ConfigError, load_config
+from bot.config import WEBHOOK_SECRET_VARIABLE, Config, ConfigError, is_postgres, load_config, shown
 from bot.text.i18n import Texts
 from bot.tree import Tree
 
@@ -244,7 +244,7 @@ def _export(args: argparse.Namespace) -> int:
         print(f"tierbot export: no node {node_id!r} in {args.config}; the nodes are:", file=sys.stderr)
         print(describe_ids(tree), file=sys.stderr)
         return 2
-    if not Path(config.database).is_file():
+    if not is_postgres(config.database) and not Path(config.database).is_file():
         print(f"tierbot export: no database at {config.database}", file=sys.stderr)
         return 1
     content, count = asyncio.run(service.export_file(config, node_id, start, end, csv=out.suffix.lower() == ".csv"))
@@ -259,7 +259,7 @@ def _open_database(config_path: str, command: str) -> tuple[Config, Any] | int:
     config = _load(config_path)
     if config is None:
         return 1
-    if not Path(config.database).is_file():
+    if not is_postgres(config.database) and not Path(config.database).is_file():
         print(f"tierbot {command}: no database at {config.database}", file=sys.stderr)
         return 1
     return config, config.database
@@ -362,6 +362,14 @@ def _add_operations(commands: argparse._SubParsersAction) -> None:  # type: igno
     backup = commands.add_parser("backup", help="a consistent copy of the database, also while the bot runs")
     backup.add_argument("--config", default="config.yaml", help="path to config.yaml")
     backup.add_argument("--out", required=True, metavar="FILE", help="where to write the copy (mode 0600)")
+    move = commands.add_parser(
+        "migrate-db", help="copy a town's SQLite database into an empty PostgreSQL database (both bots stopped)",
+        description="Copy every table of a SQLite database into an empty PostgreSQL database, in one transaction, "
+                    "and check the counts. Then point `database` in the config at the URL.",
+        epilog="example: tierbot migrate-db --from data/tierbot.sqlite3 --to postgresql://tierbot@db:5432/city",
+    )
+    move.add_argument("--from", dest="source", required=True, metavar="FILE", help="the SQLite database")
+    move.add_argument("--to", dest="target", required=True, metavar="URL", help="postgresql://user@host:port/db")
     restore = commands.add_parser("restore", help="put a backup in place of the database (the bot stopped)")
     restore.add_argument("--config", default="config.yaml", help="path to config.yaml")
     restore.add_argument("--from", dest="source", required=True, metavar="FILE", help="a copy made by tierbot backup")
@@ -378,13 +386,14 @@ def _status(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError) as exc:
         print(f"tierbot status: {exc}", file=sys.stderr)
         return 2
-    if not Path(config.database).is_file():
+    if not is_postgres(config.database) and not Path(config.database).is_file():
         print(f"tierbot status: no database at {config.database}", file=sys.stderr)
         return 1
     try:
         report = asyncio.run(ops.status(config, time.time(), max_backlog, max_sweep))
     except Exception as exc:  # unreadable database, say: a monitoring check needs the line and the status
-        print(f"tierbot status: cannot read {config.database}: {exc}", file=sys.stderr)
+        said = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"tierbot status: cannot read {shown(config.database)}: {said}", file=sys.stderr)
         return 1
     print("\n".join(report.lines))
     if report.problems:
@@ -401,6 +410,8 @@ def _backup(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
+    if is_postgres(config.database):
+        return _postgres_backup_advice("backup", config.database)
     out = Path(args.out)
     try:
         version = ops.backup(Path(config.database), out)
@@ -419,6 +430,8 @@ def _restore(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if config is None:
         return 2
+    if is_postgres(config.database):
+        return _postgres_backup_advice("restore", config.database)
     try:
         version, kept = ops.restore(Path(config.database), Path(args.source))
     except AlreadyRunning as exc:
@@ -435,6 +448,70 @@ def _restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def _postgres_backup_advice(command: str, database: str) -> int:
+    """backup/restore copy SQLite files; a PostgreSQL database has the server's own tools
+    (and no file whose mode tierbot could set: pg_dump's output is the operator's to keep)."""
+    from urllib.parse import parse_qs, urlsplit
+
+    url = pg_tool_url(database)
+    schema = parse_qs(urlsplit(database).query).get("search_path", [""])[0]
+    only = f"-n {schema} " if schema else ""
+    advice = (f"pg_dump -Fc {only}-f tierbot.dump '{url}'" if command == "backup"
+              else f"pg_restore --clean --if-exists {only}-d '{url}' tierbot.dump (the bot stopped)")
+    print(f"tierbot {command}: `database` is a PostgreSQL URL; tierbot {command} copies SQLite files only. "
+          f"Use PostgreSQL's own tool: {advice}", file=sys.stderr)
+    return 2
+
+
+def pg_tool_url(database: str) -> str:
+    """The URL as pg_dump/pg_restore take it: without the password (they read PGPASSWORD or
+    ~/.pgpass) and without asyncpg's server settings, which libpq refuses in a URL (a schema
+    named by search_path goes as -n NAME)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(database)
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=user + host, query="", fragment=""))
+
+
+def _migrate_db(args: argparse.Namespace) -> int:
+    """``tierbot migrate-db --from FILE --to URL`` (issue 17): a town moving to PostgreSQL."""
+    from bot import ops
+    from bot.lock import AlreadyRunning
+    from bot.runner import _postgres_unusable
+    from bot.store import BadCopy, SchemaTooNew
+    from bot.store.move import CannotMove
+
+    source, target = Path(args.source), args.target
+    if is_postgres(args.source) or not is_postgres(target):
+        print("tierbot migrate-db: --from is a SQLite file, --to a URL postgresql://user@host:port/db",
+              file=sys.stderr)
+        return 2
+    if not source.is_file():
+        print(f"tierbot migrate-db: no database at {source}", file=sys.stderr)
+        return 1
+    try:
+        moved = asyncio.run(ops.migrate_db(source, target))
+    except AlreadyRunning as exc:
+        print(f"{exc} (migrate-db needs the bot stopped)", file=sys.stderr)
+        return 3
+    except (CannotMove, BadCopy, SchemaTooNew, sqlite3.Error) as exc:
+        print(f"tierbot migrate-db: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if (line := _postgres_unusable(target, exc)) is None:
+            raise
+        print(line.replace("tierbot:", "tierbot migrate-db:", 1), file=sys.stderr)
+        return 1
+    width = max(len(table) for table, _ in moved.counts)
+    for table, count in moved.counts:
+        print(f"{table:<{width}}  {count:>10,}")
+    print(f"copied {len(moved.counts)} tables, {sum(c for _, c in moved.counts):,} rows from {source} into "
+          f"{shown(target)} (schema {moved.version}); counts checked. Point `database` in the config at it.")
+    return 0
+
+
 OPERATIONS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "status": _status, "backup": _backup, "restore": _restore,
+    "status": _status, "backup": _backup, "restore": _restore, "migrate-db": _migrate_db,
 }

@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -35,6 +35,17 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")  # `database:` as a URL (issue 17)
 def is_postgres(database: str) -> bool:
     """Whether ``database`` names a PostgreSQL database (a URL) rather than a SQLite file."""
     return urlsplit(database).scheme in POSTGRES_SCHEMES and "://" in database
+
+
+def shown(database: str) -> str:
+    """``database`` as messages name it: a PostgreSQL URL without its password."""
+    if not is_postgres(database):
+        return database
+    parts = urlsplit(database)
+    if parts.password is None:
+        return database
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdy])\s*$")
 # Far beyond any real setting, far enough below datetime's year 9999 that no sum overflows.

@@ -6,6 +6,9 @@ export``, ``status`` and ``backup`` still read the database while the bot runs. 
 belongs to the open file: the kernel releases it when the process dies, however it dies,
 so a stale lock file never keeps the bot down. The holder writes its pid into the file for
 the message a second instance prints.
+
+On PostgreSQL (issue 17) there is no file: ``PostgresGuard`` holds an advisory lock on a
+connection of its own instead, which the server releases when that connection ends.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 class AlreadyRunning(Exception):
@@ -65,3 +70,45 @@ def _read_pid(fd: int) -> int | None:
         return int(os.pread(fd, 32, 0).decode().strip())
     except (OSError, ValueError):
         return None  # the holder has not written it yet
+
+
+class PostgresGuard:
+    """The same guard on a PostgreSQL database: ``pg_try_advisory_lock`` keyed by the database
+    and schema, on a connection of its own held from ``acquire`` to ``release``. The server
+    releases it when that connection ends, as the kernel releases a flock; its session's
+    application_name carries the pid for a second instance's message."""
+
+    def __init__(self, url: str) -> None:
+        from bot.config import shown
+
+        self.url = url
+        self.database = shown(url)  # what messages name: no password
+        self._conn: Any = None
+        self._on_lost: Callable[[Any], None] | None = None
+
+    async def acquire(self, on_lost: Callable[[], None] | None = None) -> None:
+        """AlreadyRunning if another process holds the guard; ``on_lost`` is called if the
+        connection holding it ends before ``release`` (the server restarted, say): the guard
+        is gone then, and a second instance could start."""
+        from bot.store import postgres
+
+        conn = await postgres.guard_connection(self.url, os.getpid())
+        try:
+            key = await postgres.guard_key(conn)
+            if not await postgres.try_guard(conn, key):
+                raise AlreadyRunning(self.database, await postgres.guard_holder(conn, key))
+        except BaseException:
+            await conn.close()
+            raise
+        self._conn = conn
+        if on_lost is not None:
+            self._on_lost = lambda _conn: on_lost()
+            conn.add_termination_listener(self._on_lost)
+
+    async def release(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            if self._on_lost is not None:
+                conn.remove_termination_listener(self._on_lost)
+            with contextlib.suppress(Exception):  # closing ends the session, and the lock with it
+                await conn.close()

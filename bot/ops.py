@@ -1,4 +1,5 @@
-"""What an operator runs beside the bot: ``tierbot status``, ``backup`` and ``restore``.
+"""What an operator runs beside the bot: ``tierbot status``, ``backup``, ``restore`` and
+``migrate-db`` (issue 17).
 
 ``status`` and ``backup`` read the database through a read-only connection, so they work
 while the bot runs (WAL: neither blocks it) and never take its single-instance lock.
@@ -14,13 +15,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot import store as storage
-from bot.config import Config
-from bot.lock import DatabaseLock
+from bot.config import Config, shown
+from bot.lock import DatabaseLock, PostgresGuard
 from bot.text.i18n import Texts
 from bot.tree import Tree
 from escalation import policy
+
+if TYPE_CHECKING:
+    from bot.store.move import Moved
 
 TIER_NAMES = {3: "units", 2: "communities", 1: "station"}
 
@@ -51,7 +56,7 @@ async def status(config: Config, now: float, max_backlog_age: float, max_sweep_a
     t = Texts("en", config.tz)
     tree = Tree(config)
     out = Status()
-    out.lines.append(f"database: {config.database}")
+    out.lines.append(f"database: {shown(config.database)}")
     async with storage.read_only(config.database) as tx:
         version = await tx.schema_version()
         by_tier = await tx.open_by_tier()
@@ -150,3 +155,18 @@ def restore(database: Path, source: Path) -> tuple[int, Path | None]:
         storage.copy_database(source, database)
         storage.check_copy(database)
     return version, kept
+
+
+async def migrate_db(source: Path, url: str) -> Moved:
+    """``tierbot migrate-db``: copy the town's SQLite database into PostgreSQL, with the bot
+    stopped on both (the source's lock and the target's guard held meanwhile, so that neither
+    changes under the copy: AlreadyRunning if a bot holds one)."""
+    from bot.store import move as storage_move  # asyncpg only for those who use it
+
+    with holding_lock(source):
+        guard = PostgresGuard(url)
+        await guard.acquire()
+        try:
+            return await storage_move.copy_to_postgres(source, url)
+        finally:
+            await guard.release()

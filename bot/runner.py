@@ -27,8 +27,8 @@ from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, Tel
 from telegram.ext import Application
 
 from bot import redact
-from bot.config import WEBHOOK_SECRET_VARIABLE, Config, is_postgres
-from bot.lock import AlreadyRunning, DatabaseLock
+from bot.config import WEBHOOK_SECRET_VARIABLE, Config, is_postgres, shown
+from bot.lock import AlreadyRunning, DatabaseLock, PostgresGuard
 from bot.outbox import OpsNotice, put
 from bot.store import SchemaTooNew, Store
 
@@ -62,13 +62,8 @@ def run(config: Config, token: str, webhook_secret: str | None = None) -> int:
                   file=sys.stderr)
             return EXIT_CONFIG
         redact.install(webhook_secret)
-    if is_postgres(config.database):
-        # Accepted by the config, not yet served (issue 17): the storage layer, the
-        # single-instance guard, status and backup have no PostgreSQL form yet.
-        print("tierbot: `database` is a PostgreSQL URL, which this tierbot cannot run on yet (issue 17); "
-              "use a SQLite file path", file=sys.stderr)
-        return EXIT_FATAL
-    lock = DatabaseLock(config.database) if config.database != ":memory:" and one_instance_only(config) else None
+    # A SQLite file's guard is a flock beside it, taken here; PostgreSQL's is a connection, taken in _serve.
+    lock = DatabaseLock(config.database) if config.database != ":memory:" and not is_postgres(config.database) else None
     try:
         if lock is not None:
             try:
@@ -76,7 +71,8 @@ def run(config: Config, token: str, webhook_secret: str | None = None) -> int:
             except OSError as exc:
                 raise Fatal(f"tierbot: cannot take the lock {lock.path} ({exc.strerror}); check that the database's "
                              "folder exists and that the user running tierbot may write there.") from None
-        refuse_orphaned_log(config.database)
+        if not is_postgres(config.database):
+            refuse_orphaned_log(config.database)
         return asyncio.run(_serve(config, token, webhook_secret or ""))
     except AlreadyRunning as exc:
         print(exc, file=sys.stderr)
@@ -93,13 +89,6 @@ def run(config: Config, token: str, webhook_secret: str | None = None) -> int:
 
 
 # ----------------------------------------------------------------------------- the database
-
-
-def one_instance_only(config: Config) -> bool:
-    """Whether this database takes one `tierbot run` at a time: always on SQLite (its lock file,
-    bot/lock.py), in polling mode too on PostgreSQL (one getUpdates per token); webhook mode on
-    PostgreSQL runs several workers side by side (issue 18)."""
-    return not (is_postgres(config.database) and config.telegram.mode == "webhook")
 
 
 
@@ -120,10 +109,14 @@ async def open_database(path: str, now: Callable[[], float] = time.time, connect
     try:
         store = await Store.open(path, now=now, connections=connections)
     except SchemaTooNew as exc:
-        raise Fatal(f"tierbot: cannot use the database {path}: {exc}. Run the newer tierbot, or restore a "
+        raise Fatal(f"tierbot: cannot use the database {shown(path)}: {exc}. Run the newer tierbot, or restore a "
                     "backup this version made.") from None
     except sqlite3.Error as exc:
         raise Fatal(_unusable(path, exc)) from None
+    except Exception as exc:
+        if is_postgres(path) and (unreachable := _postgres_unusable(path, exc)):
+            raise Fatal(unreachable) from None
+        raise
     try:
         problem = await store.quick_check()
     except sqlite3.Error as exc:
@@ -134,6 +127,43 @@ async def open_database(path: str, now: Callable[[], float] = time.time, connect
         problem = " ".join(problem.replace("*** in database main ***", "").split())  # one line
         raise Fatal(_unusable(path, sqlite3.DatabaseError(problem)))
     return store
+
+
+def _postgres_unusable(url: str, exc: BaseException) -> str | None:
+    """One line for a PostgreSQL server that cannot be reached or refuses us; None for
+    anything else (a bug: logged with its traceback)."""
+    import asyncpg
+
+    if isinstance(exc, OSError | TimeoutError | asyncpg.PostgresError | asyncpg.InterfaceError):
+        said = " ".join(str(exc).split()) or type(exc).__name__
+        return (f"tierbot: cannot use the database {shown(url)} ({said}); check that the server runs and "
+                "that the URL's user, password and database are right.")
+    return None
+
+
+def single_instance(config: Config) -> bool:
+    """Whether this process must be its database's only one: a poller must, as two pollers
+    would handle every update twice. The one condition for issue 18: webhook workers share one
+    PostgreSQL database by design (``telegram.mode: webhook``), and skip the guard."""
+    return config.telegram.mode != "webhook"
+
+
+async def hold_guard(config: Config, lost: Callable[[], None]) -> PostgresGuard | None:
+    """PostgreSQL's single-instance guard (bot/lock.py), held until ``release``; None where
+    none is needed. AlreadyRunning if another process holds it; Fatal if the server cannot be
+    reached."""
+    if not is_postgres(config.database) or not single_instance(config):
+        return None
+    guard = PostgresGuard(config.database)
+    try:
+        await guard.acquire(on_lost=lost)
+    except AlreadyRunning:
+        raise
+    except Exception as exc:
+        if (unreachable := _postgres_unusable(config.database, exc)) is not None:
+            raise Fatal(unreachable) from None
+        raise
+    return guard
 
 
 def _unusable(path: str, exc: sqlite3.Error) -> str:
@@ -260,14 +290,29 @@ def _polling_errors(app: Application, watch: ConflictWatch) -> Callable[[Telegra
 
 
 async def _serve(config: Config, token: str, webhook_secret: str = "") -> int:
-    from bot.app import _open, build_application
-    from bot.telegram.webhook import WebhookServer
-
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     outcome: list[Fatal] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+
+    def guard_lost() -> None:  # the server restarted, say: another instance could start now
+        outcome.append(Fatal(f"tierbot: lost the connection holding the single-instance guard on the database "
+                             f"{shown(config.database)}; stopping (start it again)"))
+        stop.set()
+
+    guard = await hold_guard(config, guard_lost)
+    try:
+        return await _serve_guarded(config, token, stop, outcome, webhook_secret)
+    finally:
+        if guard is not None:
+            await guard.release()
+
+
+async def _serve_guarded(config: Config, token: str, stop: asyncio.Event, outcome: list[Fatal],
+                         webhook_secret: str = "") -> int:
+    from bot.app import _open, build_application
+    from bot.telegram.webhook import WebhookServer
 
     app = build_application(config, token)
     store = await open_database(config.database, app.bot_data["clock"].now, config.telegram.connections)

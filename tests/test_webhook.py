@@ -354,17 +354,3 @@ async def test_the_inbox_is_keyed_by_the_bot_and_old_rows_are_adopted(database_u
     finally:
         await store.close()
 
-
-def test_one_instance_at_a_time_except_webhook_workers_on_postgresql() -> None:
-    from bot.runner import one_instance_only
-
-    def config(database: str, mode: str) -> Any:
-        raw = copy.deepcopy(TOWN)
-        raw["database"] = database
-        raw["telegram"]["mode"] = mode
-        return parse_config(raw)
-
-    assert one_instance_only(config("data/tierbot.sqlite3", "polling"))
-    assert one_instance_only(config("data/tierbot.sqlite3", "webhook"))  # one process per SQLite file, always
-    assert one_instance_only(config("postgresql://tierbot@db/city", "polling"))  # one getUpdates per token
-    assert not one_instance_only(config("postgresql://tierbot@db/city", "webhook"))  # several workers

@@ -6,19 +6,21 @@ and its effect is logged once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 
 from bot.dev.fakeapi import Call, FakeBotApi
 from tests.conftest import HEAD1, ROOT, TOKEN, U1_CHAT, add_chats
+from tests.postgres import rows
 from tests.test_crash import UNIT_CHATS, crash_town, mentions, outbox_drained, report_all
 
 SECRET = "Wh-secret_0123456789"
@@ -31,8 +33,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def webhook_town(database: Path, api: FakeBotApi, port: int) -> dict[str, Any]:
-    raw = crash_town(database, api)
+def webhook_town(database: str | Path, api: FakeBotApi, port: int) -> dict[str, Any]:
+    raw = crash_town(str(database), api)
     raw["deadlines"]["unit"] = {"claim": "1h", "resolve": "2h"}  # a head's claim stays the head's to make
     raw["telegram"].update(mode="webhook", webhook={
         "url": f"http://127.0.0.1:{port}{PATH}", "listen": "127.0.0.1", "port": port, "path": PATH,
@@ -90,9 +92,9 @@ async def test_run_in_webhook_mode_without_a_secret_is_refused(api: FakeBotApi, 
 
 
 async def test_a_worker_killed_before_answering_gets_the_update_again_and_logs_it_once(
-    api: FakeBotApi, tmp_path: Path
+    api: FakeBotApi, database_url: str, tmp_path: Path
 ) -> None:
-    database = tmp_path / "hook.sqlite3"
+    database = database_url
     port = free_port()
     raw = webhook_town(database, api, port)
     config = tmp_path / "config.yaml"
@@ -112,7 +114,7 @@ async def test_a_worker_killed_before_answering_gets_the_update_again_and_logs_i
                 await process.wait()
 
 
-async def kill_and_restart(api: FakeBotApi, config: Path, database: Path, reports: list[str], pressed: list[int],
+async def kill_and_restart(api: FakeBotApi, config: Path, database: str, reports: list[str], pressed: list[int],
                            started: list[asyncio.subprocess.Process]) -> None:
     def kill_at(process: asyncio.subprocess.Process, killed: asyncio.Event, point: str) -> None:
         """SIGKILL at ``point``: the first card (reports in flight), or the answer to a button
@@ -153,7 +155,7 @@ async def kill_and_restart(api: FakeBotApi, config: Path, database: Path, report
                 (m for m in api.bot_messages(U1_CHAT) if m.text and m.text.startswith("📋")), None), timeout=30)
             # the cards sent and recorded first: a kill in the instant after Telegram took a message
             # repeats it (tests/test_crash.py), which is not what this kill is about
-            await api.wait_for(lambda: outbox_drained(database), timeout=30)
+            await outbox_drained(database, 30)
             number = mentions(api, U1_CHAT, r"^📋 事项 #(\d+) ·")[0]
             api.press_button(U1_CHAT, api.user(HEAD1, "蒋建国"), card.message_id, f"v1:claim:{number}")
             pressed.append(api.pending_updates()[-1]["update_id"])
@@ -165,16 +167,15 @@ async def kill_and_restart(api: FakeBotApi, config: Path, database: Path, report
     started.append(process)
     try:
         await api.wait_for(lambda: not api.pending_updates(), timeout=30)
-        await api.wait_for(lambda: outbox_drained(database), timeout=30)
+        await outbox_drained(database, 30)
         await asyncio.sleep(0.5)
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 20) == 0
 
-    with sqlite3.connect(database) as db:
-        texts = [row[0] for row in db.execute("SELECT text FROM matters ORDER BY id")]
-        claims = db.execute("SELECT count(*) FROM events WHERE kind = 'claimed'").fetchone()[0]
-        pending = db.execute("SELECT count(*) FROM inbox WHERE done_at IS NULL").fetchone()[0]
+    texts = [row[0] for row in await rows(database, "SELECT text FROM matters ORDER BY id")]
+    ((claims,),) = await rows(database, "SELECT count(*) FROM events WHERE kind = 'claimed'")
+    ((pending,),) = await rows(database, "SELECT count(*) FROM inbox WHERE done_at IS NULL")
     assert sorted(texts) == sorted(reports), "every report exactly once"
     assert claims == 1 and pending == 0
     cards: list[int] = []
@@ -184,3 +185,52 @@ async def kill_and_restart(api: FakeBotApi, config: Path, database: Path, report
     statuses = [p.status for p in api.webhook_posts if p.update_id == pressed[0]]
     assert statuses[0] != 200 and statuses[-1] == 200, "the press was posted again after the kill"
     assert api.calls_to("getUpdates") == []
+
+
+async def test_webhook_workers_share_a_postgresql_database_where_pollers_are_one_at_a_time(
+    api: FakeBotApi, postgres_url: str, tmp_path: Path
+) -> None:
+    """The single-instance guard is for pollers: webhook workers on PostgreSQL run side by side
+    (issue 18), each serving its port; on SQLite one process per file, in either mode."""
+    ports = [free_port(), free_port()]
+    configs = []
+    for i, port in enumerate(ports):
+        raw = webhook_town(tmp_path / "unused.sqlite3", api, port)
+        raw["database"] = postgres_url
+        configs.append(tmp_path / f"worker{i}.yaml")
+        configs[-1].write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    add_chats(api, raw)
+    workers = [await start_worker(config) for config in configs]
+    try:
+        async with httpx.AsyncClient() as client:
+            for port in ports:  # both up, each sweeping: healthy
+                for _ in range(150):
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                            break
+                    await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError(f"the worker on port {port} never became healthy")
+        assert all(worker.returncode is None for worker in workers)
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        codes = [await asyncio.wait_for(worker.wait(), 20) for worker in workers]
+    assert codes == [0, 0]
+    # on SQLite a second worker is refused, as a second poller is
+    raw = webhook_town(tmp_path / "one.sqlite3", api, ports[0])
+    configs[0].write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    raw["telegram"]["webhook"]["port"] = ports[1]
+    configs[1].write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    first = await start_worker(configs[0])
+    try:
+        for _ in range(150):
+            if (tmp_path / "one.sqlite3").exists():
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        second = await start_worker(configs[1])
+        assert await asyncio.wait_for(second.wait(), 30) == 3
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(first.wait(), 20) == 0

@@ -15,14 +15,17 @@ cannot infer (``SELECT ?, …`` feeding an INSERT) is text, and a number bound t
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
 import asyncpg
 
 from bot.store.dialect import MIGRATION_LOCK, VERSION_TABLE, postgres_migration, postgres_query
+from bot.store.queries import Tx
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew
 
 # What a ROLLBACK may raise and be ignored (the transaction it would end is gone already).
@@ -158,6 +161,18 @@ class Connection:
         return Cursor(len(returned))
 
 
+@asynccontextmanager
+async def read_only(url: str) -> AsyncIterator[Tx]:
+    """``tierbot status``'s look (bot/store/store.py ``read_only``): one read-only snapshot, no
+    migration, never in a running bot's way."""
+    conn = await Connection.connect(url)
+    try:
+        await conn.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        yield Tx(conn)  # type: ignore[arg-type]
+    finally:
+        await conn.close()  # the snapshot ends with the session
+
+
 # --- the schema ----------------------------------------------------------------------------
 async def schema_version(conn: asyncpg.Connection) -> int:
     """The version in the version table; 0 for a database without one (a new one)."""
@@ -190,3 +205,48 @@ async def migrate(conn: asyncpg.Connection, migrations: Sequence[str] = MIGRATIO
                 await conn.execute("INSERT INTO schema_version (version) VALUES (1)")
             else:
                 await conn.execute("UPDATE schema_version SET version = $1", version + 1)
+
+
+# --- the single-instance guard (issue 17) ----------------------------------------------------
+# ``tierbot run`` on PostgreSQL holds this advisory lock on a connection of its own (bot/lock.py).
+# The two-key form has a space of its own, apart from the one-key locks above (MIGRATION_LOCK,
+# WRITE_LOCK), so no guard's key can meet theirs.
+GUARD_CLASS = 0x74627275  # "tbru"
+APPLICATION = "tierbot run pid {pid}"  # the guard's session names its holder, for the second one's message
+_HOLDER_PID = re.compile(r"^tierbot run pid (\d+)")
+
+
+# The server probes the guard's idle connection: a bot whose host vanished (no FIN, no RST)
+# loses the guard within about two minutes instead of the kernel's two hours.
+KEEPALIVES = {"tcp_keepalives_idle": "60", "tcp_keepalives_interval": "10", "tcp_keepalives_count": "6"}
+
+
+async def guard_connection(url: str, pid: int) -> asyncpg.Connection:
+    return await asyncpg.connect(url, server_settings={"application_name": APPLICATION.format(pid=pid), **KEEPALIVES})
+
+
+async def guard_key(conn: asyncpg.Connection) -> int:
+    """The guard's key for this database and schema: advisory locks are shared by every schema
+    of a database (the tests give each town a schema of one server), so the schema is in it."""
+    database, schema = await conn.fetchrow("SELECT current_database(), current_schema()")
+    digest = hashlib.blake2b(f"{database}\0{schema}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+async def try_guard(conn: asyncpg.Connection, key: int) -> bool:
+    """Take the guard if nobody holds it; held until this session ends (the server releases
+    it when the connection drops, however the process died)."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", GUARD_CLASS, key))
+
+
+async def guard_holder(conn: asyncpg.Connection, key: int) -> int | None:
+    """The pid the holder's session names (None if the server does not show it to us)."""
+    name = await conn.fetchval(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 "
+        "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND l.classid::bigint = $1 AND l.objid::bigint = $2",
+        GUARD_CLASS, key & 0xFFFFFFFF,  # oids are unsigned
+    )
+    match = _HOLDER_PID.match(name or "")
+    return int(match.group(1)) if match else None

@@ -492,7 +492,14 @@ def file_uri(path: Path, read_only: bool) -> str:
 @asynccontextmanager
 async def read_only(path: str | Path) -> AsyncIterator[Tx]:
     """A read-only connection to a database a running bot may be writing (`tierbot status`):
-    one snapshot for every query (WAL: the bot is never blocked), no migration, no lock."""
+    one snapshot for every query (WAL: the bot is never blocked), no migration, no lock.
+    On PostgreSQL the same: one read-only snapshot on a connection of its own."""
+    if is_postgres(str(path)):
+        from bot.store import postgres
+
+        async with postgres.read_only(str(path)) as tx:
+            yield tx
+        return
     conn = await aiosqlite.connect(file_uri(Path(path), read_only=True), uri=True, isolation_level=None)
     try:
         await conn.execute("PRAGMA busy_timeout=5000")
