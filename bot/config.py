@@ -327,8 +327,6 @@ class Webhook(_Strict):
 
 
 class TelegramSettings(_Strict):
-    mode: Literal["polling", "webhook"] = Field("polling", description="polling or webhook")
-    webhook: Webhook = Webhook()
     base_url: str | None = Field(None, description="a Bot API base URL such as http://127.0.0.1:8081/bot")
     base_file_url: str | None = Field(None, description="a Bot API file URL")
     poll_timeout: int = Field(30, ge=0, le=60, description="long-polling timeout in seconds (0-60)")
@@ -337,6 +335,8 @@ class TelegramSettings(_Strict):
     start_retries: int | None = Field(
         None, ge=0, description="how often to retry reaching Telegram at start (a number; empty: forever)"
     )
+    mode: Literal["polling", "webhook"] = Field("polling", description="polling or webhook")
+    webhook: Webhook = Webhook()
 
 
 class VillageNotice(_Strict):
