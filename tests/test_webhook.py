@@ -354,3 +354,16 @@ async def test_the_inbox_is_keyed_by_the_bot_and_old_rows_are_adopted(database_u
     finally:
         await store.close()
 
+
+
+def test_webhook_settings_are_checked_with_their_key_paths() -> None:
+    from tests.test_config import errors_of
+
+    raw = copy.deepcopy(TOWN)
+    raw["telegram"].update(mode="push", webhook={"port": 0, "path": "no-slash", "max_connections": 101,
+                                                 "url": "ftp://x", "healthy_within": "soon"})
+    said = errors_of(raw)
+    for key in ("telegram.mode", "telegram.webhook.port", "telegram.webhook.path", "telegram.webhook.max_connections",
+                "telegram.webhook.url", "telegram.webhook.healthy_within"):
+        assert key in said, key
+    assert parse_config(TOWN).telegram.mode == "polling"  # the default
