@@ -3,10 +3,12 @@ opened at start (database, delivery worker) and closed at stop."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from telegram import LinkPreviewOptions
 from telegram.constants import ParseMode
@@ -34,6 +36,9 @@ from bot.village_notice import VillageNotices
 from escalation import polls, sweep, weekly
 from escalation.notify import Notifier
 from escalation.officers import Targets
+
+if TYPE_CHECKING:
+    from bot.store.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -103,15 +108,27 @@ async def _open(app: Application) -> None:
         await tx.inbox_adopt()  # updates stored before the key had the bot's id (issue 18)
         tree.set_bindings(await tx.bindings())
         first_started = await tx.first_started(clock.now())
+        if len(tree.stations) == 1:  # a town's rows from before stations are its one station's (issue 17)
+            await tx.adopt_town_rows(tree.stations[0].id, (weekly.SCHEDULE, weekly.MONTHLY))
         await tx.outbox_retry_now(clock.now())
     langs = Languages(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
     async with store.read() as tx:
         langs.load(await tx.chat_languages())
+    # Several workers on one PostgreSQL (issue 18): a side connection for the sender's lease and
+    # for what the others say; on SQLite (one process) none.
+    workers = None
+    if store.engine == "postgres":
+        from bot.store.workers import Workers
+
+        workers = await Workers.connect(config.database, config.delivery.lease)
+        app.bot_data["workers"] = workers
+        if isinstance(limiter := app.bot.rate_limiter, ChatRateLimiter):  # a 429 is the token's: kept for all
+            limiter.on_flood = workers.note_flood
     # The worker is woken through the store's signals (bot/store/store.py's Signals), made with the
     # store: neither is wired to the other after it is built.
     delivery = Delivery(app.bot, store, tree, langs, clock, round(config.telegram.rate_limit.overall_per_second),
                         settle={Kind.BROADCAST: broadcasts.settled,
-                                Kind.SAFETY_POLL: polls.settled, Kind.STOP_POLL: polls.settled})
+                                Kind.SAFETY_POLL: polls.settled, Kind.STOP_POLL: polls.settled}, lease=workers)
     notifier = Notifier(tree, langs, config)
     app.bot_data["services"] = Services(
         config=config,
@@ -127,6 +144,8 @@ async def _open(app: Application) -> None:
         first_started=first_started,
     )
     await app.bot_data["services"].matters.load_limits()
+    if workers is not None:
+        _share_copies(app, workers)
     delivery.start()
     # Command menus per scope and language, in the background: a failure is logged, never fatal.
     menus = Menus(app.bot, store, tree, langs, registered_commands(app))
@@ -141,6 +160,43 @@ async def _open(app: Application) -> None:
     log.info("tierbot started: %d units, database %s", sum(1 for _ in tree.units()), shown(config.database))
 
 
+def _share_copies(app: Application, workers: Workers) -> None:
+    """The in-memory copies other workers change: reloaded when they say so (a commit that
+    changed one NOTIFYs, bot/store/store.py), and all of them after the side connection was
+    lost. Messages queued elsewhere wake the sender. Duty overrides and the hourly report
+    limits need nothing: they are read from the database where they are used."""
+    svc: Services = app.bot_data["services"]
+    reloads: set[asyncio.Task[None]] = set()
+
+    async def reload(what: str) -> None:
+        async with svc.store.read() as tx:
+            if what == "bindings":
+                svc.tree.set_bindings(await tx.bindings())
+            else:
+                svc.langs.load(await tx.chat_languages())
+
+    def later(what: str) -> None:
+        task = asyncio.get_running_loop().create_task(reload(what), name=f"tierbot-reload-{what}")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    def username(words: str) -> None:  # a station staff member's @name, seen by another worker (/duty @name)
+        name, _, user_id = words.partition(" ")
+        if name and user_id.isdecimal():
+            svc.usernames[name] = int(user_id)
+
+    def everything() -> None:
+        later("bindings")
+        later("languages")
+        svc.store.signals.queued.set()
+
+    workers.on("queued", lambda _: svc.store.signals.queued.set(), reconnected=everything)
+    workers.on("bindings", lambda _: later("bindings"))
+    workers.on("languages", lambda _: later("languages"))
+    workers.on("username", username)
+    app.bot_data["reloads"] = reloads  # kept referenced while they run
+
+
 async def _stop_workers(app: Application) -> None:
     menus: Menus | None = app.bot_data.get("menus")
     if menus is not None:
@@ -153,7 +209,10 @@ async def _stop_workers(app: Application) -> None:
 async def _close(app: Application) -> None:
     svc: Services | None = app.bot_data.pop("services", None)
     if svc is not None:
-        await svc.store.close()
+        await svc.store.close()  # the last sends marked (fenced) while the lease is still held
+    workers: Workers | None = app.bot_data.pop("workers", None)
+    if workers is not None:
+        await workers.close()  # and given up: another worker sends at once
 
 
 async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -197,17 +256,18 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 @asynccontextmanager
 async def running(app: Application, poll_timeout: int | None = None,
-                  webhook_secret: str = "") -> AsyncIterator[Application]:
+                  polling: bool = True, webhook_secret: str = "") -> AsyncIterator[Application]:
     """Start and stop the Application in the order ``run_polling`` does, inside an event
-    loop the caller owns (tests, the demo). In webhook mode its server listens on a port the
-    system chooses (``app.bot_data["webhook"].port``)."""
+    loop the caller owns (tests, the demo); ``polling=False``: a worker that takes no
+    updates (tests of several workers, whose updates go to one of them). In webhook mode its
+    server listens on a port the system chooses (``app.bot_data["webhook"].port``)."""
     from bot.telegram.webhook import WebhookServer
 
     config: Config = app.bot_data["config"]
     await app.initialize()
     await _open(app)
     server: WebhookServer | None = None
-    if app.updater is not None:
+    if polling and app.updater is not None:
         await app.updater.start_polling(  # asking for what `tierbot run` asks for (bot/runner.py)
             poll_interval=0, timeout=config.telegram.poll_timeout if poll_timeout is None else poll_timeout,
             allowed_updates=ALLOWED_UPDATES,
@@ -221,7 +281,7 @@ async def running(app: Application, poll_timeout: int | None = None,
     finally:
         if server is not None:
             await server.stop()
-        if app.updater is not None:
+        if polling and app.updater is not None:
             await app.updater.stop()
         await app.stop()
         await _stop_workers(app)

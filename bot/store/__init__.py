@@ -25,11 +25,13 @@ from bot.store.rows import (
     clock_columns,
 )
 from bot.store.schema import MIGRATIONS, PURGED, SCHEMA_VERSION, SENT_BATCH, SchemaTooNew
-from bot.store.store import SecondWrite, SendSlot, Signals, Store, describe_error, read_only, sending
+from bot.store.store import LeaseLost, SecondWrite, SendSlot, Signals, Store, describe_error, read_only, sending
 
 __all__ = [
     "LAST_SWEEP", "MIGRATIONS", "PURGED", "SCHEMA_VERSION", "SENT_BATCH", "BadCopy", "Broadcast",
-    "BroadcastOutcome", "DutyOverride", "Event", "HeldPing", "HeldReport", "Matter", "OutboxItem", "Prompt",
+    "BroadcastOutcome", "DutyOverride", "Event", "HeldPing", "HeldReport",
+    "LeaseLost",  # issue 18
+    "Matter", "OutboxItem", "Prompt",
     "Purged", "QueuedReport",
     "SafetyCount", "SafetyPollDue",  # issue 16
     "SchemaTooNew", "SecondWrite", "SendSlot", "Sent", "Signals", "Store", "SummaryFacts", "TimelineRow", "Tx",

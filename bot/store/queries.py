@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
@@ -48,6 +48,9 @@ from bot.store.rows import (
 )
 from bot.store.schema import IDS_PER_QUERY, MAX_TRIES, OWN_WORDS_EVENTS, PURGED, ROWS_PER_INSERT
 
+if TYPE_CHECKING:
+    from bot.store.workers import Fence
+
 
 class Tx:
     """Named queries, used inside Store.transaction() or Store.read()."""
@@ -57,8 +60,20 @@ class Tx:
         # The inbox's bot (issue 18: update ids are per bot); None in a look from outside (tierbot
         # status, inbox), which reads every bot's updates.
         self.bot_id = bot_id
+        # PostgreSQL-only clauses (row locks) are a branch on this; SQLite has one writer at a time.
+        self.postgres = getattr(conn, "engine", "sqlite") == "postgres"
         self.enqueued = False
+        # In-memory copies this transaction changed ("bindings", "languages"): other workers
+        # reload them once it commits (bot/store/workers.py).
+        self.changed: set[str] = set()
+        # The sender's lease (several workers, bot/store/workers.py): checked where messages are marked sent.
+        self.fence: Fence | None = None
         self.logged: list[tuple[str, dict[str, Any]]] = []  # events to log once committed
+
+    async def _fenced(self) -> None:
+        """Several workers: only the sender's lease holder settles outbox items (LeaseLost else)."""
+        if self.fence is not None:
+            await self.fence.check(self._conn)
 
     def log_event(self, name: str, **fields: Any) -> None:
         """An event for the operator's log (see bot/logs.py), written after the commit."""
@@ -76,6 +91,14 @@ class Tx:
     # --- matters -----------------------------------------------------------------
     async def matter(self, matter_id: int) -> Matter | None:
         row = await self._one(f"{MATTER_SELECT} WHERE id = ?", (matter_id,))
+        return matter_from_row(row) if row else None
+
+    async def matter_for_update(self, matter_id: int) -> Matter | None:
+        """The matter, its row locked until the commit (PostgreSQL): a state change reads it
+        first, so that another worker's change or sweep waits for this one, then sees it
+        (SQLite's one writer already does that)."""
+        lock = " FOR UPDATE" if self.postgres else ""
+        row = await self._one(f"{MATTER_SELECT} WHERE id = ?{lock}", (matter_id,))
         return matter_from_row(row) if row else None
 
     async def insert_reports(self, reports: list[QueuedReport]) -> list[tuple[int, int]]:
@@ -147,9 +170,13 @@ class Tx:
             await self._conn.executemany(f"UPDATE matters SET {assignments} WHERE id = ?", rows)
 
     async def due_matters(self, now: float, limit: int = 500) -> list[Matter]:
+        """What is due, oldest first. On PostgreSQL the rows are locked until the commit and
+        those another worker's sweep or state change holds are passed over: several workers
+        sweep side by side, each matter stepped by one of them (escalation/sweep.py)."""
+        lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
         rows = await self._all(
             f"{MATTER_SELECT} WHERE next_due IS NOT NULL AND next_due <= ? "
-            "ORDER BY next_due LIMIT ?",
+            f"ORDER BY next_due LIMIT ?{lock}",
             (now, limit),
         )
         return [matter_from_row(r) for r in rows]
@@ -255,13 +282,19 @@ class Tx:
         )
 
     async def outbox_sent(self, sent: list[Sent]) -> None:
-        """Items Telegram accepted, and the places of the new cards among them."""
+        """Items Telegram accepted, and the places of the new cards among them; refused
+        (LeaseLost) to a sender whose lease another worker has taken since."""
+        # Several workers: the lease is a condition of the UPDATE (no trip of its own), asked
+        # about only when rows were left unmarked.
+        guard, lease = (self.fence.guard, self.fence.params) if self.fence is not None else ("", ())
         # A file made for the asker (a ledger, with names in it) is not kept once it is sent.
-        await self._conn.executemany(
+        marked = await self._conn.executemany(
             "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ?, "
-            "media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?",
-            [(s.at, s.message_id, s.item_id) for s in sent],
+            f"media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?{guard}",
+            [(s.at, s.message_id, s.item_id, *lease) for s in sent],
         )
+        if self.fence is not None and marked.rowcount < len(sent):
+            await self._fenced()
         if cards := [s for s in sent if s.card is not None]:
             await self._conn.executemany(
                 "UPDATE matters SET card_chat_id = ?, card_message_id = ? WHERE id = ?",
@@ -357,6 +390,7 @@ class Tx:
         """Items that need no sending: a view's refresh another one covers, or one whose
         view is gone."""
         if item_ids:
+            await self._fenced()
             marks = ", ".join("?" for _ in item_ids)
             await self._conn.execute(
                 f"UPDATE outbox SET state = 'sent', sent_at = ?, error = ? WHERE id IN ({marks}) AND state = 'pending'",
@@ -377,6 +411,7 @@ class Tx:
         )
 
     async def outbox_failed(self, item_id: int, error: str) -> None:
+        await self._fenced()
         await self._conn.execute(
             "UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = ?, "
             "media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?",
@@ -384,6 +419,7 @@ class Tx:
         )
 
     async def fail_pending_for_chat(self, chat_id: int, error: str) -> None:
+        await self._fenced()
         await self._conn.execute(
             "UPDATE outbox SET state = 'failed', error = ? WHERE chat_id = ? AND state = 'pending'",
             (error, chat_id),
@@ -391,6 +427,7 @@ class Tx:
 
     # --- chats -------------------------------------------------------------------
     async def bind_chat(self, chat_id: int, node_id: str, user_id: int, now: float) -> None:
+        self.changed.add("bindings")
         # A node has one chat: binding a new one releases the old.
         await self._conn.execute("UPDATE chats SET node_id = NULL WHERE node_id = ?", (node_id,))
         await self._conn.execute(
@@ -402,6 +439,7 @@ class Tx:
 
     async def move_chat(self, old_chat: int, new_chat: int) -> None:
         """A group's new id (it became a supergroup): pending messages, cards and its language follow it."""
+        self.changed.update(("bindings", "languages"))
         await self._conn.execute(
             "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND state = 'pending'", (new_chat, old_chat)
         )
@@ -424,6 +462,7 @@ class Tx:
         return {chat_id: node_id for chat_id, node_id in rows}
 
     async def set_chat_language(self, chat_id: int, language: str) -> None:
+        self.changed.add("languages")
         await self._conn.execute(
             "INSERT INTO chats (chat_id, language) VALUES (?, ?) "
             "ON CONFLICT(chat_id) DO UPDATE SET language = excluded.language",
@@ -612,18 +651,29 @@ class Tx:
         (value,) = await self._one("SELECT value FROM meta WHERE key = 'first_started'")
         return float(value)
 
-    async def schedule_ran(self, name: str, period: str) -> bool:
+    async def schedule_ran(self, name: str, period: str, station: str = "") -> bool:
+        """Whether the run of ``name`` for ``period`` went out: for ``station``, or city-wide ('')."""
         row = await self._one(
-            "SELECT 1 FROM schedule_runs WHERE name = ? AND period = ?", (name, period)
+            "SELECT 1 FROM schedule_runs WHERE name = ? AND period = ? AND station = ?", (name, period, station)
         )
         return row is not None
 
-    async def mark_schedule(self, name: str, period: str, now: float) -> bool:
+    async def mark_schedule(self, name: str, period: str, now: float, station: str = "") -> bool:
         cur = await self._conn.execute(
-            "INSERT OR IGNORE INTO schedule_runs (name, period, ran_at) VALUES (?, ?, ?)",
-            (name, period, now),
+            "INSERT OR IGNORE INTO schedule_runs (name, period, station, ran_at) VALUES (?, ?, ?, ?)",
+            (name, period, station, now),
         )
         return cur.rowcount == 1
+
+    async def adopt_town_rows(self, station: str, schedules: Sequence[str]) -> None:
+        """A town's rows from before stations (station '') are its one station's (issue 17):
+        run at start when the config has exactly one station; a no-op once done."""
+        marks = ", ".join("?" for _ in schedules)
+        await self._conn.execute(
+            f"UPDATE schedule_runs SET station = ? WHERE station = '' AND name IN ({marks})", (station, *schedules)
+        )
+        for table in ("week_counts", "published_figures", "duty_overrides"):
+            await self._conn.execute(f"UPDATE {table} SET station = ? WHERE station = ''", (station,))
 
     # --- quiet hours ---------------------------------------------------------------
     async def hold_ping(
@@ -659,15 +709,20 @@ class Tx:
         row = await self._one("SELECT private_chat FROM users WHERE user_id = ?", (user_id,))
         return bool(row and row[0])
 
-    async def add_duty_override(self, user_id: int, name: str, start: float, until: float, by: int) -> None:
+    async def add_duty_override(
+        self, user_id: int, name: str, start: float, until: float, by: int, station: str
+    ) -> None:
         await self._conn.execute(
-            "INSERT INTO duty_overrides (user_id, name, start, until, set_by, set_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (user_id, name, start, until, by, start),
+            "INSERT INTO duty_overrides (user_id, name, start, until, set_by, set_at, station) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (user_id, name, start, until, by, start, station),
         )
 
-    async def duty_overrides(self, now: float) -> list[DutyOverride]:
+    async def duty_overrides(self, now: float, station: str) -> list[DutyOverride]:
+        """Who took ``station``'s watch and until when, still in force at ``now``."""
         rows = await self._all(
-            "SELECT user_id, start, until FROM duty_overrides WHERE until > ? ORDER BY set_at, id", (now,)
+            "SELECT user_id, start, until FROM duty_overrides WHERE until > ? AND station = ? ORDER BY set_at, id",
+            (now, station),
         )
         return [DutyOverride(*r) for r in rows]
 
@@ -974,11 +1029,15 @@ class Tx:
         return {unit_id: count for unit_id, count in rows}
 
     # --- bulletins and ledgers (issue 5) -------------------------------------------
-    async def week_counts(self, week_end: float) -> list[list[Any]] | None:
-        """(unit, category, matters reported) in the week ending at ``week_end``, as
-        counted before; None if that week has not been counted yet."""
-        row = await self._one("SELECT counts FROM week_counts WHERE week_end = ?", (week_end,))
-        return None if row is None else json.loads(row[0])
+    async def week_counts(self, week_end: float, stations: Sequence[str]) -> list[list[Any]] | None:
+        """(unit, category, matters reported) in the week ending at ``week_end`` in these
+        stations' units, as counted before; None if that week has not been counted yet for
+        every one of them."""
+        rows = await self._all("SELECT station, counts FROM week_counts WHERE week_end = ?", (week_end,))
+        kept = dict(rows)
+        if any(station not in kept for station in stations):
+            return None
+        return [row for station in stations for row in json.loads(kept[station])]
 
     async def count_week(self, start: float, end: float) -> list[tuple[str, str, int]]:
         """(unit, category, matters reported) in [start, end), counted now."""
@@ -992,10 +1051,12 @@ class Tx:
         )
         return [(unit, category, int(n)) for unit, category, n in rows]
 
-    async def save_week_counts(self, week_end: float, counts: list[tuple[str, str, int]]) -> None:
-        await self._conn.execute(
-            "INSERT OR IGNORE INTO week_counts (week_end, counts) VALUES (?, ?)",
-            (week_end, json.dumps(counts, ensure_ascii=False, separators=(",", ":"))),
+    async def save_week_counts(self, week_end: float, counts: dict[str, list[tuple[str, str, int]]]) -> None:
+        """A week's counts, station by station (``counts``: station → its units' rows)."""
+        await self._conn.executemany(
+            "INSERT OR IGNORE INTO week_counts (week_end, station, counts) VALUES (?, ?, ?)",
+            [(week_end, station, json.dumps(rows, ensure_ascii=False, separators=(",", ":")))
+             for station, rows in counts.items()],
         )
 
     async def ledger_matters(self, start: float, end: float) -> list[Matter]:
@@ -1021,21 +1082,23 @@ class Tx:
                 out.setdefault(r[0], []).append(Event(*r))
         return out
 
-    async def save_published(self, schedule: str, start: float, end: float, figures: str, now: float) -> None:
-        """A bulletin's figures as published (JSON), once per schedule and period."""
+    async def save_published(
+        self, schedule: str, start: float, end: float, figures: str, now: float, station: str
+    ) -> None:
+        """A station's bulletin figures as published (JSON), once per schedule and period."""
         await self._conn.execute(
-            "INSERT OR IGNORE INTO published_figures (schedule, period_start, period_end, figures, published_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (schedule, start, end, figures, now),
+            "INSERT OR IGNORE INTO published_figures "
+            "(schedule, period_start, period_end, station, figures, published_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (schedule, start, end, station, figures, now),
         )
 
-    async def published(self, schedule: str, start: float, end: float) -> str | None:
-        """The figures a bulletin of [start, end) published, if one did."""
-        row = await self._one(
-            "SELECT figures FROM published_figures WHERE schedule = ? AND period_start = ? AND period_end = ?",
+    async def published(self, schedule: str, start: float, end: float) -> dict[str, str]:
+        """The figures the bulletins of [start, end) published, by station."""
+        rows = await self._all(
+            "SELECT station, figures FROM published_figures WHERE schedule = ? AND period_start = ? AND period_end = ?",
             (schedule, start, end),
         )
-        return None if row is None else str(row[0])
+        return {str(station): str(figures) for station, figures in rows}
 
     # --- broadcasts (/broadcast) ---------------------------------------------------
     async def insert_broadcast(

@@ -21,6 +21,31 @@ takes a slot (``SendSlot``) just before it goes out, and gives it back when its 
 committed (or when Telegram did not take it). There are ``connections + SENT_BATCH`` slots:
 the sends in flight, and a batch of 16 waiting for the group commit, which starts as soon as
 the store is free (a few milliseconds) and writes them all. A crash repeats at most that many.
+
+Several workers on one PostgreSQL database (issue 18). Each process has its own connection and
+this lock; between processes, a write transaction (``BEGIN IMMEDIATE``) takes the writers' lock
+(bot/store/dialect.py ``WRITE_LOCK``), as SQLite has one writer at a time. That is correct but
+puts every write of every worker in one line. What relies on it:
+
+- the hourly report limit, counted over every process's reports in the group commit's write
+  transaction (and a private report's), and the daily urgent alerts counted in categorize's;
+- matter numbers: every matter is inserted under it (a report's group commit, a released held
+  report, an officer's finding), so numbers are committed in order and follow ``created_at``,
+  which the figures' "first matter since" and the ledger read;
+- schedule runs (bulletins, polls, screenings, village notices) need it less: their effect and
+  their ``INSERT OR IGNORE`` run row commit together, and on PostgreSQL a second worker's insert
+  of the same run waits for the first's commit and then inserts nothing;
+- what quiet hours held: released by one worker at a time, so a chat gets one message.
+
+What does without it (``transaction(row_locks=True)``) locks the rows it acts on instead,
+first: a sweep batch takes its due matters ``FOR UPDATE SKIP LOCKED`` (several workers' batches
+run side by side, each matter in one of them), a state change reads its matter ``FOR UPDATE``
+(bot/matters.py ``_act``; rating and categorize read it so too, under the writers' lock as
+well). Lock order: the writers' lock (if taken), then the matter row, then anything else; a
+row-locked transaction never waits for the writers' lock and the sweep never waits for a
+matter, so the rows left to meet in a cycle are the few that two matters' messages share.
+PostgreSQL aborts such a deadlock (or a serialization failure) in one of them, which is then
+run again whole (``retrying``).
 """
 
 from __future__ import annotations
@@ -32,11 +57,11 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import aiosqlite
 
@@ -48,8 +73,15 @@ from bot.store.schema import MAX_TRIES, MIGRATIONS, MIN_SQLITE, SCHEMA_VERSION, 
 
 if TYPE_CHECKING:
     from bot.store.postgres import Connection as PgConnection
+    from bot.store.workers import Fence
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+class LeaseLost(RuntimeError):
+    """This worker no longer holds the sender's lease (several workers on PostgreSQL, issue 18:
+    bot/store/workers.py): it sends nothing more, and what it sent is not marked by it."""
+
 
 class SecondWrite(RuntimeError):
     """A programming error: a handler opened a second write transaction for its update. An
@@ -78,13 +110,17 @@ class SendSlot:
     makes; bot/telegram/ratelimit.py takes it just before a call goes out (after any rate-limit wait,
     so a chat waiting out its limits holds none) and gives it back if the call failed."""
 
-    __slots__ = ("_slots", "held")
+    __slots__ = ("_may_send", "_slots", "held")
 
-    def __init__(self, slots: asyncio.Semaphore) -> None:
+    def __init__(self, slots: asyncio.Semaphore, may_send: Callable[[], bool] | None = None) -> None:
         self._slots = slots
+        self._may_send = may_send
         self.held = False
 
     async def take(self) -> None:
+        # Several workers: right before it goes out, a send is refused to a worker whose lease ran out.
+        if self._may_send is not None and not self._may_send():
+            raise LeaseLost("the delivery lease ran out before this send")
         if not self.held:
             await self._slots.acquire()
             self.held = True
@@ -96,7 +132,7 @@ class SendSlot:
 
     def hand_over(self) -> SendSlot:
         """A new owner of the slot held (the group commit); this one holds nothing more."""
-        other = SendSlot(self._slots)
+        other = SendSlot(self._slots, self._may_send)
         other.held, self.held = self.held, False
         return other
 
@@ -111,6 +147,8 @@ class Store:
         self._conn = conn
         # What a ROLLBACK may raise and be ignored (SQLite: "no transaction" after a cancelled BEGIN).
         self._rollback_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+        # What a transaction may be aborted with and run again (Store.retrying): none on SQLite's one writer.
+        self._retry_errors: tuple[type[BaseException], ...] = getattr(conn, "retry", ())
         self._lock = asyncio.Lock()
         self.signals = signals or Signals()
         self.handled: set[int] = set()  # updates whose effects are committed, or queued to be
@@ -122,6 +160,7 @@ class Store:
         # Sends in flight at most (the bot's connections): at most this many plus SENT_BATCH go unrecorded.
         self._slots = asyncio.Semaphore(connections + SENT_BATCH)
         self._done: list[int] = []  # updates that changed nothing
+        self._fenced_off = False  # the last group commit failed on the sender's fence
         self._last_error = ""
         self._committer: asyncio.Task[None] | None = None
         self.now = now  # the inbox's clock: the app's
@@ -129,6 +168,12 @@ class Store:
         self.bot_id = 0  # the inbox's bot (issue 18); the app sets it once Telegram said who it is
         self.tries_counted: set[int] = set()  # updates whose try was counted, for the webhook (issue 18)
         self._admits: list[tuple[int, str | None, asyncio.Future[bool]]] = []  # posted updates (webhook)
+        # Several workers on PostgreSQL (issue 18, bot/store/workers.py): the schema's NOTIFY
+        # channel; the sender's fence, checked where messages are marked sent; and whether
+        # this worker may send now (its lease). None on SQLite: one process, nothing to tell.
+        self.channel: str | None = None
+        self.fence: Fence | None = None
+        self.may_send: Callable[[], bool] | None = None
 
     @classmethod
     async def open(cls, path: str | Path, signals: Signals | None = None, now: Callable[[], float] = time.time,
@@ -176,8 +221,11 @@ class Store:
         except BaseException:
             await conn.close()
             raise
+        from bot.store import workers
+
         store = cls(conn, signals, now, connections)
         store._rollback_errors = postgres.ERRORS
+        store.channel = workers.quoted(workers.channel(await conn.raw.fetchval("SELECT current_schema()")))
         return store
 
     @property
@@ -211,8 +259,12 @@ class Store:
             await self._conn.execute("COMMIT")
 
     @asynccontextmanager
-    async def transaction(self, update: int | None = None) -> AsyncIterator[Tx]:
+    async def transaction(self, update: int | None = None, *, row_locks: bool = False) -> AsyncIterator[Tx]:
         """One write transaction: everything inside commits together or not at all.
+
+        ``row_locks``: on PostgreSQL, the transaction does without the writers' lock
+        (``WRITE_LOCK``) and locks the rows it acts on itself, first (a sweep batch's due
+        matters, a state change's matter): see the module's docstring. SQLite ignores it.
 
         ``update``: the Telegram update a handler is handling (bot/telegram/inbox.py). It is
         marked done in this transaction, so its effects, its answers and "done" commit together;
@@ -224,7 +276,7 @@ class Store:
             await self._write_queued()
             if update is not None and update in self.handled:  # the same, once the lock is ours
                 raise SecondWrite(f"update {update} already has its write transaction")
-            async with self._atomic() as tx:
+            async with self._atomic(write_lock=not row_locks) as tx:
                 yield tx
                 if update is not None:
                     await tx.inbox_done([update], self.now())
@@ -274,7 +326,7 @@ class Store:
             await asyncio.shield(committer)
 
     def send_slot(self) -> SendSlot:
-        return SendSlot(self._slots)
+        return SendSlot(self._slots, self.may_send)
 
     def queue_sent(self, sent: Sent, slot: SendSlot | None = None) -> None:
         """Record an outbox item as sent in the next group commit; its slot is given back
@@ -330,6 +382,9 @@ class Store:
             try:
                 if await self._try_write(reports, sent, done, quiet=True, admits=admits):
                     continue
+                if self._fenced_off:  # another worker sends now: these sends are its to repeat
+                    log.warning("delivery lease lost: %d send(s) not marked; the new sender repeats them", len(sent))
+                    sent = []
                 if admits and not await self._try_write([], [], [], admits=admits):
                     for _, _, future in admits:  # answered 5xx: Telegram posts them again
                         if not future.done():
@@ -354,6 +409,7 @@ class Store:
     async def _try_write(self, reports: list[QueuedReport], sent: list[Sent], done: list[int],
                          quiet: bool = False,
                          admits: list[tuple[int, str | None, asyncio.Future[bool]]] | None = None) -> bool:
+        self._fenced_off = False
         try:
             async with self._atomic() as tx:
                 new = await tx.inbox_add_new([(u, p) for u, p, _ in admits], self.now()) if admits else set()
@@ -367,6 +423,9 @@ class Store:
                     await tx.outbox_sent(sent)
         except asyncio.CancelledError:
             raise
+        except LeaseLost:
+            self._fenced_off = True
+            return False
         except Exception as exc:
             # A report left behind stays in the inbox, not done: the next start tries it again.
             self._last_error = describe_error(exc)
@@ -426,12 +485,27 @@ class Store:
             await self._write_queued()
             await self._count_try(update_id, error)
 
+    async def retrying(self, attempt: Callable[[], Awaitable[T]], tries: int = 5) -> T:
+        """``attempt`` (a whole transaction), run again when PostgreSQL aborted it as a deadlock
+        or a serialization failure between workers: nothing of it was committed."""
+        for left in range(tries - 1, -1, -1):
+            try:
+                return await attempt()
+            except self._retry_errors as exc:
+                if not left:
+                    raise
+                log.warning("transaction aborted (%s); run again", type(exc).__name__)
+                await asyncio.sleep(0.01 * (tries - left))  # the other side commits meanwhile
+        raise AssertionError("unreachable")
+
     @asynccontextmanager
-    async def _atomic(self) -> AsyncIterator[Tx]:
-        """BEGIN … COMMIT, or ROLLBACK on any error; the caller holds the lock."""
+    async def _atomic(self, write_lock: bool = True) -> AsyncIterator[Tx]:
+        """BEGIN … COMMIT, or ROLLBACK on any error; the caller holds the lock. Without
+        ``write_lock`` a PostgreSQL transaction is a plain BEGIN (no WRITE_LOCK)."""
         tx = Tx(self._conn, self.bot_id)
+        tx.fence = self.fence
         try:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            await self._conn.execute("BEGIN IMMEDIATE" if write_lock or not tx.postgres else "BEGIN")
             yield tx
         except BaseException:
             # Also after a cancel during BEGIN: aiosqlite runs it anyway, and this ROLLBACK,
@@ -439,7 +513,12 @@ class Store:
             with contextlib.suppress(*self._rollback_errors):
                 await self._conn.execute("ROLLBACK")
             raise
-        await self._conn.execute("COMMIT")
+        notices = (["queued"] if tx.enqueued else []) + sorted(tx.changed)
+        if notices and self.channel is not None:
+            # Every worker hears it once this commits (bot/store/workers.py), in the COMMIT's own trip.
+            await self._conn.execute("".join(f"NOTIFY {self.channel}, '{n}'; " for n in notices) + "COMMIT")
+        else:
+            await self._conn.execute("COMMIT")
         for name, values in tx.logged:  # only now: a change rolled back is never logged
             logs.event(name, **values)
 

@@ -29,7 +29,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from telegram import (
     Bot,
@@ -43,16 +43,21 @@ from telegram import (
     ReplyParameters,
 )
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TelegramError
+from telegram.ext import ExtBot
 from telegram.request import BaseRequest
 
 from bot import outbox, visibility
 from bot.clock import Clock
 from bot.outbox import Kind, kind_of, put
-from bot.store import Matter, OutboxItem, QueuedReport, SendSlot, Sent, Store, Tx, sending
+from bot.store import LeaseLost, Matter, OutboxItem, QueuedReport, SendSlot, Sent, Store, Tx, sending
 from bot.store.rows import View
+from bot.telegram.ratelimit import ChatRateLimiter
 from bot.text import render
 from bot.text.i18n import Languages, Texts
 from bot.tree import Tree
+
+if TYPE_CHECKING:
+    from bot.store.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +143,7 @@ def _gone(exc: TelegramError) -> bool:
 class Delivery:
     def __init__(
         self, bot: Bot, store: Store, tree: Tree, langs: Languages, clock: Clock, bulk_at_once: int = 30,
-        settle: Mapping[Kind, Settle] | None = None,
+        settle: Mapping[Kind, Settle] | None = None, lease: Workers | None = None,
     ) -> None:
         self.bot = bot
         self.settle = dict(settle or {})
@@ -155,6 +160,51 @@ class Delivery:
         self._busy: dict[int, asyncio.Task[None]] = {}  # chats being served now
         self._bulk: set[int] = set()  # those of them sending a broadcast's or a bulletin's message
         self._apologies: set[asyncio.Task[None]] = set()
+        # Several workers on PostgreSQL (issue 18): this one sends only while it holds the
+        # sender's lease (bot/store/workers.py), once it has taken over the flood waits.
+        self.lease = lease
+        self._sending = lease is None
+        self._lease_task: asyncio.Task[None] | None = None
+        self.started_items = 0  # items this worker has begun to send, since it started
+        if lease is not None:
+            store.may_send = self.may_send
+
+    def may_send(self) -> bool:
+        """Whether this worker is the sender now (always, on one process)."""
+        return self.lease is None or (self._sending and self.lease.held())
+
+    async def _keep_lease(self) -> None:
+        """Take the sender's lease, or renew it, every third of ``delivery.lease``."""
+        assert self.lease is not None
+        generation: int | None = None
+        while True:
+            try:
+                was = generation
+                generation = self.lease.generation if await self.lease.hold() else None
+                if generation is not None and generation != was:
+                    await self._gained()
+                elif generation is None and was is not None:
+                    self._sending = False
+                    log.warning("delivery lease lost: this worker no longer sends")
+            except Exception:  # never let one failed renewal end the lease's keeping for good
+                log.exception("delivery lease: renewal failed")
+                self._sending, generation = False, None
+            await asyncio.sleep(self.lease.renew_every)
+
+    async def _gained(self) -> None:
+        """This worker is the sender now: its marks are fenced on its generation, and it
+        honours the flood waits Telegram gave the one before."""
+        assert self.lease is not None
+        self.store.fence = self.lease.fence()
+        limiter = self.bot.rate_limiter if isinstance(self.bot, ExtBot) else None
+        waits = await self.lease.flood_waits()
+        if isinstance(limiter, ChatRateLimiter):
+            for chat, left in waits.items():
+                limiter.pause(chat, left)
+        if waits:
+            log.info("delivery lease: %d flood wait(s) taken over", len(waits))
+        self._sending = True
+        self._wake.set()
 
     def wake(self) -> None:
         """Something was queued: look now rather than at the next idle tick."""
@@ -162,6 +212,8 @@ class Delivery:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="tierbot-delivery")
+        if self.lease is not None:
+            self._lease_task = asyncio.create_task(self._keep_lease(), name="tierbot-delivery-lease")
 
     def report_lost(self, report: QueuedReport) -> None:
         """A report the database would not take: say so at once, outside the outbox (the
@@ -186,7 +238,7 @@ class Delivery:
             log.warning("could not tell chat %s that its report was not saved", chat_id, exc_info=True)
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._task, *self._busy.values()) if t is not None]
+        tasks = [t for t in (self._task, self._lease_task, *self._busy.values()) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -194,7 +246,8 @@ class Delivery:
                 await task
             except asyncio.CancelledError:
                 pass
-        self._task = None
+        self._task = self._lease_task = None
+        self._sending = self.lease is None
         self._busy.clear()
         self._bulk.clear()
 
@@ -204,11 +257,14 @@ class Delivery:
             lost, self.store.signals.lost[:] = list(self.store.signals.lost), []
             for report in lost:
                 self.report_lost(report)
+            started = 0
             try:
-                started = await self.deliver_due()
+                if self.may_send():  # several workers: only the lease's holder sends
+                    started = await self.deliver_due()
+            except LeaseLost:  # lost meanwhile: the new sender takes what this batch held
+                pass
             except Exception:  # never let one bad batch stop delivery for good
                 log.exception("delivery batch failed")
-                started = 0
             if not started:
                 # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancel that
                 # arrives as the event is set, and stop() then waits for this loop forever.
@@ -253,7 +309,9 @@ class Delivery:
             task = asyncio.create_task(self._deliver_chat(chat_items, cards), name=f"tierbot-delivery-{chat_id}")
             self._busy[chat_id] = task
             task.add_done_callback(lambda done, chat=chat_id: self._finished(chat, done))
-        return sum(len(chat_items) for chat_items in by_chat.values())
+        started = sum(len(chat_items) for chat_items in by_chat.values())
+        self.started_items += started
+        return started
 
     async def _one_edit_per_view(
         self, items: list[OutboxItem], views: dict[str, View], waiting: dict[str, list[int]]
@@ -294,7 +352,12 @@ class Delivery:
 
     async def _deliver_chat(self, items: list[OutboxItem], cards: dict[int, tuple[Matter, int]]) -> None:
         for index, item in enumerate(items):
-            retry_at = await self._deliver(item, cards)
+            if not self.may_send():  # the lease was lost: the new sender takes the rest
+                return
+            try:
+                retry_at = await self._deliver(item, cards)
+            except LeaseLost:
+                return
             if retry_at is not None:  # keep the chat's order: the rest wait behind this one
                 async with self.store.transaction() as tx:
                     for later in items[index + 1 :]:
@@ -372,6 +435,8 @@ class Delivery:
             return None
         except NetworkError as exc:  # includes TimedOut and 5xx answers
             return await self._retry(item, min(MAX_BACKOFF, 2.0**item.attempts), exc)
+        except LeaseLost:  # not sent: another worker is the sender now
+            raise
         except Exception as exc:  # a bug or an answer we do not know: never retry it forever
             log.exception("outbox %s failed", item.key)
             async with self.store.transaction() as tx:
@@ -566,7 +631,8 @@ class Delivery:
             await tx.views_dead_in(chat_id, "unreachable")  # its messages are no longer edited
             for hook in self.settle.values():
                 await hook(tx, self.tree, self.langs, now, chat_id=chat_id)
-            station_chat = self.tree.chat_of(self.tree.station.id)
+            station = self.tree.station_of(node.id) if node is not None else None  # the node's own (issue 17)
+            station_chat = self.tree.chat_of(station.id) if station is not None else None
             if first and node is not None and station_chat is not None and station_chat != chat_id:
                 await put(tx, outbox.UnreachableNotice(chat_id, now, station_chat, node.name), now=now)
 

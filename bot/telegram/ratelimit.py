@@ -69,6 +69,8 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         self._chat_until: dict[ChatKey, float] = {}  # chat → paused until (monotonic)
         self._all_until = 0.0  # every request paused until
         self._recent: deque[tuple[float, ChatKey]] = deque()  # 429s of the last WIDE_WINDOW
+        # Several workers (issue 18): told of every flood wait, to keep it for the next sender.
+        self.on_flood: Callable[[ChatKey | None, float], None] | None = None
 
     async def initialize(self) -> None:
         """Nothing to set up."""
@@ -82,6 +84,14 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         if chat is not None:
             until = max(until, self._chat_until.get(chat, 0.0))
         return until
+
+    def pause(self, chat: ChatKey | None, seconds: float) -> None:
+        """Honour a flood wait another sender was given (None: every chat), ``seconds`` left of it."""
+        until = self._now() + seconds
+        if chat is None:
+            self._all_until = max(self._all_until, until)
+        else:
+            self._chat_until[chat] = max(self._chat_until.get(chat, 0.0), until)
 
     async def _group_turn(self, group: ChatKey) -> deque[float]:
         """Wait until a send to the group keeps it within ``group_per_minute`` in any minute;
@@ -122,6 +132,8 @@ class ChatRateLimiter(BaseRateLimiter[int]):
         else:
             self._chat_until[chat] = max(self._chat_until.get(chat, 0.0), until)  # type: ignore[index]
             log.info("flood wait of %.0f s for chat %s", seconds, chat)
+        if self.on_flood is not None:
+            self.on_flood(None if wide else chat, seconds + 0.1)
 
     async def process_request(
         self,
