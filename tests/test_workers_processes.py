@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -336,6 +337,11 @@ async def test_three_webhook_workers_log_every_report_card_and_escalation_once_i
     # Every report once, every update done.
     texts = [t for (t,) in await rows(database, "SELECT text FROM matters ORDER BY id")]
     assert sorted(texts) == sorted(reports), "every report exactly once"
+    # ... and none logged twice by the workers (a line is written after its commit, so one
+    # killed in between may miss it: at most once is what the logs can promise).
+    logged = Counter(int(n) for log in cluster.logs
+                     for n in re.findall(r"matter (\d+) reported in", log.read_text(errors="replace")))
+    assert logged and max(logged.values()) == 1
     assert await rows(database, "SELECT count(*) FROM inbox WHERE done_at IS NULL") == [(0,)]
     assert await rows(database, "SELECT key, state, error FROM outbox WHERE state != 'sent'") == []
     # Every escalation stepped once (the sweeps of three workers side by side), each ping arrived.
