@@ -244,7 +244,7 @@ async def main(args: argparse.Namespace) -> bytes:
         print(f"queueing them in the outbox: {time.perf_counter() - began:.2f}s")
         await store.close()
 
-        station = next(b for b in items if b.node_id == tree.station.id)
+        station = next(b for b in items if b.node_id == tree.stations[0].id)
         charts.render_png(station.chart or {})  # the first one loads the font
         began = time.perf_counter()
         png = charts.render_png(station.chart or {})

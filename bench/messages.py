@@ -131,7 +131,7 @@ async def play(folder: Path, index: int, scenario: Callable[[Play], Awaitable[No
     """Run one scenario in a fresh town; per chat, what the bot did there."""
     async with FakeBotApi() as api:
         config = load_demo_config(folder / f"m{index}.sqlite3", api.base_url, api.base_file_url)
-        st = config.station
+        st = config.stations[0]
         for node in [st, *st.communities, *[u for c in st.communities for u in c.units]]:
             if node.chat_id is not None:
                 api.add_chat(node.chat_id, node.name)

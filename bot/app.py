@@ -104,6 +104,8 @@ async def _open(app: Application) -> None:
     async with store.transaction() as tx:
         tree.set_bindings(await tx.bindings())
         first_started = await tx.first_started(clock.now())
+        if len(tree.stations) == 1:  # a town's rows from before stations are its one station's (issue 17)
+            await tx.adopt_town_rows(tree.stations[0].id, (weekly.SCHEDULE, weekly.MONTHLY))
         if store.engine != "postgres":  # one process: it is the sender; on PostgreSQL, whoever takes the lease
             await tx.outbox_retry_now(clock.now())
     langs = Languages(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})

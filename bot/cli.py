@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--from", dest="first", required=True, metavar="DATE", help="first day, YYYY-MM-DD")
     export.add_argument("--to", dest="last", required=True, metavar="DATE", help="last day, YYYY-MM-DD")
     export.add_argument("--out", required=True, metavar="FILE", help="FILE.xlsx or FILE.csv (UTF-8 with BOM)")
-    export.add_argument("--node", default=None, help="a community or unit id (default: the whole town)")
+    export.add_argument("--node", default=None,
+                        help="a station, community or unit id (default: the whole town; a city's first station)")
     _add_log_options(run)
     _add_operations(commands)
     inbox = commands.add_parser("inbox", help="updates waiting in the inbox; --failed lists those given up on")
@@ -106,7 +107,7 @@ def _check_config(path: str) -> int:
     print(f"categories: {', '.join(c.zh for c in config.categories)} (urgent: {', '.join(urgent) or 'none'})")
     print(f"weekly bulletin: {config.weekly_summary} · monthly bulletin: the 1st at {config.monthly_bulletin} "
           f"({config.timezone}) · language: {config.language}")
-    print(f"quiet hours: {config.quiet_hours or 'none'} · duty shifts: {len(config.duty)}")
+    print(f"quiet hours: {config.quiet_hours or 'none'} · duty shifts: {sum(len(st.duty) for st in config.stations)}")
     print("config OK")
     return 0
 
@@ -124,7 +125,7 @@ def describe_tree(tree: Tree) -> str:
             out += line(child, depth + 1)
         return out
 
-    return "\n".join(line(tree.station.id, 0))
+    return "\n".join(x for st in tree.stations for x in line(st.id, 0))
 
 
 def describe_ids(tree: Tree) -> str:
@@ -133,7 +134,7 @@ def describe_ids(tree: Tree) -> str:
         node = tree.nodes[node_id]
         return [f"{'  ' * (depth + 1)}{node.id}  {node.name}", *(x for c in node.children for x in line(c, depth + 1))]
 
-    return "\n".join(line(tree.station.id, 0))
+    return "\n".join(x for st in tree.stations for x in line(st.id, 0))
 
 
 def _run(config_path: str) -> int:
@@ -171,7 +172,7 @@ def _export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"tierbot export: {exc}", file=sys.stderr)
         return 2
-    node_id = args.node or config.station.id
+    node_id = args.node or config.stations[0].id
     tree = Tree(config)
     if node_id not in tree.nodes:
         print(f"tierbot export: no node {node_id!r} in {args.config}; the nodes are:", file=sys.stderr)

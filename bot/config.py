@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -136,13 +137,17 @@ class Community(_Strict):
 
 
 class Station(_Strict):
-    """Tier 1: the police station, covering the whole town."""
+    """Tier 1: the police station, covering the whole town (or, in a city's ``stations:``
+    list, its own part of it, with its own duty roster)."""
 
     id: str = _NODE_ID
     name: str = Field(min_length=1, description="a name")
     chat_id: int | None = _CHAT_ID
     staff: People
     communities: list[Community] = Field(min_length=1, description="a list of at least one community")
+    # The station's weekly rotation (值班). A town may write it at the top level (``duty:``),
+    # as before; a city writes each station's here (issue 17).
+    duty: list[DutyShift] = Field(default_factory=list, description="a list of shifts")
 
 
 class TierDeadlines(_Strict):
@@ -428,7 +433,11 @@ class Config(_Strict):
     screening: Screening = Screening()
     visits: Visits = Visits()
     safety_poll: SafetyPoll = SafetyPoll()
-    station: Station
+    # A town is one ``station:``; a city is a ``stations:`` list (issue 17), exactly one of
+    # the two. The rest of the code reads ``stations``, a list either way.
+    town_station: Station | None = Field(None, alias="station")
+    city_stations: list[Station] | None = Field(None, alias="stations", min_length=1,
+                                                description="a list of at least one station")
 
     @field_validator("quiet_hours")
     @classmethod
@@ -484,6 +493,9 @@ class Config(_Strict):
     def _across_keys(self) -> Config:
         """Problems between keys, each naming every key path involved; one validator, so
         that all of them are listed at once (pydantic stops at the first that raises)."""
+        if (self.town_station is None) == (self.city_stations is None):
+            raise cross_key_error(["station, stations: expected exactly one of them (station: for a town, "
+                                   "stations: a list for a city)"])
         paths: dict[str, list[str]] = {}
         for path, node_id in self.node_paths():
             paths.setdefault(node_id, []).append(path)
@@ -496,28 +508,55 @@ class Config(_Strict):
             chats.setdefault(chat_id, []).append(path)
         problems += [f"{' and '.join(where)}: the same chat {chat_id}; a chat serves one node only"
                      for chat_id, where in chats.items() if len(where) > 1]
-        staff = {p.id for p in self.station.staff}
-        problems += [f"duty[{i}].user: {shift.user} is not in station.staff; duty users must be station staff"
-                     for i, shift in enumerate(self.duty) if shift.user not in staff]
+        if self.duty and self.city_stations is not None:
+            problems.append("duty: with stations:, each station has its own duty: list (stations[0].duty, …)")
+        if self.duty and self.town_station is not None and self.town_station.duty:
+            problems.append("duty and station.duty: expected one of them (the station's duty roster)")
+        for path, station in self._station_paths():
+            shifts = self.duty if path == "station" and self.duty else station.duty
+            where = "duty" if shifts is self.duty else f"{path}.duty"
+            staff = {p.id for p in station.staff}
+            problems += [f"{where}[{i}].user: {shift.user} is not in {path}.staff; duty users must be station staff"
+                         for i, shift in enumerate(shifts) if shift.user not in staff]
         if problems:
             raise cross_key_error(problems)
         return self
 
+    def _station_paths(self) -> list[tuple[str, Station]]:
+        """(key path, station) of every station as config.yaml writes it."""
+        if self.city_stations is not None:
+            return [(f"stations[{i}]", st) for i, st in enumerate(self.city_stations)]
+        return [("station", self.town_station)] if self.town_station is not None else []
+
+    @cached_property
+    def stations(self) -> list[Station]:
+        """Every station, each with its own duty roster: a town's one (its top-level
+        ``duty:`` moved in) or a city's list."""
+        if self.city_stations is not None:
+            return list(self.city_stations)
+        assert self.town_station is not None
+        st = self.town_station
+        return [st.model_copy(update={"duty": self.duty}) if self.duty else st]
+
     def chat_paths(self) -> list[tuple[str, int]]:
-        """(key path, chat id) of every node with a chat_id in config.yaml."""
-        st = self.station
-        out = [("station.chat_id", st.chat_id)]
-        for i, community in enumerate(st.communities):
-            out.append((f"station.communities[{i}].chat_id", community.chat_id))
-            out += [(f"station.communities[{i}].units[{j}].chat_id", u.chat_id) for j, u in enumerate(community.units)]
+        """(key path, chat id) of every node with a chat_id in config.yaml, city-wide."""
+        out: list[tuple[str, int | None]] = []
+        for path, st in self._station_paths():
+            out.append((f"{path}.chat_id", st.chat_id))
+            for i, community in enumerate(st.communities):
+                out.append((f"{path}.communities[{i}].chat_id", community.chat_id))
+                out += [(f"{path}.communities[{i}].units[{j}].chat_id", u.chat_id)
+                        for j, u in enumerate(community.units)]
         return [(path, chat_id) for path, chat_id in out if chat_id is not None]
 
     def node_paths(self) -> list[tuple[str, str]]:
-        """(key path of its id, id) of every node, as config.yaml writes them."""
-        out = [("station.id", self.station.id)]
-        for i, community in enumerate(self.station.communities):
-            out.append((f"station.communities[{i}].id", community.id))
-            out += [(f"station.communities[{i}].units[{j}].id", u.id) for j, u in enumerate(community.units)]
+        """(key path of its id, id) of every node, as config.yaml writes them, city-wide."""
+        out: list[tuple[str, str]] = []
+        for path, st in self._station_paths():
+            out.append((f"{path}.id", st.id))
+            for i, community in enumerate(st.communities):
+                out.append((f"{path}.communities[{i}].id", community.id))
+                out += [(f"{path}.communities[{i}].units[{j}].id", u.id) for j, u in enumerate(community.units)]
         return out
 
     @property
@@ -714,7 +753,7 @@ def _expected_at(loc: list[Any]) -> str | None:
     for part in loc:
         if isinstance(part, int):
             continue
-        fields = getattr(model, "model_fields", None)
+        fields = _by_key(model)
         if not fields or part not in fields:
             return info.description if info else None
         info = fields[part]
@@ -732,11 +771,17 @@ def _model_at(loc: list[Any]) -> Any:
     for part in loc:
         if isinstance(part, int):
             continue
-        fields = getattr(model, "model_fields", None)
+        fields = _by_key(model)
         if not fields or part not in fields:
             return None
         model = _inner_model(fields[part].annotation)
     return model
+
+
+def _by_key(model: Any) -> dict[str, Any]:
+    """A model's fields by the key config.yaml writes (``station`` for ``town_station``)."""
+    fields = getattr(model, "model_fields", None) or {}
+    return {f.alias or name: f for name, f in fields.items()}
 
 
 def _inner_model(annotation: Any) -> Any:

@@ -333,7 +333,7 @@ class Matters:
                     reply_to=None if matter.private else matter.report_message_id,
                 ), now=now)
 
-        return await self._act(matter_id, actor, chat, change, Action.CATEGORIZE, update=update)
+        return await self._act(matter_id, actor, chat, change, Action.CATEGORIZE, update=update, write_lock=True)
 
     # --- heads and leaders ---------------------------------------------------------
     async def claim(
@@ -574,7 +574,7 @@ class Matters:
         heads, and (in chat ``ask_why_in``) waits for the reporter's reason. ``thanks``: the
         handler's answers to a rating taken, queued with it."""
         async with self.store.transaction(update=update) as tx:
-            matter = await tx.matter(matter_id)
+            matter = await tx.matter_for_update(matter_id)  # as _act: the sweep takes no writers' lock
             if matter is None:
                 return Result(Outcome.NOT_FOUND)
             verdict = self._verdict(Action.RATE, matter, actor)
@@ -679,14 +679,36 @@ class Matters:
         when_closed: bool = False,
         on_held: Callable[[Tx, Matter, float], Awaitable[None]] | None = None,
         update: int | None = None,
+        write_lock: bool = False,
     ) -> Result:
         """Load, check scope and permission (bot/authority.py), apply ``change`` — all in
         one transaction, ``update``'s. ``on_held``: what to do, in it, when a higher tier holds
         the matter. A refusal is rolled back: nothing changed, and the update's one write
-        transaction is left to the handler's answer."""
+        transaction is left to the handler's answer.
+
+        On PostgreSQL the matter is read ``FOR UPDATE``, first: another worker's change or sweep
+        of it waits for this commit and then sees it, so every change is decided on the matter
+        as it stands. That row lock is all it takes (``row_locks``), except for ``write_lock``
+        (categorize: its urgent alerts are counted per reporter, across matters, so it keeps the
+        writers' lock too). A deadlock aborted by PostgreSQL runs the whole again."""
+        return await self.store.retrying(lambda: self._act_once(
+            matter_id, actor, chat, change, action, when_closed, on_held, update, write_lock))
+
+    async def _act_once(
+        self,
+        matter_id: int,
+        actor: Actor,
+        chat: Node | None,
+        change: Callable[[Tx, Matter, float], Awaitable[Outcome | None]],
+        action: Action,
+        when_closed: bool,
+        on_held: Callable[[Tx, Matter, float], Awaitable[None]] | None,
+        update: int | None,
+        write_lock: bool,
+    ) -> Result:
         try:
-            async with self.store.transaction(update=update) as tx:
-                matter = await tx.matter(matter_id)
+            async with self.store.transaction(update=update, row_locks=not write_lock) as tx:
+                matter = await tx.matter_for_update(matter_id)
                 if matter is None:
                     raise _Refused(Result(Outcome.NOT_FOUND))
                 if chat is not None and not self.tree.contains(chat.id, matter.unit_id):

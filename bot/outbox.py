@@ -649,7 +649,7 @@ class OpsNotice(Notice):
 
     @property
     def key(self) -> str:
-        return f"ops.{self.topic}:{self.pid}:{int(self.at)}"
+        return f"ops.{self.topic}:{self.pid}:{int(self.at)}:{self.chat}"  # one to each station (issue 17)
 
 
 @dataclass(frozen=True)

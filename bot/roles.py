@@ -101,6 +101,6 @@ def may(tree: Tree, user_id: int, act: Act, node_id: str) -> bool:
     return node is not None and _NEEDS[act](role(tree, user_id, node_id), node)
 
 
-def staff(tree: Tree) -> tuple[Person, ...]:
-    """The station's staff: who keeps the watch (/duty names them)."""
-    return tree.station.leaders
+def staff(tree: Tree, station_id: str) -> tuple[Person, ...]:
+    """A station's staff: who keeps its watch (/duty names them)."""
+    return tree.nodes[station_id].leaders

@@ -249,12 +249,12 @@ async def tell_station_of_conflict(app: Application) -> None:
     svc = app.bot_data.get("services")
     if svc is None:
         return
-    chat = svc.tree.chat_of(svc.tree.station.id)
-    if chat is None:
+    chats = [chat for st in svc.tree.stations if (chat := svc.tree.chat_of(st.id)) is not None]  # every station's
+    if not chats:
         return
     now = svc.clock.now()
     async with svc.store.transaction() as tx:
-        await put(tx, OpsNotice("conflict", os.getpid(), now, chat), now=now)
+        await put(tx, *(OpsNotice("conflict", os.getpid(), now, chat) for chat in chats), now=now)
 
 
 def _polling_errors(app: Application, watch: ConflictWatch) -> Callable[[TelegramError], None]:

@@ -263,6 +263,7 @@ class Screenings:
         await put(tx, outbox.ScreeningAskEdit(screening_id, screening.chat_id, message_id, tag, view), now=now)
 
 
-async def missing_names(tx: Tx, tree: Tree, start: float, end: float) -> tuple[str, ...]:
-    """Communities whose screening due in [start, end) had no answer by its deadline."""
-    return tuple(tree.name_of(c) for c in await tx.screenings_missing(start, end))
+async def missing_names(tx: Tx, tree: Tree, start: float, end: float, station: str | None = None) -> tuple[str, ...]:
+    """Communities (of ``station``'s) whose screening due in [start, end) had no answer by its deadline."""
+    return tuple(tree.name_of(c) for c in await tx.screenings_missing(start, end)
+                 if station is None or tree.station_of(c) in (None, tree.nodes[station]))

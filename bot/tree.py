@@ -1,4 +1,5 @@
-"""The town as a tree: station (tier 1) → communities (tier 2) → units (tier 3).
+"""The town as a tree: station (tier 1) → communities (tier 2) → units (tier 3); a city is
+several such trees, one per station (issue 17).
 
 Built once from the config; plain data with lookups, no I/O. Chat bindings made at run
 time with /bind are kept in the database and laid over the config's chat ids.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from bot.config import Config, Person
+from bot.config import Config, DutyShift, Person
 
 STATION, COMMUNITY, UNIT = 1, 2, 3
 
@@ -28,41 +29,60 @@ class Node:
 
 class Tree:
     def __init__(self, config: Config) -> None:
-        st = config.station
         nodes: dict[str, Node] = {}
-        for community in st.communities:
-            for unit in community.units:
-                nodes[unit.id] = Node(
-                    unit.id, unit.name, UNIT, unit.kind.value, community.id, unit.chat_id,
-                    tuple(unit.heads),
+        posts: list[tuple[int, str, str]] = []
+        self.grid_workers: dict[str, tuple[Person, ...]] = {}
+        # A city has several stations (issue 17); each is a tree of its own, ids unique city-wide.
+        for st in config.stations:
+            for community in st.communities:
+                for unit in community.units:
+                    nodes[unit.id] = Node(
+                        unit.id, unit.name, UNIT, unit.kind.value, community.id, unit.chat_id,
+                        tuple(unit.heads),
+                    )
+                nodes[community.id] = Node(
+                    community.id, community.name, COMMUNITY, community.kind.value, st.id,
+                    community.chat_id, tuple(community.police) + tuple(community.secretaries),
+                    tuple(u.id for u in community.units),
                 )
-            nodes[community.id] = Node(
-                community.id, community.name, COMMUNITY, community.kind.value, st.id,
-                community.chat_id, tuple(community.police) + tuple(community.secretaries),
-                tuple(u.id for u in community.units),
+            nodes[st.id] = Node(
+                st.id, st.name, STATION, None, None, st.chat_id, tuple(st.staff),
+                tuple(c.id for c in st.communities),
             )
-        nodes[st.id] = Node(
-            st.id, st.name, STATION, None, None, st.chat_id, tuple(st.staff),
-            tuple(c.id for c in st.communities),
-        )
+            # Who holds which post where, as config.yaml says (bot/roles.py reads it):
+            # user id → (node id, "staff" | "police" | "secretary" | "grid_worker" | "head").
+            posts += [(p.id, st.id, "staff") for p in st.staff]
+            for community in st.communities:
+                posts += [(p.id, community.id, "police") for p in community.police]
+                posts += [(p.id, community.id, "secretary") for p in community.secretaries]
+                posts += [(p.id, community.id, "grid_worker") for p in community.grid_workers]
+                posts += [(p.id, unit.id, "head") for unit in community.units for p in unit.heads]
+            # Grid workers are no node's leaders: kept apart, for their names.
+            self.grid_workers.update({c.id: tuple(c.grid_workers) for c in st.communities})
         self.nodes = nodes
-        self.station = nodes[st.id]
-        # Who holds which post where, as config.yaml says (bot/roles.py reads it):
-        # user id → (node id, "staff" | "police" | "secretary" | "grid_worker" | "head").
-        posts: list[tuple[int, str, str]] = [(p.id, st.id, "staff") for p in st.staff]
-        for community in st.communities:
-            posts += [(p.id, community.id, "police") for p in community.police]
-            posts += [(p.id, community.id, "secretary") for p in community.secretaries]
-            posts += [(p.id, community.id, "grid_worker") for p in community.grid_workers]
-            posts += [(p.id, unit.id, "head") for unit in community.units for p in unit.heads]
-        # Grid workers are no node's leaders: kept apart, for their names.
-        self.grid_workers = {c.id: tuple(c.grid_workers) for c in st.communities}
+        self.stations: list[Node] = [nodes[st.id] for st in config.stations]
+        # Each station's own duty roster (a town's top-level duty: is its one station's).
+        self.duty: dict[str, list[DutyShift]] = {st.id: list(st.duty) for st in config.stations}
         self.posts: dict[int, list[tuple[str, str]]] = {}
         for user_id, node_id, post in posts:
             self.posts.setdefault(user_id, []).append((node_id, post))
         self._bound: dict[int, str] = {}
         self._chat_of: dict[str, int] = {}
         self.set_bindings({})
+
+    def station_of(self, node_id: str) -> Node | None:
+        """The station a unit, community or station belongs to (None: gone from config.yaml)."""
+        lineage = self.lineage(node_id)
+        return lineage[-1] if lineage else None
+
+    def station_nodes(self, station_id: str) -> list[str]:
+        """The ids of a station and of every node under it."""
+        station = self.nodes[station_id]
+        return [station_id, *(x for c in station.children for x in (c, *self.nodes[c].children))]
+
+    def staff_station(self, user_id: int) -> Node | None:
+        """The (first) station whose staff ``user_id`` is: theirs in a private chat."""
+        return next((self.nodes[n] for n, post in self.posts.get(user_id, ()) if post == "staff"), None)
 
     # --- chats ---------------------------------------------------------------------
     def set_bindings(self, bindings: dict[int, str]) -> None:

@@ -219,6 +219,7 @@ class VillageNotices:
         await put(tx, outbox.NoticeDraftEdit(notice_id, notice.chat_id, message_id, tag, view(notice, name)), now=now)
 
 
-async def late_names(tx: Tx, tree: Tree, start: float, end: float) -> tuple[str, ...]:
-    """Communities whose notice, due to be published in [start, end), was not within a day."""
-    return tuple(tree.name_of(c) for c in await tx.village_notices_late(start, end, GRACE))
+async def late_names(tx: Tx, tree: Tree, start: float, end: float, station: str | None = None) -> tuple[str, ...]:
+    """Communities (of ``station``'s) whose notice, due to be published in [start, end), was not within a day."""
+    return tuple(tree.name_of(c) for c in await tx.village_notices_late(start, end, GRACE)
+                 if station is None or tree.station_of(c) in (None, tree.nodes[station]))

@@ -156,8 +156,10 @@ class Notifier:
         tier = node.tier if node else pings[0].tier
         leaders = list(node.leaders) if node else []
         on_watch: list[int] = []
-        if tier == STATION:
-            on_watch = duty.on_duty(self.config.duty, await tx.duty_overrides(now), now, self.config.tz)
+        station = (node or self.tree.station_of(pings[0].matter.unit_id)) if tier == STATION else None
+        if station is not None:  # the watch of this station (a city has several, issue 17)
+            overrides = await tx.duty_overrides(now, station.id)
+            on_watch = duty.on_duty(self.tree.duty.get(station.id, []), overrides, now, self.config.tz)
         unit_group = node is not None and node.tier == UNIT  # sees no text of private matters
         data = ping_data(pings, now, self._audience(chat), leaders[:MAX_MENTIONS], on_watch)
         message = outbox.Ping(key_prefix, chat, _pairs(pings), data)

@@ -4,6 +4,13 @@ It reads only what is due (an index on ``next_due``), re-checks each matter insi
 transaction that acts on it, and writes the change, its timeline event and its messages
 together. Running it twice at the same moment does nothing the second time, and after a
 restart a matter that fell due while the bot was down is handled exactly once.
+
+Several workers on one PostgreSQL database (issue 18) each run it: a batch takes its due
+matters with ``FOR UPDATE SKIP LOCKED`` (bot/store/queries.py ``due_matters``) and commits their
+steps and messages in the same transaction, without the writers' lock, so the workers' batches
+run side by side, each matter in one of them. What quiet hours held is released under the
+writers' lock, by one worker at a time. A batch PostgreSQL aborts as a deadlock is run again
+(Store.retrying).
 """
 
 from __future__ import annotations
@@ -36,11 +43,16 @@ _STEPS: dict[Action, tuple[str, str, bool]] = {
 
 async def sweep(store: Store, notifier: Notifier, now: float) -> int:
     """Carry out every step due at ``now``; returns how many were taken."""
-    async with store.transaction() as tx:
-        await notifier.release(tx, now)  # what quiet hours held, if they are over
+    async def release() -> None:
+        # Under the writers' lock: one worker takes all that is due, so a chat gets one message
+        # (with SKIP LOCKED, two workers' releases could split a chat's pings in two).
+        async with store.transaction() as tx:
+            await notifier.release(tx, now)  # what quiet hours held, if they are over
+
+    await store.retrying(release)
     taken_total = 0
     while True:
-        taken, seen = await _sweep_batch(store, notifier, now)
+        taken, seen = await store.retrying(lambda: _sweep_batch(store, notifier, now))
         taken_total += taken
         if seen < BATCH:
             return taken_total
@@ -55,8 +67,8 @@ async def _sweep_batch(store: Store, notifier: Notifier, now: float) -> tuple[in
     cards: list[Card] = []
     stamp = int(now * 1000)  # with the matter's id, marks this step's messages uniquely
     reason_text = notifier.langs.for_chat(None)
-    async with store.transaction() as tx:
-        due = await tx.due_matters(now, BATCH)
+    async with store.transaction(row_locks=True) as tx:
+        due = await tx.due_matters(now, BATCH)  # locked: another worker's sweep passes them over
         for matter in due:
             if matter.unit_id not in notifier.tree.nodes:  # its unit was removed from config.yaml
                 log.warning("matter %s belongs to unit %r, no longer in the config; it stops escalating",

@@ -18,7 +18,7 @@ from bot import outbox, screening, village_notice
 from bot.outbox import put
 from bot.roles import Role, role
 from bot.store import Store, Tx
-from bot.tree import COMMUNITY, STATION, Tree
+from bot.tree import COMMUNITY, STATION, Node, Tree
 from escalation import officers
 from escalation.officers import Targets
 from escalation.reports import bulletin, service
@@ -77,43 +77,54 @@ async def send_monthly_due(
 
 async def _send(store: Store, tree: Tree, words: Words, schedule: str, fire: float, period: Period,
                 now: float, safety_min_answers: int | None = None, targets: Targets | None = None) -> bool:
+    """Each station's bulletins (a city has several, issue 17) in a transaction of its own,
+    marked as run for that station: the figures are counted once for the whole city, then
+    each station's nodes get theirs, and each station's figures are published as its own."""
     key = datetime.fromtimestamp(fire, UTC).isoformat()
     async with store.read() as tx:
-        if await tx.schedule_ran(schedule, key):
-            return False
+        due = [st for st in tree.stations if not await tx.schedule_ran(schedule, key, st.id)]
+    if not due:
+        return False
     figures = await service.period_figures(store, tree, period, now=now)
     if safety_min_answers is not None:
         figures.safety = await service.safety_figures(store, period, safety_min_answers)
     views = service.bulletins(tree, figures, period)
-    notices = service.notices(tree, words, views, f"{schedule}:{key}")  # counted outside the write lock
     sections = await _officers_sections(store, tree, f"{schedule}:{key}", period, targets or Targets(), words)
-    async with store.transaction() as tx:
-        if not await tx.mark_schedule(schedule, key, now):
-            return False  # another sweep got there first
-        await put(tx, *notices, now=now)
-        if schedule == SCHEDULE and (officers := await _officers_line(tx, tree, f"{schedule}:{key}", period)):
-            await put(tx, officers, now=now)
-        await put(tx, *sections, now=now)  # each node's officers, after its bulletin
-        tx.log_event("bulletin", schedule=schedule, due=key, groups=len(views))
-        await service.publish(tx, tree, figures, period, now)
-    return True
+    sent = False
+    for station in due:
+        mine = set(tree.station_nodes(station.id))
+        own = {node_id: view for node_id, view in views.items() if node_id in mine}
+        notices = service.notices(tree, words, own, f"{schedule}:{key}")  # counted outside the write lock
+        async with store.transaction() as tx:
+            if not await tx.mark_schedule(schedule, key, now, station.id):
+                continue  # another sweep got there first
+            await put(tx, *notices, now=now)
+            if schedule == SCHEDULE and (
+                officers := await _officers_line(tx, tree, station, f"{schedule}:{key}", period)
+            ):
+                await put(tx, officers, now=now)
+            await put(tx, *(s for s in sections if s.node_id in mine), now=now)  # after its bulletin
+            tx.log_event("bulletin", schedule=schedule, due=key, station=station.id, groups=len(own))
+            await service.publish(tx, tree, figures, period, now, station.id)
+        sent = True
+    return sent
 
 
-async def _officers_line(tx: Tx, tree: Tree, batch: str, period: Period) -> outbox.Notice | None:
-    """The station's weekly bulletin names the communities whose safety notice was not
+async def _officers_line(tx: Tx, tree: Tree, station: Node, batch: str, period: Period) -> outbox.Notice | None:
+    """The station's weekly bulletin names its communities whose safety notice was not
     published within a day and those whose screening had no answer by its deadline."""
-    station_chat = tree.chat_of(tree.station.id)
+    station_chat = tree.chat_of(station.id)
     if station_chat is None:
         return None
-    late = await village_notice.late_names(tx, tree, period.start, period.end)
-    unscreened = await screening.missing_names(tx, tree, period.start, period.end)
+    late = await village_notice.late_names(tx, tree, period.start, period.end, station.id)
+    unscreened = await screening.missing_names(tx, tree, period.start, period.end, station.id)
     if not late and not unscreened:
         return None
-    return outbox.NoticesLate(batch, tree.station.id, station_chat, late, unscreened)
+    return outbox.NoticesLate(batch, station.id, station_chat, late, unscreened)
 
 
 async def _officers_sections(store: Store, tree: Tree, batch: str, period: Period, targets: Targets,
-                             words: Words) -> list[outbox.Notice]:
+                             words: Words) -> list[outbox.OfficersPart]:
     """Each station's and community's officers' section (escalation/officers.py): the
     station's lists every community's, a community's its own."""
     weeks = officers.month_weeks(period) if period.kind == bulletin.Kind.MONTHLY else []
@@ -127,12 +138,12 @@ async def _officers_sections(store: Store, tree: Tree, batch: str, period: Perio
     screened = officers.screenings(
         (s.community_id, s.answered_at is not None and s.answered_at <= s.due_at, found) for s, found, *_ in answers
     )
-    out: list[outbox.Notice] = []
+    out: list[outbox.OfficersPart] = []
     for node in tree.nodes.values():
         chat = tree.chat_of(node.id)
         if chat is None or node.tier not in (STATION, COMMUNITY):
             continue
-        mine = [c.id for c in communities] if node.tier == STATION else [node.id]
+        mine = list(node.children) if node.tier == STATION else [node.id]  # the station's own communities
         out += [outbox.OfficersPart(batch, node.id, chat, part)
                 for part in officers.section(rows, mine, screened, targets, period.kind)]
     return out

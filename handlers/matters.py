@@ -233,8 +233,13 @@ async def button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     parsed = render.parse_callback(query.data)
     node = chat_node(update, context)
     chat = update.effective_chat
-    if node is None and chat is not None and chat.type == ChatType.PRIVATE:
-        node = svc.tree.station  # a leader's DM copy: permission alone decides, as in the group
+    if node is None and chat is not None and chat.type == ChatType.PRIVATE and parsed is not None:
+        # A leader's DM copy: permission alone decides, as in the group, within the matter's
+        # station (a city has several, issue 17).
+        async with svc.store.read() as tx:
+            matter = await tx.matter(parsed[1])
+        node = svc.tree.station_of(matter.unit_id) if matter is not None else None
+        node = node or svc.tree.stations[0]  # a matter gone or of a unit gone: refused below as before
     forged_rating = parsed is not None and parsed[0] == "rate" and parsed[2] not in RATINGS
     # These two rewrite the message pressed on: only from that message's own buttons.
     forged = parsed is not None and parsed[0] in ("rate", "cats") and not on_its_keyboard(update)

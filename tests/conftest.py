@@ -148,8 +148,9 @@ class Running:
 
 
 def add_chats(api: FakeBotApi, raw: dict[str, Any]) -> None:
-    st = raw["station"]
-    nodes = [st, *st["communities"], *[u for c in st["communities"] for u in c["units"]]]
+    stations = raw["stations"] if "stations" in raw else [raw["station"]]  # a city's, or a town's one
+    nodes = [n for st in stations
+             for n in (st, *st["communities"], *[u for c in st["communities"] for u in c["units"]])]
     for node in nodes:
         if node.get("chat_id"):
             api.add_chat(node["chat_id"], node["name"])

@@ -156,7 +156,7 @@ async def test_odd_numbers_dates_and_durations_get_a_usage_answer(make_bot: Any)
         assert m.state == State.OPEN and m.suspended_until is None
         assert not bot.api.calls_to("sendDocument")
         async with bot.svc.store.read() as tx:
-            assert await tx.duty_overrides(bot.clock.now()) == []
+            assert await tx.duty_overrides(bot.clock.now(), bot.svc.tree.stations[0].id) == []
             assert await tx.attachments(1) == []
 
 

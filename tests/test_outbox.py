@@ -47,7 +47,7 @@ def test_each_notice_builds_the_key_the_outbox_has_always_held() -> None:
         (outbox.BroadcastQueued(2, -1, 20), "bca:2", Kind.BROADCAST_QUEUED),
         (outbox.BroadcastReport(2, -1, 42, "王警官", 19, ("u2",)), "bcr:2", Kind.BROADCAST_REPORT),
         (outbox.UnreachableNotice(-5, 1000.7, -1, "c1"), "unreachable:-5:1000", Kind.UNREACHABLE),
-        (outbox.OpsNotice("conflict", 77, 1000.7, -1), "ops.conflict:77:1000", Kind.OPS),
+        (outbox.OpsNotice("conflict", 77, 1000.7, -1), "ops.conflict:77:1000:-1", Kind.OPS),
         (outbox.BulletinPart("weekly:2026-W48", "c1", 0, -5, {"node": "c1"}, 2), "weekly:2026-W48:c1:0", Kind.BULLETIN),
         (outbox.Chart.of_bulletin("weekly:2026-W48", "c1", -5, {"node": "c1"}), "weekly:2026-W48:c1:chart", Kind.CHART),
         (outbox.Chart.of_summary(-5, 31, {"node": "c1"}), "summary:-5:31", Kind.CHART),
@@ -109,7 +109,7 @@ async def test_a_kinds_settlement_hook_runs_in_the_transaction_that_records_its_
             await outbox.put(tx, outbox.OpsNotice("conflict", 1, 5.0, STATION_CHAT), now=bot.clock.now())
         await bot.wait_bot(STATION_CHAT, "另有一个程序")
         await bot.settle()
-        assert seen == [("ops.conflict:1:5", True)]
+        assert seen == [(f"ops.conflict:1:5:{STATION_CHAT}", True)]
         async with bot.svc.store.read() as tx:
             assert await tx.outbox_due(bot.clock.now() + 1e9, limit=5) == []
 

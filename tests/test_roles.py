@@ -113,7 +113,7 @@ def test_broadcast_and_the_watch_in_words(tree: Tree) -> None:
     assert not may(tree, POLICE, Act.BROADCAST, "st") and not may(tree, HEAD1, Act.BROADCAST, "u1")
     assert may(tree, STAFF, Act.BROADCAST, "c2") and may(tree, STAFF, Act.KEEP_WATCH, "st")
     assert not may(tree, POLICE, Act.KEEP_WATCH, "st")
-    assert [p.id for p in staff(tree)] == [STAFF]
+    assert [p.id for p in staff(tree, tree.stations[0].id)] == [STAFF]
 
 
 # --- the helpers it replaced are gone, and nobody else computes a role ---------------------

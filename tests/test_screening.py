@@ -166,7 +166,7 @@ async def test_the_ledger_has_a_screening_sheet(make_bot: Any) -> None:
         bot.api.press_button(C1_CHAT, bot.user(POLICE, "王警官"), ask.message_id, _buttons(ask)[0])
         await bot.api.wait_for(lambda: "零报告）" in (_current(bot, C1_CHAT, ask.message_id).text or "") or None)
         svc = bot.svc
-        data = await service.load_ledger(svc.store, svc.tree, svc.tree.station, THURSDAY_18 - 86400, MONDAY_9)
+        data = await service.load_ledger(svc.store, svc.tree, svc.tree.stations[0], THURSDAY_18 - 86400, MONDAY_9)
         book = load_workbook(io.BytesIO(ledger.to_xlsx(data, svc.tree, svc.texts)))
         rows = list(book["排查"].iter_rows(values_only=True))
         assert rows[0][:3] == ("社区", "截止时间", "排查结果")

@@ -120,7 +120,7 @@ def test_grid_workers_are_checked_like_every_list_of_people() -> None:
         assert "station.communities[0].grid_workers[0]" in str(exc)
     else:
         raise AssertionError("a grid worker must be a user id")
-    assert parse_town().station.communities[0].grid_workers == []  # optional
+    assert parse_town().stations[0].communities[0].grid_workers == []  # optional
 
 
 # --- writing an entry ------------------------------------------------------------------------

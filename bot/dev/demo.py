@@ -89,7 +89,7 @@ def town_for_demo(demo: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
 def cast(config: Config) -> tuple[Any, Any, Any]:
     """The community and its two units the demo plays in; ConfigError if the town has none
     with two units, a head and station staff."""
-    st = config.station
+    st = config.stations[0]
     community = next((c for c in st.communities if len(c.units) >= 2 and c.units[0].heads), None)
     if community is None or not st.staff:
         raise ConfigError("the demo needs station staff and a community with at least two units, "
@@ -110,7 +110,7 @@ async def main(config_path: str | None = None) -> int:
             except ConfigError as exc:
                 print(f"tierbot demo: {exc}", file=sys.stderr)
                 return 1
-            st = config.station
+            st = config.stations[0]
             t = Texts(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
             for chat_id, title in _chats(config):
                 api.add_chat(chat_id, title)
@@ -210,7 +210,7 @@ async def _visit(api: FakeBotApi, officer: Any, unit: Any, community_chat: int |
 
 
 def _chats(config: Config) -> list[tuple[int, str]]:
-    st = config.station
+    st = config.stations[0]
     nodes: list[Any] = [st, *st.communities, *[u for c in st.communities for u in c.units]]
     return [(n.chat_id, n.name) for n in nodes if n.chat_id is not None]
 

@@ -11,6 +11,12 @@ PostgreSQL there is none to ask for afterwards).
 Parameters are typed by PostgreSQL, not by the value as in SQLite: a ``?`` whose type it
 cannot infer (``SELECT ?, …`` feeding an INSERT) is text, and a number bound to it is refused
 (asyncpg's DataError) — such a query needs a cast, see ``dialect``'s notes.
+
+Several worker processes share one database, each with its own connection (issue 18): the
+transactions are READ COMMITTED; ``Tx`` reads ``Connection.engine`` to add PostgreSQL's row
+locks (``FOR UPDATE``, ``FOR UPDATE SKIP LOCKED``) to the queries that need them; which
+transactions still take the writers' lock, and why, is in bot/store/store.py's docstring.
+A deadlock or serialization failure (``RETRY``) is run again by ``Store.retrying``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,10 @@ from bot.store.schema import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew
 
 # What a ROLLBACK may raise and be ignored (the transaction it would end is gone already).
 ERRORS: tuple[type[BaseException], ...] = (asyncpg.PostgresError, asyncpg.InterfaceError)
+# What PostgreSQL aborts a transaction with that the same transaction, run again, may pass:
+# a deadlock between workers (40P01), a serialization failure (40001). Store.retrying.
+RETRY: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
 STATEMENTS = 2000  # prepared statements kept per connection
 _STATUS_COUNT = re.compile(r"(\d+)$")
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+(?:OR\s+\w+\s+)?INTO\s+(\w+)", re.I)
@@ -95,6 +105,9 @@ def quiet(exc: BaseException) -> None:
 
 class Connection:
     """An asyncpg connection answering like aiosqlite's (the part the storage layer uses)."""
+
+    engine = "postgres"  # what Tx reads to pick a query's PostgreSQL branch (row locks)
+    retry = RETRY  # what Store.retrying runs again
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.raw = conn

@@ -57,6 +57,8 @@ class Tx:
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
+        # PostgreSQL-only clauses (row locks) are a branch on this; SQLite has one writer at a time.
+        self.postgres = getattr(conn, "engine", "sqlite") == "postgres"
         self.enqueued = False
         # In-memory copies this transaction changed ("bindings", "languages"): other workers
         # reload them once it commits (bot/store/workers.py).
@@ -86,6 +88,14 @@ class Tx:
     # --- matters -----------------------------------------------------------------
     async def matter(self, matter_id: int) -> Matter | None:
         row = await self._one(f"{MATTER_SELECT} WHERE id = ?", (matter_id,))
+        return matter_from_row(row) if row else None
+
+    async def matter_for_update(self, matter_id: int) -> Matter | None:
+        """The matter, its row locked until the commit (PostgreSQL): a state change reads it
+        first, so that another worker's change or sweep waits for this one, then sees it
+        (SQLite's one writer already does that)."""
+        lock = " FOR UPDATE" if self.postgres else ""
+        row = await self._one(f"{MATTER_SELECT} WHERE id = ?{lock}", (matter_id,))
         return matter_from_row(row) if row else None
 
     async def insert_reports(self, reports: list[QueuedReport]) -> list[tuple[int, int]]:
@@ -157,9 +167,13 @@ class Tx:
             await self._conn.executemany(f"UPDATE matters SET {assignments} WHERE id = ?", rows)
 
     async def due_matters(self, now: float, limit: int = 500) -> list[Matter]:
+        """What is due, oldest first. On PostgreSQL the rows are locked until the commit and
+        those another worker's sweep or state change holds are passed over: several workers
+        sweep side by side, each matter stepped by one of them (escalation/sweep.py)."""
+        lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
         rows = await self._all(
             f"{MATTER_SELECT} WHERE next_due IS NOT NULL AND next_due <= ? "
-            "ORDER BY next_due LIMIT ?",
+            f"ORDER BY next_due LIMIT ?{lock}",
             (now, limit),
         )
         return [matter_from_row(r) for r in rows]
@@ -634,18 +648,29 @@ class Tx:
         (value,) = await self._one("SELECT value FROM meta WHERE key = 'first_started'")
         return float(value)
 
-    async def schedule_ran(self, name: str, period: str) -> bool:
+    async def schedule_ran(self, name: str, period: str, station: str = "") -> bool:
+        """Whether the run of ``name`` for ``period`` went out: for ``station``, or city-wide ('')."""
         row = await self._one(
-            "SELECT 1 FROM schedule_runs WHERE name = ? AND period = ?", (name, period)
+            "SELECT 1 FROM schedule_runs WHERE name = ? AND period = ? AND station = ?", (name, period, station)
         )
         return row is not None
 
-    async def mark_schedule(self, name: str, period: str, now: float) -> bool:
+    async def mark_schedule(self, name: str, period: str, now: float, station: str = "") -> bool:
         cur = await self._conn.execute(
-            "INSERT OR IGNORE INTO schedule_runs (name, period, ran_at) VALUES (?, ?, ?)",
-            (name, period, now),
+            "INSERT OR IGNORE INTO schedule_runs (name, period, station, ran_at) VALUES (?, ?, ?, ?)",
+            (name, period, station, now),
         )
         return cur.rowcount == 1
+
+    async def adopt_town_rows(self, station: str, schedules: Sequence[str]) -> None:
+        """A town's rows from before stations (station '') are its one station's (issue 17):
+        run at start when the config has exactly one station; a no-op once done."""
+        marks = ", ".join("?" for _ in schedules)
+        await self._conn.execute(
+            f"UPDATE schedule_runs SET station = ? WHERE station = '' AND name IN ({marks})", (station, *schedules)
+        )
+        for table in ("week_counts", "published_figures", "duty_overrides"):
+            await self._conn.execute(f"UPDATE {table} SET station = ? WHERE station = ''", (station,))
 
     # --- quiet hours ---------------------------------------------------------------
     async def hold_ping(
@@ -681,15 +706,20 @@ class Tx:
         row = await self._one("SELECT private_chat FROM users WHERE user_id = ?", (user_id,))
         return bool(row and row[0])
 
-    async def add_duty_override(self, user_id: int, name: str, start: float, until: float, by: int) -> None:
+    async def add_duty_override(
+        self, user_id: int, name: str, start: float, until: float, by: int, station: str
+    ) -> None:
         await self._conn.execute(
-            "INSERT INTO duty_overrides (user_id, name, start, until, set_by, set_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (user_id, name, start, until, by, start),
+            "INSERT INTO duty_overrides (user_id, name, start, until, set_by, set_at, station) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (user_id, name, start, until, by, start, station),
         )
 
-    async def duty_overrides(self, now: float) -> list[DutyOverride]:
+    async def duty_overrides(self, now: float, station: str) -> list[DutyOverride]:
+        """Who took ``station``'s watch and until when, still in force at ``now``."""
         rows = await self._all(
-            "SELECT user_id, start, until FROM duty_overrides WHERE until > ? ORDER BY set_at, id", (now,)
+            "SELECT user_id, start, until FROM duty_overrides WHERE until > ? AND station = ? ORDER BY set_at, id",
+            (now, station),
         )
         return [DutyOverride(*r) for r in rows]
 
@@ -967,11 +997,15 @@ class Tx:
         return {unit_id: count for unit_id, count in rows}
 
     # --- bulletins and ledgers (issue 5) -------------------------------------------
-    async def week_counts(self, week_end: float) -> list[list[Any]] | None:
-        """(unit, category, matters reported) in the week ending at ``week_end``, as
-        counted before; None if that week has not been counted yet."""
-        row = await self._one("SELECT counts FROM week_counts WHERE week_end = ?", (week_end,))
-        return None if row is None else json.loads(row[0])
+    async def week_counts(self, week_end: float, stations: Sequence[str]) -> list[list[Any]] | None:
+        """(unit, category, matters reported) in the week ending at ``week_end`` in these
+        stations' units, as counted before; None if that week has not been counted yet for
+        every one of them."""
+        rows = await self._all("SELECT station, counts FROM week_counts WHERE week_end = ?", (week_end,))
+        kept = dict(rows)
+        if any(station not in kept for station in stations):
+            return None
+        return [row for station in stations for row in json.loads(kept[station])]
 
     async def count_week(self, start: float, end: float) -> list[tuple[str, str, int]]:
         """(unit, category, matters reported) in [start, end), counted now."""
@@ -985,10 +1019,12 @@ class Tx:
         )
         return [(unit, category, int(n)) for unit, category, n in rows]
 
-    async def save_week_counts(self, week_end: float, counts: list[tuple[str, str, int]]) -> None:
-        await self._conn.execute(
-            "INSERT OR IGNORE INTO week_counts (week_end, counts) VALUES (?, ?)",
-            (week_end, json.dumps(counts, ensure_ascii=False, separators=(",", ":"))),
+    async def save_week_counts(self, week_end: float, counts: dict[str, list[tuple[str, str, int]]]) -> None:
+        """A week's counts, station by station (``counts``: station → its units' rows)."""
+        await self._conn.executemany(
+            "INSERT OR IGNORE INTO week_counts (week_end, station, counts) VALUES (?, ?, ?)",
+            [(week_end, station, json.dumps(rows, ensure_ascii=False, separators=(",", ":")))
+             for station, rows in counts.items()],
         )
 
     async def ledger_matters(self, start: float, end: float) -> list[Matter]:
@@ -1014,21 +1050,23 @@ class Tx:
                 out.setdefault(r[0], []).append(Event(*r))
         return out
 
-    async def save_published(self, schedule: str, start: float, end: float, figures: str, now: float) -> None:
-        """A bulletin's figures as published (JSON), once per schedule and period."""
+    async def save_published(
+        self, schedule: str, start: float, end: float, figures: str, now: float, station: str
+    ) -> None:
+        """A station's bulletin figures as published (JSON), once per schedule and period."""
         await self._conn.execute(
-            "INSERT OR IGNORE INTO published_figures (schedule, period_start, period_end, figures, published_at) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (schedule, start, end, figures, now),
+            "INSERT OR IGNORE INTO published_figures "
+            "(schedule, period_start, period_end, station, figures, published_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (schedule, start, end, station, figures, now),
         )
 
-    async def published(self, schedule: str, start: float, end: float) -> str | None:
-        """The figures a bulletin of [start, end) published, if one did."""
-        row = await self._one(
-            "SELECT figures FROM published_figures WHERE schedule = ? AND period_start = ? AND period_end = ?",
+    async def published(self, schedule: str, start: float, end: float) -> dict[str, str]:
+        """The figures the bulletins of [start, end) published, by station."""
+        rows = await self._all(
+            "SELECT station, figures FROM published_figures WHERE schedule = ? AND period_start = ? AND period_end = ?",
             (schedule, start, end),
         )
-        return None if row is None else str(row[0])
+        return {str(station): str(figures) for station, figures in rows}
 
     # --- broadcasts (/broadcast) ---------------------------------------------------
     async def insert_broadcast(

@@ -465,6 +465,52 @@ MIGRATIONS: list[str] = [
         until REAL NOT NULL
     );
     """,
+    # 15 (issue 17, several stations in one config): what a town kept once for its one station
+    # is kept per station of a city: the bulletins' schedule runs, their published figures,
+    # the chart's week counts, and who took the watch (/duty). ``station`` '' is a run that
+    # is city-wide (the safety notice, the screening, the poll: one run for every community)
+    # and, on a town's rows from before, its one station: those are given its id when the
+    # bot starts with exactly one station (Tx.adopt_town_rows), which no default here can
+    # know. A rebuild, as SQLite cannot widen a primary key; the same SQL on PostgreSQL.
+    # Matter numbers stay city-wide (one sequence): a number names one matter in the city.
+    """
+    CREATE TABLE schedule_runs_new (
+        name TEXT NOT NULL,
+        period TEXT NOT NULL,
+        station TEXT NOT NULL DEFAULT '',
+        ran_at REAL NOT NULL,
+        PRIMARY KEY (name, period, station)
+    );
+    INSERT INTO schedule_runs_new (name, period, station, ran_at) SELECT name, period, '', ran_at FROM schedule_runs;
+    DROP TABLE schedule_runs;
+    ALTER TABLE schedule_runs_new RENAME TO schedule_runs;
+
+    CREATE TABLE week_counts_new (
+        week_end REAL NOT NULL,
+        station TEXT NOT NULL DEFAULT '',
+        counts TEXT NOT NULL,
+        PRIMARY KEY (week_end, station)
+    );
+    INSERT INTO week_counts_new (week_end, station, counts) SELECT week_end, '', counts FROM week_counts;
+    DROP TABLE week_counts;
+    ALTER TABLE week_counts_new RENAME TO week_counts;
+
+    CREATE TABLE published_figures_new (
+        schedule TEXT NOT NULL,
+        period_start REAL NOT NULL,
+        period_end REAL NOT NULL,
+        station TEXT NOT NULL DEFAULT '',
+        figures TEXT NOT NULL,
+        published_at REAL NOT NULL,
+        PRIMARY KEY (schedule, period_start, period_end, station)
+    );
+    INSERT INTO published_figures_new (schedule, period_start, period_end, station, figures, published_at)
+        SELECT schedule, period_start, period_end, '', figures, published_at FROM published_figures;
+    DROP TABLE published_figures;
+    ALTER TABLE published_figures_new RENAME TO published_figures;
+
+    ALTER TABLE duty_overrides ADD COLUMN station TEXT NOT NULL DEFAULT '';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

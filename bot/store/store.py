@@ -21,6 +21,31 @@ takes a slot (``SendSlot``) just before it goes out, and gives it back when its 
 committed (or when Telegram did not take it). There are ``connections + SENT_BATCH`` slots:
 the sends in flight, and a batch of 16 waiting for the group commit, which starts as soon as
 the store is free (a few milliseconds) and writes them all. A crash repeats at most that many.
+
+Several workers on one PostgreSQL database (issue 18). Each process has its own connection and
+this lock; between processes, a write transaction (``BEGIN IMMEDIATE``) takes the writers' lock
+(bot/store/dialect.py ``WRITE_LOCK``), as SQLite has one writer at a time. That is correct but
+puts every write of every worker in one line. What relies on it:
+
+- the hourly report limit, counted over every process's reports in the group commit's write
+  transaction (and a private report's), and the daily urgent alerts counted in categorize's;
+- matter numbers: every matter is inserted under it (a report's group commit, a released held
+  report, an officer's finding), so numbers are committed in order and follow ``created_at``,
+  which the figures' "first matter since" and the ledger read;
+- schedule runs (bulletins, polls, screenings, village notices) need it less: their effect and
+  their ``INSERT OR IGNORE`` run row commit together, and on PostgreSQL a second worker's insert
+  of the same run waits for the first's commit and then inserts nothing;
+- what quiet hours held: released by one worker at a time, so a chat gets one message.
+
+What does without it (``transaction(row_locks=True)``) locks the rows it acts on instead,
+first: a sweep batch takes its due matters ``FOR UPDATE SKIP LOCKED`` (several workers' batches
+run side by side, each matter in one of them), a state change reads its matter ``FOR UPDATE``
+(bot/matters.py ``_act``; rating and categorize read it so too, under the writers' lock as
+well). Lock order: the writers' lock (if taken), then the matter row, then anything else; a
+row-locked transaction never waits for the writers' lock and the sweep never waits for a
+matter, so the rows left to meet in a cycle are the few that two matters' messages share.
+PostgreSQL aborts such a deadlock (or a serialization failure) in one of them, which is then
+run again whole (``retrying``).
 """
 
 from __future__ import annotations
@@ -32,11 +57,11 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import aiosqlite
 
@@ -51,6 +76,7 @@ if TYPE_CHECKING:
     from bot.store.workers import Fence
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 class LeaseLost(RuntimeError):
     """This worker no longer holds the sender's lease (several workers on PostgreSQL, issue 18:
@@ -121,6 +147,8 @@ class Store:
         self._conn = conn
         # What a ROLLBACK may raise and be ignored (SQLite: "no transaction" after a cancelled BEGIN).
         self._rollback_errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
+        # What a transaction may be aborted with and run again (Store.retrying): none on SQLite's one writer.
+        self._retry_errors: tuple[type[BaseException], ...] = getattr(conn, "retry", ())
         self._lock = asyncio.Lock()
         self.signals = signals or Signals()
         self.handled: set[int] = set()  # updates whose effects are committed, or queued to be
@@ -228,8 +256,12 @@ class Store:
             await self._conn.execute("COMMIT")
 
     @asynccontextmanager
-    async def transaction(self, update: int | None = None) -> AsyncIterator[Tx]:
+    async def transaction(self, update: int | None = None, *, row_locks: bool = False) -> AsyncIterator[Tx]:
         """One write transaction: everything inside commits together or not at all.
+
+        ``row_locks``: on PostgreSQL, the transaction does without the writers' lock
+        (``WRITE_LOCK``) and locks the rows it acts on itself, first (a sweep batch's due
+        matters, a state change's matter): see the module's docstring. SQLite ignores it.
 
         ``update``: the Telegram update a handler is handling (bot/telegram/inbox.py). It is
         marked done in this transaction, so its effects, its answers and "done" commit together;
@@ -241,7 +273,7 @@ class Store:
             await self._write_queued()
             if update is not None and update in self.handled:  # the same, once the lock is ours
                 raise SecondWrite(f"update {update} already has its write transaction")
-            async with self._atomic() as tx:
+            async with self._atomic(write_lock=not row_locks) as tx:
                 yield tx
                 if update is not None:
                     await tx.inbox_done([update], self.now())
@@ -418,13 +450,27 @@ class Store:
             await self._write_queued()
             await self._count_try(update_id, error)
 
+    async def retrying(self, attempt: Callable[[], Awaitable[T]], tries: int = 5) -> T:
+        """``attempt`` (a whole transaction), run again when PostgreSQL aborted it as a deadlock
+        or a serialization failure between workers: nothing of it was committed."""
+        for left in range(tries - 1, -1, -1):
+            try:
+                return await attempt()
+            except self._retry_errors as exc:
+                if not left:
+                    raise
+                log.warning("transaction aborted (%s); run again", type(exc).__name__)
+                await asyncio.sleep(0.01 * (tries - left))  # the other side commits meanwhile
+        raise AssertionError("unreachable")
+
     @asynccontextmanager
-    async def _atomic(self) -> AsyncIterator[Tx]:
-        """BEGIN … COMMIT, or ROLLBACK on any error; the caller holds the lock."""
+    async def _atomic(self, write_lock: bool = True) -> AsyncIterator[Tx]:
+        """BEGIN … COMMIT, or ROLLBACK on any error; the caller holds the lock. Without
+        ``write_lock`` a PostgreSQL transaction is a plain BEGIN (no WRITE_LOCK)."""
         tx = Tx(self._conn)
         tx.fence = self.fence
         try:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            await self._conn.execute("BEGIN IMMEDIATE" if write_lock or not tx.postgres else "BEGIN")
             yield tx
         except BaseException:
             # Also after a cancel during BEGIN: aiosqlite runs it anyway, and this ROLLBACK,

@@ -638,7 +638,8 @@ class Delivery:
             await tx.views_dead_in(chat_id, "unreachable")  # its messages are no longer edited
             for hook in self.settle.values():
                 await hook(tx, self.tree, self.langs, now, chat_id=chat_id)
-            station_chat = self.tree.chat_of(self.tree.station.id)
+            station = self.tree.station_of(node.id) if node is not None else None  # the node's own (issue 17)
+            station_chat = self.tree.chat_of(station.id) if station is not None else None
             if first and node is not None and station_chat is not None and station_chat != chat_id:
                 await put(tx, outbox.UnreachableNotice(chat_id, now, station_chat, node.name), now=now)
 

@@ -118,9 +118,11 @@ class PeriodFigures:
                 self._totals[key] = units[node_id]
         return self._totals[key]
 
-    def shown(self, tree: Tree) -> dict[str, Any]:
-        """Every node's figures as a bulletin of this period shows them, to keep as published."""
-        return {node_id: summary.shown(self.total(tree, node_id)) for node_id in tree.nodes}
+    def shown(self, tree: Tree, station_id: str | None = None) -> dict[str, Any]:
+        """Every node's figures (of one station's, with ``station_id``) as a bulletin of this
+        period shows them, to keep as published."""
+        nodes = tree.nodes if station_id is None else tree.station_nodes(station_id)
+        return {node_id: summary.shown(self.total(tree, node_id)) for node_id in nodes}
 
     def stars(self, unit_id: str) -> int | None:
         if unit_id not in self._stars:
@@ -132,7 +134,7 @@ class PeriodFigures:
         if self._by_node is None:
             parent = {u.id: u.parent_id or "" for u in tree.units()}.get
             by_node: dict[str, dict[str, list[int]]] = {}
-            station = tree.station.id
+            station = {c.id: c.parent_id or "" for c in tree.communities()}  # a city has several (issue 17)
             for week, counts in enumerate(self.history[:CHART_WEEKS]):
                 summed: dict[tuple[str | None, str], int] = {}  # (community, category) → matters
                 for unit_id, category, count in counts:  # a town's week is some 20,000 of these
@@ -140,7 +142,7 @@ class PeriodFigures:
                     summed[key] = summed.get(key, 0) + count
                 for (community, category), count in summed.items():
                     if community is not None:  # a unit since removed from config.yaml
-                        for node in (community, station):
+                        for node in (community, station[community]):
                             by_node.setdefault(node, {}).setdefault(category, [0] * CHART_WEEKS)[week] += count
             self._by_node = by_node
         return self._by_node.get(node_id, {})

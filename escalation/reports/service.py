@@ -50,7 +50,7 @@ async def period_figures(store: Store, tree: Tree, period: Period, history: bool
     chart's weeks. Weeks that ended by ``now`` are counted once and kept. Where the period
     before was published (every week but the first), it is compared as published and not
     counted again: then only this period's matters are read, half as many."""
-    was_published = await published(store, period)
+    was_published = await published(store, tree, period)
     since = period.prev_start if was_published is None else period.start
     with gc_paused():
         async with store.read() as tx:
@@ -73,7 +73,8 @@ async def period_figures(store: Store, tree: Tree, period: Period, history: bool
             known = {period.end: _reported(current)}
             if was_published is None:
                 known[period.start] = _reported(previous)
-        figures = PeriodFigures(current, previous, await chart_history(store, period, now, known) if history else [])
+        chart = await chart_history(store, period, now, known, tree) if history else []
+        figures = PeriodFigures(current, previous, chart)
     figures.published = was_published
     return figures
 
@@ -91,23 +92,29 @@ async def safety_figures(store: Store, period: Period, min_answers: int) -> Safe
     return SafetyFigures.of_months(counts, month, before, min_answers)
 
 
-async def published(store: Store, period: Period) -> dict[str, Figures] | None:
-    """What the bulletin of the period before published, node by node: an arrow compares two
-    numbers someone was shown. None where none was (then the period before is recomputed
-    from the timeline as it stood at its end)."""
+async def published(store: Store, tree: Tree, period: Period) -> dict[str, Figures] | None:
+    """What the bulletins of the period before published, node by node: an arrow compares two
+    numbers someone was shown. None where none was, or where one of the stations' was not
+    (a station added since): then the period before is recomputed from the timeline as it
+    stood at its end, for every station alike."""
     if period.kind not in (bulletin.Kind.WEEKLY, bulletin.Kind.MONTHLY):
         return None
     async with store.read() as tx:
-        data = await tx.published(period.kind, period.prev_start, period.start)
-    if data is None:
+        by_station = await tx.published(period.kind, period.prev_start, period.start)
+    if any(st.id not in by_station for st in tree.stations):
         return None
-    return {node_id: from_shown(shown) for node_id, shown in json.loads(data).items()}
+    return {node_id: from_shown(shown) for st in tree.stations
+            for node_id, shown in json.loads(by_station[st.id]).items()}
 
 
-async def publish(tx: Tx, tree: Tree, figures: PeriodFigures, period: Period, now: float) -> None:
-    """Keep what this period's bulletins show, for the next period to compare with."""
-    data = json.dumps(figures.shown(tree), ensure_ascii=False, separators=(",", ":"))
-    await tx.save_published(period.kind, period.start, period.end, data, now)
+async def publish(tx: Tx, tree: Tree, figures: PeriodFigures, period: Period, now: float,
+                  station_id: str | None = None) -> None:
+    """Keep what this period's bulletins show (of one station's, or of every station), for
+    the next period to compare with."""
+    for st in tree.stations:
+        if station_id is None or st.id == station_id:
+            data = json.dumps(figures.shown(tree, st.id), ensure_ascii=False, separators=(",", ":"))
+            await tx.save_published(period.kind, period.start, period.end, data, now, st.id)
 
 
 def _reported(units: dict[str, Figures]) -> list[Any]:
@@ -115,23 +122,38 @@ def _reported(units: dict[str, Figures]) -> list[Any]:
 
 
 async def chart_history(
-    store: Store, period: Period, now: float | None, known: dict[float, list[Any]] | None = None
+    store: Store, period: Period, now: float | None, known: dict[float, list[Any]] | None = None,
+    tree: Tree | None = None,
 ) -> list[list[Any]]:
     """For each of the chart's CHART_WEEKS weeks, (unit, category, matters reported);
-    ``known`` weeks (by their end) are taken as given."""
+    ``known`` weeks (by their end) are taken as given. A week is kept station by station
+    (issue 17); units gone from config.yaml are no station's, and no chart's."""
+    stations = [st.id for st in tree.stations] if tree is not None else []
     out: list[list[Any]] = []
     for week_end in period.chart_weeks():
         async with store.read() as tx:
-            counts = await tx.week_counts(week_end)
+            counts = await tx.week_counts(week_end, stations) if stations else None
         if counts is None:
             counts = (known or {}).get(week_end)
             if counts is None:
                 async with store.read() as tx:
                     counts = list(await tx.count_week(period.week_start(week_end), week_end))
-            if now is not None and week_end <= now:  # a week that is over never changes
+            if tree is not None and now is not None and week_end <= now:  # a week that is over never changes
                 async with store.transaction() as tx:
-                    await tx.save_week_counts(week_end, counts)
+                    await tx.save_week_counts(week_end, _by_station(tree, counts))
         out.append(counts)
+    return out
+
+
+def _by_station(tree: Tree, counts: list[Any]) -> dict[str, list[Any]]:
+    """A week's (unit, category, reported) rows, station by station (every station has a list)."""
+    station_of = {c.id: c.parent_id for c in tree.communities()}
+    unit_station = {u.id: station_of[u.parent_id] for u in tree.units() if u.parent_id in station_of}
+    out: dict[str, list[Any]] = {st.id: [] for st in tree.stations}
+    for row in counts:
+        station = unit_station.get(row[0])
+        if station is not None:
+            out[station].append(row)
     return out
 
 
