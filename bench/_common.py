@@ -336,3 +336,40 @@ def _matter_rows(
 
 def write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, ensure_ascii=False, indent=1), encoding="utf-8")
+
+
+# --- PostgreSQL (issue 17) ------------------------------------------------------------------
+POSTGRES = os.environ.get("TIERBOT_BENCH_POSTGRES") or os.environ.get("TIERBOT_TEST_POSTGRES") or ""
+
+
+class PostgresSchema:
+    """``async with PostgresSchema() as url``: a fresh, empty schema on the server at
+    TIERBOT_BENCH_POSTGRES (else TIERBOT_TEST_POSTGRES), as a URL whose connections see only
+    it; dropped afterwards."""
+
+    def __init__(self, server: str = "") -> None:
+        self.server = server or POSTGRES
+        self.schema = f"bench_{os.getpid()}_{random.randrange(1 << 30)}"
+
+    async def __aenter__(self) -> str:
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+        import asyncpg
+
+        conn = await asyncpg.connect(self.server)
+        try:
+            await conn.execute(f"CREATE SCHEMA {self.schema}")
+        finally:
+            await conn.close()
+        parts = urlsplit(self.server)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "search_path"] + [("search_path", self.schema)]
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+    async def __aexit__(self, *exc: object) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.server)
+        try:
+            await conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+        finally:
+            await conn.close()

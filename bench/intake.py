@@ -6,6 +6,9 @@ Both bots long-poll the fake Bot API, which runs in a process of its own
 chats; the clock runs from then until the N-th answer reaches it. tierbot's answer is the
 matter's card, which the outbox delivery worker posts as a reply once the report is
 committed to SQLite. Goal (issue 13): tierbot at least 0.85 × the bare bot.
+
+With TIERBOT_BENCH_POSTGRES (or TIERBOT_TEST_POSTGRES) set to a server's URL, tierbot on
+PostgreSQL takes its turn too, a fresh schema each round (issue 17): the three in one run.
 """
 
 from __future__ import annotations
@@ -16,7 +19,20 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import QUICK, TOKEN, FakeServer, chats_of, header, median, parse, town, unit_chat, verdict
+from _common import (
+    POSTGRES,
+    QUICK,
+    TOKEN,
+    FakeServer,
+    PostgresSchema,
+    chats_of,
+    header,
+    median,
+    parse,
+    town,
+    unit_chat,
+    verdict,
+)
 from telegram import ReplyParameters, Update
 from telegram.ext import ApplicationBuilder, ContextTypes, MessageHandler, filters
 
@@ -71,9 +87,16 @@ async def bare(n: int) -> tuple[float, float, float]:
             await app.shutdown()
 
 
-async def tierbot(n: int, folder: Path) -> tuple[float, float, float]:
+async def tierbot(n: int, folder: Path, postgres: bool = False) -> tuple[float, float, float]:
+    if postgres:
+        async with PostgresSchema() as url:
+            return await _tierbot(n, url)
+    return await _tierbot(n, folder / "intake.sqlite3")
+
+
+async def _tierbot(n: int, database: str | Path) -> tuple[float, float, float]:
     async with FakeServer() as server:
-        raw = town(UNITS, 10, folder / "intake.sqlite3", base_url=server.url)
+        raw = town(UNITS, 10, database, base_url=server.url)
         await server.call("benchAddChats", chats=chats_of(raw))
         app = build_application(parse(raw), TOKEN)
         async with running(app):
@@ -89,7 +112,7 @@ def show(name: str, seconds: float, cpu: float, server_cpu: float) -> None:
 def main() -> int:
     header(f"Intake throughput ({N:,} /report updates over {UNITS} unit chats; fake server in its own process; "
            f"{ROUNDS} rounds each, taking turns)")
-    bare_rates, tier_rates = [], []
+    bare_rates, tier_rates, pg_rates = [], [], []
     with tempfile.TemporaryDirectory() as folder:
         for round_no in range(ROUNDS):
             bare_s, bare_cpu, bare_server = asyncio.run(bare(N))
@@ -98,9 +121,19 @@ def main() -> int:
             show("tierbot, report → SQLite → card", tier_s, tier_cpu, tier_server)
             bare_rates.append(N / bare_s)
             tier_rates.append(N / tier_s)
+            if POSTGRES:
+                pg_s, pg_cpu, pg_server = asyncio.run(tierbot(N, Path(folder), postgres=True))
+                show("tierbot, report → PostgreSQL → card", pg_s, pg_cpu, pg_server)
+                pg_rates.append(N / pg_s)
     ratio = median(tier_rates) / median(bare_rates)
-    print(f"  medians: bare {median(bare_rates):.0f}/s, tierbot {median(tier_rates):.0f}/s")
+    print(f"  medians: bare {median(bare_rates):.0f}/s, tierbot {median(tier_rates):.0f}/s"
+          + (f", tierbot on PostgreSQL {median(pg_rates):.0f}/s" if pg_rates else ""))
     print(f"  goal: tierbot ≥ 0.85 × bare: {ratio:.2f}× → {verdict(ratio >= 0.85)}")
+    if pg_rates:
+        print(f"  PostgreSQL: {median(pg_rates) / median(bare_rates):.2f}× bare, "
+              f"{median(pg_rates) / median(tier_rates):.2f}× SQLite")
+    else:
+        print("  (PostgreSQL skipped: TIERBOT_BENCH_POSTGRES is not set)")
     return 0
 
 

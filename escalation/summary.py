@@ -266,13 +266,20 @@ _RATING_LABELS = {key: key for key in ("satisfied", "basic", "unsatisfied")} | {
 def unit_figures(
     facts: list[SummaryFacts], escalated: dict[str, int], unit_ids: list[str], start: float, end: float,
     ratings: Iterable[tuple[str, str | None, float, int]] = (), plain: Iterable[Any] = (),
+    idle: Iterable[tuple[str, int]] = (),
 ) -> dict[str, Figures]:
     """Every unit's figures, from the timeline as it stood at ``end``; units without
     matters get zeros, not absence. ``ratings``: (unit, label, when, how many) of ratings
     given (a group given in the same period, counted as one row). ``plain``: matters that
-    never left their unit and were not reopened, as summary_matters' rows."""
+    never left their unit and were not reopened, as summary_matters' rows. ``idle``: (unit,
+    how many) of plain matters reported before ``start`` and open at ``end`` with nothing
+    else in the period (summary_rows counts them instead of reading them)."""
     out = {unit_id: Figures(escalated=escalated.get(unit_id, 0)) for unit_id in unit_ids}
     _add_plain(out, plain, start, end)
+    for unit_id, n in idle:
+        fig = out.get(unit_id)
+        if fig is not None:  # else a unit since removed from config.yaml
+            fig.open += n
     for f in facts:
         # One unpacking per matter: a big town's week is a quarter of a million of them.
         (unit_id, created, claimed, resolved, missed, matter_id, category, top_tier, to_community,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import traceback
 from pathlib import Path
@@ -12,9 +13,17 @@ import yaml
 
 from bot.config import is_postgres, parse_config
 from bot.store import MIGRATIONS, SCHEMA_VERSION, QueuedReport, SchemaTooNew, Store
-from bot.store.dialect import POSTGRES_FORMS, WRITE_LOCK, Untranslatable, postgres_migrations, postgres_query
+from bot.store.dialect import (
+    POSTGRES_FORMS,
+    SCHEMA_KEY,
+    WRITE_LOCK,
+    Untranslatable,
+    postgres_migrations,
+    postgres_query,
+)
 from bot.store.postgres import migrate, schema_version
 from tests.conftest import ROOT, town
+from tests.postgres import fresh_schema
 from tests.test_config import errors_of, tierbot
 
 
@@ -26,6 +35,25 @@ async def test_a_fresh_schema_on_a_real_server(postgres_url: str) -> None:
         assert await conn.fetchval("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()") == 0
     finally:
         await conn.close()
+
+
+async def test_the_writers_lock_is_per_schema(postgres_url: str) -> None:
+    """One writer at a time in a schema (SQLite's BEGIN IMMEDIATE), but two towns (or two
+    tests) in two schemas of one database never wait for each other's writes."""
+    async with fresh_schema() as other_url:
+        holder, same, other = [await asyncpg.connect(u) for u in (postgres_url, postgres_url, other_url)]
+        try:
+            for statement in postgres_query("BEGIN IMMEDIATE").split("; "):
+                await holder.execute(statement)
+            await other.execute("BEGIN")
+            await other.execute(postgres_query("BEGIN IMMEDIATE").split("; ")[1], timeout=2)  # not kept waiting
+            await other.execute("ROLLBACK")
+            await same.execute("BEGIN")
+            with pytest.raises(asyncio.TimeoutError):
+                await same.execute(postgres_query("BEGIN IMMEDIATE").split("; ")[1], timeout=0.5)
+        finally:
+            for conn in (holder, same, other):
+                await conn.close()
 
 
 # --- `database:` takes a PostgreSQL URL --------------------------------------------------
@@ -181,24 +209,17 @@ def test_queries_are_respelled_for_postgresql() -> None:
         "INSERT INTO village_notices (community_id, week) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING id")
     assert postgres_query("INSERT OR IGNORE INTO meta (key, value) VALUES ('first_started', ?)") == (
         "INSERT INTO meta (key, value) VALUES ('first_started', $1) ON CONFLICT DO NOTHING")
-    assert postgres_query(
-        "INSERT OR REPLACE INTO prompts (chat_id, user_id, asked_at, kind) VALUES (?, ?, ?, ?)") == (
-        "INSERT INTO prompts (chat_id, user_id, asked_at, kind) VALUES ($1, $2, $3, $4) "
-        "ON CONFLICT (chat_id, user_id) DO UPDATE SET asked_at = EXCLUDED.asked_at, kind = EXCLUDED.kind")
-    assert postgres_query("SELECT e.at FROM events e INDEXED BY events_matter WHERE e.matter_id = ?") == (
-        "SELECT e.at FROM events e WHERE e.matter_id = $1")
-    assert postgres_query("SELECT v.key, group_concat(m.matter_id) FROM views v") == (
-        "SELECT v.key, string_agg((m.matter_id)::text, ',') FROM views v")
-    assert postgres_query("UPDATE visits SET deed = ? WHERE deed IS NOT ? AND place IS NOT NULL AND x IS ?") == (
-        "UPDATE visits SET deed = $1 WHERE deed IS DISTINCT FROM $2 AND place IS NOT NULL "
-        "AND x IS NOT DISTINCT FROM $3")
-    assert postgres_query("SELECT 1 WHERE a IS NULL AND b IS TRUE AND c IS NOT 'x'") == (
-        "SELECT 1 WHERE a IS NULL AND b IS TRUE AND c IS DISTINCT FROM 'x'")
-    assert postgres_query("BEGIN IMMEDIATE") == f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"
+    assert postgres_query("SELECT 1 WHERE a IS NULL AND b IS TRUE AND c IS NOT NULL AND d = ?") == (
+        "SELECT 1 WHERE a IS NULL AND b IS TRUE AND c IS NOT NULL AND d = $1")
+    assert postgres_query("BEGIN IMMEDIATE") == f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}, {SCHEMA_KEY})"
     assert postgres_query("BEGIN") == "BEGIN" and postgres_query("BEGIN DEFERRED") == "BEGIN"
+    # What the canonical spelling writes as a branch in Tx, refused in the old one rather than translated.
     for sqlite_only in ("SELECT j.value FROM outbox o, json_each(o.data, '$.names') j",
                         "SELECT rowid FROM matters", "PRAGMA quick_check(1)",
-                        "INSERT OR REPLACE INTO chats (chat_id) VALUES (?)"):
+                        "INSERT OR REPLACE INTO chats (chat_id) VALUES (?)",
+                        "SELECT e.at FROM events e INDEXED BY events_matter WHERE e.matter_id = ?",
+                        "SELECT v.key, group_concat(m.matter_id) FROM views v",
+                        "UPDATE visits SET deed = ? WHERE deed IS NOT ?", "SELECT 1 WHERE c IS NOT 'x'"):
         with pytest.raises(Untranslatable):
             postgres_query(sqlite_only)
 
@@ -229,14 +250,18 @@ async def test_a_postgresql_error_quotes_no_row_in_the_log(postgres_url: str, ca
         await store.close()
 
 
-async def test_sqlites_null_safe_is_means_the_same_on_postgresql(database_url: str) -> None:
+async def test_a_null_safe_comparison_means_the_same_on_both(database_url: str) -> None:
+    """SQLite's ``IS NOT ?`` between values has no PostgreSQL spelling before 3.39's IS DISTINCT
+    FROM; the canonical spelling says it with IS NULL (as the purge of visits does)."""
     store = await Store.open(database_url)
     try:
         async with store.transaction() as tx:
             await tx.set_meta("cleared", "（已清除）")
+            await tx.set_meta("kept", "话")
         async with store.read() as tx:
-            found = [[k for (k,) in await tx._all(f"SELECT key FROM meta WHERE value {op} ?", (value,))]
-                     for op, value in (("IS NOT", None), ("IS NOT", "（已清除）"), ("IS", "（已清除）"), ("IS", None))]
-        assert found == [["cleared"], [], ["cleared"], []]
+            found = [[k for (k,) in await tx._all(
+                "SELECT key FROM meta WHERE (value IS NULL OR value != $1) ORDER BY key", (value,))]
+                     for value in ("（已清除）", "话", "x")]
+        assert found == [["kept"], ["cleared"], ["cleared", "kept"]]
     finally:
         await store.close()

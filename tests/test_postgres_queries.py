@@ -133,7 +133,7 @@ async def test_every_query_answers_on_postgresql_as_on_sqlite(postgres_url: str,
 
 
 async def test_a_broadcasts_outcomes_come_in_the_order_of_its_targets(database_url: str) -> None:
-    """SQLite reads them by rowid; PostgreSQL by ctid (bot/store/dialect.py's QUERY_FORMS)."""
+    """SQLite reads them by rowid; PostgreSQL by ctid (Tx.broadcast_outcomes' branch)."""
     store = await Store.open(database_url)
     try:
         async with store.transaction() as tx:

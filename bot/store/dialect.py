@@ -1,40 +1,36 @@
-"""SQLite's SQL in PostgreSQL's spelling (issue 17): the migrations and the queries.
+"""The SQL of both engines (issue 17): the queries in the canonical spelling, and the migrations.
 
-The schema (bot/store/schema.py) and the queries (bot/store/queries.py) are written for
-SQLite. Where the two dialects differ only in spelling, this module rewrites them
-mechanically, so a new migration or query needs no PostgreSQL form of its own:
+The queries (bot/store/queries.py) are written once, in the spelling the two dialects share:
+PostgreSQL's numbered ``$n`` parameters, ``INSERT … ON CONFLICT DO NOTHING`` / ``DO UPDATE``,
+``RETURNING``. PostgreSQL reads them as they are (``postgres_query``); SQLite (≥ 3.35) reads
+them once ``$n`` is its ``?n``, as mautrix-python's async_db does (``sqlite_query``). A list
+compared with ``= ANY($n)`` is PostgreSQL's array; for SQLite, ``sqlite_form`` spreads it into
+``IN (?a, …)``. Where the engines truly differ, Tx has a small branch (its ``_indexed_by``, the
+JSON of ``data``, rowid/ctid, the schema version); the writers' lock is ``BEGIN IMMEDIATE``
+on SQLite and an advisory lock taken with ``BEGIN`` on PostgreSQL (``WRITE_LOCK``).
 
-- types: INTEGER → BIGINT (Telegram's ids need 64 bits), REAL → DOUBLE PRECISION, BLOB →
-  BYTEA; a column ``INTEGER PRIMARY KEY`` (SQLite's rowid) → an identity column; ``WITHOUT
-  ROWID`` and ``AUTOINCREMENT`` dropped;
-- parameters ``?`` → ``$1, $2, …``; ``INSERT OR IGNORE`` → ``… ON CONFLICT DO NOTHING``;
-  ``INSERT OR REPLACE`` → ``… ON CONFLICT (key) DO UPDATE SET every column`` (the table's
-  key from ``REPLACE_KEYS``); ``INDEXED BY`` (a SQLite planner hint) dropped;
-  ``group_concat(x)`` → ``string_agg((x)::text, ',')``; ``a IS NOT b`` (any value, NULL-safe)
-  → ``a IS DISTINCT FROM b``, ``a IS b`` → ``IS NOT DISTINCT FROM``; ``BEGIN IMMEDIATE`` → ``BEGIN`` and
-  the one writers' lock (``WRITE_LOCK``), as SQLite has one writer at a time.
+SQL in the old spelling (SQLite's ``?``), from code not yet respelled or from the tests'
+own looks (tests/postgres.py's rows), is still translated for PostgreSQL: ``?`` → ``$n``,
+``INSERT OR IGNORE`` → ``ON CONFLICT DO NOTHING``. What cannot be rewritten by spelling alone
+is refused (``Untranslatable``), naming what, rather than run with another meaning: PRAGMAs,
+SQLite's JSON functions, ``rowid``, date functions, triggers, ``INSERT OR REPLACE``,
+``INDEXED BY``, ``group_concat``, ``IS`` between values.
 
-What cannot be rewritten by spelling alone is refused (``Untranslatable``), naming what,
-rather than run with another meaning: PRAGMAs, SQLite's JSON functions, ``rowid``, date
-functions, triggers. A migration with such a statement, or one that needs another shape on
-PostgreSQL (a table rebuild, written there as ALTERs), has an explicit form in
+The schema (bot/store/schema.py) is written for SQLite, and its migrations are respelled for
+PostgreSQL mechanically: types (INTEGER → BIGINT for Telegram's 64-bit ids, REAL → DOUBLE
+PRECISION, BLOB → BYTEA, ``INTEGER PRIMARY KEY`` → an identity column, ``WITHOUT ROWID``
+dropped) and the old spelling's rewrites above. A migration that needs another shape on
+PostgreSQL (a table rebuild, written there as ALTERs) has an explicit form in
 ``POSTGRES_FORMS``, found by a phrase only its SQLite text contains (so that renumbering the
-migrations at a merge does not move it). A query with a known PostgreSQL form (the JSON paths
-the views read, a broadcast's target order) has a rule in ``QUERY_FORMS``.
-
-The issue's end state is the other way round: the queries written once in PostgreSQL's
-style, rewritten for SQLite. ``postgres_query`` is the one place that knows the direction;
-to flip it: respell queries.py's SQL with this module (``?`` → ``$n``, ``INSERT OR IGNORE`` →
-``ON CONFLICT DO NOTHING``, both of which SQLite ≥ 3.35 accepts as they are once ``$n`` reads
-``?n``), write ``RETURNING id`` where Tx reads ``cursor.lastrowid``, and let a ``sqlite_query``
-turn ``$n`` into ``?n``; what stays different (JSON, rowid, IN lists vs ``= ANY($1)``,
-``INSERT OR REPLACE``) becomes a branch in queries.py.
+migrations at a merge does not move it).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from bot.store.schema import MIGRATIONS
 
@@ -60,31 +56,6 @@ POSTGRES_FORMS: dict[str, str] = {
     """,
 }
 
-# INSERT OR REPLACE replaces the row with the same key: PostgreSQL must be told which key.
-REPLACE_KEYS: dict[str, tuple[str, ...]] = {
-    "prompts": ("chat_id", "user_id"),
-}
-
-# Queries whose PostgreSQL form is not a matter of spelling but is known: SQLite's JSON
-# functions on the outbox's and views' ``data`` (TEXT holding JSON on both engines), each
-# rule for one path whose values the code knows. Applied to the SQLite text (literals and all)
-# before the mechanical rewrites.
-_COLUMN = r"(\w+(?:\.\w+)?)"
-QUERY_FORMS: list[tuple[re.Pattern[str], str]] = [
-    # data.matters: the matter ids a notice names (bot/outbox.py), so bigint on PostgreSQL.
-    (re.compile(rf"\bjson_each\({_COLUMN}, '\$\.matters'\) (\w+)"),
-     r"LATERAL (SELECT e::bigint AS value FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof((\1)::jsonb "
-     r"-> 'matters') = 'array' THEN (\1)::jsonb -> 'matters' ELSE '[]' END) e) \2"),
-    # json_type names an array 'array' on both (its other answers differ: 'text' vs 'string', …).
-    (re.compile(rf"\bjson_type\({_COLUMN}, '\$\.(\w+)'\) = 'array'"), r"jsonb_typeof((\1)::jsonb -> '\2') = 'array'"),
-    # A broadcast's targets in the order they were written: nothing updates or deletes
-    # broadcast_targets, so its heap is append-only and ctid follows insertion as rowid does.
-    # (A column of its own would say it on both engines: a migration for whoever owns one.)
-    (re.compile(r"\bFROM broadcast_targets t (.*)ORDER BY t\.rowid\b"), r"FROM broadcast_targets t \1ORDER BY t.ctid"),
-    # data.view: a view's key (text), as ->> gives it.
-    (re.compile(rf"\bjson_extract\({_COLUMN}, '\$\.view'\)"), r"((\1)::jsonb ->> 'view')"),
-]
-
 # Constructs with no mechanical PostgreSQL spelling (checked outside string literals).
 _REFUSED = [
     (re.compile(r"\bPRAGMA\b", re.I), "a PRAGMA"),
@@ -96,7 +67,14 @@ _REFUSED = [
     (re.compile(r"\bCREATE\s+(TEMP\s+)?TRIGGER\b", re.I), "a trigger"),
     (re.compile(r"\bCREATE\s+VIRTUAL\b", re.I), "a virtual table"),
     (re.compile(r"\bGLOB\b", re.I), "GLOB"),
-    (re.compile(r"\bINSERT\s+OR\s+(ROLLBACK|ABORT|FAIL)\b", re.I), "an INSERT OR … other than IGNORE/REPLACE"),
+    (re.compile(r"\bINSERT\s+OR\s+(REPLACE|ROLLBACK|ABORT|FAIL)\b", re.I),
+     "an INSERT OR … other than IGNORE (write ON CONFLICT (key) DO UPDATE SET …)"),
+    # What the canonical spelling writes as a branch in Tx (bot/store/queries.py), not translated any more.
+    (re.compile(r"\bINDEXED\s+BY\b", re.I), "a planner hint (Tx._indexed_by)"),
+    (re.compile(r"\bgroup_concat\s*\(", re.I), "group_concat (gather the rows in Python)"),
+    # SQLite's IS / IS NOT compare any two values, NULL-safe; PostgreSQL's only take NULL, TRUE…
+    (re.compile(r"\bIS\s+(NOT\s+)?(?!(?:NULL|TRUE|FALSE|UNKNOWN|DISTINCT|NOT|OF|DOCUMENT|NORMALIZED)\b)(?=[?\x00\w(])",
+                re.I), "SQLite's IS between values (write x IS NULL OR x != $n)"),
 ]
 
 _LITERAL = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*")
@@ -174,63 +152,120 @@ def postgres_migrations() -> list[list[str]]:
 
 # The version table: PostgreSQL has no PRAGMA user_version.
 VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)"
-# Every process migrating at once waits for the one that holds this (any constant of ours).
-MIGRATION_LOCK = 0x7469657262  # "tierb"
+# Advisory locks are shared by every schema of a database, so ours are two-key locks: a class
+# of ours and the schema's hash. Two towns (or two tests) in two schemas of one database never
+# wait for each other; the single-instance guard (bot/store/postgres.py) has a class of its own.
+# Every process migrating at once waits for the one that holds MIGRATION_LOCK.
+MIGRATION_LOCK = 0x74626D67  # "tbmg"
 # SQLite's BEGIN IMMEDIATE makes one writer at a time, across processes: the hourly limit
 # counts every process's reports in its write transaction and relies on it. PostgreSQL's
-# BEGIN does not, so a write transaction takes this lock first, in the same trip.
-WRITE_LOCK = 0x746965727762  # "tierwb"
+# BEGIN does not, so a write transaction takes WRITE_LOCK first, in the same trip.
+WRITE_LOCK = 0x7462776C  # "tbwl"
+SCHEMA_KEY = "hashtext(current_schema())"
 
-# --- the queries -------------------------------------------------------------------------
-_INSERT_OR = re.compile(r"^\s*INSERT\s+OR\s+(IGNORE|REPLACE)\s+INTO\s+(\w+)", re.I)
-_INSERT_COLUMNS = re.compile(r"^\s*INSERT\s+INTO\s+\w+\s*\(([^)]*)\)", re.I)
+# --- the queries in the old spelling (SQLite's), until they are respelled ----------------
+_INSERT_OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO\s+(\w+)", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
-_INDEXED_BY = re.compile(r"\s+INDEXED\s+BY\s+\w+", re.I)
-_GROUP_CONCAT = re.compile(r"\bgroup_concat\s*\(([^()]*)\)", re.I)
-# SQLite's IS / IS NOT compare any two values, NULL-safe; PostgreSQL's only take NULL, TRUE…
-_IS_VALUE = re.compile(
-    r"\bIS\s+(NOT\s+)?(?!(?:NULL|TRUE|FALSE|UNKNOWN|DISTINCT|NOT|OF|DOCUMENT|NORMALIZED)\b)(?=[?\x00\w(])", re.I)
 _BEGIN = re.compile(r"^\s*BEGIN\s+(IMMEDIATE|EXCLUSIVE)\s*$", re.I)
 _BEGIN_DEFERRED = re.compile(r"^\s*BEGIN\s+DEFERRED\b", re.I)
 
 
 def _rewrite_query(code: str, where: str) -> str:
-    """The rewrites on masked SQL (no literals in it)."""
-    code = _BEGIN.sub(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})", code)
+    """The rewrites on masked SQL (no literals in it): what the migrations, the tests' own
+    looks (tests/postgres.py's rows) and queries not yet respelled still need."""
+    # The one writers' lock: SQLite's BEGIN IMMEDIATE makes one writer at a time, across processes.
+    code = _BEGIN.sub(f"BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK}, {SCHEMA_KEY})", code)
     code = _BEGIN_DEFERRED.sub("BEGIN", code)
-    code = _INDEXED_BY.sub("", code)
-    code = _IS_VALUE.sub(lambda m: "IS DISTINCT FROM " if m.group(1) else "IS NOT DISTINCT FROM ", code)
-    code = _GROUP_CONCAT.sub(lambda m: f"string_agg(({m.group(1).strip()})::text, ',')", code)
-    conflict = ""
-    if match := _INSERT_OR.match(code):
-        verb, table = match.group(1).upper(), match.group(2)
-        code = code[: match.start()] + f"INSERT INTO {table}" + code[match.end():]
-        if verb == "IGNORE":
-            conflict = " ON CONFLICT DO NOTHING"
-        else:
-            key = REPLACE_KEYS.get(table)
-            if key is None:
-                raise Untranslatable(f"{where}: INSERT OR REPLACE INTO {table} needs its key in REPLACE_KEYS")
-            columns = _INSERT_COLUMNS.match(code)
-            if columns is None:
-                raise Untranslatable(f"{where}: INSERT OR REPLACE INTO {table} without its columns named")
-            names = [c.strip() for c in columns.group(1).split(",")]
-            updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in names if c not in key)
-            conflict = f" ON CONFLICT ({', '.join(key)}) " + (f"DO UPDATE SET {updates}" if updates else "DO NOTHING")
-    if conflict:  # before RETURNING, which comes last
-        returning = list(_RETURNING.finditer(code))
+    if match := _INSERT_OR_IGNORE.match(code):
+        code = code[: match.start()] + f"INSERT INTO {match.group(1)}" + code[match.end():]
+        returning = list(_RETURNING.finditer(code))  # ON CONFLICT comes before RETURNING, which comes last
         at = returning[-1].start() if returning else len(code.rstrip())
-        code = f"{code[:at].rstrip()}{conflict} {code[at:]}".rstrip()
+        code = f"{code[:at].rstrip()} ON CONFLICT DO NOTHING {code[at:]}".rstrip()
     numbers = iter(range(1, 100_000))
     return re.sub(r"\?", lambda _: f"${next(numbers)}", code)
 
 
+# --- the canonical spelling (PostgreSQL's, ``$n`` parameters) ----------------------------
+_POSITIONAL = re.compile(r"\$(\d+)")
+
+
+def canonical(code: str) -> bool:
+    """Whether (masked) SQL is in the canonical spelling: numbered ``$n`` parameters. Old-style
+    SQL (SQLite's ``?``) is translated for PostgreSQL as before, until it is respelled."""
+    return _POSITIONAL.search(code) is not None
+
+
+@lru_cache(maxsize=4096)
+def is_canonical(sql: str) -> bool:
+    """Whether a query is in the canonical spelling (cached)."""
+    return canonical(_masked(sql)[0])
+
+
+@lru_cache(maxsize=4096)
+def sqlite_query(sql: str) -> str:
+    """A query for SQLite: canonical ``$n`` read as SQLite's ``?n`` (as mautrix-python's
+    async_db does); old-style SQL as it is. Cached, as postgres_query is."""
+    code, kept = _masked(sql)
+    if not canonical(code):
+        return sql
+    return _unmasked(_POSITIONAL.sub(r"?\1", code), kept)
+
+
+# ``x = ANY($n)`` with a list: PostgreSQL binds the list as one array; SQLite has no arrays.
+_ANY = re.compile(r"=\s*ANY\s*\(\s*\$(\d+)\s*\)", re.I)
+
+
+@lru_cache(maxsize=4096)
+def _list_parameters(sql: str) -> tuple[int, ...]:
+    """The numbers of the parameters this query compares with ``= ANY($n)`` (0-based)."""
+    return tuple(sorted({int(n) - 1 for n in _ANY.findall(_masked(sql)[0])}))
+
+
+@lru_cache(maxsize=512)
+def _expanded(sql: str, lists: tuple[tuple[int, int], ...], count: int) -> str:
+    """The query with each ``= ANY($n)`` an ``IN (?a, …)`` of its list's length, and every
+    parameter renumbered for the flattened values; ``lists``: (parameter, length)."""
+    lengths = dict(lists)
+    first: list[int] = []  # each parameter's first place (1-based) among the flattened values
+    at = 1
+    for n in range(count):
+        first.append(at)
+        at += lengths.get(n, 1)
+    code, kept = _masked(sql)
+
+    def listed(match: re.Match[str]) -> str:
+        n = int(match.group(1)) - 1
+        return "IN (" + ", ".join(f"?{first[n] + i}" for i in range(lengths[n])) + ")"
+
+    code = _ANY.sub(listed, code)
+    code = _POSITIONAL.sub(lambda m: f"?{first[int(m.group(1)) - 1]}", code)
+    return _unmasked(code, kept)
+
+
+def sqlite_form(sql: str, parameters: Sequence[Any]) -> tuple[str, Sequence[Any]]:
+    """A query and its parameters for SQLite: as sqlite_query, and each list compared with
+    ``= ANY($n)`` spread into ``IN (?, ?, …)`` (the one place the two engines bind a list
+    differently; an empty list is ``IN ()``, false, as ``= ANY('{}')`` is)."""
+    lists = _list_parameters(sql)
+    if not lists:
+        return sqlite_query(sql), parameters
+    shape = tuple((n, len(parameters[n])) for n in lists)
+    flat: list[Any] = []
+    for n, value in enumerate(parameters):
+        if n in lists:
+            flat.extend(value)
+        else:
+            flat.append(value)
+    return _expanded(sql, shape, len(parameters)), flat
+
+
 @lru_cache(maxsize=4096)
 def postgres_query(sql: str) -> str:
-    """A query of bot/store/queries.py in PostgreSQL's spelling; Untranslatable if it has
-    none. Cached: the same few hundred queries come by the thousand."""
-    for pattern, form in QUERY_FORMS:
-        sql = pattern.sub(form, sql)
+    """A query of bot/store/queries.py in PostgreSQL's spelling: canonical SQL as it is,
+    old-style SQL translated; Untranslatable if it has no such form. Cached: the same few
+    hundred queries come by the thousand."""
     code, kept = _masked(sql)
+    if canonical(code):
+        return sql
     _refuse(code, "query")
     return _unmasked(_rewrite_query(code, "query"), kept)

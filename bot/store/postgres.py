@@ -1,12 +1,14 @@
 """PostgreSQL under the storage layer (issue 17): asyncpg, shaped like the aiosqlite
-connection that ``Tx`` (bot/store/queries.py) and ``Store`` (bot/store/store.py) use, with
-every query respelled on its way (bot/store/dialect.py).
+connection that ``Tx`` (bot/store/queries.py) and ``Store`` (bot/store/store.py) use. The
+queries come in the canonical spelling, PostgreSQL's own, and go as they are; a query still in
+SQLite's old spelling is translated on its way (bot/store/dialect.py).
 
 One trip per call, as with aiosqlite: ``execute_fetchall`` is one fetch; ``execute`` is
 one, its row count read from the command's status; ``executemany`` is asyncpg's pipelined
-one-trip form, with ``RETURNING 1`` so its row count is known. A single ``INSERT`` into a
-table numbered by ``id`` also returns it, for ``cursor.lastrowid`` (SQLite's rowid; on
-PostgreSQL there is none to ask for afterwards).
+one-trip form, with ``RETURNING 1`` so its row count is known. The canonical queries ask for
+the ids they insert (``RETURNING id``); an old-spelled single ``INSERT`` into a table numbered
+by ``id`` gets it added, for ``cursor.lastrowid`` (SQLite's rowid; on PostgreSQL there is none
+to ask for afterwards).
 
 Parameters are typed by PostgreSQL, not by the value as in SQLite: a ``?`` whose type it
 cannot infer (``SELECT ?, …`` feeding an INSERT) is text, and a number bound to it is refused
@@ -30,7 +32,14 @@ from typing import Any
 
 import asyncpg
 
-from bot.store.dialect import MIGRATION_LOCK, VERSION_TABLE, postgres_migration, postgres_query
+from bot.store.dialect import (
+    MIGRATION_LOCK,
+    SCHEMA_KEY,
+    VERSION_TABLE,
+    is_canonical,
+    postgres_migration,
+    postgres_query,
+)
 from bot.store.queries import Tx
 from bot.store.schema import MIGRATIONS, SCHEMA_VERSION, SchemaTooNew
 
@@ -86,10 +95,14 @@ class Cursor:
 
 @lru_cache(maxsize=4096)
 def _with_id(sql: str) -> str | None:
-    """The query returning the id it inserts, when it is one INSERT into a numbered table."""
-    match = _INSERT_INTO.match(sql)
-    if match and match.group(1) in ID_TABLES and not _RETURNING.search(sql):
-        return f"{sql} RETURNING id"
+    """The query returning the id it inserts, when it is one old-spelled INSERT into a
+    numbered table (a canonical one says RETURNING id where its id is wanted)."""
+    if is_canonical(sql):
+        return None
+    query = postgres_query(sql)
+    match = _INSERT_INTO.match(query)
+    if match and match.group(1) in ID_TABLES and not _RETURNING.search(query):
+        return f"{query} RETURNING id"
     return None
 
 
@@ -143,10 +156,8 @@ class Connection:
             raise
 
     async def _execute(self, sql: str, params: Sequence[Any]) -> Cursor:
-        if sql.strip().upper() == "PRAGMA USER_VERSION":  # `tierbot status`: the version table instead
-            return Cursor(1, rows=[(await schema_version(self.raw),)])
         query = postgres_query(sql)
-        if (returning := _with_id(query)) is not None:
+        if (returning := _with_id(sql)) is not None:
             rows = await self.raw.fetch(returning, *params)
             return Cursor(len(rows), rows[-1][0] if rows else None, [tuple(r) for r in rows])
         if _ROWS.match(query) or (_WRITE.match(query) and _RETURNING.search(query)):
@@ -158,8 +169,6 @@ class Connection:
         return Cursor(int(count.group(1)) if count else -1)
 
     async def _fetchall(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        if sql.strip().upper() == "PRAGMA USER_VERSION":
-            return [(await schema_version(self.raw),)]
         rows = await self.raw.fetch(postgres_query(sql), *params)
         return [tuple(r) for r in rows]
 
@@ -204,7 +213,7 @@ async def migrate(conn: asyncpg.Connection, migrations: Sequence[str] = MIGRATIO
     found = None
     while True:
         async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+            await conn.execute(f"SELECT pg_advisory_xact_lock($1, {SCHEMA_KEY})", MIGRATION_LOCK)
             await conn.execute(VERSION_TABLE)
             version = await schema_version(conn)
             found = version if found is None else found
@@ -222,8 +231,8 @@ async def migrate(conn: asyncpg.Connection, migrations: Sequence[str] = MIGRATIO
 
 # --- the single-instance guard (issue 17) ----------------------------------------------------
 # ``tierbot run`` on PostgreSQL holds this advisory lock on a connection of its own (bot/lock.py).
-# The two-key form has a space of its own, apart from the one-key locks above (MIGRATION_LOCK,
-# WRITE_LOCK), so no guard's key can meet theirs.
+# A class of its own (the first key), apart from MIGRATION_LOCK's and WRITE_LOCK's (bot/store/dialect.py),
+# so no guard's key can meet theirs.
 GUARD_CLASS = 0x74627275  # "tbru"
 APPLICATION = "tierbot run pid {pid}"  # the guard's session names its holder, for the second one's message
 _HOLDER_PID = re.compile(r"^tierbot run pid (\d+)")

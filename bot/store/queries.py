@@ -7,13 +7,13 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
 from bot import limits
 from bot.outbox import LIVE, Card, HeldNotice, Kind
+from bot.store.dialect import sqlite_form, sqlite_query
 from bot.store.rows import (
     FINDING_COLUMNS,
     HELD_COLUMNS,
@@ -55,9 +55,11 @@ if TYPE_CHECKING:
 class Tx:
     """Named queries, used inside Store.transaction() or Store.read()."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
-        self._conn = conn
-        # PostgreSQL-only clauses (row locks) are a branch on this; SQLite has one writer at a time.
+    def __init__(self, conn: aiosqlite.Connection | SqliteSpelling) -> None:
+        # SQLite reads the canonical spelling through SqliteSpelling; PostgreSQL's connection
+        # (bot/store/postgres.py) reads it as it is.
+        self._conn = SqliteSpelling(conn) if isinstance(conn, aiosqlite.Connection) else conn
+        # Where the engines differ (row locks, planner hints, JSON) a query branches on this.
         self.postgres = getattr(conn, "engine", "sqlite") == "postgres"
         self.enqueued = False
         # In-memory copies this transaction changed ("bindings", "languages"): other workers
@@ -76,6 +78,31 @@ class Tx:
         """An event for the operator's log (see bot/logs.py), written after the commit."""
         self.logged.append((name, fields))
 
+    # --- where the engines differ: one small branch each -------------------------
+    def _indexed_by(self, index: str) -> str:
+        """SQLite's planner hint, where its planner would pick a worse index; PostgreSQL has
+        no hints (and its statistics choose these indexes by themselves)."""
+        return "" if self.postgres else f" INDEXED BY {index}"
+
+    def _json_matters(self, column: str, alias: str) -> str:
+        """A FROM item: each matter id in a JSON column's "matters" array (bot/outbox.py), as
+        ``alias.value``; nothing where it holds no array."""
+        if self.postgres:
+            array = f"({column})::jsonb -> 'matters'"
+            return (f"LATERAL (SELECT e::bigint AS value FROM jsonb_array_elements_text(CASE WHEN "
+                    f"jsonb_typeof({array}) = 'array' THEN {array} ELSE '[]' END) e) {alias}")
+        return f"json_each({column}, '$.matters') {alias}"
+
+    def _json_is_array(self, column: str, key: str) -> str:
+        """Whether a JSON column's ``key`` holds an array (both call it 'array'; their other names differ)."""
+        if self.postgres:
+            return f"jsonb_typeof(({column})::jsonb -> '{key}') = 'array'"
+        return f"json_type({column}, '$.{key}') = 'array'"
+
+    def _json_text(self, column: str, key: str) -> str:
+        """A JSON column's text value at ``key``."""
+        return f"(({column})::jsonb ->> '{key}')" if self.postgres else f"json_extract({column}, '$.{key}')"
+
     # One trip to aiosqlite's thread per query: a cursor would take three (execute, fetch,
     # close), and the trips, not SQLite, are most of what a query costs here.
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -87,7 +114,7 @@ class Tx:
 
     # --- matters -----------------------------------------------------------------
     async def matter(self, matter_id: int) -> Matter | None:
-        row = await self._one(f"{MATTER_SELECT} WHERE id = ?", (matter_id,))
+        row = await self._one(f"{MATTER_SELECT} WHERE id = $1", (matter_id,))
         return matter_from_row(row) if row else None
 
     async def matter_for_update(self, matter_id: int) -> Matter | None:
@@ -95,7 +122,7 @@ class Tx:
         first, so that another worker's change or sweep waits for this one, then sees it
         (SQLite's one writer already does that)."""
         lock = " FOR UPDATE" if self.postgres else ""
-        row = await self._one(f"{MATTER_SELECT} WHERE id = ?{lock}", (matter_id,))
+        row = await self._one(f"{MATTER_SELECT} WHERE id = $1{lock}", (matter_id,))
         return matter_from_row(row) if row else None
 
     async def insert_reports(self, reports: list[QueuedReport]) -> list[tuple[int, int]]:
@@ -110,12 +137,12 @@ class Tx:
         ])
         if photos := [(i, r) for i, r in pairs if r.photo_file_id]:
             await self._conn.executemany(
-                "INSERT INTO attachments (matter_id, kind, file_id, added_by, at) VALUES (?, 'photo', ?, ?, ?)",
+                "INSERT INTO attachments (matter_id, kind, file_id, added_by, at) VALUES ($1, 'photo', $2, $3, $4)",
                 [(i, r.photo_file_id, r.matter["reporter_id"], r.matter["created_at"]) for i, r in photos],
             )
         if answers := [r for r in reports if r.prompt_chat is not None]:
             await self._conn.executemany(
-                "DELETE FROM prompts WHERE chat_id = ? AND user_id = ?",
+                "DELETE FROM prompts WHERE chat_id = $1 AND user_id = $2",
                 [(r.prompt_chat, r.matter["reporter_id"]) for r in answers],
             )
         await self.outbox_insert(
@@ -129,9 +156,11 @@ class Tx:
         for start in range(0, len(rows), ROWS_PER_INSERT):
             chunk = rows[start : start + ROWS_PER_INSERT]
             columns = list(chunk[0])
-            marks = "(" + ", ".join("?" for _ in columns) + ")"
+            width = len(columns)
+            rows_sql = ", ".join(
+                "(" + ", ".join(f"${r * width + c + 1}" for c in range(width)) + ")" for r in range(len(chunk)))
             returned = await self._all(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join(marks for _ in chunk)} RETURNING id",
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {rows_sql} RETURNING id",
                 [row[c] for row in chunk for c in columns],
             )
             # New rowids are handed out in insertion order; RETURNING's own order is unspecified.
@@ -142,19 +171,18 @@ class Tx:
         """Matters and how many attachments each has (what their cards show), in one query."""
         if not matter_ids:
             return {}
-        marks = ", ".join("?" for _ in matter_ids)
         rows = await self._all(
             f"SELECT {', '.join(MATTER_COLUMNS)}, "
             "(SELECT count(*) FROM attachments WHERE attachments.matter_id = matters.id) "
-            f"FROM matters WHERE id IN ({marks})",
-            tuple(matter_ids),
+            "FROM matters WHERE id = ANY($1)",
+            (list(matter_ids),),
         )
         return {row[0]: (matter_from_row(row[:-1]), int(row[-1])) for row in rows}
 
     async def update_matter(self, matter_id: int, **values: Any) -> None:
-        assignments = ", ".join(f"{column} = ?" for column in values)
+        assignments = ", ".join(f"{column} = ${n}" for n, column in enumerate(values, start=1))
         await self._conn.execute(
-            f"UPDATE matters SET {assignments} WHERE id = ?", (*values.values(), matter_id)
+            f"UPDATE matters SET {assignments} WHERE id = ${len(values) + 1}", (*values.values(), matter_id)
         )
 
     async def update_matters(self, changes: list[tuple[int, dict[str, Any]]]) -> None:
@@ -163,8 +191,8 @@ class Tx:
         for matter_id, values in changes:
             groups.setdefault(tuple(values), []).append((*values.values(), matter_id))
         for columns, rows in groups.items():
-            assignments = ", ".join(f"{column} = ?" for column in columns)
-            await self._conn.executemany(f"UPDATE matters SET {assignments} WHERE id = ?", rows)
+            assignments = ", ".join(f"{column} = ${n}" for n, column in enumerate(columns, start=1))
+            await self._conn.executemany(f"UPDATE matters SET {assignments} WHERE id = ${len(columns) + 1}", rows)
 
     async def due_matters(self, now: float, limit: int = 500) -> list[Matter]:
         """What is due, oldest first. On PostgreSQL the rows are locked until the commit and
@@ -172,17 +200,16 @@ class Tx:
         sweep side by side, each matter stepped by one of them (escalation/sweep.py)."""
         lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
         rows = await self._all(
-            f"{MATTER_SELECT} WHERE next_due IS NOT NULL AND next_due <= ? "
-            f"ORDER BY next_due LIMIT ?{lock}",
+            f"{MATTER_SELECT} WHERE next_due IS NOT NULL AND next_due <= $1 "
+            f"ORDER BY next_due LIMIT $2{lock}",
             (now, limit),
         )
         return [matter_from_row(r) for r in rows]
 
     async def open_matters(self, unit_ids: Sequence[str]) -> list[Matter]:
-        marks = ", ".join("?" for _ in unit_ids)
         rows = await self._all(
-            f"{MATTER_SELECT} WHERE unit_id IN ({marks}) AND state IN ('open', 'claimed') ORDER BY id",
-            tuple(unit_ids),
+            f"{MATTER_SELECT} WHERE unit_id = ANY($1) AND state IN ('open', 'claimed') ORDER BY id",
+            (list(unit_ids),),
         )
         return [matter_from_row(r) for r in rows]
 
@@ -198,24 +225,25 @@ class Tx:
         tier: int | None = None,
         detail: str | None = None,
     ) -> int:
-        cur = await self._conn.execute(
+        (event_id,) = await self._one(
             "INSERT INTO events (matter_id, at, actor_id, actor_name, kind, tier, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             (matter_id, at, actor_id, actor_name, kind, tier, detail),
         )
-        return cur.lastrowid  # type: ignore[return-value]
+        return int(event_id)
 
     async def add_events(self, events: list[Event]) -> None:
         """Many timeline rows in one trip (the sweep's; it needs no ids back)."""
         await self._conn.executemany(
-            "INSERT INTO events (matter_id, at, actor_id, actor_name, kind, tier, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO events (matter_id, at, actor_id, actor_name, kind, tier, detail) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
             [(e.matter_id, e.at, e.actor_id, e.actor_name, e.kind, e.tier, e.detail) for e in events],
         )
 
     async def events(self, matter_id: int) -> list[Event]:
         rows = await self._all(
             "SELECT matter_id, at, actor_id, actor_name, kind, tier, detail FROM events "
-            "WHERE matter_id = ? ORDER BY id",
+            "WHERE matter_id = $1 ORDER BY id",
             (matter_id,),
         )
         return [Event(*r) for r in rows]
@@ -225,7 +253,7 @@ class Tx:
     ) -> None:
         """A photo, voice note (Telegram file ids) or location ("lat,lon") on a matter."""
         await self._conn.execute(
-            "INSERT INTO attachments (matter_id, kind, file_id, added_by, at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO attachments (matter_id, kind, file_id, added_by, at) VALUES ($1, $2, $3, $4, $5)",
             (matter_id, kind, file_id, added_by, at),
         )
 
@@ -234,8 +262,9 @@ class Tx:
         trip; keys already queued are ignored, so retries never queue twice."""
         if rows:
             cur = await self._conn.executemany(
-                "INSERT OR IGNORE INTO outbox (key, chat_id, kind, matter_id, text, markup, "
-                "reply_to, media, data, not_before, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO outbox (key, chat_id, kind, matter_id, text, markup, "
+                "reply_to, media, data, not_before, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                "ON CONFLICT DO NOTHING",
                 rows,
             )
             self.enqueued = self.enqueued or cur.rowcount > 0
@@ -244,10 +273,9 @@ class Tx:
         """What is attached to each of these matters, in one query."""
         if not matter_ids:
             return {}
-        marks = ", ".join("?" for _ in matter_ids)
         rows = await self._all(
-            f"SELECT matter_id, kind, file_id FROM attachments WHERE matter_id IN ({marks}) ORDER BY id",
-            tuple(matter_ids),
+            "SELECT matter_id, kind, file_id FROM attachments WHERE matter_id = ANY($1) ORDER BY id",
+            (list(matter_ids),),
         )
         out: dict[int, list[tuple[str, str]]] = {}
         for matter_id, kind, file_id in rows:
@@ -262,20 +290,21 @@ class Tx:
         Items whose key starts with ``bulk_prefix`` (or one of them: a broadcast's or the
         bulletins' thousands) come after all others, so that no card or escalation waits a
         minute behind them."""
-        skip = f"AND chat_id NOT IN ({', '.join('?' for _ in skip_chats)}) " if skip_chats else ""
         prefixes = [bulk_prefix] if isinstance(bulk_prefix, str) else list(bulk_prefix or ())
-        bulk = f"({' OR '.join('substr(key, 1, ?) = ?' for _ in prefixes)}), " if prefixes else ""
+        # Each prefix's length and text, numbered after now, limit and the chats skipped.
+        bulk = " OR ".join(f"substr(key, 1, ${4 + 2 * i}) = ${5 + 2 * i}" for i in range(len(prefixes)))
         rows = await self._all(
             "SELECT id, key, chat_id, kind, matter_id, text, markup, reply_to, attempts, media, data "
-            f"FROM outbox WHERE state = 'pending' AND not_before <= ? {skip}ORDER BY {bulk}id LIMIT ?",
-            (now, *skip_chats, *(x for p in prefixes for x in (len(p), p)), limit),
+            "FROM outbox WHERE state = 'pending' AND not_before <= $1 AND NOT (chat_id = ANY($3)) "
+            f"ORDER BY {f'({bulk}), ' if bulk else ''}id LIMIT $2",
+            (now, limit, list(skip_chats), *(x for p in prefixes for x in (len(p), p))),
         )
         return [OutboxItem(*r) for r in rows]
 
     async def outbox_retry_now(self, now: float) -> None:
         """At start: whatever was waiting for a retry is tried again at once."""
         await self._conn.execute(
-            "UPDATE outbox SET not_before = ? WHERE state = 'pending' AND not_before > ?", (now, now)
+            "UPDATE outbox SET not_before = $1 WHERE state = 'pending' AND not_before > $2", (now, now)
         )
 
     async def outbox_sent(self, sent: list[Sent]) -> None:
@@ -286,15 +315,15 @@ class Tx:
         guard, lease = (self.fence.guard, self.fence.params) if self.fence is not None else ("", ())
         # A file made for the asker (a ledger, with names in it) is not kept once it is sent.
         marked = await self._conn.executemany(
-            "UPDATE outbox SET state = 'sent', sent_at = ?, message_id = ?, "
-            f"media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?{guard}",
+            "UPDATE outbox SET state = 'sent', sent_at = $1, message_id = $2, "
+            f"media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = $3{guard}",
             [(s.at, s.message_id, s.item_id, *lease) for s in sent],
         )
         if self.fence is not None and marked.rowcount < len(sent):
             await self._fenced()
         if cards := [s for s in sent if s.card is not None]:
             await self._conn.executemany(
-                "UPDATE matters SET card_chat_id = ?, card_message_id = ? WHERE id = ?",
+                "UPDATE matters SET card_chat_id = $1, card_message_id = $2 WHERE id = $3",
                 [(chat, message, matter) for matter, chat, message in (s.card for s in cards if s.card)],
             )
         await self._record_views([s.item_id for s in sent if s.view])
@@ -306,26 +335,23 @@ class Tx:
         its data's ``matters``)."""
         if not item_ids:
             return
-        marks = ", ".join("?" for _ in item_ids)
-        live = sorted(LIVE)
-        kinds = ", ".join("?" for _ in live)
         recorded = await self._all(
-            "INSERT OR IGNORE INTO views (key, chat_id, message_id, kind, data, created_at) "
+            "INSERT INTO views (key, chat_id, message_id, kind, data, created_at) "
             "SELECT key, chat_id, message_id, kind, data, sent_at FROM outbox "
-            f"WHERE id IN ({marks}) AND message_id IS NOT NULL AND kind IN ({kinds}) "
-            "AND (data IS NOT NULL OR kind = ?) RETURNING key",
-            (*item_ids, *live, Kind.CARD_COPY.value),
+            "WHERE id = ANY($1) AND message_id IS NOT NULL AND kind = ANY($2) "
+            "AND (data IS NOT NULL OR kind = $3) ON CONFLICT DO NOTHING RETURNING key",
+            (list(item_ids), sorted(LIVE), Kind.CARD_COPY.value),
         )
         if not recorded:
             return
         keys = [r[0] for r in recorded]
-        marks = ", ".join("?" for _ in keys)
         await self._conn.execute(
-            "INSERT OR IGNORE INTO view_matters (matter_id, view_key) "
-            f"SELECT matter_id, key FROM outbox WHERE key IN ({marks}) AND matter_id IS NOT NULL "
-            "UNION SELECT j.value, o.key FROM outbox o, json_each(o.data, '$.matters') j "
-            f"WHERE o.key IN ({marks}) AND o.data IS NOT NULL AND json_type(o.data, '$.matters') = 'array'",
-            (*keys, *keys),
+            "INSERT INTO view_matters (matter_id, view_key) "
+            "SELECT matter_id, key FROM outbox WHERE key = ANY($1) AND matter_id IS NOT NULL "
+            f"UNION SELECT j.value, o.key FROM outbox o, {self._json_matters('o.data', 'j')} "
+            f"WHERE o.key = ANY($1) AND o.data IS NOT NULL AND {self._json_is_array('o.data', 'matters')} "
+            "ON CONFLICT DO NOTHING",
+            (keys,),
         )
 
     # --- views (issue 14: every message about a matter follows it) -----------------
@@ -336,19 +362,16 @@ class Tx:
         if not matter_ids:
             return []
         rows: list[tuple[str, int]] = []
-        live = sorted(LIVE)
-        kinds = ", ".join("?" for _ in live)
         for start in range(0, len(matter_ids), IDS_PER_QUERY // 2):
             ids = list(matter_ids[start : start + IDS_PER_QUERY // 2])
-            marks = ", ".join("?" for _ in ids)
             rows += await self._all(
                 "SELECT v.key, v.chat_id FROM view_matters m JOIN views v ON v.key = m.view_key "
-                f"WHERE m.matter_id IN ({marks}) AND v.dead IS NULL "
+                "WHERE m.matter_id = ANY($1) AND v.dead IS NULL "
                 "UNION SELECT o.key, o.chat_id FROM outbox o "
-                f"WHERE o.state = 'pending' AND o.kind IN ({kinds}) AND (o.matter_id IN ({marks}) "
-                "OR (o.data IS NOT NULL AND json_type(o.data, '$.matters') = 'array' AND EXISTS "
-                f"(SELECT 1 FROM json_each(o.data, '$.matters') j WHERE j.value IN ({marks}))))",
-                (*ids, *live, *ids, *ids),
+                "WHERE o.state = 'pending' AND o.kind = ANY($2) AND (o.matter_id = ANY($1) "
+                f"OR (o.data IS NOT NULL AND {self._json_is_array('o.data', 'matters')} AND EXISTS "
+                f"(SELECT 1 FROM {self._json_matters('o.data', 'j')} WHERE j.value = ANY($1))))",
+                (ids, sorted(LIVE)),
             )
         return sorted(set(rows))
 
@@ -356,27 +379,30 @@ class Tx:
         """The views of these keys, with the matters each names."""
         if not keys:
             return {}
-        marks = ", ".join("?" for _ in keys)
+        # A row per view and matter it names, gathered here: one query, and no aggregate to spell
+        # twice (group_concat; string_agg only from SQLite 3.44).
         rows = await self._all(
-            "SELECT v.key, v.chat_id, v.message_id, v.kind, v.data, v.dead, group_concat(m.matter_id) "
-            f"FROM views v LEFT JOIN view_matters m ON m.view_key = v.key WHERE v.key IN ({marks}) GROUP BY v.key",
-            tuple(keys),
+            "SELECT v.key, v.chat_id, v.message_id, v.kind, v.data, v.dead, m.matter_id "
+            "FROM views v LEFT JOIN view_matters m ON m.view_key = v.key WHERE v.key = ANY($1)",
+            (list(keys),),
         )
-        return {
-            key: View(key, chat, message, kind, data, tuple(sorted(int(m) for m in (named or "").split(",") if m)),
-                      dead)
-            for key, chat, message, kind, data, dead, named in rows
-        }
+        found: dict[str, tuple[Any, ...]] = {}
+        named: dict[str, list[int]] = {}
+        for key, chat, message, kind, data, dead, matter in rows:
+            found.setdefault(key, (chat, message, kind, data, dead))
+            if matter is not None:
+                named.setdefault(key, []).append(int(matter))
+        return {key: View(key, chat, message, kind, data, tuple(sorted(named.get(key, ()))), dead)
+                for key, (chat, message, kind, data, dead) in found.items()}
 
     async def waiting_refreshes(self, keys: Sequence[str]) -> dict[str, list[int]]:
         """The refreshes of these views still waiting (due or not), by view: one edit will do for all."""
         if not keys:
             return {}
-        marks = ", ".join("?" for _ in keys)
+        view = self._json_text("data", "view")
         rows = await self._all(
-            "SELECT id, json_extract(data, '$.view') FROM outbox "
-            f"WHERE state = 'pending' AND kind = ? AND json_extract(data, '$.view') IN ({marks})",
-            (Kind.VIEW.value, *keys),
+            f"SELECT id, {view} FROM outbox WHERE state = 'pending' AND kind = $1 AND {view} = ANY($2)",
+            (Kind.VIEW.value, list(keys)),
         )
         out: dict[str, list[int]] = {}
         for item_id, key in rows:
@@ -388,37 +414,36 @@ class Tx:
         view is gone."""
         if item_ids:
             await self._fenced()
-            marks = ", ".join("?" for _ in item_ids)
             await self._conn.execute(
-                f"UPDATE outbox SET state = 'sent', sent_at = ?, error = ? WHERE id IN ({marks}) AND state = 'pending'",
-                (now, why, *item_ids),
+                "UPDATE outbox SET state = 'sent', sent_at = $1, error = $2 WHERE id = ANY($3) AND state = 'pending'",
+                (now, why, list(item_ids)),
             )
 
     async def view_dead(self, key: str, why: str) -> None:
-        await self._conn.execute("UPDATE views SET dead = ? WHERE key = ? AND dead IS NULL", (why, key))
+        await self._conn.execute("UPDATE views SET dead = $1 WHERE key = $2 AND dead IS NULL", (why, key))
 
     async def views_dead_in(self, chat_id: int, why: str) -> None:
         """Every view in a chat the bot can no longer write to (or that moved to a new id)."""
-        await self._conn.execute("UPDATE views SET dead = ? WHERE chat_id = ? AND dead IS NULL", (why, chat_id))
+        await self._conn.execute("UPDATE views SET dead = $1 WHERE chat_id = $2 AND dead IS NULL", (why, chat_id))
 
     async def outbox_retry(self, item_id: int, not_before: float, error: str) -> None:
         await self._conn.execute(
-            "UPDATE outbox SET attempts = attempts + 1, not_before = ?, error = ? WHERE id = ?",
+            "UPDATE outbox SET attempts = attempts + 1, not_before = $1, error = $2 WHERE id = $3",
             (not_before, error, item_id),
         )
 
     async def outbox_failed(self, item_id: int, error: str) -> None:
         await self._fenced()
         await self._conn.execute(
-            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = ?, "
-            "media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = ?",
+            "UPDATE outbox SET state = 'failed', attempts = attempts + 1, error = $1, "
+            "media = CASE WHEN kind = 'document' THEN NULL ELSE media END WHERE id = $2",
             (error, item_id),
         )
 
     async def fail_pending_for_chat(self, chat_id: int, error: str) -> None:
         await self._fenced()
         await self._conn.execute(
-            "UPDATE outbox SET state = 'failed', error = ? WHERE chat_id = ? AND state = 'pending'",
+            "UPDATE outbox SET state = 'failed', error = $1 WHERE chat_id = $2 AND state = 'pending'",
             (error, chat_id),
         )
 
@@ -426,9 +451,9 @@ class Tx:
     async def bind_chat(self, chat_id: int, node_id: str, user_id: int, now: float) -> None:
         self.changed.add("bindings")
         # A node has one chat: binding a new one releases the old.
-        await self._conn.execute("UPDATE chats SET node_id = NULL WHERE node_id = ?", (node_id,))
+        await self._conn.execute("UPDATE chats SET node_id = NULL WHERE node_id = $1", (node_id,))
         await self._conn.execute(
-            "INSERT INTO chats (chat_id, node_id, bound_by, bound_at) VALUES (?, ?, ?, ?) "
+            "INSERT INTO chats (chat_id, node_id, bound_by, bound_at) VALUES ($1, $2, $3, $4) "
             "ON CONFLICT(chat_id) DO UPDATE SET node_id = excluded.node_id, "
             "bound_by = excluded.bound_by, bound_at = excluded.bound_at, unreachable_at = NULL",
             (chat_id, node_id, user_id, now),
@@ -438,18 +463,18 @@ class Tx:
         """A group's new id (it became a supergroup): pending messages, cards and its language follow it."""
         self.changed.update(("bindings", "languages"))
         await self._conn.execute(
-            "UPDATE outbox SET chat_id = ? WHERE chat_id = ? AND state = 'pending'", (new_chat, old_chat)
+            "UPDATE outbox SET chat_id = $1 WHERE chat_id = $2 AND state = 'pending'", (new_chat, old_chat)
         )
-        await self._conn.execute("UPDATE matters SET chat_id = ? WHERE chat_id = ?", (new_chat, old_chat))
+        await self._conn.execute("UPDATE matters SET chat_id = $1 WHERE chat_id = $2", (new_chat, old_chat))
         # A report held over a limit becomes a matter there later: its card goes to the new id.
-        await self._conn.execute("UPDATE held_reports SET chat_id = ? WHERE chat_id = ?", (new_chat, old_chat))
+        await self._conn.execute("UPDATE held_reports SET chat_id = $1 WHERE chat_id = $2", (new_chat, old_chat))
         await self._conn.execute(
-            "UPDATE matters SET card_chat_id = NULL, card_message_id = NULL WHERE card_chat_id = ?", (old_chat,)
+            "UPDATE matters SET card_chat_id = NULL, card_message_id = NULL WHERE card_chat_id = $1", (old_chat,)
         )
         await self.views_dead_in(old_chat, "migrated")  # the old group's messages cannot be edited
         await self._conn.execute(  # the group's language goes with it
-            "INSERT INTO chats (chat_id, language) SELECT ?, language FROM chats "
-            "WHERE chat_id = ? AND language IS NOT NULL "
+            "INSERT INTO chats (chat_id, language) SELECT $1, language FROM chats "
+            "WHERE chat_id = $2 AND language IS NOT NULL "
             "ON CONFLICT(chat_id) DO UPDATE SET language = excluded.language",
             (new_chat, old_chat),
         )
@@ -461,7 +486,7 @@ class Tx:
     async def set_chat_language(self, chat_id: int, language: str) -> None:
         self.changed.add("languages")
         await self._conn.execute(
-            "INSERT INTO chats (chat_id, language) VALUES (?, ?) "
+            "INSERT INTO chats (chat_id, language) VALUES ($1, $2) "
             "ON CONFLICT(chat_id) DO UPDATE SET language = excluded.language",
             (chat_id, language),
         )
@@ -473,7 +498,7 @@ class Tx:
     async def mark_unreachable(self, chat_id: int, now: float) -> bool:
         """Returns True only the first time, so the station is told once."""
         cur = await self._conn.execute(
-            "INSERT INTO chats (chat_id, unreachable_at) VALUES (?, ?) "
+            "INSERT INTO chats (chat_id, unreachable_at) VALUES ($1, $2) "
             "ON CONFLICT(chat_id) DO UPDATE SET unreachable_at = excluded.unreachable_at "
             "WHERE chats.unreachable_at IS NULL",
             (chat_id, now),
@@ -497,14 +522,17 @@ class Tx:
     ) -> None:
         """Remember that the bot asked this person something in this chat (one at a time)."""
         await self._conn.execute(
-            "INSERT OR REPLACE INTO prompts (chat_id, user_id, asked_at, kind, unit_id, matter_id, draft) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO prompts (chat_id, user_id, asked_at, kind, unit_id, matter_id, draft) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (chat_id, user_id) DO UPDATE SET "
+            "asked_at = excluded.asked_at, kind = excluded.kind, unit_id = excluded.unit_id, "
+            "matter_id = excluded.matter_id, draft = excluded.draft",
             (chat_id, user_id, now, kind, unit_id, matter_id, draft),
         )
 
     async def prompt(self, chat_id: int, user_id: int, since: float) -> Prompt | None:
         row = await self._one(
-            "SELECT kind, unit_id, matter_id, draft FROM prompts WHERE chat_id = ? AND user_id = ? AND asked_at >= ?",
+            "SELECT kind, unit_id, matter_id, draft FROM prompts WHERE chat_id = $1 AND user_id = $2 "
+            "AND asked_at >= $3",
             (chat_id, user_id, since),
         )
         return Prompt(*row) if row else None
@@ -512,7 +540,7 @@ class Tx:
     async def take_prompt(self, chat_id: int, user_id: int, since: float) -> bool:
         """Consume a pending prompt asked after ``since``."""
         cur = await self._conn.execute(
-            "DELETE FROM prompts WHERE chat_id = ? AND user_id = ? AND asked_at >= ?",
+            "DELETE FROM prompts WHERE chat_id = $1 AND user_id = $2 AND asked_at >= $3",
             (chat_id, user_id, since),
         )
         return cur.rowcount == 1
@@ -520,13 +548,13 @@ class Tx:
     # --- a person's own matters, and what is attached ----------------------------
     async def matters_of(self, reporter_id: int, limit: int = 20) -> list[Matter]:
         rows = await self._all(
-            f"{MATTER_SELECT} WHERE reporter_id = ? ORDER BY id DESC LIMIT ?", (reporter_id, limit)
+            f"{MATTER_SELECT} WHERE reporter_id = $1 ORDER BY id DESC LIMIT $2", (reporter_id, limit)
         )
         return [matter_from_row(r) for r in rows]
 
     async def reported_units(self, reporter_id: int) -> list[str]:
         rows = await self._all(
-            "SELECT unit_id FROM matters WHERE reporter_id = ? GROUP BY unit_id ORDER BY max(id) DESC LIMIT 8",
+            "SELECT unit_id FROM matters WHERE reporter_id = $1 GROUP BY unit_id ORDER BY max(id) DESC LIMIT 8",
             (reporter_id,),
         )
         return [r[0] for r in rows]
@@ -534,15 +562,15 @@ class Tx:
     async def matter_by_message(self, chat_id: int, message_id: int) -> Matter | None:
         """The matter whose card, or whose report, is this message."""
         row = await self._one(
-            f"{MATTER_SELECT} WHERE (card_chat_id = ? AND card_message_id = ?) "
-            "OR (chat_id = ? AND report_message_id = ?)",
+            f"{MATTER_SELECT} WHERE (card_chat_id = $1 AND card_message_id = $2) "
+            "OR (chat_id = $3 AND report_message_id = $4)",
             (chat_id, message_id, chat_id, message_id),
         )
         return matter_from_row(row) if row else None
 
     async def attachments(self, matter_id: int) -> list[tuple[str, str]]:
         """(kind, file id or "lat,lon") of everything attached to a matter, oldest first."""
-        return await self._all("SELECT kind, file_id FROM attachments WHERE matter_id = ? ORDER BY id", (matter_id,))
+        return await self._all("SELECT kind, file_id FROM attachments WHERE matter_id = $1 ORDER BY id", (matter_id,))
 
     # --- abuse limits (issue 10) -------------------------------------------------
     async def report_times(self, key: int, since: float, nonmember: bool = False) -> list[float]:
@@ -551,10 +579,10 @@ class Tx:
         someone Telegram does not show as a member of the unit's group."""
         extra = " AND membership = 'nonmember'" if nonmember else ""
         rows = await self._all(
-            f"SELECT created_at FROM matters WHERE limit_key = ? AND created_at >= ?{extra} "
-            f"UNION ALL SELECT created_at FROM held_reports WHERE limit_key = ? AND created_at >= ? "
+            f"SELECT created_at FROM matters WHERE limit_key = $1 AND created_at >= $2{extra} "
+            f"UNION ALL SELECT created_at FROM held_reports WHERE limit_key = $1 AND created_at >= $2 "
             f"AND matter_id IS NULL{extra} ORDER BY 1",
-            (key, since, key, since),
+            (key, since),
         )
         return [r[0] for r in rows]
 
@@ -562,12 +590,11 @@ class Tx:
         """When the reports counting against each of ``keys`` since ``since`` were made
         (matters and reports still held), in one query."""
         keys = list(keys)
-        marks = ", ".join("?" for _ in keys)
         rows = await self._all(
-            f"SELECT limit_key, created_at FROM matters WHERE limit_key IN ({marks}) AND created_at >= ? "
-            f"UNION ALL SELECT limit_key, created_at FROM held_reports WHERE limit_key IN ({marks}) "
-            "AND created_at >= ? AND matter_id IS NULL",
-            (*keys, since, *keys, since),
+            "SELECT limit_key, created_at FROM matters WHERE limit_key = ANY($1) AND created_at >= $2 "
+            "UNION ALL SELECT limit_key, created_at FROM held_reports WHERE limit_key = ANY($1) "
+            "AND created_at >= $2 AND matter_id IS NULL",
+            (keys, since),
         )
         times: dict[int, list[float]] = {}
         for key, at in rows:
@@ -591,52 +618,52 @@ class Tx:
             again, reply_to=report.reply_to,
         ).row(row["created_at"])])
         if report.prompt_chat is not None:
-            await self._conn.execute("DELETE FROM prompts WHERE chat_id = ? AND user_id = ?",
+            await self._conn.execute("DELETE FROM prompts WHERE chat_id = $1 AND user_id = $2",
                                      (report.prompt_chat, row["reporter_id"]))
         return held_id
 
     async def recent_reports(self, since: float) -> list[tuple[int, float]]:
         """(limit key, when) of every report since ``since``: the limits' memory at start."""
         return await self._all(
-            "SELECT limit_key, created_at FROM matters WHERE created_at >= ? AND limit_key IS NOT NULL "
-            "UNION ALL SELECT limit_key, created_at FROM held_reports WHERE created_at >= ? AND matter_id IS NULL",
+            "SELECT limit_key, created_at FROM matters WHERE created_at >= $1 AND limit_key IS NOT NULL "
+            "UNION ALL SELECT limit_key, created_at FROM held_reports WHERE created_at >= $2 AND matter_id IS NULL",
             (since, since),
         )
 
     async def urgent_alerts(self, key: int, since: float) -> int:
         """How many of this person's matters first alerted as urgent since ``since``."""
         (count,) = await self._one(
-            "SELECT count(*) FROM matters WHERE limit_key = ? AND urgent_at >= ?", (key, since)
+            "SELECT count(*) FROM matters WHERE limit_key = $1 AND urgent_at >= $2", (key, since)
         )
         return int(count)
 
     async def hold_report(self, held: dict[str, Any]) -> int:
         columns = list(held)
-        cur = await self._conn.execute(
-            f"INSERT INTO held_reports ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+        (held_id,) = await self._one(
+            f"INSERT INTO held_reports ({', '.join(columns)}) "
+            f"VALUES ({', '.join(f'${n}' for n in range(1, len(columns) + 1))}) RETURNING id",
             [held[c] for c in columns],
         )
-        return cur.lastrowid  # type: ignore[return-value]
+        return int(held_id)
 
     async def held_report(self, held_id: int) -> HeldReport | None:
-        row = await self._one(f"SELECT {', '.join(HELD_COLUMNS)} FROM held_reports WHERE id = ?", (held_id,))
+        row = await self._one(f"SELECT {', '.join(HELD_COLUMNS)} FROM held_reports WHERE id = $1", (held_id,))
         return held_from_row(row) if row else None
 
     async def held_reports(self, unit_ids: Sequence[str], limit: int = 20) -> list[HeldReport]:
         """Reports still held for these units, newest first."""
-        marks = ", ".join("?" for _ in unit_ids)
         rows = await self._all(
             f"SELECT {', '.join(HELD_COLUMNS)} FROM held_reports "
-            f"WHERE matter_id IS NULL AND unit_id IN ({marks}) ORDER BY id DESC LIMIT ?",
-            (*unit_ids, limit),
+            "WHERE matter_id IS NULL AND unit_id = ANY($1) ORDER BY id DESC LIMIT $2",
+            (list(unit_ids), limit),
         )
         return [held_from_row(r) for r in rows]
 
     async def release_held(self, held_id: int, matter_id: int, by: int, now: float) -> bool:
         """Returns True only the first time: one held report becomes one matter."""
         cur = await self._conn.execute(
-            "UPDATE held_reports SET matter_id = ?, released_by = ?, released_at = ? "
-            "WHERE id = ? AND matter_id IS NULL",
+            "UPDATE held_reports SET matter_id = $1, released_by = $2, released_at = $3 "
+            "WHERE id = $4 AND matter_id IS NULL",
             (matter_id, by, now, held_id),
         )
         return cur.rowcount == 1
@@ -644,20 +671,21 @@ class Tx:
     # --- schedules ---------------------------------------------------------------
     async def first_started(self, now: float) -> float:
         """When this database first served a bot (set once, at the first start)."""
-        await self._conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('first_started', ?)", (repr(now),))
+        await self._conn.execute("INSERT INTO meta (key, value) VALUES ('first_started', $1) "
+                                 "ON CONFLICT DO NOTHING", (repr(now),))
         (value,) = await self._one("SELECT value FROM meta WHERE key = 'first_started'")
         return float(value)
 
     async def schedule_ran(self, name: str, period: str, station: str = "") -> bool:
         """Whether the run of ``name`` for ``period`` went out: for ``station``, or city-wide ('')."""
         row = await self._one(
-            "SELECT 1 FROM schedule_runs WHERE name = ? AND period = ? AND station = ?", (name, period, station)
+            "SELECT 1 FROM schedule_runs WHERE name = $1 AND period = $2 AND station = $3", (name, period, station)
         )
         return row is not None
 
     async def mark_schedule(self, name: str, period: str, now: float, station: str = "") -> bool:
         cur = await self._conn.execute(
-            "INSERT OR IGNORE INTO schedule_runs (name, period, station, ran_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO schedule_runs (name, period, station, ran_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             (name, period, station, now),
         )
         return cur.rowcount == 1
@@ -665,12 +693,11 @@ class Tx:
     async def adopt_town_rows(self, station: str, schedules: Sequence[str]) -> None:
         """A town's rows from before stations (station '') are its one station's (issue 17):
         run at start when the config has exactly one station; a no-op once done."""
-        marks = ", ".join("?" for _ in schedules)
         await self._conn.execute(
-            f"UPDATE schedule_runs SET station = ? WHERE station = '' AND name IN ({marks})", (station, *schedules)
+            "UPDATE schedule_runs SET station = $1 WHERE station = '' AND name = ANY($2)", (station, list(schedules))
         )
         for table in ("week_counts", "published_figures", "duty_overrides"):
-            await self._conn.execute(f"UPDATE {table} SET station = ? WHERE station = ''", (station,))
+            await self._conn.execute(f"UPDATE {table} SET station = $1 WHERE station = ''", (station,))
 
     # --- quiet hours ---------------------------------------------------------------
     async def hold_ping(
@@ -678,32 +705,32 @@ class Tx:
     ) -> None:
         await self._conn.execute(
             "INSERT INTO held_pings (chat_id, matter_id, kind, tier, reason, at, release_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
             (chat_id, matter_id, kind, tier, reason, now, release_at),
         )
 
     async def held_pings_due(self, now: float) -> list[HeldPing]:
         rows = await self._all(
-            "SELECT id, chat_id, matter_id, kind, tier, reason FROM held_pings WHERE release_at <= ? ORDER BY id",
+            "SELECT id, chat_id, matter_id, kind, tier, reason FROM held_pings WHERE release_at <= $1 ORDER BY id",
             (now,),
         )
         return [HeldPing(*r) for r in rows]
 
     async def drop_held_pings(self, ids: list[int]) -> None:
-        await self._conn.executemany("DELETE FROM held_pings WHERE id = ?", [(i,) for i in ids])
+        await self._conn.executemany("DELETE FROM held_pings WHERE id = $1", [(i,) for i in ids])
 
     # --- people ------------------------------------------------------------------
     async def set_private_chat(self, user_id: int, name: str, now: float) -> None:
         """The user opened a private chat with the bot (/start): DMs can reach them."""
         await self._conn.execute(
-            "INSERT INTO users (user_id, name, private_chat, updated_at) VALUES (?, ?, 1, ?) "
+            "INSERT INTO users (user_id, name, private_chat, updated_at) VALUES ($1, $2, 1, $3) "
             "ON CONFLICT(user_id) DO UPDATE SET name = excluded.name, private_chat = 1, "
             "updated_at = excluded.updated_at",
             (user_id, name, now),
         )
 
     async def has_private_chat(self, user_id: int) -> bool:
-        row = await self._one("SELECT private_chat FROM users WHERE user_id = ?", (user_id,))
+        row = await self._one("SELECT private_chat FROM users WHERE user_id = $1", (user_id,))
         return bool(row and row[0])
 
     async def add_duty_override(
@@ -711,14 +738,14 @@ class Tx:
     ) -> None:
         await self._conn.execute(
             "INSERT INTO duty_overrides (user_id, name, start, until, set_by, set_at, station) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)",
             (user_id, name, start, until, by, start, station),
         )
 
     async def duty_overrides(self, now: float, station: str) -> list[DutyOverride]:
         """Who took ``station``'s watch and until when, still in force at ``now``."""
         rows = await self._all(
-            "SELECT user_id, start, until FROM duty_overrides WHERE until > ? AND station = ? ORDER BY set_at, id",
+            "SELECT user_id, start, until FROM duty_overrides WHERE until > $1 AND station = $2 ORDER BY set_at, id",
             (now, station),
         )
         return [DutyOverride(*r) for r in rows]
@@ -728,7 +755,7 @@ class Tx:
         """Fetched updates, each with its payload, or None when replay will not need it."""
         now = time.time() if now is None else now
         await self._conn.executemany(
-            "INSERT OR IGNORE INTO inbox (update_id, payload, received_at) VALUES (?, ?, ?)",
+            "INSERT INTO inbox (update_id, payload, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             [(update_id, payload, now) for update_id, payload in updates],
         )
 
@@ -736,7 +763,7 @@ class Tx:
         """Done: only the id stays (duplicate detection), never what it said."""
         if update_ids:
             await self._conn.executemany(
-                "UPDATE inbox SET done_at = ?, payload = NULL WHERE update_id = ? AND done_at IS NULL",
+                "UPDATE inbox SET done_at = $1, payload = NULL WHERE update_id = $2 AND done_at IS NULL",
                 [(now, update_id) for update_id in update_ids],
             )
 
@@ -744,13 +771,13 @@ class Tx:
         """One more failed try of a pending update; after MAX_TRIES it is failed (and done,
         its payload dropped). Returns the tries so far (0 if it is not pending)."""
         row = await self._one(
-            "UPDATE inbox SET tries = tries + 1, error = ? WHERE update_id = ? AND done_at IS NULL RETURNING tries",
+            "UPDATE inbox SET tries = tries + 1, error = $1 WHERE update_id = $2 AND done_at IS NULL RETURNING tries",
             (error, update_id),
         )
         tries = int(row[0]) if row else 0
         if tries >= MAX_TRIES:
             await self._conn.execute(
-                "UPDATE inbox SET failed_at = ?, done_at = ?, payload = NULL WHERE update_id = ?",
+                "UPDATE inbox SET failed_at = $1, done_at = $2, payload = NULL WHERE update_id = $3",
                 (now, now, update_id),
             )
         return tries
@@ -759,7 +786,7 @@ class Tx:
         """Updates given up on, newest first: (update id, when, error)."""
         return await self._all(
             "SELECT update_id, failed_at, coalesce(error, '') FROM inbox WHERE failed_at IS NOT NULL "
-            "ORDER BY failed_at DESC, update_id DESC LIMIT ?",
+            "ORDER BY failed_at DESC, update_id DESC LIMIT $1",
             (limit,),
         )
 
@@ -769,7 +796,7 @@ class Tx:
         return int(count)
 
     async def inbox_is_done(self, update_id: int) -> bool:
-        row = await self._one("SELECT done_at FROM inbox WHERE update_id = ?", (update_id,))
+        row = await self._one("SELECT done_at FROM inbox WHERE update_id = $1", (update_id,))
         return row is not None and row[0] is not None
 
     async def inbox_last_id(self) -> int:
@@ -782,12 +809,12 @@ class Tx:
 
     async def outbox_prune(self, before: float) -> None:
         """Forget messages sent or given up on long ago (keys stay unique meanwhile)."""
-        await self._conn.execute("DELETE FROM outbox WHERE state != 'pending' AND created_at < ?", (before,))
+        await self._conn.execute("DELETE FROM outbox WHERE state != 'pending' AND created_at < $1", (before,))
 
     async def inbox_prune(self, before: float) -> None:
         """Forget updates done (or failed) long ago; the newest is kept so ids stay known."""
         await self._conn.execute(
-            "DELETE FROM inbox WHERE done_at < ? AND update_id < (SELECT max(update_id) FROM inbox)", (before,)
+            "DELETE FROM inbox WHERE done_at < $1 AND update_id < (SELECT max(update_id) FROM inbox)", (before,)
         )
 
     # --- personal data retention (issue 10) ---------------------------------------
@@ -797,65 +824,63 @@ class Tx:
         file ids, the messages about them and questions pending on them. Figures (times,
         tiers, categories, ratings, counts) stay, and each matter's timeline says so."""
         rows = await self._all(
-            "SELECT id FROM matters WHERE closed_at < ? AND purged_at IS NULL ORDER BY closed_at LIMIT ?",
+            "SELECT id FROM matters WHERE closed_at < $1 AND purged_at IS NULL ORDER BY closed_at LIMIT $2",
             (before, limit),
         )
         ids = [r[0] for r in rows]
         if not ids:
             return Purged()
-        marks = ", ".join("?" for _ in ids)
         own = "actor_id = (SELECT reporter_id FROM matters WHERE matters.id = events.matter_id)"
         words = ", ".join(f"'{k}'" for k in OWN_WORDS_EVENTS)
         free = f"detail IS NOT NULL AND actor_id IS NOT NULL AND kind NOT IN ({words})"
         events = await self._conn.execute(
-            f"UPDATE events SET detail = CASE WHEN {free} THEN ? ELSE detail END, "
-            f"actor_name = CASE WHEN {own} THEN ? ELSE actor_name END, "
+            f"UPDATE events SET detail = CASE WHEN {free} THEN $1 ELSE detail END, "
+            f"actor_name = CASE WHEN {own} THEN $2 ELSE actor_name END, "
             # 0, not NULL: a NULL actor means the sweep wrote it, and the figures count that apart.
             f"actor_id = CASE WHEN {own} THEN 0 ELSE actor_id END "
-            f"WHERE matter_id IN ({marks}) AND (({free}) OR {own})",
-            (PURGED, PURGED, *ids),
+            f"WHERE matter_id = ANY($3) AND (({free}) OR {own})",
+            (PURGED, PURGED, ids),
         )
         attachments = await self._conn.execute(
-            "UPDATE attachments SET file_id = ?, added_by = CASE WHEN added_by = "
+            "UPDATE attachments SET file_id = $1, added_by = CASE WHEN added_by = "
             "(SELECT reporter_id FROM matters WHERE matters.id = attachments.matter_id) THEN NULL ELSE added_by END "
-            f"WHERE matter_id IN ({marks})",
-            (PURGED, *ids),
+            "WHERE matter_id = ANY($2)",
+            (PURGED, ids),
         )
         messages = await self._conn.execute(
             # A notice composed when it was sent kept what its words were made of (names, the
             # resolution) in ``data``: cleared as its text would have been.
-            "UPDATE outbox SET text = CASE WHEN text IS NULL AND data IS NULL THEN NULL ELSE ? END, data = NULL, "
-            "markup = NULL, media = CASE WHEN media IS NULL THEN NULL ELSE ? END "
-            f"WHERE matter_id IN ({marks}) AND state != 'pending' "
+            "UPDATE outbox SET text = CASE WHEN text IS NULL AND data IS NULL THEN NULL ELSE $1 END, data = NULL, "
+            "markup = NULL, media = CASE WHEN media IS NULL THEN NULL ELSE $2 END "
+            "WHERE matter_id = ANY($3) AND state != 'pending' "
             "AND (text IS NOT NULL OR media IS NOT NULL OR data IS NOT NULL)",
-            (PURGED, PURGED, *ids),
+            (PURGED, PURGED, ids),
         )
-        prompts = await self._conn.execute(f"DELETE FROM prompts WHERE matter_id IN ({marks})", ids)
+        prompts = await self._conn.execute("DELETE FROM prompts WHERE matter_id = ANY($1)", (ids,))
         # A screening's finding made this matter: its words are the matter's (issue 16).
         await self._conn.execute(
-            f"UPDATE screening_findings SET text = ? WHERE matter_id IN ({marks}) AND text != ?", (PURGED, *ids, PURGED)
+            "UPDATE screening_findings SET text = $1 WHERE matter_id = ANY($2) AND text != $1", (PURGED, ids)
         )
         # Views hold what their messages were composed from (a leader's words among it): they go.
         viewed = [r[0] for r in await self._all(
-            f"SELECT DISTINCT view_key FROM view_matters WHERE matter_id IN ({marks})", ids)]
+            "SELECT DISTINCT view_key FROM view_matters WHERE matter_id = ANY($1)", (ids,))]
         for start in range(0, len(viewed), IDS_PER_QUERY):
             part = viewed[start : start + IDS_PER_QUERY]
-            places = ", ".join("?" for _ in part)
-            await self._conn.execute(f"DELETE FROM view_matters WHERE view_key IN ({places})", part)
-            await self._conn.execute(f"DELETE FROM views WHERE key IN ({places})", part)
+            await self._conn.execute("DELETE FROM view_matters WHERE view_key = ANY($1)", (part,))
+            await self._conn.execute("DELETE FROM views WHERE key = ANY($1)", (part,))
         await self._conn.execute(
-            "UPDATE matters SET reporter_id = 0, reporter_name = ?, text = ?, "
-            "resolution = CASE WHEN resolution IS NULL THEN NULL ELSE ? END, "
-            "close_reason = CASE WHEN close_reason IS NULL THEN NULL ELSE ? END, "
-            "claimed_by_name = CASE WHEN claimed_by = reporter_id THEN ? ELSE claimed_by_name END, "
+            "UPDATE matters SET reporter_id = 0, reporter_name = $1, text = $1, "
+            "resolution = CASE WHEN resolution IS NULL THEN NULL ELSE $1 END, "
+            "close_reason = CASE WHEN close_reason IS NULL THEN NULL ELSE $1 END, "
+            "claimed_by_name = CASE WHEN claimed_by = reporter_id THEN $1 ELSE claimed_by_name END, "
             "claimed_by = CASE WHEN claimed_by = reporter_id THEN NULL ELSE claimed_by END, "
-            "resolved_by_name = CASE WHEN resolved_by = reporter_id THEN ? ELSE resolved_by_name END, "
+            "resolved_by_name = CASE WHEN resolved_by = reporter_id THEN $1 ELSE resolved_by_name END, "
             "resolved_by = CASE WHEN resolved_by = reporter_id THEN NULL ELSE resolved_by END, "
-            f"limit_key = NULL, purged_at = ? WHERE id IN ({marks})",
-            (PURGED, PURGED, PURGED, PURGED, PURGED, PURGED, now, *ids),
+            "limit_key = NULL, purged_at = $2 WHERE id = ANY($3)",
+            (PURGED, now, ids),
         )
         await self._conn.executemany(
-            "INSERT INTO events (matter_id, at, kind) VALUES (?, ?, 'purged')", [(i, now) for i in ids]
+            "INSERT INTO events (matter_id, at, kind) VALUES ($1, $2, 'purged')", [(i, now) for i in ids]
         )
         return Purged(len(ids), events.rowcount, attachments.rowcount, messages.rowcount, prompts.rowcount)
 
@@ -863,30 +888,30 @@ class Tx:
         """Questions left unanswered since before ``before``, the names of people not seen
         since (kept only to know who opened a private chat), and reports held back by the
         abuse limits since then."""
-        prompts = await self._conn.execute("DELETE FROM prompts WHERE asked_at < ?", (before,))
+        prompts = await self._conn.execute("DELETE FROM prompts WHERE asked_at < $1", (before,))
         users = await self._conn.execute(
-            "UPDATE users SET name = ? WHERE updated_at < ? AND name IS NOT NULL AND name != ?",
+            "UPDATE users SET name = $1 WHERE updated_at < $2 AND name IS NOT NULL AND name != $3",
             (PURGED, before, PURGED),
         )
         held = await self._conn.execute(
-            "UPDATE held_reports SET reporter_id = 0, reporter_name = ?, limit_key = 0, text = ?, photo = NULL "
-            "WHERE created_at < ? AND text != ?",
+            "UPDATE held_reports SET reporter_id = 0, reporter_name = $1, limit_key = 0, text = $2, photo = NULL "
+            "WHERE created_at < $3 AND text != $4",
             (PURGED, PURGED, before, PURGED),
         )
         # A screening's finding put on record (not made a matter) names a household's trouble too.
         await self._conn.execute(
-            "UPDATE screening_findings SET text = ? WHERE matter_id IS NULL AND at < ? AND text != ?",
+            "UPDATE screening_findings SET text = $1 WHERE matter_id IS NULL AND at < $2 AND text != $3",
             (PURGED, before, PURGED),
         )
         # A visit's words, its place and its photos are a household's too; the officer's name,
         # the units, the day and the counts stay for the figures (issue 16).
         await self._conn.execute(
-            "DELETE FROM visit_photos WHERE visit_id IN (SELECT id FROM visits WHERE finished_at < ?)", (before,)
+            "DELETE FROM visit_photos WHERE visit_id IN (SELECT id FROM visits WHERE finished_at < $1)", (before,)
         )
         await self._conn.execute(
-            "UPDATE visits SET deed = ?, findings = CASE WHEN findings IS NULL THEN NULL ELSE ? END, "
-            "place = NULL, latitude = NULL, longitude = NULL WHERE finished_at < ? AND deed IS NOT ?",
-            (PURGED, PURGED, before, PURGED),
+            "UPDATE visits SET deed = $1, findings = CASE WHEN findings IS NULL THEN NULL ELSE $1 END, "
+            "place = NULL, latitude = NULL, longitude = NULL WHERE finished_at < $2 AND (deed IS NULL OR deed != $1)",
+            (PURGED, before),
         )
         return Purged(prompts=prompts.rowcount, users=users.rowcount, held=held.rowcount)
 
@@ -898,29 +923,62 @@ class Tx:
         those that never went above their unit and were not reopened since ``start`` (their
         columns say all their timeline says), and the others; and the others' timelines
         (plain tuples in TimelineRow's order), which escalation.summary.facts replays."""
+        plain, moved, events, _ = await self._summary_rows(start, end, count_idle=False)
+        return plain, moved, events
+
+    async def summary_rows(
+        self, start: float, end: float
+    ) -> tuple[list[Any], list[Any], list[tuple[Any, ...]], list[tuple[str, int]]]:
+        """summary_matters, but the plain matters reported before ``start`` that the window
+        touches only by being open at its end (not claimed, resolved or reopened in it) are
+        not read one by one: they come last, counted per unit as (unit_id, how many). A big
+        town keeps some 30,000 of them, a quarter of the rows a week's bulletins read. They
+        are idle in every part of [start, end), so the count holds for any window inside it."""
+        return await self._summary_rows(start, end, count_idle=True)
+
+    async def _summary_rows(
+        self, start: float, end: float, count_idle: bool
+    ) -> tuple[list[Any], list[Any], list[tuple[Any, ...]], list[tuple[str, int]]]:
         columns = ("m.unit_id, m.created_at, m.first_claimed_at, m.resolved_at, m.escalated_at, m.id, "
                    "m.category, m.top_tier, m.closed_at, m.private")
+        # Open plain matters reported before the start and idle since: open at the end and
+        # nothing else in the window. Each part of the condition is true or false, never
+        # NULL, so NOT(idle) is exactly the rest.
+        # (Parameters: $1 the first matter reported since the start, $2 the end, $3 the start.)
+        idle = ("m.created_at < $3 AND m.escalated_at IS NULL "
+                "AND (m.first_claimed_at IS NULL OR m.first_claimed_at < $3 OR m.first_claimed_at >= $2) "
+                "AND (m.resolved_at IS NULL OR m.resolved_at >= $2) "
+                "AND m.id NOT IN (SELECT matter_id FROM events WHERE kind = 'reopened' AND at >= $3)")
         # Matters are numbered in the order they are reported: those reported since the
-        # start are read in one sequential pass; older ones (closed since the start, or
-        # still open) through the closed_at index. Each part applies the whole condition,
+        # start are read in one sequential pass; older ones closed since the start through
+        # the closed_at index, older ones still open from matters_open_figures alone (they
+        # are scattered over the table). Each part applies the whole condition,
         # so the split is exact whatever the order; it only makes a big town fast.
         first = await self._first_reported_since(start)
         rows = await self._all(
-            f"SELECT {columns} FROM matters m WHERE m.id >= ? AND +m.created_at < ? "
-            "AND (m.closed_at IS NULL OR m.closed_at >= ?) "
-            f"UNION ALL SELECT {columns} FROM matters m INDEXED BY matters_closed "
-            "WHERE m.closed_at >= ? AND m.id < ? AND m.created_at < ? "
-            f"UNION ALL SELECT {columns} FROM matters m INDEXED BY matters_closed "
-            "WHERE m.closed_at IS NULL AND m.id < ? AND m.created_at < ?",
-            (first, end, start, start, first, end, first, end),
+            f"SELECT {columns} FROM matters m WHERE m.id >= $1 AND +m.created_at < $2 "
+            "AND (m.closed_at IS NULL OR m.closed_at >= $3) "
+            f"UNION ALL SELECT {columns} FROM matters m{self._indexed_by('matters_closed')} "
+            "WHERE m.closed_at >= $3 AND m.id < $1 AND m.created_at < $2 "
+            f"UNION ALL SELECT {columns} FROM matters m{self._indexed_by('matters_open_figures')} "
+            "WHERE m.closed_at IS NULL AND m.id < $1 AND m.created_at < $2"
+            + (f" AND NOT ({idle})" if count_idle else ""),
+            (first, end, start),
         )
+        idle_counts: list[tuple[str, int]] = []
+        if count_idle:
+            idle_counts = [(unit_id, int(n)) for unit_id, n in await self._all(
+                f"SELECT m.unit_id, count(*) FROM matters m{self._indexed_by('matters_open_figures')} "
+                f"WHERE m.closed_at IS NULL AND m.id < $1 AND m.created_at < $2 AND {idle} GROUP BY m.unit_id",
+                (first, end, start),
+            )]
         reopened = {r[0] for r in await self._all(
-            "SELECT DISTINCT matter_id FROM events WHERE kind = 'reopened' AND at >= ?", (start,))}
+            "SELECT DISTINCT matter_id FROM events WHERE kind = 'reopened' AND at >= $1", (start,))}
         plain: list[Any] = []
         moved: list[Any] = []
         for row in rows:  # a move up sets escalated_at (bot/matters.py, escalation/sweep.py)
             (plain if row[4] is None and row[5] not in reopened else moved).append(row)
-        return plain, moved, await self._timeline_rows([r[5] for r in moved])
+        return plain, moved, await self._timeline_rows([r[5] for r in moved]), idle_counts
 
     async def timelines(self, matter_ids: list[int]) -> list[TimelineRow]:
         """The events that say where the given matters stood when, by matter and in order:
@@ -935,10 +993,10 @@ class Tx:
         for start in range(0, len(matter_ids), IDS_PER_QUERY):
             chunk = matter_ids[start : start + IDS_PER_QUERY]
             rows += await self._all(
-                "SELECT e.matter_id, e.at, e.kind, e.tier, e.actor_id IS NULL, NULL FROM events e "
-                f"INDEXED BY events_matter WHERE e.matter_id IN ({', '.join('?' for _ in chunk)}) "
+                "SELECT e.matter_id, e.at, e.kind, e.tier, e.actor_id IS NULL, NULL FROM events e"
+                f"{self._indexed_by('events_matter')} WHERE e.matter_id = ANY($1) "
                 f"AND e.kind IN ({kinds}) ORDER BY e.matter_id, e.id",
-                chunk,
+                (chunk,),
             )
         return rows
 
@@ -949,18 +1007,27 @@ class Tx:
         (unit, label, the start of the part they were given in, how many). Ratings are
         events, counted when they were given, whatever became of their matter since.
         ``units``: the matters' units where the caller knows them (summary_matters' rows):
-        then only the index is read, not a matter's row per rating, and they are counted
-        in C (a big town's week has some 50,000 ratings)."""
-        rated = ("SELECT {unit}, e.detail, e.at >= ? FROM events e INDEXED BY events_kind_at_matter {join}"
-                 "WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ?")
+        then only the index is read, not a matter's row per rating, and they come as one
+        list of matter numbers per label and part, counted in C (a big town's week has some
+        50,000 ratings: a row each cost more than counting them)."""
+        by_kind = self._indexed_by("events_kind_at_matter")
+        rated = (f"SELECT {{unit}}, e.detail, e.at >= $1 FROM events e{by_kind} {{join}}"
+                 "WHERE e.kind = 'rated' AND e.at >= $2 AND e.at < $3")
+        listed = "string_agg(e.matter_id::text, ',')" if self.postgres else "group_concat(e.matter_id)"
         known = units or {}
         counts: Counter[tuple[str | None, str | None, int]] = Counter()
         missing: list[int] = []
         if known:
-            rows = await self._all(rated.format(unit="e.matter_id", join=""), (middle, start, end))
-            counts.update(zip(map(known.get, map(itemgetter(0), rows)), map(itemgetter(1), rows),
-                              map(itemgetter(2), rows), strict=True))
-            missing = list(set(map(itemgetter(0), rows)).difference(known))
+            rated_matters: set[int] = set()
+            for detail, later, numbers in await self._all(
+                f"SELECT e.detail, e.at >= $1, {listed} FROM events e{by_kind} "
+                "WHERE e.kind = 'rated' AND e.at >= $2 AND e.at < $3 GROUP BY 1, 2", (middle, start, end),
+            ):
+                matter_ids = list(map(int, numbers.split(",")))
+                rated_matters.update(matter_ids)
+                for unit_id, n in Counter(map(known.get, matter_ids)).items():
+                    counts[unit_id, detail, later] += n
+            missing = list(rated_matters.difference(known))
         joined = rated.format(unit="m.unit_id", join="JOIN matters m ON m.id = e.matter_id ")
         if not known:
             counts.update(map(tuple, await self._all(joined, (middle, start, end))))
@@ -968,7 +1035,7 @@ class Tx:
             for first in range(0, len(missing), IDS_PER_QUERY):
                 chunk = missing[first : first + IDS_PER_QUERY]
                 counts.update(map(tuple, await self._all(
-                    f"{joined} AND e.matter_id IN ({', '.join('?' for _ in chunk)})", (middle, start, end, *chunk))))
+                    f"{joined} AND e.matter_id = ANY($4)", (middle, start, end, chunk))))
         ordered = sorted((key for key in counts if key[0] is not None),
                          key=lambda k: (k[0], k[1] is not None, k[1] or "", k[2]))
         return [(unit_id, detail, middle if later else start, counts[unit_id, detail, later])
@@ -980,7 +1047,7 @@ class Tx:
         # instead of a walk over the whole period (min(id) reads every entry since ``at``).
         # Numbers follow report times, so the two agree, and the callers are exact either way.
         (first,) = await self._one(
-            "SELECT coalesce((SELECT id FROM matters INDEXED BY matters_created WHERE created_at >= ? "
+            f"SELECT coalesce((SELECT id FROM matters{self._indexed_by('matters_created')} WHERE created_at >= $1 "
             "ORDER BY created_at LIMIT 1), (SELECT coalesce(max(id), 0) + 1 FROM matters))",
             (at,),
         )
@@ -991,7 +1058,7 @@ class Tx:
         rows = await self._all(
             "SELECT m.unit_id, count(DISTINCT e.matter_id) FROM events e "
             "JOIN matters m ON m.id = e.matter_id "
-            "WHERE e.kind = 'escalated' AND e.at >= ? AND e.at < ? GROUP BY m.unit_id",
+            "WHERE e.kind = 'escalated' AND e.at >= $1 AND e.at < $2 GROUP BY m.unit_id",
             (start, end),
         )
         return {unit_id: count for unit_id, count in rows}
@@ -1001,7 +1068,7 @@ class Tx:
         """(unit, category, matters reported) in the week ending at ``week_end`` in these
         stations' units, as counted before; None if that week has not been counted yet for
         every one of them."""
-        rows = await self._all("SELECT station, counts FROM week_counts WHERE week_end = ?", (week_end,))
+        rows = await self._all("SELECT station, counts FROM week_counts WHERE week_end = $1", (week_end,))
         kept = dict(rows)
         if any(station not in kept for station in stations):
             return None
@@ -1012,8 +1079,8 @@ class Tx:
         first = await self._first_reported_since(start)
         rows = await self._all(
             "SELECT unit_id, category, count(*) FROM ("
-            "SELECT unit_id, category FROM matters WHERE id >= ? AND +created_at >= ? AND +created_at < ? "
-            "UNION ALL SELECT unit_id, category FROM matters WHERE id < ? AND created_at >= ? AND created_at < ?"
+            "SELECT unit_id, category FROM matters WHERE id >= $1 AND +created_at >= $2 AND +created_at < $3 "
+            "UNION ALL SELECT unit_id, category FROM matters WHERE id < $4 AND created_at >= $5 AND created_at < $6"
             ") AS week GROUP BY unit_id, category",  # PostgreSQL before 16 wants the alias
             (first, start, end, first, start, end),
         )
@@ -1022,7 +1089,7 @@ class Tx:
     async def save_week_counts(self, week_end: float, counts: dict[str, list[tuple[str, str, int]]]) -> None:
         """A week's counts, station by station (``counts``: station → its units' rows)."""
         await self._conn.executemany(
-            "INSERT OR IGNORE INTO week_counts (week_end, station, counts) VALUES (?, ?, ?)",
+            "INSERT INTO week_counts (week_end, station, counts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
             [(week_end, station, json.dumps(rows, ensure_ascii=False, separators=(",", ":")))
              for station, rows in counts.items()],
         )
@@ -1030,7 +1097,7 @@ class Tx:
     async def ledger_matters(self, start: float, end: float) -> list[Matter]:
         """Every matter that existed at some point in [start, end), by number: the ledger."""
         rows = await self._all(
-            f"{MATTER_SELECT} WHERE created_at < ? AND (closed_at IS NULL OR closed_at >= ?) ORDER BY id",
+            f"{MATTER_SELECT} WHERE created_at < $1 AND (closed_at IS NULL OR closed_at >= $2) ORDER BY id",
             (end, start),
         )
         return [matter_from_row(r) for r in rows]
@@ -1042,9 +1109,9 @@ class Tx:
         for start in range(0, len(matter_ids), IDS_PER_QUERY):
             chunk = matter_ids[start : start + IDS_PER_QUERY]
             rows = await self._all(
-                "SELECT matter_id, at, actor_id, actor_name, kind, tier, detail FROM events INDEXED BY events_matter "
-                f"WHERE matter_id IN ({', '.join('?' for _ in chunk)}) ORDER BY matter_id, id",
-                chunk,
+                "SELECT matter_id, at, actor_id, actor_name, kind, tier, detail FROM events"
+                f"{self._indexed_by('events_matter')} WHERE matter_id = ANY($1) ORDER BY matter_id, id",
+                (chunk,),
             )
             for r in rows:
                 out.setdefault(r[0], []).append(Event(*r))
@@ -1055,15 +1122,17 @@ class Tx:
     ) -> None:
         """A station's bulletin figures as published (JSON), once per schedule and period."""
         await self._conn.execute(
-            "INSERT OR IGNORE INTO published_figures "
-            "(schedule, period_start, period_end, station, figures, published_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO published_figures "
+            "(schedule, period_start, period_end, station, figures, published_at) VALUES ($1, $2, $3, $4, $5, $6) "
+            "ON CONFLICT DO NOTHING",
             (schedule, start, end, station, figures, now),
         )
 
     async def published(self, schedule: str, start: float, end: float) -> dict[str, str]:
         """The figures the bulletins of [start, end) published, by station."""
         rows = await self._all(
-            "SELECT station, figures FROM published_figures WHERE schedule = ? AND period_start = ? AND period_end = ?",
+            "SELECT station, figures FROM published_figures WHERE schedule = $1 AND period_start = $2 "
+            "AND period_end = $3",
             (schedule, start, end),
         )
         return {str(station): str(figures) for station, figures in rows}
@@ -1082,23 +1151,23 @@ class Tx:
         targets: int,
         now: float,
     ) -> int:
-        cur = await self._conn.execute(
+        (broadcast_id,) = await self._one(
             "INSERT INTO broadcasts (node_id, chat_id, message_id, sender_id, sender_name, text, photo, "
-            "language, targets, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "language, targets, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
             (node_id, chat_id, message_id, sender_id, sender_name, text, photo, language, targets, now),
         )
-        return cur.lastrowid  # type: ignore[return-value]
+        return int(broadcast_id)
 
     async def add_broadcast_target(self, broadcast_id: int, unit_id: str, chat_id: int, outbox_key: str) -> None:
         await self._conn.execute(
-            "INSERT INTO broadcast_targets (broadcast_id, unit_id, chat_id, outbox_key) VALUES (?, ?, ?, ?)",
+            "INSERT INTO broadcast_targets (broadcast_id, unit_id, chat_id, outbox_key) VALUES ($1, $2, $3, $4)",
             (broadcast_id, unit_id, chat_id, outbox_key),
         )
 
     async def broadcast(self, broadcast_id: int) -> Broadcast | None:
         row = await self._one(
             "SELECT id, node_id, chat_id, message_id, sender_id, sender_name, text, photo, language, targets, "
-            "created_at, reported_at FROM broadcasts WHERE id = ?",
+            "created_at, reported_at FROM broadcasts WHERE id = $1",
             (broadcast_id,),
         )
         return Broadcast(*row) if row else None
@@ -1107,7 +1176,7 @@ class Tx:
         """Whether some target of the broadcast has not been tried to the end yet."""
         row = await self._one(
             "SELECT 1 FROM broadcast_targets t JOIN outbox o ON o.key = t.outbox_key "
-            "WHERE t.broadcast_id = ? AND o.state = 'pending' LIMIT 1",
+            "WHERE t.broadcast_id = $1 AND o.state = 'pending' LIMIT 1",
             (broadcast_id,),
         )
         return row is not None
@@ -1116,7 +1185,10 @@ class Tx:
         """Every target with its outbox state; a target with no outbox row counts as failed."""
         rows = await self._all(
             "SELECT t.unit_id, t.chat_id, coalesce(o.state, 'failed') FROM broadcast_targets t "
-            "LEFT JOIN outbox o ON o.key = t.outbox_key WHERE t.broadcast_id = ? ORDER BY t.rowid",
+            # In the order they were written: SQLite's rowid; PostgreSQL's ctid, as nothing updates or
+            # deletes broadcast_targets (its heap is append-only). A column of its own would say it on both.
+            "LEFT JOIN outbox o ON o.key = t.outbox_key WHERE t.broadcast_id = $1 "
+            f"ORDER BY t.{'ctid' if self.postgres else 'rowid'}",
             (broadcast_id,),
         )
         return [BroadcastOutcome(*r) for r in rows]
@@ -1125,7 +1197,7 @@ class Tx:
         """Broadcasts still waiting for their report that have a target in this chat."""
         rows = await self._all(
             "SELECT DISTINCT t.broadcast_id FROM broadcast_targets t JOIN broadcasts b ON b.id = t.broadcast_id "
-            "WHERE t.chat_id = ? AND b.reported_at IS NULL ORDER BY t.broadcast_id",
+            "WHERE t.chat_id = $1 AND b.reported_at IS NULL ORDER BY t.broadcast_id",
             (chat_id,),
         )
         return [r[0] for r in rows]
@@ -1133,29 +1205,31 @@ class Tx:
     async def mark_broadcast_reported(self, broadcast_id: int, now: float) -> bool:
         """Returns True only the first time."""
         cur = await self._conn.execute(
-            "UPDATE broadcasts SET reported_at = ? WHERE id = ? AND reported_at IS NULL", (now, broadcast_id)
+            "UPDATE broadcasts SET reported_at = $1 WHERE id = $2 AND reported_at IS NULL", (now, broadcast_id)
         )
         return cur.rowcount == 1
 
     # --- command menus: what was last set, so a restart does not set 2,000 menus again --
     async def meta_values(self, prefix: str) -> dict[str, str]:
         rows = await self._all(
-            "SELECT key, value FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff")
+            "SELECT key, value FROM meta WHERE key >= $1 AND key < $2", (prefix, prefix + "\U0010ffff")
         )
         return {key: value for key, value in rows}
 
     async def set_meta(self, key: str, value: str) -> None:
         await self._conn.execute(
-            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, value),
         )
 
     async def delete_meta(self, prefix: str) -> None:
-        await self._conn.execute("DELETE FROM meta WHERE key >= ? AND key < ?", (prefix, prefix + "\U0010ffff"))
+        await self._conn.execute("DELETE FROM meta WHERE key >= $1 AND key < $2", (prefix, prefix + "\U0010ffff"))
 
     # --- tierbot status (issue 11) ------------------------------------------------
     async def schema_version(self) -> int:
-        (version,) = await self._one("PRAGMA user_version")
+        # PostgreSQL has no PRAGMA user_version: bot/store/postgres.py keeps it in a table.
+        (version,) = await self._one("SELECT coalesce(max(version), 0) FROM schema_version" if self.postgres
+                                     else "PRAGMA user_version")
         return int(version)
 
     async def open_by_tier(self) -> dict[int, int]:
@@ -1172,13 +1246,13 @@ class Tx:
         """Messages waiting to be sent: how many, and the oldest one's queuing time and key."""
         (count,) = await self._one("SELECT count(*) FROM outbox WHERE state = 'pending'")
         oldest = await self._one(
-            "SELECT created_at, key FROM outbox INDEXED BY outbox_pending WHERE state = 'pending' "
+            f"SELECT created_at, key FROM outbox{self._indexed_by('outbox_pending')} WHERE state = 'pending' "
             "ORDER BY created_at, id LIMIT 1"
         )
         return int(count), (oldest[0] if oldest else None), (oldest[1] if oldest else None)
 
     async def meta_value(self, key: str) -> str | None:
-        row = await self._one("SELECT value FROM meta WHERE key = ?", (key,))
+        row = await self._one("SELECT value FROM meta WHERE key = $1", (key,))
         return None if row is None else str(row[0])
 
     # --- the monthly sense-of-safety poll (issue 16) ------------------------------------
@@ -1188,8 +1262,8 @@ class Tx:
         added = []
         for unit_id, month, chat_id, key, opened, closes in rows:
             cur = await self._conn.execute(
-                "INSERT OR IGNORE INTO safety_polls (unit_id, month, chat_id, outbox_key, opened_at, closes_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO safety_polls (unit_id, month, chat_id, outbox_key, opened_at, closes_at) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
                 (unit_id, month, chat_id, key, opened, closes),
             )
             if cur.rowcount == 1:
@@ -1198,7 +1272,7 @@ class Tx:
 
     async def safety_poll_sent(self, outbox_key: str, message_id: int, poll_id: str) -> None:
         await self._conn.execute(
-            "UPDATE safety_polls SET message_id = ?, poll_id = ? WHERE outbox_key = ?",
+            "UPDATE safety_polls SET message_id = $1, poll_id = $2 WHERE outbox_key = $3",
             (message_id, poll_id, outbox_key),
         )
 
@@ -1206,7 +1280,8 @@ class Tx:
         """The latest counts Telegram reported for an open poll; False if the poll is not
         ours or already closed (its final counts are kept)."""
         cur = await self._conn.execute(
-            "UPDATE safety_polls SET counts = ?, answers = ?, counted_at = ? WHERE poll_id = ? AND closed_at IS NULL",
+            "UPDATE safety_polls SET counts = $1, answers = $2, counted_at = $3 WHERE poll_id = $4 "
+            "AND closed_at IS NULL",
             (json.dumps(counts), answers, now, poll_id),
         )
         return cur.rowcount > 0
@@ -1216,14 +1291,14 @@ class Tx:
         rows = await self._all(
             "SELECT p.id, p.unit_id, p.month, p.chat_id, p.message_id, o.state FROM safety_polls p "
             "LEFT JOIN outbox o ON o.key = p.outbox_key "
-            "WHERE p.closed_at IS NULL AND p.stop_queued_at IS NULL AND p.closes_at <= ?",
+            "WHERE p.closed_at IS NULL AND p.stop_queued_at IS NULL AND p.closes_at <= $1",
             (now,),
         )
         return [SafetyPollDue(*r) for r in rows]
 
     async def safety_polls_stopping(self, ids: list[int], now: float) -> None:
         await self._conn.executemany(
-            "UPDATE safety_polls SET stop_queued_at = ? WHERE id = ?", [(now, poll) for poll in ids]
+            "UPDATE safety_polls SET stop_queued_at = $1 WHERE id = $2", [(now, poll) for poll in ids]
         )
 
     async def safety_poll_close(
@@ -1233,13 +1308,13 @@ class Tx:
         reported stay); False if it was closed already."""
         if counts is None:
             cur = await self._conn.execute(
-                "UPDATE safety_polls SET closed_at = ? WHERE unit_id = ? AND month = ? AND closed_at IS NULL",
+                "UPDATE safety_polls SET closed_at = $1 WHERE unit_id = $2 AND month = $3 AND closed_at IS NULL",
                 (now, unit_id, month),
             )
         else:
             cur = await self._conn.execute(
-                "UPDATE safety_polls SET closed_at = ?, counts = ?, answers = ?, counted_at = ? "
-                "WHERE unit_id = ? AND month = ? AND closed_at IS NULL",
+                "UPDATE safety_polls SET closed_at = $1, counts = $2, answers = $3, counted_at = $4 "
+                "WHERE unit_id = $5 AND month = $6 AND closed_at IS NULL",
                 (now, json.dumps(counts), answers or 0, now, unit_id, month),
             )
         return cur.rowcount > 0
@@ -1247,16 +1322,14 @@ class Tx:
     async def safety_polls_close_chat(self, chat_id: int, now: float) -> int:
         """A chat out of reach: its open polls close with the counts last reported."""
         cur = await self._conn.execute(
-            "UPDATE safety_polls SET closed_at = ? WHERE chat_id = ? AND closed_at IS NULL", (now, chat_id)
+            "UPDATE safety_polls SET closed_at = $1 WHERE chat_id = $2 AND closed_at IS NULL", (now, chat_id)
         )
         return cur.rowcount
 
     async def safety_counts(self, months: Sequence[str]) -> list[SafetyCount]:
         """Every unit's poll of these months (one nobody answered yet counts nothing)."""
         rows = await self._all(
-            "SELECT unit_id, month, counts, answers FROM safety_polls "
-            f"WHERE month IN ({', '.join('?' for _ in months)})",
-            tuple(months),
+            "SELECT unit_id, month, counts, answers FROM safety_polls WHERE month = ANY($1)", (list(months),)
         )
         return [SafetyCount(unit, month, [int(n) for n in json.loads(counts or "[]")], int(answers))
                 for unit, month, counts, answers in rows]
@@ -1264,12 +1337,12 @@ class Tx:
     # --- visit logs (走访日志, issue 16) -------------------------------------------
     async def open_visit(self, user_id: int) -> Visit | None:
         """The person's unfinished entry, if any (one at a time)."""
-        row = await self._one(f"{VISIT_SELECT} WHERE user_id = ? AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
+        row = await self._one(f"{VISIT_SELECT} WHERE user_id = $1 AND finished_at IS NULL ORDER BY id DESC LIMIT 1",
                               (user_id,))
         return visit_from_row(row) if row else None
 
     async def visit(self, visit_id: int) -> Visit | None:
-        row = await self._one(f"{VISIT_SELECT} WHERE id = ?", (visit_id,))
+        row = await self._one(f"{VISIT_SELECT} WHERE id = $1", (visit_id,))
         return visit_from_row(row) if row else None
 
     async def start_visit(self, user_id: int, user_name: str, chat_id: int, now: float, **values: Any) -> int:
@@ -1279,7 +1352,8 @@ class Tx:
         if "units" in columns:
             columns["units"] = json.dumps(columns["units"])
         (visit_id,) = await self._one(
-            f"INSERT INTO visits ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) RETURNING id",
+            f"INSERT INTO visits ({', '.join(columns)}) "
+            f"VALUES ({', '.join(f'${n}' for n in range(1, len(columns) + 1))}) RETURNING id",
             list(columns.values()),
         )
         return int(visit_id)
@@ -1289,53 +1363,54 @@ class Tx:
         if "units" in values:
             values["units"] = json.dumps(values["units"])
         values["updated_at"] = now
-        assignments = ", ".join(f"{column} = ?" for column in values)
-        await self._conn.execute(f"UPDATE visits SET {assignments} WHERE id = ?", (*values.values(), visit_id))
+        assignments = ", ".join(f"{column} = ${n}" for n, column in enumerate(values, start=1))
+        await self._conn.execute(f"UPDATE visits SET {assignments} WHERE id = ${len(values) + 1}",
+                                 (*values.values(), visit_id))
 
     async def add_visit_photo(self, visit_id: int, file_id: str, now: float) -> int:
         """A photo of an entry; returns how many it has now."""
         (count,) = await self._one(
-            "UPDATE visits SET photos = photos + 1, updated_at = ? WHERE id = ? RETURNING photos", (now, visit_id)
+            "UPDATE visits SET photos = photos + 1, updated_at = $1 WHERE id = $2 RETURNING photos", (now, visit_id)
         )
-        await self._conn.execute("INSERT INTO visit_photos (visit_id, position, file_id, at) VALUES (?, ?, ?, ?)",
+        await self._conn.execute("INSERT INTO visit_photos (visit_id, position, file_id, at) VALUES ($1, $2, $3, $4)",
                                  (visit_id, int(count), file_id, now))
         return int(count)
 
     async def visit_photos(self, visit_id: int) -> list[str]:
-        rows = await self._all("SELECT file_id FROM visit_photos WHERE visit_id = ? ORDER BY position", (visit_id,))
+        rows = await self._all("SELECT file_id FROM visit_photos WHERE visit_id = $1 ORDER BY position", (visit_id,))
         return [r[0] for r in rows]
 
     async def stale_visits(self, before: float) -> list[Visit]:
         """Unfinished entries whose last step was before ``before``."""
-        rows = await self._all(f"{VISIT_SELECT} WHERE finished_at IS NULL AND updated_at < ?", (before,))
+        rows = await self._all(f"{VISIT_SELECT} WHERE finished_at IS NULL AND updated_at < $1", (before,))
         return [visit_from_row(r) for r in rows]
 
     async def drop_visit(self, visit_id: int, before: float | None = None) -> bool:
         """Delete an unfinished entry and its photos (with ``before``: only if its last step
         was before then); False if it was finished, answered or gone meanwhile."""
-        row = await self._one("SELECT updated_at FROM visits WHERE id = ? AND finished_at IS NULL", (visit_id,))
+        row = await self._one("SELECT updated_at FROM visits WHERE id = $1 AND finished_at IS NULL", (visit_id,))
         if row is None or (before is not None and row[0] >= before):
             return False
-        await self._conn.execute("DELETE FROM visit_photos WHERE visit_id = ?", (visit_id,))
-        await self._conn.execute("DELETE FROM visits WHERE id = ?", (visit_id,))
+        await self._conn.execute("DELETE FROM visit_photos WHERE visit_id = $1", (visit_id,))
+        await self._conn.execute("DELETE FROM visits WHERE id = $1", (visit_id,))
         return True
 
     async def visits_between(self, start: float, end: float, community_ids: Sequence[str] | None = None,
                              user_id: int | None = None) -> list[Visit]:
         """Finished entries with ``start <= finished_at < end``, oldest first; optionally of
         these communities only, or of one person."""
-        sql, params = f"{VISIT_SELECT} WHERE finished_at >= ? AND finished_at < ?", [start, end]
+        sql, params = f"{VISIT_SELECT} WHERE finished_at >= $1 AND finished_at < $2", [start, end]
         if community_ids is not None:
-            sql += f" AND community_id IN ({', '.join('?' for _ in community_ids)})"
-            params += list(community_ids)
+            params.append(list(community_ids))
+            sql += f" AND community_id = ANY(${len(params)})"
         if user_id is not None:
-            sql += " AND user_id = ?"
             params.append(user_id)
+            sql += f" AND user_id = ${len(params)}"
         return [visit_from_row(r) for r in await self._all(sql + " ORDER BY finished_at, id", params)]
 
     async def visit_matters(self, visit_id: int) -> list[int]:
         """The matters made from a visit's finding (转为事项)."""
-        rows = await self._all("SELECT id FROM matters WHERE visit_id = ? ORDER BY id", (visit_id,))
+        rows = await self._all("SELECT id FROM matters WHERE visit_id = $1 ORDER BY id", (visit_id,))
         return [int(r[0]) for r in rows]
 
 
@@ -1344,15 +1419,15 @@ class Tx:
                                     now: float) -> int | None:
         """A community's draft for the week; None if that week's was already drafted."""
         row = await self._one(
-            "INSERT OR IGNORE INTO village_notices (community_id, week, chat_id, text, drafted_at) "
-            "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO village_notices (community_id, week, chat_id, text, drafted_at) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
             (community_id, week, chat_id, text, now),
         )
         return None if row is None else int(row[0])
 
     async def village_notice(self, notice_id: int) -> VillageNoticeRow | None:
         row = await self._one(
-            f"SELECT {', '.join(VILLAGE_NOTICE_COLUMNS)} FROM village_notices WHERE id = ?", (notice_id,)
+            f"SELECT {', '.join(VILLAGE_NOTICE_COLUMNS)} FROM village_notices WHERE id = $1", (notice_id,)
         )
         return VillageNoticeRow(*row) if row else None
 
@@ -1360,27 +1435,27 @@ class Tx:
                                     broadcast_id: int | None = None) -> bool:
         """Publish or skip a draft; False if it was no longer a draft (a second tap)."""
         cur = await self._conn.execute(
-            "UPDATE village_notices SET state = ?, decided_at = ?, decided_by = ?, decided_by_name = ?, "
-            "broadcast_id = ? WHERE id = ? AND state = 'draft'",
+            "UPDATE village_notices SET state = $1, decided_at = $2, decided_by = $3, decided_by_name = $4, "
+            "broadcast_id = $5 WHERE id = $6 AND state = 'draft'",
             (state, now, by, by_name, broadcast_id, notice_id),
         )
         return cur.rowcount == 1
 
     async def set_village_notice_text(self, notice_id: int, text: str) -> bool:
         cur = await self._conn.execute(
-            "UPDATE village_notices SET text = ? WHERE id = ? AND state = 'draft'", (text, notice_id)
+            "UPDATE village_notices SET text = $1 WHERE id = $2 AND state = 'draft'", (text, notice_id)
         )
         return cur.rowcount == 1
 
     async def set_village_notice_message(self, notice_id: int, message_id: int) -> None:
         await self._conn.execute(
-            "UPDATE village_notices SET draft_message_id = ? WHERE id = ?", (message_id, notice_id)
+            "UPDATE village_notices SET draft_message_id = $1 WHERE id = $2", (message_id, notice_id)
         )
 
     async def notice_of_prompt(self, chat_id: int, message_id: int) -> int | None:
         """The notice a "send the new text" prompt (key ``vnask:<notice>:<update>``) asked about."""
         row = await self._one(
-            "SELECT key FROM outbox WHERE chat_id = ? AND message_id = ? AND kind = 'notice_prompt'",
+            "SELECT key FROM outbox WHERE chat_id = $1 AND message_id = $2 AND kind = 'notice_prompt'",
             (chat_id, message_id),
         )
         return None if row is None else int(str(row[0]).split(":")[1])
@@ -1389,8 +1464,8 @@ class Tx:
         """Communities whose notice was due to be published (drafted + ``grace``) within
         [start, end) and was not published by then."""
         rows = await self._all(
-            "SELECT community_id FROM village_notices WHERE drafted_at + ? >= ? AND drafted_at + ? < ? "
-            "AND NOT (state = 'published' AND decided_at <= drafted_at + ?) ORDER BY community_id",
+            "SELECT community_id FROM village_notices WHERE drafted_at + $1 >= $2 AND drafted_at + $3 < $4 "
+            "AND NOT (state = 'published' AND decided_at <= drafted_at + $5) ORDER BY community_id",
             (grace, start, grace, end, grace),
         )
         return [str(r[0]) for r in rows]
@@ -1400,68 +1475,68 @@ class Tx:
     async def insert_screening(self, community_id: str, week: str, chat_id: int, now: float,
                                due_at: float) -> int | None:
         row = await self._one(
-            "INSERT OR IGNORE INTO screenings (community_id, week, chat_id, asked_at, due_at) "
-            "VALUES (?, ?, ?, ?, ?) RETURNING id",
+            "INSERT INTO screenings (community_id, week, chat_id, asked_at, due_at) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
             (community_id, week, chat_id, now, due_at),
         )
         return None if row is None else int(row[0])
 
     async def screening(self, screening_id: int) -> ScreeningRow | None:
-        row = await self._one(f"SELECT {', '.join(SCREENING_COLUMNS)} FROM screenings WHERE id = ?", (screening_id,))
+        row = await self._one(f"SELECT {', '.join(SCREENING_COLUMNS)} FROM screenings WHERE id = $1", (screening_id,))
         return ScreeningRow(*row) if row else None
 
     async def screenings_to_remind(self, now: float, ahead: float) -> list[ScreeningRow]:
         rows = await self._all(
             f"SELECT {', '.join(SCREENING_COLUMNS)} FROM screenings WHERE state = 'asked' "
-            "AND reminded_at IS NULL AND due_at > ? AND due_at - ? <= ? ORDER BY id",
+            "AND reminded_at IS NULL AND due_at > $1 AND due_at - $2 <= $3 ORDER BY id",
             (now, ahead, now),
         )
         return [ScreeningRow(*r) for r in rows]
 
     async def mark_screening_reminded(self, screening_id: int, now: float) -> bool:
         cur = await self._conn.execute(
-            "UPDATE screenings SET reminded_at = ? WHERE id = ? AND reminded_at IS NULL", (now, screening_id)
+            "UPDATE screenings SET reminded_at = $1 WHERE id = $2 AND reminded_at IS NULL", (now, screening_id)
         )
         return cur.rowcount == 1
 
     async def answer_screening(self, screening_id: int, state: str, now: float, by: int, by_name: str) -> bool:
         """A zero-report, or the first finding; False if it was answered already."""
         cur = await self._conn.execute(
-            "UPDATE screenings SET state = ?, answered_at = ?, answered_by = ?, answered_by_name = ? "
-            "WHERE id = ? AND state = 'asked'",
+            "UPDATE screenings SET state = $1, answered_at = $2, answered_by = $3, answered_by_name = $4 "
+            "WHERE id = $5 AND state = 'asked'",
             (state, now, by, by_name, screening_id),
         )
         return cur.rowcount == 1
 
     async def set_screening_message(self, screening_id: int, message_id: int) -> None:
-        await self._conn.execute("UPDATE screenings SET ask_message_id = ? WHERE id = ?", (message_id, screening_id))
+        await self._conn.execute("UPDATE screenings SET ask_message_id = $1 WHERE id = $2", (message_id, screening_id))
 
     async def add_finding(self, screening_id: int, unit_id: str, text: str, by: int, by_name: str,
                           now: float) -> int:
         row = await self._one(
             "INSERT INTO screening_findings (screening_id, unit_id, text, by_id, by_name, at) "
-            "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
             (screening_id, unit_id, text, by, by_name, now),
         )
         return int(row[0])
 
     async def finding(self, finding_id: int) -> FindingRow | None:
         row = await self._one(
-            f"SELECT {', '.join(FINDING_COLUMNS)} FROM screening_findings WHERE id = ?", (finding_id,)
+            f"SELECT {', '.join(FINDING_COLUMNS)} FROM screening_findings WHERE id = $1", (finding_id,)
         )
         return FindingRow(*row) if row else None
 
     async def findings_of(self, screening_id: int) -> list[FindingRow]:
         rows = await self._all(
-            f"SELECT {', '.join(FINDING_COLUMNS)} FROM screening_findings WHERE screening_id = ? ORDER BY id",
+            f"SELECT {', '.join(FINDING_COLUMNS)} FROM screening_findings WHERE screening_id = $1 ORDER BY id",
             (screening_id,),
         )
         return [FindingRow(*r) for r in rows]
 
     async def decide_finding(self, finding_id: int, outcome: str, now: float, matter_id: int | None) -> bool:
         cur = await self._conn.execute(
-            "UPDATE screening_findings SET outcome = ?, decided_at = ?, matter_id = ? "
-            "WHERE id = ? AND outcome IS NULL",
+            "UPDATE screening_findings SET outcome = $1, decided_at = $2, matter_id = $3 "
+            "WHERE id = $4 AND outcome IS NULL",
             (outcome, now, matter_id, finding_id),
         )
         return cur.rowcount == 1
@@ -1470,7 +1545,7 @@ class Tx:
         """The screening and unit a "describe what you found" prompt (key
         ``scask:<screening>:<unit>:<update>``) asked about."""
         row = await self._one(
-            "SELECT key FROM outbox WHERE chat_id = ? AND message_id = ? AND kind = 'screening_prompt'",
+            "SELECT key FROM outbox WHERE chat_id = $1 AND message_id = $2 AND kind = 'screening_prompt'",
             (chat_id, message_id),
         )
         if row is None:
@@ -1481,7 +1556,7 @@ class Tx:
     async def screenings_missing(self, start: float, end: float) -> list[str]:
         """Communities whose screening due in [start, end) was not answered by its deadline."""
         rows = await self._all(
-            "SELECT community_id FROM screenings WHERE due_at >= ? AND due_at < ? "
+            "SELECT community_id FROM screenings WHERE due_at >= $1 AND due_at < $2 "
             "AND (answered_at IS NULL OR answered_at > due_at) ORDER BY community_id",
             (start, end),
         )
@@ -1494,11 +1569,31 @@ class Tx:
             f"SELECT {', '.join('s.' + c for c in SCREENING_COLUMNS)}, count(f.id), "
             "count(CASE WHEN f.outcome = 'matter' THEN 1 END), count(CASE WHEN f.outcome = 'handled' THEN 1 END) "
             "FROM screenings s LEFT JOIN screening_findings f ON f.screening_id = s.id "
-            "WHERE s.due_at >= ? AND s.due_at < ? GROUP BY s.id ORDER BY s.due_at, s.community_id",
+            "WHERE s.due_at >= $1 AND s.due_at < $2 GROUP BY s.id ORDER BY s.due_at, s.community_id",
             (start, end),
         )
         return [(ScreeningRow(*r[:-3]), int(r[-3]), int(r[-2]), int(r[-1])) for r in rows]
 
+
+
+class SqliteSpelling:
+    """aiosqlite's connection, as Tx uses it, reading the canonical spelling (``$n`` → ``?n``,
+    a list compared with ``= ANY($n)`` → ``IN (?, …)``: bot/store/dialect.py's sqlite_form);
+    no trip of its own."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self.raw = conn
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        return self.raw.execute(*sqlite_form(sql, parameters))
+
+    def execute_fetchall(self, sql: str, parameters: Sequence[Any] = ()) -> Any:
+        return self.raw.execute_fetchall(*sqlite_form(sql, parameters))
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> Any:
+        return self.raw.executemany(sqlite_query(sql), parameters)
 
 
 VISIT_SELECT = "SELECT " + ", ".join(VISIT_COLUMNS) + " FROM visits"

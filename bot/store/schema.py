@@ -511,6 +511,13 @@ MIGRATIONS: list[str] = [
 
     ALTER TABLE duty_overrides ADD COLUMN station TEXT NOT NULL DEFAULT '';
     """,
+    # (issue 12, bulletins' speed) Every bulletin reads the matters still open from before
+    # its period (a big town keeps tens of thousands, scattered over the whole table) from
+    # this index alone: only open matters are in it, each with what the figures read of it.
+    """
+    CREATE INDEX matters_open_figures ON matters(id, unit_id, created_at, first_claimed_at, resolved_at,
+        escalated_at, category, top_tier, closed_at, private) WHERE closed_at IS NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -49,9 +49,10 @@ ACQUIRE = f"""
     RETURNING generation"""
 RELEASE = "UPDATE delivery_lease SET expires_at = 0 WHERE name = $1 AND holder = $2"
 # In the store's transaction that marks messages sent: still ours? (FOR SHARE: a takeover waits for that commit.)
-FENCE = "SELECT 1 FROM delivery_lease WHERE name = ? AND holder = ? AND generation = ? FOR SHARE"
+FENCE = "SELECT 1 FROM delivery_lease WHERE name = $1 AND holder = $2 AND generation = $3 FOR SHARE"
 # The same, as a condition of the marking UPDATE itself: no trip of its own.
-GUARD = " AND EXISTS (SELECT 1 FROM delivery_lease WHERE name = ? AND holder = ? AND generation = ? FOR SHARE)"
+# A condition for the sent marks' UPDATE, its parameters numbered after the UPDATE's three.
+GUARD = " AND EXISTS (SELECT 1 FROM delivery_lease WHERE name = $4 AND holder = $5 AND generation = $6 FOR SHARE)"
 FLOOD = f"""
     INSERT INTO flood_waits (chat_id, until) VALUES ($1, {NOW} + $2::float8)
     ON CONFLICT (chat_id) DO UPDATE SET until = greatest(flood_waits.until, EXCLUDED.until)"""
