@@ -12,10 +12,16 @@ worker, and what is done once per deployment, by the sender as it takes the leas
 from __future__ import annotations
 
 import asyncio
+import json
+
+import pytest
 
 from bot import outbox
+from bot.app import build_application, running
+from bot.clock import ManualClock
+from bot.config import parse_config
 from bot.dev.fakeapi import FakeBotApi
-from tests.conftest import U1_CHAT
+from tests.conftest import RESIDENT, START, TOKEN, U1_CHAT, town
 from tests.postgres import rows
 from tests.test_workers import LEASE, die, numbered, numbers_sent, sender, worker
 
@@ -69,3 +75,28 @@ async def test_menus_are_set_by_the_sender_only_and_a_new_sender_sets_what_is_le
             await api.wait_for(lambda: len(api.calls_to("setMyCommands")) == 2 * set_by_a, 10)
             await b.app.bot_data["menus"].wait()
         assert len(api.calls_to("setMyCommands")) == 2 * set_by_a  # each once more, by b alone
+
+
+async def test_a_webhook_worker_starting_replays_nothing_another_worker_may_have_in_hand(
+    api: FakeBotApi, postgres_url: str
+) -> None:
+    """On one process a replay at start takes up what a crash left unanswered; among webhook
+    workers on PostgreSQL an update not done may be in another worker's hands, and Telegram
+    posts again whatever was never answered: a worker starting replays nothing."""
+    pytest.importorskip("bot.telegram.webhook", reason="webhook mode (issue 18) is not built in this tree yet")
+    async with worker(api, postgres_url) as a:
+        await sender(a)
+        message = api.send_text(U1_CHAT, api.user(RESIDENT, "居民"), "/report 楼道堆物")
+        update = {"update_id": 880001, "message": message}
+        async with a.svc.store.transaction() as tx:  # taken in by a, its handling under way
+            await tx.inbox_add([(880001, json.dumps(update, ensure_ascii=False))], a.clock.now())
+        raw = town(delivery={"lease": f"{LEASE}s"}, telegram={"mode": "webhook", "poll_timeout": 1})
+        raw["database"] = postgres_url
+        raw["telegram"].update(base_url=api.base_url, base_file_url=api.base_file_url)
+        app = build_application(parse_config(raw), TOKEN, clock=ManualClock(START))
+        async with running(app, webhook_secret="s3cret"):
+            await asyncio.sleep(LEASE / 2)
+            await a.settle()
+            assert await rows(postgres_url, "SELECT count(*) FROM matters") == [(0,)]
+            assert not [m for m in api.bot_messages(U1_CHAT) if (m.text or "").startswith("📋")]
+            assert await rows(postgres_url, "SELECT count(*) FROM inbox WHERE done_at IS NULL") == [(1,)]
