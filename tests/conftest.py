@@ -20,7 +20,7 @@ from bot.clock import ManualClock
 from bot.config import Config, parse_config
 from bot.dev.fakeapi import FakeBotApi
 from bot.store import SecondWrite
-from tests.postgres import bot_database, database_url, postgres_url  # noqa: F401  (issue 17: PostgreSQL fixtures)
+from tests.postgres import bot_database, database_url, parametrize_engines, postgres_url  # noqa: F401  (issue 17)
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "123456:TEST-TOKEN"
@@ -154,6 +154,10 @@ def add_chats(api: FakeBotApi, raw: dict[str, Any]) -> None:
     for node in nodes:
         if node.get("chat_id"):
             api.add_chat(node["chat_id"], node["name"])
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_engines(metafunc)  # a both_engines module's tests on SQLite and on PostgreSQL (issue 17)
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.conftest import (
     C1_CHAT,
     C2_CHAT,
@@ -19,6 +21,8 @@ from tests.conftest import (
     Running,
     town,
 )
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 EXTRA = 17  # units added to the test town's three with groups: twenty targets in all
 EXTRA_CHATS = [-1000 - i for i in range(EXTRA)]
@@ -43,8 +47,8 @@ async def broadcasts(bot: Running) -> int:
     return count
 
 
-async def test_station_broadcast_reaches_every_unit_group_and_reports_once(make_bot: Any, tmp_path: Any) -> None:
-    database = tmp_path / "bc.sqlite3"
+async def test_station_broadcast_reaches_every_unit_group_and_reports_once(make_bot: Any, bot_database: str) -> None:
+    database = bot_database
     async with make_bot(big_town(), database=database) as bot:
         bot.api.remove_bot_from(U2_CHAT)  # 第二村民小组 removed the bot
         bot.say(STATION_CHAT, STAFF, f"/broadcast {NOTICE}")
@@ -68,8 +72,8 @@ async def test_station_broadcast_reaches_every_unit_group_and_reports_once(make_
         assert bot.count_bot(STATION_CHAT, "已发送完毕") == 1
 
 
-async def test_a_broadcast_waiting_on_a_retry_is_reported_after_a_restart(make_bot: Any, tmp_path: Any) -> None:
-    database = tmp_path / "bc.sqlite3"
+async def test_a_broadcast_waiting_on_a_retry_is_reported_after_a_restart(make_bot: Any, bot_database: str) -> None:
+    database = bot_database
     async with make_bot(database=database) as bot:
         bot.api.fail("sendMessage", chat_id=U3_CHAT, status=500)  # retried later (the clock stands still)
         bot.say(STATION_CHAT, STAFF, "/broadcast 今晚有暴雨，请注意防汛")

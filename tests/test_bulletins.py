@@ -40,6 +40,8 @@ from tests.conftest import (
     town,
 )
 
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
+
 H = 3600.0
 START, END = 1_000_000.0, 1_000_000.0 + 7 * 24 * H
 UNITS = ["u1", "u2", "u3", "u4"]
@@ -261,8 +263,8 @@ async def test_the_monthly_bulletin_goes_out_on_the_first_with_charts(make_bot: 
         assert bot.count_bot(STATION_CHAT, "全镇月通报") == 1 and len(bot.api.calls_to("sendPhoto")) == 6
 
 
-async def test_a_monthly_bulletin_missed_while_down_is_sent_once(make_bot: Any, tmp_path: Any) -> None:
-    database = tmp_path / "down.sqlite3"
+async def test_a_monthly_bulletin_missed_while_down_is_sent_once(make_bot: Any, bot_database: str) -> None:
+    database = bot_database
     async with make_bot(database=database) as bot:
         await bot.settle()
         clock = bot.clock

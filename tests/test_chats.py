@@ -106,8 +106,8 @@ async def test_chats_outside_the_tree_log_nothing_until_bound(make_bot: Any) -> 
             assert (await tx.bindings())[STRANGE_CHAT] == "u4"
 
 
-async def test_bindings_survive_a_restart(make_bot: Any, tmp_path: Any) -> None:
-    database = tmp_path / "bind.sqlite3"
+async def test_bindings_survive_a_restart(make_bot: Any, bot_database: str) -> None:
+    database = bot_database
     async with make_bot(database=database) as bot:
         bot.api.add_chat(STRANGE_CHAT, "商铺街群")
         bot.say(STRANGE_CHAT, U4_HEAD, "/bind u4")

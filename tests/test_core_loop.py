@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bot.dev.fakeapi import buttons
 from escalation.policy import State
 from tests.conftest import (
@@ -21,6 +23,8 @@ from tests.conftest import (
     U3_CHAT,
     Running,
 )
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 H = 3600.0
 
@@ -188,8 +192,8 @@ async def test_nothing_escalates_after_resolve(make_bot: Any) -> None:
         assert (await matter_state(bot, 1)).next_due is None
 
 
-async def test_restart_catches_up_exactly_once(make_bot: Any, tmp_path: Any) -> None:
-    database = tmp_path / "restart.sqlite3"
+async def test_restart_catches_up_exactly_once(make_bot: Any, bot_database: str) -> None:
+    database = bot_database
     async with make_bot(database=database) as bot:
         await report(bot)
         clock = bot.clock

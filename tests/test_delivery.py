@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from bot import outbox
 from tests.conftest import C1_CHAT, RESIDENT, ROOT, STATION_CHAT, TOKEN, U1_CHAT, U2_CHAT, add_chats, town
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 H = 3600.0
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from bot.dev.fakeapi import buttons
 from escalation.policy import State
 from tests.conftest import (
@@ -22,6 +24,8 @@ from tests.conftest import (
     Running,
     town,
 )
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 H = 3600.0
 STAFF2 = 12
@@ -215,8 +219,8 @@ async def test_an_idle_claim_is_nudged_then_released(make_bot: Any) -> None:
         assert (await matter(bot, 1)).state == State.OPEN
 
 
-async def test_a_matter_keeps_the_rules_it_started_with(make_bot: Any, tmp_path: Any) -> None:
-    database = tmp_path / "snapshot.sqlite3"
+async def test_a_matter_keeps_the_rules_it_started_with(make_bot: Any, bot_database: str) -> None:
+    database = bot_database
     async with make_bot(database=database) as bot:
         await report(bot, text="旧规则下的事项")
         clock = bot.clock

@@ -13,12 +13,15 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
 from telegram import Bot
 
 from bot.store import QueuedReport, Sent, Store
 from bot.telegram.http import ConnectionsRequest
 from tests.conftest import RESIDENT, RESIDENT2, U1_CHAT, U2_CHAT, town
-from tests.postgres import rows
+from tests.postgres import add_trigger, rows
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 
 async def test_reports_arriving_together_keep_their_order_and_each_its_own_card(make_bot: Any) -> None:
@@ -69,6 +72,9 @@ async def test_a_bad_report_sinks_no_other_and_stays_in_the_inbox(database_url: 
         if store.engine == "sqlite":  # PostgreSQL's sequence keeps the numbers the failed batch took
             assert [m.id for m in matters] == [1, 2]
         assert done == [1, 3] and pending == [2]  # replayed at the next start
+        # The inbox says why, in the database's words, which name the column, never the row.
+        [(error,)] = await rows(database_url, "SELECT error FROM inbox WHERE update_id = 2")
+        assert "unit_id" in error and "乙" not in error and "居民" not in error, error
     finally:
         await store.close()
 
@@ -171,15 +177,12 @@ async def test_a_reader_cancelled_mid_commit_does_not_take_others_writes_with_it
 
 async def test_a_report_the_database_refuses_gets_an_apology_and_waits_in_the_inbox(make_bot: Any) -> None:
     async with make_bot() as bot:
-        db = sqlite3.connect(bot.config.database)
-        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON matters BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
-        db.commit()
+        await add_trigger(bot.config.database, "refuse", "BEFORE INSERT", "matters", fail="disk says no")
         bot.say(U1_CHAT, RESIDENT, "/report 楼道灯坏了")
         await bot.wait_bot(U1_CHAT, "抱歉，处理时出了点问题")
         await bot.settle()
-        assert db.execute("SELECT count(*) FROM matters").fetchone()[0] == 0
-        assert db.execute("SELECT count(*) FROM inbox WHERE done_at IS NULL").fetchone()[0] == 1
-        db.close()
+        assert await rows(bot.config.database, "SELECT count(*) FROM matters") == [(0,)]
+        assert await rows(bot.config.database, "SELECT count(*) FROM inbox WHERE done_at IS NULL") == [(1,)]
 
 
 async def test_an_sqlite_without_returning_is_refused_at_start(tmp_path: Path, monkeypatch: Any) -> None:

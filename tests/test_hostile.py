@@ -85,8 +85,8 @@ def run_cli(config: Path, out: Path) -> int:
 
 
 # --- 1. formula injection in ledgers ----------------------------------------------------
-async def test_a_ledger_writes_formula_like_text_as_text(make_bot: Any, tmp_path: Path) -> None:
-    database = tmp_path / "formula.sqlite3"
+async def test_a_ledger_writes_formula_like_text_as_text(make_bot: Any, bot_database: str, tmp_path: Path) -> None:
+    database = bot_database
     async with make_bot(calm_town(), database=database) as bot:
         await report(bot, U1_CHAT, RESIDENT, EVIL_NAME, "楼道堆放杂物", 1)
         await report(bot, U1_CHAT, RESIDENT2, "@SUM(A1:A9)", "-2+3 噪音扰民", 2)
@@ -294,8 +294,10 @@ async def matters_in_every_state(bot: Running) -> None:
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
-async def test_a_ledger_shows_a_matter_in_every_state(make_bot: Any, tmp_path: Path, language: str) -> None:
-    database = tmp_path / "states.sqlite3"
+async def test_a_ledger_shows_a_matter_in_every_state(
+    make_bot: Any, bot_database: str, tmp_path: Path, language: str
+) -> None:
+    database = bot_database
     raw = {**calm_town(), "language": language}  # the ledger's language (people's replies stay zh)
     async with make_bot(raw, database=database) as bot:
         await matters_in_every_state(bot)

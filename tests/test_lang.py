@@ -20,8 +20,8 @@ H = 3600.0
 STRANGE_CHAT = -999
 
 
-async def test_lang_switches_one_chat_only_and_what_is_sent_there_follows(make_bot: Any, tmp_path: Any) -> None:
-    database = tmp_path / "lang.sqlite3"
+async def test_lang_switches_one_chat_only_and_what_is_sent_there_follows(make_bot: Any, bot_database: str) -> None:
+    database = bot_database
     async with make_bot(database=database) as bot:
         bot.say(U1_CHAT, HEAD1, "/lang en")
         await bot.wait_bot(U1_CHAT, "This chat now speaks English.")

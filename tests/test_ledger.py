@@ -5,10 +5,8 @@ its rows and dates checked; refusals are polite; ``tierbot export`` writes XLSX 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import io
-import sqlite3
 import string
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +35,9 @@ from tests.conftest import (
     Running,
     town,
 )
+from tests.postgres import rows as db_rows
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 H = 3600.0
 
@@ -88,8 +89,8 @@ async def test_export_sends_an_xlsx_ledger_of_the_leaders_community(make_bot: An
         book = load_workbook(io.BytesIO(doc.document_bytes or b""))
         assert book.sheetnames == ["汇总", "全部事项", "家庭纠纷", "邻里纠纷", "劳资纠纷", "走访日志"]
         await bot.settle()  # once sent, the file (names and all) is not kept in the database
-        with contextlib.closing(sqlite3.connect(bot.config.database)) as db:
-            assert db.execute("SELECT state, media FROM outbox WHERE kind = 'document'").fetchall() == [("sent", None)]
+        assert await db_rows(bot.config.database, "SELECT state, media FROM outbox WHERE kind = 'document'") == [
+            ("sent", None)]
 
         matters = book["全部事项"]
         assert matters.freeze_panes == "A2"
@@ -162,11 +163,10 @@ def test_ranges() -> None:
     assert [ledger.sheet_name("x" * 40, taken) for _ in range(2)] == ["x" * 31, "x" * 27 + " (2)"]
 
 
-async def test_the_command_line_writes_xlsx_and_csv(make_bot: Any, tmp_path: Path) -> None:
-    database = tmp_path / "cli.sqlite3"
-    async with make_bot(calm_town(), database=database) as bot:
+async def test_the_command_line_writes_xlsx_and_csv(make_bot: Any, bot_database: str, tmp_path: Path) -> None:
+    async with make_bot(calm_town()) as bot:
         await town_with_matters(bot)
-    raw = {**calm_town(), "database": str(database)}
+    raw = {**calm_town(), "database": bot_database}
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     out_csv, out_xlsx = tmp_path / "out" / "台账.csv", tmp_path / "台账.xlsx"

@@ -7,9 +7,10 @@ have no limits; anonymous senders are counted by their sender_chat."""
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bot.dev.fakeapi import ApiError, buttons
 from bot.limits import ANONYMOUS_ADMIN, HOUR
@@ -29,6 +30,9 @@ from tests.conftest import (
     parse_town,
     town,
 )
+from tests.postgres import rows
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 URGENT = [
     {"key": "fraud", "zh": "诈骗", "en": "Fraud", "urgent": True},
@@ -43,12 +47,8 @@ async def report(bot: Running, text: str, user: int = RESIDENT, chat: int = U1_C
     return sent
 
 
-def matters(bot: Running) -> list[tuple[int, int, str]]:
-    db = sqlite3.connect(bot.config.database)
-    try:
-        return db.execute("SELECT id, reporter_id, text FROM matters ORDER BY id").fetchall()
-    finally:
-        db.close()
+async def matters(bot: Running) -> list[tuple[Any, ...]]:
+    return await rows(bot.config.database, "SELECT id, reporter_id, text FROM matters ORDER BY id")
 
 
 def open_private(bot: Running, user: int) -> None:
@@ -73,7 +73,7 @@ async def test_past_the_hourly_limit_a_report_is_held_and_a_head_makes_it_a_matt
         answer = next(m for m in bot.api.bot_messages(U1_CHAT) if m.reply_to == fourth["message_id"])
         assert "一小时内反映的事项已达 3 件上限" in answer.text and "11-24 11:00 后可以再反映" in answer.text
         assert "📋" not in answer.text
-        assert [m[2] for m in matters(bot)] == ["第1件", "第2件", "第3件"]  # held: not a matter
+        assert [m[2] for m in await matters(bot)] == ["第1件", "第2件", "第3件"]  # held: not a matter
         bot.clock.advance(60)  # the summary's period ends now, and excludes it
         bot.say(U1_CHAT, RESIDENT, "/summary")  # …and in no figure
         summary = await bot.wait_bot(U1_CHAT, "新增")
@@ -92,16 +92,16 @@ async def test_past_the_hourly_limit_a_report_is_held_and_a_head_makes_it_a_matt
         card = await bot.api.wait_for(lambda: next(
             (m for m in bot.api.bot_messages(U1_CHAT) if m.reply_to == fourth["message_id"] and "📋" in m.text), None))
         assert "事项 #4" in card.text and f"tg://user?id={RESIDENT}" in card.source  # the original reporter
-        assert matters(bot)[-1] == (4, RESIDENT, "第四件：楼道又堆满了")
+        assert (await matters(bot))[-1] == (4, RESIDENT, "第四件：楼道又堆满了")
         bot.api.press_button(U1_CHAT, bot.user(HEAD1, "蒋建国"), listing.message_id, data)  # twice: one matter
         await bot.api.wait_for(lambda: any("已经转为事项 #4" in (a["text"] or "") for a in bot.api.callback_answers))
-        assert len(matters(bot)) == 4
+        assert len(await matters(bot)) == 4
         # The matter behaves like any report: it climbs when nobody claims it.
         bot.clock.advance(HOUR)
         await bot.wait_bot(C1_CHAT, "事项 #4 上报至社区")
         # An hour after the first report, the resident may report again.
         await report(bot, "一小时后")
-        assert matters(bot)[-1][2] == "一小时后"
+        assert (await matters(bot))[-1][2] == "一小时后"
         bot.say(U1_CHAT, HEAD1, "/held")
         await bot.wait_bot(U1_CHAT, "没有暂存的反映")
 
@@ -112,7 +112,7 @@ async def test_leaders_have_no_limit(make_bot: Any) -> None:
             await report(bot, f"负责人登记第{i + 1}件", user=HEAD1)
         for i in range(3):
             await report(bot, f"民警登记第{i + 1}件", user=POLICE)
-        assert len(matters(bot)) == 7
+        assert len(await matters(bot)) == 7
 
 
 async def test_the_count_is_the_databases_a_restart_or_another_process_does_not_reset_it(
@@ -135,7 +135,7 @@ async def test_the_count_is_the_databases_a_restart_or_another_process_does_not_
         held = await report(bot, "第5件")
         answer = next(m for m in bot.api.bot_messages(U1_CHAT) if m.reply_to == held["message_id"])
         assert "已达 4 件上限" in answer.text
-        assert [m[2] for m in matters(bot)] == ["第1件", "第2件", "别处第3件", "别处第4件"]
+        assert [m[2] for m in await matters(bot)] == ["第1件", "第2件", "别处第3件", "别处第4件"]
 
 
 async def test_another_process_writing_while_the_bot_runs_is_counted_near_the_limit(make_bot: Any) -> None:
@@ -151,7 +151,7 @@ async def test_another_process_writing_while_the_bot_runs_is_counted_near_the_li
         held = await report(bot, "本处三")
         answer = next(m for m in bot.api.bot_messages(U1_CHAT) if m.reply_to == held["message_id"])
         assert "已达 3 件上限" in answer.text
-        assert len(matters(bot)) == 3
+        assert len(await matters(bot)) == 3
 
 
 async def test_anonymous_senders_are_counted_by_their_sender_chat(make_bot: Any) -> None:
@@ -179,9 +179,8 @@ async def test_anonymous_senders_are_counted_by_their_sender_chat(make_bot: Any)
         assert "📋" in card.text
         # …nor a resident's.
         await report(bot, "居民自己的")
-        assert [m[2] for m in matters(bot)][-1] == "居民自己的"
-        db = sqlite3.connect(bot.config.database)
-        keys = db.execute("SELECT limit_key FROM matters ORDER BY id").fetchall()
+        assert [m[2] for m in await matters(bot)][-1] == "居民自己的"
+        keys = await rows(bot.config.database, "SELECT limit_key FROM matters ORDER BY id")
         assert keys == [(U1_CHAT,), (U1_CHAT,), (U2_CHAT,), (RESIDENT,)]
 
 
@@ -256,7 +255,7 @@ async def test_private_reports_from_non_members_are_marked_and_limited(make_bot:
         await private_report(bot, RESIDENT, "第二件：还是别人的事")
         held = await bot.wait_bot(RESIDENT, "不在其群内的单元私下反映的事项已达 1 件上限")
         assert "11-25 10:00 后可以再反映" in held.text
-        assert len(matters(bot)) == 1
+        assert len(await matters(bot)) == 1
         # The community sees the held one in full; the unit group only that it exists.
         bot.say(U1_CHAT, HEAD1, "/held")
         in_unit = await bot.wait_bot(U1_CHAT, "暂存的反映 1 条")

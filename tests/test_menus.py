@@ -23,8 +23,8 @@ async def started(bot: Running) -> None:
     await bot.app.bot_data["menus"].wait()
 
 
-async def test_menus_are_set_per_scope_and_language_at_start(make_bot: Any, tmp_path: Any) -> None:
-    database = tmp_path / "menus.sqlite3"
+async def test_menus_are_set_per_scope_and_language_at_start(make_bot: Any, bot_database: str) -> None:
+    database = bot_database
     async with make_bot(database=database) as bot:
         await started(bot)
         groups = await menu(bot, BotCommandScopeAllGroupChats())
@@ -79,8 +79,8 @@ async def test_bind_and_lang_reset_a_chats_menu(make_bot: Any) -> None:
         assert (await menu(bot, BotCommandScopeChat(RESIDENT)))["lang"].startswith("Language")
 
 
-async def test_a_failing_set_my_commands_never_stops_the_bot(make_bot: Any, api: Any, tmp_path: Any) -> None:
-    database = tmp_path / "menus.sqlite3"
+async def test_a_failing_set_my_commands_never_stops_the_bot(make_bot: Any, api: Any, bot_database: str) -> None:
+    database = bot_database
     api.fail("setMyCommands", status=400, times=16, description="Bad Request: BOT_COMMAND_INVALID")
     async with make_bot(database=database) as bot:
         bot.say(U1_CHAT, RESIDENT, "/report 路灯坏了")

@@ -5,14 +5,17 @@ claimed report, one message per outcome for the reporter."""
 from __future__ import annotations
 
 import ast
-import contextlib
-import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.dev.fakeapi import buttons
 from tests.conftest import HEAD1, RESIDENT, ROOT, U1_CHAT, Running, parse_town, town
+from tests.postgres import rows
 from tests.test_privacy import report_privately, start_dm
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 
 def _imports(path: Path) -> set[str]:
@@ -100,8 +103,7 @@ async def test_a_group_that_disallows_reactions_gets_the_short_reply_instead(mak
         await bot.settle()
         assert bot.api.reactions(U1_CHAT, report["message_id"]) == []
         assert len(bot.api.bot_messages(U1_CHAT)) == 3  # the card and the two answers
-        with contextlib.closing(sqlite3.connect(bot.config.database)) as db:
-            keys = [key for (key,) in db.execute("SELECT key FROM outbox WHERE kind = 'answer'")]
+        keys = [key for (key,) in await rows(bot.config.database, "SELECT key FROM outbox WHERE kind = 'answer'")]
         assert len(keys) == 2 and all(key.startswith("ack:") for key in keys)  # as a command's answer always was
 
 

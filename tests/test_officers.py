@@ -33,6 +33,8 @@ from tests.conftest import (
 )
 from tests.test_visits import log_visit
 
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
+
 # The week of the bulletin sent Monday 30 November 2026 09:00: [Mon 23 09:00, Mon 30 09:00).
 MONDAY = datetime(2026, 11, 30, 9, 0, tzinfo=TZ).timestamp()
 WEEK = bulletin.weekly_period(MONDAY, tz=TZ)

@@ -16,6 +16,9 @@ from bot.outbox import Kind
 from bot.store import OutboxItem, Tx
 from bot.text.locale import en
 from tests.conftest import HEAD1, RESIDENT, ROOT, STAFF, STATION_CHAT, U1_CHAT, U2_CHAT, U3_CHAT
+from tests.postgres import rows
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 
 def test_each_notice_builds_the_key_the_outbox_has_always_held() -> None:
@@ -74,22 +77,20 @@ def test_rows_written_before_the_kinds_were_typed_are_read_by_their_key() -> Non
     assert outbox.kind_of(item("chart", "summary:-5:31")) == Kind.CHART
 
 
-async def test_a_broadcast_queued_by_the_old_version_is_still_reported_after_the_upgrade(
-    make_bot: Any, tmp_path: Path
-) -> None:
+async def test_a_broadcast_queued_by_the_old_version_is_still_reported_after_the_upgrade(make_bot: Any) -> None:
     """A copy written as kind "message" (as before) and sent after the upgrade still
     settles its broadcast: the hook is found by the row's kind as read from its key."""
-    database = tmp_path / "old.sqlite3"
-    async with make_bot(database=database) as bot:
+    async with make_bot() as bot:
         bot.api.fail("sendMessage", chat_id=U3_CHAT, status=500)  # retried later (the clock stands still)
         bot.say(STATION_CHAT, STAFF, "/broadcast 今晚有暴雨，请注意防汛")
         await bot.wait_bot(U1_CHAT, "今晚有暴雨")
         await bot.wait_bot(U2_CHAT, "今晚有暴雨")
         await bot.settle()
-    with sqlite3.connect(database) as conn:  # what the version before typed notices wrote
-        changed = conn.execute("UPDATE outbox SET kind = 'message' WHERE key LIKE 'bc:%' AND state = 'pending'")
-        assert changed.rowcount == 1
-    async with make_bot(database=database) as bot:
+        database = bot.config.database
+    changed = await rows(database,  # what the version before typed notices wrote
+                         "UPDATE outbox SET kind = 'message' WHERE key LIKE 'bc:%' AND state = 'pending' RETURNING id")
+    assert len(changed) == 1
+    async with make_bot() as bot:  # the same database
         report = await bot.wait_bot(STATION_CHAT, "已发送完毕")
         assert "送达 3 个群，未送达 0 个" in report.text
 
@@ -352,7 +353,6 @@ async def test_an_answer_keeps_nothing_its_chat_may_not_read(make_bot: Any) -> N
         await held_private_report(bot)
         bot.say(U1_CHAT, HEAD1, "/held")
         await bot.wait_bot(U1_CHAT, "暂存的反映 1 条")
-        with sqlite3.connect(bot.config.database) as conn:
-            (data,) = conn.execute("SELECT data FROM outbox WHERE chat_id = ? AND data LIKE '%\"held\"%'",
-                                   (U1_CHAT,)).fetchone()
+        [(data,)] = await rows(bot.config.database,
+                               "SELECT data FROM outbox WHERE chat_id = ? AND data LIKE '%\"held\"%'", (U1_CHAT,))
         assert SECRET not in data and "用户901" not in data and "nonmember" not in data

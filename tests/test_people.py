@@ -6,9 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bot.dev.fakeapi import buttons
 from escalation.policy import State
 from tests.conftest import C1_CHAT, HEAD1, RESIDENT, RESIDENT2, U1_CHAT, Running
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 H = 3600.0
 SECRET = "丈夫酒后动手，不敢在群里说"

@@ -49,8 +49,8 @@ async def test_a_community_cannot_pull_a_matter_down_from_the_station(make_bot: 
         await bot.wait_bot(C1_CHAT, "退回社区处理")
 
 
-async def test_a_matter_of_a_unit_removed_from_config_does_not_stop_the_town(make_bot: Any, tmp_path: Any) -> None:
-    database = tmp_path / "removed.sqlite3"
+async def test_a_matter_of_a_unit_removed_from_config_does_not_stop_the_town(make_bot: Any, bot_database: str) -> None:
+    database = bot_database
     async with make_bot(database=database) as bot:
         bot.say(U2_CHAT, RESIDENT, "/report 第二组的事")
         await bot.wait_bot(U2_CHAT, "事项 #1")

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -41,6 +39,10 @@ from tests.conftest import (
     Running,
     parse_town,
 )
+from tests.postgres import rows as db_rows
+from tests.test_data import watch_inbox
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 H = 3600.0
 DAY = 86400.0
@@ -99,11 +101,8 @@ def line(bot: Running, chat: int, title: str, contains: str) -> str:
 
 
 # --- the poll: sent once a month to every unit group ---------------------------------------
-async def test_the_poll_goes_to_every_unit_group_on_the_20th_once_even_across_a_restart(
-    make_bot: Any, tmp_path: Path
-) -> None:
-    database = tmp_path / "polls.sqlite3"
-    async with make_bot(database=database) as bot:  # from 24 November: the 20th's was before the bot
+async def test_the_poll_goes_to_every_unit_group_on_the_20th_once_even_across_a_restart(make_bot: Any) -> None:
+    async with make_bot() as bot:  # from 24 November: the 20th's was before the bot
         bot.say(U3_CHAT, HEAD3, "/lang en")  # this group reads English
         await bot.wait_bot(U3_CHAT, "English")
         await bot.settle()
@@ -131,7 +130,7 @@ async def test_the_poll_goes_to_every_unit_group_on_the_20th_once_even_across_a_
         await bot.settle()
         clock = bot.clock
     clock.advance(1 * H)
-    async with make_bot(clock=clock, database=database) as bot:  # restarted the same day
+    async with make_bot(clock=clock) as bot:  # restarted the same day (the same database)
         await bot.settle()
         bot.clock.advance(1 * DAY)
         await bot.settle()
@@ -139,15 +138,12 @@ async def test_the_poll_goes_to_every_unit_group_on_the_20th_once_even_across_a_
         assert all(len(polls_in(bot, chat)) == 1 for chat in UNIT_CHATS)
 
 
-async def test_a_poll_due_while_down_goes_out_once_within_its_window_and_not_after(
-    make_bot: Any, tmp_path: Path
-) -> None:
-    database = tmp_path / "down.sqlite3"
-    async with make_bot(database=database) as bot:
+async def test_a_poll_due_while_down_goes_out_once_within_its_window_and_not_after(make_bot: Any) -> None:
+    async with make_bot() as bot:
         await bot.settle()
         clock = bot.clock
     clock.set(DEC_20_10 + 2 * DAY)  # down over the 20th, back on the 22nd
-    async with make_bot(clock=clock, database=database) as bot:
+    async with make_bot(clock=clock) as bot:
         await bot.api.wait_for(lambda: len(poll_calls(bot)) == 3)
         found = await until(bot, lambda r: len(r) == 3)
         assert not any(closed for _, _, closed in found.values())
@@ -155,7 +151,7 @@ async def test_a_poll_due_while_down_goes_out_once_within_its_window_and_not_aft
         bot.clock.set(DEC_20_10 + 7 * DAY + 1)
         await bot.api.wait_for(lambda: len(poll_calls(bot, "stopPoll")) == 3)
     clock.set(datetime(2027, 1, 28, 10, 0, tzinfo=TZ).timestamp())  # down over all of January's window
-    async with make_bot(clock=clock, database=database) as bot:
+    async with make_bot(clock=clock) as bot:
         await bot.settle()
         assert len(poll_calls(bot)) == 3, "a poll whose window is over is not sent late"
 
@@ -365,19 +361,13 @@ async def test_a_poll_update_is_kept_in_the_inbox_until_handled_so_a_crash_repla
         await bot.api.wait_for(lambda: polls_in(bot, U1_CHAT))
         await until(bot, lambda r: len(r) == 3)
         await bot.settle()
-        db = sqlite3.connect(bot.config.database)
-        db.executescript(  # note, for each update the bot stores, whether its payload was kept
-            "CREATE TABLE stored (update_id INTEGER, kept INTEGER);"
-            "CREATE TRIGGER note_stored AFTER INSERT ON inbox BEGIN "
-            "INSERT INTO stored VALUES (NEW.update_id, NEW.payload IS NOT NULL); END;"
-        )
+        await watch_inbox(bot.config.database)
         cast(bot, U1_CHAT, 0)
         await until(bot, lambda r: r[("u1", "2026-12")][1] == 1)
         await bot.settle()
-        kept = db.execute("SELECT kept FROM stored").fetchall()
-        done = db.execute("SELECT payload IS NULL AND done_at IS NOT NULL FROM inbox "
-                          "WHERE update_id IN (SELECT update_id FROM stored)").fetchall()
-        db.close()
+        kept = await db_rows(bot.config.database, "SELECT kept FROM stored")
+        done = await db_rows(bot.config.database, "SELECT payload IS NULL AND done_at IS NOT NULL FROM inbox "
+                                                  "WHERE update_id IN (SELECT update_id FROM stored)")
     assert kept == [(1,)], "a poll update has no chat, but it is ours: replay needs it"
     assert done == [(1,)], "handled: done, and its payload dropped"
 

@@ -24,6 +24,8 @@ from tests.conftest import (
     town,
 )
 
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
+
 THURSDAY_18 = datetime(2026, 11, 26, 18, 0, tzinfo=TZ).timestamp()
 FRIDAY_16 = datetime(2026, 11, 27, 16, 0, tzinfo=TZ).timestamp()
 MONDAY_9 = datetime(2026, 11, 30, 9, 0, tzinfo=TZ).timestamp()

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from bot.store import SummaryFacts
 from escalation.summary import Figures, rank, unit_figures
 from escalation.weekly import last_fire
@@ -24,6 +26,8 @@ from tests.conftest import (
     Running,
     parse_town,
 )
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 H = 3600.0
 START, END = 1_000_000.0, 1_000_000.0 + 7 * 24 * H
@@ -134,8 +138,8 @@ async def test_weekly_summary_numbers_match_the_data(make_bot: Any) -> None:
         await bot.wait_bot(U1_CHAT, "近七天")
 
 
-async def test_a_summary_missed_while_down_is_sent_once_when_back(make_bot: Any, tmp_path: Any) -> None:
-    database = tmp_path / "down.sqlite3"
+async def test_a_summary_missed_while_down_is_sent_once_when_back(make_bot: Any, bot_database: str) -> None:
+    database = bot_database
     monday_9 = datetime(2026, 11, 30, 9, 0, tzinfo=TZ).timestamp()
     async with make_bot(database=database) as bot:
         await bot.settle()
@@ -151,8 +155,8 @@ async def test_a_summary_missed_while_down_is_sent_once_when_back(make_bot: Any,
         assert bot.count_bot(U1_CHAT, "周报") == 1
 
 
-async def test_a_summary_stale_by_more_than_a_day_is_skipped(make_bot: Any, tmp_path: Any) -> None:
-    database = tmp_path / "long-down.sqlite3"
+async def test_a_summary_stale_by_more_than_a_day_is_skipped(make_bot: Any, bot_database: str) -> None:
+    database = bot_database
     monday_9 = datetime(2026, 11, 30, 9, 0, tzinfo=TZ).timestamp()
     async with make_bot(database=database) as bot:
         clock = bot.clock

@@ -6,8 +6,7 @@ are built, never by assigning callbacks afterwards."""
 from __future__ import annotations
 
 import ast
-import contextlib
-import sqlite3
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,9 @@ import pytest
 
 from bot.store import QueuedReport, SecondWrite, Store
 from tests.conftest import HEAD1, RESIDENT, ROOT, U1_CHAT
-from tests.postgres import rows
+from tests.postgres import add_trigger, drop_trigger, fresh_schema, rows
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 
 async def _done(database: str | Path, update_id: int) -> bool:
@@ -72,18 +73,14 @@ async def test_a_handlers_effect_and_its_update_being_done_commit_together(make_
         bot.say(U1_CHAT, RESIDENT, "/report 楼道灯坏了")
         await bot.wait_bot(U1_CHAT, "#1")
         await bot.settle()
-        with contextlib.closing(sqlite3.connect(bot.config.database)) as db:  # "done" cannot be written
-            db.execute("CREATE TRIGGER no_done BEFORE UPDATE OF done_at ON inbox WHEN NEW.done_at IS NOT NULL "
-                       "BEGIN SELECT RAISE(ABORT, 'not now'); END")
-            db.commit()
+        await add_trigger(bot.config.database, "no_done", "BEFORE UPDATE OF done_at", "inbox",
+                          where="NEW.done_at IS NOT NULL", fail="not now")  # "done" cannot be written
         claim = _next_update(bot)
         bot.say(U1_CHAT, HEAD1, "/claim 1")
         await bot.wait_bot(U1_CHAT, "抱歉")  # the handler's transaction failed as a whole
         await bot.settle()
-        with contextlib.closing(sqlite3.connect(bot.config.database)) as db:
-            claimed = db.execute("SELECT claimed_by FROM matters WHERE id = 1").fetchone()[0]
-            db.execute("DROP TRIGGER no_done")
-            db.commit()
+        [(claimed,)] = await rows(bot.config.database, "SELECT claimed_by FROM matters WHERE id = 1")
+        await drop_trigger(bot.config.database, "no_done", "inbox")
         assert claimed is None  # so the claim went with it
         assert not await _done(bot.config.database, claim)
 
@@ -117,3 +114,22 @@ def test_nothing_wires_the_store_or_delivery_after_they_are_built() -> None:
                          t.attr == "now" and "store" in ast.unparse(t.value)))]  # its clock comes with it too
     assert late == []
     assert not {"on_enqueue", "on_lost", "bound_unrecorded"} & set(vars(Store))
+
+
+async def test_write_transactions_of_two_databases_on_one_server_do_not_wait_for_each_other() -> None:
+    """PostgreSQL's writers' lock (SQLite's one writer at a time) is a lock of the database,
+    i.e. of its schema: two towns on one server, or two tests, never queue behind each other."""
+    async with fresh_schema() as one, fresh_schema() as other:
+        first, second = await Store.open(one), await Store.open(other)
+        try:
+            async with first.transaction() as tx:
+                await tx.set_meta("held", "1")
+
+                async def elsewhere() -> None:
+                    async with second.transaction() as tx2:
+                        await tx2.set_meta("meanwhile", "1")
+
+                await asyncio.wait_for(elsewhere(), 5)  # while the first holds its write transaction
+        finally:
+            await first.close()
+            await second.close()

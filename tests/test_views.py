@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import sqlite3
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from bot import views
 from bot.dev.fakeapi import Msg, buttons
@@ -25,6 +26,9 @@ from tests.conftest import (
     Running,
     town,
 )
+from tests.postgres import rows
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 H = 3600.0
 CATEGORIES = [
@@ -60,6 +64,17 @@ async def matter_is(bot: Running, number: int, check: Callable[[Any], bool]) -> 
             return matter
         await asyncio.sleep(0.02)
     raise AssertionError(f"matter {number} never reached the state expected: {matter}")
+
+
+async def views_become(bot: Running, wanted: Callable[[list[tuple[Any, ...]]], bool],
+                       within: float = 5.0) -> None:
+    """Wait for the views as stored to be as wanted (recorded after Telegram answered, in a
+    transaction of their own)."""
+    for _ in range(int(within / 0.02)):
+        if wanted(await view_rows(bot)):
+            return
+        await asyncio.sleep(0.02)
+    assert wanted(await view_rows(bot)), await view_rows(bot)
 
 
 async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
@@ -299,10 +314,10 @@ async def test_many_changes_within_a_second_make_one_edit_per_view(make_bot: Any
         act(bot, C1_CHAT, OFFICER, "/resolve 1 已清理")
         await matter_is(bot, 1, lambda m: m.state == "resolved")
         await followed(bot, lambda: "✅ 已解决" in community.text)
-        await eventually(lambda: len(view_rows(bot)) == 2)
+        await views_become(bot, lambda found: len(found) == 2)
         async with bot.svc.store.transaction() as tx:
             await tx.purge_matters(bot.clock.now() + 1, bot.clock.now())
-        assert view_rows(bot) == []
+        assert await view_rows(bot) == []
 
 
 async def test_a_view_whose_message_is_gone_is_dead_and_not_modified_counts_as_done(make_bot: Any) -> None:
@@ -324,14 +339,14 @@ async def test_a_view_whose_message_is_gone_is_dead_and_not_modified_counts_as_d
         await drained(bot)  # not retried
         refused = [c for c in bot.api.calls_to("editMessageText") if c.status == 400]
         assert len(refused) == 2  # the community's post and the officer's copy, both as they were
-        assert view_rows(bot) == [(C1_CHAT, None), (POLICE, None)]
-        assert refreshes(bot) == [("sent", None), ("sent", None)]
+        assert await view_rows(bot) == [(C1_CHAT, None), (POLICE, None)]
+        assert await refreshes(bot) == [("sent", None), ("sent", None)]
 
         community.deleted = True  # someone deleted the community's post
         act(bot, C1_CHAT, OFFICER, "/claim 1")
         await matter_is(bot, 1, lambda m: m.claimed_by == POLICE)
         await followed(bot, lambda: "王警官" in officer_dm.text.split("📍")[1])
-        await eventually(lambda: view_rows(bot) == [(C1_CHAT, "gone"), (POLICE, None)])
+        await views_become(bot, lambda found: found == [(C1_CHAT, "gone"), (POLICE, None)])
         calls = len(bot.api.calls_to("editMessageText"))
         act(bot, C1_CHAT, OFFICER, "/resolve 1 已清理")
         await matter_is(bot, 1, lambda m: m.state == "resolved")
@@ -352,7 +367,7 @@ async def test_a_view_in_a_chat_the_bot_was_removed_from_is_dead(make_bot: Any) 
         await matter_is(bot, 1, lambda m: m.claimed_by == STAFF)
         bot.clock.advance(1.5)
         await bot.api.wait_for(lambda: any(c.status == 403 for c in bot.api.calls_to("editMessageText")))
-        await eventually(lambda: view_rows(bot) == [(C1_CHAT, "unreachable")])
+        await views_become(bot, lambda found: found == [(C1_CHAT, "unreachable")])
         async with bot.svc.store.read() as tx:
             assert await tx.live_views([1]) == []  # the next change asks nothing of that chat
 
@@ -366,7 +381,7 @@ async def test_a_groups_views_die_when_it_becomes_a_supergroup(make_bot: Any) ->
         await bot.wait_bot(C1_CHAT, "事项 #1 上报至社区")
         await drained(bot)
         bot.api.migrate_chat(C1_CHAT, -1000000000200, bot.user(*OFFICER))
-        await eventually(lambda: view_rows(bot) == [(C1_CHAT, "migrated")])
+        await views_become(bot, lambda found: found == [(C1_CHAT, "migrated")])
         act(bot, STATION_CHAT, CHIEF, "/claim 1")
         await matter_is(bot, 1, lambda m: m.claimed_by == STAFF)
         bot.clock.advance(1.5)
@@ -396,15 +411,13 @@ async def test_a_change_while_a_ping_waits_to_be_sent_is_followed_too(make_bot: 
         await drained(bot)
 
 
-def view_rows(bot: Running) -> list[tuple[int, str | None]]:
+async def view_rows(bot: Running) -> list[tuple[Any, ...]]:
     """(chat, why dead) of every view, as stored."""
-    with sqlite3.connect(bot.config.database) as conn:
-        return list(conn.execute("SELECT chat_id, dead FROM views ORDER BY chat_id"))
+    return await rows(bot.config.database, "SELECT chat_id, dead FROM views ORDER BY chat_id")
 
 
-def refreshes(bot: Running) -> list[tuple[str, str | None]]:
-    with sqlite3.connect(bot.config.database) as conn:
-        return list(conn.execute("SELECT state, error FROM outbox WHERE kind = 'view' ORDER BY id"))
+async def refreshes(bot: Running) -> list[tuple[Any, ...]]:
+    return await rows(bot.config.database, "SELECT state, error FROM outbox WHERE kind = 'view' ORDER BY id")
 
 
 def test_the_notifier_composes_no_words() -> None:

@@ -27,6 +27,8 @@ from tests.conftest import (
     town,
 )
 
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
+
 FRIDAY_16 = datetime(2026, 11, 27, 16, 0, tzinfo=TZ).timestamp()
 MONDAY_9 = datetime(2026, 11, 30, 9, 0, tzinfo=TZ).timestamp()
 DRAFT = "本周治安通报（草稿"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import pytest
 from openpyxl import load_workbook
 
 from bot.clock import ManualClock
@@ -26,6 +27,8 @@ from tests.conftest import (
     parse_town,
     town,
 )
+
+pytestmark = pytest.mark.both_engines  # on SQLite and on PostgreSQL (issue 17)
 
 GRID = 41  # c1's grid worker (网格员)
 H = 3600.0

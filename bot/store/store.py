@@ -498,8 +498,15 @@ def describe_error(exc: BaseException) -> str:
         if not where or (path.startswith(ours) and "site-packages" not in path):
             where = f" at {Path(path).name}:{tb.tb_lineno}"
         tb = tb.tb_next
-    said = f": {exc}" if isinstance(exc, sqlite3.Error | OSError) else ""
+    said = f": {exc}" if isinstance(exc, sqlite3.Error | OSError) or _quotes_no_row(exc) else ""
     return f"{type(exc).__name__}{said}{where}"[:300]
+
+
+def _quotes_no_row(exc: BaseException) -> bool:
+    """PostgreSQL's message, its DETAIL dropped (postgres.quiet), names constraints and
+    columns as SQLite's does; only a data exception (class 22) quotes the value it refused."""
+    sqlstate = getattr(exc, "sqlstate", None)  # asyncpg's server errors (no import: asyncpg is optional)
+    return isinstance(sqlstate, str) and not sqlstate.startswith("22")
 
 
 def _private_file(path: Path) -> None:
