@@ -78,6 +78,8 @@ def build_application(config: Config, token: str, clock: Clock | None = None) ->
         builder = builder.base_url(config.telegram.base_url)
     if config.telegram.base_file_url:
         builder = builder.base_file_url(config.telegram.base_file_url)
+    if config.telegram.mode == "webhook":  # no getUpdates: Telegram posts (bot/telegram/webhook.py)
+        builder = builder.updater(None)
     app = builder.build()
     tree = Tree(config)
     app.bot_data["config"] = config
@@ -101,7 +103,9 @@ async def _open(app: Application) -> None:
     # bot/runner.py opens it first, with the same clock and connections
     store = app.bot_data.pop("store", None) or await Store.open(config.database, now=clock.now,
                                                                 connections=config.telegram.connections)
+    store.bot_id = app.bot.id  # the inbox's key (issue 18); Telegram said who we are at initialize
     async with store.transaction() as tx:
+        await tx.inbox_adopt()  # updates stored before the key had the bot's id (issue 18)
         tree.set_bindings(await tx.bindings())
         first_started = await tx.first_started(clock.now())
         if len(tree.stations) == 1:  # a town's rows from before stations are its one station's (issue 17)
@@ -156,7 +160,9 @@ async def _open(app: Application) -> None:
     request = app.bot._request[0]  # PTB keeps (getUpdates request, other requests)
     if isinstance(request, InboxRequest):
         request.store, request.tree = store, tree
-    await replay(app, store)
+    # Webhook mode on PostgreSQL (several workers): what was never answered, Telegram posts again;
+    # replayed here it could be an update another worker has in hand.
+    await replay(app, store, queue=not (config.telegram.mode == "webhook" and store.engine == "postgres"))
     log.info("tierbot started: %d units, database %s", sum(1 for _ in tree.units()), shown(config.database))
 
 
@@ -256,24 +262,32 @@ async def _sweep_job(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 @asynccontextmanager
 async def running(app: Application, poll_timeout: int | None = None,
-                  polling: bool = True) -> AsyncIterator[Application]:
+                  polling: bool = True, webhook_secret: str = "") -> AsyncIterator[Application]:
     """Start and stop the Application in the order ``run_polling`` does, inside an event
     loop the caller owns (tests, the demo); ``polling=False``: a worker that takes no
-    updates (tests of several workers, whose updates go to one of them)."""
+    updates (tests of several workers, whose updates go to one of them). In webhook mode its
+    server listens on a port the system chooses (``app.bot_data["webhook"].port``)."""
+    from bot.telegram.webhook import WebhookServer
+
     config: Config = app.bot_data["config"]
     await app.initialize()
     await _open(app)
-    assert app.updater is not None
-    if polling:
+    server: WebhookServer | None = None
+    if polling and app.updater is not None:
         await app.updater.start_polling(  # asking for what `tierbot run` asks for (bot/runner.py)
             poll_interval=0, timeout=config.telegram.poll_timeout if poll_timeout is None else poll_timeout,
             allowed_updates=ALLOWED_UPDATES,
         )
     await app.start()
+    if app.updater is None:
+        server = app.bot_data["webhook"] = WebhookServer(app, config.telegram.webhook, webhook_secret, port=0)
+        await server.start()
     try:
         yield app
     finally:
-        if polling:
+        if server is not None:
+            await server.stop()
+        if polling and app.updater is not None:
             await app.updater.stop()
         await app.stop()
         await _stop_workers(app)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import re
 import sqlite3
 import sys
 import time
@@ -13,11 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bot.config import Config, ConfigError, is_postgres, load_config, shown
+from bot.config import WEBHOOK_SECRET_VARIABLE, Config, ConfigError, is_postgres, load_config, shown
 from bot.text.i18n import Texts
 from bot.tree import Tree
 
 TOKEN_VARIABLE = "TELEGRAM_BOT_TOKEN"
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")  # what Telegram takes as a webhook's secret token
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"tierbot {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser(
-        "run", help="run the bot (long polling)",
-        description=f"Run the bot (long polling). The token from @BotFather is read from the environment "
-                    f"variable {TOKEN_VARIABLE}, never from the config file.",
+        "run", help="run the bot (long polling, or webhook mode)",
+        description=f"Run the bot (long polling, or in webhook mode a worker Telegram posts to). The token from "
+                    f"@BotFather is read from the environment variable {TOKEN_VARIABLE}, never from the config file.",
         epilog=f"example: {TOKEN_VARIABLE}=123456:ABC... tierbot run --config config.yaml",
     )
     run.add_argument("--config", default="config.yaml", help="path to config.yaml")
@@ -48,6 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     inbox.add_argument("--config", default="config.yaml", help="path to config.yaml")
     inbox.add_argument("--failed", action="store_true", help="list the failed updates: id, when, error")
     inbox.add_argument("--limit", type=int, default=50, help="list at most this many (default 50)")
+    set_webhook = commands.add_parser(
+        "set-webhook", help="register the webhook with Telegram (webhook mode)",
+        description=f"Register telegram.webhook.url with Telegram, with the secret token from "
+                    f"{WEBHOOK_SECRET_VARIABLE}, max_connections and allowed_updates. The bot token is read "
+                    f"from {TOKEN_VARIABLE}.",
+    )
+    set_webhook.add_argument("--config", default="config.yaml", help="path to config.yaml")
     purge = commands.add_parser("purge", help="clear personal data of matters closed before a day, now")
     purge.add_argument("--config", default="config.yaml", help="path to config.yaml")
     purge.add_argument("--before", required=True, metavar="DATE", help="matters closed before this day, YYYY-MM-DD")
@@ -67,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return _inbox(args)
     if args.command == "purge":
         return _purge(args)
+    if args.command == "set-webhook":
+        return _set_webhook(args)
     from bot.dev import demo as demo_module
 
     return asyncio.run(demo_module.main(args.config))
@@ -151,7 +162,63 @@ def _run(config_path: str) -> int:
         return 2  # restarting will not help (systemd: RestartPreventExitStatus=2 3)
     from bot.runner import run
 
-    return run(config, token)
+    secret = os.environ.get(WEBHOOK_SECRET_VARIABLE, "").strip() or None
+    if config.telegram.mode == "webhook" and secret is not None and not _SECRET.fullmatch(secret):
+        print(f"tierbot: {WEBHOOK_SECRET_VARIABLE} must be 1-256 of A-Z a-z 0-9 _ - (as Telegram takes it)",
+              file=sys.stderr)
+        return 2
+    return run(config, token, secret)
+
+
+def _set_webhook(args: argparse.Namespace) -> int:
+    """``tierbot set-webhook``: tell Telegram where to post updates (issue 18), with the secret
+    token it sends back with each, ``max_connections`` and ``allowed_updates``. One line out,
+    never the token, the secret or the URL's path."""
+    from urllib.parse import urlsplit
+
+    from telegram import Bot
+    from telegram.error import TelegramError
+
+    from bot import redact
+
+    token = os.environ.get(TOKEN_VARIABLE, "").strip()
+    secret = os.environ.get(WEBHOOK_SECRET_VARIABLE, "").strip()
+    if not token or not secret:
+        print(f"tierbot: set-webhook needs the bot token in {TOKEN_VARIABLE} and the webhook's secret token in "
+              f"{WEBHOOK_SECRET_VARIABLE}; neither is read from the config file.", file=sys.stderr)
+        return 2
+    if not _SECRET.fullmatch(secret):
+        print(f"tierbot: {WEBHOOK_SECRET_VARIABLE} must be 1-256 of A-Z a-z 0-9 _ - (as Telegram takes it)",
+              file=sys.stderr)
+        return 2
+    config = _load(args.config)
+    if config is None:
+        return 2
+    hook = config.telegram.webhook
+    if not hook.url:
+        print("tierbot: set telegram.webhook.url in the config: the public https URL Telegram posts to",
+              file=sys.stderr)
+        return 2
+    redact.install(token)
+    redact.install(secret)
+    where = urlsplit(hook.url)
+    shown = f"{where.scheme}://{where.netloc}/…"  # the path is a secret of its own
+
+    async def call() -> bool:
+        bot = Bot(token, base_url=config.telegram.base_url or "https://api.telegram.org/bot")
+        async with bot:
+            return await bot.set_webhook(hook.url, secret_token=secret, max_connections=hook.max_connections,
+                                         allowed_updates=list(hook.allowed_updates))
+
+    try:
+        asyncio.run(call())
+    except TelegramError as exc:
+        said = str(exc).replace(token, redact.masked(token)).replace(secret, "***")
+        print(f"tierbot: Telegram refused the webhook for {shown}: {said}", file=sys.stderr)
+        return 1
+    print(f"webhook set: {shown} · max_connections {hook.max_connections} · "
+          f"allowed_updates {', '.join(hook.allowed_updates)}")
+    return 0
 
 
 def _export(args: argparse.Namespace) -> int:

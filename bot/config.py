@@ -11,7 +11,7 @@ import re
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -300,6 +300,37 @@ class RateLimit(_Strict):
     max_retries: int = Field(3, ge=0, le=20, description="how often to retry after a 429 (0-20)")
 
 
+ALLOWED_UPDATES = ("message", "callback_query", "poll")  # what the bot handles (poll: its polls' counts, issue 16)
+WEBHOOK_SECRET_VARIABLE = "TELEGRAM_WEBHOOK_SECRET"  # the webhook's secret token, like the bot token never in the file
+
+
+class Webhook(_Strict):
+    """Webhook mode (issue 18): Telegram posts each update to ``url``; a proxy with TLS
+    (nginx) passes ``path`` on to each worker's ``listen``:``port``."""
+
+    url: str | None = Field(None, description="the public https URL Telegram posts to, ending in the path")
+    listen: str = Field("127.0.0.1", description="the address the worker listens on (behind the proxy)")
+    port: int = Field(8443, ge=1, le=65535, description="the port the worker listens on (1-65535)")
+    path: str = Field("/telegram/updates", description='the path updates are posted to, such as "/telegram/x7Kd"')
+    max_connections: int = Field(40, ge=1, le=100, description="updates Telegram has in flight at once (1-100)")
+    allowed_updates: list[str] = Field(list(ALLOWED_UPDATES), description="the kinds of update to receive")
+    healthy_within: Duration = Field(120.0, description='how recent the last sweep must be for /healthz, such as "2m"')
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("https", "http"):
+            raise ValueError("an https:// URL")
+        return value
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not re.fullmatch(r"/[A-Za-z0-9_./-]*", value):
+            raise ValueError('a path starting with "/", of letters, digits and "_ . / -"')
+        return value
+
+
 class TelegramSettings(_Strict):
     base_url: str | None = Field(None, description="a Bot API base URL such as http://127.0.0.1:8081/bot")
     base_file_url: str | None = Field(None, description="a Bot API file URL")
@@ -309,6 +340,8 @@ class TelegramSettings(_Strict):
     start_retries: int | None = Field(
         None, ge=0, description="how often to retry reaching Telegram at start (a number; empty: forever)"
     )
+    mode: Literal["polling", "webhook"] = Field("polling", description="polling or webhook")
+    webhook: Webhook = Webhook()
 
 
 class DeliverySettings(_Strict):

@@ -21,15 +21,19 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from telegram.error import Conflict, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import Application
 
 from bot import redact
-from bot.config import Config, is_postgres, shown
+from bot.config import WEBHOOK_SECRET_VARIABLE, Config, is_postgres, shown
 from bot.lock import AlreadyRunning, DatabaseLock, PostgresGuard
 from bot.outbox import OpsNotice, put
 from bot.store import SchemaTooNew, Store
+
+if TYPE_CHECKING:
+    from bot.telegram.webhook import WebhookServer
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +51,17 @@ class Fatal(Exception):
         self.code = code
 
 
-def run(config: Config, token: str) -> int:
-    """Run until SIGTERM/SIGINT or a fatal error; the process's exit status."""
+def run(config: Config, token: str, webhook_secret: str | None = None) -> int:
+    """Run until SIGTERM/SIGINT or a fatal error; the process's exit status. In webhook mode
+    (issue 18) ``webhook_secret`` is the secret token Telegram sends with each update."""
     redact.install(token)
+    if config.telegram.mode == "webhook":
+        if not webhook_secret:
+            print(f"tierbot: telegram.mode is webhook: set the webhook's secret token in the environment variable "
+                  f"{WEBHOOK_SECRET_VARIABLE} (1-256 of A-Z a-z 0-9 _ -); it is never read from the config file.",
+                  file=sys.stderr)
+            return EXIT_CONFIG
+        redact.install(webhook_secret)
     # A SQLite file's guard is a flock beside it, taken here; PostgreSQL's is a connection, taken in _serve.
     lock = DatabaseLock(config.database) if config.database != ":memory:" and not is_postgres(config.database) else None
     try:
@@ -61,7 +73,7 @@ def run(config: Config, token: str) -> int:
                              "folder exists and that the user running tierbot may write there.") from None
         if not is_postgres(config.database):
             refuse_orphaned_log(config.database)
-        return asyncio.run(_serve(config, token))
+        return asyncio.run(_serve(config, token, webhook_secret or ""))
     except AlreadyRunning as exc:
         print(exc, file=sys.stderr)
         return EXIT_RUNNING
@@ -77,6 +89,7 @@ def run(config: Config, token: str) -> int:
 
 
 # ----------------------------------------------------------------------------- the database
+
 
 
 def refuse_orphaned_log(path: str) -> None:
@@ -132,7 +145,7 @@ def single_instance(config: Config) -> bool:
     """Whether this process must be its database's only one: a poller must, as two pollers
     would handle every update twice. The one condition for issue 18: webhook workers share one
     PostgreSQL database by design (``telegram.mode: webhook``), and skip the guard."""
-    return getattr(config.telegram, "mode", "polling") != "webhook"
+    return config.telegram.mode != "webhook"
 
 
 async def hold_guard(config: Config, lost: Callable[[], None]) -> PostgresGuard | None:
@@ -276,7 +289,7 @@ def _polling_errors(app: Application, watch: ConflictWatch) -> Callable[[Telegra
 # ----------------------------------------------------------------------------- the run
 
 
-async def _serve(config: Config, token: str) -> int:
+async def _serve(config: Config, token: str, webhook_secret: str = "") -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     outcome: list[Fatal] = []
@@ -290,14 +303,16 @@ async def _serve(config: Config, token: str) -> int:
 
     guard = await hold_guard(config, guard_lost)
     try:
-        return await _serve_guarded(config, token, stop, outcome)
+        return await _serve_guarded(config, token, stop, outcome, webhook_secret)
     finally:
         if guard is not None:
             await guard.release()
 
 
-async def _serve_guarded(config: Config, token: str, stop: asyncio.Event, outcome: list[Fatal]) -> int:
+async def _serve_guarded(config: Config, token: str, stop: asyncio.Event, outcome: list[Fatal],
+                         webhook_secret: str = "") -> int:
     from bot.app import _open, build_application
+    from bot.telegram.webhook import WebhookServer
 
     app = build_application(config, token)
     store = await open_database(config.database, app.bot_data["clock"].now, config.telegram.connections)
@@ -308,15 +323,27 @@ async def _serve_guarded(config: Config, token: str, stop: asyncio.Event, outcom
             return 0
         reached.add("initialized")
         await _open(app)
-        assert app.updater is not None
-        await app.updater.start_polling(
-            poll_interval=0, timeout=config.telegram.poll_timeout, allowed_updates=ALLOWED_UPDATES,
-            error_callback=_polling_errors(app, ConflictWatch()),
-        )
-        reached.add("polling")
-        _watch_polling(app, outcome, stop)
-        await app.start()
-        reached.add("running")
+        if app.updater is None:  # webhook mode (issue 18): Telegram posts, never a getUpdates
+            server = app.bot_data["webhook"] = WebhookServer(app, config.telegram.webhook, webhook_secret)
+            await app.start()
+            reached.add("running")
+            try:
+                await server.start()
+            except (OSError, SystemExit) as exc:  # uvicorn exits when it cannot bind
+                raise Fatal(f"tierbot: cannot listen on {config.telegram.webhook.listen}:"
+                            f"{config.telegram.webhook.port} for the webhook ({exc})") from None
+            reached.add("webhook")
+            assert server.stopped is not None
+            _watch_server(server, outcome, stop)
+        else:
+            await app.updater.start_polling(
+                poll_interval=0, timeout=config.telegram.poll_timeout, allowed_updates=ALLOWED_UPDATES,
+                error_callback=_polling_errors(app, ConflictWatch()),
+            )
+            reached.add("polling")
+            _watch_polling(app, outcome, stop)
+            await app.start()
+            reached.add("running")
         await stop.wait()
     finally:
         await _stop(app, store, reached)
@@ -331,11 +358,13 @@ async def _stop(app: Application, store: Store, reached: set[str]) -> None:
     the process alive."""
     from bot.app import _close, _stop_workers
 
-    assert app.updater is not None
     steps: list[tuple[str | None, Callable[[], Awaitable[object]]]] = [
-        ("polling", app.updater.stop), ("running", app.stop), (None, lambda: _stop_workers(app)),
-        ("initialized", app.shutdown),
+        ("running", app.stop), (None, lambda: _stop_workers(app)), ("initialized", app.shutdown),
     ]
+    if app.updater is not None:
+        steps.insert(0, ("polling", app.updater.stop))
+    if "webhook" in app.bot_data:  # first: the requests in hand are answered, their updates committed
+        steps.insert(0, ("webhook", app.bot_data["webhook"].stop))
     for needed, step in steps:
         if needed is None or needed in reached:
             try:
@@ -346,6 +375,19 @@ async def _stop(app: Application, store: Store, reached: set[str]) -> None:
         await _close(app)
     else:
         await store.close()
+
+
+def _watch_server(server: WebhookServer, outcome: list[Fatal], stop: asyncio.Event) -> None:
+    """The webhook's server ending of itself (not asked to): stop the process instead of running deaf."""
+    assert server.stopped is not None
+
+    def done(task: asyncio.Task[None]) -> None:
+        if not server.stopping:
+            what = "" if task.cancelled() or task.exception() is None else f": {_describe(task.exception())}"  # type: ignore[arg-type]
+            outcome.append(Fatal(f"tierbot: the webhook's server stopped{what}"))
+        stop.set()
+
+    server.stopped.add_done_callback(done)
 
 
 def _watch_polling(app: Application, outcome: list[Fatal], stop: asyncio.Event) -> None:

@@ -1,5 +1,13 @@
 """In-process fake of the Telegram Bot API for tests and ``tierbot demo`` (stdlib only).
 
+Webhook mode (issue 18): after ``setWebhook`` the updates are posted to its URL (plain http:
+the tests' and benches' workers listen without TLS) the way Telegram does it: each chat's
+updates in order, one in flight per chat (callback queries queued per user), the next after
+a 2xx; on any other answer, a dropped connection or no answer within ``webhook_timeout`` the
+same update is posted again after a backoff; at most ``max_connections`` in flight in all;
+the secret token in ``X-Telegram-Bot-Api-Secret-Token``. ``getUpdates`` is refused (409)
+while a webhook is set. Every post is recorded in ``webhook_posts``.
+
 Point PTB at it with ``ApplicationBuilder().base_url(api.base_url)``; it speaks just enough
 HTTP/1.1 (keep-alive, Content-Length bodies) for httpx, decodes form, JSON and multipart
 bodies, keeps chats/messages in memory and lets tests inject updates and faults. Errors look
@@ -26,7 +34,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 _logger = logging.getLogger(__name__)
 _RAW_KEYS = {"text", "caption", "data", "callback_data", "title", "description", "parse_mode",
              "callback_query_id", "file_id", "language_code", "action", "url", "query",
-             "photo", "document", "question"}
+             "photo", "document", "question", "secret_token"}
 _HTML_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
               "span", "tg-spoiler", "tg-emoji", "blockquote"}
 _TAG_RE = re.compile(r"<(/?)([a-zA-Z][\w-]*)[^<>]*>|<")
@@ -69,6 +77,17 @@ class Call:
     at: float
     status: int = 200
     fault: bool = False
+
+
+@dataclass
+class WebhookPost:
+    """One post of an update to the webhook: the status answered (0: dropped or no answer)."""
+
+    update_id: int
+    key: str  # the queue it came from: a chat, a user's callback queries, or the update alone
+    status: int
+    started: float  # time.monotonic() when it was posted, and when its answer came
+    ended: float
 
 
 @dataclass
@@ -234,12 +253,20 @@ class FakeBotApi:
         self._counter = 0
         self._polls = 0  # getUpdates requests so far; a newer one terminates an older one
         self._poll_votes: dict[str, dict[int, list[int]]] = {}  # poll id -> user -> chosen option ids
+        # Webhook mode (see the module's docstring).
+        self.webhook: dict[str, Any] | None = None  # what setWebhook set
+        self.webhook_posts: list[WebhookPost] = []
+        self.webhook_timeout = 60.0  # seconds to wait for a worker's answer
+        self.webhook_backoff = (0.05, 2.0)  # first and longest wait before posting a failed update again
+        self._pusher: asyncio.Task[None] | None = None
+        self._posting: dict[str, asyncio.Task[None]] = {}  # queue key -> its post in flight
+        self._retry: dict[int, tuple[int, float]] = {}  # update id -> (failed posts, when to post again)
         handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
             "deleteWebhook": self._delete_webhook,
-            "getWebhookInfo": lambda p: {"url": "", "has_custom_certificate": False,
-                                         "pending_update_count": len(self._updates)},
+            "setWebhook": self._set_webhook,
+            "getWebhookInfo": self._webhook_info,
             "setMyCommands": self._set_commands,
             "deleteMyCommands": self._set_commands,
             "getMyCommands": lambda p: self._commands.get(self._scope(p), []),
@@ -289,6 +316,12 @@ class FakeBotApi:
         """Close the server; pending long polls answer [] at once, idle connections close."""
         self._closing = True
         self._notify()
+        for task in [self._pusher, *self._posting.values()]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._pusher = None
         if self._server is not None:
             self._server.close()
         for task, busy in list(self._conns.items()):
@@ -845,6 +878,9 @@ class FakeBotApi:
                 "supports_inline_queries": False}
 
     async def _get_updates(self, p: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.webhook is not None:
+            raise ApiError(409, "Conflict: can't use getUpdates method while webhook is active; use "
+                                "deleteWebhook to delete the webhook first")
         offset, limit = int(p.get("offset") or 0), min(max(int(p.get("limit") or 100), 1), 100)
         if offset > 0:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
@@ -871,7 +907,123 @@ class FakeBotApi:
     def _delete_webhook(self, p: dict[str, Any]) -> bool:
         if p.get("drop_pending_updates"):
             self._updates.clear()
+        self.webhook = None
+        self._notify()
         return True
+
+    # ----------------------------------------------------------------- webhook mode
+    def _set_webhook(self, p: dict[str, Any]) -> bool:
+        url = p.get("url") or ""
+        if not url:  # Telegram: an empty URL removes the webhook
+            return self._delete_webhook(p)
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ApiError(400, "Bad Request: bad webhook: invalid URL")
+        secret = p.get("secret_token") or None
+        if secret is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", str(secret)):
+            raise ApiError(400, "Bad Request: secret token contains unallowed characters")
+        connections = int(p.get("max_connections") or 40)
+        if not 1 <= connections <= 100:
+            raise ApiError(400, "Bad Request: bad webhook: max_connections must be between 1 and 100")
+        if p.get("drop_pending_updates"):
+            self._updates.clear()
+        self.webhook = {"url": url, "secret_token": secret, "max_connections": connections,
+                        "allowed_updates": list(p.get("allowed_updates") or [])}
+        if self._pusher is None or self._pusher.done():
+            self._pusher = asyncio.get_running_loop().create_task(self._push())
+        self._notify()
+        return True
+
+    def _webhook_info(self, p: dict[str, Any]) -> dict[str, Any]:
+        hook = self.webhook or {}
+        info: dict[str, Any] = {"url": hook.get("url", ""), "has_custom_certificate": False,
+                                "pending_update_count": len(self._updates)}
+        if hook:
+            info.update(max_connections=hook["max_connections"], allowed_updates=hook["allowed_updates"])
+        failed = [post for post in self.webhook_posts if not 200 <= post.status < 300]
+        if failed:
+            info.update(last_error_date=int(self.clock()),
+                        last_error_message=f"Wrong response from the webhook: {failed[-1].status}")
+        return info
+
+    @staticmethod
+    def queue_key(update: dict[str, Any]) -> str:
+        """Telegram's queue for an update: its chat's, a callback query's user's, else its own."""
+        for part in update.values():
+            if isinstance(part, dict) and isinstance(part.get("chat"), dict):
+                return f"chat {part['chat']['id']}"
+        if isinstance(query := update.get("callback_query"), dict):
+            return f"user {query['from']['id']}"
+        return f"update {update['update_id']}"
+
+    async def _push(self) -> None:
+        """Post the updates while a webhook is set (see the module's docstring)."""
+        loop = asyncio.get_running_loop()
+        while self.webhook is not None and not self._closing:
+            event, hook = self._event, self.webhook
+            allowed = hook["allowed_updates"]
+            now, waits, seen = loop.time(), [1.0], set()
+            for update in list(self._updates):
+                if allowed and not any(k in update for k in allowed):
+                    self._updates.remove(update)  # not asked for: Telegram never sends it
+                    continue
+                key = self.queue_key(update)
+                if key in seen or key in self._posting:
+                    continue  # a chat's next update waits for the one before it
+                seen.add(key)
+                _, again = self._retry.get(update["update_id"], (0, 0.0))
+                if again > now:
+                    waits.append(again - now)
+                    continue
+                if len(self._posting) >= hook["max_connections"]:
+                    break
+                self._posting[key] = loop.create_task(self._post(hook, update, key))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(waits))
+
+    async def _post(self, hook: dict[str, Any], update: dict[str, Any], key: str) -> None:
+        started = time.monotonic()
+        try:
+            status = await asyncio.wait_for(self._http_post(hook["url"], hook["secret_token"], update),
+                                            self.webhook_timeout)
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError, TimeoutError):
+            status = 0
+        finally:
+            self._posting.pop(key, None)
+        self.webhook_posts.append(WebhookPost(update["update_id"], key, status, started, time.monotonic()))
+        if 200 <= status < 300:
+            self._retry.pop(update["update_id"], None)
+            with contextlib.suppress(ValueError):
+                self._updates.remove(update)
+        else:
+            failures = self._retry.get(update["update_id"], (0, 0.0))[0] + 1
+            first, longest = self.webhook_backoff
+            self._retry[update["update_id"]] = (
+                failures, asyncio.get_running_loop().time() + min(longest, first * 2 ** (failures - 1)))
+        self._notify()
+
+    @staticmethod
+    async def _http_post(url: str, secret: str | None, update: dict[str, Any]) -> int:
+        """One HTTP/1.1 POST of the update as JSON on a connection of its own; the status."""
+        parts = urlsplit(url)
+        body = json.dumps(update, ensure_ascii=False).encode()
+        reader, writer = await asyncio.open_connection(parts.hostname, parts.port or 80)
+        try:
+            target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            head = (f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\nConnection: close\r\n")
+            if secret:
+                head += f"X-Telegram-Bot-Api-Secret-Token: {secret}\r\n"
+            writer.write(head.encode() + b"\r\n" + body)
+            await writer.drain()
+            line = await reader.readline()
+            if not line:
+                return 0  # closed without an answer
+            status = int(line.split()[1])
+            with contextlib.suppress(OSError):
+                await reader.read()  # the rest, up to the close
+            return status
+        finally:
+            writer.close()
 
     @staticmethod
     def _scope(p: dict[str, Any]) -> str:

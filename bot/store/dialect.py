@@ -54,6 +54,14 @@ POSTGRES_FORMS: dict[str, str] = {
     ALTER TABLE matters ADD COLUMN purged_at DOUBLE PRECISION;
     CREATE INDEX matters_unpurged ON matters(closed_at) WHERE purged_at IS NULL;
     """,
+    # issue 18: SQLite rebuilds the inbox to key it by (bot_id, update_id); PostgreSQL alters its key.
+    "CREATE TABLE inbox_keyed": """
+    ALTER TABLE inbox ADD COLUMN bot_id BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE inbox DROP CONSTRAINT inbox_pkey;
+    ALTER TABLE inbox ADD PRIMARY KEY (bot_id, update_id);
+    DROP INDEX inbox_pending;
+    CREATE INDEX inbox_pending ON inbox(bot_id, update_id) WHERE done_at IS NULL;
+    """,
 }
 
 # Constructs with no mechanical PostgreSQL spelling (checked outside string literals).

@@ -55,10 +55,13 @@ if TYPE_CHECKING:
 class Tx:
     """Named queries, used inside Store.transaction() or Store.read()."""
 
-    def __init__(self, conn: aiosqlite.Connection | SqliteSpelling) -> None:
+    def __init__(self, conn: aiosqlite.Connection | SqliteSpelling, bot_id: int | None = None) -> None:
         # SQLite reads the canonical spelling through SqliteSpelling; PostgreSQL's connection
         # (bot/store/postgres.py) reads it as it is.
         self._conn = SqliteSpelling(conn) if isinstance(conn, aiosqlite.Connection) else conn
+        # The inbox's bot (issue 18: update ids are per bot); None in a look from outside (tierbot
+        # status, inbox), which reads every bot's updates.
+        self.bot_id = bot_id
         # Where the engines differ (row locks, planner hints, JSON) a query branches on this.
         self.postgres = getattr(conn, "engine", "sqlite") == "postgres"
         self.enqueued = False
@@ -755,30 +758,53 @@ class Tx:
         """Fetched updates, each with its payload, or None when replay will not need it."""
         now = time.time() if now is None else now
         await self._conn.executemany(
-            "INSERT INTO inbox (update_id, payload, received_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            [(update_id, payload, now) for update_id, payload in updates],
+            "INSERT INTO inbox (bot_id, update_id, payload, received_at) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT DO NOTHING",
+            [(self.bot_id or 0, update_id, payload, now) for update_id, payload in updates],
         )
+
+    async def inbox_add_new(self, updates: list[tuple[int, str | None]], now: float) -> set[int]:
+        """Posted updates (webhook mode, issue 18), as ``inbox_add``; returns the ids that were
+        not there yet (the others were posted before: Telegram posts again until answered)."""
+        new: set[int] = set()
+        for start in range(0, len(updates), ROWS_PER_INSERT):
+            chunk = updates[start : start + ROWS_PER_INSERT]
+            marks = ", ".join(f"(${4 * r + 1}, ${4 * r + 2}, ${4 * r + 3}, ${4 * r + 4})" for r in range(len(chunk)))
+            rows = await self._all(
+                f"INSERT INTO inbox (bot_id, update_id, payload, received_at) VALUES {marks} "
+                "ON CONFLICT DO NOTHING RETURNING update_id",
+                [v for update_id, payload in chunk for v in (self.bot_id or 0, update_id, payload, now)],
+            )
+            new.update(int(r[0]) for r in rows)
+        return new
+
+    async def inbox_adopt(self) -> int:
+        """The updates stored before the inbox was keyed by bot (bot 0) become this bot's."""
+        cur = await self._conn.execute("UPDATE inbox SET bot_id = $1 WHERE bot_id = 0", (self.bot_id or 0,))
+        return cur.rowcount
 
     async def inbox_done(self, update_ids: list[int], now: float) -> None:
         """Done: only the id stays (duplicate detection), never what it said."""
         if update_ids:
             await self._conn.executemany(
-                "UPDATE inbox SET done_at = $1, payload = NULL WHERE update_id = $2 AND done_at IS NULL",
-                [(now, update_id) for update_id in update_ids],
+                "UPDATE inbox SET done_at = $1, payload = NULL WHERE bot_id = $2 AND update_id = $3 "
+                "AND done_at IS NULL",
+                [(now, self.bot_id or 0, update_id) for update_id in update_ids],
             )
 
     async def inbox_try_failed(self, update_id: int, error: str, now: float) -> int:
         """One more failed try of a pending update; after MAX_TRIES it is failed (and done,
         its payload dropped). Returns the tries so far (0 if it is not pending)."""
         row = await self._one(
-            "UPDATE inbox SET tries = tries + 1, error = $1 WHERE update_id = $2 AND done_at IS NULL RETURNING tries",
-            (error, update_id),
+            "UPDATE inbox SET tries = tries + 1, error = $1 WHERE bot_id = $2 AND update_id = $3 AND done_at IS NULL "
+            "RETURNING tries",
+            (error, self.bot_id or 0, update_id),
         )
         tries = int(row[0]) if row else 0
         if tries >= MAX_TRIES:
             await self._conn.execute(
-                "UPDATE inbox SET failed_at = $1, done_at = $2, payload = NULL WHERE update_id = $3",
-                (now, now, update_id),
+                "UPDATE inbox SET failed_at = $1, done_at = $2, payload = NULL WHERE bot_id = $3 AND update_id = $4",
+                (now, now, self.bot_id or 0, update_id),
             )
         return tries
 
@@ -796,15 +822,22 @@ class Tx:
         return int(count)
 
     async def inbox_is_done(self, update_id: int) -> bool:
-        row = await self._one("SELECT done_at FROM inbox WHERE update_id = $1", (update_id,))
+        row = await self._one("SELECT done_at FROM inbox WHERE bot_id = $1 AND update_id = $2",
+                              (self.bot_id or 0, update_id))
         return row is not None and row[0] is not None
 
     async def inbox_last_id(self) -> int:
+        if self.bot_id is not None:
+            (last,) = await self._one("SELECT coalesce(max(update_id), 0) FROM inbox WHERE bot_id = $1", (self.bot_id,))
+            return int(last)
         (last,) = await self._one("SELECT coalesce(max(update_id), 0) FROM inbox")
         return int(last)
 
     async def inbox_pending(self) -> list[tuple[int, str | None]]:
         """Updates not done, in order; the payload is None for those kept as an id only."""
+        if self.bot_id is not None:
+            return await self._all("SELECT update_id, payload FROM inbox WHERE done_at IS NULL AND bot_id = $1 "
+                                   "ORDER BY update_id", (self.bot_id,))
         return await self._all("SELECT update_id, payload FROM inbox WHERE done_at IS NULL ORDER BY update_id")
 
     async def outbox_prune(self, before: float) -> None:
@@ -812,9 +845,10 @@ class Tx:
         await self._conn.execute("DELETE FROM outbox WHERE state != 'pending' AND created_at < $1", (before,))
 
     async def inbox_prune(self, before: float) -> None:
-        """Forget updates done (or failed) long ago; the newest is kept so ids stay known."""
+        """Forget updates done (or failed) long ago; each bot's newest is kept so ids stay known."""
         await self._conn.execute(
-            "DELETE FROM inbox WHERE done_at < $1 AND update_id < (SELECT max(update_id) FROM inbox)", (before,)
+            "DELETE FROM inbox WHERE done_at < $1 AND update_id < "
+            "(SELECT max(i.update_id) FROM inbox i WHERE i.bot_id = inbox.bot_id)", (before,)
         )
 
     # --- personal data retention (issue 10) ---------------------------------------

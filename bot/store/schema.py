@@ -518,6 +518,28 @@ MIGRATIONS: list[str] = [
     CREATE INDEX matters_open_figures ON matters(id, unit_id, created_at, first_claimed_at, resolved_at,
         escalated_at, category, top_tier, closed_at, private) WHERE closed_at IS NULL;
     """,
+    # 17 (issue 18, webhook workers): the inbox is keyed by the bot's id and the update's, as
+    # update ids are per bot and may start again at a random value. Rows from before are
+    # bot 0, "the bot of this database": the first start adopts them (bot/app.py).
+    """
+    CREATE TABLE inbox_keyed (
+        update_id INTEGER NOT NULL,
+        payload TEXT,
+        received_at REAL NOT NULL,
+        done_at REAL,
+        tries INTEGER NOT NULL DEFAULT 0,
+        failed_at REAL,
+        error TEXT,
+        bot_id INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (bot_id, update_id)
+    );
+    INSERT INTO inbox_keyed (update_id, payload, received_at, done_at, tries, failed_at, error, bot_id)
+        SELECT update_id, payload, received_at, done_at, tries, failed_at, error, 0 FROM inbox;
+    DROP TABLE inbox;
+    ALTER TABLE inbox_keyed RENAME TO inbox;
+    CREATE INDEX inbox_pending ON inbox(bot_id, update_id) WHERE done_at IS NULL;
+    CREATE INDEX inbox_failed ON inbox(failed_at) WHERE failed_at IS NOT NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -165,6 +165,9 @@ class Store:
         self._committer: asyncio.Task[None] | None = None
         self.now = now  # the inbox's clock: the app's
         self.failing: dict[int, str] = {}  # updates whose handler raised, with the error
+        self.bot_id = 0  # the inbox's bot (issue 18); the app sets it once Telegram said who it is
+        self.tries_counted: set[int] = set()  # updates whose try was counted, for the webhook (issue 18)
+        self._admits: list[tuple[int, str | None, asyncio.Future[bool]]] = []  # posted updates (webhook)
         # Several workers on PostgreSQL (issue 18, bot/store/workers.py): the schema's NOTIFY
         # channel; the sender's fence, checked where messages are marked sent; and whether
         # this worker may send now (its lease). None on SQLite: one process, nothing to tell.
@@ -287,7 +290,7 @@ class Store:
         """Queries only; holds the lock so reads never see half a transaction."""
         async with self._lock:
             await self._write_queued()
-            yield Tx(self._conn)
+            yield Tx(self._conn, self.bot_id)
 
     def queue_report(self, report: QueuedReport) -> None:
         """Log a group report in the next group commit (see the module's docstring)."""
@@ -303,6 +306,24 @@ class Store:
         self._done.append(update_id)
         self.handled.add(update_id)
         self._commit_soon()
+
+    async def admit(self, update_id: int, payload: str | None) -> bool:
+        """A posted update into the inbox (webhook mode, issue 18), in the next group commit
+        (with the updates posted meanwhile and whatever else is queued). True if it is new;
+        False if it was there (posted before)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._admits.append((update_id, payload, future))
+        self._commit_soon()
+        return await asyncio.shield(future)  # a request cancelled must not cancel the others'
+
+    async def flush(self) -> None:
+        """Return once what is queued now is committed (a webhook answers once its update's
+        effect is in). The group commit under way writes until nothing is queued, and waits for
+        any other writer holding the store, which writes what is queued first: so its end is
+        the moment. Nothing queued: no group commit to wait for."""
+        committer = self._committer
+        if committer is not None and not committer.done():
+            await asyncio.shield(committer)
 
     def send_slot(self) -> SendSlot:
         return SendSlot(self._slots, self.may_send)
@@ -349,7 +370,7 @@ class Store:
 
     @property
     def _queued(self) -> bool:
-        return bool(self._reports or self._sent or self._done)
+        return bool(self._reports or self._sent or self._done or self._admits)
 
     async def _write_all(self) -> None:
         while self._queued:
@@ -357,12 +378,17 @@ class Store:
             sent, self._sent = self._sent, []
             slots, self._sent_slots = self._sent_slots, []
             done, self._done = self._done, []
+            admits, self._admits = self._admits, []
             try:
-                if await self._try_write(reports, sent, done, quiet=True):
+                if await self._try_write(reports, sent, done, quiet=True, admits=admits):
                     continue
                 if self._fenced_off:  # another worker sends now: these sends are its to repeat
                     log.warning("delivery lease lost: %d send(s) not marked; the new sender repeats them", len(sent))
                     sent = []
+                if admits and not await self._try_write([], [], [], admits=admits):
+                    for _, _, future in admits:  # answered 5xx: Telegram posts them again
+                        if not future.done():
+                            future.set_exception(RuntimeError(f"inbox: {self._last_error}"))
                 # One bad row must not sink the others: each alone.
                 for report in reports:
                     if not await self._try_write([report], [], []):
@@ -376,12 +402,17 @@ class Store:
             finally:  # recorded (or beyond recording): the next sends may go
                 for slot in slots:
                     slot.give_back()
+                for _, _, future in admits:  # never left waiting (the write cancelled, say)
+                    if not future.done():
+                        future.set_exception(RuntimeError("inbox: the group commit did not finish"))
 
     async def _try_write(self, reports: list[QueuedReport], sent: list[Sent], done: list[int],
-                         quiet: bool = False) -> bool:
+                         quiet: bool = False,
+                         admits: list[tuple[int, str | None, asyncio.Future[bool]]] | None = None) -> bool:
         self._fenced_off = False
         try:
             async with self._atomic() as tx:
+                new = await tx.inbox_add_new([(u, p) for u, p, _ in admits], self.now()) if admits else set()
                 admitted = await self._hold_over_limit(tx, reports) if reports else reports
                 if admitted:
                     ids = await tx.insert_reports(admitted)
@@ -402,6 +433,9 @@ class Store:
                 log.exception("could not commit %d report(s) (updates %s), %d sent, %d done", len(reports),
                               [r.update_id for r in reports], len(sent), len(done))
             return False
+        for update_id, _, future in admits or ():
+            if not future.done():
+                future.set_result(update_id in new)
         if reports:
             self.signals.queued.set()
         return True
@@ -436,6 +470,7 @@ class Store:
         try:
             async with self._atomic() as tx:
                 tries = await tx.inbox_try_failed(update_id, error, self.now())
+            self.tries_counted.add(update_id)
         except Exception:
             log.exception("could not count a try of update %s", update_id)
             return
@@ -467,7 +502,7 @@ class Store:
     async def _atomic(self, write_lock: bool = True) -> AsyncIterator[Tx]:
         """BEGIN … COMMIT, or ROLLBACK on any error; the caller holds the lock. Without
         ``write_lock`` a PostgreSQL transaction is a plain BEGIN (no WRITE_LOCK)."""
-        tx = Tx(self._conn)
+        tx = Tx(self._conn, self.bot_id)
         tx.fence = self.fence
         try:
             await self._conn.execute("BEGIN IMMEDIATE" if write_lock or not tx.postgres else "BEGIN")

@@ -68,13 +68,7 @@ class InboxRequest(HTTPXRequest):
         return code, payload
 
     def _replay_needs(self, update: dict[str, Any]) -> bool:
-        """Private chats and the tree's groups; a group outside the tree leaves its id only."""
-        chat = _chat(update)
-        if chat is None:  # a poll's counts name nobody; the bot only hears of its own polls
-            return "poll" in update
-        if chat.get("type") == "private" or self.tree is None:
-            return True
-        return self.tree.node_for_chat(chat.get("id", 0)) is not None
+        return replay_needs(update, self.tree)
 
     @staticmethod
     async def _store(store: Store, rows: list[tuple[int, str | None]]) -> None:
@@ -97,6 +91,28 @@ class InboxRequest(HTTPXRequest):
                 log.warning("update %s could not be stored (%s); its id only", update_id, describe_error(exc))
                 async with store.transaction() as tx:
                     await tx.inbox_add([(update_id, None)], now)
+
+
+def replay_needs(update: dict[str, Any], tree: Tree | None) -> bool:
+    """Private chats and the tree's groups; a group outside the tree leaves its id only."""
+    chat = _chat(update)
+    if chat is None:  # a poll's counts name nobody; the bot only hears of its own polls
+        return "poll" in update
+    if chat.get("type") == "private" or tree is None:
+        return True
+    return tree.node_for_chat(chat.get("id", 0)) is not None
+
+
+def inbox_row(update: dict[str, Any], tree: Tree | None) -> tuple[dict[str, Any], str | None]:
+    """A posted update as the inbox keeps it (webhook mode, issue 18), as ``InboxRequest``
+    does a fetched one: lone surrogates replaced (the handlers see the same), and the payload
+    only where a replay needs it."""
+    text = json.dumps(update, ensure_ascii=False)
+    if _SURROGATE.search(text) is not None:
+        update = _replace_surrogates(update)
+        text = json.dumps(update, ensure_ascii=False)
+        log.warning("update %s had unencodable characters; replaced", update.get("update_id"))
+    return update, text if replay_needs(update, tree) else None
 
 
 def _chat(update: dict[str, Any]) -> dict[str, Any] | None:
@@ -161,11 +177,14 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             services.store.failing[update.update_id] = describe_error(error)
 
 
-async def replay(app: Application, store: Store) -> int:
-    """Queue, in order, the updates fetched before a crash but never done."""
+async def replay(app: Application, store: Store, queue: bool = True) -> int:
+    """Queue, in order, the updates fetched before a crash but never done (``queue`` False:
+    only learn the newest id)."""
     async with store.read() as tx:
-        pending = await tx.inbox_pending()
         store.done_upto = await tx.inbox_last_id()
+        if not queue:
+            return 0
+        pending = await tx.inbox_pending()
     if id_only := [update_id for update_id, payload in pending if payload is None]:
         async with store.transaction() as tx:  # nothing to replay: a chat outside the tree
             await tx.inbox_done(id_only, store.now())
