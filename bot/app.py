@@ -110,7 +110,8 @@ async def _open(app: Application) -> None:
         first_started = await tx.first_started(clock.now())
         if len(tree.stations) == 1:  # a town's rows from before stations are its one station's (issue 17)
             await tx.adopt_town_rows(tree.stations[0].id, (weekly.SCHEDULE, weekly.MONTHLY))
-        await tx.outbox_retry_now(clock.now())
+        if store.engine != "postgres":  # one process: it is the sender; on PostgreSQL, whoever takes the lease
+            await tx.outbox_retry_now(clock.now())
     langs = Languages(config.language, config.tz, {c.key: (c.zh, c.en) for c in config.categories})
     async with store.read() as tx:
         langs.load(await tx.chat_languages())
@@ -146,11 +147,16 @@ async def _open(app: Application) -> None:
     await app.bot_data["services"].matters.load_limits()
     if workers is not None:
         _share_copies(app, workers)
-    delivery.start()
     # Command menus per scope and language, in the background: a failure is logged, never fatal.
+    # Set once per deployment, not once per worker: by the sender, as it takes the lease (a new
+    # one finishes what a dead one left, the meta table saying what was set).
     menus = Menus(app.bot, store, tree, langs, registered_commands(app))
     app.bot_data["menus"] = menus
-    menus.start()
+    if workers is None:
+        menus.start()
+    else:
+        delivery.on_gained = menus.start
+    delivery.start()
     request = app.bot._request[0]  # PTB keeps (getUpdates request, other requests)
     if isinstance(request, InboxRequest):
         request.store, request.tree = store, tree

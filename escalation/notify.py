@@ -37,6 +37,9 @@ class Ping:
 MAX_ATTACHMENTS = 5  # forwarded per matter with a ping; /show lists them all
 MAX_FORWARDED_MATTERS = 3  # a digest of many matters forwards the first few's attachments
 MAX_MENTIONS = 40  # Telegram notifies nobody in a message with more than 50 mentions
+# A digest's matters per message: a line each, so that the message stays well within
+# Telegram's 4,096 characters when many fall due at once (a sweep batch takes 200).
+MAX_DIGEST = 20
 
 
 def _pairs(pings: list[Ping]) -> tuple[tuple[int, int], ...]:
@@ -111,7 +114,8 @@ class Notifier:
             else:
                 by_chat[chat].append(ping)
         for chat, chat_pings in by_chat.items():
-            await self._queue(tx, chat, chat_pings, now)
+            for part in range(0, len(chat_pings), MAX_DIGEST):
+                await self._queue(tx, chat, chat_pings[part : part + MAX_DIGEST], now)
 
     async def defer(self, tx: Tx, pings: list[Ping], now: float) -> None:
         """Urgent alerts past the reporter's daily limit (bot/limits.py): due at once, but
@@ -134,7 +138,9 @@ class Notifier:
                 chats = over_limit if row.kind == "urgent_over" else by_chat
                 chats[row.chat_id].append(Ping(matter, row.kind, row.tier, row.reason, row.id))
         for chat, chat_pings in by_chat.items():
-            await self._queue(tx, chat, chat_pings, now, key_prefix=f"held{int(now)}")  # ids restart
+            for part in range(0, len(chat_pings), MAX_DIGEST):
+                await self._queue(tx, chat, chat_pings[part : part + MAX_DIGEST], now,
+                                  key_prefix=f"held{int(now)}")  # ids restart
         for chat, chat_pings in over_limit.items():
             data = ping_data(chat_pings, now, self._audience(chat), style="over_limit")
             await put(tx, outbox.Ping(f"overlimit{int(now)}", chat, _pairs(chat_pings), data), now=now)

@@ -306,3 +306,26 @@ async def test_duty_can_be_handed_to_a_staff_member_by_username(make_bot: Any) -
         bot.say(STATION_CHAT, STAFF, "/duty @liu_jingguan")
         roster = await bot.wait_bot(STATION_CHAT, "当前值班：刘警官")
         assert f"tg://user?id={STAFF2}" in roster.source
+
+
+async def test_many_matters_due_at_once_are_told_in_digests_within_telegrams_length(make_bot: Any) -> None:
+    """A sweep batch takes 200 due matters: one message listing them all was longer than
+    Telegram's 4,096 characters, refused ("message is too long"), and nobody was told."""
+    from bot.text.render import TELEGRAM_TEXT
+
+    count = 45
+    async with make_bot(town(limits={"reports_per_hour": 100})) as bot:
+        for i in range(count):
+            words = "楼道里堆放的杂物堵住了消防通道" * 3
+            bot.say((U1_CHAT, U2_CHAT)[i % 2], RESIDENT + 100 + i, f"/report 第{i}件：{words}")
+        await bot.api.wait_for(lambda: sum(m.text.startswith("📋") for chat in (U1_CHAT, U2_CHAT)
+                                           for m in bot.api.bot_messages(chat)) == count, 30)
+        bot.clock.advance(1 * H)
+        told = lambda: {n for m in bot.api.bot_messages(C1_CHAT) for n in range(1, count + 1)  # noqa: E731
+                        if f"事项 #{n} 上报至社区" in m.text}
+        await bot.api.wait_for(lambda: len(told()) == count, 30)
+        await bot.settle()
+        digests = bot.api.bot_messages(C1_CHAT)
+        assert len(digests) == 3 and all(len(m.text) <= TELEGRAM_TEXT for m in digests)  # 20 matters each
+        async with bot.svc.store.read() as tx:
+            assert await tx.outbox_due(bot.clock.now() + 1e9, limit=1) == []

@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -98,7 +100,9 @@ class Workers:
     def __init__(self, url: str, lease: float, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.url = url
         self.lease = lease
-        self.holder = uuid.uuid4().hex  # this worker, this run
+        # This worker, this run; its host and process first, so that an operator (or a test)
+        # reading delivery_lease sees which worker sends.
+        self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:16]}"
         self.generation: int | None = None  # the lease's, while this worker holds it
         self._valid_until = 0.0  # monotonic: the lease is surely ours until then
         self._now = monotonic

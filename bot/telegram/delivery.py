@@ -165,6 +165,7 @@ class Delivery:
         self.lease = lease
         self._sending = lease is None
         self._lease_task: asyncio.Task[None] | None = None
+        self.on_gained: Callable[[], None] | None = None  # once per new sender: the command menus (bot/app.py)
         self.started_items = 0  # items this worker has begun to send, since it started
         if lease is not None:
             store.may_send = self.may_send
@@ -203,6 +204,12 @@ class Delivery:
                 limiter.pause(chat, left)
         if waits:
             log.info("delivery lease: %d flood wait(s) taken over", len(waits))
+        # What a sender does as it starts, once per sender rather than once per worker: a worker
+        # starting beside the sender must not reset the retry times the sender set.
+        async with self.store.transaction() as tx:
+            await tx.outbox_retry_now(self.clock.now())
+        if self.on_gained is not None:
+            self.on_gained()
         self._sending = True
         self._wake.set()
 

@@ -110,7 +110,10 @@ class Menus:
 
     # --- setting them ----------------------------------------------------------------
     def start(self) -> None:
-        """Set every menu in the background; the bot serves people meanwhile."""
+        """Set every menu in the background; the bot serves people meanwhile (not again while
+        a setting is under way: a sender that lost the lease and took it back)."""
+        if self._task is not None and not self._task.done():
+            return
         self._task = asyncio.create_task(self.set_all(), name="tierbot-menus")
 
     async def stop(self) -> None:
