@@ -121,7 +121,8 @@ async def _open(app: Application) -> None:
     if store.engine == "postgres":
         from bot.store.workers import Workers
 
-        workers = await Workers.connect(config.database, config.delivery.lease)
+        # bot/runner.py says when this process holds the single-instance guard (polling): the only sender.
+        workers = await Workers.connect(config.database, config.delivery.lease, sole=app.bot_data.get("sole", False))
         app.bot_data["workers"] = workers
         if isinstance(limiter := app.bot.rate_limiter, ChatRateLimiter):  # a 429 is the token's: kept for all
             limiter.on_flood = workers.note_flood

@@ -317,6 +317,9 @@ async def _serve_guarded(config: Config, token: str, stop: asyncio.Event, outcom
     app = build_application(config, token)
     store = await open_database(config.database, app.bot_data["clock"].now, config.telegram.connections)
     app.bot_data["store"] = store  # bot/app.py's _open takes it instead of opening another
+    # Polling on PostgreSQL: this process holds the single-instance guard, so it is the only
+    # sender, and a lease left by a killed predecessor is taken at once (bot/store/workers.py).
+    app.bot_data["sole"] = is_postgres(config.database) and single_instance(config)
     reached: set[str] = set()
     try:
         if not await start_telegram(app, token, config.telegram.start_retries, stop):

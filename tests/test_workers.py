@@ -134,6 +134,26 @@ async def test_a_former_holder_can_neither_send_nor_mark_sent(postgres_url: str)
             await store.close()
 
 
+async def test_a_bot_alone_on_its_database_takes_a_killed_predecessors_lease_at_once(postgres_url: str) -> None:
+    """Polling on PostgreSQL: the process holding the single-instance guard is the only
+    sender, so a lease left by a killed predecessor is not waited out (a restarted bot's
+    messages would wait the whole lease, 15 s by default); the generation still moves, so
+    nothing of the dead one's could be marked."""
+    await (await Store.open(postgres_url)).close()  # the schema, migrated
+    dead = await Workers.connect(postgres_url, 60.0)
+    assert await dead.hold()
+    generation = dead.generation or 0
+    dead.kill()  # as SIGKILL would: the lease row stays, unexpired for a minute
+    other = await Workers.connect(postgres_url, 60.0)
+    alone = await Workers.connect(postgres_url, 60.0, sole=True)
+    try:
+        assert not await other.hold()  # a worker beside others waits out the lease ...
+        assert await alone.hold() and alone.generation == generation + 1  # ... the bot alone takes it at once
+    finally:
+        for workers in (other, alone):
+            await workers.close()
+
+
 async def test_a_flood_wait_set_by_one_sender_is_honoured_by_the_next(api: FakeBotApi, postgres_url: str) -> None:
     wait = 4
     async with worker(api, postgres_url) as a:

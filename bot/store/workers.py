@@ -47,6 +47,10 @@ ACQUIRE = f"""
         generation = l.generation + CASE WHEN l.holder = EXCLUDED.holder THEN 0 ELSE 1 END
     WHERE l.holder = EXCLUDED.holder OR l.expires_at <= {NOW}
     RETURNING generation"""
+# The one process on its database (it holds the single-instance guard, bot/lock.py): a holder
+# that is not this run is a dead one (a crash leaves its lease to run out), so take it at once
+# rather than keep a restarted bot's messages waiting out the lease; the generation still moves.
+ACQUIRE_SOLE = ACQUIRE.replace(f"WHERE l.holder = EXCLUDED.holder OR l.expires_at <= {NOW}", "")
 RELEASE = "UPDATE delivery_lease SET expires_at = 0 WHERE name = $1 AND holder = $2"
 # In the store's transaction that marks messages sent: still ours? (FOR SHARE: a takeover waits for that commit.)
 FENCE = "SELECT 1 FROM delivery_lease WHERE name = $1 AND holder = $2 AND generation = $3 FOR SHARE"
@@ -97,9 +101,11 @@ class Fence:
 class Workers:
     """A worker's side connection: the lease, the flood waits, and what the others tell it."""
 
-    def __init__(self, url: str, lease: float, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, url: str, lease: float, monotonic: Callable[[], float] = time.monotonic,
+                 sole: bool = False) -> None:
         self.url = url
         self.lease = lease
+        self.sole = sole  # the only worker (it holds the single-instance guard): it takes the lease at once
         # This worker, this run; its host and process first, so that an operator (or a test)
         # reading delivery_lease sees which worker sends.
         self.holder = f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:16]}"
@@ -124,8 +130,8 @@ class Workers:
         return self.lease * 2 / 3
 
     @classmethod
-    async def connect(cls, url: str, lease: float) -> Workers:
-        workers = cls(url, lease)
+    async def connect(cls, url: str, lease: float, sole: bool = False) -> Workers:
+        workers = cls(url, lease, sole=sole)
         await workers._connect()
         return workers
 
@@ -194,7 +200,7 @@ class Workers:
         try:
             async with self._use:
                 conn = await self._ensure()
-                generation = await conn.fetchval(ACQUIRE, LEASE, self.holder, self.ttl)
+                generation = await conn.fetchval(ACQUIRE_SOLE if self.sole else ACQUIRE, LEASE, self.holder, self.ttl)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             log.warning("delivery lease: not renewed (%s)", type(exc).__name__)
             generation = None
