@@ -17,10 +17,14 @@ import shutil
 import sqlite3
 import statistics
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Self
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import asyncpg
 import httpx
 import telegram
 
@@ -373,3 +377,19 @@ class PostgresSchema:
             await conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
         finally:
             await conn.close()
+
+
+@asynccontextmanager
+async def postgres_schema(url: str) -> AsyncIterator[str]:
+    """A fresh schema on the PostgreSQL server at ``url`` for one bench round, dropped after;
+    the URL given back points every connection at it (asyncpg passes search_path on)."""
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute(f"CREATE SCHEMA {name}")
+        parts = urlsplit(url)
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "search_path"] + [("search_path", name)]
+        yield urlunsplit(parts._replace(query=urlencode(query)))
+    finally:
+        await admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
+        await admin.close()

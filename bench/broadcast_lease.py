@@ -20,17 +20,25 @@ import asyncio
 import os
 import sys
 import time
-import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo
 
-import asyncpg
-from _common import QUICK, STAFF, STATION_CHAT, TOKEN, FakeServer, chats_of, header, parse, town, verdict
+from _common import (
+    QUICK,
+    STAFF,
+    STATION_CHAT,
+    TOKEN,
+    FakeServer,
+    chats_of,
+    header,
+    parse,
+    postgres_schema,
+    town,
+    verdict,
+)
 
 from bot.app import build_application, running
 
@@ -51,20 +59,6 @@ class RunningClock:
         return time.time() + self._offset
 
 
-@asynccontextmanager
-async def schema(url: str) -> AsyncIterator[str]:
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(url)
-    try:
-        await admin.execute(f"CREATE SCHEMA {name}")
-        parts = urlsplit(url)
-        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "search_path"] + [("search_path", name)]
-        yield urlunsplit(parts._replace(query=urlencode(query)))
-    finally:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
-        await admin.close()
-
-
 async def poll(check: Callable[[], Awaitable[bool]], every: float) -> None:
     """Ask ``check`` every ``every`` seconds until it says yes (the state is in another process)."""
     while True:
@@ -80,7 +74,7 @@ def sending(app: Any) -> Callable[[], Awaitable[bool]]:
 
 
 async def run(url: str) -> dict[str, Any]:
-    async with FakeServer() as server, schema(url) as database:
+    async with FakeServer() as server, postgres_schema(url) as database:
         raw = town(UNITS, COMMUNITIES, database, base_url=server.url)
         raw["telegram"]["rate_limit"] = {"overall_per_second": LIMIT, "group_per_minute": 20, "max_retries": 3}
         raw["delivery"] = {"lease": LEASE}

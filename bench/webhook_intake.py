@@ -20,15 +20,24 @@ import os
 import resource
 import sys
 import tempfile
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import asyncpg
 import uvicorn
-from _common import QUICK, TOKEN, FakeServer, chats_of, header, median, parse, town, unit_chat, verdict
+from _common import (
+    QUICK,
+    TOKEN,
+    FakeServer,
+    chats_of,
+    header,
+    median,
+    parse,
+    postgres_schema,
+    town,
+    unit_chat,
+    verdict,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -112,16 +121,8 @@ async def database(folder: Path) -> AsyncIterator[str]:
     if not POSTGRES:
         yield str(folder / "webhook.sqlite3")
         return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(POSTGRES)
-    try:
-        await admin.execute(f"CREATE SCHEMA {schema}")
-        parts = urlsplit(POSTGRES)
-        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "search_path"] + [("search_path", schema)]
-        yield urlunsplit(parts._replace(query=urlencode(query)))
-    finally:
-        await admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await admin.close()
+    async with postgres_schema(POSTGRES) as url:
+        yield url
 
 
 async def tierbot(n: int, folder: Path) -> tuple[float, float, float]:
