@@ -481,6 +481,9 @@ class Tx:
             "ON CONFLICT(chat_id) DO UPDATE SET language = excluded.language",
             (new_chat, old_chat),
         )
+        # ... and leaves the old id, as in memory (bot/text/i18n.py): a worker reloading the
+        # languages (issue 18) would otherwise give the dead id its language back.
+        await self._conn.execute("UPDATE chats SET language = NULL WHERE chat_id = $1", (old_chat,))
 
     async def bindings(self) -> dict[int, str]:
         rows = await self._all("SELECT chat_id, node_id FROM chats WHERE node_id IS NOT NULL")

@@ -74,6 +74,7 @@ class Menus:
         self.langs = langs
         self.available = available
         self._task: asyncio.Task[None] | None = None
+        self._begun = asyncio.Event()  # start() was called (wait() waits for it)
 
     # --- what each scope shows -----------------------------------------------------
     def codes(self) -> list[str | None]:
@@ -115,6 +116,7 @@ class Menus:
         if self._task is not None and not self._task.done():
             return
         self._task = asyncio.create_task(self.set_all(), name="tierbot-menus")
+        self._begun.set()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -126,7 +128,9 @@ class Menus:
             self._task = None
 
     async def wait(self) -> None:
-        """Until the menus set at start are done (tests)."""
+        """Until the menus are set (tests). On PostgreSQL they are set once this worker takes
+        the sender's lease, a moment after start: wait for that too."""
+        await self._begun.wait()
         if self._task is not None:
             await asyncio.shield(self._task)
 
