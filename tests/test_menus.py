@@ -3,6 +3,7 @@ for commands the bot answers, and never in the way of starting."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from telegram import BotCommandScope, BotCommandScopeAllGroupChats, BotCommandScopeAllPrivateChats, BotCommandScopeChat
@@ -20,7 +21,9 @@ async def menu(bot: Running, scope: BotCommandScope, language: str | None = None
 
 
 async def started(bot: Running) -> None:
-    await bot.app.bot_data["menus"].wait()
+    menus = bot.app.bot_data["menus"]
+    await asyncio.wait_for(menus.begun.wait(), 10)  # on PostgreSQL, once the bot takes the sender's lease
+    await menus.wait()
 
 
 async def test_menus_are_set_per_scope_and_language_at_start(make_bot: Any, bot_database: str) -> None:

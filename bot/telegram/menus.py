@@ -74,7 +74,7 @@ class Menus:
         self.langs = langs
         self.available = available
         self._task: asyncio.Task[None] | None = None
-        self._begun = asyncio.Event()  # start() was called (wait() waits for it)
+        self.begun = asyncio.Event()  # set once start() is called: on PostgreSQL, when this worker takes the lease
 
     # --- what each scope shows -----------------------------------------------------
     def codes(self) -> list[str | None]:
@@ -116,7 +116,7 @@ class Menus:
         if self._task is not None and not self._task.done():
             return
         self._task = asyncio.create_task(self.set_all(), name="tierbot-menus")
-        self._begun.set()
+        self.begun.set()
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -128,9 +128,8 @@ class Menus:
             self._task = None
 
     async def wait(self) -> None:
-        """Until the menus are set (tests). On PostgreSQL they are set once this worker takes
-        the sender's lease, a moment after start: wait for that too."""
-        await self._begun.wait()
+        """Until the menus this worker began setting are set (tests, benches); at once if it
+        began none (on PostgreSQL only the sender sets them: await ``begun`` first to wait for that)."""
         if self._task is not None:
             await asyncio.shield(self._task)
 
