@@ -17,8 +17,9 @@ import shutil
 import sqlite3
 import statistics
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Self
@@ -393,3 +394,21 @@ async def postgres_schema(url: str) -> AsyncIterator[str]:
     finally:
         await admin.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")
         await admin.close()
+
+
+class RunningClock:
+    """The system clock, moved to ``start``: time runs (so retries fall due), from a chosen day."""
+
+    def __init__(self, start: float) -> None:
+        self._offset = start - time.time()
+
+    def now(self) -> float:
+        return time.time() + self._offset
+
+
+async def poll(check: Callable[[], Awaitable[bool]], every: float) -> None:
+    """Ask ``check`` every ``every`` seconds until it says yes (the state is in another process)."""
+    while True:
+        if await check():
+            return
+        await asyncio.sleep(every)

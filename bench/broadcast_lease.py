@@ -32,9 +32,11 @@ from _common import (
     STATION_CHAT,
     TOKEN,
     FakeServer,
+    RunningClock,
     chats_of,
     header,
     parse,
+    poll,
     postgres_schema,
     town,
     verdict,
@@ -49,22 +51,6 @@ HANDOVER = "--handover" in sys.argv
 # Tuesday 1 December 2026, 10:00 in the town: no bulletin due, only the broadcast.
 TUESDAY = datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 TEXT = "今晚八点起停水检修，请各单元提前储水。"
-
-
-class RunningClock:
-    def __init__(self, start: float) -> None:
-        self._offset = start - time.time()
-
-    def now(self) -> float:
-        return time.time() + self._offset
-
-
-async def poll(check: Callable[[], Awaitable[bool]], every: float) -> None:
-    """Ask ``check`` every ``every`` seconds until it says yes (the state is in another process)."""
-    while True:
-        if await check():
-            return
-        await asyncio.sleep(every)
 
 
 def sending(app: Any) -> Callable[[], Awaitable[bool]]:

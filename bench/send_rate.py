@@ -17,12 +17,25 @@ import asyncio
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from _common import QUICK, STAFF, STATION_CHAT, TOKEN, FakeServer, chats_of, header, parse, town, unit_chat, verdict
+from _common import (
+    QUICK,
+    STAFF,
+    STATION_CHAT,
+    TOKEN,
+    FakeServer,
+    RunningClock,
+    chats_of,
+    header,
+    parse,
+    poll,
+    town,
+    unit_chat,
+    verdict,
+)
 
 from bot.app import build_application, running
 from bot.store import Store
@@ -32,24 +45,6 @@ LIMIT = 30.0  # Telegram's messages a second for a bot
 # Monday 30 November 2026, 09:00:05 in the town: the weekly bulletin has just fallen due.
 MONDAY = datetime(2026, 11, 30, 9, 0, 5, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 WINDOW = 10.0  # seconds: the slowest stretch of this length is reported too
-
-
-class RunningClock:
-    """The system clock, moved to MONDAY at start: time runs, so retries fall due."""
-
-    def __init__(self, start: float) -> None:
-        self._offset = start - time.time()
-
-    def now(self) -> float:
-        return time.time() + self._offset
-
-
-async def poll(check: Callable[[], Awaitable[bool]], every: float) -> None:
-    """Ask ``check`` every ``every`` seconds until it says yes (the state is in another process)."""
-    while True:
-        if await check():
-            return
-        await asyncio.sleep(every)
 
 
 async def run(folder: Path) -> dict[str, float]:
