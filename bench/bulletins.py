@@ -22,6 +22,7 @@ import sqlite3
 import sys
 import tempfile
 import time
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ WEEK = 7 * 86400.0
 CATEGORIES = ["neighbour", "family", "landlord", "wages", "property", "safety", "fraud", "order", "traffic",
               "help", "other"]
 END = 1_796_000_000.0  # a Monday morning in 2026
+ROUNDS = 3  # timed runs of each; the fastest counts (the machine's other load only ever adds)
 RATING_LABELS = {"satisfied": "满意", "basic": "基本满意", "unsatisfied": "不满意"}  # as "rated" events record them
 
 
@@ -134,6 +136,9 @@ def populate(path: Path, unit_ids: list[str], per_week: int, weeks: int, rules: 
         "closed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", matters)
     conn.executemany("INSERT INTO events (matter_id, at, kind, tier, actor_id, detail) VALUES (?, ?, ?, ?, ?, ?)",
                      [(*e, None, None)[:6] for e in events])
+    # as the store keeps each rating it writes (bot/store/queries.add_event): with its unit
+    conn.execute("INSERT INTO ratings (event_id, matter_id, unit_id, at, label) SELECT e.id, e.matter_id, "
+                 "m.unit_id, e.at, e.detail FROM events e JOIN matters m ON m.id = e.matter_id WHERE e.kind = 'rated'")
     conn.commit()
     conn.close()
     return matter_id
@@ -174,7 +179,7 @@ async def main(args: argparse.Namespace) -> bytes:
         path = Path(folder) / "bench.sqlite3"
         # The town is kept between runs (it takes a while to make); each run works on a copy.
         cache = Path(os.environ.get("TMPDIR") or tempfile.gettempdir(), "tierbot-bench",
-                     f"town2-{args.units}-{args.per_week}-{args.weeks}.sqlite3")
+                     f"town3-{args.units}-{args.per_week}-{args.weeks}.sqlite3")
         began = time.perf_counter()
         if not exists(cache):
             store = await Store.open(cache.with_suffix(".tmp"))
@@ -209,7 +214,9 @@ async def main(args: argparse.Namespace) -> bytes:
         # Every later week: a running bot published last week's bulletin, and compares with that.
         async with store.transaction() as tx:
             await service.publish(tx, tree, last, last_period, END - WEEK)
-        figures, items, computed, gathered, cpu = await timed()
+        runs = [await timed() for _ in range(ROUNDS)]  # the best of three, as the bare pass below
+        figures, items, computed, gathered, _ = min(runs, key=itemgetter(2))
+        cpu = min(run[4] for run in runs)
         began, cpu_began = time.perf_counter(), time.process_time()
         sent = as_sent(tree, langs, items)
         composing, composing_cpu = time.perf_counter() - began, time.process_time() - cpu_began
@@ -227,11 +234,11 @@ async def main(args: argparse.Namespace) -> bytes:
         print(f"  (the first week after an upgrade, with last week's bulletin not published and so counted "
               f"again: {first_computed:.2f}s, figures {first_gathered:.2f}s; the figures on a fresh database, "
               f"with all {bulletin.CHART_WEEKS} chart weeks still to count: {cold:.2f}s)")
-        bare = min(bare_pass(path, period.start, period.end) for _ in range(3))
+        bare = min(bare_pass(path, period.start, period.end) for _ in range(ROUNDS))
         print(f"one bare SQL pass over the week's matters (count per unit): {bare:.3f}s; every bulletin took "
               f"{computed / bare:.1f}× that (goal ≤ 3×), the figures alone {gathered / bare:.1f}×; "
               f"the first week after an upgrade {first_computed / bare:.1f}×")
-        bare_cpu = min(bare_pass_cpu(path, period.start, period.end) for _ in range(3))
+        bare_cpu = min(bare_pass_cpu(path, period.start, period.end) for _ in range(ROUNDS))
         print(f"  (in CPU time, which the machine's other load moves less: every bulletin {cpu:.2f}s, the bare "
               f"pass {bare_cpu:.3f}s, {cpu / bare_cpu:.1f}×)")
 

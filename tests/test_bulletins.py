@@ -188,8 +188,9 @@ def test_the_chart_is_a_png_whose_font_covers_every_label() -> None:
                   "traffic", "help", "other", "petition"]  # "petition" is gone from config: it is "other"
     facts = [fact(i, f"g{i % 30}", categories[i % 12], START + i * 60, resolved=START + i * 90 if i % 3 else None)
              for i in range(240)]
-    history = [[(f"g{i % 30}", categories[i % 12], 1 + i % 4) for i in range(200) if i % 8 == week]
-               for week in range(bulletin.CHART_WEEKS)]
+    weeks = [[(f"g{i % 30}", categories[i % 12], 1 + i % 4) for i in range(200) if i % 8 == week]
+             for week in range(bulletin.CHART_WEEKS)]
+    history = [bulletin.week_sums(tree, rows) for rows in weeks]
     unit_ids = [u.id for u in tree.units()]
     figs = PeriodFigures(unit_figures(facts, {}, unit_ids, START, END), unit_figures(facts, {}, unit_ids, 0, START),
                          history)
@@ -198,7 +199,7 @@ def test_the_chart_is_a_png_whose_font_covers_every_label() -> None:
     # Twelve categories: seven drawn, the rest (with "other") summed as one "其他".
     assert len(spec["series"]) == bulletin.CHART_CATEGORIES and spec["series"][-1]["label"] == "其他"
     assert [s["label"] for s in spec["series"]].count("其他") == 1
-    assert sum(map(sum, (s["values"] for s in spec["series"]))) == sum(c for week in history for *_, c in week)
+    assert sum(map(sum, (s["values"] for s in spec["series"]))) == sum(c for rows in weeks for *_, c in rows)
     # Thirty units: the best ten and the worst ten, with a gap between.
     assert len(spec["units"]) == 21 and spec["units"][10]["gap"]
     assert spec["units"][0]["label"].endswith("★★★★★")
@@ -319,7 +320,8 @@ def test_a_bulletin_kept_as_its_figures_composes_the_same_words_and_chart(publis
     period = bulletin.weekly_period(END, tz=TZ)
     facts = FACTS + [fact(10 + i, "u2", "neighbour", START - 24 * H, claimed=START - 23 * H,
                           resolved=START - 20 * H) for i in range(3)]
-    history = [[("u1", "neighbour", 1 + week), ("u3", "wages", 2)] for week in range(bulletin.CHART_WEEKS)]
+    history = [bulletin.week_sums(tree, [("u1", "neighbour", 1 + week), ("u3", "wages", 2)])
+               for week in range(bulletin.CHART_WEEKS)]
     figs = PeriodFigures(unit_figures(facts, {"u1": 1}, UNITS, START, END, RATINGS),
                          unit_figures(facts, {}, UNITS, START - 7 * 24 * H, START, RATINGS), history)
     if published:  # every week but the first compares with what last week's bulletin showed

@@ -8,9 +8,12 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-from bot.store import Store
+import pytest
+
+from bot.store import MIGRATIONS, Event, Store
 from escalation.summary import escalated_between
 
+RATINGS_MIGRATION = next(m for m in MIGRATIONS if "CREATE TABLE ratings" in m)
 H = 3600.0
 START = 1_000_000.0
 MIDDLE, END = START + 7 * 24 * H, START + 14 * 24 * H
@@ -49,22 +52,38 @@ async def _town(path: Path) -> Store:
 
 
 async def test_ratings_from_the_index_count_as_the_joined_query_does(tmp_path: Path) -> None:
-    store = await _town(tmp_path / "t.sqlite3")
+    """The ratings are counted from ``ratings``'s index alone, each with its matter's unit:
+    those kept as the migration found them and those add_event keeps as they are given,
+    whatever became of their matter (#1 closed before the period)."""
+    path = tmp_path / "t.sqlite3"
+    await (await _town(path)).close()  # its events written straight: as a database before migration 19
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(f"DROP TABLE ratings; PRAGMA user_version = {MIGRATIONS.index(RATINGS_MIGRATION)}")
+    store = await Store.open(path)  # migration 19 keeps the ratings it finds
     try:
+        async with store.transaction() as tx:
+            await tx.add_event(4, MIDDLE + 20 * H, "rated", actor_id=1, tier=2, detail="不满意")  # given now
         async with store.read() as tx:
-            plain, moved, _ = await tx.summary_matters(START, END)
-            units = {row[5]: row[0] for row in plain + moved}
-            assert 1 not in units  # closed before the period: its unit comes from its row
-            from_rows = await tx.ratings_given(START, MIDDLE, END, units)
-            joined = await tx.ratings_given(START, MIDDLE, END)
-            plan = await tx._all("EXPLAIN QUERY PLAN SELECT e.matter_id, e.detail FROM events e INDEXED BY "
-                                 "events_kind_at_matter WHERE e.kind = 'rated' AND e.at >= ? AND e.at < ?", (0, 1))
+            counted = await tx.ratings_given(START, MIDDLE, END)
+            plan = await tx._all("EXPLAIN QUERY PLAN SELECT unit_id, label, at >= $1 FROM ratings "
+                                 "WHERE at >= $2 AND at < $3", (0, 1, 2))
     finally:
         await store.close()
     expected = [("u1", "基本满意", MIDDLE, 1), ("u1", "满意", START, 1), ("u2", "不满意", START, 1),
-                ("u2", "满意", MIDDLE, 1)]
-    assert sorted(from_rows) == sorted(joined) == sorted(expected)
-    assert "COVERING INDEX events_kind_at_matter" in str(plan)  # the ratings' rows are never read
+                ("u2", "不满意", MIDDLE, 1), ("u2", "满意", MIDDLE, 1)]
+    assert sorted(counted) == expected
+    assert "COVERING INDEX ratings_at" in str(plan)  # the ratings' rows are never read
+
+
+async def test_the_sweeps_batch_writes_no_rating(tmp_path: Path) -> None:
+    """add_events (the sweep's) keeps no ratings: a rating written there would go uncounted."""
+    store = await Store.open(tmp_path / "t.sqlite3")
+    try:
+        async with store.transaction() as tx:
+            with pytest.raises(ValueError, match="add_event"):
+                await tx.add_events([Event(1, START, None, None, "rated", 3, "满意")])
+    finally:
+        await store.close()
 
 
 async def test_escalations_from_the_timelines_count_as_the_events_do(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiosqlite
@@ -228,15 +228,26 @@ class Tx:
         tier: int | None = None,
         detail: str | None = None,
     ) -> int:
+        """One timeline row; a rating is also kept in ``ratings`` with its matter's unit, as
+        an index the figures count from (schema migration 19)."""
         (event_id,) = await self._one(
             "INSERT INTO events (matter_id, at, actor_id, actor_name, kind, tier, detail) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             (matter_id, at, actor_id, actor_name, kind, tier, detail),
         )
+        if kind == "rated":
+            await self._conn.execute(
+                "INSERT INTO ratings (event_id, matter_id, unit_id, at, label) "
+                "SELECT $1, id, unit_id, $2, $3 FROM matters WHERE id = $4",
+                (event_id, at, detail, matter_id),
+            )
         return int(event_id)
 
     async def add_events(self, events: list[Event]) -> None:
-        """Many timeline rows in one trip (the sweep's; it needs no ids back)."""
+        """Many timeline rows in one trip (the sweep's; it needs no ids back, and gives no
+        ratings: add_event keeps those)."""
+        if any(e.kind == "rated" for e in events):
+            raise ValueError("a rating is written with add_event, which keeps it in ratings too")
         await self._conn.executemany(
             "INSERT INTO events (matter_id, at, actor_id, actor_name, kind, tier, detail) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -1037,46 +1048,16 @@ class Tx:
             )
         return rows
 
-    async def ratings_given(
-        self, start: float, middle: float, end: float, units: Mapping[int, str] | None = None
-    ) -> list[tuple[str, str | None, float, int]]:
+    async def ratings_given(self, start: float, middle: float, end: float) -> list[tuple[str, str | None, float, int]]:
         """Ratings given in [start, middle) and in [middle, end), counted per unit and label:
         (unit, label, the start of the part they were given in, how many). Ratings are
-        events, counted when they were given, whatever became of their matter since.
-        ``units``: the matters' units where the caller knows them (summary_matters' rows):
-        then only the index is read, not a matter's row per rating, and they come as one
-        list of matter numbers per label and part, counted in C (a big town's week has some
-        50,000 ratings: a row each cost more than counting them)."""
-        by_kind = self._indexed_by("events_kind_at_matter")
-        rated = (f"SELECT {{unit}}, e.detail, e.at >= $1 FROM events e{by_kind} {{join}}"
-                 "WHERE e.kind = 'rated' AND e.at >= $2 AND e.at < $3")
-        listed = "string_agg(e.matter_id::text, ',')" if self.postgres else "group_concat(e.matter_id)"
-        known = units or {}
-        counts: Counter[tuple[str | None, str | None, int]] = Counter()
-        missing: list[int] = []
-        if known:
-            rated_matters: set[int] = set()
-            for detail, later, numbers in await self._all(
-                f"SELECT e.detail, e.at >= $1, {listed} FROM events e{by_kind} "
-                "WHERE e.kind = 'rated' AND e.at >= $2 AND e.at < $3 GROUP BY 1, 2", (middle, start, end),
-            ):
-                matter_ids = list(map(int, numbers.split(",")))
-                rated_matters.update(matter_ids)
-                for unit_id, n in Counter(map(known.get, matter_ids)).items():
-                    counts[unit_id, detail, later] += n
-            missing = list(rated_matters.difference(known))
-        joined = rated.format(unit="m.unit_id", join="JOIN matters m ON m.id = e.matter_id ")
-        if not known:
-            counts.update(map(tuple, await self._all(joined, (middle, start, end))))
-        elif missing:  # matters closed before ``start``: their units from their rows
-            for first in range(0, len(missing), IDS_PER_QUERY):
-                chunk = missing[first : first + IDS_PER_QUERY]
-                counts.update(map(tuple, await self._all(
-                    f"{joined} AND e.matter_id = ANY($4)", (middle, start, end, chunk))))
-        ordered = sorted((key for key in counts if key[0] is not None),
-                         key=lambda k: (k[0], k[1] is not None, k[1] or "", k[2]))
-        return [(unit_id, detail, middle if later else start, counts[unit_id, detail, later])
-                for unit_id, detail, later in ordered]
+        events, counted when they were given, whatever became of their matter since; they
+        are read from ``ratings``'s index alone (its rows carry their matter's unit)."""
+        counts = Counter(map(tuple, await self._all(
+            "SELECT unit_id, label, at >= $1 FROM ratings WHERE at >= $2 AND at < $3", (middle, start, end))))
+        ordered = sorted(counts, key=lambda k: (k[0], k[1] is not None, k[1] or "", k[2]))
+        return [(unit_id, label, middle if later else start, counts[unit_id, label, later])
+                for unit_id, label, later in ordered]
 
     async def _first_reported_since(self, at: float) -> int:
         """The number of the first matter reported at or after ``at`` (or the next number)."""
@@ -1111,6 +1092,16 @@ class Tx:
             return None
         return [row for station in stations for row in json.loads(kept[station])]
 
+    async def week_sums(self, week_end: float, stations: Sequence[str]) -> dict[str, dict[str, Any] | None] | None:
+        """The week's counts as summed per node when they were kept (save_week_counts'
+        ``sums``), station by station: None for a station's week kept before they were; None
+        in all if that week has not been counted yet for every one of them."""
+        rows = await self._all("SELECT station, sums FROM week_counts WHERE week_end = $1", (week_end,))
+        kept = dict(rows)
+        if any(station not in kept for station in stations):
+            return None
+        return {station: json.loads(kept[station]) if kept[station] else None for station in stations}
+
     async def count_week(self, start: float, end: float) -> list[tuple[str, str, int]]:
         """(unit, category, matters reported) in [start, end), counted now."""
         first = await self._first_reported_since(start)
@@ -1123,12 +1114,16 @@ class Tx:
         )
         return [(unit, category, int(n)) for unit, category, n in rows]
 
-    async def save_week_counts(self, week_end: float, counts: dict[str, list[tuple[str, str, int]]]) -> None:
-        """A week's counts, station by station (``counts``: station → its units' rows)."""
+    async def save_week_counts(self, week_end: float, counts: dict[str, list[tuple[str, str, int]]],
+                               sums: dict[str, dict[str, Any]]) -> None:
+        """A week's counts, station by station (``counts``: station → its units' rows;
+        ``sums``: station → the same summed per node, as week_sums gives them back)."""
+        def text(value: Any) -> str:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
         await self._conn.executemany(
-            "INSERT INTO week_counts (week_end, station, counts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            [(week_end, station, json.dumps(rows, ensure_ascii=False, separators=(",", ":")))
-             for station, rows in counts.items()],
+            "INSERT INTO week_counts (week_end, station, counts, sums) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            [(week_end, station, text(rows), text(sums[station])) for station, rows in counts.items()],
         )
 
     async def ledger_matters(self, start: float, end: float) -> list[Matter]:

@@ -540,6 +540,32 @@ MIGRATIONS: list[str] = [
     CREATE INDEX inbox_pending ON inbox(bot_id, update_id) WHERE done_at IS NULL;
     CREATE INDEX inbox_failed ON inbox(failed_at) WHERE failed_at IS NOT NULL;
     """,
+    # 18 (issue 12, bulletins' speed): a counted week also kept summed per community and
+    # station, as the charts read it, with a key of the units' places it was summed under
+    # (escalation/reports/service.chart_key). Summing a big town's eight weeks of unit rows
+    # again for every bulletin was a sixth of their time; the unit rows stay, for a tree
+    # whose units have moved since.
+    """
+    ALTER TABLE week_counts ADD COLUMN sums TEXT;
+    """,
+    # 19 (issue 12, bulletins' speed): every rating given, with its matter's unit, kept by
+    # the store as it writes the "rated" event (queries.add_event), like an index of those
+    # events: the bulletins count a week's ratings per unit from this table's index alone,
+    # where finding each rated matter's unit cost a sixth of their time. The label is the
+    # event's detail, as given.
+    """
+    CREATE TABLE ratings (
+        event_id INTEGER NOT NULL PRIMARY KEY REFERENCES events(id),
+        matter_id INTEGER NOT NULL REFERENCES matters(id),
+        unit_id TEXT NOT NULL,
+        at REAL NOT NULL,
+        label TEXT
+    );
+    INSERT INTO ratings (event_id, matter_id, unit_id, at, label)
+        SELECT e.id, e.matter_id, m.unit_id, e.at, e.detail FROM events e JOIN matters m ON m.id = e.matter_id
+        WHERE e.kind = 'rated';
+    CREATE INDEX ratings_at ON ratings(at, unit_id, label);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -9,6 +9,7 @@ the matters still open at the station and the units that let matters go up uncla
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -88,11 +89,12 @@ def monthly_period(fire: float, tz: ZoneInfo) -> Period:
 @dataclass
 class PeriodFigures:
     """Every unit's figures for the period and the one before, and the chart's history:
-    for each of its CHART_WEEKS weeks, oldest first, (unit, category, matters reported)."""
+    for each of its CHART_WEEKS weeks, oldest first, the matters reported per category at
+    each community and station (week_sums)."""
 
     current: dict[str, Figures]
     previous: dict[str, Figures]
-    history: list[list[Any]] = field(default_factory=list)
+    history: list[dict[str, dict[str, int]]] = field(default_factory=list)
     # node → the figures the bulletin of the period before published: what is compared with
     published: dict[str, Figures] | None = None
     safety: SafetyFigures | None = None  # the month's 群众安全感 polls (monthly bulletins only)
@@ -132,20 +134,34 @@ class PeriodFigures:
     def weekly_by_category(self, tree: Tree, node_id: str) -> dict[str, list[int]]:
         """category → matters reported per chart week, for a community or the station."""
         if self._by_node is None:
-            parent = {u.id: u.parent_id or "" for u in tree.units()}.get
             by_node: dict[str, dict[str, list[int]]] = {}
-            station = {c.id: c.parent_id or "" for c in tree.communities()}  # a city has several (issue 17)
-            for week, counts in enumerate(self.history[:CHART_WEEKS]):
-                summed: dict[tuple[str | None, str], int] = {}  # (community, category) → matters
-                for unit_id, category, count in counts:  # a town's week is some 20,000 of these
-                    key = (parent(unit_id), category)
-                    summed[key] = summed.get(key, 0) + count
-                for (community, category), count in summed.items():
-                    if community is not None:  # a unit since removed from config.yaml
-                        for node in (community, station[community]):
-                            by_node.setdefault(node, {}).setdefault(category, [0] * CHART_WEEKS)[week] += count
+            for week, sums in enumerate(self.history[:CHART_WEEKS]):
+                for node, categories in sums.items():
+                    series = by_node.setdefault(node, {})
+                    for category, count in categories.items():
+                        series.setdefault(category, [0] * CHART_WEEKS)[week] += count
             self._by_node = by_node
         return self._by_node.get(node_id, {})
+
+
+def week_sums(tree: Tree, counts: Iterable[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
+    """A week's (unit, category, matters reported) rows summed per category for each
+    community and station (the nodes with a chart). A unit since removed from config.yaml
+    is in none."""
+    community_of = {u.id: u.parent_id for u in tree.units()}.get
+    summed: dict[tuple[str | None, str], int] = {}  # (community, category) → matters
+    for unit_id, category, count in counts:  # a town's week is some 20,000 of these
+        key = (community_of(unit_id), category)
+        summed[key] = summed.get(key, 0) + count
+    station_of = {c.id: c.parent_id for c in tree.communities()}
+    out: dict[str, dict[str, int]] = {}
+    for (community, category), count in summed.items():
+        if community is not None:
+            for node in (community, station_of[community]):
+                if node is not None:
+                    categories = out.setdefault(node, {})
+                    categories[category] = categories.get(category, 0) + count
+    return out
 
 
 @dataclass

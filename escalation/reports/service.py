@@ -12,10 +12,10 @@ like its text, exactly once.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from operator import itemgetter
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -62,10 +62,7 @@ async def period_figures(store: Store, tree: Tree, period: Period, history: bool
     with gc_paused():
         async with store.read() as tx:
             plain, moved, events, idle = await tx.summary_rows(since, period.end)
-            units = dict(map(itemgetter(5, 0), plain))  # matter → unit (a loop in C)
-            units.update(map(itemgetter(5, 0), moved))
-            ratings = await tx.ratings_given(since, period.start, period.end, units)
-        del units
+            ratings = await tx.ratings_given(since, period.start, period.end)
         matters = facts(moved, events)
         unit_ids = [u.id for u in tree.units()]
         current = unit_figures(matters, escalated_between(moved, events, period.start, period.end), unit_ids,
@@ -80,7 +77,7 @@ async def period_figures(store: Store, tree: Tree, period: Period, history: bool
             known = {period.end: _reported(current)}
             if was_published is None:
                 known[period.start] = _reported(previous)
-        chart = await chart_history(store, period, now, known, tree) if history else []
+        chart = await chart_history(store, period, now, tree, known) if history else []
         figures = PeriodFigures(current, previous, chart)
     figures.published = was_published
     return figures
@@ -129,26 +126,52 @@ def _reported(units: dict[str, Figures]) -> list[Any]:
 
 
 async def chart_history(
-    store: Store, period: Period, now: float | None, known: dict[float, list[Any]] | None = None,
-    tree: Tree | None = None,
-) -> list[list[Any]]:
-    """For each of the chart's CHART_WEEKS weeks, (unit, category, matters reported);
-    ``known`` weeks (by their end) are taken as given. A week is kept station by station
-    (issue 17); units gone from config.yaml are no station's, and no chart's."""
-    stations = [st.id for st in tree.stations] if tree is not None else []
-    out: list[list[Any]] = []
+    store: Store, period: Period, now: float | None, tree: Tree, known: dict[float, list[Any]] | None = None,
+) -> list[dict[str, dict[str, int]]]:
+    """For each of the chart's CHART_WEEKS weeks, the matters reported per category at
+    each community and station (bulletin.week_sums); ``known`` weeks (by their end) are
+    (unit, category, reported) rows taken as given. A week that is over is counted once
+    and kept station by station (issue 17), both as its units' rows and summed; the sums
+    are read back while the units are where they were when they were summed (chart_key),
+    else the rows are summed again. Units gone from config.yaml are no station's, and no
+    chart's."""
+    keys = {st.id: chart_key(tree, st.id) for st in tree.stations}
+    out: list[dict[str, dict[str, int]]] = []
     for week_end in period.chart_weeks():
         async with store.read() as tx:
-            counts = await tx.week_counts(week_end, stations) if stations else None
+            kept = await tx.week_sums(week_end, list(keys))
+            if kept is not None and any(s is None or s.get("key") != keys[st] for st, s in kept.items()):
+                counts = await tx.week_counts(week_end, list(keys))
+                kept = None if counts is None else _sums_by_station(tree, bulletin.week_sums(tree, counts))
+        if kept is not None:
+            out.append({node: sums for s in kept.values() for node, sums in s["sums"].items()})
+            continue
+        counts = (known or {}).get(week_end)
         if counts is None:
-            counts = (known or {}).get(week_end)
-            if counts is None:
-                async with store.read() as tx:
-                    counts = list(await tx.count_week(period.week_start(week_end), week_end))
-            if tree is not None and now is not None and week_end <= now:  # a week that is over never changes
-                async with store.transaction() as tx:
-                    await tx.save_week_counts(week_end, _by_station(tree, counts))
-        out.append(counts)
+            async with store.read() as tx:
+                counts = list(await tx.count_week(period.week_start(week_end), week_end))
+        sums = bulletin.week_sums(tree, counts)
+        if now is not None and week_end <= now:  # a week that is over never changes
+            async with store.transaction() as tx:
+                await tx.save_week_counts(week_end, _by_station(tree, counts), _sums_by_station(tree, sums))
+        out.append(sums)
+    return out
+
+
+def chart_key(tree: Tree, station_id: str) -> str:
+    """Which community each of the station's units is in, as one short key: a week's sums
+    kept under another key were summed for units since moved."""
+    places = sorted(f"{u.id}\t{u.parent_id}" for u in tree.units_under(station_id))
+    return hashlib.blake2b("\n".join(places).encode(), digest_size=12).hexdigest()
+
+
+def _sums_by_station(tree: Tree, sums: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
+    """A week's sums station by station, each with the key of the places they were summed under."""
+    out: dict[str, dict[str, Any]] = {st.id: {"key": chart_key(tree, st.id), "sums": {}} for st in tree.stations}
+    for node_id, categories in sums.items():
+        station = tree.station_of(node_id)
+        if station is not None:
+            out[station.id]["sums"][node_id] = categories
     return out
 
 
