@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.config import parse_config
 from bot.store import MIGRATIONS, Event, Store
+from bot.tree import Tree
+from escalation.reports import bulletin, service
 from escalation.summary import escalated_between
+from tests.conftest import parse_town, town
 
 RATINGS_MIGRATION = next(m for m in MIGRATIONS if "CREATE TABLE ratings" in m)
 H = 3600.0
@@ -97,3 +101,38 @@ async def test_escalations_from_the_timelines_count_as_the_events_do(tmp_path: P
     assert sorted(r[5] for r in plain) == [2] and sorted(r[5] for r in moved) == [3, 4]
     by_timeline = [escalated_between(moved, events, a, b) for a, b in ((START, MIDDLE), (MIDDLE, END), (0, END))]
     assert by_timeline == by_query == [{}, {"u1": 1}, {"u1": 1, "u2": 1}]
+
+
+async def test_kept_week_sums_are_read_back_only_while_the_units_are_where_they_were(tmp_path: Path) -> None:
+    """A counted week is kept summed per community and station (migration 18) and read back
+    as kept while each unit is in the community it was summed under; once a unit has moved
+    (or for a week kept before the sums were), the week's unit rows are summed again, for
+    the tree as it is now."""
+    store = await _town(tmp_path / "t.sqlite3")  # u1 has #1 and #3, u2 has #2 and #4
+    before = Tree(parse_town())  # u1 and u2 in c1
+    raw = town()
+    raw["station"]["communities"][1]["units"].append(raw["station"]["communities"][0]["units"].pop(0))
+    moved = Tree(parse_config(raw))  # u1 now in c2
+    period = bulletin.weekly_period(END + 2 * H)
+
+    async def counted(tree: Tree) -> list[dict[str, dict[str, int]]]:
+        async with store.read() as tx:
+            return [bulletin.week_sums(tree, await tx.count_week(period.week_start(end), end))
+                    for end in period.chart_weeks()]
+
+    try:
+        first = await service.chart_history(store, period, END + 2 * H, before)  # counts and keeps every week
+        async with store.read() as tx:
+            kept = await tx.week_sums(period.chart_weeks()[-1], ["st"])
+        again = await service.chart_history(store, period, END + 2 * H, before)
+        after_move = await service.chart_history(store, period, END + 2 * H, moved)
+        async with store.transaction() as tx:
+            await tx._conn.execute("UPDATE week_counts SET sums = NULL")  # as kept before migration 18
+        old_rows = await service.chart_history(store, period, END + 2 * H, before)
+        expected_before, expected_moved = await counted(before), await counted(moved)
+    finally:
+        await store.close()
+    assert kept is not None and kept["st"]["key"] == service.chart_key(before, "st")
+    assert first == again == old_rows == expected_before
+    assert after_move == expected_moved != expected_before
+    assert any(week.get("c2", {}).get("other") for week in after_move)  # u1's matters went with it
