@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from bot.store import SummaryFacts
@@ -171,9 +173,8 @@ MISSED = frozenset(("escalated", "reping"))  # written by the sweep: a deadline 
 def facts(moved: list[Any], events: list[Any]) -> list[SummaryFacts]:
     """The history of each matter that went above its unit or was reopened (rows and
     timelines as bot/store/ summary_matters gives them), replayed from its timeline."""
-    timelines: dict[int, list[Any]] = {}
-    for event in events:
-        timelines.setdefault(event[0], []).append(event)
+    # A matter's events come together (ordered by matter): grouped in C.
+    timelines = {matter_id: list(timeline) for matter_id, timeline in groupby(events, itemgetter(0))}
     out = []
     for unit_id, created, claimed, resolved, escalated, matter_id, category, top_tier, closed, private in moved:
         timeline = timelines.get(matter_id)
@@ -207,13 +208,14 @@ def replay(unit_id: str, created: float, claimed: float | None, matter_id: int, 
     resolves: list[tuple[float, int]] = []
     moves: list[tuple[float, int]] = []
     missed = community = station = unclaimed = None
-    for _, at, kind, e_tier, by_deadline, *_ in timeline:
+    for _, at, kind, e_tier, by_deadline, _ in timeline:  # (TimelineRow's six fields)
         if kind in ARRIVALS and e_tier is not None:
             if e_tier == COMMUNITY and community is None:
                 community = at
             elif e_tier == STATION and station is None:
                 station = at
-            top = min(top, e_tier)
+            if e_tier < top:
+                top = e_tier
         if by_deadline and kind in MISSED:
             if missed is None:
                 missed = at

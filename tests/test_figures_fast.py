@@ -144,9 +144,14 @@ async def test_the_fast_reads_count_as_every_matters_row_does(database_url: str)
         await store.close()
 
 
-async def test_the_open_matters_from_before_are_read_from_their_index_alone(tmp_path: Any, monkeypatch: Any) -> None:
-    """The open matters reported before the period (tens of thousands in a big town, scattered
-    over the table) are read from matters_open_figures alone, never from their rows."""
+async def test_the_matters_from_before_and_the_timelines_are_read_from_indexes_alone(
+    tmp_path: Any, monkeypatch: Any
+) -> None:
+    """What the bulletins read besides the period's own matters is read from indexes alone,
+    never from the rows: the open matters reported before the period (tens of thousands in
+    a big town, scattered over the table) from matters_open_figures, the older ones closed
+    in it from matters_closed_figures, and the timelines of those that moved from
+    events_timeline."""
     store = await Store.open(tmp_path / "t.sqlite3")
     asked: list[tuple[str, Any]] = []
     try:
@@ -159,12 +164,20 @@ async def test_the_open_matters_from_before_are_read_from_their_index_alone(tmp_
 
             monkeypatch.setattr(tx, "_all", recording)
             await tx.summary_rows(BASE, BASE + WEEK)
+            await tx.timelines([1, 2])
             monkeypatch.undo()
-            plans = [str(await tx._all(f"EXPLAIN QUERY PLAN {sql}", params)) for sql, params in asked
-                     if "matters_open_figures" in sql]
+            plans = {index: [str(await tx._all(f"EXPLAIN QUERY PLAN {sql}", params)) for sql, params in asked
+                             if index in sql]
+                     for index in ("matters_open_figures", "matters_closed_figures", "events_timeline")}
     finally:
         await store.close()
-    assert len(plans) == 2  # the rows of those not idle in the period, and the count of those idle
-    for plan in plans:
-        assert "COVERING INDEX matters_open_figures" in plan
-        assert "SCAN m" not in plan
+    # the rows of the open ones not idle in the period, and the count of those idle; the
+    # closed ones; the timelines
+    assert [len(p) for p in plans.values()] == [2, 1, 1]
+    for index, index_plans in plans.items():
+        for plan in index_plans:
+            assert f"COVERING INDEX {index}" in plan
+            assert "SCAN m" not in plan
+    # and the period's own matters by number, in one pass (not ORed through two indexes)
+    (rows_plan,) = plans["matters_closed_figures"]
+    assert "INTEGER PRIMARY KEY (rowid>?)" in rows_plan and "MULTI-INDEX OR" not in rows_plan

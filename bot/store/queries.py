@@ -46,7 +46,7 @@ from bot.store.rows import (
     matter_from_row,
     visit_from_row,
 )
-from bot.store.schema import IDS_PER_QUERY, MAX_TRIES, OWN_WORDS_EVENTS, PURGED, ROWS_PER_INSERT
+from bot.store.schema import IDS_PER_QUERY, MAX_TRIES, OWN_WORDS_EVENTS, PURGED, ROWS_PER_INSERT, TIMELINE_KINDS
 
 if TYPE_CHECKING:
     from bot.store.workers import Fence
@@ -998,15 +998,15 @@ class Tx:
                 "AND (m.resolved_at IS NULL OR m.resolved_at >= $2) "
                 "AND m.id NOT IN (SELECT matter_id FROM events WHERE kind = 'reopened' AND at >= $3)")
         # Matters are numbered in the order they are reported: those reported since the
-        # start are read in one sequential pass; older ones closed since the start through
-        # the closed_at index, older ones still open from matters_open_figures alone (they
+        # start are read in one sequential pass; older ones closed since the start from
+        # matters_closed_figures alone, older ones still open from matters_open_figures alone (they
         # are scattered over the table). Each part applies the whole condition,
         # so the split is exact whatever the order; it only makes a big town fast.
         first = await self._first_reported_since(start)
         rows = await self._all(
             f"SELECT {columns} FROM matters m WHERE m.id >= $1 AND +m.created_at < $2 "
-            "AND (m.closed_at IS NULL OR m.closed_at >= $3) "
-            f"UNION ALL SELECT {columns} FROM matters m{self._indexed_by('matters_closed')} "
+            "AND (+m.closed_at IS NULL OR +m.closed_at >= $3) "  # (+: by number, not through a closed_at index)
+            f"UNION ALL SELECT {columns} FROM matters m{self._indexed_by('matters_closed_figures')} "
             "WHERE m.closed_at >= $3 AND m.id < $1 AND m.created_at < $2 "
             f"UNION ALL SELECT {columns} FROM matters m{self._indexed_by('matters_open_figures')} "
             "WHERE m.closed_at IS NULL AND m.id < $1 AND m.created_at < $2"
@@ -1035,15 +1035,13 @@ class Tx:
 
     async def _timeline_rows(self, matter_ids: list[int]) -> list[tuple[Any, ...]]:
         """timelines() as plain tuples (matter, at, kind, tier, by the sweep, None)."""
-        kinds = "'escalated', 'taken_over', 'returned', 'reopened', 'resolved', 'unresolvable', 'referred', " \
-                "'cancelled', 'reping'"
         rows: list[Any] = []
         for start in range(0, len(matter_ids), IDS_PER_QUERY):
             chunk = matter_ids[start : start + IDS_PER_QUERY]
             rows += await self._all(
                 "SELECT e.matter_id, e.at, e.kind, e.tier, e.actor_id IS NULL, NULL FROM events e"
-                f"{self._indexed_by('events_matter')} WHERE e.matter_id = ANY($1) "
-                f"AND e.kind IN ({kinds}) ORDER BY e.matter_id, e.id",
+                f"{self._indexed_by('events_timeline')} WHERE e.matter_id = ANY($1) "
+                f"AND e.kind IN ({TIMELINE_KINDS}) ORDER BY e.matter_id, e.id",
                 (chunk,),
             )
         return rows
