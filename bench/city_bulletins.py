@@ -105,7 +105,7 @@ async def main(args: argparse.Namespace) -> None:
     units = [u.id for u in split.units()]
     with tempfile.TemporaryDirectory() as folder:
         cache = Path(os.environ.get("BENCH_CACHE") or os.environ.get("TMPDIR") or tempfile.gettempdir(),
-                     "tierbot-bench", f"city2-{args.stations}-{args.per_week}-{args.weeks}.sqlite3")
+                     "tierbot-bench", f"city3-{args.stations}-{args.per_week}-{args.weeks}.sqlite3")
         began = time.perf_counter()
         if not exists(cache):
             store = await Store.open(cache.with_suffix(".tmp"))

@@ -237,9 +237,9 @@ class Tx:
         )
         if kind == "rated":
             await self._conn.execute(
-                "INSERT INTO ratings (event_id, matter_id, unit_id, at, label) "
-                "SELECT $1, id, unit_id, $2, $3 FROM matters WHERE id = $4",
-                (event_id, at, detail, matter_id),
+                "INSERT INTO ratings (at, event_id, matter_id, unit_id, label) "
+                "SELECT $1, $2, id, unit_id, $3 FROM matters WHERE id = $4",
+                (at, event_id, detail, matter_id),
             )
         return int(event_id)
 
@@ -1050,7 +1050,7 @@ class Tx:
         """Ratings given in [start, middle) and in [middle, end), counted per unit and label:
         (unit, label, the start of the part they were given in, how many). Ratings are
         events, counted when they were given, whatever became of their matter since; they
-        are read from ``ratings``'s index alone (its rows carry their matter's unit)."""
+        are read as one range of ``ratings`` (kept in that order, each with its matter's unit)."""
         counts = Counter(map(tuple, await self._all(
             "SELECT unit_id, label, at >= $1 FROM ratings WHERE at >= $2 AND at < $3", (middle, start, end))))
         ordered = sorted(counts, key=lambda k: (k[0], k[1] is not None, k[1] or "", k[2]))

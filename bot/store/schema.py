@@ -554,21 +554,22 @@ MIGRATIONS: list[str] = [
     """,
     # 19 (issue 12, bulletins' speed): every rating given, with its matter's unit, kept by
     # the store as it writes the "rated" event (queries.add_event), like an index of those
-    # events: the bulletins count a week's ratings per unit from this table's index alone,
+    # events, kept in the order they were given (WITHOUT ROWID: the table is its own index):
+    # the bulletins count a week's ratings per unit as one range of it,
     # where finding each rated matter's unit cost a sixth of their time. The label is the
     # event's detail, as given. The index migration 12 made for that is no longer read.
     """
     CREATE TABLE ratings (
-        event_id INTEGER NOT NULL PRIMARY KEY REFERENCES events(id),
+        at REAL NOT NULL,
+        event_id INTEGER NOT NULL REFERENCES events(id),
         matter_id INTEGER NOT NULL REFERENCES matters(id),
         unit_id TEXT NOT NULL,
-        at REAL NOT NULL,
-        label TEXT
-    );
-    INSERT INTO ratings (event_id, matter_id, unit_id, at, label)
-        SELECT e.id, e.matter_id, m.unit_id, e.at, e.detail FROM events e JOIN matters m ON m.id = e.matter_id
+        label TEXT,
+        PRIMARY KEY (at, event_id)
+    ) WITHOUT ROWID;
+    INSERT INTO ratings (at, event_id, matter_id, unit_id, label)
+        SELECT e.at, e.id, e.matter_id, m.unit_id, e.detail FROM events e JOIN matters m ON m.id = e.matter_id
         WHERE e.kind = 'rated';
-    CREATE INDEX ratings_at ON ratings(at, unit_id, label);
     DROP INDEX events_kind_at_matter;
     """,
     # 20 (issue 12, bulletins' speed): what the bulletins read of a week's matters from
