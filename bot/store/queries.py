@@ -998,10 +998,11 @@ class Tx:
                 "AND (m.resolved_at IS NULL OR m.resolved_at >= $2) "
                 "AND m.id NOT IN (SELECT matter_id FROM events WHERE kind = 'reopened' AND at >= $3)")
         # Matters are numbered in the order they are reported: those reported since the
-        # start are read in one sequential pass; older ones closed since the start from
-        # matters_closed_figures alone, older ones still open from matters_open_figures alone (they
-        # are scattered over the table). Each part applies the whole condition,
-        # so the split is exact whatever the order; it only makes a big town fast.
+        # start are read in one sequential pass; older ones (scattered over the table) from
+        # partial covering indexes alone: those closed since the start from
+        # matters_closed_figures, those still open from matters_open_figures. Each part
+        # applies the whole condition, so the split is exact whatever the order; it only
+        # makes a big town fast.
         first = await self._first_reported_since(start)
         rows = await self._all(
             f"SELECT {columns} FROM matters m WHERE m.id >= $1 AND +m.created_at < $2 "

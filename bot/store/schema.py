@@ -553,11 +553,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE week_counts ADD COLUMN sums TEXT;
     """,
     # 19 (issue 12, bulletins' speed): every rating given, with its matter's unit, kept by
-    # the store as it writes the "rated" event (queries.add_event), like an index of those
-    # events, kept in the order they were given (WITHOUT ROWID: the table is its own index):
-    # the bulletins count a week's ratings per unit as one range of it,
-    # where finding each rated matter's unit cost a sixth of their time. The label is the
-    # event's detail, as given. The index migration 12 made for that is no longer read.
+    # the store as it writes the "rated" event (queries.add_event): an index of those
+    # events, in the order they were given (WITHOUT ROWID: the table is its own index). The
+    # bulletins count a week's ratings per unit as one range of it, where finding each
+    # rated matter's unit had cost a sixth of their time. The label is the event's detail,
+    # as given. Migration 12's index for the ratings is no longer read.
     """
     CREATE TABLE ratings (
         at REAL NOT NULL,
