@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -412,3 +413,35 @@ async def poll(check: Callable[[], Awaitable[bool]], every: float) -> None:
         if await check():
             return
         await asyncio.sleep(every)
+
+
+# --- the intake benches (bench/intake.py, bench/webhook_intake.py) ------------------------
+REPORT_UNITS = 100  # unit chats the reports are spread over
+REPORT_RESIDENTS = 1_000  # residents who send them
+REPORT_TEXT = "/report 楼道堆放大量纸箱杂物，有消防隐患 {i}"
+
+
+def process_cpu() -> float:
+    """CPU seconds this process has spent (all threads, user and system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def push_reports(server: FakeServer, n: int, wait_up_to: float) -> tuple[float, float, float]:
+    """Have the fake send n reports over the unit chats (by long polling or by webhook, as the
+    bot set it up): seconds until the n-th answer, and the CPU seconds this process and the
+    server spent meanwhile."""
+    chats = [unit_chat(i) for i in range(REPORT_UNITS)]
+    cpu = process_cpu()
+    await server.call("benchPush", chats=chats, n=n, text=REPORT_TEXT, users=REPORT_RESIDENTS)
+    done = await server.call("benchWait", count=n, timeout=wait_up_to)
+    cpu = process_cpu() - cpu
+    stats = await server.call("benchStats")
+    assert stats["sent"] == n, f"expected {n} answers, the server saw {stats['sent']}"
+    return done["elapsed"], cpu, done["server_cpu"]
+
+
+def show_rate(name: str, unit: str, n: int, seconds: float, cpu: float, server_cpu: float, width: int = 37) -> None:
+    """One intake bench line: updates a second, and the CPU each took in the bot and the fake."""
+    print(f"  {name + ':':{width}} {n / seconds:5.0f} {unit}/s  ({seconds:4.1f} s; CPU per update: bot "
+          f"{cpu / n * 1e3:.2f} ms, fake server {server_cpu / n * 1e3:.2f} ms)", flush=True)

@@ -14,7 +14,6 @@ PostgreSQL takes its turn too, a fresh schema each round (issue 17): the three i
 from __future__ import annotations
 
 import asyncio
-import resource
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 from _common import (
     POSTGRES,
     QUICK,
+    REPORT_UNITS,
     TOKEN,
     FakeServer,
     PostgresSchema,
@@ -29,6 +29,8 @@ from _common import (
     header,
     median,
     parse,
+    push_reports,
+    show_rate,
     town,
     unit_chat,
     verdict,
@@ -40,32 +42,9 @@ from bot.app import build_application, running
 
 N = 2_000 if QUICK else 10_000
 ROUNDS = 3
-UNITS = 100
-RESIDENTS = 1_000
-TEXT = "/report 楼道堆放大量纸箱杂物，有消防隐患 {i}"
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-async def _load(server: FakeServer, n: int) -> tuple[float, float, float]:
-    """Queue n reports: seconds until the n-th answer, and the CPU seconds the bot's process
-    and the server spent meanwhile."""
-    chats = [unit_chat(i) for i in range(UNITS)]
-    cpu = _cpu()
-    await server.call("benchPush", chats=chats, n=n, text=TEXT, users=RESIDENTS)
-    done = await server.call("benchWait", count=n, timeout=600)
-    cpu = _cpu() - cpu
-    stats = await server.call("benchStats")
-    assert stats["sent"] == n, f"expected {n} answers, the server saw {stats['sent']}"
-    return done["elapsed"], cpu, done["server_cpu"]
-
-
 async def bare(n: int) -> tuple[float, float, float]:
     async with FakeServer() as server:
-        await server.call("benchAddChats", chats=[(unit_chat(i), f"第{i + 1}小组") for i in range(UNITS)])
+        await server.call("benchAddChats", chats=[(unit_chat(i), f"第{i + 1}小组") for i in range(REPORT_UNITS)])
         app = ApplicationBuilder().token(TOKEN).base_url(server.url + "/bot").build()
 
         async def answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -80,7 +59,7 @@ async def bare(n: int) -> tuple[float, float, float]:
         await app.updater.start_polling(poll_interval=0, timeout=10)
         await app.start()
         try:
-            return await _load(server, n)
+            return await push_reports(server, n, wait_up_to=600)
         finally:
             await app.updater.stop()
             await app.stop()
@@ -96,21 +75,20 @@ async def tierbot(n: int, folder: Path, postgres: bool = False) -> tuple[float, 
 
 async def _tierbot(n: int, database: str | Path) -> tuple[float, float, float]:
     async with FakeServer() as server:
-        raw = town(UNITS, 10, database, base_url=server.url)
+        raw = town(REPORT_UNITS, 10, database, base_url=server.url)
         await server.call("benchAddChats", chats=chats_of(raw))
         app = build_application(parse(raw), TOKEN)
         async with running(app):
             await app.bot_data["menus"].wait()  # start-up work (command menus) is not intake
-            return await _load(server, n)
+            return await push_reports(server, n, wait_up_to=600)
 
 
 def show(name: str, seconds: float, cpu: float, server_cpu: float) -> None:
-    print(f"  {name + ':':37} {N / seconds:5.0f} updates/s  ({seconds:4.1f} s; CPU per update: bot "
-          f"{cpu / N * 1e3:.2f} ms, fake server {server_cpu / N * 1e3:.2f} ms)", flush=True)
+    show_rate(name, "updates", N, seconds, cpu, server_cpu)
 
 
 def main() -> int:
-    header(f"Intake throughput ({N:,} /report updates over {UNITS} unit chats; fake server in its own process; "
+    header(f"Intake throughput ({N:,} /report updates over {REPORT_UNITS} unit chats; fake server in its own process; "
            f"{ROUNDS} rounds each, taking turns)")
     bare_rates, tier_rates, pg_rates = [], [], []
     with tempfile.TemporaryDirectory() as folder:

@@ -16,8 +16,6 @@ round, dropped after); without either, SQLite, and the line says so.
 from __future__ import annotations
 
 import asyncio
-import os
-import resource
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -26,7 +24,9 @@ from pathlib import Path
 
 import uvicorn
 from _common import (
+    POSTGRES,
     QUICK,
+    REPORT_UNITS,
     TOKEN,
     FakeServer,
     chats_of,
@@ -34,6 +34,8 @@ from _common import (
     median,
     parse,
     postgres_schema,
+    push_reports,
+    show_rate,
     town,
     unit_chat,
     verdict,
@@ -49,39 +51,23 @@ from bot.app import build_application, running
 
 N = 1_000 if QUICK else 5_000
 ROUNDS = 3
-UNITS = 100
-RESIDENTS = 1_000
 MAX_CONNECTIONS = 40
 SECRET = "bench-secret"
 PATH = "/telegram/bench"
-TEXT = "/report 楼道堆放大量纸箱杂物，有消防隐患 {i}"
-POSTGRES = os.environ.get("TIERBOT_BENCH_POSTGRES") or os.environ.get("TIERBOT_TEST_POSTGRES") or ""
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def _load(server: FakeServer, url: str, secret: str, n: int) -> tuple[float, float, float]:
-    """Set the webhook, post n reports: seconds until the n-th answer, and the CPU seconds the
-    bot's process and the server spent meanwhile."""
+    """Set the webhook, post n reports (push_reports); none of it by long polling."""
     await server.call("setWebhook", url=url, secret_token=secret, max_connections=MAX_CONNECTIONS,
                       allowed_updates=["message", "callback_query", "poll"])
-    chats = [unit_chat(i) for i in range(UNITS)]
-    cpu = _cpu()
-    await server.call("benchPush", chats=chats, n=n, text=TEXT, users=RESIDENTS)
-    done = await server.call("benchWait", count=n, timeout=900)
-    cpu = _cpu() - cpu
-    stats = await server.call("benchStats")
-    assert stats["sent"] == n, f"expected {n} answers, the server saw {stats['sent']}"
-    assert stats["methods"].get("getUpdates", 0) == 0
-    return done["elapsed"], cpu, done["server_cpu"]
+    measured = await push_reports(server, n, wait_up_to=900)
+    assert (await server.call("benchStats"))["methods"].get("getUpdates", 0) == 0
+    return measured
 
 
 async def bare(n: int) -> tuple[float, float, float]:
     async with FakeServer() as server:
-        await server.call("benchAddChats", chats=[(unit_chat(i), f"第{i + 1}小组") for i in range(UNITS)])
+        await server.call("benchAddChats", chats=[(unit_chat(i), f"第{i + 1}小组") for i in range(REPORT_UNITS)])
         # as many connections as tierbot's default (telegram.connections): its handlers run side by side
         app = (ApplicationBuilder().token(TOKEN).base_url(server.url + "/bot").updater(None)
                .connection_pool_size(8).build())
@@ -127,7 +113,7 @@ async def database(folder: Path) -> AsyncIterator[str]:
 
 async def tierbot(n: int, folder: Path) -> tuple[float, float, float]:
     async with FakeServer() as server, database(folder) as url:
-        raw = town(UNITS, 10, url, base_url=server.url)
+        raw = town(REPORT_UNITS, 10, url, base_url=server.url)
         raw["telegram"].update(mode="webhook", webhook={"path": PATH, "max_connections": MAX_CONNECTIONS})
         await server.call("benchAddChats", chats=chats_of(raw))
         app = build_application(parse(raw), TOKEN)
@@ -138,13 +124,12 @@ async def tierbot(n: int, folder: Path) -> tuple[float, float, float]:
 
 
 def show(name: str, seconds: float, cpu: float, server_cpu: float) -> None:
-    print(f"  {name + ':':44} {N / seconds:5.0f} replies/s  ({seconds:4.1f} s; CPU per update: bot "
-          f"{cpu / N * 1e3:.2f} ms, fake server {server_cpu / N * 1e3:.2f} ms)", flush=True)
+    show_rate(name, "replies", N, seconds, cpu, server_cpu, width=44)
 
 
 def main() -> int:
     engine = "PostgreSQL" if POSTGRES else "SQLite (no TIERBOT_BENCH_POSTGRES / TIERBOT_TEST_POSTGRES set)"
-    header(f"Webhook intake ({N:,} /report updates over {UNITS} unit chats, posted by the fake with "
+    header(f"Webhook intake ({N:,} /report updates over {REPORT_UNITS} unit chats, posted by the fake with "
            f"max_connections {MAX_CONNECTIONS}; tierbot on {engine}, one worker; {ROUNDS} rounds each, taking turns)")
     bare_rates, tier_rates = [], []
     with tempfile.TemporaryDirectory() as folder:
