@@ -1085,21 +1085,22 @@ class Tx:
         """(unit, category, matters reported) in the week ending at ``week_end`` in these
         stations' units, as counted before; None if that week has not been counted yet for
         every one of them."""
-        rows = await self._all("SELECT station, counts FROM week_counts WHERE week_end = $1", (week_end,))
-        kept = dict(rows)
-        if any(station not in kept for station in stations):
-            return None
-        return [row for station in stations for row in json.loads(kept[station])]
+        kept = await self._kept_week(week_end, stations, "counts")
+        return None if kept is None else [row for station in stations for row in json.loads(kept[station])]
 
     async def week_sums(self, week_end: float, stations: Sequence[str]) -> dict[str, dict[str, Any] | None] | None:
         """The week's counts as summed per node when they were kept (save_week_counts'
         ``sums``), station by station: None for a station's week kept before they were; None
         in all if that week has not been counted yet for every one of them."""
-        rows = await self._all("SELECT station, sums FROM week_counts WHERE week_end = $1", (week_end,))
-        kept = dict(rows)
+        kept = await self._kept_week(week_end, stations, "sums")
+        return None if kept is None else {station: json.loads(text) if text else None for station, text in kept.items()}
+
+    async def _kept_week(self, week_end: float, stations: Sequence[str], column: str) -> dict[str, Any] | None:
+        """One column of week_counts for each of these stations, or None if one has no row."""
+        kept = dict(await self._all(f"SELECT station, {column} FROM week_counts WHERE week_end = $1", (week_end,)))
         if any(station not in kept for station in stations):
             return None
-        return {station: json.loads(kept[station]) if kept[station] else None for station in stations}
+        return {station: kept[station] for station in stations}
 
     async def count_week(self, start: float, end: float) -> list[tuple[str, str, int]]:
         """(unit, category, matters reported) in [start, end), counted now."""

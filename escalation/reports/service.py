@@ -142,7 +142,7 @@ async def chart_history(
             kept = await tx.week_sums(week_end, list(keys))
             if kept is not None and any(s is None or s.get("key") != keys[st] for st, s in kept.items()):
                 counts = await tx.week_counts(week_end, list(keys))
-                kept = None if counts is None else _sums_by_station(tree, bulletin.week_sums(tree, counts))
+                kept = None if counts is None else _sums_by_station(tree, bulletin.week_sums(tree, counts), keys)
         if kept is not None:
             out.append({node: sums for s in kept.values() for node, sums in s["sums"].items()})
             continue
@@ -153,7 +153,7 @@ async def chart_history(
         sums = bulletin.week_sums(tree, counts)
         if now is not None and week_end <= now:  # a week that is over never changes
             async with store.transaction() as tx:
-                await tx.save_week_counts(week_end, _by_station(tree, counts), _sums_by_station(tree, sums))
+                await tx.save_week_counts(week_end, _by_station(tree, counts), _sums_by_station(tree, sums, keys))
         out.append(sums)
     return out
 
@@ -165,9 +165,10 @@ def chart_key(tree: Tree, station_id: str) -> str:
     return hashlib.blake2b("\n".join(places).encode(), digest_size=12).hexdigest()
 
 
-def _sums_by_station(tree: Tree, sums: dict[str, dict[str, int]]) -> dict[str, dict[str, Any]]:
-    """A week's sums station by station, each with the key of the places they were summed under."""
-    out: dict[str, dict[str, Any]] = {st.id: {"key": chart_key(tree, st.id), "sums": {}} for st in tree.stations}
+def _sums_by_station(tree: Tree, sums: dict[str, dict[str, int]], keys: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """A week's sums station by station, each with the key of the places they were summed
+    under (``keys``: chart_key by station)."""
+    out: dict[str, dict[str, Any]] = {st: {"key": key, "sums": {}} for st, key in keys.items()}
     for node_id, categories in sums.items():
         station = tree.station_of(node_id)
         if station is not None:
