@@ -91,7 +91,6 @@ def run(config: Config, token: str, webhook_secret: str | None = None) -> int:
 # ----------------------------------------------------------------------------- the database
 
 
-
 def refuse_orphaned_log(path: str) -> None:
     """A missing database beside its -wal file was moved or deleted: starting empty would
     hide that (and SQLite could replay the stray log into the new file)."""
